@@ -1,0 +1,33 @@
+//! Errors of catalog operations.
+
+/// What went wrong while reading or changing the catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The SQLite database failed (I/O, corruption, locked past the busy timeout).
+    #[error("catalog storage error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// No table with this name exists.
+    #[error("relation \"{name}\" does not exist")]
+    TableNotFound { name: String },
+    /// A table with this name exists already.
+    #[error("relation \"{name}\" already exists")]
+    TableExists { name: String },
+    /// A column with this name exists already in the table.
+    #[error("column \"{column}\" of relation \"{table}\" already exists")]
+    ColumnExists { table: String, column: String },
+    /// No node with this id or address exists.
+    #[error("node \"{addr}\" does not exist")]
+    NodeNotFound { addr: String },
+    /// A placement that a statement wrote to was moved or dropped before the statement
+    /// committed; the statement must be retried.
+    #[error("shard placement {placement_id} changed while the statement ran; retry the statement")]
+    PlacementGone { placement_id: i64 },
+    /// A stored value could not be understood (a column type, a setting).
+    #[error("invalid catalog value: {message}")]
+    Invalid { message: String },
+    /// The catalog file was written by a newer Shoal.
+    #[error("catalog schema version {found} is newer than this binary supports ({supported})")]
+    TooNew { found: i64, supported: i64 },
+}
+
+pub type Result<T> = std::result::Result<T, CatalogError>;

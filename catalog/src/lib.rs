@@ -1,0 +1,28 @@
+//! The coordinator's metadata catalog: the single source of truth for nodes, tables, columns,
+//! colocation groups, shards, placements, the files of every placement, cleanup records and
+//! cluster settings.
+//!
+//! Entry point: [`Catalog::open`]. Every state change is one SQLite transaction (WAL mode,
+//! `synchronous=FULL`), written *before* the side effect it authorises:
+//!
+//! ```text
+//!  worker writes file ──► coordinator: Catalog::commit_files (one tx per statement) ──► visible
+//!  Catalog::snapshot(table) ──► placements + file lists a query reads (files not listed are invisible)
+//!  drop / truncate / compaction ──► cleanup records ──► coordinator deletes on workers later
+//! ```
+//!
+//! All access goes through this crate so that a replicated store can replace SQLite later.
+
+mod error;
+mod model;
+mod schema;
+mod sql_type;
+mod store;
+
+pub use error::{CatalogError, Result};
+pub use model::{
+    CleanupRecord, ColumnDef, FileRecord, NewFile, NewShard, NewTable, Node, PlacementSnapshot,
+    ShardSnapshot, TableInfo, TableKind, TableSnapshot,
+};
+pub use sql_type::SqlType;
+pub use store::{Catalog, SETTINGS_DEFAULTS};

@@ -1,0 +1,103 @@
+//! The catalog's SQLite schema and its migrations. Each migration runs once, in order, inside
+//! one transaction together with the bump of `user_version`.
+
+use rusqlite::Connection;
+
+use crate::error::{CatalogError, Result};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r#"
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE nodes (
+        node_id INTEGER PRIMARY KEY,
+        host TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        should_have_shards INTEGER NOT NULL DEFAULT 1,
+        state TEXT NOT NULL DEFAULT 'active',
+        is_live INTEGER NOT NULL DEFAULT 1,
+        disk_free_bytes INTEGER,
+        data_bytes INTEGER,
+        last_heartbeat_ms INTEGER,
+        UNIQUE (host, port)
+    );
+    CREATE TABLE colocation_groups (
+        colocation_id INTEGER PRIMARY KEY,
+        shard_count INTEGER NOT NULL,
+        replication_factor INTEGER NOT NULL,
+        distribution_type TEXT NOT NULL
+    );
+    CREATE TABLE tables (
+        table_id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        distribution_column TEXT,
+        colocation_id INTEGER REFERENCES colocation_groups (colocation_id),
+        created_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE columns (
+        table_id INTEGER NOT NULL REFERENCES tables (table_id) ON DELETE CASCADE,
+        ordinal INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        type_name TEXT NOT NULL,
+        PRIMARY KEY (table_id, ordinal)
+    );
+    CREATE TABLE shards (
+        shard_id INTEGER PRIMARY KEY,
+        table_id INTEGER NOT NULL REFERENCES tables (table_id) ON DELETE CASCADE,
+        shard_index INTEGER NOT NULL,
+        hash_min INTEGER NOT NULL,
+        hash_max INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'active'
+    );
+    CREATE INDEX shards_by_table ON shards (table_id, shard_index);
+    CREATE TABLE placements (
+        placement_id INTEGER PRIMARY KEY,
+        shard_id INTEGER NOT NULL REFERENCES shards (shard_id) ON DELETE CASCADE,
+        node_id INTEGER NOT NULL REFERENCES nodes (node_id),
+        state TEXT NOT NULL DEFAULT 'active',
+        UNIQUE (shard_id, node_id)
+    );
+    CREATE TABLE files (
+        file_id INTEGER PRIMARY KEY,
+        placement_id INTEGER NOT NULL REFERENCES placements (placement_id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        rows INTEGER NOT NULL,
+        checksum INTEGER NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        UNIQUE (placement_id, name)
+    );
+    CREATE TABLE cleanup (
+        cleanup_id INTEGER PRIMARY KEY,
+        node_id INTEGER NOT NULL,
+        table_id INTEGER NOT NULL,
+        shard_id INTEGER NOT NULL,
+        file_name TEXT,
+        not_before_ms INTEGER NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    "#,
+];
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(CatalogError::TooNew {
+            found: current,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "catalog migrated");
+    }
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! The column types Shoal stores, named as PostgreSQL names them.
+
+use std::fmt;
+
+use crate::error::{CatalogError, Result};
+
+/// A column type as the user declared it. Stored in the catalog by its canonical name
+/// (`Display`), so the persisted form never depends on Rust type names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SqlType {
+    SmallInt,
+    Integer,
+    BigInt,
+    Real,
+    Double,
+    Numeric { precision: u8, scale: i8 },
+    Text,
+    Varchar { max_len: Option<u32> },
+    Boolean,
+    Date,
+    Timestamp,
+    TimestampTz,
+    Bytea,
+    Uuid,
+    Jsonb,
+}
+
+impl SqlType {
+    /// Parses a canonical or common PostgreSQL spelling (`int4`, `character varying(20)`, ...).
+    pub fn parse(text: &str) -> Result<SqlType> {
+        let t = text.trim().to_ascii_lowercase();
+        let (base, args) = match t.find('(') {
+            Some(i) => {
+                let inner = t[i + 1..].trim_end_matches(')').to_string();
+                (t[..i].trim().to_string(), Some(inner))
+            }
+            None => (t.clone(), None),
+        };
+        let nums: Vec<i64> = match &args {
+            Some(a) => a
+                .split(',')
+                .map(|s| s.trim().parse::<i64>())
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|_| CatalogError::Invalid {
+                    message: format!("bad type modifier in \"{text}\""),
+                })?,
+            None => vec![],
+        };
+        let ty = match base.as_str() {
+            "smallint" | "int2" => SqlType::SmallInt,
+            "integer" | "int" | "int4" => SqlType::Integer,
+            "bigint" | "int8" => SqlType::BigInt,
+            "real" | "float4" => SqlType::Real,
+            "double precision" | "double" | "float8" | "float" => SqlType::Double,
+            "numeric" | "decimal" => {
+                let precision = nums.first().copied().unwrap_or(38);
+                let scale = nums.get(1).copied().unwrap_or(if nums.is_empty() { 10 } else { 0 });
+                if !(1..=38).contains(&precision) || scale < 0 || scale > precision {
+                    return Err(CatalogError::Invalid {
+                        message: format!("NUMERIC precision {precision} must be between 1 and 38 and scale {scale} between 0 and precision"),
+                    });
+                }
+                SqlType::Numeric { precision: precision as u8, scale: scale as i8 }
+            }
+            "text" => SqlType::Text,
+            "varchar" | "character varying" | "char" | "character" | "bpchar" => SqlType::Varchar {
+                max_len: nums.first().map(|n| *n as u32),
+            },
+            "boolean" | "bool" => SqlType::Boolean,
+            "date" => SqlType::Date,
+            "timestamp" | "timestamp without time zone" => SqlType::Timestamp,
+            "timestamptz" | "timestamp with time zone" => SqlType::TimestampTz,
+            "bytea" => SqlType::Bytea,
+            "uuid" => SqlType::Uuid,
+            "jsonb" | "json" => SqlType::Jsonb,
+            _ => {
+                return Err(CatalogError::Invalid {
+                    message: format!("type \"{text}\" is not supported"),
+                })
+            }
+        };
+        Ok(ty)
+    }
+}
+
+impl fmt::Display for SqlType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SqlType::SmallInt => write!(f, "smallint"),
+            SqlType::Integer => write!(f, "integer"),
+            SqlType::BigInt => write!(f, "bigint"),
+            SqlType::Real => write!(f, "real"),
+            SqlType::Double => write!(f, "double precision"),
+            SqlType::Numeric { precision, scale } => write!(f, "numeric({precision},{scale})"),
+            SqlType::Text => write!(f, "text"),
+            SqlType::Varchar { max_len: Some(n) } => write!(f, "character varying({n})"),
+            SqlType::Varchar { max_len: None } => write!(f, "character varying"),
+            SqlType::Boolean => write!(f, "boolean"),
+            SqlType::Date => write!(f, "date"),
+            SqlType::Timestamp => write!(f, "timestamp without time zone"),
+            SqlType::TimestampTz => write!(f, "timestamp with time zone"),
+            SqlType::Bytea => write!(f, "bytea"),
+            SqlType::Uuid => write!(f, "uuid"),
+            SqlType::Jsonb => write!(f, "jsonb"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_names_round_trip() {
+        for t in [
+            "smallint", "integer", "bigint", "real", "double precision", "numeric(12,2)", "text",
+            "character varying(20)", "character varying", "boolean", "date",
+            "timestamp without time zone", "timestamp with time zone", "bytea", "uuid", "jsonb",
+        ] {
+            assert_eq!(SqlType::parse(t).unwrap().to_string(), t);
+        }
+        assert_eq!(SqlType::parse("INT4").unwrap(), SqlType::Integer);
+        assert_eq!(SqlType::parse("varchar(3)").unwrap(), SqlType::Varchar { max_len: Some(3) });
+        assert!(SqlType::parse("point").is_err());
+        assert!(SqlType::parse("numeric(50,2)").is_err());
+    }
+}

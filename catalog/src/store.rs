@@ -1,0 +1,786 @@
+//! `Catalog`: every read and every state change of the metadata, one SQLite transaction each.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use crate::error::{CatalogError, Result};
+use crate::model::*;
+use crate::schema;
+use crate::sql_type::SqlType;
+
+/// Cluster settings with their defaults and descriptions, as `shoal.cluster_settings` lists them.
+pub const SETTINGS_DEFAULTS: &[(&str, &str, &str)] = &[
+    ("auto_rebalance", "off", "start a rebalance when add_node registers a worker"),
+    ("rebalance.max_bandwidth_mb", "unlimited", "per-move transfer limit in MB/s"),
+    ("rebalance.max_concurrent_moves", "2", "moves running at once in a rebalance job"),
+    ("rebalance.max_moves_per_node", "1", "moves touching one node at once"),
+    ("rebalance.write_fence_timeout_ms", "5000", "longest a move may hold writes to a shard group"),
+];
+
+/// The catalog. Cheap to share behind an `Arc`; calls are serialised on one connection, which
+/// is what SQLite does anyway for writers.
+pub struct Catalog {
+    conn: Mutex<Connection>,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Catalog {
+    /// Opens (creating if needed) the catalog file, in WAL mode with `synchronous=FULL`, and
+    /// brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Catalog> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    pub fn open_in_memory() -> Result<Catalog> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Catalog> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        schema::migrate(&mut conn)?;
+        let tx = conn.transaction()?;
+        let existing: Option<String> = tx
+            .query_row("SELECT value FROM meta WHERE key = 'cluster_id'", [], |r| r.get(0))
+            .optional()?;
+        if existing.is_none() {
+            let id = format!("{:016x}{:016x}", now_ms() as u64, random_u64());
+            tx.execute("INSERT INTO meta (key, value) VALUES ('cluster_id', ?1)", [id])?;
+        }
+        tx.commit()?;
+        Ok(Catalog {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a half-written transaction behind
+        // (rusqlite rolls back on drop), so the connection stays usable.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` in one write transaction (BEGIN IMMEDIATE) and commits it.
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// The id that binds workers to this cluster.
+    pub fn cluster_id(&self) -> Result<String> {
+        self.read(|tx| {
+            Ok(tx.query_row("SELECT value FROM meta WHERE key = 'cluster_id'", [], |r| {
+                r.get(0)
+            })?)
+        })
+    }
+
+    // ---- nodes -------------------------------------------------------------------------
+
+    /// Registers a node; returns its id and whether it was new.
+    pub fn add_node(&self, host: &str, port: u16) -> Result<(i64, bool)> {
+        self.write(|tx| {
+            if let Some(id) = tx
+                .query_row(
+                    "SELECT node_id FROM nodes WHERE host = ?1 AND port = ?2",
+                    params![host, port],
+                    |r| r.get(0),
+                )
+                .optional()?
+            {
+                return Ok((id, false));
+            }
+            tx.execute(
+                "INSERT INTO nodes (host, port, last_heartbeat_ms) VALUES (?1, ?2, ?3)",
+                params![host, port, now_ms()],
+            )?;
+            Ok((tx.last_insert_rowid(), true))
+        })
+    }
+
+    pub fn list_nodes(&self) -> Result<Vec<Node>> {
+        self.read(list_nodes_tx)
+    }
+
+    pub fn node_by_addr(&self, host: &str, port: u16) -> Result<Option<Node>> {
+        Ok(self
+            .list_nodes()?
+            .into_iter()
+            .find(|n| n.host == host && n.port == port))
+    }
+
+    /// Records a heartbeat result.
+    pub fn set_node_health(
+        &self,
+        node_id: i64,
+        is_live: bool,
+        disk_free_bytes: Option<u64>,
+        data_bytes: Option<u64>,
+    ) -> Result<()> {
+        self.write(|tx| {
+            if is_live {
+                tx.execute(
+                    "UPDATE nodes SET is_live = 1, disk_free_bytes = ?2, data_bytes = ?3, last_heartbeat_ms = ?4 WHERE node_id = ?1",
+                    params![node_id, disk_free_bytes.map(|v| v as i64), data_bytes.map(|v| v as i64), now_ms()],
+                )?;
+            } else {
+                tx.execute("UPDATE nodes SET is_live = 0 WHERE node_id = ?1", [node_id])?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn set_should_have_shards(&self, node_id: i64, value: bool) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE nodes SET should_have_shards = ?2 WHERE node_id = ?1",
+                params![node_id, value],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Number of placements a node holds.
+    pub fn placement_count(&self, node_id: i64) -> Result<i64> {
+        self.read(|tx| {
+            Ok(tx.query_row(
+                "SELECT count(*) FROM placements WHERE node_id = ?1",
+                [node_id],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    /// Removes a node that holds no placements.
+    pub fn remove_node(&self, node_id: i64) -> Result<()> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM nodes WHERE node_id = ?1", [node_id])?;
+            Ok(())
+        })
+    }
+
+    // ---- tables ------------------------------------------------------------------------
+
+    /// Hands out `n` fresh shard ids (never reused, starting at 102008 as Citus does).
+    pub fn reserve_shard_ids(&self, n: usize) -> Result<Vec<i64>> {
+        self.write(|tx| {
+            let next: i64 = tx
+                .query_row("SELECT value FROM meta WHERE key = 'next_shard_id'", [], |r| {
+                    r.get::<_, String>(0)
+                })
+                .optional()?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(102008);
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('next_shard_id', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [(next + n as i64).to_string()],
+            )?;
+            Ok((next..next + n as i64).collect())
+        })
+    }
+
+    /// Finds a colocation group with these properties or creates one.
+    pub fn find_or_create_colocation(
+        &self,
+        shard_count: i64,
+        replication_factor: i64,
+        distribution_type: &str,
+        create_new: bool,
+    ) -> Result<i64> {
+        self.write(|tx| {
+            if !create_new {
+                if let Some(id) = tx
+                    .query_row(
+                        "SELECT colocation_id FROM colocation_groups WHERE shard_count = ?1 AND replication_factor = ?2 AND distribution_type = ?3 ORDER BY colocation_id LIMIT 1",
+                        params![shard_count, replication_factor, distribution_type],
+                        |r| r.get(0),
+                    )
+                    .optional()?
+                {
+                    return Ok(id);
+                }
+            }
+            tx.execute(
+                "INSERT INTO colocation_groups (shard_count, replication_factor, distribution_type) VALUES (?1, ?2, ?3)",
+                params![shard_count, replication_factor, distribution_type],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    /// Creates a table with its columns, shards, placements and any files already written.
+    pub fn create_table(&self, new: &NewTable) -> Result<TableInfo> {
+        self.write(|tx| {
+            let exists: Option<i64> = tx
+                .query_row("SELECT table_id FROM tables WHERE name = ?1", [&new.name], |r| r.get(0))
+                .optional()?;
+            if exists.is_some() {
+                return Err(CatalogError::TableExists { name: new.name.clone() });
+            }
+            tx.execute(
+                "INSERT INTO tables (name, kind, distribution_column, colocation_id, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![new.name, new.kind.as_str(), new.distribution_column, new.colocation_id, now_ms()],
+            )?;
+            let table_id = tx.last_insert_rowid();
+            for (i, c) in new.columns.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO columns (table_id, ordinal, name, type_name) VALUES (?1, ?2, ?3, ?4)",
+                    params![table_id, i as i64, c.name, c.sql_type.to_string()],
+                )?;
+            }
+            insert_shards(tx, table_id, &new.shards)?;
+            table_info_tx(tx, table_id)
+        })
+    }
+
+    /// Replaces a table's layout (kind, distribution, shards and their files) in one
+    /// transaction, as `create_distributed_table` does after writing the redistributed rows.
+    /// Returns cleanup records for the old shard directories.
+    pub fn replace_layout(
+        &self,
+        table_id: i64,
+        kind: TableKind,
+        distribution_column: Option<&str>,
+        colocation_id: Option<i64>,
+        shards: &[NewShard],
+    ) -> Result<TableInfo> {
+        self.write(|tx| {
+            add_shard_cleanup(tx, table_id, None, "redistributed")?;
+            tx.execute("DELETE FROM shards WHERE table_id = ?1", [table_id])?;
+            tx.execute(
+                "UPDATE tables SET kind = ?2, distribution_column = ?3, colocation_id = ?4 WHERE table_id = ?1",
+                params![table_id, kind.as_str(), distribution_column, colocation_id],
+            )?;
+            insert_shards(tx, table_id, shards)?;
+            table_info_tx(tx, table_id)
+        })
+    }
+
+    pub fn table_by_name(&self, name: &str) -> Result<Option<TableInfo>> {
+        self.read(|tx| {
+            let id: Option<i64> = tx
+                .query_row("SELECT table_id FROM tables WHERE name = ?1", [name], |r| r.get(0))
+                .optional()?;
+            match id {
+                Some(id) => Ok(Some(table_info_tx(tx, id)?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    pub fn table_names(&self) -> Result<Vec<String>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare("SELECT name FROM tables ORDER BY name")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<std::result::Result<Vec<String>, _>>()?)
+        })
+    }
+
+    /// Drops a table; its shard directories become cleanup records.
+    pub fn drop_table(&self, table_id: i64) -> Result<()> {
+        self.write(|tx| {
+            add_shard_cleanup(tx, table_id, None, "drop table")?;
+            tx.execute("DELETE FROM tables WHERE table_id = ?1", [table_id])?;
+            Ok(())
+        })
+    }
+
+    /// Forgets every file of a table; the files become cleanup records.
+    pub fn truncate_table(&self, table_id: i64) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO cleanup (node_id, table_id, shard_id, file_name, not_before_ms, reason)
+                 SELECT p.node_id, s.table_id, s.shard_id, f.name, ?2, 'truncate'
+                 FROM files f JOIN placements p USING (placement_id) JOIN shards s USING (shard_id)
+                 WHERE s.table_id = ?1",
+                params![table_id, now_ms()],
+            )?;
+            tx.execute(
+                "DELETE FROM files WHERE placement_id IN (SELECT placement_id FROM placements JOIN shards USING (shard_id) WHERE table_id = ?1)",
+                [table_id],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn add_column(&self, table_id: i64, column: &ColumnDef) -> Result<TableInfo> {
+        self.write(|tx| {
+            let info = table_info_tx(tx, table_id)?;
+            if info.columns.iter().any(|c| c.name == column.name) {
+                return Err(CatalogError::ColumnExists {
+                    table: info.name,
+                    column: column.name.clone(),
+                });
+            }
+            tx.execute(
+                "INSERT INTO columns (table_id, ordinal, name, type_name) VALUES (?1, ?2, ?3, ?4)",
+                params![table_id, info.columns.len() as i64, column.name, column.sql_type.to_string()],
+            )?;
+            table_info_tx(tx, table_id)
+        })
+    }
+
+    // ---- files -------------------------------------------------------------------------
+
+    /// Commits the files one statement wrote, all or nothing. Fails with `PlacementGone` if a
+    /// placement disappeared meanwhile (the statement then commits nothing).
+    pub fn commit_files(&self, files: &[NewFile]) -> Result<()> {
+        self.write(|tx| {
+            let at = now_ms();
+            for f in files {
+                let exists: Option<i64> = tx
+                    .query_row(
+                        "SELECT placement_id FROM placements WHERE placement_id = ?1",
+                        [f.placement_id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if exists.is_none() {
+                    return Err(CatalogError::PlacementGone {
+                        placement_id: f.placement_id,
+                    });
+                }
+                insert_file(tx, f.placement_id, &f.file, at)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Swaps files of one placement for a merged one (compaction). The old files become
+    /// cleanup records, deletable after `grace_ms`.
+    pub fn replace_files(
+        &self,
+        placement_id: i64,
+        remove: &[String],
+        add: &FileRecord,
+        grace_ms: i64,
+    ) -> Result<()> {
+        self.write(|tx| {
+            let (node_id, table_id, shard_id): (i64, i64, i64) = tx
+                .query_row(
+                    "SELECT p.node_id, s.table_id, s.shard_id FROM placements p JOIN shards s USING (shard_id) WHERE p.placement_id = ?1",
+                    [placement_id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?
+                .ok_or(CatalogError::PlacementGone { placement_id })?;
+            for name in remove {
+                let n = tx.execute(
+                    "DELETE FROM files WHERE placement_id = ?1 AND name = ?2",
+                    params![placement_id, name],
+                )?;
+                if n == 0 {
+                    // Someone else changed the file set; abort so nothing is lost.
+                    return Err(CatalogError::PlacementGone { placement_id });
+                }
+                tx.execute(
+                    "INSERT INTO cleanup (node_id, table_id, shard_id, file_name, not_before_ms, reason) VALUES (?1, ?2, ?3, ?4, ?5, 'compaction')",
+                    params![node_id, table_id, shard_id, name, now_ms() + grace_ms],
+                )?;
+            }
+            insert_file(tx, placement_id, add, now_ms())?;
+            Ok(())
+        })
+    }
+
+    /// Every shard of a table with placements and committed files, read in one transaction.
+    pub fn snapshot(&self, table_name: &str) -> Result<TableSnapshot> {
+        self.read(|tx| {
+            let id: i64 = tx
+                .query_row("SELECT table_id FROM tables WHERE name = ?1", [table_name], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| CatalogError::TableNotFound { name: table_name.to_string() })?;
+            snapshot_tx(tx, id)
+        })
+    }
+
+    /// Snapshots of every table, in one transaction (for the `shoal.*` views).
+    pub fn snapshot_all(&self) -> Result<Vec<TableSnapshot>> {
+        self.read(|tx| {
+            let ids: Vec<i64> = {
+                let mut stmt = tx.prepare("SELECT table_id FROM tables ORDER BY name")?;
+                let rows = stmt.query_map([], |r| r.get(0))?;
+                rows.collect::<std::result::Result<_, _>>()?
+            };
+            ids.into_iter().map(|id| snapshot_tx(tx, id)).collect()
+        })
+    }
+
+    // ---- cleanup -----------------------------------------------------------------------
+
+    /// Cleanup records due now.
+    pub fn due_cleanup(&self) -> Result<Vec<CleanupRecord>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT cleanup_id, node_id, table_id, shard_id, file_name, not_before_ms FROM cleanup WHERE not_before_ms <= ?1 ORDER BY cleanup_id",
+            )?;
+            let rows = stmt.query_map([now_ms()], |r| {
+                Ok(CleanupRecord {
+                    cleanup_id: r.get(0)?,
+                    node_id: r.get(1)?,
+                    table_id: r.get(2)?,
+                    shard_id: r.get(3)?,
+                    file_name: r.get(4)?,
+                    not_before_ms: r.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<std::result::Result<_, _>>()?)
+        })
+    }
+
+    pub fn finish_cleanup(&self, cleanup_id: i64) -> Result<()> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM cleanup WHERE cleanup_id = ?1", [cleanup_id])?;
+            Ok(())
+        })
+    }
+
+    // ---- settings ----------------------------------------------------------------------
+
+    /// Every setting with its current value and description.
+    pub fn settings(&self) -> Result<Vec<(String, String, String)>> {
+        self.read(|tx| {
+            let mut out = Vec::new();
+            for (name, default, desc) in SETTINGS_DEFAULTS {
+                let v: Option<String> = tx
+                    .query_row("SELECT value FROM settings WHERE name = ?1", [name], |r| r.get(0))
+                    .optional()?;
+                out.push((name.to_string(), v.unwrap_or_else(|| default.to_string()), desc.to_string()));
+            }
+            Ok(out)
+        })
+    }
+
+    pub fn setting(&self, name: &str) -> Result<String> {
+        self.settings()?
+            .into_iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, v, _)| v)
+            .ok_or_else(|| CatalogError::Invalid {
+                message: format!("unrecognized cluster setting \"{name}\""),
+            })
+    }
+
+    pub fn set_setting(&self, name: &str, value: &str) -> Result<()> {
+        if !SETTINGS_DEFAULTS.iter().any(|(n, _, _)| *n == name) {
+            return Err(CatalogError::Invalid {
+                message: format!("unrecognized cluster setting \"{name}\""),
+            });
+        }
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                params![name, value],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+fn list_nodes_tx(tx: &Transaction<'_>) -> Result<Vec<Node>> {
+    let mut stmt = tx.prepare(
+        "SELECT node_id, host, port, should_have_shards, state, is_live, disk_free_bytes, data_bytes, last_heartbeat_ms FROM nodes ORDER BY host, port",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Node {
+            node_id: r.get(0)?,
+            host: r.get(1)?,
+            port: r.get(2)?,
+            should_have_shards: r.get(3)?,
+            state: r.get(4)?,
+            is_live: r.get(5)?,
+            disk_free_bytes: r.get::<_, Option<i64>>(6)?.map(|v| v as u64),
+            data_bytes: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
+            last_heartbeat_ms: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+fn insert_file(tx: &Transaction<'_>, placement_id: i64, f: &FileRecord, at: i64) -> Result<()> {
+    tx.execute(
+        "INSERT INTO files (placement_id, name, bytes, rows, checksum, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![placement_id, f.name, f.bytes as i64, f.rows as i64, f.checksum as i64, at],
+    )?;
+    Ok(())
+}
+
+fn insert_shards(tx: &Transaction<'_>, table_id: i64, shards: &[NewShard]) -> Result<()> {
+    let at = now_ms();
+    for s in shards {
+        tx.execute(
+            "INSERT INTO shards (shard_id, table_id, shard_index, hash_min, hash_max) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![s.shard_id, table_id, s.shard_index, s.hash_min, s.hash_max],
+        )?;
+        let shard_id = s.shard_id;
+        for (node_id, files) in &s.placements {
+            tx.execute(
+                "INSERT INTO placements (shard_id, node_id) VALUES (?1, ?2)",
+                params![shard_id, node_id],
+            )?;
+            let placement_id = tx.last_insert_rowid();
+            for f in files {
+                insert_file(tx, placement_id, f, at)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records every current shard directory of a table (all placements) for deletion.
+fn add_shard_cleanup(tx: &Transaction<'_>, table_id: i64, grace_ms: Option<i64>, reason: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO cleanup (node_id, table_id, shard_id, file_name, not_before_ms, reason)
+         SELECT p.node_id, s.table_id, s.shard_id, NULL, ?2, ?3
+         FROM placements p JOIN shards s USING (shard_id) WHERE s.table_id = ?1",
+        params![table_id, now_ms() + grace_ms.unwrap_or(0), reason],
+    )?;
+    Ok(())
+}
+
+fn table_info_tx(tx: &Transaction<'_>, table_id: i64) -> Result<TableInfo> {
+    let (name, kind, dist, coloc): (String, String, Option<String>, Option<i64>) = tx.query_row(
+        "SELECT name, kind, distribution_column, colocation_id FROM tables WHERE table_id = ?1",
+        [table_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    let kind = TableKind::parse(&kind).ok_or_else(|| CatalogError::Invalid {
+        message: format!("unknown table kind {kind}"),
+    })?;
+    let mut stmt = tx.prepare("SELECT name, type_name FROM columns WHERE table_id = ?1 ORDER BY ordinal")?;
+    let cols: Vec<(String, String)> = stmt
+        .query_map([table_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<std::result::Result<_, _>>()?;
+    let columns = cols
+        .into_iter()
+        .map(|(name, t)| Ok(ColumnDef { name, sql_type: SqlType::parse(&t)? }))
+        .collect::<Result<Vec<_>>>()?;
+    let shard_count: i64 =
+        tx.query_row("SELECT count(*) FROM shards WHERE table_id = ?1", [table_id], |r| r.get(0))?;
+    let replication_factor: i64 = tx.query_row(
+        "SELECT coalesce(max(c), 0) FROM (SELECT count(*) AS c FROM placements JOIN shards USING (shard_id) WHERE table_id = ?1 GROUP BY shard_id)",
+        [table_id],
+        |r| r.get(0),
+    )?;
+    Ok(TableInfo {
+        table_id,
+        name,
+        kind,
+        distribution_column: dist,
+        colocation_id: coloc,
+        shard_count,
+        replication_factor,
+        columns,
+    })
+}
+
+fn snapshot_tx(tx: &Transaction<'_>, table_id: i64) -> Result<TableSnapshot> {
+    let table = table_info_tx(tx, table_id)?;
+    let mut shards: Vec<ShardSnapshot> = Vec::new();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT shard_id, shard_index, hash_min, hash_max, state FROM shards WHERE table_id = ?1 ORDER BY shard_index",
+        )?;
+        let rows = stmt.query_map([table_id], |r| {
+            Ok(ShardSnapshot {
+                shard_id: r.get(0)?,
+                shard_index: r.get(1)?,
+                hash_min: r.get(2)?,
+                hash_max: r.get(3)?,
+                state: r.get(4)?,
+                placements: Vec::new(),
+            })
+        })?;
+        for s in rows {
+            shards.push(s?);
+        }
+    }
+    let mut placements: BTreeMap<i64, PlacementSnapshot> = BTreeMap::new();
+    let mut shard_of: BTreeMap<i64, i64> = BTreeMap::new();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT p.placement_id, p.shard_id, n.node_id, n.host, n.port, n.is_live
+             FROM placements p JOIN shards s USING (shard_id) JOIN nodes n ON n.node_id = p.node_id
+             WHERE s.table_id = ?1 ORDER BY p.placement_id",
+        )?;
+        let rows = stmt.query_map([table_id], |r| {
+            Ok((
+                r.get::<_, i64>(1)?,
+                PlacementSnapshot {
+                    placement_id: r.get(0)?,
+                    node_id: r.get(2)?,
+                    host: r.get(3)?,
+                    port: r.get(4)?,
+                    is_live: r.get(5)?,
+                    files: Vec::new(),
+                },
+            ))
+        })?;
+        for row in rows {
+            let (shard_id, p) = row?;
+            shard_of.insert(p.placement_id, shard_id);
+            placements.insert(p.placement_id, p);
+        }
+    }
+    {
+        let mut stmt = tx.prepare(
+            "SELECT f.placement_id, f.name, f.bytes, f.rows, f.checksum
+             FROM files f JOIN placements p USING (placement_id) JOIN shards s USING (shard_id)
+             WHERE s.table_id = ?1 ORDER BY f.file_id",
+        )?;
+        let rows = stmt.query_map([table_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                FileRecord {
+                    name: r.get(1)?,
+                    bytes: r.get::<_, i64>(2)? as u64,
+                    rows: r.get::<_, i64>(3)? as u64,
+                    checksum: r.get::<_, i64>(4)? as u32,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (pid, f) = row?;
+            if let Some(p) = placements.get_mut(&pid) {
+                p.files.push(f);
+            }
+        }
+    }
+    for (pid, p) in placements {
+        let shard_id = shard_of.get(&pid).copied().unwrap_or_default();
+        if let Some(s) = shards.iter_mut().find(|s| s.shard_id == shard_id) {
+            s.placements.push(p);
+        }
+    }
+    Ok(TableSnapshot { table, shards })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, rows: u64) -> FileRecord {
+        FileRecord { name: name.into(), bytes: rows * 10, rows, checksum: 7 }
+    }
+
+    fn cols() -> Vec<ColumnDef> {
+        vec![
+            ColumnDef { name: "id".into(), sql_type: SqlType::BigInt },
+            ColumnDef { name: "kind".into(), sql_type: SqlType::Text },
+        ]
+    }
+
+    #[test]
+    fn table_lifecycle_and_snapshot() {
+        let c = Catalog::open_in_memory().unwrap();
+        assert_eq!(c.reserve_shard_ids(2).unwrap(), vec![102008, 102009]);
+        assert_eq!(c.reserve_shard_ids(1).unwrap(), vec![102010]);
+        let (n1, created) = c.add_node("w1", 7400).unwrap();
+        assert!(created);
+        assert_eq!(c.add_node("w1", 7400).unwrap(), (n1, false));
+        let (n2, _) = c.add_node("w2", 7400).unwrap();
+        let t = c
+            .create_table(&NewTable {
+                name: "events".into(),
+                kind: TableKind::SingleShard,
+                distribution_column: None,
+                colocation_id: None,
+                columns: cols(),
+                shards: vec![NewShard { shard_id: 1, shard_index: 0, hash_min: i32::MIN, hash_max: i32::MAX, placements: vec![(n1, vec![])] }],
+            })
+            .unwrap();
+        assert_eq!(t.shard_count, 1);
+        assert!(matches!(
+            c.create_table(&NewTable { name: "events".into(), kind: TableKind::SingleShard, distribution_column: None, colocation_id: None, columns: cols(), shards: vec![] }),
+            Err(CatalogError::TableExists { .. })
+        ));
+        let snap = c.snapshot("events").unwrap();
+        let pid = snap.shards[0].placements[0].placement_id;
+        c.commit_files(&[NewFile { placement_id: pid, file: file("a.parquet", 5) }, NewFile { placement_id: pid, file: file("b.parquet", 6) }]).unwrap();
+        assert_eq!(c.snapshot("events").unwrap().shards[0].placements[0].rows(), 11);
+        // a statement whose placement vanished commits nothing
+        assert!(c.commit_files(&[NewFile { placement_id: pid, file: file("c.parquet", 1) }, NewFile { placement_id: 999, file: file("d.parquet", 1) }]).is_err());
+        assert_eq!(c.snapshot("events").unwrap().shards[0].placements[0].files.len(), 2);
+
+        // redistribute into two shards on two nodes
+        let coloc = c.find_or_create_colocation(2, 1, "bigint", false).unwrap();
+        assert_eq!(c.find_or_create_colocation(2, 1, "bigint", false).unwrap(), coloc);
+        let t = c
+            .replace_layout(t.table_id, TableKind::Distributed, Some("id"), Some(coloc), &[
+                NewShard { shard_id: 2, shard_index: 0, hash_min: i32::MIN, hash_max: -1, placements: vec![(n1, vec![file("x.parquet", 4)])] },
+                NewShard { shard_id: 3, shard_index: 1, hash_min: 0, hash_max: i32::MAX, placements: vec![(n2, vec![file("y.parquet", 7)])] },
+            ])
+            .unwrap();
+        assert_eq!(t.kind, TableKind::Distributed);
+        let snap = c.snapshot("events").unwrap();
+        assert_eq!(snap.shards.len(), 2);
+        assert_eq!(snap.shards.iter().map(|s| s.placements[0].rows()).sum::<u64>(), 11);
+        // the old shard dir is due for cleanup
+        assert_eq!(c.due_cleanup().unwrap().len(), 1);
+
+        // compaction swaps files atomically
+        let p0 = snap.shards[0].placements[0].placement_id;
+        c.replace_files(p0, &["x.parquet".into()], &file("m.parquet", 4), 0).unwrap();
+        assert!(c.replace_files(p0, &["x.parquet".into()], &file("m2.parquet", 4), 0).is_err());
+        assert_eq!(c.snapshot("events").unwrap().shards[0].placements[0].files, vec![file("m.parquet", 4)]);
+
+        let t = c.add_column(t.table_id, &ColumnDef { name: "v".into(), sql_type: SqlType::Double }).unwrap();
+        assert_eq!(t.columns.len(), 3);
+        assert!(c.add_column(t.table_id, &ColumnDef { name: "v".into(), sql_type: SqlType::Double }).is_err());
+
+        c.truncate_table(t.table_id).unwrap();
+        assert_eq!(c.snapshot("events").unwrap().shards.iter().map(|s| s.placements[0].rows()).sum::<u64>(), 0);
+        assert_eq!(c.placement_count(n1).unwrap(), 1);
+        c.drop_table(t.table_id).unwrap();
+        assert!(c.table_by_name("events").unwrap().is_none());
+        assert_eq!(c.placement_count(n1).unwrap(), 0);
+    }
+
+    #[test]
+    fn survives_reopen_and_keeps_cluster_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        let id = {
+            let c = Catalog::open(&path).unwrap();
+            c.add_node("w1", 1).unwrap();
+            c.set_setting("auto_rebalance", "on").unwrap();
+            c.cluster_id().unwrap()
+        };
+        let c = Catalog::open(&path).unwrap();
+        assert_eq!(c.cluster_id().unwrap(), id);
+        assert_eq!(c.list_nodes().unwrap().len(), 1);
+        assert_eq!(c.setting("auto_rebalance").unwrap(), "on");
+        assert!(c.set_setting("nope", "1").is_err());
+    }
+}

@@ -1,0 +1,237 @@
+//! The command line (`shoal dev|coordinator|worker|healthcheck`). Every flag also reads
+//! `SHOAL_<FLAG>` from the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use shoal_shard_store::{serve_worker, WorkerClient, WorkerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::coordinator::{run_coordinator, CoordinatorOptions};
+use crate::wire::Passwords;
+use crate::ServerError;
+
+#[derive(Parser, Debug)]
+#[command(name = "shoal", version, about = "Shoal: a sharded columnar SQL database that speaks PostgreSQL")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log filter (overridden by RUST_LOG), e.g. info or shoal=debug.
+    #[arg(long, global = true, env = "SHOAL_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+    /// Log format.
+    #[arg(long, global = true, env = "SHOAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// A coordinator and N workers on loopback in one process, nodes already added.
+    Dev(DevArgs),
+    /// The coordinator: Postgres wire protocol, catalog, distributed planning.
+    Coordinator(CoordinatorArgs),
+    /// A worker: keeps shard files and serves them.
+    Worker(WorkerArgs),
+    /// Exit 0 when the coordinator or worker at --target is ready.
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SecurityArgs {
+    /// File of `user:password` lines; clients then log in with SCRAM-SHA-256.
+    #[arg(long, env = "SHOAL_PASSWORD_FILE")]
+    password_file: Option<PathBuf>,
+    /// TLS certificate (PEM) for client connections.
+    #[arg(long, env = "SHOAL_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "SHOAL_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Shared secret carried by every coordinator↔worker call.
+    #[arg(long, env = "SHOAL_CLUSTER_TOKEN")]
+    cluster_token: Option<String>,
+    /// Allow password-less logins on a non-loopback address.
+    #[arg(long, env = "SHOAL_INSECURE")]
+    insecure: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DevArgs {
+    #[arg(long, env = "SHOAL_WORKERS", default_value_t = 3)]
+    workers: usize,
+    #[arg(long, env = "SHOAL_PORT", default_value_t = 5432)]
+    port: u16,
+    #[arg(long, env = "SHOAL_DATA_DIR", default_value = "./shoal-data")]
+    data_dir: PathBuf,
+    /// Password for user `shoal` (SCRAM); without it, loopback logins need no password.
+    #[arg(long, env = "SHOAL_PASSWORD")]
+    password: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CoordinatorArgs {
+    #[arg(long, env = "SHOAL_LISTEN", default_value = "0.0.0.0:5432")]
+    listen: SocketAddr,
+    #[arg(long, env = "SHOAL_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Workers to add at start (idempotent), as HOST:PORT; repeatable.
+    #[arg(long = "worker", env = "SHOAL_WORKER", value_delimiter = ',')]
+    workers: Vec<String>,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    #[arg(long, env = "SHOAL_LISTEN", default_value = "0.0.0.0:7400")]
+    listen: SocketAddr,
+    #[arg(long, env = "SHOAL_DATA_DIR")]
+    data_dir: PathBuf,
+    /// The address the coordinator uses for this worker, if not --listen.
+    #[arg(long, env = "SHOAL_ADVERTISE")]
+    advertise: Option<String>,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct HealthcheckArgs {
+    #[arg(long, env = "SHOAL_TARGET", default_value = "127.0.0.1:5432")]
+    target: String,
+    #[arg(long, env = "SHOAL_CLUSTER_TOKEN")]
+    cluster_token: Option<String>,
+}
+
+fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("shoal: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Dev(a) => crate::dev::run(a.workers, a.port, a.data_dir, a.password).await,
+            Command::Coordinator(a) => coordinator(a).await,
+            Command::Worker(a) => worker(a).await,
+            Command::Healthcheck(a) => healthcheck(a).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shoal: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+fn read_passwords(path: &Option<PathBuf>) -> Result<Option<Passwords>, ServerError> {
+    match path {
+        None => Ok(None),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| ServerError::Startup(format!("cannot read {}: {e}", p.display())))?;
+            Passwords::parse(&text)
+                .map(Some)
+                .map_err(|e| ServerError::Startup(format!("{}: {e}", p.display())))
+        }
+    }
+}
+
+async fn coordinator(a: CoordinatorArgs) -> Result<(), ServerError> {
+    let opts = CoordinatorOptions {
+        listen: a.listen,
+        data_dir: a.data_dir,
+        workers: a.workers,
+        cluster_token: a.security.cluster_token,
+        passwords: read_passwords(&a.security.password_file)?,
+        insecure: a.security.insecure,
+        tls: a.security.tls_cert.zip(a.security.tls_key),
+    };
+    run_coordinator(opts, None, shutdown_signal()).await
+}
+
+async fn worker(a: WorkerArgs) -> Result<(), ServerError> {
+    if a.security.cluster_token.is_none() && !a.listen.ip().is_loopback() && !a.security.insecure {
+        return Err(ServerError::Startup(format!(
+            "refusing to serve shards on {} without --cluster-token; pass --insecure to allow it",
+            a.listen
+        )));
+    }
+    tracing::info!(listen = %a.listen, advertise = ?a.advertise, "worker starting");
+    serve_worker(
+        WorkerConfig { listen: a.listen, data_dir: a.data_dir, cluster_token: a.security.cluster_token },
+        shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Ready means: a worker answers its health call, or a coordinator answers the Postgres
+/// SSLRequest handshake.
+async fn healthcheck(a: HealthcheckArgs) -> Result<(), ServerError> {
+    if let Ok(c) = WorkerClient::new(&a.target, a.cluster_token.clone()) {
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(3), c.health()).await {
+            return Ok(());
+        }
+    }
+    let probe = async {
+        let mut s = tokio::net::TcpStream::connect(&a.target).await?;
+        // SSLRequest: length 8, code 80877103
+        s.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).await?;
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await?;
+        Ok::<u8, std::io::Error>(b[0])
+    };
+    match tokio::time::timeout(Duration::from_secs(3), probe).await {
+        Ok(Ok(b'N')) | Ok(Ok(b'S')) => Ok(()),
+        Ok(Ok(other)) => Err(ServerError::Startup(format!("{} answered {other:#x}: not a Shoal node", a.target))),
+        Ok(Err(e)) => Err(ServerError::Startup(format!("{} is not ready: {e}", a.target))),
+        Err(_) => Err(ServerError::Startup(format!("{} did not answer within 3 s", a.target))),
+    }
+}

@@ -1,0 +1,221 @@
+//! The coordinator process: opens the catalog, builds the DataFusion session over it, serves
+//! the Postgres wire protocol, and runs the background upkeep (heartbeats, cleanup,
+//! compaction).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::error::Result as DfResult;
+use datafusion::execution::context::SessionConfig;
+use datafusion::prelude::SessionContext;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
+use datafusion_postgres::{DfSessionService, QueryHook};
+use shoal_catalog::Catalog;
+use shoal_sql_functions::{Cluster, ClusterConfig};
+use tokio::net::TcpListener;
+use tracing::{info, warn, Instrument};
+
+use crate::hook::ShoalHook;
+use crate::provider::{LiveTable, ShoalSchemaProvider};
+use crate::views;
+use crate::wire::{Passwords, ShoalHandlers, DATABASE};
+use crate::ServerError;
+
+#[derive(Clone, Debug)]
+pub struct CoordinatorOptions {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub workers: Vec<String>,
+    pub cluster_token: Option<String>,
+    pub passwords: Option<Passwords>,
+    pub insecure: bool,
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+struct ActiveWorkerNodes(Arc<Cluster>);
+
+impl std::fmt::Debug for ActiveWorkerNodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("citus_get_active_worker_nodes")
+    }
+}
+
+impl TableFunctionImpl for ActiveWorkerNodes {
+    fn call_with_args(&self, _args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
+        let c = self.0.clone();
+        Ok(LiveTable::new(
+            views::active_worker_nodes_schema(),
+            Arc::new(move || views::active_worker_nodes(&c)),
+        ))
+    }
+}
+
+/// The session every connection shares: Shoal tables in `public`, views in `shoal`, and
+/// PostgreSQL's `pg_catalog` for psql and drivers.
+pub fn session_context(cluster: &Arc<Cluster>) -> Result<SessionContext, ServerError> {
+    let config = SessionConfig::new()
+        .with_default_catalog_and_schema(DATABASE, "public")
+        .with_information_schema(true);
+    let ctx = SessionContext::new_with_config(config);
+    let catalog = ctx
+        .catalog(DATABASE)
+        .ok_or_else(|| ServerError::Startup(format!("catalog {DATABASE} missing")))?;
+    catalog
+        .register_schema(
+            "public",
+            Arc::new(ShoalSchemaProvider::new(cluster.clone(), views::compat_views(cluster))),
+        )
+        .map_err(|e| ServerError::Startup(e.to_string()))?;
+    catalog
+        .register_schema("shoal", views::shoal_schema(cluster))
+        .map_err(|e| ServerError::Startup(e.to_string()))?;
+    setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
+        .map_err(|e| ServerError::Startup(e.to_string()))?;
+    ctx.add_optimizer_rule(Arc::new(crate::pushdown::ShardAggregatePushdownRule));
+    ctx.register_udtf("citus_get_active_worker_nodes", Arc::new(ActiveWorkerNodes(cluster.clone())));
+    Ok(ctx)
+}
+
+fn tls_acceptor(cert: &PathBuf, key: &PathBuf) -> Result<tokio_rustls::TlsAcceptor, ServerError> {
+    use std::io::BufReader;
+    use tokio_rustls::rustls;
+    let bad = |m: String| ServerError::Startup(format!("TLS: {m}"));
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certs = rustls_pemfile::certs(&mut BufReader::new(
+        std::fs::File::open(cert).map_err(|e| bad(format!("{}: {e}", cert.display())))?,
+    ))
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(|e| bad(format!("{}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(bad(format!("{} holds no certificate", cert.display())));
+    }
+    let key = rustls_pemfile::private_key(&mut BufReader::new(
+        std::fs::File::open(key).map_err(|e| bad(format!("{}: {e}", key.display())))?,
+    ))
+    .map_err(|e| bad(e.to_string()))?
+    .ok_or_else(|| bad(format!("{} holds no private key", key.display())))?;
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Runs the coordinator until `shutdown` resolves.
+pub async fn run_coordinator(
+    opts: CoordinatorOptions,
+    listener: Option<TcpListener>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    if opts.passwords.is_none() && !opts.listen.ip().is_loopback() && !opts.insecure {
+        return Err(ServerError::Startup(format!(
+            "refusing to accept password-less logins on {}: pass --password-file, listen on a loopback address, or pass --insecure",
+            opts.listen
+        )));
+    }
+    let tls = match &opts.tls {
+        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+        None => None,
+    };
+    std::fs::create_dir_all(&opts.data_dir)
+        .map_err(|e| ServerError::Startup(format!("cannot create {}: {e}", opts.data_dir.display())))?;
+    let catalog = Arc::new(
+        Catalog::open(&opts.data_dir.join("catalog.db"))
+            .map_err(|e| ServerError::Startup(format!("cannot open the catalog: {e}")))?,
+    );
+    let cluster = Cluster::new(catalog, ClusterConfig { cluster_token: opts.cluster_token.clone() });
+    let ctx = Arc::new(session_context(&cluster)?);
+    let hooks: Vec<Arc<dyn QueryHook>> = vec![
+        Arc::new(ShoalHook::new(cluster.clone())),
+        Arc::new(datafusion_postgres::hooks::set_show::SetShowHook),
+        Arc::new(datafusion_postgres::hooks::transactions::TransactionStatementHook),
+        Arc::new(datafusion_postgres::hooks::cursor::CursorStatementHook),
+    ];
+    let session = Arc::new(DfSessionService::new_with_hooks(ctx, hooks));
+    let handlers = Arc::new(ShoalHandlers::new(session, opts.passwords.clone().map(Arc::new)));
+
+    let listener = match listener {
+        Some(l) => l,
+        None => TcpListener::bind(opts.listen)
+            .await
+            .map_err(|e| ServerError::Startup(format!("cannot listen on {}: {e}", opts.listen)))?,
+    };
+    let addr = listener.local_addr().map_err(|e| ServerError::Startup(e.to_string()))?;
+    info!(%addr, tls = tls.is_some(), "coordinator listening");
+
+    let upkeep = tokio::spawn(upkeep(cluster.clone(), opts.workers.clone()));
+    let accept = async {
+        loop {
+            match listener.accept().await {
+                Ok((socket, peer)) => {
+                    let h = handlers.clone();
+                    let tls = tls.clone();
+                    tokio::spawn(
+                        async move {
+                            if let Err(e) = datafusion_postgres::pgwire::tokio::process_socket(socket, tls, h).await {
+                                tracing::debug!(error = %e, "connection ended with an error");
+                            }
+                        }
+                        .instrument(tracing::info_span!("connection", %peer)),
+                    );
+                }
+                Err(e) => warn!(error = %e, "accept failed"),
+            }
+        }
+    };
+    tokio::select! {
+        _ = accept => {}
+        _ = shutdown => info!("coordinator shutting down"),
+    }
+    upkeep.abort();
+    Ok(())
+}
+
+/// Adds the `--worker` nodes (retrying until they answer), then heartbeats, cleans up and
+/// compacts forever.
+async fn upkeep(cluster: Arc<Cluster>, workers: Vec<String>) {
+    let mut pending: Vec<(String, u16)> = workers
+        .iter()
+        .filter_map(|w| {
+            let (h, p) = w.rsplit_once(':')?;
+            Some((h.to_string(), p.parse().ok()?))
+        })
+        .collect();
+    let mut tick: u64 = 0;
+    loop {
+        let mut still = Vec::new();
+        for (h, p) in pending.drain(..) {
+            match cluster.add_node(&h, p).await {
+                Ok(id) => info!(node_id = id, "worker {h}:{p} registered"),
+                Err(e) => {
+                    if tick % 10 == 0 {
+                        warn!(error = %e, "worker {h}:{p} not registered yet; retrying");
+                    }
+                    still.push((h, p));
+                }
+            }
+        }
+        pending = still;
+        if let Err(e) = cluster.heartbeat_once().await {
+            warn!(error = %e, "heartbeat round failed");
+        }
+        if tick % 3 == 0 {
+            if let Err(e) = cluster.cleanup_once().await {
+                warn!(error = %e, "cleanup round failed");
+            }
+        }
+        if tick % 5 == 4 {
+            match cluster.compact_once(8).await {
+                Ok(n) if n > 0 => info!(placements = n, "compacted small files"),
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "compaction round failed"),
+            }
+        }
+        tick += 1;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}

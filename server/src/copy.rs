@@ -1,0 +1,462 @@
+//! `COPY ... FROM STDIN` and `COPY ... TO STDOUT`.
+//!
+//! COPY FROM streams: each CopyData chunk goes through a bounded channel to a task that parses
+//! it with arrow-csv and feeds the shard writer, so memory stays flat however large the input.
+//! The statement's files commit in one catalog transaction when the client sends CopyDone.
+
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{new_null_array, ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use async_trait::async_trait;
+use bytes::Bytes;
+use datafusion::dataframe::DataFrame;
+use datafusion_postgres::pgwire::api::copy::CopyHandler;
+use datafusion_postgres::pgwire::api::portal::Format;
+use datafusion_postgres::pgwire::api::results::{CopyResponse, Tag};
+use datafusion_postgres::pgwire::api::ClientInfo;
+use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
+use futures::{Sink, SinkExt, StreamExt};
+use shoal_sql_functions::{Cluster, ClusterError};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::errors::{from_cluster, PgError};
+use crate::sink::write_statement;
+
+/// COPY options as PostgreSQL defines them.
+#[derive(Clone, Debug)]
+pub struct CopyOptions {
+    pub csv: bool,
+    pub header: bool,
+    pub delimiter: u8,
+    pub null: String,
+    pub quote: u8,
+    pub escape: Option<u8>,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions { csv: false, header: false, delimiter: b'\t', null: "\\N".into(), quote: b'"', escape: None }
+    }
+}
+
+impl CopyOptions {
+    pub fn from_sql(
+        options: &[datafusion::sql::sqlparser::ast::CopyOption],
+        legacy: &[datafusion::sql::sqlparser::ast::CopyLegacyOption],
+    ) -> Result<Self, PgError> {
+        use datafusion::sql::sqlparser::ast::{CopyLegacyOption as L, CopyOption as O};
+        let mut o = CopyOptions::default();
+        let mut delimiter: Option<u8> = None;
+        let mut null: Option<String> = None;
+        for opt in options {
+            match opt {
+                O::Format(f) => match f.value.to_ascii_lowercase().as_str() {
+                    "csv" => o.csv = true,
+                    "text" => o.csv = false,
+                    other => return Err(PgError::new("0A000", format!("COPY format \"{other}\" is not supported"))),
+                },
+                O::Header(h) => o.header = *h,
+                O::Delimiter(c) => delimiter = Some(ascii(*c)?),
+                O::Null(s) => null = Some(s.clone()),
+                O::Quote(c) => o.quote = ascii(*c)?,
+                O::Escape(c) => o.escape = Some(ascii(*c)?),
+                O::Encoding(e) if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
+                other => return Err(PgError::new("0A000", format!("COPY option {other} is not supported"))),
+            }
+        }
+        for opt in legacy {
+            match opt {
+                L::Csv(_) => o.csv = true,
+                L::Header => o.header = true,
+                L::Delimiter(c) => delimiter = Some(ascii(*c)?),
+                L::Null(s) => null = Some(s.clone()),
+                other => return Err(PgError::new("0A000", format!("COPY option {other} is not supported"))),
+            }
+        }
+        if o.header && !o.csv {
+            return Err(PgError::new("0A000", "COPY HEADER available only in CSV mode"));
+        }
+        o.delimiter = delimiter.unwrap_or(if o.csv { b',' } else { b'\t' });
+        o.null = null.unwrap_or(if o.csv { String::new() } else { "\\N".into() });
+        Ok(o)
+    }
+}
+
+fn ascii(c: char) -> Result<u8, PgError> {
+    if c.is_ascii() {
+        Ok(c as u8)
+    } else {
+        Err(PgError::new("0A000", "COPY delimiter must be a single one-byte character"))
+    }
+}
+
+/// The COPY FROM in progress on one connection.
+struct ActiveCopy {
+    table: String,
+    sender: Option<mpsc::Sender<Bytes>>,
+    task: JoinHandle<Result<u64, ClusterError>>,
+}
+
+/// Per-connection slot for the COPY in progress (kept in pgwire's session extensions).
+#[derive(Default)]
+pub struct CopySlot(Mutex<Option<ActiveCopy>>);
+
+impl CopySlot {
+    fn take(&self) -> Option<ActiveCopy> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+    fn sender(&self) -> Option<mpsc::Sender<Bytes>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|a| a.sender.clone())
+    }
+}
+
+/// Starts `COPY table [(columns)] FROM STDIN`: returns the CopyIn response; rows arrive
+/// through [`ShoalCopyHandler`].
+pub fn start_copy_in(
+    cluster: Arc<Cluster>,
+    client: &dyn ClientInfo,
+    table: &str,
+    columns: &[String],
+    options: CopyOptions,
+) -> Result<CopyResponse, PgError> {
+    let info = cluster.table(table).map_err(|e| from_cluster(&e))?;
+    let table_schema = shoal_sql_functions::types::table_schema(&info.columns);
+    let input_fields: Vec<Field> = if columns.is_empty() {
+        table_schema.fields().iter().map(|f| f.as_ref().clone()).collect()
+    } else {
+        let mut v = Vec::new();
+        for c in columns {
+            let f = table_schema.field_with_name(c).map_err(|_| {
+                PgError::new("42703", format!("column \"{c}\" of relation \"{table}\" does not exist"))
+            })?;
+            v.push(f.clone());
+        }
+        v
+    };
+    let input_schema = Arc::new(Schema::new(input_fields));
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
+    let ncols = input_schema.fields().len();
+    let table_name = table.to_string();
+    let task = tokio::spawn(async move {
+        let batches = parse_stream(rx, input_schema, table_schema, options, table_name.clone());
+        write_statement(&cluster, &table_name, batches).await
+    });
+    let slot = client.session_extensions().get_or_insert_with(CopySlot::default);
+    let mut guard = slot.0.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(old) = guard.take() {
+        old.task.abort();
+    }
+    *guard = Some(ActiveCopy { table: table.to_string(), sender: Some(tx), task });
+    Ok(CopyResponse::new(0, ncols, futures::stream::empty()))
+}
+
+/// Parses COPY bytes into batches of the table's schema.
+fn parse_stream(
+    rx: mpsc::Receiver<Bytes>,
+    input_schema: SchemaRef,
+    table_schema: SchemaRef,
+    options: CopyOptions,
+    table: String,
+) -> futures::stream::BoxStream<'static, Result<RecordBatch, ClusterError>> {
+    let mut builder = arrow_csv::ReaderBuilder::new(input_schema.clone())
+        .with_header(options.header)
+        .with_delimiter(options.delimiter)
+        .with_batch_size(8192);
+    if options.csv {
+        builder = builder.with_quote(options.quote);
+        if let Some(e) = options.escape {
+            builder = builder.with_escape(e);
+        }
+    } else {
+        // text format has no quoting; NUL never appears in text input
+        builder = builder.with_quote(0);
+    }
+    if !options.null.is_empty() {
+        if let Ok(re) = regex::Regex::new(&format!("^{}$", regex::escape(&options.null))) {
+            builder = builder.with_null_regex(re);
+        }
+    }
+    let decoder = builder.build_decoder();
+    let text_mode = !options.csv;
+    struct State {
+        rx: mpsc::Receiver<Bytes>,
+        decoder: arrow_csv::reader::Decoder,
+        pending: Bytes,
+        done: bool,
+    }
+    let state = State { rx, decoder, pending: Bytes::new(), done: false };
+    let stream = futures::stream::try_unfold(state, move |mut st| {
+        let input_schema = input_schema.clone();
+        let table_schema = table_schema.clone();
+        let table = table.clone();
+        async move {
+            loop {
+                if st.done {
+                    return Ok(None);
+                }
+                if st.pending.is_empty() {
+                    match st.rx.recv().await {
+                        Some(chunk) => st.pending = chunk,
+                        None => {
+                            st.done = true;
+                            let last = st.decoder.flush().map_err(|e| copy_error(&table, e))?;
+                            return match last {
+                                Some(b) => Ok(Some((widen(b, &input_schema, &table_schema, text_mode)?, st))),
+                                None => Ok(None),
+                            };
+                        }
+                    }
+                    if text_mode && st.pending.as_ref() == b"\\.\n" {
+                        st.pending = Bytes::new();
+                        continue;
+                    }
+                }
+                let used = st.decoder.decode(&st.pending).map_err(|e| copy_error(&table, e))?;
+                st.pending = st.pending.slice(used..);
+                if st.decoder.capacity() == 0 {
+                    if let Some(b) = st.decoder.flush().map_err(|e| copy_error(&table, e))? {
+                        return Ok(Some((widen(b, &input_schema, &table_schema, text_mode)?, st)));
+                    }
+                }
+            }
+        }
+    });
+    stream.boxed()
+}
+
+fn copy_error(table: &str, e: arrow::error::ArrowError) -> ClusterError {
+    let msg = match &e {
+        arrow::error::ArrowError::ParseError(m) | arrow::error::ArrowError::CsvError(m) => m.clone(),
+        other => other.to_string(),
+    };
+    ClusterError::BadCopyData { message: format!("COPY {table}: {msg}") }
+}
+
+/// Adds NULL columns the COPY did not name, and undoes text-format backslash escapes.
+fn widen(
+    batch: RecordBatch,
+    input: &SchemaRef,
+    table: &SchemaRef,
+    text_mode: bool,
+) -> Result<RecordBatch, ClusterError> {
+    let n = batch.num_rows();
+    let cols: Vec<ArrayRef> = table
+        .fields()
+        .iter()
+        .map(|f| match input.index_of(f.name()) {
+            Ok(i) => {
+                let c = batch.column(i).clone();
+                if text_mode && matches!(c.data_type(), DataType::Utf8) {
+                    unescape_text(&c)
+                } else {
+                    c
+                }
+            }
+            Err(_) => new_null_array(f.data_type(), n),
+        })
+        .collect();
+    Ok(RecordBatch::try_new(table.clone(), cols)?)
+}
+
+fn unescape_text(col: &ArrayRef) -> ArrayRef {
+    let s = col.as_string::<i32>();
+    if !s.iter().flatten().any(|v| v.contains('\\')) {
+        return col.clone();
+    }
+    let out: StringArray = s
+        .iter()
+        .map(|v| {
+            v.map(|v| {
+                let mut o = String::with_capacity(v.len());
+                let mut chars = v.chars();
+                while let Some(c) = chars.next() {
+                    if c != '\\' {
+                        o.push(c);
+                        continue;
+                    }
+                    match chars.next() {
+                        Some('t') => o.push('\t'),
+                        Some('n') => o.push('\n'),
+                        Some('r') => o.push('\r'),
+                        Some('b') => o.push('\u{8}'),
+                        Some('f') => o.push('\u{c}'),
+                        Some('v') => o.push('\u{b}'),
+                        Some(other) => o.push(other),
+                        None => o.push('\\'),
+                    }
+                }
+                o
+            })
+        })
+        .collect();
+    Arc::new(out)
+}
+
+/// Receives CopyData/CopyDone/CopyFail for the COPY in progress.
+pub struct ShoalCopyHandler;
+
+#[async_trait]
+impl CopyHandler for ShoalCopyHandler {
+    async fn on_copy_data<C>(&self, client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let sender = client.session_extensions().get::<CopySlot>().and_then(|s| s.sender());
+        if let Some(tx) = sender {
+            // A closed channel means parsing failed; the error is reported at CopyDone.
+            let _ = tx.send(Bytes::from(copy_data.data.to_vec())).await;
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let active = client.session_extensions().get::<CopySlot>().and_then(|s| s.take());
+        let Some(mut active) = active else {
+            return Err(PgError::new("08P01", "CopyDone received without a COPY in progress").into());
+        };
+        active.sender.take();
+        let result = match (&mut active.task).await {
+            Ok(r) => r,
+            Err(e) => Err(ClusterError::Internal { message: format!("COPY task failed: {e}") }),
+        };
+        match result {
+            Ok(rows) => {
+                tracing::info!(table = %active.table, rows, "COPY committed");
+                client
+                    .send(PgWireBackendMessage::CommandComplete(
+                        Tag::new("COPY").with_rows(rows as usize).into(),
+                    ))
+                    .await?;
+                Ok(())
+            }
+            Err(e) => Err(from_cluster(&e).into()),
+        }
+    }
+
+    async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let Some(active) = client.session_extensions().get::<CopySlot>().and_then(|s| s.take()) {
+            active.task.abort();
+        }
+        PgError::new("57014", format!("COPY from stdin failed: {}", fail.message)).into()
+    }
+}
+
+/// `COPY ... TO STDOUT`: runs the query and sends each row in text or CSV format.
+pub async fn copy_out(df: DataFrame, options: CopyOptions) -> PgWireResult<CopyResponse> {
+    let schema = df.schema().as_arrow().clone();
+    let ncols = schema.fields().len();
+    let fields = Arc::new(arrow_pg::datatypes::arrow_schema_to_pg_fields(
+        &schema,
+        &Format::UnifiedText,
+        None,
+    )?);
+    let stream = df
+        .execute_stream()
+        .await
+        .map_err(|e| PgWireError::from(crate::errors::from_datafusion(&e)))?;
+    let mut header: Option<CopyData> = None;
+    if options.header {
+        let names: Vec<String> = schema.fields().iter().map(|f| quote_csv(f.name(), &options)).collect();
+        let mut line = names.join(&(options.delimiter as char).to_string());
+        line.push('\n');
+        header = Some(CopyData::new(Bytes::from(line).into()));
+    }
+    let rows = stream.flat_map(move |batch| {
+        let out: Vec<PgWireResult<CopyData>> = match batch {
+            Err(e) => vec![Err(crate::errors::from_datafusion(&e).into())],
+            Ok(b) => encode_rows(&fields, b, &options),
+        };
+        futures::stream::iter(out)
+    });
+    let data = futures::stream::iter(header.map(Ok)).chain(rows);
+    Ok(CopyResponse::new(0, ncols, data))
+}
+
+fn encode_rows(
+    fields: &Arc<Vec<datafusion_postgres::pgwire::api::results::FieldInfo>>,
+    batch: RecordBatch,
+    options: &CopyOptions,
+) -> Vec<PgWireResult<CopyData>> {
+    let mut out = Vec::with_capacity(batch.num_rows());
+    for row in arrow_pg::datatypes::encode_recordbatch(fields.clone(), batch) {
+        let row = match row {
+            Ok(r) => r,
+            Err(e) => {
+                out.push(Err(e));
+                continue;
+            }
+        };
+        let mut line = String::new();
+        let mut buf = &row.data[..];
+        for i in 0..row.field_count {
+            if i > 0 {
+                line.push(options.delimiter as char);
+            }
+            if buf.len() < 4 {
+                break;
+            }
+            let len = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+            buf = &buf[4..];
+            if len < 0 {
+                line.push_str(&options.null);
+                continue;
+            }
+            let len = (len as usize).min(buf.len());
+            let value = String::from_utf8_lossy(&buf[..len]);
+            buf = &buf[len..];
+            if options.csv {
+                line.push_str(&quote_csv(&value, options));
+            } else {
+                escape_text(&value, options.delimiter, &mut line);
+            }
+        }
+        line.push('\n');
+        out.push(Ok(CopyData::new(Bytes::from(line).into())));
+    }
+    out
+}
+
+fn quote_csv(v: &str, o: &CopyOptions) -> String {
+    let q = o.quote as char;
+    if v.is_empty() || v.contains(o.delimiter as char) || v.contains(q) || v.contains('\n') || v.contains('\r') || v == o.null {
+        format!("{q}{}{q}", v.replace(q, &format!("{q}{q}")))
+    } else {
+        v.to_string()
+    }
+}
+
+fn escape_text(v: &str, delimiter: u8, out: &mut String) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' if delimiter == b'\t' => out.push_str("\\t"),
+            c if c as u32 == delimiter as u32 => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! The one place where errors become PostgreSQL errors: a SQLSTATE, a message, and a DETAIL
+//! or HINT where one helps.
+
+use datafusion::error::DataFusionError;
+use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError};
+use shoal_catalog::CatalogError;
+use shoal_shard_store::ShardStoreError;
+use shoal_sql_functions::ClusterError;
+
+/// A PostgreSQL-shaped error.
+#[derive(Debug, Clone)]
+pub struct PgError {
+    pub code: &'static str,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl PgError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        PgError { code, message: message.into(), detail: None, hint: None }
+    }
+    pub fn with_hint(mut self, hint: Option<String>) -> Self {
+        self.hint = hint;
+        self
+    }
+    pub fn into_pgwire(self) -> PgWireError {
+        let mut info = ErrorInfo::new("ERROR".to_string(), self.code.to_string(), self.message);
+        info.detail = self.detail;
+        info.hint = self.hint;
+        PgWireError::UserError(Box::new(info))
+    }
+}
+
+impl From<ClusterError> for PgError {
+    fn from(e: ClusterError) -> Self {
+        from_cluster(&e)
+    }
+}
+
+impl From<DataFusionError> for PgError {
+    fn from(e: DataFusionError) -> Self {
+        from_datafusion(&e)
+    }
+}
+
+impl From<PgError> for PgWireError {
+    fn from(e: PgError) -> Self {
+        e.into_pgwire()
+    }
+}
+
+pub fn from_catalog(e: &CatalogError) -> PgError {
+    match e {
+        CatalogError::TableNotFound { .. } => PgError::new("42P01", e.to_string()),
+        CatalogError::TableExists { .. } => PgError::new("42P07", e.to_string()),
+        CatalogError::ColumnExists { .. } => PgError::new("42701", e.to_string()),
+        CatalogError::NodeNotFound { .. } => PgError::new("22023", e.to_string()),
+        CatalogError::PlacementGone { .. } => PgError::new("40001", e.to_string())
+            .with_hint(Some("A shard moved while the statement ran; run it again.".into())),
+        CatalogError::Invalid { .. } => PgError::new("22023", e.to_string()),
+        CatalogError::Sqlite(_) | CatalogError::TooNew { .. } => PgError::new("XX000", e.to_string()),
+    }
+}
+
+pub fn from_worker(e: &ShardStoreError) -> PgError {
+    match e {
+        ShardStoreError::Unavailable { .. } => PgError::new("08006", e.to_string())
+            .with_hint(Some("Check that the worker is running: SELECT * FROM shoal.nodes;".into())),
+        ShardStoreError::Unauthenticated { .. } => PgError::new("28000", e.to_string())
+            .with_hint(Some("The coordinator and the worker must use the same --cluster-token.".into())),
+        ShardStoreError::FileMissing { .. } => PgError::new("58P01", e.to_string()),
+        ShardStoreError::DiskFull { .. } => PgError::new("53100", e.to_string()),
+        ShardStoreError::WrongCluster { .. } => PgError::new("55000", e.to_string()).with_hint(Some(
+            "A worker belongs to one cluster; give it an empty --data-dir to join this one.".into(),
+        )),
+        _ => PgError::new("XX000", e.to_string()),
+    }
+}
+
+pub fn from_cluster(e: &ClusterError) -> PgError {
+    match e {
+        ClusterError::Catalog(c) => from_catalog(c),
+        ClusterError::Worker(w) => from_worker(w),
+        ClusterError::DataFusion(d) => from_datafusion(d),
+        ClusterError::Arrow(a) => from_arrow(a),
+        ClusterError::InvalidArgument { message, hint } => {
+            PgError::new("22023", message).with_hint(hint.clone())
+        }
+        ClusterError::NotInState { message, hint } => PgError::new("55000", message).with_hint(hint.clone()),
+        ClusterError::NotSupported { message } => PgError::new("0A000", message),
+        ClusterError::UndefinedColumn { message } => PgError::new("42703", message),
+        ClusterError::NotNull { message } => PgError::new("23502", message),
+        ClusterError::BadCopyData { message } => PgError::new("22P04", message),
+        ClusterError::NoWorkers { message } => PgError::new("55000", message)
+            .with_hint(Some("Add a worker with SELECT add_node('host', port);".into())),
+        ClusterError::ShardUnavailable { message, hint } => PgError::new("08006", message).with_hint(hint.clone()),
+        ClusterError::Internal { message } => PgError::new("XX000", format!("internal error: {message}"))
+            .with_hint(Some("This is a bug in Shoal; please report it with the coordinator log.".into())),
+    }
+}
+
+fn from_arrow(e: &arrow::error::ArrowError) -> PgError {
+    use arrow::error::ArrowError as A;
+    match e {
+        A::DivideByZero => PgError::new("22012", "division by zero"),
+        A::CastError(m) | A::ParseError(m) => PgError::new("22P02", m.clone()),
+        A::ComputeError(m) if m.contains("Overflow") || m.contains("overflow") => PgError::new("22003", m.clone()),
+        A::CsvError(m) => PgError::new("22P04", m.clone()),
+        A::ExternalError(inner) => match inner.downcast_ref::<ClusterError>() {
+            Some(c) => from_cluster(c),
+            None => PgError::new("XX000", e.to_string()),
+        },
+        _ => PgError::new("XX000", e.to_string()),
+    }
+}
+
+pub fn from_datafusion(e: &DataFusionError) -> PgError {
+    match e {
+        DataFusionError::Context(_, inner) => from_datafusion(inner),
+        DataFusionError::Diagnostic(_, inner) => from_datafusion(inner),
+        DataFusionError::Shared(inner) => from_datafusion(inner),
+        DataFusionError::Collection(errs) => match errs.first() {
+            Some(first) => from_datafusion(first),
+            None => PgError::new("XX000", e.to_string()),
+        },
+        DataFusionError::External(inner) => {
+            if let Some(c) = inner.downcast_ref::<ClusterError>() {
+                from_cluster(c)
+            } else if let Some(w) = inner.downcast_ref::<ShardStoreError>() {
+                from_worker(w)
+            } else if let Some(d) = inner.downcast_ref::<DataFusionError>() {
+                from_datafusion(d)
+            } else if let Some(p) = inner.downcast_ref::<PgWireError>() {
+                match p {
+                    PgWireError::UserError(i) => PgError {
+                        code: known_code(&i.code),
+                        message: i.message.clone(),
+                        detail: i.detail.clone(),
+                        hint: i.hint.clone(),
+                    },
+                    _ => PgError::new("XX000", p.to_string()),
+                }
+            } else {
+                PgError::new("XX000", inner.to_string())
+            }
+        }
+        DataFusionError::ArrowError(a, _) => from_arrow(a),
+        DataFusionError::SQL(p, _) => PgError::new("42601", format!("syntax error: {p}")),
+        DataFusionError::NotImplemented(m) => PgError::new("0A000", m.clone()),
+        DataFusionError::SchemaError(s, _) => {
+            let m = s.to_string();
+            if m.contains("No field named") {
+                PgError::new("42703", m)
+            } else if m.contains("Ambiguous") || m.contains("ambiguous") {
+                PgError::new("42702", m)
+            } else {
+                PgError::new("42P18", m)
+            }
+        }
+        DataFusionError::Plan(m) => plan_error(m),
+        DataFusionError::ResourcesExhausted(m) => PgError::new("53200", m.clone()),
+        DataFusionError::Execution(m) => {
+            if m.contains("Divide by zero") {
+                PgError::new("22012", "division by zero")
+            } else if m.contains("Cast error") || m.contains("Cannot cast") || m.contains("invalid input syntax") {
+                PgError::new("22P02", m.clone())
+            } else {
+                PgError::new("XX000", m.clone())
+            }
+        }
+        _ => PgError::new("XX000", e.to_string()),
+    }
+}
+
+fn plan_error(m: &str) -> PgError {
+    if let Some(rest) = m.strip_prefix("table '").or_else(|| m.split("table '").nth(1)) {
+        if m.contains("not found") {
+            let name = rest.split('\'').next().unwrap_or(rest);
+            let short = name.rsplit('.').next().unwrap_or(name);
+            return PgError::new("42P01", format!("relation \"{short}\" does not exist"));
+        }
+    }
+    if m.contains("Invalid function") || m.contains("Unknown function") || m.contains("function") && m.contains("not found") {
+        return PgError::new("42883", m.to_string()).with_hint(Some(
+            "No function matches the given name and argument types.".into(),
+        ));
+    }
+    if m.contains("No field named") {
+        return PgError::new("42703", m.to_string());
+    }
+    if m.contains("Cannot infer common") || m.contains("coerc") || m.contains("does not support") {
+        return PgError::new("42804", m.to_string());
+    }
+    PgError::new("42601", m.to_string())
+}
+
+/// SQLSTATEs are five ASCII characters from a fixed set; map a foreign one onto ours.
+fn known_code(code: &str) -> &'static str {
+    match code {
+        "57014" => "57014",
+        "42P01" => "42P01",
+        "42601" => "42601",
+        "0A000" => "0A000",
+        "22023" => "22023",
+        _ => "XX000",
+    }
+}
+
+/// Rewrites any error on its way to the client (`ErrorHandler`).
+pub fn rewrite(error: &mut PgWireError) {
+    let mapped = match error {
+        PgWireError::ApiError(inner) => {
+            if let Some(d) = inner.downcast_ref::<DataFusionError>() {
+                Some(from_datafusion(d))
+            } else if let Some(c) = inner.downcast_ref::<ClusterError>() {
+                Some(from_cluster(c))
+            } else {
+                let m = inner.to_string();
+                Some(if m.contains("sql parser error") || m.contains("Expected") {
+                    PgError::new("42601", m)
+                } else {
+                    PgError::new("XX000", m)
+                })
+            }
+        }
+        _ => None,
+    };
+    if let Some(m) = mapped {
+        *error = m.into_pgwire();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_errors_get_real_sqlstates() {
+        let e = DataFusionError::Plan("table 'shoal.public.nope' not found".into());
+        let p = from_datafusion(&e);
+        assert_eq!(p.code, "42P01");
+        assert_eq!(p.message, "relation \"nope\" does not exist");
+        let e = DataFusionError::External(Box::new(ClusterError::NotSupported { message: "x".into() }));
+        assert_eq!(from_datafusion(&e).code, "0A000");
+        let e = DataFusionError::Context("ctx".into(), Box::new(DataFusionError::External(Box::new(
+            ClusterError::Worker(ShardStoreError::Unavailable { addr: "h:1".into(), message: "refused".into() }),
+        ))));
+        assert_eq!(from_datafusion(&e).code, "08006");
+        assert_eq!(from_datafusion(&DataFusionError::NotImplemented("x".into())).code, "0A000");
+    }
+}

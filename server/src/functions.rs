@@ -1,0 +1,500 @@
+//! The cluster functions callable as `SELECT fn(...)` or `CALL fn(...)`: their signatures
+//! (positional and named arguments, defaults, Citus aliases), argument binding and coercion
+//! (bound parameters included), and what each one does.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast as sql;
+use shoal_sql_functions::{Cluster, ClusterError};
+
+use crate::errors::PgError;
+use crate::views;
+
+/// A call as written: the function name and its (optionally named) argument expressions.
+pub struct FunctionCall {
+    pub name: String,
+    pub args: Vec<(Option<String>, sql::Expr)>,
+}
+
+/// A NOTICE or WARNING to send before the result.
+pub struct Notice {
+    pub severity: &'static str,
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum ArgType {
+    Text,
+    Int,
+    Bool,
+    Any,
+}
+
+impl ArgType {
+    fn data_type(&self) -> Option<DataType> {
+        match self {
+            ArgType::Text => Some(DataType::Utf8),
+            ArgType::Int => Some(DataType::Int64),
+            ArgType::Bool => Some(DataType::Boolean),
+            ArgType::Any => None,
+        }
+    }
+    fn sql(&self) -> &'static str {
+        match self {
+            ArgType::Text | ArgType::Any => "TEXT",
+            ArgType::Int => "INT",
+            ArgType::Bool => "BOOLEAN",
+        }
+    }
+}
+
+struct Param {
+    /// The contract's name first, then Citus's.
+    names: &'static [&'static str],
+    ty: ArgType,
+    /// `None`: required.
+    default: Option<fn() -> ScalarValue>,
+}
+
+#[derive(Clone, Copy)]
+enum Returns {
+    Void,
+    BigInt,
+    Rows(fn() -> SchemaRef),
+}
+
+struct Spec {
+    names: &'static [&'static str],
+    params: &'static [Param],
+    returns: Returns,
+}
+
+const fn req(names: &'static [&'static str], ty: ArgType) -> Param {
+    Param { names, ty, default: None }
+}
+const fn opt(names: &'static [&'static str], ty: ArgType, default: fn() -> ScalarValue) -> Param {
+    Param { names, ty, default: Some(default) }
+}
+fn null() -> ScalarValue {
+    ScalarValue::Null
+}
+fn false_() -> ScalarValue {
+    ScalarValue::Boolean(Some(false))
+}
+
+const HOST: &[&str] = &["host", "nodename", "node_name"];
+const PORT: &[&str] = &["port", "nodeport", "node_port"];
+
+static SPECS: &[Spec] = &[
+    Spec {
+        names: &["add_node", "citus_add_node", "master_add_node"],
+        params: &[
+            req(HOST, ArgType::Text),
+            req(PORT, ArgType::Int),
+            opt(&["groupid"], ArgType::Int, null),
+            opt(&["noderole"], ArgType::Text, null),
+            opt(&["nodecluster"], ArgType::Text, null),
+        ],
+        returns: Returns::BigInt,
+    },
+    Spec {
+        names: &["remove_node", "citus_remove_node", "master_remove_node"],
+        params: &[req(HOST, ArgType::Text), req(PORT, ArgType::Int), opt(&["force"], ArgType::Bool, false_)],
+        returns: Returns::Void,
+    },
+    Spec {
+        names: &["set_node_property", "citus_set_node_property"],
+        params: &[
+            req(HOST, ArgType::Text),
+            req(PORT, ArgType::Int),
+            req(&["property"], ArgType::Text),
+            req(&["value"], ArgType::Bool),
+        ],
+        returns: Returns::Void,
+    },
+    Spec {
+        names: &["create_distributed_table"],
+        params: &[
+            req(&["table_name"], ArgType::Text),
+            req(&["distribution_column"], ArgType::Text),
+            opt(&["shard_count"], ArgType::Int, || ScalarValue::Int64(Some(32))),
+            opt(&["replication_factor"], ArgType::Int, || ScalarValue::Int64(Some(1))),
+            opt(&["colocate_with"], ArgType::Text, || ScalarValue::Utf8(Some("default".into()))),
+            opt(&["distribution_type"], ArgType::Text, || ScalarValue::Utf8(Some("hash".into()))),
+        ],
+        returns: Returns::Void,
+    },
+    Spec {
+        names: &["create_reference_table"],
+        params: &[req(&["table_name"], ArgType::Text)],
+        returns: Returns::Void,
+    },
+    Spec {
+        names: &["get_shard_id_for_distribution_column"],
+        params: &[req(&["table_name"], ArgType::Text), opt(&["value", "distribution_value"], ArgType::Any, null)],
+        returns: Returns::BigInt,
+    },
+    Spec {
+        names: &["set_cluster_setting"],
+        params: &[req(&["name"], ArgType::Text), req(&["value"], ArgType::Text)],
+        returns: Returns::Void,
+    },
+    Spec {
+        names: &["citus_get_active_worker_nodes", "master_get_active_worker_nodes"],
+        params: &[],
+        returns: Returns::Rows(views::active_worker_nodes_schema),
+    },
+];
+
+fn spec(name: &str) -> Option<&'static Spec> {
+    SPECS.iter().find(|s| s.names.contains(&name))
+}
+
+pub fn is_cluster_function(name: &str) -> bool {
+    spec(name).is_some()
+}
+
+fn undefined(name: &str, why: String) -> PgError {
+    PgError::new("42883", format!("function {name} {why}"))
+        .with_hint(Some("Check the argument names and count against the Shoal SQL API.".into()))
+}
+
+/// Matches written arguments to parameters: positional first, then by name.
+fn bind<'a>(spec: &Spec, call: &'a FunctionCall) -> Result<Vec<Option<&'a sql::Expr>>, PgError> {
+    let mut slots: Vec<Option<&sql::Expr>> = vec![None; spec.params.len()];
+    let mut positional = 0;
+    for (name, expr) in &call.args {
+        let idx = match name {
+            None => {
+                let i = positional;
+                positional += 1;
+                if i >= spec.params.len() {
+                    return Err(undefined(&call.name, format!("takes at most {} arguments", spec.params.len())));
+                }
+                i
+            }
+            Some(n) => spec
+                .params
+                .iter()
+                .position(|p| p.names.contains(&n.as_str()))
+                .ok_or_else(|| undefined(&call.name, format!("has no parameter named \"{n}\"")))?,
+        };
+        if slots[idx].is_some() {
+            return Err(undefined(&call.name, format!("got argument \"{}\" twice", spec.params[idx].names[0])));
+        }
+        slots[idx] = Some(expr);
+    }
+    for (p, s) in spec.params.iter().zip(&slots) {
+        if s.is_none() && p.default.is_none() {
+            return Err(undefined(&call.name, format!("requires argument \"{}\"", p.names[0])));
+        }
+    }
+    Ok(slots)
+}
+
+/// The placeholder number of an argument that is exactly `$n`.
+fn placeholder(expr: &sql::Expr) -> Option<usize> {
+    let s = expr.to_string();
+    s.strip_prefix('$').and_then(|n| n.parse().ok())
+}
+
+fn return_columns(name: &str, r: Returns) -> Vec<(String, &'static str)> {
+    match r {
+        Returns::Void => vec![(name.to_string(), "TEXT")],
+        Returns::BigInt => vec![(name.to_string(), "BIGINT")],
+        Returns::Rows(s) => s()
+            .fields()
+            .iter()
+            .map(|f| {
+                let t = match f.data_type() {
+                    DataType::Int64 => "BIGINT",
+                    DataType::Boolean => "BOOLEAN",
+                    DataType::Float64 => "DOUBLE",
+                    _ => "TEXT",
+                };
+                (f.name().clone(), t)
+            })
+            .collect(),
+    }
+}
+
+/// The plan the extended protocol describes: the result columns, and parameter types taken
+/// from the declared argument types (so drivers send `$1` as the right type).
+pub async fn describe(ctx: &SessionContext, call: &FunctionCall) -> Result<LogicalPlan, PgError> {
+    let spec = spec(&call.name).ok_or_else(|| undefined(&call.name, "does not exist".into()))?;
+    let slots = bind(spec, call)?;
+    let cols: Vec<String> = return_columns(&call.name, spec.returns)
+        .into_iter()
+        .map(|(n, t)| format!("CAST(NULL AS {t}) AS \"{n}\""))
+        .collect();
+    let mut conds = Vec::new();
+    for (p, s) in spec.params.iter().zip(&slots) {
+        if let Some(n) = s.and_then(|e| placeholder(e)) {
+            conds.push(format!("${n} = CAST(NULL AS {})", p.ty.sql()));
+        }
+    }
+    let mut q = format!("SELECT {}", cols.join(", "));
+    if !conds.is_empty() {
+        q.push_str(&format!(" WHERE {}", conds.join(" AND ")));
+    }
+    Ok(ctx.state().create_logical_plan(&q).await?)
+}
+
+/// Evaluates one argument expression (bound parameters substituted) to a value.
+async fn eval(ctx: &SessionContext, expr: &sql::Expr, params: &ParamValues) -> Result<ScalarValue, PgError> {
+    let plan = ctx.state().create_logical_plan(&format!("SELECT {expr}")).await?;
+    let has_params = match params {
+        ParamValues::List(l) => !l.is_empty(),
+        ParamValues::Map(m) => !m.is_empty(),
+    };
+    let plan = if has_params { plan.with_param_values(params.clone())? } else { plan };
+    let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
+    let batch = batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .ok_or_else(|| PgError::new("22023", format!("argument {expr} has no value")))?;
+    Ok(ScalarValue::try_from_array(batch.column(0), 0)?)
+}
+
+/// Bound argument values, by the parameter's contract name.
+struct Args {
+    function: String,
+    values: Vec<(&'static str, ScalarValue)>,
+}
+
+impl Args {
+    fn get(&self, name: &str) -> &ScalarValue {
+        static NULL: ScalarValue = ScalarValue::Null;
+        self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| v).unwrap_or(&NULL)
+    }
+    fn text(&self, name: &str) -> Result<String, PgError> {
+        match self.get(name) {
+            ScalarValue::Utf8(Some(s)) => Ok(s.clone()),
+            _ => Err(self.null_arg(name)),
+        }
+    }
+    fn int(&self, name: &str) -> Result<i64, PgError> {
+        match self.get(name) {
+            ScalarValue::Int64(Some(v)) => Ok(*v),
+            _ => Err(self.null_arg(name)),
+        }
+    }
+    fn bool(&self, name: &str) -> Result<bool, PgError> {
+        match self.get(name) {
+            ScalarValue::Boolean(Some(v)) => Ok(*v),
+            _ => Err(self.null_arg(name)),
+        }
+    }
+    fn port(&self) -> Result<u16, PgError> {
+        let p = self.int("port")?;
+        u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
+            PgError::new("22023", format!("port {p} is out of range")).with_hint(Some("A port is between 1 and 65535.".into()))
+        })
+    }
+    fn null_arg(&self, name: &str) -> PgError {
+        PgError::new("22004", format!("{}: argument \"{name}\" must not be NULL", self.function))
+    }
+}
+
+async fn bind_values(
+    ctx: &SessionContext,
+    spec: &'static Spec,
+    call: &FunctionCall,
+    params: &ParamValues,
+) -> Result<Args, PgError> {
+    let slots = bind(spec, call)?;
+    let mut values = Vec::new();
+    for (p, slot) in spec.params.iter().zip(slots) {
+        let v = match slot {
+            Some(e) => eval(ctx, e, params).await?,
+            None => p.default.map(|d| d()).unwrap_or(ScalarValue::Null),
+        };
+        let v = match p.ty.data_type() {
+            Some(t) if !v.is_null() => v.cast_to(&t).map_err(|_| {
+                PgError::new("22023", format!("invalid value {v} for argument \"{}\" of {}", p.names[0], call.name))
+            })?,
+            _ => v,
+        };
+        values.push((p.names[0], v));
+    }
+    Ok(Args { function: call.name.clone(), values })
+}
+
+fn single(name: &str, array: ArrayRef) -> Result<RecordBatch, PgError> {
+    let schema = Arc::new(Schema::new(vec![Field::new(name, array.data_type().clone(), true)]));
+    RecordBatch::try_new(schema, vec![array]).map_err(|e| PgError::new("XX000", e.to_string()))
+}
+
+fn void(name: &str) -> Result<RecordBatch, PgError> {
+    single(name, Arc::new(StringArray::from(vec![Some("")])))
+}
+
+fn bigint(name: &str, v: Option<i64>) -> Result<RecordBatch, PgError> {
+    single(name, Arc::new(Int64Array::from(vec![v])))
+}
+
+/// Runs a cluster function; its rows are the result.
+pub async fn call(
+    cluster: &Arc<Cluster>,
+    ctx: &SessionContext,
+    call: &FunctionCall,
+    params: &ParamValues,
+    notices: &mut Vec<Notice>,
+) -> Result<RecordBatch, PgError> {
+    let spec = spec(&call.name).ok_or_else(|| undefined(&call.name, "does not exist".into()))?;
+    let a = bind_values(ctx, spec, call, params).await?;
+    let name = call.name.as_str();
+    tracing::info!(function = name, "cluster function called");
+    match spec.names[0] {
+        "add_node" => {
+            let host = a.text("host")?;
+            let id = cluster.add_node(&host, a.port()?).await.map_err(|e| match e {
+                ClusterError::Worker(w) if w.is_unavailable() => PgError::new(
+                    "08006",
+                    format!("could not connect to worker {host}:{}: {w}", a.port().unwrap_or(0)),
+                )
+                .with_hint(Some("Start the worker first, and check the host name and port.".into())),
+                other => other.into(),
+            })?;
+            bigint(name, Some(id))
+        }
+        "remove_node" => {
+            let host = a.text("host")?;
+            let port = a.port()?;
+            let node = cluster
+                .catalog()
+                .node_by_addr(&host, port)
+                .map_err(ClusterError::from)?
+                .ok_or_else(|| PgError::new("22023", format!("node \"{host}:{port}\" does not exist")))?;
+            let n = cluster.catalog().placement_count(node.node_id).map_err(ClusterError::from)?;
+            if n > 0 {
+                if a.bool("force")? {
+                    return Err(PgError::new("0A000", "remove_node(..., force => true) on a node with placements is not supported yet"));
+                }
+                return Err(PgError::new(
+                    "55000",
+                    format!("cannot remove node {host}:{port} because it holds {n} shard placements"),
+                )
+                .with_hint(Some(format!(
+                    "Run SELECT drain_node('{host}', {port}) first, or pass force => true to drop its placements."
+                ))));
+            }
+            cluster.catalog().remove_node(node.node_id).map_err(ClusterError::from)?;
+            void(name)
+        }
+        "set_node_property" => {
+            let host = a.text("host")?;
+            let port = a.port()?;
+            let property = a.text("property")?;
+            if !matches!(property.as_str(), "should_have_shards" | "shouldhaveshards") {
+                return Err(PgError::new("22023", format!("unrecognized node property \"{property}\""))
+                    .with_hint(Some("The only node property is should_have_shards.".into())));
+            }
+            let node = cluster
+                .catalog()
+                .node_by_addr(&host, port)
+                .map_err(ClusterError::from)?
+                .ok_or_else(|| PgError::new("22023", format!("node \"{host}:{port}\" does not exist")))?;
+            cluster
+                .catalog()
+                .set_should_have_shards(node.node_id, a.bool("value")?)
+                .map_err(ClusterError::from)?;
+            void(name)
+        }
+        "create_distributed_table" => {
+            let dtype = a.text("distribution_type")?;
+            if !dtype.eq_ignore_ascii_case("hash") {
+                return Err(PgError::new("0A000", format!("distribution_type '{dtype}' is not supported; only 'hash' is")));
+            }
+            let table = a.text("table_name")?;
+            let before = cluster.table(&table)?;
+            cluster
+                .create_distributed_table(
+                    &table,
+                    &a.text("distribution_column")?,
+                    a.int("shard_count")?,
+                    a.int("replication_factor")?,
+                    &a.text("colocate_with")?,
+                )
+                .await?;
+            let _ = before;
+            void(name)
+        }
+        "create_reference_table" => {
+            cluster.create_reference_table(&a.text("table_name")?).await?;
+            void(name)
+        }
+        "get_shard_id_for_distribution_column" => {
+            let id = cluster.shard_id_for_value(&a.text("table_name")?, a.get("value"))?;
+            bigint(name, Some(id))
+        }
+        "set_cluster_setting" => {
+            let setting = a.text("name")?;
+            let value = a.text("value")?;
+            cluster.catalog().set_setting(&setting, &value).map_err(ClusterError::from)?;
+            notices.push(Notice { severity: "NOTICE", message: format!("cluster setting {setting} is now {value}") });
+            void(name)
+        }
+        "citus_get_active_worker_nodes" => Ok(views::active_worker_nodes(cluster)?),
+        other => Err(PgError::new("XX000", format!("function {other} has no implementation"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn parse_call(sql_text: &str) -> FunctionCall {
+        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql_text).unwrap().remove(0);
+        let sql::Statement::Query(q) = stmt else { panic!() };
+        let sql::SetExpr::Select(s) = q.body.as_ref() else { panic!() };
+        let sql::SelectItem::UnnamedExpr(sql::Expr::Function(f)) = &s.projection[0] else { panic!() };
+        let sql::FunctionArguments::List(l) = &f.args else { panic!() };
+        FunctionCall {
+            name: f.name.to_string(),
+            args: l
+                .args
+                .iter()
+                .map(|a| match a {
+                    sql::FunctionArg::Named { name, arg: sql::FunctionArgExpr::Expr(e), .. } => (Some(name.value.clone()), e.clone()),
+                    sql::FunctionArg::Unnamed(sql::FunctionArgExpr::Expr(e)) => (None, e.clone()),
+                    _ => panic!(),
+                })
+                .collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn binds_positional_named_defaults_and_aliases() {
+        let ctx = SessionContext::new();
+        let c = parse_call("SELECT create_distributed_table('events', 'id', replication_factor => 2)");
+        let a = bind_values(&ctx, spec("create_distributed_table").unwrap(), &c, &ParamValues::List(vec![])).await.unwrap();
+        assert_eq!(a.text("table_name").unwrap(), "events");
+        assert_eq!(a.int("shard_count").unwrap(), 32);
+        assert_eq!(a.int("replication_factor").unwrap(), 2);
+        assert_eq!(a.text("colocate_with").unwrap(), "default");
+
+        let c = parse_call("SELECT citus_add_node(nodename => 'w1', nodeport => '7400')");
+        let a = bind_values(&ctx, spec("citus_add_node").unwrap(), &c, &ParamValues::List(vec![])).await.unwrap();
+        assert_eq!(a.port().unwrap(), 7400);
+
+        let c = parse_call("SELECT add_node('w1')");
+        assert_eq!(bind(spec("add_node").unwrap(), &c).unwrap_err().code, "42883");
+        let c = parse_call("SELECT add_node('w1', 1, bogus => 1)");
+        assert_eq!(bind(spec("add_node").unwrap(), &c).unwrap_err().code, "42883");
+
+        let c = parse_call("SELECT add_node($1, $2)");
+        let params = ParamValues::List(vec![ScalarValue::Utf8(Some("h".into())).into(), ScalarValue::Utf8(Some("7401".into())).into()]);
+        let a = bind_values(&ctx, spec("add_node").unwrap(), &c, &params).await.unwrap();
+        assert_eq!(a.port().unwrap(), 7401);
+        let plan = describe(&ctx, &c).await.unwrap();
+        assert_eq!(plan.schema().field(0).name(), "add_node");
+    }
+}

@@ -1,0 +1,346 @@
+//! The statements Shoal answers itself before DataFusion sees them: cluster functions
+//! (`SELECT fn(...)` without FROM, `CALL fn(...)`), DDL on Shoal tables, COPY, and the
+//! statements that are not supported yet.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use async_trait::async_trait;
+use datafusion::common::ParamValues;
+use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{
+    self as sql, AlterTableOperation, CopySource, CopyTarget, FunctionArg, FunctionArgExpr,
+    FunctionArguments, ObjectType, SelectItem, SetExpr, Statement,
+};
+use datafusion_postgres::hooks::{HookClient, QueryHook};
+use datafusion_postgres::pgwire::api::portal::Format;
+use datafusion_postgres::pgwire::api::results::{Response, Tag};
+use datafusion_postgres::pgwire::api::store::PortalStore;
+use datafusion_postgres::pgwire::api::ClientInfo;
+use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireResult};
+use datafusion_postgres::pgwire::messages::response::NoticeResponse;
+use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
+use datafusion_postgres::pgwire::types::format::FormatOptions;
+use shoal_catalog::{ColumnDef, SqlType};
+use shoal_sql_functions::Cluster;
+use tracing::Instrument;
+
+use crate::copy::{copy_out, start_copy_in, CopyOptions};
+use crate::errors::{from_cluster, from_datafusion, PgError};
+use crate::functions::{self, FunctionCall, Notice};
+
+/// What a statement asks of Shoal.
+enum Action {
+    Call(FunctionCall),
+    CreateTable { name: String, columns: Vec<ColumnDef>, if_not_exists: bool },
+    Drop { names: Vec<String>, if_exists: bool },
+    Truncate { names: Vec<String> },
+    AddColumn { table: String, column: ColumnDef, if_not_exists: bool },
+    CopyIn { table: String, columns: Vec<String>, options: CopyOptions },
+    CopyOut { query: String, options: CopyOptions },
+    Refuse(PgError),
+}
+
+fn object_name(n: &sql::ObjectName) -> String {
+    // Shoal has one schema for user tables; `public.t` and `t` are the same table.
+    n.0.last()
+        .map(|p| match p.as_ident() {
+            Some(i) => i.value.clone(),
+            None => p.to_string(),
+        })
+        .unwrap_or_default()
+}
+
+fn column_def(c: &sql::ColumnDef) -> Result<ColumnDef, PgError> {
+    let sql_type = SqlType::parse(&c.data_type.to_string())
+        .map_err(|_| PgError::new("0A000", format!("type \"{}\" is not supported", c.data_type)).with_hint(Some(
+            "Supported: smallint, integer, bigint, real, double precision, numeric(p,s), text, varchar(n), boolean, date, timestamp, timestamptz, bytea, uuid, jsonb.".into(),
+        )))?;
+    Ok(ColumnDef { name: c.name.value.clone(), sql_type })
+}
+
+fn function_call(f: &sql::Function) -> Option<FunctionCall> {
+    let name = object_name(&f.name).to_ascii_lowercase();
+    if !functions::is_cluster_function(&name) {
+        return None;
+    }
+    let mut args = Vec::new();
+    match &f.args {
+        FunctionArguments::None => {}
+        FunctionArguments::List(list) => {
+            for a in &list.args {
+                let (n, e) = match a {
+                    FunctionArg::Named { name, arg, .. } => (Some(name.value.to_ascii_lowercase()), arg),
+                    FunctionArg::ExprNamed { name, arg, .. } => (Some(name.to_string().to_ascii_lowercase()), arg),
+                    FunctionArg::Unnamed(arg) => (None, arg),
+                };
+                match e {
+                    FunctionArgExpr::Expr(e) => args.push((n, e.clone())),
+                    _ => return None,
+                }
+            }
+        }
+        FunctionArguments::Subquery(_) => return None,
+    }
+    Some(FunctionCall { name, args })
+}
+
+fn classify(stmt: &Statement) -> Option<Action> {
+    match stmt {
+        Statement::Query(q) => {
+            let SetExpr::Select(sel) = q.body.as_ref() else { return None };
+            if !sel.from.is_empty() || sel.projection.len() != 1 || q.order_by.is_some() {
+                return None;
+            }
+            let expr = match &sel.projection[0] {
+                SelectItem::UnnamedExpr(e) => e,
+                SelectItem::ExprWithAlias { expr, .. } => expr,
+                _ => return None,
+            };
+            match expr {
+                sql::Expr::Function(f) => function_call(f).map(Action::Call),
+                _ => None,
+            }
+        }
+        Statement::Call(f) => function_call(f).map(Action::Call),
+        Statement::CreateTable(ct) => {
+            if ct.query.is_some() {
+                return Some(Action::Refuse(PgError::new("0A000", "CREATE TABLE ... AS is not supported yet").with_hint(Some(
+                    "Create the table, then INSERT INTO t SELECT ...".into(),
+                ))));
+            }
+            let cols: Result<Vec<ColumnDef>, PgError> = ct.columns.iter().map(column_def).collect();
+            Some(match cols {
+                Ok(columns) => Action::CreateTable { name: object_name(&ct.name), columns, if_not_exists: ct.if_not_exists },
+                Err(e) => Action::Refuse(e),
+            })
+        }
+        Statement::Drop { object_type: ObjectType::Table, if_exists, names, .. } => Some(Action::Drop {
+            names: names.iter().map(object_name).collect(),
+            if_exists: *if_exists,
+        }),
+        Statement::Truncate(t) => Some(Action::Truncate {
+            names: t.table_names.iter().map(|n| object_name(&n.name)).collect(),
+        }),
+        Statement::AlterTable(at) => {
+            if at.operations.len() != 1 {
+                return Some(Action::Refuse(PgError::new("0A000", "only one ALTER TABLE action at a time is supported")));
+            }
+            match &at.operations[0] {
+                AlterTableOperation::AddColumn { column_def: c, if_not_exists, .. } => Some(match column_def(c) {
+                    Ok(column) => Action::AddColumn { table: object_name(&at.name), column, if_not_exists: *if_not_exists },
+                    Err(e) => Action::Refuse(e),
+                }),
+                other => Some(Action::Refuse(PgError::new("0A000", format!("ALTER TABLE ... {other} is not supported")))),
+            }
+        }
+        Statement::Update(_) => Some(Action::Refuse(
+            PgError::new("0A000", "UPDATE is not supported: shards are immutable Parquet files")
+                .with_hint(Some("Rewrite the table with INSERT INTO new_table SELECT ... instead.".into())),
+        )),
+        Statement::Delete(_) => Some(Action::Refuse(
+            PgError::new("0A000", "DELETE is not supported: shards are immutable Parquet files")
+                .with_hint(Some("Use TRUNCATE to empty a table, or rewrite it with INSERT INTO new_table SELECT ...".into())),
+        )),
+        Statement::Copy { source, to, target, options, legacy_options, .. } => {
+            let opts = match CopyOptions::from_sql(options, legacy_options) {
+                Ok(o) => o,
+                Err(e) => return Some(Action::Refuse(e)),
+            };
+            match (to, target, source) {
+                (false, CopyTarget::Stdin, CopySource::Table { table_name, columns }) => Some(Action::CopyIn {
+                    table: object_name(table_name),
+                    columns: columns.iter().map(|c| c.value.clone()).collect(),
+                    options: opts,
+                }),
+                (true, CopyTarget::Stdout, CopySource::Table { table_name, columns }) => {
+                    let cols = if columns.is_empty() {
+                        "*".to_string()
+                    } else {
+                        columns.iter().map(|c| format!("\"{}\"", c.value)).collect::<Vec<_>>().join(", ")
+                    };
+                    Some(Action::CopyOut { query: format!("SELECT {cols} FROM \"{}\"", object_name(table_name)), options: opts })
+                }
+                (true, CopyTarget::Stdout, CopySource::Query(q)) => Some(Action::CopyOut { query: q.to_string(), options: opts }),
+                _ => Some(Action::Refuse(
+                    PgError::new("0A000", "COPY to or from a file or program on the server is not supported")
+                        .with_hint(Some("Use COPY ... FROM STDIN / TO STDOUT, or psql's \\copy.".into())),
+                )),
+            }
+        }
+        _ => None,
+    }
+}
+
+pub struct ShoalHook {
+    cluster: Arc<Cluster>,
+}
+
+impl ShoalHook {
+    pub fn new(cluster: Arc<Cluster>) -> Self {
+        ShoalHook { cluster }
+    }
+
+    async fn run(
+        &self,
+        action: Action,
+        ctx: &SessionContext,
+        client: &mut dyn HookClient,
+        params: &ParamValues,
+        format: Format,
+    ) -> PgWireResult<Response> {
+        let cluster = &self.cluster;
+        let tag = |t: &str| Ok(Response::Execution(Tag::new(t)));
+        match action {
+            Action::Refuse(e) => Err(e.into()),
+            Action::CreateTable { name, columns, if_not_exists } => {
+                if if_not_exists && cluster.catalog().table_by_name(&name).map_err(|e| pg(&e.into()))?.is_some() {
+                    notice(client, "NOTICE", &format!("relation \"{name}\" already exists, skipping")).await?;
+                    return tag("CREATE TABLE");
+                }
+                cluster.create_table(&name, columns).map_err(|e| pg(&e))?;
+                tag("CREATE TABLE")
+            }
+            Action::Drop { names, if_exists } => {
+                for n in &names {
+                    if !cluster.drop_table(n, if_exists).map_err(|e| pg(&e))? {
+                        notice(client, "NOTICE", &format!("table \"{n}\" does not exist, skipping")).await?;
+                    }
+                }
+                tag("DROP TABLE")
+            }
+            Action::Truncate { names } => {
+                for n in &names {
+                    cluster.truncate(n).map_err(|e| pg(&e))?;
+                }
+                tag("TRUNCATE TABLE")
+            }
+            Action::AddColumn { table, column, if_not_exists } => {
+                let info = cluster.table(&table).map_err(|e| pg(&e))?;
+                if if_not_exists && info.columns.iter().any(|c| c.name == column.name) {
+                    notice(client, "NOTICE", &format!("column \"{}\" of relation \"{table}\" already exists, skipping", column.name)).await?;
+                    return tag("ALTER TABLE");
+                }
+                cluster.add_column(&table, column).map_err(|e| pg(&e))?;
+                tag("ALTER TABLE")
+            }
+            Action::CopyIn { table, columns, options } => {
+                let resp = start_copy_in(cluster.clone(), &*client, &table, &columns, options)?;
+                Ok(Response::CopyIn(resp))
+            }
+            Action::CopyOut { query, options } => {
+                let df = ctx.sql(&query).await.map_err(|e| PgWireErrorOf::df(&e))?;
+                Ok(Response::CopyOut(copy_out(df, options).await?))
+            }
+            Action::Call(call) => {
+                let mut notices: Vec<Notice> = Vec::new();
+                let result = functions::call(cluster, ctx, &call, params, &mut notices).await;
+                for n in &notices {
+                    notice(client, n.severity, &n.message).await?;
+                }
+                let batch = result.map_err(PgError::into_pgwire)?;
+                rows_response(ctx, batch, client, &format).await
+            }
+        }
+    }
+}
+
+struct PgWireErrorOf;
+impl PgWireErrorOf {
+    fn df(e: &datafusion::error::DataFusionError) -> datafusion_postgres::pgwire::error::PgWireError {
+        from_datafusion(e).into_pgwire()
+    }
+}
+
+fn pg(e: &shoal_sql_functions::ClusterError) -> datafusion_postgres::pgwire::error::PgWireError {
+    from_cluster(e).into_pgwire()
+}
+
+async fn notice(client: &mut dyn HookClient, severity: &str, message: &str) -> PgWireResult<()> {
+    let code = if severity == "WARNING" { "01000" } else { "00000" };
+    let info = ErrorInfo::new(severity.to_string(), code.to_string(), message.to_string());
+    client
+        .send_message(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(info)))
+        .await
+}
+
+async fn rows_response(
+    ctx: &SessionContext,
+    batch: RecordBatch,
+    client: &dyn HookClient,
+    format: &Format,
+) -> PgWireResult<Response> {
+    let df = ctx.read_batch(batch).map_err(|e| PgWireErrorOf::df(&e))?;
+    let opts = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+    let resp = arrow_pg::datatypes::df::encode_dataframe(df, format, Some(opts)).await?;
+    Ok(Response::Query(resp))
+}
+
+/// The result formats the client asked for when it bound the (unnamed) portal being executed.
+fn portal_format(client: &dyn HookClient) -> Format {
+    client
+        .portal_store()
+        .get_portal("")
+        .and_then(|entry| entry.value().map(|p| p.result_column_format.clone()))
+        .unwrap_or(Format::UnifiedText)
+}
+
+#[async_trait]
+impl QueryHook for ShoalHook {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        session_context: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        let action = classify(statement)?;
+        let span = tracing::info_span!("statement", sql = %statement);
+        Some(
+            self.run(action, session_context, client, &ParamValues::List(vec![]), Format::UnifiedText)
+                .instrument(span)
+                .await,
+        )
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        statement: &Statement,
+        session_context: &SessionContext,
+        _client: &(dyn ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<LogicalPlan>> {
+        let action = classify(statement)?;
+        Some(match action {
+            Action::Call(call) => functions::describe(session_context, &call)
+                .await
+                .map_err(PgError::into_pgwire),
+            Action::CopyOut { query, .. } => {
+                // describe the rows COPY would send (no row description is sent for COPY)
+                let _ = query;
+                Ok(empty_plan())
+            }
+            _ => Ok(empty_plan()),
+        })
+    }
+
+    async fn handle_extended_query(
+        &self,
+        statement: &Statement,
+        _logical_plan: &LogicalPlan,
+        params: &ParamValues,
+        session_context: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        let action = classify(statement)?;
+        let format = portal_format(client);
+        let span = tracing::info_span!("statement", sql = %statement);
+        Some(self.run(action, session_context, client, params, format).instrument(span).await)
+    }
+}
+
+fn empty_plan() -> LogicalPlan {
+    LogicalPlan::EmptyRelation(EmptyRelation {
+        produce_one_row: false,
+        schema: Arc::new(datafusion::common::DFSchema::empty()),
+    })
+}

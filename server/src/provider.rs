@@ -1,0 +1,298 @@
+//! Table providers: the `public` schema backed by the catalog (every Shoal table is a
+//! [`DistributedTable`]), and [`LiveTable`] for views computed from the catalog at scan time.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{SchemaProvider, Session, TableProvider};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, ScalarValue};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::sink::DataSinkExec;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::bytes::Serializeable;
+use shoal_catalog::{ShardSnapshot, TableInfo, TableKind};
+use shoal_sql_functions::types::{arrow_type, table_schema};
+use shoal_sql_functions::{routing, Cluster, ClusterError};
+
+use crate::scan::{ShardScanArgs, ShardScanExec};
+use crate::sink::InsertSink;
+
+pub fn external(e: impl Into<ClusterError>) -> DataFusionError {
+    DataFusionError::External(Box::new(e.into()))
+}
+
+/// A view's rows, computed when a query scans it.
+pub type ViewFn = Arc<dyn Fn() -> std::result::Result<RecordBatch, ClusterError> + Send + Sync>;
+
+/// A read-only table whose rows are computed from the catalog at scan time.
+pub struct LiveTable {
+    schema: SchemaRef,
+    fetch: ViewFn,
+}
+
+impl LiveTable {
+    pub fn new(schema: SchemaRef, fetch: ViewFn) -> Arc<Self> {
+        Arc::new(LiveTable { schema, fetch })
+    }
+}
+
+impl fmt::Debug for LiveTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LiveTable").finish()
+    }
+}
+
+#[async_trait]
+impl TableProvider for LiveTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let batch = (self.fetch)().map_err(external)?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+/// The `public` schema: every table in the catalog, plus the Citus compatibility views.
+pub struct ShoalSchemaProvider {
+    cluster: Arc<Cluster>,
+    views: HashMap<String, Arc<dyn TableProvider>>,
+}
+
+impl ShoalSchemaProvider {
+    pub fn new(cluster: Arc<Cluster>, views: HashMap<String, Arc<dyn TableProvider>>) -> Self {
+        ShoalSchemaProvider { cluster, views }
+    }
+}
+
+impl fmt::Debug for ShoalSchemaProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShoalSchemaProvider").finish()
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for ShoalSchemaProvider {
+    fn table_names(&self) -> Vec<String> {
+        let mut names = self.cluster.catalog().table_names().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "catalog read failed while listing tables");
+            vec![]
+        });
+        names.extend(self.views.keys().cloned());
+        names
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if let Some(v) = self.views.get(name) {
+            return Ok(Some(v.clone()));
+        }
+        let info = self.cluster.catalog().table_by_name(name).map_err(external)?;
+        Ok(info.map(|info| {
+            Arc::new(DistributedTable::new(self.cluster.clone(), info)) as Arc<dyn TableProvider>
+        }))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.views.contains_key(name)
+            || matches!(self.cluster.catalog().table_by_name(name), Ok(Some(_)))
+    }
+}
+
+/// A Shoal table (distributed, reference or single-shard) as DataFusion sees it.
+pub struct DistributedTable {
+    cluster: Arc<Cluster>,
+    pub(crate) info: TableInfo,
+    schema: SchemaRef,
+}
+
+impl fmt::Debug for DistributedTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DistributedTable").field("name", &self.info.name).finish()
+    }
+}
+
+impl DistributedTable {
+    pub fn new(cluster: Arc<Cluster>, info: TableInfo) -> Self {
+        let schema = table_schema(&info.columns);
+        DistributedTable { cluster, info, schema }
+    }
+
+    pub fn cluster(&self) -> Arc<Cluster> {
+        self.cluster.clone()
+    }
+
+    pub fn clone_handle(&self) -> DistributedTable {
+        DistributedTable { cluster: self.cluster.clone(), info: self.info.clone(), schema: self.schema.clone() }
+    }
+
+    /// Values the filters pin the distribution column to, if they do.
+    fn pinned_values(&self, filters: &[Expr]) -> Option<Vec<ScalarValue>> {
+        let col = self.info.distribution_column.as_deref()?;
+        let is_dist = |e: &Expr| matches!(e, Expr::Column(c) if c.name == col);
+        for f in filters {
+            match f {
+                Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => {
+                    match (left.as_ref(), right.as_ref()) {
+                        (l, Expr::Literal(v, _)) if is_dist(l) => return Some(vec![v.clone()]),
+                        (Expr::Literal(v, _), r) if is_dist(r) => return Some(vec![v.clone()]),
+                        _ => {}
+                    }
+                }
+                Expr::InList(il) if !il.negated && is_dist(&il.expr) => {
+                    let mut vals = Vec::new();
+                    for e in &il.list {
+                        match e {
+                            Expr::Literal(v, _) => vals.push(v.clone()),
+                            _ => return None,
+                        }
+                    }
+                    return Some(vals);
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    pub fn prune(&self, shards: Vec<ShardSnapshot>, filters: &[Expr]) -> Vec<ShardSnapshot> {
+        if self.info.kind != TableKind::Distributed {
+            return shards;
+        }
+        let Some(values) = self.pinned_values(filters) else {
+            return shards;
+        };
+        let Some(col) = self.info.distribution_column.as_deref() else {
+            return shards;
+        };
+        let Some(def) = self.info.columns.iter().find(|c| c.name == col) else {
+            return shards;
+        };
+        let ty = arrow_type(&def.sql_type);
+        let mut hashes = Vec::new();
+        for v in &values {
+            if v.is_null() {
+                continue; // `col = NULL` matches nothing
+            }
+            match routing::hash_scalar(v, &ty, col) {
+                Ok(h) => hashes.push(h),
+                Err(_) => return shards, // cannot tell: read everything
+            }
+        }
+        shards
+            .into_iter()
+            .filter(|s| hashes.iter().any(|h| s.hash_min <= *h && *h <= s.hash_max))
+            .collect()
+    }
+}
+
+/// Filters sent to workers name columns without the table qualifier.
+pub fn unqualify(e: &Expr) -> Option<Expr> {
+    let e = e
+        .clone()
+        .transform(|e| {
+            Ok(match e {
+                Expr::Column(c) => Transformed::yes(Expr::Column(Column::new_unqualified(c.name))),
+                other => Transformed::no(other),
+            })
+        })
+        .ok()?
+        .data;
+    // Only what a worker can decode is sent; the coordinator re-checks every filter anyway.
+    e.to_bytes().ok()?;
+    Some(e)
+}
+
+#[async_trait]
+impl TableProvider for DistributedTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        // Inexact: workers filter next to the data, and the coordinator filters again, so a
+        // filter a worker cannot evaluate is never a wrong answer.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        // The snapshot guard is taken before the catalog read: files replaced after this point
+        // stay on disk until the plan is dropped.
+        let guard = Arc::new(self.cluster.begin_snapshot());
+        let snapshot = self.cluster.catalog().snapshot(&self.info.name).map_err(external)?;
+        let total = snapshot.shards.len();
+        // The snapshot's schema may be newer than the one this provider was built with.
+        let schema = table_schema(&snapshot.table.columns);
+        if schema.fields().len() != self.schema.fields().len() {
+            return Err(DataFusionError::Plan(format!(
+                "table \"{}\" changed while the query was planned; retry",
+                self.info.name
+            )));
+        }
+        let shards = self.prune(snapshot.shards, filters);
+        let worker_filters: Vec<Expr> = filters.iter().filter_map(unqualify).collect();
+        Ok(Arc::new(ShardScanExec::new(
+            self.cluster.clone(),
+            ShardScanArgs {
+                table_name: self.info.name.clone(),
+                table_id: self.info.table_id,
+                table_schema: schema,
+                projection: projection.cloned(),
+                filters: worker_filters,
+                aggregate: None,
+                limit,
+                shards,
+                total_shards: total,
+                snapshot: guard,
+            },
+        )?))
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return Err(DataFusionError::NotImplemented(format!(
+                "{insert_op} is not supported"
+            )));
+        }
+        let sink = InsertSink::new(self.cluster.clone(), self.info.name.clone(), self.schema.clone());
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}

@@ -1,0 +1,113 @@
+//! `InsertSink`: INSERT ... VALUES / SELECT into a Shoal table. Rows are routed to shards and
+//! streamed to every placement; the statement's files commit in one catalog transaction.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::datasource::sink::DataSink;
+use datafusion::error::Result;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
+use futures::StreamExt;
+use shoal_sql_functions::{Cluster, ClusterError};
+
+use crate::provider::external;
+
+pub struct InsertSink {
+    cluster: Arc<Cluster>,
+    table: String,
+    schema: SchemaRef,
+}
+
+impl InsertSink {
+    pub fn new(cluster: Arc<Cluster>, table: String, schema: SchemaRef) -> Self {
+        InsertSink { cluster, table, schema }
+    }
+}
+
+impl fmt::Debug for InsertSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "InsertSink({})", self.table)
+    }
+}
+
+impl DisplayAs for InsertSink {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "ShardInsert: table={}", self.table)
+    }
+}
+
+/// Writes a whole stream of rows as one atomic statement; returns the row count.
+pub async fn write_statement(
+    cluster: &Cluster,
+    table: &str,
+    mut data: futures::stream::BoxStream<'_, std::result::Result<arrow::array::RecordBatch, ClusterError>>,
+) -> std::result::Result<u64, ClusterError> {
+    let snapshot = cluster.catalog().snapshot(table)?;
+    let mut writer = cluster.writer_for(&snapshot)?;
+    let schema = writer.schema().clone();
+    while let Some(batch) = data.next().await {
+        let step = match batch {
+            Ok(b) => match conform(&b, &schema) {
+                Ok(b) => writer.write(b).await,
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        if let Err(e) = step {
+            writer.abort();
+            return Err(e);
+        }
+    }
+    let files = writer.finish().await?;
+    cluster.commit(&files)
+}
+
+/// Casts a batch to the table's exact schema (column names and types).
+fn conform(
+    batch: &arrow::array::RecordBatch,
+    schema: &SchemaRef,
+) -> std::result::Result<arrow::array::RecordBatch, ClusterError> {
+    if batch.schema().fields().len() != schema.fields().len() {
+        return Err(ClusterError::Internal {
+            message: format!(
+                "insert produced {} columns for a table of {}",
+                batch.num_columns(),
+                schema.fields().len()
+            ),
+        });
+    }
+    let cols = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c.clone())
+            } else {
+                arrow::compute::cast(c, f.data_type())
+            }
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(arrow::array::RecordBatch::try_new(schema.clone(), cols)?)
+}
+
+#[async_trait]
+impl DataSink for InsertSink {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    async fn write_all(
+        &self,
+        data: SendableRecordBatchStream,
+        _context: &Arc<TaskContext>,
+    ) -> Result<u64> {
+        let stream = data.map(|b| b.map_err(ClusterError::from)).boxed();
+        write_statement(&self.cluster, &self.table, stream)
+            .await
+            .map_err(external)
+    }
+}

@@ -1,0 +1,363 @@
+//! The `shoal.*` views and the Citus compatibility views, computed from the catalog when a
+//! query reads them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
+use shoal_catalog::TableKind;
+use shoal_sql_functions::{Cluster, ClusterError};
+
+use crate::provider::{LiveTable, ViewFn};
+
+fn schema(cols: &[(&str, DataType)]) -> SchemaRef {
+    Arc::new(Schema::new(
+        cols.iter()
+            .map(|(n, t)| Field::new(*n, t.clone(), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+fn ts() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+}
+
+fn texts(v: Vec<Option<String>>) -> ArrayRef {
+    Arc::new(StringArray::from(v))
+}
+fn ints(v: Vec<Option<i64>>) -> ArrayRef {
+    Arc::new(Int64Array::from(v))
+}
+fn bools(v: Vec<Option<bool>>) -> ArrayRef {
+    Arc::new(BooleanArray::from(v))
+}
+
+fn view(
+    cluster: &Arc<Cluster>,
+    cols: &[(&str, DataType)],
+    build: impl Fn(&Cluster) -> Result<Vec<ArrayRef>, ClusterError> + Send + Sync + 'static,
+) -> Arc<dyn TableProvider> {
+    let s = schema(cols);
+    let s2 = s.clone();
+    let c = cluster.clone();
+    let f: ViewFn = Arc::new(move || {
+        let arrays = build(&c)?;
+        Ok(RecordBatch::try_new(s2.clone(), arrays)?)
+    });
+    LiveTable::new(s, f)
+}
+
+/// One row per shard placement, as several views show them.
+struct PlacementRow {
+    table: String,
+    kind: TableKind,
+    colocation_id: Option<i64>,
+    shard_id: i64,
+    shard_index: i64,
+    hash_min: i32,
+    hash_max: i32,
+    state: String,
+    placement_id: Option<i64>,
+    node_id: Option<i64>,
+    host: Option<String>,
+    port: Option<i64>,
+    files: i64,
+    rows: i64,
+    bytes: i64,
+}
+
+fn placement_rows(c: &Cluster) -> Result<Vec<PlacementRow>, ClusterError> {
+    let mut out = Vec::new();
+    for snap in c.catalog().snapshot_all()? {
+        for s in &snap.shards {
+            let base = |p: Option<&shoal_catalog::PlacementSnapshot>| PlacementRow {
+                table: snap.table.name.clone(),
+                kind: snap.table.kind,
+                colocation_id: snap.table.colocation_id,
+                shard_id: s.shard_id,
+                shard_index: s.shard_index,
+                hash_min: s.hash_min,
+                hash_max: s.hash_max,
+                state: s.state.clone(),
+                placement_id: p.map(|p| p.placement_id),
+                node_id: p.map(|p| p.node_id),
+                host: p.map(|p| p.host.clone()),
+                port: p.map(|p| p.port as i64),
+                files: p.map(|p| p.files.len() as i64).unwrap_or(0),
+                rows: p.map(|p| p.rows() as i64).unwrap_or(0),
+                bytes: p.map(|p| p.bytes() as i64).unwrap_or(0),
+            };
+            if s.placements.is_empty() {
+                out.push(base(None));
+            }
+            for p in &s.placements {
+                out.push(base(Some(p)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The `shoal` schema.
+pub fn shoal_schema(cluster: &Arc<Cluster>) -> Arc<dyn SchemaProvider> {
+    let schema = MemorySchemaProvider::new();
+    let add = |name: &str, t: Arc<dyn TableProvider>| {
+        // registering into a fresh in-memory schema cannot collide
+        let _ = schema.register_table(name.to_string(), t);
+    };
+    add(
+        "nodes",
+        view(
+            cluster,
+            &[
+                ("node_id", DataType::Int64),
+                ("host", DataType::Utf8),
+                ("port", DataType::Int64),
+                ("state", DataType::Utf8),
+                ("should_have_shards", DataType::Boolean),
+                ("is_live", DataType::Boolean),
+                ("shard_count", DataType::Int64),
+                ("bytes", DataType::Int64),
+                ("disk_free_bytes", DataType::Int64),
+                ("last_heartbeat", ts()),
+            ],
+            |c| {
+                let nodes = c.catalog().list_nodes()?;
+                let rows = placement_rows(c)?;
+                let count = |id: i64| rows.iter().filter(|r| r.node_id == Some(id)).count() as i64;
+                let bytes = |id: i64| rows.iter().filter(|r| r.node_id == Some(id)).map(|r| r.bytes).sum::<i64>();
+                Ok(vec![
+                    ints(nodes.iter().map(|n| Some(n.node_id)).collect()),
+                    texts(nodes.iter().map(|n| Some(n.host.clone())).collect()),
+                    ints(nodes.iter().map(|n| Some(n.port as i64)).collect()),
+                    texts(
+                        nodes
+                            .iter()
+                            .map(|n| Some(if !n.is_live { "unreachable".to_string() } else { n.state.clone() }))
+                            .collect(),
+                    ),
+                    bools(nodes.iter().map(|n| Some(n.should_have_shards)).collect()),
+                    bools(nodes.iter().map(|n| Some(n.is_live)).collect()),
+                    ints(nodes.iter().map(|n| Some(count(n.node_id))).collect()),
+                    ints(nodes.iter().map(|n| Some(bytes(n.node_id))).collect()),
+                    ints(nodes.iter().map(|n| n.disk_free_bytes.map(|v| v as i64)).collect()),
+                    Arc::new(
+                        TimestampMillisecondArray::from(nodes.iter().map(|n| n.last_heartbeat_ms).collect::<Vec<_>>())
+                            .with_timezone("UTC"),
+                    ),
+                ])
+            },
+        ),
+    );
+    add(
+        "tables",
+        view(
+            cluster,
+            &[
+                ("table_name", DataType::Utf8),
+                ("kind", DataType::Utf8),
+                ("distribution_column", DataType::Utf8),
+                ("shard_count", DataType::Int64),
+                ("replication_factor", DataType::Int64),
+                ("colocation_id", DataType::Int64),
+                ("row_count", DataType::Int64),
+                ("bytes", DataType::Int64),
+            ],
+            |c| {
+                let snaps = c.catalog().snapshot_all()?;
+                // rows counted once per shard (first placement); bytes over all placements
+                let rows = |s: &shoal_catalog::TableSnapshot| -> i64 {
+                    s.shards.iter().map(|sh| sh.placements.first().map(|p| p.rows() as i64).unwrap_or(0)).sum()
+                };
+                let bytes = |s: &shoal_catalog::TableSnapshot| -> i64 {
+                    s.shards.iter().flat_map(|sh| sh.placements.iter()).map(|p| p.bytes() as i64).sum()
+                };
+                Ok(vec![
+                    texts(snaps.iter().map(|s| Some(s.table.name.clone())).collect()),
+                    texts(snaps.iter().map(|s| Some(s.table.kind.as_str().to_string())).collect()),
+                    texts(snaps.iter().map(|s| s.table.distribution_column.clone()).collect()),
+                    ints(snaps.iter().map(|s| Some(s.table.shard_count)).collect()),
+                    ints(snaps.iter().map(|s| Some(s.table.replication_factor)).collect()),
+                    ints(snaps.iter().map(|s| s.table.colocation_id).collect()),
+                    ints(snaps.iter().map(|s| Some(rows(s))).collect()),
+                    ints(snaps.iter().map(|s| Some(bytes(s))).collect()),
+                ])
+            },
+        ),
+    );
+    add(
+        "shards",
+        view(
+            cluster,
+            &[
+                ("table_name", DataType::Utf8),
+                ("shard_id", DataType::Int64),
+                ("shard_index", DataType::Int64),
+                ("hash_min", DataType::Int64),
+                ("hash_max", DataType::Int64),
+                ("node_id", DataType::Int64),
+                ("host", DataType::Utf8),
+                ("port", DataType::Int64),
+                ("state", DataType::Utf8),
+                ("file_count", DataType::Int64),
+                ("row_count", DataType::Int64),
+                ("bytes", DataType::Int64),
+            ],
+            |c| {
+                let r = placement_rows(c)?;
+                Ok(vec![
+                    texts(r.iter().map(|r| Some(r.table.clone())).collect()),
+                    ints(r.iter().map(|r| Some(r.shard_id)).collect()),
+                    ints(r.iter().map(|r| Some(r.shard_index)).collect()),
+                    ints(r.iter().map(|r| Some(r.hash_min as i64)).collect()),
+                    ints(r.iter().map(|r| Some(r.hash_max as i64)).collect()),
+                    ints(r.iter().map(|r| r.node_id).collect()),
+                    texts(r.iter().map(|r| r.host.clone()).collect()),
+                    ints(r.iter().map(|r| r.port).collect()),
+                    texts(r.iter().map(|r| Some(r.state.clone())).collect()),
+                    ints(r.iter().map(|r| Some(r.files)).collect()),
+                    ints(r.iter().map(|r| Some(r.rows)).collect()),
+                    ints(r.iter().map(|r| Some(r.bytes)).collect()),
+                ])
+            },
+        ),
+    );
+    add(
+        "cluster_settings",
+        view(
+            cluster,
+            &[("name", DataType::Utf8), ("value", DataType::Utf8), ("description", DataType::Utf8)],
+            |c| {
+                let s = c.catalog().settings()?;
+                Ok(vec![
+                    texts(s.iter().map(|r| Some(r.0.clone())).collect()),
+                    texts(s.iter().map(|r| Some(r.1.clone())).collect()),
+                    texts(s.iter().map(|r| Some(r.2.clone())).collect()),
+                ])
+            },
+        ),
+    );
+    Arc::new(schema)
+}
+
+/// Compatibility views that live in `public` for existing Citus runbooks.
+pub fn compat_views(cluster: &Arc<Cluster>) -> HashMap<String, Arc<dyn TableProvider>> {
+    let mut m: HashMap<String, Arc<dyn TableProvider>> = HashMap::new();
+    m.insert(
+        "citus_shards".into(),
+        view(
+            cluster,
+            &[
+                ("table_name", DataType::Utf8),
+                ("shardid", DataType::Int64),
+                ("shard_name", DataType::Utf8),
+                ("citus_table_type", DataType::Utf8),
+                ("colocation_id", DataType::Int64),
+                ("nodename", DataType::Utf8),
+                ("nodeport", DataType::Int64),
+                ("shard_size", DataType::Int64),
+            ],
+            |c| {
+                let r = placement_rows(c)?;
+                Ok(vec![
+                    texts(r.iter().map(|r| Some(r.table.clone())).collect()),
+                    ints(r.iter().map(|r| Some(r.shard_id)).collect()),
+                    texts(r.iter().map(|r| Some(format!("{}_{}", r.table, r.shard_id))).collect()),
+                    texts(
+                        r.iter()
+                            .map(|r| {
+                                Some(match r.kind {
+                                    TableKind::Distributed => "distributed",
+                                    TableKind::Reference => "reference",
+                                    TableKind::SingleShard => "single_shard",
+                                }
+                                .to_string())
+                            })
+                            .collect(),
+                    ),
+                    ints(r.iter().map(|r| r.colocation_id).collect()),
+                    texts(r.iter().map(|r| r.host.clone()).collect()),
+                    ints(r.iter().map(|r| r.port).collect()),
+                    ints(r.iter().map(|r| Some(r.bytes)).collect()),
+                ])
+            },
+        ),
+    );
+    let placement_cols: &[(&str, DataType)] = &[
+        ("shardid", DataType::Int64),
+        ("shardstate", DataType::Int64),
+        ("shardlength", DataType::Int64),
+        ("nodename", DataType::Utf8),
+        ("nodeport", DataType::Int64),
+        ("placementid", DataType::Int64),
+    ];
+    for name in ["citus_shard_placement", "pg_dist_shard_placement"] {
+        m.insert(
+            name.into(),
+            view(cluster, placement_cols, |c| {
+                let r: Vec<PlacementRow> = placement_rows(c)?.into_iter().filter(|r| r.placement_id.is_some()).collect();
+                Ok(vec![
+                    ints(r.iter().map(|r| Some(r.shard_id)).collect()),
+                    // Citus: 1 = active, 3 = to be deleted / lost
+                    ints(r.iter().map(|r| Some(if r.state == "lost" { 3 } else { 1 })).collect()),
+                    ints(r.iter().map(|r| Some(r.bytes)).collect()),
+                    texts(r.iter().map(|r| r.host.clone()).collect()),
+                    ints(r.iter().map(|r| r.port).collect()),
+                    ints(r.iter().map(|r| r.placement_id).collect()),
+                ])
+            }),
+        );
+    }
+    m.insert(
+        "pg_dist_node".into(),
+        view(
+            cluster,
+            &[
+                ("nodeid", DataType::Int64),
+                ("groupid", DataType::Int64),
+                ("nodename", DataType::Utf8),
+                ("nodeport", DataType::Int64),
+                ("noderack", DataType::Utf8),
+                ("hasmetadata", DataType::Boolean),
+                ("isactive", DataType::Boolean),
+                ("noderole", DataType::Utf8),
+                ("nodecluster", DataType::Utf8),
+                ("shouldhaveshards", DataType::Boolean),
+            ],
+            |c| {
+                let nodes = c.catalog().list_nodes()?;
+                Ok(vec![
+                    ints(nodes.iter().map(|n| Some(n.node_id)).collect()),
+                    ints(nodes.iter().map(|n| Some(n.node_id)).collect()),
+                    texts(nodes.iter().map(|n| Some(n.host.clone())).collect()),
+                    ints(nodes.iter().map(|n| Some(n.port as i64)).collect()),
+                    texts(nodes.iter().map(|_| Some("default".to_string())).collect()),
+                    bools(nodes.iter().map(|_| Some(true)).collect()),
+                    bools(nodes.iter().map(|_| Some(true)).collect()),
+                    texts(nodes.iter().map(|_| Some("primary".to_string())).collect()),
+                    texts(nodes.iter().map(|_| Some("default".to_string())).collect()),
+                    bools(nodes.iter().map(|n| Some(n.should_have_shards)).collect()),
+                ])
+            },
+        ),
+    );
+    m
+}
+
+/// `citus_get_active_worker_nodes()` rows: live nodes.
+pub fn active_worker_nodes(cluster: &Cluster) -> Result<RecordBatch, ClusterError> {
+    let nodes: Vec<_> = cluster.catalog().list_nodes()?.into_iter().filter(|n| n.is_live).collect();
+    Ok(RecordBatch::try_new(
+        active_worker_nodes_schema(),
+        vec![
+            texts(nodes.iter().map(|n| Some(n.host.clone())).collect()),
+            ints(nodes.iter().map(|n| Some(n.port as i64)).collect()),
+        ],
+    )?)
+}
+
+pub fn active_worker_nodes_schema() -> SchemaRef {
+    schema(&[("node_name", DataType::Utf8), ("node_port", DataType::Int64)])
+}

@@ -1,0 +1,195 @@
+//! The Postgres wire frontend: our handler set for datafusion-postgres's `DfSessionService`
+//! (startup with SCRAM or loopback trust, the database-name check, COPY, error mapping,
+//! cancel).
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion_postgres::pgwire::api::auth::noop::NoopStartupHandler;
+use datafusion_postgres::pgwire::api::auth::sasl::scram::{gen_salted_password, ScramAuth};
+use datafusion_postgres::pgwire::api::auth::sasl::SASLAuthStartupHandler;
+use datafusion_postgres::pgwire::api::auth::{
+    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
+};
+use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use datafusion_postgres::pgwire::api::copy::CopyHandler;
+use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use datafusion_postgres::pgwire::api::{ClientInfo, ConnectionManager, ErrorHandler, PgWireServerHandlers};
+use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use datafusion_postgres::DfSessionService;
+use futures::Sink;
+
+use crate::copy::ShoalCopyHandler;
+use crate::errors;
+
+/// The one database a Shoal cluster serves.
+pub const DATABASE: &str = "shoal";
+
+/// Users and passwords from `--password-file` (`user:password` per line).
+#[derive(Debug, Clone, Default)]
+pub struct Passwords(HashMap<String, String>);
+
+impl Passwords {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut m = HashMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (u, p) = line
+                .split_once(':')
+                .ok_or_else(|| format!("line {}: expected user:password", i + 1))?;
+            m.insert(u.to_string(), p.to_string());
+        }
+        if m.is_empty() {
+            return Err("the password file lists no user".into());
+        }
+        Ok(Passwords(m))
+    }
+    pub fn single(user: &str, password: &str) -> Self {
+        Passwords(HashMap::from([(user.to_string(), password.to_string())]))
+    }
+}
+
+const SCRAM_ITERATIONS: usize = 4096;
+
+#[derive(Debug)]
+struct PasswordSource(Arc<Passwords>);
+
+#[async_trait]
+impl AuthSource for PasswordSource {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        let user = login.user().unwrap_or_default();
+        let salt: Vec<u8> = uuid::Uuid::new_v4().as_bytes()[..10].to_vec();
+        // An unknown user gets a random password: the exchange fails like a wrong password.
+        let password = self
+            .0
+             .0
+            .get(user)
+            .cloned()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        Ok(Password::new(Some(salt.clone()), gen_salted_password(&password, &salt, SCRAM_ITERATIONS)))
+    }
+}
+
+fn check_database(message: &PgWireFrontendMessage) -> PgWireResult<()> {
+    if let PgWireFrontendMessage::Startup(s) = message {
+        let user = s.parameters.get("user").cloned().unwrap_or_default();
+        let db = s.parameters.get("database").cloned().unwrap_or(user);
+        if db != DATABASE {
+            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".into(),
+                "3D000".into(),
+                format!("database \"{db}\" does not exist"),
+            ))));
+        }
+    }
+    Ok(())
+}
+
+/// Startup without a password (loopback only, or `--insecure`).
+pub struct TrustStartup {
+    connections: Arc<ConnectionManager>,
+}
+
+#[async_trait]
+impl NoopStartupHandler for TrustStartup {
+    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
+        Some(self.connections.clone())
+    }
+}
+
+/// Checks the database name, then hands over to the real startup handler.
+pub enum ShoalStartup {
+    Trust(TrustStartup),
+    Scram(Box<SASLAuthStartupHandler<DefaultServerParameterProvider>>),
+}
+
+#[async_trait]
+impl StartupHandler for ShoalStartup {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        check_database(&message)?;
+        match self {
+            ShoalStartup::Trust(t) => t.on_startup(client, message).await,
+            ShoalStartup::Scram(s) => s.on_startup(client, message).await,
+        }
+    }
+}
+
+pub struct ShoalErrorHandler;
+
+impl ErrorHandler for ShoalErrorHandler {
+    fn on_error<C>(&self, _client: &C, error: &mut PgWireError)
+    where
+        C: ClientInfo,
+    {
+        errors::rewrite(error);
+        tracing::debug!(%error, "error sent to client");
+    }
+}
+
+/// Everything a connection needs; one per server, handlers made per connection where state
+/// must not be shared (SCRAM).
+pub struct ShoalHandlers {
+    pub session: Arc<DfSessionService>,
+    pub passwords: Option<Arc<Passwords>>,
+    connections: Arc<ConnectionManager>,
+    cancel: Arc<DefaultCancelHandler>,
+}
+
+impl ShoalHandlers {
+    pub fn new(session: Arc<DfSessionService>, passwords: Option<Arc<Passwords>>) -> Self {
+        let connections = Arc::new(ConnectionManager::new());
+        ShoalHandlers {
+            session,
+            passwords,
+            cancel: Arc::new(DefaultCancelHandler::new(connections.clone())),
+            connections,
+        }
+    }
+}
+
+impl PgWireServerHandlers for ShoalHandlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.session.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.session.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        Arc::new(match &self.passwords {
+            None => ShoalStartup::Trust(TrustStartup { connections: self.connections.clone() }),
+            Some(p) => {
+                let mut scram = ScramAuth::new(Arc::new(PasswordSource(p.clone())));
+                scram.set_iterations(SCRAM_ITERATIONS);
+                let handler = SASLAuthStartupHandler::new(Arc::new(DefaultServerParameterProvider::default()))
+                    .with_scram(scram)
+                    .with_connection_manager(self.connections.clone());
+                ShoalStartup::Scram(Box::new(handler))
+            }
+        })
+    }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        Arc::new(ShoalCopyHandler)
+    }
+
+    fn error_handler(&self) -> Arc<impl ErrorHandler> {
+        Arc::new(ShoalErrorHandler)
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.cancel.clone()
+    }
+}

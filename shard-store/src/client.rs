@@ -1,0 +1,298 @@
+//! [`WorkerClient`]: what the coordinator (and other workers) use to call a worker.
+
+use std::fmt;
+use std::future::ready;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::{Action, FlightClient, FlightDescriptor};
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+use tracing::debug;
+
+use crate::error::{Result, ShardStoreError};
+use crate::protocol::{
+    cast_batch_to, commit_marker, from_json, json_bytes, DeleteFilesBody, DropShardsBody, FileMeta,
+    HandshakeBody, PutCommand, ScanRequest, WorkerInfo, ACTION_DELETE_FILES, ACTION_DROP_SHARDS,
+    ACTION_HANDSHAKE, ACTION_HEALTH,
+};
+use crate::service::MAX_MESSAGE_BYTES;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// HTTP/2 pings find a dead worker in the middle of a long call.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+type Inner = FlightServiceClient<InterceptedService<Channel, BearerToken>>;
+
+/// A client of one worker. Cheap to clone (it wraps a tonic `Channel`), safe to share
+/// between tasks; connects lazily and reconnects by itself.
+#[derive(Clone)]
+pub struct WorkerClient {
+    addr: Arc<str>,
+    inner: Inner,
+}
+
+impl fmt::Debug for WorkerClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerClient")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Adds `authorization: Bearer <token>` to every request.
+#[derive(Clone)]
+struct BearerToken {
+    value: Option<MetadataValue<Ascii>>,
+}
+
+impl Interceptor for BearerToken {
+    fn call(&mut self, mut request: Request<()>) -> std::result::Result<Request<()>, Status> {
+        if let Some(value) = &self.value {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+impl WorkerClient {
+    /// Lazily-connecting client for the worker at `"host:port"`. Every request carries
+    /// `authorization: Bearer <token>` when `token` is `Some`. Connect timeout 3 s.
+    /// Must be called inside a tokio runtime.
+    pub fn new(addr: &str, token: Option<String>) -> Result<Self> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(ShardStoreError::Config {
+                message: "WorkerClient::new must be called inside a tokio runtime".into(),
+            });
+        }
+        let uri = if addr.contains("://") {
+            addr.to_string()
+        } else {
+            format!("http://{addr}")
+        };
+        let endpoint = Endpoint::from_shared(uri)
+            .map_err(|e| ShardStoreError::Config {
+                message: format!("invalid worker address {addr:?}: {e}"),
+            })?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
+            .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+            .keep_alive_while_idle(true)
+            .http2_adaptive_window(true);
+        let value = token
+            .map(|t| format!("Bearer {t}").parse::<MetadataValue<Ascii>>())
+            .transpose()
+            .map_err(|_| ShardStoreError::Config {
+                message: "the cluster token must be printable ASCII".into(),
+            })?;
+        let inner =
+            FlightServiceClient::with_interceptor(endpoint.connect_lazy(), BearerToken { value })
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        Ok(WorkerClient {
+            addr: Arc::from(addr),
+            inner,
+        })
+    }
+
+    /// The worker's address as given to [`Self::new`].
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Streams `batches` to the worker, which writes them as ONE new Parquet file in
+    /// `shards/<table_id>/<shard_id>/` durably and returns its metadata. Batches are cast to
+    /// `schema`. The input is streamed, never collected. A put of zero rows writes no file
+    /// and returns `FileMeta { name: "", rows: 0, .. }`. If `batches` yields an error, the
+    /// worker discards what it received and that error is returned.
+    pub async fn put_batches(
+        &self,
+        table_id: i64,
+        shard_id: i64,
+        schema: SchemaRef,
+        batches: BoxStream<'static, Result<RecordBatch>>,
+    ) -> Result<FileMeta> {
+        let command = json_bytes(&PutCommand { table_id, shard_id })?;
+        // An input error ends the request stream without the commit marker (so the worker
+        // discards the file) and is kept here to be reported instead of the worker's answer.
+        let input_error: Arc<Mutex<Option<ShardStoreError>>> = Arc::new(Mutex::new(None));
+        let slot = Arc::clone(&input_error);
+        let target = Arc::clone(&schema);
+        let input = batches.scan((), move |_, item| {
+            ready(match item.and_then(|b| cast_batch_to(&b, &target)) {
+                Ok(batch) => Some(Ok::<_, FlightError>(batch)),
+                Err(e) => {
+                    *lock(&slot) = Some(e);
+                    None
+                }
+            })
+        });
+        let data = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .with_flight_descriptor(Some(FlightDescriptor::new_cmd(command)))
+            .build(input);
+        let slot = Arc::clone(&input_error);
+        let marker = futures::stream::once(ready(commit_marker()))
+            .filter(move |_| ready(lock(&slot).is_none()))
+            .map(Ok);
+
+        let mut client = FlightClient::new_from_inner(self.inner.clone());
+        let response = client.do_put(data.chain(marker)).await;
+        let first = match response {
+            Ok(mut results) => results.next().await,
+            Err(e) => Some(Err(e)),
+        };
+        if let Some(e) = lock(&input_error).take() {
+            return Err(e);
+        }
+        let result = first
+            .ok_or_else(|| ShardStoreError::protocol("the worker sent no put result"))?
+            .map_err(|e| self.flight_error(e))?;
+        let meta: FileMeta = from_json("put result", &result.app_metadata)?;
+        debug!(worker = %self.addr, table_id, shard_id, name = %meta.name, rows = meta.rows, "put done");
+        Ok(meta)
+    }
+
+    /// Runs a scan on the worker and returns its rows (or partial aggregate) as a stream;
+    /// each batch has exactly the output schema the worker announced. Errors the worker hits
+    /// before sending rows (such as `FileMissing`) are returned here, not in the stream.
+    pub async fn scan(&self, req: &ScanRequest) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+        Ok(self.scan_with_schema(req).await?.1)
+    }
+
+    /// Like [`Self::scan`], also returning the output schema the worker announced (known
+    /// even when no rows follow).
+    pub async fn scan_with_schema(
+        &self,
+        req: &ScanRequest,
+    ) -> Result<(SchemaRef, BoxStream<'static, Result<RecordBatch>>)> {
+        let ticket = req.to_ticket()?;
+        let response = self
+            .inner
+            .clone()
+            .do_get(ticket)
+            .await
+            .map_err(|s| self.status_error(s))?;
+        let mut decoder =
+            FlightDataDecoder::new(response.into_inner().map(|r| r.map_err(FlightError::from)));
+        let schema = loop {
+            match decoder.next().await {
+                Some(Ok(data)) => match data.payload {
+                    DecodedPayload::Schema(schema) => break schema,
+                    DecodedPayload::None => continue,
+                    DecodedPayload::RecordBatch(_) => {
+                        return Err(ShardStoreError::protocol(
+                            "the worker sent rows before the schema",
+                        ))
+                    }
+                },
+                Some(Err(e)) => return Err(self.flight_error(e)),
+                None => {
+                    return Err(ShardStoreError::protocol(
+                        "the worker ended the scan without sending a schema",
+                    ))
+                }
+            }
+        };
+        let addr = Arc::clone(&self.addr);
+        let target = Arc::clone(&schema);
+        let rows = decoder
+            .filter_map(move |item| {
+                ready(match item {
+                    Ok(data) => match data.payload {
+                        DecodedPayload::RecordBatch(batch) => Some(cast_batch_to(&batch, &target)),
+                        DecodedPayload::Schema(_) | DecodedPayload::None => None,
+                    },
+                    Err(e) => Some(Err(ShardStoreError::from_flight(&addr, e))),
+                })
+            })
+            .boxed();
+        Ok((schema, rows))
+    }
+
+    /// Binds the worker to `cluster_id` on the first call (persisted, fsynced); the same id
+    /// again is fine; another id fails with [`ShardStoreError::WrongCluster`].
+    pub async fn handshake(&self, cluster_id: &str) -> Result<WorkerInfo> {
+        let body = json_bytes(&HandshakeBody {
+            cluster_id: cluster_id.to_string(),
+        })?;
+        let info = self.action(ACTION_HANDSHAKE, body).await?;
+        from_json("handshake result", &info)
+    }
+
+    /// The worker's state: cluster id, version, free disk and size of its shard files.
+    pub async fn health(&self) -> Result<WorkerInfo> {
+        let info = self.action(ACTION_HEALTH, Bytes::new()).await?;
+        from_json("health result", &info)
+    }
+
+    /// Deletes `shards/<table_id>/<shard_id>/<name>` for each name; missing files are not an
+    /// error.
+    pub async fn delete_files(
+        &self,
+        table_id: i64,
+        shard_id: i64,
+        names: Vec<String>,
+    ) -> Result<()> {
+        let body = json_bytes(&DeleteFilesBody {
+            table_id,
+            shard_id,
+            names,
+        })?;
+        self.action(ACTION_DELETE_FILES, body).await.map(drop)
+    }
+
+    /// Deletes the directories `shards/<table_id>/<shard_id>` of the given shards; missing
+    /// ones are not an error.
+    pub async fn drop_shards(&self, table_id: i64, shard_ids: Vec<i64>) -> Result<()> {
+        let body = json_bytes(&DropShardsBody {
+            table_id,
+            shard_ids,
+        })?;
+        self.action(ACTION_DROP_SHARDS, body).await.map(drop)
+    }
+
+    /// Runs an action and returns the body of its first result (empty if none).
+    async fn action(&self, name: &str, body: Bytes) -> Result<Bytes> {
+        let response = self
+            .inner
+            .clone()
+            .do_action(Action::new(name, body))
+            .await
+            .map_err(|s| self.status_error(s))?;
+        let first = response
+            .into_inner()
+            .message()
+            .await
+            .map_err(|s| self.status_error(s))?;
+        Ok(first.map(|r| r.body).unwrap_or_default())
+    }
+
+    fn status_error(&self, status: Status) -> ShardStoreError {
+        ShardStoreError::from_status(&self.addr, status)
+    }
+
+    fn flight_error(&self, error: FlightError) -> ShardStoreError {
+        ShardStoreError::from_flight(&self.addr, error)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,306 @@
+//! The one error type of the shard store, and its trip over gRPC.
+//!
+//! The worker turns a [`ShardStoreError`] into a `tonic::Status` with a gRPC code that says
+//! whose fault it is and, for the variants a caller matches on, a JSON tag in the status
+//! details ([`WireError`]). The client turns that status back into the same variant, so
+//! `FileMissing`, `DiskFull`, `WrongCluster`, ... look the same on both sides of the wire.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use tonic::{Code, Status};
+
+/// Result of every fallible shard-store operation.
+pub type Result<T> = std::result::Result<T, ShardStoreError>;
+
+/// Everything that can go wrong storing, scanning or talking to a worker.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardStoreError {
+    /// The worker at `addr` cannot be reached, or the connection broke during the call.
+    /// The coordinator maps it to SQLSTATE 08006 naming the worker.
+    #[error("worker {addr} is unavailable: {message}")]
+    Unavailable { addr: String, message: String },
+
+    /// The worker at `addr` refused the call: the cluster token is missing or wrong.
+    #[error("worker {addr} refused the call: cluster token missing or wrong")]
+    Unauthenticated { addr: String },
+
+    /// A file named by a scan is not in `shards/<table_id>/<shard_id>/` on the worker
+    /// (for example, the shard moved away); the caller may retry on another placement.
+    #[error("file {name} of table {table_id} shard {shard_id} is missing on the worker")]
+    FileMissing {
+        table_id: i64,
+        shard_id: i64,
+        name: String,
+    },
+
+    /// The worker's disk is full (ENOSPC); the partial file was removed.
+    #[error("disk full: {message}")]
+    DiskFull { message: String },
+
+    /// The worker is bound to cluster `actual`, but the caller presented cluster `expected`.
+    #[error("worker belongs to cluster {actual}, not to cluster {expected}")]
+    WrongCluster { expected: String, actual: String },
+
+    /// A local file-system operation on `path` failed.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The worker could not listen on `addr`.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Arrow failed to build, cast or (de)serialise record batches or schemas.
+    #[error("arrow error: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+
+    /// Parquet failed to write or read a shard file.
+    #[error("parquet error: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+
+    /// DataFusion failed to plan or run a scan, or to (de)serialise an expression.
+    #[error("datafusion error: {0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+
+    /// A ticket, descriptor, action body or stream did not follow the worker protocol.
+    #[error("protocol error: {message}")]
+    Protocol { message: String },
+
+    /// The client or server was given an unusable configuration (bad address or token, no
+    /// tokio runtime, invalid cluster id).
+    #[error("invalid configuration: {message}")]
+    Config { message: String },
+
+    /// The worker answered with an error that has no dedicated variant; `code` is the gRPC code.
+    #[error("worker error ({code}): {message}")]
+    Remote { code: String, message: String },
+
+    /// A bug on our side (a worker thread panicked, an invariant broke).
+    #[error("internal error: {message}")]
+    Internal { message: String },
+}
+
+impl ShardStoreError {
+    /// True when the worker could not be reached or the connection failed: the call may be
+    /// retried on another placement, and the worker may be marked unreachable.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, ShardStoreError::Unavailable { .. })
+    }
+
+    pub(crate) fn protocol(message: impl Into<String>) -> Self {
+        ShardStoreError::Protocol {
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        ShardStoreError::Internal {
+            message: message.into(),
+        }
+    }
+
+    /// An I/O error on `path`; ENOSPC becomes [`ShardStoreError::DiskFull`].
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        let path = path.into();
+        if is_disk_full(&source) {
+            return ShardStoreError::DiskFull {
+                message: format!("writing {}: {source}", path.display()),
+            };
+        }
+        ShardStoreError::Io { path, source }
+    }
+
+    /// A Parquet error while writing `path`; an ENOSPC inside it becomes `DiskFull`.
+    pub(crate) fn parquet_write(
+        path: impl Into<PathBuf>,
+        source: parquet::errors::ParquetError,
+    ) -> Self {
+        if let parquet::errors::ParquetError::External(inner) = &source {
+            if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+                if is_disk_full(io) {
+                    return ShardStoreError::DiskFull {
+                        message: format!("writing {}: {io}", path.into().display()),
+                    };
+                }
+            }
+        }
+        ShardStoreError::Parquet(source)
+    }
+
+    /// The status the worker sends for this error.
+    pub(crate) fn to_status(&self) -> Status {
+        use datafusion::error::DataFusionError as DF;
+        let code = match self {
+            ShardStoreError::Unavailable { .. } => Code::Unavailable,
+            ShardStoreError::Unauthenticated { .. } => Code::Unauthenticated,
+            ShardStoreError::FileMissing { .. } => Code::NotFound,
+            ShardStoreError::DiskFull { .. } => Code::ResourceExhausted,
+            ShardStoreError::WrongCluster { .. } => Code::FailedPrecondition,
+            ShardStoreError::Protocol { .. } | ShardStoreError::Config { .. } => {
+                Code::InvalidArgument
+            }
+            ShardStoreError::DataFusion(DF::Plan(_) | DF::SchemaError(..)) => Code::InvalidArgument,
+            ShardStoreError::DataFusion(DF::NotImplemented(_)) => Code::Unimplemented,
+            ShardStoreError::Remote { .. }
+            | ShardStoreError::Io { .. }
+            | ShardStoreError::Bind { .. }
+            | ShardStoreError::Arrow(_)
+            | ShardStoreError::Parquet(_)
+            | ShardStoreError::DataFusion(_)
+            | ShardStoreError::Internal { .. } => Code::Internal,
+        };
+        let message = self.to_string();
+        match WireError::from_error(self).and_then(|w| serde_json::to_vec(&w).ok()) {
+            Some(details) => Status::with_details(code, message, details.into()),
+            None => Status::new(code, message),
+        }
+    }
+
+    /// The error a client reports for `status` received from (or on the way to) `addr`.
+    pub(crate) fn from_status(addr: &str, status: Status) -> Self {
+        if let Ok(wire) = serde_json::from_slice::<WireError>(status.details()) {
+            return wire.into_error();
+        }
+        // A status with a local source was made by tonic on this side from a transport
+        // failure (connect refused, reset, broken h2 stream): the worker is unreachable.
+        if status.code() == Code::Unavailable || std::error::Error::source(&status).is_some() {
+            return ShardStoreError::Unavailable {
+                addr: addr.to_string(),
+                message: status.message().to_string(),
+            };
+        }
+        if status.code() == Code::Unauthenticated {
+            return ShardStoreError::Unauthenticated {
+                addr: addr.to_string(),
+            };
+        }
+        ShardStoreError::Remote {
+            code: format!("{:?}", status.code()),
+            message: status.message().to_string(),
+        }
+    }
+
+    /// The error a client reports for a Flight-level error while talking to `addr`.
+    pub(crate) fn from_flight(addr: &str, error: arrow_flight::error::FlightError) -> Self {
+        use arrow_flight::error::FlightError as FE;
+        match error {
+            FE::Tonic(status) => Self::from_status(addr, *status),
+            FE::Arrow(e) => ShardStoreError::Arrow(e),
+            FE::ExternalError(e) => match e.downcast::<ShardStoreError>() {
+                Ok(ours) => *ours,
+                Err(other) => ShardStoreError::protocol(other.to_string()),
+            },
+            FE::NotYetImplemented(m) | FE::ProtocolError(m) | FE::DecodeError(m) => {
+                ShardStoreError::Protocol { message: m }
+            }
+        }
+    }
+}
+
+impl From<ShardStoreError> for Status {
+    fn from(e: ShardStoreError) -> Self {
+        e.to_status()
+    }
+}
+
+/// Is this the "no space left on device" error?
+pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28)
+}
+
+/// The machine-readable form of the variants a caller matches on, carried in the status
+/// details as JSON. The `kind` tags are part of the wire protocol: never rename them.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum WireError {
+    Unavailable {
+        addr: String,
+        message: String,
+    },
+    FileMissing {
+        table_id: i64,
+        shard_id: i64,
+        name: String,
+    },
+    DiskFull {
+        message: String,
+    },
+    WrongCluster {
+        expected: String,
+        actual: String,
+    },
+    Protocol {
+        message: String,
+    },
+    Config {
+        message: String,
+    },
+}
+
+impl WireError {
+    fn from_error(e: &ShardStoreError) -> Option<Self> {
+        Some(match e {
+            ShardStoreError::Unavailable { addr, message } => WireError::Unavailable {
+                addr: addr.clone(),
+                message: message.clone(),
+            },
+            ShardStoreError::FileMissing {
+                table_id,
+                shard_id,
+                name,
+            } => WireError::FileMissing {
+                table_id: *table_id,
+                shard_id: *shard_id,
+                name: name.clone(),
+            },
+            ShardStoreError::DiskFull { message } => WireError::DiskFull {
+                message: message.clone(),
+            },
+            ShardStoreError::WrongCluster { expected, actual } => WireError::WrongCluster {
+                expected: expected.clone(),
+                actual: actual.clone(),
+            },
+            ShardStoreError::Protocol { message } => WireError::Protocol {
+                message: message.clone(),
+            },
+            ShardStoreError::Config { message } => WireError::Config {
+                message: message.clone(),
+            },
+            _ => return None,
+        })
+    }
+
+    fn into_error(self) -> ShardStoreError {
+        match self {
+            WireError::Unavailable { addr, message } => {
+                ShardStoreError::Unavailable { addr, message }
+            }
+            WireError::FileMissing {
+                table_id,
+                shard_id,
+                name,
+            } => ShardStoreError::FileMissing {
+                table_id,
+                shard_id,
+                name,
+            },
+            WireError::DiskFull { message } => ShardStoreError::DiskFull { message },
+            WireError::WrongCluster { expected, actual } => {
+                ShardStoreError::WrongCluster { expected, actual }
+            }
+            WireError::Protocol { message } => ShardStoreError::Protocol { message },
+            WireError::Config { message } => ShardStoreError::Config { message },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,443 @@
+//! The worker's on-disk store.
+//!
+//! ```text
+//! DIR/cluster_id                                   the cluster this worker belongs to
+//! DIR/shards/<table_id>/<shard_id>/<uuid>.parquet  committed, immutable shard files
+//! DIR/staging/put-<uuid>.parquet.tmp               a put in progress
+//! ```
+//!
+//! A put is written to staging, fsynced, renamed into its shard directory and the directory
+//! fsynced, so `shards/` only ever holds complete files. `*.tmp` files under `staging/` are
+//! incomplete by definition and removed when the worker starts. All functions here block:
+//! call them from `spawn_blocking`.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use arrow::array::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::error::{Result, ShardStoreError};
+use crate::protocol::FileMeta;
+
+/// Rows per Parquet row group.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// A message from the network side of a put to its writer thread.
+pub(crate) enum PutMsg {
+    /// Rows to append.
+    Batch(RecordBatch),
+    /// The client sent everything: make the file durable and visible.
+    Commit,
+}
+
+/// The data directory of one worker.
+#[derive(Debug)]
+pub(crate) struct FileStore {
+    root: PathBuf,
+    shards: PathBuf,
+    staging: PathBuf,
+    /// The bound cluster id; the lock also serialises handshakes.
+    cluster_id: Mutex<Option<String>>,
+}
+
+impl FileStore {
+    /// Opens (creating if needed) the data directory and removes leftovers of a crash.
+    pub(crate) fn open(root: &Path) -> Result<Self> {
+        let shards = root.join("shards");
+        let staging = root.join("staging");
+        for dir in [root, &shards, &staging] {
+            fs::create_dir_all(dir).map_err(|e| ShardStoreError::io(dir, e))?;
+        }
+        let removed = remove_tmp_files(&staging)?;
+        if removed > 0 {
+            info!(removed, dir = %staging.display(), "removed incomplete files of an earlier run");
+        }
+        let cluster_id = read_cluster_id(&root.join("cluster_id"))?;
+        Ok(FileStore {
+            root: root.to_path_buf(),
+            shards,
+            staging,
+            cluster_id: Mutex::new(cluster_id),
+        })
+    }
+
+    pub(crate) fn shard_dir(&self, table_id: i64, shard_id: i64) -> PathBuf {
+        self.shards
+            .join(table_id.to_string())
+            .join(shard_id.to_string())
+    }
+
+    /// Path of a shard file; refuses names that could leave the shard directory.
+    pub(crate) fn file_path(&self, table_id: i64, shard_id: i64, name: &str) -> Result<PathBuf> {
+        validate_file_name(name)?;
+        Ok(self.shard_dir(table_id, shard_id).join(name))
+    }
+
+    /// Writes the batches received on `rx` as one new shard file and commits it on
+    /// [`PutMsg::Commit`]. If the channel closes before `Commit`, or anything fails, the
+    /// staged file is removed and nothing appears in `shards/`. A put of zero rows writes no
+    /// file and returns a `FileMeta` with an empty name.
+    pub(crate) fn write_shard_file(
+        &self,
+        table_id: i64,
+        shard_id: i64,
+        rx: mpsc::Receiver<PutMsg>,
+    ) -> Result<FileMeta> {
+        let id = uuid::Uuid::new_v4();
+        let tmp = self.staging.join(format!("put-{id}.parquet.tmp"));
+        let result = self.write_and_commit(table_id, shard_id, &format!("{id}.parquet"), &tmp, rx);
+        if let Err(e) = &result {
+            warn!(table_id, shard_id, error = %e, "put failed; discarding staged file");
+            if let Err(rm) = fs::remove_file(&tmp) {
+                if rm.kind() != io::ErrorKind::NotFound {
+                    warn!(path = %tmp.display(), error = %rm, "cannot remove staged file");
+                }
+            }
+        }
+        result
+    }
+
+    fn write_and_commit(
+        &self,
+        table_id: i64,
+        shard_id: i64,
+        name: &str,
+        tmp: &Path,
+        mut rx: mpsc::Receiver<PutMsg>,
+    ) -> Result<FileMeta> {
+        let mut writer: Option<ArrowWriter<ChecksumWriter<File>>> = None;
+        let mut rows = 0u64;
+        loop {
+            match rx.blocking_recv() {
+                Some(PutMsg::Batch(batch)) => {
+                    if batch.num_rows() == 0 {
+                        continue;
+                    }
+                    let w = match &mut writer {
+                        Some(w) => w,
+                        None => writer.insert(new_writer(tmp, &batch)?),
+                    };
+                    w.write(&batch)
+                        .map_err(|e| ShardStoreError::parquet_write(tmp, e))?;
+                    rows += batch.num_rows() as u64;
+                }
+                Some(PutMsg::Commit) => break,
+                None => {
+                    return Err(ShardStoreError::protocol(
+                        "put stream ended without its commit marker",
+                    ))
+                }
+            }
+        }
+        let Some(mut writer) = writer else {
+            debug!(table_id, shard_id, "empty put: no file written");
+            return Ok(FileMeta {
+                name: String::new(),
+                bytes: 0,
+                rows: 0,
+                checksum: 0,
+            });
+        };
+        // `finish` writes the footer and flushes every buffer down to the file (an ENOSPC
+        // there stays an io::Error, unlike `into_inner`, which stringifies it).
+        writer
+            .finish()
+            .map_err(|e| ShardStoreError::parquet_write(tmp, e))?;
+        let sink = writer.inner_mut();
+        sink.inner
+            .sync_all()
+            .map_err(|e| ShardStoreError::io(tmp, e))?;
+        let (bytes, checksum) = (sink.bytes, sink.crc);
+        drop(writer);
+
+        let dir = self.shard_dir(table_id, shard_id);
+        let created = self.create_shard_dir(&dir)?;
+        let path = dir.join(name);
+        fs::rename(tmp, &path).map_err(|e| ShardStoreError::io(&path, e))?;
+        sync_dir(&dir)?;
+        if created {
+            // The new directory entries must be durable too, or a crash could lose the file.
+            for parent in dir.ancestors().skip(1).take(2) {
+                sync_dir(parent)?;
+            }
+        }
+        info!(
+            table_id,
+            shard_id, name, rows, bytes, "shard file committed"
+        );
+        Ok(FileMeta {
+            name: name.to_string(),
+            bytes,
+            rows,
+            checksum,
+        })
+    }
+
+    /// Creates the shard directory; true if it did not exist before.
+    fn create_shard_dir(&self, dir: &Path) -> Result<bool> {
+        if dir.is_dir() {
+            return Ok(false);
+        }
+        fs::create_dir_all(dir).map_err(|e| ShardStoreError::io(dir, e))?;
+        Ok(true)
+    }
+
+    /// Deletes the named files of a shard; missing files are fine.
+    pub(crate) fn delete_files(
+        &self,
+        table_id: i64,
+        shard_id: i64,
+        names: &[String],
+    ) -> Result<()> {
+        let paths = names
+            .iter()
+            .map(|n| self.file_path(table_id, shard_id, n))
+            .collect::<Result<Vec<_>>>()?;
+        let mut deleted = 0usize;
+        for path in &paths {
+            match fs::remove_file(path) {
+                Ok(()) => deleted += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ShardStoreError::io(path, e)),
+            }
+        }
+        if deleted > 0 {
+            sync_dir(&self.shard_dir(table_id, shard_id))?;
+        }
+        info!(
+            table_id,
+            shard_id,
+            deleted,
+            requested = names.len(),
+            "deleted shard files"
+        );
+        Ok(())
+    }
+
+    /// Deletes whole shard directories; missing ones are fine.
+    pub(crate) fn drop_shards(&self, table_id: i64, shard_ids: &[i64]) -> Result<()> {
+        let mut dropped = 0usize;
+        for &shard_id in shard_ids {
+            let dir = self.shard_dir(table_id, shard_id);
+            match fs::remove_dir_all(&dir) {
+                Ok(()) => dropped += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ShardStoreError::io(&dir, e)),
+            }
+        }
+        let table_dir = self.shards.join(table_id.to_string());
+        if dropped > 0 && table_dir.is_dir() {
+            sync_dir(&table_dir)?;
+        }
+        info!(
+            table_id,
+            dropped,
+            requested = shard_ids.len(),
+            "dropped shard directories"
+        );
+        Ok(())
+    }
+
+    pub(crate) fn cluster_id(&self) -> Option<String> {
+        self.cluster_id
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Binds the worker to `cluster_id` (durably) unless it is bound already; binding to
+    /// another id than the current one is refused.
+    pub(crate) fn bind_cluster(&self, cluster_id: &str) -> Result<()> {
+        validate_cluster_id(cluster_id)?;
+        let mut bound = self
+            .cluster_id
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match bound.as_deref() {
+            Some(current) if current == cluster_id => return Ok(()),
+            Some(current) => {
+                return Err(ShardStoreError::WrongCluster {
+                    expected: cluster_id.to_string(),
+                    actual: current.to_string(),
+                })
+            }
+            None => {}
+        }
+        let path = self.root.join("cluster_id");
+        let tmp = self.root.join("cluster_id.tmp");
+        let write = || -> io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(cluster_id.as_bytes())?;
+            f.write_all(b"\n")?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| ShardStoreError::io(&path, e))?;
+        sync_dir(&self.root)?;
+        info!(cluster_id, "worker bound to cluster");
+        *bound = Some(cluster_id.to_string());
+        Ok(())
+    }
+
+    /// Free bytes for unprivileged users on the data directory's file system.
+    pub(crate) fn disk_free_bytes(&self) -> Result<u64> {
+        let st = rustix::fs::statvfs(&self.root)
+            .map_err(|e| ShardStoreError::io(&self.root, e.into()))?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+
+    /// Total size of the files under `shards/`.
+    pub(crate) fn data_bytes(&self) -> Result<u64> {
+        dir_size(&self.shards)
+    }
+}
+
+fn new_writer(tmp: &Path, first: &RecordBatch) -> Result<ArrowWriter<ChecksumWriter<File>>> {
+    let file = File::create_new(tmp).map_err(|e| ShardStoreError::io(tmp, e))?;
+    ArrowWriter::try_new(
+        ChecksumWriter::new(file),
+        first.schema(),
+        Some(writer_properties()?),
+    )
+    .map_err(|e| ShardStoreError::parquet_write(tmp, e))
+}
+
+/// ZSTD level 1 (the workspace builds parquet with its default features, zstd included),
+/// 128k-row row groups, page-level statistics for pruning.
+fn writer_properties() -> Result<WriterProperties> {
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_created_by(format!("shoal {}", env!("CARGO_PKG_VERSION")))
+        .build())
+}
+
+/// A writer that counts the bytes and computes the CRC-32C of everything written through it.
+struct ChecksumWriter<W> {
+    inner: W,
+    bytes: u64,
+    crc: u32,
+}
+
+impl<W> ChecksumWriter<W> {
+    fn new(inner: W) -> Self {
+        ChecksumWriter {
+            inner,
+            bytes: 0,
+            crc: 0,
+        }
+    }
+}
+
+impl<W: Write> Write for ChecksumWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Shard file names are what this module generates: `<uuid>.parquet`. Anything with a path
+/// separator or a leading dot is refused, so a ticket can never read outside its shard.
+fn validate_file_name(name: &str) -> Result<()> {
+    let ok = name.len() <= 255
+        && name.ends_with(".parquet")
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(ShardStoreError::protocol(format!(
+            "invalid shard file name {name:?}"
+        )))
+    }
+}
+
+fn validate_cluster_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > 256 || id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(ShardStoreError::Config {
+            message: format!("invalid cluster id {id:?}: 1-256 characters, no spaces"),
+        });
+    }
+    Ok(())
+}
+
+fn read_cluster_id(path: &Path) -> Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(s) => {
+            let id = s.trim();
+            Ok((!id.is_empty()).then(|| id.to_string()))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ShardStoreError::io(path, e)),
+    }
+}
+
+/// Removes every `*.tmp` file under `dir` (recursively); returns how many.
+fn remove_tmp_files(dir: &Path) -> Result<usize> {
+    let mut removed = 0;
+    let entries = fs::read_dir(dir).map_err(|e| ShardStoreError::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| ShardStoreError::io(dir, e))?;
+        let path = entry.path();
+        let file_type = entry
+            .file_type()
+            .map_err(|e| ShardStoreError::io(&path, e))?;
+        if file_type.is_dir() {
+            removed += remove_tmp_files(&path)?;
+        } else if path.extension().is_some_and(|ext| ext == "tmp") {
+            fs::remove_file(&path).map_err(|e| ShardStoreError::io(&path, e))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+fn dir_size(dir: &Path) -> Result<u64> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        // Dropped concurrently: counts as empty.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(ShardStoreError::io(dir, e)),
+    };
+    let mut total = 0u64;
+    for entry in entries {
+        let entry = entry.map_err(|e| ShardStoreError::io(dir, e))?;
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(ShardStoreError::io(entry.path(), e)),
+        };
+        if meta.is_dir() {
+            total += dir_size(&entry.path())?;
+        } else {
+            total += meta.len();
+        }
+    }
+    Ok(total)
+}
+
+/// fsync a directory so that entries created, renamed or removed in it are durable.
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| ShardStoreError::io(dir, e))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,119 @@
+use super::*;
+use std::sync::Arc;
+
+use arrow::array::Int64Array;
+use arrow::datatypes::{DataType, Field, Schema};
+
+fn batch(n: i64) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
+    RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(0..n))]).unwrap()
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_in(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn put_without_commit_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path()).unwrap();
+    let (tx, rx) = mpsc::channel(4);
+    tx.blocking_send(PutMsg::Batch(batch(100))).unwrap();
+    drop(tx);
+    let err = store.write_shard_file(1, 2, rx).unwrap_err();
+    assert!(matches!(err, ShardStoreError::Protocol { .. }), "{err:?}");
+    assert!(
+        files_in(dir.path()).is_empty(),
+        "{:?}",
+        files_in(dir.path())
+    );
+}
+
+#[test]
+fn commit_writes_a_checksummed_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path()).unwrap();
+    let (tx, rx) = mpsc::channel(4);
+    tx.blocking_send(PutMsg::Batch(batch(100))).unwrap();
+    tx.blocking_send(PutMsg::Batch(batch(0))).unwrap();
+    tx.blocking_send(PutMsg::Commit).unwrap();
+    let meta = store.write_shard_file(1, 2, rx).unwrap();
+    assert_eq!(meta.rows, 100);
+    let bytes = fs::read(dir.path().join("shards/1/2").join(&meta.name)).unwrap();
+    assert_eq!(bytes.len() as u64, meta.bytes);
+    assert_eq!(crc32c::crc32c(&bytes), meta.checksum);
+    assert_eq!(files_in(dir.path()).len(), 1);
+}
+
+#[test]
+fn empty_put_writes_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path()).unwrap();
+    let (tx, rx) = mpsc::channel(4);
+    tx.blocking_send(PutMsg::Batch(batch(0))).unwrap();
+    tx.blocking_send(PutMsg::Commit).unwrap();
+    let meta = store.write_shard_file(1, 2, rx).unwrap();
+    assert_eq!((meta.name.as_str(), meta.rows), ("", 0));
+    assert!(files_in(dir.path()).is_empty());
+}
+
+#[test]
+fn enospc_while_writing_is_disk_full() {
+    // /dev/full fails every write with ENOSPC.
+    let Ok(full) = fs::OpenOptions::new().write(true).open("/dev/full") else {
+        return;
+    };
+    let b = batch(1000);
+    let mut w = ArrowWriter::try_new(
+        ChecksumWriter::new(full),
+        b.schema(),
+        Some(writer_properties().unwrap()),
+    )
+    .unwrap();
+    let err = w
+        .write(&b)
+        .and_then(|_| w.finish().map(|_| ()))
+        .map_err(|e| ShardStoreError::parquet_write("/dev/full", e))
+        .unwrap_err();
+    assert!(matches!(err, ShardStoreError::DiskFull { .. }), "{err:?}");
+}
+
+#[test]
+fn file_names_cannot_escape() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path()).unwrap();
+    for bad in [
+        "../x.parquet",
+        "a/b.parquet",
+        ".parquet",
+        "x.txt",
+        "",
+        "..parquet",
+    ] {
+        assert!(store.file_path(1, 1, bad).is_err(), "{bad}");
+    }
+    assert!(store
+        .file_path(1, 1, "0b8c1d6e-2f7a-4d0b-9a8e-1c2d3e4f5a6b.parquet")
+        .is_ok());
+}
+
+#[test]
+fn open_removes_tmp_files_and_keeps_others() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("staging/task-1")).unwrap();
+    fs::write(dir.path().join("staging/put-x.parquet.tmp"), b"junk").unwrap();
+    fs::write(dir.path().join("staging/task-1/a.parquet.tmp"), b"junk").unwrap();
+    fs::write(dir.path().join("staging/task-1/b.parquet"), b"keep").unwrap();
+    FileStore::open(dir.path()).unwrap();
+    let left = files_in(&dir.path().join("staging"));
+    assert_eq!(left, vec![dir.path().join("staging/task-1/b.parquet")]);
+}

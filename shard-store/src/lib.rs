@@ -1,0 +1,32 @@
+//! Shoal's worker side: immutable Parquet shard files on disk, the worker's Arrow Flight gRPC
+//! service, the client the coordinator uses to call it, CRC-32C checksums and cluster-token
+//! auth.
+//!
+//! Entry points: [`serve_worker`] / [`serve_worker_with_listener`] run a worker (see
+//! [`WorkerConfig`]); [`WorkerClient`] calls one; [`ScanRequest`] is the sub-plan a scan
+//! runs next to the data.
+//!
+//! ```text
+//! coordinator                              worker (DIR)
+//! WorkerClient::put_batches ── DoPut ────► staging/put-<uuid>.parquet.tmp ──fsync, rename──►
+//!   batches + commit marker               shards/<table>/<shard>/<uuid>.parquet ──► FileMeta
+//! WorkerClient::scan ── DoGet(ScanRequest)► DataFusion: listed files → filter →
+//!   ◄── schema, then batches ────────────    aggregate | project → limit
+//! WorkerClient::{handshake, health, ── DoAction ──► DIR/cluster_id, statvfs, unlink
+//!   delete_files, drop_shards}
+//! ```
+//!
+//! Every call carries `authorization: Bearer <cluster token>` when the worker has one. Errors
+//! cross the wire as gRPC statuses and come back as the same [`ShardStoreError`] variant.
+
+mod client;
+mod error;
+mod files;
+mod protocol;
+mod scan;
+mod service;
+
+pub use client::WorkerClient;
+pub use error::{Result, ShardStoreError};
+pub use protocol::{FileMeta, PartialAggregate, ScanRequest, WorkerInfo};
+pub use service::{serve_worker, serve_worker_with_listener, WorkerConfig};

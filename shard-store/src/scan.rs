@@ -1,0 +1,149 @@
+//! Runs a [`ScanRequest`] on the worker with DataFusion: read exactly the listed files with
+//! the table's schema (missing trailing columns read as NULL), filter, then aggregate or
+//! project, then limit; stream the result cast to the announced output schema.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::empty::EmptyTable;
+use datafusion::logical_expr::Expr;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use tracing::debug;
+
+use crate::error::{Result, ShardStoreError};
+use crate::files::FileStore;
+use crate::protocol::{cast_batch_to, without_view_types, ScanRequest};
+
+/// The output schema of a scan and its rows.
+pub(crate) type ScanOutput = (SchemaRef, BoxStream<'static, Result<RecordBatch>>);
+
+/// Plans and starts `req`. Fails with `FileMissing` before any row if a listed file is not
+/// in the shard directory.
+pub(crate) async fn execute_scan(
+    ctx: &SessionContext,
+    store: &FileStore,
+    req: ScanRequest,
+) -> Result<ScanOutput> {
+    let ScanRequest {
+        table_id,
+        shard_id,
+        files,
+        table_schema,
+        filters,
+        projection,
+        aggregate,
+        limit,
+    } = req;
+    let mut paths = Vec::with_capacity(files.len());
+    for name in &files {
+        let path = store.file_path(table_id, shard_id, name)?;
+        if !tokio::fs::try_exists(&path)
+            .await
+            .map_err(|e| ShardStoreError::io(&path, e))?
+        {
+            return Err(ShardStoreError::FileMissing {
+                table_id,
+                shard_id,
+                name: name.clone(),
+            });
+        }
+        paths.push(path);
+    }
+
+    let mut df = if paths.is_empty() {
+        // Same plan over no rows: the right schema, and a global aggregate still yields its
+        // one row (count 0), as it must for the coordinator's merge.
+        let empty: Arc<dyn TableProvider> = Arc::new(EmptyTable::new(Arc::clone(&table_schema)));
+        ctx.read_table(empty)?
+    } else {
+        let urls: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        ctx.read_parquet(urls, ParquetReadOptions::default().schema(&table_schema))
+            .await?
+    };
+    for filter in filters {
+        df = df.filter(filter)?;
+    }
+    let output_schema = if let Some(agg) = aggregate {
+        df = df.aggregate(named(agg.group_by), named(agg.aggr))?;
+        Arc::new(without_view_types(df.schema().as_arrow()))
+    } else if let Some(columns) = projection {
+        let indices = columns
+            .iter()
+            .map(|c| {
+                table_schema.index_of(c).map_err(|_| {
+                    ShardStoreError::protocol(format!("projection names unknown column {c:?}"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let names: Vec<&str> = columns.iter().map(String::as_str).collect();
+        df = df.select_columns(&names)?;
+        Arc::new(table_schema.project(&indices)?)
+    } else {
+        Arc::clone(&table_schema)
+    };
+    if let Some(n) = limit {
+        df = df.limit(0, Some(n))?;
+    }
+    debug!(table_id, shard_id, files = files.len(), "scan started");
+
+    let stream = df.execute_stream().await?;
+    let schema = Arc::clone(&output_schema);
+    let missing = MissingFileCheck {
+        table_id,
+        shard_id,
+        files,
+        paths,
+    };
+    let rows = stream
+        .map(move |item| match item {
+            Ok(batch) => cast_batch_to(&batch, &schema),
+            Err(e) => Err(missing.explain(e.into())),
+        })
+        .boxed();
+    Ok((output_schema, rows))
+}
+
+/// Names each expression by its `schema_name()` as the caller wrote it (unqualified), so the
+/// output column names do not depend on how DataFusion qualifies columns.
+fn named(exprs: Vec<Expr>) -> Vec<Expr> {
+    exprs
+        .into_iter()
+        .map(|e| match e {
+            Expr::Column(_) | Expr::Alias(_) => e,
+            other => {
+                let name = other.schema_name().to_string();
+                other.alias(name)
+            }
+        })
+        .collect()
+}
+
+/// Turns a failure in the middle of a scan into `FileMissing` when one of the scanned files
+/// has disappeared (the shard was moved or dropped under the scan).
+struct MissingFileCheck {
+    table_id: i64,
+    shard_id: i64,
+    files: Vec<String>,
+    paths: Vec<PathBuf>,
+}
+
+impl MissingFileCheck {
+    fn explain(&self, error: ShardStoreError) -> ShardStoreError {
+        for (name, path) in self.files.iter().zip(&self.paths) {
+            // Only on the error path; a stat of a local file.
+            if !path.exists() {
+                return ShardStoreError::FileMissing {
+                    table_id: self.table_id,
+                    shard_id: self.shard_id,
+                    name: name.clone(),
+                };
+            }
+        }
+        error
+    }
+}

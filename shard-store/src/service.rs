@@ -1,0 +1,427 @@
+//! The worker's Arrow Flight service: DoPut writes a shard file, DoGet scans shard files,
+//! DoAction runs `handshake`, `health`, `delete_files` and `drop_shards`. Every call passes
+//! the cluster-token interceptor first.
+
+use std::future::{ready, Future};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
+use arrow_flight::{
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
+    HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
+};
+use bytes::Bytes;
+use datafusion::execution::TaskContext;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{info, warn};
+
+use crate::error::{Result, ShardStoreError};
+use crate::files::{FileStore, PutMsg};
+use crate::protocol::{
+    from_json, is_commit_marker, json_bytes, DeleteFilesBody, DropShardsBody, FileMeta,
+    HandshakeBody, PutCommand, ScanRequest, WorkerInfo, ACTION_DELETE_FILES, ACTION_DROP_SHARDS,
+    ACTION_HANDSHAKE, ACTION_HEALTH,
+};
+use crate::scan::execute_scan;
+
+/// Largest gRPC message accepted or sent (a Flight batch is split near 2 MiB, but one huge
+/// row can make a bigger message).
+pub(crate) const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Batches queued between the network and the Parquet writer thread of one put.
+const PUT_QUEUE: usize = 4;
+
+/// How a worker is started.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Address to listen on for Flight gRPC.
+    pub listen: SocketAddr,
+    /// The worker's data directory (`shards/`, `staging/`, `cluster_id`).
+    pub data_dir: PathBuf,
+    /// When set, every call must carry `authorization: Bearer <token>`.
+    pub cluster_token: Option<String>,
+}
+
+/// Binds `cfg.listen` and serves the worker until `shutdown` resolves.
+/// See [`serve_worker_with_listener`].
+pub async fn serve_worker(
+    cfg: WorkerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| ShardStoreError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+    serve_worker_with_listener(cfg, listener, shutdown).await
+}
+
+/// Serves the worker on an already-bound listener (`cfg.listen` is ignored) until
+/// `shutdown` resolves. Before serving, creates `data_dir/shards` and `data_dir/staging` and
+/// removes `*.tmp` files an earlier crash left in staging.
+pub async fn serve_worker_with_listener(
+    cfg: WorkerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let data_dir = cfg.data_dir.clone();
+    let store = blocking(move || FileStore::open(&data_dir)).await?;
+    let auth = TokenCheck::new(cfg.cluster_token.as_deref())?;
+    let flight = FlightServiceServer::new(WorkerService::new(Arc::new(store)))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let local = listener.local_addr().ok();
+    info!(
+        addr = ?local,
+        data_dir = %cfg.data_dir.display(),
+        token = cfg.cluster_token.is_some(),
+        "worker serving"
+    );
+    Server::builder()
+        .add_service(InterceptedService::new(flight, auth))
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
+        .await
+        .map_err(|e| ShardStoreError::internal(format!("worker server failed: {e}")))?;
+    info!(addr = ?local, "worker stopped");
+    Ok(())
+}
+
+/// Refuses calls without `authorization: Bearer <token>` when a token is configured.
+#[derive(Clone)]
+struct TokenCheck {
+    expected: Option<Arc<[u8]>>,
+}
+
+impl TokenCheck {
+    fn new(token: Option<&str>) -> Result<Self> {
+        let expected = match token {
+            Some(t) => {
+                // Also proves the token can travel in a header.
+                let value: MetadataValue<_> =
+                    format!("Bearer {t}")
+                        .parse()
+                        .map_err(|_| ShardStoreError::Config {
+                            message: "the cluster token must be printable ASCII".into(),
+                        })?;
+                Some(Arc::from(value.as_bytes()))
+            }
+            None => None,
+        };
+        Ok(TokenCheck { expected })
+    }
+}
+
+impl Interceptor for TokenCheck {
+    fn call(&mut self, request: Request<()>) -> std::result::Result<Request<()>, Status> {
+        let Some(expected) = &self.expected else {
+            return Ok(request);
+        };
+        match request.metadata().get("authorization") {
+            Some(given) if constant_time_eq(given.as_bytes(), expected) => Ok(request),
+            given => {
+                warn!(
+                    peer = ?request.remote_addr(),
+                    token_given = given.is_some(),
+                    "refused a call: cluster token missing or wrong"
+                );
+                Err(Status::unauthenticated("cluster token missing or wrong"))
+            }
+        }
+    }
+}
+
+/// Compares without an early exit, so the time taken does not reveal the matching prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Runs blocking file-system work off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ShardStoreError::internal(format!("worker task failed: {e}")))?
+}
+
+struct WorkerService {
+    store: Arc<FileStore>,
+    ctx: SessionContext,
+    /// Function registry used to decode expressions in tickets.
+    functions: Arc<TaskContext>,
+}
+
+impl WorkerService {
+    fn new(store: Arc<FileStore>) -> Self {
+        let mut config = SessionConfig::new();
+        // Read strings as Utf8 (the wire type) rather than reading views and casting back.
+        config
+            .options_mut()
+            .execution
+            .parquet
+            .schema_force_view_types = false;
+        let ctx = SessionContext::new_with_config(config);
+        let functions = ctx.task_ctx();
+        WorkerService {
+            store,
+            ctx,
+            functions,
+        }
+    }
+
+    async fn worker_info(&self) -> Result<WorkerInfo> {
+        let store = Arc::clone(&self.store);
+        blocking(move || {
+            Ok(WorkerInfo {
+                cluster_id: store.cluster_id(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                disk_free_bytes: store.disk_free_bytes()?,
+                data_bytes: store.data_bytes()?,
+            })
+        })
+        .await
+    }
+
+    /// Streams one put into a new shard file; commits only after the client's commit marker.
+    async fn put(
+        &self,
+        table_id: i64,
+        shard_id: i64,
+        first: FlightData,
+        rest: Streaming<FlightData>,
+    ) -> Result<FileMeta> {
+        let (tx, rx) = mpsc::channel(PUT_QUEUE);
+        let store = Arc::clone(&self.store);
+        let writer =
+            tokio::task::spawn_blocking(move || store.write_shard_file(table_id, shard_id, rx));
+
+        let committed = Arc::new(AtomicBool::new(false));
+        let seen = Arc::clone(&committed);
+        let raw = futures::stream::once(ready(Ok(first)))
+            .chain(rest)
+            .map_err(FlightError::from)
+            .try_filter(move |data| {
+                let marker = is_commit_marker(data);
+                if marker {
+                    seen.store(true, Ordering::SeqCst);
+                }
+                ready(!marker)
+            });
+        let mut decoder = FlightDataDecoder::new(raw);
+        let mut failure = None;
+        while let Some(item) = decoder.next().await {
+            match item {
+                Ok(data) => {
+                    if let DecodedPayload::RecordBatch(batch) = data.payload {
+                        if tx.send(PutMsg::Batch(batch)).await.is_err() {
+                            // The writer stopped; its error is reported below.
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    failure = Some(ShardStoreError::protocol(format!("put stream failed: {e}")));
+                    break;
+                }
+            }
+        }
+        if failure.is_none() && committed.load(Ordering::SeqCst) {
+            // A send error means the writer already failed; it reports why.
+            let _ = tx.send(PutMsg::Commit).await;
+        }
+        drop(tx);
+        let written = writer
+            .await
+            .map_err(|e| ShardStoreError::internal(format!("put writer task failed: {e}")))?;
+        match failure {
+            Some(e) => Err(e),
+            None => written,
+        }
+    }
+
+    async fn action(&self, action: Action) -> Result<Option<Bytes>> {
+        match action.r#type.as_str() {
+            ACTION_HANDSHAKE => {
+                let body: HandshakeBody = from_json("handshake body", &action.body)?;
+                let store = Arc::clone(&self.store);
+                blocking(move || store.bind_cluster(&body.cluster_id)).await?;
+                Ok(Some(json_bytes(&self.worker_info().await?)?))
+            }
+            ACTION_HEALTH => Ok(Some(json_bytes(&self.worker_info().await?)?)),
+            ACTION_DELETE_FILES => {
+                let body: DeleteFilesBody = from_json("delete_files body", &action.body)?;
+                let store = Arc::clone(&self.store);
+                blocking(move || store.delete_files(body.table_id, body.shard_id, &body.names))
+                    .await?;
+                Ok(None)
+            }
+            ACTION_DROP_SHARDS => {
+                let body: DropShardsBody = from_json("drop_shards body", &action.body)?;
+                let store = Arc::clone(&self.store);
+                blocking(move || store.drop_shards(body.table_id, &body.shard_ids)).await?;
+                Ok(None)
+            }
+            other => Err(ShardStoreError::protocol(format!(
+                "unknown action {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Logs a failed call and turns it into its status.
+fn failed(call: &str, e: ShardStoreError) -> Status {
+    match &e {
+        ShardStoreError::FileMissing { .. } | ShardStoreError::WrongCluster { .. } => {
+            info!(call, error = %e, "call refused")
+        }
+        _ => warn!(call, error = %e, "call failed"),
+    }
+    e.to_status()
+}
+
+type RpcResult<T> = std::result::Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl FlightService for WorkerService {
+    type HandshakeStream = BoxStream<'static, std::result::Result<HandshakeResponse, Status>>;
+    type ListFlightsStream = BoxStream<'static, std::result::Result<FlightInfo, Status>>;
+    type DoGetStream = BoxStream<'static, std::result::Result<FlightData, Status>>;
+    type DoPutStream = BoxStream<'static, std::result::Result<PutResult, Status>>;
+    type DoExchangeStream = BoxStream<'static, std::result::Result<FlightData, Status>>;
+    type DoActionStream = BoxStream<'static, std::result::Result<arrow_flight::Result, Status>>;
+    type ListActionsStream = BoxStream<'static, std::result::Result<ActionType, Status>>;
+
+    async fn handshake(
+        &self,
+        _request: Request<Streaming<HandshakeRequest>>,
+    ) -> RpcResult<Self::HandshakeStream> {
+        Err(Status::unimplemented(
+            "use the \"handshake\" action; authentication is a bearer cluster token",
+        ))
+    }
+
+    async fn list_flights(
+        &self,
+        _request: Request<Criteria>,
+    ) -> RpcResult<Self::ListFlightsStream> {
+        Err(Status::unimplemented("list_flights is not supported"))
+    }
+
+    async fn get_flight_info(&self, _request: Request<FlightDescriptor>) -> RpcResult<FlightInfo> {
+        Err(Status::unimplemented("get_flight_info is not supported"))
+    }
+
+    async fn poll_flight_info(&self, _request: Request<FlightDescriptor>) -> RpcResult<PollInfo> {
+        Err(Status::unimplemented("poll_flight_info is not supported"))
+    }
+
+    async fn get_schema(&self, _request: Request<FlightDescriptor>) -> RpcResult<SchemaResult> {
+        Err(Status::unimplemented("get_schema is not supported"))
+    }
+
+    async fn do_get(&self, request: Request<Ticket>) -> RpcResult<Self::DoGetStream> {
+        let req = ScanRequest::from_ticket_with_ctx(request.get_ref(), &self.functions)
+            .map_err(|e| failed("do_get", e))?;
+        let (table_id, shard_id) = (req.table_id, req.shard_id);
+        let (schema, rows) = execute_scan(&self.ctx, &self.store, req)
+            .await
+            .map_err(|e| failed("do_get", e))?;
+        let rows = rows.map_err(move |e| {
+            warn!(table_id, shard_id, error = %e, "scan failed while streaming");
+            FlightError::Tonic(Box::new(e.to_status()))
+        });
+        // The schema goes first even when there are no rows, so the client always learns it.
+        let data = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(rows)
+            .map_err(Status::from);
+        Ok(Response::new(data.boxed()))
+    }
+
+    async fn do_put(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> RpcResult<Self::DoPutStream> {
+        let mut stream = request.into_inner();
+        let first = stream
+            .message()
+            .await?
+            .ok_or_else(|| failed("do_put", ShardStoreError::protocol("empty put stream")))?;
+        let command = first.flight_descriptor.as_ref().ok_or_else(|| {
+            failed(
+                "do_put",
+                ShardStoreError::protocol("the first put message carries no descriptor"),
+            )
+        })?;
+        let PutCommand { table_id, shard_id } =
+            from_json("put command", &command.cmd).map_err(|e| failed("do_put", e))?;
+        let meta = self
+            .put(table_id, shard_id, first, stream)
+            .await
+            .map_err(|e| failed("do_put", e))?;
+        let result = PutResult {
+            app_metadata: json_bytes(&meta).map_err(|e| failed("do_put", e))?,
+        };
+        Ok(Response::new(
+            futures::stream::once(ready(Ok(result))).boxed(),
+        ))
+    }
+
+    async fn do_exchange(
+        &self,
+        _request: Request<Streaming<FlightData>>,
+    ) -> RpcResult<Self::DoExchangeStream> {
+        Err(Status::unimplemented("do_exchange is not supported"))
+    }
+
+    async fn do_action(&self, request: Request<Action>) -> RpcResult<Self::DoActionStream> {
+        let action = request.into_inner();
+        let name = action.r#type.clone();
+        let body = self.action(action).await.map_err(|e| failed(&name, e))?;
+        let results = body.map(|body| Ok(arrow_flight::Result { body }));
+        Ok(Response::new(futures::stream::iter(results).boxed()))
+    }
+
+    async fn list_actions(&self, _request: Request<Empty>) -> RpcResult<Self::ListActionsStream> {
+        let actions = [
+            (
+                ACTION_HANDSHAKE,
+                "bind the worker to a cluster id; returns WorkerInfo (JSON)",
+            ),
+            (ACTION_HEALTH, "returns WorkerInfo (JSON)"),
+            (ACTION_DELETE_FILES, "delete files of a shard (idempotent)"),
+            (
+                ACTION_DROP_SHARDS,
+                "delete whole shard directories (idempotent)",
+            ),
+        ]
+        .map(|(name, description)| {
+            Ok(ActionType {
+                r#type: name.to_string(),
+                description: description.to_string(),
+            })
+        });
+        Ok(Response::new(futures::stream::iter(actions).boxed()))
+    }
+}
+
+#[cfg(test)]
+mod tests;

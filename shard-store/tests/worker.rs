@@ -1,0 +1,775 @@
+//! End-to-end tests of the worker: a real Flight service on 127.0.0.1:0 and the real client.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array,
+    Float64Array, Int16Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::functions_aggregate::expr_fn::{count, sum};
+use datafusion::prelude::{col, lit};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use shoal_shard_store::{
+    serve_worker_with_listener, FileMeta, PartialAggregate, Result, ScanRequest, ShardStoreError,
+    WorkerClient, WorkerConfig,
+};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+struct Worker {
+    addr: String,
+    stop: oneshot::Sender<()>,
+    handle: JoinHandle<Result<()>>,
+}
+
+impl Worker {
+    async fn start(dir: &Path, token: Option<&str>) -> Worker {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listen = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let cfg = WorkerConfig {
+            listen,
+            data_dir: dir.to_path_buf(),
+            cluster_token: token.map(String::from),
+        };
+        let handle = tokio::spawn(serve_worker_with_listener(cfg, listener, async {
+            let _ = stopped.await;
+        }));
+        Worker {
+            addr: listen.to_string(),
+            stop,
+            handle,
+        }
+    }
+
+    fn client(&self) -> WorkerClient {
+        WorkerClient::new(&self.addr, None).unwrap()
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.handle.await.unwrap().unwrap();
+    }
+}
+
+fn all_types_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("i16", DataType::Int16, true),
+        Field::new("i32", DataType::Int32, true),
+        Field::new("i64", DataType::Int64, true),
+        Field::new("f32", DataType::Float32, true),
+        Field::new("f64", DataType::Float64, true),
+        Field::new("dec", DataType::Decimal128(18, 4), true),
+        Field::new("s", DataType::Utf8, true),
+        Field::new("b", DataType::Boolean, true),
+        Field::new("d", DataType::Date32, true),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+        Field::new(
+            "tsz",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new("bin", DataType::Binary, true),
+    ]))
+}
+
+/// Row `i` of the test table; every column but `id` is NULL on a different residue.
+fn null_at(i: i64, column: i64) -> bool {
+    (i + column) % 11 == 0
+}
+
+fn s_value(i: i64) -> String {
+    format!("s{}", i % 13)
+}
+
+fn all_types_batch(ids: std::ops::Range<i64>) -> RecordBatch {
+    let opt = |c: i64, i: i64| (!null_at(i, c)).then_some(i);
+    let ids: Vec<i64> = ids.collect();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(ids.iter().copied())),
+        Arc::new(Int16Array::from_iter(
+            ids.iter().map(|&i| opt(1, i).map(|v| (v % 30000) as i16)),
+        )),
+        Arc::new(Int32Array::from_iter(
+            ids.iter().map(|&i| opt(2, i).map(|v| v as i32 - 5000)),
+        )),
+        Arc::new(Int64Array::from_iter(
+            ids.iter().map(|&i| opt(3, i).map(|v| v * 1_000_000_007)),
+        )),
+        Arc::new(Float32Array::from_iter(
+            ids.iter().map(|&i| opt(4, i).map(|v| v as f32 / 3.0)),
+        )),
+        Arc::new(Float64Array::from_iter(
+            ids.iter().map(|&i| opt(5, i).map(|v| v as f64 * 0.25)),
+        )),
+        Arc::new(
+            Decimal128Array::from_iter(
+                ids.iter()
+                    .map(|&i| opt(6, i).map(|v| v as i128 * 12345 - 7)),
+            )
+            .with_precision_and_scale(18, 4)
+            .unwrap(),
+        ),
+        Arc::new(StringArray::from_iter(
+            ids.iter().map(|&i| opt(7, i).map(s_value)),
+        )),
+        Arc::new(BooleanArray::from_iter(
+            ids.iter().map(|&i| opt(8, i).map(|v| v % 2 == 0)),
+        )),
+        Arc::new(Date32Array::from_iter(
+            ids.iter().map(|&i| opt(9, i).map(|v| v as i32 - 3650)),
+        )),
+        Arc::new(TimestampMicrosecondArray::from_iter(ids.iter().map(|&i| {
+            opt(10, i).map(|v| 1_700_000_000_000_000 + v * 1_000_001)
+        }))),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter(
+                ids.iter()
+                    .map(|&i| opt(11, i).map(|v| -86_400_000_000 + v * 999)),
+            )
+            .with_timezone("UTC"),
+        ),
+        Arc::new(BinaryArray::from_iter(
+            ids.iter()
+                .map(|&i| opt(12, i).map(|v| v.to_le_bytes().to_vec())),
+        )),
+    ];
+    RecordBatch::try_new(all_types_schema(), columns).unwrap()
+}
+
+fn batches_stream(batches: Vec<RecordBatch>) -> BoxStream<'static, Result<RecordBatch>> {
+    futures::stream::iter(batches.into_iter().map(Ok)).boxed()
+}
+
+/// Puts rows `ids` of the all-types table in batches of 1000.
+async fn put_rows(
+    client: &WorkerClient,
+    table: i64,
+    shard: i64,
+    ids: std::ops::Range<i64>,
+) -> FileMeta {
+    let batches: Vec<RecordBatch> = ids
+        .clone()
+        .step_by(1000)
+        .map(|start| all_types_batch(start..(start + 1000).min(ids.end)))
+        .collect();
+    client
+        .put_batches(table, shard, all_types_schema(), batches_stream(batches))
+        .await
+        .unwrap()
+}
+
+fn scan_all(table: i64, shard: i64, files: Vec<String>) -> ScanRequest {
+    ScanRequest {
+        table_id: table,
+        shard_id: shard,
+        files,
+        table_schema: all_types_schema(),
+        filters: vec![],
+        projection: None,
+        aggregate: None,
+        limit: None,
+    }
+}
+
+async fn collect(client: &WorkerClient, req: &ScanRequest) -> (SchemaRef, RecordBatch) {
+    let (schema, stream) = client.scan_with_schema(req).await.unwrap();
+    let batches: Vec<RecordBatch> = stream.try_collect().await.unwrap();
+    for b in &batches {
+        assert_eq!(b.schema(), schema, "every batch has the announced schema");
+    }
+    let all = concat_batches(&schema, &batches).unwrap();
+    (schema, all)
+}
+
+fn sorted_by(batch: &RecordBatch, column: &str) -> RecordBatch {
+    let idx = sort_to_indices(batch.column_by_name(column).unwrap(), None, None).unwrap();
+    take_record_batch(batch, &idx).unwrap()
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    let Ok(entries) = fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn put_then_scan_round_trips_all_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = Worker::start(dir.path(), None).await;
+    let client = worker.client();
+
+    let meta = put_rows(&client, 7, 3, 0..10_000).await;
+    assert_eq!(meta.rows, 10_000);
+    assert!(meta.name.ends_with(".parquet"), "{meta:?}");
+    let path = dir.path().join("shards/7/3").join(&meta.name);
+    let bytes = fs::read(&path).unwrap();
+    assert_eq!(bytes.len() as u64, meta.bytes);
+    assert_eq!(crc32c::crc32c(&bytes), meta.checksum);
+    assert_eq!(
+        files_under(&dir.path().join("staging")),
+        Vec::<PathBuf>::new()
+    );
+    assert_eq!(files_under(&dir.path().join("shards")), vec![path.clone()]);
+
+    // ZSTD-compressed with statistics.
+    let reader =
+        parquet::file::reader::SerializedFileReader::new(fs::File::open(&path).unwrap()).unwrap();
+    let md = parquet::file::reader::FileReader::metadata(&reader);
+    let column = md.row_group(0).column(0);
+    assert!(
+        matches!(column.compression(), parquet::basic::Compression::ZSTD(_)),
+        "{:?}",
+        column.compression()
+    );
+    assert!(column.statistics().is_some());
+
+    let (schema, got) = collect(&client, &scan_all(7, 3, vec![meta.name.clone()])).await;
+    assert_eq!(schema, all_types_schema());
+    let expected = all_types_batch(0..10_000);
+    assert_eq!(sorted_by(&got, "id"), expected);
+    assert!(got.column_by_name("s").unwrap().null_count() > 0);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn row_groups_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = Worker::start(dir.path(), None).await;
+    let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, true)]));
+    let batches: Vec<RecordBatch> = (0..30)
+        .map(|i| {
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![Arc::new(Int64Array::from_iter_values(
+                    i * 10_000..(i + 1) * 10_000,
+                ))],
+            )
+            .unwrap()
+        })
+        .collect();
+    let meta = worker
+        .client()
+        .put_batches(1, 1, schema, batches_stream(batches))
+        .await
+        .unwrap();
+    assert_eq!(meta.rows, 300_000);
+    let file = fs::File::open(dir.path().join("shards/1/1").join(&meta.name)).unwrap();
+    let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+    let md = parquet::file::reader::FileReader::metadata(&reader);
+    assert_eq!(md.num_row_groups(), 3);
+    assert!(md.row_groups().iter().all(|rg| rg.num_rows() <= 128 * 1024));
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn scan_with_filters_projection_and_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = Worker::start(dir.path(), None).await;
+    let client = worker.client();
+    let meta = put_rows(&client, 1, 1, 0..10_000).await;
+
+    let mut req = scan_all(1, 1, vec![meta.name.clone()]);
+    req.filters = vec![col("i32").gt(lit(100)).and(col("s").like(lit("s1%")))];
+    req.projection = Some(vec!["s".into(), "id".into()]);
+    let (schema, got) = collect(&client, &req).await;
+    assert_eq!(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect::<Vec<_>>(),
+        vec!["s", "id"]
+    );
+    assert_eq!(schema.field(0).data_type(), &DataType::Utf8);
+    let expected: Vec<i64> = (0..10_000i64)
+        .filter(|&i| !null_at(i, 2) && i as i32 - 5000 > 100)
+        .filter(|&i| !null_at(i, 7) && s_value(i).starts_with("s1"))
+        .collect();
+    let got = sorted_by(&got, "id");
+    let ids = got.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+    assert_eq!(ids.values().to_vec(), expected);
+    let s = got
+        .column(0)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    assert!(s.iter().all(|v| v.is_some_and(|v| v.starts_with("s1"))));
+
+    req.limit = Some(5);
+    let (_, limited) = collect(&client, &req).await;
+    assert_eq!(limited.num_rows(), 5);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn scan_with_partial_aggregate() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = Worker::start(dir.path(), None).await;
+    let client = worker.client();
+    let a = put_rows(&client, 1, 1, 0..6_000).await;
+    let b = put_rows(&client, 1, 1, 6_000..10_000).await;
+
+    let mut req = scan_all(1, 1, vec![a.name, b.name]);
+    req.filters = vec![col("id").lt(lit(9_000i64))];
+    let group_by = vec![col("s")];
+    let aggr = vec![count(lit(1)), sum(col("i64"))];
+    let names: Vec<String> = group_by
+        .iter()
+        .chain(&aggr)
+        .map(|e| e.schema_name().to_string())
+        .collect();
+    req.aggregate = Some(PartialAggregate { group_by, aggr });
+    let (schema, got) = collect(&client, &req).await;
+    assert_eq!(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect::<Vec<_>>(),
+        names
+    );
+    assert_eq!(schema.field(0).data_type(), &DataType::Utf8);
+
+    let mut expected: HashMap<Option<String>, (i64, Option<i64>)> = HashMap::new();
+    for i in 0..9_000i64 {
+        let key = (!null_at(i, 7)).then(|| s_value(i));
+        let e = expected.entry(key).or_insert((0, None));
+        e.0 += 1;
+        if !null_at(i, 3) {
+            e.1 = Some(e.1.unwrap_or(0) + i * 1_000_000_007);
+        }
+    }
+    let keys = got
+        .column(0)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    let counts = got.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+    let sums = got.column(2).as_any().downcast_ref::<Int64Array>().unwrap();
+    let mut actual = HashMap::new();
+    for r in 0..got.num_rows() {
+        let key = keys.is_valid(r).then(|| keys.value(r).to_string());
+        let sum = sums.is_valid(r).then(|| sums.value(r));
+        actual.insert(key, (counts.value(r), sum));
+    }
+    assert_eq!(actual, expected);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn scan_of_two_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = Worker::start(dir.path(), None).await;
+    let client = worker.client();
+    let a = put_rows(&client, 4, 9, 0..3_000).await;
+    let b = put_rows(&client, 4, 9, 3_000..5_000).await;
+    let c = put_rows(&client, 4, 9, 5_000..5_500).await;
+    assert_ne!(a.name, b.name);
+
+    // Only the listed files are read.
+    let (_, got) = collect(
+        &client,
+        &scan_all(4, 9, vec![a.name.clone(), c.name.clone()]),
+    )
+    .await;
+    let got = sorted_by(&got, "id");
+    let expected = concat_batches(
+        &all_types_schema(),
+        &[all_types_batch(0..3_000), all_types_batch(5_000..5_500)],
+    )
+    .unwrap();
+    assert_eq!(got, expected);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn files_written_before_add_column_read_nulls() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = Worker::start(dir.path(), None).await;
+    let client = worker.client();
+    let old_schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("a", DataType::Utf8, true),
+    ]));
+    let old = RecordBatch::try_new(
+        Arc::clone(&old_schema),
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2, 3])),
+            Arc::new(StringArray::from(vec![Some("x"), None, Some("z")])),
+        ],
+    )
+    .unwrap();
+    let old_file = client
+        .put_batches(2, 5, old_schema, batches_stream(vec![old]))
+        .await
+        .unwrap();
+    let new_schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("a", DataType::Utf8, true),
+        Field::new("c", DataType::Decimal128(10, 2), true),
+    ]));
+    let new = RecordBatch::try_new(
+        Arc::clone(&new_schema),
+        vec![
+            Arc::new(Int64Array::from(vec![4])),
+            Arc::new(StringArray::from(vec![Some("w")])),
+            Arc::new(
+                Decimal128Array::from(vec![Some(1234)])
+                    .with_precision_and_scale(10, 2)
+                    .unwrap(),
+            ),
+        ],
+    )
+    .unwrap();
+    let new_file = client
+        .put_batches(2, 5, Arc::clone(&new_schema), batches_stream(vec![new]))
+        .await
+        .unwrap();
+
+    let req = ScanRequest {
+        table_id: 2,
+        shard_id: 5,
+        files: vec![old_file.name, new_file.name],
+        table_schema: Arc::clone(&new_schema),
+        filters: vec![],
+        projection: Some(vec!["c".into(), "id".into()]),
+        aggregate: None,
+        limit: None,
+    };
+    let (schema, got) = collect(&client, &req).await;
+    assert_eq!(schema.field(0).data_type(), &DataType::Decimal128(10, 2));
+    let got = sorted_by(&got, "id");
+    let c = got
+        .column(0)
+        .as_any()
+        .downcast_ref::<Decimal128Array>()
+        .unwrap();
+    assert_eq!(
+        c.iter().collect::<Vec<_>>(),
+        vec![None, None, None, Some(1234)]
+    );
+
+    // A filter on the new column sees NULL in old files.
+    let mut req = req;
+    req.filters = vec![col("c").is_null()];
+    let (_, got) = collect(&client, &req).await;
+    assert_eq!(got.num_rows(), 3);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn missing_file_is_file_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = Worker::start(dir.path(), None).await;
+    let client = worker.client();
+    let meta = put_rows(&client, 1, 2, 0..10).await;
+    let gone = "00000000-0000-4000-8000-000000000000.parquet".to_string();
+    let err = client
+        .scan(&scan_all(1, 2, vec![meta.name.clone(), gone.clone()]))
+        .await
+        .err()
+        .unwrap();
+    match err {
+        ShardStoreError::FileMissing {
+            table_id,
+            shard_id,
+            name,
+        } => assert_eq!((table_id, shard_id, name), (1, 2, gone)),
+        other => panic!("expected FileMissing, got {other:?}"),
+    }
+    // The same file asked of another shard is missing too.
+    let err = client
+        .scan(&scan_all(1, 3, vec![meta.name]))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, ShardStoreError::FileMissing { shard_id: 3, .. }),
+        "{err:?}"
+    );
+    // A name that could escape the shard directory is a protocol error.
+    let err = client
+        .scan(&scan_all(1, 2, vec!["../../x.parquet".into()]))
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, ShardStoreError::Protocol { .. }), "{err:?}");
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn empty_file_list_gives_schema_and_no_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = Worker::start(dir.path(), None).await;
+    let client = worker.client();
+    let mut req = scan_all(1, 1, vec![]);
+    req.projection = Some(vec!["tsz".into(), "s".into()]);
+    let (schema, stream) = client.scan_with_schema(&req).await.unwrap();
+    assert_eq!(
+        schema.as_ref(),
+        &all_types_schema().project(&[11, 7]).unwrap()
+    );
+    let batches: Vec<RecordBatch> = stream.try_collect().await.unwrap();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+
+    // A global aggregate over no files still yields its one row.
+    req.aggregate = Some(PartialAggregate {
+        group_by: vec![],
+        aggr: vec![count(lit(1))],
+    });
+    let (_, got) = collect(&client, &req).await;
+    assert_eq!(got.num_rows(), 1);
+    let n = got.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+    assert_eq!(n.value(0), 0);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn empty_put_writes_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = Worker::start(dir.path(), None).await;
+    let meta = worker
+        .client()
+        .put_batches(1, 1, all_types_schema(), batches_stream(vec![]))
+        .await
+        .unwrap();
+    assert_eq!(meta.rows, 0);
+    assert_eq!(meta.name, "");
+    assert!(files_under(&dir.path().join("shards")).is_empty());
+    assert!(files_under(&dir.path().join("staging")).is_empty());
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn failed_put_input_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = Worker::start(dir.path(), None).await;
+    let input = futures::stream::iter(vec![
+        Ok(all_types_batch(0..1000)),
+        Ok(all_types_batch(1000..2000)),
+        Err(ShardStoreError::Protocol {
+            message: "input broke".into(),
+        }),
+    ])
+    .boxed();
+    let err = worker
+        .client()
+        .put_batches(1, 1, all_types_schema(), input)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ShardStoreError::Protocol { message } if message == "input broke"),
+        "{err:?}"
+    );
+    // The worker discards the staged file once it sees the stream end without commit.
+    for _ in 0..50 {
+        if files_under(&dir.path().join("staging")).is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(files_under(&dir.path().join("shards")).is_empty());
+    assert!(files_under(&dir.path().join("staging")).is_empty());
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn cluster_token_is_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = Worker::start(dir.path(), Some("s3cret")).await;
+    let none = WorkerClient::new(&worker.addr, None).unwrap();
+    let wrong = WorkerClient::new(&worker.addr, Some("guess".into())).unwrap();
+    let right = WorkerClient::new(&worker.addr, Some("s3cret".into())).unwrap();
+
+    for client in [&none, &wrong] {
+        let err = client.health().await.unwrap_err();
+        assert!(
+            matches!(&err, ShardStoreError::Unauthenticated { addr } if *addr == worker.addr),
+            "{err:?}"
+        );
+        let err = client.handshake("c1").await.unwrap_err();
+        assert!(
+            matches!(err, ShardStoreError::Unauthenticated { .. }),
+            "{err:?}"
+        );
+        let err = client.scan(&scan_all(1, 1, vec![])).await.err().unwrap();
+        assert!(
+            matches!(err, ShardStoreError::Unauthenticated { .. }),
+            "{err:?}"
+        );
+        let err = client
+            .put_batches(
+                1,
+                1,
+                all_types_schema(),
+                batches_stream(vec![all_types_batch(0..10)]),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ShardStoreError::Unauthenticated { .. }),
+            "{err:?}"
+        );
+        let err = client.drop_shards(1, vec![1]).await.unwrap_err();
+        assert!(
+            matches!(err, ShardStoreError::Unauthenticated { .. }),
+            "{err:?}"
+        );
+    }
+    assert!(files_under(&dir.path().join("shards")).is_empty());
+
+    right.health().await.unwrap();
+    let meta = put_rows(&right, 1, 1, 0..10).await;
+    let (_, got) = collect(&right, &scan_all(1, 1, vec![meta.name])).await;
+    assert_eq!(got.num_rows(), 10);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn handshake_binds_the_worker_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = Worker::start(dir.path(), None).await;
+    let client = worker.client();
+    assert_eq!(client.health().await.unwrap().cluster_id, None);
+    let info = client.handshake("cluster-a").await.unwrap();
+    assert_eq!(info.cluster_id.as_deref(), Some("cluster-a"));
+    assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
+    client.handshake("cluster-a").await.unwrap();
+    let err = client.handshake("cluster-b").await.unwrap_err();
+    match err {
+        ShardStoreError::WrongCluster { expected, actual } => {
+            assert_eq!(
+                (expected.as_str(), actual.as_str()),
+                ("cluster-b", "cluster-a")
+            )
+        }
+        other => panic!("expected WrongCluster, got {other:?}"),
+    }
+    drop(client);
+    worker.stop().await;
+    assert_eq!(
+        fs::read_to_string(dir.path().join("cluster_id"))
+            .unwrap()
+            .trim(),
+        "cluster-a"
+    );
+
+    let worker = Worker::start(dir.path(), None).await;
+    let client = worker.client();
+    let err = client.handshake("cluster-b").await.unwrap_err();
+    assert!(
+        matches!(err, ShardStoreError::WrongCluster { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        client.health().await.unwrap().cluster_id.as_deref(),
+        Some("cluster-a")
+    );
+    client.handshake("cluster-a").await.unwrap();
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn delete_files_and_drop_shards_are_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = Worker::start(dir.path(), None).await;
+    let client = worker.client();
+    let a = put_rows(&client, 3, 1, 0..100).await;
+    let b = put_rows(&client, 3, 1, 100..200).await;
+    let c = put_rows(&client, 3, 2, 0..100).await;
+    let shard1 = dir.path().join("shards/3/1");
+
+    let info = client.health().await.unwrap();
+    assert_eq!(info.data_bytes, a.bytes + b.bytes + c.bytes);
+    assert!(info.disk_free_bytes > 0);
+
+    for _ in 0..2 {
+        client
+            .delete_files(3, 1, vec![a.name.clone(), "never-there.parquet".into()])
+            .await
+            .unwrap();
+        assert!(!shard1.join(&a.name).exists());
+        assert!(shard1.join(&b.name).exists());
+    }
+    let err = client
+        .scan(&scan_all(3, 1, vec![a.name.clone()]))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, ShardStoreError::FileMissing { .. }),
+        "{err:?}"
+    );
+
+    for _ in 0..2 {
+        client.drop_shards(3, vec![1, 99]).await.unwrap();
+        assert!(!shard1.exists());
+        assert!(dir.path().join("shards/3/2").join(&c.name).exists());
+    }
+    client.drop_shards(42, vec![1]).await.unwrap();
+    assert_eq!(client.health().await.unwrap().data_bytes, c.bytes);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn leftover_tmp_files_are_removed_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("staging")).unwrap();
+    let tmp = dir.path().join("staging/put-crashed.parquet.tmp");
+    fs::write(&tmp, b"half a file").unwrap();
+    let worker = Worker::start(dir.path(), None).await;
+    worker.client().health().await.unwrap();
+    assert!(!tmp.exists());
+    assert!(dir.path().join("shards").is_dir());
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn unreachable_worker_is_unavailable() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    let client = WorkerClient::new(&addr, None).unwrap();
+    assert_eq!(client.addr(), addr);
+    let err = client.health().await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert!(matches!(&err, ShardStoreError::Unavailable { addr: a, .. } if *a == addr));
+    let err = client.scan(&scan_all(1, 1, vec![])).await.err().unwrap();
+    assert!(err.is_unavailable(), "{err:?}");
+    let err = client
+        .put_batches(
+            1,
+            1,
+            all_types_schema(),
+            batches_stream(vec![all_types_batch(0..10)]),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+}
+
+#[test]
+fn client_needs_a_runtime() {
+    let err = WorkerClient::new("127.0.0.1:1", None).unwrap_err();
+    assert!(matches!(err, ShardStoreError::Config { .. }), "{err:?}");
+}

@@ -1,0 +1,668 @@
+//! `Cluster`: the coordinator's handle on the catalog and the workers, and every operation
+//! that changes the cluster's tables and nodes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arrow::datatypes::SchemaRef;
+use datafusion::common::ScalarValue;
+use futures::StreamExt;
+use shoal_catalog::{
+    Catalog, ColumnDef, FileRecord, NewFile, NewShard, NewTable, Node, TableInfo, TableKind,
+    TableSnapshot,
+};
+use shoal_shard_store::{ScanRequest, WorkerClient};
+use tracing::{info, warn};
+
+use crate::error::{ClusterError, Result};
+use crate::routing;
+use crate::types::{arrow_type, table_schema};
+use crate::writer::{ShardTarget, ShardWriter, WrittenFile};
+
+#[derive(Clone, Debug, Default)]
+pub struct ClusterConfig {
+    /// Sent with every call to a worker.
+    pub cluster_token: Option<String>,
+}
+
+/// Query snapshots still running, by start time: files replaced after the oldest one started
+/// must stay on disk until it ends.
+#[derive(Default)]
+struct ActiveSnapshots {
+    next: AtomicU64,
+    running: Mutex<BTreeMap<u64, i64>>,
+}
+
+/// Held by a running query; while it lives, files it may read are not deleted.
+pub struct SnapshotGuard {
+    id: u64,
+    registry: Arc<ActiveSnapshots>,
+}
+
+impl Drop for SnapshotGuard {
+    fn drop(&mut self) {
+        let mut running = self.registry.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.remove(&self.id);
+    }
+}
+
+pub struct Cluster {
+    catalog: Arc<Catalog>,
+    config: ClusterConfig,
+    clients: Mutex<HashMap<String, WorkerClient>>,
+    snapshots: Arc<ActiveSnapshots>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Cluster {
+    pub fn new(catalog: Arc<Catalog>, config: ClusterConfig) -> Arc<Self> {
+        Arc::new(Cluster {
+            catalog,
+            config,
+            clients: Mutex::new(HashMap::new()),
+            snapshots: Arc::new(ActiveSnapshots::default()),
+        })
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// A (cached) client for the worker at `addr`.
+    pub fn worker(&self, addr: &str) -> Result<WorkerClient> {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = clients.get(addr) {
+            return Ok(c.clone());
+        }
+        let c = WorkerClient::new(addr, self.config.cluster_token.clone())?;
+        clients.insert(addr.to_string(), c.clone());
+        Ok(c)
+    }
+
+    fn clients_for(&self, targets: &[ShardTarget]) -> Result<HashMap<String, WorkerClient>> {
+        let mut out = HashMap::new();
+        for t in targets {
+            for (_, addr) in &t.placements {
+                if !out.contains_key(addr) {
+                    out.insert(addr.clone(), self.worker(addr)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Registers a query snapshot; keep the guard until the query has read everything.
+    pub fn begin_snapshot(&self) -> SnapshotGuard {
+        let id = self.snapshots.next.fetch_add(1, Ordering::Relaxed);
+        let mut running = self.snapshots.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.insert(id, now_ms());
+        SnapshotGuard {
+            id,
+            registry: self.snapshots.clone(),
+        }
+    }
+
+    fn oldest_snapshot_ms(&self) -> Option<i64> {
+        let running = self.snapshots.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.values().min().copied()
+    }
+
+    // ---- nodes ---------------------------------------------------------------------------
+
+    /// `add_node`: checks the worker answers and binds it to this cluster; idempotent.
+    pub async fn add_node(&self, host: &str, port: u16) -> Result<i64> {
+        let addr = format!("{host}:{port}");
+        if let Some(n) = self.catalog.node_by_addr(host, port)? {
+            return Ok(n.node_id);
+        }
+        let cluster_id = self.catalog.cluster_id()?;
+        let client = self.worker(&addr)?;
+        let info = client.handshake(&cluster_id).await?;
+        let (id, _) = self.catalog.add_node(host, port)?;
+        self.catalog
+            .set_node_health(id, true, Some(info.disk_free_bytes), Some(info.data_bytes))?;
+        info!(node_id = id, %addr, "node added");
+        Ok(id)
+    }
+
+    /// Nodes that take new shards, sorted by (host, port).
+    fn placement_nodes(&self) -> Result<Vec<Node>> {
+        Ok(self
+            .catalog
+            .list_nodes()?
+            .into_iter()
+            .filter(|n| n.should_have_shards)
+            .collect())
+    }
+
+    /// One heartbeat round: records liveness, free disk and bytes of every node.
+    pub async fn heartbeat_once(&self) -> Result<()> {
+        for node in self.catalog.list_nodes()? {
+            let client = self.worker(&node.addr())?;
+            let res = tokio::time::timeout(Duration::from_secs(3), client.health()).await;
+            match res {
+                Ok(Ok(info)) => {
+                    if !node.is_live {
+                        info!(node = %node.addr(), "worker is live again");
+                    }
+                    self.catalog.set_node_health(
+                        node.node_id,
+                        true,
+                        Some(info.disk_free_bytes),
+                        Some(info.data_bytes),
+                    )?
+                }
+                Ok(Err(e)) => {
+                    if node.is_live {
+                        warn!(node = %node.addr(), error = %e, "worker unreachable");
+                    }
+                    self.catalog.set_node_health(node.node_id, false, None, None)?
+                }
+                Err(_) => {
+                    if node.is_live {
+                        warn!(node = %node.addr(), "worker heartbeat timed out");
+                    }
+                    self.catalog.set_node_health(node.node_id, false, None, None)?
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ---- tables --------------------------------------------------------------------------
+
+    pub fn table(&self, name: &str) -> Result<TableInfo> {
+        self.catalog
+            .table_by_name(name)?
+            .ok_or_else(|| shoal_catalog::CatalogError::TableNotFound { name: name.to_string() }.into())
+    }
+
+    /// `CREATE TABLE`: a single shard on the node holding the fewest placements.
+    pub fn create_table(&self, name: &str, columns: Vec<ColumnDef>) -> Result<TableInfo> {
+        if columns.is_empty() {
+            return Err(ClusterError::NotSupported {
+                message: "tables without columns are not supported".into(),
+            });
+        }
+        let nodes = self.placement_nodes()?;
+        let mut best: Option<(i64, i64)> = None;
+        for n in &nodes {
+            let count = self.catalog.placement_count(n.node_id)?;
+            if best.is_none_or(|(_, c)| count < c) {
+                best = Some((n.node_id, count));
+            }
+        }
+        let (node_id, _) = best.ok_or_else(|| ClusterError::NoWorkers {
+            message: "no worker nodes are available for placing shards".into(),
+        })?;
+        let shard_id = self.catalog.reserve_shard_ids(1)?[0];
+        Ok(self.catalog.create_table(&NewTable {
+            name: name.to_string(),
+            kind: TableKind::SingleShard,
+            distribution_column: None,
+            colocation_id: None,
+            columns,
+            shards: vec![NewShard {
+                shard_id,
+                shard_index: 0,
+                hash_min: i32::MIN,
+                hash_max: i32::MAX,
+                placements: vec![(node_id, vec![])],
+            }],
+        })?)
+    }
+
+    pub fn drop_table(&self, name: &str, if_exists: bool) -> Result<bool> {
+        match self.catalog.table_by_name(name)? {
+            Some(t) => {
+                self.catalog.drop_table(t.table_id)?;
+                Ok(true)
+            }
+            None if if_exists => Ok(false),
+            None => Err(shoal_catalog::CatalogError::TableNotFound { name: name.into() }.into()),
+        }
+    }
+
+    pub fn truncate(&self, name: &str) -> Result<()> {
+        let t = self.table(name)?;
+        self.catalog.truncate_table(t.table_id)?;
+        Ok(())
+    }
+
+    pub fn add_column(&self, name: &str, column: ColumnDef) -> Result<TableInfo> {
+        let t = self.table(name)?;
+        Ok(self.catalog.add_column(t.table_id, &column)?)
+    }
+
+    /// `create_distributed_table`: hash-distributes a table, moving its existing rows.
+    pub async fn create_distributed_table(
+        &self,
+        table_name: &str,
+        column: &str,
+        shard_count: i64,
+        replication_factor: i64,
+        colocate_with: &str,
+    ) -> Result<TableInfo> {
+        let table = self.table(table_name)?;
+        if table.kind != TableKind::SingleShard {
+            return Err(ClusterError::NotInState {
+                message: format!("table \"{table_name}\" is already distributed"),
+                hint: None,
+            });
+        }
+        let col = table.columns.iter().find(|c| c.name == column).ok_or_else(|| {
+            ClusterError::UndefinedColumn {
+                message: format!("column \"{column}\" of relation \"{table_name}\" does not exist"),
+            }
+        })?;
+        if !(1..=64000).contains(&shard_count) {
+            return Err(ClusterError::invalid(format!(
+                "shard_count {shard_count} must be between 1 and 64000"
+            )));
+        }
+        if replication_factor < 1 {
+            return Err(ClusterError::invalid("replication_factor must be at least 1"));
+        }
+        // Floats hash badly (0.1 + 0.2 != 0.3); refuse them before moving anything.
+        let dist_type = col.sql_type.to_string();
+        if matches!(
+            arrow_type(&col.sql_type),
+            arrow::datatypes::DataType::Float32 | arrow::datatypes::DataType::Float64
+        ) {
+            return Err(ClusterError::NotSupported {
+                message: format!("cannot distribute on column \"{column}\" of type {dist_type}"),
+            });
+        }
+        let nodes = self.placement_nodes()?;
+        if nodes.is_empty() {
+            return Err(ClusterError::NoWorkers {
+                message: "no worker nodes are available for placing shards".into(),
+            });
+        }
+        if replication_factor as usize > nodes.len() {
+            return Err(ClusterError::InvalidArgument {
+                message: format!(
+                    "replication_factor ({replication_factor}) exceeds number of worker nodes ({})",
+                    nodes.len()
+                ),
+                hint: Some("Add more worker nodes or try again with a lower replication factor.".into()),
+            });
+        }
+
+        // Colocation: an existing table's group fixes shard count and placements.
+        let (colocation_id, template): (i64, Option<TableSnapshot>) = match colocate_with {
+            "none" => (
+                self.catalog
+                    .find_or_create_colocation(shard_count, replication_factor, &dist_type, true)?,
+                None,
+            ),
+            "default" => {
+                let id = self.catalog.find_or_create_colocation(
+                    shard_count,
+                    replication_factor,
+                    &dist_type,
+                    false,
+                )?;
+                (id, self.colocated_template(id, table.table_id)?)
+            }
+            other => {
+                let t = self.table(other)?;
+                let id = t.colocation_id.filter(|_| t.kind == TableKind::Distributed).ok_or_else(|| {
+                    ClusterError::invalid(format!("cannot colocate with \"{other}\": it is not a distributed table"))
+                })?;
+                let snap = self.catalog.snapshot(other)?;
+                let other_col = t.distribution_column.clone().unwrap_or_default();
+                let other_type = t
+                    .columns
+                    .iter()
+                    .find(|c| c.name == other_col)
+                    .map(|c| c.sql_type.to_string())
+                    .unwrap_or_default();
+                if other_type != dist_type {
+                    return Err(ClusterError::invalid(format!(
+                        "cannot colocate tables {table_name} and {other}: distribution column types don't match ({dist_type} vs {other_type})"
+                    )));
+                }
+                (id, Some(snap))
+            }
+        };
+        let shard_count = match &template {
+            Some(t) => t.shards.len() as i64,
+            None => shard_count,
+        };
+
+        let ids = self.catalog.reserve_shard_ids(shard_count as usize)?;
+        let addr_of: HashMap<i64, String> = self
+            .catalog
+            .list_nodes()?
+            .into_iter()
+            .map(|n| (n.node_id, n.addr()))
+            .collect();
+        let mut layout: Vec<(i64, i32, i32, Vec<i64>)> = Vec::new();
+        for i in 0..shard_count as usize {
+            let (lo, hi) = routing::shard_range(i, shard_count as usize);
+            let node_ids: Vec<i64> = match &template {
+                Some(t) => t.shards[i].placements.iter().map(|p| p.node_id).collect(),
+                None => (0..replication_factor as usize)
+                    .map(|r| nodes[(i + r) % nodes.len()].node_id)
+                    .collect(),
+            };
+            layout.push((ids[i], lo, hi, node_ids));
+        }
+        let new_shards = self
+            .rewrite_rows(&table, Some(column), &layout, &addr_of)
+            .await?;
+        let info = self.catalog.replace_layout(
+            table.table_id,
+            TableKind::Distributed,
+            Some(column),
+            Some(colocation_id),
+            &new_shards,
+        )?;
+        info!(table = table_name, shards = shard_count, "table distributed");
+        Ok(info)
+    }
+
+    /// An existing table of the colocation group to copy placements from.
+    fn colocated_template(&self, colocation_id: i64, except: i64) -> Result<Option<TableSnapshot>> {
+        for snap in self.catalog.snapshot_all()? {
+            if snap.table.colocation_id == Some(colocation_id)
+                && snap.table.table_id != except
+                && snap.table.kind == TableKind::Distributed
+            {
+                return Ok(Some(snap));
+            }
+        }
+        Ok(None)
+    }
+
+    /// `create_reference_table`: one shard with a placement on every node.
+    pub async fn create_reference_table(&self, table_name: &str) -> Result<TableInfo> {
+        let table = self.table(table_name)?;
+        if table.kind != TableKind::SingleShard {
+            return Err(ClusterError::NotInState {
+                message: format!("table \"{table_name}\" is already distributed"),
+                hint: None,
+            });
+        }
+        let nodes = self.catalog.list_nodes()?;
+        if nodes.is_empty() {
+            return Err(ClusterError::NoWorkers {
+                message: "no worker nodes are available for placing shards".into(),
+            });
+        }
+        let addr_of: HashMap<i64, String> = nodes.iter().map(|n| (n.node_id, n.addr())).collect();
+        let shard_id = self.catalog.reserve_shard_ids(1)?[0];
+        let layout = vec![(shard_id, i32::MIN, i32::MAX, nodes.iter().map(|n| n.node_id).collect())];
+        let new_shards = self.rewrite_rows(&table, None, &layout, &addr_of).await?;
+        Ok(self
+            .catalog
+            .replace_layout(table.table_id, TableKind::Reference, None, None, &new_shards)?)
+    }
+
+    /// Reads every committed row of `table` and writes it in a new layout; returns the new
+    /// shards with their files, ready for one catalog transaction.
+    async fn rewrite_rows(
+        &self,
+        table: &TableInfo,
+        distribution: Option<&str>,
+        layout: &[(i64, i32, i32, Vec<i64>)],
+        addr_of: &HashMap<i64, String>,
+    ) -> Result<Vec<NewShard>> {
+        let schema = table_schema(&table.columns);
+        let targets: Vec<ShardTarget> = layout
+            .iter()
+            .map(|(id, _, _, nodes)| ShardTarget {
+                shard_id: *id,
+                placements: nodes
+                    .iter()
+                    .map(|n| (*n, addr_of.get(n).cloned().unwrap_or_default()))
+                    .collect(),
+            })
+            .collect();
+        let clients = self.clients_for(&targets)?;
+        let mut writer = ShardWriter::new(table.table_id, schema.clone(), distribution, targets, clients)?;
+        let snapshot = self.catalog.snapshot(&table.name)?;
+        let _guard = self.begin_snapshot();
+        for shard in &snapshot.shards {
+            let mut stream = self.scan_shard(&snapshot, shard.shard_id, &schema).await?;
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                if let Err(e) = writer.write(batch).await {
+                    return Err(e);
+                }
+            }
+        }
+        let files = writer.finish().await?;
+        Ok(layout
+            .iter()
+            .enumerate()
+            .map(|(i, (id, lo, hi, nodes))| NewShard {
+                shard_id: *id,
+                shard_index: i as i64,
+                hash_min: *lo,
+                hash_max: *hi,
+                placements: nodes
+                    .iter()
+                    .map(|n| {
+                        let files: Vec<FileRecord> = files
+                            .iter()
+                            .filter(|f| f.shard_id == *id && f.placement_key == *n)
+                            .map(|f| to_record(f))
+                            .collect();
+                        (*n, files)
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// Streams all rows of one shard from its first reachable placement.
+    pub async fn scan_shard(
+        &self,
+        snapshot: &TableSnapshot,
+        shard_id: i64,
+        schema: &SchemaRef,
+    ) -> Result<futures::stream::BoxStream<'static, shoal_shard_store::Result<arrow::array::RecordBatch>>> {
+        let shard = snapshot
+            .shards
+            .iter()
+            .find(|s| s.shard_id == shard_id)
+            .ok_or_else(|| ClusterError::Internal { message: format!("shard {shard_id} not in snapshot") })?;
+        let mut last_err: Option<ClusterError> = None;
+        for p in &shard.placements {
+            let req = ScanRequest {
+                table_id: snapshot.table.table_id,
+                shard_id,
+                files: p.files.iter().map(|f| f.name.clone()).collect(),
+                table_schema: schema.clone(),
+                filters: vec![],
+                projection: None,
+                aggregate: None,
+                limit: None,
+            };
+            match self.worker(&p.addr())?.scan(&req).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last_err = Some(e.into()),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| ClusterError::ShardUnavailable {
+            message: format!("shard {shard_id} has no placement"),
+            hint: None,
+        }))
+    }
+
+    /// The shard of `table` that holds `value` of its distribution column.
+    pub fn shard_id_for_value(&self, table_name: &str, value: &ScalarValue) -> Result<i64> {
+        let snap = self.catalog.snapshot(table_name)?;
+        match snap.table.kind {
+            TableKind::Distributed => {
+                let col = snap.table.distribution_column.clone().unwrap_or_default();
+                let def = snap.table.columns.iter().find(|c| c.name == col).ok_or_else(|| {
+                    ClusterError::Internal { message: format!("distribution column {col} missing") }
+                })?;
+                let h = routing::hash_scalar(value, &arrow_type(&def.sql_type), &col)?;
+                snap.shards
+                    .iter()
+                    .find(|s| s.hash_min <= h && h <= s.hash_max)
+                    .map(|s| s.shard_id)
+                    .ok_or_else(|| ClusterError::Internal { message: format!("no shard covers hash {h}") })
+            }
+            _ => snap
+                .shards
+                .first()
+                .map(|s| s.shard_id)
+                .ok_or_else(|| ClusterError::Internal { message: "table has no shard".into() }),
+        }
+    }
+
+    /// A writer for one statement into `snapshot`'s table: every shard, every placement.
+    pub fn writer_for(&self, snapshot: &TableSnapshot) -> Result<ShardWriter> {
+        let schema = table_schema(&snapshot.table.columns);
+        for s in &snapshot.shards {
+            if s.state == "lost" || s.placements.is_empty() {
+                return Err(ClusterError::ShardUnavailable {
+                    message: format!(
+                        "shard {} of table \"{}\" is lost: its only placement was removed",
+                        s.shard_id, snapshot.table.name
+                    ),
+                    hint: None,
+                });
+            }
+        }
+        let targets: Vec<ShardTarget> = snapshot
+            .shards
+            .iter()
+            .map(|s| ShardTarget {
+                shard_id: s.shard_id,
+                placements: s.placements.iter().map(|p| (p.placement_id, p.addr())).collect(),
+            })
+            .collect();
+        let clients = self.clients_for(&targets)?;
+        let dist = match snapshot.table.kind {
+            TableKind::Distributed => snapshot.table.distribution_column.as_deref(),
+            _ => None,
+        };
+        ShardWriter::new(snapshot.table.table_id, schema, dist, targets, clients)
+    }
+
+    /// Commits what a statement's writer produced, in one catalog transaction.
+    pub fn commit(&self, files: &[WrittenFile]) -> Result<u64> {
+        let new: Vec<NewFile> = files
+            .iter()
+            .map(|f| NewFile { placement_id: f.placement_key, file: to_record(f) })
+            .collect();
+        self.catalog.commit_files(&new)?;
+        Ok(files.iter().map(|f| f.file.rows).sum())
+    }
+
+    // ---- upkeep --------------------------------------------------------------------------
+
+    /// Deletes files and shard directories that no committed state and no running query
+    /// refers to any more.
+    pub async fn cleanup_once(&self) -> Result<usize> {
+        let oldest = self.oldest_snapshot_ms();
+        let nodes: HashMap<i64, Node> =
+            self.catalog.list_nodes()?.into_iter().map(|n| (n.node_id, n)).collect();
+        let mut done = 0;
+        for rec in self.catalog.due_cleanup()? {
+            if oldest.is_some_and(|o| o <= rec.not_before_ms) {
+                continue;
+            }
+            let Some(node) = nodes.get(&rec.node_id) else {
+                // node removed: nothing left to delete there
+                self.catalog.finish_cleanup(rec.cleanup_id)?;
+                continue;
+            };
+            let client = self.worker(&node.addr())?;
+            let res = match &rec.file_name {
+                Some(name) => client.delete_files(rec.table_id, rec.shard_id, vec![name.clone()]).await,
+                None => client.drop_shards(rec.table_id, vec![rec.shard_id]).await,
+            };
+            match res {
+                Ok(()) => {
+                    self.catalog.finish_cleanup(rec.cleanup_id)?;
+                    done += 1;
+                }
+                Err(e) => warn!(node = %node.addr(), error = %e, "cleanup deferred"),
+            }
+        }
+        Ok(done)
+    }
+
+    /// Merges the small files of every placement that has many, keeping query snapshots valid:
+    /// the merged file is committed in one transaction and the old ones are deleted only after
+    /// every query that could read them has ended.
+    pub async fn compact_once(&self, min_files: usize) -> Result<usize> {
+        let mut merged = 0;
+        for snap in self.catalog.snapshot_all()? {
+            let schema = table_schema(&snap.table.columns);
+            for shard in &snap.shards {
+                for p in &shard.placements {
+                    if p.files.len() < min_files {
+                        continue;
+                    }
+                    let names: Vec<String> = p.files.iter().map(|f| f.name.clone()).collect();
+                    let client = self.worker(&p.addr())?;
+                    let req = ScanRequest {
+                        table_id: snap.table.table_id,
+                        shard_id: shard.shard_id,
+                        files: names.clone(),
+                        table_schema: schema.clone(),
+                        filters: vec![],
+                        projection: None,
+                        aggregate: None,
+                        limit: None,
+                    };
+                    let _guard = self.begin_snapshot();
+                    let rows = match client.scan(&req).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            warn!(error = %e, "compaction skipped");
+                            continue;
+                        }
+                    };
+                    let file = client
+                        .put_batches(snap.table.table_id, shard.shard_id, schema.clone(), rows)
+                        .await?;
+                    let expected: u64 = p.files.iter().map(|f| f.rows).sum();
+                    if file.rows != expected {
+                        return Err(ClusterError::Internal {
+                            message: format!(
+                                "compaction of shard {} read {} rows, expected {expected}",
+                                shard.shard_id, file.rows
+                            ),
+                        });
+                    }
+                    let record = FileRecord { name: file.name, bytes: file.bytes, rows: file.rows, checksum: file.checksum };
+                    match self.catalog.replace_files(p.placement_id, &names, &record, 0) {
+                        Ok(()) => merged += 1,
+                        Err(e) => {
+                            // the placement changed meanwhile; the new file is garbage
+                            warn!(error = %e, "compaction result discarded");
+                            let _ = client.delete_files(snap.table.table_id, shard.shard_id, vec![record.name]).await;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(merged)
+    }
+}
+
+fn to_record(f: &WrittenFile) -> FileRecord {
+    FileRecord {
+        name: f.file.name.clone(),
+        bytes: f.file.bytes,
+        rows: f.file.rows,
+        checksum: f.file.checksum,
+    }
+}

@@ -1,0 +1,59 @@
+//! Errors of cluster operations. Each variant says whose fault it is; the wire layer maps
+//! them to SQLSTATEs once.
+
+use shoal_catalog::CatalogError;
+use shoal_shard_store::ShardStoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The catalog refused or failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// A worker refused or could not be reached.
+    #[error(transparent)]
+    Worker(#[from] ShardStoreError),
+    /// A query engine error while reading or converting rows.
+    #[error(transparent)]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    /// An Arrow error while converting rows.
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// A bad argument from the user (SQLSTATE 22023).
+    #[error("{message}")]
+    InvalidArgument { message: String, hint: Option<String> },
+    /// The object is not in the state the operation needs (SQLSTATE 55000).
+    #[error("{message}")]
+    NotInState { message: String, hint: Option<String> },
+    /// Not supported (SQLSTATE 0A000).
+    #[error("{message}")]
+    NotSupported { message: String },
+    /// A column named by the user does not exist (SQLSTATE 42703).
+    #[error("{message}")]
+    UndefinedColumn { message: String },
+    /// A NULL where none is allowed (SQLSTATE 23502).
+    #[error("{message}")]
+    NotNull { message: String },
+    /// Bad COPY input (SQLSTATE 22P04 for format, 22P02 for values).
+    #[error("{message}")]
+    BadCopyData { message: String },
+    /// No worker can hold the data (SQLSTATE 55000 in Citus's wording).
+    #[error("{message}")]
+    NoWorkers { message: String },
+    /// A shard has no live placement (SQLSTATE 08006).
+    #[error("{message}")]
+    ShardUnavailable { message: String, hint: Option<String> },
+    /// Our bug (SQLSTATE XX000).
+    #[error("internal error: {message}")]
+    Internal { message: String },
+}
+
+impl ClusterError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ClusterError::InvalidArgument {
+            message: message.into(),
+            hint: None,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ClusterError>;

@@ -1,0 +1,23 @@
+//! The cluster-management surface of Shoal and its logic: nodes, tables and their shard
+//! layout (`create_distributed_table`, reference tables), the write path that routes rows to
+//! shards, and the background upkeep (heartbeats, cleanup, compaction).
+//!
+//! Entry point: [`Cluster`], shared by every session of the coordinator.
+//!
+//! ```text
+//!  SQL function / INSERT / COPY ──► Cluster ──► Catalog (one tx per change)
+//!                                      └──────► WorkerClient (Flight: put / scan / actions)
+//!  rows ──► routing::hash_column ──► ShardWriter ──► one Parquet file per shard placement
+//!       ──► Catalog::commit_files (all files of the statement in one tx)
+//! ```
+
+mod cluster;
+mod error;
+pub mod routing;
+pub mod types;
+mod writer;
+
+pub use cluster::{Cluster, ClusterConfig};
+pub use error::{ClusterError, Result};
+pub use cluster::SnapshotGuard;
+pub use writer::{ShardTarget, ShardWriter, WrittenFile};

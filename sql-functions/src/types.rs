@@ -1,0 +1,35 @@
+//! How a declared column type is stored in Arrow (and so in Parquet).
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use shoal_catalog::{ColumnDef, SqlType};
+
+/// The Arrow type a column of this SQL type holds. Strings stay `Utf8` (not views) so that
+/// batches from workers, COPY and INSERT all agree on one schema.
+pub fn arrow_type(t: &SqlType) -> DataType {
+    match t {
+        SqlType::SmallInt => DataType::Int16,
+        SqlType::Integer => DataType::Int32,
+        SqlType::BigInt => DataType::Int64,
+        SqlType::Real => DataType::Float32,
+        SqlType::Double => DataType::Float64,
+        SqlType::Numeric { precision, scale } => DataType::Decimal128(*precision, *scale),
+        SqlType::Text | SqlType::Varchar { .. } | SqlType::Uuid | SqlType::Jsonb => DataType::Utf8,
+        SqlType::Boolean => DataType::Boolean,
+        SqlType::Date => DataType::Date32,
+        SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+        SqlType::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        SqlType::Bytea => DataType::Binary,
+    }
+}
+
+/// The Arrow schema of a table: every column nullable, in declaration order.
+pub fn table_schema(columns: &[ColumnDef]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(&c.name, arrow_type(&c.sql_type), true))
+            .collect::<Vec<_>>(),
+    ))
+}

@@ -1,0 +1,233 @@
+//! `ShardWriter`: routes a stream of rows to shards and streams each shard's rows to every
+//! placement of it, where each worker writes one new Parquet file. Committing those files is
+//! the caller's job (one catalog transaction), which is what makes a statement atomic.
+
+use std::collections::HashMap;
+
+use arrow::array::{RecordBatch, UInt32Array};
+use arrow::compute::{concat_batches, take_record_batch};
+use arrow::datatypes::SchemaRef;
+use futures::StreamExt;
+use shoal_shard_store::{FileMeta, ShardStoreError, WorkerClient};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::error::{ClusterError, Result};
+use crate::routing;
+
+/// Rows per batch sent to a worker; small per-shard slices are gathered up to this.
+const TARGET_BATCH_ROWS: usize = 16 * 1024;
+
+/// Where one shard's rows go.
+#[derive(Clone, Debug)]
+pub struct ShardTarget {
+    pub shard_id: i64,
+    /// Each placement: a key the caller chooses (placement id or node id) and the worker
+    /// address.
+    pub placements: Vec<(i64, String)>,
+}
+
+/// A file a worker wrote for one placement.
+#[derive(Clone, Debug)]
+pub struct WrittenFile {
+    pub shard_id: i64,
+    pub placement_key: i64,
+    pub file: FileMeta,
+}
+
+struct OpenPut {
+    sender: mpsc::Sender<shoal_shard_store::Result<RecordBatch>>,
+    task: JoinHandle<(i64, i64, shoal_shard_store::Result<FileMeta>)>,
+}
+
+pub struct ShardWriter {
+    table_id: i64,
+    schema: SchemaRef,
+    distribution: Option<(usize, String)>,
+    targets: Vec<ShardTarget>,
+    clients: HashMap<String, WorkerClient>,
+    pending: Vec<Vec<RecordBatch>>,
+    pending_rows: Vec<usize>,
+    puts: HashMap<(usize, usize), OpenPut>,
+    rows: u64,
+}
+
+impl ShardWriter {
+    /// `distribution`: the distribution column's name for hash-distributed tables; `None`
+    /// sends every row to the only shard (single-shard and reference tables).
+    pub fn new(
+        table_id: i64,
+        schema: SchemaRef,
+        distribution: Option<&str>,
+        targets: Vec<ShardTarget>,
+        clients: HashMap<String, WorkerClient>,
+    ) -> Result<Self> {
+        let distribution = match distribution {
+            Some(col) => {
+                let idx = schema.index_of(col).map_err(|_| ClusterError::UndefinedColumn {
+                    message: format!("column \"{col}\" does not exist"),
+                })?;
+                Some((idx, col.to_string()))
+            }
+            None => None,
+        };
+        if targets.is_empty() || (distribution.is_none() && targets.len() != 1) {
+            return Err(ClusterError::Internal {
+                message: format!("writer for table {table_id} got {} shard targets", targets.len()),
+            });
+        }
+        let n = targets.len();
+        Ok(ShardWriter {
+            table_id,
+            schema,
+            distribution,
+            targets,
+            clients,
+            pending: vec![Vec::new(); n],
+            pending_rows: vec![0; n],
+            puts: HashMap::new(),
+            rows: 0,
+        })
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Routes one batch (already in the table's schema).
+    pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.rows += batch.num_rows() as u64;
+        match &self.distribution {
+            None => self.buffer(0, batch).await?,
+            Some((idx, name)) => {
+                let n = self.targets.len();
+                let hashes = routing::hash_column(batch.column(*idx), name)?;
+                let mut per_shard: Vec<Vec<u32>> = vec![Vec::new(); n];
+                for (row, h) in hashes.iter().enumerate() {
+                    per_shard[routing::shard_index(*h, n)].push(row as u32);
+                }
+                for (shard, rows) in per_shard.into_iter().enumerate() {
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    let part = if rows.len() == batch.num_rows() {
+                        batch.clone()
+                    } else {
+                        take_record_batch(&batch, &UInt32Array::from(rows))?
+                    };
+                    self.buffer(shard, part).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn buffer(&mut self, shard: usize, batch: RecordBatch) -> Result<()> {
+        self.pending_rows[shard] += batch.num_rows();
+        self.pending[shard].push(batch);
+        if self.pending_rows[shard] >= TARGET_BATCH_ROWS {
+            self.flush(shard).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self, shard: usize) -> Result<()> {
+        let batches = std::mem::take(&mut self.pending[shard]);
+        self.pending_rows[shard] = 0;
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let batch = concat_batches(&self.schema, &batches)?;
+        let placements = self.targets[shard].placements.len();
+        for p in 0..placements {
+            self.send(shard, p, batch.clone()).await?;
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, shard: usize, placement: usize, batch: RecordBatch) -> Result<()> {
+        if !self.puts.contains_key(&(shard, placement)) {
+            let target = &self.targets[shard];
+            let (key, addr) = &target.placements[placement];
+            let client = self.clients.get(addr).cloned().ok_or_else(|| ClusterError::Internal {
+                message: format!("no client for worker {addr}"),
+            })?;
+            let (tx, rx) = mpsc::channel(4);
+            let (table_id, shard_id, key) = (self.table_id, target.shard_id, *key);
+            let schema = self.schema.clone();
+            let task = tokio::spawn(async move {
+                let stream = ReceiverStream::new(rx).boxed();
+                let res = client.put_batches(table_id, shard_id, schema, stream).await;
+                (shard_id, key, res)
+            });
+            self.puts.insert((shard, placement), OpenPut { sender: tx, task });
+        }
+        let failed = match self.puts.get(&(shard, placement)) {
+            Some(put) => put.sender.send(Ok(batch)).await.is_err(),
+            None => true,
+        };
+        if failed {
+            // The put ended early: its task holds the reason.
+            if let Some(put) = self.puts.remove(&(shard, placement)) {
+                let (_, _, res) = put.task.await.map_err(|e| ClusterError::Internal {
+                    message: format!("write task failed: {e}"),
+                })?;
+                res?;
+            }
+            return Err(ClusterError::Internal {
+                message: "a worker stopped accepting rows".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Rows routed so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Flushes everything and waits for every worker to make its file durable.
+    pub async fn finish(mut self) -> Result<Vec<WrittenFile>> {
+        for shard in 0..self.targets.len() {
+            self.flush(shard).await?;
+        }
+        let mut out = Vec::new();
+        let mut first_err: Option<ClusterError> = None;
+        for (_, put) in self.puts.drain() {
+            drop(put.sender);
+            match put.task.await {
+                Ok((shard_id, key, Ok(file))) => {
+                    if file.rows > 0 {
+                        out.push(WrittenFile { shard_id, placement_key: key, file });
+                    }
+                }
+                Ok((_, _, Err(e))) => {
+                    first_err.get_or_insert(ClusterError::Worker(e));
+                }
+                Err(e) => {
+                    first_err.get_or_insert(ClusterError::Internal {
+                        message: format!("write task failed: {e}"),
+                    });
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// Stops every open put; the workers discard their unfinished files.
+    pub fn abort(mut self) {
+        for (_, put) in self.puts.drain() {
+            let _ = put.sender.try_send(Err(ShardStoreError::Protocol {
+                message: "statement aborted".into(),
+            }));
+            put.task.abort();
+        }
+    }
+}
