@@ -43,6 +43,22 @@ enum Command {
     Worker(WorkerArgs),
     /// Exit 0 when the coordinator or worker at --target is ready.
     Healthcheck(HealthcheckArgs),
+    /// Side-by-side benchmarks (COPY vs PostgreSQL, queries vs DataFusion); prints a table.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[arg(long, default_value_t = 5_000_000)]
+    rows: u64,
+    #[arg(long, default_value_t = 3)]
+    workers: usize,
+    /// Directory with PostgreSQL's initdb and pg_ctl, for the COPY comparison.
+    #[arg(long, default_value = "/usr/lib/postgresql/15/bin")]
+    pg_bin: PathBuf,
+    /// Keep the cluster's data directory afterwards.
+    #[arg(long)]
+    keep: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -137,6 +153,7 @@ pub fn main() -> ExitCode {
             Command::Coordinator(a) => coordinator(a).await,
             Command::Worker(a) => worker(a).await,
             Command::Healthcheck(a) => healthcheck(a).await,
+            Command::Bench(a) => crate::bench::run(a.rows, a.workers, a.pg_bin, a.keep).await,
         }
     });
     match result {

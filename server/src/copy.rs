@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{new_null_array, ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::array::{new_null_array, Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -166,7 +166,19 @@ fn parse_stream(
     options: CopyOptions,
     table: String,
 ) -> futures::stream::BoxStream<'static, Result<RecordBatch, ClusterError>> {
-    let mut builder = arrow_csv::ReaderBuilder::new(input_schema.clone())
+    // Booleans (t/f/yes/no/on/off) and bytea (\x hex) are spelled the PostgreSQL way; read
+    // them as text and convert.
+    let decode_schema = Arc::new(Schema::new(
+        input_schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Boolean | DataType::Binary => Field::new(f.name(), DataType::Utf8, true),
+                _ => f.as_ref().clone(),
+            })
+            .collect::<Vec<_>>(),
+    ));
+    let mut builder = arrow_csv::ReaderBuilder::new(decode_schema)
         .with_header(options.header)
         .with_delimiter(options.delimiter)
         .with_batch_size(8192);
@@ -191,8 +203,11 @@ fn parse_stream(
         decoder: arrow_csv::reader::Decoder,
         pending: Bytes,
         done: bool,
+        /// Lines before the current batch (header included), for error messages.
+        lines_before: usize,
     }
-    let state = State { rx, decoder, pending: Bytes::new(), done: false };
+    let header_lines = usize::from(options.header);
+    let state = State { rx, decoder, pending: Bytes::new(), done: false, lines_before: header_lines };
     let stream = futures::stream::try_unfold(state, move |mut st| {
         let input_schema = input_schema.clone();
         let table_schema = table_schema.clone();
@@ -207,9 +222,13 @@ fn parse_stream(
                         Some(chunk) => st.pending = chunk,
                         None => {
                             st.done = true;
-                            let last = st.decoder.flush().map_err(|e| copy_error(&table, e))?;
+                            let last = st.decoder.flush().map_err(|e| copy_error(&table, e, st.lines_before))?;
                             return match last {
-                                Some(b) => Ok(Some((widen(b, &input_schema, &table_schema, text_mode)?, st))),
+                                Some(b) => {
+                                    let at = st.lines_before;
+                                    st.lines_before += b.num_rows();
+                                    Ok(Some((widen(b, &input_schema, &table_schema, text_mode, &table, at)?, st)))
+                                }
                                 None => Ok(None),
                             };
                         }
@@ -219,11 +238,13 @@ fn parse_stream(
                         continue;
                     }
                 }
-                let used = st.decoder.decode(&st.pending).map_err(|e| copy_error(&table, e))?;
+                let used = st.decoder.decode(&st.pending).map_err(|e| copy_error(&table, e, st.lines_before))?;
                 st.pending = st.pending.slice(used..);
                 if st.decoder.capacity() == 0 {
-                    if let Some(b) = st.decoder.flush().map_err(|e| copy_error(&table, e))? {
-                        return Ok(Some((widen(b, &input_schema, &table_schema, text_mode)?, st)));
+                    if let Some(b) = st.decoder.flush().map_err(|e| copy_error(&table, e, st.lines_before))? {
+                        let at = st.lines_before;
+                        st.lines_before += b.num_rows();
+                        return Ok(Some((widen(b, &input_schema, &table_schema, text_mode, &table, at)?, st)));
                     }
                 }
             }
@@ -232,12 +253,73 @@ fn parse_stream(
     stream.boxed()
 }
 
-fn copy_error(table: &str, e: arrow::error::ArrowError) -> ClusterError {
+/// Rewrites arrow-csv's batch-relative line numbers ("at line 3", "for line 3") into the
+/// 1-based line of the COPY input, as PostgreSQL reports it.
+fn copy_error(table: &str, e: arrow::error::ArrowError, lines_before: usize) -> ClusterError {
     let msg = match &e {
         arrow::error::ArrowError::ParseError(m) | arrow::error::ArrowError::CsvError(m) => m.clone(),
         other => other.to_string(),
     };
+    let msg = match regex::Regex::new(r"(at|for) line (\d+)") {
+        Ok(re) => re
+            .replace_all(&msg, |c: &regex::Captures| {
+                let n: usize = c[2].parse().unwrap_or(0);
+                format!("{} line {}", &c[1], n + lines_before + 1)
+            })
+            .into_owned(),
+        Err(_) => msg,
+    };
     ClusterError::BadCopyData { message: format!("COPY {table}: {msg}") }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "t" | "true" | "yes" | "y" | "on" | "1" => Some(true),
+        "f" | "false" | "no" | "n" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_bytea(v: &str) -> Option<Vec<u8>> {
+    let hex = v.strip_prefix("\\x").or_else(|| v.strip_prefix("\\X"))?;
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// Converts a text column read for a Boolean or Binary column.
+fn convert_text(col: &ArrayRef, to: &DataType, table: &str, column: &str, first_line: usize) -> Result<ArrayRef, ClusterError> {
+    let s = col.as_string::<i32>();
+    let bad = |i: usize, v: &str, ty: &str| ClusterError::BadCopyData {
+        message: format!("COPY {table}, line {}, column {column}: invalid input syntax for type {ty}: \"{v}\"", first_line + i + 1),
+    };
+    match to {
+        DataType::Boolean => {
+            let mut out = Vec::with_capacity(s.len());
+            for (i, v) in s.iter().enumerate() {
+                out.push(match v {
+                    None => None,
+                    Some(v) => Some(parse_bool(v).ok_or_else(|| bad(i, v, "boolean"))?),
+                });
+            }
+            Ok(Arc::new(arrow::array::BooleanArray::from(out)))
+        }
+        DataType::Binary => {
+            let mut out: Vec<Option<Vec<u8>>> = Vec::with_capacity(s.len());
+            for (i, v) in s.iter().enumerate() {
+                out.push(match v {
+                    None => None,
+                    Some(v) => Some(parse_bytea(v).ok_or_else(|| bad(i, v, "bytea"))?),
+                });
+            }
+            Ok(Arc::new(arrow::array::BinaryArray::from_iter(out)))
+        }
+        _ => Ok(col.clone()),
+    }
 }
 
 /// Adds NULL columns the COPY did not name, and undoes text-format backslash escapes.
@@ -246,23 +328,26 @@ fn widen(
     input: &SchemaRef,
     table: &SchemaRef,
     text_mode: bool,
+    table_name: &str,
+    first_line: usize,
 ) -> Result<RecordBatch, ClusterError> {
     let n = batch.num_rows();
-    let cols: Vec<ArrayRef> = table
-        .fields()
-        .iter()
-        .map(|f| match input.index_of(f.name()) {
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(table.fields().len());
+    for f in table.fields() {
+        cols.push(match input.index_of(f.name()) {
             Ok(i) => {
-                let c = batch.column(i).clone();
+                let mut c = batch.column(i).clone();
                 if text_mode && matches!(c.data_type(), DataType::Utf8) {
-                    unescape_text(&c)
-                } else {
-                    c
+                    c = unescape_text(&c);
                 }
+                if c.data_type() != f.data_type() {
+                    c = convert_text(&c, f.data_type(), table_name, f.name(), first_line)?;
+                }
+                c
             }
             Err(_) => new_null_array(f.data_type(), n),
-        })
-        .collect();
+        });
+    }
     Ok(RecordBatch::try_new(table.clone(), cols)?)
 }
 

@@ -10,6 +10,7 @@
 //!                                            └─ insert ─► sink::InsertSink ─Flight─► workers
 //! ```
 
+mod bench;
 pub mod cli;
 mod coordinator;
 mod copy;
