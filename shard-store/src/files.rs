@@ -50,6 +50,16 @@ pub(crate) struct FileStore {
 impl FileStore {
     /// Opens (creating if needed) the data directory and removes leftovers of a crash.
     pub(crate) fn open(root: &Path) -> Result<Self> {
+        let root = &std::path::absolute(root).map_err(|e| ShardStoreError::io(root, e))?;
+        // Scans hand file paths to DataFusion as strings, where these characters start a glob.
+        if root.to_str().is_none_or(|s| s.contains(['*', '?', '['])) {
+            return Err(ShardStoreError::Config {
+                message: format!(
+                    "data directory {} must be valid UTF-8 without '*', '?' or '['",
+                    root.display()
+                ),
+            });
+        }
         let shards = root.join("shards");
         let staging = root.join("staging");
         for dir in [root, &shards, &staging] {
@@ -78,6 +88,38 @@ impl FileStore {
     pub(crate) fn file_path(&self, table_id: i64, shard_id: i64, name: &str) -> Result<PathBuf> {
         validate_file_name(name)?;
         Ok(self.shard_dir(table_id, shard_id).join(name))
+    }
+
+    /// Paths of the named files of a shard, checking that each is there: the first missing
+    /// one is reported as [`ShardStoreError::FileMissing`].
+    pub(crate) fn existing_files(
+        &self,
+        table_id: i64,
+        shard_id: i64,
+        names: &[String],
+    ) -> Result<Vec<PathBuf>> {
+        names
+            .iter()
+            .map(|name| {
+                let path = self.file_path(table_id, shard_id, name)?;
+                match fs::metadata(&path) {
+                    Ok(meta) if meta.is_file() => Ok(path),
+                    Ok(_) => Err(ShardStoreError::FileMissing {
+                        table_id,
+                        shard_id,
+                        name: name.clone(),
+                    }),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        Err(ShardStoreError::FileMissing {
+                            table_id,
+                            shard_id,
+                            name: name.clone(),
+                        })
+                    }
+                    Err(e) => Err(ShardStoreError::io(&path, e)),
+                }
+            })
+            .collect()
     }
 
     /// Writes the batches received on `rx` as one new shard file and commits it on
@@ -297,6 +339,15 @@ impl FileStore {
     pub(crate) fn data_bytes(&self) -> Result<u64> {
         dir_size(&self.shards)
     }
+}
+
+/// Runs blocking file-system work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ShardStoreError::internal(format!("worker task failed: {e}")))?
 }
 
 fn new_writer(tmp: &Path, first: &RecordBatch) -> Result<ArrowWriter<ChecksumWriter<File>>> {

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use tracing::debug;
 
 use crate::error::{Result, ShardStoreError};
-use crate::files::FileStore;
+use crate::files::{blocking, FileStore};
 use crate::protocol::{cast_batch_to, without_view_types, ScanRequest};
 
 /// The output schema of a scan and its rows.
@@ -26,7 +26,7 @@ pub(crate) type ScanOutput = (SchemaRef, BoxStream<'static, Result<RecordBatch>>
 /// in the shard directory.
 pub(crate) async fn execute_scan(
     ctx: &SessionContext,
-    store: &FileStore,
+    store: &Arc<FileStore>,
     req: ScanRequest,
 ) -> Result<ScanOutput> {
     let ScanRequest {
@@ -39,21 +39,14 @@ pub(crate) async fn execute_scan(
         aggregate,
         limit,
     } = req;
-    let mut paths = Vec::with_capacity(files.len());
-    for name in &files {
-        let path = store.file_path(table_id, shard_id, name)?;
-        if !tokio::fs::try_exists(&path)
-            .await
-            .map_err(|e| ShardStoreError::io(&path, e))?
-        {
-            return Err(ShardStoreError::FileMissing {
-                table_id,
-                shard_id,
-                name: name.clone(),
-            });
-        }
-        paths.push(path);
-    }
+    let (files, paths) = {
+        let store = Arc::clone(store);
+        blocking(move || {
+            let paths = store.existing_files(table_id, shard_id, &files)?;
+            Ok((files, paths))
+        })
+        .await?
+    };
 
     let mut df = if paths.is_empty() {
         // Same plan over no rows: the right schema, and a global aggregate still yields its

@@ -32,7 +32,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
 use crate::error::{Result, ShardStoreError};
-use crate::files::{FileStore, PutMsg};
+use crate::files::{blocking, FileStore, PutMsg};
 use crate::protocol::{
     from_json, is_commit_marker, json_bytes, DeleteFilesBody, DropShardsBody, FileMeta,
     HandshakeBody, PutCommand, ScanRequest, WorkerInfo, ACTION_DELETE_FILES, ACTION_DROP_SHARDS,
@@ -153,13 +153,6 @@ impl Interceptor for TokenCheck {
 /// Compares without an early exit, so the time taken does not reveal the matching prefix.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Runs blocking file-system work off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ShardStoreError::internal(format!("worker task failed: {e}")))?
 }
 
 struct WorkerService {

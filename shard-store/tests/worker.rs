@@ -773,3 +773,38 @@ fn client_needs_a_runtime() {
     let err = WorkerClient::new("127.0.0.1:1", None).unwrap_err();
     assert!(matches!(err, ShardStoreError::Config { .. }), "{err:?}");
 }
+
+/// Needs a directory on a tiny file system, e.g. as root:
+/// `mount -t tmpfs -o size=512k tmpfs /tmp/tinyfs && SHOAL_TEST_SMALL_FS=/tmp/tinyfs
+/// cargo test -p shoal-shard-store --test worker -- --ignored disk_full`.
+#[tokio::test]
+#[ignore = "needs SHOAL_TEST_SMALL_FS: a directory on a file system of about 512 KiB"]
+async fn put_on_a_full_disk_is_disk_full() {
+    let root = PathBuf::from(std::env::var("SHOAL_TEST_SMALL_FS").unwrap());
+    let dir = tempfile::tempdir_in(root).unwrap();
+    let worker = Worker::start(dir.path(), None).await;
+    let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, true)]));
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let batches: Vec<RecordBatch> = (0..40)
+        .map(|_| {
+            let values = (0..10_000).map(|_| {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                seed as i64
+            });
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![Arc::new(Int64Array::from_iter_values(values))],
+            )
+            .unwrap()
+        })
+        .collect();
+    let err = worker
+        .client()
+        .put_batches(1, 1, schema, batches_stream(batches))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ShardStoreError::DiskFull { .. }), "{err:?}");
+    assert!(files_under(&dir.path().join("staging")).is_empty());
+    assert!(files_under(&dir.path().join("shards")).is_empty());
+    worker.stop().await;
+}

@@ -117,3 +117,10 @@ fn open_removes_tmp_files_and_keeps_others() {
     let left = files_in(&dir.path().join("staging"));
     assert_eq!(left, vec![dir.path().join("staging/task-1/b.parquet")]);
 }
+
+#[test]
+fn data_dir_must_be_usable_by_scans() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = FileStore::open(&dir.path().join("data[1]")).unwrap_err();
+    assert!(matches!(err, ShardStoreError::Config { .. }), "{err:?}");
+}
