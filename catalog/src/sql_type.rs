@@ -54,13 +54,19 @@ impl SqlType {
             "double precision" | "double" | "float8" | "float" => SqlType::Double,
             "numeric" | "decimal" => {
                 let precision = nums.first().copied().unwrap_or(38);
-                let scale = nums.get(1).copied().unwrap_or(if nums.is_empty() { 10 } else { 0 });
+                let scale = nums
+                    .get(1)
+                    .copied()
+                    .unwrap_or(if nums.is_empty() { 10 } else { 0 });
                 if !(1..=38).contains(&precision) || scale < 0 || scale > precision {
                     return Err(CatalogError::Invalid {
                         message: format!("NUMERIC precision {precision} must be between 1 and 38 and scale {scale} between 0 and precision"),
                     });
                 }
-                SqlType::Numeric { precision: precision as u8, scale: scale as i8 }
+                SqlType::Numeric {
+                    precision: precision as u8,
+                    scale: scale as i8,
+                }
             }
             "text" => SqlType::Text,
             "varchar" | "character varying" | "char" | "character" | "bpchar" => SqlType::Varchar {
@@ -113,14 +119,30 @@ mod tests {
     #[test]
     fn canonical_names_round_trip() {
         for t in [
-            "smallint", "integer", "bigint", "real", "double precision", "numeric(12,2)", "text",
-            "character varying(20)", "character varying", "boolean", "date",
-            "timestamp without time zone", "timestamp with time zone", "bytea", "uuid", "jsonb",
+            "smallint",
+            "integer",
+            "bigint",
+            "real",
+            "double precision",
+            "numeric(12,2)",
+            "text",
+            "character varying(20)",
+            "character varying",
+            "boolean",
+            "date",
+            "timestamp without time zone",
+            "timestamp with time zone",
+            "bytea",
+            "uuid",
+            "jsonb",
         ] {
             assert_eq!(SqlType::parse(t).unwrap().to_string(), t);
         }
         assert_eq!(SqlType::parse("INT4").unwrap(), SqlType::Integer);
-        assert_eq!(SqlType::parse("varchar(3)").unwrap(), SqlType::Varchar { max_len: Some(3) });
+        assert_eq!(
+            SqlType::parse("varchar(3)").unwrap(),
+            SqlType::Varchar { max_len: Some(3) }
+        );
         assert!(SqlType::parse("point").is_err());
         assert!(SqlType::parse("numeric(50,2)").is_err());
     }

@@ -14,11 +14,31 @@ use crate::sql_type::SqlType;
 
 /// Cluster settings with their defaults and descriptions, as `shoal.cluster_settings` lists them.
 pub const SETTINGS_DEFAULTS: &[(&str, &str, &str)] = &[
-    ("auto_rebalance", "off", "start a rebalance when add_node registers a worker"),
-    ("rebalance.max_bandwidth_mb", "unlimited", "per-move transfer limit in MB/s"),
-    ("rebalance.max_concurrent_moves", "2", "moves running at once in a rebalance job"),
-    ("rebalance.max_moves_per_node", "1", "moves touching one node at once"),
-    ("rebalance.write_fence_timeout_ms", "5000", "longest a move may hold writes to a shard group"),
+    (
+        "auto_rebalance",
+        "off",
+        "start a rebalance when add_node registers a worker",
+    ),
+    (
+        "rebalance.max_bandwidth_mb",
+        "unlimited",
+        "per-move transfer limit in MB/s",
+    ),
+    (
+        "rebalance.max_concurrent_moves",
+        "2",
+        "moves running at once in a rebalance job",
+    ),
+    (
+        "rebalance.max_moves_per_node",
+        "1",
+        "moves touching one node at once",
+    ),
+    (
+        "rebalance.write_fence_timeout_ms",
+        "5000",
+        "longest a move may hold writes to a shard group",
+    ),
 ];
 
 /// The catalog. Cheap to share behind an `Arc`; calls are serialised on one connection, which
@@ -54,11 +74,16 @@ impl Catalog {
         schema::migrate(&mut conn)?;
         let tx = conn.transaction()?;
         let existing: Option<String> = tx
-            .query_row("SELECT value FROM meta WHERE key = 'cluster_id'", [], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE key = 'cluster_id'", [], |r| {
+                r.get(0)
+            })
             .optional()?;
         if existing.is_none() {
             let id = format!("{:016x}{:016x}", now_ms() as u64, random_u64());
-            tx.execute("INSERT INTO meta (key, value) VALUES ('cluster_id', ?1)", [id])?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('cluster_id', ?1)",
+                [id],
+            )?;
         }
         tx.commit()?;
         Ok(Catalog {
@@ -92,9 +117,11 @@ impl Catalog {
     /// The id that binds workers to this cluster.
     pub fn cluster_id(&self) -> Result<String> {
         self.read(|tx| {
-            Ok(tx.query_row("SELECT value FROM meta WHERE key = 'cluster_id'", [], |r| {
-                r.get(0)
-            })?)
+            Ok(
+                tx.query_row("SELECT value FROM meta WHERE key = 'cluster_id'", [], |r| {
+                    r.get(0)
+                })?,
+            )
         })
     }
 
@@ -282,7 +309,9 @@ impl Catalog {
     pub fn table_by_name(&self, name: &str) -> Result<Option<TableInfo>> {
         self.read(|tx| {
             let id: Option<i64> = tx
-                .query_row("SELECT table_id FROM tables WHERE name = ?1", [name], |r| r.get(0))
+                .query_row("SELECT table_id FROM tables WHERE name = ?1", [name], |r| {
+                    r.get(0)
+                })
                 .optional()?;
             match id {
                 Some(id) => Ok(Some(table_info_tx(tx, id)?)),
@@ -337,7 +366,12 @@ impl Catalog {
             }
             tx.execute(
                 "INSERT INTO columns (table_id, ordinal, name, type_name) VALUES (?1, ?2, ?3, ?4)",
-                params![table_id, info.columns.len() as i64, column.name, column.sql_type.to_string()],
+                params![
+                    table_id,
+                    info.columns.len() as i64,
+                    column.name,
+                    column.sql_type.to_string()
+                ],
             )?;
             table_info_tx(tx, table_id)
         })
@@ -410,9 +444,15 @@ impl Catalog {
     pub fn snapshot(&self, table_name: &str) -> Result<TableSnapshot> {
         self.read(|tx| {
             let id: i64 = tx
-                .query_row("SELECT table_id FROM tables WHERE name = ?1", [table_name], |r| r.get(0))
+                .query_row(
+                    "SELECT table_id FROM tables WHERE name = ?1",
+                    [table_name],
+                    |r| r.get(0),
+                )
                 .optional()?
-                .ok_or_else(|| CatalogError::TableNotFound { name: table_name.to_string() })?;
+                .ok_or_else(|| CatalogError::TableNotFound {
+                    name: table_name.to_string(),
+                })?;
             snapshot_tx(tx, id)
         })
     }
@@ -466,9 +506,15 @@ impl Catalog {
             let mut out = Vec::new();
             for (name, default, desc) in SETTINGS_DEFAULTS {
                 let v: Option<String> = tx
-                    .query_row("SELECT value FROM settings WHERE name = ?1", [name], |r| r.get(0))
+                    .query_row("SELECT value FROM settings WHERE name = ?1", [name], |r| {
+                        r.get(0)
+                    })
                     .optional()?;
-                out.push((name.to_string(), v.unwrap_or_else(|| default.to_string()), desc.to_string()));
+                out.push((
+                    name.to_string(),
+                    v.unwrap_or_else(|| default.to_string()),
+                    desc.to_string(),
+                ));
             }
             Ok(out)
         })
@@ -503,7 +549,12 @@ impl Catalog {
 fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
     h.write_u32(std::process::id());
     h.finish()
 }
@@ -559,7 +610,12 @@ fn insert_shards(tx: &Transaction<'_>, table_id: i64, shards: &[NewShard]) -> Re
 }
 
 /// Records every current shard directory of a table (all placements) for deletion.
-fn add_shard_cleanup(tx: &Transaction<'_>, table_id: i64, grace_ms: Option<i64>, reason: &str) -> Result<()> {
+fn add_shard_cleanup(
+    tx: &Transaction<'_>,
+    table_id: i64,
+    grace_ms: Option<i64>,
+    reason: &str,
+) -> Result<()> {
     tx.execute(
         "INSERT INTO cleanup (node_id, table_id, shard_id, file_name, not_before_ms, reason)
          SELECT p.node_id, s.table_id, s.shard_id, NULL, ?2, ?3
@@ -578,16 +634,25 @@ fn table_info_tx(tx: &Transaction<'_>, table_id: i64) -> Result<TableInfo> {
     let kind = TableKind::parse(&kind).ok_or_else(|| CatalogError::Invalid {
         message: format!("unknown table kind {kind}"),
     })?;
-    let mut stmt = tx.prepare("SELECT name, type_name FROM columns WHERE table_id = ?1 ORDER BY ordinal")?;
+    let mut stmt =
+        tx.prepare("SELECT name, type_name FROM columns WHERE table_id = ?1 ORDER BY ordinal")?;
     let cols: Vec<(String, String)> = stmt
         .query_map([table_id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<std::result::Result<_, _>>()?;
     let columns = cols
         .into_iter()
-        .map(|(name, t)| Ok(ColumnDef { name, sql_type: SqlType::parse(&t)? }))
+        .map(|(name, t)| {
+            Ok(ColumnDef {
+                name,
+                sql_type: SqlType::parse(&t)?,
+            })
+        })
         .collect::<Result<Vec<_>>>()?;
-    let shard_count: i64 =
-        tx.query_row("SELECT count(*) FROM shards WHERE table_id = ?1", [table_id], |r| r.get(0))?;
+    let shard_count: i64 = tx.query_row(
+        "SELECT count(*) FROM shards WHERE table_id = ?1",
+        [table_id],
+        |r| r.get(0),
+    )?;
     let replication_factor: i64 = tx.query_row(
         "SELECT coalesce(max(c), 0) FROM (SELECT count(*) AS c FROM placements JOIN shards USING (shard_id) WHERE table_id = ?1 GROUP BY shard_id)",
         [table_id],
@@ -691,13 +756,24 @@ mod tests {
     use super::*;
 
     fn file(name: &str, rows: u64) -> FileRecord {
-        FileRecord { name: name.into(), bytes: rows * 10, rows, checksum: 7 }
+        FileRecord {
+            name: name.into(),
+            bytes: rows * 10,
+            rows,
+            checksum: 7,
+        }
     }
 
     fn cols() -> Vec<ColumnDef> {
         vec![
-            ColumnDef { name: "id".into(), sql_type: SqlType::BigInt },
-            ColumnDef { name: "kind".into(), sql_type: SqlType::Text },
+            ColumnDef {
+                name: "id".into(),
+                sql_type: SqlType::BigInt,
+            },
+            ColumnDef {
+                name: "kind".into(),
+                sql_type: SqlType::Text,
+            },
         ]
     }
 
@@ -717,50 +793,149 @@ mod tests {
                 distribution_column: None,
                 colocation_id: None,
                 columns: cols(),
-                shards: vec![NewShard { shard_id: 1, shard_index: 0, hash_min: i32::MIN, hash_max: i32::MAX, placements: vec![(n1, vec![])] }],
+                shards: vec![NewShard {
+                    shard_id: 1,
+                    shard_index: 0,
+                    hash_min: i32::MIN,
+                    hash_max: i32::MAX,
+                    placements: vec![(n1, vec![])],
+                }],
             })
             .unwrap();
         assert_eq!(t.shard_count, 1);
         assert!(matches!(
-            c.create_table(&NewTable { name: "events".into(), kind: TableKind::SingleShard, distribution_column: None, colocation_id: None, columns: cols(), shards: vec![] }),
+            c.create_table(&NewTable {
+                name: "events".into(),
+                kind: TableKind::SingleShard,
+                distribution_column: None,
+                colocation_id: None,
+                columns: cols(),
+                shards: vec![]
+            }),
             Err(CatalogError::TableExists { .. })
         ));
         let snap = c.snapshot("events").unwrap();
         let pid = snap.shards[0].placements[0].placement_id;
-        c.commit_files(&[NewFile { placement_id: pid, file: file("a.parquet", 5) }, NewFile { placement_id: pid, file: file("b.parquet", 6) }]).unwrap();
-        assert_eq!(c.snapshot("events").unwrap().shards[0].placements[0].rows(), 11);
+        c.commit_files(&[
+            NewFile {
+                placement_id: pid,
+                file: file("a.parquet", 5),
+            },
+            NewFile {
+                placement_id: pid,
+                file: file("b.parquet", 6),
+            },
+        ])
+        .unwrap();
+        assert_eq!(
+            c.snapshot("events").unwrap().shards[0].placements[0].rows(),
+            11
+        );
         // a statement whose placement vanished commits nothing
-        assert!(c.commit_files(&[NewFile { placement_id: pid, file: file("c.parquet", 1) }, NewFile { placement_id: 999, file: file("d.parquet", 1) }]).is_err());
-        assert_eq!(c.snapshot("events").unwrap().shards[0].placements[0].files.len(), 2);
+        assert!(c
+            .commit_files(&[
+                NewFile {
+                    placement_id: pid,
+                    file: file("c.parquet", 1)
+                },
+                NewFile {
+                    placement_id: 999,
+                    file: file("d.parquet", 1)
+                }
+            ])
+            .is_err());
+        assert_eq!(
+            c.snapshot("events").unwrap().shards[0].placements[0]
+                .files
+                .len(),
+            2
+        );
 
         // redistribute into two shards on two nodes
         let coloc = c.find_or_create_colocation(2, 1, "bigint", false).unwrap();
-        assert_eq!(c.find_or_create_colocation(2, 1, "bigint", false).unwrap(), coloc);
+        assert_eq!(
+            c.find_or_create_colocation(2, 1, "bigint", false).unwrap(),
+            coloc
+        );
         let t = c
-            .replace_layout(t.table_id, TableKind::Distributed, Some("id"), Some(coloc), &[
-                NewShard { shard_id: 2, shard_index: 0, hash_min: i32::MIN, hash_max: -1, placements: vec![(n1, vec![file("x.parquet", 4)])] },
-                NewShard { shard_id: 3, shard_index: 1, hash_min: 0, hash_max: i32::MAX, placements: vec![(n2, vec![file("y.parquet", 7)])] },
-            ])
+            .replace_layout(
+                t.table_id,
+                TableKind::Distributed,
+                Some("id"),
+                Some(coloc),
+                &[
+                    NewShard {
+                        shard_id: 2,
+                        shard_index: 0,
+                        hash_min: i32::MIN,
+                        hash_max: -1,
+                        placements: vec![(n1, vec![file("x.parquet", 4)])],
+                    },
+                    NewShard {
+                        shard_id: 3,
+                        shard_index: 1,
+                        hash_min: 0,
+                        hash_max: i32::MAX,
+                        placements: vec![(n2, vec![file("y.parquet", 7)])],
+                    },
+                ],
+            )
             .unwrap();
         assert_eq!(t.kind, TableKind::Distributed);
         let snap = c.snapshot("events").unwrap();
         assert_eq!(snap.shards.len(), 2);
-        assert_eq!(snap.shards.iter().map(|s| s.placements[0].rows()).sum::<u64>(), 11);
+        assert_eq!(
+            snap.shards
+                .iter()
+                .map(|s| s.placements[0].rows())
+                .sum::<u64>(),
+            11
+        );
         // the old shard dir is due for cleanup
         assert_eq!(c.due_cleanup().unwrap().len(), 1);
 
         // compaction swaps files atomically
         let p0 = snap.shards[0].placements[0].placement_id;
-        c.replace_files(p0, &["x.parquet".into()], &file("m.parquet", 4), 0).unwrap();
-        assert!(c.replace_files(p0, &["x.parquet".into()], &file("m2.parquet", 4), 0).is_err());
-        assert_eq!(c.snapshot("events").unwrap().shards[0].placements[0].files, vec![file("m.parquet", 4)]);
+        c.replace_files(p0, &["x.parquet".into()], &file("m.parquet", 4), 0)
+            .unwrap();
+        assert!(c
+            .replace_files(p0, &["x.parquet".into()], &file("m2.parquet", 4), 0)
+            .is_err());
+        assert_eq!(
+            c.snapshot("events").unwrap().shards[0].placements[0].files,
+            vec![file("m.parquet", 4)]
+        );
 
-        let t = c.add_column(t.table_id, &ColumnDef { name: "v".into(), sql_type: SqlType::Double }).unwrap();
+        let t = c
+            .add_column(
+                t.table_id,
+                &ColumnDef {
+                    name: "v".into(),
+                    sql_type: SqlType::Double,
+                },
+            )
+            .unwrap();
         assert_eq!(t.columns.len(), 3);
-        assert!(c.add_column(t.table_id, &ColumnDef { name: "v".into(), sql_type: SqlType::Double }).is_err());
+        assert!(c
+            .add_column(
+                t.table_id,
+                &ColumnDef {
+                    name: "v".into(),
+                    sql_type: SqlType::Double
+                }
+            )
+            .is_err());
 
         c.truncate_table(t.table_id).unwrap();
-        assert_eq!(c.snapshot("events").unwrap().shards.iter().map(|s| s.placements[0].rows()).sum::<u64>(), 0);
+        assert_eq!(
+            c.snapshot("events")
+                .unwrap()
+                .shards
+                .iter()
+                .map(|s| s.placements[0].rows())
+                .sum::<u64>(),
+            0
+        );
         assert_eq!(c.placement_count(n1).unwrap(), 1);
         c.drop_table(t.table_id).unwrap();
         assert!(c.table_by_name("events").unwrap().is_none());

@@ -11,6 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,7 +25,9 @@ fn err(m: impl std::fmt::Display + std::fmt::Debug) -> ServerError {
     ServerError::Startup(format!("{m}: {m:?}"))
 }
 
-const KINDS: [&str; 8] = ["click", "view", "purchase", "signup", "logout", "search", "share", "error"];
+const KINDS: [&str; 8] = [
+    "click", "view", "purchase", "signup", "logout", "search", "share", "error",
+];
 
 /// Deterministic events rows as COPY text, `rows` of them starting at `start`.
 pub fn events_chunk(start: u64, rows: u64) -> String {
@@ -32,7 +35,11 @@ pub fn events_chunk(start: u64, rows: u64) -> String {
     for id in start..start + rows {
         let x = id.wrapping_mul(2654435761) % 1_000_003;
         let kind = KINDS[(x % 8) as usize];
-        let value = if x % 17 == 0 { "\\N".to_string() } else { format!("{:.3}", (x % 10_000) as f64 / 7.0) };
+        let value = if x % 17 == 0 {
+            "\\N".to_string()
+        } else {
+            format!("{:.3}", (x % 10_000) as f64 / 7.0)
+        };
         let secs = 1_700_000_000 + (id % 2_592_000);
         let ts = chrono::DateTime::from_timestamp(secs as i64, 0)
             .map(|t| t.naive_utc().format("%Y-%m-%d %H:%M:%S").to_string())
@@ -60,7 +67,9 @@ impl Drop for Proc {
 }
 
 fn free_port() -> Result<u16, ServerError> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -77,33 +86,51 @@ fn rss_kib(pid: u32) -> u64 {
 async fn connect(port: u16, user: &str) -> Result<tokio_postgres::Client, ServerError> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        match tokio_postgres::connect(&format!("host=127.0.0.1 port={port} user={user} dbname={}", if user == "shoal" { "shoal" } else { "postgres" }), NoTls).await {
+        match tokio_postgres::connect(
+            &format!(
+                "host=127.0.0.1 port={port} user={user} dbname={}",
+                if user == "shoal" { "shoal" } else { "postgres" }
+            ),
+            NoTls,
+        )
+        .await
+        {
             Ok((c, conn)) => {
                 tokio::spawn(conn);
                 return Ok(c);
             }
-            Err(e) if Instant::now() > deadline => return Err(err(format!("cannot connect to port {port}: {e}"))),
+            Err(e) if Instant::now() > deadline => {
+                return Err(err(format!("cannot connect to port {port}: {e}")))
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
 }
 
 async fn copy_rows(client: &tokio_postgres::Client, rows: u64) -> Result<Duration, ServerError> {
-    let sink = client.copy_in("COPY events FROM STDIN").await.map_err(err)?;
+    let sink = client
+        .copy_in("COPY events FROM STDIN")
+        .await
+        .map_err(err)?;
     futures::pin_mut!(sink);
     let start = Instant::now();
     let chunk = 50_000;
     let mut done = 0;
     while done < rows {
         let n = chunk.min(rows - done);
-        sink.send(Bytes::from(events_chunk(done, n))).await.map_err(err)?;
+        sink.send(Bytes::from(events_chunk(done, n)))
+            .await
+            .map_err(err)?;
         done += n;
     }
     sink.finish().await.map_err(err)?;
     Ok(start.elapsed())
 }
 
-async fn median_ms(runs: usize, mut f: impl AsyncFnMut() -> Result<(), ServerError>) -> Result<f64, ServerError> {
+async fn median_ms(
+    runs: usize,
+    mut f: impl AsyncFnMut() -> Result<(), ServerError>,
+) -> Result<f64, ServerError> {
     f().await?; // warm-up
     let mut t = Vec::new();
     for _ in 0..runs {
@@ -146,9 +173,17 @@ impl ScratchPg {
         } else {
             Command::new(bin)
         };
-        let out = cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
+        let out = cmd
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()?;
         if !out.status.success() {
-            return Err(err(format!("{} failed: {}", bin.display(), String::from_utf8_lossy(&out.stderr))));
+            return Err(err(format!(
+                "{} failed: {}",
+                bin.display(),
+                String::from_utf8_lossy(&out.stderr)
+            )));
         }
         Ok(())
     }
@@ -156,18 +191,54 @@ impl ScratchPg {
     fn start(bin_dir: &Path) -> Result<ScratchPg, ServerError> {
         let as_postgres = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
             || std::fs::read_to_string("/proc/self/status")
-                .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+                .map(|s| {
+                    s.lines()
+                        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+                })
                 .unwrap_or(false);
         let dir = std::env::temp_dir().join(format!("shoal-bench-pg-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         if as_postgres {
-            Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir).status()?;
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir)
+                .status()?;
         }
-        let pg = ScratchPg { pg_ctl: bin_dir.join("pg_ctl"), dir: dir.clone(), as_postgres, port: free_port()? };
+        let pg = ScratchPg {
+            pg_ctl: bin_dir.join("pg_ctl"),
+            dir: dir.clone(),
+            as_postgres,
+            port: free_port()?,
+        };
         let data = dir.join("data");
-        pg.run(&bin_dir.join("initdb"), &["-D", &data.display().to_string(), "-U", "postgres", "--auth=trust"])?;
-        let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1", pg.port, dir.display());
-        pg.run(&pg.pg_ctl, &["-D", &data.display().to_string(), "-o", &opts, "-l", &dir.join("log").display().to_string(), "-w", "start"])?;
+        pg.run(
+            &bin_dir.join("initdb"),
+            &[
+                "-D",
+                &data.display().to_string(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+            ],
+        )?;
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            pg.port,
+            dir.display()
+        );
+        pg.run(
+            &pg.pg_ctl,
+            &[
+                "-D",
+                &data.display().to_string(),
+                "-o",
+                &opts,
+                "-l",
+                &dir.join("log").display().to_string(),
+                "-w",
+                "start",
+            ],
+        )?;
         Ok(pg)
     }
 }
@@ -180,7 +251,12 @@ impl Drop for ScratchPg {
     }
 }
 
-pub async fn run(rows: u64, workers: usize, pg_bin: PathBuf, keep: bool) -> Result<(), ServerError> {
+pub async fn run(
+    rows: u64,
+    workers: usize,
+    pg_bin: PathBuf,
+    keep: bool,
+) -> Result<(), ServerError> {
     let exe = std::env::current_exe()?;
     let root = std::env::temp_dir().join(format!("shoal-bench-{}", std::process::id()));
     let token = "bench-token";
@@ -190,7 +266,15 @@ pub async fn run(rows: u64, workers: usize, pg_bin: PathBuf, keep: bool) -> Resu
         let port = free_port()?;
         let dir = root.join(format!("worker{i}"));
         let child = Command::new(&exe)
-            .args(["worker", "--listen", &format!("127.0.0.1:{port}"), "--data-dir", &dir.display().to_string(), "--cluster-token", token])
+            .args([
+                "worker",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+                &dir.display().to_string(),
+                "--cluster-token",
+                token,
+            ])
             .env("RUST_LOG", "warn")
             .stderr(Stdio::null())
             .spawn()?;
@@ -211,7 +295,11 @@ pub async fn run(rows: u64, workers: usize, pg_bin: PathBuf, keep: bool) -> Resu
         args.push("--worker".into());
         args.push(w.clone());
     }
-    let coord = Command::new(&exe).args(&args).env("RUST_LOG", "warn").stderr(Stdio::null()).spawn()?;
+    let coord = Command::new(&exe)
+        .args(&args)
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::null())
+        .spawn()?;
     let coord_pid = coord.id();
     procs.push(Proc(coord));
     let client = connect(cport, "shoal").await?;
@@ -238,10 +326,10 @@ pub async fn run(rows: u64, workers: usize, pg_bin: PathBuf, keep: bool) -> Resu
 
     // COPY, sampling the coordinator's RSS meanwhile.
     let rss_before = rss_kib(coord_pid);
-    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(rss_before));
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(rss_before));
     let sampler = {
-        let (s, p) = (sampling.clone(), peak.clone());
+        let (s, p) = (Arc::clone(&sampling), Arc::clone(&peak));
         tokio::spawn(async move {
             while s.load(std::sync::atomic::Ordering::Relaxed) {
                 p.fetch_max(rss_kib(coord_pid), std::sync::atomic::Ordering::Relaxed);
@@ -271,15 +359,28 @@ pub async fn run(rows: u64, workers: usize, pg_bin: PathBuf, keep: bool) -> Resu
     let mut files = Vec::new();
     parquet_files(&root, &mut files);
     let ctx = SessionContext::new();
-    let df = ctx.read_parquet(files.clone(), ParquetReadOptions::default()).await.map_err(err)?;
+    let df = ctx
+        .read_parquet(files.clone(), ParquetReadOptions::default())
+        .await
+        .map_err(err)?;
     ctx.register_table("events", df.into_view()).map_err(err)?;
     let df_agg = median_ms(5, async || {
-        ctx.sql(agg).await.map_err(err)?.collect().await.map_err(err)?;
+        ctx.sql(agg)
+            .await
+            .map_err(err)?
+            .collect()
+            .await
+            .map_err(err)?;
         Ok(())
     })
     .await?;
     let df_point = median_ms(20, async || {
-        ctx.sql(&point).await.map_err(err)?.collect().await.map_err(err)?;
+        ctx.sql(&point)
+            .await
+            .map_err(err)?
+            .collect()
+            .await
+            .map_err(err)?;
         Ok(())
     })
     .await?;
@@ -297,7 +398,10 @@ pub async fn run(rows: u64, workers: usize, pg_bin: PathBuf, keep: bool) -> Resu
 
     let rate = |d: Duration| rows as f64 / d.as_secs_f64();
     println!();
-    println!("shoal bench: {rows} events rows, {workers} workers, 32 shards, {} parquet files", files.len());
+    println!(
+        "shoal bench: {rows} events rows, {workers} workers, 32 shards, {} parquet files",
+        files.len()
+    );
     println!("| measurement | Shoal | baseline | ratio | target |");
     println!("|---|---|---|---|---|");
     match &pg {
@@ -307,7 +411,11 @@ pub async fn run(rows: u64, workers: usize, pg_bin: PathBuf, keep: bool) -> Resu
             rate(*t),
             rate(shoal_copy) / rate(*t)
         ),
-        None => println!("| COPY ingest (rows/s) | {:.0} | PostgreSQL 15: not installed ({}) | - | >= 2x |", rate(shoal_copy), pg_bin.display()),
+        None => println!(
+            "| COPY ingest (rows/s) | {:.0} | PostgreSQL 15: not installed ({}) | - | >= 2x |",
+            rate(shoal_copy),
+            pg_bin.display()
+        ),
     }
     println!(
         "| GROUP BY kind (ms, median of 5) | {shoal_agg:.1} | DataFusion, same files: {df_agg:.1} | {:.2}x | <= 1.5x |",

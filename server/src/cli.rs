@@ -15,7 +15,11 @@ use crate::wire::Passwords;
 use crate::ServerError;
 
 #[derive(Parser, Debug)]
-#[command(name = "shoal", version, about = "Shoal: a sharded columnar SQL database that speaks PostgreSQL")]
+#[command(
+    name = "shoal",
+    version,
+    about = "Shoal: a sharded columnar SQL database that speaks PostgreSQL"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -130,7 +134,9 @@ pub struct HealthcheckArgs {
 fn init_logging(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -140,7 +146,10 @@ fn init_logging(level: &str, format: LogFormat) {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_level, cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("shoal: cannot start the async runtime: {e}");
@@ -222,7 +231,11 @@ async fn worker(a: WorkerArgs) -> Result<(), ServerError> {
     }
     tracing::info!(listen = %a.listen, advertise = ?a.advertise, "worker starting");
     serve_worker(
-        WorkerConfig { listen: a.listen, data_dir: a.data_dir, cluster_token: a.security.cluster_token },
+        WorkerConfig {
+            listen: a.listen,
+            data_dir: a.data_dir,
+            cluster_token: a.security.cluster_token,
+        },
         shutdown_signal(),
     )
     .await?;
@@ -247,8 +260,17 @@ async fn healthcheck(a: HealthcheckArgs) -> Result<(), ServerError> {
     };
     match tokio::time::timeout(Duration::from_secs(3), probe).await {
         Ok(Ok(b'N')) | Ok(Ok(b'S')) => Ok(()),
-        Ok(Ok(other)) => Err(ServerError::Startup(format!("{} answered {other:#x}: not a Shoal node", a.target))),
-        Ok(Err(e)) => Err(ServerError::Startup(format!("{} is not ready: {e}", a.target))),
-        Err(_) => Err(ServerError::Startup(format!("{} did not answer within 3 s", a.target))),
+        Ok(Ok(other)) => Err(ServerError::Startup(format!(
+            "{} answered {other:#x}: not a Shoal node",
+            a.target
+        ))),
+        Ok(Err(e)) => Err(ServerError::Startup(format!(
+            "{} is not ready: {e}",
+            a.target
+        ))),
+        Err(_) => Err(ServerError::Startup(format!(
+            "{} did not answer within 3 s",
+            a.target
+        ))),
     }
 }

@@ -46,7 +46,7 @@ impl std::fmt::Debug for ActiveWorkerNodes {
 
 impl TableFunctionImpl for ActiveWorkerNodes {
     fn call_with_args(&self, _args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
-        let c = self.0.clone();
+        let c = Arc::clone(&self.0);
         Ok(LiveTable::new(
             views::active_worker_nodes_schema(),
             Arc::new(move || views::active_worker_nodes(&c)),
@@ -67,7 +67,10 @@ pub fn session_context(cluster: &Arc<Cluster>) -> Result<SessionContext, ServerE
     catalog
         .register_schema(
             "public",
-            Arc::new(ShoalSchemaProvider::new(cluster.clone(), views::compat_views(cluster))),
+            Arc::new(ShoalSchemaProvider::new(
+                Arc::clone(cluster),
+                views::compat_views(cluster),
+            )),
         )
         .map_err(|e| ServerError::Startup(e.to_string()))?;
     catalog
@@ -76,7 +79,10 @@ pub fn session_context(cluster: &Arc<Cluster>) -> Result<SessionContext, ServerE
     setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
         .map_err(|e| ServerError::Startup(e.to_string()))?;
     ctx.add_optimizer_rule(Arc::new(crate::pushdown::ShardAggregatePushdownRule));
-    ctx.register_udtf("citus_get_active_worker_nodes", Arc::new(ActiveWorkerNodes(cluster.clone())));
+    ctx.register_udtf(
+        "citus_get_active_worker_nodes",
+        Arc::new(ActiveWorkerNodes(Arc::clone(cluster))),
+    );
     Ok(ctx)
 }
 
@@ -121,22 +127,31 @@ pub async fn run_coordinator(
         Some((cert, key)) => Some(tls_acceptor(cert, key)?),
         None => None,
     };
-    std::fs::create_dir_all(&opts.data_dir)
-        .map_err(|e| ServerError::Startup(format!("cannot create {}: {e}", opts.data_dir.display())))?;
+    std::fs::create_dir_all(&opts.data_dir).map_err(|e| {
+        ServerError::Startup(format!("cannot create {}: {e}", opts.data_dir.display()))
+    })?;
     let catalog = Arc::new(
         Catalog::open(&opts.data_dir.join("catalog.db"))
             .map_err(|e| ServerError::Startup(format!("cannot open the catalog: {e}")))?,
     );
-    let cluster = Cluster::new(catalog, ClusterConfig { cluster_token: opts.cluster_token.clone() });
+    let cluster = Cluster::new(
+        catalog,
+        ClusterConfig {
+            cluster_token: opts.cluster_token.clone(),
+        },
+    );
     let ctx = Arc::new(session_context(&cluster)?);
     let hooks: Vec<Arc<dyn QueryHook>> = vec![
-        Arc::new(ShoalHook::new(cluster.clone())),
+        Arc::new(ShoalHook::new(Arc::clone(&cluster))),
         Arc::new(datafusion_postgres::hooks::set_show::SetShowHook),
         Arc::new(datafusion_postgres::hooks::transactions::TransactionStatementHook),
         Arc::new(datafusion_postgres::hooks::cursor::CursorStatementHook),
     ];
     let session = Arc::new(DfSessionService::new_with_hooks(ctx, hooks));
-    let handlers = Arc::new(ShoalHandlers::new(session, opts.passwords.clone().map(Arc::new)));
+    let handlers = Arc::new(ShoalHandlers::new(
+        session,
+        opts.passwords.clone().map(Arc::new),
+    ));
 
     let listener = match listener {
         Some(l) => l,
@@ -144,19 +159,24 @@ pub async fn run_coordinator(
             .await
             .map_err(|e| ServerError::Startup(format!("cannot listen on {}: {e}", opts.listen)))?,
     };
-    let addr = listener.local_addr().map_err(|e| ServerError::Startup(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServerError::Startup(e.to_string()))?;
     info!(%addr, tls = tls.is_some(), "coordinator listening");
 
-    let upkeep = tokio::spawn(upkeep(cluster.clone(), opts.workers.clone()));
+    let upkeep = tokio::spawn(upkeep(Arc::clone(&cluster), opts.workers.clone()));
     let accept = async {
         loop {
             match listener.accept().await {
                 Ok((socket, peer)) => {
-                    let h = handlers.clone();
+                    let h = Arc::clone(&handlers);
                     let tls = tls.clone();
                     tokio::spawn(
                         async move {
-                            if let Err(e) = datafusion_postgres::pgwire::tokio::process_socket(socket, tls, h).await {
+                            if let Err(e) =
+                                datafusion_postgres::pgwire::tokio::process_socket(socket, tls, h)
+                                    .await
+                            {
                                 tracing::debug!(error = %e, "connection ended with an error");
                             }
                         }
@@ -192,7 +212,7 @@ async fn upkeep(cluster: Arc<Cluster>, workers: Vec<String>) {
             match cluster.add_node(&h, p).await {
                 Ok(id) => info!(node_id = id, "worker {h}:{p} registered"),
                 Err(e) => {
-                    if tick % 10 == 0 {
+                    if tick.is_multiple_of(10) {
                         warn!(error = %e, "worker {h}:{p} not registered yet; retrying");
                     }
                     still.push((h, p));
@@ -203,7 +223,7 @@ async fn upkeep(cluster: Arc<Cluster>, workers: Vec<String>) {
         if let Err(e) = cluster.heartbeat_once().await {
             warn!(error = %e, "heartbeat round failed");
         }
-        if tick % 3 == 0 {
+        if tick.is_multiple_of(3) {
             if let Err(e) = cluster.cleanup_once().await {
                 warn!(error = %e, "cleanup round failed");
             }

@@ -39,7 +39,14 @@ pub struct CopyOptions {
 
 impl Default for CopyOptions {
     fn default() -> Self {
-        CopyOptions { csv: false, header: false, delimiter: b'\t', null: "\\N".into(), quote: b'"', escape: None }
+        CopyOptions {
+            csv: false,
+            header: false,
+            delimiter: b'\t',
+            null: "\\N".into(),
+            quote: b'"',
+            escape: None,
+        }
     }
 }
 
@@ -57,15 +64,26 @@ impl CopyOptions {
                 O::Format(f) => match f.value.to_ascii_lowercase().as_str() {
                     "csv" => o.csv = true,
                     "text" => o.csv = false,
-                    other => return Err(PgError::new("0A000", format!("COPY format \"{other}\" is not supported"))),
+                    other => {
+                        return Err(PgError::new(
+                            "0A000",
+                            format!("COPY format \"{other}\" is not supported"),
+                        ))
+                    }
                 },
                 O::Header(h) => o.header = *h,
                 O::Delimiter(c) => delimiter = Some(ascii(*c)?),
                 O::Null(s) => null = Some(s.clone()),
                 O::Quote(c) => o.quote = ascii(*c)?,
                 O::Escape(c) => o.escape = Some(ascii(*c)?),
-                O::Encoding(e) if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
-                other => return Err(PgError::new("0A000", format!("COPY option {other} is not supported"))),
+                O::Encoding(e)
+                    if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
+                other => {
+                    return Err(PgError::new(
+                        "0A000",
+                        format!("COPY option {other} is not supported"),
+                    ))
+                }
             }
         }
         for opt in legacy {
@@ -74,11 +92,19 @@ impl CopyOptions {
                 L::Header => o.header = true,
                 L::Delimiter(c) => delimiter = Some(ascii(*c)?),
                 L::Null(s) => null = Some(s.clone()),
-                other => return Err(PgError::new("0A000", format!("COPY option {other} is not supported"))),
+                other => {
+                    return Err(PgError::new(
+                        "0A000",
+                        format!("COPY option {other} is not supported"),
+                    ))
+                }
             }
         }
         if o.header && !o.csv {
-            return Err(PgError::new("0A000", "COPY HEADER available only in CSV mode"));
+            return Err(PgError::new(
+                "0A000",
+                "COPY HEADER available only in CSV mode",
+            ));
         }
         o.delimiter = delimiter.unwrap_or(if o.csv { b',' } else { b'\t' });
         o.null = null.unwrap_or(if o.csv { String::new() } else { "\\N".into() });
@@ -90,7 +116,10 @@ fn ascii(c: char) -> Result<u8, PgError> {
     if c.is_ascii() {
         Ok(c as u8)
     } else {
-        Err(PgError::new("0A000", "COPY delimiter must be a single one-byte character"))
+        Err(PgError::new(
+            "0A000",
+            "COPY delimiter must be a single one-byte character",
+        ))
     }
 }
 
@@ -130,12 +159,19 @@ pub fn start_copy_in(
     let info = cluster.table(table).map_err(|e| from_cluster(&e))?;
     let table_schema = shoal_sql_functions::types::table_schema(&info.columns);
     let input_fields: Vec<Field> = if columns.is_empty() {
-        table_schema.fields().iter().map(|f| f.as_ref().clone()).collect()
+        table_schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect()
     } else {
         let mut v = Vec::new();
         for c in columns {
             let f = table_schema.field_with_name(c).map_err(|_| {
-                PgError::new("42703", format!("column \"{c}\" of relation \"{table}\" does not exist"))
+                PgError::new(
+                    "42703",
+                    format!("column \"{c}\" of relation \"{table}\" does not exist"),
+                )
             })?;
             v.push(f.clone());
         }
@@ -149,12 +185,18 @@ pub fn start_copy_in(
         let batches = parse_stream(rx, input_schema, table_schema, options, table_name.clone());
         write_statement(&cluster, &table_name, batches).await
     });
-    let slot = client.session_extensions().get_or_insert_with(CopySlot::default);
+    let slot = client
+        .session_extensions()
+        .get_or_insert_with(CopySlot::default);
     let mut guard = slot.0.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(old) = guard.take() {
         old.task.abort();
     }
-    *guard = Some(ActiveCopy { table: table.to_string(), sender: Some(tx), task });
+    *guard = Some(ActiveCopy {
+        table: table.to_string(),
+        sender: Some(tx),
+        task,
+    });
     Ok(CopyResponse::new(0, ncols, futures::stream::empty()))
 }
 
@@ -207,10 +249,16 @@ fn parse_stream(
         lines_before: usize,
     }
     let header_lines = usize::from(options.header);
-    let state = State { rx, decoder, pending: Bytes::new(), done: false, lines_before: header_lines };
+    let state = State {
+        rx,
+        decoder,
+        pending: Bytes::new(),
+        done: false,
+        lines_before: header_lines,
+    };
     let stream = futures::stream::try_unfold(state, move |mut st| {
-        let input_schema = input_schema.clone();
-        let table_schema = table_schema.clone();
+        let input_schema = Arc::clone(&input_schema);
+        let table_schema = Arc::clone(&table_schema);
         let table = table.clone();
         async move {
             loop {
@@ -222,12 +270,25 @@ fn parse_stream(
                         Some(chunk) => st.pending = chunk,
                         None => {
                             st.done = true;
-                            let last = st.decoder.flush().map_err(|e| copy_error(&table, e, st.lines_before))?;
+                            let last = st
+                                .decoder
+                                .flush()
+                                .map_err(|e| copy_error(&table, e, st.lines_before))?;
                             return match last {
                                 Some(b) => {
                                     let at = st.lines_before;
                                     st.lines_before += b.num_rows();
-                                    Ok(Some((widen(b, &input_schema, &table_schema, text_mode, &table, at)?, st)))
+                                    Ok(Some((
+                                        widen(
+                                            b,
+                                            &input_schema,
+                                            &table_schema,
+                                            text_mode,
+                                            &table,
+                                            at,
+                                        )?,
+                                        st,
+                                    )))
                                 }
                                 None => Ok(None),
                             };
@@ -238,13 +299,23 @@ fn parse_stream(
                         continue;
                     }
                 }
-                let used = st.decoder.decode(&st.pending).map_err(|e| copy_error(&table, e, st.lines_before))?;
+                let used = st
+                    .decoder
+                    .decode(&st.pending)
+                    .map_err(|e| copy_error(&table, e, st.lines_before))?;
                 st.pending = st.pending.slice(used..);
                 if st.decoder.capacity() == 0 {
-                    if let Some(b) = st.decoder.flush().map_err(|e| copy_error(&table, e, st.lines_before))? {
+                    if let Some(b) = st
+                        .decoder
+                        .flush()
+                        .map_err(|e| copy_error(&table, e, st.lines_before))?
+                    {
                         let at = st.lines_before;
                         st.lines_before += b.num_rows();
-                        return Ok(Some((widen(b, &input_schema, &table_schema, text_mode, &table, at)?, st)));
+                        return Ok(Some((
+                            widen(b, &input_schema, &table_schema, text_mode, &table, at)?,
+                            st,
+                        )));
                     }
                 }
             }
@@ -257,7 +328,9 @@ fn parse_stream(
 /// 1-based line of the COPY input, as PostgreSQL reports it.
 fn copy_error(table: &str, e: arrow::error::ArrowError, lines_before: usize) -> ClusterError {
     let msg = match &e {
-        arrow::error::ArrowError::ParseError(m) | arrow::error::ArrowError::CsvError(m) => m.clone(),
+        arrow::error::ArrowError::ParseError(m) | arrow::error::ArrowError::CsvError(m) => {
+            m.clone()
+        }
         other => other.to_string(),
     };
     let msg = match regex::Regex::new(r"(at|for) line (\d+)") {
@@ -269,7 +342,9 @@ fn copy_error(table: &str, e: arrow::error::ArrowError, lines_before: usize) -> 
             .into_owned(),
         Err(_) => msg,
     };
-    ClusterError::BadCopyData { message: format!("COPY {table}: {msg}") }
+    ClusterError::BadCopyData {
+        message: format!("COPY {table}: {msg}"),
+    }
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -292,10 +367,19 @@ fn parse_bytea(v: &str) -> Option<Vec<u8>> {
 }
 
 /// Converts a text column read for a Boolean or Binary column.
-fn convert_text(col: &ArrayRef, to: &DataType, table: &str, column: &str, first_line: usize) -> Result<ArrayRef, ClusterError> {
+fn convert_text(
+    col: &ArrayRef,
+    to: &DataType,
+    table: &str,
+    column: &str,
+    first_line: usize,
+) -> Result<ArrayRef, ClusterError> {
     let s = col.as_string::<i32>();
     let bad = |i: usize, v: &str, ty: &str| ClusterError::BadCopyData {
-        message: format!("COPY {table}, line {}, column {column}: invalid input syntax for type {ty}: \"{v}\"", first_line + i + 1),
+        message: format!(
+            "COPY {table}, line {}, column {column}: invalid input syntax for type {ty}: \"{v}\"",
+            first_line + i + 1
+        ),
     };
     match to {
         DataType::Boolean => {
@@ -318,7 +402,7 @@ fn convert_text(col: &ArrayRef, to: &DataType, table: &str, column: &str, first_
             }
             Ok(Arc::new(arrow::array::BinaryArray::from_iter(out)))
         }
-        _ => Ok(col.clone()),
+        _ => Ok(Arc::clone(col)),
     }
 }
 
@@ -336,7 +420,7 @@ fn widen(
     for f in table.fields() {
         cols.push(match input.index_of(f.name()) {
             Ok(i) => {
-                let mut c = batch.column(i).clone();
+                let mut c = Arc::clone(batch.column(i));
                 if text_mode && matches!(c.data_type(), DataType::Utf8) {
                     c = unescape_text(&c);
                 }
@@ -348,13 +432,13 @@ fn widen(
             Err(_) => new_null_array(f.data_type(), n),
         });
     }
-    Ok(RecordBatch::try_new(table.clone(), cols)?)
+    Ok(RecordBatch::try_new(Arc::clone(table), cols)?)
 }
 
 fn unescape_text(col: &ArrayRef) -> ArrayRef {
     let s = col.as_string::<i32>();
     if !s.iter().flatten().any(|v| v.contains('\\')) {
-        return col.clone();
+        return Arc::clone(col);
     }
     let out: StringArray = s
         .iter()
@@ -396,7 +480,10 @@ impl CopyHandler for ShoalCopyHandler {
         C::Error: std::fmt::Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let sender = client.session_extensions().get::<CopySlot>().and_then(|s| s.sender());
+        let sender = client
+            .session_extensions()
+            .get::<CopySlot>()
+            .and_then(|s| s.sender());
         if let Some(tx) = sender {
             // A closed channel means parsing failed; the error is reported at CopyDone.
             let _ = tx.send(Bytes::from(copy_data.data.to_vec())).await;
@@ -410,14 +497,21 @@ impl CopyHandler for ShoalCopyHandler {
         C::Error: std::fmt::Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let active = client.session_extensions().get::<CopySlot>().and_then(|s| s.take());
+        let active = client
+            .session_extensions()
+            .get::<CopySlot>()
+            .and_then(|s| s.take());
         let Some(mut active) = active else {
-            return Err(PgError::new("08P01", "CopyDone received without a COPY in progress").into());
+            return Err(
+                PgError::new("08P01", "CopyDone received without a COPY in progress").into(),
+            );
         };
         active.sender.take();
         let result = match (&mut active.task).await {
             Ok(r) => r,
-            Err(e) => Err(ClusterError::Internal { message: format!("COPY task failed: {e}") }),
+            Err(e) => Err(ClusterError::Internal {
+                message: format!("COPY task failed: {e}"),
+            }),
         };
         match result {
             Ok(rows) => {
@@ -439,7 +533,11 @@ impl CopyHandler for ShoalCopyHandler {
         C::Error: std::fmt::Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if let Some(active) = client.session_extensions().get::<CopySlot>().and_then(|s| s.take()) {
+        if let Some(active) = client
+            .session_extensions()
+            .get::<CopySlot>()
+            .and_then(|s| s.take())
+        {
             active.task.abort();
         }
         PgError::new("57014", format!("COPY from stdin failed: {}", fail.message)).into()
@@ -461,10 +559,14 @@ pub async fn copy_out(df: DataFrame, options: CopyOptions) -> PgWireResult<CopyR
         .map_err(|e| PgWireError::from(crate::errors::from_datafusion(&e)))?;
     let mut header: Option<CopyData> = None;
     if options.header {
-        let names: Vec<String> = schema.fields().iter().map(|f| quote_csv(f.name(), &options)).collect();
+        let names: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|f| quote_csv(f.name(), &options))
+            .collect();
         let mut line = names.join(&(options.delimiter as char).to_string());
         line.push('\n');
-        header = Some(CopyData::new(Bytes::from(line).into()));
+        header = Some(CopyData::new(Bytes::from(line)));
     }
     let rows = stream.flat_map(move |batch| {
         let out: Vec<PgWireResult<CopyData>> = match batch {
@@ -483,7 +585,7 @@ fn encode_rows(
     options: &CopyOptions,
 ) -> Vec<PgWireResult<CopyData>> {
     let mut out = Vec::with_capacity(batch.num_rows());
-    for row in arrow_pg::datatypes::encode_recordbatch(fields.clone(), batch) {
+    for row in arrow_pg::datatypes::encode_recordbatch(Arc::clone(fields), batch) {
         let row = match row {
             Ok(r) => r,
             Err(e) => {
@@ -516,14 +618,20 @@ fn encode_rows(
             }
         }
         line.push('\n');
-        out.push(Ok(CopyData::new(Bytes::from(line).into())));
+        out.push(Ok(CopyData::new(Bytes::from(line))));
     }
     out
 }
 
 fn quote_csv(v: &str, o: &CopyOptions) -> String {
     let q = o.quote as char;
-    if v.is_empty() || v.contains(o.delimiter as char) || v.contains(q) || v.contains('\n') || v.contains('\r') || v == o.null {
+    if v.is_empty()
+        || v.contains(o.delimiter as char)
+        || v.contains(q)
+        || v.contains('\n')
+        || v.contains('\r')
+        || v == o.null
+    {
         format!("{q}{}{q}", v.replace(q, &format!("{q}{q}")))
     } else {
         v.to_string()

@@ -36,7 +36,9 @@ fn load_or_create(data_dir: &Path, workers: usize) -> Result<DevCluster, ServerE
     }
     let c = DevCluster {
         cluster_token: uuid::Uuid::new_v4().simple().to_string(),
-        worker_ports: (0..workers).map(|_| free_port()).collect::<Result<_, _>>()?,
+        worker_ports: (0..workers)
+            .map(|_| free_port())
+            .collect::<Result<_, _>>()?,
     };
     save(&path, &c)?;
     Ok(c)
@@ -74,7 +76,10 @@ pub async fn run(
     for (i, wport) in cluster.worker_ports.iter().take(workers).enumerate() {
         let addr: SocketAddr = ([127, 0, 0, 1], *wport).into();
         let listener = TcpListener::bind(addr).await.map_err(|e| {
-            ServerError::Startup(format!("worker {} cannot listen on {addr}: {e} (is another `shoal dev` running?)", i + 1))
+            ServerError::Startup(format!(
+                "worker {} cannot listen on {addr}: {e} (is another `shoal dev` running?)",
+                i + 1
+            ))
         })?;
         let cfg = WorkerConfig {
             listen: addr,
@@ -82,13 +87,17 @@ pub async fn run(
             cluster_token: Some(cluster.cluster_token.clone()),
         };
         worker_addrs.push(addr.to_string());
-        tasks.push(tokio::spawn(serve_worker_with_listener(cfg, listener, stopped())));
+        tasks.push(tokio::spawn(serve_worker_with_listener(
+            cfg,
+            listener,
+            stopped(),
+        )));
     }
 
     let listen: SocketAddr = ([127, 0, 0, 1], port).into();
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| ServerError::Startup(format!("cannot listen on {listen}: {e} (use --port)")))?;
+    let listener = TcpListener::bind(listen).await.map_err(|e| {
+        ServerError::Startup(format!("cannot listen on {listen}: {e} (use --port)"))
+    })?;
     let opts = CoordinatorOptions {
         listen,
         data_dir: data_dir.join("coordinator"),
@@ -98,7 +107,10 @@ pub async fn run(
         insecure: false,
         tls: None,
     };
-    println!("Shoal dev cluster: coordinator on {listen}, workers on {}", worker_addrs.join(", "));
+    println!(
+        "Shoal dev cluster: coordinator on {listen}, workers on {}",
+        worker_addrs.join(", ")
+    );
     println!("Data in {}", data_dir.display());
     println!("Connect with:  psql -h 127.0.0.1 -p {port} -U shoal shoal");
     println!("Press Ctrl-C to stop.");
@@ -109,7 +121,11 @@ pub async fn run(
     let _ = stop_tx.send(true);
     match coordinator.await {
         Ok(r) => r?,
-        Err(e) => return Err(ServerError::Startup(format!("coordinator task failed: {e}"))),
+        Err(e) => {
+            return Err(ServerError::Startup(format!(
+                "coordinator task failed: {e}"
+            )))
+        }
     }
     for t in tasks {
         match t.await {

@@ -18,7 +18,12 @@ pub struct PgError {
 
 impl PgError {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        PgError { code, message: message.into(), detail: None, hint: None }
+        PgError {
+            code,
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
     }
     pub fn with_hint(mut self, hint: Option<String>) -> Self {
         self.hint = hint;
@@ -56,24 +61,32 @@ pub fn from_catalog(e: &CatalogError) -> PgError {
         CatalogError::TableExists { .. } => PgError::new("42P07", e.to_string()),
         CatalogError::ColumnExists { .. } => PgError::new("42701", e.to_string()),
         CatalogError::NodeNotFound { .. } => PgError::new("22023", e.to_string()),
-        CatalogError::PlacementGone { .. } => PgError::new("40001", e.to_string())
-            .with_hint(Some("A shard moved while the statement ran; run it again.".into())),
+        CatalogError::PlacementGone { .. } => PgError::new("40001", e.to_string()).with_hint(Some(
+            "A shard moved while the statement ran; run it again.".into(),
+        )),
         CatalogError::Invalid { .. } => PgError::new("22023", e.to_string()),
-        CatalogError::Sqlite(_) | CatalogError::TooNew { .. } => PgError::new("XX000", e.to_string()),
+        CatalogError::Sqlite(_) | CatalogError::TooNew { .. } => {
+            PgError::new("XX000", e.to_string())
+        }
     }
 }
 
 pub fn from_worker(e: &ShardStoreError) -> PgError {
     match e {
-        ShardStoreError::Unavailable { .. } => PgError::new("08006", e.to_string())
-            .with_hint(Some("Check that the worker is running: SELECT * FROM shoal.nodes;".into())),
-        ShardStoreError::Unauthenticated { .. } => PgError::new("28000", e.to_string())
-            .with_hint(Some("The coordinator and the worker must use the same --cluster-token.".into())),
+        ShardStoreError::Unavailable { .. } => PgError::new("08006", e.to_string()).with_hint(
+            Some("Check that the worker is running: SELECT * FROM shoal.nodes;".into()),
+        ),
+        ShardStoreError::Unauthenticated { .. } => PgError::new("28000", e.to_string()).with_hint(
+            Some("The coordinator and the worker must use the same --cluster-token.".into()),
+        ),
         ShardStoreError::FileMissing { .. } => PgError::new("58P01", e.to_string()),
         ShardStoreError::DiskFull { .. } => PgError::new("53100", e.to_string()),
-        ShardStoreError::WrongCluster { .. } => PgError::new("55000", e.to_string()).with_hint(Some(
-            "A worker belongs to one cluster; give it an empty --data-dir to join this one.".into(),
-        )),
+        ShardStoreError::WrongCluster { .. } => {
+            PgError::new("55000", e.to_string()).with_hint(Some(
+                "A worker belongs to one cluster; give it an empty --data-dir to join this one."
+                    .into(),
+            ))
+        }
         _ => PgError::new("XX000", e.to_string()),
     }
 }
@@ -87,16 +100,24 @@ pub fn from_cluster(e: &ClusterError) -> PgError {
         ClusterError::InvalidArgument { message, hint } => {
             PgError::new("22023", message).with_hint(hint.clone())
         }
-        ClusterError::NotInState { message, hint } => PgError::new("55000", message).with_hint(hint.clone()),
+        ClusterError::NotInState { message, hint } => {
+            PgError::new("55000", message).with_hint(hint.clone())
+        }
         ClusterError::NotSupported { message } => PgError::new("0A000", message),
         ClusterError::UndefinedColumn { message } => PgError::new("42703", message),
         ClusterError::NotNull { message } => PgError::new("23502", message),
         ClusterError::BadCopyData { message } => PgError::new("22P04", message),
-        ClusterError::NoWorkers { message } => PgError::new("55000", message)
-            .with_hint(Some("Add a worker with SELECT add_node('host', port);".into())),
-        ClusterError::ShardUnavailable { message, hint } => PgError::new("08006", message).with_hint(hint.clone()),
-        ClusterError::Internal { message } => PgError::new("XX000", format!("internal error: {message}"))
-            .with_hint(Some("This is a bug in Shoal; please report it with the coordinator log.".into())),
+        ClusterError::NoWorkers { message } => PgError::new("55000", message).with_hint(Some(
+            "Add a worker with SELECT add_node('host', port);".into(),
+        )),
+        ClusterError::ShardUnavailable { message, hint } => {
+            PgError::new("08006", message).with_hint(hint.clone())
+        }
+        ClusterError::Internal { message } => {
+            PgError::new("XX000", format!("internal error: {message}")).with_hint(Some(
+                "This is a bug in Shoal; please report it with the coordinator log.".into(),
+            ))
+        }
     }
 }
 
@@ -105,7 +126,9 @@ fn from_arrow(e: &arrow::error::ArrowError) -> PgError {
     match e {
         A::DivideByZero => PgError::new("22012", "division by zero"),
         A::CastError(m) | A::ParseError(m) => PgError::new("22P02", m.clone()),
-        A::ComputeError(m) if m.contains("Overflow") || m.contains("overflow") => PgError::new("22003", m.clone()),
+        A::ComputeError(m) if m.contains("Overflow") || m.contains("overflow") => {
+            PgError::new("22003", m.clone())
+        }
         A::CsvError(m) => PgError::new("22P04", m.clone()),
         A::ExternalError(inner) => match inner.downcast_ref::<ClusterError>() {
             Some(c) => from_cluster(c),
@@ -163,7 +186,10 @@ pub fn from_datafusion(e: &DataFusionError) -> PgError {
         DataFusionError::Execution(m) => {
             if m.contains("Divide by zero") {
                 PgError::new("22012", "division by zero")
-            } else if m.contains("Cast error") || m.contains("Cannot cast") || m.contains("invalid input syntax") {
+            } else if m.contains("Cast error")
+                || m.contains("Cannot cast")
+                || m.contains("invalid input syntax")
+            {
                 PgError::new("22P02", m.clone())
             } else {
                 PgError::new("XX000", m.clone())
@@ -174,14 +200,20 @@ pub fn from_datafusion(e: &DataFusionError) -> PgError {
 }
 
 fn plan_error(m: &str) -> PgError {
-    if let Some(rest) = m.strip_prefix("table '").or_else(|| m.split("table '").nth(1)) {
+    if let Some(rest) = m
+        .strip_prefix("table '")
+        .or_else(|| m.split("table '").nth(1))
+    {
         if m.contains("not found") {
             let name = rest.split('\'').next().unwrap_or(rest);
             let short = name.rsplit('.').next().unwrap_or(name);
             return PgError::new("42P01", format!("relation \"{short}\" does not exist"));
         }
     }
-    if m.contains("Invalid function") || m.contains("Unknown function") || m.contains("function") && m.contains("not found") {
+    if m.contains("Invalid function")
+        || m.contains("Unknown function")
+        || m.contains("function") && m.contains("not found")
+    {
         return PgError::new("42883", m.to_string()).with_hint(Some(
             "No function matches the given name and argument types.".into(),
         ));
@@ -217,11 +249,13 @@ pub fn rewrite(error: &mut PgWireError) {
                 Some(from_cluster(c))
             } else {
                 let m = inner.to_string();
-                Some(if m.contains("sql parser error") || m.contains("Expected") {
-                    PgError::new("42601", m)
-                } else {
-                    PgError::new("XX000", m)
-                })
+                Some(
+                    if m.contains("sql parser error") || m.contains("Expected") {
+                        PgError::new("42601", m)
+                    } else {
+                        PgError::new("XX000", m)
+                    },
+                )
             }
         }
         _ => None,
@@ -241,12 +275,23 @@ mod tests {
         let p = from_datafusion(&e);
         assert_eq!(p.code, "42P01");
         assert_eq!(p.message, "relation \"nope\" does not exist");
-        let e = DataFusionError::External(Box::new(ClusterError::NotSupported { message: "x".into() }));
+        let e = DataFusionError::External(Box::new(ClusterError::NotSupported {
+            message: "x".into(),
+        }));
         assert_eq!(from_datafusion(&e).code, "0A000");
-        let e = DataFusionError::Context("ctx".into(), Box::new(DataFusionError::External(Box::new(
-            ClusterError::Worker(ShardStoreError::Unavailable { addr: "h:1".into(), message: "refused".into() }),
-        ))));
+        let e = DataFusionError::Context(
+            "ctx".into(),
+            Box::new(DataFusionError::External(Box::new(ClusterError::Worker(
+                ShardStoreError::Unavailable {
+                    addr: "h:1".into(),
+                    message: "refused".into(),
+                },
+            )))),
+        );
         assert_eq!(from_datafusion(&e).code, "08006");
-        assert_eq!(from_datafusion(&DataFusionError::NotImplemented("x".into())).code, "0A000");
+        assert_eq!(
+            from_datafusion(&DataFusionError::NotImplemented("x".into())).code,
+            "0A000"
+        );
     }
 }

@@ -75,10 +75,18 @@ struct Spec {
 }
 
 const fn req(names: &'static [&'static str], ty: ArgType) -> Param {
-    Param { names, ty, default: None }
+    Param {
+        names,
+        ty,
+        default: None,
+    }
 }
 const fn opt(names: &'static [&'static str], ty: ArgType, default: fn() -> ScalarValue) -> Param {
-    Param { names, ty, default: Some(default) }
+    Param {
+        names,
+        ty,
+        default: Some(default),
+    }
 }
 fn null() -> ScalarValue {
     ScalarValue::Null
@@ -104,7 +112,11 @@ static SPECS: &[Spec] = &[
     },
     Spec {
         names: &["remove_node", "citus_remove_node", "master_remove_node"],
-        params: &[req(HOST, ArgType::Text), req(PORT, ArgType::Int), opt(&["force"], ArgType::Bool, false_)],
+        params: &[
+            req(HOST, ArgType::Text),
+            req(PORT, ArgType::Int),
+            opt(&["force"], ArgType::Bool, false_),
+        ],
         returns: Returns::Void,
     },
     Spec {
@@ -122,10 +134,18 @@ static SPECS: &[Spec] = &[
         params: &[
             req(&["table_name"], ArgType::Text),
             req(&["distribution_column"], ArgType::Text),
-            opt(&["shard_count"], ArgType::Int, || ScalarValue::Int64(Some(32))),
-            opt(&["replication_factor"], ArgType::Int, || ScalarValue::Int64(Some(1))),
-            opt(&["colocate_with"], ArgType::Text, || ScalarValue::Utf8(Some("default".into()))),
-            opt(&["distribution_type"], ArgType::Text, || ScalarValue::Utf8(Some("hash".into()))),
+            opt(&["shard_count"], ArgType::Int, || {
+                ScalarValue::Int64(Some(32))
+            }),
+            opt(&["replication_factor"], ArgType::Int, || {
+                ScalarValue::Int64(Some(1))
+            }),
+            opt(&["colocate_with"], ArgType::Text, || {
+                ScalarValue::Utf8(Some("default".into()))
+            }),
+            opt(&["distribution_type"], ArgType::Text, || {
+                ScalarValue::Utf8(Some("hash".into()))
+            }),
         ],
         returns: Returns::Void,
     },
@@ -136,16 +156,25 @@ static SPECS: &[Spec] = &[
     },
     Spec {
         names: &["get_shard_id_for_distribution_column"],
-        params: &[req(&["table_name"], ArgType::Text), opt(&["value", "distribution_value"], ArgType::Any, null)],
+        params: &[
+            req(&["table_name"], ArgType::Text),
+            opt(&["value", "distribution_value"], ArgType::Any, null),
+        ],
         returns: Returns::BigInt,
     },
     Spec {
         names: &["set_cluster_setting"],
-        params: &[req(&["name"], ArgType::Text), req(&["value"], ArgType::Text)],
+        params: &[
+            req(&["name"], ArgType::Text),
+            req(&["value"], ArgType::Text),
+        ],
         returns: Returns::Void,
     },
     Spec {
-        names: &["citus_get_active_worker_nodes", "master_get_active_worker_nodes"],
+        names: &[
+            "citus_get_active_worker_nodes",
+            "master_get_active_worker_nodes",
+        ],
         params: &[],
         returns: Returns::Rows(views::active_worker_nodes_schema),
     },
@@ -160,8 +189,9 @@ pub fn is_cluster_function(name: &str) -> bool {
 }
 
 fn undefined(name: &str, why: String) -> PgError {
-    PgError::new("42883", format!("function {name} {why}"))
-        .with_hint(Some("Check the argument names and count against the Shoal SQL API.".into()))
+    PgError::new("42883", format!("function {name} {why}")).with_hint(Some(
+        "Check the argument names and count against the Shoal SQL API.".into(),
+    ))
 }
 
 /// Matches written arguments to parameters: positional first, then by name.
@@ -174,7 +204,10 @@ fn bind<'a>(spec: &Spec, call: &'a FunctionCall) -> Result<Vec<Option<&'a sql::E
                 let i = positional;
                 positional += 1;
                 if i >= spec.params.len() {
-                    return Err(undefined(&call.name, format!("takes at most {} arguments", spec.params.len())));
+                    return Err(undefined(
+                        &call.name,
+                        format!("takes at most {} arguments", spec.params.len()),
+                    ));
                 }
                 i
             }
@@ -185,13 +218,19 @@ fn bind<'a>(spec: &Spec, call: &'a FunctionCall) -> Result<Vec<Option<&'a sql::E
                 .ok_or_else(|| undefined(&call.name, format!("has no parameter named \"{n}\"")))?,
         };
         if slots[idx].is_some() {
-            return Err(undefined(&call.name, format!("got argument \"{}\" twice", spec.params[idx].names[0])));
+            return Err(undefined(
+                &call.name,
+                format!("got argument \"{}\" twice", spec.params[idx].names[0]),
+            ));
         }
         slots[idx] = Some(expr);
     }
     for (p, s) in spec.params.iter().zip(&slots) {
         if s.is_none() && p.default.is_none() {
-            return Err(undefined(&call.name, format!("requires argument \"{}\"", p.names[0])));
+            return Err(undefined(
+                &call.name,
+                format!("requires argument \"{}\"", p.names[0]),
+            ));
         }
     }
     Ok(slots)
@@ -234,7 +273,7 @@ pub async fn describe(ctx: &SessionContext, call: &FunctionCall) -> Result<Logic
         .collect();
     let mut conds = Vec::new();
     for (p, s) in spec.params.iter().zip(&slots) {
-        if let Some(n) = s.and_then(|e| placeholder(e)) {
+        if let Some(n) = s.and_then(placeholder) {
             conds.push(format!("${n} = CAST(NULL AS {})", p.ty.sql()));
         }
     }
@@ -246,13 +285,24 @@ pub async fn describe(ctx: &SessionContext, call: &FunctionCall) -> Result<Logic
 }
 
 /// Evaluates one argument expression (bound parameters substituted) to a value.
-async fn eval(ctx: &SessionContext, expr: &sql::Expr, params: &ParamValues) -> Result<ScalarValue, PgError> {
-    let plan = ctx.state().create_logical_plan(&format!("SELECT {expr}")).await?;
+async fn eval(
+    ctx: &SessionContext,
+    expr: &sql::Expr,
+    params: &ParamValues,
+) -> Result<ScalarValue, PgError> {
+    let plan = ctx
+        .state()
+        .create_logical_plan(&format!("SELECT {expr}"))
+        .await?;
     let has_params = match params {
         ParamValues::List(l) => !l.is_empty(),
         ParamValues::Map(m) => !m.is_empty(),
     };
-    let plan = if has_params { plan.with_param_values(params.clone())? } else { plan };
+    let plan = if has_params {
+        plan.with_param_values(params.clone())?
+    } else {
+        plan
+    };
     let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
     let batch = batches
         .iter()
@@ -270,7 +320,11 @@ struct Args {
 impl Args {
     fn get(&self, name: &str) -> &ScalarValue {
         static NULL: ScalarValue = ScalarValue::Null;
-        self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| v).unwrap_or(&NULL)
+        self.values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+            .unwrap_or(&NULL)
     }
     fn text(&self, name: &str) -> Result<String, PgError> {
         match self.get(name) {
@@ -293,11 +347,15 @@ impl Args {
     fn port(&self) -> Result<u16, PgError> {
         let p = self.int("port")?;
         u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
-            PgError::new("22023", format!("port {p} is out of range")).with_hint(Some("A port is between 1 and 65535.".into()))
+            PgError::new("22023", format!("port {p} is out of range"))
+                .with_hint(Some("A port is between 1 and 65535.".into()))
         })
     }
     fn null_arg(&self, name: &str) -> PgError {
-        PgError::new("22004", format!("{}: argument \"{name}\" must not be NULL", self.function))
+        PgError::new(
+            "22004",
+            format!("{}: argument \"{name}\" must not be NULL", self.function),
+        )
     }
 }
 
@@ -316,17 +374,30 @@ async fn bind_values(
         };
         let v = match p.ty.data_type() {
             Some(t) if !v.is_null() => v.cast_to(&t).map_err(|_| {
-                PgError::new("22023", format!("invalid value {v} for argument \"{}\" of {}", p.names[0], call.name))
+                PgError::new(
+                    "22023",
+                    format!(
+                        "invalid value {v} for argument \"{}\" of {}",
+                        p.names[0], call.name
+                    ),
+                )
             })?,
             _ => v,
         };
         values.push((p.names[0], v));
     }
-    Ok(Args { function: call.name.clone(), values })
+    Ok(Args {
+        function: call.name.clone(),
+        values,
+    })
 }
 
 fn single(name: &str, array: ArrayRef) -> Result<RecordBatch, PgError> {
-    let schema = Arc::new(Schema::new(vec![Field::new(name, array.data_type().clone(), true)]));
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        name,
+        array.data_type().clone(),
+        true,
+    )]));
     RecordBatch::try_new(schema, vec![array]).map_err(|e| PgError::new("XX000", e.to_string()))
 }
 
@@ -353,14 +424,22 @@ pub async fn call(
     match spec.names[0] {
         "add_node" => {
             let host = a.text("host")?;
-            let id = cluster.add_node(&host, a.port()?).await.map_err(|e| match e {
-                ClusterError::Worker(w) if w.is_unavailable() => PgError::new(
-                    "08006",
-                    format!("could not connect to worker {host}:{}: {w}", a.port().unwrap_or(0)),
-                )
-                .with_hint(Some("Start the worker first, and check the host name and port.".into())),
-                other => other.into(),
-            })?;
+            let id = cluster
+                .add_node(&host, a.port()?)
+                .await
+                .map_err(|e| match e {
+                    ClusterError::Worker(w) if w.is_unavailable() => PgError::new(
+                        "08006",
+                        format!(
+                            "could not connect to worker {host}:{}: {w}",
+                            a.port().unwrap_or(0)
+                        ),
+                    )
+                    .with_hint(Some(
+                        "Start the worker first, and check the host name and port.".into(),
+                    )),
+                    other => other.into(),
+                })?;
             bigint(name, Some(id))
         }
         "remove_node" => {
@@ -370,8 +449,13 @@ pub async fn call(
                 .catalog()
                 .node_by_addr(&host, port)
                 .map_err(ClusterError::from)?
-                .ok_or_else(|| PgError::new("22023", format!("node \"{host}:{port}\" does not exist")))?;
-            let n = cluster.catalog().placement_count(node.node_id).map_err(ClusterError::from)?;
+                .ok_or_else(|| {
+                    PgError::new("22023", format!("node \"{host}:{port}\" does not exist"))
+                })?;
+            let n = cluster
+                .catalog()
+                .placement_count(node.node_id)
+                .map_err(ClusterError::from)?;
             if n > 0 {
                 if a.bool("force")? {
                     return Err(PgError::new("0A000", "remove_node(..., force => true) on a node with placements is not supported yet"));
@@ -384,7 +468,10 @@ pub async fn call(
                     "Run SELECT drain_node('{host}', {port}) first, or pass force => true to drop its placements."
                 ))));
             }
-            cluster.catalog().remove_node(node.node_id).map_err(ClusterError::from)?;
+            cluster
+                .catalog()
+                .remove_node(node.node_id)
+                .map_err(ClusterError::from)?;
             void(name)
         }
         "set_node_property" => {
@@ -392,14 +479,19 @@ pub async fn call(
             let port = a.port()?;
             let property = a.text("property")?;
             if !matches!(property.as_str(), "should_have_shards" | "shouldhaveshards") {
-                return Err(PgError::new("22023", format!("unrecognized node property \"{property}\""))
-                    .with_hint(Some("The only node property is should_have_shards.".into())));
+                return Err(PgError::new(
+                    "22023",
+                    format!("unrecognized node property \"{property}\""),
+                )
+                .with_hint(Some("The only node property is should_have_shards.".into())));
             }
             let node = cluster
                 .catalog()
                 .node_by_addr(&host, port)
                 .map_err(ClusterError::from)?
-                .ok_or_else(|| PgError::new("22023", format!("node \"{host}:{port}\" does not exist")))?;
+                .ok_or_else(|| {
+                    PgError::new("22023", format!("node \"{host}:{port}\" does not exist"))
+                })?;
             cluster
                 .catalog()
                 .set_should_have_shards(node.node_id, a.bool("value")?)
@@ -409,7 +501,10 @@ pub async fn call(
         "create_distributed_table" => {
             let dtype = a.text("distribution_type")?;
             if !dtype.eq_ignore_ascii_case("hash") {
-                return Err(PgError::new("0A000", format!("distribution_type '{dtype}' is not supported; only 'hash' is")));
+                return Err(PgError::new(
+                    "0A000",
+                    format!("distribution_type '{dtype}' is not supported; only 'hash' is"),
+                ));
             }
             let table = a.text("table_name")?;
             let before = cluster.table(&table)?;
@@ -426,7 +521,9 @@ pub async fn call(
             void(name)
         }
         "create_reference_table" => {
-            cluster.create_reference_table(&a.text("table_name")?).await?;
+            cluster
+                .create_reference_table(&a.text("table_name")?)
+                .await?;
             void(name)
         }
         "get_shard_id_for_distribution_column" => {
@@ -436,12 +533,21 @@ pub async fn call(
         "set_cluster_setting" => {
             let setting = a.text("name")?;
             let value = a.text("value")?;
-            cluster.catalog().set_setting(&setting, &value).map_err(ClusterError::from)?;
-            notices.push(Notice { severity: "NOTICE", message: format!("cluster setting {setting} is now {value}") });
+            cluster
+                .catalog()
+                .set_setting(&setting, &value)
+                .map_err(ClusterError::from)?;
+            notices.push(Notice {
+                severity: "NOTICE",
+                message: format!("cluster setting {setting} is now {value}"),
+            });
             void(name)
         }
         "citus_get_active_worker_nodes" => Ok(views::active_worker_nodes(cluster)?),
-        other => Err(PgError::new("XX000", format!("function {other} has no implementation"))),
+        other => Err(PgError::new(
+            "XX000",
+            format!("function {other} has no implementation"),
+        )),
     }
 }
 
@@ -452,18 +558,32 @@ mod tests {
     use datafusion::sql::sqlparser::parser::Parser;
 
     fn parse_call(sql_text: &str) -> FunctionCall {
-        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql_text).unwrap().remove(0);
-        let sql::Statement::Query(q) = stmt else { panic!() };
-        let sql::SetExpr::Select(s) = q.body.as_ref() else { panic!() };
-        let sql::SelectItem::UnnamedExpr(sql::Expr::Function(f)) = &s.projection[0] else { panic!() };
-        let sql::FunctionArguments::List(l) = &f.args else { panic!() };
+        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql_text)
+            .unwrap()
+            .remove(0);
+        let sql::Statement::Query(q) = stmt else {
+            panic!()
+        };
+        let sql::SetExpr::Select(s) = q.body.as_ref() else {
+            panic!()
+        };
+        let sql::SelectItem::UnnamedExpr(sql::Expr::Function(f)) = &s.projection[0] else {
+            panic!()
+        };
+        let sql::FunctionArguments::List(l) = &f.args else {
+            panic!()
+        };
         FunctionCall {
             name: f.name.to_string(),
             args: l
                 .args
                 .iter()
                 .map(|a| match a {
-                    sql::FunctionArg::Named { name, arg: sql::FunctionArgExpr::Expr(e), .. } => (Some(name.value.clone()), e.clone()),
+                    sql::FunctionArg::Named {
+                        name,
+                        arg: sql::FunctionArgExpr::Expr(e),
+                        ..
+                    } => (Some(name.value.clone()), e.clone()),
                     sql::FunctionArg::Unnamed(sql::FunctionArgExpr::Expr(e)) => (None, e.clone()),
                     _ => panic!(),
                 })
@@ -474,25 +594,51 @@ mod tests {
     #[tokio::test]
     async fn binds_positional_named_defaults_and_aliases() {
         let ctx = SessionContext::new();
-        let c = parse_call("SELECT create_distributed_table('events', 'id', replication_factor => 2)");
-        let a = bind_values(&ctx, spec("create_distributed_table").unwrap(), &c, &ParamValues::List(vec![])).await.unwrap();
+        let c =
+            parse_call("SELECT create_distributed_table('events', 'id', replication_factor => 2)");
+        let a = bind_values(
+            &ctx,
+            spec("create_distributed_table").unwrap(),
+            &c,
+            &ParamValues::List(vec![]),
+        )
+        .await
+        .unwrap();
         assert_eq!(a.text("table_name").unwrap(), "events");
         assert_eq!(a.int("shard_count").unwrap(), 32);
         assert_eq!(a.int("replication_factor").unwrap(), 2);
         assert_eq!(a.text("colocate_with").unwrap(), "default");
 
         let c = parse_call("SELECT citus_add_node(nodename => 'w1', nodeport => '7400')");
-        let a = bind_values(&ctx, spec("citus_add_node").unwrap(), &c, &ParamValues::List(vec![])).await.unwrap();
+        let a = bind_values(
+            &ctx,
+            spec("citus_add_node").unwrap(),
+            &c,
+            &ParamValues::List(vec![]),
+        )
+        .await
+        .unwrap();
         assert_eq!(a.port().unwrap(), 7400);
 
         let c = parse_call("SELECT add_node('w1')");
-        assert_eq!(bind(spec("add_node").unwrap(), &c).unwrap_err().code, "42883");
+        assert_eq!(
+            bind(spec("add_node").unwrap(), &c).unwrap_err().code,
+            "42883"
+        );
         let c = parse_call("SELECT add_node('w1', 1, bogus => 1)");
-        assert_eq!(bind(spec("add_node").unwrap(), &c).unwrap_err().code, "42883");
+        assert_eq!(
+            bind(spec("add_node").unwrap(), &c).unwrap_err().code,
+            "42883"
+        );
 
         let c = parse_call("SELECT add_node($1, $2)");
-        let params = ParamValues::List(vec![ScalarValue::Utf8(Some("h".into())).into(), ScalarValue::Utf8(Some("7401".into())).into()]);
-        let a = bind_values(&ctx, spec("add_node").unwrap(), &c, &params).await.unwrap();
+        let params = ParamValues::List(vec![
+            ScalarValue::Utf8(Some("h".into())).into(),
+            ScalarValue::Utf8(Some("7401".into())).into(),
+        ]);
+        let a = bind_values(&ctx, spec("add_node").unwrap(), &c, &params)
+            .await
+            .unwrap();
         assert_eq!(a.port().unwrap(), 7401);
         let plan = describe(&ctx, &c).await.unwrap();
         assert_eq!(plan.schema().field(0).name(), "add_node");

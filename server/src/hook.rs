@@ -33,12 +33,32 @@ use crate::functions::{self, FunctionCall, Notice};
 /// What a statement asks of Shoal.
 enum Action {
     Call(FunctionCall),
-    CreateTable { name: String, columns: Vec<ColumnDef>, if_not_exists: bool },
-    Drop { names: Vec<String>, if_exists: bool },
-    Truncate { names: Vec<String> },
-    AddColumn { table: String, column: ColumnDef, if_not_exists: bool },
-    CopyIn { table: String, columns: Vec<String>, options: CopyOptions },
-    CopyOut { query: String, options: CopyOptions },
+    CreateTable {
+        name: String,
+        columns: Vec<ColumnDef>,
+        if_not_exists: bool,
+    },
+    Drop {
+        names: Vec<String>,
+        if_exists: bool,
+    },
+    Truncate {
+        names: Vec<String>,
+    },
+    AddColumn {
+        table: String,
+        column: ColumnDef,
+        if_not_exists: bool,
+    },
+    CopyIn {
+        table: String,
+        columns: Vec<String>,
+        options: CopyOptions,
+    },
+    CopyOut {
+        query: String,
+        options: CopyOptions,
+    },
     Refuse(PgError),
 }
 
@@ -57,7 +77,10 @@ fn column_def(c: &sql::ColumnDef) -> Result<ColumnDef, PgError> {
         .map_err(|_| PgError::new("0A000", format!("type \"{}\" is not supported", c.data_type)).with_hint(Some(
             "Supported: smallint, integer, bigint, real, double precision, numeric(p,s), text, varchar(n), boolean, date, timestamp, timestamptz, bytea, uuid, jsonb.".into(),
         )))?;
-    Ok(ColumnDef { name: c.name.value.clone(), sql_type })
+    Ok(ColumnDef {
+        name: c.name.value.clone(),
+        sql_type,
+    })
 }
 
 fn function_call(f: &sql::Function) -> Option<FunctionCall> {
@@ -71,8 +94,12 @@ fn function_call(f: &sql::Function) -> Option<FunctionCall> {
         FunctionArguments::List(list) => {
             for a in &list.args {
                 let (n, e) = match a {
-                    FunctionArg::Named { name, arg, .. } => (Some(name.value.to_ascii_lowercase()), arg),
-                    FunctionArg::ExprNamed { name, arg, .. } => (Some(name.to_string().to_ascii_lowercase()), arg),
+                    FunctionArg::Named { name, arg, .. } => {
+                        (Some(name.value.to_ascii_lowercase()), arg)
+                    }
+                    FunctionArg::ExprNamed { name, arg, .. } => {
+                        (Some(name.to_string().to_ascii_lowercase()), arg)
+                    }
                     FunctionArg::Unnamed(arg) => (None, arg),
                 };
                 match e {
@@ -194,9 +221,24 @@ impl ShoalHook {
         let tag = |t: &str| Ok(Response::Execution(Tag::new(t)));
         match action {
             Action::Refuse(e) => Err(e.into()),
-            Action::CreateTable { name, columns, if_not_exists } => {
-                if if_not_exists && cluster.catalog().table_by_name(&name).map_err(|e| pg(&e.into()))?.is_some() {
-                    notice(client, "NOTICE", &format!("relation \"{name}\" already exists, skipping")).await?;
+            Action::CreateTable {
+                name,
+                columns,
+                if_not_exists,
+            } => {
+                if if_not_exists
+                    && cluster
+                        .catalog()
+                        .table_by_name(&name)
+                        .map_err(|e| pg(&e.into()))?
+                        .is_some()
+                {
+                    notice(
+                        client,
+                        "NOTICE",
+                        &format!("relation \"{name}\" already exists, skipping"),
+                    )
+                    .await?;
                     return tag("CREATE TABLE");
                 }
                 cluster.create_table(&name, columns).map_err(|e| pg(&e))?;
@@ -205,7 +247,12 @@ impl ShoalHook {
             Action::Drop { names, if_exists } => {
                 for n in &names {
                     if !cluster.drop_table(n, if_exists).map_err(|e| pg(&e))? {
-                        notice(client, "NOTICE", &format!("table \"{n}\" does not exist, skipping")).await?;
+                        notice(
+                            client,
+                            "NOTICE",
+                            &format!("table \"{n}\" does not exist, skipping"),
+                        )
+                        .await?;
                     }
                 }
                 tag("DROP TABLE")
@@ -216,17 +263,33 @@ impl ShoalHook {
                 }
                 tag("TRUNCATE TABLE")
             }
-            Action::AddColumn { table, column, if_not_exists } => {
+            Action::AddColumn {
+                table,
+                column,
+                if_not_exists,
+            } => {
                 let info = cluster.table(&table).map_err(|e| pg(&e))?;
                 if if_not_exists && info.columns.iter().any(|c| c.name == column.name) {
-                    notice(client, "NOTICE", &format!("column \"{}\" of relation \"{table}\" already exists, skipping", column.name)).await?;
+                    notice(
+                        client,
+                        "NOTICE",
+                        &format!(
+                            "column \"{}\" of relation \"{table}\" already exists, skipping",
+                            column.name
+                        ),
+                    )
+                    .await?;
                     return tag("ALTER TABLE");
                 }
                 cluster.add_column(&table, column).map_err(|e| pg(&e))?;
                 tag("ALTER TABLE")
             }
-            Action::CopyIn { table, columns, options } => {
-                let resp = start_copy_in(cluster.clone(), &*client, &table, &columns, options)?;
+            Action::CopyIn {
+                table,
+                columns,
+                options,
+            } => {
+                let resp = start_copy_in(Arc::clone(cluster), &*client, &table, &columns, options)?;
                 Ok(Response::CopyIn(resp))
             }
             Action::CopyOut { query, options } => {
@@ -248,7 +311,9 @@ impl ShoalHook {
 
 struct PgWireErrorOf;
 impl PgWireErrorOf {
-    fn df(e: &datafusion::error::DataFusionError) -> datafusion_postgres::pgwire::error::PgWireError {
+    fn df(
+        e: &datafusion::error::DataFusionError,
+    ) -> datafusion_postgres::pgwire::error::PgWireError {
         from_datafusion(e).into_pgwire()
     }
 }
@@ -258,10 +323,16 @@ fn pg(e: &shoal_sql_functions::ClusterError) -> datafusion_postgres::pgwire::err
 }
 
 async fn notice(client: &mut dyn HookClient, severity: &str, message: &str) -> PgWireResult<()> {
-    let code = if severity == "WARNING" { "01000" } else { "00000" };
+    let code = if severity == "WARNING" {
+        "01000"
+    } else {
+        "00000"
+    };
     let info = ErrorInfo::new(severity.to_string(), code.to_string(), message.to_string());
     client
-        .send_message(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(info)))
+        .send_message(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
+            info,
+        )))
         .await
 }
 
@@ -297,9 +368,15 @@ impl QueryHook for ShoalHook {
         let action = classify(statement)?;
         let span = tracing::info_span!("statement", sql = %statement);
         Some(
-            self.run(action, session_context, client, &ParamValues::List(vec![]), Format::UnifiedText)
-                .instrument(span)
-                .await,
+            self.run(
+                action,
+                session_context,
+                client,
+                &ParamValues::List(vec![]),
+                Format::UnifiedText,
+            )
+            .instrument(span)
+            .await,
         )
     }
 
@@ -334,7 +411,11 @@ impl QueryHook for ShoalHook {
         let action = classify(statement)?;
         let format = portal_format(client);
         let span = tracing::info_span!("statement", sql = %statement);
-        Some(self.run(action, session_context, client, params, format).instrument(span).await)
+        Some(
+            self.run(action, session_context, client, params, format)
+                .instrument(span)
+                .await,
+        )
     }
 }
 

@@ -15,7 +15,9 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::dml::InsertOp;
-use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType};
+use datafusion::logical_expr::{
+    BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
+};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::bytes::Serializeable;
 use shoal_catalog::{ShardSnapshot, TableInfo, TableKind};
@@ -53,7 +55,7 @@ impl fmt::Debug for LiveTable {
 #[async_trait]
 impl TableProvider for LiveTable {
     fn schema(&self) -> SchemaRef {
-        self.schema.clone()
+        Arc::clone(&self.schema)
     }
     fn table_type(&self) -> TableType {
         TableType::View
@@ -68,7 +70,7 @@ impl TableProvider for LiveTable {
         let batch = (self.fetch)().map_err(external)?;
         Ok(MemorySourceConfig::try_new_exec(
             &[vec![batch]],
-            self.schema.clone(),
+            Arc::clone(&self.schema),
             projection.cloned(),
         )?)
     }
@@ -105,11 +107,16 @@ impl SchemaProvider for ShoalSchemaProvider {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         if let Some(v) = self.views.get(name) {
-            return Ok(Some(v.clone()));
+            return Ok(Some(Arc::clone(v)));
         }
-        let info = self.cluster.catalog().table_by_name(name).map_err(external)?;
+        let info = self
+            .cluster
+            .catalog()
+            .table_by_name(name)
+            .map_err(external)?;
         Ok(info.map(|info| {
-            Arc::new(DistributedTable::new(self.cluster.clone(), info)) as Arc<dyn TableProvider>
+            Arc::new(DistributedTable::new(Arc::clone(&self.cluster), info))
+                as Arc<dyn TableProvider>
         }))
     }
 
@@ -128,22 +135,32 @@ pub struct DistributedTable {
 
 impl fmt::Debug for DistributedTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DistributedTable").field("name", &self.info.name).finish()
+        f.debug_struct("DistributedTable")
+            .field("name", &self.info.name)
+            .finish()
     }
 }
 
 impl DistributedTable {
     pub fn new(cluster: Arc<Cluster>, info: TableInfo) -> Self {
         let schema = table_schema(&info.columns);
-        DistributedTable { cluster, info, schema }
+        DistributedTable {
+            cluster,
+            info,
+            schema,
+        }
     }
 
     pub fn cluster(&self) -> Arc<Cluster> {
-        self.cluster.clone()
+        Arc::clone(&self.cluster)
     }
 
     pub fn clone_handle(&self) -> DistributedTable {
-        DistributedTable { cluster: self.cluster.clone(), info: self.info.clone(), schema: self.schema.clone() }
+        DistributedTable {
+            cluster: Arc::clone(&self.cluster),
+            info: self.info.clone(),
+            schema: Arc::clone(&self.schema),
+        }
     }
 
     /// Values the filters pin the distribution column to, if they do.
@@ -152,13 +169,15 @@ impl DistributedTable {
         let is_dist = |e: &Expr| matches!(e, Expr::Column(c) if c.name == col);
         for f in filters {
             match f {
-                Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => {
-                    match (left.as_ref(), right.as_ref()) {
-                        (l, Expr::Literal(v, _)) if is_dist(l) => return Some(vec![v.clone()]),
-                        (Expr::Literal(v, _), r) if is_dist(r) => return Some(vec![v.clone()]),
-                        _ => {}
-                    }
-                }
+                Expr::BinaryExpr(BinaryExpr {
+                    left,
+                    op: Operator::Eq,
+                    right,
+                }) => match (left.as_ref(), right.as_ref()) {
+                    (l, Expr::Literal(v, _)) if is_dist(l) => return Some(vec![v.clone()]),
+                    (Expr::Literal(v, _), r) if is_dist(r) => return Some(vec![v.clone()]),
+                    _ => {}
+                },
                 Expr::InList(il) if !il.negated && is_dist(&il.expr) => {
                     let mut vals = Vec::new();
                     for e in &il.list {
@@ -226,7 +245,7 @@ pub fn unqualify(e: &Expr) -> Option<Expr> {
 #[async_trait]
 impl TableProvider for DistributedTable {
     fn schema(&self) -> SchemaRef {
-        self.schema.clone()
+        Arc::clone(&self.schema)
     }
 
     fn table_type(&self) -> TableType {
@@ -252,7 +271,11 @@ impl TableProvider for DistributedTable {
         // The snapshot guard is taken before the catalog read: files replaced after this point
         // stay on disk until the plan is dropped.
         let guard = Arc::new(self.cluster.begin_snapshot());
-        let snapshot = self.cluster.catalog().snapshot(&self.info.name).map_err(external)?;
+        let snapshot = self
+            .cluster
+            .catalog()
+            .snapshot(&self.info.name)
+            .map_err(external)?;
         let total = snapshot.shards.len();
         // The snapshot's schema may be newer than the one this provider was built with.
         let schema = table_schema(&snapshot.table.columns);
@@ -265,7 +288,7 @@ impl TableProvider for DistributedTable {
         let shards = self.prune(snapshot.shards, filters);
         let worker_filters: Vec<Expr> = filters.iter().filter_map(unqualify).collect();
         Ok(Arc::new(ShardScanExec::new(
-            self.cluster.clone(),
+            Arc::clone(&self.cluster),
             ShardScanArgs {
                 table_name: self.info.name.clone(),
                 table_id: self.info.table_id,
@@ -292,7 +315,11 @@ impl TableProvider for DistributedTable {
                 "{insert_op} is not supported"
             )));
         }
-        let sink = InsertSink::new(self.cluster.clone(), self.info.name.clone(), self.schema.clone());
+        let sink = InsertSink::new(
+            Arc::clone(&self.cluster),
+            self.info.name.clone(),
+            Arc::clone(&self.schema),
+        );
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
 }

@@ -27,7 +27,9 @@ use datafusion::functions::expr_fn::{coalesce, nullif};
 use datafusion::functions_aggregate::expr_fn::{count, max, min, sum};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::utils::split_conjunction;
-use datafusion::logical_expr::{cast, lit, Aggregate, Expr, LogicalPlan, LogicalPlanBuilder, TableScan, TableType};
+use datafusion::logical_expr::{
+    cast, lit, Aggregate, Expr, LogicalPlan, LogicalPlanBuilder, TableScan, TableType,
+};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
@@ -56,7 +58,11 @@ impl OptimizerRule for ShardAggregatePushdownRule {
         Some(ApplyOrder::TopDown)
     }
 
-    fn rewrite(&self, plan: LogicalPlan, _config: &dyn OptimizerConfig) -> Result<Transformed<LogicalPlan>> {
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
         match &plan {
             LogicalPlan::Aggregate(agg) => match try_push(agg)? {
                 Some(new) => Ok(Transformed::yes(new)),
@@ -79,7 +85,13 @@ fn try_push(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
     let (predicates, scan): (Vec<Expr>, &TableScan) = match input {
         LogicalPlan::TableScan(s) => (vec![], s),
         LogicalPlan::Filter(f) => match f.input.as_ref() {
-            LogicalPlan::TableScan(s) => (split_conjunction(&f.predicate).into_iter().cloned().collect(), s),
+            LogicalPlan::TableScan(s) => (
+                split_conjunction(&f.predicate)
+                    .into_iter()
+                    .cloned()
+                    .collect(),
+                s,
+            ),
             _ => return Ok(None),
         },
         _ => return Ok(None),
@@ -89,7 +101,9 @@ fn try_push(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
     }
     let provider = source_as_provider(&scan.source)?;
     let any: &dyn Any = provider.as_ref();
-    let Some(table) = any.downcast_ref::<DistributedTable>() else { return Ok(None) };
+    let Some(table) = any.downcast_ref::<DistributedTable>() else {
+        return Ok(None);
+    };
 
     let mut filters = predicates;
     for f in &scan.filters {
@@ -121,8 +135,14 @@ fn try_push(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
             Expr::Alias(al) => al.expr.as_ref(),
             other => other,
         };
-        let Expr::AggregateFunction(AggregateFunction { func, params }) = inner else { return Ok(None) };
-        if params.distinct || params.filter.is_some() || !params.order_by.is_empty() || params.null_treatment.is_some() {
+        let Expr::AggregateFunction(AggregateFunction { func, params }) = inner else {
+            return Ok(None);
+        };
+        if params.distinct
+            || params.filter.is_some()
+            || !params.order_by.is_empty()
+            || params.null_treatment.is_some()
+        {
             return Ok(None);
         }
         let arg = match params.args.as_slice() {
@@ -149,7 +169,9 @@ fn try_push(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
                 merges.push(Merge::Same("max", p));
             }
             "avg" => {
-                let Expr::Column(c) = &arg else { return Ok(None) };
+                let Expr::Column(c) = &arg else {
+                    return Ok(None);
+                };
                 let ty = table_schema.field_with_name(&c.name)?.data_type().clone();
                 if !(ty.is_integer() || ty.is_floating()) {
                     return Ok(None);
@@ -164,9 +186,12 @@ fn try_push(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
     }
 
     // The schema the workers will return, computed by the same planner over no rows.
-    let worker_group: Vec<Expr> = group_cols.iter().map(|c| Expr::Column(Column::new_unqualified(c.name.clone()))).collect();
+    let worker_group: Vec<Expr> = group_cols
+        .iter()
+        .map(|c| Expr::Column(Column::new_unqualified(c.name.clone())))
+        .collect();
     let probe = SessionContext::new();
-    let mut df = probe.read_table(Arc::new(EmptyTable::new(table_schema.clone())))?;
+    let mut df = probe.read_table(Arc::new(EmptyTable::new(Arc::clone(&table_schema))))?;
     for f in &worker_filters {
         df = df.filter(f.clone())?;
     }
@@ -182,13 +207,21 @@ fn try_push(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
     let source = PartialAggregateScan {
         cluster: table.cluster(),
         table: table.clone_handle(),
-        schema: partial_schema.clone(),
-        aggregate: PartialAggregate { group_by: worker_group, aggr: partials },
+        schema: Arc::clone(&partial_schema),
+        aggregate: PartialAggregate {
+            group_by: worker_group,
+            aggr: partials,
+        },
         filters: worker_filters,
     };
     let qualifier = scan.table_name.clone();
     let q = |name: &str| Expr::Column(Column::new(Some(qualifier.clone()), name));
-    let new_scan = LogicalPlanBuilder::scan(qualifier.clone(), provider_as_source(Arc::new(source)), None)?.build()?;
+    let new_scan = LogicalPlanBuilder::scan(
+        qualifier.clone(),
+        provider_as_source(Arc::new(source)),
+        None,
+    )?
+    .build()?;
 
     let mut final_aggs = Vec::new();
     for m in &merges {
@@ -209,10 +242,12 @@ fn try_push(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
         }
     }
     let group_exprs: Vec<Expr> = group_cols.iter().map(|c| q(&c.name)).collect();
-    let merged = LogicalPlanBuilder::from(new_scan).aggregate(group_exprs, final_aggs)?.build()?;
+    let merged = LogicalPlanBuilder::from(new_scan)
+        .aggregate(group_exprs, final_aggs)?
+        .build()?;
 
     // Restore the original output: same names, same types, same qualifiers.
-    let out_schema = agg.schema.clone();
+    let out_schema = Arc::clone(&agg.schema);
     let mut projection: Vec<Expr> = Vec::new();
     for (i, c) in group_cols.iter().enumerate() {
         let (qual, field) = out_schema.qualified_field(i);
@@ -236,7 +271,9 @@ fn try_push(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
         };
         projection.push(cast(e, ty).alias_qualified(qual.cloned(), field.name()));
     }
-    let plan = LogicalPlanBuilder::from(merged).project(projection)?.build()?;
+    let plan = LogicalPlanBuilder::from(merged)
+        .project(projection)?
+        .build()?;
     if plan.schema().fields().len() != agg.schema.fields().len() {
         return Ok(None);
     }
@@ -269,7 +306,7 @@ impl fmt::Debug for PartialAggregateScan {
 #[async_trait]
 impl TableProvider for PartialAggregateScan {
     fn schema(&self) -> SchemaRef {
-        self.schema.clone()
+        Arc::clone(&self.schema)
     }
 
     fn table_type(&self) -> TableType {
@@ -284,19 +321,23 @@ impl TableProvider for PartialAggregateScan {
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let guard = Arc::new(self.cluster.begin_snapshot());
-        let snapshot = self.cluster.catalog().snapshot(&self.table.info.name).map_err(external)?;
+        let snapshot = self
+            .cluster
+            .catalog()
+            .snapshot(&self.table.info.name)
+            .map_err(external)?;
         let total = snapshot.shards.len();
         let table_schema = shoal_sql_functions::types::table_schema(&snapshot.table.columns);
         let shards = self.table.prune(snapshot.shards, &self.filters);
         let exec: Arc<dyn ExecutionPlan> = Arc::new(ShardScanExec::new(
-            self.cluster.clone(),
+            Arc::clone(&self.cluster),
             ShardScanArgs {
                 table_name: self.table.info.name.clone(),
                 table_id: self.table.info.table_id,
                 table_schema,
                 projection: None,
                 filters: self.filters.clone(),
-                aggregate: Some((self.aggregate.clone(), self.schema.clone())),
+                aggregate: Some((self.aggregate.clone(), Arc::clone(&self.schema))),
                 limit: None,
                 shards,
                 total_shards: total,
@@ -310,13 +351,17 @@ impl TableProvider for PartialAggregateScan {
                     .map(|i| {
                         let name = self.schema.field(*i).name().clone();
                         (
-                            Arc::new(datafusion::physical_expr::expressions::Column::new(&name, *i))
+                            Arc::new(datafusion::physical_expr::expressions::Column::new(
+                                &name, *i,
+                            ))
                                 as Arc<dyn datafusion::physical_expr::PhysicalExpr>,
                             name,
                         )
                     })
                     .collect();
-                Ok(Arc::new(datafusion::physical_plan::projection::ProjectionExec::try_new(exprs, exec)?))
+                Ok(Arc::new(
+                    datafusion::physical_plan::projection::ProjectionExec::try_new(exprs, exec)?,
+                ))
             }
             _ => Ok(exec),
         }

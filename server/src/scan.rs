@@ -65,9 +65,9 @@ pub struct ShardScanArgs {
 impl ShardScanExec {
     pub fn new(cluster: Arc<Cluster>, args: ShardScanArgs) -> Result<Self> {
         let projected_schema = match (&args.aggregate, &args.projection) {
-            (Some((_, schema)), _) => schema.clone(),
+            (Some((_, schema)), _) => Arc::clone(schema),
             (None, Some(p)) => Arc::new(args.table_schema.project(p)?),
-            (None, None) => args.table_schema.clone(),
+            (None, None) => Arc::clone(&args.table_schema),
         };
         let projection = args.projection.as_ref().map(|p| {
             p.iter()
@@ -75,7 +75,7 @@ impl ShardScanExec {
                 .collect()
         });
         let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(projected_schema.clone()),
+            EquivalenceProperties::new(Arc::clone(&projected_schema)),
             Partitioning::UnknownPartitioning(args.shards.len().max(1)),
             EmissionType::Incremental,
             Boundedness::Bounded,
@@ -117,7 +117,12 @@ impl DisplayAs for ShardScanExec {
         if let Some(a) = &self.aggregate {
             let g: Vec<String> = a.group_by.iter().map(|e| e.to_string()).collect();
             let x: Vec<String> = a.aggr.iter().map(|e| e.to_string()).collect();
-            write!(f, ", worker_partial_aggregate=[group_by=[{}], aggr=[{}]]", g.join(", "), x.join(", "))?;
+            write!(
+                f,
+                ", worker_partial_aggregate=[group_by=[{}], aggr=[{}]]",
+                g.join(", "),
+                x.join(", ")
+            )?;
         }
         if let Some(l) = self.limit {
             write!(f, ", worker_limit={l}")?;
@@ -170,7 +175,7 @@ impl ExecutionPlan for ShardScanExec {
         partition: usize,
         _context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let schema = self.projected_schema.clone();
+        let schema = Arc::clone(&self.projected_schema);
         let Some(shard) = self.shards.get(partition).cloned() else {
             // a table with every shard pruned away still has one (empty) partition
             return Ok(Box::pin(RecordBatchStreamAdapter::new(
@@ -178,7 +183,7 @@ impl ExecutionPlan for ShardScanExec {
                 futures::stream::empty(),
             )));
         };
-        let cluster = self.cluster.clone();
+        let cluster = Arc::clone(&self.cluster);
         let table_name = self.table_name.clone();
         let mut placements = shard.placements.clone();
         // live placements first; the catalog's order (primary first) otherwise
@@ -187,7 +192,7 @@ impl ExecutionPlan for ShardScanExec {
             table_id: self.table_id,
             shard_id: shard.shard_id,
             files: vec![],
-            table_schema: self.table_schema.clone(),
+            table_schema: Arc::clone(&self.table_schema),
             filters: self.filters.clone(),
             projection: self.projection.clone(),
             aggregate: self.aggregate.clone(),
@@ -195,13 +200,17 @@ impl ExecutionPlan for ShardScanExec {
         };
         let open = async move {
             if shard.state == "lost" || placements.is_empty() {
-                return Err(DataFusionError::External(Box::new(ClusterError::ShardUnavailable {
-                    message: format!(
-                        "shard {} of table \"{table_name}\" is lost: no placement holds it",
-                        shard.shard_id
-                    ),
-                    hint: Some("Restore the node that held it, or drop and reload the table.".into()),
-                })));
+                return Err(DataFusionError::External(Box::new(
+                    ClusterError::ShardUnavailable {
+                        message: format!(
+                            "shard {} of table \"{table_name}\" is lost: no placement holds it",
+                            shard.shard_id
+                        ),
+                        hint: Some(
+                            "Restore the node that held it, or drop and reload the table.".into(),
+                        ),
+                    },
+                )));
             }
             let mut failures: Vec<String> = Vec::new();
             for p in &placements {
@@ -220,14 +229,18 @@ impl ExecutionPlan for ShardScanExec {
                     }
                 }
             }
-            Err(DataFusionError::External(Box::new(ClusterError::ShardUnavailable {
-                message: format!(
-                    "could not read shard {} of table \"{table_name}\" from worker {}",
-                    shard.shard_id,
-                    failures.join("; ")
-                ),
-                hint: Some("Check that the worker is running: SELECT * FROM shoal.nodes;".into()),
-            })))
+            Err(DataFusionError::External(Box::new(
+                ClusterError::ShardUnavailable {
+                    message: format!(
+                        "could not read shard {} of table \"{table_name}\" from worker {}",
+                        shard.shard_id,
+                        failures.join("; ")
+                    ),
+                    hint: Some(
+                        "Check that the worker is running: SELECT * FROM shoal.nodes;".into(),
+                    ),
+                },
+            )))
         };
         let stream = futures::stream::once(open).try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))

@@ -23,7 +23,11 @@ pub struct InsertSink {
 
 impl InsertSink {
     pub fn new(cluster: Arc<Cluster>, table: String, schema: SchemaRef) -> Self {
-        InsertSink { cluster, table, schema }
+        InsertSink {
+            cluster,
+            table,
+            schema,
+        }
     }
 }
 
@@ -43,11 +47,14 @@ impl DisplayAs for InsertSink {
 pub async fn write_statement(
     cluster: &Cluster,
     table: &str,
-    mut data: futures::stream::BoxStream<'_, std::result::Result<arrow::array::RecordBatch, ClusterError>>,
+    mut data: futures::stream::BoxStream<
+        '_,
+        std::result::Result<arrow::array::RecordBatch, ClusterError>,
+    >,
 ) -> std::result::Result<u64, ClusterError> {
     let snapshot = cluster.catalog().snapshot(table)?;
     let mut writer = cluster.writer_for(&snapshot)?;
-    let schema = writer.schema().clone();
+    let schema = Arc::clone(writer.schema());
     while let Some(batch) = data.next().await {
         let step = match batch {
             Ok(b) => match conform(&b, &schema) {
@@ -85,13 +92,16 @@ fn conform(
         .zip(schema.fields())
         .map(|(c, f)| {
             if c.data_type() == f.data_type() {
-                Ok(c.clone())
+                Ok(Arc::clone(c))
             } else {
                 arrow::compute::cast(c, f.data_type())
             }
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(arrow::array::RecordBatch::try_new(schema.clone(), cols)?)
+    Ok(arrow::array::RecordBatch::try_new(
+        Arc::clone(schema),
+        cols,
+    )?)
 }
 
 #[async_trait]

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::array::{
+    ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
 use shoal_catalog::TableKind;
@@ -40,11 +42,11 @@ fn view(
     build: impl Fn(&Cluster) -> Result<Vec<ArrayRef>, ClusterError> + Send + Sync + 'static,
 ) -> Arc<dyn TableProvider> {
     let s = schema(cols);
-    let s2 = s.clone();
-    let c = cluster.clone();
+    let s2 = Arc::clone(&s);
+    let c = Arc::clone(cluster);
     let f: ViewFn = Arc::new(move || {
         let arrays = build(&c)?;
-        Ok(RecordBatch::try_new(s2.clone(), arrays)?)
+        Ok(RecordBatch::try_new(Arc::clone(&s2), arrays)?)
     });
     LiveTable::new(s, f)
 }
@@ -127,7 +129,12 @@ pub fn shoal_schema(cluster: &Arc<Cluster>) -> Arc<dyn SchemaProvider> {
                 let nodes = c.catalog().list_nodes()?;
                 let rows = placement_rows(c)?;
                 let count = |id: i64| rows.iter().filter(|r| r.node_id == Some(id)).count() as i64;
-                let bytes = |id: i64| rows.iter().filter(|r| r.node_id == Some(id)).map(|r| r.bytes).sum::<i64>();
+                let bytes = |id: i64| {
+                    rows.iter()
+                        .filter(|r| r.node_id == Some(id))
+                        .map(|r| r.bytes)
+                        .sum::<i64>()
+                };
                 Ok(vec![
                     ints(nodes.iter().map(|n| Some(n.node_id)).collect()),
                     texts(nodes.iter().map(|n| Some(n.host.clone())).collect()),
@@ -135,17 +142,33 @@ pub fn shoal_schema(cluster: &Arc<Cluster>) -> Arc<dyn SchemaProvider> {
                     texts(
                         nodes
                             .iter()
-                            .map(|n| Some(if !n.is_live { "unreachable".to_string() } else { n.state.clone() }))
+                            .map(|n| {
+                                Some(if !n.is_live {
+                                    "unreachable".to_string()
+                                } else {
+                                    n.state.clone()
+                                })
+                            })
                             .collect(),
                     ),
                     bools(nodes.iter().map(|n| Some(n.should_have_shards)).collect()),
                     bools(nodes.iter().map(|n| Some(n.is_live)).collect()),
                     ints(nodes.iter().map(|n| Some(count(n.node_id))).collect()),
                     ints(nodes.iter().map(|n| Some(bytes(n.node_id))).collect()),
-                    ints(nodes.iter().map(|n| n.disk_free_bytes.map(|v| v as i64)).collect()),
+                    ints(
+                        nodes
+                            .iter()
+                            .map(|n| n.disk_free_bytes.map(|v| v as i64))
+                            .collect(),
+                    ),
                     Arc::new(
-                        TimestampMillisecondArray::from(nodes.iter().map(|n| n.last_heartbeat_ms).collect::<Vec<_>>())
-                            .with_timezone("UTC"),
+                        TimestampMillisecondArray::from(
+                            nodes
+                                .iter()
+                                .map(|n| n.last_heartbeat_ms)
+                                .collect::<Vec<_>>(),
+                        )
+                        .with_timezone("UTC"),
                     ),
                 ])
             },
@@ -169,17 +192,39 @@ pub fn shoal_schema(cluster: &Arc<Cluster>) -> Arc<dyn SchemaProvider> {
                 let snaps = c.catalog().snapshot_all()?;
                 // rows counted once per shard (first placement); bytes over all placements
                 let rows = |s: &shoal_catalog::TableSnapshot| -> i64 {
-                    s.shards.iter().map(|sh| sh.placements.first().map(|p| p.rows() as i64).unwrap_or(0)).sum()
+                    s.shards
+                        .iter()
+                        .map(|sh| sh.placements.first().map(|p| p.rows() as i64).unwrap_or(0))
+                        .sum()
                 };
                 let bytes = |s: &shoal_catalog::TableSnapshot| -> i64 {
-                    s.shards.iter().flat_map(|sh| sh.placements.iter()).map(|p| p.bytes() as i64).sum()
+                    s.shards
+                        .iter()
+                        .flat_map(|sh| sh.placements.iter())
+                        .map(|p| p.bytes() as i64)
+                        .sum()
                 };
                 Ok(vec![
                     texts(snaps.iter().map(|s| Some(s.table.name.clone())).collect()),
-                    texts(snaps.iter().map(|s| Some(s.table.kind.as_str().to_string())).collect()),
-                    texts(snaps.iter().map(|s| s.table.distribution_column.clone()).collect()),
+                    texts(
+                        snaps
+                            .iter()
+                            .map(|s| Some(s.table.kind.as_str().to_string()))
+                            .collect(),
+                    ),
+                    texts(
+                        snaps
+                            .iter()
+                            .map(|s| s.table.distribution_column.clone())
+                            .collect(),
+                    ),
                     ints(snaps.iter().map(|s| Some(s.table.shard_count)).collect()),
-                    ints(snaps.iter().map(|s| Some(s.table.replication_factor)).collect()),
+                    ints(
+                        snaps
+                            .iter()
+                            .map(|s| Some(s.table.replication_factor))
+                            .collect(),
+                    ),
                     ints(snaps.iter().map(|s| s.table.colocation_id).collect()),
                     ints(snaps.iter().map(|s| Some(rows(s))).collect()),
                     ints(snaps.iter().map(|s| Some(bytes(s))).collect()),
@@ -228,7 +273,11 @@ pub fn shoal_schema(cluster: &Arc<Cluster>) -> Arc<dyn SchemaProvider> {
         "cluster_settings",
         view(
             cluster,
-            &[("name", DataType::Utf8), ("value", DataType::Utf8), ("description", DataType::Utf8)],
+            &[
+                ("name", DataType::Utf8),
+                ("value", DataType::Utf8),
+                ("description", DataType::Utf8),
+            ],
             |c| {
                 let s = c.catalog().settings()?;
                 Ok(vec![
@@ -264,16 +313,22 @@ pub fn compat_views(cluster: &Arc<Cluster>) -> HashMap<String, Arc<dyn TableProv
                 Ok(vec![
                     texts(r.iter().map(|r| Some(r.table.clone())).collect()),
                     ints(r.iter().map(|r| Some(r.shard_id)).collect()),
-                    texts(r.iter().map(|r| Some(format!("{}_{}", r.table, r.shard_id))).collect()),
+                    texts(
+                        r.iter()
+                            .map(|r| Some(format!("{}_{}", r.table, r.shard_id)))
+                            .collect(),
+                    ),
                     texts(
                         r.iter()
                             .map(|r| {
-                                Some(match r.kind {
-                                    TableKind::Distributed => "distributed",
-                                    TableKind::Reference => "reference",
-                                    TableKind::SingleShard => "single_shard",
-                                }
-                                .to_string())
+                                Some(
+                                    match r.kind {
+                                        TableKind::Distributed => "distributed",
+                                        TableKind::Reference => "reference",
+                                        TableKind::SingleShard => "single_shard",
+                                    }
+                                    .to_string(),
+                                )
                             })
                             .collect(),
                     ),
@@ -297,11 +352,18 @@ pub fn compat_views(cluster: &Arc<Cluster>) -> HashMap<String, Arc<dyn TableProv
         m.insert(
             name.into(),
             view(cluster, placement_cols, |c| {
-                let r: Vec<PlacementRow> = placement_rows(c)?.into_iter().filter(|r| r.placement_id.is_some()).collect();
+                let r: Vec<PlacementRow> = placement_rows(c)?
+                    .into_iter()
+                    .filter(|r| r.placement_id.is_some())
+                    .collect();
                 Ok(vec![
                     ints(r.iter().map(|r| Some(r.shard_id)).collect()),
                     // Citus: 1 = active, 3 = to be deleted / lost
-                    ints(r.iter().map(|r| Some(if r.state == "lost" { 3 } else { 1 })).collect()),
+                    ints(
+                        r.iter()
+                            .map(|r| Some(if r.state == "lost" { 3 } else { 1 }))
+                            .collect(),
+                    ),
                     ints(r.iter().map(|r| Some(r.bytes)).collect()),
                     texts(r.iter().map(|r| r.host.clone()).collect()),
                     ints(r.iter().map(|r| r.port).collect()),
@@ -348,7 +410,12 @@ pub fn compat_views(cluster: &Arc<Cluster>) -> HashMap<String, Arc<dyn TableProv
 
 /// `citus_get_active_worker_nodes()` rows: live nodes.
 pub fn active_worker_nodes(cluster: &Cluster) -> Result<RecordBatch, ClusterError> {
-    let nodes: Vec<_> = cluster.catalog().list_nodes()?.into_iter().filter(|n| n.is_live).collect();
+    let nodes: Vec<_> = cluster
+        .catalog()
+        .list_nodes()?
+        .into_iter()
+        .filter(|n| n.is_live)
+        .collect();
     Ok(RecordBatch::try_new(
         active_worker_nodes_schema(),
         vec![
@@ -359,5 +426,8 @@ pub fn active_worker_nodes(cluster: &Cluster) -> Result<RecordBatch, ClusterErro
 }
 
 pub fn active_worker_nodes_schema() -> SchemaRef {
-    schema(&[("node_name", DataType::Utf8), ("node_port", DataType::Int64)])
+    schema(&[
+        ("node_name", DataType::Utf8),
+        ("node_port", DataType::Int64),
+    ])
 }

@@ -16,7 +16,9 @@ use datafusion_postgres::pgwire::api::auth::{
 use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use datafusion_postgres::pgwire::api::copy::CopyHandler;
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use datafusion_postgres::pgwire::api::{ClientInfo, ConnectionManager, ErrorHandler, PgWireServerHandlers};
+use datafusion_postgres::pgwire::api::{
+    ClientInfo, ConnectionManager, ErrorHandler, PgWireServerHandlers,
+};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use datafusion_postgres::DfSessionService;
@@ -72,7 +74,10 @@ impl AuthSource for PasswordSource {
             .get(user)
             .cloned()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        Ok(Password::new(Some(salt.clone()), gen_salted_password(&password, &salt, SCRAM_ITERATIONS)))
+        Ok(Password::new(
+            Some(salt.clone()),
+            gen_salted_password(&password, &salt, SCRAM_ITERATIONS),
+        ))
     }
 }
 
@@ -99,7 +104,7 @@ pub struct TrustStartup {
 #[async_trait]
 impl NoopStartupHandler for TrustStartup {
     fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
-        Some(self.connections.clone())
+        Some(Arc::clone(&self.connections))
     }
 }
 
@@ -111,7 +116,11 @@ pub enum ShoalStartup {
 
 #[async_trait]
 impl StartupHandler for ShoalStartup {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -152,7 +161,7 @@ impl ShoalHandlers {
         ShoalHandlers {
             session,
             passwords,
-            cancel: Arc::new(DefaultCancelHandler::new(connections.clone())),
+            cancel: Arc::new(DefaultCancelHandler::new(Arc::clone(&connections))),
             connections,
         }
     }
@@ -160,22 +169,26 @@ impl ShoalHandlers {
 
 impl PgWireServerHandlers for ShoalHandlers {
     fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        self.session.clone()
+        Arc::clone(&self.session)
     }
 
     fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        self.session.clone()
+        Arc::clone(&self.session)
     }
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         Arc::new(match &self.passwords {
-            None => ShoalStartup::Trust(TrustStartup { connections: self.connections.clone() }),
+            None => ShoalStartup::Trust(TrustStartup {
+                connections: Arc::clone(&self.connections),
+            }),
             Some(p) => {
-                let mut scram = ScramAuth::new(Arc::new(PasswordSource(p.clone())));
+                let mut scram = ScramAuth::new(Arc::new(PasswordSource(Arc::clone(p))));
                 scram.set_iterations(SCRAM_ITERATIONS);
-                let handler = SASLAuthStartupHandler::new(Arc::new(DefaultServerParameterProvider::default()))
-                    .with_scram(scram)
-                    .with_connection_manager(self.connections.clone());
+                let handler = SASLAuthStartupHandler::new(Arc::new(
+                    DefaultServerParameterProvider::default(),
+                ))
+                .with_scram(scram)
+                .with_connection_manager(Arc::clone(&self.connections));
                 ShoalStartup::Scram(Box::new(handler))
             }
         })
@@ -190,6 +203,6 @@ impl PgWireServerHandlers for ShoalHandlers {
     }
 
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
-        self.cancel.clone()
+        Arc::clone(&self.cancel)
     }
 }

@@ -43,7 +43,11 @@ pub struct SnapshotGuard {
 
 impl Drop for SnapshotGuard {
     fn drop(&mut self) {
-        let mut running = self.registry.running.lock().unwrap_or_else(|e| e.into_inner());
+        let mut running = self
+            .registry
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         running.remove(&self.id);
     }
 }
@@ -102,16 +106,24 @@ impl Cluster {
     /// Registers a query snapshot; keep the guard until the query has read everything.
     pub fn begin_snapshot(&self) -> SnapshotGuard {
         let id = self.snapshots.next.fetch_add(1, Ordering::Relaxed);
-        let mut running = self.snapshots.running.lock().unwrap_or_else(|e| e.into_inner());
+        let mut running = self
+            .snapshots
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         running.insert(id, now_ms());
         SnapshotGuard {
             id,
-            registry: self.snapshots.clone(),
+            registry: Arc::clone(&self.snapshots),
         }
     }
 
     fn oldest_snapshot_ms(&self) -> Option<i64> {
-        let running = self.snapshots.running.lock().unwrap_or_else(|e| e.into_inner());
+        let running = self
+            .snapshots
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         running.values().min().copied()
     }
 
@@ -127,8 +139,12 @@ impl Cluster {
         let client = self.worker(&addr)?;
         let info = client.handshake(&cluster_id).await?;
         let (id, _) = self.catalog.add_node(host, port)?;
-        self.catalog
-            .set_node_health(id, true, Some(info.disk_free_bytes), Some(info.data_bytes))?;
+        self.catalog.set_node_health(
+            id,
+            true,
+            Some(info.disk_free_bytes),
+            Some(info.data_bytes),
+        )?;
         info!(node_id = id, %addr, "node added");
         Ok(id)
     }
@@ -164,13 +180,15 @@ impl Cluster {
                     if node.is_live {
                         warn!(node = %node.addr(), error = %e, "worker unreachable");
                     }
-                    self.catalog.set_node_health(node.node_id, false, None, None)?
+                    self.catalog
+                        .set_node_health(node.node_id, false, None, None)?
                 }
                 Err(_) => {
                     if node.is_live {
                         warn!(node = %node.addr(), "worker heartbeat timed out");
                     }
-                    self.catalog.set_node_health(node.node_id, false, None, None)?
+                    self.catalog
+                        .set_node_health(node.node_id, false, None, None)?
                 }
             }
         }
@@ -180,9 +198,12 @@ impl Cluster {
     // ---- tables --------------------------------------------------------------------------
 
     pub fn table(&self, name: &str) -> Result<TableInfo> {
-        self.catalog
-            .table_by_name(name)?
-            .ok_or_else(|| shoal_catalog::CatalogError::TableNotFound { name: name.to_string() }.into())
+        self.catalog.table_by_name(name)?.ok_or_else(|| {
+            shoal_catalog::CatalogError::TableNotFound {
+                name: name.to_string(),
+            }
+            .into()
+        })
     }
 
     /// `CREATE TABLE`: a single shard on the node holding the fewest placements.
@@ -258,18 +279,22 @@ impl Cluster {
                 hint: None,
             });
         }
-        let col = table.columns.iter().find(|c| c.name == column).ok_or_else(|| {
-            ClusterError::UndefinedColumn {
+        let col = table
+            .columns
+            .iter()
+            .find(|c| c.name == column)
+            .ok_or_else(|| ClusterError::UndefinedColumn {
                 message: format!("column \"{column}\" of relation \"{table_name}\" does not exist"),
-            }
-        })?;
+            })?;
         if !(1..=64000).contains(&shard_count) {
             return Err(ClusterError::invalid(format!(
                 "shard_count {shard_count} must be between 1 and 64000"
             )));
         }
         if replication_factor < 1 {
-            return Err(ClusterError::invalid("replication_factor must be at least 1"));
+            return Err(ClusterError::invalid(
+                "replication_factor must be at least 1",
+            ));
         }
         // Floats hash badly (0.1 + 0.2 != 0.3); refuse them before moving anything.
         let dist_type = col.sql_type.to_string();
@@ -293,15 +318,21 @@ impl Cluster {
                     "replication_factor ({replication_factor}) exceeds number of worker nodes ({})",
                     nodes.len()
                 ),
-                hint: Some("Add more worker nodes or try again with a lower replication factor.".into()),
+                hint: Some(
+                    "Add more worker nodes or try again with a lower replication factor.".into(),
+                ),
             });
         }
 
         // Colocation: an existing table's group fixes shard count and placements.
         let (colocation_id, template): (i64, Option<TableSnapshot>) = match colocate_with {
             "none" => (
-                self.catalog
-                    .find_or_create_colocation(shard_count, replication_factor, &dist_type, true)?,
+                self.catalog.find_or_create_colocation(
+                    shard_count,
+                    replication_factor,
+                    &dist_type,
+                    true,
+                )?,
                 None,
             ),
             "default" => {
@@ -315,9 +346,14 @@ impl Cluster {
             }
             other => {
                 let t = self.table(other)?;
-                let id = t.colocation_id.filter(|_| t.kind == TableKind::Distributed).ok_or_else(|| {
-                    ClusterError::invalid(format!("cannot colocate with \"{other}\": it is not a distributed table"))
-                })?;
+                let id = t
+                    .colocation_id
+                    .filter(|_| t.kind == TableKind::Distributed)
+                    .ok_or_else(|| {
+                        ClusterError::invalid(format!(
+                            "cannot colocate with \"{other}\": it is not a distributed table"
+                        ))
+                    })?;
                 let snap = self.catalog.snapshot(other)?;
                 let other_col = t.distribution_column.clone().unwrap_or_default();
                 let other_type = t
@@ -367,7 +403,11 @@ impl Cluster {
             Some(colocation_id),
             &new_shards,
         )?;
-        info!(table = table_name, shards = shard_count, "table distributed");
+        info!(
+            table = table_name,
+            shards = shard_count,
+            "table distributed"
+        );
         Ok(info)
     }
 
@@ -401,11 +441,20 @@ impl Cluster {
         }
         let addr_of: HashMap<i64, String> = nodes.iter().map(|n| (n.node_id, n.addr())).collect();
         let shard_id = self.catalog.reserve_shard_ids(1)?[0];
-        let layout = vec![(shard_id, i32::MIN, i32::MAX, nodes.iter().map(|n| n.node_id).collect())];
+        let layout = vec![(
+            shard_id,
+            i32::MIN,
+            i32::MAX,
+            nodes.iter().map(|n| n.node_id).collect(),
+        )];
         let new_shards = self.rewrite_rows(&table, None, &layout, &addr_of).await?;
-        Ok(self
-            .catalog
-            .replace_layout(table.table_id, TableKind::Reference, None, None, &new_shards)?)
+        Ok(self.catalog.replace_layout(
+            table.table_id,
+            TableKind::Reference,
+            None,
+            None,
+            &new_shards,
+        )?)
     }
 
     /// Reads every committed row of `table` and writes it in a new layout; returns the new
@@ -429,16 +478,20 @@ impl Cluster {
             })
             .collect();
         let clients = self.clients_for(&targets)?;
-        let mut writer = ShardWriter::new(table.table_id, schema.clone(), distribution, targets, clients)?;
+        let mut writer = ShardWriter::new(
+            table.table_id,
+            Arc::clone(&schema),
+            distribution,
+            targets,
+            clients,
+        )?;
         let snapshot = self.catalog.snapshot(&table.name)?;
         let _guard = self.begin_snapshot();
         for shard in &snapshot.shards {
             let mut stream = self.scan_shard(&snapshot, shard.shard_id, &schema).await?;
             while let Some(batch) = stream.next().await {
                 let batch = batch?;
-                if let Err(e) = writer.write(batch).await {
-                    return Err(e);
-                }
+                writer.write(batch).await?
             }
         }
         let files = writer.finish().await?;
@@ -456,7 +509,7 @@ impl Cluster {
                         let files: Vec<FileRecord> = files
                             .iter()
                             .filter(|f| f.shard_id == *id && f.placement_key == *n)
-                            .map(|f| to_record(f))
+                            .map(to_record)
                             .collect();
                         (*n, files)
                     })
@@ -471,19 +524,23 @@ impl Cluster {
         snapshot: &TableSnapshot,
         shard_id: i64,
         schema: &SchemaRef,
-    ) -> Result<futures::stream::BoxStream<'static, shoal_shard_store::Result<arrow::array::RecordBatch>>> {
+    ) -> Result<
+        futures::stream::BoxStream<'static, shoal_shard_store::Result<arrow::array::RecordBatch>>,
+    > {
         let shard = snapshot
             .shards
             .iter()
             .find(|s| s.shard_id == shard_id)
-            .ok_or_else(|| ClusterError::Internal { message: format!("shard {shard_id} not in snapshot") })?;
+            .ok_or_else(|| ClusterError::Internal {
+                message: format!("shard {shard_id} not in snapshot"),
+            })?;
         let mut last_err: Option<ClusterError> = None;
         for p in &shard.placements {
             let req = ScanRequest {
                 table_id: snapshot.table.table_id,
                 shard_id,
                 files: p.files.iter().map(|f| f.name.clone()).collect(),
-                table_schema: schema.clone(),
+                table_schema: Arc::clone(schema),
                 filters: vec![],
                 projection: None,
                 aggregate: None,
@@ -506,21 +563,30 @@ impl Cluster {
         match snap.table.kind {
             TableKind::Distributed => {
                 let col = snap.table.distribution_column.clone().unwrap_or_default();
-                let def = snap.table.columns.iter().find(|c| c.name == col).ok_or_else(|| {
-                    ClusterError::Internal { message: format!("distribution column {col} missing") }
-                })?;
+                let def = snap
+                    .table
+                    .columns
+                    .iter()
+                    .find(|c| c.name == col)
+                    .ok_or_else(|| ClusterError::Internal {
+                        message: format!("distribution column {col} missing"),
+                    })?;
                 let h = routing::hash_scalar(value, &arrow_type(&def.sql_type), &col)?;
                 snap.shards
                     .iter()
                     .find(|s| s.hash_min <= h && h <= s.hash_max)
                     .map(|s| s.shard_id)
-                    .ok_or_else(|| ClusterError::Internal { message: format!("no shard covers hash {h}") })
+                    .ok_or_else(|| ClusterError::Internal {
+                        message: format!("no shard covers hash {h}"),
+                    })
             }
             _ => snap
                 .shards
                 .first()
                 .map(|s| s.shard_id)
-                .ok_or_else(|| ClusterError::Internal { message: "table has no shard".into() }),
+                .ok_or_else(|| ClusterError::Internal {
+                    message: "table has no shard".into(),
+                }),
         }
     }
 
@@ -543,7 +609,11 @@ impl Cluster {
             .iter()
             .map(|s| ShardTarget {
                 shard_id: s.shard_id,
-                placements: s.placements.iter().map(|p| (p.placement_id, p.addr())).collect(),
+                placements: s
+                    .placements
+                    .iter()
+                    .map(|p| (p.placement_id, p.addr()))
+                    .collect(),
             })
             .collect();
         let clients = self.clients_for(&targets)?;
@@ -558,7 +628,10 @@ impl Cluster {
     pub fn commit(&self, files: &[WrittenFile]) -> Result<u64> {
         let new: Vec<NewFile> = files
             .iter()
-            .map(|f| NewFile { placement_id: f.placement_key, file: to_record(f) })
+            .map(|f| NewFile {
+                placement_id: f.placement_key,
+                file: to_record(f),
+            })
             .collect();
         self.catalog.commit_files(&new)?;
         Ok(files.iter().map(|f| f.file.rows).sum())
@@ -570,8 +643,12 @@ impl Cluster {
     /// refers to any more.
     pub async fn cleanup_once(&self) -> Result<usize> {
         let oldest = self.oldest_snapshot_ms();
-        let nodes: HashMap<i64, Node> =
-            self.catalog.list_nodes()?.into_iter().map(|n| (n.node_id, n)).collect();
+        let nodes: HashMap<i64, Node> = self
+            .catalog
+            .list_nodes()?
+            .into_iter()
+            .map(|n| (n.node_id, n))
+            .collect();
         let mut done = 0;
         for rec in self.catalog.due_cleanup()? {
             if oldest.is_some_and(|o| o <= rec.not_before_ms) {
@@ -584,7 +661,11 @@ impl Cluster {
             };
             let client = self.worker(&node.addr())?;
             let res = match &rec.file_name {
-                Some(name) => client.delete_files(rec.table_id, rec.shard_id, vec![name.clone()]).await,
+                Some(name) => {
+                    client
+                        .delete_files(rec.table_id, rec.shard_id, vec![name.clone()])
+                        .await
+                }
                 None => client.drop_shards(rec.table_id, vec![rec.shard_id]).await,
             };
             match res {
@@ -616,7 +697,7 @@ impl Cluster {
                         table_id: snap.table.table_id,
                         shard_id: shard.shard_id,
                         files: names.clone(),
-                        table_schema: schema.clone(),
+                        table_schema: Arc::clone(&schema),
                         filters: vec![],
                         projection: None,
                         aggregate: None,
@@ -631,7 +712,12 @@ impl Cluster {
                         }
                     };
                     let file = client
-                        .put_batches(snap.table.table_id, shard.shard_id, schema.clone(), rows)
+                        .put_batches(
+                            snap.table.table_id,
+                            shard.shard_id,
+                            Arc::clone(&schema),
+                            rows,
+                        )
                         .await?;
                     let expected: u64 = p.files.iter().map(|f| f.rows).sum();
                     if file.rows != expected {
@@ -642,13 +728,27 @@ impl Cluster {
                             ),
                         });
                     }
-                    let record = FileRecord { name: file.name, bytes: file.bytes, rows: file.rows, checksum: file.checksum };
-                    match self.catalog.replace_files(p.placement_id, &names, &record, 0) {
+                    let record = FileRecord {
+                        name: file.name,
+                        bytes: file.bytes,
+                        rows: file.rows,
+                        checksum: file.checksum,
+                    };
+                    match self
+                        .catalog
+                        .replace_files(p.placement_id, &names, &record, 0)
+                    {
                         Ok(()) => merged += 1,
                         Err(e) => {
                             // the placement changed meanwhile; the new file is garbage
                             warn!(error = %e, "compaction result discarded");
-                            let _ = client.delete_files(snap.table.table_id, shard.shard_id, vec![record.name]).await;
+                            let _ = client
+                                .delete_files(
+                                    snap.table.table_id,
+                                    shard.shard_id,
+                                    vec![record.name],
+                                )
+                                .await;
                         }
                     }
                 }

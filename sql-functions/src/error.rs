@@ -20,10 +20,16 @@ pub enum ClusterError {
     Arrow(#[from] arrow::error::ArrowError),
     /// A bad argument from the user (SQLSTATE 22023).
     #[error("{message}")]
-    InvalidArgument { message: String, hint: Option<String> },
+    InvalidArgument {
+        message: String,
+        hint: Option<String>,
+    },
     /// The object is not in the state the operation needs (SQLSTATE 55000).
     #[error("{message}")]
-    NotInState { message: String, hint: Option<String> },
+    NotInState {
+        message: String,
+        hint: Option<String>,
+    },
     /// Not supported (SQLSTATE 0A000).
     #[error("{message}")]
     NotSupported { message: String },
@@ -41,7 +47,10 @@ pub enum ClusterError {
     NoWorkers { message: String },
     /// A shard has no live placement (SQLSTATE 08006).
     #[error("{message}")]
-    ShardUnavailable { message: String, hint: Option<String> },
+    ShardUnavailable {
+        message: String,
+        hint: Option<String>,
+    },
     /// Our bug (SQLSTATE XX000).
     #[error("internal error: {message}")]
     Internal { message: String },

@@ -17,7 +17,7 @@ pub mod routing;
 pub mod types;
 mod writer;
 
+pub use cluster::SnapshotGuard;
 pub use cluster::{Cluster, ClusterConfig};
 pub use error::{ClusterError, Result};
-pub use cluster::SnapshotGuard;
 pub use writer::{ShardTarget, ShardWriter, WrittenFile};

@@ -52,18 +52,48 @@ pub fn hash_column(column: &ArrayRef, column_name: &str) -> Result<Vec<i32>> {
     }
     let n = column.len();
     let out: Vec<i32> = match column.data_type() {
-        DataType::Int16 => column.as_primitive::<Int16Type>().values().iter().map(|v| hash_i64(*v as i64)).collect(),
-        DataType::Int32 => column.as_primitive::<Int32Type>().values().iter().map(|v| hash_i64(*v as i64)).collect(),
-        DataType::Int64 => column.as_primitive::<Int64Type>().values().iter().map(|v| hash_i64(*v)).collect(),
-        DataType::Date32 => column.as_primitive::<Date32Type>().values().iter().map(|v| hash_i64(*v as i64)).collect(),
+        DataType::Int16 => column
+            .as_primitive::<Int16Type>()
+            .values()
+            .iter()
+            .map(|v| hash_i64(*v as i64))
+            .collect(),
+        DataType::Int32 => column
+            .as_primitive::<Int32Type>()
+            .values()
+            .iter()
+            .map(|v| hash_i64(*v as i64))
+            .collect(),
+        DataType::Int64 => column
+            .as_primitive::<Int64Type>()
+            .values()
+            .iter()
+            .map(|v| hash_i64(*v))
+            .collect(),
+        DataType::Date32 => column
+            .as_primitive::<Date32Type>()
+            .values()
+            .iter()
+            .map(|v| hash_i64(*v as i64))
+            .collect(),
         DataType::Timestamp(TimeUnit::Microsecond, _) => column
             .as_primitive::<TimestampMicrosecondType>()
             .values()
             .iter()
             .map(|v| hash_i64(*v))
             .collect(),
-        DataType::Float32 => column.as_primitive::<Float32Type>().values().iter().map(|v| hash_i64((*v as f64).to_bits() as i64)).collect(),
-        DataType::Float64 => column.as_primitive::<Float64Type>().values().iter().map(|v| hash_i64(v.to_bits() as i64)).collect(),
+        DataType::Float32 => column
+            .as_primitive::<Float32Type>()
+            .values()
+            .iter()
+            .map(|v| hash_i64((*v as f64).to_bits() as i64))
+            .collect(),
+        DataType::Float64 => column
+            .as_primitive::<Float64Type>()
+            .values()
+            .iter()
+            .map(|v| hash_i64(v.to_bits() as i64))
+            .collect(),
         DataType::Decimal128(_, _) => column
             .as_primitive::<Decimal128Type>()
             .values()
@@ -74,8 +104,16 @@ pub fn hash_column(column: &ArrayRef, column_name: &str) -> Result<Vec<i32>> {
             let a = column.as_boolean();
             (0..n).map(|i| hash_i64(a.value(i) as i64)).collect()
         }
-        DataType::Utf8 => column.as_string::<i32>().iter().map(|v| hash_bytes(v.unwrap_or_default().as_bytes())).collect(),
-        DataType::Binary => column.as_binary::<i32>().iter().map(|v| hash_bytes(v.unwrap_or_default())).collect(),
+        DataType::Utf8 => column
+            .as_string::<i32>()
+            .iter()
+            .map(|v| hash_bytes(v.unwrap_or_default().as_bytes()))
+            .collect(),
+        DataType::Binary => column
+            .as_binary::<i32>()
+            .iter()
+            .map(|v| hash_bytes(v.unwrap_or_default()))
+            .collect(),
         other => {
             return Err(ClusterError::NotSupported {
                 message: format!("cannot distribute on a column of type {other}"),
@@ -88,10 +126,14 @@ pub fn hash_column(column: &ArrayRef, column_name: &str) -> Result<Vec<i32>> {
 /// The hash of one value, first cast to the column's type (so `id = 5` hashes like the stored
 /// bigint 5).
 pub fn hash_scalar(value: &ScalarValue, column_type: &DataType, column_name: &str) -> Result<i32> {
-    let v = value.cast_to(column_type).map_err(|e| ClusterError::InvalidArgument {
-        message: format!("cannot use {value} as a value of column \"{column_name}\" ({column_type}): {e}"),
-        hint: None,
-    })?;
+    let v = value
+        .cast_to(column_type)
+        .map_err(|e| ClusterError::InvalidArgument {
+            message: format!(
+                "cannot use {value} as a value of column \"{column_name}\" ({column_type}): {e}"
+            ),
+            hint: None,
+        })?;
     let arr = v.to_array()?;
     Ok(hash_column(&arr, column_name)?[0])
 }
@@ -153,11 +195,16 @@ mod tests {
         let nulls: ArrayRef = Arc::new(arrow::array::Int32Array::from(vec![Some(1), None]));
         assert!(hash_column(&nulls, "x").is_err());
         // spread: 10k sequential ids over 8 shards are roughly even
-        let ids: ArrayRef = Arc::new(arrow::array::Int64Array::from((0..10_000i64).collect::<Vec<_>>()));
+        let ids: ArrayRef = Arc::new(arrow::array::Int64Array::from(
+            (0..10_000i64).collect::<Vec<_>>(),
+        ));
         let mut counts = [0usize; 8];
         for h in hash_column(&ids, "id").unwrap() {
             counts[shard_index(h, 8)] += 1;
         }
-        assert!(counts.iter().all(|c| *c > 1_000 && *c < 1_500), "{counts:?}");
+        assert!(
+            counts.iter().all(|c| *c > 1_000 && *c < 1_500),
+            "{counts:?}"
+        );
     }
 }

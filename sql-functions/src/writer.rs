@@ -3,6 +3,7 @@
 //! the caller's job (one catalog transaction), which is what makes a statement atomic.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::{concat_batches, take_record_batch};
@@ -65,16 +66,21 @@ impl ShardWriter {
     ) -> Result<Self> {
         let distribution = match distribution {
             Some(col) => {
-                let idx = schema.index_of(col).map_err(|_| ClusterError::UndefinedColumn {
-                    message: format!("column \"{col}\" does not exist"),
-                })?;
+                let idx = schema
+                    .index_of(col)
+                    .map_err(|_| ClusterError::UndefinedColumn {
+                        message: format!("column \"{col}\" does not exist"),
+                    })?;
                 Some((idx, col.to_string()))
             }
             None => None,
         };
         if targets.is_empty() || (distribution.is_none() && targets.len() != 1) {
             return Err(ClusterError::Internal {
-                message: format!("writer for table {table_id} got {} shard targets", targets.len()),
+                message: format!(
+                    "writer for table {table_id} got {} shard targets",
+                    targets.len()
+                ),
             });
         }
         let n = targets.len();
@@ -153,18 +159,23 @@ impl ShardWriter {
         if !self.puts.contains_key(&(shard, placement)) {
             let target = &self.targets[shard];
             let (key, addr) = &target.placements[placement];
-            let client = self.clients.get(addr).cloned().ok_or_else(|| ClusterError::Internal {
-                message: format!("no client for worker {addr}"),
-            })?;
+            let client = self
+                .clients
+                .get(addr)
+                .cloned()
+                .ok_or_else(|| ClusterError::Internal {
+                    message: format!("no client for worker {addr}"),
+                })?;
             let (tx, rx) = mpsc::channel(4);
             let (table_id, shard_id, key) = (self.table_id, target.shard_id, *key);
-            let schema = self.schema.clone();
+            let schema = Arc::clone(&self.schema);
             let task = tokio::spawn(async move {
                 let stream = ReceiverStream::new(rx).boxed();
                 let res = client.put_batches(table_id, shard_id, schema, stream).await;
                 (shard_id, key, res)
             });
-            self.puts.insert((shard, placement), OpenPut { sender: tx, task });
+            self.puts
+                .insert((shard, placement), OpenPut { sender: tx, task });
         }
         let failed = match self.puts.get(&(shard, placement)) {
             Some(put) => put.sender.send(Ok(batch)).await.is_err(),
@@ -202,7 +213,11 @@ impl ShardWriter {
             match put.task.await {
                 Ok((shard_id, key, Ok(file))) => {
                     if file.rows > 0 {
-                        out.push(WrittenFile { shard_id, placement_key: key, file });
+                        out.push(WrittenFile {
+                            shard_id,
+                            placement_key: key,
+                            file,
+                        });
                     }
                 }
                 Ok((_, _, Err(e))) => {
