@@ -584,6 +584,11 @@ mod tests {
                         arg: sql::FunctionArgExpr::Expr(e),
                         ..
                     } => (Some(name.value.clone()), e.clone()),
+                    sql::FunctionArg::ExprNamed {
+                        name,
+                        arg: sql::FunctionArgExpr::Expr(e),
+                        ..
+                    } => (Some(name.to_string()), e.clone()),
                     sql::FunctionArg::Unnamed(sql::FunctionArgExpr::Expr(e)) => (None, e.clone()),
                     _ => panic!(),
                 })
