@@ -33,6 +33,9 @@ use crate::functions::{self, FunctionCall, Notice};
 /// What a statement asks of Shoal.
 enum Action {
     Call(FunctionCall),
+    /// A query whose unnamed function-call columns get PostgreSQL's names (`count`, not
+    /// `count(*)`); planned by DataFusion as usual.
+    Query(Box<Statement>),
     CreateTable {
         name: String,
         columns: Vec<ColumnDef>,
@@ -113,12 +116,50 @@ fn function_call(f: &sql::Function) -> Option<FunctionCall> {
     Some(FunctionCall { name, args })
 }
 
+/// PostgreSQL names an unaliased function-call column after the function (`count`, `avg`);
+/// DataFusion after the whole expression (`count(*)`, `avg(t.x)`). Rename where the name is
+/// unambiguous within the select list.
+fn with_pg_column_names(q: &sql::Query) -> Option<Statement> {
+    let SetExpr::Select(sel) = q.body.as_ref() else { return None };
+    let name_of = |item: &SelectItem| -> Option<String> {
+        match item {
+            SelectItem::UnnamedExpr(sql::Expr::Function(f)) => Some(object_name(&f.name).to_ascii_lowercase()),
+            SelectItem::UnnamedExpr(sql::Expr::Identifier(i)) => Some(i.value.clone()),
+            SelectItem::UnnamedExpr(sql::Expr::CompoundIdentifier(p)) => p.last().map(|i| i.value.clone()),
+            SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+            _ => None,
+        }
+    };
+    let names: Vec<Option<String>> = sel.projection.iter().map(name_of).collect();
+    let mut changed = false;
+    let mut new_sel = sel.as_ref().clone();
+    for (i, item) in new_sel.projection.iter_mut().enumerate() {
+        if let SelectItem::UnnamedExpr(sql::Expr::Function(f)) = item {
+            let n = object_name(&f.name).to_ascii_lowercase();
+            let unique = names.iter().filter(|m| m.as_deref() == Some(n.as_str())).count() == 1;
+            if unique && names[i].is_some() {
+                *item = SelectItem::ExprWithAlias {
+                    expr: sql::Expr::Function(f.clone()),
+                    alias: sql::Ident::new(n),
+                };
+                changed = true;
+            }
+        }
+    }
+    if !changed {
+        return None;
+    }
+    let mut new_q = q.clone();
+    new_q.body = Box::new(SetExpr::Select(Box::new(new_sel)));
+    Some(Statement::Query(Box::new(new_q)))
+}
+
 fn classify(stmt: &Statement) -> Option<Action> {
     match stmt {
         Statement::Query(q) => {
             let SetExpr::Select(sel) = q.body.as_ref() else { return None };
             if !sel.from.is_empty() || sel.projection.len() != 1 || q.order_by.is_some() {
-                return None;
+                return with_pg_column_names(q).map(|s| Action::Query(Box::new(s)));
             }
             let expr = match &sel.projection[0] {
                 SelectItem::UnnamedExpr(e) => e,
@@ -126,8 +167,10 @@ fn classify(stmt: &Statement) -> Option<Action> {
                 _ => return None,
             };
             match expr {
-                sql::Expr::Function(f) => function_call(f).map(Action::Call),
-                _ => None,
+                sql::Expr::Function(f) => function_call(f)
+                    .map(Action::Call)
+                    .or_else(|| with_pg_column_names(q).map(|s| Action::Query(Box::new(s)))),
+                _ => with_pg_column_names(q).map(|s| Action::Query(Box::new(s))),
             }
         }
         Statement::Call(f) => function_call(f).map(Action::Call),
@@ -221,6 +264,15 @@ impl ShoalHook {
         let tag = |t: &str| Ok(Response::Execution(Tag::new(t)));
         match action {
             Action::Refuse(e) => Err(e.into()),
+            Action::Query(stmt) => {
+                let df = ctx
+                    .sql(&stmt.to_string())
+                    .await
+                    .map_err(|e| PgWireErrorOf::df(&e))?;
+                let opts = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+                let resp = arrow_pg::datatypes::df::encode_dataframe(df, &format, Some(opts)).await?;
+                Ok(Response::Query(resp))
+            }
             Action::CreateTable {
                 name,
                 columns,
@@ -388,6 +440,11 @@ impl QueryHook for ShoalHook {
     ) -> Option<PgWireResult<LogicalPlan>> {
         let action = classify(statement)?;
         Some(match action {
+            Action::Query(stmt) => session_context
+                .state()
+                .statement_to_plan(datafusion::sql::parser::Statement::Statement(stmt))
+                .await
+                .map_err(|e| PgWireErrorOf::df(&e)),
             Action::Call(call) => functions::describe(session_context, &call)
                 .await
                 .map_err(PgError::into_pgwire),
@@ -409,6 +466,10 @@ impl QueryHook for ShoalHook {
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
         let action = classify(statement)?;
+        if matches!(action, Action::Query(_)) {
+            // planned at parse time; datafusion-postgres executes it
+            return None;
+        }
         let format = portal_format(client);
         let span = tracing::info_span!("statement", sql = %statement);
         Some(
