@@ -113,37 +113,4 @@ impl fmt::Display for SqlType {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn canonical_names_round_trip() {
-        for t in [
-            "smallint",
-            "integer",
-            "bigint",
-            "real",
-            "double precision",
-            "numeric(12,2)",
-            "text",
-            "character varying(20)",
-            "character varying",
-            "boolean",
-            "date",
-            "timestamp without time zone",
-            "timestamp with time zone",
-            "bytea",
-            "uuid",
-            "jsonb",
-        ] {
-            assert_eq!(SqlType::parse(t).unwrap().to_string(), t);
-        }
-        assert_eq!(SqlType::parse("INT4").unwrap(), SqlType::Integer);
-        assert_eq!(
-            SqlType::parse("varchar(3)").unwrap(),
-            SqlType::Varchar { max_len: Some(3) }
-        );
-        assert!(SqlType::parse("point").is_err());
-        assert!(SqlType::parse("numeric(50,2)").is_err());
-    }
-}
+mod tests;

@@ -457,6 +457,22 @@ impl Catalog {
         })
     }
 
+    /// Every file the catalog lists for placements on `node_id`, as
+    /// `(table_id, shard_id, name)`, read in one transaction. A file on that worker that is
+    /// not in this list (nor in a cleanup record) is invisible to every query.
+    pub fn node_file_names(&self, node_id: i64) -> Result<Vec<(i64, i64, String)>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT s.table_id, s.shard_id, f.name
+                 FROM files f JOIN placements p USING (placement_id) JOIN shards s USING (shard_id)
+                 WHERE p.node_id = ?1
+                 ORDER BY s.table_id, s.shard_id, f.name",
+            )?;
+            let rows = stmt.query_map([node_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(rows.collect::<std::result::Result<_, _>>()?)
+        })
+    }
+
     /// Snapshots of every table, in one transaction (for the `shoal.*` views).
     pub fn snapshot_all(&self) -> Result<Vec<TableSnapshot>> {
         self.read(|tx| {
@@ -487,6 +503,20 @@ impl Catalog {
                     not_before_ms: r.get(5)?,
                 })
             })?;
+            Ok(rows.collect::<std::result::Result<_, _>>()?)
+        })
+    }
+
+    /// What every cleanup record of `node_id` names, due or not, as
+    /// `(table_id, shard_id, file_name)`; `None` names the whole shard directory. Read in one
+    /// transaction.
+    pub fn node_cleanup_names(&self, node_id: i64) -> Result<Vec<(i64, i64, Option<String>)>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT table_id, shard_id, file_name FROM cleanup WHERE node_id = ?1
+                 ORDER BY cleanup_id",
+            )?;
+            let rows = stmt.query_map([node_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             Ok(rows.collect::<std::result::Result<_, _>>()?)
         })
     }
@@ -752,210 +782,4 @@ fn snapshot_tx(tx: &Transaction<'_>, table_id: i64) -> Result<TableSnapshot> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn file(name: &str, rows: u64) -> FileRecord {
-        FileRecord {
-            name: name.into(),
-            bytes: rows * 10,
-            rows,
-            checksum: 7,
-        }
-    }
-
-    fn cols() -> Vec<ColumnDef> {
-        vec![
-            ColumnDef {
-                name: "id".into(),
-                sql_type: SqlType::BigInt,
-            },
-            ColumnDef {
-                name: "kind".into(),
-                sql_type: SqlType::Text,
-            },
-        ]
-    }
-
-    #[test]
-    fn table_lifecycle_and_snapshot() {
-        let c = Catalog::open_in_memory().unwrap();
-        assert_eq!(c.reserve_shard_ids(2).unwrap(), vec![102008, 102009]);
-        assert_eq!(c.reserve_shard_ids(1).unwrap(), vec![102010]);
-        let (n1, created) = c.add_node("w1", 7400).unwrap();
-        assert!(created);
-        assert_eq!(c.add_node("w1", 7400).unwrap(), (n1, false));
-        let (n2, _) = c.add_node("w2", 7400).unwrap();
-        let t = c
-            .create_table(&NewTable {
-                name: "events".into(),
-                kind: TableKind::SingleShard,
-                distribution_column: None,
-                colocation_id: None,
-                columns: cols(),
-                shards: vec![NewShard {
-                    shard_id: 1,
-                    shard_index: 0,
-                    hash_min: i32::MIN,
-                    hash_max: i32::MAX,
-                    placements: vec![(n1, vec![])],
-                }],
-            })
-            .unwrap();
-        assert_eq!(t.shard_count, 1);
-        assert!(matches!(
-            c.create_table(&NewTable {
-                name: "events".into(),
-                kind: TableKind::SingleShard,
-                distribution_column: None,
-                colocation_id: None,
-                columns: cols(),
-                shards: vec![]
-            }),
-            Err(CatalogError::TableExists { .. })
-        ));
-        let snap = c.snapshot("events").unwrap();
-        let pid = snap.shards[0].placements[0].placement_id;
-        c.commit_files(&[
-            NewFile {
-                placement_id: pid,
-                file: file("a.parquet", 5),
-            },
-            NewFile {
-                placement_id: pid,
-                file: file("b.parquet", 6),
-            },
-        ])
-        .unwrap();
-        assert_eq!(
-            c.snapshot("events").unwrap().shards[0].placements[0].rows(),
-            11
-        );
-        // a statement whose placement vanished commits nothing
-        assert!(c
-            .commit_files(&[
-                NewFile {
-                    placement_id: pid,
-                    file: file("c.parquet", 1)
-                },
-                NewFile {
-                    placement_id: 999,
-                    file: file("d.parquet", 1)
-                }
-            ])
-            .is_err());
-        assert_eq!(
-            c.snapshot("events").unwrap().shards[0].placements[0]
-                .files
-                .len(),
-            2
-        );
-
-        // redistribute into two shards on two nodes
-        let coloc = c.find_or_create_colocation(2, 1, "bigint", false).unwrap();
-        assert_eq!(
-            c.find_or_create_colocation(2, 1, "bigint", false).unwrap(),
-            coloc
-        );
-        let t = c
-            .replace_layout(
-                t.table_id,
-                TableKind::Distributed,
-                Some("id"),
-                Some(coloc),
-                &[
-                    NewShard {
-                        shard_id: 2,
-                        shard_index: 0,
-                        hash_min: i32::MIN,
-                        hash_max: -1,
-                        placements: vec![(n1, vec![file("x.parquet", 4)])],
-                    },
-                    NewShard {
-                        shard_id: 3,
-                        shard_index: 1,
-                        hash_min: 0,
-                        hash_max: i32::MAX,
-                        placements: vec![(n2, vec![file("y.parquet", 7)])],
-                    },
-                ],
-            )
-            .unwrap();
-        assert_eq!(t.kind, TableKind::Distributed);
-        let snap = c.snapshot("events").unwrap();
-        assert_eq!(snap.shards.len(), 2);
-        assert_eq!(
-            snap.shards
-                .iter()
-                .map(|s| s.placements[0].rows())
-                .sum::<u64>(),
-            11
-        );
-        // the old shard dir is due for cleanup
-        assert_eq!(c.due_cleanup().unwrap().len(), 1);
-
-        // compaction swaps files atomically
-        let p0 = snap.shards[0].placements[0].placement_id;
-        c.replace_files(p0, &["x.parquet".into()], &file("m.parquet", 4), 0)
-            .unwrap();
-        assert!(c
-            .replace_files(p0, &["x.parquet".into()], &file("m2.parquet", 4), 0)
-            .is_err());
-        assert_eq!(
-            c.snapshot("events").unwrap().shards[0].placements[0].files,
-            vec![file("m.parquet", 4)]
-        );
-
-        let t = c
-            .add_column(
-                t.table_id,
-                &ColumnDef {
-                    name: "v".into(),
-                    sql_type: SqlType::Double,
-                },
-            )
-            .unwrap();
-        assert_eq!(t.columns.len(), 3);
-        assert!(c
-            .add_column(
-                t.table_id,
-                &ColumnDef {
-                    name: "v".into(),
-                    sql_type: SqlType::Double
-                }
-            )
-            .is_err());
-
-        c.truncate_table(t.table_id).unwrap();
-        assert_eq!(
-            c.snapshot("events")
-                .unwrap()
-                .shards
-                .iter()
-                .map(|s| s.placements[0].rows())
-                .sum::<u64>(),
-            0
-        );
-        assert_eq!(c.placement_count(n1).unwrap(), 1);
-        c.drop_table(t.table_id).unwrap();
-        assert!(c.table_by_name("events").unwrap().is_none());
-        assert_eq!(c.placement_count(n1).unwrap(), 0);
-    }
-
-    #[test]
-    fn survives_reopen_and_keeps_cluster_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("catalog.db");
-        let id = {
-            let c = Catalog::open(&path).unwrap();
-            c.add_node("w1", 1).unwrap();
-            c.set_setting("auto_rebalance", "on").unwrap();
-            c.cluster_id().unwrap()
-        };
-        let c = Catalog::open(&path).unwrap();
-        assert_eq!(c.cluster_id().unwrap(), id);
-        assert_eq!(c.list_nodes().unwrap().len(), 1);
-        assert_eq!(c.setting("auto_rebalance").unwrap(), "on");
-        assert!(c.set_setting("nope", "1").is_err());
-    }
-}
+mod tests;

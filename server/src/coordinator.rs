@@ -195,8 +195,8 @@ pub async fn run_coordinator(
     Ok(())
 }
 
-/// Adds the `--worker` nodes (retrying until they answer), then heartbeats, cleans up and
-/// compacts forever.
+/// Adds the `--worker` nodes (retrying until they answer), then heartbeats, cleans up,
+/// compacts and collects orphan files forever.
 async fn upkeep(cluster: Arc<Cluster>, workers: Vec<String>) {
     let mut pending: Vec<(String, u16)> = workers
         .iter()
@@ -205,6 +205,15 @@ async fn upkeep(cluster: Arc<Cluster>, workers: Vec<String>) {
             Some((h.to_string(), p.parse().ok()?))
         })
         .collect();
+    // How old a file no catalog row names must be before it is deleted as an orphan.
+    const DEFAULT_ORPHAN_GRACE_MS: u64 = 3_600_000;
+    let orphan_grace_ms = match std::env::var("SHOAL_ORPHAN_GRACE_MS") {
+        Ok(v) => v.trim().parse().unwrap_or_else(|_| {
+            warn!(value = %v, "invalid SHOAL_ORPHAN_GRACE_MS; using {DEFAULT_ORPHAN_GRACE_MS}");
+            DEFAULT_ORPHAN_GRACE_MS
+        }),
+        Err(_) => DEFAULT_ORPHAN_GRACE_MS,
+    };
     let mut tick: u64 = 0;
     loop {
         let mut still = Vec::new();
@@ -233,6 +242,13 @@ async fn upkeep(cluster: Arc<Cluster>, workers: Vec<String>) {
                 Ok(n) if n > 0 => info!(placements = n, "compacted small files"),
                 Ok(_) => {}
                 Err(e) => warn!(error = %e, "compaction round failed"),
+            }
+        }
+        if tick % 30 == 29 {
+            match cluster.collect_orphans(orphan_grace_ms).await {
+                Ok(n) if n > 0 => info!(files = n, "deleted orphan files"),
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "orphan collection round failed"),
             }
         }
         tick += 1;

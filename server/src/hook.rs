@@ -120,12 +120,18 @@ fn function_call(f: &sql::Function) -> Option<FunctionCall> {
 /// DataFusion after the whole expression (`count(*)`, `avg(t.x)`). Rename where the name is
 /// unambiguous within the select list.
 fn with_pg_column_names(q: &sql::Query) -> Option<Statement> {
-    let SetExpr::Select(sel) = q.body.as_ref() else { return None };
+    let SetExpr::Select(sel) = q.body.as_ref() else {
+        return None;
+    };
     let name_of = |item: &SelectItem| -> Option<String> {
         match item {
-            SelectItem::UnnamedExpr(sql::Expr::Function(f)) => Some(object_name(&f.name).to_ascii_lowercase()),
+            SelectItem::UnnamedExpr(sql::Expr::Function(f)) => {
+                Some(object_name(&f.name).to_ascii_lowercase())
+            }
             SelectItem::UnnamedExpr(sql::Expr::Identifier(i)) => Some(i.value.clone()),
-            SelectItem::UnnamedExpr(sql::Expr::CompoundIdentifier(p)) => p.last().map(|i| i.value.clone()),
+            SelectItem::UnnamedExpr(sql::Expr::CompoundIdentifier(p)) => {
+                p.last().map(|i| i.value.clone())
+            }
             SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
             _ => None,
         }
@@ -136,7 +142,11 @@ fn with_pg_column_names(q: &sql::Query) -> Option<Statement> {
     for (i, item) in new_sel.projection.iter_mut().enumerate() {
         if let SelectItem::UnnamedExpr(sql::Expr::Function(f)) = item {
             let n = object_name(&f.name).to_ascii_lowercase();
-            let unique = names.iter().filter(|m| m.as_deref() == Some(n.as_str())).count() == 1;
+            let unique = names
+                .iter()
+                .filter(|m| m.as_deref() == Some(n.as_str()))
+                .count()
+                == 1;
             if unique && names[i].is_some() {
                 *item = SelectItem::ExprWithAlias {
                     expr: sql::Expr::Function(f.clone()),
@@ -270,7 +280,8 @@ impl ShoalHook {
                     .await
                     .map_err(|e| PgWireErrorOf::df(&e))?;
                 let opts = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-                let resp = arrow_pg::datatypes::df::encode_dataframe(df, &format, Some(opts)).await?;
+                let resp =
+                    arrow_pg::datatypes::df::encode_dataframe(df, &format, Some(opts)).await?;
                 Ok(Response::Query(resp))
             }
             Action::CreateTable {

@@ -1,7 +1,7 @@
 //! `Cluster`: the coordinator's handle on the catalog and the workers, and every operation
 //! that changes the cluster's tables and nodes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -677,6 +677,99 @@ impl Cluster {
             }
         }
         Ok(done)
+    }
+
+    /// Deletes orphan files: files on a live worker that are at least `grace_ms` old and that
+    /// neither the catalog's file list for that node nor any pending cleanup record names
+    /// (the cleanup loop handles those). They are left behind by a statement whose worker or
+    /// coordinator crashed before its files were committed, and are invisible to every query.
+    /// Returns how many files were deleted.
+    ///
+    /// Races with statements in flight: a file written but not committed yet is young, hence
+    /// the grace period. The worker's files are listed *before* the catalog is read, so a file
+    /// committed between the two reads is in the catalog's list and kept. The catalog's file
+    /// list is read before its cleanup records: a file moves only from the first to the
+    /// second (compaction, truncate, drop), so it is always found in one of them. A worker
+    /// that cannot be listed is skipped until the next round.
+    pub async fn collect_orphans(&self, grace_ms: u64) -> Result<usize> {
+        let mut deleted = 0;
+        for node in self.catalog.list_nodes()? {
+            if !node.is_live {
+                continue;
+            }
+            let addr = node.addr();
+            let client = self.worker(&addr)?;
+            // The worker first, then the catalog (see above).
+            let stored = match client.list_files().await {
+                Ok(files) => files,
+                Err(e) => {
+                    warn!(node = %addr, error = %e, "orphan collection skipped a worker");
+                    continue;
+                }
+            };
+            let candidates: Vec<_> = stored
+                .into_iter()
+                .filter(|f| f.age_ms >= grace_ms)
+                .collect();
+            if candidates.is_empty() {
+                continue;
+            }
+            let listed: HashSet<(i64, i64, String)> = self
+                .catalog
+                .node_file_names(node.node_id)?
+                .into_iter()
+                .collect();
+            let mut cleanup_files: HashSet<(i64, i64, String)> = HashSet::new();
+            let mut cleanup_shards: HashSet<(i64, i64)> = HashSet::new();
+            for (table_id, shard_id, name) in self.catalog.node_cleanup_names(node.node_id)? {
+                match name {
+                    Some(name) => {
+                        cleanup_files.insert((table_id, shard_id, name));
+                    }
+                    None => {
+                        cleanup_shards.insert((table_id, shard_id));
+                    }
+                }
+            }
+            let mut orphans: BTreeMap<(i64, i64), (Vec<String>, u64)> = BTreeMap::new();
+            for f in candidates {
+                let key = (f.table_id, f.shard_id, f.name);
+                if listed.contains(&key)
+                    || cleanup_files.contains(&key)
+                    || cleanup_shards.contains(&(key.0, key.1))
+                {
+                    continue;
+                }
+                let (names, bytes) = orphans.entry((key.0, key.1)).or_default();
+                names.push(key.2);
+                *bytes += f.bytes;
+            }
+            for ((table_id, shard_id), (names, bytes)) in orphans {
+                let count = names.len();
+                match client.delete_files(table_id, shard_id, names).await {
+                    Ok(()) => {
+                        info!(
+                            node = %addr,
+                            table_id,
+                            shard_id,
+                            files = count,
+                            bytes,
+                            grace_ms,
+                            "deleted orphan files"
+                        );
+                        deleted += count;
+                    }
+                    Err(e) => warn!(
+                        node = %addr,
+                        table_id,
+                        shard_id,
+                        error = %e,
+                        "orphan files not deleted; retrying next round"
+                    ),
+                }
+            }
+        }
+        Ok(deleted)
     }
 
     /// Merges the small files of every placement that has many, keeping query snapshots valid:

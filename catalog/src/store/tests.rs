@@ -1,0 +1,317 @@
+use super::*;
+
+fn file(name: &str, rows: u64) -> FileRecord {
+    FileRecord {
+        name: name.into(),
+        bytes: rows * 10,
+        rows,
+        checksum: 7,
+    }
+}
+
+fn cols() -> Vec<ColumnDef> {
+    vec![
+        ColumnDef {
+            name: "id".into(),
+            sql_type: SqlType::BigInt,
+        },
+        ColumnDef {
+            name: "kind".into(),
+            sql_type: SqlType::Text,
+        },
+    ]
+}
+
+#[test]
+fn table_lifecycle_and_snapshot() {
+    let c = Catalog::open_in_memory().unwrap();
+    assert_eq!(c.reserve_shard_ids(2).unwrap(), vec![102008, 102009]);
+    assert_eq!(c.reserve_shard_ids(1).unwrap(), vec![102010]);
+    let (n1, created) = c.add_node("w1", 7400).unwrap();
+    assert!(created);
+    assert_eq!(c.add_node("w1", 7400).unwrap(), (n1, false));
+    let (n2, _) = c.add_node("w2", 7400).unwrap();
+    let t = c
+        .create_table(&NewTable {
+            name: "events".into(),
+            kind: TableKind::SingleShard,
+            distribution_column: None,
+            colocation_id: None,
+            columns: cols(),
+            shards: vec![NewShard {
+                shard_id: 1,
+                shard_index: 0,
+                hash_min: i32::MIN,
+                hash_max: i32::MAX,
+                placements: vec![(n1, vec![])],
+            }],
+        })
+        .unwrap();
+    assert_eq!(t.shard_count, 1);
+    assert!(matches!(
+        c.create_table(&NewTable {
+            name: "events".into(),
+            kind: TableKind::SingleShard,
+            distribution_column: None,
+            colocation_id: None,
+            columns: cols(),
+            shards: vec![]
+        }),
+        Err(CatalogError::TableExists { .. })
+    ));
+    let snap = c.snapshot("events").unwrap();
+    let pid = snap.shards[0].placements[0].placement_id;
+    c.commit_files(&[
+        NewFile {
+            placement_id: pid,
+            file: file("a.parquet", 5),
+        },
+        NewFile {
+            placement_id: pid,
+            file: file("b.parquet", 6),
+        },
+    ])
+    .unwrap();
+    assert_eq!(
+        c.snapshot("events").unwrap().shards[0].placements[0].rows(),
+        11
+    );
+    // a statement whose placement vanished commits nothing
+    assert!(c
+        .commit_files(&[
+            NewFile {
+                placement_id: pid,
+                file: file("c.parquet", 1)
+            },
+            NewFile {
+                placement_id: 999,
+                file: file("d.parquet", 1)
+            }
+        ])
+        .is_err());
+    assert_eq!(
+        c.snapshot("events").unwrap().shards[0].placements[0]
+            .files
+            .len(),
+        2
+    );
+
+    // redistribute into two shards on two nodes
+    let coloc = c.find_or_create_colocation(2, 1, "bigint", false).unwrap();
+    assert_eq!(
+        c.find_or_create_colocation(2, 1, "bigint", false).unwrap(),
+        coloc
+    );
+    let t = c
+        .replace_layout(
+            t.table_id,
+            TableKind::Distributed,
+            Some("id"),
+            Some(coloc),
+            &[
+                NewShard {
+                    shard_id: 2,
+                    shard_index: 0,
+                    hash_min: i32::MIN,
+                    hash_max: -1,
+                    placements: vec![(n1, vec![file("x.parquet", 4)])],
+                },
+                NewShard {
+                    shard_id: 3,
+                    shard_index: 1,
+                    hash_min: 0,
+                    hash_max: i32::MAX,
+                    placements: vec![(n2, vec![file("y.parquet", 7)])],
+                },
+            ],
+        )
+        .unwrap();
+    assert_eq!(t.kind, TableKind::Distributed);
+    let snap = c.snapshot("events").unwrap();
+    assert_eq!(snap.shards.len(), 2);
+    assert_eq!(
+        snap.shards
+            .iter()
+            .map(|s| s.placements[0].rows())
+            .sum::<u64>(),
+        11
+    );
+    // the old shard dir is due for cleanup
+    assert_eq!(c.due_cleanup().unwrap().len(), 1);
+
+    // compaction swaps files atomically
+    let p0 = snap.shards[0].placements[0].placement_id;
+    c.replace_files(p0, &["x.parquet".into()], &file("m.parquet", 4), 0)
+        .unwrap();
+    assert!(c
+        .replace_files(p0, &["x.parquet".into()], &file("m2.parquet", 4), 0)
+        .is_err());
+    assert_eq!(
+        c.snapshot("events").unwrap().shards[0].placements[0].files,
+        vec![file("m.parquet", 4)]
+    );
+
+    let t = c
+        .add_column(
+            t.table_id,
+            &ColumnDef {
+                name: "v".into(),
+                sql_type: SqlType::Double,
+            },
+        )
+        .unwrap();
+    assert_eq!(t.columns.len(), 3);
+    assert!(c
+        .add_column(
+            t.table_id,
+            &ColumnDef {
+                name: "v".into(),
+                sql_type: SqlType::Double
+            }
+        )
+        .is_err());
+
+    c.truncate_table(t.table_id).unwrap();
+    assert_eq!(
+        c.snapshot("events")
+            .unwrap()
+            .shards
+            .iter()
+            .map(|s| s.placements[0].rows())
+            .sum::<u64>(),
+        0
+    );
+    assert_eq!(c.placement_count(n1).unwrap(), 1);
+    c.drop_table(t.table_id).unwrap();
+    assert!(c.table_by_name("events").unwrap().is_none());
+    assert_eq!(c.placement_count(n1).unwrap(), 0);
+}
+
+#[test]
+fn survives_reopen_and_keeps_cluster_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    let id = {
+        let c = Catalog::open(&path).unwrap();
+        c.add_node("w1", 1).unwrap();
+        c.set_setting("auto_rebalance", "on").unwrap();
+        c.cluster_id().unwrap()
+    };
+    let c = Catalog::open(&path).unwrap();
+    assert_eq!(c.cluster_id().unwrap(), id);
+    assert_eq!(c.list_nodes().unwrap().len(), 1);
+    assert_eq!(c.setting("auto_rebalance").unwrap(), "on");
+    assert!(c.set_setting("nope", "1").is_err());
+}
+
+#[test]
+fn node_file_names_and_cleanup_names() {
+    let c = Catalog::open_in_memory().unwrap();
+    let (n1, _) = c.add_node("w1", 7400).unwrap();
+    let (n2, _) = c.add_node("w2", 7400).unwrap();
+    let (n3, _) = c.add_node("w3", 7400).unwrap();
+    let shard = |shard_id: i64, placements: Vec<(i64, Vec<FileRecord>)>| NewShard {
+        shard_id,
+        shard_index: shard_id - 10,
+        hash_min: i32::MIN,
+        hash_max: i32::MAX,
+        placements,
+    };
+    let t = c
+        .create_table(&NewTable {
+            name: "events".into(),
+            kind: TableKind::Distributed,
+            distribution_column: Some("id".into()),
+            colocation_id: None,
+            columns: cols(),
+            shards: vec![
+                shard(10, vec![(n1, vec![file("a.parquet", 1)]), (n2, vec![])]),
+                shard(11, vec![(n2, vec![file("b.parquet", 2)])]),
+            ],
+        })
+        .unwrap();
+    let other = c
+        .create_table(&NewTable {
+            name: "other".into(),
+            kind: TableKind::SingleShard,
+            distribution_column: None,
+            colocation_id: None,
+            columns: cols(),
+            shards: vec![shard(12, vec![(n1, vec![file("o.parquet", 3)])])],
+        })
+        .unwrap();
+    let snap = c.snapshot("events").unwrap();
+    let on_n2 = snap.shards[0]
+        .placements
+        .iter()
+        .find(|p| p.node_id == n2)
+        .unwrap()
+        .placement_id;
+    c.commit_files(&[NewFile {
+        placement_id: on_n2,
+        file: file("a.parquet", 1),
+    }])
+    .unwrap();
+
+    let (tid, oid) = (t.table_id, other.table_id);
+    assert_eq!(
+        c.node_file_names(n1).unwrap(),
+        vec![
+            (tid, 10, "a.parquet".to_string()),
+            (oid, 12, "o.parquet".to_string())
+        ]
+    );
+    assert_eq!(
+        c.node_file_names(n2).unwrap(),
+        vec![
+            (tid, 10, "a.parquet".to_string()),
+            (tid, 11, "b.parquet".to_string())
+        ]
+    );
+    assert!(c.node_file_names(n3).unwrap().is_empty());
+    assert!(c.node_file_names(999).unwrap().is_empty());
+    assert!(c.node_cleanup_names(n1).unwrap().is_empty());
+
+    // Compaction: the replaced file moves from the file list to a (not yet due) cleanup record.
+    let on_n1 = snap.shards[0]
+        .placements
+        .iter()
+        .find(|p| p.node_id == n1)
+        .unwrap()
+        .placement_id;
+    c.replace_files(
+        on_n1,
+        &["a.parquet".into()],
+        &file("m.parquet", 1),
+        3_600_000,
+    )
+    .unwrap();
+    assert_eq!(
+        c.node_file_names(n1).unwrap(),
+        vec![
+            (tid, 10, "m.parquet".to_string()),
+            (oid, 12, "o.parquet".to_string())
+        ]
+    );
+    assert!(c.due_cleanup().unwrap().is_empty());
+    assert_eq!(
+        c.node_cleanup_names(n1).unwrap(),
+        vec![(tid, 10, Some("a.parquet".to_string()))]
+    );
+
+    // Drop: the files are gone from the list; the shard directories are cleanup records.
+    c.drop_table(tid).unwrap();
+    assert_eq!(
+        c.node_file_names(n1).unwrap(),
+        vec![(oid, 12, "o.parquet".to_string())]
+    );
+    assert!(c.node_file_names(n2).unwrap().is_empty());
+    assert_eq!(
+        c.node_cleanup_names(n1).unwrap(),
+        vec![(tid, 10, Some("a.parquet".to_string())), (tid, 10, None)]
+    );
+    let mut n2_cleanup = c.node_cleanup_names(n2).unwrap();
+    n2_cleanup.sort();
+    assert_eq!(n2_cleanup, vec![(tid, 10, None), (tid, 11, None)]);
+    assert!(c.node_cleanup_names(n3).unwrap().is_empty());
+}

