@@ -25,8 +25,8 @@ use tracing::debug;
 use crate::error::{Result, ShardStoreError};
 use crate::protocol::{
     cast_batch_to, commit_marker, from_json, json_bytes, DeleteFilesBody, DropShardsBody, FileMeta,
-    HandshakeBody, PutCommand, ScanRequest, WorkerInfo, ACTION_DELETE_FILES, ACTION_DROP_SHARDS,
-    ACTION_HANDSHAKE, ACTION_HEALTH,
+    HandshakeBody, PutCommand, ScanRequest, StoredFile, WorkerInfo, ACTION_DELETE_FILES,
+    ACTION_DROP_SHARDS, ACTION_HANDSHAKE, ACTION_HEALTH, ACTION_LIST_FILES,
 };
 use crate::service::MAX_MESSAGE_BYTES;
 
@@ -256,6 +256,14 @@ impl WorkerClient {
             names,
         })?;
         self.action(ACTION_DELETE_FILES, body).await.map(drop)
+    }
+
+    /// Every committed file in the worker's `shards/` directory, with its size and its age
+    /// (time since its modification time). Includes files no catalog names (orphans of a
+    /// crashed statement) and files of statements not committed yet.
+    pub async fn list_files(&self) -> Result<Vec<StoredFile>> {
+        let body = self.action(ACTION_LIST_FILES, Bytes::new()).await?;
+        from_json("list_files result", &body)
     }
 
     /// Deletes the directories `shards/<table_id>/<shard_id>` of the given shards; missing

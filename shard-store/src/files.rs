@@ -15,6 +15,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::SystemTime;
 
 use arrow::array::RecordBatch;
 use parquet::arrow::ArrowWriter;
@@ -24,7 +25,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::error::{Result, ShardStoreError};
-use crate::protocol::FileMeta;
+use crate::protocol::{FileMeta, StoredFile};
 
 /// Rows per Parquet row group.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
@@ -263,6 +264,55 @@ impl FileStore {
         Ok(())
     }
 
+    /// Every committed file under `shards/`: `<table_id>/<shard_id>/<name>.parquet` with
+    /// decimal ids and a valid file name. Anything else (other names, symlinks, stray
+    /// directories) is skipped. Entries removed while walking are skipped too.
+    pub(crate) fn list_files(&self) -> Result<Vec<StoredFile>> {
+        let now = SystemTime::now();
+        let mut out = Vec::new();
+        for (table_id, table_dir) in numbered_dirs(&self.shards)? {
+            for (shard_id, shard_dir) in numbered_dirs(&table_dir)? {
+                let Some(entries) = read_dir_if_exists(&shard_dir)? else {
+                    continue;
+                };
+                for entry in entries {
+                    let entry = entry.map_err(|e| ShardStoreError::io(&shard_dir, e))?;
+                    let Ok(name) = entry.file_name().into_string() else {
+                        continue;
+                    };
+                    if validate_file_name(&name).is_err() {
+                        continue;
+                    }
+                    // `DirEntry::metadata` does not follow symlinks.
+                    let meta = match entry.metadata() {
+                        Ok(meta) => meta,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(ShardStoreError::io(entry.path(), e)),
+                    };
+                    if !meta.file_type().is_file() {
+                        continue;
+                    }
+                    let modified = meta
+                        .modified()
+                        .map_err(|e| ShardStoreError::io(entry.path(), e))?;
+                    let age_ms = now
+                        .duration_since(modified)
+                        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                        .unwrap_or(0);
+                    out.push(StoredFile {
+                        table_id,
+                        shard_id,
+                        name,
+                        bytes: meta.len(),
+                        age_ms,
+                    });
+                }
+            }
+        }
+        debug!(files = out.len(), "listed shard files");
+        Ok(out)
+    }
+
     /// Deletes whole shard directories; missing ones are fine.
     pub(crate) fn drop_shards(&self, table_id: i64, shard_ids: &[i64]) -> Result<()> {
         let mut dropped = 0usize;
@@ -457,6 +507,45 @@ fn remove_tmp_files(dir: &Path) -> Result<usize> {
         }
     }
     Ok(removed)
+}
+
+/// `read_dir`, or `None` if the directory is gone (dropped concurrently).
+fn read_dir_if_exists(dir: &Path) -> Result<Option<fs::ReadDir>> {
+    match fs::read_dir(dir) {
+        Ok(entries) => Ok(Some(entries)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ShardStoreError::io(dir, e)),
+    }
+}
+
+/// The subdirectories of `dir` named by a non-negative decimal id, with their ids.
+fn numbered_dirs(dir: &Path) -> Result<Vec<(i64, PathBuf)>> {
+    let Some(entries) = read_dir_if_exists(dir)? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| ShardStoreError::io(dir, e))?;
+        let Some(id) = entry.file_name().to_str().and_then(parse_id) else {
+            continue;
+        };
+        // `DirEntry::file_type` does not follow symlinks.
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => out.push((id, entry.path())),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ShardStoreError::io(entry.path(), e)),
+        }
+    }
+    Ok(out)
+}
+
+/// A directory name made only of ASCII digits, as an id.
+fn parse_id(name: &str) -> Option<i64> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    name.parse().ok()
 }
 
 fn dir_size(dir: &Path) -> Result<u64> {

@@ -12,8 +12,8 @@
 //!   batches + commit marker               shards/<table>/<shard>/<uuid>.parquet ──► FileMeta
 //! WorkerClient::scan ── DoGet(ScanRequest)► DataFusion: listed files → filter →
 //!   ◄── schema, then batches ────────────    aggregate | project → limit
-//! WorkerClient::{handshake, health, ── DoAction ──► DIR/cluster_id, statvfs, unlink
-//!   delete_files, drop_shards}
+//! WorkerClient::{handshake, health, ── DoAction ──► DIR/cluster_id, statvfs, unlink,
+//!   delete_files, drop_shards, list_files}           readdir of shards/
 //! ```
 //!
 //! Every call carries `authorization: Bearer <cluster token>` when the worker has one. Errors
@@ -28,5 +28,5 @@ mod service;
 
 pub use client::WorkerClient;
 pub use error::{Result, ShardStoreError};
-pub use protocol::{FileMeta, PartialAggregate, ScanRequest, WorkerInfo};
+pub use protocol::{FileMeta, PartialAggregate, ScanRequest, StoredFile, WorkerInfo};
 pub use service::{serve_worker, serve_worker_with_listener, WorkerConfig};

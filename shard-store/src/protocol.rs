@@ -4,8 +4,9 @@
 //! - DoPut: the descriptor is `FlightDescriptor::new_cmd(JSON PutCommand)`; the batches are
 //!   followed by one [`commit marker`](commit_marker) message; the worker answers with one
 //!   `PutResult` whose `app_metadata` is the JSON [`FileMeta`] of the file it wrote.
-//! - DoAction: `handshake`, `health`, `delete_files`, `drop_shards` with JSON bodies; the
-//!   first two answer with a JSON [`WorkerInfo`].
+//! - DoAction: `handshake`, `health`, `delete_files`, `drop_shards`, `list_files` with JSON
+//!   bodies; the first two answer with a JSON [`WorkerInfo`], `list_files` (empty body) with
+//!   a JSON array of [`StoredFile`].
 
 use std::sync::{Arc, LazyLock};
 
@@ -34,6 +35,20 @@ pub struct FileMeta {
     pub rows: u64,
     /// CRC-32C of the whole file's bytes.
     pub checksum: u32,
+}
+
+/// A committed file found in a worker's `shards/` directory (the `list_files` action).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFile {
+    pub table_id: i64,
+    pub shard_id: i64,
+    /// File name inside `shards/<table_id>/<shard_id>/`.
+    pub name: String,
+    /// Size of the file in bytes.
+    pub bytes: u64,
+    /// Milliseconds since the file was last modified (its commit on the worker); 0 if its
+    /// modification time lies in the future.
+    pub age_ms: u64,
 }
 
 /// What a worker says about itself (handshake and health).
@@ -250,6 +265,7 @@ pub(crate) const ACTION_HANDSHAKE: &str = "handshake";
 pub(crate) const ACTION_HEALTH: &str = "health";
 pub(crate) const ACTION_DELETE_FILES: &str = "delete_files";
 pub(crate) const ACTION_DROP_SHARDS: &str = "drop_shards";
+pub(crate) const ACTION_LIST_FILES: &str = "list_files";
 
 /// `app_metadata` of the message that ends a complete DoPut. The worker commits a file only
 /// after seeing it: a put stream that simply ends (a client whose input failed half-closes

@@ -1,6 +1,6 @@
 //! The worker's Arrow Flight service: DoPut writes a shard file, DoGet scans shard files,
-//! DoAction runs `handshake`, `health`, `delete_files` and `drop_shards`. Every call passes
-//! the cluster-token interceptor first.
+//! DoAction runs `handshake`, `health`, `delete_files`, `drop_shards` and `list_files`. Every
+//! call passes the cluster-token interceptor first.
 
 use std::future::{ready, Future};
 use std::net::SocketAddr;
@@ -36,7 +36,7 @@ use crate::files::{blocking, FileStore, PutMsg};
 use crate::protocol::{
     from_json, is_commit_marker, json_bytes, DeleteFilesBody, DropShardsBody, FileMeta,
     HandshakeBody, PutCommand, ScanRequest, WorkerInfo, ACTION_DELETE_FILES, ACTION_DROP_SHARDS,
-    ACTION_HANDSHAKE, ACTION_HEALTH,
+    ACTION_HANDSHAKE, ACTION_HEALTH, ACTION_LIST_FILES,
 };
 use crate::scan::execute_scan;
 
@@ -272,6 +272,11 @@ impl WorkerService {
                 blocking(move || store.drop_shards(body.table_id, &body.shard_ids)).await?;
                 Ok(None)
             }
+            ACTION_LIST_FILES => {
+                let store = Arc::clone(&self.store);
+                let files = blocking(move || store.list_files()).await?;
+                Ok(Some(json_bytes(&files)?))
+            }
             other => Err(ShardStoreError::protocol(format!(
                 "unknown action {other:?}"
             ))),
@@ -404,6 +409,10 @@ impl FlightService for WorkerService {
             (
                 ACTION_DROP_SHARDS,
                 "delete whole shard directories (idempotent)",
+            ),
+            (
+                ACTION_LIST_FILES,
+                "list every committed shard file with size and age; returns [StoredFile] (JSON)",
             ),
         ]
         .map(|(name, description)| {

@@ -18,7 +18,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use shoal_shard_store::{
     serve_worker_with_listener, FileMeta, PartialAggregate, Result, ScanRequest, ShardStoreError,
-    WorkerClient, WorkerConfig,
+    StoredFile, WorkerClient, WorkerConfig,
 };
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -728,6 +728,78 @@ async fn delete_files_and_drop_shards_are_idempotent() {
     }
     client.drop_shards(42, vec![1]).await.unwrap();
     assert_eq!(client.health().await.unwrap().data_bytes, c.bytes);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn list_files_lists_committed_files_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = Worker::start(dir.path(), None).await;
+    let client = worker.client();
+    assert!(client.list_files().await.unwrap().is_empty());
+
+    let a = put_rows(&client, 3, 1, 0..100).await;
+    let b = put_rows(&client, 3, 2, 0..50).await;
+    let c = put_rows(&client, 4, 7, 0..10).await;
+    // Things that are not `<digits>/<digits>/<valid name>.parquet` are not listed.
+    let shards = dir.path().join("shards");
+    fs::write(shards.join("3/1/notes.txt"), b"x").unwrap();
+    fs::write(shards.join("3/1/.hidden.parquet"), b"x").unwrap();
+    fs::create_dir_all(shards.join("3/1/sub.parquet")).unwrap();
+    fs::create_dir_all(shards.join("x9/1")).unwrap();
+    fs::write(shards.join("x9/1/a.parquet"), b"x").unwrap();
+    fs::create_dir_all(shards.join("3/-5")).unwrap();
+    fs::write(shards.join("3/-5/a.parquet"), b"x").unwrap();
+    fs::write(shards.join("5"), b"a file, not a table directory").unwrap();
+    fs::create_dir_all(dir.path().join("staging")).unwrap();
+    fs::write(dir.path().join("staging/put-y.parquet.tmp"), b"x").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(
+        shards.join("3/1").join(&a.name),
+        shards.join("3/1/link.parquet"),
+    )
+    .unwrap();
+
+    let mut listed = client.list_files().await.unwrap();
+    listed.sort_by_key(|x| (x.table_id, x.shard_id));
+    let key = |f: &StoredFile| (f.table_id, f.shard_id, f.name.clone(), f.bytes);
+    assert_eq!(
+        listed.iter().map(key).collect::<Vec<_>>(),
+        vec![
+            (3, 1, a.name.clone(), a.bytes),
+            (3, 2, b.name.clone(), b.bytes),
+            (4, 7, c.name.clone(), c.bytes),
+        ]
+    );
+    for f in &listed {
+        assert!(f.age_ms < 60_000, "{f:?}");
+    }
+
+    // Age comes from the modification time.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    fs::File::options()
+        .write(true)
+        .open(shards.join("4/7").join(&c.name))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let listed = client.list_files().await.unwrap();
+    let aged = listed.iter().find(|f| f.name == c.name).unwrap();
+    assert!((7_200_000..7_300_000).contains(&aged.age_ms), "{aged:?}");
+
+    client
+        .delete_files(3, 1, vec![a.name.clone()])
+        .await
+        .unwrap();
+    client.drop_shards(4, vec![7]).await.unwrap();
+    let names: Vec<String> = client
+        .list_files()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(names, vec![b.name.clone()]);
     worker.stop().await;
 }
 
