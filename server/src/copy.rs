@@ -123,6 +123,79 @@ fn ascii(c: char) -> Result<u8, PgError> {
     }
 }
 
+/// In CSV, PostgreSQL reads an unquoted empty field as NULL and a quoted one (`""`) as an
+/// empty string; arrow-csv sees both as empty. This pass marks unquoted empty fields with a
+/// byte that cannot appear in text (0x01), which the decoder's null pattern then matches. It
+/// keeps its state across chunks, so fields may span CopyData messages.
+struct CsvNullMarker {
+    delimiter: u8,
+    quote: u8,
+    escape: u8,
+    in_quotes: bool,
+    skip_next: bool,
+    field_empty: bool,
+    line_empty: bool,
+    prev: u8,
+}
+
+const NULL_MARK: u8 = 0x01;
+
+impl CsvNullMarker {
+    fn new(o: &CopyOptions) -> Self {
+        CsvNullMarker {
+            delimiter: o.delimiter,
+            quote: o.quote,
+            escape: o.escape.unwrap_or(o.quote),
+            in_quotes: false,
+            skip_next: false,
+            field_empty: true,
+            line_empty: true,
+            prev: 0,
+        }
+    }
+
+    fn process(&mut self, input: &[u8]) -> Bytes {
+        let mut out = Vec::with_capacity(input.len() + 16);
+        for &b in input {
+            if self.in_quotes {
+                if self.skip_next {
+                    self.skip_next = false;
+                } else if self.escape != self.quote && b == self.escape {
+                    self.skip_next = true;
+                } else if b == self.quote {
+                    self.in_quotes = false;
+                }
+            } else if b == self.delimiter || b == b'\n' || b == b'\r' {
+                let crlf = b == b'\n' && self.prev == b'\r';
+                let blank_line = b != self.delimiter && self.line_empty;
+                if self.field_empty && !crlf && !blank_line {
+                    out.push(NULL_MARK);
+                }
+                self.field_empty = true;
+                self.line_empty = b != self.delimiter;
+            } else {
+                if b == self.quote {
+                    self.in_quotes = true;
+                }
+                self.field_empty = false;
+                self.line_empty = false;
+            }
+            out.push(b);
+            self.prev = b;
+        }
+        Bytes::from(out)
+    }
+
+    /// At the end of input: a last line without a newline may end in an empty field.
+    fn finish(&mut self) -> Option<Bytes> {
+        if self.field_empty && !self.line_empty {
+            self.line_empty = true;
+            return Some(Bytes::from_static(&[NULL_MARK]));
+        }
+        None
+    }
+}
+
 /// The COPY FROM in progress on one connection.
 struct ActiveCopy {
     table: String,
@@ -233,8 +306,14 @@ fn parse_stream(
         // text format has no quoting; NUL never appears in text input
         builder = builder.with_quote(0);
     }
-    if !options.null.is_empty() {
-        if let Ok(re) = regex::Regex::new(&format!("^{}$", regex::escape(&options.null))) {
+    let mut marker = (options.csv && options.null.is_empty()).then(|| CsvNullMarker::new(&options));
+    let null_pattern = if marker.is_some() {
+        "^\\x01$".to_string()
+    } else {
+        format!("^{}$", regex::escape(&options.null))
+    };
+    if !options.null.is_empty() || marker.is_some() {
+        if let Ok(re) = regex::Regex::new(&null_pattern) {
             builder = builder.with_null_regex(re);
         }
     }
@@ -247,6 +326,7 @@ fn parse_stream(
         done: bool,
         /// Lines before the current batch (header included), for error messages.
         lines_before: usize,
+        marker: Option<CsvNullMarker>,
     }
     let header_lines = usize::from(options.header);
     let state = State {
@@ -255,6 +335,7 @@ fn parse_stream(
         pending: Bytes::new(),
         done: false,
         lines_before: header_lines,
+        marker: marker.take(),
     };
     let stream = futures::stream::try_unfold(state, move |mut st| {
         let input_schema = Arc::clone(&input_schema);
@@ -267,13 +348,21 @@ fn parse_stream(
                 }
                 if st.pending.is_empty() {
                     match st.rx.recv().await {
-                        Some(chunk) => st.pending = chunk,
+                        Some(chunk) => {
+                            st.pending = match st.marker.as_mut() {
+                                Some(m) => m.process(&chunk),
+                                None => chunk,
+                            }
+                        }
+                        None if st.marker.as_mut().and_then(|m| m.finish()).is_some() => {
+                            st.pending = Bytes::from_static(&[NULL_MARK]);
+                        }
                         None => {
                             st.done = true;
                             let last = st
                                 .decoder
                                 .flush()
-                                .map_err(|e| copy_error(&table, e, st.lines_before))?;
+                                .map_err(|e| copy_error(&table, e))?;
                             return match last {
                                 Some(b) => {
                                     let at = st.lines_before;
@@ -302,13 +391,13 @@ fn parse_stream(
                 let used = st
                     .decoder
                     .decode(&st.pending)
-                    .map_err(|e| copy_error(&table, e, st.lines_before))?;
+                    .map_err(|e| copy_error(&table, e))?;
                 st.pending = st.pending.slice(used..);
                 if st.decoder.capacity() == 0 {
                     if let Some(b) = st
                         .decoder
                         .flush()
-                        .map_err(|e| copy_error(&table, e, st.lines_before))?
+                        .map_err(|e| copy_error(&table, e))?
                     {
                         let at = st.lines_before;
                         st.lines_before += b.num_rows();
@@ -324,20 +413,18 @@ fn parse_stream(
     stream.boxed()
 }
 
-/// Rewrites arrow-csv's batch-relative line numbers ("at line 3", "for line 3") into the
-/// 1-based line of the COPY input, as PostgreSQL reports it.
-fn copy_error(table: &str, e: arrow::error::ArrowError, lines_before: usize) -> ClusterError {
+/// arrow-csv counts lines from 0 in value errors ("at line 4", header included) and from 1 in
+/// field-count errors ("for line 5"); PostgreSQL reports the 1-based line of the input.
+fn copy_error(table: &str, e: arrow::error::ArrowError) -> ClusterError {
     let msg = match &e {
-        arrow::error::ArrowError::ParseError(m) | arrow::error::ArrowError::CsvError(m) => {
-            m.clone()
-        }
+        arrow::error::ArrowError::ParseError(m) | arrow::error::ArrowError::CsvError(m) => m.clone(),
         other => other.to_string(),
     };
-    let msg = match regex::Regex::new(r"(at|for) line (\d+)") {
+    let msg = match regex::Regex::new(r"at line (\d+)") {
         Ok(re) => re
             .replace_all(&msg, |c: &regex::Captures| {
-                let n: usize = c[2].parse().unwrap_or(0);
-                format!("{} line {}", &c[1], n + lines_before + 1)
+                let n: usize = c[1].parse().unwrap_or(0);
+                format!("at line {}", n + 1)
             })
             .into_owned(),
         Err(_) => msg,

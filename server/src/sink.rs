@@ -68,8 +68,11 @@ pub async fn write_statement(
             return Err(e);
         }
     }
+    // Rows, not files: a reference table's row lands on every placement but is one row.
+    let rows = writer.rows();
     let files = writer.finish().await?;
-    cluster.commit(&files)
+    cluster.commit(&files)?;
+    Ok(rows)
 }
 
 /// Casts a batch to the table's exact schema (column names and types).

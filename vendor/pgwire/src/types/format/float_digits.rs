@@ -38,9 +38,9 @@ impl ExtraFloatDigits {
         }
         if value.is_infinite() {
             return if value.is_sign_positive() {
-                "inf".to_smolstr()
+                "Infinity".to_smolstr()
             } else {
-                "-inf".to_smolstr()
+                "-Infinity".to_smolstr()
             };
         }
 
@@ -52,8 +52,7 @@ impl ExtraFloatDigits {
         // This preserves the original binary float value exactly
         // At most 17 digits for f64
         if extra >= 1 {
-            let mut buffer = ryu::Buffer::new();
-            return buffer.format(value).to_smolstr();
+            return pg_shortest(&format!("{value:e}"));
         }
 
         // For negative values, round to DBL_DIG + extra_float_digits significant digits
@@ -72,9 +71,9 @@ impl ExtraFloatDigits {
         }
         if value.is_infinite() {
             return if value.is_sign_positive() {
-                "inf".to_smolstr()
+                "Infinity".to_smolstr()
             } else {
-                "-inf".to_smolstr()
+                "-Infinity".to_smolstr()
             };
         }
 
@@ -86,14 +85,49 @@ impl ExtraFloatDigits {
         // This preserves the original binary float value exactly
         // At most 9 digits for f32
         if extra >= 1 {
-            let mut buffer = ryu::Buffer::new();
-            return buffer.format(value).to_smolstr();
+            return pg_shortest(&format!("{value:e}"));
         }
 
         // For negative values, round to FLT_DIG + extra_float_digits significant digits
         // FLT_DIG = 6 for f32
         let sig_digits = (Self::FLT_DIG + extra).max(0) as usize;
         format_with_significant_digits(value as f64, sig_digits)
+    }
+}
+
+/// Shoal patch: PostgreSQL's shortest-precise float output (`float8out` with
+/// extra_float_digits >= 1): the shortest digits that round-trip, in fixed notation when the
+/// decimal exponent is in [-4, 15), otherwise as `d.ddde+XX`. `2250750`, not `2250750.0`;
+/// `1e+16`, not `10000000000000000.0`. `sci` is Rust's shortest `{:e}` form (`2.25075e6`).
+fn pg_shortest(sci: &str) -> SmolStr {
+    let (mantissa, exp) = match sci.split_once('e') {
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        None => (sci, 0),
+    };
+    let (negative, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => (true, m),
+        None => (false, mantissa),
+    };
+    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
+    let digits = digits.trim_end_matches('0');
+    let digits = if digits.is_empty() { "0" } else { digits };
+    let sign = if negative { "-" } else { "" };
+    if !(-4..15).contains(&exp) {
+        let (first, rest) = digits.split_at(1);
+        let frac = if rest.is_empty() { String::new() } else { format!(".{rest}") };
+        let esign = if exp < 0 { '-' } else { '+' };
+        return format_smolstr!("{sign}{first}{frac}e{esign}{:02}", exp.abs());
+    }
+    let point = exp + 1; // digits before the decimal point
+    if point <= 0 {
+        let zeros = "0".repeat((-point) as usize);
+        format_smolstr!("{sign}0.{zeros}{digits}")
+    } else if point as usize >= digits.len() {
+        let zeros = "0".repeat(point as usize - digits.len());
+        format_smolstr!("{sign}{digits}{zeros}")
+    } else {
+        let (int, frac) = digits.split_at(point as usize);
+        format_smolstr!("{sign}{int}.{frac}")
     }
 }
 
@@ -148,6 +182,22 @@ fn trim_trailing_zeros(s: &str) -> SmolStr {
 }
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn shoal_pg_shortest_matches_postgresql() {
+        let f = |v: f64| super::ExtraFloatDigits(1).format_f64(v).to_string();
+        assert_eq!(f(2250750.0), "2250750");
+        assert_eq!(f(-4789.0), "-4789");
+        assert_eq!(f(0.1), "0.1");
+        assert_eq!(f(1.5), "1.5");
+        assert_eq!(f(1e16), "1e+16");
+        assert_eq!(f(123456789012345.0), "123456789012345");
+        assert_eq!(f(1234567890123456.0), "1.234567890123456e+15");
+        assert_eq!(f(0.0001), "0.0001");
+        assert_eq!(f(0.00001), "1e-05");
+        assert_eq!(f(-2.5e-7), "-2.5e-07");
+        assert_eq!(f(f64::INFINITY), "Infinity");
+    }
+
     use super::*;
 
     #[test]
