@@ -359,10 +359,7 @@ fn parse_stream(
                         }
                         None => {
                             st.done = true;
-                            let last = st
-                                .decoder
-                                .flush()
-                                .map_err(|e| copy_error(&table, e))?;
+                            let last = st.decoder.flush().map_err(|e| copy_error(&table, e))?;
                             return match last {
                                 Some(b) => {
                                     let at = st.lines_before;
@@ -394,11 +391,7 @@ fn parse_stream(
                     .map_err(|e| copy_error(&table, e))?;
                 st.pending = st.pending.slice(used..);
                 if st.decoder.capacity() == 0 {
-                    if let Some(b) = st
-                        .decoder
-                        .flush()
-                        .map_err(|e| copy_error(&table, e))?
-                    {
+                    if let Some(b) = st.decoder.flush().map_err(|e| copy_error(&table, e))? {
                         let at = st.lines_before;
                         st.lines_before += b.num_rows();
                         return Ok(Some((
@@ -417,7 +410,9 @@ fn parse_stream(
 /// field-count errors ("for line 5"); PostgreSQL reports the 1-based line of the input.
 fn copy_error(table: &str, e: arrow::error::ArrowError) -> ClusterError {
     let msg = match &e {
-        arrow::error::ArrowError::ParseError(m) | arrow::error::ArrowError::CsvError(m) => m.clone(),
+        arrow::error::ArrowError::ParseError(m) | arrow::error::ArrowError::CsvError(m) => {
+            m.clone()
+        }
         other => other.to_string(),
     };
     let msg = match regex::Regex::new(r"at line (\d+)") {
