@@ -159,6 +159,13 @@ impl Cluster {
             .collect())
     }
 
+    /// Forgets the cached client of a worker, so the next call opens a fresh connection
+    /// instead of waiting on one the network has silently cut.
+    fn forget_worker(&self, addr: &str) {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients.remove(addr);
+    }
+
     /// One heartbeat round: records liveness, free disk and bytes of every node.
     pub async fn heartbeat_once(&self) -> Result<()> {
         for node in self.catalog.list_nodes()? {
@@ -180,6 +187,7 @@ impl Cluster {
                     if node.is_live {
                         warn!(node = %node.addr(), error = %e, "worker unreachable");
                     }
+                    self.forget_worker(&node.addr());
                     self.catalog
                         .set_node_health(node.node_id, false, None, None)?
                 }
@@ -187,6 +195,7 @@ impl Cluster {
                     if node.is_live {
                         warn!(node = %node.addr(), "worker heartbeat timed out");
                     }
+                    self.forget_worker(&node.addr());
                     self.catalog
                         .set_node_health(node.node_id, false, None, None)?
                 }
