@@ -507,7 +507,6 @@ pub async fn call(
                 ));
             }
             let table = a.text("table_name")?;
-            let before = cluster.table(&table)?;
             cluster
                 .create_distributed_table(
                     &table,
@@ -517,7 +516,6 @@ pub async fn call(
                     &a.text("colocate_with")?,
                 )
                 .await?;
-            let _ = before;
             void(name)
         }
         "create_reference_table" => {

@@ -459,11 +459,7 @@ impl QueryHook for ShoalHook {
             Action::Call(call) => functions::describe(session_context, &call)
                 .await
                 .map_err(PgError::into_pgwire),
-            Action::CopyOut { query, .. } => {
-                // describe the rows COPY would send (no row description is sent for COPY)
-                let _ = query;
-                Ok(empty_plan())
-            }
+            // DDL and COPY send no row description: nothing to describe.
             _ => Ok(empty_plan()),
         })
     }

@@ -25,7 +25,6 @@
 //! `skipped: <why>` — or fails under `CI=true`.
 //! `SHOAL_BIN=/path/to/shoal` packages that binary instead of building one.
 
-use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
@@ -79,60 +78,7 @@ fn text(b: &[u8]) -> String {
 
 /// Runs `cmd` with a time limit (killing it past the limit), capturing stdout and stderr.
 fn run(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Output {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin pipe");
-        let input = input.to_vec();
-        std::thread::spawn(move || {
-            let _ = pipe.write_all(&input);
-        });
-    }
-    let mut out_pipe = child.stdout.take().expect("stdout pipe");
-    let mut err_pipe = child.stderr.take().expect("stderr pipe");
-    let out_thread = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out_pipe.read_to_end(&mut v);
-        v
-    });
-    let err_thread = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err_pipe.read_to_end(&mut v);
-        v
-    });
-    let deadline = Instant::now() + timeout;
-    let mut timed_out = false;
-    let status: ExitStatus = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                timed_out = true;
-                let _ = child.kill();
-                break child.wait().expect("wait after kill");
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("waiting for {cmd:?}: {e}"),
-        }
-    };
-    let stdout = out_thread.join().unwrap_or_default();
-    let mut stderr = err_thread.join().unwrap_or_default();
-    if timed_out {
-        stderr.extend_from_slice(
-            format!("\n[docker test] timed out after {timeout:?}: {cmd:?}\n").as_bytes(),
-        );
-    }
-    Output {
-        status,
-        stdout,
-        stderr,
-    }
+    shoal_e2e::run_with_timeout(cmd, stdin, timeout)
 }
 
 /// Runs `cmd` with its output going straight to the test's own stdout/stderr (for long steps
