@@ -25,6 +25,17 @@ pub enum CatalogError {
     /// A stored value could not be understood (a column type, a setting).
     #[error("invalid catalog value: {message}")]
     Invalid { message: String },
+    /// A rebalance or drain job is active already; only one may run at a time.
+    #[error("A rebalance is already running as job {job_id}")]
+    JobRunning { job_id: i64 },
+    /// No job with this id exists.
+    #[error("no job found for job with jobid: {job_id}")]
+    JobNotFound { job_id: i64 },
+    /// The source placements of a move changed between the final copy and the switch (a
+    /// statement or a compaction committed without going through the write gate); the move
+    /// must copy again.
+    #[error("shard {shard_id} changed during the final copy of its move: {message}")]
+    MoveConflict { shard_id: i64, message: String },
     /// The catalog file was written by a newer Shoal.
     #[error("catalog schema version {found} is newer than this binary supports ({supported})")]
     TooNew { found: i64, supported: i64 },

@@ -21,8 +21,9 @@ mod store;
 
 pub use error::{CatalogError, Result};
 pub use model::{
-    CleanupRecord, ColumnDef, FileRecord, NewFile, NewShard, NewTable, Node, PlacementSnapshot,
-    ShardSnapshot, TableInfo, TableKind, TableSnapshot,
+    CleanupRecord, ColumnDef, FileRecord, GroupShardFiles, Job, NewFile, NewJob, NewShard,
+    NewTable, NewTask, Node, PlacementSnapshot, ShardSnapshot, TableInfo, TableKind, TableSnapshot,
+    Task,
 };
 pub use sql_type::SqlType;
 pub use store::{Catalog, SETTINGS_DEFAULTS};

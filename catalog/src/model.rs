@@ -160,3 +160,99 @@ pub struct CleanupRecord {
     pub file_name: Option<String>,
     pub not_before_ms: i64,
 }
+
+/// A background job (rebalance, drain, move), as `shoal.jobs` shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    pub job_id: i64,
+    pub job_type: String,
+    /// scheduled, running, cancelling, cancelled, finished, failing, failed (as Citus).
+    pub state: String,
+    pub description: String,
+    pub transfer_mode: String,
+    pub max_bandwidth_mb: Option<f64>,
+    pub max_concurrent_moves: Option<i64>,
+    pub created_at_ms: i64,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+}
+
+impl Job {
+    /// Finished, cancelled and failed jobs never change again.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.state.as_str(), "finished" | "cancelled" | "failed")
+    }
+}
+
+/// One task of a job: the move (or copy) of one shard group's placement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Task {
+    pub task_id: i64,
+    pub job_id: i64,
+    /// `move` or `copy` (a copy keeps the source placement).
+    pub kind: String,
+    /// blocked, runnable, running, done, cancelling, error, unscheduled, cancelled (as Citus).
+    pub state: String,
+    /// The move state machine's persisted state (`planned` ... `done`, `aborted`).
+    pub phase: String,
+    /// The representative shard of the group.
+    pub shard_id: i64,
+    pub colocation_id: Option<i64>,
+    pub shard_index: i64,
+    pub source_node_id: i64,
+    pub target_node_id: i64,
+    /// `host:port` of the source and the target when the task was planned.
+    pub source: String,
+    pub target: String,
+    pub bytes_total: u64,
+    pub bytes_done: u64,
+    pub bytes_verified: u64,
+    pub retries: i64,
+    pub not_before_ms: Option<i64>,
+    /// The last error (for a retrying or failed task) or a note.
+    pub message: String,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+    /// The move's persisted JSON context.
+    pub context: String,
+}
+
+/// A task to schedule with a new job. `depends_on` holds indexes into the job's task list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewTask {
+    pub kind: String,
+    pub shard_id: i64,
+    pub colocation_id: Option<i64>,
+    pub shard_index: i64,
+    pub source_node_id: i64,
+    pub target_node_id: i64,
+    pub source: String,
+    pub target: String,
+    pub bytes_total: u64,
+    pub depends_on: Vec<usize>,
+}
+
+/// A new job with its tasks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewJob {
+    pub job_type: String,
+    pub description: String,
+    pub transfer_mode: String,
+    pub max_bandwidth_mb: Option<f64>,
+    pub max_concurrent_moves: Option<i64>,
+    pub tasks: Vec<NewTask>,
+}
+
+/// The files of one shard's placement on one node, as a move sees them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupShardFiles {
+    pub table_id: i64,
+    pub table_name: String,
+    pub shard_id: i64,
+    /// The placement on the move's source node, if it has one.
+    pub source_placement: Option<i64>,
+    /// Whether the target node already holds a placement of this shard.
+    pub on_target: bool,
+    /// Files of the source placement.
+    pub files: Vec<FileRecord>,
+}

@@ -79,6 +79,52 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     "#,
+    // 2: background jobs (rebalance, drain, move) and their tasks, Citus-shaped. A task's
+    // `phase` is the persisted state of the move state machine; `context` is its small JSON
+    // context (stable field names, never Rust type names).
+    r#"
+    CREATE TABLE jobs (
+        job_id INTEGER PRIMARY KEY,
+        job_type TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'scheduled',
+        description TEXT NOT NULL,
+        transfer_mode TEXT NOT NULL,
+        max_bandwidth_mb REAL,
+        max_concurrent_moves INTEGER,
+        created_at_ms INTEGER NOT NULL,
+        started_at_ms INTEGER,
+        finished_at_ms INTEGER
+    );
+    CREATE TABLE tasks (
+        task_id INTEGER PRIMARY KEY,
+        job_id INTEGER NOT NULL REFERENCES jobs (job_id),
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        phase TEXT NOT NULL DEFAULT 'planned',
+        shard_id INTEGER NOT NULL,
+        colocation_id INTEGER,
+        shard_index INTEGER NOT NULL,
+        source_node_id INTEGER NOT NULL,
+        target_node_id INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        target TEXT NOT NULL,
+        bytes_total INTEGER NOT NULL DEFAULT 0,
+        bytes_done INTEGER NOT NULL DEFAULT 0,
+        bytes_verified INTEGER NOT NULL DEFAULT 0,
+        retries INTEGER NOT NULL DEFAULT 0,
+        not_before_ms INTEGER,
+        message TEXT NOT NULL DEFAULT '',
+        started_at_ms INTEGER,
+        finished_at_ms INTEGER,
+        context TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX tasks_by_job ON tasks (job_id, task_id);
+    CREATE TABLE task_depends (
+        task_id INTEGER NOT NULL REFERENCES tasks (task_id),
+        depends_on INTEGER NOT NULL REFERENCES tasks (task_id),
+        PRIMARY KEY (task_id, depends_on)
+    );
+    "#,
 ];
 
 /// The schema version this binary writes.

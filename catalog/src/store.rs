@@ -39,6 +39,16 @@ pub const SETTINGS_DEFAULTS: &[(&str, &str, &str)] = &[
         "5000",
         "longest a move may hold writes to a shard group",
     ),
+    (
+        "rebalance.task_retries",
+        "10",
+        "failed attempts of a move before it stops retrying and its job fails",
+    ),
+    (
+        "rebalance.retry_backoff_ms",
+        "5000",
+        "wait before the first retry of a failed move; x4 per further retry, at most 60 s",
+    ),
 ];
 
 /// The catalog. Cheap to share behind an `Arc`; calls are serialised on one connection, which
@@ -781,5 +791,6 @@ fn snapshot_tx(tx: &Transaction<'_>, table_id: i64) -> Result<TableSnapshot> {
     Ok(TableSnapshot { table, shards })
 }
 
+mod jobs;
 #[cfg(test)]
 mod tests;

@@ -235,6 +235,7 @@ async fn worker(a: WorkerArgs) -> Result<(), ServerError> {
             listen: a.listen,
             data_dir: a.data_dir,
             cluster_token: a.security.cluster_token,
+            failpoints: WorkerConfig::failpoints_from_env(),
         },
         shutdown_signal(),
     )

@@ -165,6 +165,7 @@ pub async fn run_coordinator(
     info!(%addr, tls = tls.is_some(), "coordinator listening");
 
     let upkeep = tokio::spawn(upkeep(Arc::clone(&cluster), opts.workers.clone()));
+    let scheduler = tokio::spawn(shoal_sql_functions::run_scheduler(Arc::clone(&cluster)));
     let accept = async {
         loop {
             match listener.accept().await {
@@ -192,6 +193,7 @@ pub async fn run_coordinator(
         _ = shutdown => info!("coordinator shutting down"),
     }
     upkeep.abort();
+    scheduler.abort();
     Ok(())
 }
 

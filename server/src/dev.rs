@@ -85,6 +85,7 @@ pub async fn run(
             listen: addr,
             data_dir: data_dir.join(format!("worker{}", i + 1)),
             cluster_token: Some(cluster.cluster_token.clone()),
+            failpoints: Vec::new(),
         };
         worker_addrs.push(addr.to_string());
         tasks.push(tokio::spawn(serve_worker_with_listener(

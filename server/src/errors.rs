@@ -25,6 +25,10 @@ impl PgError {
             hint: None,
         }
     }
+    pub fn with_detail(mut self, detail: Option<String>) -> Self {
+        self.detail = detail;
+        self
+    }
     pub fn with_hint(mut self, hint: Option<String>) -> Self {
         self.hint = hint;
         self
@@ -65,6 +69,17 @@ pub fn from_catalog(e: &CatalogError) -> PgError {
             "A shard moved while the statement ran; run it again.".into(),
         )),
         CatalogError::Invalid { .. } => PgError::new("22023", e.to_string()),
+        CatalogError::JobRunning { .. } => {
+            let mut err = PgError::new("55000", e.to_string()).with_hint(Some(
+                "To monitor progress, run: SELECT * FROM rebalance_status();".into(),
+            ));
+            err.detail = Some("A rebalance was already scheduled as background job".into());
+            err
+        }
+        CatalogError::JobNotFound { .. } => PgError::new("22023", e.to_string()),
+        CatalogError::MoveConflict { .. } => PgError::new("40001", e.to_string()).with_hint(Some(
+            "The move copies the new files and tries again.".into(),
+        )),
         CatalogError::Sqlite(_) | CatalogError::TooNew { .. } => {
             PgError::new("XX000", e.to_string())
         }
@@ -113,6 +128,16 @@ pub fn from_cluster(e: &ClusterError) -> PgError {
         ClusterError::ShardUnavailable { message, hint } => {
             PgError::new("08006", message).with_hint(hint.clone())
         }
+        ClusterError::Cancelled { message } => PgError::new("57014", message),
+        ClusterError::DiskFull { message, hint } => {
+            PgError::new("53100", message).with_hint(hint.clone())
+        }
+        ClusterError::JobFailed {
+            message,
+            cancelled,
+            hint,
+        } => PgError::new(if *cancelled { "57014" } else { "55000" }, message)
+            .with_hint(hint.clone()),
         ClusterError::Internal { message } => {
             PgError::new("XX000", format!("internal error: {message}")).with_hint(Some(
                 "This is a bug in Shoal; please report it with the coordinator log.".into(),

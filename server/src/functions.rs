@@ -10,6 +10,7 @@ use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast as sql;
+use shoal_sql_functions::planner::{NoticeLevel, PlanNotice};
 use shoal_sql_functions::{Cluster, ClusterError};
 
 use crate::errors::PgError;
@@ -25,12 +26,45 @@ pub struct FunctionCall {
 pub struct Notice {
     pub severity: &'static str,
     pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl Notice {
+    fn from_plan(n: &PlanNotice) -> Notice {
+        Notice {
+            severity: match n.level {
+                NoticeLevel::Notice => "NOTICE",
+                NoticeLevel::Warning => "WARNING",
+            },
+            message: n.message.clone(),
+            detail: n.detail.clone(),
+            hint: n.hint.clone(),
+        }
+    }
+    fn warning(message: impl Into<String>) -> Notice {
+        Notice {
+            severity: "WARNING",
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
+    }
+    fn notice(message: impl Into<String>) -> Notice {
+        Notice {
+            severity: "NOTICE",
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum ArgType {
     Text,
     Int,
+    Real,
     Bool,
     Any,
 }
@@ -40,6 +74,7 @@ impl ArgType {
         match self {
             ArgType::Text => Some(DataType::Utf8),
             ArgType::Int => Some(DataType::Int64),
+            ArgType::Real => Some(DataType::Float64),
             ArgType::Bool => Some(DataType::Boolean),
             ArgType::Any => None,
         }
@@ -48,6 +83,7 @@ impl ArgType {
         match self {
             ArgType::Text | ArgType::Any => "TEXT",
             ArgType::Int => "INT",
+            ArgType::Real => "DOUBLE",
             ArgType::Bool => "BOOLEAN",
         }
     }
@@ -93,6 +129,12 @@ fn null() -> ScalarValue {
 }
 fn false_() -> ScalarValue {
     ScalarValue::Boolean(Some(false))
+}
+fn true_() -> ScalarValue {
+    ScalarValue::Boolean(Some(true))
+}
+fn auto() -> ScalarValue {
+    ScalarValue::Utf8(Some("auto".into()))
 }
 
 const HOST: &[&str] = &["host", "nodename", "node_name"];
@@ -171,6 +213,128 @@ static SPECS: &[Spec] = &[
         returns: Returns::Void,
     },
     Spec {
+        names: &["rebalance_start", "citus_rebalance_start"],
+        params: &[
+            opt(&["rebalance_strategy"], ArgType::Text, null),
+            opt(&["drain_only"], ArgType::Bool, false_),
+            opt(&["shard_transfer_mode"], ArgType::Text, auto),
+            opt(&["threshold"], ArgType::Real, null),
+            opt(&["max_bandwidth_mb"], ArgType::Real, null),
+            opt(&["max_concurrent_moves"], ArgType::Int, null),
+            opt(
+                &["parallel_transfer_reference_tables"],
+                ArgType::Bool,
+                false_,
+            ),
+            opt(
+                &["parallel_transfer_colocated_shards"],
+                ArgType::Bool,
+                false_,
+            ),
+        ],
+        returns: Returns::BigInt,
+    },
+    Spec {
+        names: &["rebalance_plan"],
+        params: &[
+            opt(&["rebalance_strategy"], ArgType::Text, null),
+            opt(&["drain_only"], ArgType::Bool, false_),
+            opt(&["threshold"], ArgType::Real, null),
+            opt(&["improvement_threshold"], ArgType::Real, null),
+        ],
+        returns: Returns::Rows(views::rebalance_plan_schema),
+    },
+    Spec {
+        names: &["get_rebalance_table_shards_plan"],
+        params: &[
+            opt(&["relation"], ArgType::Text, null),
+            opt(&["threshold"], ArgType::Real, null),
+            opt(&["max_shard_moves"], ArgType::Int, null),
+            opt(&["excluded_shard_list"], ArgType::Any, null),
+            opt(&["drain_only"], ArgType::Bool, false_),
+            opt(&["rebalance_strategy"], ArgType::Text, null),
+            opt(&["improvement_threshold"], ArgType::Real, null),
+        ],
+        returns: Returns::Rows(views::citus_rebalance_plan_schema),
+    },
+    Spec {
+        names: &["rebalance_status"],
+        params: &[],
+        returns: Returns::Rows(views::rebalance_status_schema),
+    },
+    Spec {
+        names: &["citus_rebalance_status"],
+        params: &[opt(&["raw"], ArgType::Bool, false_)],
+        returns: Returns::Rows(views::citus_rebalance_status_schema),
+    },
+    Spec {
+        names: &["rebalance_stop", "citus_rebalance_stop"],
+        params: &[],
+        returns: Returns::Void,
+    },
+    Spec {
+        names: &["rebalance_wait", "citus_rebalance_wait"],
+        params: &[],
+        returns: Returns::Void,
+    },
+    Spec {
+        names: &["drain_node"],
+        params: &[
+            req(HOST, ArgType::Text),
+            req(PORT, ArgType::Int),
+            opt(&["wait"], ArgType::Bool, true_),
+            opt(&["shard_transfer_mode"], ArgType::Text, auto),
+            opt(&["rebalance_strategy"], ArgType::Text, null),
+        ],
+        returns: Returns::BigInt,
+    },
+    Spec {
+        names: &["citus_drain_node"],
+        params: &[
+            req(HOST, ArgType::Text),
+            req(PORT, ArgType::Int),
+            opt(&["shard_transfer_mode"], ArgType::Text, auto),
+            opt(&["rebalance_strategy"], ArgType::Text, null),
+            opt(&["wait"], ArgType::Bool, true_),
+        ],
+        returns: Returns::Void,
+    },
+    Spec {
+        names: &["move_shard"],
+        params: &[
+            req(&["shard_id"], ArgType::Int),
+            req(&["target_host", "target_node_name"], ArgType::Text),
+            req(&["target_port", "target_node_port"], ArgType::Int),
+            opt(&["shard_transfer_mode"], ArgType::Text, auto),
+        ],
+        returns: Returns::Void,
+    },
+    Spec {
+        names: &["citus_move_shard_placement", "master_move_shard_placement"],
+        params: &[
+            req(&["shard_id"], ArgType::Int),
+            req(&["source_node_name"], ArgType::Text),
+            req(&["source_node_port"], ArgType::Int),
+            req(&["target_host", "target_node_name"], ArgType::Text),
+            req(&["target_port", "target_node_port"], ArgType::Int),
+            opt(&["shard_transfer_mode"], ArgType::Text, auto),
+        ],
+        returns: Returns::Void,
+    },
+    Spec {
+        names: &["job_wait", "citus_job_wait"],
+        params: &[
+            req(&["job_id", "jobid"], ArgType::Int),
+            opt(&["desired_status"], ArgType::Text, null),
+        ],
+        returns: Returns::Void,
+    },
+    Spec {
+        names: &["job_cancel", "citus_job_cancel"],
+        params: &[req(&["job_id", "jobid"], ArgType::Int)],
+        returns: Returns::Void,
+    },
+    Spec {
         names: &[
             "citus_get_active_worker_nodes",
             "master_get_active_worker_nodes",
@@ -186,6 +350,19 @@ fn spec(name: &str) -> Option<&'static Spec> {
 
 pub fn is_cluster_function(name: &str) -> bool {
     spec(name).is_some()
+}
+
+/// Whether the function returns rows (and so may stand in a FROM clause).
+pub fn returns_rows(name: &str) -> bool {
+    matches!(spec(name).map(|s| s.returns), Some(Returns::Rows(_)))
+}
+
+/// The row schema of a function that returns rows.
+pub fn result_schema(name: &str) -> Option<SchemaRef> {
+    match spec(name)?.returns {
+        Returns::Rows(s) => Some(s()),
+        _ => None,
+    }
 }
 
 fn undefined(name: &str, why: String) -> PgError {
@@ -254,6 +431,7 @@ fn return_columns(name: &str, r: Returns) -> Vec<(String, &'static str)> {
                     DataType::Int64 => "BIGINT",
                     DataType::Boolean => "BOOLEAN",
                     DataType::Float64 => "DOUBLE",
+                    DataType::Timestamp(_, _) => "TIMESTAMPTZ",
                     _ => "TEXT",
                 };
                 (f.name().clone(), t)
@@ -330,6 +508,24 @@ impl Args {
         match self.get(name) {
             ScalarValue::Utf8(Some(s)) => Ok(s.clone()),
             _ => Err(self.null_arg(name)),
+        }
+    }
+    fn opt_text(&self, name: &str) -> Option<String> {
+        match self.get(name) {
+            ScalarValue::Utf8(Some(s)) => Some(s.clone()),
+            _ => None,
+        }
+    }
+    fn opt_int(&self, name: &str) -> Option<i64> {
+        match self.get(name) {
+            ScalarValue::Int64(Some(v)) => Some(*v),
+            _ => None,
+        }
+    }
+    fn opt_real(&self, name: &str) -> Option<f64> {
+        match self.get(name) {
+            ScalarValue::Float64(Some(v)) => Some(*v),
+            _ => None,
         }
     }
     fn int(&self, name: &str) -> Result<i64, PgError> {
@@ -424,6 +620,11 @@ pub async fn call(
     match spec.names[0] {
         "add_node" => {
             let host = a.text("host")?;
+            let existed = cluster
+                .catalog()
+                .node_by_addr(&host, a.port()?)
+                .map_err(ClusterError::from)?
+                .is_some();
             let id = cluster
                 .add_node(&host, a.port()?)
                 .await
@@ -440,6 +641,9 @@ pub async fn call(
                     )),
                     other => other.into(),
                 })?;
+            if !existed {
+                jobs::after_add_node(cluster, notices).await?;
+            }
             bigint(name, Some(id))
         }
         "remove_node" => {
@@ -454,11 +658,32 @@ pub async fn call(
                 })?;
             let n = cluster
                 .catalog()
-                .placement_count(node.node_id)
+                .placements_blocking_removal(node.node_id)
                 .map_err(ClusterError::from)?;
             if n > 0 {
                 if a.bool("force")? {
-                    return Err(PgError::new("0A000", "remove_node(..., force => true) on a node with placements is not supported yet"));
+                    let lost = cluster.force_remove_node(node.node_id)?;
+                    if !lost.is_empty() {
+                        let list: Vec<String> =
+                            lost.iter().map(|(t, s)| format!("{t} shard {s}")).collect();
+                        notices.push(Notice {
+                            severity: "WARNING",
+                            message: format!(
+                                "removed node {host}:{port}; {} shard(s) lost their only placement: {}",
+                                lost.len(),
+                                list.join(", ")
+                            ),
+                            detail: Some(
+                                "Queries and writes that touch a lost shard fail until the table is recreated or the shard restored.".into(),
+                            ),
+                            hint: None,
+                        });
+                    } else {
+                        notices.push(Notice::notice(format!(
+                            "removed node {host}:{port}; every shard it held has a replica elsewhere, the next rebalance re-creates the missing replicas"
+                        )));
+                    }
+                    return void(name);
                 }
                 return Err(PgError::new(
                     "55000",
@@ -468,10 +693,32 @@ pub async fn call(
                     "Run SELECT drain_node('{host}', {port}) first, or pass force => true to drop its placements."
                 ))));
             }
-            cluster
+            if let Some(j) = cluster
                 .catalog()
-                .remove_node(node.node_id)
-                .map_err(ClusterError::from)?;
+                .active_job(&["rebalance", "drain", "move"])
+                .map_err(ClusterError::from)?
+            {
+                let involved = cluster
+                    .catalog()
+                    .tasks(Some(j.job_id))
+                    .map_err(ClusterError::from)?
+                    .iter()
+                    .any(|t| {
+                        matches!(
+                            t.state.as_str(),
+                            "running" | "runnable" | "blocked" | "cancelling"
+                        ) && (t.source_node_id == node.node_id || t.target_node_id == node.node_id)
+                    });
+                if involved {
+                    return Err(PgError::new(
+                        "55000",
+                        format!("cannot remove node {host}:{port} while job {} moves shards to or from it", j.job_id),
+                    )
+                    .with_hint(Some("Wait for it (SELECT rebalance_wait();) or stop it (SELECT rebalance_stop();).".into())));
+                }
+            }
+            // Only reference-table copies that other nodes hold are left: drop them with it.
+            cluster.force_remove_node(node.node_id)?;
             void(name)
         }
         "set_node_property" => {
@@ -535,13 +782,25 @@ pub async fn call(
                 .catalog()
                 .set_setting(&setting, &value)
                 .map_err(ClusterError::from)?;
-            notices.push(Notice {
-                severity: "NOTICE",
-                message: format!("cluster setting {setting} is now {value}"),
-            });
+            notices.push(Notice::notice(format!(
+                "cluster setting {setting} is now {value}"
+            )));
             void(name)
         }
         "citus_get_active_worker_nodes" => Ok(views::active_worker_nodes(cluster)?),
+        "rebalance_start"
+        | "rebalance_plan"
+        | "get_rebalance_table_shards_plan"
+        | "rebalance_status"
+        | "citus_rebalance_status"
+        | "rebalance_stop"
+        | "rebalance_wait"
+        | "drain_node"
+        | "citus_drain_node"
+        | "move_shard"
+        | "citus_move_shard_placement"
+        | "job_wait"
+        | "job_cancel" => jobs::call(cluster, spec.names[0], name, &a, notices).await,
         other => Err(PgError::new(
             "XX000",
             format!("function {other} has no implementation"),
@@ -549,5 +808,6 @@ pub async fn call(
     }
 }
 
+mod jobs;
 #[cfg(test)]
 mod tests;

@@ -33,6 +33,12 @@ use crate::functions::{self, FunctionCall, Notice};
 /// What a statement asks of Shoal.
 enum Action {
     Call(FunctionCall),
+    /// `SELECT ... FROM cluster_function(...)`: the function's rows, then the rest of the
+    /// query (`query`, which reads them as the table `fn_result`).
+    CallFrom {
+        call: FunctionCall,
+        query: Box<Statement>,
+    },
     /// A query whose unnamed function-call columns get PostgreSQL's names (`count`, not
     /// `count(*)`); planned by DataFusion as usual.
     Query(Box<Statement>),
@@ -164,9 +170,78 @@ fn with_pg_column_names(q: &sql::Query) -> Option<Statement> {
     Some(Statement::Query(Box::new(new_q)))
 }
 
+/// `SELECT ... FROM f(args)` over one cluster function that returns rows: the call, and the
+/// query rewritten to read its result from `fn_result`.
+fn call_in_from(q: &sql::Query) -> Option<Action> {
+    let SetExpr::Select(sel) = q.body.as_ref() else {
+        return None;
+    };
+    let [from] = sel.from.as_slice() else {
+        return None;
+    };
+    if !from.joins.is_empty() {
+        return None;
+    }
+    let sql::TableFactor::Table {
+        name,
+        alias,
+        args: Some(args),
+        ..
+    } = &from.relation
+    else {
+        return None;
+    };
+    let fname = object_name(name).to_ascii_lowercase();
+    if !functions::returns_rows(&fname) {
+        return None;
+    }
+    let f = sql::Function {
+        name: name.clone(),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(sql::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args.args.clone(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    };
+    let call = function_call(&f)?;
+    let mut new_sel = sel.as_ref().clone();
+    new_sel.from[0].relation = sql::TableFactor::Table {
+        name: sql::ObjectName::from(vec![sql::Ident::new("fn_result")]),
+        alias: Some(alias.clone().unwrap_or(sql::TableAlias {
+            name: sql::Ident::new(fname),
+            columns: vec![],
+            explicit: true,
+            at: None,
+        })),
+        args: None,
+        with_hints: vec![],
+        version: None,
+        with_ordinality: false,
+        partitions: vec![],
+        json_path: None,
+        sample: None,
+        index_hints: vec![],
+    };
+    let mut new_q = q.clone();
+    new_q.body = Box::new(SetExpr::Select(Box::new(new_sel)));
+    Some(Action::CallFrom {
+        call,
+        query: Box::new(Statement::Query(Box::new(new_q))),
+    })
+}
+
 fn classify(stmt: &Statement) -> Option<Action> {
     match stmt {
         Statement::Query(q) => {
+            if let Some(a) = call_in_from(q) {
+                return Some(a);
+            }
             let SetExpr::Select(sel) = q.body.as_ref() else { return None };
             if !sel.from.is_empty() || sel.projection.len() != 1 || q.order_by.is_some() {
                 return with_pg_column_names(q).map(|s| Action::Query(Box::new(s)));
@@ -363,10 +438,30 @@ impl ShoalHook {
                 let mut notices: Vec<Notice> = Vec::new();
                 let result = functions::call(cluster, ctx, &call, params, &mut notices).await;
                 for n in &notices {
-                    notice(client, n.severity, &n.message).await?;
+                    send_notice(client, n).await?;
                 }
                 let batch = result.map_err(PgError::into_pgwire)?;
                 rows_response(ctx, batch, client, &format).await
+            }
+            Action::CallFrom { call, query } => {
+                let mut notices: Vec<Notice> = Vec::new();
+                let result = functions::call(cluster, ctx, &call, params, &mut notices).await;
+                for n in &notices {
+                    send_notice(client, n).await?;
+                }
+                let batch = result.map_err(PgError::into_pgwire)?;
+                let local = SessionContext::new();
+                local
+                    .register_batch("fn_result", batch)
+                    .map_err(|e| PgWireErrorOf::df(&e))?;
+                let df = local
+                    .sql(&query.to_string())
+                    .await
+                    .map_err(|e| PgWireErrorOf::df(&e))?;
+                let opts = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+                let resp =
+                    arrow_pg::datatypes::df::encode_dataframe(df, &format, Some(opts)).await?;
+                Ok(Response::Query(resp))
             }
         }
     }
@@ -383,6 +478,22 @@ impl PgWireErrorOf {
 
 fn pg(e: &shoal_sql_functions::ClusterError) -> datafusion_postgres::pgwire::error::PgWireError {
     from_cluster(e).into_pgwire()
+}
+
+async fn send_notice(client: &mut dyn HookClient, n: &Notice) -> PgWireResult<()> {
+    let code = if n.severity == "WARNING" {
+        "01000"
+    } else {
+        "00000"
+    };
+    let mut info = ErrorInfo::new(n.severity.to_string(), code.to_string(), n.message.clone());
+    info.detail = n.detail.clone();
+    info.hint = n.hint.clone();
+    client
+        .send_message(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
+            info,
+        )))
+        .await
 }
 
 async fn notice(client: &mut dyn HookClient, severity: &str, message: &str) -> PgWireResult<()> {
@@ -459,6 +570,20 @@ impl QueryHook for ShoalHook {
             Action::Call(call) => functions::describe(session_context, &call)
                 .await
                 .map_err(PgError::into_pgwire),
+            Action::CallFrom { call, query } => {
+                let local = SessionContext::new();
+                let registered = functions::result_schema(&call.name)
+                    .map(|s| local.register_batch("fn_result", RecordBatch::new_empty(s)));
+                match registered {
+                    Some(Ok(_)) => local
+                        .state()
+                        .statement_to_plan(datafusion::sql::parser::Statement::Statement(query))
+                        .await
+                        .map_err(|e| PgWireErrorOf::df(&e)),
+                    Some(Err(e)) => Err(PgWireErrorOf::df(&e)),
+                    None => Ok(empty_plan()),
+                }
+            }
             // DDL and COPY send no row description: nothing to describe.
             _ => Ok(empty_plan()),
         })

@@ -52,6 +52,9 @@ pub async fn write_statement(
         std::result::Result<arrow::array::RecordBatch, ClusterError>,
     >,
 ) -> std::result::Result<u64, ClusterError> {
+    // Placements are read only once admitted: a move's switch cannot happen between this
+    // snapshot and the commit below.
+    let _permit = cluster.admit_write(table).await?;
     let snapshot = cluster.catalog().snapshot(table)?;
     let mut writer = cluster.writer_for(&snapshot)?;
     let schema = Arc::clone(writer.schema());

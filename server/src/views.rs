@@ -32,6 +32,9 @@ fn texts(v: Vec<Option<String>>) -> ArrayRef {
 fn ints(v: Vec<Option<i64>>) -> ArrayRef {
     Arc::new(Int64Array::from(v))
 }
+fn timestamps(v: Vec<Option<i64>>) -> ArrayRef {
+    Arc::new(TimestampMillisecondArray::from(v).with_timezone("UTC"))
+}
 fn bools(v: Vec<Option<bool>>) -> ArrayRef {
     Arc::new(BooleanArray::from(v))
 }
@@ -128,6 +131,16 @@ pub fn shoal_schema(cluster: &Arc<Cluster>) -> Arc<dyn SchemaProvider> {
             |c| {
                 let nodes = c.catalog().list_nodes()?;
                 let rows = placement_rows(c)?;
+                let draining: Vec<i64> = match c.catalog().active_job(&["drain", "rebalance"])? {
+                    Some(j) => c
+                        .catalog()
+                        .tasks(Some(j.job_id))?
+                        .iter()
+                        .filter(|t| t.kind == "move")
+                        .map(|t| t.source_node_id)
+                        .collect(),
+                    None => Vec::new(),
+                };
                 let count = |id: i64| rows.iter().filter(|r| r.node_id == Some(id)).count() as i64;
                 let bytes = |id: i64| {
                     rows.iter()
@@ -145,6 +158,8 @@ pub fn shoal_schema(cluster: &Arc<Cluster>) -> Arc<dyn SchemaProvider> {
                             .map(|n| {
                                 Some(if !n.is_live {
                                     "unreachable".to_string()
+                                } else if !n.should_have_shards && draining.contains(&n.node_id) {
+                                    "draining".to_string()
                                 } else {
                                     n.state.clone()
                                 })
@@ -252,6 +267,28 @@ pub fn shoal_schema(cluster: &Arc<Cluster>) -> Arc<dyn SchemaProvider> {
             ],
             |c| {
                 let r = placement_rows(c)?;
+                let moving: Vec<shoal_catalog::Task> = c
+                    .catalog()
+                    .unfinished_running_tasks()?
+                    .into_iter()
+                    .filter(|t| t.kind == "move")
+                    .collect();
+                let state = |r: &PlacementRow| -> String {
+                    let is_moving = moving.iter().any(|t| {
+                        r.node_id == Some(t.source_node_id)
+                            && match t.colocation_id {
+                                Some(co) => {
+                                    r.colocation_id == Some(co) && r.shard_index == t.shard_index
+                                }
+                                None => r.shard_id == t.shard_id,
+                            }
+                    });
+                    if is_moving && r.state == "active" {
+                        "moving".into()
+                    } else {
+                        r.state.clone()
+                    }
+                };
                 Ok(vec![
                     texts(r.iter().map(|r| Some(r.table.clone())).collect()),
                     ints(r.iter().map(|r| Some(r.shard_id)).collect()),
@@ -261,10 +298,95 @@ pub fn shoal_schema(cluster: &Arc<Cluster>) -> Arc<dyn SchemaProvider> {
                     ints(r.iter().map(|r| r.node_id).collect()),
                     texts(r.iter().map(|r| r.host.clone()).collect()),
                     ints(r.iter().map(|r| r.port).collect()),
-                    texts(r.iter().map(|r| Some(r.state.clone())).collect()),
+                    texts(r.iter().map(|r| Some(state(r))).collect()),
                     ints(r.iter().map(|r| Some(r.files)).collect()),
                     ints(r.iter().map(|r| Some(r.rows)).collect()),
                     ints(r.iter().map(|r| Some(r.bytes)).collect()),
+                ])
+            },
+        ),
+    );
+    add(
+        "jobs",
+        view(
+            cluster,
+            &[
+                ("job_id", DataType::Int64),
+                ("job_type", DataType::Utf8),
+                ("state", DataType::Utf8),
+                ("description", DataType::Utf8),
+                ("started_at", ts()),
+                ("finished_at", ts()),
+                ("tasks_total", DataType::Int64),
+                ("tasks_done", DataType::Int64),
+                ("bytes_total", DataType::Int64),
+                ("bytes_done", DataType::Int64),
+                ("last_error", DataType::Utf8),
+            ],
+            |c| {
+                let mut st = Vec::new();
+                for j in c.catalog().jobs()? {
+                    st.push(c.job_status(j)?);
+                }
+                Ok(vec![
+                    ints(st.iter().map(|s| Some(s.job.job_id)).collect()),
+                    texts(st.iter().map(|s| Some(s.job.job_type.clone())).collect()),
+                    texts(st.iter().map(|s| Some(s.job.state.clone())).collect()),
+                    texts(st.iter().map(|s| Some(s.job.description.clone())).collect()),
+                    timestamps(st.iter().map(|s| s.job.started_at_ms).collect()),
+                    timestamps(st.iter().map(|s| s.job.finished_at_ms).collect()),
+                    ints(st.iter().map(|s| Some(s.tasks.len() as i64)).collect()),
+                    ints(
+                        st.iter()
+                            .map(|s| {
+                                Some(s.tasks.iter().filter(|t| t.state == "done").count() as i64)
+                            })
+                            .collect(),
+                    ),
+                    ints(st.iter().map(|s| Some(s.bytes_total as i64)).collect()),
+                    ints(st.iter().map(|s| Some(s.bytes_done as i64)).collect()),
+                    texts(st.iter().map(|s| s.last_error.clone()).collect()),
+                ])
+            },
+        ),
+    );
+    add(
+        "tasks",
+        view(
+            cluster,
+            &[
+                ("job_id", DataType::Int64),
+                ("task_id", DataType::Int64),
+                ("state", DataType::Utf8),
+                ("shard_id", DataType::Int64),
+                ("source", DataType::Utf8),
+                ("target", DataType::Utf8),
+                ("phase", DataType::Utf8),
+                ("bytes_total", DataType::Int64),
+                ("bytes_done", DataType::Int64),
+                ("bytes_verified", DataType::Int64),
+                ("retries", DataType::Int64),
+                ("message", DataType::Utf8),
+                ("started_at", ts()),
+                ("finished_at", ts()),
+            ],
+            |c| {
+                let t = c.catalog().tasks(None)?;
+                Ok(vec![
+                    ints(t.iter().map(|t| Some(t.job_id)).collect()),
+                    ints(t.iter().map(|t| Some(t.task_id)).collect()),
+                    texts(t.iter().map(|t| Some(t.state.clone())).collect()),
+                    ints(t.iter().map(|t| Some(t.shard_id)).collect()),
+                    texts(t.iter().map(|t| Some(t.source.clone())).collect()),
+                    texts(t.iter().map(|t| Some(t.target.clone())).collect()),
+                    texts(t.iter().map(|t| Some(t.phase.clone())).collect()),
+                    ints(t.iter().map(|t| Some(t.bytes_total as i64)).collect()),
+                    ints(t.iter().map(|t| Some(t.bytes_done as i64)).collect()),
+                    ints(t.iter().map(|t| Some(t.bytes_verified as i64)).collect()),
+                    ints(t.iter().map(|t| Some(t.retries)).collect()),
+                    texts(t.iter().map(|t| Some(t.message.clone())).collect()),
+                    timestamps(t.iter().map(|t| t.started_at_ms).collect()),
+                    timestamps(t.iter().map(|t| t.finished_at_ms).collect()),
                 ])
             },
         ),
@@ -430,4 +552,68 @@ pub fn active_worker_nodes_schema() -> SchemaRef {
         ("node_name", DataType::Utf8),
         ("node_port", DataType::Int64),
     ])
+}
+
+/// `rebalance_plan()` rows.
+pub fn rebalance_plan_schema() -> SchemaRef {
+    schema(&[
+        ("table_name", DataType::Utf8),
+        ("shard_id", DataType::Int64),
+        ("shard_size", DataType::Int64),
+        ("source_host", DataType::Utf8),
+        ("source_port", DataType::Int64),
+        ("target_host", DataType::Utf8),
+        ("target_port", DataType::Int64),
+    ])
+}
+
+/// `get_rebalance_table_shards_plan()` rows, with Citus's column names.
+pub fn citus_rebalance_plan_schema() -> SchemaRef {
+    schema(&[
+        ("table_name", DataType::Utf8),
+        ("shardid", DataType::Int64),
+        ("shard_size", DataType::Int64),
+        ("sourcename", DataType::Utf8),
+        ("sourceport", DataType::Int64),
+        ("targetname", DataType::Utf8),
+        ("targetport", DataType::Int64),
+    ])
+}
+
+const STATUS_COLUMNS: [&str; 7] = [
+    "job_id",
+    "state",
+    "job_type",
+    "description",
+    "started_at",
+    "finished_at",
+    "details",
+];
+
+fn status_field(name: &str) -> (&str, DataType) {
+    match name {
+        "job_id" => (name, DataType::Int64),
+        "started_at" | "finished_at" => (name, ts()),
+        _ => (name, DataType::Utf8),
+    }
+}
+
+/// `rebalance_status()` rows.
+pub fn rebalance_status_schema() -> SchemaRef {
+    let mut cols: Vec<(&str, DataType)> = STATUS_COLUMNS.iter().map(|n| status_field(n)).collect();
+    cols.extend([
+        ("progress", DataType::Float64),
+        ("bytes_total", DataType::Int64),
+        ("bytes_done", DataType::Int64),
+        ("rate_bytes_per_s", DataType::Float64),
+        ("eta_seconds", DataType::Float64),
+        ("last_error", DataType::Utf8),
+    ]);
+    schema(&cols)
+}
+
+/// `citus_rebalance_status()` rows: the first seven columns.
+pub fn citus_rebalance_status_schema() -> SchemaRef {
+    let cols: Vec<(&str, DataType)> = STATUS_COLUMNS.iter().map(|n| status_field(n)).collect();
+    schema(&cols)
 }

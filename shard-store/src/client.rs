@@ -24,9 +24,11 @@ use tracing::debug;
 
 use crate::error::{Result, ShardStoreError};
 use crate::protocol::{
-    cast_batch_to, commit_marker, from_json, json_bytes, DeleteFilesBody, DropShardsBody, FileMeta,
-    HandshakeBody, PutCommand, ScanRequest, StoredFile, WorkerInfo, ACTION_DELETE_FILES,
-    ACTION_DROP_SHARDS, ACTION_HANDSHAKE, ACTION_HEALTH, ACTION_LIST_FILES,
+    cast_batch_to, commit_marker, from_json, json_bytes, AdoptStagedBody, DeleteFilesBody,
+    DiscardStagingBody, DropShardsBody, FileChunk, FileMeta, FileTicket, HandshakeBody,
+    PullFilesReport, PullFilesRequest, PutCommand, ScanRequest, StoredFile, WorkerInfo,
+    ACTION_ADOPT_STAGED, ACTION_DELETE_FILES, ACTION_DISCARD_STAGING, ACTION_DROP_SHARDS,
+    ACTION_HANDSHAKE, ACTION_HEALTH, ACTION_LIST_FILES, ACTION_LIST_STAGING, ACTION_PULL_FILES,
 };
 use crate::service::MAX_MESSAGE_BYTES;
 
@@ -274,6 +276,84 @@ impl WorkerClient {
             shard_ids,
         })?;
         self.action(ACTION_DROP_SHARDS, body).await.map(drop)
+    }
+
+    /// Streams the bytes of the committed file `shards/<table_id>/<shard_id>/<name>` from
+    /// `offset` to its end, in chunks in file order. A missing file fails here with
+    /// [`ShardStoreError::FileMissing`]; later errors (the worker went away) end the stream.
+    /// Workers use it to pull the files of a move from each other.
+    pub async fn fetch_file_stream(
+        &self,
+        table_id: i64,
+        shard_id: i64,
+        name: &str,
+        offset: u64,
+    ) -> Result<BoxStream<'static, Result<FileChunk>>> {
+        let ticket = FileTicket {
+            table_id,
+            shard_id,
+            name: name.to_string(),
+            offset,
+        }
+        .to_ticket()?;
+        let response = self
+            .inner
+            .clone()
+            .do_get(ticket)
+            .await
+            .map_err(|s| self.status_error(s))?;
+        let addr = Arc::clone(&self.addr);
+        let chunks = response.into_inner().map(move |item| match item {
+            Ok(data) => FileChunk::from_flight_data(data),
+            Err(status) => Err(ShardStoreError::from_status(&addr, status)),
+        });
+        Ok(chunks.boxed())
+    }
+
+    /// Asks this worker, the target of move `req.task_id`, to fetch the listed files of a
+    /// shard from the source worker into its staging area, verifying each against the
+    /// catalog's size and CRC-32C. Idempotent: files staged and verified by an earlier call
+    /// are skipped. A corrupt copy fails with [`ShardStoreError::ChecksumMismatch`] and is
+    /// deleted; an unreachable source fails with an error whose
+    /// [`is_unavailable`](ShardStoreError::is_unavailable) is true and whose `addr` is the
+    /// source's. Runs until every file is staged (no timeout besides connection liveness).
+    pub async fn pull_files(&self, req: &PullFilesRequest) -> Result<PullFilesReport> {
+        let body = self.action(ACTION_PULL_FILES, json_bytes(req)?).await?;
+        from_json("pull_files result", &body)
+    }
+
+    /// Moves the named files staged by move `task_id` into the live directory
+    /// `shards/<table_id>/<shard_id>/`, durably. Idempotent: a file adopted already is fine.
+    /// A file neither staged nor live is [`ShardStoreError::FileMissing`]; a live file of the
+    /// same name and another size is [`ShardStoreError::FileConflict`].
+    pub async fn adopt_staged(
+        &self,
+        task_id: i64,
+        table_id: i64,
+        shard_id: i64,
+        names: Vec<String>,
+    ) -> Result<()> {
+        let body = json_bytes(&AdoptStagedBody {
+            task_id,
+            table_id,
+            shard_id,
+            names,
+        })?;
+        self.action(ACTION_ADOPT_STAGED, body).await.map(drop)
+    }
+
+    /// Deletes everything move `task_id` staged on this worker (a rollback, or the end of a
+    /// move); a task with nothing staged is not an error.
+    pub async fn discard_staging(&self, task_id: i64) -> Result<()> {
+        let body = json_bytes(&DiscardStagingBody { task_id })?;
+        self.action(ACTION_DISCARD_STAGING, body).await.map(drop)
+    }
+
+    /// The ids of the move tasks that have a staging directory on this worker, sorted (for a
+    /// restarted coordinator to discard those of finished or unknown tasks).
+    pub async fn list_staging(&self) -> Result<Vec<i64>> {
+        let body = self.action(ACTION_LIST_STAGING, Bytes::new()).await?;
+        from_json("list_staging result", &body)
     }
 
     /// Runs an action and returns the body of its first result (empty if none).

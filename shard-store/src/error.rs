@@ -34,6 +34,36 @@ pub enum ShardStoreError {
         name: String,
     },
 
+    /// A file pulled for a move does not have the size or CRC-32C the catalog recorded for
+    /// it (corrupted on the source, in transit or on the target's disk). The received copy was
+    /// deleted; pulling again may succeed if the corruption was in transit.
+    #[error(
+        "checksum mismatch for file {name}: expected {expected_bytes} bytes crc32c \
+         {expected_checksum:#010x}, got {actual_bytes} bytes crc32c {actual_checksum:#010x}"
+    )]
+    ChecksumMismatch {
+        name: String,
+        expected_bytes: u64,
+        actual_bytes: u64,
+        expected_checksum: u32,
+        actual_checksum: u32,
+    },
+
+    /// Adopting a staged file would replace a live shard file of the same name but another
+    /// size: two different files under one name is a bug, and the live one may be serving
+    /// queries, so nothing was changed.
+    #[error(
+        "cannot adopt file {name} into table {table_id} shard {shard_id}: a live file of that \
+         name already exists with {live_bytes} bytes, the staged one has {staged_bytes}"
+    )]
+    FileConflict {
+        table_id: i64,
+        shard_id: i64,
+        name: String,
+        live_bytes: u64,
+        staged_bytes: u64,
+    },
+
     /// The worker's disk is full (ENOSPC); the partial file was removed.
     #[error("disk full: {message}")]
     DiskFull { message: String },
@@ -142,6 +172,8 @@ impl ShardStoreError {
             ShardStoreError::Unavailable { .. } => Code::Unavailable,
             ShardStoreError::Unauthenticated { .. } => Code::Unauthenticated,
             ShardStoreError::FileMissing { .. } => Code::NotFound,
+            ShardStoreError::ChecksumMismatch { .. } => Code::DataLoss,
+            ShardStoreError::FileConflict { .. } => Code::AlreadyExists,
             ShardStoreError::DiskFull { .. } => Code::ResourceExhausted,
             ShardStoreError::WrongCluster { .. } => Code::FailedPrecondition,
             ShardStoreError::Protocol { .. } | ShardStoreError::Config { .. } => {
@@ -225,10 +257,28 @@ enum WireError {
         addr: String,
         message: String,
     },
+    /// Relayed: a worker pulling files from another worker was refused by it.
+    Unauthenticated {
+        addr: String,
+    },
     FileMissing {
         table_id: i64,
         shard_id: i64,
         name: String,
+    },
+    ChecksumMismatch {
+        name: String,
+        expected_bytes: u64,
+        actual_bytes: u64,
+        expected_checksum: u32,
+        actual_checksum: u32,
+    },
+    FileConflict {
+        table_id: i64,
+        shard_id: i64,
+        name: String,
+        live_bytes: u64,
+        staged_bytes: u64,
     },
     DiskFull {
         message: String,
@@ -252,6 +302,9 @@ impl WireError {
                 addr: addr.clone(),
                 message: message.clone(),
             },
+            ShardStoreError::Unauthenticated { addr } => {
+                WireError::Unauthenticated { addr: addr.clone() }
+            }
             ShardStoreError::FileMissing {
                 table_id,
                 shard_id,
@@ -260,6 +313,32 @@ impl WireError {
                 table_id: *table_id,
                 shard_id: *shard_id,
                 name: name.clone(),
+            },
+            ShardStoreError::ChecksumMismatch {
+                name,
+                expected_bytes,
+                actual_bytes,
+                expected_checksum,
+                actual_checksum,
+            } => WireError::ChecksumMismatch {
+                name: name.clone(),
+                expected_bytes: *expected_bytes,
+                actual_bytes: *actual_bytes,
+                expected_checksum: *expected_checksum,
+                actual_checksum: *actual_checksum,
+            },
+            ShardStoreError::FileConflict {
+                table_id,
+                shard_id,
+                name,
+                live_bytes,
+                staged_bytes,
+            } => WireError::FileConflict {
+                table_id: *table_id,
+                shard_id: *shard_id,
+                name: name.clone(),
+                live_bytes: *live_bytes,
+                staged_bytes: *staged_bytes,
             },
             ShardStoreError::DiskFull { message } => WireError::DiskFull {
                 message: message.clone(),
@@ -283,6 +362,7 @@ impl WireError {
             WireError::Unavailable { addr, message } => {
                 ShardStoreError::Unavailable { addr, message }
             }
+            WireError::Unauthenticated { addr } => ShardStoreError::Unauthenticated { addr },
             WireError::FileMissing {
                 table_id,
                 shard_id,
@@ -291,6 +371,32 @@ impl WireError {
                 table_id,
                 shard_id,
                 name,
+            },
+            WireError::ChecksumMismatch {
+                name,
+                expected_bytes,
+                actual_bytes,
+                expected_checksum,
+                actual_checksum,
+            } => ShardStoreError::ChecksumMismatch {
+                name,
+                expected_bytes,
+                actual_bytes,
+                expected_checksum,
+                actual_checksum,
+            },
+            WireError::FileConflict {
+                table_id,
+                shard_id,
+                name,
+                live_bytes,
+                staged_bytes,
+            } => ShardStoreError::FileConflict {
+                table_id,
+                shard_id,
+                name,
+                live_bytes,
+                staged_bytes,
             },
             WireError::DiskFull { message } => ShardStoreError::DiskFull { message },
             WireError::WrongCluster { expected, actual } => {

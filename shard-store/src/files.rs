@@ -4,20 +4,32 @@
 //! DIR/cluster_id                                   the cluster this worker belongs to
 //! DIR/shards/<table_id>/<shard_id>/<uuid>.parquet  committed, immutable shard files
 //! DIR/staging/put-<uuid>.parquet.tmp               a put in progress
+//! DIR/staging/move-<task_id>/<table_id>/<shard_id>/
+//!     <uuid>.parquet.part                          a file of a move being received
+//!     <uuid>.parquet                               received, fsynced and verified: staged
 //! ```
 //!
 //! A put is written to staging, fsynced, renamed into its shard directory and the directory
 //! fsynced, so `shards/` only ever holds complete files. `*.tmp` files under `staging/` are
-//! incomplete by definition and removed when the worker starts. All functions here block:
-//! call them from `spawn_blocking`.
+//! incomplete by definition and removed when the worker starts.
+//!
+//! The target of a move receives each file as `<name>.part`, fsyncs it, checks its size and
+//! CRC-32C against the catalog's, and only then renames it to `<name>` (and fsyncs the
+//! directory): a staged file without the suffix is always complete and verified. At start the
+//! worker removes `*.part` files (incomplete transfers) but keeps staged files, so a resumed
+//! move does not fetch them again. Adopting renames staged files into `shards/`; discarding
+//! removes the task's whole `move-<task_id>/` directory.
+//!
+//! All functions here block: call them from `spawn_blocking`.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
 use arrow::array::RecordBatch;
+use bytes::{Bytes, BytesMut};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -25,10 +37,27 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::error::{Result, ShardStoreError};
-use crate::protocol::{FileMeta, StoredFile};
+use crate::protocol::{FileChunk, FileMeta, StoredFile};
 
 /// Rows per Parquet row group.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// Name prefix of a move task's directory under `staging/`.
+const MOVE_DIR_PREFIX: &str = "move-";
+
+/// Suffix of a file of a move while it is being received.
+const PART_SUFFIX: &str = ".part";
+
+/// Read size when checksumming a whole file.
+const CHECKSUM_READ_BYTES: usize = 1024 * 1024;
+
+/// A message from the network side of a pull to the writer thread of one received file.
+pub(crate) enum PullMsg {
+    /// The next bytes of the file.
+    Chunk(Bytes),
+    /// The source sent the whole file: verify it and make it durable and visible.
+    Done,
+}
 
 /// A message from the network side of a put to its writer thread.
 pub(crate) enum PutMsg {
@@ -66,7 +95,7 @@ impl FileStore {
         for dir in [root, &shards, &staging] {
             fs::create_dir_all(dir).map_err(|e| ShardStoreError::io(dir, e))?;
         }
-        let removed = remove_tmp_files(&staging)?;
+        let removed = remove_files_with_extension(&staging, "tmp")? + remove_part_files(&staging)?;
         if removed > 0 {
             info!(removed, dir = %staging.display(), "removed incomplete files of an earlier run");
         }
@@ -337,6 +366,218 @@ impl FileStore {
         Ok(())
     }
 
+    /// `staging/move-<task_id>/`: the files a move task received and has not adopted yet.
+    pub(crate) fn move_dir(&self, task_id: i64) -> PathBuf {
+        self.staging.join(format!("{MOVE_DIR_PREFIX}{task_id}"))
+    }
+
+    /// `staging/move-<task_id>/<table_id>/<shard_id>/`.
+    pub(crate) fn staged_dir(&self, task_id: i64, table_id: i64, shard_id: i64) -> PathBuf {
+        self.move_dir(task_id)
+            .join(table_id.to_string())
+            .join(shard_id.to_string())
+    }
+
+    /// Opens a committed shard file to send it to another worker, positioned at `offset`;
+    /// returns it with its length. A missing file is [`ShardStoreError::FileMissing`].
+    pub(crate) fn open_shard_file(
+        &self,
+        table_id: i64,
+        shard_id: i64,
+        name: &str,
+        offset: u64,
+    ) -> Result<(File, u64)> {
+        let path = self.file_path(table_id, shard_id, name)?;
+        let missing = || ShardStoreError::FileMissing {
+            table_id,
+            shard_id,
+            name: name.to_string(),
+        };
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing()),
+            Err(e) => return Err(ShardStoreError::io(&path, e)),
+        };
+        let meta = file.metadata().map_err(|e| ShardStoreError::io(&path, e))?;
+        if !meta.is_file() {
+            return Err(missing());
+        }
+        if offset > meta.len() {
+            return Err(ShardStoreError::protocol(format!(
+                "offset {offset} is past the end of file {name} ({} bytes)",
+                meta.len()
+            )));
+        }
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| ShardStoreError::io(&path, e))?;
+        Ok((file, meta.len()))
+    }
+
+    /// Prepares a pull into `staging/move-<task_id>/<table_id>/<shard_id>/`: creates that
+    /// directory durably and returns it with the files still to fetch. A file already staged
+    /// with the expected size and checksum is left alone (an earlier call received it); a
+    /// staged file that differs is deleted and fetched again.
+    pub(crate) fn prepare_pull(
+        &self,
+        task_id: i64,
+        table_id: i64,
+        shard_id: i64,
+        files: &[FileMeta],
+    ) -> Result<(PathBuf, Vec<FileMeta>)> {
+        for file in files {
+            validate_file_name(&file.name)?;
+        }
+        let dir = self.staged_dir(task_id, table_id, shard_id);
+        create_dir_durably(&dir, &self.staging)?;
+        let mut todo = Vec::new();
+        for file in files {
+            let path = dir.join(&file.name);
+            let staged = match fs::metadata(&path) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    todo.push(file.clone());
+                    continue;
+                }
+                Err(e) => return Err(ShardStoreError::io(&path, e)),
+            };
+            let verified = staged.is_file()
+                && staged.len() == file.bytes
+                && file_checksum(&path)? == (file.bytes, file.checksum);
+            if !verified {
+                warn!(
+                    task_id,
+                    path = %path.display(),
+                    "staged file does not match the catalog; fetching it again"
+                );
+                remove_file_if_exists(&path)?;
+                todo.push(file.clone());
+            }
+        }
+        Ok((dir, todo))
+    }
+
+    /// Receives one file of a move into `dir`: writes the chunks from `rx` to
+    /// `<name>.part`, fsyncs it, checks its size and CRC-32C against `expected`, renames it to
+    /// `<name>` and fsyncs `dir`. If the channel closes before [`PullMsg::Done`], the sizes or
+    /// checksums differ ([`ShardStoreError::ChecksumMismatch`]) or anything fails, the part
+    /// file is removed. Returns the bytes received.
+    pub(crate) fn receive_staged_file(
+        &self,
+        dir: &Path,
+        expected: &FileMeta,
+        rx: mpsc::Receiver<PullMsg>,
+    ) -> Result<u64> {
+        let part = dir.join(format!("{}{PART_SUFFIX}", expected.name));
+        let result = receive_and_verify(dir, &part, expected, rx);
+        if let Err(e) = &result {
+            warn!(path = %part.display(), error = %e, "receiving a file failed; discarding it");
+            if let Err(rm) = fs::remove_file(&part) {
+                if rm.kind() != io::ErrorKind::NotFound {
+                    warn!(path = %part.display(), error = %rm, "cannot remove part file");
+                }
+            }
+        }
+        result
+    }
+
+    /// Moves staged files of a move task into the live shard directory, durably. A file
+    /// already adopted (staged copy gone, live file present) is fine, so adopting twice is
+    /// harmless; a file in neither place is [`ShardStoreError::FileMissing`]; a live file of
+    /// the same name but another size is [`ShardStoreError::FileConflict`] and is never
+    /// replaced.
+    pub(crate) fn adopt_staged(
+        &self,
+        task_id: i64,
+        table_id: i64,
+        shard_id: i64,
+        names: &[String],
+    ) -> Result<()> {
+        for name in names {
+            validate_file_name(name)?;
+        }
+        let staged_dir = self.staged_dir(task_id, table_id, shard_id);
+        let live_dir = self.shard_dir(table_id, shard_id);
+        create_dir_durably(&live_dir, &self.shards)?;
+        let (mut adopted, mut already) = (0usize, 0usize);
+        for name in names {
+            let staged = staged_dir.join(name);
+            let live = live_dir.join(name);
+            let staged_bytes = match fs::metadata(&staged) {
+                Ok(meta) if meta.is_file() => Some(meta.len()),
+                Ok(_) => None,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(ShardStoreError::io(&staged, e)),
+            };
+            let live_bytes = match fs::symlink_metadata(&live) {
+                Ok(meta) => Some(meta.len()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(ShardStoreError::io(&live, e)),
+            };
+            match (staged_bytes, live_bytes) {
+                (Some(_), None) => {
+                    fs::rename(&staged, &live).map_err(|e| ShardStoreError::io(&live, e))?;
+                    adopted += 1;
+                }
+                // Adopted before, and the staged copy came back with the same size: a crash
+                // lost the unlink of the staged name, or it was pulled again. Same file.
+                (Some(staged_bytes), Some(live_bytes)) if staged_bytes == live_bytes => {
+                    remove_file_if_exists(&staged)?;
+                    already += 1;
+                }
+                (Some(staged_bytes), Some(live_bytes)) => {
+                    return Err(ShardStoreError::FileConflict {
+                        table_id,
+                        shard_id,
+                        name: name.clone(),
+                        live_bytes,
+                        staged_bytes,
+                    })
+                }
+                (None, Some(_)) => already += 1,
+                (None, None) => {
+                    return Err(ShardStoreError::FileMissing {
+                        table_id,
+                        shard_id,
+                        name: name.clone(),
+                    })
+                }
+            }
+        }
+        sync_dir(&live_dir)?;
+        if staged_dir.is_dir() {
+            sync_dir(&staged_dir)?;
+        }
+        info!(
+            task_id,
+            table_id, shard_id, adopted, already, "adopted staged files"
+        );
+        Ok(())
+    }
+
+    /// Removes `staging/move-<task_id>/` and everything in it; missing is fine.
+    pub(crate) fn discard_staging(&self, task_id: i64) -> Result<()> {
+        let dir = self.move_dir(task_id);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => {
+                sync_dir(&self.staging)?;
+                info!(task_id, "discarded staging of move task");
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ShardStoreError::io(&dir, e)),
+        }
+        Ok(())
+    }
+
+    /// The ids of the move tasks that have a `staging/move-<task_id>/` directory, sorted.
+    pub(crate) fn list_staging(&self) -> Result<Vec<i64>> {
+        let mut out: Vec<i64> = move_dirs(&self.staging)?
+            .into_iter()
+            .map(|(task_id, _)| task_id)
+            .collect();
+        out.sort_unstable();
+        Ok(out)
+    }
+
     pub(crate) fn cluster_id(&self) -> Option<String> {
         self.cluster_id
             .lock()
@@ -489,8 +730,8 @@ fn read_cluster_id(path: &Path) -> Result<Option<String>> {
     }
 }
 
-/// Removes every `*.tmp` file under `dir` (recursively); returns how many.
-fn remove_tmp_files(dir: &Path) -> Result<usize> {
+/// Removes every `*.<extension>` file under `dir` (recursively); returns how many.
+fn remove_files_with_extension(dir: &Path, extension: &str) -> Result<usize> {
     let mut removed = 0;
     let entries = fs::read_dir(dir).map_err(|e| ShardStoreError::io(dir, e))?;
     for entry in entries {
@@ -500,13 +741,185 @@ fn remove_tmp_files(dir: &Path) -> Result<usize> {
             .file_type()
             .map_err(|e| ShardStoreError::io(&path, e))?;
         if file_type.is_dir() {
-            removed += remove_tmp_files(&path)?;
-        } else if path.extension().is_some_and(|ext| ext == "tmp") {
+            removed += remove_files_with_extension(&path, extension)?;
+        } else if path.extension().is_some_and(|ext| ext == extension) {
             fs::remove_file(&path).map_err(|e| ShardStoreError::io(&path, e))?;
             removed += 1;
         }
     }
     Ok(removed)
+}
+
+/// Removes the `*.part` files (incomplete transfers) in every `staging/move-<task_id>/`,
+/// keeping the completed staged files; returns how many.
+fn remove_part_files(staging: &Path) -> Result<usize> {
+    let mut removed = 0;
+    for (_, dir) in move_dirs(staging)? {
+        removed += remove_files_with_extension(&dir, "part")?;
+    }
+    Ok(removed)
+}
+
+/// The `move-<task_id>` directories directly under `staging`, with their task ids.
+fn move_dirs(staging: &Path) -> Result<Vec<(i64, PathBuf)>> {
+    let Some(entries) = read_dir_if_exists(staging)? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| ShardStoreError::io(staging, e))?;
+        let Some(task_id) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_prefix(MOVE_DIR_PREFIX))
+            // Only the canonical spelling, so that `move_dir(task_id)` names this directory.
+            .and_then(|id| id.parse::<i64>().ok().filter(|t| t.to_string() == id))
+        else {
+            continue;
+        };
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => out.push((task_id, entry.path())),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ShardStoreError::io(entry.path(), e)),
+        }
+    }
+    Ok(out)
+}
+
+/// Body of [`FileStore::receive_staged_file`]; the caller removes `part` on failure.
+fn receive_and_verify(
+    dir: &Path,
+    part: &Path,
+    expected: &FileMeta,
+    mut rx: mpsc::Receiver<PullMsg>,
+) -> Result<u64> {
+    // Truncates a part file an earlier failed attempt could not remove; only one pull of a
+    // task runs at a time, so no one else writes it.
+    let mut file = File::create(part).map_err(|e| ShardStoreError::io(part, e))?;
+    let (mut bytes, mut crc) = (0u64, 0u32);
+    loop {
+        match rx.blocking_recv() {
+            Some(PullMsg::Chunk(chunk)) => {
+                file.write_all(&chunk)
+                    .map_err(|e| ShardStoreError::io(part, e))?;
+                crc = crc32c::crc32c_append(crc, &chunk);
+                bytes += chunk.len() as u64;
+            }
+            Some(PullMsg::Done) => break,
+            None => {
+                return Err(ShardStoreError::protocol(format!(
+                    "transfer of file {} was interrupted",
+                    expected.name
+                )))
+            }
+        }
+    }
+    file.sync_all().map_err(|e| ShardStoreError::io(part, e))?;
+    drop(file);
+    if (bytes, crc) != (expected.bytes, expected.checksum) {
+        return Err(ShardStoreError::ChecksumMismatch {
+            name: expected.name.clone(),
+            expected_bytes: expected.bytes,
+            actual_bytes: bytes,
+            expected_checksum: expected.checksum,
+            actual_checksum: crc,
+        });
+    }
+    let path = dir.join(&expected.name);
+    fs::rename(part, &path).map_err(|e| ShardStoreError::io(&path, e))?;
+    sync_dir(dir)?;
+    debug!(path = %path.display(), bytes, "received and verified a file");
+    Ok(bytes)
+}
+
+/// Reads `file` from its current position (`offset`) to its end in chunks of `chunk_bytes`
+/// and sends them on `tx`; stops early if the receiver goes away. A read error is sent as
+/// the last item.
+pub(crate) fn send_file_chunks(
+    mut file: File,
+    path_for_errors: &Path,
+    mut offset: u64,
+    chunk_bytes: usize,
+    tx: &mpsc::Sender<Result<FileChunk>>,
+) {
+    loop {
+        let mut buf = BytesMut::zeroed(chunk_bytes);
+        let filled = match read_full(&mut file, &mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                // The receiver may be gone too; nothing else to tell.
+                let _ = tx.blocking_send(Err(ShardStoreError::io(path_for_errors, e)));
+                return;
+            }
+        };
+        if filled == 0 {
+            return;
+        }
+        buf.truncate(filled);
+        let chunk = FileChunk {
+            offset,
+            bytes: buf.freeze(),
+        };
+        offset += filled as u64;
+        if tx.blocking_send(Ok(chunk)).is_err() || filled < chunk_bytes {
+            return;
+        }
+    }
+}
+
+/// Fills `buf` from `reader` as far as it goes; returns the bytes read (less than
+/// `buf.len()` only at the end of the file).
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Size and CRC-32C of a whole file.
+fn file_checksum(path: &Path) -> Result<(u64, u32)> {
+    let mut file = File::open(path).map_err(|e| ShardStoreError::io(path, e))?;
+    let mut buf = vec![0u8; CHECKSUM_READ_BYTES];
+    let (mut bytes, mut crc) = (0u64, 0u32);
+    loop {
+        let n = read_full(&mut file, &mut buf).map_err(|e| ShardStoreError::io(path, e))?;
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        bytes += n as u64;
+        if n < buf.len() {
+            return Ok((bytes, crc));
+        }
+    }
+}
+
+fn remove_file_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ShardStoreError::io(path, e)),
+    }
+}
+
+/// Creates `dir` and any missing parents; when it did not exist, fsyncs its parents up to
+/// and including `top`, so the new directory entries survive a crash.
+fn create_dir_durably(dir: &Path, top: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(|e| ShardStoreError::io(dir, e))?;
+    for parent in dir.ancestors().skip(1) {
+        sync_dir(parent)?;
+        if parent == top {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// `read_dir`, or `None` if the directory is gone (dropped concurrently).

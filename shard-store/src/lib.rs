@@ -14,6 +14,13 @@
 //!   ◄── schema, then batches ────────────    aggregate | project → limit
 //! WorkerClient::{handshake, health, ── DoAction ──► DIR/cluster_id, statvfs, unlink,
 //!   delete_files, drop_shards, list_files}           readdir of shards/
+//!
+//! move: coordinator                  target worker                     source worker
+//! WorkerClient::pull_files ─ DoAction ─► WorkerClient::fetch_file_stream ─ DoGet(file) ─►
+//!                                        staging/move-<task>/…/<name>.part ◄─ raw chunks ─
+//!                                        fsync, verify size + CRC-32C, rename to <name>
+//! WorkerClient::adopt_staged ─────────► rename into shards/<table>/<shard>/, fsync
+//! WorkerClient::{discard_staging, list_staging} ─► rm -r staging/move-<task>/, readdir
 //! ```
 //!
 //! Every call carries `authorization: Bearer <cluster token>` when the worker has one. Errors
@@ -21,12 +28,17 @@
 
 mod client;
 mod error;
+pub mod failpoints;
 mod files;
 mod protocol;
 mod scan;
 mod service;
+mod transfer;
 
 pub use client::WorkerClient;
 pub use error::{Result, ShardStoreError};
-pub use protocol::{FileMeta, PartialAggregate, ScanRequest, StoredFile, WorkerInfo};
+pub use protocol::{
+    FileChunk, FileMeta, PartialAggregate, PullFilesReport, PullFilesRequest, ScanRequest,
+    StoredFile, WorkerInfo,
+};
 pub use service::{serve_worker, serve_worker_with_listener, WorkerConfig};

@@ -1,12 +1,23 @@
 //! Wire messages between the coordinator (or another worker) and a worker.
 //!
-//! - DoGet: the ticket is an encoded [`ScanRequest`] (see [`ScanRequest::to_ticket`]).
+//! - DoGet, two kinds of ticket told apart by their magic prefix:
+//!   - `SHOALSCAN1…`: an encoded [`ScanRequest`] (see [`ScanRequest::to_ticket`]); the worker
+//!     answers with the output schema, then Arrow IPC batches.
+//!   - `SHOALFILE1` + JSON [`FileTicket`]: the raw bytes of one committed shard file, from
+//!     `offset` to its end, for a move. Each `FlightData` carries one chunk in `data_body`
+//!     (no Arrow IPC, empty `data_header`) and the chunk's file offset as 8 little-endian
+//!     bytes in `app_metadata`; the stream simply ends after the last byte.
 //! - DoPut: the descriptor is `FlightDescriptor::new_cmd(JSON PutCommand)`; the batches are
 //!   followed by one [`commit marker`](commit_marker) message; the worker answers with one
 //!   `PutResult` whose `app_metadata` is the JSON [`FileMeta`] of the file it wrote.
-//! - DoAction: `handshake`, `health`, `delete_files`, `drop_shards`, `list_files` with JSON
-//!   bodies; the first two answer with a JSON [`WorkerInfo`], `list_files` (empty body) with
-//!   a JSON array of [`StoredFile`].
+//! - DoAction, JSON bodies and answers:
+//!   - `handshake`, `health` → [`WorkerInfo`]; `delete_files`, `drop_shards` → nothing;
+//!     `list_files` (empty body) → `[StoredFile]`.
+//!   - moves, on the target worker: `pull_files` ([`PullFilesRequest`] → [`PullFilesReport`])
+//!     fetches files from the source worker over the file DoGet into
+//!     `staging/move-<task_id>/`; `adopt_staged` moves staged files into the live shard
+//!     directory; `discard_staging` deletes a task's staging; `list_staging` (empty body) →
+//!     `[task_id]` of the tasks that have a staging directory.
 
 use std::sync::{Arc, LazyLock};
 
@@ -95,6 +106,9 @@ pub struct ScanRequest {
 
 /// Magic prefix of a scan ticket; the digit is the ticket format version.
 const TICKET_MAGIC: &[u8] = b"SHOALSCAN1";
+
+/// Magic prefix of a file ticket; the digit is the ticket format version.
+const FILE_TICKET_MAGIC: &[u8] = b"SHOALFILE1";
 
 /// The JSON head of a scan ticket; the schema and the expressions follow it as
 /// length-prefixed binary sections (Arrow IPC, then datafusion-proto bytes).
@@ -233,6 +247,107 @@ fn schema_from_ipc(bytes: &[u8]) -> Result<Schema> {
     Ok(Schema::try_from(IpcMessage(Bytes::copy_from_slice(bytes)))?)
 }
 
+/// A request for the raw bytes of one committed shard file (a DoGet ticket), read by the
+/// target of a move from the source.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FileTicket {
+    pub table_id: i64,
+    pub shard_id: i64,
+    /// File name inside `shards/<table_id>/<shard_id>/`.
+    pub name: String,
+    /// First byte to send; lets a later version resume a transfer.
+    pub offset: u64,
+}
+
+impl FileTicket {
+    pub(crate) fn to_ticket(&self) -> Result<Ticket> {
+        let json = json_bytes(self)?;
+        let mut out = Vec::with_capacity(FILE_TICKET_MAGIC.len() + json.len());
+        out.extend_from_slice(FILE_TICKET_MAGIC);
+        out.extend_from_slice(&json);
+        Ok(Ticket::new(out))
+    }
+
+    /// `None` if the ticket is not a file ticket (a scan ticket, then).
+    pub(crate) fn from_ticket(ticket: &Ticket) -> Option<Result<Self>> {
+        let json = ticket.ticket.strip_prefix(FILE_TICKET_MAGIC)?;
+        Some(from_json("file ticket", json))
+    }
+}
+
+/// One chunk of a file sent in answer to a file ticket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileChunk {
+    /// Position of `bytes` in the file.
+    pub offset: u64,
+    pub bytes: Bytes,
+}
+
+impl FileChunk {
+    pub(crate) fn to_flight_data(&self) -> FlightData {
+        FlightData {
+            app_metadata: Bytes::copy_from_slice(&self.offset.to_le_bytes()),
+            data_body: self.bytes.clone(),
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn from_flight_data(data: FlightData) -> Result<Self> {
+        let offset = <[u8; 8]>::try_from(data.app_metadata.as_ref()).map_err(|_| {
+            ShardStoreError::protocol("a file chunk must carry its 8-byte offset in app_metadata")
+        })?;
+        Ok(FileChunk {
+            offset: u64::from_le_bytes(offset),
+            bytes: data.data_body,
+        })
+    }
+}
+
+/// Body of the `pull_files` action, sent by the coordinator to the target of a move: fetch
+/// these files of one shard from the source worker into the task's staging directory and
+/// verify them against the catalog.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullFilesRequest {
+    /// The move task; names the staging directory `staging/move-<task_id>/`.
+    pub task_id: i64,
+    /// The source worker's address (`host:port`), as the target can reach it.
+    pub source_addr: String,
+    pub table_id: i64,
+    pub shard_id: i64,
+    /// The files as the coordinator's catalog lists them: each is checked against its `bytes`
+    /// and `checksum` (`rows` is not checked).
+    pub files: Vec<FileMeta>,
+    /// Cap on the rate the target receives and writes the files at, in bytes per second;
+    /// `None` = as fast as possible. Must not be 0.
+    pub max_bytes_per_s: Option<u64>,
+}
+
+/// Answer of `pull_files`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullFilesReport {
+    /// Files fetched from the source in this call.
+    pub files_copied: usize,
+    /// Bytes fetched from the source in this call.
+    pub bytes_copied: u64,
+    /// Files already staged and verified by an earlier call, not fetched again.
+    pub files_skipped: usize,
+}
+
+/// Body of the `adopt_staged` action.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct AdoptStagedBody {
+    pub task_id: i64,
+    pub table_id: i64,
+    pub shard_id: i64,
+    pub names: Vec<String>,
+}
+
+/// Body of the `discard_staging` action.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct DiscardStagingBody {
+    pub task_id: i64,
+}
+
 /// JSON body of the DoPut descriptor command.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct PutCommand {
@@ -266,6 +381,10 @@ pub(crate) const ACTION_HEALTH: &str = "health";
 pub(crate) const ACTION_DELETE_FILES: &str = "delete_files";
 pub(crate) const ACTION_DROP_SHARDS: &str = "drop_shards";
 pub(crate) const ACTION_LIST_FILES: &str = "list_files";
+pub(crate) const ACTION_PULL_FILES: &str = "pull_files";
+pub(crate) const ACTION_ADOPT_STAGED: &str = "adopt_staged";
+pub(crate) const ACTION_DISCARD_STAGING: &str = "discard_staging";
+pub(crate) const ACTION_LIST_STAGING: &str = "list_staging";
 
 /// `app_metadata` of the message that ends a complete DoPut. The worker commits a file only
 /// after seeing it: a put stream that simply ends (a client whose input failed half-closes

@@ -1,6 +1,7 @@
-//! The worker's Arrow Flight service: DoPut writes a shard file, DoGet scans shard files,
-//! DoAction runs `handshake`, `health`, `delete_files`, `drop_shards` and `list_files`. Every
-//! call passes the cluster-token interceptor first.
+//! The worker's Arrow Flight service: DoPut writes a shard file, DoGet scans shard files or
+//! sends one raw file to another worker, DoAction runs `handshake`, `health`, `delete_files`,
+//! `drop_shards`, `list_files` and the move actions `pull_files`, `adopt_staged`,
+//! `discard_staging`, `list_staging`. Every call passes the cluster-token interceptor first.
 
 use std::future::{ready, Future};
 use std::net::SocketAddr;
@@ -32,13 +33,17 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
 use crate::error::{Result, ShardStoreError};
+use crate::failpoints::{self, FailpointSet};
 use crate::files::{blocking, FileStore, PutMsg};
 use crate::protocol::{
-    from_json, is_commit_marker, json_bytes, DeleteFilesBody, DropShardsBody, FileMeta,
-    HandshakeBody, PutCommand, ScanRequest, WorkerInfo, ACTION_DELETE_FILES, ACTION_DROP_SHARDS,
-    ACTION_HANDSHAKE, ACTION_HEALTH, ACTION_LIST_FILES,
+    from_json, is_commit_marker, json_bytes, AdoptStagedBody, DeleteFilesBody, DiscardStagingBody,
+    DropShardsBody, FileMeta, FileTicket, HandshakeBody, PullFilesRequest, PutCommand, ScanRequest,
+    WorkerInfo, ACTION_ADOPT_STAGED, ACTION_DELETE_FILES, ACTION_DISCARD_STAGING,
+    ACTION_DROP_SHARDS, ACTION_HANDSHAKE, ACTION_HEALTH, ACTION_LIST_FILES, ACTION_LIST_STAGING,
+    ACTION_PULL_FILES,
 };
 use crate::scan::execute_scan;
+use crate::transfer::{pull_files, serve_file, SourceClients, TaskLocks};
 
 /// Largest gRPC message accepted or sent (a Flight batch is split near 2 MiB, but one huge
 /// row can make a bigger message).
@@ -54,8 +59,22 @@ pub struct WorkerConfig {
     pub listen: SocketAddr,
     /// The worker's data directory (`shards/`, `staging/`, `cluster_id`).
     pub data_dir: PathBuf,
-    /// When set, every call must carry `authorization: Bearer <token>`.
+    /// When set, every call must carry `authorization: Bearer <token>`. The worker also
+    /// presents it to the source worker when it pulls the files of a move.
     pub cluster_token: Option<String>,
+    /// Failpoints to enable in this worker, for crash and corruption tests (see
+    /// [`crate::failpoints`]); empty in production. The CLI fills it with
+    /// [`WorkerConfig::failpoints_from_env`]; tests running several workers in one process
+    /// set it per worker.
+    pub failpoints: Vec<String>,
+}
+
+impl WorkerConfig {
+    /// The failpoints listed in the `SHOAL_FAILPOINTS` environment variable
+    /// (comma-separated), for [`WorkerConfig::failpoints`].
+    pub fn failpoints_from_env() -> Vec<String> {
+        failpoints::from_env()
+    }
 }
 
 /// Binds `cfg.listen` and serves the worker until `shutdown` resolves.
@@ -75,7 +94,8 @@ pub async fn serve_worker(
 
 /// Serves the worker on an already-bound listener (`cfg.listen` is ignored) until
 /// `shutdown` resolves. Before serving, creates `data_dir/shards` and `data_dir/staging` and
-/// removes `*.tmp` files an earlier crash left in staging.
+/// removes the files an earlier crash left incomplete in staging (`*.tmp` of puts, `*.part`
+/// of moves; completed staged files of moves are kept).
 pub async fn serve_worker_with_listener(
     cfg: WorkerConfig,
     listener: TcpListener,
@@ -84,7 +104,15 @@ pub async fn serve_worker_with_listener(
     let data_dir = cfg.data_dir.clone();
     let store = blocking(move || FileStore::open(&data_dir)).await?;
     let auth = TokenCheck::new(cfg.cluster_token.as_deref())?;
-    let flight = FlightServiceServer::new(WorkerService::new(Arc::new(store)))
+    if !cfg.failpoints.is_empty() {
+        warn!(failpoints = ?cfg.failpoints, "failpoints enabled: this worker misbehaves on purpose");
+    }
+    let service = WorkerService::new(
+        Arc::new(store),
+        cfg.cluster_token.clone(),
+        FailpointSet::new(cfg.failpoints.iter().cloned()),
+    );
+    let flight = FlightServiceServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let local = listener.local_addr().ok();
@@ -160,10 +188,15 @@ struct WorkerService {
     ctx: SessionContext,
     /// Function registry used to decode expressions in tickets.
     functions: Arc<TaskContext>,
+    /// Clients of the sources of moves (carrying this worker's cluster token).
+    sources: SourceClients,
+    failpoints: FailpointSet,
+    /// One call at a time per move task.
+    task_locks: TaskLocks,
 }
 
 impl WorkerService {
-    fn new(store: Arc<FileStore>) -> Self {
+    fn new(store: Arc<FileStore>, cluster_token: Option<String>, failpoints: FailpointSet) -> Self {
         let mut config = SessionConfig::new();
         // Read strings as Utf8 (the wire type) rather than reading views and casting back.
         config
@@ -177,6 +210,9 @@ impl WorkerService {
             store,
             ctx,
             functions,
+            sources: SourceClients::new(cluster_token),
+            failpoints,
+            task_locks: TaskLocks::default(),
         }
     }
 
@@ -277,6 +313,40 @@ impl WorkerService {
                 let files = blocking(move || store.list_files()).await?;
                 Ok(Some(json_bytes(&files)?))
             }
+            ACTION_PULL_FILES => {
+                let body: PullFilesRequest = from_json("pull_files body", &action.body)?;
+                let guard = self.task_locks.lock(body.task_id).await;
+                let report =
+                    pull_files(&self.store, &self.sources, &self.failpoints, guard, body).await?;
+                Ok(Some(json_bytes(&report)?))
+            }
+            ACTION_ADOPT_STAGED => {
+                let body: AdoptStagedBody = from_json("adopt_staged body", &action.body)?;
+                let guard = self.task_locks.lock(body.task_id).await;
+                let store = Arc::clone(&self.store);
+                blocking(move || {
+                    let _guard = guard;
+                    store.adopt_staged(body.task_id, body.table_id, body.shard_id, &body.names)
+                })
+                .await?;
+                Ok(None)
+            }
+            ACTION_DISCARD_STAGING => {
+                let body: DiscardStagingBody = from_json("discard_staging body", &action.body)?;
+                let guard = self.task_locks.lock(body.task_id).await;
+                let store = Arc::clone(&self.store);
+                blocking(move || {
+                    let _guard = guard;
+                    store.discard_staging(body.task_id)
+                })
+                .await?;
+                Ok(None)
+            }
+            ACTION_LIST_STAGING => {
+                let store = Arc::clone(&self.store);
+                let tasks = blocking(move || store.list_staging()).await?;
+                Ok(Some(json_bytes(&tasks)?))
+            }
             other => Err(ShardStoreError::protocol(format!(
                 "unknown action {other:?}"
             ))),
@@ -336,6 +406,13 @@ impl FlightService for WorkerService {
     }
 
     async fn do_get(&self, request: Request<Ticket>) -> RpcResult<Self::DoGetStream> {
+        if let Some(ticket) = FileTicket::from_ticket(request.get_ref()) {
+            let ticket = ticket.map_err(|e| failed("do_get", e))?;
+            let chunks = serve_file(&self.store, ticket)
+                .await
+                .map_err(|e| failed("do_get", e))?;
+            return Ok(Response::new(chunks));
+        }
         let req = ScanRequest::from_ticket_with_ctx(request.get_ref(), &self.functions)
             .map_err(|e| failed("do_get", e))?;
         let (table_id, shard_id) = (req.table_id, req.shard_id);
@@ -413,6 +490,23 @@ impl FlightService for WorkerService {
             (
                 ACTION_LIST_FILES,
                 "list every committed shard file with size and age; returns [StoredFile] (JSON)",
+            ),
+            (
+                ACTION_PULL_FILES,
+                "move target: fetch files of a shard from the source worker into staging, \
+                 verified against size and CRC-32C (idempotent); returns PullFilesReport (JSON)",
+            ),
+            (
+                ACTION_ADOPT_STAGED,
+                "move target: rename staged files into the live shard directory (idempotent)",
+            ),
+            (
+                ACTION_DISCARD_STAGING,
+                "delete the staging directory of a move task (idempotent)",
+            ),
+            (
+                ACTION_LIST_STAGING,
+                "list the move tasks that have a staging directory; returns [task_id] (JSON)",
             ),
         ]
         .map(|(name, description)| {

@@ -17,8 +17,8 @@ use datafusion::prelude::{col, lit};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use shoal_shard_store::{
-    serve_worker_with_listener, FileMeta, PartialAggregate, Result, ScanRequest, ShardStoreError,
-    StoredFile, WorkerClient, WorkerConfig,
+    serve_worker_with_listener, FileMeta, PartialAggregate, PullFilesReport, PullFilesRequest,
+    Result, ScanRequest, ShardStoreError, StoredFile, WorkerClient, WorkerConfig,
 };
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -32,6 +32,10 @@ struct Worker {
 
 impl Worker {
     async fn start(dir: &Path, token: Option<&str>) -> Worker {
+        Worker::start_with_failpoints(dir, token, &[]).await
+    }
+
+    async fn start_with_failpoints(dir: &Path, token: Option<&str>, failpoints: &[&str]) -> Worker {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let listen = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -39,6 +43,7 @@ impl Worker {
             listen,
             data_dir: dir.to_path_buf(),
             cluster_token: token.map(String::from),
+            failpoints: failpoints.iter().map(|f| f.to_string()).collect(),
         };
         let handle = tokio::spawn(serve_worker_with_listener(cfg, listener, async {
             let _ = stopped.await;
@@ -52,6 +57,10 @@ impl Worker {
 
     fn client(&self) -> WorkerClient {
         WorkerClient::new(&self.addr, None).unwrap()
+    }
+
+    fn client_with_token(&self, token: &str) -> WorkerClient {
+        WorkerClient::new(&self.addr, Some(token.to_string())).unwrap()
     }
 
     async fn stop(self) {
@@ -879,4 +888,710 @@ async fn put_on_a_full_disk_is_disk_full() {
     assert!(files_under(&dir.path().join("staging")).is_empty());
     assert!(files_under(&dir.path().join("shards")).is_empty());
     worker.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Moves: the target pulls files from the source into staging, then adopts them.
+// ---------------------------------------------------------------------------------------
+
+const TOKEN: &str = "move-token";
+
+/// A source and a target worker sharing a cluster token, each with its own data directory.
+struct Pair {
+    source_dir: tempfile::TempDir,
+    target_dir: tempfile::TempDir,
+    source: Worker,
+    target: Worker,
+}
+
+impl Pair {
+    async fn start() -> Pair {
+        Pair::start_with_target_failpoints(&[]).await
+    }
+
+    async fn start_with_target_failpoints(failpoints: &[&str]) -> Pair {
+        let source_dir = tempfile::tempdir().unwrap();
+        let target_dir = tempfile::tempdir().unwrap();
+        let source = Worker::start(source_dir.path(), Some(TOKEN)).await;
+        let target =
+            Worker::start_with_failpoints(target_dir.path(), Some(TOKEN), failpoints).await;
+        Pair {
+            source_dir,
+            target_dir,
+            source,
+            target,
+        }
+    }
+
+    fn source_client(&self) -> WorkerClient {
+        self.source.client_with_token(TOKEN)
+    }
+
+    fn target_client(&self) -> WorkerClient {
+        self.target.client_with_token(TOKEN)
+    }
+
+    fn request(
+        &self,
+        task_id: i64,
+        table: i64,
+        shard: i64,
+        files: &[FileMeta],
+    ) -> PullFilesRequest {
+        PullFilesRequest {
+            task_id,
+            source_addr: self.source.addr.clone(),
+            table_id: table,
+            shard_id: shard,
+            files: files.to_vec(),
+            max_bytes_per_s: None,
+        }
+    }
+
+    fn staged_dir(&self, task_id: i64, table: i64, shard: i64) -> PathBuf {
+        self.target_dir
+            .path()
+            .join(format!("staging/move-{task_id}/{table}/{shard}"))
+    }
+
+    async fn stop(self) {
+        self.source.stop().await;
+        self.target.stop().await;
+    }
+}
+
+/// Puts three files of rows into table 5 shard 2 on `client`.
+async fn put_three_files(client: &WorkerClient) -> Vec<FileMeta> {
+    vec![
+        put_rows(client, 5, 2, 0..4_000).await,
+        put_rows(client, 5, 2, 4_000..9_000).await,
+        put_rows(client, 5, 2, 9_000..9_500).await,
+    ]
+}
+
+/// Writes `len` pseudo-random bytes as a shard file directly into a worker's data directory
+/// (moves copy bytes, they never parse them) and returns the catalog's view of it.
+fn raw_shard_file(data_dir: &Path, table: i64, shard: i64, name: &str, len: usize) -> FileMeta {
+    let mut seed = 0x2545_f491_4f6c_dd1du64 ^ len as u64;
+    let bytes: Vec<u8> = (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    let dir = data_dir.join(format!("shards/{table}/{shard}"));
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join(name), &bytes).unwrap();
+    FileMeta {
+        name: name.to_string(),
+        bytes: len as u64,
+        rows: 0,
+        checksum: crc32c::crc32c(&bytes),
+    }
+}
+
+fn names(files: &[FileMeta]) -> Vec<String> {
+    files.iter().map(|f| f.name.clone()).collect()
+}
+
+fn sorted_names(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = files_under(dir)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn pull_then_adopt_moves_a_shard() {
+    let pair = Pair::start().await;
+    let files = put_three_files(&pair.source_client()).await;
+    let target = pair.target_client();
+
+    let report = target
+        .pull_files(&pair.request(11, 5, 2, &files))
+        .await
+        .unwrap();
+    assert_eq!(
+        report,
+        PullFilesReport {
+            files_copied: 3,
+            bytes_copied: files.iter().map(|f| f.bytes).sum(),
+            files_skipped: 0,
+        }
+    );
+    // Staged, complete and byte-identical; nothing live on the target yet.
+    let staged = pair.staged_dir(11, 5, 2);
+    let mut expected = names(&files);
+    expected.sort();
+    assert_eq!(sorted_names(&staged), expected);
+    for f in &files {
+        let bytes = fs::read(staged.join(&f.name)).unwrap();
+        assert_eq!(
+            (bytes.len() as u64, crc32c::crc32c(&bytes)),
+            (f.bytes, f.checksum)
+        );
+    }
+    assert!(target.list_files().await.unwrap().is_empty());
+    assert_eq!(target.list_staging().await.unwrap(), vec![11]);
+
+    target.adopt_staged(11, 5, 2, names(&files)).await.unwrap();
+    assert!(sorted_names(&staged).is_empty());
+    let live = pair.target_dir.path().join("shards/5/2");
+    assert_eq!(sorted_names(&live), expected);
+
+    let req = scan_all(5, 2, names(&files));
+    let (_, on_source) = collect(&pair.source_client(), &req).await;
+    let (_, on_target) = collect(&target, &req).await;
+    assert_eq!(on_target.num_rows(), 9_500);
+    assert_eq!(sorted_by(&on_target, "id"), sorted_by(&on_source, "id"));
+    assert_eq!(sorted_by(&on_target, "id"), all_types_batch(0..9_500));
+
+    target.discard_staging(11).await.unwrap();
+    assert!(target.list_staging().await.unwrap().is_empty());
+    pair.stop().await;
+}
+
+#[tokio::test]
+async fn pull_again_skips_verified_files() {
+    let pair = Pair::start().await;
+    let files = put_three_files(&pair.source_client()).await;
+    let target = pair.target_client();
+    let req = pair.request(3, 5, 2, &files);
+    target.pull_files(&req).await.unwrap();
+
+    let again = target.pull_files(&req).await.unwrap();
+    assert_eq!(
+        again,
+        PullFilesReport {
+            files_copied: 0,
+            bytes_copied: 0,
+            files_skipped: 3,
+        }
+    );
+
+    // A staged file of the right size but damaged content is fetched again.
+    let damaged = pair.staged_dir(3, 5, 2).join(&files[1].name);
+    let mut bytes = fs::read(&damaged).unwrap();
+    bytes[100] ^= 0x01;
+    fs::write(&damaged, &bytes).unwrap();
+    let repaired = target.pull_files(&req).await.unwrap();
+    assert_eq!(
+        repaired,
+        PullFilesReport {
+            files_copied: 1,
+            bytes_copied: files[1].bytes,
+            files_skipped: 2,
+        }
+    );
+    let bytes = fs::read(&damaged).unwrap();
+    assert_eq!(crc32c::crc32c(&bytes), files[1].checksum);
+
+    // The catalog's later files are fetched alongside those already there.
+    let more = put_rows(&pair.source_client(), 5, 2, 9_500..9_600).await;
+    let mut all = files.clone();
+    all.push(more.clone());
+    let delta = target
+        .pull_files(&pair.request(3, 5, 2, &all))
+        .await
+        .unwrap();
+    assert_eq!((delta.files_copied, delta.files_skipped), (1, 3));
+    pair.stop().await;
+}
+
+#[tokio::test]
+async fn pull_respects_the_rate_limit() {
+    let pair = Pair::start().await;
+    let file = raw_shard_file(pair.source_dir.path(), 1, 1, "big.parquet", 2_000_000);
+    let mut req = pair.request(1, 1, 1, std::slice::from_ref(&file));
+    req.max_bytes_per_s = Some(4_000_000);
+    let started = std::time::Instant::now();
+    let report = pair.target_client().pull_files(&req).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(report.bytes_copied, 2_000_000);
+    // 2 MB at 4 MB/s is half a second; allow for a burst and timer slack.
+    assert!(took >= std::time::Duration::from_millis(400), "{took:?}");
+
+    req.max_bytes_per_s = Some(0);
+    req.task_id = 2;
+    let err = pair.target_client().pull_files(&req).await.unwrap_err();
+    assert!(matches!(err, ShardStoreError::Protocol { .. }), "{err:?}");
+    pair.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_catalog_checksum_is_a_checksum_mismatch() {
+    let pair = Pair::start().await;
+    let files = put_three_files(&pair.source_client()).await;
+    let target = pair.target_client();
+
+    let mut wrong = files.clone();
+    wrong[1].checksum ^= 0xdead_beef;
+    let err = target
+        .pull_files(&pair.request(4, 5, 2, &wrong))
+        .await
+        .unwrap_err();
+    match &err {
+        ShardStoreError::ChecksumMismatch {
+            name,
+            expected_bytes,
+            actual_bytes,
+            expected_checksum,
+            actual_checksum,
+        } => {
+            assert_eq!(name, &files[1].name);
+            assert_eq!(
+                (*expected_bytes, *actual_bytes),
+                (files[1].bytes, files[1].bytes)
+            );
+            assert_eq!(*expected_checksum, wrong[1].checksum);
+            assert_eq!(*actual_checksum, files[1].checksum);
+        }
+        other => panic!("expected ChecksumMismatch, got {other:?}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "checksum mismatch for file {}: expected ",
+            files[1].name
+        )) && message.contains(&format!("crc32c {:#010x}", files[1].checksum)),
+        "{message}"
+    );
+    // The first file was staged before the bad one; the bad one left nothing, not even a
+    // part file; the third was never started.
+    assert_eq!(
+        sorted_names(&pair.staged_dir(4, 5, 2)),
+        vec![files[0].name.clone()]
+    );
+
+    // A wrong size is caught the same way.
+    let mut short = files.clone();
+    short[2].bytes -= 1;
+    let err = target
+        .pull_files(&pair.request(4, 5, 2, &short))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ShardStoreError::ChecksumMismatch { actual_bytes, expected_bytes, .. }
+            if *actual_bytes == *expected_bytes + 1),
+        "{err:?}"
+    );
+    assert_eq!(sorted_names(&pair.staged_dir(4, 5, 2)).len(), 2);
+    pair.stop().await;
+}
+
+#[tokio::test]
+async fn pull_needs_the_cluster_token() {
+    let pair = Pair::start().await;
+    let files = put_three_files(&pair.source_client()).await;
+    let req = pair.request(6, 5, 2, &files);
+
+    // The coordinator must present the token to the target...
+    let err = pair
+        .target
+        .client_with_token("guess")
+        .pull_files(&req)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ShardStoreError::Unauthenticated { addr } if *addr == pair.target.addr),
+        "{err:?}"
+    );
+    // ...and the source refuses raw file reads without it.
+    let err = pair
+        .source
+        .client()
+        .fetch_file_stream(5, 2, &files[0].name, 0)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, ShardStoreError::Unauthenticated { .. }),
+        "{err:?}"
+    );
+
+    // A target of another cluster (another token) is refused by the source, and the
+    // coordinator learns that it was the source that refused.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = Worker::start(other_dir.path(), Some("other-token")).await;
+    let err = other
+        .client_with_token("other-token")
+        .pull_files(&req)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ShardStoreError::Unauthenticated { addr } if *addr == pair.source.addr),
+        "{err:?}"
+    );
+    assert!(files_under(&other_dir.path().join("shards")).is_empty());
+    assert!(files_under(&other_dir.path().join("staging/move-6"))
+        .iter()
+        .all(|p| p.is_dir()));
+    other.stop().await;
+    pair.stop().await;
+}
+
+#[tokio::test]
+async fn unreachable_source_is_unavailable() {
+    let target_dir = tempfile::tempdir().unwrap();
+    let target = Worker::start(target_dir.path(), None).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gone = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    let req = PullFilesRequest {
+        task_id: 9,
+        source_addr: gone.clone(),
+        table_id: 1,
+        shard_id: 1,
+        files: vec![FileMeta {
+            name: "a.parquet".into(),
+            bytes: 10,
+            rows: 1,
+            checksum: 1,
+        }],
+        max_bytes_per_s: None,
+    };
+    let err = target.client().pull_files(&req).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert!(
+        matches!(&err, ShardStoreError::Unavailable { addr, .. } if *addr == gone),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&gone), "{err}");
+    assert!(files_under(&target_dir.path().join("staging/move-9"))
+        .iter()
+        .all(|p| p.is_dir()));
+    target.stop().await;
+}
+
+#[tokio::test]
+async fn file_missing_on_the_source_is_file_missing() {
+    let pair = Pair::start().await;
+    let files = put_three_files(&pair.source_client()).await;
+    let mut listed = files.clone();
+    listed.push(FileMeta {
+        name: "00000000-0000-4000-8000-000000000000.parquet".into(),
+        bytes: 10,
+        rows: 1,
+        checksum: 7,
+    });
+    let err = pair
+        .target_client()
+        .pull_files(&pair.request(8, 5, 2, &listed))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ShardStoreError::FileMissing { table_id: 5, shard_id: 2, name }
+            if *name == listed[3].name),
+        "{err:?}"
+    );
+    // Names that could leave the shard directory are refused before anything is fetched.
+    let mut escaping = files.clone();
+    escaping[0].name = "../../cluster_id".into();
+    let err = pair
+        .target_client()
+        .pull_files(&pair.request(8, 5, 2, &escaping))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ShardStoreError::Protocol { .. }), "{err:?}");
+    pair.stop().await;
+}
+
+#[tokio::test]
+async fn fetch_file_stream_sends_raw_chunks_in_order() {
+    let pair = Pair::start().await;
+    let file = raw_shard_file(pair.source_dir.path(), 2, 3, "raw.parquet", 1_000_003);
+    let bytes = fs::read(pair.source_dir.path().join("shards/2/3/raw.parquet")).unwrap();
+    let client = pair.source_client();
+    for offset in [0u64, 1, 262_144, 1_000_003] {
+        let chunks: Vec<_> = client
+            .fetch_file_stream(2, 3, &file.name, offset)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        let mut next = offset;
+        let mut got = Vec::new();
+        for chunk in &chunks {
+            assert_eq!(chunk.offset, next);
+            assert!(!chunk.bytes.is_empty() && chunk.bytes.len() <= 1 << 20);
+            next += chunk.bytes.len() as u64;
+            got.extend_from_slice(&chunk.bytes);
+        }
+        assert_eq!(got, bytes[offset as usize..], "offset {offset}");
+    }
+    let err = client
+        .fetch_file_stream(2, 3, &file.name, 1_000_004)
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, ShardStoreError::Protocol { .. }), "{err:?}");
+    let err = client
+        .fetch_file_stream(2, 3, "nope.parquet", 0)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&err, ShardStoreError::FileMissing { name, .. } if name == "nope.parquet"),
+        "{err:?}"
+    );
+    // Scans on the same worker are unaffected by the second kind of ticket.
+    let (_, none) = collect(&client, &scan_all(2, 3, vec![])).await;
+    assert_eq!(none.num_rows(), 0);
+    pair.stop().await;
+}
+
+#[tokio::test]
+async fn discard_staging_removes_the_task_directory() {
+    let pair = Pair::start().await;
+    let files = put_three_files(&pair.source_client()).await;
+    let target = pair.target_client();
+    target
+        .pull_files(&pair.request(21, 5, 2, &files))
+        .await
+        .unwrap();
+    target
+        .pull_files(&pair.request(22, 5, 2, &files[..1]))
+        .await
+        .unwrap();
+    assert_eq!(target.list_staging().await.unwrap(), vec![21, 22]);
+    for _ in 0..2 {
+        target.discard_staging(21).await.unwrap();
+        assert!(!pair.target_dir.path().join("staging/move-21").exists());
+        assert_eq!(target.list_staging().await.unwrap(), vec![22]);
+    }
+    target.discard_staging(12345).await.unwrap();
+    // Other directories in staging are not tasks.
+    fs::create_dir_all(pair.target_dir.path().join("staging/move-x")).unwrap();
+    fs::create_dir_all(pair.target_dir.path().join("staging/move-007")).unwrap();
+    fs::write(pair.target_dir.path().join("staging/move-5"), b"a file").unwrap();
+    assert_eq!(target.list_staging().await.unwrap(), vec![22]);
+    assert!(target.list_files().await.unwrap().is_empty());
+    pair.stop().await;
+}
+
+#[tokio::test]
+async fn adopt_staged_is_idempotent() {
+    let pair = Pair::start().await;
+    let files = put_three_files(&pair.source_client()).await;
+    let target = pair.target_client();
+    target
+        .pull_files(&pair.request(31, 5, 2, &files))
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        target.adopt_staged(31, 5, 2, names(&files)).await.unwrap();
+    }
+    let listed = target.list_files().await.unwrap();
+    assert_eq!(listed.len(), 3);
+    // Staged again (say, a retried pull after the adopt) and adopted again: still one copy.
+    target
+        .pull_files(&pair.request(31, 5, 2, &files))
+        .await
+        .unwrap();
+    target.adopt_staged(31, 5, 2, names(&files)).await.unwrap();
+    assert!(sorted_names(&pair.staged_dir(31, 5, 2)).is_empty());
+    assert_eq!(target.list_files().await.unwrap().len(), 3);
+
+    // Neither staged nor live.
+    let err = target
+        .adopt_staged(
+            31,
+            5,
+            2,
+            vec!["00000000-0000-4000-8000-000000000000.parquet".into()],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ShardStoreError::FileMissing {
+                table_id: 5,
+                shard_id: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    // A live file of the same name but another size is never replaced.
+    let staged = pair.staged_dir(32, 5, 2);
+    fs::create_dir_all(&staged).unwrap();
+    fs::write(staged.join(&files[0].name), b"something else").unwrap();
+    let err = target
+        .adopt_staged(32, 5, 2, vec![files[0].name.clone()])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ShardStoreError::FileConflict { name, live_bytes, staged_bytes: 14, .. }
+            if *name == files[0].name && *live_bytes == files[0].bytes),
+        "{err:?}"
+    );
+    let live = fs::read(
+        pair.target_dir
+            .path()
+            .join("shards/5/2")
+            .join(&files[0].name),
+    )
+    .unwrap();
+    assert_eq!(crc32c::crc32c(&live), files[0].checksum);
+    let (_, rows) = collect(&target, &scan_all(5, 2, names(&files))).await;
+    assert_eq!(rows.num_rows(), 9_500);
+    pair.stop().await;
+}
+
+#[tokio::test]
+async fn restart_removes_part_files_and_keeps_staged_ones() {
+    let pair = Pair::start().await;
+    let files = put_three_files(&pair.source_client()).await;
+    pair.target_client()
+        .pull_files(&pair.request(41, 5, 2, &files[..2]))
+        .await
+        .unwrap();
+    let Pair {
+        source_dir,
+        target_dir,
+        source,
+        target,
+    } = pair;
+    target.stop().await;
+
+    // A crash in the middle of receiving the third file left its part file.
+    let staged = target_dir.path().join("staging/move-41/5/2");
+    let part = staged.join(format!("{}.part", files[2].name));
+    fs::write(&part, b"half a file").unwrap();
+    // A put's temp file is still removed too; other staging entries stay.
+    fs::write(target_dir.path().join("staging/put-x.parquet.tmp"), b"junk").unwrap();
+
+    let target = Worker::start(target_dir.path(), Some(TOKEN)).await;
+    // Serving means the start-up clean-up is done.
+    target.client_with_token(TOKEN).health().await.unwrap();
+    let pair = Pair {
+        source_dir,
+        target_dir,
+        source,
+        target,
+    };
+    let mut expected = names(&files[..2]);
+    expected.sort();
+    assert_eq!(sorted_names(&staged), expected);
+    assert!(!pair
+        .target_dir
+        .path()
+        .join("staging/put-x.parquet.tmp")
+        .exists());
+
+    let report = pair
+        .target_client()
+        .pull_files(&pair.request(41, 5, 2, &files))
+        .await
+        .unwrap();
+    assert_eq!((report.files_copied, report.files_skipped), (1, 2));
+    assert_eq!(report.bytes_copied, files[2].bytes);
+    pair.stop().await;
+}
+
+#[tokio::test]
+async fn pull_corrupt_once_failpoint_is_caught_by_the_checksum() {
+    let pair = Pair::start_with_target_failpoints(&["pull_corrupt_once"]).await;
+    let files = put_three_files(&pair.source_client()).await;
+    let target = pair.target_client();
+    let req = pair.request(51, 5, 2, &files);
+
+    let err = target.pull_files(&req).await.unwrap_err();
+    match &err {
+        ShardStoreError::ChecksumMismatch {
+            name,
+            expected_bytes,
+            actual_bytes,
+            expected_checksum,
+            actual_checksum,
+        } => {
+            assert_eq!(name, &files[0].name);
+            assert_eq!(expected_bytes, actual_bytes);
+            assert_eq!(*expected_checksum, files[0].checksum);
+            assert_ne!(actual_checksum, expected_checksum);
+        }
+        other => panic!("expected ChecksumMismatch, got {other:?}"),
+    }
+    assert!(sorted_names(&pair.staged_dir(51, 5, 2)).is_empty());
+
+    // One shot: the retry is clean.
+    let report = target.pull_files(&req).await.unwrap();
+    assert_eq!(report.files_copied, 3);
+    target.adopt_staged(51, 5, 2, names(&files)).await.unwrap();
+    let (_, rows) = collect(&target, &scan_all(5, 2, names(&files))).await;
+    assert_eq!(sorted_by(&rows, "id"), all_types_batch(0..9_500));
+    pair.stop().await;
+}
+
+#[test]
+fn failpoints_from_env_reads_the_variable_syntax() {
+    assert_eq!(
+        shoal_shard_store::failpoints::parse("pull_corrupt_once, crash_after:copying"),
+        vec!["pull_corrupt_once", "crash_after:copying"]
+    );
+}
+
+/// Throughput of a move against `cp` on the same machine. Run with
+/// `cargo test --release -p shoal-shard-store --test worker -- --ignored --nocapture
+/// move_throughput`; `SHOAL_MOVE_BENCH_MB` sets the data size (default 1024).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: run in release mode"]
+async fn move_throughput_against_cp() {
+    let mb: usize = std::env::var("SHOAL_MOVE_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let pair = Pair::start().await;
+    let files: Vec<FileMeta> = (0..8)
+        .map(|i| {
+            raw_shard_file(
+                pair.source_dir.path(),
+                1,
+                1,
+                &format!("f{i}.parquet"),
+                mb * 1_000_000 / 8,
+            )
+        })
+        .collect();
+    let total: u64 = files.iter().map(|f| f.bytes).sum();
+
+    let cp_dir = pair.target_dir.path().join("cp");
+    fs::create_dir_all(&cp_dir).unwrap();
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(pair.source_dir.path().join("shards/1/1"))
+        .arg(&cp_dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::process::Command::new("sync").status().unwrap();
+    let cp_secs = started.elapsed().as_secs_f64();
+    fs::remove_dir_all(&cp_dir).unwrap();
+
+    let target = pair.target_client();
+    let started = std::time::Instant::now();
+    for (i, f) in files.iter().enumerate() {
+        target
+            .pull_files(&pair.request(i as i64 + 100, 1, 1, std::slice::from_ref(f)))
+            .await
+            .unwrap();
+    }
+    let move_secs = started.elapsed().as_secs_f64();
+    let rate = |secs: f64| total as f64 / secs / 1e6;
+    println!(
+        "{} MB: cp + sync {:.0} MB/s, pull_files {:.0} MB/s ({:.2}x cp)",
+        total / 1_000_000,
+        rate(cp_secs),
+        rate(move_secs),
+        cp_secs / move_secs
+    );
+    pair.stop().await;
 }

@@ -10,13 +10,14 @@ use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use futures::StreamExt;
 use shoal_catalog::{
-    Catalog, ColumnDef, FileRecord, NewFile, NewShard, NewTable, Node, TableInfo, TableKind,
-    TableSnapshot,
+    Catalog, CleanupRecord, ColumnDef, FileRecord, NewFile, NewShard, NewTable, Node, TableInfo,
+    TableKind, TableSnapshot,
 };
 use shoal_shard_store::{ScanRequest, WorkerClient};
 use tracing::{info, warn};
 
 use crate::error::{ClusterError, Result};
+use crate::gate::{gate_key, WriteGates, WritePermit};
 use crate::routing;
 use crate::types::{arrow_type, table_schema};
 use crate::writer::{ShardTarget, ShardWriter, WrittenFile};
@@ -57,9 +58,17 @@ pub struct Cluster {
     config: ClusterConfig,
     clients: Mutex<HashMap<String, WorkerClient>>,
     snapshots: Arc<ActiveSnapshots>,
+    gates: WriteGates,
+    /// Tasks this coordinator is running now, with the nodes they involve.
+    running_tasks: Mutex<HashMap<i64, (i64, i64)>>,
+    /// How long each switch held writes fenced, in ms (for `shoal bench`).
+    fence_ms: Mutex<Vec<u64>>,
+    /// Gate keys of shard groups with a move in progress, with a count of moves: compaction
+    /// leaves them alone so that the source's file list only grows while it is copied.
+    moving_groups: Mutex<HashMap<i64, usize>>,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -73,6 +82,73 @@ impl Cluster {
             config,
             clients: Mutex::new(HashMap::new()),
             snapshots: Arc::new(ActiveSnapshots::default()),
+            gates: WriteGates::default(),
+            running_tasks: Mutex::new(HashMap::new()),
+            fence_ms: Mutex::new(Vec::new()),
+            moving_groups: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub(crate) fn set_moving(&self, key: i64, moving: bool) {
+        let mut m = self.moving_groups.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(key).or_default();
+        if moving {
+            *n += 1;
+        } else {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&key);
+            }
+        }
+    }
+
+    fn is_moving(&self, key: i64) -> bool {
+        let m = self.moving_groups.lock().unwrap_or_else(|e| e.into_inner());
+        m.contains_key(&key)
+    }
+
+    pub(crate) fn gates(&self) -> &WriteGates {
+        &self.gates
+    }
+
+    /// Admits one writing statement into `table`'s shard group: waits while a move has the
+    /// group fenced. Hold the permit until the statement's files are committed.
+    pub async fn admit_write(&self, table: &str) -> Result<WritePermit> {
+        let info = self.table(table)?;
+        Ok(self
+            .gates
+            .admit(gate_key(info.colocation_id, info.table_id))
+            .await)
+    }
+
+    pub(crate) fn record_fence_ms(&self, ms: u64) {
+        let mut v = self.fence_ms.lock().unwrap_or_else(|e| e.into_inner());
+        v.push(ms);
+    }
+
+    /// How long each switch so far held writes fenced, in ms.
+    pub fn fence_durations_ms(&self) -> Vec<u64> {
+        self.fence_ms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn running_tasks(&self) -> std::sync::MutexGuard<'_, HashMap<i64, (i64, i64)>> {
+        self.running_tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A numeric cluster setting; `None` for `unlimited` (or empty).
+    pub fn setting_f64(&self, name: &str) -> Result<Option<f64>> {
+        let v = self.catalog.setting(name)?;
+        let v = v.trim();
+        if v.is_empty() || v.eq_ignore_ascii_case("unlimited") {
+            return Ok(None);
+        }
+        v.parse::<f64>().map(Some).map_err(|_| {
+            ClusterError::invalid(format!(
+                "cluster setting {name} has a non-numeric value \"{v}\""
+            ))
         })
     }
 
@@ -651,6 +727,13 @@ impl Cluster {
     /// Deletes files and shard directories that no committed state and no running query
     /// refers to any more.
     pub async fn cleanup_once(&self) -> Result<usize> {
+        let due = self.catalog.due_cleanup()?;
+        self.run_cleanup_records(&due).await
+    }
+
+    /// Runs the given cleanup records that are due and that no running query still needs;
+    /// returns how many ran. A record whose worker cannot be reached stays for later.
+    pub async fn run_cleanup_records(&self, records: &[CleanupRecord]) -> Result<usize> {
         let oldest = self.oldest_snapshot_ms();
         let nodes: HashMap<i64, Node> = self
             .catalog
@@ -659,8 +742,8 @@ impl Cluster {
             .map(|n| (n.node_id, n))
             .collect();
         let mut done = 0;
-        for rec in self.catalog.due_cleanup()? {
-            if oldest.is_some_and(|o| o <= rec.not_before_ms) {
+        for rec in records {
+            if rec.not_before_ms > now_ms() || oldest.is_some_and(|o| o <= rec.not_before_ms) {
                 continue;
             }
             let Some(node) = nodes.get(&rec.node_id) else {
@@ -787,6 +870,12 @@ impl Cluster {
     pub async fn compact_once(&self, min_files: usize) -> Result<usize> {
         let mut merged = 0;
         for snap in self.catalog.snapshot_all()? {
+            let key = gate_key(snap.table.colocation_id, snap.table.table_id);
+            if self.is_moving(key) {
+                continue;
+            }
+            // Holding the gate makes a move's fence wait for this merge to commit.
+            let _permit = self.gates.admit(key).await;
             let schema = table_schema(&snap.table.columns);
             for shard in &snap.shards {
                 for p in &shard.placements {

@@ -51,6 +51,23 @@ pub enum ClusterError {
         message: String,
         hint: Option<String>,
     },
+    /// The operation was cancelled (SQLSTATE 57014).
+    #[error("{message}")]
+    Cancelled { message: String },
+    /// A worker lacks the disk space an operation needs (SQLSTATE 53100).
+    #[error("{message}")]
+    DiskFull {
+        message: String,
+        hint: Option<String>,
+    },
+    /// A background job failed or was cancelled while a caller waited on it (SQLSTATE 55000
+    /// for failed, 57014 for cancelled).
+    #[error("{message}")]
+    JobFailed {
+        message: String,
+        cancelled: bool,
+        hint: Option<String>,
+    },
     /// Our bug (SQLSTATE XX000).
     #[error("internal error: {message}")]
     Internal { message: String },

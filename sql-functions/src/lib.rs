@@ -13,6 +13,12 @@
 
 mod cluster;
 mod error;
+pub mod failpoints;
+mod gate;
+mod jobs;
+mod moves;
+pub mod planner;
+mod rebalance;
 pub mod routing;
 pub mod types;
 mod writer;
@@ -20,4 +26,8 @@ mod writer;
 pub use cluster::SnapshotGuard;
 pub use cluster::{Cluster, ClusterConfig};
 pub use error::{ClusterError, Result};
+pub use gate::WritePermit;
+pub use jobs::run_scheduler;
+pub use moves::TransferMode;
+pub use rebalance::{JobStatus, PlanRow, RebalanceRequest, Scheduled};
 pub use writer::{ShardTarget, ShardWriter, WrittenFile};

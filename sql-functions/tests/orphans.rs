@@ -32,6 +32,7 @@ impl Worker {
             listen,
             data_dir: dir.to_path_buf(),
             cluster_token: None,
+            failpoints: Vec::new(),
         };
         let handle = tokio::spawn(serve_worker_with_listener(cfg, listener, async {
             let _ = stopped.await;

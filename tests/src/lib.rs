@@ -394,6 +394,8 @@ struct Node {
     data_dir: PathBuf,
     log: PathBuf,
     args: Vec<String>,
+    /// Extra environment variables (failpoints).
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -417,6 +419,7 @@ impl Node {
             .args(&self.args)
             .env("RUST_LOG", rust_log)
             .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log"))
             .stderr(log)
@@ -527,6 +530,8 @@ pub struct Cluster {
     root_path: PathBuf,
     coordinator: Node,
     workers: Vec<Node>,
+    /// Workers the coordinator was started with (the rest are spares).
+    registered: usize,
 }
 
 impl Cluster {
@@ -534,6 +539,15 @@ impl Cluster {
     /// coordinator accepts connections and `citus_get_active_worker_nodes()` lists every
     /// worker.
     pub async fn start(workers: usize) -> Cluster {
+        Self::start_with(workers, 0).await
+    }
+
+    /// Like [`Self::start`], plus `spare` more workers that run but are not registered with
+    /// the coordinator (for `add_node` in scale-out tests). Spare workers come after the
+    /// registered ones in the worker index order.
+    pub async fn start_with(workers: usize, spare: usize) -> Cluster {
+        let registered = workers;
+        let workers = workers + spare;
         let bin = tokio::task::spawn_blocking(shoal_bin)
             .await
             .expect("build shoal");
@@ -569,6 +583,7 @@ impl Cluster {
                 log: root_path.join(format!("worker{i}.log")),
                 data_dir: dir,
                 args,
+                env: Vec::new(),
                 child: None,
             });
         }
@@ -583,7 +598,7 @@ impl Cluster {
             "--cluster-token".into(),
             token.clone(),
         ];
-        for w in &nodes {
+        for w in nodes.iter().take(registered) {
             cargs.push("--worker".into());
             cargs.push(format!("127.0.0.1:{}", w.port));
         }
@@ -593,6 +608,7 @@ impl Cluster {
             log: root_path.join("coordinator.log"),
             data_dir: cdir,
             args: cargs,
+            env: Vec::new(),
             child: None,
         };
         let mut cluster = Cluster {
@@ -601,6 +617,7 @@ impl Cluster {
             root_path,
             coordinator,
             workers: nodes,
+            registered: workers,
         };
         eprintln!(
             "[e2e] starting cluster: {} ({} workers), logs in {}",
@@ -608,6 +625,7 @@ impl Cluster {
             workers,
             cluster.root_path.display()
         );
+        cluster.registered = registered;
         let deadline = Instant::now() + start_timeout();
         for w in &mut cluster.workers {
             w.spawn();
@@ -627,7 +645,7 @@ impl Cluster {
     }
 
     async fn wait_ready(&mut self, deadline: Instant) {
-        let want = self.workers.len().to_string();
+        let want = format!("at least {}", self.registered);
         let mut last;
         loop {
             if let Err(e) = self.coordinator.check_alive() {
@@ -643,7 +661,8 @@ impl Cluster {
                     {
                         Ok(Ok(msgs)) => {
                             let got = first_value(&msgs).unwrap_or_default();
-                            if got == want {
+                            // At least the workers it was started with (more once add_node ran).
+                            if got.parse::<usize>().unwrap_or(0) >= self.registered {
                                 return;
                             }
                             last = format!(
@@ -753,6 +772,56 @@ impl Cluster {
         let deadline = Instant::now() + start_timeout();
         let addr = self.workers[i].addr();
         wait_for_tcp(addr, deadline, &mut self.workers[i]).await;
+    }
+
+    /// Environment variables for the coordinator's next start (e.g. `SHOAL_FAILPOINTS`);
+    /// replaces the previous set.
+    pub fn set_coordinator_env(&mut self, env: &[(&str, &str)]) {
+        self.coordinator.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    }
+
+    /// Environment variables for worker `i`'s next start; replaces the previous set.
+    pub fn set_worker_env(&mut self, i: usize, env: &[(&str, &str)]) {
+        self.workers[i].env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    }
+
+    /// Whether the coordinator process has exited (e.g. at a crash failpoint).
+    pub fn coordinator_exited(&mut self) -> bool {
+        self.coordinator.check_alive().is_err()
+    }
+
+    /// Start the coordinator again without waiting for all workers (nodes added later with
+    /// `add_node` are registered from the catalog), and wait until it accepts queries.
+    pub async fn restart_coordinator_any(&mut self) {
+        eprintln!("[e2e] restarting {}", self.coordinator.name);
+        self.coordinator.kill();
+        self.coordinator.spawn();
+        let deadline = Instant::now() + start_timeout();
+        loop {
+            if let Ok(Ok(c)) =
+                tokio::time::timeout(Duration::from_secs(5), self.try_client("shoal")).await
+            {
+                if c.simple_query("SELECT 1").await.is_ok() {
+                    return;
+                }
+            }
+            if let Err(e) = self.coordinator.check_alive() {
+                panic!("{e}");
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "coordinator not ready after restart\n{}",
+                    self.log_tails(60)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// SIGKILL the coordinator.

@@ -1,0 +1,386 @@
+//! Moving shard files between workers, the async half (the file-system half is in
+//! `files.rs`).
+//!
+//! ```text
+//! coordinator ── pull_files ──► target worker                         source worker
+//!                               WorkerClient::fetch_file_stream ── DoGet(file ticket) ──►
+//!                               staging/move-<task>/…/<name>.part ◄── 256 KiB chunks ──  reader
+//!                                  token bucket, CRC-32C while writing, fsync, verify,    thread
+//!                                  rename to <name>, fsync dir
+//! coordinator ── adopt_staged ► staging/move-<task>/…/<name> ──rename──► shards/<t>/<s>/<name>
+//! ```
+//!
+//! The target pulls (rather than the source pushing) so that the worker that writes is the
+//! one that verifies, rate-limits and cleans up, and the coordinator drives every step with
+//! one idempotent call to one worker. Bytes go from the source's page cache to the target's
+//! file through `Bytes` buffers that are never copied in user space after the read: the
+//! chunk read on the source is the `data_body` sent, and the `data_body` received is what is
+//! written.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow_flight::FlightData;
+use bytes::{Bytes, BytesMut};
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use tokio::sync::{mpsc, OwnedMutexGuard};
+use tonic::Status;
+use tracing::{debug, info, warn};
+
+use crate::client::WorkerClient;
+use crate::error::{Result, ShardStoreError};
+use crate::failpoints::FailpointSet;
+use crate::files::{blocking, send_file_chunks, FileStore, PullMsg};
+use crate::protocol::{FileMeta, FileTicket, PullFilesReport, PullFilesRequest};
+
+/// Size of the chunks a source sends: large enough that per-message costs vanish next to
+/// copying the bytes, small enough to keep the memory of a transfer small.
+pub(crate) const CHUNK_BYTES: usize = 256 * 1024;
+
+/// Chunks read ahead of the network on the source, per transfer.
+const READ_AHEAD_CHUNKS: usize = 8;
+
+/// Chunks queued between the network and the writer thread on the target, per transfer.
+const WRITE_QUEUE_CHUNKS: usize = 8;
+
+/// The rate limiter may run ahead of its average rate by this much time after an idle spell.
+const RATE_BURST: Duration = Duration::from_millis(100);
+
+/// Failpoint: flip one byte of the first file `pull_files` receives (before verification).
+pub(crate) const FAILPOINT_PULL_CORRUPT_ONCE: &str = "pull_corrupt_once";
+
+type FlightStream = BoxStream<'static, std::result::Result<FlightData, Status>>;
+
+/// Source side: the answer to a file ticket, the file's bytes from `offset` to its end.
+/// A missing file fails here, before the stream starts, with `FileMissing`.
+pub(crate) async fn serve_file(store: &Arc<FileStore>, ticket: FileTicket) -> Result<FlightStream> {
+    let FileTicket {
+        table_id,
+        shard_id,
+        name,
+        offset,
+    } = ticket;
+    let path = store.file_path(table_id, shard_id, &name)?;
+    let (file, len) = {
+        let store = Arc::clone(store);
+        let name = name.clone();
+        blocking(move || store.open_shard_file(table_id, shard_id, &name, offset)).await?
+    };
+    debug!(
+        table_id,
+        shard_id, name, offset, len, "sending a shard file"
+    );
+    let (tx, mut rx) = mpsc::channel(READ_AHEAD_CHUNKS);
+    // Ends by itself when the file is sent or when the stream (holding `rx`) is dropped.
+    tokio::task::spawn_blocking(move || {
+        send_file_chunks(file, &path, offset, CHUNK_BYTES, &tx);
+    });
+    let chunks = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(move |item| {
+        item.map(|chunk| chunk.to_flight_data()).map_err(|e| {
+            warn!(table_id, shard_id, name, error = %e, "sending a shard file failed");
+            e.to_status()
+        })
+    });
+    Ok(chunks.boxed())
+}
+
+/// Serialises the calls of one move task on a worker (pull, adopt, discard): a coordinator
+/// that retries a call whose first attempt is still running must not get two writers of the
+/// same part file, nor a discard under a running pull.
+#[derive(Debug, Default)]
+pub(crate) struct TaskLocks {
+    locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Held while a call of a move task runs; shared with the writer threads it starts, so that
+/// the task stays locked until they have cleaned up, even if the call is cancelled.
+pub(crate) type TaskGuard = Arc<OwnedMutexGuard<()>>;
+
+impl TaskLocks {
+    pub(crate) async fn lock(&self, task_id: i64) -> TaskGuard {
+        let lock = {
+            let mut locks = self
+                .locks
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            // An entry only the map refers to is neither held nor awaited: forget it.
+            locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+            Arc::clone(locks.entry(task_id).or_default())
+        };
+        let guard = match Arc::clone(&lock).try_lock_owned() {
+            Ok(guard) => guard,
+            Err(_) => {
+                info!(task_id, "waiting for an earlier call of the same move task");
+                lock.lock_owned().await
+            }
+        };
+        Arc::new(guard)
+    }
+}
+
+/// The clients a target uses to reach move sources, one per address, kept between calls so
+/// that a move pulling one file per call does not pay a new connection each time.
+#[derive(Debug)]
+pub(crate) struct SourceClients {
+    /// This worker's cluster token, which the sources expect too.
+    token: Option<String>,
+    clients: Mutex<HashMap<String, WorkerClient>>,
+}
+
+impl SourceClients {
+    pub(crate) fn new(token: Option<String>) -> Self {
+        SourceClients {
+            token,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client of the worker at `addr` (it connects lazily and reconnects by itself).
+    fn get(&self, addr: &str) -> Result<WorkerClient> {
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(client) = clients.get(addr) {
+            return Ok(client.clone());
+        }
+        let client = WorkerClient::new(addr, self.token.clone())?;
+        clients.insert(addr.to_string(), client.clone());
+        Ok(client)
+    }
+}
+
+/// Target side of `pull_files`: fetches from the source each file of `req` not staged and
+/// verified yet, into `staging/move-<task_id>/<table_id>/<shard_id>/`.
+pub(crate) async fn pull_files(
+    store: &Arc<FileStore>,
+    sources: &SourceClients,
+    failpoints: &FailpointSet,
+    guard: TaskGuard,
+    req: PullFilesRequest,
+) -> Result<PullFilesReport> {
+    let PullFilesRequest {
+        task_id,
+        source_addr,
+        table_id,
+        shard_id,
+        files,
+        max_bytes_per_s,
+    } = req;
+    if max_bytes_per_s == Some(0) {
+        return Err(ShardStoreError::protocol(
+            "max_bytes_per_s must be positive (or null for no limit)",
+        ));
+    }
+    let mut seen = HashSet::new();
+    if let Some(dup) = files.iter().find(|f| !seen.insert(f.name.as_str())) {
+        return Err(ShardStoreError::protocol(format!(
+            "pull_files lists file {} twice",
+            dup.name
+        )));
+    }
+    let source = sources.get(&source_addr)?;
+    let (dir, todo) = {
+        let store = Arc::clone(store);
+        let files = files.clone();
+        blocking(move || store.prepare_pull(task_id, table_id, shard_id, &files)).await?
+    };
+    let files_skipped = files.len() - todo.len();
+    let needed: u64 = todo.iter().map(|f| f.bytes).sum();
+    let free = {
+        let store = Arc::clone(store);
+        blocking(move || store.disk_free_bytes()).await?
+    };
+    if needed > free {
+        return Err(ShardStoreError::DiskFull {
+            message: format!(
+                "move task {task_id} needs {needed} bytes for {} files, {free} bytes are free",
+                todo.len()
+            ),
+        });
+    }
+
+    let started = Instant::now();
+    let mut pull = Pull {
+        store,
+        source: &source,
+        dir: &dir,
+        table_id,
+        shard_id,
+        limiter: max_bytes_per_s.map(TokenBucket::new),
+        failpoints,
+        guard,
+    };
+    let mut bytes_copied = 0u64;
+    for file in &todo {
+        bytes_copied += pull.one(file).await?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    info!(
+        task_id,
+        table_id,
+        shard_id,
+        source = %source_addr,
+        files_copied = todo.len(),
+        files_skipped,
+        bytes_copied,
+        mb_per_s = if secs > 0.0 { bytes_copied as f64 / secs / 1e6 } else { 0.0 },
+        "pulled shard files into staging"
+    );
+    Ok(PullFilesReport {
+        files_copied: todo.len(),
+        bytes_copied,
+        files_skipped,
+    })
+}
+
+/// One `pull_files` call in progress.
+struct Pull<'a> {
+    store: &'a Arc<FileStore>,
+    source: &'a WorkerClient,
+    dir: &'a Path,
+    table_id: i64,
+    shard_id: i64,
+    limiter: Option<TokenBucket>,
+    failpoints: &'a FailpointSet,
+    guard: TaskGuard,
+}
+
+impl Pull<'_> {
+    /// Fetches one file into the staging directory; returns its size.
+    async fn one(&mut self, file: &FileMeta) -> Result<u64> {
+        let mut chunks = self
+            .source
+            .fetch_file_stream(self.table_id, self.shard_id, &file.name, 0)
+            .await
+            .map_err(|e| from_source(e, &file.name))?;
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE_CHUNKS);
+        let writer = {
+            let store = Arc::clone(self.store);
+            let dir = self.dir.to_path_buf();
+            let file = file.clone();
+            let guard = Arc::clone(&self.guard);
+            tokio::task::spawn_blocking(move || {
+                let _guard = guard;
+                store.receive_staged_file(&dir, &file, rx)
+            })
+        };
+
+        let mut next_offset = 0u64;
+        let mut failure = None;
+        while let Some(item) = chunks.next().await {
+            let chunk = match item {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    failure = Some(from_source(e, &file.name));
+                    break;
+                }
+            };
+            if chunk.offset != next_offset {
+                failure = Some(ShardStoreError::protocol(format!(
+                    "the source sent file {} out of order: offset {} where {next_offset} was due",
+                    file.name, chunk.offset
+                )));
+                break;
+            }
+            let len = chunk.bytes.len();
+            next_offset += len as u64;
+            if let Some(limiter) = &mut self.limiter {
+                limiter.take(len).await;
+            }
+            let mut bytes = chunk.bytes;
+            if len > 0 && self.failpoints.fire_once(FAILPOINT_PULL_CORRUPT_ONCE) {
+                warn!(
+                    name = file.name,
+                    "failpoint {FAILPOINT_PULL_CORRUPT_ONCE}: flipping a byte"
+                );
+                bytes = flip_first_byte(&bytes);
+            }
+            if tx.send(PullMsg::Chunk(bytes)).await.is_err() {
+                // The writer stopped; its error is reported below.
+                break;
+            }
+        }
+        if failure.is_none() {
+            // A send error means the writer already failed; it reports why.
+            let _ = tx.send(PullMsg::Done).await;
+        }
+        drop(tx);
+        let written = writer
+            .await
+            .map_err(|e| ShardStoreError::internal(format!("pull writer task failed: {e}")))?;
+        match failure {
+            Some(e) => Err(e),
+            None => written,
+        }
+    }
+}
+
+/// Says, in an unreachable source's error, what the target was doing with it.
+fn from_source(e: ShardStoreError, name: &str) -> ShardStoreError {
+    match e {
+        ShardStoreError::Unavailable { addr, message } => ShardStoreError::Unavailable {
+            message: format!("cannot pull file {name} from this move source: {message}"),
+            addr,
+        },
+        other => other,
+    }
+}
+
+fn flip_first_byte(bytes: &Bytes) -> Bytes {
+    let mut copy = BytesMut::from(bytes.as_ref());
+    if let Some(first) = copy.first_mut() {
+        *first ^= 0xff;
+    }
+    copy.freeze()
+}
+
+/// A token bucket over bytes: on average at most `rate` bytes per second, with bursts of at
+/// most [`RATE_BURST`] worth after an idle spell. The bucket may go into debt by one chunk,
+/// so chunks of any size pass and the average stays exact.
+#[derive(Debug)]
+pub(crate) struct TokenBucket {
+    /// Bytes per second.
+    rate: f64,
+    /// Most tokens the bucket holds.
+    burst: f64,
+    /// Tokens now; negative while in debt.
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    pub(crate) fn new(bytes_per_s: u64) -> Self {
+        let rate = bytes_per_s.max(1) as f64;
+        TokenBucket {
+            rate,
+            burst: rate * RATE_BURST.as_secs_f64(),
+            // Start empty: the first chunk already waits its share.
+            tokens: 0.0,
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes `bytes` tokens, waiting until the bucket is out of debt.
+    pub(crate) async fn take(&mut self, bytes: usize) {
+        if let Some(wait) = self.debit(bytes, Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Refills for the time since the last call, takes `bytes`, and says how long to wait
+    /// until the balance is back to zero.
+    fn debit(&mut self, bytes: usize, now: Instant) -> Option<Duration> {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.tokens -= bytes as f64;
+        (self.tokens < 0.0).then(|| Duration::from_secs_f64(-self.tokens / self.rate))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,28 @@
+//! Failpoints for crash tests, switched on by the environment variable `SHOAL_FAILPOINTS`
+//! (comma-separated names) read once at first use. Production never sets it.
+//!
+//! - `crash_after:<phase>`: the coordinator aborts right after persisting that move phase,
+//!   as a `kill -9` there would.
+
+use std::sync::LazyLock;
+
+static ENABLED: LazyLock<Vec<String>> = LazyLock::new(|| {
+    std::env::var("SHOAL_FAILPOINTS")
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+});
+
+pub fn enabled(name: &str) -> bool {
+    ENABLED.iter().any(|f| f == name)
+}
+
+/// Aborts the process if `crash_after:<phase>` is set.
+pub(crate) fn crash_after_phase(phase: &str) {
+    if enabled(&format!("crash_after:{phase}")) {
+        tracing::error!(phase, "failpoint crash_after reached: aborting");
+        std::process::abort();
+    }
+}

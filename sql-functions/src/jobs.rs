@@ -1,0 +1,216 @@
+//! The background task scheduler: starts runnable tasks within the concurrency limits,
+//! retries failed ones with backoff (the last error stays visible in the task's message),
+//! resumes the tasks a previous coordinator was running, and lets callers wait on jobs.
+//!
+//! Limits: at most `rebalance.max_concurrent_moves` tasks at once (or the job's own
+//! `max_concurrent_moves`), and at most `rebalance.max_moves_per_node` running tasks that
+//! involve any one node. Backoff after the n-th failure: `rebalance.retry_backoff_ms` × 4ⁿ⁻¹,
+//! at most 60 s (5 s, 20 s, 60 s by default, as Citus); after `rebalance.task_retries`
+//! failures the task is `error` and its dependents `unscheduled`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_catalog::{Job, Task};
+use tracing::{info, warn, Instrument};
+
+use crate::cluster::{now_ms, Cluster};
+use crate::error::{ClusterError, Result};
+use crate::moves::{self, Outcome};
+
+/// How often the scheduler looks for runnable tasks.
+const SCHEDULE_INTERVAL: Duration = Duration::from_millis(200);
+/// How often a waiter polls a job's state.
+const WAIT_INTERVAL: Duration = Duration::from_millis(200);
+
+impl Cluster {
+    fn setting_i64(&self, name: &str, default: i64) -> i64 {
+        match self.setting_f64(name) {
+            Ok(Some(v)) if v >= 0.0 => v as i64,
+            Ok(_) => default,
+            Err(e) => {
+                warn!(setting = name, error = %e, "using the default");
+                default
+            }
+        }
+    }
+
+    /// Starts a task on this coordinator in the background.
+    fn spawn_task(self: &Arc<Self>, task: Task) {
+        let span = tracing::info_span!(
+            "move",
+            task_id = task.task_id,
+            job_id = task.job_id,
+            shard_id = task.shard_id,
+            source = %task.source,
+            target = %task.target
+        );
+        self.running_tasks()
+            .insert(task.task_id, (task.source_node_id, task.target_node_id));
+        let cluster = Arc::clone(self);
+        tokio::spawn(
+            async move {
+                let task_id = task.task_id;
+                let retries = task.retries;
+                let outcome = moves::run(&cluster, task).await;
+                if let Err(e) = cluster.finish_task(task_id, retries, outcome) {
+                    warn!(task_id, error = %e, "could not record the end of a task");
+                }
+                cluster.running_tasks().remove(&task_id);
+            }
+            .instrument(span),
+        );
+    }
+
+    fn finish_task(&self, task_id: i64, retries: i64, outcome: Outcome) -> Result<()> {
+        let catalog = self.catalog();
+        match outcome {
+            Outcome::Done => {
+                catalog.end_task(task_id, "done", "")?;
+                info!(task_id, "task done");
+            }
+            Outcome::Cancelled => {
+                catalog.end_task(task_id, "cancelled", "cancelled; rolled back")?;
+                info!(task_id, "task cancelled");
+            }
+            Outcome::Failed(message) => {
+                let cancelling = catalog
+                    .task(task_id)?
+                    .is_some_and(|t| t.state == "cancelling");
+                let max = self.setting_i64("rebalance.task_retries", 10);
+                if cancelling {
+                    catalog.end_task(task_id, "cancelled", &message)?;
+                } else if retries >= max {
+                    warn!(task_id, retries, error = %message, "task failed for good");
+                    catalog.end_task(task_id, "error", &message)?;
+                } else {
+                    let base = self.setting_i64("rebalance.retry_backoff_ms", 5000);
+                    let backoff = base
+                        .saturating_mul(4_i64.saturating_pow(retries.clamp(0, 10) as u32))
+                        .min(60_000.max(base));
+                    warn!(task_id, retry = retries + 1, backoff_ms = backoff, error = %message, "task failed; will retry");
+                    catalog.retry_task(task_id, &message, now_ms() + backoff)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Resumes the tasks that a previous coordinator left running or cancelling: each picks
+    /// up at its persisted phase.
+    pub fn resume_tasks(self: &Arc<Self>) -> Result<usize> {
+        let tasks = self.catalog().unfinished_running_tasks()?;
+        let n = tasks.len();
+        for t in tasks {
+            if self.running_tasks().contains_key(&t.task_id) {
+                continue;
+            }
+            info!(task_id = t.task_id, phase = %t.phase, "resuming task");
+            self.spawn_task(t);
+        }
+        Ok(n)
+    }
+
+    /// One scheduling round; returns how many tasks were started.
+    pub fn schedule_tasks_once(self: &Arc<Self>) -> Result<usize> {
+        let global_default = self.setting_i64("rebalance.max_concurrent_moves", 2).max(1);
+        let per_node = self.setting_i64("rebalance.max_moves_per_node", 1).max(1) as usize;
+        let mut started = 0;
+        let mut jobs: std::collections::HashMap<i64, Job> = std::collections::HashMap::new();
+        for task in self.catalog().runnable_tasks()? {
+            let job = match jobs.get(&task.job_id) {
+                Some(j) => j.clone(),
+                None => {
+                    let j = self.catalog().job(task.job_id)?;
+                    jobs.insert(task.job_id, j.clone());
+                    j
+                }
+            };
+            let global = job
+                .max_concurrent_moves
+                .filter(|n| *n > 0)
+                .unwrap_or(global_default) as usize;
+            {
+                let running = self.running_tasks();
+                if running.len() >= global {
+                    continue;
+                }
+                let involving = |node: i64| {
+                    running
+                        .values()
+                        .filter(|(s, t)| *s == node || *t == node)
+                        .count()
+                };
+                if involving(task.source_node_id) >= per_node
+                    || involving(task.target_node_id) >= per_node
+                {
+                    continue;
+                }
+            }
+            if self.catalog().start_task(task.task_id)? {
+                started += 1;
+                self.spawn_task(task);
+            }
+        }
+        Ok(started)
+    }
+
+    /// Waits until the job ends. With `raise`, a job that failed or was cancelled is an
+    /// error naming the last task error.
+    pub async fn wait_job(&self, job_id: i64, raise: bool) -> Result<Job> {
+        loop {
+            let job = self.catalog().job(job_id)?;
+            if job.is_terminal() {
+                if raise && job.state != "finished" {
+                    return Err(self.job_error(&job)?);
+                }
+                return Ok(job);
+            }
+            tokio::time::sleep(WAIT_INTERVAL).await;
+        }
+    }
+
+    fn job_error(&self, job: &Job) -> Result<ClusterError> {
+        let last = self
+            .catalog()
+            .tasks(Some(job.job_id))?
+            .into_iter()
+            .filter(|t| !t.message.is_empty() && t.state != "done")
+            .max_by_key(|t| t.finished_at_ms.unwrap_or(0));
+        let cancelled = job.state == "cancelled";
+        let mut message = format!("job {} ({}) {}", job.job_id, job.job_type, job.state);
+        if let Some(t) = &last {
+            message.push_str(&format!(
+                ": task {} (shard {} from {} to {}) {}",
+                t.task_id, t.shard_id, t.source, t.target, t.message
+            ));
+        }
+        Ok(ClusterError::JobFailed {
+            message,
+            cancelled,
+            hint: Some(
+                "See SELECT * FROM shoal.tasks WHERE job_id = <id>; the moves that finished stay done, and a rerun continues from there."
+                    .replace("<id>", &job.job_id.to_string()),
+            ),
+        })
+    }
+
+    /// Cancels a job; running moves roll back. Returns once nothing of it runs any more.
+    pub async fn cancel_job(&self, job_id: i64) -> Result<Job> {
+        self.catalog().cancel_job(job_id)?;
+        self.wait_job(job_id, false).await
+    }
+}
+
+/// The scheduler loop of a coordinator: resumes interrupted tasks, then starts runnable ones.
+pub async fn run_scheduler(cluster: Arc<Cluster>) {
+    if let Err(e) = cluster.resume_tasks() {
+        warn!(error = %e, "could not resume tasks");
+    }
+    loop {
+        if let Err(e) = cluster.schedule_tasks_once() {
+            warn!(error = %e, "task scheduling failed");
+        }
+        tokio::time::sleep(SCHEDULE_INTERVAL).await;
+    }
+}

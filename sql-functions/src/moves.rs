@@ -1,0 +1,422 @@
+//! The shard-move state machine, persisted in the catalog (`tasks.phase`), idempotent at every
+//! step and resumed after a coordinator restart:
+//!
+//! ```text
+//! planned → preparing → copying → catching_up ⟲ → fenced → final_sync → switched → cleanup → done
+//! any state before switched ──(error, cancel, fence timeout)──→ rolling_back → aborted
+//! ```
+//!
+//! One file per state under `moves/`; each handler's doc lists its transitions. What is
+//! persisted is only the phase (and the task's progress counters); everything else — worker
+//! clients, the set of files already staged, the write fence — is rebuilt after a crash,
+//! because every step first re-reads reality (the catalog's file lists, the target's staging)
+//! instead of trusting the last record. The target pulls files from the source
+//! (`pull_files`, rate-limited, size and CRC-32C verified); the source's files are deleted
+//! only by the deferred cleanup records the switch writes, once no older query runs.
+
+mod catching_up;
+mod cleanup;
+mod copying;
+mod fenced;
+mod final_sync;
+mod preparing;
+mod rolling_back;
+mod switched;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shoal_catalog::{FileRecord, GroupShardFiles, Task};
+use shoal_shard_store::{FileMeta, PullFilesRequest, WorkerClient};
+use tracing::{info, warn};
+
+use crate::cluster::Cluster;
+use crate::error::{ClusterError, Result};
+use crate::failpoints;
+use crate::gate::{gate_key, Fence};
+
+/// The persisted states. Their tags (`as_str`) are stored in the catalog: never rename one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Planned,
+    Preparing,
+    Copying,
+    CatchingUp,
+    Fenced,
+    FinalSync,
+    Switched,
+    Cleanup,
+    Done,
+    RollingBack,
+    Aborted,
+}
+
+impl Phase {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Phase::Planned => "planned",
+            Phase::Preparing => "preparing",
+            Phase::Copying => "copying",
+            Phase::CatchingUp => "catching_up",
+            Phase::Fenced => "fenced",
+            Phase::FinalSync => "final_sync",
+            Phase::Switched => "switched",
+            Phase::Cleanup => "cleanup",
+            Phase::Done => "done",
+            Phase::RollingBack => "rolling_back",
+            Phase::Aborted => "aborted",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Phase> {
+        Some(match s {
+            "planned" => Phase::Planned,
+            "preparing" => Phase::Preparing,
+            "copying" => Phase::Copying,
+            "catching_up" => Phase::CatchingUp,
+            "fenced" => Phase::Fenced,
+            "final_sync" => Phase::FinalSync,
+            "switched" => Phase::Switched,
+            "cleanup" => Phase::Cleanup,
+            "done" => Phase::Done,
+            "rolling_back" => Phase::RollingBack,
+            "aborted" => Phase::Aborted,
+            _ => return None,
+        })
+    }
+
+    /// Before the switch a move can still be undone; after it, only finished.
+    fn before_switch(self) -> bool {
+        matches!(
+            self,
+            Phase::Planned
+                | Phase::Preparing
+                | Phase::Copying
+                | Phase::CatchingUp
+                | Phase::Fenced
+                | Phase::FinalSync
+        )
+    }
+}
+
+/// How a move keeps writes flowing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferMode {
+    /// Copy while writes continue; fence only the final catch-up and the switch.
+    Auto,
+    /// Fence writes to the group for the whole copy.
+    BlockWrites,
+}
+
+impl TransferMode {
+    pub fn parse(s: &str) -> Result<TransferMode> {
+        match s {
+            "auto" | "force_logical" => Ok(TransferMode::Auto),
+            "block_writes" => Ok(TransferMode::BlockWrites),
+            other => Err(ClusterError::InvalidArgument {
+                message: format!("invalid shard_transfer_mode \"{other}\""),
+                hint: Some("Use 'auto', 'force_logical' or 'block_writes'.".into()),
+            }),
+        }
+    }
+}
+
+/// How one run of a task ended.
+pub(crate) enum Outcome {
+    Done,
+    Cancelled,
+    /// Rolled back after this error; the scheduler decides whether to retry.
+    Failed(String),
+}
+
+/// A delta this small is copied under the fence; larger ones get another catch-up round.
+const FENCE_DELTA_BYTES: u64 = 8 << 20;
+/// Catch-up rounds before fencing anyway (a writer outpacing the copy must not starve it).
+const MAX_CATCH_UP_ROUNDS: u32 = 5;
+/// Fence attempts that time out before the attempt fails (and the task retries later).
+const MAX_FENCE_ATTEMPTS: u32 = 3;
+
+/// Everything a running move needs that is not persisted; rebuilt after a crash.
+pub(crate) struct MoveRun {
+    cluster: Arc<Cluster>,
+    task: Task,
+    keep_source: bool,
+    mode: TransferMode,
+    max_bytes_per_s: Option<u64>,
+    fence_timeout: Duration,
+    target: WorkerClient,
+    gate_key: i64,
+    fence: Option<Fence>,
+    /// Files known to be staged and verified on the target, by shard.
+    staged: HashMap<i64, HashSet<String>>,
+    bytes_done: u64,
+    bytes_total: u64,
+    catch_up_rounds: u32,
+    fence_attempts: u32,
+    /// The error that sent the move to `rolling_back`, if any.
+    failure: Option<String>,
+}
+
+impl MoveRun {
+    fn new(cluster: &Arc<Cluster>, task: Task) -> Result<MoveRun> {
+        let job = cluster.catalog().job(task.job_id)?;
+        let mode = TransferMode::parse(&job.transfer_mode)?;
+        let bandwidth_mb = match job.max_bandwidth_mb {
+            Some(mb) => Some(mb),
+            None => cluster.setting_f64("rebalance.max_bandwidth_mb")?,
+        };
+        let fence_ms = cluster
+            .setting_f64("rebalance.write_fence_timeout_ms")?
+            .unwrap_or(5000.0);
+        let table_id = cluster
+            .catalog()
+            .shard_table_id(task.shard_id)?
+            .unwrap_or_default();
+        Ok(MoveRun {
+            cluster: Arc::clone(cluster),
+            keep_source: task.kind == "copy",
+            mode,
+            max_bytes_per_s: bandwidth_mb
+                .filter(|mb| *mb > 0.0)
+                .map(|mb| (mb * 1_000_000.0) as u64),
+            fence_timeout: Duration::from_millis(fence_ms.max(1.0) as u64),
+            target: cluster.worker(&task.target)?,
+            gate_key: gate_key(task.colocation_id, table_id),
+            fence: None,
+            staged: HashMap::new(),
+            bytes_done: task.bytes_done,
+            bytes_total: task.bytes_total,
+            catch_up_rounds: 0,
+            fence_attempts: 0,
+            failure: None,
+            task,
+        })
+    }
+
+    fn task_id(&self) -> i64 {
+        self.task.task_id
+    }
+
+    /// The group's shards and their files on the source, re-read from the catalog.
+    fn group(&self) -> Result<Vec<GroupShardFiles>> {
+        Ok(self.cluster.catalog().group_files(
+            self.task.colocation_id,
+            self.task.shard_index,
+            self.task.shard_id,
+            self.task.source_node_id,
+            self.task.target_node_id,
+        )?)
+    }
+
+    fn cancel_requested(&self) -> Result<bool> {
+        Ok(self
+            .cluster
+            .catalog()
+            .task(self.task_id())?
+            .is_some_and(|t| t.state == "cancelling"))
+    }
+
+    /// Files of `group` not yet staged on the target, and their bytes.
+    fn delta(&self, group: &[GroupShardFiles]) -> (Vec<(i64, i64, FileRecord)>, u64) {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for g in group {
+            let staged = self.staged.get(&g.shard_id);
+            for f in &g.files {
+                if !staged.is_some_and(|s| s.contains(&f.name)) {
+                    bytes += f.bytes;
+                    out.push((g.table_id, g.shard_id, f.clone()));
+                }
+            }
+        }
+        (out, bytes)
+    }
+
+    /// Copies `files` to the target's staging, one file per call so that progress and
+    /// cancellation are seen between files. Returns the bytes copied.
+    async fn pull(&mut self, files: Vec<(i64, i64, FileRecord)>) -> Result<u64> {
+        let mut copied = 0;
+        for (table_id, shard_id, f) in files {
+            if self.cancel_requested()? {
+                return Err(ClusterError::Cancelled {
+                    message: "the move was cancelled".into(),
+                });
+            }
+            let req = PullFilesRequest {
+                task_id: self.task_id(),
+                source_addr: self.task.source.clone(),
+                table_id,
+                shard_id,
+                files: vec![FileMeta {
+                    name: f.name.clone(),
+                    bytes: f.bytes,
+                    rows: f.rows,
+                    checksum: f.checksum,
+                }],
+                max_bytes_per_s: self.max_bytes_per_s,
+            };
+            self.target.pull_files(&req).await?;
+            copied += f.bytes;
+            self.bytes_done += f.bytes;
+            self.staged.entry(shard_id).or_default().insert(f.name);
+            self.save_progress()?;
+        }
+        Ok(copied)
+    }
+
+    fn save_progress(&self) -> Result<()> {
+        let verified = self.bytes_done.min(self.bytes_total.max(self.bytes_done));
+        self.cluster.catalog().set_task_progress(
+            self.task_id(),
+            self.bytes_total.max(self.bytes_done),
+            self.bytes_done,
+            verified,
+        )?;
+        Ok(())
+    }
+
+    async fn take_fence(&mut self) -> bool {
+        if self.fence.is_some() {
+            return true;
+        }
+        let started = Instant::now();
+        self.fence = self
+            .cluster
+            .gates()
+            .fence(self.gate_key, self.fence_timeout)
+            .await;
+        if self.fence.is_some() {
+            info!(
+                task_id = self.task_id(),
+                wait_ms = started.elapsed().as_millis() as u64,
+                "writes fenced"
+            );
+        }
+        self.fence.is_some()
+    }
+
+    fn open_fence(&mut self) {
+        if self.fence.take().is_some() {
+            info!(task_id = self.task_id(), "write fence opened");
+        }
+    }
+}
+
+/// Runs (or resumes) one task to its end. Never panics on worker or catalog failures: they
+/// roll the move back (before the switch) and come back as [`Outcome::Failed`].
+pub(crate) async fn run(cluster: &Arc<Cluster>, task: Task) -> Outcome {
+    let phase = Phase::parse(&task.phase).unwrap_or(Phase::Planned);
+    let mut run = match MoveRun::new(cluster, task) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    run.cluster.set_moving(run.gate_key, true);
+    let outcome = drive(&mut run, phase).await;
+    run.cluster.set_moving(run.gate_key, false);
+    outcome
+}
+
+async fn drive(run: &mut MoveRun, mut phase: Phase) -> Outcome {
+    let task_id = run.task_id();
+    let run = run;
+    let mut cancelled = false;
+    loop {
+        if matches!(phase, Phase::Done | Phase::Aborted) {
+            break;
+        }
+        if phase.before_switch() {
+            match run.cancel_requested() {
+                Ok(true) => {
+                    cancelled = true;
+                    phase = Phase::RollingBack;
+                    if let Err(e) = persist(run, phase) {
+                        return Outcome::Failed(e.to_string());
+                    }
+                    continue;
+                }
+                Ok(false) => {}
+                Err(e) => return Outcome::Failed(e.to_string()),
+            }
+        }
+        let step = match phase {
+            Phase::Planned => Ok(Phase::Preparing),
+            Phase::Preparing => preparing::run(run).await,
+            Phase::Copying => copying::run(run).await,
+            Phase::CatchingUp => catching_up::run(run).await,
+            Phase::Fenced => fenced::run(run).await,
+            Phase::FinalSync => final_sync::run(run).await,
+            Phase::Switched => switched::run(run).await,
+            Phase::Cleanup => cleanup::run(run).await,
+            Phase::RollingBack => rolling_back::run(run).await,
+            Phase::Done | Phase::Aborted => Ok(phase),
+        };
+        match step {
+            Ok(next) => {
+                if let Err(e) = persist(run, next) {
+                    warn!(task_id, error = %e, "could not persist the move's state");
+                    run.open_fence();
+                    return Outcome::Failed(e.to_string());
+                }
+                info!(
+                    task_id,
+                    from = phase.as_str(),
+                    to = next.as_str(),
+                    "move step"
+                );
+                failpoints::crash_after_phase(next.as_str());
+                phase = next;
+            }
+            Err(ClusterError::Cancelled { .. }) if phase.before_switch() => {
+                cancelled = true;
+                run.open_fence();
+                phase = Phase::RollingBack;
+                if let Err(e) = persist(run, phase) {
+                    return Outcome::Failed(e.to_string());
+                }
+            }
+            Err(e) if phase.before_switch() => {
+                warn!(task_id, phase = phase.as_str(), error = %e, "move step failed; rolling back");
+                run.open_fence();
+                run.failure = Some(e.to_string());
+                phase = Phase::RollingBack;
+                if let Err(e2) = persist(run, phase) {
+                    return Outcome::Failed(format!("{e}; then: {e2}"));
+                }
+            }
+            Err(e) => {
+                // After the switch the move has happened; what is left (cleanup, rollback of
+                // staging) is retried by the scheduler without undoing anything.
+                warn!(task_id, phase = phase.as_str(), error = %e, "move step failed");
+                run.open_fence();
+                return Outcome::Failed(e.to_string());
+            }
+        }
+    }
+    run.open_fence();
+    match phase {
+        Phase::Done => Outcome::Done,
+        _ if cancelled => Outcome::Cancelled,
+        _ => match run.failure.take() {
+            Some(e) => Outcome::Failed(e),
+            // Resumed in rolling_back after a crash: the reason was the crash, or a cancel.
+            None => match run.cancel_requested() {
+                Ok(true) => Outcome::Cancelled,
+                _ => Outcome::Failed(
+                    "the move was interrupted (coordinator restart) and rolled back".into(),
+                ),
+            },
+        },
+    }
+}
+
+fn persist(run: &MoveRun, phase: Phase) -> Result<()> {
+    if phase == Phase::Switched {
+        // The switch transaction itself recorded it.
+        return Ok(());
+    }
+    run.cluster
+        .catalog()
+        .set_task_phase(run.task_id(), phase.as_str(), None)?;
+    Ok(())
+}

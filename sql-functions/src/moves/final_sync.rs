@@ -1,0 +1,87 @@
+//! `final_sync` (fence held): copies the last delta, checks that the target holds every file
+//! the source lists (each was verified against the catalog's size and checksum as it was
+//! staged), adopts the staged files into the target's live directory and switches.
+//!
+//! - → `switched` after the switch transaction (which records that phase itself).
+//! - → `catching_up`, fence opened, when the fenced work would outlast
+//!   `rebalance.write_fence_timeout_ms`: writers are never held longer; the files copied so
+//!   far stay staged for the next round.
+//! - → error (rolled back) on a failed copy or a conflicting change of the source's files.
+//!
+//! Without the fence (a resumed move) this state first takes it again.
+
+use std::time::Instant;
+
+use tracing::info;
+
+use super::{MoveRun, Phase};
+use crate::error::{ClusterError, Result};
+
+pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
+    if run.fence.is_none() {
+        return Ok(Phase::Fenced);
+    }
+    let started = Instant::now();
+    let deadline = run.fence_timeout;
+    let work = async {
+        let group = run.group()?;
+        let (delta, _) = run.delta(&group);
+        run.pull(delta).await?;
+        for g in &group {
+            let staged = run.staged.get(&g.shard_id);
+            if let Some(missing) = g
+                .files
+                .iter()
+                .find(|f| !staged.is_some_and(|s| s.contains(&f.name)))
+            {
+                return Err(ClusterError::Internal {
+                    message: format!(
+                        "file {} of shard {} was not staged",
+                        missing.name, g.shard_id
+                    ),
+                });
+            }
+        }
+        for g in &group {
+            let names: Vec<String> = g.files.iter().map(|f| f.name.clone()).collect();
+            if g.on_target || g.source_placement.is_none() {
+                continue;
+            }
+            run.target
+                .adopt_staged(run.task.task_id, g.table_id, g.shard_id, names)
+                .await?;
+        }
+        Ok::<_, ClusterError>(group)
+    };
+    let group = match tokio::time::timeout(deadline, work).await {
+        Ok(r) => r?,
+        Err(_) => {
+            run.open_fence();
+            info!(
+                task_id = run.task_id(),
+                "final copy outlasted the write fence timeout; catching up again"
+            );
+            return Ok(Phase::CatchingUp);
+        }
+    };
+    let bytes: u64 = group.iter().flat_map(|g| &g.files).map(|f| f.bytes).sum();
+    run.bytes_total = bytes.max(run.bytes_done);
+    run.cluster.catalog().set_task_progress(
+        run.task_id(),
+        run.bytes_total,
+        run.bytes_done.max(bytes),
+        bytes,
+    )?;
+    run.cluster.catalog().switch_placements(
+        run.task_id(),
+        run.keep_source,
+        run.task.source_node_id,
+        run.task.target_node_id,
+        &group,
+    )?;
+    let fenced_ms = started.elapsed().as_millis() as u64;
+    run.cluster.record_fence_ms(fenced_ms);
+    run.open_fence();
+    info!(task_id = run.task_id(), fenced_ms, "switched");
+    Ok(Phase::Switched)
+}

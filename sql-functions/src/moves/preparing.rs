@@ -1,0 +1,98 @@
+//! `preparing`: checks that the move can happen and records, before anything is copied, how
+//! to undo it.
+//!
+//! - → `copying` once: the source and target are known, live nodes; no earlier deferred
+//!   delete is pending for these shards on the target; the on-failure cleanup records for the
+//!   target exist; the target has room for the group (10% of its free space stays free).
+//!   In `block_writes` mode the write fence closes here and stays closed until the switch.
+//! - → error (rolled back, retried by the scheduler) otherwise. Every check re-reads reality,
+//!   so running this twice is harmless.
+
+use super::{MoveRun, Phase, TransferMode};
+use crate::error::{ClusterError, Result};
+
+pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
+    let catalog = run.cluster.catalog();
+    let nodes = catalog.list_nodes()?;
+    let node = |id: i64, what: &str| {
+        nodes
+            .iter()
+            .find(|n| n.node_id == id)
+            .cloned()
+            .ok_or_else(|| ClusterError::NotInState {
+                message: format!("{what} node {id} of the move no longer exists"),
+                hint: None,
+            })
+    };
+    let source = node(run.task.source_node_id, "source")?;
+    let target = node(run.task.target_node_id, "target")?;
+    let group = run.group()?;
+    if group
+        .iter()
+        .all(|g| g.on_target && (run.keep_source || g.source_placement.is_none()))
+    {
+        // Switched by an earlier run whose state was lost: nothing to copy.
+        return Ok(Phase::Cleanup);
+    }
+    if group.iter().all(|g| g.source_placement.is_none()) {
+        return Err(ClusterError::NotInState {
+            message: format!(
+                "shard {} has no placement on {} any more",
+                run.task.shard_id,
+                source.addr()
+            ),
+            hint: None,
+        });
+    }
+    // A deferred delete of an earlier placement on the target would remove the new copy
+    // (file names are kept); run it now or wait for the queries that hold it.
+    let shard_ids: Vec<i64> = group.iter().map(|g| g.shard_id).collect();
+    let pending = catalog.pending_cleanup_for(target.node_id, &shard_ids)?;
+    if !pending.is_empty() {
+        run.cluster.run_cleanup_records(&pending).await?;
+        if !catalog
+            .pending_cleanup_for(target.node_id, &shard_ids)?
+            .is_empty()
+        {
+            return Err(ClusterError::NotInState {
+                message: format!(
+                    "old files of shard {} on {} are still waiting for running queries to end",
+                    run.task.shard_id,
+                    target.addr()
+                ),
+                hint: Some("The move is retried automatically.".into()),
+            });
+        }
+    }
+    let shards: Vec<(i64, i64)> = group.iter().map(|g| (g.table_id, g.shard_id)).collect();
+    catalog.add_move_target_records(run.task_id(), target.node_id, &shards)?;
+    let bytes: u64 = group.iter().flat_map(|g| &g.files).map(|f| f.bytes).sum();
+    let info = run.target.health().await?;
+    let reserve = info.disk_free_bytes / 10;
+    if bytes.saturating_add(reserve) > info.disk_free_bytes {
+        return Err(ClusterError::DiskFull {
+            message: format!(
+                "not enough disk space on {} for shard {}: {} bytes needed, {} bytes free (10% must stay free)",
+                target.addr(),
+                run.task.shard_id,
+                bytes,
+                info.disk_free_bytes
+            ),
+            hint: Some("Free disk space on the target, or move the shard elsewhere.".into()),
+        });
+    }
+    run.bytes_total = bytes;
+    run.save_progress()?;
+    if run.mode == TransferMode::BlockWrites && !run.take_fence().await {
+        return Err(ClusterError::NotInState {
+            message: format!(
+                "could not block writes to shard {} within {} ms",
+                run.task.shard_id,
+                run.fence_timeout.as_millis()
+            ),
+            hint: Some("Long-running statements hold the shard group; the move is retried.".into()),
+        });
+    }
+    let _ = source;
+    Ok(Phase::Copying)
+}

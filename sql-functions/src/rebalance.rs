@@ -1,0 +1,683 @@
+//! Rebalance, drain and move_shard as cluster operations: the planner's input read from the
+//! catalog, the up-front safety checks (a job that cannot complete fails before anything
+//! moves), scheduling a job's tasks with Citus's dependencies, and a job's status.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_catalog::{CatalogError, Job, NewJob, NewTask, Node, TableKind, Task};
+use tracing::info;
+
+use crate::cluster::{now_ms, Cluster};
+use crate::error::{ClusterError, Result};
+use crate::gate::gate_key;
+use crate::moves::TransferMode;
+use crate::planner::{
+    self, NoticeLevel, Plan, PlanNode, PlanNotice, PlanOptions, PlanShardGroup, StepKind,
+    StepReason, Strategy,
+};
+
+/// Job types that exclude each other: one rebalance or drain at a time.
+pub(crate) const REBALANCE_JOB_TYPES: &[&str] = &["rebalance", "drain"];
+
+/// What `rebalance_start`, `rebalance_plan` and `drain_node` ask for.
+#[derive(Clone, Debug)]
+pub struct RebalanceRequest {
+    pub strategy: Option<String>,
+    pub drain_only: bool,
+    pub threshold: Option<f64>,
+    pub improvement_threshold: Option<f64>,
+    pub transfer_mode: String,
+    pub max_bandwidth_mb: Option<f64>,
+    pub max_concurrent_moves: Option<i64>,
+    /// A drain of this node: only its placements move.
+    pub drain_node: Option<i64>,
+}
+
+impl Default for RebalanceRequest {
+    fn default() -> Self {
+        RebalanceRequest {
+            strategy: None,
+            drain_only: false,
+            threshold: None,
+            improvement_threshold: None,
+            transfer_mode: "auto".into(),
+            max_bandwidth_mb: None,
+            max_concurrent_moves: None,
+            drain_node: None,
+        }
+    }
+}
+
+/// One row of `rebalance_plan`: one per colocated shard of each planned step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanRow {
+    pub table_name: String,
+    pub shard_id: i64,
+    pub shard_size: u64,
+    pub source_host: String,
+    pub source_port: u16,
+    pub target_host: String,
+    pub target_port: u16,
+}
+
+/// The result of starting a job: its id (none when there was nothing to do) and the notices
+/// for the client.
+#[derive(Clone, Debug)]
+pub struct Scheduled {
+    pub job_id: Option<i64>,
+    pub notices: Vec<PlanNotice>,
+}
+
+/// A job with what its status functions report.
+#[derive(Clone, Debug)]
+pub struct JobStatus {
+    pub job: Job,
+    pub tasks: Vec<Task>,
+    pub bytes_total: u64,
+    pub bytes_done: u64,
+    /// Measured over the job's running time; `None` before any byte moved.
+    pub rate_bytes_per_s: Option<f64>,
+    pub eta_seconds: Option<f64>,
+    pub last_error: Option<String>,
+}
+
+impl JobStatus {
+    /// `bytes_done / bytes_total` in [0, 1]; a finished job is 1.
+    pub fn progress(&self) -> f64 {
+        if self.job.state == "finished" {
+            return 1.0;
+        }
+        if self.bytes_total == 0 {
+            return 0.0;
+        }
+        (self.bytes_done as f64 / self.bytes_total as f64).clamp(0.0, 1.0)
+    }
+}
+
+/// A shard group as the catalog has it, with what a task needs to find its members again.
+struct GroupInfo {
+    colocation_id: Option<i64>,
+    shard_index: i64,
+    is_reference: bool,
+    /// (table name, shard id, bytes) of every member.
+    members: Vec<(String, i64, u64)>,
+}
+
+fn notice(level: NoticeLevel, message: String) -> PlanNotice {
+    PlanNotice {
+        level,
+        message,
+        detail: None,
+        hint: None,
+    }
+}
+
+fn plan_error(e: planner::PlanError) -> ClusterError {
+    ClusterError::InvalidArgument {
+        message: e.to_string(),
+        hint: None,
+    }
+}
+
+impl Cluster {
+    /// The planner's view of the cluster, read from one catalog snapshot.
+    fn plan_inputs(&self) -> Result<(Vec<Node>, Vec<PlanShardGroup>, HashMap<i64, GroupInfo>)> {
+        let nodes = self.catalog().list_nodes()?;
+        let mut groups: BTreeMap<(i64, i64), (PlanShardGroup, GroupInfo)> = BTreeMap::new();
+        for snap in self.catalog().snapshot_all()? {
+            let t = &snap.table;
+            let key = gate_key(t.colocation_id, t.table_id);
+            for s in &snap.shards {
+                let bytes: u64 = s
+                    .placements
+                    .first()
+                    .map(|p| p.files.iter().map(|f| f.bytes).sum())
+                    .unwrap_or(0);
+                let entry = groups.entry((key, s.shard_index)).or_insert_with(|| {
+                    (
+                        PlanShardGroup {
+                            group_id: s.shard_id,
+                            colocation_id: key,
+                            bytes: 0,
+                            placements: s.placements.iter().map(|p| p.node_id).collect(),
+                            replication_factor: t.replication_factor.max(1) as usize,
+                            is_reference: t.kind == TableKind::Reference,
+                            disallowed_nodes: Vec::new(),
+                        },
+                        GroupInfo {
+                            colocation_id: t.colocation_id,
+                            shard_index: s.shard_index,
+                            is_reference: t.kind == TableKind::Reference,
+                            members: Vec::new(),
+                        },
+                    )
+                });
+                entry.0.bytes += bytes;
+                if s.shard_id < entry.0.group_id {
+                    entry.0.group_id = s.shard_id;
+                    entry.0.placements = s.placements.iter().map(|p| p.node_id).collect();
+                }
+                entry.1.members.push((t.name.clone(), s.shard_id, bytes));
+            }
+        }
+        let mut plan_groups = Vec::with_capacity(groups.len());
+        let mut info = HashMap::with_capacity(groups.len());
+        for (_, (g, i)) in groups {
+            info.insert(g.group_id, i);
+            plan_groups.push(g);
+        }
+        Ok((nodes, plan_groups, info))
+    }
+
+    fn make_plan(
+        &self,
+        req: &RebalanceRequest,
+    ) -> Result<(Plan, Vec<Node>, HashMap<i64, GroupInfo>)> {
+        let strategy: Strategy = req
+            .strategy
+            .as_deref()
+            .unwrap_or("by_disk_size")
+            .parse()
+            .map_err(|e: planner::PlanError| ClusterError::InvalidArgument {
+                message: e.to_string(),
+                hint: Some("Strategies: by_shard_count, by_disk_size.".into()),
+            })?;
+        let (nodes, all_groups, info) = self.plan_inputs()?;
+        // A lost shard (no placement left) cannot be planned for; say so and plan the rest.
+        let (lost, groups): (Vec<PlanShardGroup>, Vec<PlanShardGroup>) = all_groups
+            .into_iter()
+            .partition(|g| g.placements.is_empty());
+        let lost_notices: Vec<PlanNotice> = lost
+            .iter()
+            .map(|g| {
+                notice(
+                    NoticeLevel::Warning,
+                    format!(
+                        "shard {} is lost (no placement left) and is skipped",
+                        g.group_id
+                    ),
+                )
+            })
+            .collect();
+        let plan_nodes: Vec<PlanNode> = nodes
+            .iter()
+            .map(|n| PlanNode {
+                node_id: n.node_id,
+                host: n.host.clone(),
+                port: n.port,
+                should_have_shards: n.should_have_shards,
+                is_live: n.is_live,
+                capacity: 1.0,
+                disk_free_bytes: n.disk_free_bytes,
+            })
+            .collect();
+        let mut opts = PlanOptions::new(strategy);
+        opts.threshold = req.threshold;
+        opts.improvement_threshold = req.improvement_threshold;
+        opts.drain_only = req.drain_only || req.drain_node.is_some();
+        opts.drain_node = req.drain_node;
+        let mut plan = planner::plan(&plan_nodes, &groups, &opts).map_err(plan_error)?;
+        plan.notices.splice(0..0, lost_notices);
+        Ok((plan, nodes, info))
+    }
+
+    /// `rebalance_plan`: the rows of the moves `rebalance_start` would schedule, in order.
+    pub fn rebalance_plan(
+        &self,
+        req: &RebalanceRequest,
+    ) -> Result<(Vec<PlanRow>, Vec<PlanNotice>)> {
+        let (plan, nodes, info) = self.make_plan(req)?;
+        let node = |id: i64| nodes.iter().find(|n| n.node_id == id);
+        let mut rows = Vec::new();
+        for step in &plan.steps {
+            let (Some(src), Some(dst)) = (node(step.source_node), node(step.target_node)) else {
+                continue;
+            };
+            for (table, shard_id, bytes) in info
+                .get(&step.group_id)
+                .map(|g| g.members.as_slice())
+                .unwrap_or_default()
+            {
+                rows.push(PlanRow {
+                    table_name: table.clone(),
+                    shard_id: *shard_id,
+                    shard_size: *bytes,
+                    source_host: src.host.clone(),
+                    source_port: src.port,
+                    target_host: dst.host.clone(),
+                    target_port: dst.port,
+                });
+            }
+        }
+        Ok((rows, plan.notices))
+    }
+
+    /// `rebalance_start` (job type `rebalance`) and `drain_node` (job type `drain`): plans,
+    /// checks that the plan can complete, and schedules it as one background job.
+    pub async fn start_rebalance(
+        self: &Arc<Self>,
+        req: &RebalanceRequest,
+        job_type: &str,
+    ) -> Result<Scheduled> {
+        TransferMode::parse(&req.transfer_mode)?;
+        if let Some(j) = self.catalog().active_job(REBALANCE_JOB_TYPES)? {
+            return Err(CatalogError::JobRunning { job_id: j.job_id }.into());
+        }
+        let (plan, nodes, info) = self.make_plan(req)?;
+        let mut notices = plan.notices.clone();
+        let node = |id: i64| nodes.iter().find(|n| n.node_id == id);
+        if !plan.problems.is_empty() {
+            let lines: Vec<String> = plan
+                .problems
+                .iter()
+                .map(|p| {
+                    let at = p
+                        .node_id
+                        .and_then(node)
+                        .map(|n| format!(" on {}", n.addr()))
+                        .unwrap_or_default();
+                    format!("shard {}{}: {}", p.group_id, at, p.reason)
+                })
+                .collect();
+            let disk = plan.problems.iter().any(|p| p.reason.contains("disk"));
+            let verb = if job_type == "drain" {
+                "drain"
+            } else {
+                "rebalance"
+            };
+            let message = format!(
+                "cannot {verb}: {} shard group(s) have nowhere to go; nothing was moved\n{}",
+                plan.problems.len(),
+                lines.join("\n")
+            );
+            return Err(if disk {
+                ClusterError::DiskFull {
+                    message,
+                    hint: Some(
+                        "Free disk space on the other workers or add a worker (SELECT add_node(...)), then retry."
+                            .into(),
+                    ),
+                }
+            } else {
+                ClusterError::NotInState {
+                    message,
+                    hint: Some(
+                        "Add a worker (SELECT add_node(...)) or set should_have_shards = true on one, then retry."
+                            .into(),
+                    ),
+                }
+            });
+        }
+        if plan.steps.is_empty() {
+            notices.push(notice(
+                NoticeLevel::Notice,
+                "No moves available for rebalancing".into(),
+            ));
+            return Ok(Scheduled {
+                job_id: None,
+                notices,
+            });
+        }
+        // Every node that takes part must answer now, not halfway through.
+        let mut involved: Vec<i64> = plan
+            .steps
+            .iter()
+            .flat_map(|s| [s.source_node, s.target_node])
+            .collect();
+        involved.sort_unstable();
+        involved.dedup();
+        for id in involved {
+            let n = node(id).ok_or_else(|| ClusterError::Internal {
+                message: format!("planned node {id} is unknown"),
+            })?;
+            let client = self.worker(&n.addr())?;
+            match tokio::time::timeout(Duration::from_secs(3), client.health()).await {
+                Ok(Ok(_)) => {}
+                _ => {
+                    return Err(ClusterError::ShardUnavailable {
+                        message: format!(
+                            "node {} is not reachable; nothing was moved",
+                            n.addr()
+                        ),
+                        hint: Some(
+                            "Start the worker, or remove it with SELECT remove_node(host, port, force => true) if it is gone for good."
+                                .into(),
+                        ),
+                    })
+                }
+            }
+        }
+        let tasks = self.tasks_for(&plan, &nodes, &info)?;
+        let moves = plan
+            .steps
+            .iter()
+            .filter(|s| s.reason != StepReason::ReferenceCopy)
+            .count();
+        let description = match (job_type, req.drain_node.and_then(node)) {
+            ("drain", Some(n)) => format!("Drain node {}", n.addr()),
+            _ => "Rebalance all colocation groups".to_string(),
+        };
+        let job_id = self.catalog().create_job(
+            &NewJob {
+                job_type: job_type.to_string(),
+                description,
+                transfer_mode: req.transfer_mode.clone(),
+                max_bandwidth_mb: req.max_bandwidth_mb,
+                max_concurrent_moves: req.max_concurrent_moves,
+                tasks,
+            },
+            REBALANCE_JOB_TYPES,
+        )?;
+        info!(job_id, moves, job_type, "job scheduled");
+        notices.push(PlanNotice {
+            level: NoticeLevel::Notice,
+            message: format!("Scheduled {moves} moves as job {job_id}"),
+            detail: Some(format!(
+                "{} scheduled as background job",
+                if job_type == "drain" {
+                    "Drain"
+                } else {
+                    "Rebalance"
+                }
+            )),
+            hint: Some("To monitor progress, run: SELECT * FROM rebalance_status();".into()),
+        });
+        Ok(Scheduled {
+            job_id: Some(job_id),
+            notices,
+        })
+    }
+
+    /// Tasks for a plan, with Citus's dependencies: a move waits for the previous move of its
+    /// colocation group and for earlier moves *off* its target (they free space); moves with
+    /// neither wait for the reference-table copies.
+    fn tasks_for(
+        &self,
+        plan: &Plan,
+        nodes: &[Node],
+        info: &HashMap<i64, GroupInfo>,
+    ) -> Result<Vec<NewTask>> {
+        let addr = |id: i64| {
+            nodes
+                .iter()
+                .find(|n| n.node_id == id)
+                .map(|n| n.addr())
+                .unwrap_or_default()
+        };
+        let mut tasks: Vec<NewTask> = Vec::with_capacity(plan.steps.len());
+        let mut last_in_colocation: HashMap<i64, usize> = HashMap::new();
+        let mut reference_tasks: Vec<usize> = Vec::new();
+        for step in &plan.steps {
+            let g = info
+                .get(&step.group_id)
+                .ok_or_else(|| ClusterError::Internal {
+                    message: format!("planned shard group {} is unknown", step.group_id),
+                })?;
+            let coloc = g.colocation_id.unwrap_or(-step.group_id);
+            let mut depends_on = Vec::new();
+            if step.reason == StepReason::ReferenceCopy || g.is_reference {
+                reference_tasks.push(tasks.len());
+            } else {
+                if let Some(i) = last_in_colocation.get(&coloc) {
+                    depends_on.push(*i);
+                }
+                for (i, t) in tasks.iter().enumerate() {
+                    if t.kind == "move" && t.source_node_id == step.target_node {
+                        depends_on.push(i);
+                    }
+                }
+                if depends_on.is_empty() {
+                    depends_on.extend(reference_tasks.iter().copied());
+                }
+                depends_on.sort_unstable();
+                depends_on.dedup();
+                last_in_colocation.insert(coloc, tasks.len());
+            }
+            tasks.push(NewTask {
+                kind: match step.kind {
+                    StepKind::Move => "move".into(),
+                    StepKind::Copy => "copy".into(),
+                },
+                shard_id: step.group_id,
+                colocation_id: g.colocation_id,
+                shard_index: g.shard_index,
+                source_node_id: step.source_node,
+                target_node_id: step.target_node,
+                source: addr(step.source_node),
+                target: addr(step.target_node),
+                bytes_total: step.bytes,
+                depends_on,
+            });
+        }
+        Ok(tasks)
+    }
+
+    /// `move_shard`: moves the group of `shard_id` to the target as a one-task job and waits
+    /// for it. `Ok(None)` with a warning when the group is already there.
+    pub async fn move_shard(
+        self: &Arc<Self>,
+        shard_id: i64,
+        target_host: &str,
+        target_port: u16,
+        transfer_mode: &str,
+    ) -> Result<(Option<i64>, Vec<PlanNotice>)> {
+        TransferMode::parse(transfer_mode)?;
+        let target_addr = format!("{target_host}:{target_port}");
+        let target = self
+            .catalog()
+            .node_by_addr(target_host, target_port)?
+            .ok_or_else(|| ClusterError::InvalidArgument {
+                message: "Moving shards to a non-existing node is not supported".into(),
+                hint: Some(format!(
+                    "Add the target node via SELECT add_node('{target_host}', {target_port});"
+                )),
+            })?;
+        if !target.is_live {
+            return Err(ClusterError::NotInState {
+                message: "Moving shards to a non-active node is not supported".into(),
+                hint: Some(format!("Start the worker at {target_addr} first.")),
+            });
+        }
+        if !target.should_have_shards {
+            return Err(ClusterError::NotInState {
+                message: "Moving shards to a node that shouldn't have a shard is not supported"
+                    .into(),
+                hint: Some(format!(
+                    "Allow it via SELECT set_node_property('{target_host}', {target_port}, 'should_have_shards', true);"
+                )),
+            });
+        }
+        let (nodes, groups, info) = self.plan_inputs()?;
+        let (group, gi) = groups
+            .iter()
+            .find_map(|g| {
+                let i = info.get(&g.group_id)?;
+                i.members
+                    .iter()
+                    .any(|(_, id, _)| *id == shard_id)
+                    .then_some((g, i))
+            })
+            .ok_or_else(|| ClusterError::InvalidArgument {
+                message: format!("shard {shard_id} does not exist"),
+                hint: Some("See SELECT * FROM shoal.shards;".into()),
+            })?;
+        if gi.is_reference {
+            return Err(ClusterError::NotSupported {
+                message: "shards of reference tables cannot be moved; they have a placement on every node".into(),
+            });
+        }
+        if group.placements.contains(&target.node_id) {
+            return Ok((
+                None,
+                vec![PlanNotice {
+                    level: NoticeLevel::Warning,
+                    message: format!("shard is already present on node {target_addr}"),
+                    detail: Some("Move may have already completed.".into()),
+                    hint: None,
+                }],
+            ));
+        }
+        let source_id =
+            *group
+                .placements
+                .first()
+                .ok_or_else(|| ClusterError::ShardUnavailable {
+                    message: format!("shard {shard_id} is lost: it has no placement to move"),
+                    hint: None,
+                })?;
+        let source = nodes
+            .iter()
+            .find(|n| n.node_id == source_id)
+            .ok_or_else(|| ClusterError::Internal {
+                message: format!("node {source_id} is unknown"),
+            })?;
+        if let Some(free) = target.disk_free_bytes {
+            if group.bytes.saturating_add(free / 10) > free {
+                return Err(ClusterError::DiskFull {
+                    message: format!(
+                        "not enough empty space on node {target_addr} for shard {shard_id}: {} bytes needed, {free} bytes free (10% must stay free)",
+                        group.bytes
+                    ),
+                    hint: Some("Free disk space on the target or choose another one.".into()),
+                });
+            }
+        }
+        // A move of this group may not run twice at once.
+        let busy = self.catalog().tasks(None)?.into_iter().any(|t| {
+            matches!(
+                t.state.as_str(),
+                "running" | "runnable" | "blocked" | "cancelling"
+            ) && t.colocation_id == gi.colocation_id
+                && t.shard_index == gi.shard_index
+                && (gi.colocation_id.is_some() || t.shard_id == group.group_id)
+        });
+        if busy {
+            return Err(ClusterError::NotInState {
+                message: format!("could not acquire the lock required to move shard {shard_id}"),
+                hint: Some("A rebalance or another move of this shard group is running; wait for it (SELECT rebalance_wait();) and retry.".into()),
+            });
+        }
+        let job_id = self.catalog().create_job(
+            &NewJob {
+                job_type: "move".into(),
+                description: format!(
+                    "Move shard {shard_id} from {} to {target_addr}",
+                    source.addr()
+                ),
+                transfer_mode: transfer_mode.to_string(),
+                max_bandwidth_mb: None,
+                max_concurrent_moves: None,
+                tasks: vec![NewTask {
+                    kind: "move".into(),
+                    shard_id: group.group_id,
+                    colocation_id: gi.colocation_id,
+                    shard_index: gi.shard_index,
+                    source_node_id: source.node_id,
+                    target_node_id: target.node_id,
+                    source: source.addr(),
+                    target: target_addr,
+                    bytes_total: group.bytes,
+                    depends_on: vec![],
+                }],
+            },
+            &[],
+        )?;
+        self.schedule_tasks_once()?;
+        self.wait_job(job_id, true).await?;
+        Ok((Some(job_id), Vec::new()))
+    }
+
+    /// `remove_node(..., force => true)`: drops the node and its placements; returns the
+    /// shards (table name, shard id) that lost their only placement.
+    pub fn force_remove_node(&self, node_id: i64) -> Result<Vec<(String, i64)>> {
+        if let Some(j) = self.catalog().active_job(&["rebalance", "drain", "move"])? {
+            // Moves to or from the node cannot finish; stop them first so nothing is half done.
+            let involved = self.catalog().tasks(Some(j.job_id))?.iter().any(|t| {
+                !matches!(
+                    t.state.as_str(),
+                    "done" | "cancelled" | "error" | "unscheduled"
+                ) && (t.source_node_id == node_id || t.target_node_id == node_id)
+            });
+            if involved {
+                return Err(ClusterError::NotInState {
+                    message: format!("job {} moves shards to or from this node", j.job_id),
+                    hint: Some("Stop it first: SELECT rebalance_stop();".into()),
+                });
+            }
+        }
+        let lost = self.catalog().force_remove_node(node_id)?;
+        info!(node_id, lost = lost.len(), "node removed by force");
+        Ok(lost)
+    }
+
+    /// Whether the node at `host:port` holds a placement of `shard_id`.
+    pub fn shard_on_node(&self, shard_id: i64, host: &str, port: i64) -> Result<bool> {
+        let Ok(port) = u16::try_from(port) else {
+            return Ok(false);
+        };
+        let Some(node) = self.catalog().node_by_addr(host, port)? else {
+            return Ok(false);
+        };
+        let Some(table_id) = self.catalog().shard_table_id(shard_id)? else {
+            return Ok(false);
+        };
+        let _ = table_id;
+        Ok(self
+            .catalog()
+            .group_files(None, 0, shard_id, node.node_id, node.node_id)?
+            .iter()
+            .any(|g| g.source_placement.is_some()))
+    }
+
+    /// The status of a job, with bytes from the catalog and a rate measured over its running
+    /// time.
+    pub fn job_status(&self, job: Job) -> Result<JobStatus> {
+        let tasks = self.catalog().tasks(Some(job.job_id))?;
+        let bytes_total: u64 = tasks
+            .iter()
+            .filter(|t| t.state != "cancelled" || t.bytes_done > 0)
+            .map(|t| t.bytes_total.max(t.bytes_done))
+            .sum();
+        let bytes_done: u64 = tasks
+            .iter()
+            .map(|t| {
+                if t.state == "done" {
+                    t.bytes_total.max(t.bytes_done)
+                } else {
+                    t.bytes_done
+                }
+            })
+            .sum();
+        let elapsed_ms = job
+            .started_at_ms
+            .map(|s| job.finished_at_ms.unwrap_or_else(now_ms) - s)
+            .unwrap_or(0);
+        let rate = (bytes_done > 0 && elapsed_ms > 0)
+            .then(|| bytes_done as f64 * 1000.0 / elapsed_ms as f64);
+        let eta = if job.is_terminal() {
+            Some(0.0)
+        } else {
+            rate.filter(|r| *r > 0.0)
+                .map(|r| bytes_total.saturating_sub(bytes_done) as f64 / r)
+        };
+        let last_error = tasks
+            .iter()
+            .filter(|t| {
+                !t.message.is_empty()
+                    && (t.state == "error" || (t.retries > 0 && t.state != "done"))
+            })
+            .max_by_key(|t| (t.finished_at_ms.unwrap_or(0), t.task_id))
+            .map(|t| t.message.clone());
+        Ok(JobStatus {
+            job,
+            tasks,
+            bytes_total,
+            bytes_done,
+            rate_bytes_per_s: rate,
+            eta_seconds: eta,
+            last_error,
+        })
+    }
+}

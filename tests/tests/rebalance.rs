@@ -1,0 +1,559 @@
+//! Scaling a live cluster through psql, as a user's runbook does it: 2 workers, 2 more added
+//! and `citus_rebalance_start()`, one drained and removed — with a writer and a reader running
+//! the whole time. Every read must see exactly a committed prefix of the writes (count and sum
+//! match), no write may fail, be lost or be duplicated. Also: the errors and notices of the
+//! contract, `remove_node(..., force => true)` of a dead node, and `rebalance_stop()`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_e2e::{
+    err_text, exec, lines, require_tool, scalar, sqlstate, stderr_of, stdout_of, Cluster,
+};
+use tokio_postgres::Client;
+
+/// Rows per INSERT of the writer; ids are consecutive from 1, so a committed prefix of n
+/// rows has sum n(n+1)/2.
+const BATCH: u64 = 50;
+const INITIAL_ROWS: u64 = 20_000;
+
+fn prefix_sum(n: u64) -> u64 {
+    n * (n + 1) / 2
+}
+
+fn insert_sql(first: u64, n: u64) -> String {
+    let values: Vec<String> = (first..first + n)
+        .map(|id| format!("({id}, {}, 'k{}', {}.5)", id % 97, id % 4, id))
+        .collect();
+    format!("INSERT INTO events VALUES {}", values.join(", "))
+}
+
+async fn create_tables(client: &Client) {
+    exec(
+        client,
+        "CREATE TABLE events (id bigint, device_id integer, kind text, value double precision)",
+    )
+    .await;
+    exec(
+        client,
+        "SELECT create_distributed_table('events', 'id', shard_count => 8)",
+    )
+    .await;
+    exec(client, "CREATE TABLE kinds (kind text, label text)").await;
+    exec(
+        client,
+        "INSERT INTO kinds VALUES ('k0','zero'),('k1','one'),('k2','two'),('k3','three')",
+    )
+    .await;
+    exec(client, "SELECT create_reference_table('kinds')").await;
+    let mut next = 1;
+    while next <= INITIAL_ROWS {
+        exec(client, &insert_sql(next, 1000)).await;
+        next += 1000;
+    }
+}
+
+async fn count_sum(client: &Client) -> Result<(u64, u64), tokio_postgres::Error> {
+    let rows =
+        shoal_e2e::query_lines(client, "SELECT count(*), coalesce(sum(id), 0) FROM events").await?;
+    let line = rows.first().cloned().unwrap_or_default();
+    let (c, s) = line.split_once('|').unwrap_or(("0", "0"));
+    Ok((c.parse().unwrap_or(u64::MAX), s.parse().unwrap_or(u64::MAX)))
+}
+
+/// A writer and a reader that run until stopped, recording every failure.
+struct Load {
+    stop: Arc<AtomicBool>,
+    committed: Arc<AtomicU64>,
+    reads: Arc<AtomicU64>,
+    writer: tokio::task::JoinHandle<Vec<String>>,
+    reader: tokio::task::JoinHandle<Vec<String>>,
+}
+
+impl Load {
+    async fn start(cluster: &Cluster, already: u64) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let committed = Arc::new(AtomicU64::new(already));
+        let reads = Arc::new(AtomicU64::new(0));
+        let wclient = cluster.client().await;
+        let rclient = cluster.client().await;
+        let writer = {
+            let stop = Arc::clone(&stop);
+            let committed = Arc::clone(&committed);
+            tokio::spawn(async move {
+                let mut errors = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    let first = committed.load(Ordering::SeqCst) + 1;
+                    match wclient.simple_query(&insert_sql(first, BATCH)).await {
+                        Ok(_) => {
+                            committed.fetch_add(BATCH, Ordering::SeqCst);
+                        }
+                        Err(e) => {
+                            errors.push(format!("INSERT of ids {first}..: {}", err_text(&e)));
+                            break;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                errors
+            })
+        };
+        let reader = {
+            let stop = Arc::clone(&stop);
+            let committed = Arc::clone(&committed);
+            let reads = Arc::clone(&reads);
+            tokio::spawn(async move {
+                let mut errors = Vec::new();
+                while !stop.load(Ordering::SeqCst) && errors.len() < 5 {
+                    let before = committed.load(Ordering::SeqCst);
+                    match count_sum(&rclient).await {
+                        Ok((n, s)) => {
+                            let after = committed.load(Ordering::SeqCst);
+                            // The writer may have committed one more batch than it counted yet.
+                            if n < before || n > after + BATCH || s != prefix_sum(n) {
+                                errors.push(format!(
+                                    "read count={n} sum={s}; committed between {before} and {after} (sum for {n} would be {})",
+                                    prefix_sum(n)
+                                ));
+                            }
+                            reads.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(e) => errors.push(format!("SELECT failed: {}", err_text(&e))),
+                    }
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                }
+                errors
+            })
+        };
+        Load {
+            stop,
+            committed,
+            reads,
+            writer,
+            reader,
+        }
+    }
+
+    /// Stops both, asserts that neither saw a failure, and returns the committed row count.
+    async fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::SeqCst);
+        let werr = self.writer.await.expect("writer task");
+        let rerr = self.reader.await.expect("reader task");
+        assert!(werr.is_empty(), "writer failed: {werr:?}");
+        assert!(rerr.is_empty(), "reader saw wrong answers: {rerr:?}");
+        let reads = self.reads.load(Ordering::SeqCst);
+        assert!(reads > 10, "the reader ran only {reads} queries");
+        self.committed.load(Ordering::SeqCst)
+    }
+}
+
+/// psql in a blocking thread (the reader and writer keep running on the runtime); returns
+/// (success, stdout, stderr).
+async fn psql(cluster: &Cluster, sql: &str) -> (bool, String, String) {
+    let target = cluster.psql_target();
+    let sql = sql.to_string();
+    tokio::task::spawn_blocking(move || {
+        let out = target.run(&sql);
+        (out.status.success(), stdout_of(&out), stderr_of(&out))
+    })
+    .await
+    .expect("psql thread")
+}
+
+async fn psql_ok(cluster: &Cluster, sql: &str) -> (String, String) {
+    let (ok, out, err) = psql(cluster, sql).await;
+    assert!(
+        ok,
+        "psql failed for {sql}:\n{err}\n{}",
+        cluster.log_tails(40)
+    );
+    (out, err)
+}
+
+/// Placements per node port of `events`.
+async fn placements_by_port(client: &Client) -> Vec<String> {
+    lines(
+        client,
+        "SELECT port, count(*) FROM shoal.shards WHERE table_name = 'events' GROUP BY port ORDER BY port",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runbook_scale_out_then_drain_and_remove_under_load() {
+    if !require_tool("psql") {
+        return;
+    }
+    let cluster = Cluster::start_with(2, 2).await;
+    let client = cluster.client().await;
+    create_tables(&client).await;
+    exec(
+        &client,
+        "SELECT set_cluster_setting('rebalance.retry_backoff_ms', '200')",
+    )
+    .await;
+    let load = Load::start(&cluster, INITIAL_ROWS).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Scale out: two more workers, then the Citus runbook.
+    let (p2, p3) = (cluster.worker_port(2), cluster.worker_port(3));
+    psql_ok(
+        &cluster,
+        &format!("SELECT citus_add_node('127.0.0.1', {p2})"),
+    )
+    .await;
+    psql_ok(
+        &cluster,
+        &format!("SELECT citus_add_node('127.0.0.1', {p3})"),
+    )
+    .await;
+    let (out, err) = psql_ok(&cluster, "SELECT citus_rebalance_start()").await;
+    assert!(
+        err.contains("Scheduled") && err.contains("moves as job"),
+        "notice: {err}"
+    );
+    let job_id: i64 = out
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("job id: {out}"));
+    let (status, _) = psql_ok(&cluster, "SELECT * FROM citus_rebalance_status()").await;
+    assert!(
+        status.starts_with(&format!("{job_id}|")),
+        "status: {status}"
+    );
+    psql_ok(&cluster, "SELECT citus_rebalance_wait()").await;
+    let (status, _) = psql_ok(
+        &cluster,
+        "SELECT state, job_type, progress, bytes_total > 0, bytes_done = bytes_total, eta_seconds FROM rebalance_status()",
+    )
+    .await;
+    assert_eq!(
+        status.trim(),
+        "finished|rebalance|1|t|t|0",
+        "status: {status}"
+    );
+    let (details, _) = psql_ok(&cluster, "SELECT details FROM citus_rebalance_status()").await;
+    assert!(
+        details
+            .trim()
+            .starts_with("{\"tasks\": [], \"task_state_counts\": {\"done\": "),
+        "details: {details}"
+    );
+    let by_port = placements_by_port(&client).await;
+    assert_eq!(
+        by_port.len(),
+        4,
+        "every worker holds events shards: {by_port:?}"
+    );
+    for line in &by_port {
+        assert!(
+            line.ends_with("|2"),
+            "8 shards over 4 workers, 2 each: {by_port:?}"
+        );
+    }
+    let refs = scalar(
+        &client,
+        "SELECT count(DISTINCT port) FROM shoal.shards WHERE table_name = 'kinds'",
+    )
+    .await;
+    assert_eq!(
+        refs, "4",
+        "the reference table was copied to the new workers"
+    );
+
+    // Scale in: drain worker 1, then remove it.
+    let p1 = cluster.worker_port(1);
+    psql_ok(
+        &cluster,
+        &format!("SELECT citus_drain_node('127.0.0.1', {p1})"),
+    )
+    .await;
+    let left = scalar(
+        &client,
+        &format!("SELECT count(*) FROM shoal.shards WHERE table_name = 'events' AND port = {p1}"),
+    )
+    .await;
+    assert_eq!(left, "0", "no events shard is left on the drained node");
+    psql_ok(
+        &cluster,
+        &format!("SELECT citus_remove_node('127.0.0.1', {p1})"),
+    )
+    .await;
+    let (left, _) = psql_ok(
+        &cluster,
+        &format!("SELECT * FROM citus_shard_placement WHERE nodeport = {p1}"),
+    )
+    .await;
+    assert_eq!(left.trim(), "", "no placement is left on the removed node");
+    let nodes = scalar(
+        &client,
+        "SELECT count(*) FROM citus_get_active_worker_nodes()",
+    )
+    .await;
+    assert_eq!(nodes, "3");
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let committed = load.finish().await;
+    let (n, s) = count_sum(&client).await.expect("final count");
+    assert_eq!(
+        (n, s),
+        (committed, prefix_sum(committed)),
+        "every committed row exactly once"
+    );
+    let joined = scalar(
+        &client,
+        "SELECT count(*) FROM events e JOIN kinds k ON e.kind = k.kind",
+    )
+    .await;
+    assert_eq!(joined, committed.to_string());
+    let jobs = lines(
+        &client,
+        "SELECT job_type, state, tasks_total = tasks_done FROM shoal.jobs ORDER BY job_id",
+    )
+    .await;
+    assert_eq!(jobs, vec!["rebalance|finished|t", "drain|finished|t"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_and_notices_of_the_contract() {
+    if !require_tool("psql") {
+        return;
+    }
+    let cluster = Cluster::start_with(2, 1).await;
+    let client = cluster.client().await;
+    create_tables(&client).await;
+    let expect_err = |sql: &'static str, code: &'static str, text: &'static str| {
+        let client = &client;
+        async move {
+            let e = client
+                .simple_query(sql)
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{sql} should fail"));
+            assert_eq!(
+                sqlstate(&e).as_deref(),
+                Some(code),
+                "{sql}: {}",
+                err_text(&e)
+            );
+            assert!(err_text(&e).contains(text), "{sql}: {}", err_text(&e));
+        }
+    };
+    // A balanced cluster: nothing to do.
+    let (out, err) = psql_ok(&cluster, "SELECT rebalance_start()").await;
+    assert!(err.contains("No moves available for rebalancing"), "{err}");
+    assert_eq!(out.trim(), "", "NULL job id");
+    expect_err(
+        "SELECT rebalance_stop()",
+        "55000",
+        "no ongoing rebalance that can be stopped",
+    )
+    .await;
+    let (_, err) = psql_ok(&cluster, "SELECT rebalance_wait()").await;
+    assert!(
+        err.contains("no ongoing rebalance that can be waited on"),
+        "{err}"
+    );
+    expect_err(
+        "SELECT drain_node('nohost', 7400)",
+        "22023",
+        "node \"nohost:7400\" does not exist",
+    )
+    .await;
+    expect_err(
+        "SELECT remove_node('nohost', 7400)",
+        "22023",
+        "node \"nohost:7400\" does not exist",
+    )
+    .await;
+    let p0 = cluster.worker_port(0);
+    let shard = scalar(
+        &client,
+        &format!(
+            "SELECT min(shard_id) FROM shoal.shards WHERE table_name = 'events' AND port = {p0}"
+        ),
+    )
+    .await;
+    let e = client
+        .simple_query(&format!("SELECT remove_node('127.0.0.1', {p0})"))
+        .await
+        .expect_err("remove_node of a node with placements");
+    assert_eq!(sqlstate(&e).as_deref(), Some("55000"));
+    let text = err_text(&e);
+    assert!(
+        text.contains("because it holds") && text.contains("drain_node('127.0.0.1',"),
+        "{text}"
+    );
+    let e = client
+        .simple_query(&format!("SELECT move_shard({shard}, 'nohost', 7400)"))
+        .await
+        .expect_err("move to a non-existing node");
+    assert!(
+        err_text(&e).contains("Moving shards to a non-existing node is not supported"),
+        "{}",
+        err_text(&e)
+    );
+    let (_, err) = psql_ok(
+        &cluster,
+        &format!("SELECT move_shard({shard}, '127.0.0.1', {p0})"),
+    )
+    .await;
+    assert!(
+        err.contains(&format!("shard is already present on node 127.0.0.1:{p0}")),
+        "{err}"
+    );
+    // A third node that should not have shards is no target.
+    let p2 = cluster.worker_port(2);
+    exec(&client, &format!("SELECT add_node('127.0.0.1', {p2})")).await;
+    exec(
+        &client,
+        &format!("SELECT set_node_property('127.0.0.1', {p2}, 'should_have_shards', false)"),
+    )
+    .await;
+    let e = client
+        .simple_query(&format!("SELECT move_shard({shard}, '127.0.0.1', {p2})"))
+        .await
+        .expect_err("move to a node that should not have shards");
+    assert!(
+        err_text(&e)
+            .contains("Moving shards to a node that shouldn't have a shard is not supported"),
+        "{}",
+        err_text(&e)
+    );
+    // The dry run names the moves and changes nothing.
+    exec(
+        &client,
+        &format!("SELECT set_node_property('127.0.0.1', {p2}, 'should_have_shards', true)"),
+    )
+    .await;
+    let plan = lines(&client, "SELECT table_name, target_port FROM rebalance_plan(rebalance_strategy => 'by_shard_count')").await;
+    assert!(
+        !plan.is_empty() && plan.iter().all(|l| l.ends_with(&format!("|{p2}"))),
+        "plan: {plan:?}"
+    );
+    assert!(
+        plan.iter().any(|l| l.starts_with("events|")),
+        "plan: {plan:?}"
+    );
+    let still = scalar(
+        &client,
+        &format!("SELECT count(*) FROM shoal.shards WHERE port = {p2} AND table_name = 'events'"),
+    )
+    .await;
+    assert_eq!(still, "0", "rebalance_plan moved nothing");
+    // A slow rebalance is running: a second one is refused, stop rolls back cleanly.
+    let (out, _) = psql_ok(
+        &cluster,
+        "SELECT rebalance_start(rebalance_strategy => 'by_shard_count', max_bandwidth_mb => 0.05)",
+    )
+    .await;
+    let job: i64 = out.trim().parse().expect("job id");
+    let e = client
+        .simple_query("SELECT rebalance_start()")
+        .await
+        .expect_err("second rebalance");
+    assert_eq!(sqlstate(&e).as_deref(), Some("55000"));
+    assert!(
+        err_text(&e).contains(&format!("A rebalance is already running as job {job}")),
+        "{}",
+        err_text(&e)
+    );
+    assert!(
+        err_text(&e).contains("rebalance_status()"),
+        "hint: {}",
+        err_text(&e)
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    exec(&client, "SELECT rebalance_stop()").await;
+    let state = scalar(&client, "SELECT state FROM rebalance_status()").await;
+    assert_eq!(state, "cancelled");
+    let (n, s) = count_sum(&client).await.expect("count");
+    assert_eq!((n, s), (INITIAL_ROWS, prefix_sum(INITIAL_ROWS)));
+    let dup = scalar(&client, "SELECT count(*) FROM (SELECT shard_id FROM shoal.shards WHERE table_name = 'events' GROUP BY shard_id HAVING count(*) <> 1) d").await;
+    assert_eq!(dup, "0", "exactly one placement per shard after the stop");
+    let e = client
+        .simple_query("SELECT job_wait(999999)")
+        .await
+        .expect_err("unknown job");
+    assert!(
+        err_text(&e).contains("no job found for job with jobid: 999999"),
+        "{}",
+        err_text(&e)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_remove_of_a_dead_worker() {
+    let mut cluster = Cluster::start_with(3, 0).await;
+    let client = cluster.client().await;
+    exec(&client, "CREATE TABLE r2 (id bigint, v text)").await;
+    exec(
+        &client,
+        "SELECT create_distributed_table('r2', 'id', shard_count => 6, replication_factor => 2)",
+    )
+    .await;
+    exec(&client, "CREATE TABLE r1 (id bigint, v text)").await;
+    exec(
+        &client,
+        "SELECT create_distributed_table('r1', 'id', shard_count => 6, colocate_with => 'none')",
+    )
+    .await;
+    let values: Vec<String> = (1..=600).map(|i| format!("({i}, 'v{i}')")).collect();
+    exec(
+        &client,
+        &format!("INSERT INTO r2 VALUES {}", values.join(",")),
+    )
+    .await;
+    exec(
+        &client,
+        &format!("INSERT INTO r1 VALUES {}", values.join(",")),
+    )
+    .await;
+    let p2 = cluster.worker_port(2);
+    let on_dead = scalar(
+        &client,
+        &format!("SELECT count(*) FROM shoal.shards WHERE table_name = 'r1' AND port = {p2}"),
+    )
+    .await;
+    assert_ne!(on_dead, "0");
+    cluster.kill_worker(2);
+    let msgs = client
+        .simple_query(&format!(
+            "SELECT remove_node('127.0.0.1', {p2}, force => true)"
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("force remove: {}", err_text(&e)));
+    drop(msgs);
+    // Replicated shards keep working; the others are lost, and say so.
+    assert_eq!(scalar(&client, "SELECT count(*) FROM r2").await, "600");
+    let lost = scalar(
+        &client,
+        "SELECT count(*) FROM shoal.shards WHERE table_name = 'r1' AND state = 'lost'",
+    )
+    .await;
+    assert_eq!(lost, on_dead);
+    let e = client
+        .simple_query("SELECT count(*) FROM r1")
+        .await
+        .expect_err("query on a lost shard");
+    assert!(err_text(&e).contains("is lost"), "{}", err_text(&e));
+    // The next rebalance re-creates the missing replicas of r2 on the two live workers.
+    exec(
+        &client,
+        "SELECT set_cluster_setting('rebalance.retry_backoff_ms', '200')",
+    )
+    .await;
+    let msgs = client
+        .simple_query("SELECT rebalance_start()")
+        .await
+        .expect("rebalance");
+    drop(msgs);
+    exec(&client, "SELECT rebalance_wait()").await;
+    let under = scalar(&client, "SELECT count(*) FROM (SELECT shard_id FROM shoal.shards WHERE table_name = 'r2' GROUP BY shard_id HAVING count(*) < 2) d").await;
+    assert_eq!(under, "0", "every r2 shard has 2 replicas again");
+    assert_eq!(
+        scalar(&client, "SELECT count(*), sum(id) FROM r2").await,
+        "600|180300"
+    );
+}
