@@ -11,6 +11,8 @@
 //! Failpoints known today:
 //! - `pull_corrupt_once` (worker): the first file the worker receives in a `pull_files` gets
 //!   one byte flipped before it is verified; later files are clean.
+//! - `disk_free_bytes=<n>` (worker): `health` and `handshake` report `n` free bytes, to test
+//!   the disk checks of moves without filling a disk.
 
 use std::collections::HashSet;
 use std::sync::{LazyLock, Mutex};
@@ -67,6 +69,13 @@ impl FailpointSet {
 
     pub fn enabled(&self, name: &str) -> bool {
         self.enabled.contains(name)
+    }
+
+    /// The value of an enabled `name=<value>` failpoint.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.enabled
+            .iter()
+            .find_map(|f| f.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
     }
 
     /// True exactly once for an enabled failpoint, false for a disabled one.

@@ -218,11 +218,18 @@ impl WorkerService {
 
     async fn worker_info(&self) -> Result<WorkerInfo> {
         let store = Arc::clone(&self.store);
+        let fake_free: Option<u64> = self
+            .failpoints
+            .value("disk_free_bytes")
+            .and_then(|v| v.parse().ok());
         blocking(move || {
             Ok(WorkerInfo {
                 cluster_id: store.cluster_id(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
-                disk_free_bytes: store.disk_free_bytes()?,
+                disk_free_bytes: match fake_free {
+                    Some(n) => n,
+                    None => store.disk_free_bytes()?,
+                },
                 data_bytes: store.data_bytes()?,
             })
         })

@@ -66,7 +66,17 @@ impl Cluster {
         let catalog = self.catalog();
         match outcome {
             Outcome::Done => {
-                catalog.end_task(task_id, "done", "")?;
+                // Keep what went wrong on the way: a retried move says so in shoal.tasks.
+                let note = match catalog.task(task_id)? {
+                    Some(t) if t.retries > 0 => format!(
+                        "done after {} retr{}; last error: {}",
+                        t.retries,
+                        if t.retries == 1 { "y" } else { "ies" },
+                        t.message
+                    ),
+                    _ => String::new(),
+                };
+                catalog.end_task(task_id, "done", &note)?;
                 info!(task_id, "task done");
             }
             Outcome::Cancelled => {

@@ -557,3 +557,34 @@ async fn force_remove_of_a_dead_worker() {
         "600|180300"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_rebalance_starts_when_a_node_is_added() {
+    let cluster = Cluster::start_with(1, 1).await;
+    let client = cluster.client().await;
+    create_tables(&client).await;
+    exec(
+        &client,
+        "SELECT set_cluster_setting('auto_rebalance', 'on')",
+    )
+    .await;
+    let p1 = cluster.worker_port(1);
+    exec(&client, &format!("SELECT add_node('127.0.0.1', {p1})")).await;
+    let job = scalar(&client, "SELECT job_type FROM rebalance_status()").await;
+    assert_eq!(job, "rebalance", "add_node started a rebalance");
+    exec(&client, "SELECT rebalance_wait()").await;
+    let by_port = placements_by_port(&client).await;
+    assert_eq!(
+        by_port.len(),
+        2,
+        "both workers hold events shards: {by_port:?}"
+    );
+    let (n, s) = count_sum(&client).await.expect("count");
+    assert_eq!((n, s), (INITIAL_ROWS, prefix_sum(INITIAL_ROWS)));
+    // Idempotent add_node of a known node starts nothing new.
+    exec(&client, &format!("SELECT add_node('127.0.0.1', {p1})")).await;
+    assert_eq!(
+        scalar(&client, "SELECT count(*) FROM shoal.jobs").await,
+        "1"
+    );
+}

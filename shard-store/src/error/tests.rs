@@ -78,3 +78,68 @@ fn enospc_is_disk_full() {
     let e = ShardStoreError::io("/x", std::io::Error::from_raw_os_error(2));
     assert!(matches!(e, ShardStoreError::Io { .. }), "{e:?}");
 }
+
+#[test]
+fn move_errors_survive_the_wire() {
+    let e = round_trip(ShardStoreError::ChecksumMismatch {
+        name: "a.parquet".into(),
+        expected_bytes: 10,
+        actual_bytes: 9,
+        expected_checksum: 0xdead_beef,
+        actual_checksum: 0x1,
+    });
+    assert!(
+        matches!(&e, ShardStoreError::ChecksumMismatch { name, expected_bytes: 10, actual_bytes: 9, expected_checksum: 0xdead_beef, actual_checksum: 1 } if name == "a.parquet"),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "checksum mismatch for file a.parquet: expected 10 bytes crc32c 0xdeadbeef, got 9 bytes \
+         crc32c 0x00000001"
+    );
+    let e = round_trip(ShardStoreError::FileConflict {
+        table_id: 1,
+        shard_id: 2,
+        name: "a.parquet".into(),
+        live_bytes: 5,
+        staged_bytes: 6,
+    });
+    assert!(
+        matches!(
+            &e,
+            ShardStoreError::FileConflict {
+                table_id: 1,
+                shard_id: 2,
+                live_bytes: 5,
+                staged_bytes: 6,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    // A worker relays the refusal of another worker (the source of a move) with its address.
+    let e = round_trip(ShardStoreError::Unauthenticated {
+        addr: "source:7400".into(),
+    });
+    assert!(
+        matches!(&e, ShardStoreError::Unauthenticated { addr } if addr == "source:7400"),
+        "{e:?}"
+    );
+    let e = round_trip(ShardStoreError::Unavailable {
+        addr: "source:7400".into(),
+        message: "refused".into(),
+    });
+    assert!(
+        e.is_unavailable() && e.to_string().contains("source:7400"),
+        "{e:?}"
+    );
+    let s = ShardStoreError::ChecksumMismatch {
+        name: String::new(),
+        expected_bytes: 0,
+        actual_bytes: 0,
+        expected_checksum: 0,
+        actual_checksum: 0,
+    }
+    .to_status();
+    assert_eq!(s.code(), Code::DataLoss);
+}

@@ -124,3 +124,114 @@ fn data_dir_must_be_usable_by_scans() {
     let err = FileStore::open(&dir.path().join("data[1]")).unwrap_err();
     assert!(matches!(err, ShardStoreError::Config { .. }), "{err:?}");
 }
+
+fn meta_of(name: &str, bytes: &[u8]) -> FileMeta {
+    FileMeta {
+        name: name.into(),
+        bytes: bytes.len() as u64,
+        rows: 0,
+        checksum: crc32c::crc32c(bytes),
+    }
+}
+
+/// Runs `receive_staged_file` with `chunks` then `Done` (or no `Done`).
+fn receive(
+    store: &FileStore,
+    dir: &Path,
+    meta: &FileMeta,
+    chunks: &[&[u8]],
+    done: bool,
+) -> Result<u64> {
+    let (tx, rx) = mpsc::channel(chunks.len() + 1);
+    for c in chunks {
+        tx.blocking_send(PullMsg::Chunk(Bytes::copy_from_slice(c)))
+            .unwrap();
+    }
+    if done {
+        tx.blocking_send(PullMsg::Done).unwrap();
+    }
+    drop(tx);
+    store.receive_staged_file(dir, meta, rx)
+}
+
+#[test]
+fn received_files_are_verified_before_they_are_staged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path()).unwrap();
+    let good = meta_of("a.parquet", b"hello world");
+    let (staged, todo) = store
+        .prepare_pull(7, 1, 2, std::slice::from_ref(&good))
+        .unwrap();
+    assert_eq!(staged, dir.path().join("staging/move-7/1/2"));
+    assert_eq!(todo, vec![good.clone()]);
+
+    assert_eq!(
+        receive(&store, &staged, &good, &[b"hello ", b"world"], true).unwrap(),
+        11
+    );
+    assert_eq!(fs::read(staged.join("a.parquet")).unwrap(), b"hello world");
+    // Staged and verified: nothing left to fetch.
+    assert!(store
+        .prepare_pull(7, 1, 2, std::slice::from_ref(&good))
+        .unwrap()
+        .1
+        .is_empty());
+
+    // Wrong content, or an interrupted stream: no file, no part file.
+    let other = meta_of("b.parquet", b"hello world");
+    let err = receive(&store, &staged, &other, &[b"hello there"], true).unwrap_err();
+    assert!(
+        matches!(err, ShardStoreError::ChecksumMismatch { .. }),
+        "{err:?}"
+    );
+    let err = receive(&store, &staged, &other, &[b"hello "], false).unwrap_err();
+    assert!(matches!(err, ShardStoreError::Protocol { .. }), "{err:?}");
+    assert_eq!(files_in(&staged), vec![staged.join("a.parquet")]);
+}
+
+#[test]
+fn adopt_moves_staged_files_into_the_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path()).unwrap();
+    let meta = meta_of("a.parquet", b"bytes");
+    let (staged, _) = store
+        .prepare_pull(3, 4, 5, std::slice::from_ref(&meta))
+        .unwrap();
+    receive(&store, &staged, &meta, &[b"bytes"], true).unwrap();
+    let names = vec!["a.parquet".to_string()];
+    store.adopt_staged(3, 4, 5, &names).unwrap();
+    store.adopt_staged(3, 4, 5, &names).unwrap();
+    assert_eq!(
+        files_in(dir.path()),
+        vec![dir.path().join("shards/4/5/a.parquet")]
+    );
+    let err = store
+        .adopt_staged(3, 4, 5, &["../x.parquet".to_string()])
+        .unwrap_err();
+    assert!(matches!(err, ShardStoreError::Protocol { .. }), "{err:?}");
+    assert_eq!(store.list_staging().unwrap(), vec![3]);
+    store.discard_staging(3).unwrap();
+    store.discard_staging(3).unwrap();
+    assert!(store.list_staging().unwrap().is_empty());
+}
+
+#[test]
+fn open_removes_part_files_of_moves_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let shard = dir.path().join("staging/move-9/1/1");
+    fs::create_dir_all(&shard).unwrap();
+    fs::write(shard.join("a.parquet.part"), b"half").unwrap();
+    fs::write(shard.join("b.parquet"), b"whole").unwrap();
+    fs::write(dir.path().join("staging/other.part"), b"not ours").unwrap();
+    let store = FileStore::open(dir.path()).unwrap();
+    let mut left = files_in(&dir.path().join("staging"));
+    left.sort();
+    assert_eq!(
+        left,
+        vec![
+            dir.path().join("staging/move-9/1/1/b.parquet"),
+            dir.path().join("staging/other.part"),
+        ]
+    );
+    assert_eq!(store.list_staging().unwrap(), vec![9]);
+}
