@@ -137,6 +137,32 @@ impl Catalog {
 
     // ---- nodes -------------------------------------------------------------------------
 
+    /// Whether a `--worker` given at coordinator start was registered once already. After
+    /// that the catalog alone decides membership: a node removed with `remove_node` is not
+    /// added back by the next restart.
+    pub fn worker_flag_registered(&self, addr: &str) -> Result<bool> {
+        self.read(|tx| {
+            Ok(tx
+                .query_row(
+                    "SELECT value FROM meta WHERE key = ?1",
+                    [format!("worker_flag:{addr}")],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?
+                .is_some())
+        })
+    }
+
+    pub fn mark_worker_flag_registered(&self, addr: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                params![format!("worker_flag:{addr}"), now_ms().to_string()],
+            )?;
+            Ok(())
+        })
+    }
+
     /// Registers a node; returns its id and whether it was new.
     pub fn add_node(&self, host: &str, port: u16) -> Result<(i64, bool)> {
         self.write(|tx| {

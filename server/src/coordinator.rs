@@ -197,7 +197,8 @@ pub async fn run_coordinator(
     Ok(())
 }
 
-/// Adds the `--worker` nodes (retrying until they answer), then heartbeats, cleans up,
+/// Adds the `--worker` nodes (retrying until they answer; each only once in the catalog's
+/// life, so a node removed later stays removed across restarts), then heartbeats, cleans up,
 /// compacts and collects orphan files forever.
 async fn upkeep(cluster: Arc<Cluster>, workers: Vec<String>) {
     let mut pending: Vec<(String, u16)> = workers
@@ -220,8 +221,19 @@ async fn upkeep(cluster: Arc<Cluster>, workers: Vec<String>) {
     loop {
         let mut still = Vec::new();
         for (h, p) in pending.drain(..) {
+            let addr = format!("{h}:{p}");
+            match cluster.catalog().worker_flag_registered(&addr) {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => warn!(error = %e, "catalog read failed"),
+            }
             match cluster.add_node(&h, p).await {
-                Ok(id) => info!(node_id = id, "worker {h}:{p} registered"),
+                Ok(id) => {
+                    info!(node_id = id, "worker {h}:{p} registered");
+                    if let Err(e) = cluster.catalog().mark_worker_flag_registered(&addr) {
+                        warn!(error = %e, "catalog write failed");
+                    }
+                }
                 Err(e) => {
                     if tick.is_multiple_of(10) {
                         warn!(error = %e, "worker {h}:{p} not registered yet; retrying");

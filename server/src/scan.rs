@@ -15,7 +15,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use shoal_catalog::ShardSnapshot;
 use shoal_shard_store::{PartialAggregate, ScanRequest};
 use shoal_sql_functions::{Cluster, ClusterError, SnapshotGuard};
@@ -242,7 +242,13 @@ impl ExecutionPlan for ShardScanExec {
                 },
             )))
         };
-        let stream = futures::stream::once(open).try_flatten();
+        // The stream holds the snapshot guard: DataFusion drops the plan as soon as the
+        // streams exist, and the files this snapshot names must stay until they are read.
+        let guard = Arc::clone(&self._snapshot);
+        let stream = futures::stream::once(open).try_flatten().map(move |batch| {
+            let _held = &guard;
+            batch
+        });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
 }

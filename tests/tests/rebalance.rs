@@ -313,6 +313,15 @@ async fn runbook_scale_out_then_drain_and_remove_under_load() {
     )
     .await;
     assert_eq!(jobs, vec!["rebalance|finished|t", "drain|finished|t"]);
+    // A restart does not bring the removed worker back, though it is still a --worker flag.
+    drop(client);
+    let mut cluster = cluster;
+    cluster.restart_coordinator().await;
+    let client = cluster.client().await;
+    let nodes = scalar(&client, "SELECT count(*) FROM shoal.nodes").await;
+    assert_eq!(nodes, "3", "the removed node stays removed");
+    let (n, s) = count_sum(&client).await.expect("count after restart");
+    assert_eq!((n, s), (committed, prefix_sum(committed)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
