@@ -21,6 +21,9 @@ use tokio_postgres::NoTls;
 
 use crate::ServerError;
 
+mod rebalance;
+pub use rebalance::run as run_rebalance;
+
 fn err(m: impl std::fmt::Display + std::fmt::Debug) -> ServerError {
     ServerError::Startup(format!("{m}: {m:?}"))
 }

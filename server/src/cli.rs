@@ -63,6 +63,13 @@ pub struct BenchArgs {
     /// Keep the cluster's data directory afterwards.
     #[arg(long)]
     keep: bool,
+    /// `core` (issue #2: COPY, GROUP BY, point query, memory) or `rebalance` (issue #3:
+    /// shard moves, a 3 -> 4 worker rebalance under load, planning).
+    #[arg(long, default_value = "core")]
+    scenario: String,
+    /// Data size of the rebalance scenario, in GB.
+    #[arg(long, default_value_t = 2.0)]
+    gb: f64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -106,6 +113,9 @@ pub struct CoordinatorArgs {
     /// Workers to add at start (idempotent), as HOST:PORT; repeatable.
     #[arg(long = "worker", env = "SHOAL_WORKER", value_delimiter = ',')]
     workers: Vec<String>,
+    /// Serve Prometheus metrics on http://ADDR/metrics.
+    #[arg(long, env = "SHOAL_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     security: SecurityArgs,
 }
@@ -162,7 +172,13 @@ pub fn main() -> ExitCode {
             Command::Coordinator(a) => coordinator(a).await,
             Command::Worker(a) => worker(a).await,
             Command::Healthcheck(a) => healthcheck(a).await,
-            Command::Bench(a) => crate::bench::run(a.rows, a.workers, a.pg_bin, a.keep).await,
+            Command::Bench(a) => match a.scenario.as_str() {
+                "core" => crate::bench::run(a.rows, a.workers, a.pg_bin, a.keep).await,
+                "rebalance" => crate::bench::run_rebalance(a.gb, a.keep).await,
+                other => Err(ServerError::Startup(format!(
+                    "unknown bench scenario \"{other}\"; use core or rebalance"
+                ))),
+            },
         }
     });
     match result {
@@ -218,6 +234,7 @@ async fn coordinator(a: CoordinatorArgs) -> Result<(), ServerError> {
         passwords: read_passwords(&a.security.password_file)?,
         insecure: a.security.insecure,
         tls: a.security.tls_cert.zip(a.security.tls_key),
+        metrics_listen: a.metrics_listen,
     };
     run_coordinator(opts, None, shutdown_signal()).await
 }

@@ -34,6 +34,8 @@ pub struct CoordinatorOptions {
     pub passwords: Option<Passwords>,
     pub insecure: bool,
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Where to serve `/metrics` (Prometheus text), if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 struct ActiveWorkerNodes(Arc<Cluster>);
@@ -166,6 +168,14 @@ pub async fn run_coordinator(
 
     let upkeep = tokio::spawn(upkeep(Arc::clone(&cluster), opts.workers.clone()));
     let scheduler = tokio::spawn(shoal_sql_functions::run_scheduler(Arc::clone(&cluster)));
+    let metrics = opts.metrics_listen.map(|addr| {
+        let c = Arc::clone(&cluster);
+        tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve(addr, c).await {
+                warn!(error = %e, "metrics endpoint stopped");
+            }
+        })
+    });
     let accept = async {
         loop {
             match listener.accept().await {
@@ -194,6 +204,9 @@ pub async fn run_coordinator(
     }
     upkeep.abort();
     scheduler.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     Ok(())
 }
 

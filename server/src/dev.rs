@@ -107,6 +107,7 @@ pub async fn run(
         passwords: password.as_deref().map(|p| Passwords::single("shoal", p)),
         insecure: false,
         tls: None,
+        metrics_listen: None,
     };
     println!(
         "Shoal dev cluster: coordinator on {listen}, workers on {}",

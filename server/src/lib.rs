@@ -18,6 +18,7 @@ mod dev;
 mod errors;
 mod functions;
 mod hook;
+mod metrics;
 mod provider;
 mod pushdown;
 mod scan;

@@ -1,0 +1,408 @@
+//! `shoal bench --scenario rebalance`: the benchmarks of issue #3, side by side in one run.
+//!
+//! - Shard move throughput between two workers against `cp` of the same files between the two
+//!   data directories (target ≥ 0.8× the copy's MB/s).
+//! - A rebalance of about `--gb` GB from 3 to 4 workers, end to end (wall time, MB/s), with a
+//!   writer and a reader running: write-fence time per move (p50/p99, target p99 < 200 ms,
+//!   from the coordinator's `/metrics`) and read latency p99 during the rebalance against idle
+//!   (target ≤ 1.5×).
+//! - Planning 100,000 shard groups on 100 nodes (target < 1 s).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::SinkExt;
+use shoal_sql_functions::planner::{self, PlanNode, PlanOptions, PlanShardGroup, Strategy};
+
+use super::{connect, err, free_port, Proc};
+use crate::ServerError;
+
+/// Payload characters per row: hex of a pseudo-random stream, so Parquet cannot shrink it
+/// much and the data has a real size on disk.
+const PAYLOAD_HEX: usize = 192;
+
+fn rows_text(start: u64, n: u64) -> String {
+    let mut s = String::with_capacity(n as usize * (PAYLOAD_HEX + 16));
+    for id in start..start + n {
+        let mut x = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5851_F42D_4C95_7F2D;
+        s.push_str(&id.to_string());
+        s.push('\t');
+        for _ in 0..PAYLOAD_HEX / 16 {
+            x ^= x >> 31;
+            x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            x ^= x >> 29;
+            s.push_str(&format!("{x:016x}"));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1;
+    v[i]
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+async fn scalar_i64(client: &tokio_postgres::Client, sql: &str) -> Result<i64, ServerError> {
+    let row = client.query_one(sql, &[]).await.map_err(err)?;
+    Ok(row.get::<_, Option<i64>>(0).unwrap_or(0))
+}
+
+async fn scrape_fence(metrics: &str) -> Result<(f64, f64, u64), ServerError> {
+    let mut s = tokio::net::TcpStream::connect(metrics).await?;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).await?;
+    let value = |key: &str| {
+        body.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Ok((
+        value("shoal_move_write_fence_milliseconds{quantile=\"0.5\"}"),
+        value("shoal_move_write_fence_milliseconds{quantile=\"0.99\"}"),
+        value("shoal_move_write_fence_milliseconds_count") as u64,
+    ))
+}
+
+/// Plans 100,000 shard groups on 100 nodes (99 full, one new) and returns the best of 3.
+fn plan_100k() -> Result<(Duration, usize), ServerError> {
+    let nodes: Vec<PlanNode> = (1..=100)
+        .map(|id| PlanNode::new(id, format!("worker-{id}"), 7400))
+        .collect();
+    let groups: Vec<PlanShardGroup> = (0..100_000)
+        .map(|i| PlanShardGroup {
+            group_id: i + 1,
+            colocation_id: 1,
+            bytes: 1 << 20,
+            placements: vec![(i % 99) + 1],
+            replication_factor: 1,
+            ..Default::default()
+        })
+        .collect();
+    let mut best = Duration::MAX;
+    let mut steps = 0;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let p = planner::plan(&nodes, &groups, &PlanOptions::new(Strategy::ByShardCount))
+            .map_err(err)?;
+        best = best.min(t.elapsed());
+        steps = p.steps.len();
+    }
+    Ok((best, steps))
+}
+
+pub async fn run(gb: f64, keep: bool) -> Result<(), ServerError> {
+    let exe = std::env::current_exe()?;
+    let root: PathBuf =
+        std::env::temp_dir().join(format!("shoal-bench-rebalance-{}", std::process::id()));
+    let token = "bench-token";
+    let mut procs = Vec::new();
+    let mut workers = Vec::new();
+    for i in 0..4 {
+        let port = free_port()?;
+        let dir = root.join(format!("worker{i}"));
+        let child = Command::new(&exe)
+            .args([
+                "worker",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(&dir)
+            .args(["--cluster-token", token])
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::null())
+            .spawn()?;
+        procs.push(Proc(child));
+        workers.push((port, dir));
+    }
+    let cport = free_port()?;
+    let metrics = format!("127.0.0.1:{}", free_port()?);
+    let mut cmd = Command::new(&exe);
+    cmd.args([
+        "coordinator",
+        "--listen",
+        &format!("127.0.0.1:{cport}"),
+        "--data-dir",
+    ])
+    .arg(root.join("coordinator"))
+    .args(["--cluster-token", token, "--metrics-listen", &metrics]);
+    for (port, _) in workers.iter().take(3) {
+        cmd.args(["--worker", &format!("127.0.0.1:{port}")]);
+    }
+    procs.push(Proc(
+        cmd.env("RUST_LOG", "warn").stderr(Stdio::null()).spawn()?,
+    ));
+    let client = connect(cport, "shoal").await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while scalar_i64(
+        &client,
+        "SELECT count(*) FROM citus_get_active_worker_nodes()",
+    )
+    .await?
+        < 3
+    {
+        if Instant::now() > deadline {
+            return Err(err("workers did not register"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    client
+        .batch_execute(
+            "CREATE TABLE blobs (id bigint, payload text);
+             SELECT create_distributed_table('blobs', 'id', shard_count => 32);",
+        )
+        .await
+        .map_err(err)?;
+
+    // Load until the table holds about `gb` GB.
+    let target = (gb * 1e9) as i64;
+    let mut next = 1u64;
+    let load_start = Instant::now();
+    loop {
+        let bytes = scalar_i64(
+            &client,
+            "SELECT sum(bytes) FROM shoal.tables WHERE table_name = 'blobs'",
+        )
+        .await?;
+        if bytes >= target {
+            break;
+        }
+        let sink = client.copy_in("COPY blobs FROM STDIN").await.map_err(err)?;
+        futures::pin_mut!(sink);
+        for _ in 0..20 {
+            sink.send(Bytes::from(rows_text(next, 50_000)))
+                .await
+                .map_err(err)?;
+            next += 50_000;
+        }
+        sink.as_mut().finish().await.map_err(err)?;
+    }
+    let rows = next - 1;
+    let total_bytes = scalar_i64(
+        &client,
+        "SELECT sum(bytes) FROM shoal.tables WHERE table_name = 'blobs'",
+    )
+    .await?;
+    eprintln!(
+        "loaded {rows} rows, {total_bytes} bytes in {:.0?}",
+        load_start.elapsed()
+    );
+
+    // 1. One shard: `cp` between the two data directories, then a move.
+    let (shard, port0): (i64, i64) = {
+        let r = client
+            .query_one(
+                "SELECT shard_id, port FROM shoal.shards WHERE table_name = 'blobs' ORDER BY bytes DESC LIMIT 1",
+                &[],
+            )
+            .await
+            .map_err(err)?;
+        (r.get(0), r.get(1))
+    };
+    let (src_dir, dst) = {
+        let src = workers
+            .iter()
+            .position(|(p, _)| i64::from(*p) == port0)
+            .unwrap_or(0);
+        let dst = (src + 1) % 3;
+        let table_dir = std::fs::read_dir(workers[src].1.join("shards"))?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.join(shard.to_string()).exists())
+            .ok_or_else(|| err("shard directory not found"))?;
+        (table_dir.join(shard.to_string()), dst)
+    };
+    let shard_bytes = dir_bytes(&src_dir);
+    let cp_target = workers[dst].1.join("cp-baseline");
+    let t = Instant::now();
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(&src_dir)
+        .arg(&cp_target)
+        .status()?;
+    let _ = Command::new("sync").status();
+    let cp_secs = t.elapsed().as_secs_f64();
+    if !status.success() {
+        return Err(err("cp failed"));
+    }
+    let _ = std::fs::remove_dir_all(&cp_target);
+    let t = Instant::now();
+    client
+        .batch_execute(&format!(
+            "SELECT move_shard({shard}, '127.0.0.1', {})",
+            workers[dst].0
+        ))
+        .await
+        .map_err(err)?;
+    let move_secs = t.elapsed().as_secs_f64();
+    let mbps = |b: u64, s: f64| b as f64 / 1e6 / s.max(1e-9);
+
+    // 2. Read latency while idle.
+    let reader_client = connect(cport, "shoal").await?;
+    let point = reader_client
+        .prepare("SELECT count(*) FROM blobs WHERE id = $1")
+        .await
+        .map_err(err)?;
+    let mut idle = Vec::new();
+    for i in 0..200u64 {
+        let id = (i * 7919) % rows + 1;
+        let t = Instant::now();
+        reader_client
+            .query_one(&point, &[&(id as i64)])
+            .await
+            .map_err(err)?;
+        idle.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+
+    // 3. Rebalance 3 → 4 workers under a writer and a reader.
+    client
+        .batch_execute(&format!("SELECT add_node('127.0.0.1', {})", workers[3].0))
+        .await
+        .map_err(err)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let write_errors = Arc::new(AtomicU64::new(0));
+    let writes = Arc::new(AtomicU64::new(0));
+    let busy = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let writer = {
+        let (stop, errors, writes) = (
+            Arc::clone(&stop),
+            Arc::clone(&write_errors),
+            Arc::clone(&writes),
+        );
+        let wc = connect(cport, "shoal").await?;
+        let mut id = rows + 1;
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let values: Vec<String> = (id..id + 100).map(|i| format!("({i}, 'w')")).collect();
+                match wc
+                    .batch_execute(&format!("INSERT INTO blobs VALUES {}", values.join(",")))
+                    .await
+                {
+                    Ok(()) => {
+                        writes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                id += 100;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let reader = {
+        let (stop, busy) = (Arc::clone(&stop), Arc::clone(&busy));
+        tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let id = (i * 7919) % rows + 1;
+                let t = Instant::now();
+                if reader_client
+                    .query_one(&point, &[&(id as i64)])
+                    .await
+                    .is_ok()
+                {
+                    if let Ok(mut v) = busy.lock() {
+                        v.push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                }
+                i += 1;
+            }
+        })
+    };
+    let t = Instant::now();
+    let job = scalar_i64(&client, "SELECT rebalance_start()").await?;
+    client
+        .batch_execute("SELECT rebalance_wait()")
+        .await
+        .map_err(err)?;
+    let rebalance_secs = t.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let _ = writer.await;
+    let _ = reader.await;
+    let moved = scalar_i64(
+        &client,
+        &format!(
+            "SELECT sum(bytes_total) FROM shoal.tasks WHERE job_id = {job} AND state = 'done'"
+        ),
+    )
+    .await?;
+    let moves = scalar_i64(
+        &client,
+        &format!("SELECT count(*) FROM shoal.tasks WHERE job_id = {job}"),
+    )
+    .await?;
+    let (fence_p50, fence_p99, fences) = scrape_fence(&metrics).await?;
+    let mut during = busy.lock().map(|v| v.clone()).unwrap_or_default();
+    let idle_p99 = percentile(&mut idle, 0.99);
+    let during_p99 = percentile(&mut during, 0.99);
+    let (plan_time, plan_steps) = plan_100k()?;
+
+    println!();
+    println!(
+        "shoal bench --scenario rebalance: {rows} rows, {:.2} GB in 32 shards, 3 -> 4 workers on one machine",
+        total_bytes as f64 / 1e9
+    );
+    println!("| measurement | Shoal | baseline | ratio | target |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| move of one shard ({:.0} MB), MB/s | {:.0} | cp between the data dirs: {:.0} | {:.2}x | >= 0.8x |",
+        shard_bytes as f64 / 1e6,
+        mbps(shard_bytes, move_secs),
+        mbps(shard_bytes, cp_secs),
+        mbps(shard_bytes, move_secs) / mbps(shard_bytes, cp_secs)
+    );
+    println!(
+        "| rebalance 3 -> 4 workers: {moves} moves, {:.2} GB | {rebalance_secs:.1} s, {:.0} MB/s | - | - | - |",
+        moved as f64 / 1e9,
+        mbps(moved as u64, rebalance_secs)
+    );
+    println!(
+        "| write fence per move (ms), {fences} moves, concurrent writer | p50 {fence_p50:.0}, p99 {fence_p99:.0} | - | - | p99 < 200 ms |"
+    );
+    println!(
+        "| writer during the rebalance | {} INSERTs, {} failed | - | - | 0 failed |",
+        writes.load(Ordering::Relaxed),
+        write_errors.load(Ordering::Relaxed)
+    );
+    println!(
+        "| point read p99 (ms), {} reads during rebalance | {during_p99:.1} | idle: {idle_p99:.1} | {:.2}x | <= 1.5x |",
+        during.len(),
+        during_p99 / idle_p99.max(1e-9)
+    );
+    println!(
+        "| plan 100,000 shards on 100 nodes ({plan_steps} moves) | {:.0} ms | - | - | < 1 s |",
+        plan_time.as_secs_f64() * 1000.0
+    );
+    drop(procs);
+    if !keep {
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    Ok(())
+}
