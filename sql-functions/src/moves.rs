@@ -130,11 +130,15 @@ pub(crate) enum Outcome {
     Failed(String),
 }
 
-/// A delta this small is copied under the fence; larger ones get another catch-up round.
+/// Bytes per `pull_files` call (progress and cancellation are checked between calls).
+const PULL_BATCH_BYTES: u64 = 64 << 20;
+/// A delta this small may be copied under the fence; larger ones get another catch-up round.
 const FENCE_DELTA_BYTES: u64 = 8 << 20;
-/// Catch-up rounds before fencing anyway (a writer outpacing the copy must not starve it).
-const MAX_CATCH_UP_ROUNDS: u32 = 5;
-/// Fence attempts that time out before the attempt fails (and the task retries later).
+/// Catch-up rounds before the attempt gives up (writers outpacing the copy); it is retried
+/// later with backoff.
+const MAX_CATCH_UP_ROUNDS: u32 = 20;
+/// Fences that time out (taking it, or the fenced work) before the attempt fails and the task
+/// is retried later.
 const MAX_FENCE_ATTEMPTS: u32 = 3;
 
 /// Everything a running move needs that is not persisted; rebuilt after a crash.
@@ -198,6 +202,18 @@ impl MoveRun {
         self.task.task_id
     }
 
+    /// The largest delta copied under the fence: 8 MiB, and under a bandwidth limit no more
+    /// than a quarter of the fence timeout's worth, so the fenced copy fits in the timeout.
+    fn fence_delta_bytes(&self) -> u64 {
+        match self.max_bytes_per_s {
+            Some(rate) => {
+                let budget = rate as f64 * self.fence_timeout.as_secs_f64() / 4.0;
+                FENCE_DELTA_BYTES.min(budget as u64)
+            }
+            None => FENCE_DELTA_BYTES,
+        }
+    }
+
     /// The group's shards and their files on the source, re-read from the catalog.
     fn group(&self) -> Result<Vec<GroupShardFiles>> {
         Ok(self.cluster.catalog().group_files(
@@ -233,11 +249,24 @@ impl MoveRun {
         (out, bytes)
     }
 
-    /// Copies `files` to the target's staging, one file per call so that progress and
-    /// cancellation are seen between files. Returns the bytes copied.
+    /// Copies `files` to the target's staging: one `pull_files` call per shard and batch of
+    /// up to [`PULL_BATCH_BYTES`], so that progress and cancellation are seen between batches
+    /// while a call still carries enough to stream at full speed. Returns the bytes copied.
     async fn pull(&mut self, files: Vec<(i64, i64, FileRecord)>) -> Result<u64> {
-        let mut copied = 0;
+        let mut batches: Vec<((i64, i64), Vec<FileRecord>, u64)> = Vec::new();
         for (table_id, shard_id, f) in files {
+            match batches.last_mut() {
+                Some((key, batch, bytes))
+                    if *key == (table_id, shard_id) && *bytes < PULL_BATCH_BYTES =>
+                {
+                    *bytes += f.bytes;
+                    batch.push(f);
+                }
+                _ => batches.push(((table_id, shard_id), vec![f.clone()], f.bytes)),
+            }
+        }
+        let mut copied = 0;
+        for ((table_id, shard_id), batch, bytes) in batches {
             if self.cancel_requested()? {
                 return Err(ClusterError::Cancelled {
                     message: "the move was cancelled".into(),
@@ -248,18 +277,22 @@ impl MoveRun {
                 source_addr: self.task.source.clone(),
                 table_id,
                 shard_id,
-                files: vec![FileMeta {
-                    name: f.name.clone(),
-                    bytes: f.bytes,
-                    rows: f.rows,
-                    checksum: f.checksum,
-                }],
+                files: batch
+                    .iter()
+                    .map(|f| FileMeta {
+                        name: f.name.clone(),
+                        bytes: f.bytes,
+                        rows: f.rows,
+                        checksum: f.checksum,
+                    })
+                    .collect(),
                 max_bytes_per_s: self.max_bytes_per_s,
             };
             self.target.pull_files(&req).await?;
-            copied += f.bytes;
-            self.bytes_done += f.bytes;
-            self.staged.entry(shard_id).or_default().insert(f.name);
+            copied += bytes;
+            self.bytes_done += bytes;
+            let staged = self.staged.entry(shard_id).or_default();
+            staged.extend(batch.into_iter().map(|f| f.name));
             self.save_progress()?;
         }
         Ok(copied)

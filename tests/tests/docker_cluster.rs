@@ -509,7 +509,6 @@ fn insert_values(from: i64, to: i64) -> String {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "issue #4 is unfinished: not yet passing reliably on this machine; run with --ignored"]
 fn compose_cluster_end_to_end() {
     let started = Instant::now();
 

@@ -758,3 +758,6 @@ impl Catalog {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

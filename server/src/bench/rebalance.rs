@@ -63,9 +63,18 @@ fn dir_bytes(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// The first column of the first row as an integer (text protocol, so any integer or numeric
+/// type works); 0 for NULL or no row.
 async fn scalar_i64(client: &tokio_postgres::Client, sql: &str) -> Result<i64, ServerError> {
-    let row = client.query_one(sql, &[]).await.map_err(err)?;
-    Ok(row.get::<_, Option<i64>>(0).unwrap_or(0))
+    let msgs = client.simple_query(sql).await.map_err(err)?;
+    let value = msgs.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
+        _ => None,
+    });
+    Ok(value
+        .flatten()
+        .and_then(|v| v.split('.').next().and_then(|i| i.parse().ok()))
+        .unwrap_or(0))
 }
 
 async fn scrape_fence(metrics: &str) -> Result<(f64, f64, u64), ServerError> {
@@ -215,16 +224,16 @@ pub async fn run(gb: f64, keep: bool) -> Result<(), ServerError> {
     );
 
     // 1. One shard: `cp` between the two data directories, then a move.
-    let (shard, port0): (i64, i64) = {
-        let r = client
-            .query_one(
-                "SELECT shard_id, port FROM shoal.shards WHERE table_name = 'blobs' ORDER BY bytes DESC LIMIT 1",
-                &[],
-            )
-            .await
-            .map_err(err)?;
-        (r.get(0), r.get(1))
-    };
+    let shard = scalar_i64(
+        &client,
+        "SELECT shard_id FROM shoal.shards WHERE table_name = 'blobs' ORDER BY bytes DESC LIMIT 1",
+    )
+    .await?;
+    let port0 = scalar_i64(
+        &client,
+        &format!("SELECT port FROM shoal.shards WHERE shard_id = {shard}"),
+    )
+    .await?;
     let (src_dir, dst) = {
         let src = workers
             .iter()

@@ -381,3 +381,6 @@ fn status_batch(citus: bool, s: Option<&JobStatus>) -> Result<RecordBatch, PgErr
     ]);
     batch(views::rebalance_status_schema(), cols)
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,14 +1,15 @@
 //! `catching_up`: copies the files committed to the source since the last round, while writes
 //! continue.
 //!
-//! - → `fenced` when the remaining delta is small (or after a bounded number of rounds, so a
-//!   fast writer cannot starve the move), or at once when the fence is already closed
-//!   (`block_writes`).
+//! - → `fenced` when the remaining delta is small enough to copy under the fence well within
+//!   `rebalance.write_fence_timeout_ms` (at most 8 MiB, less under a bandwidth limit), or at
+//!   once when the fence is already closed (`block_writes`).
 //! - → `catching_up` after copying a larger delta.
-//! - → error (rolled back) as in `copying`.
+//! - → error (rolled back, retried later) when writers keep outpacing the copy for many rounds,
+//!   or as in `copying`.
 
-use super::{MoveRun, Phase, FENCE_DELTA_BYTES, MAX_CATCH_UP_ROUNDS};
-use crate::error::Result;
+use super::{MoveRun, Phase, MAX_CATCH_UP_ROUNDS};
+use crate::error::{ClusterError, Result};
 
 pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
     if run.fence.is_some() {
@@ -16,10 +17,22 @@ pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
     }
     let group = run.group()?;
     let (delta, bytes) = run.delta(&group);
-    if bytes <= FENCE_DELTA_BYTES || run.catch_up_rounds >= MAX_CATCH_UP_ROUNDS {
+    if bytes <= run.fence_delta_bytes() {
         return Ok(Phase::Fenced);
     }
     run.catch_up_rounds += 1;
+    if run.catch_up_rounds > MAX_CATCH_UP_ROUNDS {
+        return Err(ClusterError::NotInState {
+            message: format!(
+                "writes to shard {} outpace its copy: {} bytes still to copy after {} rounds",
+                run.task.shard_id, bytes, MAX_CATCH_UP_ROUNDS
+            ),
+            hint: Some(
+                "The move is retried later; raise rebalance.max_bandwidth_mb if it limits the copy."
+                    .into(),
+            ),
+        });
+    }
     run.bytes_total = run.bytes_done + bytes;
     run.pull(delta).await?;
     Ok(Phase::CatchingUp)

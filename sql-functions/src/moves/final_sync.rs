@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use tracing::info;
 
-use super::{MoveRun, Phase};
+use super::{MoveRun, Phase, MAX_FENCE_ATTEMPTS};
 use crate::error::{ClusterError, Result};
 
 pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
@@ -57,6 +57,18 @@ pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
         Ok(r) => r?,
         Err(_) => {
             run.open_fence();
+            run.fence_attempts += 1;
+            if run.fence_attempts >= MAX_FENCE_ATTEMPTS {
+                return Err(ClusterError::NotInState {
+                    message: format!(
+                        "the final copy of shard {} outlasted the write fence timeout ({} ms) {} times",
+                        run.task.shard_id,
+                        deadline.as_millis(),
+                        run.fence_attempts
+                    ),
+                    hint: Some("The move is retried later. Raise rebalance.write_fence_timeout_ms or rebalance.max_bandwidth_mb.".into()),
+                });
+            }
             info!(
                 task_id = run.task_id(),
                 "final copy outlasted the write fence timeout; catching up again"

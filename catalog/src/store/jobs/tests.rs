@@ -1,0 +1,238 @@
+use super::super::Catalog;
+use crate::error::CatalogError;
+use crate::model::*;
+use crate::sql_type::SqlType;
+
+fn file(name: &str) -> FileRecord {
+    FileRecord {
+        name: name.into(),
+        bytes: 100,
+        rows: 10,
+        checksum: 7,
+    }
+}
+
+/// Two nodes and a one-shard table on the first, with two files.
+fn setup() -> (Catalog, i64, i64, i64) {
+    let c = Catalog::open_in_memory().unwrap();
+    let (n1, _) = c.add_node("w1", 7400).unwrap();
+    let (n2, _) = c.add_node("w2", 7400).unwrap();
+    c.create_table(&NewTable {
+        name: "t".into(),
+        kind: TableKind::SingleShard,
+        distribution_column: None,
+        colocation_id: None,
+        columns: vec![ColumnDef {
+            name: "id".into(),
+            sql_type: SqlType::BigInt,
+        }],
+        shards: vec![NewShard {
+            shard_id: 5,
+            shard_index: 0,
+            hash_min: i32::MIN,
+            hash_max: i32::MAX,
+            placements: vec![(n1, vec![file("a.parquet"), file("b.parquet")])],
+        }],
+    })
+    .unwrap();
+    (c, n1, n2, 5)
+}
+
+fn move_task(shard: i64, from: i64, to: i64, depends_on: Vec<usize>) -> NewTask {
+    NewTask {
+        kind: "move".into(),
+        shard_id: shard,
+        colocation_id: None,
+        shard_index: 0,
+        source_node_id: from,
+        target_node_id: to,
+        source: "w1:7400".into(),
+        target: "w2:7400".into(),
+        bytes_total: 200,
+        depends_on,
+    }
+}
+
+fn job(tasks: Vec<NewTask>) -> NewJob {
+    NewJob {
+        job_type: "rebalance".into(),
+        description: "test".into(),
+        transfer_mode: "auto".into(),
+        max_bandwidth_mb: None,
+        max_concurrent_moves: None,
+        tasks,
+    }
+}
+
+#[test]
+fn job_state_follows_its_tasks_as_citus_derives_it() {
+    let (c, n1, n2, s) = setup();
+    let id = c
+        .create_job(
+            &job(vec![
+                move_task(s, n1, n2, vec![]),
+                move_task(s, n2, n1, vec![0]),
+            ]),
+            &["rebalance"],
+        )
+        .unwrap();
+    assert_eq!(c.job(id).unwrap().state, "scheduled");
+    // Only the first is runnable; the second waits for it.
+    let runnable = c.runnable_tasks().unwrap();
+    assert_eq!(runnable.len(), 1);
+    let (t1, t2) = (runnable[0].task_id, runnable[0].task_id + 1);
+    assert_eq!(c.task(t2).unwrap().unwrap().state, "blocked");
+    // A second rebalance is refused while this one is active.
+    assert!(matches!(
+        c.create_job(&job(vec![]), &["rebalance", "drain"]),
+        Err(CatalogError::JobRunning { job_id }) if job_id == id
+    ));
+    assert!(c.start_task(t1).unwrap());
+    assert!(
+        !c.start_task(t1).unwrap(),
+        "a running task cannot start twice"
+    );
+    let j = c.job(id).unwrap();
+    assert_eq!(j.state, "running");
+    assert!(j.started_at_ms.is_some());
+    // A retry keeps the error and resets the state machine.
+    c.set_task_phase(t1, "copying", None).unwrap();
+    c.retry_task(t1, "boom", 0).unwrap();
+    let t = c.task(t1).unwrap().unwrap();
+    assert_eq!(
+        (
+            t.state.as_str(),
+            t.phase.as_str(),
+            t.retries,
+            t.message.as_str()
+        ),
+        ("runnable", "planned", 1, "boom")
+    );
+    assert!(c.start_task(t1).unwrap());
+    c.end_task(t1, "done", "").unwrap();
+    assert_eq!(
+        c.task(t2).unwrap().unwrap().state,
+        "runnable",
+        "its dependent is unblocked"
+    );
+    assert!(c.start_task(t2).unwrap());
+    c.end_task(t2, "error", "gave up").unwrap();
+    let j = c.job(id).unwrap();
+    assert_eq!(j.state, "failed");
+    assert!(j.is_terminal() && j.finished_at_ms.is_some());
+}
+
+#[test]
+fn a_failed_task_unschedules_its_dependents_and_the_job_is_failing_then_failed() {
+    let (c, n1, n2, s) = setup();
+    let id = c
+        .create_job(
+            &job(vec![
+                move_task(s, n1, n2, vec![]),
+                move_task(s, n2, n1, vec![0]),
+                move_task(s, n1, n2, vec![1]),
+                move_task(s, n1, n2, vec![]),
+            ]),
+            &[],
+        )
+        .unwrap();
+    let tasks = c.tasks(Some(id)).unwrap();
+    c.start_task(tasks[0].task_id).unwrap();
+    c.start_task(tasks[3].task_id).unwrap();
+    c.end_task(tasks[0].task_id, "error", "x").unwrap();
+    let states: Vec<String> = c
+        .tasks(Some(id))
+        .unwrap()
+        .into_iter()
+        .map(|t| t.state)
+        .collect();
+    assert_eq!(states, ["error", "unscheduled", "unscheduled", "running"]);
+    assert_eq!(c.job(id).unwrap().state, "failing");
+    c.end_task(tasks[3].task_id, "done", "").unwrap();
+    assert_eq!(c.job(id).unwrap().state, "failed");
+}
+
+#[test]
+fn cancel_marks_waiting_tasks_cancelled_and_running_ones_cancelling() {
+    let (c, n1, n2, s) = setup();
+    let id = c
+        .create_job(
+            &job(vec![
+                move_task(s, n1, n2, vec![]),
+                move_task(s, n2, n1, vec![0]),
+            ]),
+            &[],
+        )
+        .unwrap();
+    let tasks = c.tasks(Some(id)).unwrap();
+    c.start_task(tasks[0].task_id).unwrap();
+    assert_eq!(c.cancel_job(id).unwrap(), 1);
+    assert_eq!(c.job(id).unwrap().state, "cancelling");
+    assert_eq!(c.unfinished_running_tasks().unwrap().len(), 1);
+    c.end_task(tasks[0].task_id, "cancelled", "rolled back")
+        .unwrap();
+    assert_eq!(c.job(id).unwrap().state, "cancelled");
+    assert!(matches!(
+        c.cancel_job(999),
+        Err(CatalogError::JobNotFound { job_id: 999 })
+    ));
+}
+
+#[test]
+fn switch_moves_the_placement_and_defers_the_source_files() {
+    let (c, n1, n2, s) = setup();
+    let id = c
+        .create_job(&job(vec![move_task(s, n1, n2, vec![])]), &[])
+        .unwrap();
+    let task = c.tasks(Some(id)).unwrap()[0].task_id;
+    c.add_move_target_records(task, n2, &[(1, s)]).unwrap();
+    c.add_move_target_records(task, n2, &[(1, s)]).unwrap();
+    assert_eq!(c.move_target_records(task).unwrap().len(), 1, "idempotent");
+    assert!(
+        c.due_cleanup().unwrap().is_empty(),
+        "on-failure records are never due by time"
+    );
+    let group = c.group_files(None, 0, s, n1, n2).unwrap();
+    assert_eq!(group.len(), 1);
+    assert_eq!(group[0].files.len(), 2);
+    // A file committed after the copy makes the switch refuse.
+    let mut stale = group.clone();
+    stale[0].files.pop();
+    assert!(matches!(
+        c.switch_placements(task, false, n1, n2, &stale),
+        Err(CatalogError::MoveConflict { .. })
+    ));
+    c.switch_placements(task, false, n1, n2, &group).unwrap();
+    let snap = c.snapshot("t").unwrap();
+    let placements: Vec<i64> = snap.shards[0]
+        .placements
+        .iter()
+        .map(|p| p.node_id)
+        .collect();
+    assert_eq!(placements, vec![n2], "exactly one placement, on the target");
+    assert_eq!(snap.shards[0].placements[0].files.len(), 2);
+    assert_eq!(c.task(task).unwrap().unwrap().phase, "switched");
+    assert!(c.move_target_records(task).unwrap().is_empty());
+    let deferred = c.node_cleanup_names(n1).unwrap();
+    assert_eq!(
+        deferred.len(),
+        2,
+        "the source's files are deferred deletes: {deferred:?}"
+    );
+    // Idempotent: a second switch after a crash changes nothing.
+    c.switch_placements(task, false, n1, n2, &group).unwrap();
+    assert_eq!(c.snapshot("t").unwrap().shards[0].placements.len(), 1);
+    // Moving back must first wait for those deletes.
+    assert_eq!(c.pending_cleanup_for(n1, &[s]).unwrap().len(), 2);
+}
+
+#[test]
+fn force_remove_marks_unreplicated_shards_lost() {
+    let (c, n1, _n2, s) = setup();
+    let lost = c.force_remove_node(n1).unwrap();
+    assert_eq!(lost, vec![("t".to_string(), s)]);
+    let snap = c.snapshot("t").unwrap();
+    assert_eq!(snap.shards[0].state, "lost");
+    assert!(snap.shards[0].placements.is_empty());
+    assert!(c.list_nodes().unwrap().iter().all(|n| n.node_id != n1));
+}
