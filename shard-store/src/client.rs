@@ -30,7 +30,7 @@ use crate::protocol::{
     ACTION_ADOPT_STAGED, ACTION_DELETE_FILES, ACTION_DISCARD_STAGING, ACTION_DROP_SHARDS,
     ACTION_HANDSHAKE, ACTION_HEALTH, ACTION_LIST_FILES, ACTION_LIST_STAGING, ACTION_PULL_FILES,
 };
-use crate::service::MAX_MESSAGE_BYTES;
+use crate::service::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// HTTP/2 pings find a dead worker in the middle of a long call.
@@ -96,7 +96,8 @@ impl WorkerClient {
             .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
             .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
             .keep_alive_while_idle(true)
-            .http2_adaptive_window(true);
+            .http2_adaptive_window(true)
+            .max_frame_size(MAX_FRAME_BYTES);
         let value = token
             .map(|t| format!("Bearer {t}").parse::<MetadataValue<Ascii>>())
             .transpose()

@@ -43,11 +43,18 @@ use crate::protocol::{
     ACTION_PULL_FILES,
 };
 use crate::scan::execute_scan;
-use crate::transfer::{pull_files, serve_file, SourceClients, TaskLocks};
+use crate::transfer::{
+    pull_files, serve_file, SourceClients, TaskLocks, FAILPOINT_DISK_FREE_BYTES,
+};
 
 /// Largest gRPC message accepted or sent (a Flight batch is split near 2 MiB, but one huge
 /// row can make a bigger message).
 pub(crate) const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Largest HTTP/2 DATA frame a worker or client accepts (the default is 16 KiB). Bulk
+/// streams (file transfers, puts, scans) then arrive in far fewer frames and socket reads,
+/// which matters for the CPU time of a move.
+pub(crate) const MAX_FRAME_BYTES: u32 = 1024 * 1024;
 
 /// Batches queued between the network and the Parquet writer thread of one put.
 const PUT_QUEUE: usize = 4;
@@ -123,6 +130,7 @@ pub async fn serve_worker_with_listener(
         "worker serving"
     );
     Server::builder()
+        .max_frame_size(MAX_FRAME_BYTES)
         .add_service(InterceptedService::new(flight, auth))
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
@@ -220,7 +228,7 @@ impl WorkerService {
         let store = Arc::clone(&self.store);
         let fake_free: Option<u64> = self
             .failpoints
-            .value("disk_free_bytes")
+            .value(FAILPOINT_DISK_FREE_BYTES)
             .and_then(|v| v.parse().ok());
         blocking(move || {
             Ok(WorkerInfo {
