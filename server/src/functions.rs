@@ -50,7 +50,7 @@ impl Notice {
             hint: None,
         }
     }
-    fn notice(message: impl Into<String>) -> Notice {
+    fn info(message: impl Into<String>) -> Notice {
         Notice {
             severity: "NOTICE",
             message: message.into(),
@@ -679,7 +679,7 @@ pub async fn call(
                             hint: None,
                         });
                     } else {
-                        notices.push(Notice::notice(format!(
+                        notices.push(Notice::info(format!(
                             "removed node {host}:{port}; every shard it held has a replica elsewhere, the next rebalance re-creates the missing replicas"
                         )));
                     }
@@ -782,7 +782,7 @@ pub async fn call(
                 .catalog()
                 .set_setting(&setting, &value)
                 .map_err(ClusterError::from)?;
-            notices.push(Notice::notice(format!(
+            notices.push(Notice::info(format!(
                 "cluster setting {setting} is now {value}"
             )));
             void(name)

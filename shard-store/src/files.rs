@@ -14,8 +14,9 @@
 //! incomplete by definition and removed when the worker starts.
 //!
 //! The target of a move receives each file as `<name>.part`, fsyncs it, checks its size and
-//! CRC-32C against the catalog's, and only then renames it to `<name>` (and fsyncs the
-//! directory): a staged file without the suffix is always complete and verified. At start the
+//! CRC-32C against the catalog's, and only then renames it to `<name>` (the directory is
+//! fsynced once per `pull_files` call, before it reports success): a staged file without the
+//! suffix is always complete and verified. At start the
 //! worker removes `*.part` files (incomplete transfers) but keeps staged files, so a resumed
 //! move does not fetch them again. Adopting renames staged files into `shards/`; discarding
 //! removes the task's whole `move-<task_id>/` directory.

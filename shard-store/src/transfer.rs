@@ -2,20 +2,20 @@
 //! `files.rs`).
 //!
 //! ```text
-//! coordinator ── pull_files ──► target worker                         source worker
+//! coordinator ── pull_files ──► target worker (up to 4 files at once)   source worker
 //!                               WorkerClient::fetch_file_stream ── DoGet(file ticket) ──►
 //!                               staging/move-<task>/…/<name>.part ◄──── 1 MiB chunks ──  reader
 //!                                  token bucket, CRC-32C while writing, fsync, verify,    thread
-//!                                  rename to <name>, fsync dir
+//!                                  rename to <name>; fsync the dir once per call
 //! coordinator ── adopt_staged ► staging/move-<task>/…/<name> ──rename──► shards/<t>/<s>/<name>
 //! ```
 //!
 //! The target pulls (rather than the source pushing) so that the worker that writes is the
 //! one that verifies, rate-limits and cleans up, and the coordinator drives every step with
-//! one idempotent call to one worker. Bytes go from the source's page cache to the target's
-//! file through `Bytes` buffers that are never copied in user space after the read: the
-//! chunk read on the source is the `data_body` sent, and the `data_body` received is what is
-//! written.
+//! one idempotent call to one worker. A move costs CPU per byte, so the path is kept short:
+//! the chunk read on the source is the `data_body` sent and the `data_body` received is what
+//! is written; the only user-space copies are tonic's (encoding into and decoding from its
+//! message buffers).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

@@ -352,7 +352,6 @@ pub(crate) async fn run(cluster: &Arc<Cluster>, task: Task) -> Outcome {
 
 async fn drive(run: &mut MoveRun, mut phase: Phase) -> Outcome {
     let task_id = run.task_id();
-    let run = run;
     let mut cancelled = false;
     loop {
         if matches!(phase, Phase::Done | Phase::Aborted) {

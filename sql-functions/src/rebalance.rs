@@ -105,6 +105,11 @@ struct GroupInfo {
     members: Vec<(String, i64, u64)>,
 }
 
+/// Shard groups by their representative shard id.
+type GroupInfos = HashMap<i64, GroupInfo>;
+/// The nodes, the planner's groups and what each group is, read in one go.
+type PlanInputs = (Vec<Node>, Vec<PlanShardGroup>, GroupInfos);
+
 fn notice(level: NoticeLevel, message: String) -> PlanNotice {
     PlanNotice {
         level,
@@ -123,7 +128,7 @@ fn plan_error(e: planner::PlanError) -> ClusterError {
 
 impl Cluster {
     /// The planner's view of the cluster, read from one catalog snapshot.
-    fn plan_inputs(&self) -> Result<(Vec<Node>, Vec<PlanShardGroup>, HashMap<i64, GroupInfo>)> {
+    fn plan_inputs(&self) -> Result<PlanInputs> {
         let nodes = self.catalog().list_nodes()?;
         let mut groups: BTreeMap<(i64, i64), (PlanShardGroup, GroupInfo)> = BTreeMap::new();
         for snap in self.catalog().snapshot_all()? {

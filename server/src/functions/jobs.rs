@@ -135,7 +135,7 @@ pub(super) async fn call(
                 .map_err(ClusterError::from)?
                 .ok_or_else(|| PgError::new("55000", "no ongoing rebalance that can be stopped"))?;
             let ended = cluster.cancel_job(job.job_id).await?;
-            notices.push(Notice::notice(format!(
+            notices.push(Notice::info(format!(
                 "job {} is {}; finished moves stay, the running ones were rolled back",
                 ended.job_id, ended.state
             )));
@@ -174,7 +174,7 @@ pub(super) async fn call(
             req.drain_node = Some(node.node_id);
             let s = cluster.start_rebalance(&req, "drain").await?;
             let Some(job_id) = s.job_id else {
-                notices.push(Notice::notice(format!(
+                notices.push(Notice::info(format!(
                     "node {host}:{port} holds no shards to move"
                 )));
                 return if function == "drain_node" {
