@@ -70,6 +70,9 @@ pub struct BenchArgs {
     /// Data size of the rebalance scenario, in GB.
     #[arg(long, default_value_t = 2.0)]
     gb: f64,
+    /// `max_bandwidth_mb` of the rebalance scenario's `rebalance_start` (default unlimited).
+    #[arg(long)]
+    max_bandwidth_mb: Option<f64>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -174,7 +177,7 @@ pub fn main() -> ExitCode {
             Command::Healthcheck(a) => healthcheck(a).await,
             Command::Bench(a) => match a.scenario.as_str() {
                 "core" => crate::bench::run(a.rows, a.workers, a.pg_bin, a.keep).await,
-                "rebalance" => crate::bench::run_rebalance(a.gb, a.keep).await,
+                "rebalance" => crate::bench::run_rebalance(a.gb, a.max_bandwidth_mb, a.keep).await,
                 other => Err(ServerError::Startup(format!(
                     "unknown bench scenario \"{other}\"; use core or rebalance"
                 ))),

@@ -28,10 +28,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shoal_catalog::{FileRecord, GroupShardFiles, Task};
-use shoal_shard_store::{FileMeta, PullFilesRequest, WorkerClient};
+use shoal_shard_store::{FileMeta, PullFilesRequest, ShardStoreError, WorkerClient};
 use tracing::{info, warn};
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, SnapshotGuard};
 use crate::error::{ClusterError, Result};
 use crate::failpoints;
 use crate::gate::{gate_key, Fence};
@@ -160,6 +160,9 @@ pub(crate) struct MoveRun {
     fence_attempts: u32,
     /// The error that sent the move to `rolling_back`, if any.
     failure: Option<String>,
+    /// Held like a query's: files the move reads from the source (listed after it began)
+    /// are not deleted by deferred cleanup (compaction, truncate) until the move ends.
+    _snapshot: SnapshotGuard,
 }
 
 impl MoveRun {
@@ -194,6 +197,7 @@ impl MoveRun {
             catch_up_rounds: 0,
             fence_attempts: 0,
             failure: None,
+            _snapshot: cluster.begin_snapshot(),
             task,
         })
     }
@@ -266,7 +270,7 @@ impl MoveRun {
             }
         }
         let mut copied = 0;
-        for ((table_id, shard_id), batch, bytes) in batches {
+        for ((table_id, shard_id), batch, _) in batches {
             if self.cancel_requested()? {
                 return Err(ClusterError::Cancelled {
                     message: "the move was cancelled".into(),
@@ -288,7 +292,30 @@ impl MoveRun {
                     .collect(),
                 max_bytes_per_s: self.max_bytes_per_s,
             };
-            self.target.pull_files(&req).await?;
+            let batch = match self.target.pull_files(&req).await {
+                Ok(_) => batch,
+                Err(ShardStoreError::FileMissing { .. }) => {
+                    // A compaction that committed before this move began may have merged
+                    // files away: copy what the catalog still lists, once; a file that is
+                    // listed and missing is a real error.
+                    let listed: HashSet<String> = self
+                        .group()?
+                        .into_iter()
+                        .filter(|g| g.shard_id == shard_id)
+                        .flat_map(|g| g.files.into_iter().map(|f| f.name))
+                        .collect();
+                    let still: Vec<FileRecord> = batch
+                        .into_iter()
+                        .filter(|f| listed.contains(&f.name))
+                        .collect();
+                    let mut retry = req;
+                    retry.files.retain(|f| listed.contains(&f.name));
+                    self.target.pull_files(&retry).await?;
+                    still
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let bytes: u64 = batch.iter().map(|f| f.bytes).sum();
             copied += bytes;
             self.bytes_done += bytes;
             let staged = self.staged.entry(shard_id).or_default();

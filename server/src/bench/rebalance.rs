@@ -125,7 +125,7 @@ fn plan_100k() -> Result<(Duration, usize), ServerError> {
     Ok((best, steps))
 }
 
-pub async fn run(gb: f64, keep: bool) -> Result<(), ServerError> {
+pub async fn run(gb: f64, max_bandwidth_mb: Option<f64>, keep: bool) -> Result<(), ServerError> {
     let exe = std::env::current_exe()?;
     let root: PathBuf =
         std::env::temp_dir().join(format!("shoal-bench-rebalance-{}", std::process::id()));
@@ -213,6 +213,22 @@ pub async fn run(gb: f64, keep: bool) -> Result<(), ServerError> {
         sink.as_mut().finish().await.map_err(err)?;
     }
     let rows = next - 1;
+    // Let compaction merge the load's small files first, so it does not run under the
+    // measurements below.
+    let settle = Instant::now();
+    while scalar_i64(
+        &client,
+        "SELECT max(file_count) FROM shoal.shards WHERE table_name = 'blobs'",
+    )
+    .await?
+        >= 8
+    {
+        if settle.elapsed() > Duration::from_secs(300) {
+            return Err(err("compaction did not settle within 300 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!("compaction settled in {:.0?}", settle.elapsed());
     let total_bytes = scalar_i64(
         &client,
         "SELECT sum(bytes) FROM shoal.tables WHERE table_name = 'blobs'",
@@ -346,7 +362,11 @@ pub async fn run(gb: f64, keep: bool) -> Result<(), ServerError> {
         })
     };
     let t = Instant::now();
-    let job = scalar_i64(&client, "SELECT rebalance_start()").await?;
+    let start = match max_bandwidth_mb {
+        Some(mb) => format!("SELECT rebalance_start(max_bandwidth_mb => {mb})"),
+        None => "SELECT rebalance_start()".to_string(),
+    };
+    let job = scalar_i64(&client, &start).await?;
     client
         .batch_execute("SELECT rebalance_wait()")
         .await
@@ -375,8 +395,9 @@ pub async fn run(gb: f64, keep: bool) -> Result<(), ServerError> {
 
     println!();
     println!(
-        "shoal bench --scenario rebalance: {rows} rows, {:.2} GB in 32 shards, 3 -> 4 workers on one machine",
-        total_bytes as f64 / 1e9
+        "shoal bench --scenario rebalance: {rows} rows, {:.2} GB in 32 shards, 3 -> 4 workers on one machine, rebalance bandwidth {}",
+        total_bytes as f64 / 1e9,
+        max_bandwidth_mb.map_or("unlimited".to_string(), |mb| format!("{mb} MB/s per move"))
     );
     println!("| measurement | Shoal | baseline | ratio | target |");
     println!("|---|---|---|---|---|");
