@@ -529,16 +529,7 @@ impl Catalog {
             let mut stmt = tx.prepare(
                 "SELECT cleanup_id, node_id, table_id, shard_id, file_name, not_before_ms FROM cleanup WHERE not_before_ms <= ?1 ORDER BY cleanup_id",
             )?;
-            let rows = stmt.query_map([now_ms()], |r| {
-                Ok(CleanupRecord {
-                    cleanup_id: r.get(0)?,
-                    node_id: r.get(1)?,
-                    table_id: r.get(2)?,
-                    shard_id: r.get(3)?,
-                    file_name: r.get(4)?,
-                    not_before_ms: r.get(5)?,
-                })
-            })?;
+            let rows = stmt.query_map([now_ms()], cleanup_from_row)?;
             Ok(rows.collect::<std::result::Result<_, _>>()?)
         })
     }
@@ -643,6 +634,19 @@ fn list_nodes_tx(tx: &Transaction<'_>) -> Result<Vec<Node>> {
         })
     })?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+/// A `cleanup` row selected as `cleanup_id, node_id, table_id, shard_id, file_name,
+/// not_before_ms`.
+pub(crate) fn cleanup_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CleanupRecord> {
+    Ok(CleanupRecord {
+        cleanup_id: r.get(0)?,
+        node_id: r.get(1)?,
+        table_id: r.get(2)?,
+        shard_id: r.get(3)?,
+        file_name: r.get(4)?,
+        not_before_ms: r.get(5)?,
+    })
 }
 
 fn insert_file(tx: &Transaction<'_>, placement_id: i64, f: &FileRecord, at: i64) -> Result<()> {

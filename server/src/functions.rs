@@ -588,6 +588,15 @@ async fn bind_values(
     })
 }
 
+/// The node at `host:port`, or the contract's "does not exist" error.
+fn node_at(cluster: &Cluster, host: &str, port: u16) -> Result<shoal_catalog::Node, PgError> {
+    cluster
+        .catalog()
+        .node_by_addr(host, port)
+        .map_err(ClusterError::from)?
+        .ok_or_else(|| PgError::new("22023", format!("node \"{host}:{port}\" does not exist")))
+}
+
 fn single(name: &str, array: ArrayRef) -> Result<RecordBatch, PgError> {
     let schema = Arc::new(Schema::new(vec![Field::new(
         name,
@@ -649,13 +658,7 @@ pub async fn call(
         "remove_node" => {
             let host = a.text("host")?;
             let port = a.port()?;
-            let node = cluster
-                .catalog()
-                .node_by_addr(&host, port)
-                .map_err(ClusterError::from)?
-                .ok_or_else(|| {
-                    PgError::new("22023", format!("node \"{host}:{port}\" does not exist"))
-                })?;
+            let node = node_at(cluster, &host, port)?;
             let n = cluster
                 .catalog()
                 .placements_blocking_removal(node.node_id)
@@ -693,30 +696,6 @@ pub async fn call(
                     "Run SELECT drain_node('{host}', {port}) first, or pass force => true to drop its placements."
                 ))));
             }
-            if let Some(j) = cluster
-                .catalog()
-                .active_job(&["rebalance", "drain", "move"])
-                .map_err(ClusterError::from)?
-            {
-                let involved = cluster
-                    .catalog()
-                    .tasks(Some(j.job_id))
-                    .map_err(ClusterError::from)?
-                    .iter()
-                    .any(|t| {
-                        matches!(
-                            t.state.as_str(),
-                            "running" | "runnable" | "blocked" | "cancelling"
-                        ) && (t.source_node_id == node.node_id || t.target_node_id == node.node_id)
-                    });
-                if involved {
-                    return Err(PgError::new(
-                        "55000",
-                        format!("cannot remove node {host}:{port} while job {} moves shards to or from it", j.job_id),
-                    )
-                    .with_hint(Some("Wait for it (SELECT rebalance_wait();) or stop it (SELECT rebalance_stop();).".into())));
-                }
-            }
             // Only reference-table copies that other nodes hold are left: drop them with it.
             cluster.force_remove_node(node.node_id)?;
             void(name)
@@ -732,13 +711,7 @@ pub async fn call(
                 )
                 .with_hint(Some("The only node property is should_have_shards.".into())));
             }
-            let node = cluster
-                .catalog()
-                .node_by_addr(&host, port)
-                .map_err(ClusterError::from)?
-                .ok_or_else(|| {
-                    PgError::new("22023", format!("node \"{host}:{port}\" does not exist"))
-                })?;
+            let node = node_at(cluster, &host, port)?;
             cluster
                 .catalog()
                 .set_should_have_shards(node.node_id, a.bool("value")?)

@@ -594,8 +594,9 @@ impl Cluster {
         Ok((Some(job_id), Vec::new()))
     }
 
-    /// `remove_node(..., force => true)`: drops the node and its placements; returns the
-    /// shards (table name, shard id) that lost their only placement.
+    /// Removes a node with its placements (`remove_node`, forced or with only replicated
+    /// reference copies left); returns the shards (table name, shard id) that lost their only
+    /// placement. Refused while a job moves shards to or from the node.
     pub fn force_remove_node(&self, node_id: i64) -> Result<Vec<(String, i64)>> {
         if let Some(j) = self.catalog().active_job(&["rebalance", "drain", "move"])? {
             // Moves to or from the node cannot finish; stop them first so nothing is half done.
@@ -625,10 +626,6 @@ impl Cluster {
         let Some(node) = self.catalog().node_by_addr(host, port)? else {
             return Ok(false);
         };
-        let Some(table_id) = self.catalog().shard_table_id(shard_id)? else {
-            return Ok(false);
-        };
-        let _ = table_id;
         Ok(self
             .catalog()
             .group_files(None, 0, shard_id, node.node_id, node.node_id)?

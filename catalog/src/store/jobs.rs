@@ -4,7 +4,7 @@
 
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 
-use super::{insert_file, now_ms, Catalog};
+use super::{cleanup_from_row, insert_file, now_ms, Catalog};
 use crate::error::{CatalogError, Result};
 use crate::model::{CleanupRecord, FileRecord, GroupShardFiles, Job, NewJob, Task};
 
@@ -501,16 +501,7 @@ impl Catalog {
                  WHERE node_id = ?1 AND shard_id = ?2 AND reason NOT LIKE 'move-target:%' ORDER BY cleanup_id",
             )?;
             for s in shard_ids {
-                let rows = stmt.query_map(params![node_id, s], |r| {
-                    Ok(CleanupRecord {
-                        cleanup_id: r.get(0)?,
-                        node_id: r.get(1)?,
-                        table_id: r.get(2)?,
-                        shard_id: r.get(3)?,
-                        file_name: r.get(4)?,
-                        not_before_ms: r.get(5)?,
-                    })
-                })?;
+                let rows = stmt.query_map(params![node_id, s], cleanup_from_row)?;
                 for rec in rows {
                     out.push(rec?);
                 }
@@ -555,16 +546,7 @@ impl Catalog {
             let mut stmt = tx.prepare(
                 "SELECT cleanup_id, node_id, table_id, shard_id, file_name, not_before_ms FROM cleanup WHERE reason = ?1 ORDER BY cleanup_id",
             )?;
-            let rows = stmt.query_map([move_target_reason(task_id)], |r| {
-                Ok(CleanupRecord {
-                    cleanup_id: r.get(0)?,
-                    node_id: r.get(1)?,
-                    table_id: r.get(2)?,
-                    shard_id: r.get(3)?,
-                    file_name: r.get(4)?,
-                    not_before_ms: r.get(5)?,
-                })
-            })?;
+            let rows = stmt.query_map([move_target_reason(task_id)], cleanup_from_row)?;
             Ok(rows.collect::<std::result::Result<_, _>>()?)
         })
     }

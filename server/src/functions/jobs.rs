@@ -46,8 +46,8 @@ pub(super) async fn after_add_node(
     Ok(())
 }
 
-fn request(a: &Args) -> Result<RebalanceRequest, PgError> {
-    Ok(RebalanceRequest {
+fn request(a: &Args) -> RebalanceRequest {
+    RebalanceRequest {
         strategy: a.opt_text("rebalance_strategy"),
         drain_only: a.bool("drain_only").unwrap_or(false),
         threshold: a.opt_real("threshold"),
@@ -58,7 +58,7 @@ fn request(a: &Args) -> Result<RebalanceRequest, PgError> {
         max_bandwidth_mb: a.opt_real("max_bandwidth_mb"),
         max_concurrent_moves: a.opt_int("max_concurrent_moves"),
         drain_node: None,
-    })
+    }
 }
 
 pub(super) async fn call(
@@ -78,12 +78,12 @@ pub(super) async fn call(
                     ));
                 }
             }
-            let s = cluster.start_rebalance(&request(a)?, "rebalance").await?;
+            let s = cluster.start_rebalance(&request(a), "rebalance").await?;
             notices.extend(s.notices.iter().map(Notice::from_plan));
             bigint(name, s.job_id)
         }
         "rebalance_plan" | "get_rebalance_table_shards_plan" => {
-            let (rows, plan_notices) = cluster.rebalance_plan(&request(a)?)?;
+            let (rows, plan_notices) = cluster.rebalance_plan(&request(a))?;
             notices.extend(plan_notices.iter().map(Notice::from_plan));
             let schema = if function == "rebalance_plan" {
                 views::rebalance_plan_schema()
@@ -158,19 +158,13 @@ pub(super) async fn call(
         "drain_node" | "citus_drain_node" => {
             let host = a.text("host")?;
             let port = a.port()?;
-            let node = cluster
-                .catalog()
-                .node_by_addr(&host, port)
-                .map_err(ClusterError::from)?
-                .ok_or_else(|| {
-                    PgError::new("22023", format!("node \"{host}:{port}\" does not exist"))
-                })?;
+            let node = super::node_at(cluster, &host, port)?;
             // Kept even if the drain fails, as Citus does: no new shards land here.
             cluster
                 .catalog()
                 .set_should_have_shards(node.node_id, false)
                 .map_err(ClusterError::from)?;
-            let mut req = request(a)?;
+            let mut req = request(a);
             req.drain_node = Some(node.node_id);
             let s = cluster.start_rebalance(&req, "drain").await?;
             let Some(job_id) = s.job_id else {

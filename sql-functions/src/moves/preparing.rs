@@ -93,6 +93,5 @@ pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
             hint: Some("Long-running statements hold the shard group; the move is retried.".into()),
         });
     }
-    let _ = source;
     Ok(Phase::Copying)
 }
