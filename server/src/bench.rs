@@ -69,6 +69,23 @@ impl Drop for Proc {
     }
 }
 
+/// A `shoal worker` process of this binary on `127.0.0.1:port`, killed when dropped.
+fn spawn_worker(exe: &Path, port: u16, dir: &Path, token: &str) -> Result<Proc, ServerError> {
+    let child = Command::new(exe)
+        .args([
+            "worker",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir)
+        .args(["--cluster-token", token])
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::null())
+        .spawn()?;
+    Ok(Proc(child))
+}
+
 fn free_port() -> Result<u16, ServerError> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -268,20 +285,7 @@ pub async fn run(
     for i in 0..workers {
         let port = free_port()?;
         let dir = root.join(format!("worker{i}"));
-        let child = Command::new(&exe)
-            .args([
-                "worker",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-                &dir.display().to_string(),
-                "--cluster-token",
-                token,
-            ])
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::null())
-            .spawn()?;
-        procs.push(Proc(child));
+        procs.push(spawn_worker(&exe, port, &dir, token)?);
         worker_addrs.push(format!("127.0.0.1:{port}"));
     }
     let cport = free_port()?;

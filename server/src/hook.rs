@@ -192,7 +192,10 @@ fn call_in_from(q: &sql::Query) -> Option<Action> {
         return None;
     };
     let fname = object_name(name).to_ascii_lowercase();
-    if !functions::returns_rows(&fname) {
+    // `citus_get_active_worker_nodes` is also a DataFusion table function (registered in
+    // `session_context`), which plans with the rest of the query and honours binary result
+    // formats; the hook's own path answers in text only (see `portal_format`).
+    if !functions::returns_rows(&fname) || fname == "citus_get_active_worker_nodes" {
         return None;
     }
     let f = sql::Function {

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use futures::SinkExt;
 use shoal_sql_functions::planner::{self, PlanNode, PlanOptions, PlanShardGroup, Strategy};
 
-use super::{connect, err, free_port, Proc};
+use super::{connect, err, free_port, spawn_worker, Proc};
 use crate::ServerError;
 
 /// Payload characters per row: hex of a pseudo-random stream, so Parquet cannot shrink it
@@ -135,19 +135,7 @@ pub async fn run(gb: f64, max_bandwidth_mb: Option<f64>, keep: bool) -> Result<(
     for i in 0..4 {
         let port = free_port()?;
         let dir = root.join(format!("worker{i}"));
-        let child = Command::new(&exe)
-            .args([
-                "worker",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(&dir)
-            .args(["--cluster-token", token])
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::null())
-            .spawn()?;
-        procs.push(Proc(child));
+        procs.push(spawn_worker(&exe, port, &dir, token)?);
         workers.push((port, dir));
     }
     let cport = free_port()?;
