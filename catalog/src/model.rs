@@ -54,6 +54,8 @@ impl TableKind {
 pub struct ColumnDef {
     pub name: String,
     pub sql_type: SqlType,
+    /// `NOT NULL` (or part of the primary key): writes with a NULL here fail with 23502.
+    pub not_null: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -125,6 +125,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (task_id, depends_on)
     );
     "#,
+    // 3: NOT NULL columns.
+    r#"
+    ALTER TABLE columns ADD COLUMN not_null INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this binary writes.

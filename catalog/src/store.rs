@@ -310,8 +310,8 @@ impl Catalog {
             let table_id = tx.last_insert_rowid();
             for (i, c) in new.columns.iter().enumerate() {
                 tx.execute(
-                    "INSERT INTO columns (table_id, ordinal, name, type_name) VALUES (?1, ?2, ?3, ?4)",
-                    params![table_id, i as i64, c.name, c.sql_type.to_string()],
+                    "INSERT INTO columns (table_id, ordinal, name, type_name, not_null) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![table_id, i as i64, c.name, c.sql_type.to_string(), c.not_null],
                 )?;
             }
             insert_shards(tx, table_id, &new.shards)?;
@@ -400,13 +400,22 @@ impl Catalog {
                     column: column.name.clone(),
                 });
             }
+            if column.not_null && table_has_rows(tx, table_id)? {
+                // Its value in every existing row would be NULL, as in PostgreSQL without a
+                // default.
+                return Err(CatalogError::NullsInNotNullColumn {
+                    table: info.name,
+                    column: column.name.clone(),
+                });
+            }
             tx.execute(
-                "INSERT INTO columns (table_id, ordinal, name, type_name) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO columns (table_id, ordinal, name, type_name, not_null) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
                     table_id,
                     info.columns.len() as i64,
                     column.name,
-                    column.sql_type.to_string()
+                    column.sql_type.to_string(),
+                    column.not_null
                 ],
             )?;
             table_info_tx(tx, table_id)
@@ -704,17 +713,19 @@ fn table_info_tx(tx: &Transaction<'_>, table_id: i64) -> Result<TableInfo> {
     let kind = TableKind::parse(&kind).ok_or_else(|| CatalogError::Invalid {
         message: format!("unknown table kind {kind}"),
     })?;
-    let mut stmt =
-        tx.prepare("SELECT name, type_name FROM columns WHERE table_id = ?1 ORDER BY ordinal")?;
-    let cols: Vec<(String, String)> = stmt
-        .query_map([table_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+    let mut stmt = tx.prepare(
+        "SELECT name, type_name, not_null FROM columns WHERE table_id = ?1 ORDER BY ordinal",
+    )?;
+    let cols: Vec<(String, String, bool)> = stmt
+        .query_map([table_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<std::result::Result<_, _>>()?;
     let columns = cols
         .into_iter()
-        .map(|(name, t)| {
+        .map(|(name, t, not_null)| {
             Ok(ColumnDef {
                 name,
                 sql_type: SqlType::parse(&t)?,
+                not_null,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -824,3 +835,15 @@ fn snapshot_tx(tx: &Transaction<'_>, table_id: i64) -> Result<TableSnapshot> {
 mod jobs;
 #[cfg(test)]
 mod tests;
+
+/// Whether any committed file of the table holds a row.
+fn table_has_rows(tx: &Transaction, table_id: i64) -> Result<bool> {
+    Ok(tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM files f \
+           JOIN placements p ON p.placement_id = f.placement_id \
+           JOIN shards s ON s.shard_id = p.shard_id \
+         WHERE s.table_id = ?1 AND f.rows > 0)",
+        [table_id],
+        |r| r.get(0),
+    )?)
+}

@@ -127,21 +127,28 @@ async fn connect(port: u16, user: &str) -> Result<tokio_postgres::Client, Server
     }
 }
 
-async fn copy_rows(client: &tokio_postgres::Client, rows: u64) -> Result<Duration, ServerError> {
+/// The COPY input, generated before any clock starts so that both systems are timed on the
+/// same bytes and neither competes with the generator for the CPU.
+fn events_input(rows: u64) -> Vec<Bytes> {
+    const CHUNK_ROWS: u64 = 50_000;
+    (0..rows)
+        .step_by(CHUNK_ROWS as usize)
+        .map(|start| Bytes::from(events_chunk(start, CHUNK_ROWS.min(rows - start))))
+        .collect()
+}
+
+async fn copy_rows(
+    client: &tokio_postgres::Client,
+    input: &[Bytes],
+) -> Result<Duration, ServerError> {
     let sink = client
         .copy_in("COPY events FROM STDIN")
         .await
         .map_err(err)?;
     futures::pin_mut!(sink);
     let start = Instant::now();
-    let chunk = 50_000;
-    let mut done = 0;
-    while done < rows {
-        let n = chunk.min(rows - done);
-        sink.send(Bytes::from(events_chunk(done, n)))
-            .await
-            .map_err(err)?;
-        done += n;
+    for chunk in input {
+        sink.send(chunk.clone()).await.map_err(err)?;
     }
     sink.finish().await.map_err(err)?;
     Ok(start.elapsed())
@@ -332,6 +339,7 @@ pub async fn run(
         .map_err(err)?;
 
     // COPY, sampling the coordinator's RSS meanwhile.
+    let input = events_input(rows);
     let rss_before = rss_kib(coord_pid);
     let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let peak = Arc::new(std::sync::atomic::AtomicU64::new(rss_before));
@@ -344,7 +352,7 @@ pub async fn run(
             }
         })
     };
-    let shoal_copy = copy_rows(&client, rows).await?;
+    let shoal_copy = copy_rows(&client, &input).await?;
     sampling.store(false, std::sync::atomic::Ordering::Relaxed);
     let _ = sampler.await;
     let rss_peak = peak.load(std::sync::atomic::Ordering::Relaxed);
@@ -397,7 +405,7 @@ pub async fn run(
         let pg = ScratchPg::start(&pg_bin)?;
         let pgc = connect(pg.port, "postgres").await?;
         pgc.batch_execute(CREATE).await.map_err(err)?;
-        let t = copy_rows(&pgc, rows).await?;
+        let t = copy_rows(&pgc, &input).await?;
         Some((pg, t))
     } else {
         None

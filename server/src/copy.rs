@@ -19,7 +19,7 @@ use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use futures::{Sink, SinkExt, StreamExt};
-use shoal_sql_functions::{Cluster, ClusterError};
+use shoal_sql_functions::{first_null, not_null_message, Cluster, ClusterError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -222,6 +222,9 @@ impl CopySlot {
 
 /// Starts `COPY table [(columns)] FROM STDIN`: returns the CopyIn response; rows arrive
 /// through [`ShoalCopyHandler`].
+/// Parsed batches (8192 rows each) that may wait for the writer.
+const PARSED_AHEAD: usize = 4;
+
 pub fn start_copy_in(
     cluster: Arc<Cluster>,
     client: &dyn ClientInfo,
@@ -251,12 +254,41 @@ pub fn start_copy_in(
         v
     };
     let input_schema = Arc::new(Schema::new(input_fields));
+    let not_null: Vec<usize> = info
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.not_null)
+        .map(|(i, _)| i)
+        .collect();
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     let ncols = input_schema.fields().len();
     let table_name = table.to_string();
     let task = tokio::spawn(async move {
-        let batches = parse_stream(rx, input_schema, table_schema, options, table_name.clone());
-        write_statement(&cluster, &table_name, batches).await
+        let mut parsed = parse_stream(
+            rx,
+            input_schema,
+            table_schema,
+            not_null,
+            options,
+            table_name.clone(),
+        );
+        // Parsing runs in its own task a few batches ahead of routing and sending, so that
+        // on a multi-core coordinator the two overlap instead of taking turns. It stops when
+        // the input ends, at its first error, or when the writer has gone.
+        let (batch_tx, batch_rx) = mpsc::channel(PARSED_AHEAD);
+        let parser = tokio::spawn(async move {
+            while let Some(item) = parsed.next().await {
+                let failed = item.is_err();
+                if batch_tx.send(item).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let batches = tokio_stream::wrappers::ReceiverStream::new(batch_rx).boxed();
+        let result = write_statement(&cluster, &table_name, batches).await;
+        parser.abort();
+        result
     });
     let slot = client
         .session_extensions()
@@ -278,9 +310,11 @@ fn parse_stream(
     rx: mpsc::Receiver<Bytes>,
     input_schema: SchemaRef,
     table_schema: SchemaRef,
+    not_null: Vec<usize>,
     options: CopyOptions,
     table: String,
 ) -> futures::stream::BoxStream<'static, Result<RecordBatch, ClusterError>> {
+    let not_null: Arc<[usize]> = not_null.into();
     // Booleans (t/f/yes/no/on/off) and bytea (\x hex) are spelled the PostgreSQL way; read
     // them as text and convert.
     let decode_schema = Arc::new(Schema::new(
@@ -341,7 +375,19 @@ fn parse_stream(
         let input_schema = Arc::clone(&input_schema);
         let table_schema = Arc::clone(&table_schema);
         let table = table.clone();
+        let not_null = Arc::clone(&not_null);
         async move {
+            let widen = |b: RecordBatch, first_line: usize| {
+                widen(
+                    b,
+                    &input_schema,
+                    &table_schema,
+                    &not_null,
+                    text_mode,
+                    &table,
+                    first_line,
+                )
+            };
             loop {
                 if st.done {
                     return Ok(None);
@@ -364,17 +410,7 @@ fn parse_stream(
                                 Some(b) => {
                                     let at = st.lines_before;
                                     st.lines_before += b.num_rows();
-                                    Ok(Some((
-                                        widen(
-                                            b,
-                                            &input_schema,
-                                            &table_schema,
-                                            text_mode,
-                                            &table,
-                                            at,
-                                        )?,
-                                        st,
-                                    )))
+                                    Ok(Some((widen(b, at)?, st)))
                                 }
                                 None => Ok(None),
                             };
@@ -394,10 +430,7 @@ fn parse_stream(
                     if let Some(b) = st.decoder.flush().map_err(|e| copy_error(&table, e))? {
                         let at = st.lines_before;
                         st.lines_before += b.num_rows();
-                        return Ok(Some((
-                            widen(b, &input_schema, &table_schema, text_mode, &table, at)?,
-                            st,
-                        )));
+                        return Ok(Some((widen(b, at)?, st)));
                     }
                 }
             }
@@ -489,10 +522,13 @@ fn convert_text(
 }
 
 /// Adds NULL columns the COPY did not name, and undoes text-format backslash escapes.
+/// Puts a parsed batch into the table's schema (columns not in the COPY list read NULL) and
+/// checks its NOT NULL columns, naming the input line of the first NULL there.
 fn widen(
     batch: RecordBatch,
     input: &SchemaRef,
     table: &SchemaRef,
+    not_null: &[usize],
     text_mode: bool,
     table_name: &str,
     first_line: usize,
@@ -514,7 +550,17 @@ fn widen(
             Err(_) => new_null_array(f.data_type(), n),
         });
     }
-    Ok(RecordBatch::try_new(Arc::clone(table), cols)?)
+    let batch = RecordBatch::try_new(Arc::clone(table), cols)?;
+    if let Some((column, row)) = first_null(&batch, not_null) {
+        return Err(ClusterError::NotNull {
+            message: format!(
+                "COPY {table_name}, line {}: {}",
+                first_line + row + 1,
+                not_null_message(table_name, table.field(column).name())
+            ),
+        });
+    }
+    Ok(batch)
 }
 
 fn unescape_text(col: &ArrayRef) -> ArrayRef {

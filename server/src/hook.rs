@@ -18,6 +18,7 @@ use datafusion_postgres::pgwire::api::portal::Format;
 use datafusion_postgres::pgwire::api::results::{Response, Tag};
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::ClientInfo;
+use datafusion_postgres::pgwire::api::DEFAULT_NAME;
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireResult};
 use datafusion_postgres::pgwire::messages::response::NoticeResponse;
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
@@ -46,6 +47,8 @@ enum Action {
         name: String,
         columns: Vec<ColumnDef>,
         if_not_exists: bool,
+        /// A PRIMARY KEY or UNIQUE constraint was declared: accepted, not enforced (notice).
+        declares_key: bool,
     },
     Drop {
         names: Vec<String>,
@@ -86,10 +89,75 @@ fn column_def(c: &sql::ColumnDef) -> Result<ColumnDef, PgError> {
         .map_err(|_| PgError::new("0A000", format!("type \"{}\" is not supported", c.data_type)).with_hint(Some(
             "Supported: smallint, integer, bigint, real, double precision, numeric(p,s), text, varchar(n), boolean, date, timestamp, timestamptz, bytea, uuid, jsonb.".into(),
         )))?;
+    let mut not_null = false;
+    for o in &c.options {
+        match &o.option {
+            sql::ColumnOption::Null | sql::ColumnOption::Comment(_) => {}
+            // A primary key implies NOT NULL, as in PostgreSQL; uniqueness is not enforced
+            // (see `declares_key`).
+            sql::ColumnOption::NotNull | sql::ColumnOption::PrimaryKey(_) => not_null = true,
+            sql::ColumnOption::Unique(_) => {}
+            other => return Err(unsupported_constraint(&other.to_string())),
+        }
+    }
     Ok(ColumnDef {
         name: c.name.value.clone(),
         sql_type,
+        not_null,
     })
+}
+
+/// The columns of `CREATE TABLE`, with table-level `PRIMARY KEY (...)` making its columns
+/// NOT NULL; and whether any PRIMARY KEY or UNIQUE constraint was declared.
+fn table_columns(ct: &sql::CreateTable) -> Result<(Vec<ColumnDef>, bool), PgError> {
+    let mut columns: Vec<ColumnDef> = ct
+        .columns
+        .iter()
+        .map(column_def)
+        .collect::<Result<_, _>>()?;
+    let mut declares_key = ct.columns.iter().any(|c| {
+        c.options.iter().any(|o| {
+            matches!(
+                o.option,
+                sql::ColumnOption::PrimaryKey(_) | sql::ColumnOption::Unique(_)
+            )
+        })
+    });
+    for constraint in &ct.constraints {
+        match constraint {
+            sql::TableConstraint::PrimaryKey(pk) => {
+                declares_key = true;
+                for key in &pk.columns {
+                    let name = match &key.column.expr {
+                        sql::Expr::Identifier(i) => i.value.clone(),
+                        other => other.to_string(),
+                    };
+                    let column = columns.iter_mut().find(|c| c.name == name).ok_or_else(|| {
+                        PgError::new(
+                            "42703",
+                            format!("column \"{name}\" named in key does not exist"),
+                        )
+                    })?;
+                    column.not_null = true;
+                }
+            }
+            sql::TableConstraint::Unique(_) => declares_key = true,
+            other => return Err(unsupported_constraint(&other.to_string())),
+        }
+    }
+    Ok((columns, declares_key))
+}
+
+fn unsupported_constraint(what: &str) -> PgError {
+    PgError::new(
+        "0A000",
+        format!("\"{what}\" is not supported in Shoal tables"),
+    )
+    .with_hint(Some(
+        "Shoal enforces NOT NULL and accepts PRIMARY KEY and UNIQUE without enforcing them; give \
+         values explicitly instead of DEFAULT, and check other constraints when loading."
+            .into(),
+    ))
 }
 
 fn function_call(f: &sql::Function) -> Option<FunctionCall> {
@@ -268,9 +336,13 @@ fn classify(stmt: &Statement) -> Option<Action> {
                     "Create the table, then INSERT INTO t SELECT ...".into(),
                 ))));
             }
-            let cols: Result<Vec<ColumnDef>, PgError> = ct.columns.iter().map(column_def).collect();
-            Some(match cols {
-                Ok(columns) => Action::CreateTable { name: object_name(&ct.name), columns, if_not_exists: ct.if_not_exists },
+            Some(match table_columns(ct) {
+                Ok((columns, declares_key)) => Action::CreateTable {
+                    name: object_name(&ct.name),
+                    columns,
+                    if_not_exists: ct.if_not_exists,
+                    declares_key,
+                },
                 Err(e) => Action::Refuse(e),
             })
         }
@@ -366,6 +438,7 @@ impl ShoalHook {
                 name,
                 columns,
                 if_not_exists,
+                declares_key,
             } => {
                 if if_not_exists
                     && cluster
@@ -383,6 +456,16 @@ impl ShoalHook {
                     return tag("CREATE TABLE");
                 }
                 cluster.create_table(&name, columns).map_err(|e| pg(&e))?;
+                if declares_key {
+                    notice(
+                        client,
+                        "NOTICE",
+                        "PRIMARY KEY and UNIQUE constraints are not enforced: Shoal keeps no \
+                         indexes, so duplicate keys are stored as written (their columns are \
+                         NOT NULL)",
+                    )
+                    .await?;
+                }
                 tag("CREATE TABLE")
             }
             Action::Drop { names, if_exists } => {
@@ -525,11 +608,13 @@ async fn rows_response(
     Ok(Response::Query(resp))
 }
 
-/// The result formats the client asked for when it bound the (unnamed) portal being executed.
+/// The result formats the client asked for when it bound the unnamed portal being executed.
+/// pgwire keeps the unnamed portal under `DEFAULT_NAME`, not under "". The hook is not told
+/// which portal it runs; drivers that bind named portals (JDBC with a fetch size) get text.
 fn portal_format(client: &dyn HookClient) -> Format {
     client
         .portal_store()
-        .get_portal("")
+        .get_portal(DEFAULT_NAME)
         .and_then(|entry| entry.value().map(|p| p.result_column_format.clone()))
         .unwrap_or(Format::UnifiedText)
 }

@@ -1,9 +1,11 @@
-//! `ShardScanExec`: reads a distributed table, one partition per shard, each served by the
-//! worker holding it. Projection, filters and limit run on the worker next to the data.
+//! `ShardScanExec`: reads a distributed table, one partition per worker, each reading all the
+//! shards that worker serves in one sub-plan. Projection, filters, partial aggregates and
+//! limit run on the worker next to the data.
 
 use std::fmt;
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
@@ -17,7 +19,7 @@ use datafusion::physical_plan::{
 };
 use futures::{StreamExt, TryStreamExt};
 use shoal_catalog::ShardSnapshot;
-use shoal_shard_store::{PartialAggregate, ScanRequest};
+use shoal_shard_store::{PartialAggregate, ScanRequest, ShardFiles};
 use shoal_sql_functions::{Cluster, ClusterError, SnapshotGuard};
 
 /// One scan of one table at one catalog snapshot.
@@ -32,6 +34,8 @@ pub struct ShardScanExec {
     aggregate: Option<PartialAggregate>,
     limit: Option<usize>,
     shards: Vec<ShardSnapshot>,
+    /// The partitions: the shards grouped by the worker that serves them.
+    groups: Vec<ScanGroup>,
     /// Shards the catalog had before pruning on the distribution column.
     total_shards: usize,
     properties: Arc<PlanProperties>,
@@ -74,9 +78,10 @@ impl ShardScanExec {
                 .map(|i| args.table_schema.field(*i).name().clone())
                 .collect()
         });
+        let groups = group_by_worker(&args.shards);
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&projected_schema)),
-            Partitioning::UnknownPartitioning(args.shards.len().max(1)),
+            Partitioning::UnknownPartitioning(groups.len().max(1)),
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
@@ -91,6 +96,7 @@ impl ShardScanExec {
             aggregate: args.aggregate.map(|(a, _)| a),
             limit: args.limit,
             shards: args.shards,
+            groups,
             total_shards: args.total_shards,
             properties,
             _snapshot: args.snapshot,
@@ -176,79 +182,167 @@ impl ExecutionPlan for ShardScanExec {
         _context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let schema = Arc::clone(&self.projected_schema);
-        let Some(shard) = self.shards.get(partition).cloned() else {
+        let Some(group) = self.groups.get(partition).cloned() else {
             // a table with every shard pruned away still has one (empty) partition
             return Ok(Box::pin(RecordBatchStreamAdapter::new(
                 schema,
                 futures::stream::empty(),
             )));
         };
-        let cluster = Arc::clone(&self.cluster);
-        let table_name = self.table_name.clone();
-        let mut placements = shard.placements.clone();
-        // live placements first; the catalog's order (primary first) otherwise
-        placements.sort_by_key(|p| !p.is_live);
-        let base = ScanRequest {
-            table_id: self.table_id,
-            shard_id: shard.shard_id,
-            files: vec![],
-            table_schema: Arc::clone(&self.table_schema),
-            filters: self.filters.clone(),
-            projection: self.projection.clone(),
-            aggregate: self.aggregate.clone(),
-            limit: self.limit,
-        };
-        let open = async move {
-            if shard.state == "lost" || placements.is_empty() {
-                return Err(DataFusionError::External(Box::new(
-                    ClusterError::ShardUnavailable {
-                        message: format!(
-                            "shard {} of table \"{table_name}\" is lost: no placement holds it",
-                            shard.shard_id
-                        ),
-                        hint: Some(
-                            "Restore the node that held it, or drop and reload the table.".into(),
-                        ),
-                    },
-                )));
-            }
-            let mut failures: Vec<String> = Vec::new();
-            for p in &placements {
-                let mut req = base.clone();
-                req.files = p.files.iter().map(|f| f.name.clone()).collect();
-                let client = cluster
-                    .worker(&p.addr())
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                match client.scan(&req).await {
-                    Ok(stream) => {
-                        return Ok(stream.map_err(|e| DataFusionError::External(Box::new(e))));
-                    }
-                    Err(e) => {
-                        tracing::warn!(shard = shard.shard_id, worker = %p.addr(), error = %e, "shard read failed, trying another placement");
-                        failures.push(format!("{}: {e}", p.addr()));
-                    }
-                }
-            }
-            Err(DataFusionError::External(Box::new(
-                ClusterError::ShardUnavailable {
-                    message: format!(
-                        "could not read shard {} of table \"{table_name}\" from worker {}",
-                        shard.shard_id,
-                        failures.join("; ")
-                    ),
-                    hint: Some(
-                        "Check that the worker is running: SELECT * FROM shoal.nodes;".into(),
-                    ),
-                },
-            )))
+        let read = ShardRead {
+            cluster: Arc::clone(&self.cluster),
+            table_name: self.table_name.clone(),
+            base: ScanRequest {
+                table_id: self.table_id,
+                shards: vec![],
+                table_schema: Arc::clone(&self.table_schema),
+                filters: self.filters.clone(),
+                projection: self.projection.clone(),
+                aggregate: self.aggregate.clone(),
+                limit: self.limit,
+            },
         };
         // The stream holds the snapshot guard: DataFusion drops the plan as soon as the
         // streams exist, and the files this snapshot names must stay until they are read.
         let guard = Arc::clone(&self._snapshot);
-        let stream = futures::stream::once(open).try_flatten().map(move |batch| {
-            let _held = &guard;
-            batch
-        });
+        let stream = futures::stream::once(async move { read.open(group).await })
+            .try_flatten()
+            .map(move |batch| {
+                let _held = &guard;
+                batch
+            });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
+}
+
+/// The shards one partition of a scan reads, all from one worker when they are healthy.
+#[derive(Clone, Debug)]
+struct ScanGroup {
+    /// The worker asked first for every shard of the group: each shard's first live placement
+    /// is there. `None` for a shard without any placement (lost), read alone to fail.
+    worker: Option<String>,
+    /// Placements of each shard, live ones first.
+    shards: Vec<ShardSnapshot>,
+}
+
+/// Groups shards by the worker that serves them: one sub-plan, one round trip and one
+/// partial aggregate per worker instead of per shard (32 shards on 3 workers are 3 requests).
+fn group_by_worker(shards: &[ShardSnapshot]) -> Vec<ScanGroup> {
+    let mut groups: Vec<ScanGroup> = Vec::new();
+    for shard in shards {
+        let mut shard = shard.clone();
+        // live placements first; the catalog's order (primary first) otherwise
+        shard.placements.sort_by_key(|p| !p.is_live);
+        let worker = match shard.placements.first() {
+            Some(p) if shard.state != "lost" => Some(p.addr()),
+            _ => None,
+        };
+        match groups
+            .iter_mut()
+            .find(|g| worker.is_some() && g.worker == worker)
+        {
+            Some(group) => group.shards.push(shard),
+            None => groups.push(ScanGroup {
+                worker,
+                shards: vec![shard],
+            }),
+        }
+    }
+    groups
+}
+
+type BatchStream = futures::stream::BoxStream<'static, Result<RecordBatch>>;
+
+/// Opens the worker streams of one scan partition.
+struct ShardRead {
+    cluster: Arc<Cluster>,
+    table_name: String,
+    /// The request without its shards.
+    base: ScanRequest,
+}
+
+impl ShardRead {
+    async fn open(self, group: ScanGroup) -> Result<BatchStream> {
+        let Some(worker) = group.worker.clone() else {
+            let shard_id = group.shards.first().map_or(0, |s| s.shard_id);
+            return Err(external(ClusterError::ShardUnavailable {
+                message: format!(
+                    "shard {shard_id} of table \"{}\" is lost: no placement holds it",
+                    self.table_name
+                ),
+                hint: Some("Restore the node that held it, or drop and reload the table.".into()),
+            }));
+        };
+        let mut req = self.base.clone();
+        req.shards = group
+            .shards
+            .iter()
+            .filter_map(|s| {
+                let p = s.placements.iter().find(|p| p.addr() == worker)?;
+                Some(ShardFiles {
+                    shard_id: s.shard_id,
+                    files: p.files.iter().map(|f| f.name.clone()).collect(),
+                })
+            })
+            .collect();
+        let first_try = match self.cluster.worker(&worker) {
+            Ok(client) => client.scan(&req).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let failure = match first_try {
+            Ok(stream) => return Ok(stream.map_err(external).boxed()),
+            Err(e) => e,
+        };
+        tracing::warn!(table = %self.table_name, worker = %worker, error = %failure,
+            shards = group.shards.len(), "shard read failed, trying other placements");
+        // Shard by shard, each from its other placements; the rows of one shard come from
+        // exactly one placement.
+        let mut streams = Vec::with_capacity(group.shards.len());
+        for shard in &group.shards {
+            streams.push(self.open_elsewhere(shard, &worker, &failure).await?);
+        }
+        Ok(futures::stream::iter(streams).flatten().boxed())
+    }
+
+    /// One shard from the first of its placements other than `failed_worker` that answers.
+    async fn open_elsewhere(
+        &self,
+        shard: &ShardSnapshot,
+        failed_worker: &str,
+        failure: &str,
+    ) -> Result<BatchStream> {
+        let mut failures = vec![format!("{failed_worker}: {failure}")];
+        for p in shard
+            .placements
+            .iter()
+            .filter(|p| p.addr() != failed_worker)
+        {
+            let mut req = self.base.clone();
+            req.shards = vec![ShardFiles {
+                shard_id: shard.shard_id,
+                files: p.files.iter().map(|f| f.name.clone()).collect(),
+            }];
+            let client = self.cluster.worker(&p.addr()).map_err(external)?;
+            match client.scan(&req).await {
+                Ok(stream) => return Ok(stream.map_err(external).boxed()),
+                Err(e) => {
+                    tracing::warn!(shard = shard.shard_id, worker = %p.addr(), error = %e, "shard read failed, trying another placement");
+                    failures.push(format!("{}: {e}", p.addr()));
+                }
+            }
+        }
+        Err(external(ClusterError::ShardUnavailable {
+            message: format!(
+                "could not read shard {} of table \"{}\" from worker {}",
+                shard.shard_id,
+                self.table_name,
+                failures.join("; ")
+            ),
+            hint: Some("Check that the worker is running: SELECT * FROM shoal.nodes;".into()),
+        }))
+    }
+}
+
+fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
 }

@@ -30,10 +30,12 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Schema};
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -64,6 +66,39 @@ pub(crate) enum PullMsg {
     Chunk(Bytes),
     /// The source sent the whole file: verify it and make it durable and visible.
     Done,
+}
+
+/// Where the bytes of a file being received come from: the chunks of a Flight pull forwarded
+/// by the network side ([`ChannelSource`]), or a raw socket read by the receiving thread itself
+/// (`raw::RawReceiver`).
+pub(crate) trait PullSource {
+    /// The next bytes of the file; `None` once the source has sent all of it. An error ends
+    /// the transfer (and its part file is removed).
+    fn next_chunk(&mut self) -> Result<Option<&[u8]>>;
+}
+
+/// The chunks of a Flight pull, forwarded on a channel; the file is complete at
+/// [`PullMsg::Done`], and a channel closed before it is an interrupted transfer.
+pub(crate) struct ChannelSource {
+    rx: mpsc::Receiver<PullMsg>,
+    chunk: Bytes,
+    name: String,
+}
+
+impl PullSource for ChannelSource {
+    fn next_chunk(&mut self) -> Result<Option<&[u8]>> {
+        match self.rx.blocking_recv() {
+            Some(PullMsg::Chunk(chunk)) => {
+                self.chunk = chunk;
+                Ok(Some(&self.chunk))
+            }
+            Some(PullMsg::Done) => Ok(None),
+            None => Err(ShardStoreError::protocol(format!(
+                "transfer of file {} was interrupted",
+                self.name
+            ))),
+        }
+    }
 }
 
 /// A message from the network side of a put to its writer thread.
@@ -479,8 +514,25 @@ impl FileStore {
         expected: &FileMeta,
         rx: mpsc::Receiver<PullMsg>,
     ) -> Result<u64> {
+        let mut source = ChannelSource {
+            rx,
+            chunk: Bytes::new(),
+            name: expected.name.clone(),
+        };
+        self.receive_staged_from(dir, expected, &mut source)
+    }
+
+    /// [`Self::receive_staged_file`] with the bytes from any [`PullSource`]: the same part
+    /// file, early writeback, fsync, verification and rename, and the part file removed on
+    /// any failure.
+    pub(crate) fn receive_staged_from(
+        &self,
+        dir: &Path,
+        expected: &FileMeta,
+        source: &mut impl PullSource,
+    ) -> Result<u64> {
         let part = dir.join(format!("{}{PART_SUFFIX}", expected.name));
-        let result = receive_and_verify(dir, &part, expected, rx);
+        let result = receive_and_verify(dir, &part, expected, source);
         if let Err(e) = &result {
             warn!(path = %part.display(), error = %e, "receiving a file failed; discarding it");
             if let Err(rm) = fs::remove_file(&part) {
@@ -664,20 +716,41 @@ fn new_writer(tmp: &Path, first: &RecordBatch) -> Result<ArrowWriter<ChecksumWri
     ArrowWriter::try_new(
         ChecksumWriter::new(file),
         first.schema(),
-        Some(writer_properties()?),
+        Some(writer_properties(&first.schema())?),
     )
     .map_err(|e| ShardStoreError::parquet_write(tmp, e))
 }
 
 /// ZSTD level 1 (the workspace builds parquet with its default features, zstd included),
-/// 128k-row row groups, page-level statistics for pruning.
-fn writer_properties() -> Result<WriterProperties> {
-    Ok(WriterProperties::builder()
+/// 128k-row row groups, page-level statistics for pruning, dictionary encoding for strings
+/// and bytes only.
+///
+/// A dictionary pays off for repeated strings (smaller files, faster grouping); for numbers
+/// and timestamps ZSTD does that job, while the dictionary attempt hashes every value of a
+/// column chunk (a 128k-row chunk of unique bigints never outgrows the 1 MB dictionary limit,
+/// so it is all hashed for nothing). That hashing was the largest cost of a COPY's writes.
+fn writer_properties(schema: &Schema) -> Result<WriterProperties> {
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_created_by(format!("shoal {}", env!("CARGO_PKG_VERSION")))
-        .build())
+        .set_created_by(format!("shoal {}", env!("CARGO_PKG_VERSION")));
+    for field in schema.fields() {
+        let strings = matches!(
+            field.data_type(),
+            DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Utf8View
+                | DataType::Binary
+                | DataType::LargeBinary
+                | DataType::BinaryView
+        );
+        if !strings {
+            builder = builder
+                .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+        }
+    }
+    Ok(builder.build())
 }
 
 /// A writer that counts the bytes and computes the CRC-32C of everything written through it.
@@ -810,31 +883,20 @@ fn receive_and_verify(
     dir: &Path,
     part: &Path,
     expected: &FileMeta,
-    mut rx: mpsc::Receiver<PullMsg>,
+    source: &mut impl PullSource,
 ) -> Result<u64> {
     // Truncates a part file an earlier failed attempt could not remove; only one pull of a
     // task runs at a time, so no one else writes it.
     let mut file = File::create(part).map_err(|e| ShardStoreError::io(part, e))?;
     let (mut bytes, mut crc, mut flushed) = (0u64, 0u32, 0u64);
-    loop {
-        match rx.blocking_recv() {
-            Some(PullMsg::Chunk(chunk)) => {
-                file.write_all(&chunk)
-                    .map_err(|e| ShardStoreError::io(part, e))?;
-                crc = crc32c::crc32c_append(crc, &chunk);
-                bytes += chunk.len() as u64;
-                if bytes - flushed >= FLUSH_EVERY_BYTES {
-                    start_writeback(&file, flushed, bytes - flushed);
-                    flushed = bytes;
-                }
-            }
-            Some(PullMsg::Done) => break,
-            None => {
-                return Err(ShardStoreError::protocol(format!(
-                    "transfer of file {} was interrupted",
-                    expected.name
-                )))
-            }
+    while let Some(chunk) = source.next_chunk()? {
+        file.write_all(chunk)
+            .map_err(|e| ShardStoreError::io(part, e))?;
+        crc = crc32c::crc32c_append(crc, chunk);
+        bytes += chunk.len() as u64;
+        if bytes - flushed >= FLUSH_EVERY_BYTES {
+            start_writeback(&file, flushed, bytes - flushed);
+            flushed = bytes;
         }
     }
     file.sync_all().map_err(|e| ShardStoreError::io(part, e))?;

@@ -16,9 +16,10 @@
 //!   delete_files, drop_shards, list_files}           readdir of shards/
 //!
 //! move: coordinator                  target worker                     source worker
-//! WorkerClient::pull_files ─ DoAction ─► WorkerClient::fetch_file_stream ─ DoGet(file) ─►
-//!                                        staging/move-<task>/…/<name>.part ◄─ raw chunks ─
+//! WorkerClient::pull_files ─ DoAction ─► raw::open ── SHOALRAW1 request (same port) ──►
+//!                                        staging/move-<task>/…/<name>.part ◄─ sendfile(2) ─
 //!                                        fsync, verify size + CRC-32C, rename to <name>
+//!                                        (older source: fetch_file_stream, DoGet(file))
 //! WorkerClient::adopt_staged ─────────► rename into shards/<table>/<shard>/, fsync
 //! WorkerClient::{discard_staging, list_staging} ─► rm -r staging/move-<task>/, readdir
 //! ```
@@ -31,6 +32,7 @@ mod error;
 pub mod failpoints;
 mod files;
 mod protocol;
+mod raw;
 mod scan;
 mod service;
 mod transfer;
@@ -39,6 +41,6 @@ pub use client::WorkerClient;
 pub use error::{Result, ShardStoreError};
 pub use protocol::{
     FileChunk, FileMeta, PartialAggregate, PullFilesReport, PullFilesRequest, ScanRequest,
-    StoredFile, WorkerInfo,
+    ShardFiles, StoredFile, WorkerInfo,
 };
 pub use service::{serve_worker, serve_worker_with_listener, WorkerConfig};

@@ -84,13 +84,21 @@ pub struct PartialAggregate {
     pub aggr: Vec<Expr>,
 }
 
-/// One shard scan, sent to the worker as a Flight ticket.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ScanRequest {
-    pub table_id: i64,
+/// The files of one shard a scan reads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardFiles {
     pub shard_id: i64,
     /// File names (as in [`FileMeta::name`]) to read; only these files are read.
     pub files: Vec<String>,
+}
+
+/// A scan of one or more shards of one table held by one worker, sent as a Flight ticket.
+/// The worker runs one plan over the files of all of them, so a query costs one round trip,
+/// one plan and one partial aggregate per worker rather than per shard.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScanRequest {
+    pub table_id: i64,
+    pub shards: Vec<ShardFiles>,
     /// The table's full current schema. Files written before an `ADD COLUMN` lack trailing
     /// columns; those read as NULL.
     pub table_schema: SchemaRef,
@@ -105,7 +113,7 @@ pub struct ScanRequest {
 }
 
 /// Magic prefix of a scan ticket; the digit is the ticket format version.
-const TICKET_MAGIC: &[u8] = b"SHOALSCAN1";
+const TICKET_MAGIC: &[u8] = b"SHOALSCAN2";
 
 /// Magic prefix of a file ticket; the digit is the ticket format version.
 const FILE_TICKET_MAGIC: &[u8] = b"SHOALFILE1";
@@ -115,8 +123,7 @@ const FILE_TICKET_MAGIC: &[u8] = b"SHOALFILE1";
 #[derive(Serialize, Deserialize)]
 struct TicketHeader {
     table_id: i64,
-    shard_id: i64,
-    files: Vec<String>,
+    shards: Vec<ShardFiles>,
     projection: Option<Vec<String>>,
     limit: Option<usize>,
     filters: usize,
@@ -138,8 +145,7 @@ impl ScanRequest {
     pub fn to_ticket(&self) -> Result<Ticket> {
         let header = TicketHeader {
             table_id: self.table_id,
-            shard_id: self.shard_id,
-            files: self.files.clone(),
+            shards: self.shards.clone(),
             projection: self.projection.clone(),
             limit: self.limit,
             filters: self.filters.len(),
@@ -199,8 +205,7 @@ impl ScanRequest {
         }
         Ok(ScanRequest {
             table_id: header.table_id,
-            shard_id: header.shard_id,
-            files: header.files,
+            shards: header.shards,
             table_schema,
             filters,
             projection: header.projection,

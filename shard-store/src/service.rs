@@ -2,6 +2,10 @@
 //! sends one raw file to another worker, DoAction runs `handshake`, `health`, `delete_files`,
 //! `drop_shards`, `list_files` and the move actions `pull_files`, `adopt_staged`,
 //! `discard_staging`, `list_staging`. Every call passes the cluster-token interceptor first.
+//!
+//! The same port also serves the raw file channel of moves (see `raw.rs`): the listener
+//! hands HTTP/2 connections to tonic and serves connections that start with the raw magic
+//! itself, checking the same cluster token.
 
 use std::future::{ready, Future};
 use std::net::SocketAddr;
@@ -42,6 +46,7 @@ use crate::protocol::{
     ACTION_DROP_SHARDS, ACTION_HANDSHAKE, ACTION_HEALTH, ACTION_LIST_FILES, ACTION_LIST_STAGING,
     ACTION_PULL_FILES,
 };
+use crate::raw::{split_incoming, RawFileServer};
 use crate::scan::execute_scan;
 use crate::transfer::{
     pull_files, serve_file, SourceClients, TaskLocks, FAILPOINT_DISK_FREE_BYTES,
@@ -108,16 +113,29 @@ pub async fn serve_worker_with_listener(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    serve(cfg, listener, shutdown, true).await
+}
+
+/// [`serve_worker_with_listener`]; without `raw_channel`, the port serves Flight only, as
+/// workers did before the raw file channel (to test the fallback of newer targets).
+pub(crate) async fn serve(
+    cfg: WorkerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    raw_channel: bool,
+) -> Result<()> {
     let data_dir = cfg.data_dir.clone();
     let store = blocking(move || FileStore::open(&data_dir)).await?;
     let auth = TokenCheck::new(cfg.cluster_token.as_deref())?;
     if !cfg.failpoints.is_empty() {
         warn!(failpoints = ?cfg.failpoints, "failpoints enabled: this worker misbehaves on purpose");
     }
+    let store = Arc::new(store);
+    let raw = Arc::new(RawFileServer::new(Arc::clone(&store), auth.clone()));
     let service = WorkerService::new(
-        Arc::new(store),
+        store,
         cfg.cluster_token.clone(),
-        FailpointSet::new(cfg.failpoints.iter().cloned()),
+        Arc::new(FailpointSet::new(cfg.failpoints.iter().cloned())),
     );
     let flight = FlightServiceServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -129,27 +147,35 @@ pub async fn serve_worker_with_listener(
         token = cfg.cluster_token.is_some(),
         "worker serving"
     );
-    Server::builder()
+    let router = Server::builder()
         .max_frame_size(MAX_FRAME_BYTES)
-        .add_service(InterceptedService::new(flight, auth))
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await
-        .map_err(|e| ShardStoreError::internal(format!("worker server failed: {e}")))?;
+        .add_service(InterceptedService::new(flight, auth));
+    let served = if raw_channel {
+        // One port for both: raw file requests are served by `raw`, HTTP/2 goes to tonic
+        // (with TCP_NODELAY, as tonic's own listener sets it).
+        router
+            .serve_with_incoming_shutdown(split_incoming(listener, raw), shutdown)
+            .await
+    } else {
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        router
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+    };
+    served.map_err(|e| ShardStoreError::internal(format!("worker server failed: {e}")))?;
     info!(addr = ?local, "worker stopped");
     Ok(())
 }
 
-/// Refuses calls without `authorization: Bearer <token>` when a token is configured.
+/// Refuses calls without `authorization: Bearer <token>` when a token is configured (Flight
+/// calls through the interceptor, raw file requests through [`TokenCheck::accepts`]).
 #[derive(Clone)]
-struct TokenCheck {
+pub(crate) struct TokenCheck {
     expected: Option<Arc<[u8]>>,
 }
 
 impl TokenCheck {
-    fn new(token: Option<&str>) -> Result<Self> {
+    pub(crate) fn new(token: Option<&str>) -> Result<Self> {
         let expected = match token {
             Some(t) => {
                 // Also proves the token can travel in a header.
@@ -165,15 +191,25 @@ impl TokenCheck {
         };
         Ok(TokenCheck { expected })
     }
+
+    /// Is `given` (the value of an `authorization` header, if any) the expected
+    /// `Bearer <token>`? Always true without a configured token. Compared in constant time.
+    pub(crate) fn accepts(&self, given: Option<&[u8]>) -> bool {
+        match (&self.expected, given) {
+            (None, _) => true,
+            (Some(expected), Some(given)) => constant_time_eq(given, expected),
+            (Some(_), None) => false,
+        }
+    }
 }
 
 impl Interceptor for TokenCheck {
     fn call(&mut self, request: Request<()>) -> std::result::Result<Request<()>, Status> {
-        let Some(expected) = &self.expected else {
+        if self.expected.is_none() {
             return Ok(request);
-        };
+        }
         match request.metadata().get("authorization") {
-            Some(given) if constant_time_eq(given.as_bytes(), expected) => Ok(request),
+            given if self.accepts(given.map(|v| v.as_bytes())) => Ok(request),
             given => {
                 warn!(
                     peer = ?request.remote_addr(),
@@ -198,20 +234,21 @@ struct WorkerService {
     functions: Arc<TaskContext>,
     /// Clients of the sources of moves (carrying this worker's cluster token).
     sources: SourceClients,
-    failpoints: FailpointSet,
+    failpoints: Arc<FailpointSet>,
     /// One call at a time per move task.
     task_locks: TaskLocks,
 }
 
 impl WorkerService {
-    fn new(store: Arc<FileStore>, cluster_token: Option<String>, failpoints: FailpointSet) -> Self {
-        let mut config = SessionConfig::new();
-        // Read strings as Utf8 (the wire type) rather than reading views and casting back.
-        config
-            .options_mut()
-            .execution
-            .parquet
-            .schema_force_view_types = false;
+    fn new(
+        store: Arc<FileStore>,
+        cluster_token: Option<String>,
+        failpoints: Arc<FailpointSet>,
+    ) -> Self {
+        // Strings and bytes are read as views (DataFusion's default, see `scan::read_schema`):
+        // cheaper to decode, filter and group than contiguous Utf8; results are cast to the
+        // wire types only at the end, and aggregates send few rows.
+        let config = SessionConfig::new();
         let ctx = SessionContext::new_with_config(config);
         let functions = ctx.task_ctx();
         WorkerService {
@@ -370,7 +407,7 @@ impl WorkerService {
 }
 
 /// Logs a failed call and turns it into its status.
-fn failed(call: &str, e: ShardStoreError) -> Status {
+pub(crate) fn failed(call: &str, e: ShardStoreError) -> Status {
     match &e {
         ShardStoreError::FileMissing { .. } | ShardStoreError::WrongCluster { .. } => {
             info!(call, error = %e, "call refused")
@@ -430,12 +467,13 @@ impl FlightService for WorkerService {
         }
         let req = ScanRequest::from_ticket_with_ctx(request.get_ref(), &self.functions)
             .map_err(|e| failed("do_get", e))?;
-        let (table_id, shard_id) = (req.table_id, req.shard_id);
+        let table_id = req.table_id;
+        let shards: Vec<i64> = req.shards.iter().map(|s| s.shard_id).collect();
         let (schema, rows) = execute_scan(&self.ctx, &self.store, req)
             .await
             .map_err(|e| failed("do_get", e))?;
         let rows = rows.map_err(move |e| {
-            warn!(table_id, shard_id, error = %e, "scan failed while streaming");
+            warn!(table_id, ?shards, error = %e, "scan failed while streaming");
             FlightError::Tonic(Box::new(e.to_status()))
         });
         // The schema goes first even when there are no rows, so the client always learns it.

@@ -1,24 +1,33 @@
 //! Moving shard files between workers, the async half (the file-system half is in
-//! `files.rs`).
+//! `files.rs`, the raw file channel in `raw.rs`).
 //!
 //! ```text
-//! coordinator ── pull_files ──► target worker (up to 4 files at once)   source worker
-//!                               WorkerClient::fetch_file_stream ── DoGet(file ticket) ──►
-//!                               staging/move-<task>/…/<name>.part ◄──── 1 MiB chunks ──  reader
-//!                                  token bucket, CRC-32C while writing, fsync, verify,    thread
-//!                                  rename to <name>; fsync the dir once per call
+//! coordinator ── pull_files ──► target worker (up to 4 files at once)     source worker
+//!                               raw::open ── SHOALRAW1 + token + file ──► (same port as Flight)
+//!                                          ◄── Sending { bytes } ──────── token, name checked
+//!                               thread, nice 10:                          thread, nice 10:
+//!                               staging/move-<task>/…/<name>.part ◄─────── sendfile(2) from
+//!                                 read into a 1 MiB buffer, token bucket,  the shard file
+//!                                 CRC-32C, write, early writeback, fsync,
+//!                                 verify, rename to <name>; fsync the dir once per call
+//!                               (older source: DoGet(file ticket), 1 MiB chunks, same writer)
 //! coordinator ── adopt_staged ► staging/move-<task>/…/<name> ──rename──► shards/<t>/<s>/<name>
 //! ```
 //!
 //! The target pulls (rather than the source pushing) so that the worker that writes is the
 //! one that verifies, rate-limits and cleans up, and the coordinator drives every step with
-//! one idempotent call to one worker. A move costs CPU per byte, so the path is kept short:
-//! the chunk read on the source is the `data_body` sent and the `data_body` received is what
-//! is written; the only user-space copies are tonic's (encoding into and decoding from its
-//! message buffers).
+//! one idempotent call to one worker. A move costs CPU per byte, so the bytes bypass gRPC:
+//! the source hands them from its page cache to the socket with `sendfile(2)`, and the target
+//! copies them once out of the socket into a reused buffer and once into its page cache
+//! (over Flight they crossed user space about six times: read, encode, HTTP/2 frames on one
+//! side, and frames, decode, write on the other). Both ends run in threads of low CPU
+//! priority, so that queries on the same workers keep the CPU (see
+//! [`raw::lower_priority`](crate::raw::lower_priority)). A source that does not speak the raw
+//! channel (a worker from before it) is asked over Flight instead.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,6 +44,7 @@ use crate::error::{Result, ShardStoreError};
 use crate::failpoints::FailpointSet;
 use crate::files::{blocking, send_file_chunks, FileStore, PullMsg};
 use crate::protocol::{FileMeta, FileTicket, PullFilesReport, PullFilesRequest};
+use crate::raw::{self, CancelOnDrop, Opened, RawReceiver};
 
 /// Size of the chunks a source sends. A move is bound by CPU time per byte (copies, syscalls,
 /// HTTP/2 frames); on loopback 1 MiB chunks (with 1 MiB HTTP/2 frames) moved about 1.5x the
@@ -53,6 +63,10 @@ const WRITE_QUEUE_CHUNKS: usize = 4;
 /// (as for `dd conv=fsync` file after file against `cp` and one `sync`); four at a time
 /// overlap them and keep both ends busy. At most ~32 MiB of buffers per call.
 const PARALLEL_FILES: usize = 4;
+
+/// After a source answered a raw request in another protocol (a worker from before the raw
+/// channel), its files are pulled over Flight without asking again for this long.
+const RAW_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// The rate limiter may run ahead of its average rate by this much time after an idle spell.
 const RATE_BURST: Duration = Duration::from_millis(100);
@@ -133,19 +147,66 @@ impl TaskLocks {
 }
 
 /// The clients a target uses to reach move sources, one per address, kept between calls so
-/// that a move pulling one file per call does not pay a new connection each time.
+/// that a move pulling one file per call does not pay a new connection each time; and what
+/// it knows of the sources' raw file channels.
 #[derive(Debug)]
 pub(crate) struct SourceClients {
     /// This worker's cluster token, which the sources expect too.
     token: Option<String>,
+    /// The same, as the raw channel presents it: `Bearer <token>`.
+    authorization: Option<String>,
     clients: Mutex<HashMap<String, WorkerClient>>,
+    /// Sources that answered a raw request in another protocol, and when.
+    no_raw: Mutex<HashMap<String, Instant>>,
+    /// Files whose transfer started over the raw channel and over Flight since the worker
+    /// started.
+    raw_files: AtomicU64,
+    flight_files: AtomicU64,
 }
 
 impl SourceClients {
     pub(crate) fn new(token: Option<String>) -> Self {
         SourceClients {
+            authorization: token.as_ref().map(|t| format!("Bearer {t}")),
             token,
             clients: Mutex::new(HashMap::new()),
+            no_raw: Mutex::new(HashMap::new()),
+            raw_files: AtomicU64::new(0),
+            flight_files: AtomicU64::new(0),
+        }
+    }
+
+    /// Files whose transfer started so far over the raw channel and over Flight.
+    #[cfg(test)]
+    pub(crate) fn files_received(&self) -> (u64, u64) {
+        (
+            self.raw_files.load(Ordering::Relaxed),
+            self.flight_files.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Is the raw channel of the source at `addr` worth trying?
+    fn try_raw(&self, addr: &str) -> bool {
+        let mut no_raw = lock(&self.no_raw);
+        match no_raw.get(addr) {
+            Some(since) if since.elapsed() < RAW_RETRY_AFTER => false,
+            Some(_) => {
+                no_raw.remove(addr);
+                true
+            }
+            None => true,
+        }
+    }
+
+    fn raw_refused(&self, addr: &str, reason: &str) {
+        if lock(&self.no_raw)
+            .insert(addr.to_string(), Instant::now())
+            .is_none()
+        {
+            info!(
+                source = addr,
+                reason, "the move source has no raw file channel; pulling over Flight"
+            );
         }
     }
 
@@ -169,7 +230,7 @@ impl SourceClients {
 pub(crate) async fn pull_files(
     store: &Arc<FileStore>,
     sources: &SourceClients,
-    failpoints: &FailpointSet,
+    failpoints: &Arc<FailpointSet>,
     guard: TaskGuard,
     req: PullFilesRequest,
 ) -> Result<PullFilesReport> {
@@ -222,18 +283,25 @@ pub(crate) async fn pull_files(
     }
 
     let started = Instant::now();
+    let before = (
+        sources.raw_files.load(Ordering::Relaxed),
+        sources.flight_files.load(Ordering::Relaxed),
+    );
     let pull = Pull {
         store,
+        sources,
         source: &source,
+        source_addr: &source_addr,
         dir: &dir,
         table_id,
         shard_id,
-        limiter: max_bytes_per_s.map(|rate| Mutex::new(TokenBucket::new(rate))),
+        limiter: max_bytes_per_s.map(|rate| Arc::new(Mutex::new(TokenBucket::new(rate)))),
         failpoints,
         guard,
     };
-    // On the first error the other transfers are dropped: their writers see the stream end
-    // without `Done` and remove their part files (still under the task lock).
+    // On the first error the other transfers are dropped: their receiving threads see the
+    // transfer cancelled (or the stream end without `Done`) and remove their part files
+    // (still under the task lock).
     let mut transfers = futures::stream::iter(todo.iter().cloned().map(|file| pull.one(file)))
         .buffer_unordered(PARALLEL_FILES);
     let mut copied = Ok(0u64);
@@ -265,6 +333,8 @@ pub(crate) async fn pull_files(
         files_copied = todo.len(),
         files_skipped,
         bytes_copied,
+        raw_files = sources.raw_files.load(Ordering::Relaxed) - before.0,
+        flight_files = sources.flight_files.load(Ordering::Relaxed) - before.1,
         mb_per_s = if secs > 0.0 { bytes_copied as f64 / secs / 1e6 } else { 0.0 },
         "pulled shard files into staging"
     );
@@ -278,18 +348,93 @@ pub(crate) async fn pull_files(
 /// One `pull_files` call in progress.
 struct Pull<'a> {
     store: &'a Arc<FileStore>,
+    sources: &'a SourceClients,
     source: &'a WorkerClient,
+    source_addr: &'a str,
     dir: &'a Path,
     table_id: i64,
     shard_id: i64,
-    limiter: Option<Mutex<TokenBucket>>,
-    failpoints: &'a FailpointSet,
+    /// Shared by the transfers of the call.
+    limiter: Option<Arc<Mutex<TokenBucket>>>,
+    failpoints: &'a Arc<FailpointSet>,
     guard: TaskGuard,
 }
 
 impl Pull<'_> {
-    /// Fetches one file into the staging directory; returns its size.
+    /// Fetches one file into the staging directory, over the raw channel if the source has
+    /// one, else over Flight; returns its size.
     async fn one(&self, file: FileMeta) -> Result<u64> {
+        if self.sources.try_raw(self.source_addr) {
+            if let Some(bytes) = self.one_raw(&file).await? {
+                return Ok(bytes);
+            }
+        }
+        self.sources.flight_files.fetch_add(1, Ordering::Relaxed);
+        self.one_flight(file).await
+    }
+
+    /// Fetches one file over the raw channel; `None` if the source has none (or cannot be
+    /// reached that way: Flight then says why).
+    async fn one_raw(&self, file: &FileMeta) -> Result<Option<u64>> {
+        let ticket = FileTicket {
+            table_id: self.table_id,
+            shard_id: self.shard_id,
+            name: file.name.clone(),
+            offset: 0,
+        };
+        let opened = raw::open(
+            self.source_addr,
+            self.sources.authorization.as_deref(),
+            &ticket,
+        )
+        .await
+        .map_err(|e| from_source(e, &file.name))?;
+        let (socket, bytes) = match opened {
+            Opened::Sending { socket, bytes } => (socket, bytes),
+            Opened::Unavailable { reason, older } => {
+                if older {
+                    self.sources.raw_refused(self.source_addr, &reason);
+                } else {
+                    debug!(
+                        source = self.source_addr,
+                        reason, "raw file channel unavailable"
+                    );
+                }
+                return Ok(None);
+            }
+        };
+        self.sources.raw_files.fetch_add(1, Ordering::Relaxed);
+        // Dropped with this future if the pull is cancelled: it stops the thread.
+        let mut cancel = CancelOnDrop::new(&socket)?;
+        let mut receiver = RawReceiver::new(
+            socket,
+            bytes,
+            self.source_addr,
+            &file.name,
+            self.limiter.clone(),
+            Arc::clone(self.failpoints),
+            cancel.flag(),
+        );
+        let store = Arc::clone(self.store);
+        let dir = self.dir.to_path_buf();
+        let expected = file.clone();
+        let guard = Arc::clone(&self.guard);
+        let done = raw::spawn_transfer_thread("shoal-receive", move || {
+            // Holds the task lock until the part file is renamed or removed.
+            let _guard = guard;
+            raw::lower_priority();
+            store.receive_staged_from(&dir, &expected, &mut receiver)
+        })
+        .map_err(|e| ShardStoreError::internal(format!("cannot start a receiving thread: {e}")))?;
+        let received = done
+            .await
+            .map_err(|_| ShardStoreError::internal("a pull receiving thread panicked"))?;
+        cancel.disarm();
+        received.map(Some)
+    }
+
+    /// Fetches one file over a Flight DoGet.
+    async fn one_flight(&self, file: FileMeta) -> Result<u64> {
         let mut chunks = self
             .source
             .fetch_file_stream(self.table_id, self.shard_id, &file.name, 0)
@@ -374,6 +519,10 @@ fn from_source(e: ShardStoreError, name: &str) -> ShardStoreError {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn flip_first_byte(bytes: &Bytes) -> Bytes {
     let mut copy = BytesMut::from(bytes.as_ref());
     if let Some(first) = copy.first_mut() {
@@ -407,6 +556,11 @@ impl TokenBucket {
             tokens: 0.0,
             last: Instant::now(),
         }
+    }
+
+    /// The average rate, in bytes per second.
+    pub(crate) fn rate_bytes_per_s(&self) -> u64 {
+        self.rate as u64
     }
 
     /// Refills for the time since the last call, takes `bytes`, and says how long to wait

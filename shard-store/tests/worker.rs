@@ -18,7 +18,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use shoal_shard_store::{
     serve_worker_with_listener, FileMeta, PartialAggregate, PullFilesReport, PullFilesRequest,
-    Result, ScanRequest, ShardStoreError, StoredFile, WorkerClient, WorkerConfig,
+    Result, ScanRequest, ShardFiles, ShardStoreError, StoredFile, WorkerClient, WorkerConfig,
 };
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -180,8 +180,10 @@ async fn put_rows(
 fn scan_all(table: i64, shard: i64, files: Vec<String>) -> ScanRequest {
     ScanRequest {
         table_id: table,
-        shard_id: shard,
-        files,
+        shards: vec![ShardFiles {
+            shard_id: shard,
+            files,
+        }],
         table_schema: all_types_schema(),
         filters: vec![],
         projection: None,
@@ -411,6 +413,53 @@ async fn scan_of_two_files() {
     worker.stop().await;
 }
 
+/// One request reads several shards of a table: the rows of exactly the listed files of each,
+/// aggregated together, and a file missing from one shard names that shard.
+#[tokio::test]
+async fn scan_of_several_shards_in_one_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = Worker::start(dir.path(), None).await;
+    let client = worker.client();
+    let a = put_rows(&client, 4, 1, 0..3_000).await;
+    let b = put_rows(&client, 4, 2, 3_000..5_000).await;
+    let unlisted = put_rows(&client, 4, 2, 5_000..9_000).await;
+    let c = put_rows(&client, 4, 3, 9_000..9_100).await;
+    let shard = |shard_id: i64, files: Vec<String>| ShardFiles { shard_id, files };
+
+    let mut req = scan_all(4, 1, vec![a.name.clone()]);
+    req.shards.push(shard(2, vec![b.name.clone()]));
+    req.shards.push(shard(3, vec![c.name.clone()]));
+    let (_, got) = collect(&client, &req).await;
+    let expected = concat_batches(
+        &all_types_schema(),
+        &[
+            all_types_batch(0..3_000),
+            all_types_batch(3_000..5_000),
+            all_types_batch(9_000..9_100),
+        ],
+    )
+    .unwrap();
+    assert_eq!(sorted_by(&got, "id"), expected);
+
+    req.aggregate = Some(PartialAggregate {
+        group_by: vec![],
+        aggr: vec![count(lit(1))],
+    });
+    let (_, got) = collect(&client, &req).await;
+    let counts = got.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+    assert_eq!((got.num_rows(), counts.value(0)), (1, 5_100));
+
+    // Shard 3 does not hold shard 2's file.
+    let mut req = scan_all(4, 2, vec![b.name.clone()]);
+    req.shards.push(shard(3, vec![unlisted.name.clone()]));
+    let err = client.scan(&req).await.err().unwrap();
+    assert!(
+        matches!(err, ShardStoreError::FileMissing { shard_id: 3, ref name, .. } if *name == unlisted.name),
+        "{err:?}"
+    );
+    worker.stop().await;
+}
+
 #[tokio::test]
 async fn files_written_before_add_column_read_nulls() {
     let dir = tempfile::tempdir().unwrap();
@@ -457,8 +506,10 @@ async fn files_written_before_add_column_read_nulls() {
 
     let req = ScanRequest {
         table_id: 2,
-        shard_id: 5,
-        files: vec![old_file.name, new_file.name],
+        shards: vec![ShardFiles {
+            shard_id: 5,
+            files: vec![old_file.name, new_file.name],
+        }],
         table_schema: Arc::clone(&new_schema),
         filters: vec![],
         projection: Some(vec!["c".into(), "id".into()]),
@@ -1678,5 +1729,118 @@ async fn move_throughput_against_cp() {
         cp / moved,
         rate(fetch_secs),
     );
+    pair.stop().await;
+}
+
+/// A file of several MiB and an odd size arrives byte for byte (over the raw file channel,
+/// which serves on the same port as Flight), and both workers keep serving Flight calls.
+#[tokio::test]
+async fn pull_of_a_large_file_is_byte_identical() {
+    let pair = Pair::start().await;
+    let file = raw_shard_file(pair.source_dir.path(), 3, 4, "large.parquet", 5_000_003);
+    let empty = raw_shard_file(pair.source_dir.path(), 3, 4, "empty.parquet", 0);
+    let files = vec![file.clone(), empty.clone()];
+    let report = pair
+        .target_client()
+        .pull_files(&pair.request(61, 3, 4, &files))
+        .await
+        .unwrap();
+    assert_eq!((report.files_copied, report.bytes_copied), (2, 5_000_003));
+    let staged = pair.staged_dir(61, 3, 4);
+    assert_eq!(
+        fs::read(staged.join(&file.name)).unwrap(),
+        fs::read(pair.source_dir.path().join("shards/3/4/large.parquet")).unwrap()
+    );
+    assert_eq!(fs::read(staged.join(&empty.name)).unwrap().len(), 0);
+    pair.source_client().health().await.unwrap();
+    pair.target_client().health().await.unwrap();
+    pair.stop().await;
+}
+
+/// Latency of point scans on a worker while it receives a move, against the same scans on
+/// the idle worker (median and p99 of each). Run with `cargo test --release -p
+/// shoal-shard-store --test worker -- --ignored --nocapture point_scans_during_a_move`;
+/// `SHOAL_MOVE_BENCH_MB` sets the size of the move (default 1024). A scan every 20 ms, as a
+/// reader would send them.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: run in release mode"]
+async fn point_scans_during_a_move() {
+    use std::time::{Duration, Instant};
+    let mb: usize = std::env::var("SHOAL_MOVE_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let pair = Pair::start().await;
+    let target = pair.target_client();
+    // The table the scans read lives on the target, the worker that receives the move.
+    let table = put_rows(&target, 7, 1, 0..100_000).await;
+    let mut req = scan_all(7, 1, vec![table.name.clone()]);
+    req.filters = vec![col("id").eq(lit(42_424i64))];
+    let point = || async {
+        let started = Instant::now();
+        let (_, rows) = collect(&target, &req).await;
+        assert_eq!(rows.num_rows(), 1);
+        started.elapsed()
+    };
+    let stats = |v: &mut Vec<Duration>| {
+        v.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        (ms(v[v.len() / 2]), ms(v[v.len() * 99 / 100]), v.len())
+    };
+
+    for _ in 0..20 {
+        point().await;
+    }
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        idle.push(point().await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let count = 8;
+    let files: Vec<FileMeta> = (0..count)
+        .map(|i| {
+            raw_shard_file(
+                pair.source_dir.path(),
+                1,
+                1,
+                &format!("f{i}.parquet"),
+                mb * 1_000_000 / count,
+            )
+        })
+        .collect();
+    assert!(std::process::Command::new("sync")
+        .status()
+        .unwrap()
+        .success());
+    let requests: Vec<PullFilesRequest> = files
+        .chunks(1)
+        .map(|call| pair.request(200, 1, 1, call))
+        .collect();
+    let mover = pair.target_client();
+    let started = Instant::now();
+    let moving = tokio::spawn(async move {
+        for req in &requests {
+            mover.pull_files(req).await.unwrap();
+        }
+    });
+    let mut busy = Vec::new();
+    while !moving.is_finished() {
+        busy.push(point().await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    moving.await.unwrap();
+    let move_secs = started.elapsed().as_secs_f64();
+    let (idle_p50, idle_p99, idle_n) = stats(&mut idle);
+    let (busy_p50, busy_p99, busy_n) = stats(&mut busy);
+    println!(
+        "point scans idle ({idle_n}): p50 {idle_p50:.2} ms p99 {idle_p99:.2} ms; during a move of \
+         {mb} MB at {:.0} MB/s ({busy_n}): p50 {busy_p50:.2} ms p99 {busy_p99:.2} ms; \
+         p50 {:.2}x, p99 {:.2}x",
+        (mb as f64) / move_secs,
+        busy_p50 / idle_p50,
+        busy_p99 / idle_p99,
+    );
+    pair.target_client().discard_staging(200).await.unwrap();
     pair.stop().await;
 }

@@ -13,7 +13,7 @@ use shoal_catalog::{
     Catalog, CleanupRecord, ColumnDef, FileRecord, NewFile, NewShard, NewTable, Node, TableInfo,
     TableKind, TableSnapshot,
 };
-use shoal_shard_store::{ScanRequest, WorkerClient};
+use shoal_shard_store::{ScanRequest, ShardFiles, WorkerClient};
 use tracing::{info, warn};
 
 use crate::error::{ClusterError, Result};
@@ -623,8 +623,10 @@ impl Cluster {
         for p in &shard.placements {
             let req = ScanRequest {
                 table_id: snapshot.table.table_id,
-                shard_id,
-                files: p.files.iter().map(|f| f.name.clone()).collect(),
+                shards: vec![ShardFiles {
+                    shard_id,
+                    files: p.files.iter().map(|f| f.name.clone()).collect(),
+                }],
                 table_schema: Arc::clone(schema),
                 filters: vec![],
                 projection: None,
@@ -706,7 +708,10 @@ impl Cluster {
             TableKind::Distributed => snapshot.table.distribution_column.as_deref(),
             _ => None,
         };
-        ShardWriter::new(snapshot.table.table_id, schema, dist, targets, clients)
+        Ok(
+            ShardWriter::new(snapshot.table.table_id, schema, dist, targets, clients)?
+                .checking_not_null(&snapshot.table),
+        )
     }
 
     /// Commits what a statement's writer produced, in one catalog transaction.
@@ -886,8 +891,10 @@ impl Cluster {
                     let client = self.worker(&p.addr())?;
                     let req = ScanRequest {
                         table_id: snap.table.table_id,
-                        shard_id: shard.shard_id,
-                        files: names.clone(),
+                        shards: vec![ShardFiles {
+                            shard_id: shard.shard_id,
+                            files: names.clone(),
+                        }],
                         table_schema: Arc::clone(&schema),
                         filters: vec![],
                         projection: None,

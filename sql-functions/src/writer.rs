@@ -9,6 +9,7 @@ use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::{concat_batches, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use futures::StreamExt;
+use shoal_catalog::TableInfo;
 use shoal_shard_store::{FileMeta, ShardStoreError, WorkerClient};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -52,6 +53,30 @@ pub struct ShardWriter {
     pending_rows: Vec<usize>,
     puts: HashMap<(usize, usize), OpenPut>,
     rows: u64,
+    /// The table's name and the indices of its NOT NULL columns.
+    table_name: String,
+    not_null: Vec<usize>,
+}
+
+/// The first NULL in one of `columns` of `batch`: (column index, row index).
+pub fn first_null(batch: &RecordBatch, columns: &[usize]) -> Option<(usize, usize)> {
+    columns
+        .iter()
+        .filter_map(|&c| {
+            let col = batch.columns().get(c)?;
+            if col.null_count() == 0 {
+                return None;
+            }
+            (0..col.len()).find(|&r| col.is_null(r)).map(|r| (c, r))
+        })
+        .min_by_key(|&(_, row)| row)
+}
+
+/// PostgreSQL's words for a NULL written into a NOT NULL column.
+pub fn not_null_message(table: &str, column: &str) -> String {
+    format!(
+        "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"
+    )
 }
 
 impl ShardWriter {
@@ -94,7 +119,22 @@ impl ShardWriter {
             pending_rows: vec![0; n],
             puts: HashMap::new(),
             rows: 0,
+            table_name: String::new(),
+            not_null: Vec::new(),
         })
+    }
+
+    /// Makes every write check the table's NOT NULL columns (a NULL there fails with 23502).
+    pub fn checking_not_null(mut self, table: &TableInfo) -> Self {
+        self.table_name = table.name.clone();
+        self.not_null = table
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.not_null)
+            .map(|(i, _)| i)
+            .collect();
+        self
     }
 
     pub fn schema(&self) -> &SchemaRef {
@@ -105,6 +145,12 @@ impl ShardWriter {
     pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
+        }
+        if let Some((column, _)) = first_null(&batch, &self.not_null) {
+            let name = self.schema.field(column).name();
+            return Err(ClusterError::NotNull {
+                message: not_null_message(&self.table_name, name),
+            });
         }
         self.rows += batch.num_rows() as u64;
         match &self.distribution {

@@ -59,10 +59,12 @@ fn columns() -> Vec<ColumnDef> {
         ColumnDef {
             name: "id".into(),
             sql_type: SqlType::BigInt,
+            not_null: false,
         },
         ColumnDef {
             name: "v".into(),
             sql_type: SqlType::Text,
+            not_null: false,
         },
     ]
 }

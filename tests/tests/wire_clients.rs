@@ -234,6 +234,24 @@ async fn tokio_postgres_scenario(db: &Db) {
         assert_eq!(r.get::<_, i64>(0), 2);
         assert_eq!(r.get::<_, NaiveDate>(1), date(2024, 2, 29));
         assert_eq!(r.get::<_, NaiveDateTime>(2), ts(2024, 1, 2, 3, 4, 5));
+
+        if db.shoal {
+            // Cluster functions are answered by Shoal's own hook, in the format the driver
+            // bound (binary here), like every other result.
+            let r = client
+                .query_one("SELECT get_shard_id_for_distribution_column('t', 2)", &[])
+                .await
+                .unwrap_or_else(|e| panic!("cluster function, binary: {}", err_text(&e)));
+            assert!(col(r.try_get::<_, i64>(0)) > 0, "a shard id");
+            let r = client
+                .query_one(
+                    "SELECT count(*) FROM get_rebalance_table_shards_plan()",
+                    &[],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("cluster function in FROM, binary: {}", err_text(&e)));
+            assert_eq!(col(r.try_get::<_, i64>(0)), 0, "nothing to move");
+        }
     })
     .await;
 }
@@ -388,6 +406,70 @@ async fn copy_in_scenario(db: &Db) {
         }
         // The session still works after errors.
         assert_eq!(scalar(&client, "SELECT count(*) FROM c").await, "3003");
+
+        // NOT NULL, also implied by a primary key: INSERT VALUES, INSERT SELECT and COPY with
+        // a NULL there fail with 23502 (COPY naming the line) and commit nothing.
+        exec(
+            &client,
+            "CREATE TABLE nn (id bigint PRIMARY KEY, name text NOT NULL, note text)",
+        )
+        .await;
+        db.distribute(&client, "nn", 4).await;
+        exec(&client, "INSERT INTO nn VALUES (1, 'a', NULL)").await;
+        for sql in [
+            "INSERT INTO nn VALUES (2, NULL, 'x')",
+            "INSERT INTO nn (id, note) VALUES (3, 'x')",
+            "INSERT INTO nn SELECT id + 10, CASE WHEN id = 2 THEN NULL ELSE 'y' END, NULL \
+             FROM c WHERE id <= 3",
+        ] {
+            let err = client.simple_query(sql).await.expect_err(sql);
+            let text = err_text(&err);
+            assert_eq!(sqlstate(&err).as_deref(), Some("23502"), "{sql}: {text}");
+            assert!(
+                text.contains(
+                    "null value in column \"name\" of relation \"nn\" violates not-null constraint"
+                ),
+                "{sql}: {text}"
+            );
+        }
+        let err = copy_in(
+            &client,
+            "COPY nn FROM STDIN",
+            b"4\tb\t\\N\n5\t\\N\tz\n6\tc\td\n".to_vec(),
+        )
+        .await
+        .expect_err("COPY with a NULL in a NOT NULL column");
+        let text = err_text(&err);
+        assert_eq!(sqlstate(&err).as_deref(), Some("23502"), "{text}");
+        assert!(text.contains("line 2"), "error names the line: {text}");
+        assert_eq!(scalar(&client, "SELECT count(*) FROM nn").await, "1");
+        // Adding a NOT NULL column to a table with rows would leave NULLs in it.
+        let err = client
+            .simple_query("ALTER TABLE nn ADD COLUMN extra bigint NOT NULL")
+            .await
+            .expect_err("ADD COLUMN NOT NULL on a table with rows");
+        assert_eq!(
+            sqlstate(&err).as_deref(),
+            Some("23502"),
+            "{}",
+            err_text(&err)
+        );
+        if db.shoal {
+            // Constraints Shoal does not enforce are refused rather than silently ignored.
+            for sql in [
+                "CREATE TABLE d1 (id bigint, v integer DEFAULT 0)",
+                "CREATE TABLE d2 (id bigint CHECK (id > 0))",
+                "CREATE TABLE d3 (id bigint, FOREIGN KEY (id) REFERENCES nn (id))",
+            ] {
+                let err = client.simple_query(sql).await.expect_err(sql);
+                assert_eq!(
+                    sqlstate(&err).as_deref(),
+                    Some("0A000"),
+                    "{sql}: {}",
+                    err_text(&err)
+                );
+            }
+        }
 
         match db.try_client("nope").await {
             Ok(_) => panic!("connecting to database \"nope\" must fail"),

@@ -14,10 +14,12 @@ fn cols() -> Vec<ColumnDef> {
         ColumnDef {
             name: "id".into(),
             sql_type: SqlType::BigInt,
+            not_null: false,
         },
         ColumnDef {
             name: "kind".into(),
             sql_type: SqlType::Text,
+            not_null: false,
         },
     ]
 }
@@ -157,6 +159,7 @@ fn table_lifecycle_and_snapshot() {
             &ColumnDef {
                 name: "v".into(),
                 sql_type: SqlType::Double,
+                not_null: false,
             },
         )
         .unwrap();
@@ -166,12 +169,25 @@ fn table_lifecycle_and_snapshot() {
             t.table_id,
             &ColumnDef {
                 name: "v".into(),
-                sql_type: SqlType::Double
+                sql_type: SqlType::Double,
+                not_null: false,
             }
         )
         .is_err());
+    // NOT NULL is refused while rows exist (they would read NULL), accepted on an empty table.
+    let strict = ColumnDef {
+        name: "w".into(),
+        sql_type: SqlType::BigInt,
+        not_null: true,
+    };
+    assert!(matches!(
+        c.add_column(t.table_id, &strict),
+        Err(CatalogError::NullsInNotNullColumn { .. })
+    ));
 
     c.truncate_table(t.table_id).unwrap();
+    let t = c.add_column(t.table_id, &strict).unwrap();
+    assert_eq!(t.columns.last(), Some(&strict), "NOT NULL is kept");
     assert_eq!(
         c.snapshot("events")
             .unwrap()

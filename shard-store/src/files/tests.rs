@@ -76,7 +76,7 @@ fn enospc_while_writing_is_disk_full() {
     let mut w = ArrowWriter::try_new(
         ChecksumWriter::new(full),
         b.schema(),
-        Some(writer_properties().unwrap()),
+        Some(writer_properties(&b.schema()).unwrap()),
     )
     .unwrap();
     let err = w

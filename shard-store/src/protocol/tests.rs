@@ -22,8 +22,16 @@ fn schema() -> SchemaRef {
 fn scan_ticket_round_trip() {
     let req = ScanRequest {
         table_id: 42,
-        shard_id: -7,
-        files: vec!["x.parquet".into(), "y.parquet".into()],
+        shards: vec![
+            ShardFiles {
+                shard_id: -7,
+                files: vec!["x.parquet".into(), "y.parquet".into()],
+            },
+            ShardFiles {
+                shard_id: 9,
+                files: vec!["z.parquet".into()],
+            },
+        ],
         table_schema: schema(),
         filters: vec![
             col("a").gt(lit(5)).and(col("s").like(lit("x%"))),
@@ -49,8 +57,10 @@ fn scan_ticket_round_trip() {
 fn scan_ticket_round_trip_with_aggregate() {
     let req = ScanRequest {
         table_id: 1,
-        shard_id: 2,
-        files: vec![],
+        shards: vec![ShardFiles {
+            shard_id: 2,
+            files: vec![],
+        }],
         table_schema: schema(),
         filters: vec![],
         projection: None,
@@ -77,8 +87,10 @@ fn bad_tickets_are_protocol_errors() {
     assert!(matches!(bad(truncated), ShardStoreError::Protocol { .. }));
     let req = ScanRequest {
         table_id: 1,
-        shard_id: 2,
-        files: vec![],
+        shards: vec![ShardFiles {
+            shard_id: 2,
+            files: vec![],
+        }],
         table_schema: schema(),
         filters: vec![],
         projection: None,

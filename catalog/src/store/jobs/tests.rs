@@ -25,6 +25,7 @@ fn setup() -> (Catalog, i64, i64, i64) {
         columns: vec![ColumnDef {
             name: "id".into(),
             sql_type: SqlType::BigInt,
+            not_null: false,
         }],
         shards: vec![NewShard {
             shard_id: 5,
