@@ -394,3 +394,45 @@ async fn worker_down_fails_fast_then_recovers() {
     })
     .await;
 }
+
+/// Many small INSERTs leave many small files; the coordinator's compaction merges a placement
+/// with 8 or more into one, and every row is still there exactly once, also for a query that
+/// runs meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_merges_small_files() {
+    let cluster = Cluster::start(2).await;
+    let client = cluster.client().await;
+    within(120, "compaction", async {
+        exec(&client, "CREATE TABLE small (id bigint, v text)").await;
+        for i in 0..10 {
+            let values: Vec<String> = (0..100)
+                .map(|j| format!("({}, 'v{j}')", i * 100 + j))
+                .collect();
+            exec(
+                &client,
+                &format!("INSERT INTO small VALUES {}", values.join(", ")),
+            )
+            .await;
+        }
+        let files = "SELECT sum(file_count) FROM shoal.shards WHERE table_name = 'small'";
+        let totals = "SELECT count(*), count(DISTINCT id), sum(id) FROM small";
+        assert_eq!(scalar(&client, totals).await, "1000|1000|499500");
+        let before: i64 = scalar(&client, files).await.parse().unwrap_or(0);
+        assert_eq!(before, 10, "one file per INSERT");
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            assert_eq!(scalar(&client, totals).await, "1000|1000|499500");
+            let now: i64 = scalar(&client, files).await.parse().unwrap_or(-1);
+            if now == 1 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the 10 files were not merged into one (now {now})"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert_eq!(scalar(&client, totals).await, "1000|1000|499500");
+    })
+    .await;
+}

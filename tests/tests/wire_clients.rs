@@ -670,3 +670,41 @@ with psycopg.connect(**conninfo) as conn:
         "1000|500500"
     );
 }
+
+/// A query cancelled through the protocol's CancelRequest (tokio-postgres' cancel token) stops
+/// with 57014, and the session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_cancel_stops_a_running_query() {
+    let cluster = Cluster::start(1).await;
+    let client = Db::shoal(&cluster).client().await;
+    within(120, "query cancel", async {
+        exec(&client, "CREATE TABLE big (id bigint)").await;
+        let values: Vec<String> = (0..2000).map(|i| format!("({i})")).collect();
+        exec(
+            &client,
+            &format!("INSERT INTO big VALUES {}", values.join(", ")),
+        )
+        .await;
+        let token = client.cancel_token();
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            token.cancel_query(tokio_postgres::NoTls).await
+        });
+        // 8 billion combinations: runs until cancelled.
+        let err = client
+            .simple_query("SELECT count(*) FROM big a, big b, big c WHERE a.id + b.id + c.id = -1")
+            .await
+            .expect_err("a cancelled query fails");
+        assert_eq!(
+            sqlstate(&err).as_deref(),
+            Some("57014"),
+            "{}",
+            err_text(&err)
+        );
+        if let Ok(Err(e)) = canceller.await {
+            panic!("cancel request: {}", err_text(&e));
+        }
+        assert_eq!(scalar(&client, "SELECT count(*) FROM big").await, "2000");
+    })
+    .await;
+}

@@ -97,14 +97,16 @@ pub trait SimpleQueryHandler: Send + Sync {
                 .await?;
         } else {
             let cancel_rx = get_cancel_receiver(client).await;
-            let resp = if let Some(cancel_rx) = cancel_rx {
+            // SHOAL: keep the cancel receiver for the rows too: a query's result is a lazy
+            // stream, so most of its work runs while the rows are sent, not in `do_query`.
+            let (resp, mut cancel_rx) = if let Some(cancel_rx) = cancel_rx {
                 match select(self.do_query(client, &query_string), cancel_rx).await {
-                    Either::Left((result, _)) => result,
-                    Either::Right(_) => Err(PgWireError::QueryCanceled),
+                    Either::Left((result, rx)) => (result?, Some(rx)),
+                    Either::Right(_) => return Err(PgWireError::QueryCanceled),
                 }
             } else {
-                self.do_query(client, &query_string).await
-            }?;
+                (self.do_query(client, &query_string).await?, None)
+            };
             for r in resp {
                 match r {
                     Response::EmptyQuery => {
@@ -112,9 +114,17 @@ pub trait SimpleQueryHandler: Send + Sync {
                             .feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse))
                             .await?;
                     }
-                    Response::Query(results) => {
-                        send_query_response(client, results, true).await?;
-                    }
+                    Response::Query(results) => match cancel_rx.as_mut() {
+                        Some(rx) => {
+                            match select(Box::pin(send_query_response(client, results, true)), rx)
+                                .await
+                            {
+                                Either::Left((sent, _)) => sent?,
+                                Either::Right(_) => return Err(PgWireError::QueryCanceled),
+                            }
+                        }
+                        None => send_query_response(client, results, true).await?,
+                    },
                     Response::Execution(tag) => {
                         send_execution_response(client, tag).await?;
                     }
