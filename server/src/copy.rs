@@ -19,7 +19,7 @@ use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use futures::{Sink, SinkExt, StreamExt};
-use shoal_sql_functions::{first_null, not_null_message, Cluster, ClusterError};
+use shoal_sql_functions::{first_null, not_null_columns, not_null_message, Cluster, ClusterError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -254,13 +254,7 @@ pub fn start_copy_in(
         v
     };
     let input_schema = Arc::new(Schema::new(input_fields));
-    let not_null: Vec<usize> = info
-        .columns
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.not_null)
-        .map(|(i, _)| i)
-        .collect();
+    let not_null = not_null_columns(&info);
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     let ncols = input_schema.fields().len();
     let table_name = table.to_string();

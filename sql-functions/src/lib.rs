@@ -30,4 +30,6 @@ pub use gate::WritePermit;
 pub use jobs::run_scheduler;
 pub use moves::TransferMode;
 pub use rebalance::{JobStatus, PlanRow, RebalanceRequest, Scheduled};
-pub use writer::{first_null, not_null_message, ShardTarget, ShardWriter, WrittenFile};
+pub use writer::{
+    first_null, not_null_columns, not_null_message, ShardTarget, ShardWriter, WrittenFile,
+};

@@ -72,6 +72,17 @@ pub fn first_null(batch: &RecordBatch, columns: &[usize]) -> Option<(usize, usiz
         .min_by_key(|&(_, row)| row)
 }
 
+/// The indices of `table`'s NOT NULL columns.
+pub fn not_null_columns(table: &TableInfo) -> Vec<usize> {
+    table
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.not_null)
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// PostgreSQL's words for a NULL written into a NOT NULL column.
 pub fn not_null_message(table: &str, column: &str) -> String {
     format!(
@@ -127,13 +138,7 @@ impl ShardWriter {
     /// Makes every write check the table's NOT NULL columns (a NULL there fails with 23502).
     pub fn checking_not_null(mut self, table: &TableInfo) -> Self {
         self.table_name = table.name.clone();
-        self.not_null = table
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.not_null)
-            .map(|(i, _)| i)
-            .collect();
+        self.not_null = not_null_columns(table);
         self
     }
 
