@@ -1,7 +1,7 @@
 //! `Catalog`: every read and every state change of the metadata, one SQLite transaction each.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -51,10 +51,46 @@ pub const SETTINGS_DEFAULTS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// The catalog. Cheap to share behind an `Arc`; calls are serialised on one connection, which
-/// is what SQLite does anyway for writers.
+/// The catalog. Cheap to share behind an `Arc`. Writes are serialised on one connection, which
+/// is what SQLite does anyway for writers; reads use connections of their own (WAL mode lets
+/// them run beside a write), so a query's planning never waits for a commit's fsync — which,
+/// while a shard move streams hundreds of MB to the same disk, can take a long time.
 pub struct Catalog {
     conn: Mutex<Connection>,
+    /// Idle read connections of an on-disk catalog (`None` in memory: one connection sees it).
+    readers: Option<ReadConnections>,
+}
+
+/// Read-only (`query_only`) connections to the catalog file, opened on demand and kept for
+/// reuse, at most [`IDLE_READERS`] of them.
+struct ReadConnections {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// Read connections kept open between calls.
+const IDLE_READERS: usize = 8;
+
+impl ReadConnections {
+    fn take(&self) -> Result<Connection> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => {
+                let conn = Connection::open(&self.path)?;
+                conn.pragma_update(None, "query_only", "ON")?;
+                conn.busy_timeout(std::time::Duration::from_secs(10))?;
+                Ok(conn)
+            }
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+    }
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -69,14 +105,18 @@ impl Catalog {
     /// brings its schema up to date.
     pub fn open(path: &Path) -> Result<Catalog> {
         let conn = Connection::open(path)?;
-        Self::init(conn)
+        let readers = ReadConnections {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+        };
+        Self::init(conn, Some(readers))
     }
 
     pub fn open_in_memory() -> Result<Catalog> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(Connection::open_in_memory()?, None)
     }
 
-    fn init(mut conn: Connection) -> Result<Catalog> {
+    fn init(mut conn: Connection, readers: Option<ReadConnections>) -> Result<Catalog> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -98,6 +138,7 @@ impl Catalog {
         tx.commit()?;
         Ok(Catalog {
             conn: Mutex::new(conn),
+            readers,
         })
     }
 
@@ -116,8 +157,24 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Runs `f` in one read transaction: a snapshot of what was committed when it began.
     fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.lock();
+        let Some(readers) = &self.readers else {
+            let mut conn = self.lock();
+            return Self::read_on(&mut conn, f);
+        };
+        let mut conn = readers.take()?;
+        // A failed call's transaction was rolled back when it was dropped: the connection is
+        // clean either way.
+        let out = Self::read_on(&mut conn, f);
+        readers.give_back(conn);
+        out
+    }
+
+    fn read_on<T>(
+        conn: &mut Connection,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
         let tx = conn.transaction()?;
         let out = f(&tx)?;
         tx.commit()?;

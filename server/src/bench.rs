@@ -80,10 +80,26 @@ fn spawn_worker(exe: &Path, port: u16, dir: &Path, token: &str) -> Result<Proc, 
         ])
         .arg(dir)
         .args(["--cluster-token", token])
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::null())
+        .env("RUST_LOG", bench_log_filter())
+        .stderr(bench_log_file(dir)?)
         .spawn()?;
     Ok(Proc(child))
+}
+
+/// The log filter of the processes a bench starts: `warn`, or `SHOAL_BENCH_LOG` (say `info`,
+/// to see each move's steps and each pull's MB/s).
+fn bench_log_filter() -> String {
+    std::env::var("SHOAL_BENCH_LOG").unwrap_or_else(|_| "warn".to_string())
+}
+
+/// Where a bench process started on `dir` logs: `<dir>.log` beside it (kept with `--keep`).
+fn bench_log_file(dir: &Path) -> Result<Stdio, ServerError> {
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    Ok(Stdio::from(std::fs::File::create(
+        dir.with_extension("log"),
+    )?))
 }
 
 fn free_port() -> Result<u16, ServerError> {
@@ -311,8 +327,8 @@ pub async fn run(
     }
     let coord = Command::new(&exe)
         .args(&args)
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::null())
+        .env("RUST_LOG", bench_log_filter())
+        .stderr(bench_log_file(&root.join("coordinator"))?)
         .spawn()?;
     let coord_pid = coord.id();
     procs.push(Proc(coord));

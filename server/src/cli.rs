@@ -60,7 +60,8 @@ pub struct BenchArgs {
     /// Directory with PostgreSQL's initdb and pg_ctl, for the COPY comparison.
     #[arg(long, default_value = "/usr/lib/postgresql/15/bin")]
     pg_bin: PathBuf,
-    /// Keep the cluster's data directory afterwards.
+    /// Keep the cluster's data directory afterwards (with each process's log, `<name>.log`;
+    /// `SHOAL_BENCH_LOG=info` logs more than warnings).
     #[arg(long)]
     keep: bool,
     /// `core` (issue #2: COPY, GROUP BY, point query, memory) or `rebalance` (issue #3:

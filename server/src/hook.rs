@@ -14,7 +14,7 @@ use datafusion::sql::sqlparser::ast::{
     FunctionArguments, ObjectType, SelectItem, SetExpr, Statement,
 };
 use datafusion_postgres::hooks::{HookClient, QueryHook};
-use datafusion_postgres::pgwire::api::portal::Format;
+use datafusion_postgres::pgwire::api::portal::{ExecutingPortal, Format};
 use datafusion_postgres::pgwire::api::results::{Response, Tag};
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::ClientInfo;
@@ -608,13 +608,18 @@ async fn rows_response(
     Ok(Response::Query(resp))
 }
 
-/// The result formats the client asked for when it bound the unnamed portal being executed.
-/// pgwire keeps the unnamed portal under `DEFAULT_NAME`, not under "". The hook is not told
-/// which portal it runs; drivers that bind named portals (JDBC with a fetch size) get text.
+/// The result formats the client asked for when it bound the portal being executed. The hook
+/// is not given the portal; the vendored pgwire names it in the session extensions
+/// (`ExecutingPortal`, the unnamed portal being `DEFAULT_NAME`, not ""), so drivers that bind
+/// named portals (JDBC with a fetch size) get the formats they asked for too.
 fn portal_format(client: &dyn HookClient) -> Format {
+    let name = client
+        .session_extensions()
+        .get::<ExecutingPortal>()
+        .map_or_else(|| DEFAULT_NAME.to_string(), |p| p.0.clone());
     client
         .portal_store()
-        .get_portal(DEFAULT_NAME)
+        .get_portal(&name)
         .and_then(|entry| entry.value().map(|p| p.result_column_format.clone()))
         .unwrap_or(Format::UnifiedText)
 }

@@ -66,6 +66,10 @@ pub struct Cluster {
     /// Gate keys of shard groups with a move in progress, with a count of moves: compaction
     /// leaves them alone so that the source's file list only grows while it is copied.
     moving_groups: Mutex<HashMap<i64, usize>>,
+    /// Woken when a job is created or cancelled and when a task ends, so that the scheduler
+    /// starts the next task and `rebalance_wait()` returns at once instead of at its next poll
+    /// (the polls stay, for changes this coordinator does not see).
+    job_events: tokio::sync::Notify,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -86,7 +90,19 @@ impl Cluster {
             running_tasks: Mutex::new(HashMap::new()),
             fence_ms: Mutex::new(Vec::new()),
             moving_groups: Mutex::new(HashMap::new()),
+            job_events: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Wakes whoever waits on [`Cluster::job_events`].
+    pub(crate) fn jobs_changed(&self) {
+        self.job_events.notify_waiters();
+    }
+
+    /// Woken by [`Cluster::jobs_changed`]; `enable` the future before looking at the catalog,
+    /// so that a change in between is not missed.
+    pub(crate) fn job_events(&self) -> tokio::sync::futures::Notified<'_> {
+        self.job_events.notified()
     }
 
     pub(crate) fn set_moving(&self, key: i64, moving: bool) {

@@ -18,9 +18,10 @@ use crate::cluster::{now_ms, Cluster};
 use crate::error::{ClusterError, Result};
 use crate::moves::{self, Outcome};
 
-/// How often the scheduler looks for runnable tasks.
+/// How often the scheduler looks for runnable tasks when nothing wakes it (see
+/// `Cluster::jobs_changed`): retries whose backoff ran out.
 const SCHEDULE_INTERVAL: Duration = Duration::from_millis(200);
-/// How often a waiter polls a job's state.
+/// How often a waiter polls a job's state when nothing wakes it.
 const WAIT_INTERVAL: Duration = Duration::from_millis(200);
 
 impl Cluster {
@@ -57,6 +58,7 @@ impl Cluster {
                     warn!(task_id, error = %e, "could not record the end of a task");
                 }
                 cluster.running_tasks().remove(&task_id);
+                cluster.jobs_changed();
             }
             .instrument(span),
         );
@@ -169,6 +171,9 @@ impl Cluster {
     /// error naming the last task error.
     pub async fn wait_job(&self, job_id: i64, raise: bool) -> Result<Job> {
         loop {
+            let changed = self.job_events();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
             let job = self.catalog().job(job_id)?;
             if job.is_terminal() {
                 if raise && job.state != "finished" {
@@ -176,7 +181,7 @@ impl Cluster {
                 }
                 return Ok(job);
             }
-            tokio::time::sleep(WAIT_INTERVAL).await;
+            let _ = tokio::time::timeout(WAIT_INTERVAL, changed).await;
         }
     }
 
@@ -208,6 +213,7 @@ impl Cluster {
     /// Cancels a job; running moves roll back. Returns once nothing of it runs any more.
     pub async fn cancel_job(&self, job_id: i64) -> Result<Job> {
         self.catalog().cancel_job(job_id)?;
+        self.jobs_changed();
         self.wait_job(job_id, false).await
     }
 }
@@ -218,9 +224,12 @@ pub async fn run_scheduler(cluster: Arc<Cluster>) {
         warn!(error = %e, "could not resume tasks");
     }
     loop {
+        let changed = cluster.job_events();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
         if let Err(e) = cluster.schedule_tasks_once() {
             warn!(error = %e, "task scheduling failed");
         }
-        tokio::time::sleep(SCHEDULE_INTERVAL).await;
+        let _ = tokio::time::timeout(SCHEDULE_INTERVAL, changed).await;
     }
 }

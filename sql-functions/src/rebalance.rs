@@ -375,6 +375,7 @@ impl Cluster {
             },
             REBALANCE_JOB_TYPES,
         )?;
+        self.jobs_changed();
         info!(job_id, moves, job_type, "job scheduled");
         notices.push(PlanNotice {
             level: NoticeLevel::Notice,

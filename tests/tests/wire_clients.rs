@@ -251,6 +251,30 @@ async fn tokio_postgres_scenario(db: &Db) {
                 .await
                 .unwrap_or_else(|e| panic!("cluster function in FROM, binary: {}", err_text(&e)));
             assert_eq!(col(r.try_get::<_, i64>(0)), 0, "nothing to move");
+
+            // The same through a named portal (what JDBC binds when a fetch size is set).
+            let mut named = db.client().await;
+            let tx = named
+                .transaction()
+                .await
+                .unwrap_or_else(|e| panic!("BEGIN: {}", err_text(&e)));
+            let stmt = tx
+                .prepare("SELECT get_shard_id_for_distribution_column('t', 2)")
+                .await
+                .unwrap_or_else(|e| panic!("prepare: {}", err_text(&e)));
+            let portal = tx
+                .bind(&stmt, &[])
+                .await
+                .unwrap_or_else(|e| panic!("bind a named portal: {}", err_text(&e)));
+            let rows = tx
+                .query_portal(&portal, 10)
+                .await
+                .unwrap_or_else(|e| panic!("cluster function, named portal: {}", err_text(&e)));
+            assert_eq!(rows.len(), 1);
+            assert!(col(rows[0].try_get::<_, i64>(0)) > 0, "a shard id");
+            tx.commit()
+                .await
+                .unwrap_or_else(|e| panic!("COMMIT: {}", err_text(&e)));
         }
     })
     .await;
@@ -632,6 +656,18 @@ with psycopg.connect(**conninfo) as conn:
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM py WHERE name LIKE %s", ("name-1%",))
         print("tx", cur.fetchone()[0])
+
+# Query cancel from another thread (psycopg sends every query through the extended protocol):
+# the join runs until cancelled, the error is 57014, the session goes on.
+import threading
+with psycopg.connect(autocommit=True, **conninfo) as conn:
+    threading.Timer(1.5, conn.cancel).start()
+    try:
+        conn.execute("SELECT count(*) FROM py a, py b, py c WHERE a.id + b.id + c.id = %s", (-1,))
+        print("cancel not honoured")
+    except psycopg.errors.QueryCanceled as e:
+        print("cancelled", e.sqlstate)
+    print("after", conn.execute("SELECT count(*) FROM py WHERE id < %s", (11,)).fetchone()[0])
 "#,
     );
     let out = tokio::task::block_in_place(|| {
@@ -656,7 +692,9 @@ with psycopg.connect(**conninfo) as conn:
         "totals 1000 900 125125.0\n\
          by_param name-42\n\
          rows [(1, 'name-1'), (2, 'name-2'), (3, 'name-3')]\n\
-         tx 100\n"
+         tx 100\n\
+         cancelled 57014\n\
+         after 10\n"
     );
     // And the rows are there for everyone else too.
     let client = db.client().await;
@@ -705,6 +743,35 @@ async fn query_cancel_stops_a_running_query() {
             panic!("cancel request: {}", err_text(&e));
         }
         assert_eq!(scalar(&client, "SELECT count(*) FROM big").await, "2000");
+
+        // The same through the extended protocol (Parse/Bind/Execute with a parameter), as
+        // psycopg and JDBC send every query.
+        let token = client.cancel_token();
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            token.cancel_query(tokio_postgres::NoTls).await
+        });
+        let err = client
+            .query(
+                "SELECT count(*) FROM big a, big b, big c WHERE a.id + b.id + c.id = $1",
+                &[&-1i64],
+            )
+            .await
+            .expect_err("a cancelled query fails");
+        assert_eq!(
+            sqlstate(&err).as_deref(),
+            Some("57014"),
+            "{}",
+            err_text(&err)
+        );
+        if let Ok(Err(e)) = canceller.await {
+            panic!("cancel request: {}", err_text(&e));
+        }
+        let rows = client
+            .query("SELECT count(*) FROM big WHERE id < $1", &[&10i64])
+            .await
+            .expect("the session goes on after a cancelled extended query");
+        assert_eq!(rows[0].get::<_, i64>(0), 10);
     })
     .await;
 }

@@ -331,3 +331,39 @@ fn node_file_names_and_cleanup_names() {
     assert_eq!(n2_cleanup, vec![(tid, 10, None), (tid, 11, None)]);
     assert!(c.node_cleanup_names(n3).unwrap().is_empty());
 }
+
+/// Reads of an on-disk catalog use their own connections: one that starts while a write
+/// transaction is open (and not yet committed) finishes, and sees the state before it.
+#[test]
+fn reads_do_not_wait_for_an_open_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = std::sync::Arc::new(Catalog::open(&dir.path().join("catalog.db")).unwrap());
+    let before = c.cluster_id().unwrap();
+    c.write(|tx| {
+        tx.execute(
+            "UPDATE meta SET value = 'changed' WHERE key = 'cluster_id'",
+            [],
+        )?;
+        let reader = std::sync::Arc::clone(&c);
+        let (done, seen) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(reader.cluster_id());
+        });
+        // A read on the writer's connection would wait for this closure: it never ends.
+        let read = seen
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("a read finishes while a write transaction is open");
+        assert_eq!(
+            read.unwrap(),
+            before,
+            "the read sees the last committed state"
+        );
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        c.cluster_id().unwrap(),
+        "changed",
+        "and the commit after it"
+    );
+}

@@ -19,6 +19,12 @@ use super::DEFAULT_NAME;
 use super::results::FieldFormat;
 use super::stmt::StoredStatement;
 
+/// SHOAL: the name of the portal an `Execute` runs, put in the session extensions before
+/// `do_query` is called, so that a handler that is not given the portal (a query hook) can
+/// look up its result formats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutingPortal(pub String);
+
 /// Represent a prepared sql statement and its parameters bound by a `Bind`
 /// request.
 #[non_exhaustive]

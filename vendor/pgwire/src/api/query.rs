@@ -317,15 +317,25 @@ pub trait ExtendedQueryHandler: Send + Sync {
             }
             None => return Err(PgWireError::PortalNotFound(portal_name.to_owned())),
         };
+        // SHOAL: the cancel receiver also covers fetching and sending the rows: a query's
+        // result is a lazy stream, so most of its work runs in `portal.fetch`, not in
+        // `do_query`.
+        let mut cancel_rx = None;
         // Execute query if the portal hasn't been started yet
         let needs_fetch = if matches!(
             portal.state().lock().await.deref(),
             PortalExecutionState::Initial
         ) {
-            let cancel_rx = get_cancel_receiver(client).await;
-            let resp = if let Some(cancel_rx) = cancel_rx {
-                match select(self.do_query(client, portal.as_ref(), max_rows), cancel_rx).await {
-                    Either::Left((result, _)) => result,
+            client
+                .session_extensions()
+                .insert(super::portal::ExecutingPortal(portal_name.to_owned()));
+            let rx = get_cancel_receiver(client).await;
+            let resp = if let Some(rx) = rx {
+                match select(self.do_query(client, portal.as_ref(), max_rows), rx).await {
+                    Either::Left((result, rx)) => {
+                        cancel_rx = Some(rx);
+                        result
+                    }
                     Either::Right(_) => Err(PgWireError::QueryCanceled),
                 }
             } else {
@@ -385,28 +395,39 @@ pub trait ExtendedQueryHandler: Send + Sync {
             }
         } else {
             // Suspended or Finished — fetch remaining rows
+            cancel_rx = get_cancel_receiver(client).await;
             true
         };
 
         // Fetch rows from the portal and send to client
         if needs_fetch {
-            let fetch_result = portal.fetch(max_rows).await?;
-            let mut response = fetch_result.response;
-            let command_tag = response.command_tag().to_owned();
-            let mut row_count = 0;
-            while let Some(row) = response.data_rows().next().await {
-                client.feed(PgWireBackendMessage::DataRow(row?)).await?;
-                row_count += 1;
-            }
-            if fetch_result.suspended {
-                client
-                    .send(PgWireBackendMessage::PortalSuspended(PortalSuspended))
-                    .await?;
-            } else {
-                let tag = Tag::new(&command_tag).with_rows(row_count);
-                client
-                    .send(PgWireBackendMessage::CommandComplete(tag.into()))
-                    .await?;
+            let fetch_and_send = Box::pin(async {
+                let fetch_result = portal.fetch(max_rows).await?;
+                let mut response = fetch_result.response;
+                let command_tag = response.command_tag().to_owned();
+                let mut row_count = 0;
+                while let Some(row) = response.data_rows().next().await {
+                    client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+                    row_count += 1;
+                }
+                if fetch_result.suspended {
+                    client
+                        .send(PgWireBackendMessage::PortalSuspended(PortalSuspended))
+                        .await?;
+                } else {
+                    let tag = Tag::new(&command_tag).with_rows(row_count);
+                    client
+                        .send(PgWireBackendMessage::CommandComplete(tag.into()))
+                        .await?;
+                }
+                Ok::<(), PgWireError>(())
+            });
+            match cancel_rx {
+                Some(rx) => match select(fetch_and_send, rx).await {
+                    Either::Left((sent, _)) => sent?,
+                    Either::Right(_) => return Err(PgWireError::QueryCanceled),
+                },
+                None => fetch_and_send.await?,
             }
         }
 
