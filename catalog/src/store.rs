@@ -149,12 +149,25 @@ impl Catalog {
     }
 
     /// Runs `f` in one write transaction (BEGIN IMMEDIATE) and commits it.
+    ///
+    /// The commit waits for an fsync, which takes long while the disk is busy (a shard move
+    /// writing hundreds of MB): called on a worker thread of a multi-threaded tokio runtime,
+    /// the runtime is told, so the other tasks of that thread (other sessions' queries) move
+    /// to another thread instead of waiting behind the fsync.
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+        let commit = || {
+            let mut conn = self.lock();
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(commit)
+            }
+            _ => commit(),
+        }
     }
 
     /// Runs `f` in one read transaction: a snapshot of what was committed when it began.
@@ -615,8 +628,19 @@ impl Catalog {
     }
 
     pub fn finish_cleanup(&self, cleanup_id: i64) -> Result<()> {
+        self.finish_cleanups(&[cleanup_id])
+    }
+
+    /// Removes several cleanup records in one transaction (one commit, not one per file).
+    pub fn finish_cleanups(&self, cleanup_ids: &[i64]) -> Result<()> {
+        if cleanup_ids.is_empty() {
+            return Ok(());
+        }
         self.write(|tx| {
-            tx.execute("DELETE FROM cleanup WHERE cleanup_id = ?1", [cleanup_id])?;
+            let mut stmt = tx.prepare("DELETE FROM cleanup WHERE cleanup_id = ?1")?;
+            for id in cleanup_ids {
+                stmt.execute([id])?;
+            }
             Ok(())
         })
     }

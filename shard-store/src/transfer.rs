@@ -5,7 +5,7 @@
 //! coordinator ── pull_files ──► target worker (up to 4 files at once)     source worker
 //!                               raw::open ── SHOALRAW1 + token + file ──► (same port as Flight)
 //!                                          ◄── Sending { bytes } ──────── token, name checked
-//!                               thread, nice 10:                          thread, nice 10:
+//!                               thread, nice 19:                          thread, nice 19:
 //!                               staging/move-<task>/…/<name>.part ◄─────── sendfile(2) from
 //!                                 read into a 1 MiB buffer, token bucket,  the shard file
 //!                                 CRC-32C, write, early writeback, fsync,

@@ -72,6 +72,9 @@ pub struct Cluster {
     job_events: tokio::sync::Notify,
 }
 
+/// Files at least this large are left alone by compaction (see [`Cluster::compact_once`]).
+pub const SMALL_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -762,26 +765,59 @@ impl Cluster {
             .into_iter()
             .map(|n| (n.node_id, n))
             .collect();
-        let mut done = 0;
+        // One call per shard directory and one catalog commit per call: a compaction or a
+        // load leaves hundreds of small files to delete, and a call and a commit for each
+        // took seconds (and held up the move whose cleanup step ran them).
+        let mut removed_nodes = Vec::new();
+        let mut files: BTreeMap<(i64, i64, i64), Vec<&CleanupRecord>> = BTreeMap::new();
+        let mut shard_dirs = Vec::new();
         for rec in records {
             if rec.not_before_ms > now_ms() || oldest.is_some_and(|o| o <= rec.not_before_ms) {
                 continue;
             }
-            let Some(node) = nodes.get(&rec.node_id) else {
+            if !nodes.contains_key(&rec.node_id) {
                 // node removed: nothing left to delete there
-                self.catalog.finish_cleanup(rec.cleanup_id)?;
+                removed_nodes.push(rec.cleanup_id);
+                continue;
+            }
+            match &rec.file_name {
+                Some(_) => files
+                    .entry((rec.node_id, rec.table_id, rec.shard_id))
+                    .or_default()
+                    .push(rec),
+                None => shard_dirs.push(rec),
+            }
+        }
+        self.catalog.finish_cleanups(&removed_nodes)?;
+        let mut done = 0;
+        for ((node_id, table_id, shard_id), recs) in files {
+            let Some(node) = nodes.get(&node_id) else {
                 continue;
             };
-            let client = self.worker(&node.addr())?;
-            let res = match &rec.file_name {
-                Some(name) => {
-                    client
-                        .delete_files(rec.table_id, rec.shard_id, vec![name.clone()])
-                        .await
+            let names: Vec<String> = recs.iter().filter_map(|r| r.file_name.clone()).collect();
+            match self
+                .worker(&node.addr())?
+                .delete_files(table_id, shard_id, names)
+                .await
+            {
+                Ok(()) => {
+                    let ids: Vec<i64> = recs.iter().map(|r| r.cleanup_id).collect();
+                    self.catalog.finish_cleanups(&ids)?;
+                    done += ids.len();
                 }
-                None => client.drop_shards(rec.table_id, vec![rec.shard_id]).await,
+                Err(e) => warn!(node = %node.addr(), error = %e, "cleanup deferred"),
+            }
+        }
+        // Whole shard directories go after the files in them.
+        for rec in shard_dirs {
+            let Some(node) = nodes.get(&rec.node_id) else {
+                continue;
             };
-            match res {
+            match self
+                .worker(&node.addr())?
+                .drop_shards(rec.table_id, vec![rec.shard_id])
+                .await
+            {
                 Ok(()) => {
                     self.catalog.finish_cleanup(rec.cleanup_id)?;
                     done += 1;
@@ -888,22 +924,30 @@ impl Cluster {
     /// Merges the small files of every placement that has many, keeping query snapshots valid:
     /// the merged file is committed in one transaction and the old ones are deleted only after
     /// every query that could read them has ended.
+    ///
+    /// Only files under [`SMALL_FILE_BYTES`] are merged, once a placement has `min_files` of
+    /// them: merging everything rewrote a whole shard (hundreds of MB) to absorb a few rows of
+    /// new INSERTs, kept both cores busy while a writer ran, and held the write gate for the
+    /// whole table meanwhile, so a move could not fence it. Each placement is merged under its
+    /// own short hold of the gate, and a group that starts moving is left alone from then on.
     pub async fn compact_once(&self, min_files: usize) -> Result<usize> {
         let mut merged = 0;
         for snap in self.catalog.snapshot_all()? {
             let key = gate_key(snap.table.colocation_id, snap.table.table_id);
-            if self.is_moving(key) {
-                continue;
-            }
-            // Holding the gate makes a move's fence wait for this merge to commit.
-            let _permit = self.gates.admit(key).await;
             let schema = table_schema(&snap.table.columns);
             for shard in &snap.shards {
                 for p in &shard.placements {
-                    if p.files.len() < min_files {
+                    let small: Vec<&FileRecord> = p
+                        .files
+                        .iter()
+                        .filter(|f| f.bytes < SMALL_FILE_BYTES)
+                        .collect();
+                    if small.len() < min_files.max(2) || self.is_moving(key) {
                         continue;
                     }
-                    let names: Vec<String> = p.files.iter().map(|f| f.name.clone()).collect();
+                    // Holding the gate makes a move's fence wait for this merge to commit.
+                    let _permit = self.gates.admit(key).await;
+                    let names: Vec<String> = small.iter().map(|f| f.name.clone()).collect();
                     let client = self.worker(&p.addr())?;
                     let req = ScanRequest {
                         table_id: snap.table.table_id,
@@ -933,7 +977,7 @@ impl Cluster {
                             rows,
                         )
                         .await?;
-                    let expected: u64 = p.files.iter().map(|f| f.rows).sum();
+                    let expected: u64 = small.iter().map(|f| f.rows).sum();
                     if file.rows != expected {
                         return Err(ClusterError::Internal {
                             message: format!(

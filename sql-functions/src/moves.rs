@@ -162,7 +162,8 @@ pub(crate) struct MoveRun {
     failure: Option<String>,
     /// Held like a query's: files the move reads from the source (listed after it began)
     /// are not deleted by deferred cleanup (compaction, truncate) until the move ends.
-    _snapshot: SnapshotGuard,
+    /// Released at `cleanup`, when the move reads nothing more from the source.
+    snapshot: Option<SnapshotGuard>,
 }
 
 impl MoveRun {
@@ -197,7 +198,7 @@ impl MoveRun {
             catch_up_rounds: 0,
             fence_attempts: 0,
             failure: None,
-            _snapshot: cluster.begin_snapshot(),
+            snapshot: Some(cluster.begin_snapshot()),
             task,
         })
     }
