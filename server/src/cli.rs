@@ -74,6 +74,10 @@ pub struct BenchArgs {
     /// `max_bandwidth_mb` of the rebalance scenario's `rebalance_start` (default unlimited).
     #[arg(long)]
     max_bandwidth_mb: Option<f64>,
+    /// Rebalance scenario without the concurrent writer: the reader's latency during the
+    /// rebalance alone (the write-fence numbers then measure an idle gate).
+    #[arg(long)]
+    no_writer: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -178,7 +182,10 @@ pub fn main() -> ExitCode {
             Command::Healthcheck(a) => healthcheck(a).await,
             Command::Bench(a) => match a.scenario.as_str() {
                 "core" => crate::bench::run(a.rows, a.workers, a.pg_bin, a.keep).await,
-                "rebalance" => crate::bench::run_rebalance(a.gb, a.max_bandwidth_mb, a.keep).await,
+                "rebalance" => {
+                    crate::bench::run_rebalance(a.gb, a.max_bandwidth_mb, !a.no_writer, a.keep)
+                        .await
+                }
                 other => Err(ServerError::Startup(format!(
                     "unknown bench scenario \"{other}\"; use core or rebalance"
                 ))),

@@ -132,7 +132,12 @@ fn plan_100k() -> Result<(Duration, usize), ServerError> {
     Ok((best, steps))
 }
 
-pub async fn run(gb: f64, max_bandwidth_mb: Option<f64>, keep: bool) -> Result<(), ServerError> {
+pub async fn run(
+    gb: f64,
+    max_bandwidth_mb: Option<f64>,
+    with_writer: bool,
+    keep: bool,
+) -> Result<(), ServerError> {
     let exe = std::env::current_exe()?;
     let root: PathBuf =
         std::env::temp_dir().join(format!("shoal-bench-rebalance-{}", std::process::id()));
@@ -325,7 +330,7 @@ pub async fn run(gb: f64, max_bandwidth_mb: Option<f64>, keep: bool) -> Result<(
         let wc = connect(cport, "shoal").await?;
         let mut id = rows + 1;
         tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
+            while with_writer && !stop.load(Ordering::Relaxed) {
                 let values: Vec<String> = (id..id + 100).map(|i| format!("({i}, 'w')")).collect();
                 match wc
                     .batch_execute(&format!("INSERT INTO blobs VALUES {}", values.join(",")))
@@ -408,9 +413,10 @@ pub async fn run(gb: f64, max_bandwidth_mb: Option<f64>, keep: bool) -> Result<(
 
     println!();
     println!(
-        "shoal bench --scenario rebalance: {rows} rows, {:.2} GB in 32 shards, 3 -> 4 workers on one machine, rebalance bandwidth {}",
+        "shoal bench --scenario rebalance: {rows} rows, {:.2} GB in 32 shards, 3 -> 4 workers on one machine, rebalance bandwidth {}, {}",
         total_bytes as f64 / 1e9,
-        max_bandwidth_mb.map_or("unlimited".to_string(), |mb| format!("{mb} MB/s per move"))
+        max_bandwidth_mb.map_or("unlimited".to_string(), |mb| format!("{mb} MB/s per move")),
+        if with_writer { "with a concurrent writer" } else { "no writer (--no-writer)" }
     );
     println!("| measurement | Shoal | baseline | ratio | target |");
     println!("|---|---|---|---|---|");
@@ -439,11 +445,13 @@ pub async fn run(gb: f64, max_bandwidth_mb: Option<f64>, keep: bool) -> Result<(
         during.len(),
         during_p99 / idle_p99.max(1e-9)
     );
-    println!(
-        "| point read p99 (ms) during the rebalance, against the writer alone | {during_p99:.1} | writer only, {} reads: {steady_p99:.1} | {:.2}x | - |",
-        steady.len(),
-        during_p99 / steady_p99.max(1e-9)
-    );
+    if with_writer {
+        println!(
+            "| point read p99 (ms) during the rebalance, against the writer alone | {during_p99:.1} | writer only, {} reads: {steady_p99:.1} | {:.2}x | - |",
+            steady.len(),
+            during_p99 / steady_p99.max(1e-9)
+        );
+    }
     println!(
         "| plan 100,000 shards on 100 nodes ({plan_steps} moves) | {:.0} ms | - | - | < 1 s |",
         plan_time.as_secs_f64() * 1000.0
