@@ -70,6 +70,11 @@ pub struct Cluster {
     /// starts the next task and `rebalance_wait()` returns at once instead of at its next poll
     /// (the polls stay, for changes this coordinator does not see).
     job_events: tokio::sync::Notify,
+    /// Held while cleanup records run. A move that lands on a node first runs that node's
+    /// pending deletes of the same shards (file names are kept, so an old delete would remove
+    /// the new copy); with this, a delete call still in flight from the cleanup loop or from
+    /// an earlier move's cleanup step has landed before the move checks that none is pending.
+    cleanup_running: tokio::sync::Mutex<()>,
 }
 
 /// Files at least this large are left alone by compaction (see [`Cluster::compact_once`]).
@@ -94,6 +99,7 @@ impl Cluster {
             fence_ms: Mutex::new(Vec::new()),
             moving_groups: Mutex::new(HashMap::new()),
             job_events: tokio::sync::Notify::new(),
+            cleanup_running: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -758,6 +764,7 @@ impl Cluster {
     /// Runs the given cleanup records that are due and that no running query still needs;
     /// returns how many ran. A record whose worker cannot be reached stays for later.
     pub async fn run_cleanup_records(&self, records: &[CleanupRecord]) -> Result<usize> {
+        let _running = self.cleanup_running.lock().await;
         let oldest = self.oldest_snapshot_ms();
         let nodes: HashMap<i64, Node> = self
             .catalog

@@ -1,11 +1,14 @@
-//! `cleanup`: removes the target's staging directory and runs the deferred deletes of the
+//! `cleanup`: removes the target's staging directory and starts the deferred deletes of the
 //! source's files of this group that are already allowed (no query older than the switch
-//! runs). Deletes still held by a running query, and everything else due, are left to the
-//! cleanup loop: the move does not wait for them.
+//! runs), in the background: the move is complete at the switch, and its caller does not wait
+//! for the unlinks (as Citus defers the drop of the source placement). Deletes still held by a
+//! running query, one that fails, and everything else due are left to the cleanup loop.
 //!
 //! - → `done`; a failure here is retried without undoing the move.
 
-use tracing::warn;
+use std::sync::Arc;
+
+use tracing::{warn, Instrument};
 
 use super::{MoveRun, Phase};
 use crate::error::Result;
@@ -17,16 +20,30 @@ pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
     // The move reads nothing from the source any more: its snapshot no longer needs to hold
     // back the deletes of the source's files.
     run.snapshot = None;
-    let deleted = async {
-        let shard_ids: Vec<i64> = run.group()?.iter().map(|g| g.shard_id).collect();
-        let records = run
+    let records = run.group().and_then(|group| {
+        let shard_ids: Vec<i64> = group.iter().map(|g| g.shard_id).collect();
+        Ok(run
             .cluster
             .catalog()
-            .pending_cleanup_for(run.task.source_node_id, &shard_ids)?;
-        run.cluster.run_cleanup_records(&records).await
-    };
-    if let Err(e) = deleted.await {
-        warn!(task_id = run.task_id(), error = %e, "deferred deletes left to the cleanup loop");
+            .pending_cleanup_for(run.task.source_node_id, &shard_ids)?)
+    });
+    match records {
+        Ok(records) if !records.is_empty() => {
+            let cluster = Arc::clone(&run.cluster);
+            let task_id = run.task_id();
+            tokio::spawn(
+                async move {
+                    if let Err(e) = cluster.run_cleanup_records(&records).await {
+                        warn!(task_id, error = %e, "deferred deletes left to the cleanup loop");
+                    }
+                }
+                .in_current_span(),
+            );
+        }
+        Ok(_) => {}
+        Err(e) => {
+            warn!(task_id = run.task_id(), error = %e, "deferred deletes left to the cleanup loop")
+        }
     }
     Ok(Phase::Done)
 }
