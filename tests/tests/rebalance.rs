@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use shoal_e2e::{
     err_text, exec, lines, require_tool, scalar, sqlstate, stderr_of, stdout_of, Cluster,
@@ -454,7 +454,7 @@ async fn errors_and_notices_of_the_contract() {
     // A slow rebalance is running: a second one is refused, stop rolls back cleanly.
     let (out, _) = psql_ok(
         &cluster,
-        "SELECT rebalance_start(rebalance_strategy => 'by_shard_count', max_bandwidth_mb => 0.05)",
+        "SELECT rebalance_start(rebalance_strategy => 'by_shard_count', max_bandwidth_mb => 0.005)",
     )
     .await;
     let job: i64 = out.trim().parse().expect("job id");
@@ -473,7 +473,18 @@ async fn errors_and_notices_of_the_contract() {
         "hint: {}",
         err_text(&e)
     );
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Stop it while a move runs (moves start at once; at 5 KB/s each takes seconds).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while scalar(
+        &client,
+        &format!("SELECT count(*) FROM shoal.tasks WHERE job_id = {job} AND state = 'running'"),
+    )
+    .await
+        == "0"
+    {
+        assert!(Instant::now() < deadline, "no move of job {job} started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     exec(&client, "SELECT rebalance_stop()").await;
     let state = scalar(&client, "SELECT state FROM rebalance_status()").await;
     assert_eq!(state, "cancelled");
