@@ -613,13 +613,11 @@ async fn rows_response(
 /// (`ExecutingPortal`, the unnamed portal being `DEFAULT_NAME`, not ""), so drivers that bind
 /// named portals (JDBC with a fetch size) get the formats they asked for too.
 fn portal_format(client: &dyn HookClient) -> Format {
-    let name = client
-        .session_extensions()
-        .get::<ExecutingPortal>()
-        .map_or_else(|| DEFAULT_NAME.to_string(), |p| p.0.clone());
+    let executing = client.session_extensions().get::<ExecutingPortal>();
+    let name = executing.as_ref().map_or(DEFAULT_NAME, |p| p.0.as_str());
     client
         .portal_store()
-        .get_portal(&name)
+        .get_portal(name)
         .and_then(|entry| entry.value().map(|p| p.result_column_format.clone()))
         .unwrap_or(Format::UnifiedText)
 }

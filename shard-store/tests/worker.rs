@@ -1022,6 +1022,13 @@ async fn put_three_files(client: &WorkerClient) -> Vec<FileMeta> {
 
 /// Writes `len` pseudo-random bytes as a shard file directly into a worker's data directory
 /// (moves copy bytes, they never parse them) and returns the catalog's view of it.
+/// `count` files `f<i>.parquet` of table 1, shard 1, `total` bytes in all.
+fn raw_shard_files(data_dir: &Path, count: usize, total: usize) -> Vec<FileMeta> {
+    (0..count)
+        .map(|i| raw_shard_file(data_dir, 1, 1, &format!("f{i}.parquet"), total / count))
+        .collect()
+}
+
 fn raw_shard_file(data_dir: &Path, table: i64, shard: i64, name: &str, len: usize) -> FileMeta {
     let mut seed = 0x2545_f491_4f6c_dd1du64 ^ len as u64;
     let bytes: Vec<u8> = (0..len)
@@ -1642,17 +1649,7 @@ async fn move_throughput_against_cp() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(8);
     let pair = Pair::start().await;
-    let files: Vec<FileMeta> = (0..count)
-        .map(|i| {
-            raw_shard_file(
-                pair.source_dir.path(),
-                1,
-                1,
-                &format!("f{i}.parquet"),
-                mb * 1_000_000 / count,
-            )
-        })
-        .collect();
+    let files = raw_shard_files(pair.source_dir.path(), count, mb * 1_000_000);
     let mut calls: Vec<Vec<FileMeta>> = Vec::new();
     for f in &files {
         match calls.last_mut() {
@@ -1798,17 +1795,7 @@ async fn point_scans_during_a_move() {
     }
 
     let count = 8;
-    let files: Vec<FileMeta> = (0..count)
-        .map(|i| {
-            raw_shard_file(
-                pair.source_dir.path(),
-                1,
-                1,
-                &format!("f{i}.parquet"),
-                mb * 1_000_000 / count,
-            )
-        })
-        .collect();
+    let files = raw_shard_files(pair.source_dir.path(), count, mb * 1_000_000);
     assert!(std::process::Command::new("sync")
         .status()
         .unwrap()

@@ -709,6 +709,31 @@ with psycopg.connect(autocommit=True, **conninfo) as conn:
     );
 }
 
+/// Runs `query` and sends a CancelRequest for `client`'s session 1.5 s after it starts: the
+/// query must fail with 57014, and the cancel request itself must succeed.
+async fn expect_cancelled<T>(
+    client: &Client,
+    query: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) {
+    let token = client.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        token.cancel_query(tokio_postgres::NoTls).await
+    });
+    let Err(err) = query.await else {
+        panic!("a cancelled query fails");
+    };
+    assert_eq!(
+        sqlstate(&err).as_deref(),
+        Some("57014"),
+        "{}",
+        err_text(&err)
+    );
+    if let Ok(Err(e)) = canceller.await {
+        panic!("cancel request: {}", err_text(&e));
+    }
+}
+
 /// A query cancelled through the protocol's CancelRequest (tokio-postgres' cancel token) stops
 /// with 57014, and the session goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -723,50 +748,26 @@ async fn query_cancel_stops_a_running_query() {
             &format!("INSERT INTO big VALUES {}", values.join(", ")),
         )
         .await;
-        let token = client.cancel_token();
-        let canceller = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(1500)).await;
-            token.cancel_query(tokio_postgres::NoTls).await
-        });
         // 8 billion combinations: runs until cancelled.
-        let err = client
-            .simple_query("SELECT count(*) FROM big a, big b, big c WHERE a.id + b.id + c.id = -1")
-            .await
-            .expect_err("a cancelled query fails");
-        assert_eq!(
-            sqlstate(&err).as_deref(),
-            Some("57014"),
-            "{}",
-            err_text(&err)
-        );
-        if let Ok(Err(e)) = canceller.await {
-            panic!("cancel request: {}", err_text(&e));
-        }
+        expect_cancelled(
+            &client,
+            client.simple_query(
+                "SELECT count(*) FROM big a, big b, big c WHERE a.id + b.id + c.id = -1",
+            ),
+        )
+        .await;
         assert_eq!(scalar(&client, "SELECT count(*) FROM big").await, "2000");
 
         // The same through the extended protocol (Parse/Bind/Execute with a parameter), as
         // psycopg and JDBC send every query.
-        let token = client.cancel_token();
-        let canceller = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(1500)).await;
-            token.cancel_query(tokio_postgres::NoTls).await
-        });
-        let err = client
-            .query(
+        expect_cancelled(
+            &client,
+            client.query(
                 "SELECT count(*) FROM big a, big b, big c WHERE a.id + b.id + c.id = $1",
                 &[&-1i64],
-            )
-            .await
-            .expect_err("a cancelled query fails");
-        assert_eq!(
-            sqlstate(&err).as_deref(),
-            Some("57014"),
-            "{}",
-            err_text(&err)
-        );
-        if let Ok(Err(e)) = canceller.await {
-            panic!("cancel request: {}", err_text(&e));
-        }
+            ),
+        )
+        .await;
         let rows = client
             .query("SELECT count(*) FROM big WHERE id < $1", &[&10i64])
             .await
