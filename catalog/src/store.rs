@@ -1,8 +1,9 @@
 //! `Catalog`: every read and every state change of the metadata, one SQLite transaction each.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -23,6 +24,11 @@ pub const SETTINGS_DEFAULTS: &[(&str, &str, &str)] = &[
         "rebalance.max_bandwidth_mb",
         "unlimited",
         "per-move transfer limit in MB/s",
+    ),
+    (
+        "rebalance.yield_bandwidth_mb",
+        "50",
+        "per-move transfer limit in MB/s while queries or writes run (below max_bandwidth_mb); unlimited: never yield",
     ),
     (
         "rebalance.max_concurrent_moves",
@@ -59,6 +65,54 @@ pub struct Catalog {
     conn: Mutex<Connection>,
     /// Idle read connections of an on-disk catalog (`None` in memory: one connection sees it).
     readers: Option<ReadConnections>,
+    generations: Generations,
+    /// The last snapshot read of each table, with the generation it is at least as new as.
+    /// Every query and INSERT plans on a table snapshot; reading it from SQLite costs
+    /// O(files) (thousands while a writer adds small files), so between two commits the
+    /// same snapshot is handed out again.
+    snapshots: Mutex<HashMap<String, (u64, Arc<TableSnapshot>)>>,
+}
+
+/// Write transactions of this process, numbered: generation `g` is the `g`-th. Writes are
+/// serialised, so "generation `g` has ended" means every write up to `g` is visible to a
+/// transaction that begins afterwards.
+///
+/// What this is for: a query registers the generation that had ended when it started (see
+/// [`Catalog::generation`]); it may then read any state from that one on. A file replaced by
+/// generation `g + 1` or later may still be in its snapshot, and every such replacement was
+/// decided after [`Catalog::generation_began_ms`]`(g + 1)` — so deleting only what was due
+/// before that time is safe, however long the commit's fsync took. (Comparing wall-clock times
+/// alone was not: a query that started while a commit's fsync ran read the old state with a
+/// start time later than the commit's cleanup records.)
+#[derive(Default)]
+struct Generations {
+    ended: AtomicU64,
+    /// When each recent generation began (ms), oldest first, at most [`GENERATIONS_KEPT`].
+    began_ms: Mutex<VecDeque<(u64, i64)>>,
+}
+
+/// Begin times remembered; a query older than this many commits blocks every cleanup until
+/// it ends (see [`Catalog::generation_began_ms`]).
+const GENERATIONS_KEPT: usize = 1 << 16;
+
+impl Generations {
+    /// Numbers the write about to run; the caller holds the write connection.
+    fn begin(&self) -> u64 {
+        let mut began = self.began_ms.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = self.ended.load(Ordering::SeqCst) + 1;
+        // Never earlier than the previous begin, even if the clock steps back.
+        let at = began.back().map_or(now_ms(), |&(_, ms)| ms.max(now_ms()));
+        began.push_back((generation, at));
+        if began.len() > GENERATIONS_KEPT {
+            began.pop_front();
+        }
+        generation
+    }
+
+    /// The write numbered `generation` has committed or rolled back.
+    fn end(&self, generation: u64) {
+        self.ended.store(generation, Ordering::SeqCst);
+    }
 }
 
 /// Read-only (`query_only`) connections to the catalog file, opened on demand and kept for
@@ -139,7 +193,31 @@ impl Catalog {
         Ok(Catalog {
             conn: Mutex::new(conn),
             readers,
+            generations: Generations::default(),
+            snapshots: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The newest write generation that has ended: a transaction that begins now sees every
+    /// write up to it. See [`Generations`].
+    pub fn generation(&self) -> u64 {
+        self.generations.ended.load(Ordering::SeqCst)
+    }
+
+    /// When write generation `generation` began, before it decided anything; `None` if it has
+    /// not begun yet, `Some(i64::MIN)` if it is too old to be remembered (so that a caller
+    /// treating it as a bound stays on the safe side).
+    pub fn generation_began_ms(&self, generation: u64) -> Option<i64> {
+        let began = self
+            .generations
+            .began_ms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match began.front() {
+            None => None,
+            Some(&(first, _)) if generation < first => Some(i64::MIN),
+            Some(&(first, _)) => began.get((generation - first) as usize).map(|&(_, ms)| ms),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -157,10 +235,16 @@ impl Catalog {
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let commit = || {
             let mut conn = self.lock();
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok(out)
+            let generation = self.generations.begin();
+            let result = (|| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let out = f(&tx)?;
+                tx.commit()?;
+                Ok(out)
+            })();
+            self.generations.end(generation);
+            result
         };
         match tokio::runtime::Handle::try_current() {
             Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
@@ -555,8 +639,31 @@ impl Catalog {
         })
     }
 
-    /// Every shard of a table with placements and committed files, read in one transaction.
+    /// Every shard of a table with placements and committed files, read in one transaction
+    /// (or the same snapshot as the previous call, if nothing was written since).
     pub fn snapshot(&self, table_name: &str) -> Result<TableSnapshot> {
+        // Read before the transaction begins: the snapshot is at least as new as this.
+        let generation = self.generation();
+        {
+            let cached = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, snap)) = cached.get(table_name) {
+                if *at == generation {
+                    return Ok(TableSnapshot::clone(snap));
+                }
+            }
+        }
+        let snap = self.read_snapshot(table_name)?;
+        let mut cached = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        if cached
+            .get(table_name)
+            .is_none_or(|(at, _)| *at < generation)
+        {
+            cached.insert(table_name.to_string(), (generation, Arc::new(snap.clone())));
+        }
+        Ok(snap)
+    }
+
+    fn read_snapshot(&self, table_name: &str) -> Result<TableSnapshot> {
         self.read(|tx| {
             let id: i64 = tx
                 .query_row(

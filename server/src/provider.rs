@@ -270,7 +270,7 @@ impl TableProvider for DistributedTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         // The snapshot guard is taken before the catalog read: files replaced after this point
         // stay on disk until the plan is dropped.
-        let guard = Arc::new(self.cluster.begin_snapshot());
+        let guard = Arc::new(self.cluster.begin_statement());
         let snapshot = self
             .cluster
             .catalog()

@@ -320,7 +320,7 @@ impl TableProvider for PartialAggregateScan {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let guard = Arc::new(self.cluster.begin_snapshot());
+        let guard = Arc::new(self.cluster.begin_statement());
         let snapshot = self
             .cluster
             .catalog()

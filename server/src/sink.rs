@@ -55,6 +55,8 @@ pub async fn write_statement(
     // Placements are read only once admitted: a move's switch cannot happen between this
     // snapshot and the commit below.
     let _permit = cluster.admit_write(table).await?;
+    // Counts as a client's statement: moves yield bandwidth to it.
+    let _statement = cluster.begin_statement();
     let snapshot = cluster.catalog().snapshot(table)?;
     let mut writer = cluster.writer_for(&snapshot)?;
     let schema = Arc::clone(writer.schema());

@@ -2,7 +2,7 @@
 //! that changes the cluster's tables and nodes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,18 +28,33 @@ pub struct ClusterConfig {
     pub cluster_token: Option<String>,
 }
 
-/// Query snapshots still running, by start time: files replaced after the oldest one started
-/// must stay on disk until it ends.
+/// Query snapshots still running, each with the catalog generation that had ended when it
+/// started: files replaced by a later generation may be in its snapshot and must stay on disk
+/// until it ends (see `shoal_catalog::Catalog::generation`).
 #[derive(Default)]
 struct ActiveSnapshots {
     next: AtomicU64,
-    running: Mutex<BTreeMap<u64, i64>>,
+    running: Mutex<BTreeMap<u64, u64>>,
 }
+
+/// Statements of clients (queries and writes) running now and when the last one started:
+/// while there are any, moves transfer at `rebalance.yield_bandwidth_mb` at most.
+#[derive(Default)]
+struct Foreground {
+    running: AtomicU64,
+    last_started_ms: AtomicI64,
+}
+
+/// A statement started within this long counts as foreground activity even once it ended:
+/// a client issuing short queries back to back is busy between them too.
+const FOREGROUND_RECENT_MS: i64 = 1000;
 
 /// Held by a running query; while it lives, files it may read are not deleted.
 pub struct SnapshotGuard {
     id: u64,
     registry: Arc<ActiveSnapshots>,
+    /// Set for a client's statement (see [`Cluster::begin_statement`]).
+    foreground: Option<Arc<Foreground>>,
 }
 
 impl Drop for SnapshotGuard {
@@ -50,6 +65,9 @@ impl Drop for SnapshotGuard {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         running.remove(&self.id);
+        if let Some(f) = &self.foreground {
+            f.running.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -58,6 +76,7 @@ pub struct Cluster {
     config: ClusterConfig,
     clients: Mutex<HashMap<String, WorkerClient>>,
     snapshots: Arc<ActiveSnapshots>,
+    foreground: Arc<Foreground>,
     gates: WriteGates,
     /// Tasks this coordinator is running now, with the nodes they involve.
     running_tasks: Mutex<HashMap<i64, (i64, i64)>>,
@@ -94,6 +113,7 @@ impl Cluster {
             config,
             clients: Mutex::new(HashMap::new()),
             snapshots: Arc::new(ActiveSnapshots::default()),
+            foreground: Arc::new(Foreground::default()),
             gates: WriteGates::default(),
             running_tasks: Mutex::new(HashMap::new()),
             fence_ms: Mutex::new(Vec::new()),
@@ -204,7 +224,28 @@ impl Cluster {
         Ok(out)
     }
 
-    /// Registers a query snapshot; keep the guard until the query has read everything.
+    /// [`Self::begin_snapshot`] for a client's query or write: while it runs (and for
+    /// [`FOREGROUND_RECENT_MS`] after it started) moves yield bandwidth to it.
+    pub fn begin_statement(&self) -> SnapshotGuard {
+        self.foreground.running.fetch_add(1, Ordering::SeqCst);
+        self.foreground
+            .last_started_ms
+            .fetch_max(now_ms(), Ordering::SeqCst);
+        let mut guard = self.begin_snapshot();
+        guard.foreground = Some(Arc::clone(&self.foreground));
+        guard
+    }
+
+    /// Whether clients' statements are running or ran within the last
+    /// [`FOREGROUND_RECENT_MS`].
+    pub fn foreground_active(&self) -> bool {
+        self.foreground.running.load(Ordering::SeqCst) > 0
+            || now_ms() - self.foreground.last_started_ms.load(Ordering::SeqCst)
+                < FOREGROUND_RECENT_MS
+    }
+
+    /// Registers a query snapshot; take it *before* reading the catalog and keep it until the
+    /// query has read everything.
     pub fn begin_snapshot(&self) -> SnapshotGuard {
         let id = self.snapshots.next.fetch_add(1, Ordering::Relaxed);
         let mut running = self
@@ -212,20 +253,33 @@ impl Cluster {
             .running
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        running.insert(id, now_ms());
+        running.insert(id, self.catalog.generation());
         SnapshotGuard {
             id,
             registry: Arc::clone(&self.snapshots),
+            foreground: None,
         }
     }
 
+    /// Cleanup records due before this time (ms) delete nothing a running query may read;
+    /// `None` when no query runs. For the oldest running snapshot, which saw every write up
+    /// to generation `g`, that is the time write `g + 1` began: whatever a later write
+    /// replaced was decided (and its record's `not_before_ms` set) after that.
     fn oldest_snapshot_ms(&self) -> Option<i64> {
-        let running = self
-            .snapshots
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        running.values().min().copied()
+        let oldest = {
+            let running = self
+                .snapshots
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            running.values().min().copied()
+        }?;
+        // Not begun yet: every write a record can come from has ended before the query.
+        Some(
+            self.catalog
+                .generation_began_ms(oldest + 1)
+                .unwrap_or(i64::MAX),
+        )
     }
 
     // ---- nodes ---------------------------------------------------------------------------
@@ -595,8 +649,8 @@ impl Cluster {
             targets,
             clients,
         )?;
+        let _guard = self.begin_statement();
         let snapshot = self.catalog.snapshot(&table.name)?;
-        let _guard = self.begin_snapshot();
         for shard in &snapshot.shards {
             let mut stream = self.scan_shard(&snapshot, shard.shard_id, &schema).await?;
             while let Some(batch) = stream.next().await {
@@ -939,6 +993,8 @@ impl Cluster {
     /// own short hold of the gate, and a group that starts moving is left alone from then on.
     pub async fn compact_once(&self, min_files: usize) -> Result<usize> {
         let mut merged = 0;
+        // Taken before the catalog read: the files merged below stay until this round ends.
+        let _guard = self.begin_snapshot();
         for snap in self.catalog.snapshot_all()? {
             let key = gate_key(snap.table.colocation_id, snap.table.table_id);
             let schema = table_schema(&snap.table.columns);
@@ -968,7 +1024,6 @@ impl Cluster {
                         aggregate: None,
                         limit: None,
                     };
-                    let _guard = self.begin_snapshot();
                     let rows = match client.scan(&req).await {
                         Ok(s) => s,
                         Err(e) => {

@@ -130,6 +130,12 @@ pub(crate) enum Outcome {
     Failed(String),
 }
 
+/// A setting in MB/s as bytes per second; `None` (no limit) for unlimited or not positive.
+fn bytes_per_s(mb: Option<f64>) -> Option<u64> {
+    mb.filter(|mb| *mb > 0.0)
+        .map(|mb| (mb * 1_000_000.0) as u64)
+}
+
 /// Bytes per `pull_files` call (progress and cancellation are checked between calls).
 const PULL_BATCH_BYTES: u64 = 64 << 20;
 /// A delta this small may be copied under the fence; larger ones get another catch-up round.
@@ -148,6 +154,8 @@ pub(crate) struct MoveRun {
     keep_source: bool,
     mode: TransferMode,
     max_bytes_per_s: Option<u64>,
+    /// The limit while clients' statements run (`rebalance.yield_bandwidth_mb`), if lower.
+    yield_bytes_per_s: Option<u64>,
     fence_timeout: Duration,
     target: WorkerClient,
     gate_key: i64,
@@ -174,6 +182,7 @@ impl MoveRun {
             Some(mb) => Some(mb),
             None => cluster.setting_f64("rebalance.max_bandwidth_mb")?,
         };
+        let yield_mb = cluster.setting_f64("rebalance.yield_bandwidth_mb")?;
         let fence_ms = cluster
             .setting_f64("rebalance.write_fence_timeout_ms")?
             .unwrap_or(5000.0);
@@ -185,9 +194,8 @@ impl MoveRun {
             cluster: Arc::clone(cluster),
             keep_source: task.kind == "copy",
             mode,
-            max_bytes_per_s: bandwidth_mb
-                .filter(|mb| *mb > 0.0)
-                .map(|mb| (mb * 1_000_000.0) as u64),
+            max_bytes_per_s: bytes_per_s(bandwidth_mb),
+            yield_bytes_per_s: bytes_per_s(yield_mb),
             fence_timeout: Duration::from_millis(fence_ms.max(1.0) as u64),
             target: cluster.worker(&task.target)?,
             gate_key: gate_key(task.colocation_id, table_id),
@@ -205,6 +213,18 @@ impl MoveRun {
 
     fn task_id(&self) -> i64 {
         self.task.task_id
+    }
+
+    /// The limit for the next `pull_files` call: `max_bytes_per_s`, lowered to
+    /// `yield_bytes_per_s` while clients' statements run — on a machine where the transfer
+    /// shares CPU and disk with them, a full-speed copy costs every query latency — except
+    /// under the write fence, where writers wait for the copy to end.
+    fn pull_rate(&self) -> Option<u64> {
+        let yielding = self.fence.is_none() && self.cluster.foreground_active();
+        match (self.max_bytes_per_s, self.yield_bytes_per_s) {
+            (cap, Some(y)) if yielding => Some(cap.map_or(y, |c| c.min(y))),
+            (cap, _) => cap,
+        }
     }
 
     /// The largest delta copied under the fence: 8 MiB, and under a bandwidth limit no more
@@ -291,7 +311,7 @@ impl MoveRun {
                         checksum: f.checksum,
                     })
                     .collect(),
-                max_bytes_per_s: self.max_bytes_per_s,
+                max_bytes_per_s: self.pull_rate(),
             };
             let batch = match self.target.pull_files(&req).await {
                 Ok(_) => batch,

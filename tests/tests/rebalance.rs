@@ -608,3 +608,108 @@ async fn auto_rebalance_starts_when_a_node_is_added() {
         "1"
     );
 }
+
+/// Seconds a synchronous `move_shard` of `shard` to 127.0.0.1:`port` takes.
+async fn timed_move_shard(client: &Client, shard: &str, port: u16) -> f64 {
+    let t = Instant::now();
+    exec(
+        client,
+        &format!("SELECT move_shard({shard}, '127.0.0.1', {port})"),
+    )
+    .await;
+    t.elapsed().as_secs_f64()
+}
+
+/// `rebalance.yield_bandwidth_mb`: a move copies at full speed while no client statement runs,
+/// and at the yield limit while one does (here 20 KB/s, so a shard of ~150 KB takes seconds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moves_yield_bandwidth_while_statements_run() {
+    let cluster = Cluster::start_with(2, 0).await;
+    let client = cluster.client().await;
+    exec(
+        &client,
+        "CREATE TABLE blobs (id bigint, payload text);
+         SELECT create_distributed_table('blobs', 'id', shard_count => 1);",
+    )
+    .await;
+    // Hex of a pseudo-random stream: Parquet cannot shrink it much.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let rows: Vec<String> = (1..=1500)
+        .map(|id| {
+            let payload: String = (0..12)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    format!("{x:016x}")
+                })
+                .collect();
+            format!("({id}, '{payload}')")
+        })
+        .collect();
+    exec(
+        &client,
+        &format!("INSERT INTO blobs VALUES {}", rows.join(",")),
+    )
+    .await;
+    exec(
+        &client,
+        "SELECT set_cluster_setting('rebalance.yield_bandwidth_mb', '0.02')",
+    )
+    .await;
+    let row = scalar(
+        &client,
+        "SELECT shard_id, bytes, port FROM shoal.shards WHERE table_name = 'blobs'",
+    )
+    .await;
+    let (shard, bytes, holder) = match row.split('|').collect::<Vec<_>>()[..] {
+        [shard, bytes, port] => (
+            shard.to_string(),
+            bytes.parse::<f64>().expect("bytes"),
+            port.parse::<u16>().expect("port"),
+        ),
+        _ => panic!("shoal.shards row: {row}"),
+    };
+    let at_yield_rate = bytes / 20_000.0;
+    assert!(at_yield_rate > 4.0, "the shard is only {bytes} bytes");
+    let other = cluster
+        .worker_ports()
+        .into_iter()
+        .find(|p| *p != holder)
+        .expect("a second worker");
+
+    // No statement for over a second (the catalog views above are not table statements).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let idle_move = timed_move_shard(&client, &shard, other).await;
+    assert!(
+        idle_move < at_yield_rate / 2.0,
+        "with no statement running the move took {idle_move:.2} s ({bytes} bytes)"
+    );
+
+    // A reader running: the move back yields.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let stop = Arc::clone(&stop);
+        let rclient = cluster.client().await;
+        tokio::spawn(async move {
+            let mut counts = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                counts.push(scalar(&rclient, "SELECT count(*) FROM blobs").await);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            counts
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let busy_move = timed_move_shard(&client, &shard, holder).await;
+    stop.store(true, Ordering::SeqCst);
+    let counts = reader.await.expect("reader task");
+    assert!(
+        busy_move >= at_yield_rate * 0.8,
+        "with a reader running the move took {busy_move:.2} s, at 20 KB/s {bytes} bytes take {at_yield_rate:.2} s"
+    );
+    assert!(
+        !counts.is_empty() && counts.iter().all(|c| c == "1500"),
+        "reads during the move: {counts:?}"
+    );
+}

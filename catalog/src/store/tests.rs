@@ -24,6 +24,24 @@ fn cols() -> Vec<ColumnDef> {
     ]
 }
 
+/// Table `events`: one shard (id 1) with one placement on `node`.
+fn single_shard_table(node: i64) -> NewTable {
+    NewTable {
+        name: "events".into(),
+        kind: TableKind::SingleShard,
+        distribution_column: None,
+        colocation_id: None,
+        columns: cols(),
+        shards: vec![NewShard {
+            shard_id: 1,
+            shard_index: 0,
+            hash_min: i32::MIN,
+            hash_max: i32::MAX,
+            placements: vec![(node, vec![])],
+        }],
+    }
+}
+
 #[test]
 fn table_lifecycle_and_snapshot() {
     let c = Catalog::open_in_memory().unwrap();
@@ -33,22 +51,7 @@ fn table_lifecycle_and_snapshot() {
     assert!(created);
     assert_eq!(c.add_node("w1", 7400).unwrap(), (n1, false));
     let (n2, _) = c.add_node("w2", 7400).unwrap();
-    let t = c
-        .create_table(&NewTable {
-            name: "events".into(),
-            kind: TableKind::SingleShard,
-            distribution_column: None,
-            colocation_id: None,
-            columns: cols(),
-            shards: vec![NewShard {
-                shard_id: 1,
-                shard_index: 0,
-                hash_min: i32::MIN,
-                hash_max: i32::MAX,
-                placements: vec![(n1, vec![])],
-            }],
-        })
-        .unwrap();
+    let t = c.create_table(&single_shard_table(n1)).unwrap();
     assert_eq!(t.shard_count, 1);
     assert!(matches!(
         c.create_table(&NewTable {
@@ -337,14 +340,14 @@ fn node_file_names_and_cleanup_names() {
 #[test]
 fn reads_do_not_wait_for_an_open_write() {
     let dir = tempfile::tempdir().unwrap();
-    let c = std::sync::Arc::new(Catalog::open(&dir.path().join("catalog.db")).unwrap());
+    let c = Arc::new(Catalog::open(&dir.path().join("catalog.db")).unwrap());
     let before = c.cluster_id().unwrap();
     c.write(|tx| {
         tx.execute(
             "UPDATE meta SET value = 'changed' WHERE key = 'cluster_id'",
             [],
         )?;
-        let reader = std::sync::Arc::clone(&c);
+        let reader = Arc::clone(&c);
         let (done, seen) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let _ = done.send(reader.cluster_id());
@@ -366,4 +369,61 @@ fn reads_do_not_wait_for_an_open_write() {
         "changed",
         "and the commit after it"
     );
+}
+
+/// The snapshot cache hands out a snapshot again only while no write has ended since; a
+/// snapshot read while a write is open shows the state before it and is not served after it.
+/// And the begin time of the write in flight bounds what it may decide (cleanup relies on it).
+#[test]
+fn cached_snapshots_follow_every_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Arc::new(Catalog::open(&dir.path().join("catalog.db")).unwrap());
+    let (n1, _) = c.add_node("w1", 7400).unwrap();
+    c.create_table(&single_shard_table(n1)).unwrap();
+    let first = c.snapshot("events").unwrap();
+    assert_eq!(c.snapshot("events").unwrap(), first, "served again");
+    let pid = first.shards[0].placements[0].placement_id;
+    let before = c.generation();
+    assert_eq!(c.generation_began_ms(before + 1), None, "not begun yet");
+
+    let started = now_ms();
+    c.write(|tx| {
+        let began = c
+            .generation_began_ms(c.generation() + 1)
+            .expect("the open write has begun");
+        assert!(began >= started && began <= now_ms());
+        insert_file(tx, pid, &file("a.parquet", 5), now_ms())?;
+        let reader = Arc::clone(&c);
+        let (done, seen) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(reader.snapshot("events"));
+        });
+        let during = seen
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("a snapshot is read while a write is open");
+        assert_eq!(during.unwrap().shards[0].placements[0].rows(), 0);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(c.generation(), before + 1);
+    assert_eq!(
+        c.snapshot("events").unwrap().shards[0].placements[0].rows(),
+        5,
+        "the commit is seen at once"
+    );
+
+    // A failed write ends its generation too; the cached snapshot stays right.
+    let failed: Result<()> = c.write(|_| Err(CatalogError::TableNotFound { name: "x".into() }));
+    assert!(failed.is_err());
+    assert_eq!(c.generation(), before + 2);
+    assert_eq!(
+        c.snapshot("events").unwrap().shards[0].placements[0].rows(),
+        5
+    );
+    c.drop_table(c.table_by_name("events").unwrap().unwrap().table_id)
+        .unwrap();
+    assert!(matches!(
+        c.snapshot("events"),
+        Err(CatalogError::TableNotFound { .. })
+    ));
 }
