@@ -1,5 +1,5 @@
-//! `cleanup`: removes the target's staging directory and starts the deferred deletes of the
-//! source's files of this group that are already allowed (no query older than the switch
+//! `cleanup`: starts the removal of the target's staging directory and the deferred deletes of
+//! the source's files of this group that are already allowed (no query older than the switch
 //! runs), in the background: the move is complete at the switch, and its caller does not wait
 //! for the unlinks (as Citus defers the drop of the source placement). Deletes still held by a
 //! running query, one that fails, and everything else due are left to the cleanup loop.
@@ -14,9 +14,17 @@ use super::{MoveRun, Phase};
 use crate::error::Result;
 
 pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
-    if let Err(e) = run.target.discard_staging(run.task_id()).await {
-        warn!(task_id = run.task_id(), error = %e, "staging not removed; the worker removes it later");
-    }
+    // After the adopt the staging directory holds only empty directories: removing it is
+    // housekeeping the caller need not wait for (a failure leaves those empty directories).
+    let (target, task_id) = (run.target.clone(), run.task_id());
+    tokio::spawn(
+        async move {
+            if let Err(e) = target.discard_staging(task_id).await {
+                warn!(task_id, error = %e, "empty staging directories of the move not removed");
+            }
+        }
+        .in_current_span(),
+    );
     // The move reads nothing from the source any more: its snapshot no longer needs to hold
     // back the deletes of the source's files.
     run.snapshot = None;
