@@ -87,8 +87,15 @@ pub struct Catalog {
 #[derive(Default)]
 struct Generations {
     ended: AtomicU64,
-    /// When each recent generation began (ms), oldest first, at most [`GENERATIONS_KEPT`].
-    began_ms: Mutex<VecDeque<(u64, i64)>>,
+    began: Mutex<BeganTimes>,
+}
+
+/// When each recent generation began (ms), oldest first, at most [`GENERATIONS_KEPT`]:
+/// `ms[i]` is generation `first + i`.
+#[derive(Default)]
+struct BeganTimes {
+    first: u64,
+    ms: VecDeque<i64>,
 }
 
 /// Begin times remembered; a query older than this many commits blocks every cleanup until
@@ -98,13 +105,17 @@ const GENERATIONS_KEPT: usize = 1 << 16;
 impl Generations {
     /// Numbers the write about to run; the caller holds the write connection.
     fn begin(&self) -> u64 {
-        let mut began = self.began_ms.lock().unwrap_or_else(|e| e.into_inner());
+        let mut began = self.began.lock().unwrap_or_else(|e| e.into_inner());
         let generation = self.ended.load(Ordering::SeqCst) + 1;
+        if began.ms.is_empty() {
+            began.first = generation;
+        }
         // Never earlier than the previous begin, even if the clock steps back.
-        let at = began.back().map_or(now_ms(), |&(_, ms)| ms.max(now_ms()));
-        began.push_back((generation, at));
-        if began.len() > GENERATIONS_KEPT {
-            began.pop_front();
+        let at = began.ms.back().map_or(now_ms(), |&ms| ms.max(now_ms()));
+        began.ms.push_back(at);
+        if began.ms.len() > GENERATIONS_KEPT {
+            began.ms.pop_front();
+            began.first += 1;
         }
         generation
     }
@@ -210,13 +221,15 @@ impl Catalog {
     pub fn generation_began_ms(&self, generation: u64) -> Option<i64> {
         let began = self
             .generations
-            .began_ms
+            .began
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        match began.front() {
-            None => None,
-            Some(&(first, _)) if generation < first => Some(i64::MIN),
-            Some(&(first, _)) => began.get((generation - first) as usize).map(|&(_, ms)| ms),
+        if began.ms.is_empty() {
+            None
+        } else if generation < began.first {
+            Some(i64::MIN)
+        } else {
+            began.ms.get((generation - began.first) as usize).copied()
         }
     }
 

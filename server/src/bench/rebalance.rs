@@ -54,22 +54,6 @@ fn rows_text(start: u64, n: u64) -> String {
     s
 }
 
-/// The wall-clock time as `HH:MM:SS.mmm` UTC, to match the processes' log lines.
-fn chrono_like_now() -> String {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    let day_ms = ms % 86_400_000;
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        day_ms / 3_600_000,
-        day_ms / 60_000 % 60,
-        day_ms / 1000 % 60,
-        day_ms % 1000
-    )
-}
-
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     if v.is_empty() {
         return 0.0;
@@ -370,12 +354,11 @@ pub async fn run(
     let stop = Arc::new(AtomicBool::new(false));
     let write_errors = Arc::new(AtomicU64::new(0));
     let writes = Arc::new(AtomicU64::new(0));
-    let busy = Arc::new(Mutex::new(Vec::<f64>::new()));
     // Each read during the rebalance as (start, ms since `origin`; latency, ms): the slowest
     // are printed with their time, to line them up with the move steps in the coordinator's
     // log (`SHOAL_BENCH_LOG=info --keep`).
     let origin = Instant::now();
-    let busy_at = Arc::new(Mutex::new(Vec::<(f64, f64)>::new()));
+    let busy = Arc::new(Mutex::new(Vec::<(f64, f64)>::new()));
     // Reads before the rebalance starts, with the writer already running: what the rebalance
     // itself adds to read latency, apart from the writer's share.
     let steady = Arc::new(Mutex::new(Vec::<f64>::new()));
@@ -408,7 +391,6 @@ pub async fn run(
         })
     };
     let reader = {
-        let busy_at = Arc::clone(&busy_at);
         let (stop, busy, steady, rebalancing) = (
             Arc::clone(&stop),
             Arc::clone(&busy),
@@ -427,14 +409,12 @@ pub async fn run(
                     .is_ok()
                 {
                     let ms = t.elapsed().as_secs_f64() * 1000.0;
-                    let into = if during { &busy } else { &steady };
-                    if let Ok(mut v) = into.lock() {
-                        v.push(ms);
-                    }
                     if during {
-                        if let Ok(mut v) = busy_at.lock() {
+                        if let Ok(mut v) = busy.lock() {
                             v.push((t.duration_since(origin).as_secs_f64() * 1000.0, ms));
                         }
+                    } else if let Ok(mut v) = steady.lock() {
+                        v.push(ms);
                     }
                 }
                 i += 1;
@@ -445,7 +425,7 @@ pub async fn run(
     rebalancing.store(true, Ordering::Relaxed);
     let t = Instant::now();
     let rebalance_from_ms = t.duration_since(origin).as_secs_f64() * 1000.0;
-    let wall_clock_start = chrono_like_now();
+    let wall_clock_start = chrono::Utc::now().format("%H:%M:%S%.3f");
     let start = match max_bandwidth_mb {
         Some(mb) => format!("SELECT rebalance_start(max_bandwidth_mb => {mb})"),
         None => "SELECT rebalance_start()".to_string(),
@@ -472,9 +452,9 @@ pub async fn run(
     )
     .await?;
     let (fence_p50, fence_p99, fences) = scrape_fence(&metrics).await?;
-    let mut during = busy.lock().map(|v| v.clone()).unwrap_or_default();
-    let mut slowest = busy_at.lock().map(|v| v.clone()).unwrap_or_default();
+    let mut slowest = busy.lock().map(|v| v.clone()).unwrap_or_default();
     slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut during: Vec<f64> = slowest.iter().map(|&(_, ms)| ms).collect();
     eprintln!("rebalance started at {wall_clock_start} (UTC); slowest reads during it:");
     for (at, ms) in slowest.iter().take(5) {
         eprintln!("  +{:.0} ms: {ms:.1} ms", at - rebalance_from_ms);
