@@ -3,7 +3,8 @@
 //! cluster settings.
 //!
 //! Entry point: [`Catalog::open`]. Every state change is one SQLite transaction (WAL mode,
-//! `synchronous=FULL`), written *before* the side effect it authorises:
+//! `synchronous=FULL`; a move's phase and byte counts, which authorise nothing, commit without
+//! waiting for the disk), written *before* the side effect it authorises:
 //!
 //! ```text
 //!  worker writes file ──► coordinator: Catalog::commit_files (one tx per statement) ──► visible

@@ -129,6 +129,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE columns ADD COLUMN not_null INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 4: tasks by state: the scheduler and every move look for the few unfinished tasks
+    // among all the finished ones a cluster keeps as history.
+    r#"
+    CREATE INDEX tasks_by_state ON tasks (state, task_id);
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -71,6 +71,10 @@ pub struct Catalog {
     /// O(files) (thousands while a writer adds small files), so between two commits the
     /// same snapshot is handed out again.
     snapshots: Mutex<HashMap<String, (u64, Arc<TableSnapshot>)>>,
+    /// The last write generation that may have changed tables, shards, placements or files
+    /// (every write but [`WriteKind::Progress`]): a cached snapshot at least as new as it is
+    /// still the tables' state.
+    tables_changed: AtomicU64,
 }
 
 /// Write transactions of this process, numbered: generation `g` is the `g`-th. Writes are
@@ -165,6 +169,25 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// What a write transaction changes, which decides how it commits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WriteKind {
+    /// Any state: the commit returns after an fsync of the WAL (`synchronous=FULL`), so what
+    /// the transaction authorises may happen as soon as it returns; cached table snapshots are
+    /// read again afterwards.
+    State,
+    /// Only how far a task got (a move's phase and byte counts, in `tasks`), which authorises
+    /// nothing. The commit returns without waiting for the disk (`synchronous=NORMAL` for this
+    /// transaction only): it survives a crash of the process (its WAL frames are in the
+    /// operating system's cache) and reaches the disk with the next synced commit (the WAL is
+    /// written and synced in order) or checkpoint; only a crash of the machine in between loses
+    /// it, with every later progress commit, and the move then resumes from an earlier phase,
+    /// as after a crash just before it was written, which every step of a move handles. That
+    /// saves an fsync (about 0.3 ms here) a dozen times per move. Cached table snapshots stay
+    /// valid: no table, shard, placement or file changed.
+    Progress,
+}
+
 impl Catalog {
     /// Opens (creating if needed) the catalog file, in WAL mode with `synchronous=FULL`, and
     /// brings its schema up to date.
@@ -206,6 +229,7 @@ impl Catalog {
             readers,
             generations: Generations::default(),
             snapshots: Mutex::new(HashMap::new()),
+            tables_changed: AtomicU64::new(0),
         })
     }
 
@@ -246,16 +270,43 @@ impl Catalog {
     /// the runtime is told, so the other tasks of that thread (other sessions' queries) move
     /// to another thread instead of waiting behind the fsync.
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.write_with(WriteKind::State, f)
+    }
+
+    /// [`Self::write`] for a record of how far a task got (see [`WriteKind::Progress`]).
+    fn write_progress<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.write_with(WriteKind::Progress, f)
+    }
+
+    fn write_with<T>(
+        &self,
+        kind: WriteKind,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
         let commit = || {
             let mut conn = self.lock();
             let generation = self.generations.begin();
             let result = (|| {
+                if kind == WriteKind::Progress {
+                    conn.pragma_update(None, "synchronous", "NORMAL")?;
+                }
                 let tx =
                     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let out = f(&tx)?;
-                tx.commit()?;
-                Ok(out)
+                let out = f(&tx);
+                let committed = out.and_then(|out| {
+                    tx.commit()?;
+                    Ok(out)
+                });
+                if kind == WriteKind::Progress {
+                    // Back to the default before anything else commits on this connection.
+                    conn.pragma_update(None, "synchronous", "FULL")?;
+                }
+                committed
             })();
+            if kind == WriteKind::State {
+                // Before the generation ends: whoever sees it ended also sees this.
+                self.tables_changed.store(generation, Ordering::SeqCst);
+            }
             self.generations.end(generation);
             result
         };
@@ -660,7 +711,7 @@ impl Catalog {
         {
             let cached = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((at, snap)) = cached.get(table_name) {
-                if *at == generation {
+                if *at >= self.tables_changed.load(Ordering::SeqCst) {
                     return Ok(TableSnapshot::clone(snap));
                 }
             }
@@ -721,6 +772,14 @@ impl Catalog {
     }
 
     // ---- cleanup -----------------------------------------------------------------------
+
+    /// Cleanup records not carried out yet, due or not.
+    pub fn pending_cleanup_count(&self) -> Result<u64> {
+        self.read(|tx| {
+            let n: i64 = tx.query_row("SELECT count(*) FROM cleanup", [], |r| r.get(0))?;
+            Ok(n as u64)
+        })
+    }
 
     /// Cleanup records due now.
     pub fn due_cleanup(&self) -> Result<Vec<CleanupRecord>> {

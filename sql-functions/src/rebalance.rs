@@ -551,11 +551,8 @@ impl Cluster {
             }
         }
         // A move of this group may not run twice at once.
-        let busy = self.catalog().tasks(None)?.into_iter().any(|t| {
-            matches!(
-                t.state.as_str(),
-                "running" | "runnable" | "blocked" | "cancelling"
-            ) && t.colocation_id == gi.colocation_id
+        let busy = self.catalog().unfinished_tasks()?.into_iter().any(|t| {
+            t.colocation_id == gi.colocation_id
                 && t.shard_index == gi.shard_index
                 && (gi.colocation_id.is_some() || t.shard_id == group.group_id)
         });

@@ -268,6 +268,18 @@ impl Catalog {
         })
     }
 
+    /// Tasks that are not finished: blocked, runnable, running or cancelling.
+    pub fn unfinished_tasks(&self) -> Result<Vec<Task>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare(&format!(
+                "SELECT {TASK_COLUMNS} FROM tasks
+                 WHERE state IN ('blocked', 'runnable', 'running', 'cancelling') ORDER BY task_id"
+            ))?;
+            let rows = stmt.query_map([], task_from_row)?;
+            Ok(rows.collect::<std::result::Result<_, _>>()?)
+        })
+    }
+
     /// Tasks a coordinator was running (or cancelling) when it stopped.
     pub fn unfinished_running_tasks(&self) -> Result<Vec<Task>> {
         self.read(|tx| {
@@ -299,9 +311,12 @@ impl Catalog {
         })
     }
 
-    /// Persists the move state machine's state (and context, when given).
+    /// Persists the move state machine's state (and context, when given). A progress record
+    /// (see `WriteKind::Progress`), not synced on its own: every side effect of a move is
+    /// authorised by a synced record (the target's cleanup records, the switch), and a state
+    /// lost with the machine resumes the move from an earlier one.
     pub fn set_task_phase(&self, task_id: i64, phase: &str, context: Option<&str>) -> Result<()> {
-        self.write(|tx| {
+        self.write_progress(|tx| {
             tx.execute(
                 "UPDATE tasks SET phase = ?2, context = coalesce(?3, context) WHERE task_id = ?1",
                 params![task_id, phase, context],
@@ -310,6 +325,7 @@ impl Catalog {
         })
     }
 
+    /// Records a task's byte counts: a progress record, as [`Self::set_task_phase`].
     pub fn set_task_progress(
         &self,
         task_id: i64,
@@ -317,7 +333,7 @@ impl Catalog {
         bytes_done: u64,
         bytes_verified: u64,
     ) -> Result<()> {
-        self.write(|tx| {
+        self.write_progress(|tx| {
             tx.execute(
                 "UPDATE tasks SET bytes_total = ?2, bytes_done = ?3, bytes_verified = ?4 WHERE task_id = ?1",
                 params![task_id, bytes_total as i64, bytes_done as i64, bytes_verified as i64],

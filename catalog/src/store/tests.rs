@@ -412,6 +412,22 @@ fn cached_snapshots_follow_every_commit() {
         "the commit is seen at once"
     );
 
+    // A progress record changes no table: the cached snapshot is served on, not read again.
+    let cached_at = |c: &Catalog| c.snapshots.lock().unwrap().get("events").map(|(at, _)| *at);
+    assert_eq!(cached_at(&c), Some(before + 1));
+    c.write_progress(|tx| {
+        tx.execute("UPDATE meta SET value = value WHERE key = 'cluster_id'", [])?;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(c.generation(), before + 2);
+    assert_eq!(
+        c.snapshot("events").unwrap().shards[0].placements[0].rows(),
+        5
+    );
+    assert_eq!(cached_at(&c), Some(before + 1), "served from the cache");
+    let before = before + 1;
+
     // A failed write ends its generation too; the cached snapshot stays right.
     let failed: Result<()> = c.write(|_| Err(CatalogError::TableNotFound { name: "x".into() }));
     assert!(failed.is_err());
@@ -426,4 +442,58 @@ fn cached_snapshots_follow_every_commit() {
         c.snapshot("events"),
         Err(CatalogError::TableNotFound { .. })
     ));
+}
+
+#[test]
+fn progress_commits_are_visible_and_leave_later_commits_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Catalog::open(&dir.path().join("catalog.db")).unwrap();
+    let synchronous = |c: &Catalog| -> i64 {
+        c.lock()
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(synchronous(&c), 2, "FULL by default");
+    c.write_progress(|tx| {
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('deferred', 'yes')",
+            [],
+        )?;
+        Ok(())
+    })
+    .unwrap();
+    let value: String = c
+        .read(|tx| {
+            Ok(
+                tx.query_row("SELECT value FROM meta WHERE key = 'deferred'", [], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+        .unwrap();
+    assert_eq!(value, "yes");
+    assert_eq!(synchronous(&c), 2, "back to FULL after a deferred commit");
+    // Also after one that fails (and rolls back).
+    let failed = c.write_progress(|tx| {
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('deferred', 'again')",
+            [],
+        )?;
+        Ok(())
+    });
+    assert!(failed.is_err(), "duplicate key");
+    assert_eq!(synchronous(&c), 2, "back to FULL after a failed one");
+    // And it survives a reopen (the process went away, not the machine).
+    drop(c);
+    let c = Catalog::open(&dir.path().join("catalog.db")).unwrap();
+    let value: String = c
+        .read(|tx| {
+            Ok(
+                tx.query_row("SELECT value FROM meta WHERE key = 'deferred'", [], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+        .unwrap();
+    assert_eq!(value, "yes");
 }

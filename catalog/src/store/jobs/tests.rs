@@ -138,6 +138,11 @@ fn a_failed_task_unschedules_its_dependents_and_the_job_is_failing_then_failed()
         )
         .unwrap();
     let tasks = c.tasks(Some(id)).unwrap();
+    assert_eq!(
+        c.unfinished_tasks().unwrap().len(),
+        4,
+        "runnable and blocked ones"
+    );
     c.start_task(tasks[0].task_id).unwrap();
     c.start_task(tasks[3].task_id).unwrap();
     c.end_task(tasks[0].task_id, "error", "x").unwrap();
@@ -148,9 +153,18 @@ fn a_failed_task_unschedules_its_dependents_and_the_job_is_failing_then_failed()
         .map(|t| t.state)
         .collect();
     assert_eq!(states, ["error", "unscheduled", "unscheduled", "running"]);
+    let unfinished = |c: &Catalog| -> Vec<i64> {
+        c.unfinished_tasks()
+            .unwrap()
+            .iter()
+            .map(|t| t.task_id)
+            .collect()
+    };
+    assert_eq!(unfinished(&c), [tasks[3].task_id]);
     assert_eq!(c.job(id).unwrap().state, "failing");
     c.end_task(tasks[3].task_id, "done", "").unwrap();
     assert_eq!(c.job(id).unwrap().state, "failed");
+    assert!(unfinished(&c).is_empty());
 }
 
 #[test]
