@@ -13,7 +13,8 @@ use tracing::{info, warn};
 
 use crate::ServerError;
 
-/// The metrics text: node, job and move gauges, and the write-fence durations of moves.
+/// The metrics text: node, job, move and cleanup gauges, and the write-fence durations of
+/// moves.
 pub fn render(cluster: &Cluster) -> String {
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, value: String| {
@@ -64,6 +65,14 @@ pub fn render(cluster: &Cluster) -> String {
             "Bytes of finished moves.",
             moved.to_string(),
         );
+    }
+    match cluster.catalog().pending_cleanup_count() {
+        Ok(n) => gauge(
+            "shoal_cleanup_pending",
+            "Deferred deletes of files or shard directories on workers not carried out yet (waiting for older queries to end, for their time, or for their worker).",
+            n.to_string(),
+        ),
+        Err(e) => warn!(error = %e, "metrics: cleanup records unavailable"),
     }
     let mut fences = cluster.fence_durations_ms();
     fences.sort_unstable();

@@ -82,9 +82,12 @@ pub struct Cluster {
     running_tasks: Mutex<HashMap<i64, (i64, i64)>>,
     /// How long each switch held writes fenced, in ms (for `shoal bench`).
     fence_ms: Mutex<Vec<u64>>,
-    /// Gate keys of shard groups with a move in progress, with a count of moves: compaction
-    /// leaves them alone so that the source's file list only grows while it is copied.
-    moving_groups: Mutex<HashMap<i64, usize>>,
+    /// Shard groups with a move in progress, as (gate key, shard index), with a count of
+    /// moves: compaction leaves them alone so that the source's file list only grows while it
+    /// is copied. Only those: a rebalance moves one group after another for minutes, and the
+    /// table's other placements must still be compacted meanwhile (a writer of small INSERTs
+    /// otherwise piled up thousands of files, and point reads took twice as long).
+    moving_groups: Mutex<HashMap<(i64, i64), usize>>,
     /// Woken when a job is created or cancelled and when a task ends, so that the scheduler
     /// starts the next task and `rebalance_wait()` returns at once instead of at its next poll
     /// (the polls stay, for changes this coordinator does not see).
@@ -134,22 +137,22 @@ impl Cluster {
         self.job_events.notified()
     }
 
-    pub(crate) fn set_moving(&self, key: i64, moving: bool) {
+    pub(crate) fn set_moving(&self, key: i64, shard_index: i64, moving: bool) {
         let mut m = self.moving_groups.lock().unwrap_or_else(|e| e.into_inner());
-        let n = m.entry(key).or_default();
+        let n = m.entry((key, shard_index)).or_default();
         if moving {
             *n += 1;
         } else {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                m.remove(&key);
+                m.remove(&(key, shard_index));
             }
         }
     }
 
-    fn is_moving(&self, key: i64) -> bool {
+    fn is_moving(&self, key: i64, shard_index: i64) -> bool {
         let m = self.moving_groups.lock().unwrap_or_else(|e| e.into_inner());
-        m.contains_key(&key)
+        m.contains_key(&(key, shard_index))
     }
 
     pub(crate) fn gates(&self) -> &WriteGates {
@@ -990,7 +993,8 @@ impl Cluster {
     /// them: merging everything rewrote a whole shard (hundreds of MB) to absorb a few rows of
     /// new INSERTs, kept both cores busy while a writer ran, and held the write gate for the
     /// whole table meanwhile, so a move could not fence it. Each placement is merged under its
-    /// own short hold of the gate, and a group that starts moving is left alone from then on.
+    /// own short hold of the gate, and a shard group that is moving is left alone until its move
+    /// ends (the table's other placements are not).
     pub async fn compact_once(&self, min_files: usize) -> Result<usize> {
         let mut merged = 0;
         // Taken before the catalog read: the files merged below stay until this round ends.
@@ -1005,11 +1009,15 @@ impl Cluster {
                         .iter()
                         .filter(|f| f.bytes < SMALL_FILE_BYTES)
                         .collect();
-                    if small.len() < min_files.max(2) || self.is_moving(key) {
+                    if small.len() < min_files.max(2) || self.is_moving(key, shard.shard_index) {
                         continue;
                     }
                     // Holding the gate makes a move's fence wait for this merge to commit.
                     let _permit = self.gates.admit(key).await;
+                    if self.is_moving(key, shard.shard_index) {
+                        // It started moving while the gate was awaited.
+                        continue;
+                    }
                     let names: Vec<String> = small.iter().map(|f| f.name.clone()).collect();
                     let client = self.worker(&p.addr())?;
                     let req = ScanRequest {

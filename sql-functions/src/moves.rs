@@ -392,9 +392,11 @@ pub(crate) async fn run(cluster: &Arc<Cluster>, task: Task) -> Outcome {
         Ok(r) => r,
         Err(e) => return Outcome::Failed(e.to_string()),
     };
-    run.cluster.set_moving(run.gate_key, true);
+    run.cluster
+        .set_moving(run.gate_key, run.task.shard_index, true);
     let outcome = drive(&mut run, phase).await;
-    run.cluster.set_moving(run.gate_key, false);
+    run.cluster
+        .set_moving(run.gate_key, run.task.shard_index, false);
     outcome
 }
 

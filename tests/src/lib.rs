@@ -526,6 +526,8 @@ impl PsqlTarget {
 /// prints the log tails when the test is panicking).
 pub struct Cluster {
     token: String,
+    /// Where the coordinator serves `/metrics`.
+    metrics_port: u16,
     root: Option<tempfile::TempDir>,
     root_path: PathBuf,
     coordinator: Node,
@@ -588,11 +590,14 @@ impl Cluster {
             });
         }
         let cport = free_port();
+        let metrics_port = free_port();
         let cdir = root_path.join("coordinator");
         let mut cargs = vec![
             "coordinator".to_string(),
             "--listen".into(),
             format!("127.0.0.1:{cport}"),
+            "--metrics-listen".into(),
+            format!("127.0.0.1:{metrics_port}"),
             "--data-dir".into(),
             cdir.display().to_string(),
             "--cluster-token".into(),
@@ -613,6 +618,7 @@ impl Cluster {
         };
         let mut cluster = Cluster {
             token,
+            metrics_port,
             root: Some(root),
             root_path,
             coordinator,
@@ -703,6 +709,38 @@ impl Cluster {
     /// `postgresql://` URL for the coordinator.
     pub fn pg_uri(&self) -> String {
         format!("postgresql://shoal@127.0.0.1:{}/shoal", self.port())
+    }
+
+    /// The coordinator's `/metrics` text (Prometheus), fetched with a plain HTTP/1.1 GET.
+    pub fn metrics(&self) -> String {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port))
+            .unwrap_or_else(|e| panic!("cannot connect to /metrics: {e}"));
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("read timeout");
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .expect("send the request");
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .expect("read the answer");
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("not an HTTP answer: {response:?}"));
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        body.to_string()
+    }
+
+    /// The value of the sample `name` (with its labels, if any) in [`Self::metrics`].
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        self.metrics()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| {
+                let (key, value) = l.rsplit_once(' ')?;
+                (key == name).then(|| value.parse().ok())?
+            })
     }
 
     /// The cluster token every node was started with.

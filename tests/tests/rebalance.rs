@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shoal_e2e::{
-    err_text, exec, lines, require_tool, scalar, sqlstate, stderr_of, stdout_of, Cluster,
+    err_text, exec, lines, require_tool, scalar, sqlstate, stderr_of, stdout_of, within, Cluster,
 };
 use tokio_postgres::Client;
 
@@ -609,6 +609,26 @@ async fn auto_rebalance_starts_when_a_node_is_added() {
     );
 }
 
+/// `(id, payload)` rows `first..first + n` for a `blobs (id bigint, payload text)` table; the
+/// payload is 192 hex digits of a pseudo-random stream, which Parquet cannot shrink much.
+fn blob_rows(first: u64, n: u64) -> String {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ first;
+    let rows: Vec<String> = (first..first + n)
+        .map(|id| {
+            let payload: String = (0..12)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    format!("{x:016x}")
+                })
+                .collect();
+            format!("({id}, '{payload}')")
+        })
+        .collect();
+    rows.join(",")
+}
+
 /// Seconds a synchronous `move_shard` of `shard` to 127.0.0.1:`port` takes.
 async fn timed_move_shard(client: &Client, shard: &str, port: u16) -> f64 {
     let t = Instant::now();
@@ -632,24 +652,9 @@ async fn moves_yield_bandwidth_while_statements_run() {
          SELECT create_distributed_table('blobs', 'id', shard_count => 1);",
     )
     .await;
-    // Hex of a pseudo-random stream: Parquet cannot shrink it much.
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let rows: Vec<String> = (1..=1500)
-        .map(|id| {
-            let payload: String = (0..12)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    format!("{x:016x}")
-                })
-                .collect();
-            format!("({id}, '{payload}')")
-        })
-        .collect();
     exec(
         &client,
-        &format!("INSERT INTO blobs VALUES {}", rows.join(",")),
+        &format!("INSERT INTO blobs VALUES {}", blob_rows(1, 1500)),
     )
     .await;
     exec(
@@ -711,5 +716,194 @@ async fn moves_yield_bandwidth_while_statements_run() {
     assert!(
         !counts.is_empty() && counts.iter().all(|c| c == "1500"),
         "reads during the move: {counts:?}"
+    );
+}
+
+/// Waits (bounded) until the gauge `name` of `/metrics` satisfies `ok`; returns its value.
+async fn wait_for_metric(cluster: &Cluster, name: &str, ok: impl Fn(f64) -> bool) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let value = cluster.metric(name);
+        match value {
+            Some(v) if ok(v) => return v,
+            _ if Instant::now() > deadline => {
+                panic!("{name} is {value:?}:\n{}", cluster.metrics())
+            }
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// `/metrics` counts finished moves, their write fences and bytes, and the deferred deletes
+/// still to do: a move's source files go once no older query runs; a dropped table's
+/// directories on a dead worker wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_report_moves_fences_and_pending_deletes() {
+    let mut cluster = Cluster::start_with(2, 0).await;
+    let client = cluster.client().await;
+    create_tables(&client).await;
+    assert_eq!(cluster.metric("shoal_nodes_live"), Some(2.0));
+    assert_eq!(cluster.metric("shoal_move_tasks_done"), Some(0.0));
+    assert_eq!(
+        cluster.metric("shoal_move_write_fence_milliseconds_count"),
+        Some(0.0)
+    );
+
+    let row = scalar(
+        &client,
+        "SELECT shard_id, port, bytes FROM shoal.shards WHERE table_name = 'events' ORDER BY shard_id LIMIT 1",
+    )
+    .await;
+    let (shard, holder, bytes) = match row.split('|').collect::<Vec<_>>()[..] {
+        [shard, port, bytes] => (
+            shard.to_string(),
+            port.parse::<u16>().expect("port"),
+            bytes.parse::<f64>().expect("bytes"),
+        ),
+        _ => panic!("shoal.shards row: {row}"),
+    };
+    let other = cluster
+        .worker_ports()
+        .into_iter()
+        .find(|p| *p != holder)
+        .expect("a second worker");
+    exec(
+        &client,
+        &format!("SELECT move_shard({shard}, '127.0.0.1', {other})"),
+    )
+    .await;
+    assert_eq!(cluster.metric("shoal_move_tasks_done"), Some(1.0));
+    assert_eq!(cluster.metric("shoal_move_bytes_done"), Some(bytes));
+    assert_eq!(
+        cluster.metric("shoal_move_write_fence_milliseconds_count"),
+        Some(1.0)
+    );
+    // The source's files are deleted in the background after the move.
+    wait_for_metric(&cluster, "shoal_cleanup_pending", |n| n == 0.0).await;
+
+    // A dropped table's shard directories on a dead worker wait for it to come back.
+    let on_worker0 = lines(
+        &client,
+        &format!(
+            "SELECT shard_id FROM shoal.shards WHERE table_name = 'events' AND port = {}",
+            cluster.worker_port(0)
+        ),
+    )
+    .await;
+    assert!(!on_worker0.is_empty(), "worker 0 holds events shards");
+    let shard_dirs = |cluster: &Cluster| -> usize {
+        let tables = std::fs::read_dir(cluster.worker_data_dir(0).join("shards"))
+            .expect("shards dir")
+            .flatten();
+        tables
+            .flat_map(|t| std::fs::read_dir(t.path()).into_iter().flatten().flatten())
+            .filter(|d| {
+                on_worker0
+                    .iter()
+                    .any(|id| d.file_name().to_str() == Some(id))
+            })
+            .count()
+    };
+    assert_eq!(shard_dirs(&cluster), on_worker0.len());
+    cluster.kill_worker(0);
+    exec(&client, "DROP TABLE events").await;
+    let pending = wait_for_metric(&cluster, "shoal_cleanup_pending", |n| n > 0.0).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        cluster.metric("shoal_cleanup_pending"),
+        Some(pending),
+        "nothing can be deleted on a dead worker"
+    );
+    assert_eq!(shard_dirs(&cluster), on_worker0.len(), "still there");
+    cluster.restart_worker(0).await;
+    wait_for_metric(&cluster, "shoal_cleanup_pending", |n| n == 0.0).await;
+    assert_eq!(shard_dirs(&cluster), 0, "deleted once the worker is back");
+}
+
+/// While one shard group of a table moves (for many seconds here: 5 KB/s), compaction keeps
+/// merging the small files of the table's other shards, and leaves the moving one alone until
+/// its move ends; every row is there afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_continues_beside_a_move() {
+    let cluster = Cluster::start_with(2, 0).await;
+    let client = cluster.client().await;
+    exec(
+        &client,
+        "CREATE TABLE blobs (id bigint, payload text);
+         SELECT create_distributed_table('blobs', 'id', shard_count => 2);",
+    )
+    .await;
+    exec(
+        &client,
+        &format!("INSERT INTO blobs VALUES {}", blob_rows(1, 1000)),
+    )
+    .await;
+    exec(
+        &client,
+        "SELECT set_cluster_setting('rebalance.max_bandwidth_mb', '0.005')",
+    )
+    .await;
+    let shards = lines(
+        &client,
+        "SELECT shard_id, port FROM shoal.shards WHERE table_name = 'blobs' ORDER BY shard_id",
+    )
+    .await;
+    let (moving, holder) = match shards[0].split('|').collect::<Vec<_>>()[..] {
+        [shard, port] => (shard.to_string(), port.parse::<u16>().expect("port")),
+        _ => panic!("shoal.shards row: {}", shards[0]),
+    };
+    let still = shards[1].split('|').next().expect("shard id").to_string();
+    let target = cluster
+        .worker_ports()
+        .into_iter()
+        .find(|p| *p != holder)
+        .expect("a second worker");
+    let mover = {
+        let client = cluster.client().await;
+        let sql = format!("SELECT move_shard({moving}, '127.0.0.1', {target})");
+        tokio::spawn(async move { exec(&client, &sql).await })
+    };
+    let running = "SELECT count(*) FROM shoal.tasks WHERE state = 'running'";
+    within(30, "the move starts", async {
+        while scalar(&client, running).await != "1" {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+
+    // Small INSERTs: each leaves one small file in each shard.
+    let mut next = 1001;
+    for _ in 0..10 {
+        exec(
+            &client,
+            &format!("INSERT INTO blobs VALUES {}", blob_rows(next, 40)),
+        )
+        .await;
+        next += 40;
+    }
+    let files =
+        |shard: &str| format!("SELECT file_count FROM shoal.shards WHERE shard_id = {shard}");
+    let count = |v: String| v.parse::<u64>().expect("file count");
+    assert!(count(scalar(&client, &files(&still)).await) >= 9);
+    // Compaction runs every 10 s.
+    within(40, "the other shard is compacted", async {
+        while count(scalar(&client, &files(&still)).await) >= 9 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        scalar(&client, running).await,
+        "1",
+        "the move still runs (slow it down further if this machine is faster)"
+    );
+    assert!(
+        count(scalar(&client, &files(&moving)).await) >= 9,
+        "the moving shard is not compacted during its move"
+    );
+    within(120, "the move", mover).await.expect("move task");
+    assert_eq!(
+        scalar(&client, "SELECT count(*), sum(id) FROM blobs").await,
+        format!("{}|{}", next - 1, (next - 1) * next / 2)
     );
 }
