@@ -26,11 +26,15 @@ use crate::ServerError;
 /// much and the data has a real size on disk.
 const PAYLOAD_HEX: usize = 192;
 
-/// Point reads timed on the idle cluster (p99 of a few hundred is the few slowest).
-const IDLE_READS: u64 = 500;
+/// Point reads timed on the idle cluster: about as many as the reader makes during the
+/// rebalance, so that both p99s are the same rank of samples of the same size (with 500, one
+/// slow spell decided the idle p99).
+const IDLE_READS: u64 = 2000;
 
-/// Moves of the single-move measurement (back and forth; the median is reported).
-const SINGLE_MOVE_ROUNDS: usize = 5;
+/// Moves of the single-move measurement (back and forth; the median is reported). Either
+/// side of one round (`cp` + `sync`, or the move) sometimes takes twice its usual time on this
+/// machine's disk; nine rounds keep one such round from deciding the median.
+const SINGLE_MOVE_ROUNDS: usize = 9;
 
 /// How long the writer and the reader run before the rebalance starts: one full compaction
 /// cycle (10 s), since read latency under a writer of small INSERTs climbs as small files pile
@@ -89,25 +93,54 @@ async fn scalar_i64(client: &tokio_postgres::Client, sql: &str) -> Result<i64, S
         .unwrap_or(0))
 }
 
-async fn scrape_fence(metrics: &str) -> Result<(f64, f64, u64), ServerError> {
-    let mut s = tokio::net::TcpStream::connect(metrics).await?;
+/// The coordinator's `/metrics` text.
+async fn scrape(metrics: &str) -> Result<String, ServerError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(metrics).await?;
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         .await?;
     let mut body = String::new();
     s.read_to_string(&mut body).await?;
-    let value = |key: &str| {
-        body.lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    Ok(body)
+}
+
+/// The value of the sample whose line starts with `key` (0 if absent).
+fn sample(body: &str, key: &str) -> f64 {
+    body.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
+/// Write-fence p50, p99 (ms) and count of the moves so far.
+async fn scrape_fence(metrics: &str) -> Result<(f64, f64, u64), ServerError> {
+    let body = scrape(metrics).await?;
     Ok((
-        value("shoal_move_write_fence_milliseconds{quantile=\"0.5\"}"),
-        value("shoal_move_write_fence_milliseconds{quantile=\"0.99\"}"),
-        value("shoal_move_write_fence_milliseconds_count") as u64,
+        sample(
+            &body,
+            "shoal_move_write_fence_milliseconds{quantile=\"0.5\"}",
+        ),
+        sample(
+            &body,
+            "shoal_move_write_fence_milliseconds{quantile=\"0.99\"}",
+        ),
+        sample(&body, "shoal_move_write_fence_milliseconds_count") as u64,
     ))
+}
+
+/// Waits until no deferred delete is pending (`shoal_cleanup_pending`), so that the deletes a
+/// load's compaction or the moves before leave behind (unlinking hundreds of MB) do not run
+/// under the next measurement: before this, they sometimes fell into the idle reads.
+async fn wait_for_cleanup(metrics: &str) -> Result<(), ServerError> {
+    let since = Instant::now();
+    while sample(&scrape(metrics).await?, "shoal_cleanup_pending ") > 0.0 {
+        if since.elapsed() > Duration::from_secs(120) {
+            return Err(err("deferred deletes still pending after 120 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
 }
 
 /// Plans 100,000 shard groups on 100 nodes (99 full, one new) and returns the best of 3.
@@ -247,6 +280,8 @@ pub async fn run(
         load_start.elapsed()
     );
 
+    wait_for_cleanup(&metrics).await?;
+
     // 1. One shard: `cp` between the two data directories, then a move; back and forth
     //    SINGLE_MOVE_ROUNDS times after a warm-up move, medians reported (`cp` + `sync` of
     //    ~100 MB alone varies 2x from run to run here).
@@ -279,9 +314,10 @@ pub async fn run(
     let mbps = |b: u64, s: f64| b as f64 / 1e6 / s.max(1e-9);
     let (mut cp_rates, mut move_rates) = (Vec::new(), Vec::new());
     let mut shard_bytes = 0;
-    // The first move is not counted: the loaded shard's directory still holds the files that
-    // compaction merged away (deleted later by the cleanup loop), which `cp -r` would copy too.
-    // From the second move on the directory holds exactly the shard's live files.
+    // The first round is a warm-up, not counted (the worker's first raw connections, the
+    // target's first staging directories). The deferred deletes of the files compaction merged
+    // away are done (waited for above), so the directory `cp -r` copies holds exactly the
+    // shard's live files.
     for round in 0..=SINGLE_MOVE_ROUNDS {
         let src_dir = workers[holder]
             .1
@@ -330,6 +366,7 @@ pub async fn run(
     let move_mbps = percentile(&mut move_rates, 0.5);
 
     // 2. Read latency while idle.
+    wait_for_cleanup(&metrics).await?;
     let reader_client = connect(cport, "shoal").await?;
     let point = reader_client
         .prepare("SELECT count(*) FROM blobs WHERE id = $1")
