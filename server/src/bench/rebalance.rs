@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,10 +36,22 @@ const IDLE_READS: u64 = 2000;
 /// machine's disk; nine rounds keep one such round from deciding the median.
 const SINGLE_MOVE_ROUNDS: usize = 9;
 
-/// How long the writer and the reader run before the rebalance starts: one full compaction
-/// cycle (10 s), since read latency under a writer of small INSERTs climbs as small files pile
-/// up between two compactions and drops after each.
-const STEADY_PHASE: Duration = Duration::from_secs(10);
+/// How long the writer runs before reads are recorded: from a freshly compacted table, small
+/// files first pile up for ~15 s (128 files to 4,500 here) before compaction (every 10 s)
+/// catches up; after that their number goes up and down between about 1,300 and 5,000.
+const WRITER_WARM_UP: Duration = Duration::from_secs(10);
+
+/// How long the writer and the reader run, recorded, before the rebalance starts: three
+/// compaction cycles. Read latency under a writer of small INSERTs climbs as small files pile
+/// up between two compactions and has its slowest reads while a compaction round merges them,
+/// so the reads "without a rebalance" must see rounds as often as the reads during it (~11 s):
+/// with one 10-s window they sometimes saw none, and the rebalance's window one.
+const STEADY_PHASE: Duration = Duration::from_secs(30);
+
+/// Phases of the reader during the rebalance measurement.
+const WARMING_UP: u8 = 0;
+const STEADY: u8 = 1;
+const REBALANCING: u8 = 2;
 
 fn rows_text(start: u64, n: u64) -> String {
     let mut s = String::with_capacity(n as usize * (PAYLOAD_HEX + 16));
@@ -399,7 +411,7 @@ pub async fn run(
     // Reads before the rebalance starts, with the writer already running: what the rebalance
     // itself adds to read latency, apart from the writer's share.
     let steady = Arc::new(Mutex::new(Vec::<f64>::new()));
-    let rebalancing = Arc::new(AtomicBool::new(false));
+    let phase = Arc::new(AtomicU8::new(if with_writer { WARMING_UP } else { STEADY }));
     let writer = {
         let (stop, errors, writes) = (
             Arc::clone(&stop),
@@ -428,17 +440,17 @@ pub async fn run(
         })
     };
     let reader = {
-        let (stop, busy, steady, rebalancing) = (
+        let (stop, busy, steady, phase) = (
             Arc::clone(&stop),
             Arc::clone(&busy),
             Arc::clone(&steady),
-            Arc::clone(&rebalancing),
+            Arc::clone(&phase),
         );
         tokio::spawn(async move {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let id = (i * 7919) % rows + 1;
-                let during = rebalancing.load(Ordering::Relaxed);
+                let during = phase.load(Ordering::Relaxed);
                 let t = Instant::now();
                 if reader_client
                     .query_one(&point, &[&(id as i64)])
@@ -446,20 +458,29 @@ pub async fn run(
                     .is_ok()
                 {
                     let ms = t.elapsed().as_secs_f64() * 1000.0;
-                    if during {
+                    if during == REBALANCING {
                         if let Ok(mut v) = busy.lock() {
                             v.push((t.duration_since(origin).as_secs_f64() * 1000.0, ms));
                         }
-                    } else if let Ok(mut v) = steady.lock() {
-                        v.push(ms);
+                    } else if during == STEADY {
+                        if let Ok(mut v) = steady.lock() {
+                            v.push(ms);
+                        }
                     }
                 }
                 i += 1;
             }
         })
     };
+    let table_files = "SELECT sum(file_count) FROM shoal.shards WHERE table_name = 'blobs'";
+    if with_writer {
+        tokio::time::sleep(WRITER_WARM_UP).await;
+        phase.store(STEADY, Ordering::Relaxed);
+    }
+    let files_at_steady = scalar_i64(&client, table_files).await?;
     tokio::time::sleep(STEADY_PHASE).await;
-    rebalancing.store(true, Ordering::Relaxed);
+    let files_at_rebalance = scalar_i64(&client, table_files).await?;
+    phase.store(REBALANCING, Ordering::Relaxed);
     let t = Instant::now();
     let rebalance_from_ms = t.duration_since(origin).as_secs_f64() * 1000.0;
     let wall_clock_start = chrono::Utc::now().format("%H:%M:%S%.3f");
@@ -473,6 +494,7 @@ pub async fn run(
         .await
         .map_err(err)?;
     let rebalance_secs = t.elapsed().as_secs_f64();
+    let files_at_end = scalar_i64(&client, table_files).await?;
     stop.store(true, Ordering::Relaxed);
     let _ = writer.await;
     let _ = reader.await;
@@ -492,6 +514,9 @@ pub async fn run(
     let mut slowest = busy.lock().map(|v| v.clone()).unwrap_or_default();
     slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
     let mut during: Vec<f64> = slowest.iter().map(|&(_, ms)| ms).collect();
+    eprintln!(
+        "files of the table: {files_at_steady} when reads without a rebalance began, {files_at_rebalance} when the rebalance began, {files_at_end} when it ended"
+    );
     eprintln!("rebalance started at {wall_clock_start} (UTC); slowest reads during it:");
     for (at, ms) in slowest.iter().take(5) {
         eprintln!("  +{:.0} ms: {ms:.1} ms", at - rebalance_from_ms);
