@@ -38,33 +38,31 @@ pub fn render(cluster: &Cluster) -> String {
         }
         Err(e) => warn!(error = %e, "metrics: nodes unavailable"),
     }
-    if let Ok(tasks) = cluster.catalog().tasks(None) {
-        let count = |s: &str| tasks.iter().filter(|t| t.state == s).count().to_string();
-        gauge(
-            "shoal_move_tasks_running",
-            "Move tasks running now.",
-            count("running"),
-        );
-        gauge(
-            "shoal_move_tasks_done",
-            "Move tasks finished successfully.",
-            count("done"),
-        );
-        gauge(
-            "shoal_move_tasks_failed",
-            "Move tasks that gave up.",
-            count("error"),
-        );
-        let moved: u64 = tasks
-            .iter()
-            .filter(|t| t.state == "done")
-            .map(|t| t.bytes_total)
-            .sum();
-        gauge(
-            "shoal_move_bytes_done",
-            "Bytes of finished moves.",
-            moved.to_string(),
-        );
+    match cluster.catalog().task_totals() {
+        Ok(totals) => {
+            let total = |state: &str| totals.get(state).copied().unwrap_or((0, 0));
+            gauge(
+                "shoal_move_tasks_running",
+                "Move tasks running now.",
+                total("running").0.to_string(),
+            );
+            gauge(
+                "shoal_move_tasks_done",
+                "Move tasks finished successfully.",
+                total("done").0.to_string(),
+            );
+            gauge(
+                "shoal_move_tasks_failed",
+                "Move tasks that gave up.",
+                total("error").0.to_string(),
+            );
+            gauge(
+                "shoal_move_bytes_done",
+                "Bytes of finished moves.",
+                total("done").1.to_string(),
+            );
+        }
+        Err(e) => warn!(error = %e, "metrics: tasks unavailable"),
     }
     match cluster.catalog().pending_cleanup_count() {
         Ok(n) => gauge(

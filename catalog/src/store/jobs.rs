@@ -2,6 +2,8 @@
 //! shard group's files, the target's on-failure cleanup record, and the switch — the one
 //! transaction that hands a shard group from its source to its target.
 
+use std::collections::HashMap;
+
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 
 use super::{cleanup_from_row, insert_file, now_ms, Catalog};
@@ -74,7 +76,7 @@ fn active_job_tx(tx: &Transaction<'_>, types: &[&str]) -> Result<Option<Job>> {
 
 /// Recomputes a job's state from its tasks, in Citus's order (`UpdateBackgroundJob`).
 fn refresh_job_state(tx: &Transaction<'_>, job_id: i64) -> Result<()> {
-    let mut counts = std::collections::HashMap::<String, i64>::new();
+    let mut counts = HashMap::<String, i64>::new();
     {
         let mut stmt =
             tx.prepare("SELECT state, count(*) FROM tasks WHERE job_id = ?1 GROUP BY state")?;
@@ -264,6 +266,23 @@ impl Catalog {
                  ORDER BY task_id"
             ))?;
             let rows = stmt.query_map([now_ms()], task_from_row)?;
+            Ok(rows.collect::<std::result::Result<_, _>>()?)
+        })
+    }
+
+    /// Tasks by state, with the sum of their `bytes_total`, in one pass over the table (for
+    /// `/metrics`, which must not read every task a cluster keeps as history on each scrape).
+    pub fn task_totals(&self) -> Result<HashMap<String, (u64, u64)>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT state, count(*), coalesce(sum(bytes_total), 0) FROM tasks GROUP BY state",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    (r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64),
+                ))
+            })?;
             Ok(rows.collect::<std::result::Result<_, _>>()?)
         })
     }

@@ -165,6 +165,11 @@ fn a_failed_task_unschedules_its_dependents_and_the_job_is_failing_then_failed()
     c.end_task(tasks[3].task_id, "done", "").unwrap();
     assert_eq!(c.job(id).unwrap().state, "failed");
     assert!(unfinished(&c).is_empty());
+    let totals = c.task_totals().unwrap();
+    assert_eq!(totals.len(), 3, "{totals:?}");
+    assert_eq!(totals["error"], (1, 200));
+    assert_eq!(totals["unscheduled"], (2, 400));
+    assert_eq!(totals["done"], (1, 200));
 }
 
 #[test]
