@@ -820,7 +820,7 @@ async fn metrics_report_moves_fences_and_pending_deletes() {
     assert_eq!(shard_dirs(&cluster), 0, "deleted once the worker is back");
 }
 
-/// While one shard group of a table moves (for many seconds here: 5 KB/s), compaction keeps
+/// While one shard group of a table moves (for many seconds here: 3 KB/s), compaction keeps
 /// merging the small files of the table's other shards, and leaves the moving one alone until
 /// its move ends; every row is there afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -840,7 +840,7 @@ async fn compaction_continues_beside_a_move() {
     .await;
     exec(
         &client,
-        "SELECT set_cluster_setting('rebalance.max_bandwidth_mb', '0.005')",
+        "SELECT set_cluster_setting('rebalance.max_bandwidth_mb', '0.003')",
     )
     .await;
     let shards = lines(
