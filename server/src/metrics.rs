@@ -41,26 +41,30 @@ pub fn render(cluster: &Cluster) -> String {
     match cluster.catalog().task_totals() {
         Ok(totals) => {
             let total = |state: &str| totals.get(state).copied().unwrap_or((0, 0));
-            gauge(
-                "shoal_move_tasks_running",
-                "Move tasks running now.",
-                total("running").0.to_string(),
-            );
-            gauge(
-                "shoal_move_tasks_done",
-                "Move tasks finished successfully.",
-                total("done").0.to_string(),
-            );
-            gauge(
-                "shoal_move_tasks_failed",
-                "Move tasks that gave up.",
-                total("error").0.to_string(),
-            );
-            gauge(
-                "shoal_move_bytes_done",
-                "Bytes of finished moves.",
-                total("done").1.to_string(),
-            );
+            for (name, help, value) in [
+                (
+                    "shoal_move_tasks_running",
+                    "Move tasks running now.",
+                    total("running").0,
+                ),
+                (
+                    "shoal_move_tasks_done",
+                    "Move tasks finished successfully.",
+                    total("done").0,
+                ),
+                (
+                    "shoal_move_tasks_failed",
+                    "Move tasks that gave up.",
+                    total("error").0,
+                ),
+                (
+                    "shoal_move_bytes_done",
+                    "Bytes of finished moves.",
+                    total("done").1,
+                ),
+            ] {
+                gauge(name, help, value.to_string());
+            }
         }
         Err(e) => warn!(error = %e, "metrics: tasks unavailable"),
     }

@@ -629,6 +629,24 @@ fn blob_rows(first: u64, n: u64) -> String {
     rows.join(",")
 }
 
+/// `blobs (id bigint, payload text)` distributed over `shards` shards, with rows 1..=`rows`
+/// of [`blob_rows`] in one INSERT.
+async fn create_blobs(client: &Client, shards: u32, rows: u64) {
+    exec(
+        client,
+        &format!(
+            "CREATE TABLE blobs (id bigint, payload text);
+             SELECT create_distributed_table('blobs', 'id', shard_count => {shards});"
+        ),
+    )
+    .await;
+    exec(
+        client,
+        &format!("INSERT INTO blobs VALUES {}", blob_rows(1, rows)),
+    )
+    .await;
+}
+
 /// Seconds a synchronous `move_shard` of `shard` to 127.0.0.1:`port` takes.
 async fn timed_move_shard(client: &Client, shard: &str, port: u16) -> f64 {
     let t = Instant::now();
@@ -646,17 +664,7 @@ async fn timed_move_shard(client: &Client, shard: &str, port: u16) -> f64 {
 async fn moves_yield_bandwidth_while_statements_run() {
     let cluster = Cluster::start_with(2, 0).await;
     let client = cluster.client().await;
-    exec(
-        &client,
-        "CREATE TABLE blobs (id bigint, payload text);
-         SELECT create_distributed_table('blobs', 'id', shard_count => 1);",
-    )
-    .await;
-    exec(
-        &client,
-        &format!("INSERT INTO blobs VALUES {}", blob_rows(1, 1500)),
-    )
-    .await;
+    create_blobs(&client, 1, 1500).await;
     exec(
         &client,
         "SELECT set_cluster_setting('rebalance.yield_bandwidth_mb', '0.02')",
@@ -827,17 +835,7 @@ async fn metrics_report_moves_fences_and_pending_deletes() {
 async fn compaction_continues_beside_a_move() {
     let cluster = Cluster::start_with(2, 0).await;
     let client = cluster.client().await;
-    exec(
-        &client,
-        "CREATE TABLE blobs (id bigint, payload text);
-         SELECT create_distributed_table('blobs', 'id', shard_count => 2);",
-    )
-    .await;
-    exec(
-        &client,
-        &format!("INSERT INTO blobs VALUES {}", blob_rows(1, 1000)),
-    )
-    .await;
+    create_blobs(&client, 2, 1000).await;
     exec(
         &client,
         "SELECT set_cluster_setting('rebalance.max_bandwidth_mb', '0.003')",

@@ -289,23 +289,22 @@ impl Catalog {
 
     /// Tasks that are not finished: blocked, runnable, running or cancelling.
     pub fn unfinished_tasks(&self) -> Result<Vec<Task>> {
-        self.read(|tx| {
-            let mut stmt = tx.prepare(&format!(
-                "SELECT {TASK_COLUMNS} FROM tasks
-                 WHERE state IN ('blocked', 'runnable', 'running', 'cancelling') ORDER BY task_id"
-            ))?;
-            let rows = stmt.query_map([], task_from_row)?;
-            Ok(rows.collect::<std::result::Result<_, _>>()?)
-        })
+        self.tasks_in_states(&["blocked", "runnable", "running", "cancelling"])
     }
 
     /// Tasks a coordinator was running (or cancelling) when it stopped.
     pub fn unfinished_running_tasks(&self) -> Result<Vec<Task>> {
+        self.tasks_in_states(&["running", "cancelling"])
+    }
+
+    /// Tasks in any of `states`, by id (through the `tasks_by_state` index).
+    fn tasks_in_states(&self, states: &[&str]) -> Result<Vec<Task>> {
         self.read(|tx| {
             let mut stmt = tx.prepare(&format!(
-                "SELECT {TASK_COLUMNS} FROM tasks WHERE state IN ('running', 'cancelling') ORDER BY task_id"
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE state IN ({}) ORDER BY task_id",
+                placeholders(states.len())
             ))?;
-            let rows = stmt.query_map([], task_from_row)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(states), task_from_row)?;
             Ok(rows.collect::<std::result::Result<_, _>>()?)
         })
     }

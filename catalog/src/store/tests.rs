@@ -453,47 +453,35 @@ fn progress_commits_are_visible_and_leave_later_commits_synced() {
             .pragma_query_value(None, "synchronous", |r| r.get(0))
             .unwrap()
     };
-    assert_eq!(synchronous(&c), 2, "FULL by default");
-    c.write_progress(|tx| {
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('deferred', 'yes')",
-            [],
-        )?;
-        Ok(())
-    })
-    .unwrap();
-    let value: String = c
-        .read(|tx| {
+    // A progress write of a meta row, and the row as read back.
+    let put = |c: &Catalog, value: &str| {
+        c.write_progress(|tx| {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('deferred', ?1)",
+                [value],
+            )?;
+            Ok(())
+        })
+    };
+    let get = |c: &Catalog| -> String {
+        c.read(|tx| {
             Ok(
                 tx.query_row("SELECT value FROM meta WHERE key = 'deferred'", [], |r| {
                     r.get(0)
                 })?,
             )
         })
-        .unwrap();
-    assert_eq!(value, "yes");
+        .unwrap()
+    };
+    assert_eq!(synchronous(&c), 2, "FULL by default");
+    put(&c, "yes").unwrap();
+    assert_eq!(get(&c), "yes");
     assert_eq!(synchronous(&c), 2, "back to FULL after a deferred commit");
     // Also after one that fails (and rolls back).
-    let failed = c.write_progress(|tx| {
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('deferred', 'again')",
-            [],
-        )?;
-        Ok(())
-    });
-    assert!(failed.is_err(), "duplicate key");
+    assert!(put(&c, "again").is_err(), "duplicate key");
     assert_eq!(synchronous(&c), 2, "back to FULL after a failed one");
     // And it survives a reopen (the process went away, not the machine).
     drop(c);
     let c = Catalog::open(&dir.path().join("catalog.db")).unwrap();
-    let value: String = c
-        .read(|tx| {
-            Ok(
-                tx.query_row("SELECT value FROM meta WHERE key = 'deferred'", [], |r| {
-                    r.get(0)
-                })?,
-            )
-        })
-        .unwrap();
-    assert_eq!(value, "yes");
+    assert_eq!(get(&c), "yes");
 }
