@@ -27,4 +27,4 @@ pub use model::{
     Task,
 };
 pub use sql_type::SqlType;
-pub use store::{Catalog, SETTINGS_DEFAULTS};
+pub use store::{Catalog, SettingKind, SETTINGS_DEFAULTS};

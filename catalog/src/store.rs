@@ -57,6 +57,74 @@ pub const SETTINGS_DEFAULTS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// What values a cluster setting takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingKind {
+    /// `on`/`off` (also `true`/`false`, `yes`/`no`, `1`/`0`).
+    Bool,
+    /// A rate in MB/s above zero, or `unlimited`.
+    RateOrUnlimited,
+    /// A whole number at least 1.
+    Positive,
+    /// A whole number at least 0.
+    NonNegative,
+}
+
+impl SettingKind {
+    pub fn of(name: &str) -> Option<SettingKind> {
+        Some(match name {
+            "auto_rebalance" => SettingKind::Bool,
+            "rebalance.max_bandwidth_mb" | "rebalance.yield_bandwidth_mb" => {
+                SettingKind::RateOrUnlimited
+            }
+            "rebalance.max_concurrent_moves"
+            | "rebalance.max_moves_per_node"
+            | "rebalance.write_fence_timeout_ms" => SettingKind::Positive,
+            "rebalance.task_retries" | "rebalance.retry_backoff_ms" => SettingKind::NonNegative,
+            _ => return None,
+        })
+    }
+
+    fn expected(self) -> &'static str {
+        match self {
+            SettingKind::Bool => "on or off",
+            SettingKind::RateOrUnlimited => "a number of MB/s above 0, or unlimited",
+            SettingKind::Positive => "a whole number of at least 1",
+            SettingKind::NonNegative => "a whole number of at least 0",
+        }
+    }
+
+    /// The value in its stored spelling, or `None` if it is not one of this kind's values.
+    pub fn canonical(self, value: &str) -> Option<String> {
+        let v = value.trim();
+        // Whole numbers up to a day in ms or a million moves: anything larger is a typo.
+        let whole = |min: u64| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| *n >= min && *n <= 1_000_000_000)
+                .map(|n| n.to_string())
+        };
+        match self {
+            SettingKind::Bool => match v.to_ascii_lowercase().as_str() {
+                "on" | "true" | "yes" | "1" => Some("on".into()),
+                "off" | "false" | "no" | "0" => Some("off".into()),
+                _ => None,
+            },
+            SettingKind::RateOrUnlimited => {
+                if v.eq_ignore_ascii_case("unlimited") {
+                    return Some("unlimited".into());
+                }
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|r| r.is_finite() && *r > 0.0 && *r <= 1e9)
+                    .map(|r| r.to_string())
+            }
+            SettingKind::Positive => whole(1),
+            SettingKind::NonNegative => whole(0),
+        }
+    }
+}
+
 /// The catalog. Cheap to share behind an `Arc`. Writes are serialised on one connection, which
 /// is what SQLite does anyway for writers; reads use connections of their own (WAL mode lets
 /// them run beside a write), so a query's planning never waits for a commit's fsync — which,
@@ -856,12 +924,18 @@ impl Catalog {
             })
     }
 
+    /// Stores a setting after checking its value against the setting's kind (stored in its
+    /// canonical spelling), so that every later read of it parses.
     pub fn set_setting(&self, name: &str, value: &str) -> Result<()> {
-        if !SETTINGS_DEFAULTS.iter().any(|(n, _, _)| *n == name) {
-            return Err(CatalogError::Invalid {
-                message: format!("unrecognized cluster setting \"{name}\""),
-            });
-        }
+        let kind = SettingKind::of(name).ok_or_else(|| CatalogError::Invalid {
+            message: format!("unrecognized cluster setting \"{name}\""),
+        })?;
+        let value = kind.canonical(value).ok_or_else(|| CatalogError::Invalid {
+            message: format!(
+                "invalid value for cluster setting \"{name}\": \"{value}\" (expected {})",
+                kind.expected()
+            ),
+        })?;
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",

@@ -92,7 +92,7 @@ pub struct SecurityArgs {
     #[arg(long, env = "SHOAL_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     /// Shared secret carried by every coordinator↔worker call.
-    #[arg(long, env = "SHOAL_CLUSTER_TOKEN")]
+    #[arg(long, env = "SHOAL_CLUSTER_TOKEN", value_parser = cluster_token)]
     cluster_token: Option<String>,
     /// Allow password-less logins on a non-loopback address.
     #[arg(long, env = "SHOAL_INSECURE")]
@@ -145,7 +145,7 @@ pub struct WorkerArgs {
 pub struct HealthcheckArgs {
     #[arg(long, env = "SHOAL_TARGET", default_value = "127.0.0.1:5432")]
     target: String,
-    #[arg(long, env = "SHOAL_CLUSTER_TOKEN")]
+    #[arg(long, env = "SHOAL_CLUSTER_TOKEN", value_parser = cluster_token)]
     cluster_token: Option<String>,
 }
 
@@ -161,11 +161,17 @@ fn init_logging(level: &str, format: LogFormat) {
     };
 }
 
+const THREAD_STACK_BYTES: usize = 256 << 20;
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_level, cli.log_format);
+    // Planning, optimising and evaluating a statement recurse once per level of nesting; the
+    // parser refuses statements deeper than `MAX_EXPRESSION_DEPTH` (54001), and these stacks
+    // are large enough for that depth (reserved address space; pages are used as touched).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(THREAD_STACK_BYTES)
         .build()
     {
         Ok(r) => r,
@@ -221,6 +227,15 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// An empty token would count as "a token is set" for the non-loopback check while a worker
+/// then accepts `Bearer ` with nothing after it: refuse it at start-up.
+fn cluster_token(value: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        return Err("the cluster token must not be empty".into());
+    }
+    Ok(value.to_string())
 }
 
 fn read_passwords(path: &Option<PathBuf>) -> Result<Option<Passwords>, ServerError> {

@@ -196,6 +196,70 @@ impl CsvNullMarker {
     }
 }
 
+/// How the input ended, for what arrow-csv's decoder cannot say: whether the last line lacks
+/// its newline (the decoder keeps such a record pending forever; PostgreSQL stores it) and
+/// whether a CSV quoted field is still open (PostgreSQL fails the COPY).
+struct InputEnd {
+    quote: Option<u8>,
+    escape: u8,
+    in_quotes: bool,
+    skip_next: bool,
+    last: Option<u8>,
+    /// Newline-terminated lines seen so far, for the error's line number.
+    lines: usize,
+}
+
+impl InputEnd {
+    fn new(o: &CopyOptions) -> Self {
+        InputEnd {
+            quote: o.csv.then_some(o.quote),
+            escape: o.escape.unwrap_or(o.quote),
+            in_quotes: false,
+            skip_next: false,
+            last: None,
+            lines: 0,
+        }
+    }
+
+    fn observe(&mut self, input: &[u8]) {
+        let Some(quote) = self.quote else {
+            self.lines += input.iter().filter(|b| **b == b'\n').count();
+            self.last = input.last().copied().or(self.last);
+            return;
+        };
+        for &b in input {
+            if self.in_quotes {
+                if self.skip_next {
+                    self.skip_next = false;
+                } else if self.escape != quote && b == self.escape {
+                    self.skip_next = true;
+                } else if b == quote {
+                    self.in_quotes = false;
+                }
+            } else if b == quote {
+                self.in_quotes = true;
+            } else if b == b'\n' {
+                self.lines += 1;
+            }
+            self.last = Some(b);
+        }
+    }
+
+    /// At the end of input: an error for an open quoted field, else whether a newline must
+    /// be fed to finish the last line.
+    fn finish(&self, table: &str) -> Result<bool, ClusterError> {
+        if self.in_quotes {
+            return Err(ClusterError::BadCopyData {
+                message: format!(
+                    "COPY {table}: unterminated CSV quoted field at line {}",
+                    self.lines + 1
+                ),
+            });
+        }
+        Ok(self.last.is_some_and(|b| b != b'\n' && b != b'\r'))
+    }
+}
+
 /// The COPY FROM in progress on one connection.
 struct ActiveCopy {
     table: String,
@@ -355,6 +419,9 @@ fn parse_stream(
         /// Lines before the current batch (header included), for error messages.
         lines_before: usize,
         marker: Option<CsvNullMarker>,
+        end: InputEnd,
+        /// The newline that finishes a last line without one has been fed.
+        end_fed: bool,
     }
     let header_lines = usize::from(options.header);
     let state = State {
@@ -364,6 +431,8 @@ fn parse_stream(
         done: false,
         lines_before: header_lines,
         marker: marker.take(),
+        end: InputEnd::new(&options),
+        end_fed: false,
     };
     let stream = futures::stream::try_unfold(state, move |mut st| {
         let input_schema = Arc::clone(&input_schema);
@@ -389,6 +458,7 @@ fn parse_stream(
                 if st.pending.is_empty() {
                     match st.rx.recv().await {
                         Some(chunk) => {
+                            st.end.observe(&chunk);
                             st.pending = match st.marker.as_mut() {
                                 Some(m) => m.process(&chunk),
                                 None => chunk,
@@ -396,6 +466,10 @@ fn parse_stream(
                         }
                         None if st.marker.as_mut().and_then(|m| m.finish()).is_some() => {
                             st.pending = Bytes::from_static(&[NULL_MARK]);
+                        }
+                        None if !st.end_fed && st.end.finish(&table)? => {
+                            st.end_fed = true;
+                            st.pending = Bytes::from_static(b"\n");
                         }
                         None => {
                             st.done = true;

@@ -2,6 +2,8 @@
 //! or HINT where one helps.
 
 use datafusion::error::DataFusionError;
+use datafusion::sql::sqlparser::parser::ParserError;
+use datafusion_postgres::datafusion_pg_catalog::sql::TOO_DEEP_MESSAGE;
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError};
 use shoal_catalog::CatalogError;
 use shoal_shard_store::ShardStoreError;
@@ -270,6 +272,25 @@ fn known_code(code: &str) -> &'static str {
 }
 
 /// Rewrites any error on its way to the client (`ErrorHandler`).
+/// A statement nested too deep for the recursive passes after parsing is refused as
+/// PostgreSQL refuses one too deep for its stack; any other parse failure is a syntax error.
+fn from_parser(e: &ParserError) -> PgError {
+    let too_deep = match e {
+        ParserError::RecursionLimitExceeded => true,
+        ParserError::ParserError(m) => m.starts_with(TOO_DEEP_MESSAGE),
+        ParserError::TokenizerError(_) => false,
+    };
+    if too_deep {
+        PgError::new("54001", format!("stack depth limit exceeded: {e}")).with_hint(Some(
+            "Rewrite the statement with less nesting: a long OR chain of equalities as \
+             `col IN (...)`, a long sum as a query over rows."
+                .into(),
+        ))
+    } else {
+        PgError::new("42601", e.to_string())
+    }
+}
+
 pub fn rewrite(error: &mut PgWireError) {
     let mapped = match error {
         PgWireError::ApiError(inner) => {
@@ -277,6 +298,8 @@ pub fn rewrite(error: &mut PgWireError) {
                 Some(from_datafusion(d))
             } else if let Some(c) = inner.downcast_ref::<ClusterError>() {
                 Some(from_cluster(c))
+            } else if let Some(p) = inner.downcast_ref::<ParserError>() {
+                Some(from_parser(p))
             } else {
                 let m = inner.to_string();
                 Some(

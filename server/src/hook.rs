@@ -115,6 +115,14 @@ fn table_columns(ct: &sql::CreateTable) -> Result<(Vec<ColumnDef>, bool), PgErro
         .iter()
         .map(column_def)
         .collect::<Result<_, _>>()?;
+    for (i, c) in columns.iter().enumerate() {
+        if columns[..i].iter().any(|d| d.name == c.name) {
+            return Err(PgError::new(
+                "42701",
+                format!("column \"{}\" specified more than once", c.name),
+            ));
+        }
+    }
     let mut declares_key = ct.columns.iter().any(|c| {
         c.options.iter().any(|o| {
             matches!(

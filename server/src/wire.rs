@@ -45,6 +45,12 @@ impl Passwords {
             let (u, p) = line
                 .split_once(':')
                 .ok_or_else(|| format!("line {}: expected user:password", i + 1))?;
+            if u.is_empty() || p.is_empty() {
+                return Err(format!(
+                    "line {}: empty user or password (an empty password would let anyone log in)",
+                    i + 1
+                ));
+            }
             m.insert(u.to_string(), p.to_string());
         }
         if m.is_empty() {

@@ -1241,6 +1241,21 @@ pub async fn scalar(client: &Client, sql: &str) -> String {
     rows.into_iter().next().unwrap_or_default()
 }
 
+/// `COPY ... FROM STDIN` of `data`, sent in 64 KB CopyData messages; the server's row count.
+pub async fn copy_in(
+    client: &Client,
+    sql: &str,
+    data: Vec<u8>,
+) -> Result<u64, tokio_postgres::Error> {
+    use futures::SinkExt;
+    let sink = client.copy_in(sql).await?;
+    let mut sink = Box::pin(sink);
+    for chunk in data.chunks(64 * 1024) {
+        sink.send(bytes::Bytes::copy_from_slice(chunk)).await?;
+    }
+    sink.as_mut().finish().await
+}
+
 /// Execute statements through the simple protocol (panics on failure).
 pub async fn exec(client: &Client, sql: &str) {
     if let Err(e) = client.simple_query(sql).await {

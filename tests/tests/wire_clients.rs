@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use chrono::{NaiveDate, NaiveDateTime};
-use futures::SinkExt;
 use shoal_e2e::{
-    connect, err_text, exec, lines, python_with_psycopg, require_tool, run_with_timeout, scalar,
-    sqlstate, stderr_of, stdout_of, within, write_file, Cluster, PgNumeric, PgServer, PsqlTarget,
+    connect, copy_in, err_text, exec, lines, python_with_psycopg, require_tool, run_with_timeout,
+    scalar, sqlstate, stderr_of, stdout_of, within, write_file, Cluster, PgNumeric, PgServer,
+    PsqlTarget,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
@@ -83,15 +82,6 @@ fn col<T>(r: Result<T, tokio_postgres::Error>) -> T {
 
 /// Stream `data` through `COPY ... FROM STDIN`; returns the rows reported or the error (from
 /// sending or from finishing).
-async fn copy_in(client: &Client, sql: &str, data: Vec<u8>) -> Result<u64, tokio_postgres::Error> {
-    let sink = client.copy_in(sql).await?;
-    let mut sink = Box::pin(sink);
-    for chunk in data.chunks(64 * 1024) {
-        sink.send(Bytes::copy_from_slice(chunk)).await?;
-    }
-    sink.as_mut().finish().await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_postgres_simple_extended_and_binary() {
     let cluster = Cluster::start(2).await;

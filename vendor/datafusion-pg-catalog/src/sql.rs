@@ -1,5 +1,5 @@
 mod parser;
-pub use parser::PostgresCompatibilityParser;
+pub use parser::{PostgresCompatibilityParser, MAX_EXPRESSION_DEPTH, TOO_DEEP_MESSAGE};
 pub mod rules;
 
 use datafusion::sql::sqlparser::ast::DataType as SQLDataType;

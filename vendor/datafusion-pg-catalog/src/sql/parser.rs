@@ -461,6 +461,12 @@ impl PostgresCompatibilityParser {
     pub fn parse(&self, input: &str) -> Result<Vec<Statement>, ParserError> {
         let tokens = self.maybe_replace_tokens(input)?;
         let statements = self.parse_tokens(tokens)?;
+        // Everything after parsing (these rewrites, planning, optimising, evaluating) walks the
+        // tree recursively; a left-deep `1+1+...` or `a = 1 OR a = 2 ...` parses in a loop, so
+        // its depth is bounded here, before any recursive pass can run out of stack.
+        for s in &statements {
+            check_depth(s)?;
+        }
 
         let statements: Vec<_> = statements.into_iter().map(|s| self.rewrite(s)).collect();
         Ok(statements)
@@ -472,6 +478,57 @@ impl PostgresCompatibilityParser {
         }
 
         s
+    }
+}
+
+/// The deepest nesting of expressions and subqueries a statement may have. Each level costs
+/// the recursive passes after parsing a few KB of stack at most; the server's threads have
+/// room for this many (see `server/src/cli.rs`).
+pub const MAX_EXPRESSION_DEPTH: usize = 2_000;
+
+/// The error for a statement nested deeper than [`MAX_EXPRESSION_DEPTH`]; the server answers
+/// it with SQLSTATE 54001, as PostgreSQL answers a statement too deep for its stack.
+pub const TOO_DEEP_MESSAGE: &str = "statement too complex: expressions nested deeper than";
+
+fn check_depth(statement: &Statement) -> Result<(), ParserError> {
+    use datafusion::sql::sqlparser::ast::{Expr, Query, Visit, Visitor};
+    use std::ops::ControlFlow;
+
+    /// Counts the current nesting; stops the walk (so its own recursion stays bounded) as soon
+    /// as the limit is passed.
+    struct Depth(usize);
+    impl Depth {
+        fn enter(&mut self) -> ControlFlow<()> {
+            self.0 += 1;
+            if self.0 > MAX_EXPRESSION_DEPTH {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        }
+    }
+    impl Visitor for Depth {
+        type Break = ();
+        fn pre_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
+            self.enter()
+        }
+        fn post_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
+            self.0 -= 1;
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.enter()
+        }
+        fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.0 -= 1;
+            ControlFlow::Continue(())
+        }
+    }
+    match statement.visit(&mut Depth(0)) {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(()) => Err(ParserError::ParserError(format!(
+            "{TOO_DEEP_MESSAGE} {MAX_EXPRESSION_DEPTH} levels"
+        ))),
     }
 }
 

@@ -1,0 +1,310 @@
+//! Hostile and unlucky input: statements nested too deep for a stack, COPY data that ends
+//! mid-line or mid-quote, duplicate column names, invalid cluster settings, empty secrets.
+//! Each scenario runs on Shoal and on the scratch PostgreSQL 15, which decides what is right;
+//! after every hostile statement the server must still answer a new connection.
+
+use std::process::Command;
+use std::time::Duration;
+
+use shoal_e2e::{
+    connect, copy_in, err_text, exec, lines, run_with_timeout, scalar, shoal_bin, sqlstate,
+    stderr_of, within, Cluster, PgServer, PsqlTarget,
+};
+use tokio_postgres::Client;
+
+async fn client_of(target: &PsqlTarget) -> Client {
+    connect(&target.host, target.port, &target.user, &target.dbname)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {}", err_text(&e)))
+}
+
+/// A statement that must either answer `expected` or be refused with 54001 (too deep), and
+/// leave the server answering new connections.
+async fn answered_or_too_deep(target: &PsqlTarget, sql: &str, expected: &str) {
+    let client = client_of(target).await;
+    match client.simple_query(sql).await {
+        Ok(_) => assert_eq!(scalar(&client, sql).await, expected),
+        Err(e) => assert_eq!(sqlstate(&e).as_deref(), Some("54001"), "{}", err_text(&e)),
+    }
+    let fresh = client_of(target).await;
+    assert_eq!(
+        scalar(&fresh, "SELECT 1").await,
+        "1",
+        "server alive after a deep statement"
+    );
+}
+
+async fn deep_statements(target: &PsqlTarget, shoal: bool) {
+    let client = client_of(target).await;
+    exec(&client, "CREATE TABLE deep (id bigint, v integer)").await;
+    if shoal {
+        exec(
+            &client,
+            "SELECT create_distributed_table('deep', 'id', shard_count => 4)",
+        )
+        .await;
+    }
+    exec(
+        &client,
+        "INSERT INTO deep VALUES (1, 10), (2, 20), (3, 30), (5000, 1)",
+    )
+    .await;
+
+    // Deep enough to have overflowed a 2 MB stack; answered on both.
+    let sum = format!("SELECT {} AS s", vec!["1"; 1000].join("+"));
+    assert_eq!(scalar(&client, &sum).await, "1000");
+    // An ORM's OR chain on a distributed table (pushed to the workers as a filter).
+    let or_chain: Vec<String> = (1..=1950).map(|i| format!("id = {i}")).collect();
+    let sql = format!(
+        "SELECT count(*) AS n FROM deep WHERE {}",
+        or_chain.join(" OR ")
+    );
+    assert_eq!(scalar(&client, &sql).await, "3");
+
+    // 100,000 terms: answered or refused with 54001, never fatal.
+    let huge = format!("SELECT {} AS s", vec!["1"; 100_000].join("+"));
+    answered_or_too_deep(target, &huge, "100000").await;
+    let huge_or: Vec<String> = (1..=100_000).map(|i| format!("v = {i}")).collect();
+    let sql = format!(
+        "SELECT count(*) AS n FROM deep WHERE {}",
+        huge_or.join(" OR ")
+    );
+    answered_or_too_deep(target, &sql, "4").await;
+
+    let fresh = client_of(target).await;
+    assert_eq!(scalar(&fresh, "SELECT count(*) AS n FROM deep").await, "4");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_statements_are_answered_or_refused() {
+    let cluster = Cluster::start(2).await;
+    within(
+        600,
+        "deep statements",
+        deep_statements(&cluster.psql_target(), true),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_statements_hold_on_postgresql() {
+    let Some(pg) = PgServer::start() else { return };
+    within(
+        600,
+        "deep statements",
+        deep_statements(&pg.psql_target(), false),
+    )
+    .await;
+}
+
+/// COPY either stores exactly the rows PostgreSQL stores and reports that count, or fails
+/// and stores nothing.
+async fn copy_edges(target: &PsqlTarget, shoal: bool) {
+    let client = client_of(target).await;
+    exec(&client, "CREATE TABLE edge (id bigint, name text)").await;
+    if shoal {
+        exec(
+            &client,
+            "SELECT create_distributed_table('edge', 'id', shard_count => 4)",
+        )
+        .await;
+    }
+    let copy = |format: &str| format!("COPY edge FROM STDIN WITH (FORMAT {format})");
+    let cases: [(&str, &[u8], u64); 6] = [
+        ("csv", b"1,one", 1),
+        ("csv", b"2,two\n3,three", 2),
+        ("csv", b"4,\"four, quoted\"", 1),
+        ("csv", b"5,", 1),
+        ("text", b"6\tsix", 1),
+        ("text", b"7\tseven\n8\teight", 2),
+    ];
+    let mut stored = 0;
+    for (format, data, rows) in cases {
+        let n = copy_in(&client, &copy(format), data.to_vec())
+            .await
+            .unwrap_or_else(|e| panic!("COPY {data:?}: {}", err_text(&e)));
+        assert_eq!(n, rows, "COPY of {data:?} reports its rows");
+        stored += rows;
+    }
+    let rows = lines(
+        &client,
+        "SELECT id, coalesce(name, '<null>') FROM edge ORDER BY id",
+    )
+    .await;
+    assert_eq!(
+        rows,
+        [
+            "1|one",
+            "2|two",
+            "3|three",
+            "4|four, quoted",
+            "5|<null>",
+            "6|six",
+            "7|seven",
+            "8|eight"
+        ]
+    );
+    assert_eq!(rows.len() as u64, stored);
+
+    // Data ending inside a quoted field is an error, and nothing of it is stored.
+    for data in [&b"9,\"nine"[..], b"9,nine\n10,\"ten\n11,eleven"] {
+        let e = copy_in(&client, &copy("csv"), data.to_vec())
+            .await
+            .expect_err("an unterminated quoted field must fail the COPY");
+        assert_eq!(sqlstate(&e).as_deref(), Some("22P04"), "{}", err_text(&e));
+        assert!(
+            err_text(&e).contains("unterminated CSV quoted field"),
+            "{}",
+            err_text(&e)
+        );
+    }
+    assert_eq!(scalar(&client, "SELECT count(*) AS n FROM edge").await, "8");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_stores_what_postgresql_stores() {
+    let cluster = Cluster::start(2).await;
+    within(300, "COPY edges", copy_edges(&cluster.psql_target(), true)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_edges_hold_on_postgresql() {
+    let Some(pg) = PgServer::start() else { return };
+    within(300, "COPY edges", copy_edges(&pg.psql_target(), false)).await;
+}
+
+async fn duplicate_columns(target: &PsqlTarget) {
+    let client = client_of(target).await;
+    let e = client
+        .simple_query("CREATE TABLE dup (a integer, a integer)")
+        .await
+        .expect_err("a column named twice must be refused");
+    assert_eq!(sqlstate(&e).as_deref(), Some("42701"), "{}", err_text(&e));
+    assert!(err_text(&e).contains("column \"a\" specified more than once"));
+    let e = client
+        .simple_query("SELECT * FROM dup")
+        .await
+        .expect_err("the refused table must not exist");
+    assert_eq!(sqlstate(&e).as_deref(), Some("42P01"), "{}", err_text(&e));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_column_names_are_refused() {
+    let cluster = Cluster::start(1).await;
+    duplicate_columns(&cluster.psql_target()).await;
+    if let Some(pg) = PgServer::start() {
+        duplicate_columns(&pg.psql_target()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_settings_are_validated() {
+    let cluster = Cluster::start(1).await;
+    let client = cluster.client().await;
+    let bad = [
+        ("rebalance.max_bandwidth_mb", "-1"),
+        ("rebalance.max_bandwidth_mb", "NaN"),
+        ("rebalance.max_bandwidth_mb", "1e309"),
+        ("rebalance.yield_bandwidth_mb", "0"),
+        ("rebalance.max_concurrent_moves", "0"),
+        ("rebalance.max_concurrent_moves", "1.5"),
+        ("rebalance.task_retries", "-3"),
+        ("rebalance.write_fence_timeout_ms", "soon"),
+        ("auto_rebalance", "maybe"),
+    ];
+    for (name, value) in bad {
+        let sql = format!("SELECT set_cluster_setting('{name}', '{value}')");
+        let e = client
+            .simple_query(&sql)
+            .await
+            .expect_err("an invalid setting value must be refused");
+        assert_eq!(
+            sqlstate(&e).as_deref(),
+            Some("22023"),
+            "{sql}: {}",
+            err_text(&e)
+        );
+    }
+    let settings = "SELECT name, value FROM shoal.cluster_settings \
+                    WHERE name IN ('auto_rebalance', 'rebalance.max_bandwidth_mb', \
+                    'rebalance.max_concurrent_moves') ORDER BY name";
+    assert_eq!(
+        lines(&client, settings).await,
+        [
+            "auto_rebalance|off",
+            "rebalance.max_bandwidth_mb|unlimited",
+            "rebalance.max_concurrent_moves|2"
+        ],
+        "refused values change nothing"
+    );
+    for (name, value) in [
+        ("auto_rebalance", "TRUE"),
+        ("rebalance.max_bandwidth_mb", "0.5"),
+        ("rebalance.max_concurrent_moves", " 3 "),
+    ] {
+        exec(
+            &client,
+            &format!("SELECT set_cluster_setting('{name}', '{value}')"),
+        )
+        .await;
+    }
+    assert_eq!(
+        lines(&client, settings).await,
+        [
+            "auto_rebalance|on",
+            "rebalance.max_bandwidth_mb|0.5",
+            "rebalance.max_concurrent_moves|3"
+        ],
+        "accepted values are stored in their canonical spelling"
+    );
+}
+
+#[test]
+fn empty_secrets_refuse_to_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data = data.to_string_lossy();
+    let worker = ["worker", "--listen", "127.0.0.1:0", "--data-dir", &data];
+    // An empty token, by flag and by environment.
+    for (args, env) in [
+        ([&worker[..], &["--cluster-token", ""]].concat(), None),
+        (worker.to_vec(), Some(("SHOAL_CLUSTER_TOKEN", ""))),
+        (worker.to_vec(), Some(("SHOAL_CLUSTER_TOKEN", "  "))),
+    ] {
+        let mut cmd = Command::new(shoal_bin());
+        cmd.args(&args);
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let out = run_with_timeout(&mut cmd, None, Duration::from_secs(30));
+        assert!(!out.status.success(), "{args:?} {env:?} started");
+        assert!(
+            stderr_of(&out).contains("cluster token must not be empty"),
+            "{}",
+            stderr_of(&out)
+        );
+    }
+    // A password file with an empty password.
+    let passwords = dir.path().join("passwords");
+    std::fs::write(&passwords, "shoal:secret\nintruder:\n").expect("write passwords");
+    let mut cmd = Command::new(shoal_bin());
+    cmd.args([
+        "coordinator",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data,
+        "--password-file",
+        &passwords.to_string_lossy(),
+    ]);
+    let out = run_with_timeout(&mut cmd, None, Duration::from_secs(30));
+    assert!(
+        !out.status.success(),
+        "coordinator started with an empty password"
+    );
+    assert!(
+        stderr_of(&out).contains("line 2: empty user or password"),
+        "{}",
+        stderr_of(&out)
+    );
+}
