@@ -198,6 +198,8 @@ pub fn main() -> ExitCode {
             },
         }
     });
+    // Tasks still running (a query that never yields) must not hold the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -207,8 +209,50 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
+/// How long a graceful shutdown may take after Ctrl-C or SIGTERM before the process exits
+/// anyway (every committed write is durable by then; an unfinished statement is as after a
+/// crash: not committed).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Resolves on Ctrl-C or SIGTERM. The signals are awaited on a thread of their own, because
+/// queries that keep every runtime thread busy would otherwise keep the shutdown from ever
+/// being noticed; that thread also ends the process if the graceful shutdown has not within
+/// [`SHUTDOWN_GRACE`].
 pub async fn shutdown_signal() {
+    let (signalled, on_signal) = tokio::sync::oneshot::channel();
+    let watcher = std::thread::Builder::new()
+        .name("shoal-signals".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(wait_for_signal()),
+                Err(e) => {
+                    eprintln!("shoal: cannot watch for signals: {e}");
+                    return;
+                }
+            }
+            let _ = signalled.send(());
+            std::thread::sleep(SHUTDOWN_GRACE);
+            eprintln!(
+                "shoal: not stopped {} s after the shutdown signal; exiting",
+                SHUTDOWN_GRACE.as_secs()
+            );
+            std::process::exit(1);
+        });
+    match watcher {
+        Ok(_) => {
+            if on_signal.await.is_err() {
+                // The watcher could not start its runtime: no signal will come through it.
+                wait_for_signal().await
+            }
+        }
+        Err(_) => wait_for_signal().await,
+    }
+}
+
+async fn wait_for_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -436,6 +436,25 @@ impl Node {
         }
     }
 
+    /// SIGTERM, then wait up to `timeout` for the exit: how long it took, `None` if it did not
+    /// exit (then it is killed).
+    fn terminate(&mut self, timeout: Duration) -> Option<Duration> {
+        let mut child = self.child.take()?;
+        let start = Instant::now();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        while start.elapsed() < timeout {
+            if let Ok(Some(_)) = child.try_wait() {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
     fn check_alive(&mut self) -> Result<(), String> {
         match self.child.as_mut() {
             None => Err(format!("{} is not running", self.name)),
@@ -860,6 +879,12 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// SIGTERM the coordinator and wait up to `timeout` for it to exit: how long it took.
+    pub fn terminate_coordinator(&mut self, timeout: Duration) -> Option<Duration> {
+        eprintln!("[e2e] kill -TERM {}", self.coordinator.name);
+        self.coordinator.terminate(timeout)
     }
 
     /// SIGKILL the coordinator.

@@ -308,3 +308,31 @@ fn empty_secrets_refuse_to_start() {
         stderr_of(&out)
     );
 }
+
+/// Queries that keep both coordinator threads busy must not keep SIGTERM from stopping it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_a_busy_coordinator() {
+    let mut cluster = Cluster::start(1).await;
+    let runaway =
+        "SELECT count(*) FROM generate_series(1, 200000) a, generate_series(1, 200000) b \
+                   WHERE a.value + b.value = -1";
+    let mut running = Vec::new();
+    for _ in 0..3 {
+        let client = cluster.client().await;
+        running.push(tokio::spawn(async move {
+            client.simple_query(runaway).await.is_ok()
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let took =
+        tokio::task::block_in_place(|| cluster.terminate_coordinator(Duration::from_secs(15)));
+    let took = took.expect("the coordinator ignored SIGTERM for 15 s");
+    assert!(took < Duration::from_secs(8), "SIGTERM took {took:?}");
+    for r in running {
+        let finished = within(30, "a runaway query's end", r).await;
+        assert!(
+            !finished.unwrap_or(false),
+            "a runaway query reported success"
+        );
+    }
+}
