@@ -34,16 +34,18 @@ async fn answered_or_too_deep(target: &PsqlTarget, sql: &str, expected: &str) {
     );
 }
 
+/// `CREATE TABLE name (columns)`, on Shoal distributed on `id` in 4 shards.
+async fn create_table(client: &Client, shoal: bool, name: &str, columns: &str) {
+    exec(client, &format!("CREATE TABLE {name} ({columns})")).await;
+    if shoal {
+        let sql = format!("SELECT create_distributed_table('{name}', 'id', shard_count => 4)");
+        exec(client, &sql).await;
+    }
+}
+
 async fn deep_statements(target: &PsqlTarget, shoal: bool) {
     let client = client_of(target).await;
-    exec(&client, "CREATE TABLE deep (id bigint, v integer)").await;
-    if shoal {
-        exec(
-            &client,
-            "SELECT create_distributed_table('deep', 'id', shard_count => 4)",
-        )
-        .await;
-    }
+    create_table(&client, shoal, "deep", "id bigint, v integer").await;
     exec(
         &client,
         "INSERT INTO deep VALUES (1, 10), (2, 20), (3, 30), (5000, 1)",
@@ -101,14 +103,7 @@ async fn deep_statements_hold_on_postgresql() {
 /// and stores nothing.
 async fn copy_edges(target: &PsqlTarget, shoal: bool) {
     let client = client_of(target).await;
-    exec(&client, "CREATE TABLE edge (id bigint, name text)").await;
-    if shoal {
-        exec(
-            &client,
-            "SELECT create_distributed_table('edge', 'id', shard_count => 4)",
-        )
-        .await;
-    }
+    create_table(&client, shoal, "edge", "id bigint, name text").await;
     let copy = |format: &str| format!("COPY edge FROM STDIN WITH (FORMAT {format})");
     let cases: [(&str, &[u8], u64); 6] = [
         ("csv", b"1,one", 1),
