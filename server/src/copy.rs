@@ -123,16 +123,49 @@ fn ascii(c: char) -> Result<u8, PgError> {
     }
 }
 
+/// Whether a CSV byte stream is inside a quoted field, kept across chunks.
+struct CsvQuoting {
+    quote: u8,
+    escape: u8,
+    in_quotes: bool,
+    skip_next: bool,
+}
+
+impl CsvQuoting {
+    fn new(o: &CopyOptions) -> Self {
+        CsvQuoting {
+            quote: o.quote,
+            escape: o.escape.unwrap_or(o.quote),
+            in_quotes: false,
+            skip_next: false,
+        }
+    }
+
+    /// Steps over `b`: true if it lies inside a quoted field (its closing quote included),
+    /// so it is neither a delimiter nor a line end. An opening quote returns false.
+    fn inside(&mut self, b: u8) -> bool {
+        if !self.in_quotes {
+            self.in_quotes = b == self.quote;
+            return false;
+        }
+        if self.skip_next {
+            self.skip_next = false;
+        } else if self.escape != self.quote && b == self.escape {
+            self.skip_next = true;
+        } else if b == self.quote {
+            self.in_quotes = false;
+        }
+        true
+    }
+}
+
 /// In CSV, PostgreSQL reads an unquoted empty field as NULL and a quoted one (`""`) as an
 /// empty string; arrow-csv sees both as empty. This pass marks unquoted empty fields with a
 /// byte that cannot appear in text (0x01), which the decoder's null pattern then matches. It
 /// keeps its state across chunks, so fields may span CopyData messages.
 struct CsvNullMarker {
     delimiter: u8,
-    quote: u8,
-    escape: u8,
-    in_quotes: bool,
-    skip_next: bool,
+    quoting: CsvQuoting,
     field_empty: bool,
     line_empty: bool,
     prev: u8,
@@ -144,10 +177,7 @@ impl CsvNullMarker {
     fn new(o: &CopyOptions) -> Self {
         CsvNullMarker {
             delimiter: o.delimiter,
-            quote: o.quote,
-            escape: o.escape.unwrap_or(o.quote),
-            in_quotes: false,
-            skip_next: false,
+            quoting: CsvQuoting::new(o),
             field_empty: true,
             line_empty: true,
             prev: 0,
@@ -157,14 +187,8 @@ impl CsvNullMarker {
     fn process(&mut self, input: &[u8]) -> Bytes {
         let mut out = Vec::with_capacity(input.len() + 16);
         for &b in input {
-            if self.in_quotes {
-                if self.skip_next {
-                    self.skip_next = false;
-                } else if self.escape != self.quote && b == self.escape {
-                    self.skip_next = true;
-                } else if b == self.quote {
-                    self.in_quotes = false;
-                }
+            if self.quoting.inside(b) {
+                // part of a quoted field: neither a delimiter nor a line end
             } else if b == self.delimiter || b == b'\n' || b == b'\r' {
                 let crlf = b == b'\n' && self.prev == b'\r';
                 let blank_line = b != self.delimiter && self.line_empty;
@@ -174,9 +198,6 @@ impl CsvNullMarker {
                 self.field_empty = true;
                 self.line_empty = b != self.delimiter;
             } else {
-                if b == self.quote {
-                    self.in_quotes = true;
-                }
                 self.field_empty = false;
                 self.line_empty = false;
             }
@@ -200,10 +221,8 @@ impl CsvNullMarker {
 /// its newline (the decoder keeps such a record pending forever; PostgreSQL stores it) and
 /// whether a CSV quoted field is still open (PostgreSQL fails the COPY).
 struct InputEnd {
-    quote: Option<u8>,
-    escape: u8,
-    in_quotes: bool,
-    skip_next: bool,
+    /// `None` in text format, which has no quoting.
+    quoting: Option<CsvQuoting>,
     last: Option<u8>,
     /// Newline-terminated lines seen so far, for the error's line number.
     lines: usize,
@@ -212,43 +231,26 @@ struct InputEnd {
 impl InputEnd {
     fn new(o: &CopyOptions) -> Self {
         InputEnd {
-            quote: o.csv.then_some(o.quote),
-            escape: o.escape.unwrap_or(o.quote),
-            in_quotes: false,
-            skip_next: false,
+            quoting: o.csv.then(|| CsvQuoting::new(o)),
             last: None,
             lines: 0,
         }
     }
 
     fn observe(&mut self, input: &[u8]) {
-        let Some(quote) = self.quote else {
-            self.lines += input.iter().filter(|b| **b == b'\n').count();
-            self.last = input.last().copied().or(self.last);
-            return;
-        };
         for &b in input {
-            if self.in_quotes {
-                if self.skip_next {
-                    self.skip_next = false;
-                } else if self.escape != quote && b == self.escape {
-                    self.skip_next = true;
-                } else if b == quote {
-                    self.in_quotes = false;
-                }
-            } else if b == quote {
-                self.in_quotes = true;
-            } else if b == b'\n' {
+            let quoted = self.quoting.as_mut().is_some_and(|q| q.inside(b));
+            if !quoted && b == b'\n' {
                 self.lines += 1;
             }
-            self.last = Some(b);
         }
+        self.last = input.last().copied().or(self.last);
     }
 
     /// At the end of input: an error for an open quoted field, else whether a newline must
     /// be fed to finish the last line.
     fn finish(&self, table: &str) -> Result<bool, ClusterError> {
-        if self.in_quotes {
+        if self.quoting.as_ref().is_some_and(|q| q.in_quotes) {
             return Err(ClusterError::BadCopyData {
                 message: format!(
                     "COPY {table}: unterminated CSV quoted field at line {}",
