@@ -485,3 +485,51 @@ fn progress_commits_are_visible_and_leave_later_commits_synced() {
     let c = Catalog::open(&dir.path().join("catalog.db")).unwrap();
     assert_eq!(get(&c), "yes");
 }
+
+#[test]
+fn setting_values_are_checked_and_stored_canonically() {
+    for (name, default, _) in SETTINGS_DEFAULTS {
+        let kind = SettingKind::of(name).expect("every setting has a kind");
+        assert_eq!(
+            kind.canonical(default).as_deref(),
+            Some(*default),
+            "{name}'s default is one of its values"
+        );
+    }
+    let cases = [
+        ("auto_rebalance", "Yes", Some("on")),
+        ("auto_rebalance", "0", Some("off")),
+        ("auto_rebalance", "maybe", None),
+        ("rebalance.max_bandwidth_mb", "UNLIMITED", Some("unlimited")),
+        ("rebalance.max_bandwidth_mb", "0.003", Some("0.003")),
+        ("rebalance.max_bandwidth_mb", "-1", None),
+        ("rebalance.max_bandwidth_mb", "NaN", None),
+        ("rebalance.max_bandwidth_mb", "1e309", None),
+        ("rebalance.max_bandwidth_mb", "0", None),
+        ("rebalance.max_concurrent_moves", "0", None),
+        ("rebalance.max_concurrent_moves", "2.5", None),
+        ("rebalance.max_concurrent_moves", " 4 ", Some("4")),
+        ("rebalance.task_retries", "0", Some("0")),
+        ("rebalance.task_retries", "-1", None),
+    ];
+    for (name, value, expected) in cases {
+        let kind = SettingKind::of(name).expect("known setting");
+        assert_eq!(
+            kind.canonical(value).as_deref(),
+            expected,
+            "{name} = {value:?}"
+        );
+    }
+    assert_eq!(SettingKind::of("rebalance.unknown"), None);
+
+    let c = Catalog::open_in_memory().expect("catalog");
+    assert!(c
+        .set_setting("rebalance.max_concurrent_moves", "0")
+        .is_err());
+    assert_eq!(
+        c.setting("rebalance.max_concurrent_moves").expect("read"),
+        "2"
+    );
+    c.set_setting("auto_rebalance", "TRUE").expect("valid");
+    assert_eq!(c.setting("auto_rebalance").expect("read"), "on");
+}
