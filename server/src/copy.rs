@@ -224,7 +224,7 @@ struct InputEnd {
     /// `None` in text format, which has no quoting.
     quoting: Option<CsvQuoting>,
     last: Option<u8>,
-    /// Newline-terminated lines seen so far, for the error's line number.
+    /// CSV lines ended so far, for the unterminated-quote error's line number.
     lines: usize,
 }
 
@@ -238,13 +238,16 @@ impl InputEnd {
     }
 
     fn observe(&mut self, input: &[u8]) {
+        self.last = input.last().copied().or(self.last);
+        // Text format has no quoting: the last byte is all there is to know.
+        let Some(quoting) = self.quoting.as_mut() else {
+            return;
+        };
         for &b in input {
-            let quoted = self.quoting.as_mut().is_some_and(|q| q.inside(b));
-            if !quoted && b == b'\n' {
+            if !quoting.inside(b) && b == b'\n' {
                 self.lines += 1;
             }
         }
-        self.last = input.last().copied().or(self.last);
     }
 
     /// At the end of input: an error for an open quoted field, else whether a newline must
