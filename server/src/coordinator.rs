@@ -81,6 +81,7 @@ pub fn session_context(cluster: &Arc<Cluster>) -> Result<SessionContext, ServerE
     setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
         .map_err(|e| ServerError::Startup(e.to_string()))?;
     ctx.add_optimizer_rule(Arc::new(crate::pushdown::ShardAggregatePushdownRule));
+    ctx.register_udaf(crate::query::pg_aggregates::PgSum::udaf());
     ctx.register_udtf(
         "citus_get_active_worker_nodes",
         Arc::new(ActiveWorkerNodes(Arc::clone(cluster))),

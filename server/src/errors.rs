@@ -109,6 +109,8 @@ pub fn from_worker(e: &ShardStoreError) -> PgError {
                     .into(),
             ))
         }
+        ShardStoreError::DataFusion(d) => from_datafusion(d),
+        ShardStoreError::Arrow(a) => from_arrow(a),
         _ => PgError::new("XX000", e.to_string()),
     }
 }
@@ -157,6 +159,7 @@ fn from_arrow(e: &arrow::error::ArrowError) -> PgError {
     use arrow::error::ArrowError as A;
     match e {
         A::DivideByZero => PgError::new("22012", "division by zero"),
+        A::ArithmeticOverflow(m) => PgError::new("22003", m.clone()),
         A::CastError(m) | A::ParseError(m) => PgError::new("22P02", m.clone()),
         A::ComputeError(m) if m.contains("Overflow") || m.contains("overflow") => {
             PgError::new("22003", m.clone())

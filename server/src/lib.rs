@@ -21,6 +21,7 @@ mod hook;
 mod metrics;
 mod provider;
 mod pushdown;
+mod query;
 mod scan;
 mod sink;
 mod views;

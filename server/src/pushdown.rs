@@ -25,7 +25,7 @@ use datafusion::datasource::empty::EmptyTable;
 use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::functions::expr_fn::{coalesce, nullif};
 use datafusion::functions_aggregate::expr_fn::{count, max, min, sum};
-use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::expr::{AggregateFunction, Cast};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
     cast, lit, Aggregate, Expr, LogicalPlan, LogicalPlanBuilder, TableScan, TableType,
@@ -37,6 +37,7 @@ use shoal_shard_store::PartialAggregate;
 use shoal_sql_functions::Cluster;
 
 use crate::provider::{external, unqualify, DistributedTable};
+use crate::query::pg_aggregates::integer_sum_type;
 use crate::scan::{ShardScanArgs, ShardScanExec};
 
 #[derive(Debug, Default)]
@@ -147,6 +148,17 @@ fn try_push(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
         }
         let arg = match params.args.as_slice() {
             [Expr::Column(c)] => Expr::Column(Column::new_unqualified(c.name.clone())),
+            // The argument type coercion added (`sum(bigint)` sums as numeric, `avg(int)`
+            // as double); the workers' partials cast the same way.
+            [Expr::Cast(Cast { expr, field })] if matches!(expr.as_ref(), Expr::Column(_)) => {
+                let Expr::Column(c) = expr.as_ref() else {
+                    return Ok(None);
+                };
+                cast(
+                    Expr::Column(Column::new_unqualified(c.name.clone())),
+                    field.data_type().clone(),
+                )
+            }
             [Expr::Literal(v, _)] if func.name() == "count" => Expr::Literal(v.clone(), None),
             _ => return Ok(None),
         };
@@ -157,7 +169,7 @@ fn try_push(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
                 merges.push(Merge::Count(p));
             }
             "sum" => {
-                partials.push(sum(arg).alias(&p));
+                partials.push(exact_sum(arg, &table_schema)?.alias(&p));
                 merges.push(Merge::Same("sum", p));
             }
             "min" => {
@@ -169,15 +181,16 @@ fn try_push(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
                 merges.push(Merge::Same("max", p));
             }
             "avg" => {
-                let Expr::Column(c) = &arg else {
-                    return Ok(None);
+                let ty = match &arg {
+                    Expr::Column(c) => table_schema.field_with_name(&c.name)?.data_type().clone(),
+                    Expr::Cast(Cast { field, .. }) => field.data_type().clone(),
+                    _ => return Ok(None),
                 };
-                let ty = table_schema.field_with_name(&c.name)?.data_type().clone();
                 if !(ty.is_integer() || ty.is_floating()) {
                     return Ok(None);
                 }
                 let (s, n) = (format!("{p}s"), format!("{p}c"));
-                partials.push(sum(arg.clone()).alias(&s));
+                partials.push(exact_sum(arg.clone(), &table_schema)?.alias(&s));
                 partials.push(count(arg).alias(&n));
                 merges.push(Merge::Avg(s, n));
             }
@@ -278,6 +291,20 @@ fn try_push(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
         return Ok(None);
     }
     Ok(Some(plan))
+}
+
+/// A worker's partial `sum(arg)` that cannot wrap: integers sum as PostgreSQL's `sum` does
+/// (`bigint` as numeric), since the workers run DataFusion's own `sum`.
+fn exact_sum(arg: Expr, table_schema: &SchemaRef) -> Result<Expr> {
+    let ty = match &arg {
+        Expr::Column(c) => table_schema.field_with_name(&c.name)?.data_type().clone(),
+        Expr::Cast(Cast { field, .. }) => field.data_type().clone(),
+        _ => return Ok(sum(arg)),
+    };
+    Ok(match integer_sum_type(&ty) {
+        Some(t) => sum(cast(arg, t)),
+        None => sum(arg),
+    })
 }
 
 fn no_views(t: &DataType) -> DataType {

@@ -293,6 +293,38 @@ enum WireError {
     Config {
         message: String,
     },
+    /// An expression failed on the worker the way it fails anywhere (overflow, division by
+    /// zero); the client rebuilds the same DataFusion error so it maps to the same SQLSTATE.
+    Evaluation {
+        failure: EvaluationFailure,
+        message: String,
+    },
+}
+
+/// Which evaluation error crossed the wire.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum EvaluationFailure {
+    ArithmeticOverflow,
+    DivideByZero,
+}
+
+/// The arrow evaluation error inside `e`, if that is what it is.
+fn evaluation_failure(
+    e: &datafusion::error::DataFusionError,
+) -> Option<(EvaluationFailure, String)> {
+    use arrow::error::ArrowError as A;
+    use datafusion::error::DataFusionError as DF;
+    match e {
+        DF::ArrowError(a, _) => match a.as_ref() {
+            A::ArithmeticOverflow(m) => Some((EvaluationFailure::ArithmeticOverflow, m.clone())),
+            A::DivideByZero => Some((EvaluationFailure::DivideByZero, String::new())),
+            _ => None,
+        },
+        DF::Context(_, inner) | DF::Diagnostic(_, inner) => evaluation_failure(inner),
+        DF::Shared(inner) => evaluation_failure(inner),
+        _ => None,
+    }
 }
 
 impl WireError {
@@ -353,6 +385,10 @@ impl WireError {
             ShardStoreError::Config { message } => WireError::Config {
                 message: message.clone(),
             },
+            ShardStoreError::DataFusion(d) => {
+                let (failure, message) = evaluation_failure(d)?;
+                WireError::Evaluation { failure, message }
+            }
             _ => return None,
         })
     }
@@ -404,6 +440,15 @@ impl WireError {
             }
             WireError::Protocol { message } => ShardStoreError::Protocol { message },
             WireError::Config { message } => ShardStoreError::Config { message },
+            WireError::Evaluation { failure, message } => {
+                let arrow = match failure {
+                    EvaluationFailure::ArithmeticOverflow => {
+                        arrow::error::ArrowError::ArithmeticOverflow(message)
+                    }
+                    EvaluationFailure::DivideByZero => arrow::error::ArrowError::DivideByZero,
+                };
+                ShardStoreError::DataFusion(arrow.into())
+            }
         }
     }
 }

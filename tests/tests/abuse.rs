@@ -1,5 +1,5 @@
 //! Hostile and unlucky input: statements nested too deep for a stack, COPY data that ends
-//! mid-line or mid-quote, duplicate column names, invalid cluster settings, empty secrets.
+//! mid-line or mid-quote, integer overflow, duplicate column names, invalid cluster settings, empty secrets.
 //! Each scenario runs on Shoal and on the scratch PostgreSQL 15, which decides what is right;
 //! after every hostile statement the server must still answer a new connection.
 
@@ -95,6 +95,157 @@ async fn deep_statements_hold_on_postgresql() {
         600,
         "deep statements",
         deep_statements(&pg.psql_target(), false),
+    )
+    .await;
+}
+
+/// `sql` fails with SQLSTATE 22003 and PostgreSQL's message.
+async fn out_of_range(client: &Client, sql: &str, message: &str) {
+    match client.simple_query(sql).await {
+        Ok(rows) => panic!("{sql} answered {rows:?}; expected 22003 {message}"),
+        Err(e) => {
+            let db = e.as_db_error();
+            assert_eq!(
+                sqlstate(&e).as_deref(),
+                Some("22003"),
+                "{sql}: {}",
+                err_text(&e)
+            );
+            assert_eq!(
+                db.map(|d| d.message()),
+                Some(message),
+                "{sql}: {}",
+                err_text(&e)
+            );
+        }
+    }
+}
+
+/// Integer arithmetic raises 22003 instead of wrapping, on the coordinator, in constant
+/// folding and in filters the workers run; `sum(bigint)` is numeric and exact, `sum(int)` is
+/// bigint.
+async fn integer_overflow(target: &PsqlTarget, shoal: bool) {
+    let client = client_of(target).await;
+    create_table(&client, shoal, "big", "id bigint, v bigint, w integer").await;
+    exec(
+        &client,
+        "INSERT INTO big VALUES (1, 9223372036854775807, 2147483647), \
+         (2, 9223372036854775807, 2147483647), (3, -9223372036854775808, 1)",
+    )
+    .await;
+
+    out_of_range(
+        &client,
+        "SELECT 9223372036854775807 + 1",
+        "bigint out of range",
+    )
+    .await;
+    out_of_range(
+        &client,
+        "SELECT -9223372036854775807 - 2",
+        "bigint out of range",
+    )
+    .await;
+    out_of_range(
+        &client,
+        "SELECT 4611686018427387904 * 2",
+        "bigint out of range",
+    )
+    .await;
+    out_of_range(
+        &client,
+        "SELECT v + 1 FROM big WHERE id = 1",
+        "bigint out of range",
+    )
+    .await;
+    out_of_range(&client, "SELECT v * 2 FROM big", "bigint out of range").await;
+    out_of_range(
+        &client,
+        "SELECT -v FROM big WHERE id = 3",
+        "bigint out of range",
+    )
+    .await;
+    out_of_range(
+        &client,
+        "SELECT w + w FROM big WHERE id = 1",
+        "integer out of range",
+    )
+    .await;
+    // A filter the workers evaluate next to the data.
+    out_of_range(
+        &client,
+        "SELECT count(*) FROM big WHERE v * 2 > 0",
+        "bigint out of range",
+    )
+    .await;
+
+    // No wrap-around in aggregates: PostgreSQL sums bigint as numeric.
+    assert_eq!(
+        scalar(&client, "SELECT sum(v) AS s FROM big WHERE id IN (1, 2)").await,
+        "18446744073709551614"
+    );
+    assert_eq!(
+        scalar(&client, "SELECT sum(v) AS s FROM big").await,
+        "9223372036854775806"
+    );
+    assert_eq!(
+        scalar(&client, "SELECT sum(w) AS s FROM big").await,
+        "4294967295"
+    );
+    let grouped = lines(
+        &client,
+        "SELECT id, sum(v) AS s FROM big GROUP BY id ORDER BY id",
+    )
+    .await;
+    assert_eq!(
+        grouped,
+        [
+            "1|9223372036854775807",
+            "2|9223372036854775807",
+            "3|-9223372036854775808"
+        ]
+    );
+    let sums = client
+        .prepare("SELECT sum(v) AS sv, sum(w) AS sw FROM big")
+        .await
+        .unwrap_or_else(|e| panic!("prepare: {}", err_text(&e)));
+    let types: Vec<&str> = sums.columns().iter().map(|c| c.type_().name()).collect();
+    assert_eq!(types, ["numeric", "int8"]);
+
+    if shoal {
+        // Still summed next to the data: the workers' partial sums are numeric too.
+        let plan = lines(&client, "EXPLAIN SELECT sum(v), avg(w) FROM big")
+            .await
+            .join("\n");
+        assert!(
+            plan.contains(
+                "worker_partial_aggregate=[group_by=[], aggr=[sum(CAST(v AS Decimal128(38, 0)))"
+            ),
+            "sum pushed to the workers:\n{plan}"
+        );
+    }
+    let fresh = client_of(target).await;
+    assert_eq!(scalar(&fresh, "SELECT count(*) AS n FROM big").await, "3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integer_overflow_is_an_error() {
+    let cluster = Cluster::start(2).await;
+    within(
+        300,
+        "integer overflow",
+        integer_overflow(&cluster.psql_target(), true),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integer_overflow_on_postgresql() {
+    let Some(pg) = PgServer::start() else { return };
+    within(
+        300,
+        "integer overflow",
+        integer_overflow(&pg.psql_target(), false),
     )
     .await;
 }

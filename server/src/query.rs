@@ -1,0 +1,4 @@
+//! The DataFusion layer's PostgreSQL semantics: functions whose behaviour Shoal takes from
+//! PostgreSQL where DataFusion differs.
+
+pub mod pg_aggregates;
