@@ -55,6 +55,11 @@ pub const SETTINGS_DEFAULTS: &[(&str, &str, &str)] = &[
         "5000",
         "wait before the first retry of a failed move; x4 per further retry, at most 60 s",
     ),
+    (
+        "scrub.rate_mb",
+        "4",
+        "MB/s of shard files the scrubber re-reads to check their CRC-32C; 0: off",
+    ),
 ];
 
 /// What values a cluster setting takes.
@@ -80,7 +85,9 @@ impl SettingKind {
             "rebalance.max_concurrent_moves"
             | "rebalance.max_moves_per_node"
             | "rebalance.write_fence_timeout_ms" => SettingKind::Positive,
-            "rebalance.task_retries" | "rebalance.retry_backoff_ms" => SettingKind::NonNegative,
+            "rebalance.task_retries" | "rebalance.retry_backoff_ms" | "scrub.rate_mb" => {
+                SettingKind::NonNegative
+            }
             _ => return None,
         })
     }

@@ -272,6 +272,14 @@ async fn upkeep(cluster: Arc<Cluster>, workers: Vec<String>) {
                 Err(e) => warn!(error = %e, "compaction round failed"),
             }
         }
+        match scrub_rate(&cluster) {
+            Ok(rate) => {
+                if let Err(e) = cluster.scrub_once(rate).await {
+                    warn!(error = %e, "scrub round failed");
+                }
+            }
+            Err(e) => warn!(error = %e, "scrub.rate_mb unreadable; scrub round skipped"),
+        }
         if tick % 30 == 29 {
             match cluster.collect_orphans(orphan_grace_ms).await {
                 Ok(n) if n > 0 => info!(files = n, "deleted orphan files"),
@@ -282,4 +290,15 @@ async fn upkeep(cluster: Arc<Cluster>, workers: Vec<String>) {
         tick += 1;
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+}
+
+/// The scrubber's rate in MB/s (0 = off), as stored by `set_cluster_setting`.
+fn scrub_rate(cluster: &Cluster) -> Result<u64, String> {
+    let value = cluster
+        .catalog()
+        .setting("scrub.rate_mb")
+        .map_err(|e| e.to_string())?;
+    value
+        .parse()
+        .map_err(|_| format!("stored value {value:?} is not a whole number"))
 }

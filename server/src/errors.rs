@@ -102,6 +102,13 @@ pub fn from_worker(e: &ShardStoreError) -> PgError {
             Some("The coordinator and the worker must use the same --cluster-token.".into()),
         ),
         ShardStoreError::FileMissing { .. } => PgError::new("58P01", e.to_string()),
+        ShardStoreError::FileDamaged { .. } => {
+            PgError::new("XX001", e.to_string()).with_hint(Some(
+                "No other placement of the shard could serve it. See SELECT * FROM \
+                 shoal.damaged_files; restore the file or reload the shard's rows."
+                    .into(),
+            ))
+        }
         ShardStoreError::DiskFull { .. } => PgError::new("53100", e.to_string()),
         ShardStoreError::WrongCluster { .. } => {
             PgError::new("55000", e.to_string()).with_hint(Some(

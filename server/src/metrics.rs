@@ -76,6 +76,11 @@ pub fn render(cluster: &Cluster) -> String {
         ),
         Err(e) => warn!(error = %e, "metrics: cleanup records unavailable"),
     }
+    gauge(
+        "shoal_damaged_files",
+        "Shard files on workers that do not match the size or CRC-32C the catalog recorded, as reads and the scrubber found them (see shoal.damaged_files).",
+        cluster.damaged_files().len().to_string(),
+    );
     let mut fences = cluster.fence_durations_ms();
     fences.sort_unstable();
     let q = |p: f64| -> u64 {

@@ -19,8 +19,9 @@ use datafusion::physical_plan::{
 };
 use futures::{StreamExt, TryStreamExt};
 use shoal_catalog::ShardSnapshot;
-use shoal_shard_store::{PartialAggregate, ScanRequest, ShardFiles};
-use shoal_sql_functions::{Cluster, ClusterError, SnapshotGuard};
+use shoal_shard_store::{PartialAggregate, ScanRequest, ShardStoreError};
+use shoal_sql_functions::integrity::{DamageSource, DamagedFileReport};
+use shoal_sql_functions::{scan_files, Cluster, ClusterError, SnapshotGuard};
 
 /// One scan of one table at one catalog snapshot.
 pub struct ShardScanExec {
@@ -273,43 +274,88 @@ impl ShardRead {
                 hint: Some("Restore the node that held it, or drop and reload the table.".into()),
             }));
         };
-        let mut req = self.base.clone();
-        req.shards = group
-            .shards
-            .iter()
-            .filter_map(|s| {
-                let p = s.placements.iter().find(|p| p.addr() == worker)?;
-                Some(ShardFiles {
-                    shard_id: s.shard_id,
-                    files: p.files.iter().map(|f| f.name.clone()).collect(),
+        let mut streams = Vec::new();
+        let mut remaining = group.shards;
+        // A damaged file takes its shard to another placement; the group's other shards are
+        // asked again on the same worker.
+        while !remaining.is_empty() {
+            let mut req = self.base.clone();
+            req.shards = remaining
+                .iter()
+                .filter_map(|s| {
+                    let p = s.placements.iter().find(|p| p.addr() == worker)?;
+                    Some(scan_files(s.shard_id, &p.files))
                 })
-            })
-            .collect();
-        let first_try = match self.cluster.worker(&worker) {
-            Ok(client) => client.scan(&req).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        let failure = match first_try {
-            Ok(stream) => return Ok(stream.map_err(external).boxed()),
-            Err(e) => e,
-        };
-        tracing::warn!(table = %self.table_name, worker = %worker, error = %failure,
-            shards = group.shards.len(), "shard read failed, trying other placements");
-        // Shard by shard, each from its other placements; the rows of one shard come from
-        // exactly one placement.
-        let mut streams = Vec::with_capacity(group.shards.len());
-        for shard in &group.shards {
-            streams.push(self.open_elsewhere(shard, &worker, &failure).await?);
+                .collect();
+            let attempt = match self.cluster.worker(&worker) {
+                Ok(client) => client.scan(&req).await.map_err(ClusterError::from),
+                Err(e) => Err(e),
+            };
+            let failure = match attempt {
+                Ok(stream) => {
+                    streams.push(stream.map_err(external).boxed());
+                    break;
+                }
+                Err(e) => e,
+            };
+            if let ClusterError::Worker(ShardStoreError::FileDamaged { shard_id, .. }) = &failure {
+                self.report_damage(&failure);
+                let shard_id = *shard_id;
+                let Some(at) = remaining.iter().position(|s| s.shard_id == shard_id) else {
+                    return Err(external(failure));
+                };
+                let damaged = remaining.remove(at);
+                let text = failure.to_string();
+                streams.push(
+                    self.open_elsewhere(&damaged, &worker, &text, Some(failure))
+                        .await?,
+                );
+                continue;
+            }
+            tracing::warn!(table = %self.table_name, worker = %worker, error = %failure,
+                shards = remaining.len(), "shard read failed, trying other placements");
+            // Shard by shard, each from its other placements; the rows of one shard come from
+            // exactly one placement.
+            let failure = failure.to_string();
+            for shard in &remaining {
+                streams.push(self.open_elsewhere(shard, &worker, &failure, None).await?);
+            }
+            break;
         }
         Ok(futures::stream::iter(streams).flatten().boxed())
     }
 
-    /// One shard from the first of its placements other than `failed_worker` that answers.
+    /// Records a damaged file a worker refused to read.
+    fn report_damage(&self, failure: &ClusterError) {
+        if let ClusterError::Worker(ShardStoreError::FileDamaged {
+            table_id,
+            shard_id,
+            name,
+            worker,
+            damage,
+        }) = failure
+        {
+            self.cluster.record_damage(DamagedFileReport {
+                worker: worker.clone(),
+                table_id: *table_id,
+                shard_id: *shard_id,
+                file: name.clone(),
+                damage: damage.clone(),
+                found_by: DamageSource::Query,
+                found_at_ms: unix_ms(),
+            });
+        }
+    }
+
+    /// One shard from the first of its placements other than `failed_worker` (which failed
+    /// with `failure`) that answers. When none does and `damaged` is the damaged file that
+    /// failed the first read, that is the error (XX001).
     async fn open_elsewhere(
         &self,
         shard: &ShardSnapshot,
         failed_worker: &str,
         failure: &str,
+        damaged: Option<ClusterError>,
     ) -> Result<BatchStream> {
         let mut failures = vec![format!("{failed_worker}: {failure}")];
         for p in shard
@@ -318,18 +364,20 @@ impl ShardRead {
             .filter(|p| p.addr() != failed_worker)
         {
             let mut req = self.base.clone();
-            req.shards = vec![ShardFiles {
-                shard_id: shard.shard_id,
-                files: p.files.iter().map(|f| f.name.clone()).collect(),
-            }];
+            req.shards = vec![scan_files(shard.shard_id, &p.files)];
             let client = self.cluster.worker(&p.addr()).map_err(external)?;
             match client.scan(&req).await {
                 Ok(stream) => return Ok(stream.map_err(external).boxed()),
                 Err(e) => {
+                    let e = ClusterError::from(e);
+                    self.report_damage(&e);
                     tracing::warn!(shard = shard.shard_id, worker = %p.addr(), error = %e, "shard read failed, trying another placement");
                     failures.push(format!("{}: {e}", p.addr()));
                 }
             }
+        }
+        if let Some(damaged) = damaged {
+            return Err(external(damaged));
         }
         Err(external(ClusterError::ShardUnavailable {
             message: format!(
@@ -341,6 +389,12 @@ impl ShardRead {
             hint: Some("Check that the worker is running: SELECT * FROM shoal.nodes;".into()),
         }))
     }
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {

@@ -248,6 +248,83 @@ pub fn shoal_schema(cluster: &Arc<Cluster>) -> Arc<dyn SchemaProvider> {
         ),
     );
     add(
+        "damaged_files",
+        view(
+            cluster,
+            &[
+                ("table_name", DataType::Utf8),
+                ("shard_id", DataType::Int64),
+                ("node_id", DataType::Int64),
+                ("host", DataType::Utf8),
+                ("port", DataType::Int64),
+                ("file_name", DataType::Utf8),
+                ("damage", DataType::Utf8),
+                ("found_by", DataType::Utf8),
+                ("found_at", ts()),
+            ],
+            |c| {
+                let damaged = c.damaged_files();
+                let nodes = if damaged.is_empty() {
+                    Vec::new()
+                } else {
+                    c.catalog().list_nodes()?
+                };
+                let mut tables = HashMap::new();
+                for name in if damaged.is_empty() {
+                    Vec::new()
+                } else {
+                    c.catalog().table_names()?
+                } {
+                    if let Some(t) = c.catalog().table_by_name(&name)? {
+                        tables.insert(t.table_id, t.name);
+                    }
+                }
+                let node = |w: &str| nodes.iter().find(|n| format!("{}:{}", n.host, n.port) == w);
+                Ok(vec![
+                    texts(
+                        damaged
+                            .iter()
+                            .map(|d| tables.get(&d.table_id).cloned())
+                            .collect(),
+                    ),
+                    ints(damaged.iter().map(|d| Some(d.shard_id)).collect()),
+                    ints(
+                        damaged
+                            .iter()
+                            .map(|d| node(&d.worker).map(|n| n.node_id))
+                            .collect(),
+                    ),
+                    texts(
+                        damaged
+                            .iter()
+                            .map(|d| {
+                                Some(
+                                    node(&d.worker)
+                                        .map_or_else(|| d.worker.clone(), |n| n.host.clone()),
+                                )
+                            })
+                            .collect(),
+                    ),
+                    ints(
+                        damaged
+                            .iter()
+                            .map(|d| node(&d.worker).map(|n| i64::from(n.port)))
+                            .collect(),
+                    ),
+                    texts(damaged.iter().map(|d| Some(d.file.clone())).collect()),
+                    texts(damaged.iter().map(|d| Some(d.damage.clone())).collect()),
+                    texts(
+                        damaged
+                            .iter()
+                            .map(|d| Some(d.found_by.as_str().to_string()))
+                            .collect(),
+                    ),
+                    timestamps(damaged.iter().map(|d| Some(d.found_at_ms)).collect()),
+                ])
+            },
+        ),
+    );
+    add(
         "shards",
         view(
             cluster,

@@ -23,12 +23,14 @@ use tonic::{Request, Status};
 use tracing::debug;
 
 use crate::error::{Result, ShardStoreError};
+use crate::integrity::{DamagedFile, FileToVerify};
 use crate::protocol::{
     cast_batch_to, commit_marker, from_json, json_bytes, AdoptStagedBody, DeleteFilesBody,
     DiscardStagingBody, DropShardsBody, FileChunk, FileMeta, FileTicket, HandshakeBody,
     PullFilesReport, PullFilesRequest, PutCommand, ScanRequest, StoredFile, WorkerInfo,
     ACTION_ADOPT_STAGED, ACTION_DELETE_FILES, ACTION_DISCARD_STAGING, ACTION_DROP_SHARDS,
     ACTION_HANDSHAKE, ACTION_HEALTH, ACTION_LIST_FILES, ACTION_LIST_STAGING, ACTION_PULL_FILES,
+    ACTION_VERIFY_FILES,
 };
 use crate::service::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 
@@ -267,6 +269,15 @@ impl WorkerClient {
     pub async fn list_files(&self) -> Result<Vec<StoredFile>> {
         let body = self.action(ACTION_LIST_FILES, Bytes::new()).await?;
         from_json("list_files result", &body)
+    }
+
+    /// Re-reads `files` on the worker (ignoring what verified before) and returns those whose
+    /// size or CRC-32C differs from the given record. Files not on the worker are skipped.
+    pub async fn verify_files(&self, files: Vec<FileToVerify>) -> Result<Vec<DamagedFile>> {
+        let body = self
+            .action(ACTION_VERIFY_FILES, json_bytes(&files)?)
+            .await?;
+        from_json("verify_files result", &body)
     }
 
     /// Deletes the directories `shards/<table_id>/<shard_id>` of the given shards; missing

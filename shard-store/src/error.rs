@@ -34,6 +34,20 @@ pub enum ShardStoreError {
         name: String,
     },
 
+    /// A shard file on the worker does not match the size or CRC-32C the catalog recorded
+    /// (a flipped bit, a truncated or zeroed file): it was not read. Another placement of the
+    /// shard may serve it. `worker` is filled in by the client that called the worker.
+    #[error(
+        "file {name} of table {table_id} shard {shard_id} on worker {worker} is damaged: {damage}"
+    )]
+    FileDamaged {
+        table_id: i64,
+        shard_id: i64,
+        name: String,
+        worker: String,
+        damage: String,
+    },
+
     /// A file pulled for a move does not have the size or CRC-32C the catalog recorded for
     /// it (corrupted on the source, in transit or on the target's disk). The received copy was
     /// deleted; pulling again may succeed if the corruption was in transit.
@@ -172,7 +186,9 @@ impl ShardStoreError {
             ShardStoreError::Unavailable { .. } => Code::Unavailable,
             ShardStoreError::Unauthenticated { .. } => Code::Unauthenticated,
             ShardStoreError::FileMissing { .. } => Code::NotFound,
-            ShardStoreError::ChecksumMismatch { .. } => Code::DataLoss,
+            ShardStoreError::ChecksumMismatch { .. } | ShardStoreError::FileDamaged { .. } => {
+                Code::DataLoss
+            }
             ShardStoreError::FileConflict { .. } => Code::AlreadyExists,
             ShardStoreError::DiskFull { .. } => Code::ResourceExhausted,
             ShardStoreError::WrongCluster { .. } => Code::FailedPrecondition,
@@ -199,7 +215,7 @@ impl ShardStoreError {
     /// The error a client reports for `status` received from (or on the way to) `addr`.
     pub(crate) fn from_status(addr: &str, status: Status) -> Self {
         if let Ok(wire) = serde_json::from_slice::<WireError>(status.details()) {
-            return wire.into_error();
+            return wire.into_error(addr);
         }
         // A status with a local source was made by tonic on this side from a transport
         // failure (connect refused, reset, broken h2 stream): the worker is unreachable.
@@ -279,6 +295,12 @@ enum WireError {
         name: String,
         live_bytes: u64,
         staged_bytes: u64,
+    },
+    FileDamaged {
+        table_id: i64,
+        shard_id: i64,
+        name: String,
+        damage: String,
     },
     DiskFull {
         message: String,
@@ -372,6 +394,18 @@ impl WireError {
                 live_bytes: *live_bytes,
                 staged_bytes: *staged_bytes,
             },
+            ShardStoreError::FileDamaged {
+                table_id,
+                shard_id,
+                name,
+                damage,
+                ..
+            } => WireError::FileDamaged {
+                table_id: *table_id,
+                shard_id: *shard_id,
+                name: name.clone(),
+                damage: damage.clone(),
+            },
             ShardStoreError::DiskFull { message } => WireError::DiskFull {
                 message: message.clone(),
             },
@@ -393,8 +427,21 @@ impl WireError {
         })
     }
 
-    fn into_error(self) -> ShardStoreError {
+    /// The error this stands for, from the worker at `addr`.
+    fn into_error(self, addr: &str) -> ShardStoreError {
         match self {
+            WireError::FileDamaged {
+                table_id,
+                shard_id,
+                name,
+                damage,
+            } => ShardStoreError::FileDamaged {
+                table_id,
+                shard_id,
+                name,
+                worker: addr.to_string(),
+                damage,
+            },
             WireError::Unavailable { addr, message } => {
                 ShardStoreError::Unavailable { addr, message }
             }

@@ -40,6 +40,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::error::{Result, ShardStoreError};
+use crate::integrity::VerifiedFiles;
 use crate::protocol::{FileChunk, FileMeta, StoredFile};
 
 /// Rows per Parquet row group.
@@ -117,6 +118,8 @@ pub(crate) struct FileStore {
     staging: PathBuf,
     /// The bound cluster id; the lock also serialises handshakes.
     cluster_id: Mutex<Option<String>>,
+    /// Files whose checksum matched the catalog's, while they stay unchanged.
+    pub(crate) verified: VerifiedFiles,
 }
 
 impl FileStore {
@@ -147,6 +150,7 @@ impl FileStore {
             shards,
             staging,
             cluster_id: Mutex::new(cluster_id),
+            verified: VerifiedFiles::default(),
         })
     }
 
@@ -322,6 +326,9 @@ impl FileStore {
                 Err(e) => return Err(ShardStoreError::io(path, e)),
             }
         }
+        for path in &paths {
+            self.verified.forget_under(path);
+        }
         if deleted > 0 {
             sync_dir(&self.shard_dir(table_id, shard_id))?;
         }
@@ -389,6 +396,7 @@ impl FileStore {
         let mut dropped = 0usize;
         for &shard_id in shard_ids {
             let dir = self.shard_dir(table_id, shard_id);
+            self.verified.forget_under(&dir);
             match fs::remove_dir_all(&dir) {
                 Ok(()) => dropped += 1,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -987,7 +995,7 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
 }
 
 /// Size and CRC-32C of a whole file.
-fn file_checksum(path: &Path) -> Result<(u64, u32)> {
+pub(crate) fn file_checksum(path: &Path) -> Result<(u64, u32)> {
     let mut file = File::open(path).map_err(|e| ShardStoreError::io(path, e))?;
     let mut buf = vec![0u8; CHECKSUM_READ_BYTES];
     let (mut bytes, mut crc) = (0u64, 0u32);

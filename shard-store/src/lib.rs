@@ -10,10 +10,11 @@
 //! coordinator                              worker (DIR)
 //! WorkerClient::put_batches ── DoPut ────► staging/put-<uuid>.parquet.tmp ──fsync, rename──►
 //!   batches + commit marker               shards/<table>/<shard>/<uuid>.parquet ──► FileMeta
-//! WorkerClient::scan ── DoGet(ScanRequest)► DataFusion: listed files → filter →
+//! WorkerClient::scan ── DoGet(ScanRequest)► check size (+ CRC-32C once) → DataFusion: listed files → filter →
 //!   ◄── schema, then batches ────────────    aggregate | project → limit
 //! WorkerClient::{handshake, health, ── DoAction ──► DIR/cluster_id, statvfs, unlink,
 //!   delete_files, drop_shards, list_files}           readdir of shards/
+//! WorkerClient::verify_files ── DoAction ──► re-read files, compare size + CRC-32C (scrubber)
 //!
 //! move: coordinator                  target worker                     source worker
 //! WorkerClient::pull_files ─ DoAction ─► raw::open ── SHOALRAW1 request (same port) ──►
@@ -31,6 +32,7 @@ mod client;
 mod error;
 pub mod failpoints;
 mod files;
+mod integrity;
 mod protocol;
 mod raw;
 mod scan;
@@ -39,6 +41,7 @@ mod transfer;
 
 pub use client::WorkerClient;
 pub use error::{Result, ShardStoreError};
+pub use integrity::{DamagedFile, FileCheck, FileToVerify};
 pub use protocol::{
     FileChunk, FileMeta, PartialAggregate, PullFilesReport, PullFilesRequest, ScanRequest,
     ShardFiles, StoredFile, WorkerInfo,

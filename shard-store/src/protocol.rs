@@ -12,13 +12,15 @@
 //!   `PutResult` whose `app_metadata` is the JSON [`FileMeta`] of the file it wrote.
 //! - DoAction, JSON bodies and answers:
 //!   - `handshake`, `health` → [`WorkerInfo`]; `delete_files`, `drop_shards` → nothing;
-//!     `list_files` (empty body) → `[StoredFile]`.
+//!     `list_files` (empty body) → `[StoredFile]`; `verify_files` (`[FileToVerify]`) →
+//!     `[DamagedFile]`: re-reads each file and compares it with the catalog's record.
 //!   - moves, on the target worker: `pull_files` ([`PullFilesRequest`] → [`PullFilesReport`])
 //!     fetches files from the source worker over the file DoGet into
 //!     `staging/move-<task_id>/`; `adopt_staged` moves staged files into the live shard
 //!     directory; `discard_staging` deletes a task's staging; `list_staging` (empty body) →
 //!     `[task_id]` of the tasks that have a staging directory.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
@@ -33,6 +35,7 @@ use datafusion_proto::bytes::Serializeable;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, ShardStoreError};
+use crate::integrity::FileCheck;
 
 /// Metadata of one immutable shard file, as the catalog records it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +93,26 @@ pub struct ShardFiles {
     pub shard_id: i64,
     /// File names (as in [`FileMeta::name`]) to read; only these files are read.
     pub files: Vec<String>,
+    /// What the catalog recorded for the files, by name: the worker refuses to read a file
+    /// that does not match ([`ShardStoreError::FileDamaged`]). A file without an entry is
+    /// read unchecked (requests from coordinators older than the check).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, FileCheck>,
+}
+
+impl ShardFiles {
+    /// The named files, each checked against its record before it is read.
+    pub fn checked(shard_id: i64, files: impl IntoIterator<Item = (String, FileCheck)>) -> Self {
+        let (files, checks) = files
+            .into_iter()
+            .map(|(name, check)| (name.clone(), (name, check)))
+            .unzip();
+        ShardFiles {
+            shard_id,
+            files,
+            checks,
+        }
+    }
 }
 
 /// A scan of one or more shards of one table held by one worker, sent as a Flight ticket.
@@ -390,6 +413,7 @@ pub(crate) const ACTION_PULL_FILES: &str = "pull_files";
 pub(crate) const ACTION_ADOPT_STAGED: &str = "adopt_staged";
 pub(crate) const ACTION_DISCARD_STAGING: &str = "discard_staging";
 pub(crate) const ACTION_LIST_STAGING: &str = "list_staging";
+pub(crate) const ACTION_VERIFY_FILES: &str = "verify_files";
 
 /// `app_metadata` of the message that ends a complete DoPut. The worker commits a file only
 /// after seeing it: a put stream that simply ends (a client whose input failed half-closes

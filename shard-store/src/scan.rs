@@ -1,4 +1,5 @@
-//! Runs a [`ScanRequest`] on the worker with DataFusion: read exactly the listed files with
+//! Runs a [`ScanRequest`] on the worker with DataFusion: check each listed file against the
+//! catalog's record (refusing a damaged one before any row), read exactly those files with
 //! the table's schema (missing trailing columns read as NULL), filter, then aggregate or
 //! project, then limit; stream the result cast to the announced output schema.
 
@@ -13,7 +14,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::error::{Result, ShardStoreError};
 use crate::files::{blocking, FileStore};
@@ -44,6 +45,22 @@ pub(crate) async fn execute_scan(
             let mut files = Vec::new();
             for shard in shards {
                 let paths = store.existing_files(table_id, shard.shard_id, &shard.files)?;
+                for (name, path) in shard.files.iter().zip(&paths) {
+                    let Some(check) = shard.checks.get(name) else {
+                        continue;
+                    };
+                    if let Some(damage) = store.verified.check(path, *check, false)? {
+                        warn!(table_id, shard_id = shard.shard_id, file = %name, %damage,
+                            "damaged shard file refused");
+                        return Err(ShardStoreError::FileDamaged {
+                            table_id,
+                            shard_id: shard.shard_id,
+                            name: name.clone(),
+                            worker: String::new(),
+                            damage,
+                        });
+                    }
+                }
                 files.extend(
                     shard
                         .files

@@ -39,12 +39,13 @@ use tracing::{info, warn};
 use crate::error::{Result, ShardStoreError};
 use crate::failpoints::{self, FailpointSet};
 use crate::files::{blocking, FileStore, PutMsg};
+use crate::integrity::{DamagedFile, FileToVerify};
 use crate::protocol::{
     from_json, is_commit_marker, json_bytes, AdoptStagedBody, DeleteFilesBody, DiscardStagingBody,
     DropShardsBody, FileMeta, FileTicket, HandshakeBody, PullFilesRequest, PutCommand, ScanRequest,
     WorkerInfo, ACTION_ADOPT_STAGED, ACTION_DELETE_FILES, ACTION_DISCARD_STAGING,
     ACTION_DROP_SHARDS, ACTION_HANDSHAKE, ACTION_HEALTH, ACTION_LIST_FILES, ACTION_LIST_STAGING,
-    ACTION_PULL_FILES,
+    ACTION_PULL_FILES, ACTION_VERIFY_FILES,
 };
 use crate::raw::{split_incoming, RawFileServer};
 use crate::scan::execute_scan;
@@ -365,6 +366,12 @@ impl WorkerService {
                 let files = blocking(move || store.list_files()).await?;
                 Ok(Some(json_bytes(&files)?))
             }
+            ACTION_VERIFY_FILES => {
+                let files: Vec<FileToVerify> = from_json("verify_files body", &action.body)?;
+                let store = Arc::clone(&self.store);
+                let damaged = blocking(move || verify_files(&store, files)).await?;
+                Ok(Some(json_bytes(&damaged)?))
+            }
             ACTION_PULL_FILES => {
                 let body: PullFilesRequest = from_json("pull_files body", &action.body)?;
                 let guard = self.task_locks.lock(body.task_id).await;
@@ -535,6 +542,10 @@ impl FlightService for WorkerService {
                 "bind the worker to a cluster id; returns WorkerInfo (JSON)",
             ),
             (ACTION_HEALTH, "returns WorkerInfo (JSON)"),
+            (
+                ACTION_VERIFY_FILES,
+                "re-read files and compare size and CRC-32C with the catalog's record",
+            ),
             (ACTION_DELETE_FILES, "delete files of a shard (idempotent)"),
             (
                 ACTION_DROP_SHARDS,
@@ -574,3 +585,27 @@ impl FlightService for WorkerService {
 
 #[cfg(test)]
 mod tests;
+
+/// Re-reads each file and compares it with its record; the files that differ. A file that is
+/// not there is skipped: the scrubber's catalog snapshot may predate a move or a drop, and a
+/// scan reports a missing file on its own.
+fn verify_files(store: &FileStore, files: Vec<FileToVerify>) -> Result<Vec<DamagedFile>> {
+    let mut damaged = Vec::new();
+    for f in files {
+        let path = store.file_path(f.table_id, f.shard_id, &f.name)?;
+        if !path.is_file() {
+            continue;
+        }
+        if let Some(damage) = store.verified.check(&path, f.check, true)? {
+            tracing::warn!(table_id = f.table_id, shard_id = f.shard_id, file = %f.name,
+                %damage, "scrubber found a damaged shard file");
+            damaged.push(DamagedFile {
+                table_id: f.table_id,
+                shard_id: f.shard_id,
+                name: f.name,
+                damage,
+            });
+        }
+    }
+    Ok(damaged)
+}

@@ -183,6 +183,7 @@ fn scan_all(table: i64, shard: i64, files: Vec<String>) -> ScanRequest {
         shards: vec![ShardFiles {
             shard_id: shard,
             files,
+            checks: Default::default(),
         }],
         table_schema: all_types_schema(),
         filters: vec![],
@@ -424,7 +425,11 @@ async fn scan_of_several_shards_in_one_request() {
     let b = put_rows(&client, 4, 2, 3_000..5_000).await;
     let unlisted = put_rows(&client, 4, 2, 5_000..9_000).await;
     let c = put_rows(&client, 4, 3, 9_000..9_100).await;
-    let shard = |shard_id: i64, files: Vec<String>| ShardFiles { shard_id, files };
+    let shard = |shard_id: i64, files: Vec<String>| ShardFiles {
+        shard_id,
+        files,
+        checks: Default::default(),
+    };
 
     let mut req = scan_all(4, 1, vec![a.name.clone()]);
     req.shards.push(shard(2, vec![b.name.clone()]));
@@ -509,6 +514,7 @@ async fn files_written_before_add_column_read_nulls() {
         shards: vec![ShardFiles {
             shard_id: 5,
             files: vec![old_file.name, new_file.name],
+            checks: Default::default(),
         }],
         table_schema: Arc::clone(&new_schema),
         filters: vec![],

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::integrity::DamageRegistry;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use futures::StreamExt;
@@ -13,7 +14,7 @@ use shoal_catalog::{
     Catalog, CleanupRecord, ColumnDef, FileRecord, NewFile, NewShard, NewTable, Node, TableInfo,
     TableKind, TableSnapshot,
 };
-use shoal_shard_store::{ScanRequest, ShardFiles, WorkerClient};
+use shoal_shard_store::{FileCheck, ScanRequest, ShardFiles, WorkerClient};
 use tracing::{info, warn};
 
 use crate::error::{ClusterError, Result};
@@ -97,6 +98,8 @@ pub struct Cluster {
     /// the new copy); with this, a delete call still in flight from the cleanup loop or from
     /// an earlier move's cleanup step has landed before the move checks that none is pending.
     cleanup_running: tokio::sync::Mutex<()>,
+    /// Damaged files found by reads and the scrubber.
+    damage: DamageRegistry,
 }
 
 /// Files at least this large are left alone by compaction (see [`Cluster::compact_once`]).
@@ -123,7 +126,12 @@ impl Cluster {
             moving_groups: Mutex::new(HashMap::new()),
             job_events: tokio::sync::Notify::new(),
             cleanup_running: tokio::sync::Mutex::new(()),
+            damage: DamageRegistry::default(),
         })
+    }
+
+    pub(crate) fn damage(&self) -> &DamageRegistry {
+        &self.damage
     }
 
     /// Wakes whoever waits on [`Cluster::job_events`].
@@ -705,10 +713,7 @@ impl Cluster {
         for p in &shard.placements {
             let req = ScanRequest {
                 table_id: snapshot.table.table_id,
-                shards: vec![ShardFiles {
-                    shard_id,
-                    files: p.files.iter().map(|f| f.name.clone()).collect(),
-                }],
+                shards: vec![scan_files(shard_id, &p.files)],
                 table_schema: Arc::clone(schema),
                 filters: vec![],
                 projection: None,
@@ -1022,10 +1027,7 @@ impl Cluster {
                     let client = self.worker(&p.addr())?;
                     let req = ScanRequest {
                         table_id: snap.table.table_id,
-                        shards: vec![ShardFiles {
-                            shard_id: shard.shard_id,
-                            files: names.clone(),
-                        }],
+                        shards: vec![scan_files(shard.shard_id, small.iter().copied())],
                         table_schema: Arc::clone(&schema),
                         filters: vec![],
                         projection: None,
@@ -1093,4 +1095,24 @@ fn to_record(f: &WrittenFile) -> FileRecord {
         rows: f.file.rows,
         checksum: f.file.checksum,
     }
+}
+
+/// The files of one placement for a scan, each checked against the catalog's size and
+/// CRC-32C before the worker reads it.
+pub fn scan_files<'a>(
+    shard_id: i64,
+    files: impl IntoIterator<Item = &'a FileRecord>,
+) -> ShardFiles {
+    ShardFiles::checked(
+        shard_id,
+        files.into_iter().map(|f| {
+            (
+                f.name.clone(),
+                FileCheck {
+                    bytes: f.bytes,
+                    checksum: f.checksum,
+                },
+            )
+        }),
+    )
 }

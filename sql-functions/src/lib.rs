@@ -15,6 +15,7 @@ mod cluster;
 mod error;
 pub mod failpoints;
 mod gate;
+pub mod integrity;
 mod jobs;
 mod moves;
 pub mod planner;
@@ -24,7 +25,7 @@ pub mod types;
 mod writer;
 
 pub use cluster::SnapshotGuard;
-pub use cluster::{Cluster, ClusterConfig};
+pub use cluster::{scan_files, Cluster, ClusterConfig};
 pub use error::{ClusterError, Result};
 pub use gate::WritePermit;
 pub use jobs::run_scheduler;

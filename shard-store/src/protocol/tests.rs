@@ -26,10 +26,12 @@ fn scan_ticket_round_trip() {
             ShardFiles {
                 shard_id: -7,
                 files: vec!["x.parquet".into(), "y.parquet".into()],
+                checks: Default::default(),
             },
             ShardFiles {
                 shard_id: 9,
                 files: vec!["z.parquet".into()],
+                checks: Default::default(),
             },
         ],
         table_schema: schema(),
@@ -60,6 +62,7 @@ fn scan_ticket_round_trip_with_aggregate() {
         shards: vec![ShardFiles {
             shard_id: 2,
             files: vec![],
+            checks: Default::default(),
         }],
         table_schema: schema(),
         filters: vec![],
@@ -90,6 +93,7 @@ fn bad_tickets_are_protocol_errors() {
         shards: vec![ShardFiles {
             shard_id: 2,
             files: vec![],
+            checks: Default::default(),
         }],
         table_schema: schema(),
         filters: vec![],
