@@ -882,6 +882,11 @@ impl Cluster {
     }
 
     /// SIGTERM the coordinator and wait up to `timeout` for it to exit: how long it took.
+    /// The coordinator's process id, while it runs.
+    pub fn coordinator_pid(&self) -> Option<u32> {
+        self.coordinator.child.as_ref().map(Child::id)
+    }
+
     pub fn terminate_coordinator(&mut self, timeout: Duration) -> Option<Duration> {
         eprintln!("[e2e] kill -TERM {}", self.coordinator.name);
         self.coordinator.terminate(timeout)

@@ -250,6 +250,85 @@ async fn integer_overflow_on_postgresql() {
     .await;
 }
 
+/// CPU seconds (user + system) the process `pid` has used, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 =
+        fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0);
+    // USER_HZ is 100 on every Linux this runs on.
+    ticks / 100.0
+}
+
+/// Clients that start cross joins and vanish leave nothing running: within seconds the
+/// coordinator is idle and a new login is answered.
+async fn abandoned_queries(cluster: &Cluster) {
+    let target = cluster.psql_target();
+    let client = client_of(&target).await;
+    create_table(&client, true, "wide", "id bigint, v bigint").await;
+    let values: Vec<String> = (1..=3000).map(|i| format!("({i}, {i})")).collect();
+    exec(
+        &client,
+        &format!("INSERT INTO wide VALUES {}", values.join(", ")),
+    )
+    .await;
+
+    let pid = cluster.coordinator_pid().expect("coordinator runs");
+    let config = format!(
+        "host={} port={} user={} dbname={}",
+        target.host, target.port, target.user, target.dbname
+    );
+    let mut connections = Vec::new();
+    for _ in 0..3 {
+        let (runaway, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connect: {}", err_text(&e)));
+        let connection = tokio::spawn(connection);
+        // 2.7e10 rows: hours of work if nothing stops it.
+        let query = tokio::spawn(async move {
+            let _ = runaway
+                .simple_query(
+                    "SELECT count(*) FROM wide a, wide b, wide c WHERE a.v + b.v + c.v = -1",
+                )
+                .await;
+        });
+        connections.push((connection, query));
+    }
+    // Let them get going, check they do burn CPU, then drop the sockets.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = cpu_seconds(pid);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let busy = cpu_seconds(pid) - before;
+    assert!(busy > 1.0, "the cross joins run: {busy:.2} CPU s in 2 s");
+    for (connection, query) in &connections {
+        connection.abort();
+        query.abort();
+    }
+
+    // Within a second or two the work stops.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = cpu_seconds(pid);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle = cpu_seconds(pid) - before;
+    assert!(
+        idle < 0.6,
+        "abandoned queries still running: {idle:.2} CPU s in 3 s"
+    );
+    let fresh = client_of(&target).await;
+    assert_eq!(
+        scalar(&fresh, "SELECT count(*) AS n FROM wide").await,
+        "3000"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_queries_stop() {
+    let cluster = Cluster::start(2).await;
+    within(120, "abandoned queries", abandoned_queries(&cluster)).await;
+}
+
 /// COPY either stores exactly the rows PostgreSQL stores and reports that count, or fails
 /// and stores nothing.
 async fn copy_edges(target: &PsqlTarget, shoal: bool) {

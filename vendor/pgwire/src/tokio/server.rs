@@ -566,8 +566,76 @@ pub async fn negotiate_tls<S>(
 /// Process messages on an already-negotiated socket.
 ///
 /// This is the common message processing loop shared by both TCP and Unix sockets.
+/// SHOAL: resolves once the peer has closed the connection (or shut down its sending side),
+/// watched on a duplicate of the socket's descriptor so the message loop keeps the socket. A
+/// message in progress (a long query) is then dropped, which cancels it, instead of running to
+/// its end for nobody: PostgreSQL's `client_connection_check_interval` uses the same signal
+/// (POLLRDHUP).
+#[cfg(unix)]
+struct PeerClosed {
+    fd: tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
+}
+
+#[cfg(unix)]
+impl PeerClosed {
+    fn watch(socket: &TcpStream) -> Option<Self> {
+        use std::os::fd::AsFd;
+        let fd = socket.as_fd().try_clone_to_owned().ok()?;
+        // SAFETY: the AsyncFd owns `fd` (an OwnedFd), so it stays open and refers to the same
+        // file description until the AsyncFd is dropped.
+        let fd = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+        }
+        .ok()?;
+        Some(PeerClosed { fd })
+    }
+
+    async fn closed(&self) {
+        loop {
+            match self.fd.readable().await {
+                Ok(mut guard) => {
+                    if guard.ready().is_read_closed() {
+                        return;
+                    }
+                    // Bytes of the client's next message, not a close: wait for the next event.
+                    guard.clear_ready();
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+struct PeerClosed;
+
+#[cfg(not(unix))]
+impl PeerClosed {
+    fn watch(_socket: &TcpStream) -> Option<Self> {
+        None
+    }
+
+    async fn closed(&self) {
+        std::future::pending::<()>().await
+    }
+}
+
+/// SHOAL: `message` unless the peer closes the connection first (then `None`).
+async fn unless_peer_closed<F: std::future::Future>(
+    peer_closed: Option<&PeerClosed>,
+    message: F,
+) -> Option<F::Output> {
+    match peer_closed {
+        Some(watch) => tokio::select! {
+            out = message => Some(out),
+            _ = watch.closed() => None,
+        },
+        None => Some(message.await),
+    }
+}
+
 macro_rules! process_socket_messages {
-    ($socket:expr, $startup_timeout:expr, $handlers:expr) => {{
+    ($socket:expr, $startup_timeout:expr, $handlers:expr, $peer_closed:expr) => {{
         let startup_handler = $handlers.startup_handler();
         let simple_query_handler = $handlers.simple_query_handler();
         let extended_query_handler = $handlers.extended_query_handler();
@@ -602,17 +670,24 @@ macro_rules! process_socket_messages {
                     PgWireConnectionState::CopyInProgress(is_extended_query) => is_extended_query,
                     _ => msg.is_extended_query(),
                 };
-                if let Err(mut e) = process_message(
-                    msg,
-                    socket,
-                    startup_handler.clone(),
-                    simple_query_handler.clone(),
-                    extended_query_handler.clone(),
-                    copy_handler.clone(),
-                    cancel_handler.clone(),
+                let processed = unless_peer_closed(
+                    $peer_closed,
+                    process_message(
+                        msg,
+                        socket,
+                        startup_handler.clone(),
+                        simple_query_handler.clone(),
+                        extended_query_handler.clone(),
+                        copy_handler.clone(),
+                        cancel_handler.clone(),
+                    ),
                 )
-                .await
-                {
+                .await;
+                let Some(processed) = processed else {
+                    // SHOAL: the client is gone; its statement was dropped with the future.
+                    break;
+                };
+                if let Err(mut e) = processed {
                     error_handler.on_error(socket, &mut e);
                     process_error(socket, e, is_extended_query).await?;
                 }
@@ -644,7 +719,7 @@ where
 
     socket.set_state(PgWireConnectionState::AwaitingStartup);
 
-    process_socket_messages!(socket, startup_timeout, handlers);
+    process_socket_messages!(socket, startup_timeout, handlers, None);
     Ok(())
 }
 
@@ -661,6 +736,7 @@ where
     // within the timeout, it has to be dropped.
     let startup_timeout = sleep(Duration::from_millis(STARTUP_TIMEOUT_MILLIS));
     tokio::pin!(startup_timeout);
+    let peer_closed = PeerClosed::watch(&tcp_socket);
 
     // this function will process postgres ssl negotiation and consume the first
     // SslRequest packet if detected.
@@ -678,7 +754,7 @@ where
         return Ok(());
     };
 
-    process_socket_messages!(socket, startup_timeout, handlers);
+    process_socket_messages!(socket, startup_timeout, handlers, peer_closed.as_ref());
     Ok(())
 }
 
