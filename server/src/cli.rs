@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use shoal_shard_store::{serve_worker, WorkerClient, WorkerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::coordinator::{run_coordinator, CoordinatorOptions};
+use crate::coordinator::{run_coordinator, CoordinatorOptions, MemoryLimit};
 use crate::wire::Passwords;
 use crate::ServerError;
 
@@ -124,6 +124,10 @@ pub struct CoordinatorArgs {
     /// Serve Prometheus metrics on http://ADDR/metrics.
     #[arg(long, env = "SHOAL_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// MB of memory all running queries may hold together in their operators; a query that
+    /// needs more (and cannot spill to disk) fails with 53200. Default: half of the machine's.
+    #[arg(long, env = "SHOAL_MEMORY_LIMIT_MB", value_parser = clap::value_parser!(u64).range(1..))]
+    memory_limit_mb: Option<u64>,
     #[command(flatten)]
     security: SecurityArgs,
 }
@@ -305,6 +309,12 @@ async fn coordinator(a: CoordinatorArgs) -> Result<(), ServerError> {
         insecure: a.security.insecure,
         tls: a.security.tls_cert.zip(a.security.tls_key),
         metrics_listen: a.metrics_listen,
+        memory_limit: match a.memory_limit_mb {
+            Some(mb) => MemoryLimit::Bytes(
+                usize::try_from(mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX),
+            ),
+            None => MemoryLimit::HalfOfMemory,
+        },
     };
     run_coordinator(opts, None, shutdown_signal()).await
 }

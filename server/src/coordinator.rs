@@ -10,6 +10,7 @@ use std::time::Duration;
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SessionConfig;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionContext;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
@@ -36,6 +37,44 @@ pub struct CoordinatorOptions {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Where to serve `/metrics` (Prometheus text), if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// Bytes the coordinator's running queries may hold at once in their operators (hash
+    /// tables, sort buffers); a query that needs more and cannot spill fails with 53200.
+    pub memory_limit: MemoryLimit,
+}
+
+/// How much memory the coordinator's queries may take together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryLimit {
+    /// At most this many bytes.
+    Bytes(usize),
+    /// Half of the machine's memory (`MemTotal` in `/proc/meminfo`).
+    HalfOfMemory,
+}
+
+impl MemoryLimit {
+    fn bytes(self) -> Result<usize, ServerError> {
+        match self {
+            MemoryLimit::Bytes(n) => Ok(n),
+            MemoryLimit::HalfOfMemory => {
+                let meminfo = std::fs::read_to_string("/proc/meminfo").map_err(|e| {
+                    ServerError::Startup(format!(
+                        "cannot read /proc/meminfo for the default memory limit ({e}); \
+                         give --memory-limit-mb"
+                    ))
+                })?;
+                let kib = meminfo
+                    .lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+                    .ok_or_else(|| {
+                        ServerError::Startup(
+                            "no MemTotal in /proc/meminfo; give --memory-limit-mb".into(),
+                        )
+                    })?;
+                Ok(kib.saturating_mul(1024) / 2)
+            }
+        }
+    }
 }
 
 struct ActiveWorkerNodes(Arc<Cluster>);
@@ -58,11 +97,20 @@ impl TableFunctionImpl for ActiveWorkerNodes {
 
 /// The session every connection shares: Shoal tables in `public`, views in `shoal`, and
 /// PostgreSQL's `pg_catalog` for psql and drivers.
-pub fn session_context(cluster: &Arc<Cluster>) -> Result<SessionContext, ServerError> {
+pub fn session_context(
+    cluster: &Arc<Cluster>,
+    memory_limit: MemoryLimit,
+) -> Result<SessionContext, ServerError> {
     let config = SessionConfig::new()
         .with_default_catalog_and_schema(DATABASE, "public")
         .with_information_schema(true);
-    let ctx = SessionContext::new_with_config(config);
+    // One pool for every session's operators: sorts and aggregates spill to disk when it is
+    // full, anything else fails with ResourcesExhausted (53200) instead of growing unbounded.
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(memory_limit.bytes()?, 1.0)
+        .build_arc()
+        .map_err(|e| ServerError::Startup(format!("query runtime: {e}")))?;
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
     let catalog = ctx
         .catalog(DATABASE)
         .ok_or_else(|| ServerError::Startup(format!("catalog {DATABASE} missing")))?;
@@ -143,7 +191,7 @@ pub async fn run_coordinator(
             cluster_token: opts.cluster_token.clone(),
         },
     );
-    let ctx = Arc::new(session_context(&cluster)?);
+    let ctx = Arc::new(session_context(&cluster, opts.memory_limit)?);
     let hooks: Vec<Arc<dyn QueryHook>> = vec![
         Arc::new(ShoalHook::new(Arc::clone(&cluster))),
         Arc::new(datafusion_postgres::hooks::set_show::SetShowHook),

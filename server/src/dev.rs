@@ -10,7 +10,7 @@ use shoal_shard_store::{serve_worker_with_listener, WorkerConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::coordinator::{run_coordinator, CoordinatorOptions};
+use crate::coordinator::{run_coordinator, CoordinatorOptions, MemoryLimit};
 use crate::wire::Passwords;
 use crate::ServerError;
 
@@ -108,6 +108,7 @@ pub async fn run(
         insecure: false,
         tls: None,
         metrics_listen: None,
+        memory_limit: MemoryLimit::HalfOfMemory,
     };
     println!(
         "Shoal dev cluster: coordinator on {listen}, workers on {}",

@@ -27,7 +27,7 @@ mod sink;
 mod views;
 mod wire;
 
-pub use coordinator::{run_coordinator, session_context, CoordinatorOptions};
+pub use coordinator::{run_coordinator, session_context, CoordinatorOptions, MemoryLimit};
 pub use wire::Passwords;
 
 /// Why a `shoal` process could not start or stopped.

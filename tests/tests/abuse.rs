@@ -329,6 +329,37 @@ async fn abandoned_queries_stop() {
     within(120, "abandoned queries", abandoned_queries(&cluster)).await;
 }
 
+/// With a memory limit, a query whose operators need more than it fails with 53200 and
+/// takes nothing else down; smaller queries still run.
+async fn memory_hungry_query(cluster: &Cluster) {
+    let target = cluster.psql_target();
+    let client = client_of(&target).await;
+    // The build side of this hash join holds 3 million rows, over 32 MB.
+    let hungry = "SELECT count(*) AS n FROM unnest(range(1, 3000000)) AS a(x) \
+                  JOIN unnest(range(1, 3000000)) AS b(y) ON x = y";
+    match client.simple_query(hungry).await {
+        Ok(rows) => panic!("a join over 32 MB answered {} messages", rows.len()),
+        Err(e) => assert_eq!(sqlstate(&e).as_deref(), Some("53200"), "{}", err_text(&e)),
+    }
+    let fresh = client_of(&target).await;
+    let small = "SELECT count(*) AS n FROM unnest(range(1, 1000)) AS a(x) \
+                 JOIN unnest(range(1, 1000)) AS b(y) ON x = y";
+    assert_eq!(scalar(&fresh, small).await, "999");
+    assert_eq!(
+        scalar(&client, "SELECT 1").await,
+        "1",
+        "the failed session goes on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_hungry_query_fails_with_53200() {
+    let mut cluster = Cluster::start(1).await;
+    cluster.set_coordinator_env(&[("SHOAL_MEMORY_LIMIT_MB", "32")]);
+    cluster.restart_coordinator().await;
+    within(120, "memory limit", memory_hungry_query(&cluster)).await;
+}
+
 /// COPY either stores exactly the rows PostgreSQL stores and reports that count, or fails
 /// and stores nothing.
 async fn copy_edges(target: &PsqlTarget, shoal: bool) {
