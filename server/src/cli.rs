@@ -128,6 +128,11 @@ pub struct CoordinatorArgs {
     /// needs more (and cannot spill to disk) fails with 53200. Default: half of the machine's.
     #[arg(long, env = "SHOAL_MEMORY_LIMIT_MB", value_parser = clap::value_parser!(u64).range(1..))]
     memory_limit_mb: Option<u64>,
+    /// Milliseconds a worker may leave a liveness ping unanswered (stopped, partitioned)
+    /// before queries on it fail with 08006 or move to another placement.
+    #[arg(long, env = "SHOAL_WORKER_TIMEOUT_MS", default_value_t = 5000,
+        value_parser = clap::value_parser!(u64).range(100..))]
+    worker_timeout_ms: u64,
     #[command(flatten)]
     security: SecurityArgs,
 }
@@ -315,6 +320,7 @@ async fn coordinator(a: CoordinatorArgs) -> Result<(), ServerError> {
             ),
             None => MemoryLimit::HalfOfMemory,
         },
+        worker_timeout: Duration::from_millis(a.worker_timeout_ms),
     };
     run_coordinator(opts, None, shutdown_signal()).await
 }

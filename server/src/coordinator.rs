@@ -40,7 +40,12 @@ pub struct CoordinatorOptions {
     /// Bytes the coordinator's running queries may hold at once in their operators (hash
     /// tables, sort buffers); a query that needs more and cannot spill fails with 53200.
     pub memory_limit: MemoryLimit,
+    /// How long a worker may go without answering a liveness ping before queries on it fail.
+    pub worker_timeout: Duration,
 }
+
+/// The default of `--worker-timeout-ms`.
+pub const DEFAULT_WORKER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How much memory the coordinator's queries may take together.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,6 +194,7 @@ pub async fn run_coordinator(
         catalog,
         ClusterConfig {
             cluster_token: opts.cluster_token.clone(),
+            worker_timeout: opts.worker_timeout,
         },
     );
     let ctx = Arc::new(session_context(&cluster, opts.memory_limit)?);

@@ -10,7 +10,9 @@ use shoal_shard_store::{serve_worker_with_listener, WorkerConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::coordinator::{run_coordinator, CoordinatorOptions, MemoryLimit};
+use crate::coordinator::{
+    run_coordinator, CoordinatorOptions, MemoryLimit, DEFAULT_WORKER_TIMEOUT,
+};
 use crate::wire::Passwords;
 use crate::ServerError;
 
@@ -109,6 +111,7 @@ pub async fn run(
         tls: None,
         metrics_listen: None,
         memory_limit: MemoryLimit::HalfOfMemory,
+        worker_timeout: DEFAULT_WORKER_TIMEOUT,
     };
     println!(
         "Shoal dev cluster: coordinator on {listen}, workers on {}",

@@ -79,6 +79,19 @@ impl WorkerClient {
     /// `authorization: Bearer <token>` when `token` is `Some`. Connect timeout 3 s.
     /// Must be called inside a tokio runtime.
     pub fn new(addr: &str, token: Option<String>) -> Result<Self> {
+        Self::with_liveness(addr, token, KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT)
+    }
+
+    /// [`WorkerClient::new`] that pings the worker every `ping_interval` and drops the
+    /// connection, failing every call on it with [`ShardStoreError::Unavailable`], when a ping
+    /// is not answered within `ping_timeout`: a stopped or partitioned worker fails queries in
+    /// bounded time instead of hanging them, however long a healthy call may run.
+    pub fn with_liveness(
+        addr: &str,
+        token: Option<String>,
+        ping_interval: Duration,
+        ping_timeout: Duration,
+    ) -> Result<Self> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(ShardStoreError::Config {
                 message: "WorkerClient::new must be called inside a tokio runtime".into(),
@@ -95,8 +108,8 @@ impl WorkerClient {
             })?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
-            .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
-            .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+            .http2_keep_alive_interval(ping_interval)
+            .keep_alive_timeout(ping_timeout)
             .keep_alive_while_idle(true)
             .http2_adaptive_window(true)
             .max_frame_size(MAX_FRAME_BYTES);

@@ -23,10 +23,23 @@ use crate::routing;
 use crate::types::{arrow_type, table_schema};
 use crate::writer::{ShardTarget, ShardWriter, WrittenFile};
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ClusterConfig {
     /// Sent with every call to a worker.
     pub cluster_token: Option<String>,
+    /// How long a worker may leave a liveness ping unanswered before calls on it fail (a
+    /// stopped or partitioned worker); pings go every second.
+    pub worker_timeout: Duration,
+}
+
+impl Default for ClusterConfig {
+    /// No token; a worker that leaves pings unanswered for 5 s fails its calls.
+    fn default() -> Self {
+        ClusterConfig {
+            cluster_token: None,
+            worker_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Query snapshots still running, each with the catalog generation that had ended when it
@@ -218,7 +231,12 @@ impl Cluster {
         if let Some(c) = clients.get(addr) {
             return Ok(c.clone());
         }
-        let c = WorkerClient::new(addr, self.config.cluster_token.clone())?;
+        let c = WorkerClient::with_liveness(
+            addr,
+            self.config.cluster_token.clone(),
+            Duration::from_secs(1).min(self.config.worker_timeout),
+            self.config.worker_timeout,
+        )?;
         clients.insert(addr.to_string(), c.clone());
         Ok(c)
     }

@@ -106,6 +106,16 @@ impl Cluster {
     /// as `rate_mb` MB/s allows since the previous round (0 = off). Forgets damage of files
     /// the catalog no longer names or that verify again. Returns the files verified.
     pub async fn scrub_once(&self, rate_mb: u64) -> Result<usize> {
+        if rate_mb == 0 {
+            let mut pos = self
+                .damage()
+                .scrub
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            pos.last_round = None;
+            pos.credit = 0;
+            return Ok(0);
+        }
         let mut all: BTreeMap<FileLocation, FileCheck> = BTreeMap::new();
         for snapshot in self.catalog().snapshot_all()? {
             for shard in &snapshot.shards {
@@ -139,10 +149,6 @@ impl Cluster {
                 .last_round
                 .map_or(0, |t| now.duration_since(t).as_millis() as u64);
             pos.last_round = Some(now);
-            if rate_mb == 0 {
-                pos.credit = 0;
-                return Ok(0);
-            }
             let per_second = rate_mb.saturating_mul(1024 * 1024);
             pos.credit = pos
                 .credit

@@ -882,6 +882,11 @@ impl Cluster {
     }
 
     /// SIGTERM the coordinator and wait up to `timeout` for it to exit: how long it took.
+    /// Worker `i`'s process id, while it runs.
+    pub fn worker_pid(&self, i: usize) -> Option<u32> {
+        self.workers[i].child.as_ref().map(Child::id)
+    }
+
     /// The coordinator's process id, while it runs.
     pub fn coordinator_pid(&self) -> Option<u32> {
         self.coordinator.child.as_ref().map(Child::id)

@@ -360,6 +360,85 @@ async fn memory_hungry_query_fails_with_53200() {
     within(120, "memory limit", memory_hungry_query(&cluster)).await;
 }
 
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
+/// A stopped worker (SIGSTOP: the kernel still accepts its connections, nothing answers) makes
+/// queries on it fail within the worker timeout instead of hanging; resumed, it serves again.
+async fn stopped_worker(cluster: &Cluster) {
+    let target = cluster.psql_target();
+    let client = client_of(&target).await;
+    create_table(&client, true, "frozen", "id bigint, v bigint").await;
+    let values: Vec<String> = (1..=200).map(|i| format!("({i}, {i})")).collect();
+    exec(
+        &client,
+        &format!("INSERT INTO frozen VALUES {}", values.join(", ")),
+    )
+    .await;
+    assert_eq!(
+        scalar(&client, "SELECT count(*) AS n FROM frozen").await,
+        "200"
+    );
+
+    let pid = cluster.worker_pid(1).expect("worker 1 runs");
+    signal(pid, "-STOP");
+    // Twice: once on the connection open before the stop, once on a new one.
+    for attempt in 0..2 {
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(30),
+            client.simple_query("SELECT count(*) AS n FROM frozen"),
+        )
+        .await;
+        let took = started.elapsed();
+        match outcome {
+            Err(_) => {
+                signal(pid, "-CONT");
+                panic!("attempt {attempt}: a query on a stopped worker hung for 30 s");
+            }
+            Ok(Ok(rows)) => {
+                signal(pid, "-CONT");
+                panic!("attempt {attempt}: answered {rows:?} without worker 1's shards");
+            }
+            Ok(Err(e)) => assert_eq!(sqlstate(&e).as_deref(), Some("08006"), "{}", err_text(&e)),
+        }
+        assert!(
+            took < Duration::from_secs(12),
+            "attempt {attempt} failed after {took:?}"
+        );
+    }
+    signal(pid, "-CONT");
+    let mut answered = false;
+    for _ in 0..50 {
+        if let Ok(rows) = client
+            .simple_query("SELECT count(*) AS n FROM frozen")
+            .await
+        {
+            answered = !rows.is_empty();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(answered, "worker 1 serves again after SIGCONT");
+    assert_eq!(
+        scalar(&client, "SELECT count(*) AS n FROM frozen").await,
+        "200"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_worker_fails_queries_in_bounded_time() {
+    let mut cluster = Cluster::start(2).await;
+    cluster.set_coordinator_env(&[("SHOAL_WORKER_TIMEOUT_MS", "3000")]);
+    cluster.restart_coordinator().await;
+    within(180, "stopped worker", stopped_worker(&cluster)).await;
+}
+
 /// COPY either stores exactly the rows PostgreSQL stores and reports that count, or fails
 /// and stores nothing.
 async fn copy_edges(target: &PsqlTarget, shoal: bool) {
