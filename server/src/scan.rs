@@ -335,15 +335,14 @@ impl ShardRead {
             damage,
         }) = failure
         {
-            self.cluster.record_damage(DamagedFileReport {
-                worker: worker.clone(),
-                table_id: *table_id,
-                shard_id: *shard_id,
-                file: name.clone(),
-                damage: damage.clone(),
-                found_by: DamageSource::Query,
-                found_at_ms: unix_ms(),
-            });
+            self.cluster.record_damage(DamagedFileReport::found_now(
+                worker,
+                *table_id,
+                *shard_id,
+                name.clone(),
+                damage.clone(),
+                DamageSource::Query,
+            ));
         }
     }
 
@@ -389,12 +388,6 @@ impl ShardRead {
             hint: Some("Check that the worker is running: SELECT * FROM shoal.nodes;".into()),
         }))
     }
-}
-
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {

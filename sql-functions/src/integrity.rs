@@ -8,8 +8,8 @@
 //! restart, and the scrubber walks every file).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use shoal_shard_store::{FileCheck, FileToVerify};
 use tracing::{info, warn};
@@ -52,6 +52,28 @@ pub struct DamagedFileReport {
     pub found_at_ms: i64,
 }
 
+impl DamagedFileReport {
+    /// A damage found now.
+    pub fn found_now(
+        worker: &str,
+        table_id: i64,
+        shard_id: i64,
+        file: String,
+        damage: String,
+        found_by: DamageSource,
+    ) -> Self {
+        DamagedFileReport {
+            worker: worker.to_string(),
+            table_id,
+            shard_id,
+            file,
+            damage,
+            found_by,
+            found_at_ms: now_ms(),
+        }
+    }
+}
+
 /// The damaged files known now, and where the scrubber's walk stands.
 #[derive(Debug, Default)]
 pub(crate) struct DamageRegistry {
@@ -67,7 +89,15 @@ struct ScrubPosition {
     last_round: Option<Instant>,
     /// Bytes allowed but not spent yet (a file larger than one round's budget waits for it).
     credit: u64,
+    /// Every committed file with its record, as the catalog had it when read; read again when
+    /// the walk has reached its end or it is older than [`LISTING_MAX_AGE`].
+    listing: Option<(Instant, Arc<BTreeMap<FileLocation, FileCheck>>)>,
 }
+
+/// How long the scrubber walks a file listing before it reads the catalog again: one full
+/// read of the catalog a minute at most, however large it is; files committed meanwhile wait
+/// for the next listing.
+const LISTING_MAX_AGE: Duration = Duration::from_secs(60);
 
 impl DamageRegistry {
     fn files(&self) -> std::sync::MutexGuard<'_, BTreeMap<FileLocation, DamagedFileReport>> {
@@ -75,8 +105,8 @@ impl DamageRegistry {
     }
 }
 
-/// The longest a scrub round may save up for: a large file is verified after at most this
-/// many seconds of budget, not never.
+/// The longest a scrub round may save up for; a file larger than that much budget is
+/// verified alone when the budget is full, so every file is verified eventually.
 const MAX_CREDIT_SECONDS: u64 = 60;
 
 impl Cluster {
@@ -102,6 +132,31 @@ impl Cluster {
         self.damage().files().values().cloned().collect()
     }
 
+    /// Every committed file of every placement, with the catalog's record of it.
+    fn file_listing(&self) -> Result<BTreeMap<FileLocation, FileCheck>> {
+        let mut all = BTreeMap::new();
+        for snapshot in self.catalog().snapshot_all()? {
+            for shard in &snapshot.shards {
+                for p in &shard.placements {
+                    for f in &p.files {
+                        let at = (
+                            p.addr(),
+                            snapshot.table.table_id,
+                            shard.shard_id,
+                            f.name.clone(),
+                        );
+                        let check = FileCheck {
+                            bytes: f.bytes,
+                            checksum: f.checksum,
+                        };
+                        all.insert(at, check);
+                    }
+                }
+            }
+        }
+        Ok(all)
+    }
+
     /// One scrubber round: re-verifies the next files of the walk on their workers, as many
     /// as `rate_mb` MB/s allows since the previous round (0 = off). Forgets damage of files
     /// the catalog no longer names or that verify again. Returns the files verified.
@@ -116,27 +171,31 @@ impl Cluster {
             pos.credit = 0;
             return Ok(0);
         }
-        let mut all: BTreeMap<FileLocation, FileCheck> = BTreeMap::new();
-        for snapshot in self.catalog().snapshot_all()? {
-            for shard in &snapshot.shards {
-                for p in &shard.placements {
-                    for f in &p.files {
-                        let check = FileCheck {
-                            bytes: f.bytes,
-                            checksum: f.checksum,
-                        };
-                        let at = (
-                            p.addr(),
-                            snapshot.table.table_id,
-                            shard.shard_id,
-                            f.name.clone(),
-                        );
-                        all.insert(at, check);
-                    }
-                }
+        let cached = {
+            let pos = self
+                .damage()
+                .scrub
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            pos.listing
+                .as_ref()
+                .filter(|(read, _)| read.elapsed() < LISTING_MAX_AGE)
+                .map(|(_, all)| Arc::clone(all))
+        };
+        let all = match cached {
+            Some(all) => all,
+            None => {
+                let all = Arc::new(self.file_listing()?);
+                self.damage().files().retain(|at, _| all.contains_key(at));
+                let mut pos = self
+                    .damage()
+                    .scrub
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                pos.listing = Some((Instant::now(), Arc::clone(&all)));
+                all
             }
-        }
-        self.damage().files().retain(|at, _| all.contains_key(at));
+        };
 
         let batch = {
             let mut pos = self
@@ -150,10 +209,11 @@ impl Cluster {
                 .map_or(0, |t| now.duration_since(t).as_millis() as u64);
             pos.last_round = Some(now);
             let per_second = rate_mb.saturating_mul(1024 * 1024);
+            let max_credit = per_second.saturating_mul(MAX_CREDIT_SECONDS);
             pos.credit = pos
                 .credit
                 .saturating_add(per_second.saturating_mul(elapsed) / 1000)
-                .min(per_second.saturating_mul(MAX_CREDIT_SECONDS));
+                .min(max_credit);
             let after = pos.last.clone();
             let walk = all
                 .iter()
@@ -164,12 +224,18 @@ impl Cluster {
                 );
             let mut batch = Vec::new();
             for (at, check) in walk {
-                if check.bytes > pos.credit {
+                // A file larger than the most a round saves up goes alone once it is saved up.
+                let saved_up = batch.is_empty() && pos.credit >= max_credit;
+                if check.bytes > pos.credit && !saved_up {
                     break;
                 }
-                pos.credit -= check.bytes;
+                pos.credit = pos.credit.saturating_sub(check.bytes);
                 pos.last = Some(at.clone());
                 batch.push((at.clone(), *check));
+            }
+            if pos.last.as_ref() == all.keys().next_back() {
+                // A pass is complete: the next round walks a fresh listing.
+                pos.listing = None;
             }
             batch
         };
@@ -210,15 +276,14 @@ impl Cluster {
             for d in damaged {
                 let at = (worker.clone(), d.table_id, d.shard_id, d.name.clone());
                 bad.insert(at);
-                self.record_damage(DamagedFileReport {
-                    worker: worker.clone(),
-                    table_id: d.table_id,
-                    shard_id: d.shard_id,
-                    file: d.name,
-                    damage: d.damage,
-                    found_by: DamageSource::Scrub,
-                    found_at_ms: now_ms(),
-                });
+                self.record_damage(DamagedFileReport::found_now(
+                    &worker,
+                    d.table_id,
+                    d.shard_id,
+                    d.name,
+                    d.damage,
+                    DamageSource::Scrub,
+                ));
             }
             self.damage()
                 .files()
