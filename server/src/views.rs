@@ -264,17 +264,14 @@ pub fn shoal_schema(cluster: &Arc<Cluster>) -> Arc<dyn SchemaProvider> {
             ],
             |c| {
                 let damaged = c.damaged_files();
-                let nodes = if damaged.is_empty() {
-                    Vec::new()
+                // The catalog is read only when there is something to show (almost never).
+                let (nodes, names) = if damaged.is_empty() {
+                    (Vec::new(), Vec::new())
                 } else {
-                    c.catalog().list_nodes()?
+                    (c.catalog().list_nodes()?, c.catalog().table_names()?)
                 };
                 let mut tables = HashMap::new();
-                for name in if damaged.is_empty() {
-                    Vec::new()
-                } else {
-                    c.catalog().table_names()?
-                } {
+                for name in names {
                     if let Some(t) = c.catalog().table_by_name(&name)? {
                         tables.insert(t.table_id, t.name);
                     }

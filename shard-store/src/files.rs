@@ -166,20 +166,20 @@ impl FileStore {
         Ok(self.shard_dir(table_id, shard_id).join(name))
     }
 
-    /// Paths of the named files of a shard, checking that each is there: the first missing
-    /// one is reported as [`ShardStoreError::FileMissing`].
+    /// Paths and metadata of the named files of a shard, checking that each is there: the
+    /// first missing one is reported as [`ShardStoreError::FileMissing`].
     pub(crate) fn existing_files(
         &self,
         table_id: i64,
         shard_id: i64,
         names: &[String],
-    ) -> Result<Vec<PathBuf>> {
+    ) -> Result<Vec<(PathBuf, fs::Metadata)>> {
         names
             .iter()
             .map(|name| {
                 let path = self.file_path(table_id, shard_id, name)?;
                 match fs::metadata(&path) {
-                    Ok(meta) if meta.is_file() => Ok(path),
+                    Ok(meta) if meta.is_file() => Ok((path, meta)),
                     Ok(_) => Err(ShardStoreError::FileMissing {
                         table_id,
                         shard_id,

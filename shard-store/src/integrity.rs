@@ -59,16 +59,17 @@ impl VerifiedFiles {
         self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Checks `path` against `expected`: `Ok(None)` if it matches, `Ok(Some(damage))` if it
-    /// does not. `rescan` re-reads the checksum even if the file verified before.
+    /// Checks the file at `path`, whose metadata the caller just read, against `expected`:
+    /// `Ok(None)` if it matches, `Ok(Some(damage))` if it does not. `rescan` re-reads the
+    /// checksum even if the file verified before.
     pub(crate) fn check(
         &self,
         path: &Path,
+        meta: &fs::Metadata,
         expected: FileCheck,
         rescan: bool,
     ) -> Result<Option<Damage>> {
-        let meta = fs::metadata(path).map_err(|e| ShardStoreError::io(path, e))?;
-        let identity = FileIdentity::of(&meta);
+        let identity = FileIdentity::of(meta);
         if identity.len != expected.bytes {
             self.seen().remove(path);
             return Ok(Some(format!(

@@ -44,12 +44,14 @@ pub(crate) async fn execute_scan(
         blocking(move || {
             let mut files = Vec::new();
             for shard in shards {
-                let paths = store.existing_files(table_id, shard.shard_id, &shard.files)?;
-                for (name, path) in shard.files.iter().zip(&paths) {
+                let found = store.existing_files(table_id, shard.shard_id, &shard.files)?;
+                let mut paths = Vec::with_capacity(found.len());
+                for (name, (path, meta)) in shard.files.iter().zip(found) {
                     let Some(check) = shard.checks.get(name) else {
+                        paths.push(path);
                         continue;
                     };
-                    if let Some(damage) = store.verified.check(path, *check, false)? {
+                    if let Some(damage) = store.verified.check(&path, &meta, *check, false)? {
                         warn!(table_id, shard_id = shard.shard_id, file = %name, %damage,
                             "damaged shard file refused");
                         return Err(ShardStoreError::FileDamaged {
@@ -60,6 +62,7 @@ pub(crate) async fn execute_scan(
                             damage,
                         });
                     }
+                    paths.push(path);
                 }
                 files.extend(
                     shard

@@ -593,10 +593,11 @@ fn verify_files(store: &FileStore, files: Vec<FileToVerify>) -> Result<Vec<Damag
     let mut damaged = Vec::new();
     for f in files {
         let path = store.file_path(f.table_id, f.shard_id, &f.name)?;
-        if !path.is_file() {
-            continue;
-        }
-        if let Some(damage) = store.verified.check(&path, f.check, true)? {
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => meta,
+            _ => continue,
+        };
+        if let Some(damage) = store.verified.check(&path, &meta, f.check, true)? {
             tracing::warn!(table_id = f.table_id, shard_id = f.shard_id, file = %f.name,
                 %damage, "scrubber found a damaged shard file");
             damaged.push(DamagedFile {

@@ -224,6 +224,13 @@ async fn integer_overflow(target: &PsqlTarget, shoal: bool) {
             "sum pushed to the workers:\n{plan}"
         );
     }
+    // avg over integers, pushed down as a sum and a count (PostgreSQL answers numeric,
+    // Shoal double precision: the value is what must agree).
+    let avg: f64 = scalar(&client, "SELECT avg(w) AS a FROM big")
+        .await
+        .parse()
+        .unwrap_or(f64::NAN);
+    assert_eq!(avg, 1431655765.0);
     let fresh = client_of(target).await;
     assert_eq!(scalar(&fresh, "SELECT count(*) AS n FROM big").await, "3");
 }
