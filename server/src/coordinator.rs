@@ -167,6 +167,10 @@ fn tls_acceptor(cert: &PathBuf, key: &PathBuf) -> Result<tokio_rustls::TlsAccept
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
+/// How long a shutdown waits for connections to tell their clients and close (the process
+/// exits after `cli::SHUTDOWN_GRACE` regardless).
+const CONNECTIONS_CLOSE_WITHIN: Duration = Duration::from_secs(2);
+
 /// Runs the coordinator until `shutdown` resolves.
 pub async fn run_coordinator(
     opts: CoordinatorOptions,
@@ -231,17 +235,25 @@ pub async fn run_coordinator(
             }
         })
     });
+    // Every connection watches `shutdown_tx`: on shutdown its statement is dropped and its
+    // client told 57P01, as PostgreSQL's fast shutdown does.
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
     let accept = async {
         loop {
             match listener.accept().await {
                 Ok((socket, peer)) => {
+                    while connections.try_join_next().is_some() {}
                     let h = Arc::clone(&handlers);
                     let tls = tls.clone();
-                    tokio::spawn(
+                    let shutdown = Some(shutdown_rx.clone());
+                    connections.spawn(
                         async move {
                             if let Err(e) =
-                                datafusion_postgres::pgwire::tokio::process_socket(socket, tls, h)
-                                    .await
+                                datafusion_postgres::pgwire::tokio::process_socket_until(
+                                    socket, tls, h, shutdown,
+                                )
+                                .await
                             {
                                 tracing::debug!(error = %e, "connection ended with an error");
                             }
@@ -256,6 +268,17 @@ pub async fn run_coordinator(
     tokio::select! {
         _ = accept => {}
         _ = shutdown => info!("coordinator shutting down"),
+    }
+    let _ = shutdown_tx.send(true);
+    let closing = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(CONNECTIONS_CLOSE_WITHIN, closing)
+        .await
+        .is_err()
+    {
+        warn!(
+            open = connections.len(),
+            "connections still open after the shutdown notice"
+        );
     }
     upkeep.abort();
     scheduler.abort();

@@ -14,6 +14,7 @@ use shoal_shard_store::{FileMeta, ShardStoreError, WorkerClient};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
+use tracing::{debug, warn};
 
 use crate::error::{ClusterError, Result};
 use crate::routing;
@@ -253,22 +254,31 @@ impl ShardWriter {
     }
 
     /// Flushes everything and waits for every worker to make its file durable.
+    ///
+    /// On error no file of this statement stays behind where it can be helped: puts still
+    /// open are aborted (when `self` drops) and files other workers already committed are
+    /// deleted, so a failed statement leaves nothing for the orphan collector's hour-long
+    /// grace. The catalog names none of them yet, so no reader can see them.
     pub async fn finish(mut self) -> Result<Vec<WrittenFile>> {
         for shard in 0..self.targets.len() {
             self.flush(shard).await?;
         }
         let mut out = Vec::new();
         let mut first_err: Option<ClusterError> = None;
-        for (_, put) in self.puts.drain() {
+        for ((shard, placement), put) in std::mem::take(&mut self.puts) {
             drop(put.sender);
+            let addr = self.targets[shard].placements[placement].1.clone();
             match put.task.await {
                 Ok((shard_id, key, Ok(file))) => {
                     if file.rows > 0 {
-                        out.push(WrittenFile {
-                            shard_id,
-                            placement_key: key,
-                            file,
-                        });
+                        out.push((
+                            addr,
+                            WrittenFile {
+                                shard_id,
+                                placement_key: key,
+                                file,
+                            },
+                        ));
                     }
                 }
                 Ok((_, _, Err(e))) => {
@@ -282,13 +292,53 @@ impl ShardWriter {
             }
         }
         match first_err {
-            Some(e) => Err(e),
-            None => Ok(out),
+            Some(e) => {
+                self.delete_written(out).await;
+                Err(e)
+            }
+            None => Ok(out.into_iter().map(|(_, f)| f).collect()),
+        }
+    }
+
+    /// Best effort: a file that cannot be deleted now is an orphan, collected after the grace.
+    async fn delete_written(&self, files: Vec<(String, WrittenFile)>) {
+        for (addr, f) in files {
+            let Some(client) = self.clients.get(&addr) else {
+                continue;
+            };
+            let deleted = client
+                .delete_files(self.table_id, f.shard_id, vec![f.file.name.clone()])
+                .await;
+            match deleted {
+                Ok(()) => debug!(
+                    table_id = self.table_id,
+                    shard_id = f.shard_id,
+                    name = %f.file.name,
+                    node = %addr,
+                    "deleted a file of a failed statement"
+                ),
+                Err(e) => warn!(
+                    table_id = self.table_id,
+                    shard_id = f.shard_id,
+                    name = %f.file.name,
+                    node = %addr,
+                    error = %e,
+                    "a file of a failed statement is left for orphan collection"
+                ),
+            }
         }
     }
 
     /// Stops every open put; the workers discard their unfinished files.
-    pub fn abort(mut self) {
+    pub fn abort(self) {
+        // Dropping does it.
+    }
+}
+
+impl Drop for ShardWriter {
+    /// A writer dropped before `finish` (an error on the way, a cancelled statement) must not
+    /// let its puts end normally: closing a put's stream commits its file on the worker.
+    fn drop(&mut self) {
         for (_, put) in self.puts.drain() {
             let _ = put.sender.try_send(Err(ShardStoreError::Protocol {
                 message: "statement aborted".into(),

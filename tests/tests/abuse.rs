@@ -651,18 +651,27 @@ fn empty_secrets_refuse_to_start() {
     );
 }
 
-/// Queries that keep both coordinator threads busy must not keep SIGTERM from stopping it.
+/// Queries that keep both coordinator threads busy must not keep SIGTERM from stopping it;
+/// their sessions, and idle ones, end with FATAL 57P01 as in PostgreSQL's fast shutdown.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_a_busy_coordinator() {
     let mut cluster = Cluster::start(1).await;
     let runaway =
         "SELECT count(*) FROM generate_series(1, 200000) a, generate_series(1, 200000) b \
                    WHERE a.value + b.value = -1";
+    let port = cluster.port();
+    let idle = tokio::task::spawn_blocking(move || {
+        let mut c = raw_wire::Conn::ready(port, "shoal", "shoal");
+        c.until_ready()
+    });
     let mut running = Vec::new();
     for _ in 0..3 {
         let client = cluster.client().await;
         running.push(tokio::spawn(async move {
-            client.simple_query(runaway).await.is_ok()
+            match client.simple_query(runaway).await {
+                Ok(_) => "success".to_string(),
+                Err(e) => sqlstate(&e).unwrap_or_else(|| err_text(&e)),
+            }
         }));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -671,10 +680,383 @@ async fn sigterm_stops_a_busy_coordinator() {
     let took = took.expect("the coordinator ignored SIGTERM for 15 s");
     assert!(took < Duration::from_secs(8), "SIGTERM took {took:?}");
     for r in running {
-        let finished = within(30, "a runaway query's end", r).await;
+        let ended = within(30, "a runaway query's end", r).await.expect("task");
+        assert_eq!(ended, "57P01", "a runaway query's session at shutdown");
+    }
+    let idle = within(30, "the idle session's end", idle)
+        .await
+        .expect("idle");
+    assert_eq!(
+        raw_wire::error_codes(&idle),
+        vec!["57P01".to_string()],
+        "{idle:?}"
+    );
+}
+
+/// Frontend messages written byte by byte, for what no driver would send.
+mod raw_wire {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    pub fn message(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut m = vec![tag];
+        m.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+        m.extend_from_slice(body);
+        m
+    }
+
+    pub fn cstr(s: &str) -> Vec<u8> {
+        let mut v = s.as_bytes().to_vec();
+        v.push(0);
+        v
+    }
+
+    pub fn parse(name: &str, sql: &str) -> Vec<u8> {
+        message(b'P', &[cstr(name), cstr(sql), vec![0, 0]].concat())
+    }
+
+    /// Bind with text values and the given result format codes.
+    pub fn bind(values: &[&str], result_formats: &[i16]) -> Vec<u8> {
+        let mut body = [cstr(""), cstr("")].concat();
+        body.extend_from_slice(&0u16.to_be_bytes());
+        body.extend_from_slice(&(values.len() as u16).to_be_bytes());
+        for v in values {
+            body.extend_from_slice(&(v.len() as i32).to_be_bytes());
+            body.extend_from_slice(v.as_bytes());
+        }
+        body.extend_from_slice(&(result_formats.len() as u16).to_be_bytes());
+        for f in result_formats {
+            body.extend_from_slice(&f.to_be_bytes());
+        }
+        message(b'B', &body)
+    }
+
+    pub fn execute_sync() -> Vec<u8> {
+        [
+            message(b'E', &[cstr(""), 0i32.to_be_bytes().to_vec()].concat()),
+            message(b'S', &[]),
+        ]
+        .concat()
+    }
+
+    pub fn query(sql: &str) -> Vec<u8> {
+        message(b'Q', &cstr(sql))
+    }
+
+    pub struct Conn(TcpStream);
+
+    impl Conn {
+        /// Connect and send the startup message; the server's first answer is left unread.
+        pub fn start(port: u16, user: &str, db: &str) -> Conn {
+            let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(20)))
+                .expect("timeout");
+            let mut body = 196608i32.to_be_bytes().to_vec();
+            for (k, v) in [("user", user), ("database", db)] {
+                body.extend(cstr(k));
+                body.extend(cstr(v));
+            }
+            body.push(0);
+            let mut m = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+            m.extend(body);
+            let mut c = Conn(s);
+            c.send(&m);
+            c
+        }
+
+        /// Connect and log in (trust); ready for a query.
+        pub fn ready(port: u16, user: &str, db: &str) -> Conn {
+            let mut c = Conn::start(port, user, db);
+            let seen = c.until_ready();
+            assert!(
+                seen.last().map(|m| m.0) == Some(b'Z'),
+                "no ReadyForQuery: {seen:?}"
+            );
+            c
+        }
+
+        pub fn send(&mut self, bytes: &[u8]) {
+            // The server may already have closed after an earlier message; a failed write shows
+            // up as end of stream when reading.
+            let _ = self.0.write_all(bytes);
+        }
+
+        /// The next message, or None at end of stream (or a reset).
+        pub fn read(&mut self) -> Option<(u8, Vec<u8>)> {
+            let mut head = [0u8; 5];
+            match self.0.read_exact(&mut head) {
+                Ok(()) => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    panic!("the server neither answered nor closed within 20 s")
+                }
+                Err(_) => return None,
+            }
+            let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+            let mut body = vec![0u8; len.saturating_sub(4)];
+            self.0.read_exact(&mut body).ok()?;
+            Some((head[0], body))
+        }
+
+        /// Messages up to and including ReadyForQuery, or up to the end of the stream.
+        pub fn until_ready(&mut self) -> Vec<(u8, Vec<u8>)> {
+            let mut seen = Vec::new();
+            while let Some(m) = self.read() {
+                let done = m.0 == b'Z';
+                seen.push(m);
+                if done {
+                    break;
+                }
+            }
+            seen
+        }
+    }
+
+    /// (severity, SQLSTATE) of an ErrorResponse body.
+    pub fn error_fields(body: &[u8]) -> (String, String) {
+        let (mut severity, mut code) = (String::new(), String::new());
+        let mut rest = body;
+        while let Some((&field, tail)) = rest.split_first() {
+            if field == 0 {
+                break;
+            }
+            let end = tail.iter().position(|b| *b == 0).unwrap_or(tail.len());
+            let value = String::from_utf8_lossy(&tail[..end]).into_owned();
+            match field {
+                b'S' => severity = value,
+                b'C' => code = value,
+                _ => {}
+            }
+            rest = tail.get(end + 1..).unwrap_or(&[]);
+        }
+        (severity, code)
+    }
+
+    /// SQLSTATEs of the ErrorResponses among `seen`.
+    pub fn error_codes(seen: &[(u8, Vec<u8>)]) -> Vec<String> {
+        seen.iter()
+            .filter(|m| m.0 == b'E')
+            .map(|m| error_fields(&m.1).1)
+            .collect()
+    }
+}
+
+/// Malformed frontend messages: each gets 08P01 (or, where PostgreSQL closes without a word,
+/// a closed connection) and never a panic; the server answers a new connection afterwards.
+/// Bind with the wrong number of values or result formats gets 08P01 and the connection goes on.
+fn malformed_messages(port: u16, user: &str, db: &str) {
+    use raw_wire::*;
+    let mut bad_length = vec![b'Q'];
+    bad_length.extend_from_slice(&2i32.to_be_bytes());
+    let mut huge_value = [cstr(""), cstr("")].concat();
+    huge_value.extend_from_slice(&0u16.to_be_bytes());
+    huge_value.extend_from_slice(&1u16.to_be_bytes());
+    huge_value.extend_from_slice(&1_000_000_000i32.to_be_bytes());
+    huge_value.extend_from_slice(b"short");
+    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        // (what, bytes, PostgreSQL may close without an ErrorResponse)
+        ("Bind cut short", message(b'B', b"\0\0\x00"), false),
+        (
+            "Bind value longer than the message",
+            message(b'B', &huge_value),
+            false,
+        ),
+        (
+            "Parse without its terminator",
+            message(b'P', b"s\0SELECT 1"),
+            false,
+        ),
+        (
+            "Parse with more type oids than bytes",
+            message(
+                b'P',
+                &[cstr(""), cstr("SELECT $1"), vec![0, 9, 0, 0, 0, 23]].concat(),
+            ),
+            false,
+        ),
+        (
+            "Execute cut short",
+            message(b'E', &[cstr(""), vec![0, 0]].concat()),
+            false,
+        ),
+        ("Describe without a target", message(b'D', &[]), false),
+        (
+            "Query without its terminator",
+            message(b'Q', b"SELECT 1"),
+            false,
+        ),
+        (
+            "Query with bytes after the terminator",
+            message(b'Q', b"SELECT 1\0junk"),
+            false,
+        ),
+        ("message length below 4", bad_length, true),
+    ];
+    for (what, bytes, may_close) in cases {
+        let mut c = Conn::ready(port, user, db);
+        // A statement to bind to: PostgreSQL looks it up before it reads the rest of a Bind.
+        c.send(&parse("", "SELECT 1"));
+        c.send(&bytes);
+        c.send(&message(b'S', &[]));
+        let seen = c.until_ready();
+        let codes = error_codes(&seen);
+        if !(may_close && seen.is_empty()) {
+            assert_eq!(codes, vec!["08P01".to_string()], "{what}: {seen:?}");
+        }
+        let mut fresh = Conn::ready(port, user, db);
+        fresh.send(&query("SELECT 1"));
+        let answer = fresh.until_ready();
         assert!(
-            !finished.unwrap_or(false),
-            "a runaway query reported success"
+            error_codes(&answer).is_empty() && answer.iter().any(|m| m.0 == b'D'),
+            "after {what}: {answer:?}"
         );
     }
+
+    // Bind whose counts do not fit the statement: an ERROR, and the session goes on.
+    let cases: Vec<(&str, Vec<&str>, Vec<i16>)> = vec![
+        ("more values than parameters", vec!["1", "2"], vec![]),
+        ("fewer values than parameters", vec![], vec![]),
+        ("more result formats than columns", vec!["1"], vec![0, 0, 0]),
+    ];
+    for (what, values, formats) in cases {
+        let mut c = Conn::ready(port, user, db);
+        c.send(&parse("", "SELECT $1::int4 + 1 AS a, 2 AS b"));
+        c.send(&bind(&values, &formats));
+        c.send(&execute_sync());
+        let seen = c.until_ready();
+        assert_eq!(
+            error_codes(&seen),
+            vec!["08P01".to_string()],
+            "{what}: {seen:?}"
+        );
+        let severity = seen
+            .iter()
+            .find(|m| m.0 == b'E')
+            .map(|m| error_fields(&m.1).0);
+        assert_eq!(severity.as_deref(), Some("ERROR"), "{what}");
+        c.send(&query("SELECT 41 + 1"));
+        let answer = c.until_ready();
+        assert!(
+            error_codes(&answer).is_empty() && answer.iter().any(|m| m.0 == b'D'),
+            "the session after {what}: {answer:?}"
+        );
+    }
+    // The matching Bind still works, and one result format code applies to every column.
+    let mut c = Conn::ready(port, user, db);
+    c.send(&parse("", "SELECT $1::int4 + 1 AS a, 2 AS b"));
+    c.send(&bind(&["41"], &[0]));
+    c.send(&execute_sync());
+    let seen = c.until_ready();
+    assert!(error_codes(&seen).is_empty(), "{seen:?}");
+    let row = seen.iter().find(|m| m.0 == b'D').expect("a row");
+    assert!(row.1.windows(2).any(|w| w == b"42"), "{row:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_get_08p01() {
+    let cluster = Cluster::start(1).await;
+    let port = cluster.port();
+    tokio::task::spawn_blocking(move || malformed_messages(port, "shoal", "shoal"))
+        .await
+        .expect("scenario");
+    assert_eq!(scalar(&cluster.client().await, "SELECT 1").await, "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_on_postgresql() {
+    let Some(pg) = PgServer::start() else { return };
+    let port = pg.port();
+    tokio::task::spawn_blocking(move || malformed_messages(port, "postgres", "postgres"))
+        .await
+        .expect("scenario");
+}
+
+/// Malformed SASL messages during a SCRAM login get FATAL 08P01, not a panicked connection;
+/// a correct login works afterwards.
+#[test]
+fn malformed_sasl_messages_get_08p01() {
+    use raw_wire::*;
+    if !shoal_e2e::require_tool("psql") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let passwords = dir.path().join("passwords");
+    std::fs::write(&passwords, "shoal:secret\n").expect("write passwords");
+    let port = shoal_e2e::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let data = dir.path().join("data");
+    let mut child = Command::new(shoal_bin())
+        .args(["coordinator", "--listen", &listen, "--data-dir"])
+        .arg(&data)
+        .arg("--password-file")
+        .arg(&passwords)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("log")).expect("log"))
+        .spawn()
+        .expect("start coordinator");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "coordinator did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let first = [
+        cstr("SCRAM-SHA-256"),
+        1000i32.to_be_bytes().to_vec(),
+        b"n,,n=,r=abc".to_vec(),
+    ]
+    .concat();
+    let negative = [cstr("SCRAM-SHA-256"), (-7i32).to_be_bytes().to_vec()].concat();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "SASLInitialResponse longer than its message",
+            message(b'p', &first),
+        ),
+        (
+            "SASLInitialResponse with a negative length",
+            message(b'p', &negative),
+        ),
+        (
+            "SASLInitialResponse without a mechanism terminator",
+            message(b'p', b"SCRAM"),
+        ),
+        ("empty password message", message(b'p', &[])),
+    ];
+    for (what, bytes) in cases {
+        let mut c = Conn::start(port, "shoal", "shoal");
+        let auth = c.read().expect("authentication request");
+        assert_eq!(auth.0, b'R', "{what}: {auth:?}");
+        c.send(&bytes);
+        let seen = c.until_ready();
+        assert_eq!(
+            error_codes(&seen),
+            vec!["08P01".to_string()],
+            "{what}: {seen:?}"
+        );
+        let severity = seen
+            .iter()
+            .find(|m| m.0 == b'E')
+            .map(|m| error_fields(&m.1).0);
+        assert_eq!(severity.as_deref(), Some("FATAL"), "{what}");
+    }
+    let out = Command::new("psql")
+        .args(["-X", "-A", "-t", "-c", "SELECT 1"])
+        .arg(format!(
+            "host=127.0.0.1 port={port} user=shoal dbname=shoal password=secret"
+        ))
+        .output();
+    let _ = child.kill();
+    let _ = child.wait();
+    let out = out.expect("psql");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "1",
+        "{}",
+        stderr_of(&out)
+    );
 }

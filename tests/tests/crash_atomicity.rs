@@ -234,3 +234,109 @@ async fn kill_coordinator_during_copy_is_all_or_nothing() {
     })
     .await;
 }
+
+/// Every `.parquet` file under `shards/<table_id>/` of a worker's data directory.
+fn table_files(data_dir: &std::path::Path, table_id: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(shards) = std::fs::read_dir(data_dir.join("shards").join(table_id)) else {
+        return out;
+    };
+    for shard in shards.flatten() {
+        if let Ok(files) = std::fs::read_dir(shard.path()) {
+            out.extend(
+                files
+                    .flatten()
+                    .map(|f| f.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "parquet")),
+            );
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A statement that fails on one worker after the others committed their files leaves none
+/// of them behind (not for an hour until orphan collection): the table's directories hold
+/// exactly the files the catalog names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_statement_leaves_no_files() {
+    let cluster = Cluster::start(2).await;
+    let client = cluster.client().await;
+    exec(&client, "CREATE TABLE f (id bigint, v bigint)").await;
+    exec(
+        &client,
+        "SELECT create_distributed_table('f', 'id', shard_count => 8)",
+    )
+    .await;
+    exec(&client, "INSERT INTO f VALUES (1, 1)").await;
+    // The one row's file names the table's directory.
+    let first: Vec<_> = (0..2)
+        .flat_map(|w| table_files_any(cluster.worker_data_dir(w)))
+        .collect();
+    assert_eq!(first.len(), 1, "{first:?}");
+    let table_id = first[0]
+        .parent()
+        .and_then(|s| s.parent())
+        .and_then(|t| t.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .expect("table directory");
+    // A regular file where worker 0 would create a shard directory: its put fails at commit,
+    // after the puts of the other shards have committed theirs.
+    let port0 = cluster.worker_port(0).to_string();
+    let shards = query_lines(
+        &client,
+        &format!("SELECT shard_id FROM shoal.shards WHERE table_name = 'f' AND port = {port0}"),
+    )
+    .await
+    .expect("shards");
+    let root = cluster.worker_data_dir(0).join("shards").join(&table_id);
+    let blocked = shards
+        .iter()
+        .map(|s| root.join(s.trim()))
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| panic!("a shard of worker 0 ({port0}) without a directory: {shards:?}"));
+    std::fs::create_dir_all(&root).expect("table directory");
+    std::fs::write(&blocked, b"not a directory").expect("blocker");
+
+    let values: Vec<String> = (2..=2000).map(|i| format!("({i}, {i})")).collect();
+    let insert = format!("INSERT INTO f VALUES {}", values.join(", "));
+    let err = client
+        .simple_query(&insert)
+        .await
+        .expect_err("the insert cannot commit on worker 0");
+    let after: Vec<_> = (0..2)
+        .flat_map(|w| table_files(cluster.worker_data_dir(w), &table_id))
+        .collect();
+    assert_eq!(
+        after,
+        first,
+        "files left by the failed insert ({})",
+        err_text(&err)
+    );
+    assert_eq!(
+        query_lines(&client, "SELECT count(*) FROM f")
+            .await
+            .expect("count"),
+        vec!["1".to_string()]
+    );
+
+    std::fs::remove_file(&blocked).expect("remove blocker");
+    exec(&client, &insert).await;
+    assert_eq!(
+        query_lines(&client, "SELECT count(*), sum(id) FROM f")
+            .await
+            .expect("count"),
+        vec![format!("2000|{}", (1..=2000u64).sum::<u64>())]
+    );
+}
+
+/// Every `.parquet` file under a worker's `shards/`.
+fn table_files_any(data_dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(tables) = std::fs::read_dir(data_dir.join("shards")) else {
+        return Vec::new();
+    };
+    tables
+        .flatten()
+        .flat_map(|t| table_files(data_dir, &t.file_name().to_string_lossy()))
+        .collect()
+}

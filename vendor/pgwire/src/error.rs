@@ -17,6 +17,15 @@ pub enum PgWireError {
     InvalidMessageType(u8),
     #[error("Invalid message length, expected max {0}, actual: {1}")]
     MessageTooLarge(usize, usize),
+    // SHOAL: malformed frontend messages, worded as PostgreSQL words them.
+    #[error("invalid message length {0}")]
+    InvalidMessageLength(usize),
+    #[error("insufficient data left in message")]
+    InsufficientData,
+    #[error("invalid string in message")]
+    InvalidStringInMessage,
+    #[error("invalid message format")]
+    InvalidMessageFormat,
     #[error("Invalid element count {0}: {1} bytes required, {2} remaining")]
     InvalidElementCount(usize, usize, usize),
     #[error("Invalid target type, received {0}")]
@@ -329,6 +338,12 @@ impl From<PgWireError> for ErrorInfo {
             PgWireError::MessageTooLarge(..) => {
                 ErrorInfo::new("FATAL".to_owned(), "08P01".to_owned(), error.to_string())
             }
+            PgWireError::InvalidMessageLength(_)
+            | PgWireError::InsufficientData
+            | PgWireError::InvalidStringInMessage
+            | PgWireError::InvalidMessageFormat => {
+                ErrorInfo::new("FATAL".to_owned(), "08P01".to_owned(), error.to_string())
+            }
             PgWireError::InvalidElementCount(..) => {
                 ErrorInfo::new("FATAL".to_owned(), "08P01".to_owned(), error.to_string())
             }
@@ -503,5 +518,12 @@ mod test {
         is_error_send_and_sync::<PgWireError>();
         #[cfg(feature = "client-api")]
         is_error_send_and_sync::<PgWireClientError>();
+    }
+}
+
+// SHOAL: a short read while decoding a message is a protocol violation, not a panic.
+impl From<bytes::TryGetError> for PgWireError {
+    fn from(_: bytes::TryGetError) -> Self {
+        PgWireError::InsufficientData
     }
 }

@@ -242,6 +242,7 @@ pub trait ExtendedQueryHandler: Send + Sync {
 
         match client.portal_store().get_statement(statement_name) {
             Some(Entry::Value(statement)) => {
+                check_bind_counts(&message, statement_name, &statement, &*self.query_parser())?;
                 let portal = Portal::try_new(&message, statement)?;
                 client.portal_store().put_portal(Arc::new(portal));
             }
@@ -894,6 +895,56 @@ mod tests {
 
 /// Extended-query empty statement handling, mirroring PostgreSQL 18
 /// message sequences.
+/// SHOAL: refuse a Bind whose counts do not fit its statement, as PostgreSQL does (08P01,
+/// ERROR): values against the statement's parameters (the types declared at Parse or the
+/// placeholders the query holds, whichever is more), and format codes (0, 1, or one per value /
+/// per result column). Without this, extra values were ignored and a short list of format codes
+/// panicked the connection when a value or column past its end was encoded.
+fn check_bind_counts<P: QueryParser>(
+    bind: &Bind,
+    statement_name: &str,
+    statement: &StoredStatement<P::Statement>,
+    parser: &P,
+) -> PgWireResult<()> {
+    let protocol = |message: String| {
+        PgWireError::UserError(Box::new(ErrorInfo::new(
+            "ERROR".to_owned(),
+            "08P01".to_owned(),
+            message,
+        )))
+    };
+    let inferred = parser
+        .get_parameter_types(&statement.statement)
+        .map(|types| types.len())
+        .unwrap_or(0);
+    let required = max(inferred, statement.parameter_types.len());
+    let supplied = bind.parameters.len();
+    let formats = bind.parameter_format_codes.len();
+    if formats > 1 && formats != supplied {
+        return Err(protocol(format!(
+            "bind message has {formats} parameter formats but {supplied} parameters"
+        )));
+    }
+    if supplied != required {
+        return Err(protocol(format!(
+            "bind message supplies {supplied} parameters, but prepared statement \"{statement_name}\" requires {required}"
+        )));
+    }
+    let result_formats = bind.result_column_format_codes.len();
+    if result_formats > 1 {
+        if let Ok(columns) = parser.get_result_schema(&statement.statement, None) {
+            // A statement that returns no rows (DDL, DML) has no columns to check against.
+            if !columns.is_empty() && result_formats != columns.len() {
+                return Err(protocol(format!(
+                    "bind message has {result_formats} result formats but query has {} columns",
+                    columns.len()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod extended_empty_query_tests {
     use std::net::SocketAddr;

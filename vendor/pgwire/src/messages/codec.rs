@@ -33,6 +33,41 @@ pub(crate) fn get_cstring(buf: &mut BytesMut) -> Option<String> {
     }
 }
 
+/// SHOAL: take `len` bytes, or fail with "insufficient data left in message" (as PostgreSQL's
+/// `pq_copymsgbytes`) instead of panicking.
+pub(crate) fn take(buf: &mut BytesMut, len: usize) -> PgWireResult<BytesMut> {
+    if len > buf.remaining() {
+        Err(PgWireError::InsufficientData)
+    } else {
+        Ok(buf.split_to(len))
+    }
+}
+
+/// SHOAL: a null-terminated string that must be present (it may be empty); a missing
+/// terminator is "invalid string in message", as PostgreSQL's `pq_getmsgstring`.
+pub(crate) fn get_required_cstring(buf: &mut BytesMut) -> PgWireResult<String> {
+    let Some(end) = buf.iter().position(|b| *b == b'\0') else {
+        return Err(PgWireError::InvalidStringInMessage);
+    };
+    let string_buf = buf.split_to(end + 1);
+    Ok(String::from_utf8_lossy(&string_buf[..end]).into_owned())
+}
+
+/// SHOAL: a required name (statement, portal): present, empty meaning unnamed.
+pub(crate) fn get_required_name(buf: &mut BytesMut) -> PgWireResult<Option<String>> {
+    let name = get_required_cstring(buf)?;
+    Ok(if name.is_empty() { None } else { Some(name) })
+}
+
+/// SHOAL: the message must have been read to its end ("invalid message format" otherwise).
+pub(crate) fn ensure_consumed(buf: &BytesMut) -> PgWireResult<()> {
+    if buf.has_remaining() {
+        Err(PgWireError::InvalidMessageFormat)
+    } else {
+        Ok(())
+    }
+}
+
 /// Put null-termianted string
 ///
 /// You can put empty string by giving `""` as input.
@@ -87,9 +122,18 @@ where
             return Err(PgWireError::MessageTooLarge(max_size, msg_len));
         }
 
+        // SHOAL: a length below 4 cannot be real (it counts itself); PostgreSQL closes the
+        // connection on "invalid message length".
+        if msg_len < 4 {
+            return Err(PgWireError::InvalidMessageLength(msg_len));
+        }
+
         if buf.remaining() >= msg_len + offset {
             buf.advance(offset + 4);
-            return decode_fn(buf, msg_len).map(|r| Some(r));
+            // SHOAL: decode from exactly this message's body, so a malformed message can
+            // neither read into the next one nor leave part of itself to be read as a message.
+            let mut body = buf.split_to(msg_len - 4);
+            return decode_fn(&mut body, msg_len).map(|r| Some(r));
         }
     }
 

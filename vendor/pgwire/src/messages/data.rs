@@ -75,7 +75,7 @@ impl Message for RowDescription {
     }
 
     fn decode_body(buf: &mut BytesMut, _: usize, _ctx: &DecodeContext) -> PgWireResult<Self> {
-        let fields_len = buf.get_i16();
+        let fields_len = buf.try_get_i16()?;
         // Each field: C-string name (>= 1 byte) + 18 fixed bytes.
         codec::ensure_count(fields_len as usize, 19, buf)?;
         let mut fields = Vec::with_capacity(fields_len as usize);
@@ -83,12 +83,12 @@ impl Message for RowDescription {
         for _ in 0..fields_len {
             let field = FieldDescription {
                 name: codec::get_cstring(buf).unwrap_or_else(|| "".to_owned()),
-                table_id: buf.get_i32(),
-                column_id: buf.get_i16(),
-                type_id: buf.get_u32(),
-                type_size: buf.get_i16(),
-                type_modifier: buf.get_i32(),
-                format_code: buf.get_i16(),
+                table_id: buf.try_get_i32()?,
+                column_id: buf.try_get_i16()?,
+                type_id: buf.try_get_u32()?,
+                type_size: buf.try_get_i16()?,
+                type_modifier: buf.try_get_i32()?,
+                format_code: buf.try_get_i16()?,
             };
 
             fields.push(field);
@@ -135,11 +135,11 @@ impl Message for ParameterDescription {
     }
 
     fn decode_body(buf: &mut BytesMut, _: usize, _ctx: &DecodeContext) -> PgWireResult<Self> {
-        let types_len = buf.get_u16();
+        let types_len = buf.try_get_u16()?;
         let mut types = Vec::with_capacity(types_len as usize);
 
         for _ in 0..types_len {
-            types.push(buf.get_i32() as u32);
+            types.push(buf.try_get_i32()? as u32);
         }
 
         Ok(ParameterDescription { types })
@@ -186,9 +186,9 @@ impl Message for DataRow {
     }
 
     fn decode_body(buf: &mut BytesMut, msg_len: usize, _ctx: &DecodeContext) -> PgWireResult<Self> {
-        let field_count = buf.get_i16();
+        let field_count = buf.try_get_i16()?;
         // get body size from packet
-        let data = buf.split_to(msg_len - 4 - 2);
+        let data = codec::take(buf, msg_len.saturating_sub(4 + 2))?;
 
         Ok(DataRow { data, field_count })
     }

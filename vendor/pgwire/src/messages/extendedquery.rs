@@ -49,15 +49,16 @@ impl Message for Parse {
         _: usize,
         _ctx: &DecodeContext,
     ) -> PgWireResult<Self> {
-        let name = codec::get_cstring(buf);
-        let query = codec::get_cstring(buf).unwrap_or_else(|| "".to_owned());
-        let type_oid_count = buf.get_u16();
+        let name = codec::get_required_name(buf)?;
+        let query = codec::get_required_cstring(buf)?;
+        let type_oid_count = buf.try_get_u16()?;
 
         let mut type_oids = Vec::with_capacity(type_oid_count as usize);
         for _ in 0..type_oid_count {
-            type_oids.push(buf.get_u32());
+            type_oids.push(buf.try_get_u32()?);
         }
 
+        codec::ensure_consumed(buf)?;
         Ok(Parse {
             name,
             query,
@@ -142,9 +143,10 @@ impl Message for Close {
         _: usize,
         _ctx: &DecodeContext,
     ) -> PgWireResult<Self> {
-        let target_type = buf.get_u8();
-        let name = codec::get_cstring(buf);
+        let target_type = buf.try_get_u8()?;
+        let name = codec::get_required_name(buf)?;
 
+        codec::ensure_consumed(buf)?;
         Ok(Close { target_type, name })
     }
 }
@@ -258,36 +260,37 @@ impl Message for Bind {
         _: usize,
         _ctx: &DecodeContext,
     ) -> PgWireResult<Self> {
-        let portal_name = codec::get_cstring(buf);
-        let statement_name = codec::get_cstring(buf);
+        let portal_name = codec::get_required_name(buf)?;
+        let statement_name = codec::get_required_name(buf)?;
 
-        let parameter_format_code_len = buf.get_u16();
+        let parameter_format_code_len = buf.try_get_u16()?;
         let mut parameter_format_codes = Vec::with_capacity(parameter_format_code_len as usize);
 
         for _ in 0..parameter_format_code_len {
-            parameter_format_codes.push(buf.get_i16());
+            parameter_format_codes.push(buf.try_get_i16()?);
         }
 
-        let parameter_len = buf.get_u16();
+        let parameter_len = buf.try_get_u16()?;
         let mut parameters = Vec::with_capacity(parameter_len as usize);
         for _ in 0..parameter_len {
-            let data_len = buf.get_i32();
+            let data_len = buf.try_get_i32()?;
 
             if data_len >= 0 {
-                parameters.push(Some(buf.split_to(data_len as usize).freeze()));
+                parameters.push(Some(codec::take(buf, data_len as usize)?.freeze()));
             } else {
                 parameters.push(None);
             }
         }
 
-        let result_column_format_code_len = buf.get_u16();
+        let result_column_format_code_len = buf.try_get_u16()?;
         codec::ensure_count(result_column_format_code_len as usize, 2, buf)?;
         let mut result_column_format_codes =
             Vec::with_capacity(result_column_format_code_len as usize);
         for _ in 0..result_column_format_code_len {
-            result_column_format_codes.push(buf.get_i16());
+            result_column_format_codes.push(buf.try_get_i16()?);
         }
 
+        codec::ensure_consumed(buf)?;
         Ok(Bind {
             portal_name,
             statement_name,
@@ -372,9 +375,10 @@ impl Message for Describe {
         _: usize,
         _ctx: &DecodeContext,
     ) -> PgWireResult<Self> {
-        let target_type = buf.get_u8();
-        let name = codec::get_cstring(buf);
+        let target_type = buf.try_get_u8()?;
+        let name = codec::get_required_name(buf)?;
 
+        codec::ensure_consumed(buf)?;
         Ok(Describe { target_type, name })
     }
 }
@@ -411,9 +415,10 @@ impl Message for Execute {
         _: usize,
         _ctx: &DecodeContext,
     ) -> PgWireResult<Self> {
-        let name = codec::get_cstring(buf);
-        let max_rows = buf.get_i32();
+        let name = codec::get_required_name(buf)?;
+        let max_rows = buf.try_get_i32()?;
 
+        codec::ensure_consumed(buf)?;
         Ok(Execute { name, max_rows })
     }
 }

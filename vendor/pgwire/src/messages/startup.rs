@@ -89,7 +89,7 @@ impl Message for Startup {
         }
 
         // parse
-        let protocol_number_major = buf.get_u16();
+        let protocol_number_major = buf.try_get_u16()?;
 
         // ensure the protocol version is correct and supported
         if !(Self::PG_PROTOCOL_EARLIEST..=Self::PG_PROTOCOL_LATEST).contains(&protocol_number_major)
@@ -97,7 +97,7 @@ impl Message for Startup {
             return Err(PgWireError::InvalidStartupMessage);
         }
 
-        let protocol_number_minor = buf.get_u16();
+        let protocol_number_minor = buf.try_get_u16()?;
 
         // end by reading the last \0
         let mut parameters = BTreeMap::new();
@@ -193,7 +193,7 @@ impl Message for Authentication {
     }
 
     fn decode_body(buf: &mut BytesMut, msg_len: usize, _ctx: &DecodeContext) -> PgWireResult<Self> {
-        let code = buf.get_i32();
+        let code = buf.try_get_i32()?;
         let msg = match code {
             0 => Authentication::Ok,
 
@@ -211,8 +211,8 @@ impl Message for Authentication {
                 }
                 Authentication::SASL(methods)
             }
-            11 => Authentication::SASLContinue(buf.split_to(msg_len - 8).freeze()),
-            12 => Authentication::SASLFinal(buf.split_to(msg_len - 8).freeze()),
+            11 => Authentication::SASLContinue(codec::take(buf, msg_len.saturating_sub(8))?.freeze()),
+            12 => Authentication::SASLFinal(codec::take(buf, msg_len.saturating_sub(8))?.freeze()),
             _ => {
                 return Err(PgWireError::InvalidAuthenticationMessageCode(code));
             }
@@ -283,7 +283,7 @@ impl Message for PasswordMessageFamily {
         full_len: usize,
         _ctx: &DecodeContext,
     ) -> PgWireResult<Self> {
-        let body = buf.split_to(full_len - 4);
+        let body = codec::take(buf, full_len.saturating_sub(4))?;
         Ok(PasswordMessageFamily::Raw(body))
     }
 }
@@ -506,9 +506,9 @@ impl SecretKey {
 
         match ctx.protocol_version {
             ProtocolVersion::PROTOCOL3_2 | ProtocolVersion::PROTOCOL3_9999 => {
-                Ok(SecretKey::Bytes(buf.split_to(data_len).freeze()))
+                Ok(SecretKey::Bytes(codec::take(buf, data_len)?.freeze()))
             }
-            ProtocolVersion::PROTOCOL3_0 => Ok(SecretKey::I32(buf.get_i32())),
+            ProtocolVersion::PROTOCOL3_0 => Ok(SecretKey::I32(buf.try_get_i32()?)),
         }
     }
 }
@@ -549,7 +549,7 @@ impl Message for BackendKeyData {
     }
 
     fn decode_body(buf: &mut BytesMut, msg_len: usize, ctx: &DecodeContext) -> PgWireResult<Self> {
-        let pid = buf.get_i32();
+        let pid = buf.try_get_i32()?;
         // data_len = msg_len - msg_len(4) - pid(4)
         let secret_key = SecretKey::decode(buf, msg_len - 8, ctx)?;
 
@@ -730,11 +730,11 @@ impl Message for SASLInitialResponse {
         _ctx: &DecodeContext,
     ) -> PgWireResult<Self> {
         let auth_method = codec::get_cstring(buf).unwrap_or_else(|| "".to_owned());
-        let data_len = buf.get_i32();
+        let data_len = buf.try_get_i32()?;
         let data = if data_len == -1 {
             None
         } else {
-            Some(buf.split_to(data_len as usize).freeze())
+            Some(codec::take(buf, data_len as usize)?.freeze())
         };
 
         Ok(SASLInitialResponse { auth_method, data })
@@ -769,7 +769,7 @@ impl Message for SASLResponse {
         full_len: usize,
         _ctx: &DecodeContext,
     ) -> PgWireResult<Self> {
-        let data = buf.split_to(full_len - 4).freeze();
+        let data = codec::take(buf, full_len.saturating_sub(4))?.freeze();
         Ok(SASLResponse { data })
     }
 }
@@ -828,8 +828,8 @@ impl Message for NegotiateProtocolVersion {
         _full_len: usize,
         _ctx: &DecodeContext,
     ) -> PgWireResult<Self> {
-        let version = buf.get_i32();
-        let option_count = buf.get_i32();
+        let version = buf.try_get_i32()?;
+        let option_count = buf.try_get_i32()?;
         codec::ensure_count(option_count as usize, 1, buf)?;
         let mut options = Vec::with_capacity(option_count as usize);
 

@@ -6,7 +6,7 @@ pub mod server;
 
 /// Re-export of the TCP socket processing entrypoint.
 #[cfg(feature = "server-api")]
-pub use server::process_socket;
+pub use server::{process_socket, process_socket_until};
 
 /// Re-export of the Unix domain socket processing entrypoint.
 #[cfg(all(feature = "server-api", unix))]

@@ -620,22 +620,68 @@ impl PeerClosed {
     }
 }
 
-/// SHOAL: `message` unless the peer closes the connection first (then `None`).
-async fn unless_peer_closed<F: std::future::Future>(
-    peer_closed: Option<&PeerClosed>,
-    message: F,
-) -> Option<F::Output> {
-    match peer_closed {
-        Some(watch) => tokio::select! {
-            out = message => Some(out),
-            _ = watch.closed() => None,
-        },
-        None => Some(message.await),
+/// SHOAL: why a connection ends before its client asked it to.
+enum ConnectionEnd {
+    /// The peer closed the socket: nobody is left to answer.
+    PeerClosed,
+    /// The server is shutting down: the client is told (FATAL 57P01) and the socket closed.
+    Shutdown,
+}
+
+/// SHOAL: what can end a connection from outside its message loop.
+struct ConnectionWatch<'a> {
+    peer_closed: Option<&'a PeerClosed>,
+    /// Becomes `true` when the server shuts down.
+    shutdown: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+impl ConnectionWatch<'_> {
+    async fn ended(&self) -> ConnectionEnd {
+        let peer = async {
+            match self.peer_closed {
+                Some(watch) => watch.closed().await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let shutdown = async {
+            match self.shutdown.clone() {
+                // An error means the sender is gone: the server is going away as well.
+                Some(mut rx) => drop(rx.wait_for(|down| *down).await),
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = peer => ConnectionEnd::PeerClosed,
+            _ = shutdown => ConnectionEnd::Shutdown,
+        }
+    }
+
+    /// `work` unless the connection ends first.
+    async fn unless_ended<F: std::future::Future>(&self, work: F) -> Result<F::Output, ConnectionEnd> {
+        tokio::select! {
+            out = work => Ok(out),
+            end = self.ended() => Err(end),
+        }
     }
 }
 
+/// SHOAL: PostgreSQL's words to a session ended by a shutdown (`pg_ctl stop -m fast`).
+async fn send_shutdown_notice<S, ST>(socket: &mut Framed<S, PgWireMessageServerCodec<ST>>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
+{
+    let info = ErrorInfo::new(
+        "FATAL".to_owned(),
+        "57P01".to_owned(),
+        "terminating connection due to administrator command".to_owned(),
+    );
+    let notice = socket.send(PgWireBackendMessage::ErrorResponse(info.into()));
+    // A client that does not read must not hold the shutdown up.
+    let _ = tokio::time::timeout(Duration::from_secs(1), notice).await;
+}
+
 macro_rules! process_socket_messages {
-    ($socket:expr, $startup_timeout:expr, $handlers:expr, $peer_closed:expr) => {{
+    ($socket:expr, $startup_timeout:expr, $handlers:expr, $watch:expr) => {{
         let startup_handler = $handlers.startup_handler();
         let simple_query_handler = $handlers.simple_query_handler();
         let extended_query_handler = $handlers.extended_query_handler();
@@ -655,7 +701,14 @@ macro_rules! process_socket_messages {
                     msg = socket.next() => msg,
                 }
             } else {
-                socket.next().await
+                match $watch.unless_ended(socket.next()).await {
+                    Ok(msg) => msg,
+                    Err(ConnectionEnd::Shutdown) => {
+                        send_shutdown_notice(socket).await;
+                        break;
+                    }
+                    Err(ConnectionEnd::PeerClosed) => break,
+                }
             };
 
             if let Some(Ok(msg)) = msg {
@@ -670,8 +723,7 @@ macro_rules! process_socket_messages {
                     PgWireConnectionState::CopyInProgress(is_extended_query) => is_extended_query,
                     _ => msg.is_extended_query(),
                 };
-                let processed = unless_peer_closed(
-                    $peer_closed,
+                let processed = $watch.unless_ended(
                     process_message(
                         msg,
                         socket,
@@ -683,14 +735,28 @@ macro_rules! process_socket_messages {
                     ),
                 )
                 .await;
-                let Some(processed) = processed else {
+                let processed = match processed {
+                    Ok(processed) => processed,
                     // SHOAL: the client is gone; its statement was dropped with the future.
-                    break;
+                    Err(ConnectionEnd::PeerClosed) => break,
+                    // SHOAL: the statement was dropped (not committed); say why, then close.
+                    Err(ConnectionEnd::Shutdown) => {
+                        send_shutdown_notice(socket).await;
+                        break;
+                    }
                 };
                 if let Err(mut e) = processed {
                     error_handler.on_error(socket, &mut e);
                     process_error(socket, e, is_extended_query).await?;
                 }
+            } else if let Some(Err(e)) = msg {
+                // SHOAL: a message that cannot be decoded is answered (FATAL 08P01, as
+                // PostgreSQL answers a protocol violation) before the connection closes; the
+                // codec cannot resynchronise after it.
+                if !matches!(e, PgWireError::IoError(_)) {
+                    let _ = process_error(socket, e, false).await;
+                }
+                break;
             } else {
                 break;
             }
@@ -719,7 +785,11 @@ where
 
     socket.set_state(PgWireConnectionState::AwaitingStartup);
 
-    process_socket_messages!(socket, startup_timeout, handlers, None);
+    let watch = ConnectionWatch {
+        peer_closed: None,
+        shutdown: None,
+    };
+    process_socket_messages!(socket, startup_timeout, handlers, watch);
     Ok(())
 }
 
@@ -728,6 +798,20 @@ pub async fn process_socket<H>(
     tcp_socket: TcpStream,
     tls_acceptor: Option<crate::tokio::TlsAcceptor>,
     handlers: H,
+) -> Result<(), io::Error>
+where
+    H: PgWireServerHandlers,
+{
+    process_socket_until(tcp_socket, tls_acceptor, handlers, None).await
+}
+
+/// SHOAL: [`process_socket`] that ends when `shutdown` becomes `true`: a statement in
+/// progress is dropped, and the client gets FATAL 57P01 before the socket closes.
+pub async fn process_socket_until<H>(
+    tcp_socket: TcpStream,
+    tls_acceptor: Option<crate::tokio::TlsAcceptor>,
+    handlers: H,
+    shutdown: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> Result<(), io::Error>
 where
     H: PgWireServerHandlers,
@@ -754,7 +838,11 @@ where
         return Ok(());
     };
 
-    process_socket_messages!(socket, startup_timeout, handlers, peer_closed.as_ref());
+    let watch = ConnectionWatch {
+        peer_closed: peer_closed.as_ref(),
+        shutdown,
+    };
+    process_socket_messages!(socket, startup_timeout, handlers, watch);
     Ok(())
 }
 
