@@ -135,6 +135,9 @@ pub fn session_context(
         .map_err(|e| ServerError::Startup(e.to_string()))?;
     ctx.add_optimizer_rule(Arc::new(crate::pushdown::ShardAggregatePushdownRule));
     ctx.register_udaf(crate::query::pg_aggregates::PgSum::udaf());
+    for udf in crate::query::pg_limits::BoundedSeries::udfs() {
+        ctx.register_udf(udf);
+    }
     ctx.register_udtf(
         "citus_get_active_worker_nodes",
         Arc::new(ActiveWorkerNodes(Arc::clone(cluster))),

@@ -9,6 +9,8 @@ use shoal_catalog::CatalogError;
 use shoal_shard_store::ShardStoreError;
 use shoal_sql_functions::ClusterError;
 
+use crate::query::pg_limits::ValueLimitError;
+
 /// A PostgreSQL-shaped error.
 #[derive(Debug, Clone)]
 pub struct PgError {
@@ -196,6 +198,8 @@ pub fn from_datafusion(e: &DataFusionError) -> PgError {
                 from_worker(w)
             } else if let Some(d) = inner.downcast_ref::<DataFusionError>() {
                 from_datafusion(d)
+            } else if let Some(l) = inner.downcast_ref::<ValueLimitError>() {
+                PgError::new("54000", l.to_string())
             } else if let Some(p) = inner.downcast_ref::<PgWireError>() {
                 match p {
                     PgWireError::UserError(i) => PgError {

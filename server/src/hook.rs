@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
@@ -30,9 +31,17 @@ use tracing::Instrument;
 use crate::copy::{copy_out, start_copy_in, CopyOptions};
 use crate::errors::{from_cluster, from_datafusion, PgError};
 use crate::functions::{self, FunctionCall, Notice};
+use crate::statement_timeout;
 
 /// What a statement asks of Shoal.
 enum Action {
+    /// `SET statement_timeout` / `RESET statement_timeout`: the milliseconds (0: no limit)
+    /// and the command tag.
+    SetStatementTimeout {
+        ms: u64,
+        tag: &'static str,
+    },
+    ShowStatementTimeout,
     Call(FunctionCall),
     /// `SELECT ... FROM cluster_function(...)`: the function's rows, then the rest of the
     /// query (`query`, which reads them as the table `fn_result`).
@@ -316,6 +325,9 @@ fn call_in_from(q: &sql::Query) -> Option<Action> {
 }
 
 fn classify(stmt: &Statement) -> Option<Action> {
+    if let Some(a) = statement_timeout_action(stmt) {
+        return Some(a);
+    }
     match stmt {
         Statement::Query(q) => {
             if let Some(a) = call_in_from(q) {
@@ -432,6 +444,34 @@ impl ShoalHook {
         let tag = |t: &str| Ok(Response::Execution(Tag::new(t)));
         match action {
             Action::Refuse(e) => Err(e.into()),
+            Action::SetStatementTimeout { ms, tag: command } => {
+                let metadata = client.metadata_mut();
+                if ms == 0 {
+                    metadata.remove(statement_timeout::METADATA_KEY);
+                } else {
+                    metadata.insert(statement_timeout::METADATA_KEY.into(), ms.to_string());
+                }
+                tag(command)
+            }
+            Action::ShowStatementTimeout => {
+                let ms = client
+                    .metadata()
+                    .get(statement_timeout::METADATA_KEY)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+                let batch = RecordBatch::try_new(
+                    Arc::new(Schema::new(vec![Field::new(
+                        "statement_timeout",
+                        DataType::Utf8,
+                        false,
+                    )])),
+                    vec![Arc::new(StringArray::from(vec![statement_timeout::show(
+                        ms,
+                    )]))],
+                )
+                .map_err(|e| PgWireErrorOf::df(&e.into()))?;
+                rows_response(ctx, batch, client, &format).await
+            }
             Action::Query(stmt) => {
                 let df = ctx
                     .sql(&stmt.to_string())
@@ -683,6 +723,11 @@ impl QueryHook for ShoalHook {
                     None => Ok(empty_plan()),
                 }
             }
+            Action::ShowStatementTimeout => session_context
+                .state()
+                .create_logical_plan("SELECT '' AS statement_timeout")
+                .await
+                .map_err(|e| PgWireErrorOf::df(&e)),
             // DDL and COPY send no row description: nothing to describe.
             _ => Ok(empty_plan()),
         })
@@ -716,4 +761,42 @@ fn empty_plan() -> LogicalPlan {
         produce_one_row: false,
         schema: Arc::new(datafusion::common::DFSchema::empty()),
     })
+}
+
+/// `SET [SESSION] statement_timeout ...`, `RESET statement_timeout` and
+/// `SHOW statement_timeout`, answered as PostgreSQL does (see [`statement_timeout`]).
+fn statement_timeout_action(stmt: &Statement) -> Option<Action> {
+    let is_it = |name: &str| name.eq_ignore_ascii_case("statement_timeout");
+    match stmt {
+        Statement::Set(sql::Set::SingleAssignment {
+            scope: None | Some(sql::ContextModifier::Session),
+            hivevar: false,
+            variable,
+            values,
+        }) if is_it(&variable.to_string()) => Some(match values.as_slice() {
+            [value] => match statement_timeout::parse(&value.to_string()) {
+                Ok(ms) => Action::SetStatementTimeout { ms, tag: "SET" },
+                Err(e) => Action::Refuse(e),
+            },
+            _ => Action::Refuse(PgError::new(
+                "22023",
+                "SET statement_timeout takes only one argument",
+            )),
+        }),
+        Statement::Reset(r) => match &r.reset {
+            sql::Reset::ConfigurationParameter(name) if is_it(&name.to_string()) => {
+                Some(Action::SetStatementTimeout {
+                    ms: 0,
+                    tag: "RESET",
+                })
+            }
+            _ => None,
+        },
+        Statement::ShowVariable { variable }
+            if variable.len() == 1 && is_it(&variable[0].value) =>
+        {
+            Some(Action::ShowStatementTimeout)
+        }
+        _ => None,
+    }
 }

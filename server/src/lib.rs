@@ -24,6 +24,7 @@ mod pushdown;
 mod query;
 mod scan;
 mod sink;
+mod statement_timeout;
 mod views;
 mod wire;
 

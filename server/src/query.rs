@@ -2,3 +2,4 @@
 //! PostgreSQL where DataFusion differs.
 
 pub mod pg_aggregates;
+pub mod pg_limits;

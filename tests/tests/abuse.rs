@@ -1060,3 +1060,113 @@ fn malformed_sasl_messages_get_08p01() {
         stderr_of(&out)
     );
 }
+
+/// `statement_timeout` and cancel stop a statement whatever runs it (a cross join of table
+/// functions, in the simple and the extended protocol), the session goes on, the setting
+/// parses and shows as PostgreSQL's; an array too large to build is refused up front (54000).
+async fn statement_timeout(target: &PsqlTarget, shoal: bool) {
+    let client = client_of(target).await;
+    let runaway = "SELECT count(*) FROM generate_series(1, 200000) a(x), \
+                   generate_series(1, 200000) b(y) WHERE x + y = -1";
+    exec(&client, "SET statement_timeout = '1s'").await;
+    assert_eq!(scalar(&client, "SHOW statement_timeout").await, "1s");
+    let started = std::time::Instant::now();
+    let e = client
+        .simple_query(runaway)
+        .await
+        .expect_err("the timeout stops it");
+    assert_eq!(sqlstate(&e).as_deref(), Some("57014"), "{}", err_text(&e));
+    assert!(
+        err_text(&e).contains("statement timeout"),
+        "{}",
+        err_text(&e)
+    );
+    let e = client
+        .query(runaway, &[])
+        .await
+        .expect_err("the timeout stops it (extended)");
+    assert_eq!(sqlstate(&e).as_deref(), Some("57014"), "{}", err_text(&e));
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "two 1 s timeouts took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(scalar(&client, "SELECT 40 + 2").await, "42");
+    exec(&client, "SET statement_timeout = 60000").await;
+    assert_eq!(scalar(&client, "SHOW statement_timeout").await, "1min");
+    exec(&client, "RESET statement_timeout").await;
+    assert_eq!(scalar(&client, "SHOW statement_timeout").await, "0");
+    for bad in ["'abc'", "'10x'", "-1"] {
+        let e = client
+            .simple_query(&format!("SET statement_timeout = {bad}"))
+            .await
+            .expect_err(bad);
+        assert_eq!(
+            sqlstate(&e).as_deref(),
+            Some("22023"),
+            "{bad}: {}",
+            err_text(&e)
+        );
+    }
+    assert_eq!(scalar(&client, "SHOW statement_timeout").await, "0");
+
+    // Cancel, with no timeout set.
+    let token = client.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        token.cancel_query(tokio_postgres::NoTls).await
+    });
+    let started = std::time::Instant::now();
+    let e = client
+        .simple_query(runaway)
+        .await
+        .expect_err("cancel stops it");
+    assert_eq!(sqlstate(&e).as_deref(), Some("57014"), "{}", err_text(&e));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    canceller.await.expect("task").expect("cancel request");
+
+    let too_large = if shoal {
+        "SELECT count(*) FROM unnest(range(1, 500000000))"
+    } else {
+        "SELECT cardinality(array_fill(1, ARRAY[500000000]))"
+    };
+    let e = client.simple_query(too_large).await.expect_err("too large");
+    assert_eq!(sqlstate(&e).as_deref(), Some("54000"), "{}", err_text(&e));
+    assert!(err_text(&e).contains("array size exceeds the maximum allowed (134217727)"));
+    if shoal {
+        assert_eq!(
+            scalar(&client, "SELECT count(*) FROM unnest(range(1, 500001))").await,
+            "500000"
+        );
+        assert_eq!(
+            scalar(&client, "SELECT cardinality(generate_series(1, 10, 3))").await,
+            "4"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_timeout_and_cancel_stop_any_statement() {
+    let cluster = Cluster::start(1).await;
+    within(
+        120,
+        "statement timeout",
+        statement_timeout(&cluster.psql_target(), true),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_timeout_on_postgresql() {
+    let Some(pg) = PgServer::start() else { return };
+    within(
+        120,
+        "statement timeout",
+        statement_timeout(&pg.psql_target(), false),
+    )
+    .await;
+}

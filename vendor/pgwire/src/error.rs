@@ -72,6 +72,9 @@ pub enum PgWireError {
     NotReadyForQuery,
     #[error("canceling statement due to user request")]
     QueryCanceled,
+    // SHOAL: `statement_timeout` expired.
+    #[error("canceling statement due to statement timeout")]
+    StatementTimeout,
     #[error("Invalid option value {0}")]
     InvalidOptionValue(String),
     #[error("{0}")]
@@ -407,7 +410,7 @@ impl From<PgWireError> for ErrorInfo {
             PgWireError::NotReadyForQuery => {
                 ErrorInfo::new("FATAL".to_owned(), "08P01".to_owned(), error.to_string())
             }
-            PgWireError::QueryCanceled => {
+            PgWireError::QueryCanceled | PgWireError::StatementTimeout => {
                 ErrorInfo::new("ERROR".to_owned(), "57014".to_owned(), error.to_string())
             }
             PgWireError::InvalidSecretKey => {

@@ -40,12 +40,61 @@ pub(crate) fn is_empty_query(q: &str) -> bool {
     q.chars().all(|c| c == ';' || c.is_whitespace())
 }
 
-async fn get_cancel_receiver<C>(client: &mut C) -> Option<oneshot::Receiver<()>>
+/// SHOAL: the session setting that bounds a statement's run time, in milliseconds, as the
+/// `SET statement_timeout` hook of datafusion-postgres stores it (absent or 0: no limit).
+const STATEMENT_TIMEOUT_METADATA: &str = "statement_timeout_ms";
+
+/// SHOAL: resolves when the statement must stop: a CancelRequest arrived for it, or its
+/// `statement_timeout` expired. Raced against the whole statement, the rows' production and
+/// sending included (a result is a lazy stream: most of the work runs while it is sent), so
+/// dropping the statement's future stops every operator.
+struct StopSignal {
+    cancel: Option<oneshot::Receiver<()>>,
+    deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl std::future::Future for StopSignal {
+    type Output = PgWireError;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<PgWireError> {
+        if let Some(rx) = self.cancel.as_mut() {
+            if std::pin::Pin::new(rx).poll(cx).is_ready() {
+                return std::task::Poll::Ready(PgWireError::QueryCanceled);
+            }
+        }
+        if let Some(deadline) = self.deadline.as_mut() {
+            if deadline.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(PgWireError::StatementTimeout);
+            }
+        }
+        std::task::Poll::Pending
+    }
+}
+
+async fn get_cancel_receiver<C>(client: &mut C) -> Option<StopSignal>
 where
     C: ClientInfo + ClientPortalStore + Unpin + Send + Sync,
 {
-    let handle = client.session_extensions().get::<Arc<ConnectionHandle>>()?;
-    Some(handle.start_query().await)
+    let timeout = client
+        .metadata()
+        .get(STATEMENT_TIMEOUT_METADATA)
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(std::time::Duration::from_millis);
+    let cancel = match client.session_extensions().get::<Arc<ConnectionHandle>>() {
+        Some(handle) => Some(handle.start_query().await),
+        None => None,
+    };
+    if cancel.is_none() && timeout.is_none() {
+        return None;
+    }
+    Some(StopSignal {
+        cancel,
+        deadline: timeout.map(|t| Box::pin(tokio::time::sleep(t))),
+    })
 }
 
 /// handler for processing simple query.
@@ -102,7 +151,7 @@ pub trait SimpleQueryHandler: Send + Sync {
             let (resp, mut cancel_rx) = if let Some(cancel_rx) = cancel_rx {
                 match select(self.do_query(client, &query_string), cancel_rx).await {
                     Either::Left((result, rx)) => (result?, Some(rx)),
-                    Either::Right(_) => return Err(PgWireError::QueryCanceled),
+                    Either::Right((stop, _)) => return Err(stop),
                 }
             } else {
                 (self.do_query(client, &query_string).await?, None)
@@ -120,7 +169,7 @@ pub trait SimpleQueryHandler: Send + Sync {
                                 .await
                             {
                                 Either::Left((sent, _)) => sent?,
-                                Either::Right(_) => return Err(PgWireError::QueryCanceled),
+                                Either::Right((stop, _)) => return Err(stop),
                             }
                         }
                         None => send_query_response(client, results, true).await?,
@@ -337,7 +386,7 @@ pub trait ExtendedQueryHandler: Send + Sync {
                         cancel_rx = Some(rx);
                         result
                     }
-                    Either::Right(_) => Err(PgWireError::QueryCanceled),
+                    Either::Right((stop, _)) => Err(stop),
                 }
             } else {
                 self.do_query(client, portal.as_ref(), max_rows).await
@@ -426,7 +475,7 @@ pub trait ExtendedQueryHandler: Send + Sync {
             match cancel_rx {
                 Some(rx) => match select(fetch_and_send, rx).await {
                     Either::Left((sent, _)) => sent?,
-                    Either::Right(_) => return Err(PgWireError::QueryCanceled),
+                    Either::Right((stop, _)) => return Err(stop),
                 },
                 None => fetch_and_send.await?,
             }
