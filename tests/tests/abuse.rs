@@ -675,6 +675,16 @@ async fn sigterm_stops_a_busy_coordinator() {
         }));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
+    // While they saturate both cores, a new login and a read of a distributed table (the
+    // workers' liveness pings included) still go through.
+    let fresh = within(10, "a login under load", cluster.client()).await;
+    exec(&fresh, "CREATE TABLE busy (id bigint)").await;
+    exec(&fresh, "SELECT create_distributed_table('busy', 'id', shard_count => 2)").await;
+    exec(&fresh, "INSERT INTO busy VALUES (1), (2), (3)").await;
+    assert_eq!(
+        within(10, "a read under load", scalar(&fresh, "SELECT count(*) FROM busy")).await,
+        "3"
+    );
     let took =
         tokio::task::block_in_place(|| cluster.terminate_coordinator(Duration::from_secs(15)));
     let took = took.expect("the coordinator ignored SIGTERM for 15 s");
