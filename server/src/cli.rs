@@ -133,6 +133,12 @@ pub struct CoordinatorArgs {
     #[arg(long, env = "SHOAL_WORKER_TIMEOUT_MS", default_value_t = 5000,
         value_parser = clap::value_parser!(u64).range(100..))]
     worker_timeout_ms: u64,
+    /// Refuse clients that do not use TLS (SQLSTATE 28000). Default: on when a certificate is
+    /// given and the coordinator listens on a non-loopback address; `--require-tls=false`
+    /// turns it off.
+    #[arg(long, env = "SHOAL_REQUIRE_TLS", num_args = 0..=1, default_missing_value = "true",
+        require_equals = true)]
+    require_tls: Option<bool>,
     #[command(flatten)]
     security: SecurityArgs,
 }
@@ -313,6 +319,7 @@ async fn coordinator(a: CoordinatorArgs) -> Result<(), ServerError> {
         passwords: read_passwords(&a.security.password_file)?,
         insecure: a.security.insecure,
         tls: a.security.tls_cert.zip(a.security.tls_key),
+        require_tls: a.require_tls,
         metrics_listen: a.metrics_listen,
         memory_limit: match a.memory_limit_mb {
             Some(mb) => MemoryLimit::Bytes(

@@ -23,7 +23,7 @@ use tracing::{info, warn, Instrument};
 use crate::hook::ShoalHook;
 use crate::provider::{LiveTable, ShoalSchemaProvider};
 use crate::views;
-use crate::wire::{Passwords, ShoalHandlers, DATABASE};
+use crate::wire::{Passwords, ShoalHandlers, TlsPolicy, DATABASE};
 use crate::ServerError;
 
 #[derive(Clone, Debug)]
@@ -35,6 +35,8 @@ pub struct CoordinatorOptions {
     pub passwords: Option<Passwords>,
     pub insecure: bool,
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Refuse plaintext clients; `None`: only when `tls` is set and `listen` is not loopback.
+    pub require_tls: Option<bool>,
     /// Where to serve `/metrics` (Prometheus text), if anywhere.
     pub metrics_listen: Option<SocketAddr>,
     /// Bytes the coordinator's running queries may hold at once in their operators (hash
@@ -190,6 +192,22 @@ pub async fn run_coordinator(
         Some((cert, key)) => Some(tls_acceptor(cert, key)?),
         None => None,
     };
+    let require_tls = opts
+        .require_tls
+        .unwrap_or(tls.is_some() && !opts.listen.ip().is_loopback());
+    if require_tls && tls.is_none() {
+        return Err(ServerError::Startup(
+            "--require-tls needs --tls-cert and --tls-key".into(),
+        ));
+    }
+    // The certificate SCRAM-SHA-256-PLUS binds logins to (channel binding).
+    let tls_cert_pem = match &opts.tls {
+        Some((cert, _)) => Some(
+            std::fs::read(cert)
+                .map_err(|e| ServerError::Startup(format!("TLS: {}: {e}", cert.display())))?,
+        ),
+        None => None,
+    };
     std::fs::create_dir_all(&opts.data_dir).map_err(|e| {
         ServerError::Startup(format!("cannot create {}: {e}", opts.data_dir.display()))
     })?;
@@ -215,7 +233,11 @@ pub async fn run_coordinator(
     let handlers = Arc::new(ShoalHandlers::new(
         session,
         opts.passwords.clone().map(Arc::new),
-    ));
+        TlsPolicy {
+            required: require_tls,
+            cert_pem: tls_cert_pem,
+        },
+    )?);
 
     let listener = match listener {
         Some(l) => l,
@@ -226,7 +248,7 @@ pub async fn run_coordinator(
     let addr = listener
         .local_addr()
         .map_err(|e| ServerError::Startup(e.to_string()))?;
-    info!(%addr, tls = tls.is_some(), "coordinator listening");
+    info!(%addr, tls = tls.is_some(), require_tls, "coordinator listening");
 
     let upkeep = tokio::spawn(upkeep(Arc::clone(&cluster), opts.workers.clone()));
     let scheduler = tokio::spawn(shoal_sql_functions::run_scheduler(Arc::clone(&cluster)));

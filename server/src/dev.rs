@@ -109,6 +109,7 @@ pub async fn run(
         passwords: password.as_deref().map(|p| Passwords::single("shoal", p)),
         insecure: false,
         tls: None,
+        require_tls: None,
         metrics_listen: None,
         memory_limit: MemoryLimit::HalfOfMemory,
         worker_timeout: DEFAULT_WORKER_TIMEOUT,

@@ -114,10 +114,50 @@ impl NoopStartupHandler for TrustStartup {
     }
 }
 
-/// Checks the database name, then hands over to the real startup handler.
-pub enum ShoalStartup {
+/// How a login authenticates.
+pub enum StartupAuth {
     Trust(TrustStartup),
     Scram(Box<SASLAuthStartupHandler<DefaultServerParameterProvider>>),
+}
+
+/// Refuses plaintext logins where TLS is required and checks the database name, then hands
+/// over to the real startup handler.
+pub struct ShoalStartup {
+    require_tls: bool,
+    auth: StartupAuth,
+}
+
+/// Whether clients must use TLS, and the certificate channel binding binds to.
+#[derive(Debug, Clone, Default)]
+pub struct TlsPolicy {
+    /// Plaintext logins are refused (28000).
+    pub required: bool,
+    /// The server certificate (PEM) when TLS is on: SCRAM-SHA-256-PLUS is then offered on
+    /// TLS connections.
+    pub cert_pem: Option<Vec<u8>>,
+}
+
+fn check_transport<C: ClientInfo>(
+    require_tls: bool,
+    client: &C,
+    message: &PgWireFrontendMessage,
+) -> PgWireResult<()> {
+    if let PgWireFrontendMessage::Startup(s) = message {
+        if require_tls && !client.is_secure() {
+            let user = s.parameters.get("user").cloned().unwrap_or_default();
+            let mut info = ErrorInfo::new(
+                "FATAL".into(),
+                "28000".into(),
+                format!(
+                    "connection for user \"{user}\" from {} refused: this server requires TLS",
+                    client.socket_addr().ip()
+                ),
+            );
+            info.hint = Some("Connect with sslmode=require (or stricter).".into());
+            return Err(PgWireError::UserError(Box::new(info)));
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -132,10 +172,11 @@ impl StartupHandler for ShoalStartup {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        check_transport(self.require_tls, client, &message)?;
         check_database(&message)?;
-        match self {
-            ShoalStartup::Trust(t) => t.on_startup(client, message).await,
-            ShoalStartup::Scram(s) => s.on_startup(client, message).await,
+        match &self.auth {
+            StartupAuth::Trust(t) => t.on_startup(client, message).await,
+            StartupAuth::Scram(s) => s.on_startup(client, message).await,
         }
     }
 }
@@ -157,19 +198,34 @@ impl ErrorHandler for ShoalErrorHandler {
 pub struct ShoalHandlers {
     pub session: Arc<DfSessionService>,
     pub passwords: Option<Arc<Passwords>>,
+    tls: TlsPolicy,
     connections: Arc<ConnectionManager>,
     cancel: Arc<DefaultCancelHandler>,
 }
 
 impl ShoalHandlers {
-    pub fn new(session: Arc<DfSessionService>, passwords: Option<Arc<Passwords>>) -> Self {
+    /// Fails when the certificate cannot be used for channel binding.
+    pub fn new(
+        session: Arc<DfSessionService>,
+        passwords: Option<Arc<Passwords>>,
+        tls: TlsPolicy,
+    ) -> Result<Self, crate::ServerError> {
+        if let Some(pem) = &tls.cert_pem {
+            // The same check `startup_handler` relies on, made once at start.
+            ScramAuth::new(Arc::new(PasswordSource(Arc::default())))
+                .configure_certificate(pem)
+                .map_err(|e| {
+                    crate::ServerError::Startup(format!("TLS certificate for channel binding: {e}"))
+                })?;
+        }
         let connections = Arc::new(ConnectionManager::new());
-        ShoalHandlers {
+        Ok(ShoalHandlers {
             session,
             passwords,
+            tls,
             cancel: Arc::new(DefaultCancelHandler::new(Arc::clone(&connections))),
             connections,
-        }
+        })
     }
 }
 
@@ -183,20 +239,30 @@ impl PgWireServerHandlers for ShoalHandlers {
     }
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        Arc::new(match &self.passwords {
-            None => ShoalStartup::Trust(TrustStartup {
+        let auth = match &self.passwords {
+            None => StartupAuth::Trust(TrustStartup {
                 connections: Arc::clone(&self.connections),
             }),
             Some(p) => {
                 let mut scram = ScramAuth::new(Arc::new(PasswordSource(Arc::clone(p))));
                 scram.set_iterations(SCRAM_ITERATIONS);
+                if let Some(pem) = &self.tls.cert_pem {
+                    // Checked in `new`; a failure here would only leave channel binding off.
+                    if let Err(e) = scram.configure_certificate(pem) {
+                        tracing::warn!(error = %e, "channel binding unavailable");
+                    }
+                }
                 let handler = SASLAuthStartupHandler::new(Arc::new(
                     DefaultServerParameterProvider::default(),
                 ))
                 .with_scram(scram)
                 .with_connection_manager(Arc::clone(&self.connections));
-                ShoalStartup::Scram(Box::new(handler))
+                StartupAuth::Scram(Box::new(handler))
             }
+        };
+        Arc::new(ShoalStartup {
+            require_tls: self.tls.required,
+            auth,
         })
     }
 

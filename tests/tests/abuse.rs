@@ -679,10 +679,19 @@ async fn sigterm_stops_a_busy_coordinator() {
     // workers' liveness pings included) still go through.
     let fresh = within(10, "a login under load", cluster.client()).await;
     exec(&fresh, "CREATE TABLE busy (id bigint)").await;
-    exec(&fresh, "SELECT create_distributed_table('busy', 'id', shard_count => 2)").await;
+    exec(
+        &fresh,
+        "SELECT create_distributed_table('busy', 'id', shard_count => 2)",
+    )
+    .await;
     exec(&fresh, "INSERT INTO busy VALUES (1), (2), (3)").await;
     assert_eq!(
-        within(10, "a read under load", scalar(&fresh, "SELECT count(*) FROM busy")).await,
+        within(
+            10,
+            "a read under load",
+            scalar(&fresh, "SELECT count(*) FROM busy")
+        )
+        .await,
         "3"
     );
     let took =
@@ -993,28 +1002,7 @@ fn malformed_sasl_messages_get_08p01() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let passwords = dir.path().join("passwords");
-    std::fs::write(&passwords, "shoal:secret\n").expect("write passwords");
-    let port = shoal_e2e::free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let data = dir.path().join("data");
-    let mut child = Command::new(shoal_bin())
-        .args(["coordinator", "--listen", &listen, "--data-dir"])
-        .arg(&data)
-        .arg("--password-file")
-        .arg(&passwords)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("log")).expect("log"))
-        .spawn()
-        .expect("start coordinator");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "coordinator did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (mut child, port) = password_coordinator(dir.path(), &[]);
     let first = [
         cstr("SCRAM-SHA-256"),
         1000i32.to_be_bytes().to_vec(),
@@ -1054,18 +1042,150 @@ fn malformed_sasl_messages_get_08p01() {
             .map(|m| error_fields(&m.1).0);
         assert_eq!(severity.as_deref(), Some("FATAL"), "{what}");
     }
+    let out = psql_login(port, "");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(out.as_deref(), Ok("1"));
+}
+
+/// A coordinator with no workers, user `shoal` with password `secret`, listening on
+/// `listen_ip` with `args`; waits until it accepts connections.
+fn password_coordinator_on(
+    dir: &std::path::Path,
+    listen_ip: &str,
+    args: &[&str],
+) -> (std::process::Child, u16) {
+    let passwords = dir.join("passwords");
+    std::fs::write(&passwords, "shoal:secret\n").expect("write passwords");
+    let port = shoal_e2e::free_port();
+    let listen = format!("{listen_ip}:{port}");
+    let mut child = Command::new(shoal_bin())
+        .args(["coordinator", "--listen", &listen, "--data-dir"])
+        .arg(dir.join("data"))
+        .arg("--password-file")
+        .arg(&passwords)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("log")).expect("log"))
+        .spawn()
+        .expect("start coordinator");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "coordinator exited ({status}): {}",
+                std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "coordinator did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (child, port)
+}
+
+fn password_coordinator(dir: &std::path::Path, args: &[&str]) -> (std::process::Child, u16) {
+    password_coordinator_on(dir, "127.0.0.1", args)
+}
+
+/// `SELECT 1` through psql as `shoal`/`secret` with extra conninfo `options`: the output, or
+/// psql's error text.
+fn psql_login(port: u16, options: &str) -> Result<String, String> {
     let out = Command::new("psql")
         .args(["-X", "-A", "-t", "-c", "SELECT 1"])
         .arg(format!(
-            "host=127.0.0.1 port={port} user=shoal dbname=shoal password=secret"
+            "host=127.0.0.1 port={port} user=shoal dbname=shoal password=secret \
+             connect_timeout=10 {options}"
         ))
-        .output();
-    let _ = child.kill();
-    let _ = child.wait();
-    let out = out.expect("psql");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "1",
+        .output()
+        .expect("psql");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(stderr_of(&out))
+    }
+}
+
+/// TLS: plaintext logins are refused (28000) where TLS is required (by default with a
+/// certificate on a non-loopback address, or with `--require-tls`) and allowed on loopback or
+/// with `--require-tls=false`; SCRAM-SHA-256-PLUS (channel binding) works over TLS and is not
+/// offered over plain TCP (libpq refuses a server that offers it there).
+#[test]
+fn tls_is_required_where_it_must_be() {
+    if !shoal_e2e::require_tool("psql") || !shoal_e2e::require_tool("openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{}", stderr_of(&made));
+    let (cert, key) = (
+        cert.to_string_lossy().into_owned(),
+        key.to_string_lossy().into_owned(),
+    );
+    let tls = ["--tls-cert", cert.as_str(), "--tls-key", key.as_str()];
+
+    for (i, (what, ip, extra, plaintext_allowed)) in [
+        ("non-loopback default", "0.0.0.0", vec![], false),
+        (
+            "--require-tls on loopback",
+            "127.0.0.1",
+            vec!["--require-tls"],
+            false,
+        ),
+        ("loopback default", "127.0.0.1", vec![], true),
+        (
+            "--require-tls=false",
+            "0.0.0.0",
+            vec!["--require-tls=false"],
+            true,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let sub = dir.path().join(format!("case{i}"));
+        std::fs::create_dir_all(&sub).expect("dir");
+        let args: Vec<&str> = tls.iter().copied().chain(extra).collect();
+        let (mut child, port) = password_coordinator_on(&sub, ip, &args);
+        let plain = psql_login(port, "sslmode=disable");
+        let with_tls = psql_login(port, "sslmode=require");
+        let bound = psql_login(port, "sslmode=require channel_binding=require");
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(with_tls.as_deref(), Ok("1"), "{what}: TLS login");
+        assert_eq!(bound.as_deref(), Ok("1"), "{what}: channel-bound login");
+        if plaintext_allowed {
+            assert_eq!(plain.as_deref(), Ok("1"), "{what}: plaintext login");
+        } else {
+            let e = plain.expect_err(what);
+            assert!(e.contains("requires TLS"), "{what}: {e}");
+        }
+    }
+
+    // --require-tls without a certificate cannot be honoured: a start-up error.
+    let out = run_with_timeout(
+        Command::new(shoal_bin())
+            .args(["coordinator", "--listen", "127.0.0.1:0", "--require-tls"])
+            .arg("--data-dir")
+            .arg(dir.path().join("none")),
+        None,
+        Duration::from_secs(30),
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("--require-tls needs --tls-cert"),
         "{}",
         stderr_of(&out)
     );

@@ -108,13 +108,16 @@ impl<P> SASLAuthStartupHandler<P> {
         self
     }
 
-    fn supported_mechanisms(&self) -> Vec<String> {
+    fn supported_mechanisms(&self, secure: bool) -> Vec<String> {
         let mut mechanisms = vec![];
 
         if let Some(scram) = &self.scram {
             mechanisms.push(SCRAM_SHA_256_METHOD.to_owned());
 
-            if scram.supports_channel_binding() {
+            // SHOAL: channel binding binds to the TLS certificate: offered only on a TLS
+            // connection, as PostgreSQL does (libpq refuses a server that offers
+            // SCRAM-SHA-256-PLUS over plain TCP).
+            if secure && scram.supports_channel_binding() {
                 mechanisms.push(SCRAM_SHA_256_PLUS_METHOD.to_owned());
             }
         }
@@ -144,7 +147,7 @@ impl<P: ServerParameterProvider> StartupHandler for SASLAuthStartupHandler<P> {
                 super::protocol_negotiation(client, startup).await?;
                 super::save_startup_parameters_to_metadata(client, startup);
                 client.set_state(PgWireConnectionState::AuthenticationInProgress);
-                let supported_mechanisms = self.supported_mechanisms();
+                let supported_mechanisms = self.supported_mechanisms(client.is_secure());
                 client
                     .send(PgWireBackendMessage::Authentication(Authentication::SASL(
                         supported_mechanisms,
