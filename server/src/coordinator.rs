@@ -137,6 +137,8 @@ pub fn session_context(
         .map_err(|e| ServerError::Startup(e.to_string()))?;
     ctx.add_optimizer_rule(Arc::new(crate::pushdown::ShardAggregatePushdownRule));
     ctx.register_udaf(crate::query::pg_aggregates::PgSum::udaf());
+    ctx.register_udaf(crate::query::pg_aggregates::PgAvg::udaf());
+    ctx.register_udf(crate::query::pg_aggregates::IntegerAvgFinal::udf());
     for udf in crate::query::pg_limits::BoundedSeries::udfs() {
         ctx.register_udf(udf);
     }

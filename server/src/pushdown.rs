@@ -25,7 +25,7 @@ use datafusion::datasource::empty::EmptyTable;
 use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::functions::expr_fn::{coalesce, nullif};
 use datafusion::functions_aggregate::expr_fn::{count, max, min, sum};
-use datafusion::logical_expr::expr::{AggregateFunction, Cast};
+use datafusion::logical_expr::expr::{AggregateFunction, Cast, ScalarFunction};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
     cast, lit, Aggregate, Expr, LogicalPlan, LogicalPlanBuilder, TableScan, TableType,
@@ -37,7 +37,7 @@ use shoal_shard_store::PartialAggregate;
 use shoal_sql_functions::Cluster;
 
 use crate::provider::{external, unqualify, DistributedTable};
-use crate::query::pg_aggregates::integer_sum_type;
+use crate::query::pg_aggregates::{integer_sum_type, IntegerAvgFinal, BIGINT_SUM_TYPE};
 use crate::scan::{ShardScanArgs, ShardScanExec};
 
 #[derive(Debug, Default)]
@@ -47,7 +47,8 @@ pub struct ShardAggregatePushdownRule;
 enum Merge {
     Count(String),
     Same(&'static str, String),
-    Avg(String, String),
+    /// Partial sum and count; `integer`: the average is numeric ([`IntegerAvgFinal`]).
+    Avg(String, String, bool),
 }
 
 impl OptimizerRule for ShardAggregatePushdownRule {
@@ -192,7 +193,7 @@ fn try_push(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
                 let (s, n) = (format!("{p}s"), format!("{p}c"));
                 partials.push(exact_sum(arg.clone(), &table_schema)?.alias(&s));
                 partials.push(count(arg).alias(&n));
-                merges.push(Merge::Avg(s, n));
+                merges.push(Merge::Avg(s, n, ty.is_integer()));
             }
             _ => return Ok(None),
         }
@@ -248,7 +249,7 @@ fn try_push(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
                 }
                 .alias(format!("{p}_m")),
             ),
-            Merge::Avg(s, n) => {
+            Merge::Avg(s, n, _) => {
                 final_aggs.push(sum(q(s)).alias(format!("{s}_m")));
                 final_aggs.push(sum(q(n)).alias(format!("{n}_m")));
             }
@@ -277,7 +278,14 @@ fn try_push(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
         let e = match merge {
             Merge::Count(p) => coalesce(vec![m(format!("{p}_m")), lit(0i64)]),
             Merge::Same(_, p) => m(format!("{p}_m")),
-            Merge::Avg(s, n) => {
+            Merge::Avg(s, n, true) => Expr::ScalarFunction(ScalarFunction::new_udf(
+                Arc::new(IntegerAvgFinal::udf()),
+                vec![
+                    cast(m(format!("{s}_m")), BIGINT_SUM_TYPE),
+                    cast(m(format!("{n}_m")), BIGINT_SUM_TYPE),
+                ],
+            )),
+            Merge::Avg(s, n, false) => {
                 cast(m(format!("{s}_m")), DataType::Float64)
                     / nullif(cast(m(format!("{n}_m")), DataType::Float64), lit(0f64))
             }

@@ -77,7 +77,7 @@ pub fn show(ms: u64) -> String {
     }
     for (unit, scale) in UNITS.iter().take(5) {
         let scale = *scale as u64;
-        if ms % scale == 0 {
+        if ms.is_multiple_of(scale) {
             return format!("{}{unit}", ms / scale);
         }
     }
