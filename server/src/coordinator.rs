@@ -384,6 +384,9 @@ async fn upkeep(cluster: Arc<Cluster>, workers: Vec<String>) {
             }
             Err(e) => warn!(error = %e, "scrub.rate_mb unreadable; scrub round skipped"),
         }
+        if let Err(e) = cluster.repair_damaged_placements() {
+            warn!(error = %e, "repair round failed");
+        }
         if tick % 30 == 29 {
             match cluster.collect_orphans(orphan_grace_ms).await {
                 Ok(n) if n > 0 => info!(files = n, "deleted orphan files"),

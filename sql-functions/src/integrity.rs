@@ -127,13 +127,27 @@ impl Cluster {
         files.insert(key, report);
     }
 
+    /// Forgets the damage of files the catalog no longer names (`current`: its listing).
+    pub(crate) fn forget_stale_damage(&self, current: &BTreeMap<FileLocation, FileCheck>) {
+        self.damage()
+            .files()
+            .retain(|at, _| current.contains_key(at));
+    }
+
+    /// Forgets the damage of these shards' files on `worker` (their placement was dropped).
+    pub(crate) fn forget_damage(&self, worker: &str, shard_ids: &[i64]) {
+        self.damage()
+            .files()
+            .retain(|(w, _, shard, _), _| !(w == worker && shard_ids.contains(shard)));
+    }
+
     /// The damaged files known now, by worker, table, shard and file.
     pub fn damaged_files(&self) -> Vec<DamagedFileReport> {
         self.damage().files().values().cloned().collect()
     }
 
     /// Every committed file of every placement, with the catalog's record of it.
-    fn file_listing(&self) -> Result<BTreeMap<FileLocation, FileCheck>> {
+    pub(crate) fn file_listing(&self) -> Result<BTreeMap<FileLocation, FileCheck>> {
         let mut all = BTreeMap::new();
         for snapshot in self.catalog().snapshot_all()? {
             for shard in &snapshot.shards {

@@ -2,12 +2,12 @@
 //! catalog, the up-front safety checks (a job that cannot complete fails before anything
 //! moves), scheduling a job's tasks with Citus's dependencies, and a job's status.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use shoal_catalog::{CatalogError, Job, NewJob, NewTask, Node, TableKind, Task};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::cluster::{now_ms, Cluster};
 use crate::error::{ClusterError, Result};
@@ -590,6 +590,117 @@ impl Cluster {
         self.schedule_tasks_once()?;
         self.wait_job(job_id, true).await?;
         Ok((Some(job_id), Vec::new()))
+    }
+
+    /// Starts a repair for each damaged placement (a file a query or the scrubber found
+    /// damaged) that has a good replica: in one catalog transaction the damaged placements of
+    /// the shard group on that worker are dropped (their files deleted once no query reads
+    /// them) and a `repair` job is created whose copy task makes new placements there from the
+    /// good replica, with a move's protocol (verified pull, write fence, switch). Placements
+    /// without a good replica, or whose group is being moved, are left for a later round;
+    /// reads of them fail with XX001 meanwhile. Returns the jobs started.
+    pub fn repair_damaged_placements(self: &Arc<Self>) -> Result<usize> {
+        if self.damaged_files().is_empty() {
+            return Ok(0);
+        }
+        // Reports of files no placement names any more (a scrub of an old listing, a placement
+        // dropped or repaired since) must not start a repair of what is now a good copy.
+        self.forget_stale_damage(&self.file_listing()?);
+        let damaged = self.damaged_files();
+        // (worker address, shard) pairs with damage.
+        let bad: BTreeSet<(String, i64)> = damaged
+            .iter()
+            .map(|r| (r.worker.clone(), r.shard_id))
+            .collect();
+        let (nodes, groups, info) = self.plan_inputs()?;
+        let unfinished = self.catalog().unfinished_tasks()?;
+        let mut started = 0;
+        let mut handled: BTreeSet<(i64, i64)> = BTreeSet::new();
+        for (worker, shard_id) in &bad {
+            let Some(node) = nodes.iter().find(|n| &n.addr() == worker) else {
+                continue;
+            };
+            let Some((group, gi)) = groups.iter().find_map(|g| {
+                let i = info.get(&g.group_id)?;
+                i.members
+                    .iter()
+                    .any(|(_, id, _)| id == shard_id)
+                    .then_some((g, i))
+            }) else {
+                continue;
+            };
+            if !group.placements.contains(&node.node_id)
+                || !handled.insert((group.group_id, node.node_id))
+            {
+                continue;
+            }
+            let busy = unfinished.iter().any(|t| {
+                t.colocation_id == gi.colocation_id
+                    && t.shard_index == gi.shard_index
+                    && (gi.colocation_id.is_some() || t.shard_id == group.group_id)
+            });
+            if busy {
+                continue;
+            }
+            let damaged_on = |n: &Node| {
+                gi.members
+                    .iter()
+                    .any(|(_, id, _)| bad.contains(&(n.addr(), *id)))
+            };
+            let Some(source) = group.placements.iter().find_map(|id| {
+                nodes.iter().find(|n| {
+                    n.node_id == *id && *id != node.node_id && n.is_live && !damaged_on(n)
+                })
+            }) else {
+                continue;
+            };
+            let shard_ids: Vec<i64> = gi
+                .members
+                .iter()
+                .map(|(_, id, _)| *id)
+                .filter(|id| bad.contains(&(node.addr(), *id)))
+                .collect();
+            let job = NewJob {
+                job_type: "repair".into(),
+                description: format!(
+                    "Repair shard {shard_id} on {} from {}",
+                    node.addr(),
+                    source.addr()
+                ),
+                transfer_mode: "auto".into(),
+                max_bandwidth_mb: None,
+                max_concurrent_moves: None,
+                tasks: vec![NewTask {
+                    kind: "copy".into(),
+                    shard_id: group.group_id,
+                    colocation_id: gi.colocation_id,
+                    shard_index: gi.shard_index,
+                    source_node_id: source.node_id,
+                    target_node_id: node.node_id,
+                    source: source.addr(),
+                    target: node.addr(),
+                    bytes_total: group.bytes,
+                    depends_on: vec![],
+                }],
+            };
+            match self
+                .catalog()
+                .create_repair_job(&shard_ids, node.node_id, &job)
+            {
+                Ok(job_id) => {
+                    self.forget_damage(&node.addr(), &shard_ids);
+                    warn!(job_id, shard_id, node = %node.addr(), source = %source.addr(),
+                        "repairing a damaged placement from its replica");
+                    started += 1;
+                }
+                Err(e) => warn!(shard_id, node = %node.addr(), error = %e,
+                    "could not start the repair of a damaged placement"),
+            }
+        }
+        if started > 0 {
+            self.schedule_tasks_once()?;
+        }
+        Ok(started)
     }
 
     /// Removes a node with its placements (`remove_node`, forced or with only replicated

@@ -233,17 +233,68 @@ async fn replica_serves(cluster: &Cluster) {
             "123"
         );
     }
-    let names: Vec<String> = files.iter().map(|f| file_name(f)).collect();
-    wait_damaged(&client, "every damaged file of worker 0", |rows| {
-        names
+    // Each damaged placement is repaired from its replica: dropped, then copied back onto
+    // worker 0 by a `repair` job, after which the damaged files are gone.
+    let damaged: Vec<String> = files.iter().map(|f| file_name(f)).collect();
+    let mut repaired = false;
+    for _ in 0..300 {
+        let jobs = lines(
+            &client,
+            "SELECT count(*) FILTER (WHERE state = 'finished'), count(*) FROM shoal.jobs \
+             WHERE job_type = 'repair'",
+        )
+        .await;
+        let now: Vec<String> = shard_files(cluster.worker_data_dir(0))
             .iter()
-            .all(|n| rows.iter().any(|r| r.starts_with(&format!("{n}|"))))
-    })
+            .map(|f| file_name(f))
+            .collect();
+        let (done, all) = jobs
+            .first()
+            .and_then(|l| l.split_once('|'))
+            .map(|(d, a)| (d.to_string(), a.to_string()))
+            .unwrap_or_default();
+        let open_damage = lines(&client, "SELECT count(*) FROM shoal.damaged_files").await;
+        if all != "0"
+            && done == all
+            && open_damage == ["0"]
+            && !now.is_empty()
+            && now.iter().all(|n| !damaged.contains(n))
+        {
+            repaired = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let jobs = lines(
+        &client,
+        "SELECT job_type, state, description FROM shoal.jobs",
+    )
     .await;
+    assert!(repaired, "worker 0 was not repaired: jobs {jobs:?}");
+    assert_eq!(
+        scalar(
+            &client,
+            "SELECT count(*) FROM shoal.shards WHERE table_name = 'r'"
+        )
+        .await,
+        "8",
+        "every shard has its two placements again"
+    );
+    // The repaired copies are good: damage worker 1's files, and worker 0 serves every read.
+    for f in shard_files(cluster.worker_data_dir(1)) {
+        let mut bytes = fs::read(&f).expect("read shard file");
+        let at = bytes.len() / 3;
+        bytes[at] ^= 0x10;
+        fs::write(&f, &bytes).expect("flip a bit");
+    }
+    for _ in 0..3 {
+        assert_eq!(scalar(&client, sum).await, "80200");
+        assert_eq!(scalar(&client, "SELECT count(*) FROM r").await, "400");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn damaged_placement_is_served_from_its_replica() {
+async fn damaged_placement_is_served_from_its_replica_and_repaired() {
     let cluster = Cluster::start(2).await;
     within(300, "replica of a damaged file", replica_serves(&cluster)).await;
 }

@@ -140,55 +140,64 @@ impl Catalog {
                     return Err(CatalogError::JobRunning { job_id: j.job_id });
                 }
             }
-            tx.execute(
-                "INSERT INTO jobs (job_type, description, transfer_mode, max_bandwidth_mb, max_concurrent_moves, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    job.job_type,
-                    job.description,
-                    job.transfer_mode,
-                    job.max_bandwidth_mb,
-                    job.max_concurrent_moves,
-                    now_ms()
-                ],
-            )?;
-            let job_id = tx.last_insert_rowid();
-            let mut ids: Vec<i64> = Vec::with_capacity(job.tasks.len());
-            for t in &job.tasks {
-                let state = if t.depends_on.is_empty() {
-                    "runnable"
-                } else {
-                    "blocked"
+            insert_job(tx, job)
+        })
+    }
+
+    /// Starts the repair of damaged placements, in one transaction: drops the placements of
+    /// `shard_ids` on `damaged_node` (their files are deleted by cleanup once no older query
+    /// reads them) and creates `job`, whose copy task makes new placements there from a good
+    /// replica. Refused when a shard has no other placement: its only copy is not dropped.
+    pub fn create_repair_job(
+        &self,
+        shard_ids: &[i64],
+        damaged_node: i64,
+        job: &NewJob,
+    ) -> Result<i64> {
+        self.write(|tx| {
+            let at = now_ms();
+            for shard_id in shard_ids {
+                let placement: Option<(i64, i64)> = tx
+                    .query_row(
+                        "SELECT p.placement_id, s.table_id FROM placements p JOIN shards s USING (shard_id)
+                         WHERE p.shard_id = ?1 AND p.node_id = ?2",
+                        params![shard_id, damaged_node],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                let Some((placement_id, table_id)) = placement else {
+                    return Err(CatalogError::MoveConflict {
+                        shard_id: *shard_id,
+                        message: format!("no placement on node {damaged_node} to repair"),
+                    });
                 };
+                let others: i64 = tx.query_row(
+                    "SELECT count(*) FROM placements WHERE shard_id = ?1 AND node_id <> ?2",
+                    params![shard_id, damaged_node],
+                    |r| r.get(0),
+                )?;
+                if others == 0 {
+                    return Err(CatalogError::MoveConflict {
+                        shard_id: *shard_id,
+                        message: "its only placement is damaged; there is nothing to repair it from".into(),
+                    });
+                }
                 tx.execute(
-                    "INSERT INTO tasks (job_id, kind, state, shard_id, colocation_id, shard_index, source_node_id, target_node_id, source, target, bytes_total) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    "INSERT INTO cleanup (node_id, table_id, shard_id, file_name, not_before_ms, reason)
+                     SELECT ?1, ?2, ?3, name, ?4, ?5 FROM files WHERE placement_id = ?6",
                     params![
-                        job_id,
-                        t.kind,
-                        state,
-                        t.shard_id,
-                        t.colocation_id,
-                        t.shard_index,
-                        t.source_node_id,
-                        t.target_node_id,
-                        t.source,
-                        t.target,
-                        t.bytes_total as i64
+                        damaged_node,
+                        table_id,
+                        shard_id,
+                        at,
+                        format!("repair:{shard_id}"),
+                        placement_id
                     ],
                 )?;
-                let task_id = tx.last_insert_rowid();
-                for dep in &t.depends_on {
-                    let on = ids.get(*dep).copied().ok_or_else(|| CatalogError::Invalid {
-                        message: format!("task depends on task #{dep}, which comes later"),
-                    })?;
-                    tx.execute(
-                        "INSERT OR IGNORE INTO task_depends (task_id, depends_on) VALUES (?1, ?2)",
-                        params![task_id, on],
-                    )?;
-                }
-                ids.push(task_id);
+                tx.execute("DELETE FROM files WHERE placement_id = ?1", [placement_id])?;
+                tx.execute("DELETE FROM placements WHERE placement_id = ?1", [placement_id])?;
             }
-            refresh_job_state(tx, job_id)?;
-            Ok(job_id)
+            insert_job(tx, job)
         })
     }
 
@@ -773,6 +782,62 @@ impl Catalog {
             Ok(lost)
         })
     }
+}
+
+/// Inserts a job and its tasks (runnable, or blocked on earlier tasks of the same job).
+fn insert_job(tx: &Transaction<'_>, job: &NewJob) -> Result<i64> {
+    tx.execute(
+        "INSERT INTO jobs (job_type, description, transfer_mode, max_bandwidth_mb, max_concurrent_moves, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            job.job_type,
+            job.description,
+            job.transfer_mode,
+            job.max_bandwidth_mb,
+            job.max_concurrent_moves,
+            now_ms()
+        ],
+    )?;
+    let job_id = tx.last_insert_rowid();
+    let mut ids: Vec<i64> = Vec::with_capacity(job.tasks.len());
+    for t in &job.tasks {
+        let state = if t.depends_on.is_empty() {
+            "runnable"
+        } else {
+            "blocked"
+        };
+        tx.execute(
+            "INSERT INTO tasks (job_id, kind, state, shard_id, colocation_id, shard_index, source_node_id, target_node_id, source, target, bytes_total) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                job_id,
+                t.kind,
+                state,
+                t.shard_id,
+                t.colocation_id,
+                t.shard_index,
+                t.source_node_id,
+                t.target_node_id,
+                t.source,
+                t.target,
+                t.bytes_total as i64
+            ],
+        )?;
+        let task_id = tx.last_insert_rowid();
+        for dep in &t.depends_on {
+            let on = ids
+                .get(*dep)
+                .copied()
+                .ok_or_else(|| CatalogError::Invalid {
+                    message: format!("task depends on task #{dep}, which comes later"),
+                })?;
+            tx.execute(
+                "INSERT OR IGNORE INTO task_depends (task_id, depends_on) VALUES (?1, ?2)",
+                params![task_id, on],
+            )?;
+        }
+        ids.push(task_id);
+    }
+    refresh_job_state(tx, job_id)?;
+    Ok(job_id)
 }
 
 #[cfg(test)]
