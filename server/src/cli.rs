@@ -152,6 +152,10 @@ pub struct WorkerArgs {
     /// The address the coordinator uses for this worker, if not --listen.
     #[arg(long, env = "SHOAL_ADVERTISE")]
     advertise: Option<String>,
+    /// MB of memory the worker's partial aggregates may hold together; at the limit they send
+    /// their groups early, anything else fails with 53200. Default: half of the machine's.
+    #[arg(long, env = "SHOAL_MEMORY_LIMIT_MB", value_parser = clap::value_parser!(u64).range(1..))]
+    memory_limit_mb: Option<u64>,
     #[command(flatten)]
     security: SecurityArgs,
 }
@@ -321,15 +325,20 @@ async fn coordinator(a: CoordinatorArgs) -> Result<(), ServerError> {
         tls: a.security.tls_cert.zip(a.security.tls_key),
         require_tls: a.require_tls,
         metrics_listen: a.metrics_listen,
-        memory_limit: match a.memory_limit_mb {
-            Some(mb) => MemoryLimit::Bytes(
-                usize::try_from(mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX),
-            ),
-            None => MemoryLimit::HalfOfMemory,
-        },
+        memory_limit: memory_limit(a.memory_limit_mb),
         worker_timeout: Duration::from_millis(a.worker_timeout_ms),
     };
     run_coordinator(opts, None, shutdown_signal()).await
+}
+
+/// `--memory-limit-mb`, or half the machine's memory.
+fn memory_limit(mb: Option<u64>) -> MemoryLimit {
+    match mb {
+        Some(mb) => MemoryLimit::Bytes(
+            usize::try_from(mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX),
+        ),
+        None => MemoryLimit::HalfOfMemory,
+    }
 }
 
 async fn worker(a: WorkerArgs) -> Result<(), ServerError> {
@@ -346,6 +355,7 @@ async fn worker(a: WorkerArgs) -> Result<(), ServerError> {
             data_dir: a.data_dir,
             cluster_token: a.security.cluster_token,
             failpoints: WorkerConfig::failpoints_from_env(),
+            memory_limit: Some(memory_limit(a.memory_limit_mb).bytes()?),
         },
         shutdown_signal(),
     )

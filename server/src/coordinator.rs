@@ -59,7 +59,7 @@ pub enum MemoryLimit {
 }
 
 impl MemoryLimit {
-    fn bytes(self) -> Result<usize, ServerError> {
+    pub fn bytes(self) -> Result<usize, ServerError> {
         match self {
             MemoryLimit::Bytes(n) => Ok(n),
             MemoryLimit::HalfOfMemory => {

@@ -88,6 +88,8 @@ pub async fn run(
             data_dir: data_dir.join(format!("worker{}", i + 1)),
             cluster_token: Some(cluster.cluster_token.clone()),
             failpoints: Vec::new(),
+            // The workers share the machine with the coordinator: a quarter of it each at most.
+            memory_limit: Some(MemoryLimit::HalfOfMemory.bytes()? / 2),
         };
         worker_addrs.push(addr.to_string());
         tasks.push(tokio::spawn(serve_worker_with_listener(

@@ -329,6 +329,8 @@ enum WireError {
 enum EvaluationFailure {
     ArithmeticOverflow,
     DivideByZero,
+    /// The worker's memory limit: the query needs more than it may hold.
+    ResourcesExhausted,
 }
 
 /// The arrow evaluation error inside `e`, if that is what it is.
@@ -343,6 +345,7 @@ fn evaluation_failure(
             A::DivideByZero => Some((EvaluationFailure::DivideByZero, String::new())),
             _ => None,
         },
+        DF::ResourcesExhausted(m) => Some((EvaluationFailure::ResourcesExhausted, m.clone())),
         DF::Context(_, inner) | DF::Diagnostic(_, inner) => evaluation_failure(inner),
         DF::Shared(inner) => evaluation_failure(inner),
         _ => None,
@@ -493,6 +496,13 @@ impl WireError {
                         arrow::error::ArrowError::ArithmeticOverflow(message)
                     }
                     EvaluationFailure::DivideByZero => arrow::error::ArrowError::DivideByZero,
+                    EvaluationFailure::ResourcesExhausted => {
+                        return ShardStoreError::DataFusion(
+                            datafusion::error::DataFusionError::ResourcesExhausted(format!(
+                                "{message} (on worker {addr})"
+                            )),
+                        );
+                    }
                 };
                 ShardStoreError::DataFusion(arrow.into())
             }

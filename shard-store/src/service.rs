@@ -80,6 +80,10 @@ pub struct WorkerConfig {
     /// [`WorkerConfig::failpoints_from_env`]; tests running several workers in one process
     /// set it per worker.
     pub failpoints: Vec<String>,
+    /// Bytes the operators of the worker's partial aggregates may hold together (hash
+    /// tables): at the limit a partial aggregate emits its groups early, anything else fails
+    /// with ResourcesExhausted (53200 at the client). `None`: no limit.
+    pub memory_limit: Option<usize>,
 }
 
 impl WorkerConfig {
@@ -137,7 +141,8 @@ pub(crate) async fn serve(
         store,
         cfg.cluster_token.clone(),
         Arc::new(FailpointSet::new(cfg.failpoints.iter().cloned())),
-    );
+        cfg.memory_limit,
+    )?;
     let flight = FlightServiceServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -245,21 +250,27 @@ impl WorkerService {
         store: Arc<FileStore>,
         cluster_token: Option<String>,
         failpoints: Arc<FailpointSet>,
-    ) -> Self {
+        memory_limit: Option<usize>,
+    ) -> Result<Self> {
         // Strings and bytes are read as views (DataFusion's default, see `scan::read_schema`):
         // cheaper to decode, filter and group than contiguous Utf8; results are cast to the
         // wire types only at the end, and aggregates send few rows.
         let config = SessionConfig::new();
-        let ctx = SessionContext::new_with_config(config);
+        let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new();
+        if let Some(bytes) = memory_limit {
+            runtime = runtime.with_memory_limit(bytes, 1.0);
+        }
+        let runtime = runtime.build_arc().map_err(ShardStoreError::DataFusion)?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
         let functions = ctx.task_ctx();
-        WorkerService {
+        Ok(WorkerService {
             store,
             ctx,
             functions,
             sources: SourceClients::new(cluster_token),
             failpoints,
             task_locks: TaskLocks::default(),
-        }
+        })
     }
 
     async fn worker_info(&self) -> Result<WorkerInfo> {

@@ -44,6 +44,7 @@ impl Worker {
             data_dir: dir.to_path_buf(),
             cluster_token: token.map(String::from),
             failpoints: failpoints.iter().map(|f| f.to_string()).collect(),
+            memory_limit: None,
         };
         let handle = tokio::spawn(serve_worker_with_listener(cfg, listener, async {
             let _ = stopped.await;

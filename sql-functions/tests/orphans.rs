@@ -33,6 +33,7 @@ impl Worker {
             data_dir: dir.to_path_buf(),
             cluster_token: None,
             failpoints: Vec::new(),
+            memory_limit: None,
         };
         let handle = tokio::spawn(serve_worker_with_listener(cfg, listener, async {
             let _ = stopped.await;

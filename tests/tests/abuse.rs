@@ -391,12 +391,61 @@ async fn memory_hungry_query(cluster: &Cluster) {
     );
 }
 
+/// The worker's own memory limit: a pushed-down GROUP BY over 300,000 groups on a worker
+/// allowed 16 MB spills or sends its groups early instead of holding them, and the answer
+/// stays exact; allowed 1 MB, it fails with 53200 from the worker.
+async fn grouped_under_worker_limit(cluster: &Cluster) {
+    let client = client_of(&cluster.psql_target()).await;
+    exec(&client, "CREATE TABLE many (id bigint, v bigint)").await;
+    exec(
+        &client,
+        "SELECT create_distributed_table('many', 'id', shard_count => 2)",
+    )
+    .await;
+    exec(
+        &client,
+        "INSERT INTO many SELECT value AS id, value % 7 AS v FROM generate_series(1, 300000)",
+    )
+    .await;
+    let grouped = "SELECT count(*) AS groups, sum(n) AS rows, sum(s) AS total FROM \
+                   (SELECT id, count(*) AS n, sum(v) AS s FROM many GROUP BY id) g";
+    let plan = lines(&client, &format!("EXPLAIN {grouped}"))
+        .await
+        .join("\n");
+    assert!(
+        plan.contains("worker_partial_aggregate"),
+        "pushed down:\n{plan}"
+    );
+    let expected_total: u64 = (1..=300_000u64).map(|v| v % 7).sum();
+    assert_eq!(
+        lines(&client, grouped).await,
+        [format!("300000|300000|{expected_total}")]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_hungry_query_fails_with_53200() {
     let mut cluster = Cluster::start(1).await;
     cluster.set_coordinator_env(&[("SHOAL_MEMORY_LIMIT_MB", "32")]);
     cluster.restart_coordinator().await;
     within(120, "memory limit", memory_hungry_query(&cluster)).await;
+    cluster.set_worker_env(0, &[("SHOAL_MEMORY_LIMIT_MB", "16")]);
+    cluster.restart_worker(0).await;
+    within(
+        120,
+        "worker memory limit",
+        grouped_under_worker_limit(&cluster),
+    )
+    .await;
+    cluster.set_worker_env(0, &[("SHOAL_MEMORY_LIMIT_MB", "1")]);
+    cluster.restart_worker(0).await;
+    let client = client_of(&cluster.psql_target()).await;
+    let e = client
+        .simple_query("SELECT count(*) FROM (SELECT id, count(*) FROM many GROUP BY id) g")
+        .await
+        .expect_err("1 MB is too little for the worker's aggregate");
+    assert_eq!(sqlstate(&e).as_deref(), Some("53200"), "{}", err_text(&e));
+    assert!(err_text(&e).contains("on worker"), "{}", err_text(&e));
 }
 
 fn signal(pid: u32, sig: &str) {

@@ -27,6 +27,7 @@ impl Worker {
             data_dir: dir.to_path_buf(),
             cluster_token: Some(TOKEN.into()),
             failpoints: Vec::new(),
+            memory_limit: None,
         };
         let shutdown = async {
             let _ = stopped.await;
