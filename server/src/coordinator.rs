@@ -139,7 +139,7 @@ pub fn session_context(
     ctx.register_udaf(crate::query::pg_aggregates::PgSum::udaf());
     ctx.register_udaf(crate::query::pg_aggregates::PgAvg::udaf());
     ctx.register_udf(crate::query::pg_aggregates::IntegerAvgFinal::udf());
-    for udf in crate::query::pg_limits::BoundedSeries::udfs() {
+    for udf in crate::query::pg_limits::BoundedFunction::udfs() {
         ctx.register_udf(udf);
     }
     ctx.register_udtf(

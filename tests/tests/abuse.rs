@@ -12,6 +12,26 @@ use shoal_e2e::{
 };
 use tokio_postgres::Client;
 
+/// `scenario(target, shoal)` as two tests, on a cluster of `workers` workers and on the
+/// scratch PostgreSQL, each within `secs` seconds: PostgreSQL checks the expectations.
+macro_rules! on_shoal_and_postgresql {
+    ($shoal_test:ident, $pg_test:ident, $workers:expr, $secs:expr, $scenario:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $shoal_test() {
+            let cluster = Cluster::start($workers).await;
+            let target = cluster.psql_target();
+            within($secs, stringify!($scenario), $scenario(&target, true)).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $pg_test() {
+            let Some(pg) = PgServer::start() else { return };
+            let target = pg.psql_target();
+            within($secs, stringify!($scenario), $scenario(&target, false)).await;
+        }
+    };
+}
+
 async fn client_of(target: &PsqlTarget) -> Client {
     connect(&target.host, target.port, &target.user, &target.dbname)
         .await
@@ -77,27 +97,13 @@ async fn deep_statements(target: &PsqlTarget, shoal: bool) {
     assert_eq!(scalar(&fresh, "SELECT count(*) AS n FROM deep").await, "4");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deep_statements_are_answered_or_refused() {
-    let cluster = Cluster::start(2).await;
-    within(
-        600,
-        "deep statements",
-        deep_statements(&cluster.psql_target(), true),
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deep_statements_hold_on_postgresql() {
-    let Some(pg) = PgServer::start() else { return };
-    within(
-        600,
-        "deep statements",
-        deep_statements(&pg.psql_target(), false),
-    )
-    .await;
-}
+on_shoal_and_postgresql!(
+    deep_statements_are_answered_or_refused,
+    deep_statements_hold_on_postgresql,
+    2,
+    600,
+    deep_statements
+);
 
 /// `sql` fails with SQLSTATE 22003 and PostgreSQL's message.
 async fn out_of_range(client: &Client, sql: &str, message: &str) {
@@ -267,27 +273,13 @@ async fn integer_overflow(target: &PsqlTarget, shoal: bool) {
     assert_eq!(scalar(&fresh, "SELECT count(*) AS n FROM big").await, "3");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn integer_overflow_is_an_error() {
-    let cluster = Cluster::start(2).await;
-    within(
-        300,
-        "integer overflow",
-        integer_overflow(&cluster.psql_target(), true),
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn integer_overflow_on_postgresql() {
-    let Some(pg) = PgServer::start() else { return };
-    within(
-        300,
-        "integer overflow",
-        integer_overflow(&pg.psql_target(), false),
-    )
-    .await;
-}
+on_shoal_and_postgresql!(
+    integer_overflow_is_an_error,
+    integer_overflow_on_postgresql,
+    2,
+    300,
+    integer_overflow
+);
 
 /// CPU seconds (user + system) the process `pid` has used, from `/proc/<pid>/stat`.
 fn cpu_seconds(pid: u32) -> f64 {
@@ -584,17 +576,13 @@ async fn copy_edges(target: &PsqlTarget, shoal: bool) {
     assert_eq!(scalar(&client, "SELECT count(*) AS n FROM edge").await, "8");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn copy_stores_what_postgresql_stores() {
-    let cluster = Cluster::start(2).await;
-    within(300, "COPY edges", copy_edges(&cluster.psql_target(), true)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn copy_edges_hold_on_postgresql() {
-    let Some(pg) = PgServer::start() else { return };
-    within(300, "COPY edges", copy_edges(&pg.psql_target(), false)).await;
-}
+on_shoal_and_postgresql!(
+    copy_stores_what_postgresql_stores,
+    copy_edges_hold_on_postgresql,
+    2,
+    300,
+    copy_edges
+);
 
 async fn duplicate_columns(target: &PsqlTarget) {
     let client = client_of(target).await;
@@ -1348,7 +1336,36 @@ async fn statement_timeout(target: &PsqlTarget, shoal: bool) {
     let e = client.simple_query(too_large).await.expect_err("too large");
     assert_eq!(sqlstate(&e).as_deref(), Some("54000"), "{}", err_text(&e));
     assert!(err_text(&e).contains("array size exceeds the maximum allowed (134217727)"));
+    for too_long in [
+        "SELECT length(repeat('x', 2000000000))",
+        "SELECT length(lpad('x', 2000000000))",
+        "SELECT length(rpad('x', 2000000000, 'yz'))",
+    ] {
+        let e = client.simple_query(too_long).await.expect_err(too_long);
+        assert_eq!(
+            sqlstate(&e).as_deref(),
+            Some("54000"),
+            "{too_long}: {}",
+            err_text(&e)
+        );
+        assert!(
+            err_text(&e).contains("requested length too large"),
+            "{}",
+            err_text(&e)
+        );
+    }
+    assert_eq!(scalar(&client, "SELECT repeat('ab', 3)").await, "ababab");
+    assert_eq!(scalar(&client, "SELECT lpad('x', 3, '-')").await, "--x");
     if shoal {
+        let e = client
+            .simple_query("SELECT cardinality(array_repeat(1, 1000000000))")
+            .await
+            .expect_err("too large");
+        assert_eq!(sqlstate(&e).as_deref(), Some("54000"), "{}", err_text(&e));
+        assert_eq!(
+            scalar(&client, "SELECT cardinality(array_repeat('a', 1000))").await,
+            "1000"
+        );
         assert_eq!(
             scalar(&client, "SELECT count(*) FROM unnest(range(1, 500001))").await,
             "500000"
@@ -1360,24 +1377,10 @@ async fn statement_timeout(target: &PsqlTarget, shoal: bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn statement_timeout_and_cancel_stop_any_statement() {
-    let cluster = Cluster::start(1).await;
-    within(
-        120,
-        "statement timeout",
-        statement_timeout(&cluster.psql_target(), true),
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn statement_timeout_on_postgresql() {
-    let Some(pg) = PgServer::start() else { return };
-    within(
-        120,
-        "statement timeout",
-        statement_timeout(&pg.psql_target(), false),
-    )
-    .await;
-}
+on_shoal_and_postgresql!(
+    statement_timeout_and_cancel_stop_any_statement,
+    statement_timeout_on_postgresql,
+    1,
+    120,
+    statement_timeout
+);

@@ -1,13 +1,14 @@
 //! Limits PostgreSQL puts on a single value, for the functions that can build one too large
 //! to compute.
 //!
-//! DataFusion's array-valued `range` and `generate_series` materialise their whole result in
-//! one synchronous call: `unnest(range(1, 500000000))` allocated 12 GB before anything could
-//! cancel it, and the memory pool never saw it (a function's result is not an operator's
-//! reservation). [`BoundedSeries`] counts the elements a call would produce, from its
-//! arguments and before any allocation, and refuses more than PostgreSQL's largest array
-//! ([`MAX_ARRAY_ELEMENTS`]) with 54000, as PostgreSQL does. The row-producing table function
-//! `generate_series` in `FROM` streams in batches and needs no limit.
+//! Some functions build a value far larger than their arguments in one synchronous call that
+//! nothing can cancel, and the memory pool never sees it (a function's result is not an
+//! operator's reservation): `unnest(range(1, 500000000))` allocated 12 GB,
+//! `array_repeat(1, 1000000000)` 8 GB, `repeat('x', 2000000000)` 2 GB. [`BoundedFunction`]
+//! computes the size a call would produce from its arguments, before any allocation, and
+//! refuses what PostgreSQL refuses, with 54000: arrays beyond [`MAX_ARRAY_ELEMENTS`] elements,
+//! strings beyond [`MAX_VALUE_BYTES`]. The row-producing table function `generate_series` in
+//! `FROM` streams in batches and needs no limit.
 
 use std::sync::Arc;
 
@@ -24,68 +25,134 @@ use datafusion::logical_expr::{
 /// PostgreSQL's `MaxArraySize`: the most elements one array may hold.
 pub const MAX_ARRAY_ELEMENTS: u64 = 134_217_727;
 
+/// PostgreSQL's `MaxAllocSize`: the most bytes one value may take.
+pub const MAX_VALUE_BYTES: u64 = 0x3fff_ffff;
+
 /// A value larger than PostgreSQL allows (54000, program_limit_exceeded).
 #[derive(Debug, thiserror::Error)]
 pub enum ValueLimitError {
     #[error("array size exceeds the maximum allowed ({max})", max = MAX_ARRAY_ELEMENTS)]
     ArrayTooLarge,
+    #[error("requested length too large")]
+    StringTooLong,
 }
 
-/// `range` or `generate_series` (the array-valued scalar functions).
+/// The functions whose results are bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum SeriesKind {
+enum BoundedKind {
     /// `range`: the stop value is excluded.
     Range,
-    /// `generate_series`: the stop value is included.
+    /// `generate_series` (the array-valued one): the stop value is included.
     GenerateSeries,
+    /// `array_repeat(element, count)`.
+    ArrayRepeat,
+    /// `repeat(text, count)`.
+    Repeat,
+    /// `lpad` / `rpad(text, length [, fill])`.
+    Pad,
 }
 
-/// DataFusion's series function, refusing results larger than [`MAX_ARRAY_ELEMENTS`] (in any
-/// one call: one call builds every row's array at once).
+/// A DataFusion function that refuses, before it runs, a call whose result would exceed
+/// PostgreSQL's limits (in any one call: one call builds every row's value at once).
 #[derive(Debug)]
-pub struct BoundedSeries {
-    kind: SeriesKind,
+pub struct BoundedFunction {
+    kind: BoundedKind,
     inner: Arc<ScalarUDF>,
 }
 
-impl PartialEq for BoundedSeries {
+impl PartialEq for BoundedFunction {
     fn eq(&self, other: &Self) -> bool {
-        self.kind == other.kind
+        self.kind == other.kind && self.inner.name() == other.inner.name()
     }
 }
 
-impl Eq for BoundedSeries {}
+impl Eq for BoundedFunction {}
 
-impl std::hash::Hash for BoundedSeries {
+impl std::hash::Hash for BoundedFunction {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.kind.hash(state)
+        self.kind.hash(state);
+        self.inner.name().hash(state);
     }
 }
 
-impl BoundedSeries {
-    /// Both functions, registered under DataFusion's names (replacing DataFusion's own).
+impl BoundedFunction {
+    /// The bounded functions, registered under DataFusion's names (replacing DataFusion's).
     pub fn udfs() -> Vec<ScalarUDF> {
+        use datafusion::functions::{string, unicode};
+        use datafusion::functions_nested::{range, repeat};
         [
-            (
-                SeriesKind::Range,
-                datafusion::functions_nested::range::range_udf(),
-            ),
-            (
-                SeriesKind::GenerateSeries,
-                datafusion::functions_nested::range::gen_series_udf(),
-            ),
+            (BoundedKind::Range, range::range_udf()),
+            (BoundedKind::GenerateSeries, range::gen_series_udf()),
+            (BoundedKind::ArrayRepeat, repeat::array_repeat_udf()),
+            (BoundedKind::Repeat, string::repeat()),
+            (BoundedKind::Pad, unicode::lpad()),
+            (BoundedKind::Pad, unicode::rpad()),
         ]
         .into_iter()
-        .map(|(kind, inner)| ScalarUDF::new_from_impl(BoundedSeries { kind, inner }))
+        .map(|(kind, inner)| ScalarUDF::new_from_impl(BoundedFunction { kind, inner }))
         .collect()
     }
 
-    /// Elements the call with `args` would produce, over all rows; None where the argument
-    /// types are not ones this counts (the call is then left to DataFusion).
-    fn elements(&self, args: &[ColumnarValue], rows: usize) -> Result<Option<u128>> {
+    /// Refuses the call if its result would be too large.
+    fn check(&self, args: &[ColumnarValue], rows: usize) -> Result<()> {
+        let too_large = match self.kind {
+            BoundedKind::Range | BoundedKind::GenerateSeries => self
+                .series_elements(args, rows)?
+                .is_some_and(|n| n > u128::from(MAX_ARRAY_ELEMENTS))
+                .then_some(ValueLimitError::ArrayTooLarge),
+            BoundedKind::ArrayRepeat => {
+                let arrays = ColumnarValue::values_to_arrays(args)?;
+                let counts = arrays.get(1).and_then(int64s).unwrap_or_default();
+                let total: u128 = counts
+                    .iter()
+                    .flatten()
+                    .map(|c| u128::try_from(*c).unwrap_or(0))
+                    .sum();
+                (total > u128::from(MAX_ARRAY_ELEMENTS)).then_some(ValueLimitError::ArrayTooLarge)
+            }
+            BoundedKind::Repeat => {
+                let arrays = ColumnarValue::values_to_arrays(args)?;
+                let (Some(text), Some(counts)) = (
+                    arrays.first().and_then(byte_lengths),
+                    arrays.get(1).and_then(int64s),
+                ) else {
+                    return Ok(());
+                };
+                text.iter()
+                    .zip(&counts)
+                    .any(|(len, n)| match (len, n) {
+                        (Some(len), Some(n)) => {
+                            (*len as u128) * u128::try_from(*n).unwrap_or(0)
+                                > u128::from(MAX_VALUE_BYTES)
+                        }
+                        _ => false,
+                    })
+                    .then_some(ValueLimitError::StringTooLong)
+            }
+            BoundedKind::Pad => {
+                // PostgreSQL refuses a length whose worst-case encoding (4 bytes a character)
+                // would not fit.
+                let arrays = ColumnarValue::values_to_arrays(args)?;
+                let lengths = arrays.get(1).and_then(int64s).unwrap_or_default();
+                lengths
+                    .iter()
+                    .flatten()
+                    .any(|l| u128::try_from(*l).unwrap_or(0) * 4 > u128::from(MAX_VALUE_BYTES))
+                    .then_some(ValueLimitError::StringTooLong)
+            }
+        };
+        match too_large {
+            Some(e) => Err(DataFusionError::External(Box::new(e))),
+            None => Ok(()),
+        }
+    }
+
+    /// Elements a series call with `args` would produce, over all rows; None where the
+    /// argument types are not ones this counts (the call is then left to DataFusion).
+    fn series_elements(&self, args: &[ColumnarValue], rows: usize) -> Result<Option<u128>> {
         let arrays = ColumnarValue::values_to_arrays(args)?;
         let rows = arrays.first().map_or(rows, |a| a.len());
-        let inclusive = self.kind == SeriesKind::GenerateSeries;
+        let inclusive = self.kind == BoundedKind::GenerateSeries;
         let mut total: u128 = 0;
         match arrays.as_slice() {
             // range(stop): start 0, step 1.
@@ -156,11 +223,31 @@ fn count(start: i128, stop: i128, step: i128, inclusive: bool) -> u128 {
     n.unsigned_abs()
 }
 
+/// Integer arguments as `i64`s (None for other types).
 fn int64s(a: &ArrayRef) -> Option<Vec<Option<i64>>> {
-    match a.data_type() {
-        DataType::Int64 => Some(a.as_primitive::<Int64Type>().iter().collect()),
-        _ => None,
+    if !a.data_type().is_integer() {
+        return None;
     }
+    let a = arrow::compute::cast(a, &DataType::Int64).ok()?;
+    Some(a.as_primitive::<Int64Type>().iter().collect())
+}
+
+/// The byte length of each string of a text argument (None for other types).
+fn byte_lengths(a: &ArrayRef) -> Option<Vec<Option<usize>>> {
+    Some(match a.data_type() {
+        DataType::Utf8 => a
+            .as_string::<i32>()
+            .iter()
+            .map(|s| s.map(str::len))
+            .collect(),
+        DataType::LargeUtf8 => a
+            .as_string::<i64>()
+            .iter()
+            .map(|s| s.map(str::len))
+            .collect(),
+        DataType::Utf8View => a.as_string_view().iter().map(|s| s.map(str::len)).collect(),
+        _ => return None,
+    })
 }
 
 const NANOS_PER_DAY: i128 = 86_400_000_000_000;
@@ -234,7 +321,7 @@ fn min_step_nanos(a: &ArrayRef) -> Option<Vec<Option<i128>>> {
     }
 }
 
-impl ScalarUDFImpl for BoundedSeries {
+impl ScalarUDFImpl for BoundedFunction {
     fn name(&self) -> &str {
         self.inner.name()
     }
@@ -260,13 +347,7 @@ impl ScalarUDFImpl for BoundedSeries {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        if let Some(n) = self.elements(&args.args, args.number_rows)? {
-            if n > u128::from(MAX_ARRAY_ELEMENTS) {
-                return Err(DataFusionError::External(Box::new(
-                    ValueLimitError::ArrayTooLarge,
-                )));
-            }
-        }
+        self.check(&args.args, args.number_rows)?;
         self.inner.invoke_with_args(args)
     }
 
