@@ -1,13 +1,14 @@
 //! Damaged shard files: a flipped bit, a truncated file and a zeroed file on a worker. Every
 //! read that touches one fails with XX001 naming the file, its shard and its worker, or is
-//! served from another placement; the scrubber finds damage no query touched; both show in
-//! `shoal.damaged_files` and the `shoal_damaged_files` metric.
+//! served from another placement, and the damaged placement is then repaired from it; the
+//! scrubber finds damage no query touched; both show in `shoal.damaged_files` and the
+//! `shoal_damaged_files` metric.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use shoal_e2e::{connect, err_text, exec, lines, scalar, sqlstate, within, Cluster};
+use shoal_e2e::{err_text, exec, lines, scalar, sqlstate, within, Cluster};
 use tokio_postgres::Client;
 
 /// Every committed shard file under a worker's data directory, in a stable order.
@@ -117,10 +118,7 @@ async fn wait_damaged(client: &Client, what: &str, done: impl Fn(&[String]) -> b
 }
 
 async fn damaged_reads(cluster: &Cluster) {
-    let target = cluster.psql_target();
-    let client = connect(&target.host, target.port, &target.user, &target.dbname)
-        .await
-        .unwrap_or_else(|e| panic!("connect: {}", err_text(&e)));
+    let client = cluster.client().await;
     load(&client, "c", 1).await;
     let sum = "SELECT sum(v) AS s FROM c";
     assert_eq!(scalar(&client, sum).await, "80200");
@@ -208,10 +206,7 @@ async fn damaged_files_are_refused_and_reported() {
 }
 
 async fn replica_serves(cluster: &Cluster) {
-    let target = cluster.psql_target();
-    let client = connect(&target.host, target.port, &target.user, &target.dbname)
-        .await
-        .unwrap_or_else(|e| panic!("connect: {}", err_text(&e)));
+    let client = cluster.client().await;
     load(&client, "r", 2).await;
     let sum = "SELECT sum(v) AS s FROM r";
     assert_eq!(scalar(&client, sum).await, "80200");
