@@ -783,6 +783,17 @@ fn statement_timeout_action(stmt: &Statement) -> Option<Action> {
                 "SET statement_timeout takes only one argument",
             )),
         }),
+        // Transactions are not real yet (#13): a setting that should end with one would
+        // silently outlive it.
+        Statement::Set(sql::Set::SingleAssignment {
+            scope: Some(sql::ContextModifier::Local),
+            variable,
+            ..
+        }) if is_it(&variable.to_string()) => Some(Action::Refuse(
+            PgError::new("0A000", "SET LOCAL statement_timeout is not supported yet").with_hint(
+                Some("Use SET statement_timeout, and RESET statement_timeout afterwards.".into()),
+            ),
+        )),
         Statement::Reset(r) => match &r.reset {
             sql::Reset::ConfigurationParameter(name) if is_it(&name.to_string()) => {
                 Some(Action::SetStatementTimeout {

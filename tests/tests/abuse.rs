@@ -1307,6 +1307,14 @@ async fn statement_timeout(target: &PsqlTarget, shoal: bool) {
         );
     }
     assert_eq!(scalar(&client, "SHOW statement_timeout").await, "0");
+    if shoal {
+        // Not accepted and ignored: transactions are not real yet.
+        let e = client
+            .simple_query("SET LOCAL statement_timeout = '1s'")
+            .await
+            .expect_err("SET LOCAL");
+        assert_eq!(sqlstate(&e).as_deref(), Some("0A000"), "{}", err_text(&e));
+    }
 
     // Cancel, with no timeout set.
     let token = client.cancel_token();
