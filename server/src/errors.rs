@@ -112,6 +112,7 @@ pub fn from_worker(e: &ShardStoreError) -> PgError {
             ))
         }
         ShardStoreError::DiskFull { .. } => PgError::new("53100", e.to_string()),
+        ShardStoreError::Io { .. } => PgError::new("58030", e.to_string()),
         ShardStoreError::WrongCluster { .. } => {
             PgError::new("55000", e.to_string()).with_hint(Some(
                 "A worker belongs to one cluster; give it an empty --data-dir to join this one."

@@ -315,6 +315,11 @@ enum WireError {
     Config {
         message: String,
     },
+    /// A file-system operation on the worker failed (the path is the worker's).
+    Io {
+        path: String,
+        message: String,
+    },
     /// An expression failed on the worker the way it fails anywhere (overflow, division by
     /// zero); the client rebuilds the same DataFusion error so it maps to the same SQLSTATE.
     Evaluation {
@@ -422,6 +427,10 @@ impl WireError {
             ShardStoreError::Config { message } => WireError::Config {
                 message: message.clone(),
             },
+            ShardStoreError::Io { path, source } => WireError::Io {
+                path: path.display().to_string(),
+                message: source.to_string(),
+            },
             ShardStoreError::DataFusion(d) => {
                 let (failure, message) = evaluation_failure(d)?;
                 WireError::Evaluation { failure, message }
@@ -490,6 +499,10 @@ impl WireError {
             }
             WireError::Protocol { message } => ShardStoreError::Protocol { message },
             WireError::Config { message } => ShardStoreError::Config { message },
+            WireError::Io { path, message } => ShardStoreError::Io {
+                path: PathBuf::from(path),
+                source: std::io::Error::other(format!("{message} (on worker {addr})")),
+            },
             WireError::Evaluation { failure, message } => {
                 let arrow = match failure {
                     EvaluationFailure::ArithmeticOverflow => {

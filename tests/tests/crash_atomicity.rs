@@ -304,6 +304,14 @@ async fn failed_statement_leaves_no_files() {
         .simple_query(&insert)
         .await
         .expect_err("the insert cannot commit on worker 0");
+    // PostgreSQL's io_error, naming the worker.
+    assert_eq!(
+        err.code().map(|c| c.code()),
+        Some("58030"),
+        "{}",
+        err_text(&err)
+    );
+    assert!(err_text(&err).contains("on worker"), "{}", err_text(&err));
     let after: Vec<_> = (0..2)
         .flat_map(|w| table_files(cluster.worker_data_dir(w), &table_id))
         .collect();
