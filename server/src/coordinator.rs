@@ -384,8 +384,12 @@ async fn upkeep(cluster: Arc<Cluster>, workers: Vec<String>) {
             }
             Err(e) => warn!(error = %e, "scrub.rate_mb unreadable; scrub round skipped"),
         }
-        if let Err(e) = cluster.repair_damaged_placements() {
-            warn!(error = %e, "repair round failed");
+        // Every 10 s: a round reads the whole catalog while damage is known, even damage that
+        // has no good replica to repair it from.
+        if tick % 5 == 2 {
+            if let Err(e) = cluster.repair_damaged_placements() {
+                warn!(error = %e, "repair round failed");
+            }
         }
         if tick % 30 == 29 {
             match cluster.collect_orphans(orphan_grace_ms).await {
