@@ -69,7 +69,8 @@ pub async fn write_statement(
             Err(e) => Err(e),
         };
         if let Err(e) = step {
-            writer.abort();
+            // Dropped unfinished: its workers discard the files.
+            drop(writer);
             return Err(e);
         }
     }

@@ -328,16 +328,12 @@ impl ShardWriter {
             }
         }
     }
-
-    /// Stops every open put; the workers discard their unfinished files.
-    pub fn abort(self) {
-        // Dropping does it.
-    }
 }
 
 impl Drop for ShardWriter {
-    /// A writer dropped before `finish` (an error on the way, a cancelled statement) must not
-    /// let its puts end normally: closing a put's stream commits its file on the worker.
+    /// A writer dropped before `finish` (an error on the way, a cancelled statement) stops
+    /// every open put, so its workers discard the unfinished files: letting a put's stream
+    /// just close would commit its file on the worker.
     fn drop(&mut self) {
         for (_, put) in self.puts.drain() {
             let _ = put.sender.try_send(Err(ShardStoreError::Protocol {

@@ -63,6 +63,14 @@ async fn create_table(client: &Client, shoal: bool, name: &str, columns: &str) {
     }
 }
 
+/// A distributed table `name (id bigint, v bigint)` holding (i, i) for i in 1..=rows.
+async fn table_of_pairs(client: &Client, name: &str, rows: u32) {
+    create_table(client, true, name, "id bigint, v bigint").await;
+    let values: Vec<String> = (1..=rows).map(|i| format!("({i}, {i})")).collect();
+    let insert = format!("INSERT INTO {name} VALUES {}", values.join(", "));
+    exec(client, &insert).await;
+}
+
 async fn deep_statements(target: &PsqlTarget, shoal: bool) {
     let client = client_of(target).await;
     create_table(&client, shoal, "deep", "id bigint, v integer").await;
@@ -104,6 +112,22 @@ on_shoal_and_postgresql!(
     600,
     deep_statements
 );
+
+/// `sql` (simple protocol) fails with SQLSTATE `code` and an error text containing `text`.
+async fn refused(client: &Client, sql: &str, code: &str, text: &str) {
+    match client.simple_query(sql).await {
+        Ok(rows) => panic!("{sql} answered {} messages; expected {code}", rows.len()),
+        Err(e) => {
+            assert_eq!(
+                sqlstate(&e).as_deref(),
+                Some(code),
+                "{sql}: {}",
+                err_text(&e)
+            );
+            assert!(err_text(&e).contains(text), "{sql}: {}", err_text(&e));
+        }
+    }
+}
 
 /// `sql` fails with SQLSTATE 22003 and PostgreSQL's message.
 async fn out_of_range(client: &Client, sql: &str, message: &str) {
@@ -298,13 +322,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 async fn abandoned_queries(cluster: &Cluster) {
     let target = cluster.psql_target();
     let client = client_of(&target).await;
-    create_table(&client, true, "wide", "id bigint, v bigint").await;
-    let values: Vec<String> = (1..=3000).map(|i| format!("({i}, {i})")).collect();
-    exec(
-        &client,
-        &format!("INSERT INTO wide VALUES {}", values.join(", ")),
-    )
-    .await;
+    table_of_pairs(&client, "wide", 3000).await;
 
     let pid = cluster.coordinator_pid().expect("coordinator runs");
     let config = format!(
@@ -432,12 +450,9 @@ async fn memory_hungry_query_fails_with_53200() {
     cluster.set_worker_env(0, &[("SHOAL_MEMORY_LIMIT_MB", "1")]);
     cluster.restart_worker(0).await;
     let client = client_of(&cluster.psql_target()).await;
-    let e = client
-        .simple_query("SELECT count(*) FROM (SELECT id, count(*) FROM many GROUP BY id) g")
-        .await
-        .expect_err("1 MB is too little for the worker's aggregate");
-    assert_eq!(sqlstate(&e).as_deref(), Some("53200"), "{}", err_text(&e));
-    assert!(err_text(&e).contains("on worker"), "{}", err_text(&e));
+    // 1 MB is too little for the worker's aggregate.
+    let grouped = "SELECT count(*) FROM (SELECT id, count(*) FROM many GROUP BY id) g";
+    refused(&client, grouped, "53200", "on worker").await;
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -453,13 +468,7 @@ fn signal(pid: u32, sig: &str) {
 async fn stopped_worker(cluster: &Cluster) {
     let target = cluster.psql_target();
     let client = client_of(&target).await;
-    create_table(&client, true, "frozen", "id bigint, v bigint").await;
-    let values: Vec<String> = (1..=200).map(|i| format!("({i}, {i})")).collect();
-    exec(
-        &client,
-        &format!("INSERT INTO frozen VALUES {}", values.join(", ")),
-    )
-    .await;
+    table_of_pairs(&client, "frozen", 200).await;
     assert_eq!(
         scalar(&client, "SELECT count(*) AS n FROM frozen").await,
         "200"
@@ -1269,16 +1278,7 @@ async fn statement_timeout(target: &PsqlTarget, shoal: bool) {
     exec(&client, "SET statement_timeout = '1s'").await;
     assert_eq!(scalar(&client, "SHOW statement_timeout").await, "1s");
     let started = std::time::Instant::now();
-    let e = client
-        .simple_query(runaway)
-        .await
-        .expect_err("the timeout stops it");
-    assert_eq!(sqlstate(&e).as_deref(), Some("57014"), "{}", err_text(&e));
-    assert!(
-        err_text(&e).contains("statement timeout"),
-        "{}",
-        err_text(&e)
-    );
+    refused(&client, runaway, "57014", "statement timeout").await;
     let e = client
         .query(runaway, &[])
         .await
@@ -1295,25 +1295,14 @@ async fn statement_timeout(target: &PsqlTarget, shoal: bool) {
     exec(&client, "RESET statement_timeout").await;
     assert_eq!(scalar(&client, "SHOW statement_timeout").await, "0");
     for bad in ["'abc'", "'10x'", "-1"] {
-        let e = client
-            .simple_query(&format!("SET statement_timeout = {bad}"))
-            .await
-            .expect_err(bad);
-        assert_eq!(
-            sqlstate(&e).as_deref(),
-            Some("22023"),
-            "{bad}: {}",
-            err_text(&e)
-        );
+        let set = format!("SET statement_timeout = {bad}");
+        refused(&client, &set, "22023", "statement_timeout").await;
     }
     assert_eq!(scalar(&client, "SHOW statement_timeout").await, "0");
     if shoal {
         // Not accepted and ignored: transactions are not real yet.
-        let e = client
-            .simple_query("SET LOCAL statement_timeout = '1s'")
-            .await
-            .expect_err("SET LOCAL");
-        assert_eq!(sqlstate(&e).as_deref(), Some("0A000"), "{}", err_text(&e));
+        let set_local = "SET LOCAL statement_timeout = '1s'";
+        refused(&client, set_local, "0A000", "not supported").await;
     }
 
     // Cancel, with no timeout set.
@@ -1323,11 +1312,7 @@ async fn statement_timeout(target: &PsqlTarget, shoal: bool) {
         token.cancel_query(tokio_postgres::NoTls).await
     });
     let started = std::time::Instant::now();
-    let e = client
-        .simple_query(runaway)
-        .await
-        .expect_err("cancel stops it");
-    assert_eq!(sqlstate(&e).as_deref(), Some("57014"), "{}", err_text(&e));
+    refused(&client, runaway, "57014", "canceling statement").await;
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "{:?}",
@@ -1340,35 +1325,20 @@ async fn statement_timeout(target: &PsqlTarget, shoal: bool) {
     } else {
         "SELECT cardinality(array_fill(1, ARRAY[500000000]))"
     };
-    let e = client.simple_query(too_large).await.expect_err("too large");
-    assert_eq!(sqlstate(&e).as_deref(), Some("54000"), "{}", err_text(&e));
-    assert!(err_text(&e).contains("array size exceeds the maximum allowed (134217727)"));
+    let max_array = "array size exceeds the maximum allowed (134217727)";
+    refused(&client, too_large, "54000", max_array).await;
     for too_long in [
         "SELECT length(repeat('x', 2000000000))",
         "SELECT length(lpad('x', 2000000000))",
         "SELECT length(rpad('x', 2000000000, 'yz'))",
     ] {
-        let e = client.simple_query(too_long).await.expect_err(too_long);
-        assert_eq!(
-            sqlstate(&e).as_deref(),
-            Some("54000"),
-            "{too_long}: {}",
-            err_text(&e)
-        );
-        assert!(
-            err_text(&e).contains("requested length too large"),
-            "{}",
-            err_text(&e)
-        );
+        refused(&client, too_long, "54000", "requested length too large").await;
     }
     assert_eq!(scalar(&client, "SELECT repeat('ab', 3)").await, "ababab");
     assert_eq!(scalar(&client, "SELECT lpad('x', 3, '-')").await, "--x");
     if shoal {
-        let e = client
-            .simple_query("SELECT cardinality(array_repeat(1, 1000000000))")
-            .await
-            .expect_err("too large");
-        assert_eq!(sqlstate(&e).as_deref(), Some("54000"), "{}", err_text(&e));
+        let repeated = "SELECT cardinality(array_repeat(1, 1000000000))";
+        refused(&client, repeated, "54000", max_array).await;
         for (sql, expected) in [
             ("SELECT cardinality(array_repeat('a', 1000))", "1000"),
             ("SELECT count(*) FROM unnest(range(1, 500001))", "500000"),
