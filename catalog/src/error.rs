@@ -25,6 +25,10 @@ pub enum CatalogError {
     /// committed; the statement must be retried.
     #[error("shard placement {placement_id} changed while the statement ran; retry the statement")]
     PlacementGone { placement_id: i64 },
+    /// A file a transaction meant to replace was replaced or removed by another transaction
+    /// (or compaction) that committed first: committing would lose that write.
+    #[error("could not serialize access due to concurrent update")]
+    WriteConflict { table_id: i64, shard_id: i64 },
     /// A stored value could not be understood (a column type, a setting).
     #[error("invalid catalog value: {message}")]
     Invalid { message: String },

@@ -22,9 +22,9 @@ mod store;
 
 pub use error::{CatalogError, Result};
 pub use model::{
-    CleanupRecord, ColumnDef, FileRecord, GroupShardFiles, Job, NewFile, NewJob, NewShard,
-    NewTable, NewTask, Node, PlacementSnapshot, ShardSnapshot, TableInfo, TableKind, TableSnapshot,
-    Task,
+    CleanupRecord, ColumnDef, FileChanges, FileRecord, GroupShardFiles, Job, NewFile, NewJob,
+    NewShard, NewTable, NewTask, Node, PlacementSnapshot, RemovedFile, ShardSnapshot, TableInfo,
+    TableKind, TableSnapshot, Task,
 };
 pub use sql_type::SqlType;
 pub use store::{Catalog, SettingKind, SETTINGS_DEFAULTS};

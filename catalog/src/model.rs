@@ -86,6 +86,21 @@ pub struct NewFile {
     pub file: FileRecord,
 }
 
+/// One placement's file that a transaction removes (UPDATE, DELETE, TRUNCATE).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RemovedFile {
+    pub placement_id: i64,
+    pub name: String,
+}
+
+/// Everything one transaction changes in the file lists, published by
+/// [`crate::Catalog::commit_transaction`] at once.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FileChanges {
+    pub removed: Vec<RemovedFile>,
+    pub added: Vec<NewFile>,
+}
+
 /// A shard to create, with the nodes holding it (first = primary) and, for each, files already
 /// written there (used when existing rows are redistributed).
 #[derive(Clone, Debug, PartialEq)]

@@ -741,6 +741,57 @@ impl Catalog {
         })
     }
 
+    /// Publishes a transaction's file changes in one catalog transaction: every removed file
+    /// must still be listed (else another writer replaced it first: `WriteConflict`, and
+    /// nothing is published) and every placement written to must still exist
+    /// (`PlacementGone`). Removed files become cleanup records, deletable after `grace_ms`.
+    pub fn commit_transaction(&self, changes: &FileChanges, grace_ms: i64) -> Result<()> {
+        self.write(|tx| {
+            let at = now_ms();
+            for r in &changes.removed {
+                let owner: Option<(i64, i64, i64)> = tx
+                    .query_row(
+                        "SELECT p.node_id, s.table_id, s.shard_id FROM placements p JOIN shards s USING (shard_id) WHERE p.placement_id = ?1",
+                        [r.placement_id],
+                        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                    )
+                    .optional()?;
+                let Some((node_id, table_id, shard_id)) = owner else {
+                    return Err(CatalogError::PlacementGone {
+                        placement_id: r.placement_id,
+                    });
+                };
+                let n = tx.execute(
+                    "DELETE FROM files WHERE placement_id = ?1 AND name = ?2",
+                    params![r.placement_id, r.name],
+                )?;
+                if n == 0 {
+                    return Err(CatalogError::WriteConflict { table_id, shard_id });
+                }
+                tx.execute(
+                    "INSERT INTO cleanup (node_id, table_id, shard_id, file_name, not_before_ms, reason) VALUES (?1, ?2, ?3, ?4, ?5, 'rewritten')",
+                    params![node_id, table_id, shard_id, r.name, at + grace_ms],
+                )?;
+            }
+            for f in &changes.added {
+                let exists: Option<i64> = tx
+                    .query_row(
+                        "SELECT placement_id FROM placements WHERE placement_id = ?1",
+                        [f.placement_id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if exists.is_none() {
+                    return Err(CatalogError::PlacementGone {
+                        placement_id: f.placement_id,
+                    });
+                }
+                insert_file(tx, f.placement_id, &f.file, at)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Swaps files of one placement for a merged one (compaction). The old files become
     /// cleanup records, deletable after `grace_ms`.
     pub fn replace_files(

@@ -231,7 +231,10 @@ pub async fn run_coordinator(
         Arc::new(datafusion_postgres::hooks::transactions::TransactionStatementHook),
         Arc::new(datafusion_postgres::hooks::cursor::CursorStatementHook),
     ];
-    let session = Arc::new(DfSessionService::new_with_hooks(ctx, hooks));
+    let session = Arc::new(crate::session::SessionQueryHandler::new(
+        Arc::new(DfSessionService::new_with_hooks(ctx, hooks)),
+        Arc::clone(&cluster),
+    ));
     let handlers = Arc::new(ShoalHandlers::new(
         session,
         opts.passwords.clone().map(Arc::new),

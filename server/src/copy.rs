@@ -327,6 +327,8 @@ pub fn start_copy_in(
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     let ncols = input_schema.fields().len();
     let table_name = table.to_string();
+    // A COPY inside a transaction block stages its rows there.
+    let session = crate::session::current().filter(|s| s.mode() == crate::session::TxnMode::Block);
     let task = tokio::spawn(async move {
         let mut parsed = parse_stream(
             rx,
@@ -349,7 +351,7 @@ pub fn start_copy_in(
             }
         });
         let batches = tokio_stream::wrappers::ReceiverStream::new(batch_rx).boxed();
-        let result = write_statement(&cluster, &table_name, batches).await;
+        let result = write_statement(&cluster, &table_name, batches, session.as_ref()).await;
         parser.abort();
         result
     });

@@ -77,6 +77,9 @@ pub fn from_catalog(e: &CatalogError) -> PgError {
         CatalogError::PlacementGone { .. } => PgError::new("40001", e.to_string()).with_hint(Some(
             "A shard moved while the statement ran; run it again.".into(),
         )),
+        CatalogError::WriteConflict { .. } => PgError::new("40001", e.to_string()).with_hint(Some(
+            "Another transaction changed the same rows (or compaction merged their files) and committed first; retry the transaction.".into(),
+        )),
         CatalogError::Invalid { .. } => PgError::new("22023", e.to_string()),
         CatalogError::JobRunning { .. } => {
             let mut err = PgError::new("55000", e.to_string()).with_hint(Some(
@@ -138,6 +141,10 @@ pub fn from_cluster(e: &ClusterError) -> PgError {
             PgError::new("55000", message).with_hint(hint.clone())
         }
         ClusterError::NotSupported { message } => PgError::new("0A000", message),
+        ClusterError::ReadOnly { message } => PgError::new("25006", message),
+        ClusterError::Conflict { message } => {
+            PgError::new("40001", message).with_hint(Some("Retry the transaction.".into()))
+        }
         ClusterError::UndefinedColumn { message } => PgError::new("42703", message),
         ClusterError::NotNull { message } => PgError::new("23502", message),
         ClusterError::BadCopyData { message } => PgError::new("22P04", message),

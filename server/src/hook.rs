@@ -80,10 +80,12 @@ enum Action {
         query: String,
         options: CopyOptions,
     },
+    /// UPDATE or DELETE.
+    Dml(Box<crate::dml::DmlStatement>),
     Refuse(PgError),
 }
 
-fn object_name(n: &sql::ObjectName) -> String {
+pub(crate) fn object_name(n: &sql::ObjectName) -> String {
     // Shoal has one schema for user tables; `public.t` and `t` are the same table.
     n.0.last()
         .map(|p| match p.as_ident() {
@@ -333,7 +335,9 @@ fn classify(stmt: &Statement) -> Option<Action> {
             if let Some(a) = call_in_from(q) {
                 return Some(a);
             }
-            let SetExpr::Select(sel) = q.body.as_ref() else { return None };
+            let SetExpr::Select(sel) = q.body.as_ref() else {
+                return None;
+            };
             if !sel.from.is_empty() || sel.projection.len() != 1 || q.order_by.is_some() {
                 return with_pg_column_names(q).map(|s| Action::Query(Box::new(s)));
             }
@@ -352,9 +356,11 @@ fn classify(stmt: &Statement) -> Option<Action> {
         Statement::Call(f) => function_call(f).map(Action::Call),
         Statement::CreateTable(ct) => {
             if ct.query.is_some() {
-                return Some(Action::Refuse(PgError::new("0A000", "CREATE TABLE ... AS is not supported yet").with_hint(Some(
-                    "Create the table, then INSERT INTO t SELECT ...".into(),
-                ))));
+                return Some(Action::Refuse(
+                    PgError::new("0A000", "CREATE TABLE ... AS is not supported yet").with_hint(
+                        Some("Create the table, then INSERT INTO t SELECT ...".into()),
+                    ),
+                ));
             }
             Some(match table_columns(ct) {
                 Ok((columns, declares_key)) => Action::CreateTable {
@@ -366,7 +372,12 @@ fn classify(stmt: &Statement) -> Option<Action> {
                 Err(e) => Action::Refuse(e),
             })
         }
-        Statement::Drop { object_type: ObjectType::Table, if_exists, names, .. } => Some(Action::Drop {
+        Statement::Drop {
+            object_type: ObjectType::Table,
+            if_exists,
+            names,
+            ..
+        } => Some(Action::Drop {
             names: names.iter().map(object_name).collect(),
             if_exists: *if_exists,
         }),
@@ -375,47 +386,95 @@ fn classify(stmt: &Statement) -> Option<Action> {
         }),
         Statement::AlterTable(at) => {
             if at.operations.len() != 1 {
-                return Some(Action::Refuse(PgError::new("0A000", "only one ALTER TABLE action at a time is supported")));
+                return Some(Action::Refuse(PgError::new(
+                    "0A000",
+                    "only one ALTER TABLE action at a time is supported",
+                )));
             }
             match &at.operations[0] {
-                AlterTableOperation::AddColumn { column_def: c, if_not_exists, .. } => Some(match column_def(c) {
-                    Ok(column) => Action::AddColumn { table: object_name(&at.name), column, if_not_exists: *if_not_exists },
+                AlterTableOperation::AddColumn {
+                    column_def: c,
+                    if_not_exists,
+                    ..
+                } => Some(match column_def(c) {
+                    Ok(column) => Action::AddColumn {
+                        table: object_name(&at.name),
+                        column,
+                        if_not_exists: *if_not_exists,
+                    },
                     Err(e) => Action::Refuse(e),
                 }),
-                other => Some(Action::Refuse(PgError::new("0A000", format!("ALTER TABLE ... {other} is not supported")))),
+                other => Some(Action::Refuse(PgError::new(
+                    "0A000",
+                    format!("ALTER TABLE ... {other} is not supported"),
+                ))),
             }
         }
-        Statement::Update(_) => Some(Action::Refuse(
-            PgError::new("0A000", "UPDATE is not supported: shards are immutable Parquet files")
-                .with_hint(Some("Rewrite the table with INSERT INTO new_table SELECT ... instead.".into())),
-        )),
-        Statement::Delete(_) => Some(Action::Refuse(
-            PgError::new("0A000", "DELETE is not supported: shards are immutable Parquet files")
-                .with_hint(Some("Use TRUNCATE to empty a table, or rewrite it with INSERT INTO new_table SELECT ...".into())),
-        )),
-        Statement::Copy { source, to, target, options, legacy_options, .. } => {
+        Statement::Update(_) | Statement::Delete(_) => {
+            crate::dml::DmlStatement::parse(stmt).map(|r| match r {
+                Ok(d) => Action::Dml(Box::new(d)),
+                Err(e) => Action::Refuse(e),
+            })
+        }
+        Statement::Copy {
+            source,
+            to,
+            target,
+            options,
+            legacy_options,
+            ..
+        } => {
             let opts = match CopyOptions::from_sql(options, legacy_options) {
                 Ok(o) => o,
                 Err(e) => return Some(Action::Refuse(e)),
             };
             match (to, target, source) {
-                (false, CopyTarget::Stdin, CopySource::Table { table_name, columns }) => Some(Action::CopyIn {
+                (
+                    false,
+                    CopyTarget::Stdin,
+                    CopySource::Table {
+                        table_name,
+                        columns,
+                    },
+                ) => Some(Action::CopyIn {
                     table: object_name(table_name),
                     columns: columns.iter().map(|c| c.value.clone()).collect(),
                     options: opts,
                 }),
-                (true, CopyTarget::Stdout, CopySource::Table { table_name, columns }) => {
+                (
+                    true,
+                    CopyTarget::Stdout,
+                    CopySource::Table {
+                        table_name,
+                        columns,
+                    },
+                ) => {
                     let cols = if columns.is_empty() {
                         "*".to_string()
                     } else {
-                        columns.iter().map(|c| format!("\"{}\"", c.value)).collect::<Vec<_>>().join(", ")
+                        columns
+                            .iter()
+                            .map(|c| format!("\"{}\"", c.value))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     };
-                    Some(Action::CopyOut { query: format!("SELECT {cols} FROM \"{}\"", object_name(table_name)), options: opts })
+                    Some(Action::CopyOut {
+                        query: format!("SELECT {cols} FROM \"{}\"", object_name(table_name)),
+                        options: opts,
+                    })
                 }
-                (true, CopyTarget::Stdout, CopySource::Query(q)) => Some(Action::CopyOut { query: q.to_string(), options: opts }),
+                (true, CopyTarget::Stdout, CopySource::Query(q)) => Some(Action::CopyOut {
+                    query: q.to_string(),
+                    options: opts,
+                }),
                 _ => Some(Action::Refuse(
-                    PgError::new("0A000", "COPY to or from a file or program on the server is not supported")
-                        .with_hint(Some("Use COPY ... FROM STDIN / TO STDOUT, or psql's \\copy.".into())),
+                    PgError::new(
+                        "0A000",
+                        "COPY to or from a file or program on the server is not supported",
+                    )
+                    .with_hint(Some(
+                        "Use COPY ... FROM STDIN / TO STDOUT, or psql's \\copy.".into(),
+                    )),
                 )),
             }
         }
@@ -530,10 +589,70 @@ impl ShoalHook {
                 tag("DROP TABLE")
             }
             Action::Truncate { names } => {
-                for n in &names {
-                    cluster.truncate(n).map_err(|e| pg(&e))?;
+                match crate::session::current().filter(|s| s.in_transaction()) {
+                    // Staged like a DELETE of every row, published at COMMIT.
+                    Some(session) => {
+                        session
+                            .check_writable("TRUNCATE TABLE")
+                            .map_err(|e| pg(&e))?;
+                        for n in &names {
+                            let info = cluster.table(n).map_err(|e| pg(&e))?;
+                            let view = crate::provider::statement_snapshot(cluster, &info)
+                                .map_err(|e| pg(&e))?;
+                            let removed = view
+                                .shards
+                                .iter()
+                                .flat_map(|s| s.placements.iter())
+                                .flat_map(|p| {
+                                    p.files.iter().map(move |f| shoal_catalog::RemovedFile {
+                                        placement_id: p.placement_id,
+                                        name: f.name.clone(),
+                                    })
+                                })
+                                .collect();
+                            session.stage(crate::session::StagedWrite {
+                                table_id: info.table_id,
+                                table_name: info.name.clone(),
+                                added: vec![],
+                                removed,
+                            });
+                        }
+                    }
+                    None => {
+                        for n in &names {
+                            cluster.truncate(n).map_err(|e| pg(&e))?;
+                        }
+                    }
                 }
                 tag("TRUNCATE TABLE")
+            }
+            Action::Dml(stmt) => {
+                let session = crate::session::current()
+                    .unwrap_or_else(|| Arc::new(crate::session::Session::new(Arc::clone(cluster))));
+                let outcome = crate::dml::run(cluster, ctx, &session, &stmt, params)
+                    .await
+                    .map_err(PgError::into_pgwire)?;
+                match outcome.returning {
+                    None => Ok(Response::Execution(
+                        Tag::new(stmt.kind.tag()).with_rows(outcome.count as usize),
+                    )),
+                    Some(batches) => {
+                        let schema = match batches.first() {
+                            Some(b) => b.schema(),
+                            None => Arc::new(Schema::empty()),
+                        };
+                        let df = ctx
+                            .read_batches(batches)
+                            .or_else(|_| ctx.read_batch(RecordBatch::new_empty(schema)))
+                            .map_err(|e| PgWireErrorOf::df(&e))?;
+                        let opts = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+                        let mut resp =
+                            arrow_pg::datatypes::df::encode_dataframe(df, &format, Some(opts))
+                                .await?;
+                        resp.set_command_tag(stmt.kind.tag());
+                        Ok(Response::Query(resp))
+                    }
+                }
             }
             Action::AddColumn {
                 table,
@@ -723,6 +842,13 @@ impl QueryHook for ShoalHook {
                     None => Ok(empty_plan()),
                 }
             }
+            Action::Dml(stmt) => match self.cluster.table(&stmt.table) {
+                Ok(info) => stmt
+                    .describe_plan(session_context, &info)
+                    .await
+                    .map_err(PgError::into_pgwire),
+                Err(e) => Err(pg(&e)),
+            },
             Action::ShowStatementTimeout => session_context
                 .state()
                 .create_logical_plan("SELECT '' AS statement_timeout")

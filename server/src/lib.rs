@@ -3,8 +3,9 @@
 //! launcher.
 //!
 //! ```text
-//!  psql / driver ──pgwire──► wire::ShoalHandlers ──► hook::ShoalHook (DDL, COPY, cluster fns)
-//!                                   │                       └─► sql-functions::Cluster
+//!  psql / driver ──pgwire──► wire::ShoalHandlers ──► session (the connection's transaction)
+//!                                   ├─► hook::ShoalHook (DDL, COPY, UPDATE/DELETE, cluster fns)
+//!                                   │          └─► dml, sql-functions::Cluster
 //!                                   └─► DataFusion ──► provider::DistributedTable
 //!                                            ├─ scan ─► scan::ShardScanExec ─Flight─► workers
 //!                                            └─ insert ─► sink::InsertSink ─Flight─► workers
@@ -15,6 +16,7 @@ pub mod cli;
 mod coordinator;
 mod copy;
 mod dev;
+mod dml;
 mod errors;
 mod functions;
 mod hook;
@@ -23,6 +25,7 @@ mod provider;
 mod pushdown;
 mod query;
 mod scan;
+mod session;
 mod sink;
 mod statement_timeout;
 mod views;

@@ -109,6 +109,9 @@ impl SchemaProvider for ShoalSchemaProvider {
         if let Some(v) = self.views.get(name) {
             return Ok(Some(Arc::clone(v)));
         }
+        if let Some(target) = crate::session::current().and_then(|s| s.dml_target(name)) {
+            return Ok(Some(target.provider()));
+        }
         let info = self
             .cluster
             .catalog()
@@ -225,6 +228,28 @@ impl DistributedTable {
     }
 }
 
+/// The table as the running statement reads it: inside a transaction its view (its snapshot
+/// and its own writes), else the catalog's latest.
+pub fn statement_snapshot(
+    cluster: &Cluster,
+    info: &TableInfo,
+) -> std::result::Result<shoal_catalog::TableSnapshot, ClusterError> {
+    if let Some(session) = crate::session::current() {
+        if let Some(view) = session.view(&info.name)? {
+            if view.table.table_id != info.table_id {
+                return Err(ClusterError::Conflict {
+                    message: format!(
+                        "table \"{}\" was dropped and created again while this transaction ran",
+                        info.name
+                    ),
+                });
+            }
+            return Ok(view);
+        }
+    }
+    Ok(cluster.catalog().snapshot(&info.name)?)
+}
+
 /// Filters sent to workers name columns without the table qualifier.
 pub fn unqualify(e: &Expr) -> Option<Expr> {
     let e = e
@@ -271,11 +296,7 @@ impl TableProvider for DistributedTable {
         // The snapshot guard is taken before the catalog read: files replaced after this point
         // stay on disk until the plan is dropped.
         let guard = Arc::new(self.cluster.begin_statement());
-        let snapshot = self
-            .cluster
-            .catalog()
-            .snapshot(&self.info.name)
-            .map_err(external)?;
+        let snapshot = statement_snapshot(&self.cluster, &self.info).map_err(external)?;
         let total = snapshot.shards.len();
         // The snapshot's schema may be newer than the one this provider was built with.
         let schema = table_schema(&snapshot.table.columns);
@@ -319,6 +340,7 @@ impl TableProvider for DistributedTable {
             Arc::clone(&self.cluster),
             self.info.name.clone(),
             Arc::clone(&self.schema),
+            crate::session::current(),
         );
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }

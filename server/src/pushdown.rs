@@ -356,10 +356,7 @@ impl TableProvider for PartialAggregateScan {
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let guard = Arc::new(self.cluster.begin_statement());
-        let snapshot = self
-            .cluster
-            .catalog()
-            .snapshot(&self.table.info.name)
+        let snapshot = crate::provider::statement_snapshot(&self.cluster, &self.table.info)
             .map_err(external)?;
         let total = snapshot.shards.len();
         let table_schema = shoal_sql_functions::types::table_schema(&snapshot.table.columns);

@@ -11,7 +11,10 @@ use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::StreamExt;
-use shoal_sql_functions::{Cluster, ClusterError};
+use shoal_catalog::TableSnapshot;
+use shoal_sql_functions::{to_record, Cluster, ClusterError, WrittenFile};
+
+use crate::session::{Session, StagedFile, StagedWrite};
 
 use crate::provider::external;
 
@@ -19,14 +22,22 @@ pub struct InsertSink {
     cluster: Arc<Cluster>,
     table: String,
     schema: SchemaRef,
+    /// The session of the statement that planned this insert.
+    session: Option<Arc<Session>>,
 }
 
 impl InsertSink {
-    pub fn new(cluster: Arc<Cluster>, table: String, schema: SchemaRef) -> Self {
+    pub fn new(
+        cluster: Arc<Cluster>,
+        table: String,
+        schema: SchemaRef,
+        session: Option<Arc<Session>>,
+    ) -> Self {
         InsertSink {
             cluster,
             table,
             schema,
+            session,
         }
     }
 }
@@ -43,7 +54,8 @@ impl DisplayAs for InsertSink {
     }
 }
 
-/// Writes a whole stream of rows as one atomic statement; returns the row count.
+/// Writes a whole stream of rows as one atomic statement; returns the row count. Inside a
+/// transaction of `session` the files are staged in it, else committed at once.
 pub async fn write_statement(
     cluster: &Cluster,
     table: &str,
@@ -51,13 +63,24 @@ pub async fn write_statement(
         '_,
         std::result::Result<arrow::array::RecordBatch, ClusterError>,
     >,
+    session: Option<&Arc<Session>>,
 ) -> std::result::Result<u64, ClusterError> {
+    let session = session.filter(|s| s.in_transaction());
+    if let Some(s) = session {
+        s.check_writable("INSERT")?;
+    }
     // Placements are read only once admitted: a move's switch cannot happen between this
-    // snapshot and the commit below.
+    // snapshot and the commit below (a transaction checks its placements again at COMMIT).
     let _permit = cluster.admit_write(table).await?;
     // Counts as a client's statement: moves yield bandwidth to it.
     let _statement = cluster.begin_statement();
-    let snapshot = cluster.catalog().snapshot(table)?;
+    let snapshot = match session {
+        Some(s) => match s.view(table)? {
+            Some(v) => v,
+            None => cluster.catalog().snapshot(table)?,
+        },
+        None => cluster.catalog().snapshot(table)?,
+    };
     let mut writer = cluster.writer_for(&snapshot)?;
     let schema = Arc::clone(writer.schema());
     while let Some(batch) = data.next().await {
@@ -77,12 +100,44 @@ pub async fn write_statement(
     // Rows, not files: a reference table's row lands on every placement but is one row.
     let rows = writer.rows();
     let files = writer.finish().await?;
-    cluster.commit(&files)?;
+    match session {
+        Some(s) => s.stage(StagedWrite {
+            table_id: snapshot.table.table_id,
+            table_name: snapshot.table.name.clone(),
+            added: staged_files(&snapshot, &files),
+            removed: vec![],
+        }),
+        None => {
+            cluster.commit(&files)?;
+        }
+    }
     Ok(rows)
 }
 
+/// Written files with the address of the placement each went to.
+pub fn staged_files(snapshot: &TableSnapshot, files: &[WrittenFile]) -> Vec<StagedFile> {
+    files
+        .iter()
+        .map(|f| {
+            let addr = snapshot
+                .shards
+                .iter()
+                .flat_map(|s| s.placements.iter())
+                .find(|p| p.placement_id == f.placement_key)
+                .map(|p| p.addr())
+                .unwrap_or_default();
+            StagedFile {
+                addr,
+                shard_id: f.shard_id,
+                placement_id: f.placement_key,
+                file: to_record(f),
+            }
+        })
+        .collect()
+}
+
 /// Casts a batch to the table's exact schema (column names and types).
-fn conform(
+pub(crate) fn conform(
     batch: &arrow::array::RecordBatch,
     schema: &SchemaRef,
 ) -> std::result::Result<arrow::array::RecordBatch, ClusterError> {
@@ -125,7 +180,7 @@ impl DataSink for InsertSink {
         _context: &Arc<TaskContext>,
     ) -> Result<u64> {
         let stream = data.map(|b| b.map_err(ClusterError::from)).boxed();
-        write_statement(&self.cluster, &self.table, stream)
+        write_statement(&self.cluster, &self.table, stream, self.session.as_ref())
             .await
             .map_err(external)
     }

@@ -21,7 +21,6 @@ use datafusion_postgres::pgwire::api::{
 };
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
-use datafusion_postgres::DfSessionService;
 use futures::Sink;
 
 use crate::copy::ShoalCopyHandler;
@@ -196,7 +195,7 @@ impl ErrorHandler for ShoalErrorHandler {
 /// Everything a connection needs; one per server, handlers made per connection where state
 /// must not be shared (SCRAM).
 pub struct ShoalHandlers {
-    pub session: Arc<DfSessionService>,
+    pub session: Arc<crate::session::SessionQueryHandler>,
     pub passwords: Option<Arc<Passwords>>,
     tls: TlsPolicy,
     connections: Arc<ConnectionManager>,
@@ -206,7 +205,7 @@ pub struct ShoalHandlers {
 impl ShoalHandlers {
     /// Fails when the certificate cannot be used for channel binding.
     pub fn new(
-        session: Arc<DfSessionService>,
+        session: Arc<crate::session::SessionQueryHandler>,
         passwords: Option<Arc<Passwords>>,
         tls: TlsPolicy,
     ) -> Result<Self, crate::ServerError> {

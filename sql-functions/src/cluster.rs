@@ -113,6 +113,10 @@ pub struct Cluster {
     cleanup_running: tokio::sync::Mutex<()>,
     /// Damaged files found by reads and the scrubber.
     damage: DamageRegistry,
+    /// Files written by open transactions, as (table id, shard id, name), with how many
+    /// holders: the catalog lists none of them until COMMIT, and the orphan collector must
+    /// not take them for garbage however long the transaction stays open.
+    staged: Mutex<HashMap<(i64, i64, String), usize>>,
 }
 
 /// Files at least this large are left alone by compaction (see [`Cluster::compact_once`]).
@@ -140,7 +144,59 @@ impl Cluster {
             job_events: tokio::sync::Notify::new(),
             cleanup_running: tokio::sync::Mutex::new(()),
             damage: DamageRegistry::default(),
+            staged: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Marks files an open transaction wrote (see [`Cluster::staged`]).
+    pub fn hold_staged(&self, table_id: i64, shard_id: i64, names: &[String]) {
+        let mut m = self.staged.lock().unwrap_or_else(|e| e.into_inner());
+        for n in names {
+            *m.entry((table_id, shard_id, n.clone())).or_default() += 1;
+        }
+    }
+
+    /// Undoes [`Cluster::hold_staged`] once the transaction has committed or rolled back.
+    pub fn release_staged(&self, table_id: i64, shard_id: i64, names: &[String]) {
+        let mut m = self.staged.lock().unwrap_or_else(|e| e.into_inner());
+        for n in names {
+            let key = (table_id, shard_id, n.clone());
+            if let Some(c) = m.get_mut(&key) {
+                *c = c.saturating_sub(1);
+                if *c == 0 {
+                    m.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn is_staged(&self, key: &(i64, i64, String)) -> bool {
+        let m = self.staged.lock().unwrap_or_else(|e| e.into_inner());
+        m.contains_key(key)
+    }
+
+    /// Publishes a transaction's file changes (see [`Catalog::commit_transaction`]).
+    pub fn commit_changes(&self, changes: &shoal_catalog::FileChanges) -> Result<()> {
+        self.catalog.commit_transaction(changes, 0)?;
+        Ok(())
+    }
+
+    /// Deletes files no catalog state names (a rolled-back transaction's); best effort, what
+    /// fails stays for the orphan collector.
+    pub async fn delete_unlisted(&self, table_id: i64, files: Vec<(String, i64, String)>) {
+        for (addr, shard_id, name) in files {
+            let client = match self.worker(&addr) {
+                Ok(c) => c,
+                Err(_) => continue,
+            };
+            if let Err(e) = client
+                .delete_files(table_id, shard_id, vec![name.clone()])
+                .await
+            {
+                warn!(node = %addr, table_id, shard_id, name = %name, error = %e,
+                    "a rolled-back file is left for orphan collection");
+            }
+        }
     }
 
     pub(crate) fn damage(&self) -> &DamageRegistry {
@@ -971,6 +1027,7 @@ impl Cluster {
             for f in candidates {
                 let key = (f.table_id, f.shard_id, f.name);
                 if listed.contains(&key)
+                    || self.is_staged(&key)
                     || cleanup_files.contains(&key)
                     || cleanup_shards.contains(&(key.0, key.1))
                 {
@@ -1106,7 +1163,8 @@ impl Cluster {
     }
 }
 
-fn to_record(f: &WrittenFile) -> FileRecord {
+/// The catalog record of a file a worker wrote.
+pub fn to_record(f: &WrittenFile) -> FileRecord {
     FileRecord {
         name: f.file.name.clone(),
         bytes: f.file.bytes,

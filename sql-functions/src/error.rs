@@ -68,6 +68,13 @@ pub enum ClusterError {
         cancelled: bool,
         hint: Option<String>,
     },
+    /// Another transaction changed what this one read or wrote; retrying the transaction
+    /// can succeed (SQLSTATE 40001).
+    #[error("{message}")]
+    Conflict { message: String },
+    /// A write in a READ ONLY transaction (SQLSTATE 25006).
+    #[error("{message}")]
+    ReadOnly { message: String },
     /// Our bug (SQLSTATE XX000).
     #[error("internal error: {message}")]
     Internal { message: String },

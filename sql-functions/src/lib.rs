@@ -25,7 +25,7 @@ pub mod types;
 mod writer;
 
 pub use cluster::SnapshotGuard;
-pub use cluster::{scan_files, Cluster, ClusterConfig};
+pub use cluster::{scan_files, to_record, Cluster, ClusterConfig};
 pub use error::{ClusterError, Result};
 pub use gate::WritePermit;
 pub use jobs::run_scheduler;

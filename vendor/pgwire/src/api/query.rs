@@ -213,11 +213,23 @@ pub trait SimpleQueryHandler: Send + Sync {
             // back to `ReadyForQuery`. This is the responsibility of of the
             // `on_copy_done` / `on_copy_fail`.
             client.set_state(super::PgWireConnectionState::ReadyForQuery);
+            // SHOAL: the handler's own transaction state has the last word.
+            let transaction_status = self.transaction_status_after(&*client, transaction_status);
             client.set_transaction_status(transaction_status);
             send_ready_for_query(client, transaction_status).await?;
         };
 
         Ok(())
+    }
+
+    /// SHOAL: the transaction status to report once a query string has run, given the one
+    /// derived from its responses (see `ExtendedQueryHandler::transaction_status_after`).
+    fn transaction_status_after<C: ClientInfo>(
+        &self,
+        _client: &C,
+        derived: TransactionStatus,
+    ) -> TransactionStatus {
+        derived
     }
 
     /// Provide your query implementation using the incoming query string.
@@ -483,10 +495,23 @@ pub trait ExtendedQueryHandler: Send + Sync {
 
         if !matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
             client.set_state(super::PgWireConnectionState::ReadyForQuery);
+            // SHOAL: the handler's own transaction state has the last word.
+            let transaction_status = self.transaction_status_after(&*client, transaction_status);
             client.set_transaction_status(transaction_status);
         };
 
         Ok(())
+    }
+
+    /// SHOAL: the transaction status to report once a statement has run, given the one
+    /// derived from its responses. A handler that keeps its own transaction state (where
+    /// `ROLLBACK TO SAVEPOINT` leaves the failed state, which no response says) returns it.
+    fn transaction_status_after<C: ClientInfo>(
+        &self,
+        _client: &C,
+        derived: TransactionStatus,
+    ) -> TransactionStatus {
+        derived
     }
 
     /// Called when client sends `describe` command.

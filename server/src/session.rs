@@ -1,0 +1,884 @@
+//! Each connection's session: its transaction (`BEGIN` ... `COMMIT`, or the implicit one of a
+//! multi-statement query string) and the query handlers that run every statement inside it.
+//!
+//! A transaction's writes are staged: their files are on the workers but no catalog state
+//! names them, so nobody else sees them. Its reads see one snapshot (pinned at its first
+//! table access) with its own staged changes applied. COMMIT publishes every staged change
+//! in one catalog transaction; ROLLBACK, an error, a dropped connection or a crash publish
+//! nothing, and the staged files are deleted (or, after a crash, collected as orphans).
+//!
+//! DataFusion plans every connection's statements on one shared `SessionContext`, so the
+//! statement's session travels in a task-local ([`current`]) that table providers read while
+//! they plan.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use datafusion::sql::sqlparser::ast::{
+    Statement, TransactionAccessMode, TransactionIsolationLevel, TransactionMode,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser as SqlParser;
+use datafusion_postgres::pgwire::api::portal::Portal;
+use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use datafusion_postgres::pgwire::api::results::{QueryResponse, Response, Tag};
+use datafusion_postgres::pgwire::api::store::PortalStore;
+use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore};
+use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::response::{NoticeResponse, TransactionStatus};
+use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
+use datafusion_postgres::{DfSessionService, Parser};
+use futures::{Sink, SinkExt, StreamExt};
+use shoal_catalog::{FileChanges, FileRecord, NewFile, RemovedFile, TableSnapshot};
+use shoal_sql_functions::{Cluster, ClusterError, SnapshotGuard};
+
+use crate::errors::{self, PgError};
+
+tokio::task_local! {
+    static CURRENT: Arc<Session>;
+}
+
+/// The session of the statement running on this task, if it came from a client connection.
+pub fn current() -> Option<Arc<Session>> {
+    CURRENT.try_with(Arc::clone).ok()
+}
+
+/// Where a session is in the transaction protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxnMode {
+    /// No transaction: each statement commits on its own.
+    Autocommit,
+    /// The statements of one multi-statement query string, committed together at its end.
+    Implicit,
+    /// Between `BEGIN` and `COMMIT`/`ROLLBACK`.
+    Block,
+    /// A statement of the block failed: everything but `ROLLBACK` (or `ROLLBACK TO`) fails.
+    Failed,
+}
+
+/// A file a transaction wrote and has not published.
+#[derive(Clone, Debug)]
+pub struct StagedFile {
+    pub addr: String,
+    pub shard_id: i64,
+    pub placement_id: i64,
+    pub file: FileRecord,
+}
+
+/// What one statement of a transaction changed in one table's file lists.
+#[derive(Clone, Debug)]
+pub struct StagedWrite {
+    pub table_id: i64,
+    pub table_name: String,
+    pub added: Vec<StagedFile>,
+    pub removed: Vec<RemovedFile>,
+}
+
+struct Pinned {
+    tables: HashMap<String, TableSnapshot>,
+    /// Keeps every file of the pinned snapshot on disk until the transaction ends.
+    _guard: SnapshotGuard,
+}
+
+#[derive(Default)]
+struct Txn {
+    pinned: Option<Pinned>,
+    writes: Vec<StagedWrite>,
+    /// Each savepoint's name and how many writes were staged when it was set.
+    savepoints: Vec<(String, usize)>,
+}
+
+struct State {
+    mode: TxnMode,
+    read_only: bool,
+    txn: Txn,
+}
+
+pub struct Session {
+    cluster: Arc<Cluster>,
+    state: Mutex<State>,
+    /// The UPDATE or DELETE this session is planning, whose target table reads with row ids.
+    dml: Mutex<Option<Arc<crate::dml::DmlTarget>>>,
+}
+
+impl Session {
+    pub fn new(cluster: Arc<Cluster>) -> Session {
+        Session {
+            cluster,
+            state: Mutex::new(State {
+                mode: TxnMode::Autocommit,
+                read_only: false,
+                txn: Txn::default(),
+            }),
+            dml: Mutex::new(None),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn mode(&self) -> TxnMode {
+        self.lock().mode
+    }
+
+    /// Whether writes are staged (inside a block or an implicit transaction).
+    pub fn in_transaction(&self) -> bool {
+        matches!(self.mode(), TxnMode::Implicit | TxnMode::Block)
+    }
+
+    /// Fails with 25006 in a `READ ONLY` transaction.
+    pub fn check_writable(&self, command: &str) -> Result<(), ClusterError> {
+        let st = self.lock();
+        if st.read_only && matches!(st.mode, TxnMode::Block | TxnMode::Implicit) {
+            return Err(ClusterError::ReadOnly {
+                message: format!("cannot execute {command} in a read-only transaction"),
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn dml_target(&self, table: &str) -> Option<Arc<crate::dml::DmlTarget>> {
+        let d = self.dml.lock().unwrap_or_else(|e| e.into_inner());
+        d.as_ref().filter(|t| t.table_name() == table).cloned()
+    }
+
+    pub(crate) fn set_dml_target(&self, target: Option<Arc<crate::dml::DmlTarget>>) {
+        *self.dml.lock().unwrap_or_else(|e| e.into_inner()) = target;
+    }
+
+    /// The table as this transaction sees it: its pinned snapshot with the transaction's own
+    /// changes applied. `None` outside a transaction (read the catalog).
+    pub fn view(&self, table: &str) -> Result<Option<TableSnapshot>, ClusterError> {
+        let mut st = self.lock();
+        if !matches!(st.mode, TxnMode::Implicit | TxnMode::Block) {
+            return Ok(None);
+        }
+        let pinned = match &mut st.txn.pinned {
+            Some(p) => p,
+            slot @ None => {
+                // The guard before the read: the files it lists stay while it is pinned.
+                let guard = self.cluster.begin_snapshot();
+                let tables = self
+                    .cluster
+                    .catalog()
+                    .snapshot_all()?
+                    .into_iter()
+                    .map(|s| (s.table.name.clone(), s))
+                    .collect();
+                slot.insert(Pinned {
+                    tables,
+                    _guard: guard,
+                })
+            }
+        };
+        let mut snap = match pinned.tables.get(table) {
+            Some(s) => s.clone(),
+            None => {
+                // Created after the snapshot was pinned.
+                let s = self.cluster.catalog().snapshot(table)?;
+                pinned.tables.insert(table.to_string(), s.clone());
+                s
+            }
+        };
+        let table_id = snap.table.table_id;
+        for w in st.txn.writes.iter().filter(|w| w.table_id == table_id) {
+            apply(&mut snap, w);
+        }
+        Ok(Some(snap))
+    }
+
+    /// Adds a statement's changes to the transaction.
+    pub fn stage(&self, write: StagedWrite) {
+        let mut by_shard: HashMap<i64, Vec<String>> = HashMap::new();
+        for f in &write.added {
+            by_shard
+                .entry(f.shard_id)
+                .or_default()
+                .push(f.file.name.clone());
+        }
+        for (shard, names) in by_shard {
+            self.cluster.hold_staged(write.table_id, shard, &names);
+        }
+        self.lock().txn.writes.push(write);
+    }
+
+    fn begin(&self, mode: TxnMode, read_only: bool) {
+        let mut st = self.lock();
+        st.mode = mode;
+        st.read_only = read_only;
+        st.txn = Txn::default();
+    }
+
+    /// Ends the transaction, handing back what it staged.
+    fn end(&self) -> Txn {
+        let mut st = self.lock();
+        st.mode = TxnMode::Autocommit;
+        st.read_only = false;
+        std::mem::take(&mut st.txn)
+    }
+
+    /// Publishes everything staged in one catalog transaction. On error nothing is
+    /// published and the transaction is over all the same, as in PostgreSQL.
+    pub async fn commit(&self) -> Result<(), ClusterError> {
+        let txn = self.end();
+        self.publish(txn.writes).await
+    }
+
+    pub async fn rollback(&self) {
+        let txn = self.end();
+        self.discard(txn.writes).await;
+    }
+
+    async fn publish(&self, writes: Vec<StagedWrite>) -> Result<(), ClusterError> {
+        let removed: HashSet<(i64, String)> = writes
+            .iter()
+            .flat_map(|w| w.removed.iter().map(|r| (r.placement_id, r.name.clone())))
+            .collect();
+        let added: HashSet<(i64, String)> = writes
+            .iter()
+            .flat_map(|w| {
+                w.added
+                    .iter()
+                    .map(|f| (f.placement_id, f.file.name.clone()))
+            })
+            .collect();
+        let mut changes = FileChanges::default();
+        let mut seen = HashSet::new();
+        for w in &writes {
+            for r in &w.removed {
+                let key = (r.placement_id, r.name.clone());
+                // A file this transaction added and then rewrote was never published.
+                if !added.contains(&key) && seen.insert(key) {
+                    changes.removed.push(r.clone());
+                }
+            }
+            for f in &w.added {
+                if !removed.contains(&(f.placement_id, f.file.name.clone())) {
+                    changes.added.push(NewFile {
+                        placement_id: f.placement_id,
+                        file: f.file.clone(),
+                    });
+                }
+            }
+        }
+        let result = if changes.removed.is_empty() && changes.added.is_empty() {
+            Ok(())
+        } else {
+            let mut tables: Vec<&str> = writes.iter().map(|w| w.table_name.as_str()).collect();
+            tables.sort_unstable();
+            tables.dedup();
+            // A move's switch waits for these permits, so no placement written to can be
+            // switched between the check in the catalog and the publish.
+            let mut permits = Vec::new();
+            let mut admitted = Ok(());
+            for t in tables {
+                match self.cluster.admit_write(t).await {
+                    Ok(p) => permits.push(p),
+                    Err(e) => {
+                        admitted = Err(e);
+                        break;
+                    }
+                }
+            }
+            admitted.and_then(|()| self.cluster.commit_changes(&changes))
+        };
+        match result {
+            Ok(()) => {
+                // Only the files written and rewritten within the transaction are garbage.
+                let garbage = writes
+                    .iter()
+                    .map(|w| StagedWrite {
+                        added: w
+                            .added
+                            .iter()
+                            .filter(|f| removed.contains(&(f.placement_id, f.file.name.clone())))
+                            .cloned()
+                            .collect(),
+                        ..w.clone()
+                    })
+                    .collect::<Vec<_>>();
+                self.release(&writes);
+                delete_files(&self.cluster, &garbage).await;
+                Ok(())
+            }
+            Err(e) => {
+                self.discard(writes).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Forgets staged writes and deletes their files.
+    async fn discard(&self, writes: Vec<StagedWrite>) {
+        self.release(&writes);
+        delete_files(&self.cluster, &writes).await;
+    }
+
+    fn release(&self, writes: &[StagedWrite]) {
+        for w in writes {
+            let mut by_shard: HashMap<i64, Vec<String>> = HashMap::new();
+            for f in &w.added {
+                by_shard
+                    .entry(f.shard_id)
+                    .or_default()
+                    .push(f.file.name.clone());
+            }
+            for (shard, names) in by_shard {
+                self.cluster.release_staged(w.table_id, shard, &names);
+            }
+        }
+    }
+
+    fn savepoint(&self, name: &str) {
+        let mut st = self.lock();
+        let at = st.txn.writes.len();
+        st.txn.savepoints.push((name.to_string(), at));
+    }
+
+    fn find_savepoint(&self, name: &str) -> Result<usize, PgError> {
+        let st = self.lock();
+        st.txn
+            .savepoints
+            .iter()
+            .rposition(|(n, _)| n == name)
+            .ok_or_else(|| PgError::new("3B001", format!("savepoint \"{name}\" does not exist")))
+    }
+
+    /// `ROLLBACK TO SAVEPOINT`: undoes what was staged since, keeps the savepoint.
+    async fn rollback_to(&self, name: &str) -> Result<(), PgError> {
+        let at = self.find_savepoint(name)?;
+        let dropped = {
+            let mut st = self.lock();
+            st.txn.savepoints.truncate(at + 1);
+            let keep = st.txn.savepoints[at].1;
+            st.mode = TxnMode::Block;
+            st.txn.writes.split_off(keep)
+        };
+        self.discard(dropped).await;
+        Ok(())
+    }
+
+    fn release_savepoint(&self, name: &str) -> Result<(), PgError> {
+        let at = self.find_savepoint(name)?;
+        self.lock().txn.savepoints.truncate(at);
+        Ok(())
+    }
+
+    /// A statement of the transaction failed.
+    fn fail(&self) {
+        let mut st = self.lock();
+        if st.mode == TxnMode::Block {
+            st.mode = TxnMode::Failed;
+        }
+    }
+
+    /// pgwire marks the transaction failed when a statement fails after its handler
+    /// returned (while its rows were sent).
+    fn sync(&self, status: TransactionStatus) {
+        if status == TransactionStatus::Error {
+            self.fail();
+        }
+    }
+
+    fn status(&self) -> TransactionStatus {
+        match self.mode() {
+            TxnMode::Autocommit => TransactionStatus::Idle,
+            TxnMode::Implicit | TxnMode::Block => TransactionStatus::Transaction,
+            TxnMode::Failed => TransactionStatus::Error,
+        }
+    }
+}
+
+impl Drop for Session {
+    /// A connection that ends inside a transaction rolls it back.
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        let writes = std::mem::take(&mut st.txn.writes);
+        if writes.is_empty() {
+            return;
+        }
+        self.release(&writes);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let cluster = Arc::clone(&self.cluster);
+            handle.spawn(async move { delete_files(&cluster, &writes).await });
+        }
+    }
+}
+
+fn apply(snap: &mut TableSnapshot, w: &StagedWrite) {
+    for shard in &mut snap.shards {
+        for p in &mut shard.placements {
+            p.files.retain(|f| {
+                !w.removed
+                    .iter()
+                    .any(|r| r.placement_id == p.placement_id && r.name == f.name)
+            });
+            for a in &w.added {
+                if a.placement_id == p.placement_id {
+                    p.files.push(a.file.clone());
+                }
+            }
+        }
+    }
+}
+
+async fn delete_files(cluster: &Cluster, writes: &[StagedWrite]) {
+    for w in writes {
+        if w.added.is_empty() {
+            continue;
+        }
+        let files = w
+            .added
+            .iter()
+            .map(|f| (f.addr.clone(), f.shard_id, f.file.name.clone()))
+            .collect();
+        cluster.delete_unlisted(w.table_id, files).await;
+    }
+}
+
+/// A transaction control statement.
+#[derive(Debug, PartialEq)]
+enum Control {
+    Begin { read_only: bool },
+    Commit,
+    Rollback,
+    Savepoint(String),
+    RollbackTo(String),
+    Release(String),
+}
+
+impl Control {
+    fn of(stmt: &Statement) -> Option<Result<Control, PgError>> {
+        Some(Ok(match stmt {
+            Statement::StartTransaction { modes, .. } => {
+                let mut read_only = false;
+                for m in modes {
+                    match m {
+                        TransactionMode::AccessMode(TransactionAccessMode::ReadOnly) => {
+                            read_only = true
+                        }
+                        TransactionMode::AccessMode(TransactionAccessMode::ReadWrite) => {
+                            read_only = false
+                        }
+                        TransactionMode::IsolationLevel(
+                            TransactionIsolationLevel::ReadUncommitted
+                            | TransactionIsolationLevel::ReadCommitted
+                            | TransactionIsolationLevel::RepeatableRead,
+                        ) => {}
+                        TransactionMode::IsolationLevel(level) => {
+                            return Some(Err(PgError::new(
+                                "0A000",
+                                format!("isolation level {level} is not supported"),
+                            )
+                            .with_hint(Some(
+                                "Shoal transactions are REPEATABLE READ (snapshot isolation): \
+                                 a transaction whose rows another one changed first fails with \
+                                 40001 at COMMIT. Use BEGIN ISOLATION LEVEL REPEATABLE READ."
+                                    .into(),
+                            ))))
+                        }
+                    }
+                }
+                Control::Begin { read_only }
+            }
+            Statement::Commit { .. } => Control::Commit,
+            Statement::Rollback {
+                savepoint: None, ..
+            } => Control::Rollback,
+            Statement::Rollback {
+                savepoint: Some(name),
+                ..
+            } => Control::RollbackTo(name.value.clone()),
+            Statement::Savepoint { name } => Control::Savepoint(name.value.clone()),
+            Statement::ReleaseSavepoint { name } => Control::Release(name.value.clone()),
+            _ => return None,
+        }))
+    }
+}
+
+/// Statements that change the schema: they run only outside a transaction block.
+fn ddl_name(stmt: &Statement) -> Option<&'static str> {
+    Some(match stmt {
+        Statement::CreateTable(_) => "CREATE TABLE",
+        Statement::AlterTable(_) => "ALTER TABLE",
+        Statement::Drop { .. } => "DROP",
+        Statement::CreateView(_) => "CREATE VIEW",
+        Statement::CreateIndex(_) => "CREATE INDEX",
+        Statement::CreateSchema { .. } => "CREATE SCHEMA",
+        _ => return None,
+    })
+}
+
+fn aborted() -> PgError {
+    PgError::new(
+        "25P02",
+        "current transaction is aborted, commands ignored until end of transaction block",
+    )
+}
+
+fn outside_block(what: &str) -> PgError {
+    PgError::new(
+        "25P01",
+        format!("{what} can only be used in transaction blocks"),
+    )
+}
+
+/// The statements of a query string, each with its text; the whole string when it does not
+/// parse here (the inner handler reports the error) or holds one statement.
+fn split(query: &str) -> Vec<(String, Option<Statement>)> {
+    match SqlParser::parse_sql(&PostgreSqlDialect {}, query) {
+        Ok(mut v) if v.len() == 1 => vec![(query.to_string(), v.pop())],
+        Ok(v) if v.len() > 1 => v.into_iter().map(|s| (s.to_string(), Some(s))).collect(),
+        _ => vec![(query.to_string(), None)],
+    }
+}
+
+/// What `rewrite` makes of an error, as the client will see it.
+fn error_info(mut e: PgWireError) -> ErrorInfo {
+    errors::rewrite(&mut e);
+    ErrorInfo::from(e)
+}
+
+/// datafusion-postgres's handlers, run inside each connection's [`Session`].
+pub struct SessionQueryHandler {
+    inner: Arc<DfSessionService>,
+    cluster: Arc<Cluster>,
+}
+
+impl SessionQueryHandler {
+    pub fn new(inner: Arc<DfSessionService>, cluster: Arc<Cluster>) -> Self {
+        SessionQueryHandler { inner, cluster }
+    }
+
+    fn session_of<C: ClientInfo>(&self, client: &C) -> Arc<Session> {
+        let cluster = Arc::clone(&self.cluster);
+        client
+            .session_extensions()
+            .get_or_insert_with(move || Session::new(cluster))
+    }
+
+    /// Runs a transaction control statement.
+    async fn control<C>(
+        &self,
+        client: &mut C,
+        session: &Session,
+        control: Control,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mode = session.mode();
+        let end = |t: &str| Ok(Response::TransactionEnd(Tag::new(t)));
+        match control {
+            Control::Begin { read_only } => match mode {
+                TxnMode::Autocommit => {
+                    session.begin(TxnMode::Block, read_only);
+                    Ok(Response::TransactionStart(Tag::new("BEGIN")))
+                }
+                TxnMode::Implicit => {
+                    // BEGIN inside a query string turns its implicit transaction into a block.
+                    session.lock().mode = TxnMode::Block;
+                    Ok(Response::TransactionStart(Tag::new("BEGIN")))
+                }
+                TxnMode::Block => {
+                    warn(
+                        client,
+                        "25001",
+                        "there is already a transaction in progress",
+                    )
+                    .await?;
+                    Ok(Response::Execution(Tag::new("BEGIN")))
+                }
+                TxnMode::Failed => Err(aborted().into_pgwire()),
+            },
+            Control::Commit => match mode {
+                TxnMode::Autocommit => {
+                    warn(client, "25P01", "there is no transaction in progress").await?;
+                    end("COMMIT")
+                }
+                TxnMode::Failed => {
+                    session.rollback().await;
+                    end("ROLLBACK")
+                }
+                TxnMode::Implicit | TxnMode::Block => match session.commit().await {
+                    Ok(()) => end("COMMIT"),
+                    Err(e) => Err(errors::from_cluster(&e).into_pgwire()),
+                },
+            },
+            Control::Rollback => {
+                if mode == TxnMode::Autocommit {
+                    warn(client, "25P01", "there is no transaction in progress").await?;
+                } else {
+                    session.rollback().await;
+                }
+                end("ROLLBACK")
+            }
+            Control::Savepoint(name) => match mode {
+                TxnMode::Autocommit => Err(outside_block("SAVEPOINT").into_pgwire()),
+                TxnMode::Failed => Err(aborted().into_pgwire()),
+                TxnMode::Implicit | TxnMode::Block => {
+                    session.savepoint(&name);
+                    Ok(Response::Execution(Tag::new("SAVEPOINT")))
+                }
+            },
+            Control::RollbackTo(name) => match mode {
+                TxnMode::Autocommit => Err(outside_block("ROLLBACK TO SAVEPOINT").into_pgwire()),
+                _ => {
+                    session
+                        .rollback_to(&name)
+                        .await
+                        .map_err(PgError::into_pgwire)?;
+                    Ok(Response::Execution(Tag::new("ROLLBACK")))
+                }
+            },
+            Control::Release(name) => match mode {
+                TxnMode::Autocommit => Err(outside_block("RELEASE SAVEPOINT").into_pgwire()),
+                TxnMode::Failed => Err(aborted().into_pgwire()),
+                TxnMode::Implicit | TxnMode::Block => {
+                    session
+                        .release_savepoint(&name)
+                        .map_err(PgError::into_pgwire)?;
+                    Ok(Response::Execution(Tag::new("RELEASE")))
+                }
+            },
+        }
+    }
+
+    /// What a statement may not do in the session's state, checked before it runs.
+    fn refusal(session: &Session, stmt: &Statement) -> Option<PgError> {
+        match session.mode() {
+            TxnMode::Failed => Some(aborted()),
+            TxnMode::Block => ddl_name(stmt).map(|what| {
+                PgError::new(
+                    "25001",
+                    format!("{what} cannot run inside a transaction block"),
+                )
+                .with_hint(Some(
+                    "Shoal changes the schema only outside transactions: run it on its own \
+                     (autocommit), then begin the transaction."
+                        .into(),
+                ))
+            }),
+            _ => None,
+        }
+    }
+
+    async fn run_simple<C>(
+        &self,
+        client: &mut C,
+        session: &Arc<Session>,
+        sql: &str,
+        stmt: Option<&Statement>,
+    ) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let Some(stmt) = stmt {
+            if let Some(control) = Control::of(stmt) {
+                let control = control.map_err(PgError::into_pgwire)?;
+                return Ok(vec![self.control(client, session, control).await?]);
+            }
+            if let Some(e) = Self::refusal(session, stmt) {
+                return Err(e.into_pgwire());
+            }
+        } else if session.mode() == TxnMode::Failed {
+            return Err(aborted().into_pgwire());
+        }
+        let inner = Arc::clone(&self.inner);
+        CURRENT
+            .scope(Arc::clone(session), async move {
+                SimpleQueryHandler::do_query(&*inner, client, sql).await
+            })
+            .await
+    }
+}
+
+async fn warn<C>(client: &mut C, code: &str, message: &str) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let info = ErrorInfo::new("WARNING".into(), code.into(), message.into());
+    client
+        .feed(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
+            info,
+        )))
+        .await?;
+    Ok(())
+}
+
+/// A query's rows read to the end: in an implicit transaction they are all computed before
+/// it commits, so that an error in them still rolls it back.
+async fn buffered(mut q: QueryResponse) -> PgWireResult<QueryResponse> {
+    let tag = q.command_tag().to_string();
+    let schema = q.row_schema();
+    let mut rows = Vec::new();
+    while let Some(row) = q.data_rows().next().await {
+        rows.push(Ok(row?));
+    }
+    let mut out = QueryResponse::new(schema, futures::stream::iter(rows));
+    out.set_command_tag(&tag);
+    Ok(out)
+}
+
+#[async_trait]
+impl SimpleQueryHandler for SessionQueryHandler {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = self.session_of(client);
+        session.sync(client.transaction_status());
+        let statements = split(query);
+        if let [(sql, stmt)] = statements.as_slice() {
+            let result = self.run_simple(client, &session, sql, stmt.as_ref()).await;
+            if result.is_err() {
+                session.fail();
+            }
+            return result;
+        }
+        // Several statements run in one implicit transaction, unless they manage their own
+        // or change the schema (which never runs inside one), or a COPY's rows arrive after
+        // the string has ended.
+        let implicit = session.mode() == TxnMode::Autocommit
+            && !statements.iter().any(|(_, s)| {
+                s.as_ref().is_some_and(|s| {
+                    Control::of(s).is_some()
+                        || ddl_name(s).is_some()
+                        || matches!(s, Statement::Copy { .. })
+                })
+            });
+        if implicit {
+            session.begin(TxnMode::Implicit, false);
+        }
+        let mut out = Vec::new();
+        for (sql, stmt) in &statements {
+            let mut result = self.run_simple(client, &session, sql, stmt.as_ref()).await;
+            if session.mode() == TxnMode::Implicit {
+                if let Ok(responses) = result {
+                    let mut done = Vec::new();
+                    let mut failed = None;
+                    for r in responses {
+                        match r {
+                            Response::Query(q) => match buffered(q).await {
+                                Ok(q) => done.push(Response::Query(q)),
+                                Err(e) => {
+                                    failed = Some(e);
+                                    break;
+                                }
+                            },
+                            other => done.push(other),
+                        }
+                    }
+                    result = match failed {
+                        Some(e) => Err(e),
+                        None => Ok(done),
+                    };
+                }
+            }
+            match result {
+                Ok(responses) => out.extend(responses),
+                Err(e) => {
+                    // The first error ends the string; its implicit transaction rolls back.
+                    if session.mode() == TxnMode::Implicit {
+                        session.rollback().await;
+                    } else {
+                        session.fail();
+                    }
+                    out.push(Response::Error(Box::new(error_info(e))));
+                    return Ok(out);
+                }
+            }
+        }
+        if session.mode() == TxnMode::Implicit {
+            if let Err(e) = session.commit().await {
+                out.push(Response::Error(Box::new(
+                    errors::from_cluster(&e).into_pgwire().into(),
+                )));
+            }
+        }
+        Ok(out)
+    }
+
+    fn transaction_status_after<C: ClientInfo>(
+        &self,
+        client: &C,
+        derived: TransactionStatus,
+    ) -> TransactionStatus {
+        let session = self.session_of(client);
+        if derived == TransactionStatus::Error {
+            session.fail();
+        }
+        session.status()
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for SessionQueryHandler {
+    type Statement = <DfSessionService as ExtendedQueryHandler>::Statement;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.inner.query_parser()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = self.session_of(client);
+        session.sync(client.transaction_status());
+        let stmt = portal.statement.statement.1.as_ref().map(|(s, _)| s);
+        if let Some(stmt) = stmt {
+            if let Some(control) = Control::of(stmt) {
+                let control = control.map_err(PgError::into_pgwire)?;
+                return self.control(client, &session, control).await;
+            }
+            if let Some(e) = Self::refusal(&session, stmt) {
+                return Err(e.into_pgwire());
+            }
+        } else if session.mode() == TxnMode::Failed {
+            return Err(aborted().into_pgwire());
+        }
+        let inner = Arc::clone(&self.inner);
+        let result = CURRENT
+            .scope(Arc::clone(&session), async move {
+                ExtendedQueryHandler::do_query(&*inner, client, portal, max_rows).await
+            })
+            .await;
+        if result.is_err() {
+            session.fail();
+        }
+        result
+    }
+
+    fn transaction_status_after<C: ClientInfo>(
+        &self,
+        client: &C,
+        derived: TransactionStatus,
+    ) -> TransactionStatus {
+        let session = self.session_of(client);
+        if derived == TransactionStatus::Error {
+            session.fail();
+        }
+        session.status()
+    }
+}
