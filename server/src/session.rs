@@ -747,16 +747,13 @@ impl SimpleQueryHandler for SessionQueryHandler {
             }
             return result;
         }
-        // Several statements run in one implicit transaction, unless they manage their own
-        // or change the schema (which never runs inside one), or a COPY's rows arrive after
-        // the string has ended.
+        // Several statements run in one implicit transaction (a BEGIN among them turns it
+        // into a block), unless one changes the schema, which never runs inside a
+        // transaction, or is a COPY, whose rows arrive after the string has ended.
         let implicit = session.mode() == TxnMode::Autocommit
             && !statements.iter().any(|(_, s)| {
-                s.as_ref().is_some_and(|s| {
-                    Control::of(s).is_some()
-                        || ddl_name(s).is_some()
-                        || matches!(s, Statement::Copy { .. })
-                })
+                s.as_ref()
+                    .is_some_and(|s| ddl_name(s).is_some() || matches!(s, Statement::Copy { .. }))
             });
         if implicit {
             session.begin(TxnMode::Implicit, false);
@@ -813,13 +810,11 @@ impl SimpleQueryHandler for SessionQueryHandler {
     fn transaction_status_after<C: ClientInfo>(
         &self,
         client: &C,
-        derived: TransactionStatus,
+        _derived: TransactionStatus,
     ) -> TransactionStatus {
-        let session = self.session_of(client);
-        if derived == TransactionStatus::Error {
-            session.fail();
-        }
-        session.status()
+        // Every failure `do_query` saw has failed the session already; the derived status
+        // stays "failed" after a successful ROLLBACK TO, which only the session knows.
+        self.session_of(client).status()
     }
 }
 
@@ -873,12 +868,10 @@ impl ExtendedQueryHandler for SessionQueryHandler {
     fn transaction_status_after<C: ClientInfo>(
         &self,
         client: &C,
-        derived: TransactionStatus,
+        _derived: TransactionStatus,
     ) -> TransactionStatus {
-        let session = self.session_of(client);
-        if derived == TransactionStatus::Error {
-            session.fail();
-        }
-        session.status()
+        // Every failure `do_query` saw has failed the session already; the derived status
+        // stays "failed" after a successful ROLLBACK TO, which only the session knows.
+        self.session_of(client).status()
     }
 }

@@ -1,0 +1,508 @@
+//! Transactions and changing rows: BEGIN/COMMIT/ROLLBACK of every write kind, savepoints,
+//! aborted blocks (25P02), the implicit transaction of a query string, snapshots, concurrent
+//! writers to the same rows (40001 and a retry), dropped connections, READ ONLY, and UPDATE /
+//! DELETE with WHERE, FROM, USING and RETURNING. Each scenario runs on Shoal and on the scratch
+//! PostgreSQL 15, which decides what is right; the crash tests are Shoal's own.
+
+use std::time::Duration;
+
+use shoal_e2e::{
+    connect, copy_in, err_text, exec, lines, query_lines, scalar, sqlstate, within, Cluster,
+    PgServer, PsqlTarget,
+};
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+macro_rules! on_shoal_and_postgresql {
+    ($shoal_test:ident, $pg_test:ident, $workers:expr, $secs:expr, $scenario:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $shoal_test() {
+            let cluster = Cluster::start($workers).await;
+            let target = cluster.psql_target();
+            within($secs, stringify!($scenario), $scenario(&target, true)).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $pg_test() {
+            let Some(pg) = PgServer::start() else { return };
+            let target = pg.psql_target();
+            within($secs, stringify!($scenario), $scenario(&target, false)).await;
+        }
+    };
+}
+
+async fn client_of(target: &PsqlTarget) -> Client {
+    connect(&target.host, target.port, &target.user, &target.dbname)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {}", err_text(&e)))
+}
+
+/// `CREATE TABLE name (columns)`; on Shoal distributed on `id` in 4 shards, or a reference
+/// table.
+async fn create_table(client: &Client, shoal: bool, name: &str, columns: &str, reference: bool) {
+    exec(client, &format!("CREATE TABLE {name} ({columns})")).await;
+    if shoal {
+        let sql = if reference {
+            format!("SELECT create_reference_table('{name}')")
+        } else {
+            format!("SELECT create_distributed_table('{name}', 'id', shard_count => 4)")
+        };
+        exec(client, &sql).await;
+    }
+}
+
+/// A statement that must fail with `code`.
+async fn fails_with(client: &Client, sql: &str, code: &str) {
+    match client.simple_query(sql).await {
+        Ok(_) => panic!("{sql}: expected {code}, it succeeded"),
+        Err(e) => assert_eq!(sqlstate(&e).as_deref(), Some(code), "{sql}: {}", err_text(&e)),
+    }
+}
+
+/// The row counts of the command tags a simple query string answered with.
+async fn tags(client: &Client, sql: &str) -> Vec<String> {
+    let msgs = client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {}", err_text(&e)));
+    msgs.iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::CommandComplete(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+const SUMMARY: &str = "SELECT count(*), coalesce(sum(id), 0), coalesce(sum(v), 0) FROM w";
+
+async fn every_write_kind_rolls_back_and_commits(target: &PsqlTarget, shoal: bool) {
+    let client = client_of(target).await;
+    create_table(&client, shoal, "w", "id bigint NOT NULL, v bigint", false).await;
+    exec(&client, "INSERT INTO w SELECT i, i * 10 FROM generate_series(1, 100) AS g(i)").await;
+    let before = scalar(&client, SUMMARY).await;
+    assert_eq!(before, "100|5050|50500");
+
+    let writes: [(&str, &str); 5] = [
+        ("INSERT", "INSERT INTO w VALUES (1000, 1), (1001, 2)"),
+        ("COPY", ""),
+        ("UPDATE", "UPDATE w SET v = v + 1 WHERE id % 3 = 0"),
+        ("DELETE", "DELETE FROM w WHERE v > 500"),
+        ("TRUNCATE", "TRUNCATE w"),
+    ];
+    let inside = [
+        "102|7051|50503",
+        "103|9050|50507",
+        "100|5050|50533",
+        "50|1275|12750",
+        "0|0|0",
+    ];
+    for ((kind, sql), seen) in writes.iter().zip(inside) {
+        exec(&client, "BEGIN").await;
+        if *kind == "COPY" {
+            let rows = copy_in(&client, "COPY w FROM STDIN", b"2000\t3\n2001\t4\n-1\t0\n".to_vec())
+                .await
+                .unwrap_or_else(|e| panic!("COPY in a transaction: {}", err_text(&e)));
+            assert_eq!(rows, 3);
+        } else {
+            exec(&client, sql).await;
+        }
+        assert_eq!(scalar(&client, SUMMARY).await, seen, "{kind} seen inside its transaction");
+        if *kind != "TRUNCATE" {
+            // (PostgreSQL's TRUNCATE locks out readers until the transaction ends.)
+            let other = client_of(target).await;
+            assert_eq!(scalar(&other, SUMMARY).await, before, "{kind} invisible to others before COMMIT");
+        }
+        exec(&client, "ROLLBACK").await;
+        assert_eq!(scalar(&client, SUMMARY).await, before, "{kind} rolled back");
+    }
+
+    // The same writes committed, one transaction each, then all of them in one.
+    exec(&client, "BEGIN; INSERT INTO w VALUES (1000, 1), (1001, 2); COMMIT").await;
+    assert_eq!(scalar(&client, SUMMARY).await, "102|7051|50503");
+    exec(&client, "BEGIN").await;
+    exec(&client, "UPDATE w SET v = 0 WHERE id >= 1000").await;
+    exec(&client, "DELETE FROM w WHERE id <= 10").await;
+    exec(&client, "INSERT INTO w VALUES (5, 5)").await;
+    exec(&client, "END").await;
+    let other = client_of(target).await;
+    assert_eq!(scalar(&other, SUMMARY).await, "93|7001|49955");
+}
+
+on_shoal_and_postgresql!(
+    every_write_kind_rolls_back_and_commits_on_shoal,
+    every_write_kind_rolls_back_and_commits_on_postgresql,
+    2,
+    120,
+    every_write_kind_rolls_back_and_commits
+);
+
+async fn savepoints_and_aborted_blocks(target: &PsqlTarget, shoal: bool) {
+    let client = client_of(target).await;
+    create_table(&client, shoal, "w", "id bigint NOT NULL, v bigint", false).await;
+
+    exec(&client, "BEGIN").await;
+    exec(&client, "INSERT INTO w VALUES (1, 1)").await;
+    exec(&client, "SAVEPOINT a").await;
+    exec(&client, "INSERT INTO w VALUES (2, 2)").await;
+    fails_with(&client, "SELECT 1 / 0", "22012").await;
+    fails_with(&client, "SELECT count(*) FROM w", "25P02").await;
+    fails_with(&client, "INSERT INTO w VALUES (3, 3)", "25P02").await;
+    fails_with(&client, "ROLLBACK TO SAVEPOINT nope", "3B001").await;
+    exec(&client, "ROLLBACK TO SAVEPOINT a").await;
+    assert_eq!(scalar(&client, "SELECT count(*) FROM w").await, "1");
+    exec(&client, "SAVEPOINT b").await;
+    exec(&client, "DELETE FROM w").await;
+    exec(&client, "INSERT INTO w VALUES (4, 4)").await;
+    exec(&client, "RELEASE SAVEPOINT b").await;
+    fails_with(&client, "ROLLBACK TO b", "3B001").await;
+    exec(&client, "ROLLBACK TO a").await;
+    exec(&client, "INSERT INTO w VALUES (5, 5)").await;
+    exec(&client, "COMMIT").await;
+    assert_eq!(lines(&client, "SELECT id FROM w ORDER BY id").await, ["1", "5"]);
+
+    // COMMIT of a failed block rolls it back.
+    exec(&client, "BEGIN").await;
+    exec(&client, "INSERT INTO w VALUES (6, 6)").await;
+    fails_with(&client, "SELECT 1 / 0", "22012").await;
+    exec(&client, "COMMIT").await;
+    assert_eq!(scalar(&client, "SELECT count(*) FROM w").await, "2");
+
+    // Outside a block.
+    fails_with(&client, "SAVEPOINT x", "25P01").await;
+    fails_with(&client, "RELEASE SAVEPOINT x", "25P01").await;
+    fails_with(&client, "ROLLBACK TO SAVEPOINT x", "25P01").await;
+    exec(&client, "COMMIT").await;
+    exec(&client, "ROLLBACK").await;
+
+    // READ ONLY refuses writes.
+    exec(&client, "BEGIN READ ONLY").await;
+    assert_eq!(scalar(&client, "SELECT count(*) FROM w").await, "2");
+    fails_with(&client, "INSERT INTO w VALUES (7, 7)", "25006").await;
+    exec(&client, "ROLLBACK").await;
+    exec(&client, "START TRANSACTION ISOLATION LEVEL REPEATABLE READ").await;
+    fails_with(&client, "DELETE FROM w WHERE id = 1 AND 1 / 0 = 1", "22012").await;
+    exec(&client, "ROLLBACK").await;
+    assert_eq!(scalar(&client, "SELECT count(*) FROM w").await, "2");
+}
+
+on_shoal_and_postgresql!(
+    savepoints_and_aborted_blocks_on_shoal,
+    savepoints_and_aborted_blocks_on_postgresql,
+    2,
+    120,
+    savepoints_and_aborted_blocks
+);
+
+async fn query_strings_and_dropped_connections(target: &PsqlTarget, shoal: bool) {
+    let client = client_of(target).await;
+    create_table(&client, shoal, "w", "id bigint NOT NULL, v bigint", false).await;
+    exec(&client, "INSERT INTO w VALUES (1, 1)").await;
+
+    // A query string is one implicit transaction: an error anywhere rolls all of it back.
+    match client
+        .simple_query("INSERT INTO w VALUES (2, 2); UPDATE w SET v = 100; SELECT 1 / 0")
+        .await
+    {
+        Ok(_) => panic!("division by zero succeeded"),
+        Err(e) => assert_eq!(sqlstate(&e).as_deref(), Some("22012"), "{}", err_text(&e)),
+    }
+    assert_eq!(scalar(&client, "SELECT count(*), sum(v) FROM w").await, "1|1");
+    assert_eq!(
+        tags(&client, "INSERT INTO w VALUES (2, 2); INSERT INTO w VALUES (3, 3); DELETE FROM w WHERE id = 1").await,
+        ["1", "1", "1"]
+    );
+    assert_eq!(scalar(&client, "SELECT count(*), sum(v) FROM w").await, "2|5");
+    // BEGIN inside a string turns its implicit transaction into a block that outlives it.
+    exec(&client, "INSERT INTO w VALUES (4, 4); BEGIN; INSERT INTO w VALUES (5, 5)").await;
+    exec(&client, "ROLLBACK").await;
+    assert_eq!(lines(&client, "SELECT id FROM w ORDER BY id").await, ["2", "3"]);
+
+    // A connection that ends inside a transaction rolls it back.
+    let doomed = client_of(target).await;
+    exec(&doomed, "BEGIN").await;
+    exec(&doomed, "INSERT INTO w SELECT i, i AS v FROM generate_series(100, 199) AS g(i)").await;
+    exec(&doomed, "DELETE FROM w WHERE id = 2").await;
+    assert_eq!(scalar(&doomed, "SELECT count(*) FROM w").await, "101");
+    drop(doomed);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fresh = client_of(target).await;
+    assert_eq!(scalar(&fresh, "SELECT count(*), sum(id) FROM w").await, "2|5");
+}
+
+on_shoal_and_postgresql!(
+    query_strings_and_dropped_connections_on_shoal,
+    query_strings_and_dropped_connections_on_postgresql,
+    2,
+    120,
+    query_strings_and_dropped_connections
+);
+
+async fn one_snapshot_per_transaction(target: &PsqlTarget, shoal: bool) {
+    let reader = client_of(target).await;
+    let writer = client_of(target).await;
+    create_table(&writer, shoal, "a", "id bigint NOT NULL", false).await;
+    create_table(&writer, shoal, "b", "id bigint NOT NULL", true).await;
+    exec(&writer, "INSERT INTO a VALUES (1), (2)").await;
+    exec(&writer, "INSERT INTO b VALUES (1)").await;
+
+    exec(&reader, "BEGIN ISOLATION LEVEL REPEATABLE READ").await;
+    assert_eq!(scalar(&reader, "SELECT count(*) FROM a").await, "2");
+    exec(&writer, "INSERT INTO a VALUES (3)").await;
+    exec(&writer, "INSERT INTO b VALUES (2)").await;
+    exec(&writer, "DELETE FROM a WHERE id = 1").await;
+    // Neither table changes for the reader, not even the one it had not read yet.
+    assert_eq!(scalar(&reader, "SELECT count(*), sum(id) FROM a").await, "2|3");
+    assert_eq!(scalar(&reader, "SELECT count(*) FROM b").await, "1");
+    exec(&reader, "COMMIT").await;
+    assert_eq!(scalar(&reader, "SELECT count(*), sum(id) FROM a").await, "2|5");
+    assert_eq!(scalar(&reader, "SELECT count(*) FROM b").await, "2");
+}
+
+on_shoal_and_postgresql!(
+    one_snapshot_per_transaction_on_shoal,
+    one_snapshot_per_transaction_on_postgresql,
+    2,
+    120,
+    one_snapshot_per_transaction
+);
+
+/// `clients` connections each add 1 to the same row `rounds` times in REPEATABLE READ
+/// transactions, retrying on 40001: no increment is lost.
+async fn concurrent_writers_lose_no_update(target: &PsqlTarget, shoal: bool) {
+    let setup = client_of(target).await;
+    create_table(&setup, shoal, "acc", "id bigint NOT NULL, bal bigint", false).await;
+    exec(&setup, "INSERT INTO acc SELECT i, 0 AS bal FROM generate_series(1, 50) AS g(i)").await;
+    let (clients, rounds) = (4, 15);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let target = target.clone();
+        tasks.push(tokio::spawn(async move {
+            let client = client_of(&target).await;
+            let mut retries = 0u32;
+            for r in 0..rounds {
+                loop {
+                    let other = 1 + (c * rounds + r) % 49 + 1;
+                    let sql = format!(
+                        "BEGIN ISOLATION LEVEL REPEATABLE READ; \
+                         UPDATE acc SET bal = bal + 1 WHERE id = 1; \
+                         UPDATE acc SET bal = bal + 1 WHERE id = {other}; COMMIT"
+                    );
+                    match client.simple_query(&sql).await {
+                        Ok(_) => break,
+                        Err(e) if sqlstate(&e).as_deref() == Some("40001") => {
+                            retries += 1;
+                            let _ = client.simple_query("ROLLBACK").await;
+                        }
+                        Err(e) => panic!("increment: {}", err_text(&e)),
+                    }
+                }
+            }
+            retries
+        }));
+    }
+    for t in tasks {
+        t.await.expect("writer task");
+    }
+    let total = clients * rounds;
+    assert_eq!(
+        scalar(&setup, "SELECT bal FROM acc WHERE id = 1").await,
+        total.to_string()
+    );
+    assert_eq!(
+        scalar(&setup, "SELECT sum(bal), count(*) FROM acc").await,
+        format!("{}|50", 2 * total)
+    );
+}
+
+on_shoal_and_postgresql!(
+    concurrent_writers_lose_no_update_on_shoal,
+    concurrent_writers_lose_no_update_on_postgresql,
+    3,
+    240,
+    concurrent_writers_lose_no_update
+);
+
+/// The statements of the UPDATE/DELETE comparison; after each, every table's contents are
+/// summed on both servers.
+const CHANGES: &[&str] = &[
+    "UPDATE items SET price = price * 2 WHERE category = 3",
+    "UPDATE items SET name = name || '-x', qty = NULL WHERE id % 1000 = 7",
+    "DELETE FROM items WHERE qty < 5",
+    "UPDATE items SET qty = qty + c.bonus FROM categories c WHERE items.category = c.id AND c.bonus > 2",
+    "DELETE FROM items i USING categories c WHERE i.category = c.id AND c.name = 'cat-5'",
+    "UPDATE items SET id = id + 1000000 WHERE id BETWEEN 5000 AND 5100",
+    "UPDATE categories SET bonus = bonus * 10 WHERE id < 4",
+    "DELETE FROM categories WHERE id = 9",
+    "DELETE FROM items WHERE category NOT IN (SELECT id FROM categories)",
+    "UPDATE items SET price = 0 WHERE false",
+];
+
+const SUMS: &[&str] = &[
+    "SELECT count(*), sum(id), sum(category), sum(price), count(qty), sum(qty), sum(length(name)) FROM items",
+    "SELECT count(*), sum(id), sum(bonus), string_agg(name, ',' ORDER BY id) FROM categories",
+    "SELECT category, count(*), sum(qty) FROM items GROUP BY category ORDER BY category",
+];
+
+async fn sums(client: &Client) -> Vec<String> {
+    let mut out = Vec::new();
+    for q in SUMS {
+        out.extend(lines(client, q).await);
+    }
+    out
+}
+
+async fn load_items(client: &Client, shoal: bool) {
+    create_table(
+        client,
+        shoal,
+        "items",
+        "id bigint NOT NULL, category integer, name text, price numeric(12,2), qty integer",
+        false,
+    )
+    .await;
+    create_table(client, shoal, "categories", "id integer NOT NULL, name text, bonus integer", true).await;
+    exec(
+        client,
+        "INSERT INTO categories SELECT i, 'cat-' || i, i % 5 FROM generate_series(0, 11) AS g(i)",
+    )
+    .await;
+    for part in 0..4 {
+        exec(
+            client,
+            &format!(
+                "INSERT INTO items SELECT i, i % 12, 'item-' || i, (i % 997) * 1.25, i % 50 \
+                 FROM generate_series({}, {}) AS g(i)",
+                part * 50_000 + 1,
+                (part + 1) * 50_000
+            ),
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_and_deletes_match_postgresql() {
+    let Some(pg) = PgServer::start() else { return };
+    let mut cluster = Cluster::start(3).await;
+    let pgc = pg.client().await;
+    let shoal = cluster.client().await;
+    within(300, "load", async {
+        load_items(&pgc, false).await;
+        load_items(&shoal, true).await;
+    })
+    .await;
+    assert_eq!(sums(&shoal).await, sums(&pgc).await, "after loading");
+    for (i, change) in CHANGES.iter().enumerate() {
+        let want = tags(&pgc, change).await;
+        let got = within(300, change, tags(&shoal, change)).await;
+        assert_eq!(got, want, "{change}");
+        assert_eq!(sums(&shoal).await, sums(&pgc).await, "after {change}");
+        if i == 3 {
+            // Rewritten shards keep their rows through compaction and a move: ten small
+            // INSERTs leave every shard enough small files for the coordinator to merge.
+            for k in 0..10 {
+                let sql = format!(
+                    "INSERT INTO items SELECT i, 1 AS c, 'late', 1.5 AS p, 2 AS q FROM generate_series({}, {}) AS g(i)",
+                    300_000 + k * 10,
+                    300_009 + k * 10
+                );
+                exec(&shoal, &sql).await;
+                exec(&pgc, &sql).await;
+            }
+            let files = "SELECT max(file_count) FROM shoal.shards WHERE table_name = 'items'";
+            within(120, "compaction", async {
+                while scalar(&shoal, files).await.parse::<i64>().unwrap_or(99) > 2 {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            })
+            .await;
+            assert_eq!(sums(&shoal).await, sums(&pgc).await, "after compaction");
+            let moved = lines(
+                &shoal,
+                "SELECT shardid, nodeport FROM citus_shards WHERE table_name = 'items' ORDER BY shardid LIMIT 1",
+            )
+            .await;
+            let (shard, port) = moved[0].split_once('|').expect("shard|port");
+            let to = cluster
+                .worker_ports()
+                .into_iter()
+                .find(|p| p.to_string() != port)
+                .expect("another worker");
+            exec(
+                &shoal,
+                &format!(
+                    "SELECT citus_move_shard_placement({shard}, '127.0.0.1', {port}, '127.0.0.1', {to})"
+                ),
+            )
+            .await;
+            assert_eq!(sums(&shoal).await, sums(&pgc).await, "after compaction and a move");
+        }
+    }
+    // RETURNING answers the changed rows: the new ones for UPDATE, the old ones for DELETE.
+    let sql = "UPDATE items SET qty = qty * 2 WHERE id IN (1, 2, 3, 999999) RETURNING id, qty, price";
+    let order = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(order(lines(&shoal, sql).await), order(lines(&pgc, sql).await));
+    let sql = "DELETE FROM items WHERE id IN (4, 5) RETURNING *";
+    assert_eq!(order(lines(&shoal, sql).await), order(lines(&pgc, sql).await));
+    assert_eq!(
+        tags(&shoal, "DELETE FROM items WHERE id = 6 RETURNING id").await,
+        tags(&pgc, "DELETE FROM items WHERE id = 6 RETURNING id").await
+    );
+    drop(shoal);
+    cluster.restart_coordinator().await;
+    let shoal = cluster.client().await;
+    assert_eq!(sums(&shoal).await, sums(&pgc).await, "after a coordinator restart");
+}
+
+/// The coordinator killed inside a transaction loses it all; killed after COMMIT returned,
+/// keeps it all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinator_crash_is_all_or_nothing() {
+    let mut cluster = Cluster::start(2).await;
+    let client = cluster.client().await;
+    create_table(&client, true, "w", "id bigint NOT NULL, v bigint", false).await;
+    exec(&client, "INSERT INTO w SELECT i, i AS v FROM generate_series(1, 1000) AS g(i)").await;
+
+    exec(&client, "BEGIN").await;
+    exec(&client, "INSERT INTO w SELECT i, i AS v FROM generate_series(1001, 3000) AS g(i)").await;
+    exec(&client, "DELETE FROM w WHERE id <= 500").await;
+    exec(&client, "UPDATE w SET v = 0 WHERE id > 900").await;
+    assert_eq!(scalar(&client, "SELECT count(*), sum(v) FROM w").await, "2500|280200");
+    cluster.kill_coordinator();
+    cluster.restart_coordinator().await;
+    let client = cluster.client().await;
+    assert_eq!(scalar(&client, "SELECT count(*), sum(v) FROM w").await, "1000|500500");
+
+    exec(&client, "BEGIN").await;
+    exec(&client, "DELETE FROM w WHERE id <= 500").await;
+    exec(&client, "INSERT INTO w VALUES (5000, 5000)").await;
+    exec(&client, "COMMIT").await;
+    cluster.kill_coordinator();
+    cluster.restart_coordinator().await;
+    let client = cluster.client().await;
+    assert_eq!(scalar(&client, "SELECT count(*), sum(v) FROM w").await, "501|380250");
+}
+
+/// Schema changes are refused inside a block, never half-applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_changes_in_a_block_are_refused() {
+    let cluster = Cluster::start(2).await;
+    let client = cluster.client().await;
+    create_table(&client, true, "w", "id bigint NOT NULL", false).await;
+    for ddl in [
+        "CREATE TABLE other (id bigint)",
+        "DROP TABLE w",
+        "ALTER TABLE w ADD COLUMN x int",
+    ] {
+        exec(&client, "BEGIN").await;
+        exec(&client, "INSERT INTO w VALUES (1)").await;
+        fails_with(&client, ddl, "25001").await;
+        fails_with(&client, "SELECT 1", "25P02").await;
+        exec(&client, "ROLLBACK").await;
+    }
+    assert_eq!(scalar(&client, "SELECT count(*) FROM w").await, "0");
+    let r = query_lines(&client, "SELECT count(*) FROM other").await;
+    assert!(r.is_err(), "no table was created");
+}
