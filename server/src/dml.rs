@@ -630,6 +630,37 @@ pub async fn run(
     Ok(DmlOutcome { count, returning })
 }
 
+/// Fails with a conflict when a file of `removed` is no longer in the catalog's list (and is
+/// not one the transaction staged itself).
+fn still_listed(
+    cluster: &Cluster,
+    snapshot: &TableSnapshot,
+    removed: &[RemovedFile],
+    staged: &HashSet<(i64, String)>,
+) -> Result<(), ClusterError> {
+    let now = cluster.catalog().snapshot(&snapshot.table.name)?;
+    let listed: HashSet<(i64, &str)> = now
+        .shards
+        .iter()
+        .flat_map(|s| s.placements.iter())
+        .flat_map(|p| {
+            p.files
+                .iter()
+                .map(move |f| (p.placement_id, f.name.as_str()))
+        })
+        .collect();
+    for r in removed {
+        if !listed.contains(&(r.placement_id, r.name.as_str()))
+            && !staged.contains(&(r.placement_id, r.name.clone()))
+        {
+            return Err(ClusterError::Conflict {
+                message: "could not serialize access due to concurrent update".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// A query's rows; at least one batch, so that even no rows carry the schema.
 async fn collect(df: datafusion::dataframe::DataFrame) -> Result<Vec<RecordBatch>, PgError> {
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
@@ -673,6 +704,21 @@ async fn publish(
     }
     let added = staged_files(snapshot, &files);
     if in_txn {
+        // Another transaction that already replaced one of these files makes COMMIT fail;
+        // fail now instead, as PostgreSQL's REPEATABLE READ does at the UPDATE. (One that
+        // commits later is still caught at COMMIT.) Files this transaction wrote itself are
+        // not in the catalog's list and need no check.
+        let staged_here: HashSet<(i64, String)> = session.staged_names();
+        if let Err(e) = still_listed(cluster, snapshot, &removed, &staged_here) {
+            let garbage = added
+                .iter()
+                .map(|f| (f.addr.clone(), f.shard_id, f.file.name.clone()))
+                .collect();
+            cluster
+                .delete_unlisted(snapshot.table.table_id, garbage)
+                .await;
+            return Err(cerr(e));
+        }
         session.stage(StagedWrite {
             table_id: snapshot.table.table_id,
             table_name: snapshot.table.name.clone(),

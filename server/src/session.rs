@@ -190,6 +190,20 @@ impl Session {
         Ok(Some(snap))
     }
 
+    /// (placement, name) of every file this transaction has staged.
+    pub fn staged_names(&self) -> HashSet<(i64, String)> {
+        self.lock()
+            .txn
+            .writes
+            .iter()
+            .flat_map(|w| {
+                w.added
+                    .iter()
+                    .map(|f| (f.placement_id, f.file.name.clone()))
+            })
+            .collect()
+    }
+
     /// Adds a statement's changes to the transaction.
     pub fn stage(&self, write: StagedWrite) {
         let mut by_shard: HashMap<i64, Vec<String>> = HashMap::new();

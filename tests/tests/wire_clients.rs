@@ -401,7 +401,12 @@ async fn copy_in_scenario(db: &Db) {
             "DELETE FROM c WHERE no_such_column = 1",
         ] {
             let err = client.simple_query(sql).await.expect_err(sql);
-            assert_eq!(sqlstate(&err).as_deref(), Some("42703"), "{}", err_text(&err));
+            assert_eq!(
+                sqlstate(&err).as_deref(),
+                Some("42703"),
+                "{}",
+                err_text(&err)
+            );
         }
         // The session still works after errors.
         assert_eq!(scalar(&client, "SELECT count(*) FROM c").await, "3003");
