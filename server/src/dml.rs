@@ -260,31 +260,35 @@ impl DmlStatement {
         ctx: &SessionContext,
         info: &TableInfo,
     ) -> Result<LogicalPlan, PgError> {
+        let state = ctx.state();
+        let plan = |sql_text: String| {
+            let state = &state;
+            async move {
+                state
+                    .create_logical_plan(&sql_text)
+                    .await
+                    .map_err(|e| from_datafusion(&e))
+            }
+        };
         let columns: Vec<String> = info.columns.iter().map(|c| c.name.clone()).collect();
-        let mut select: Vec<String> = self
+        let mut inputs: Vec<String> = self
             .assignments
             .iter()
             .map(|(_, e)| format!("({e})"))
             .collect();
-        let returning = self.returning_sql(&columns, true);
-        let sql_text = match &returning {
-            Some(r) => format!("SELECT {r}{}", self.from_where()),
-            None => {
-                select.push("1".into());
-                format!("SELECT {}{}", select.join(", "), self.from_where())
-            }
-        };
-        let plan = ctx
-            .state()
-            .create_logical_plan(&sql_text)
-            .await
-            .map_err(|e| from_datafusion(&e))?;
-        if returning.is_some() {
-            return Ok(plan);
-        }
-        // No row description: the same inputs (and parameters) under an empty projection.
-        datafusion::logical_expr::LogicalPlanBuilder::from(plan)
+        inputs.push("1".into());
+        // Every parameter (SET values and WHERE), under an empty projection: no columns.
+        let params = plan(format!("SELECT {}{}", inputs.join(", "), self.from_where())).await?;
+        let params = datafusion::logical_expr::LogicalPlanBuilder::from(params)
             .project(Vec::<Expr>::new())
+            .and_then(|b| b.build())
+            .map_err(|e| from_datafusion(&e))?;
+        let Some(returning) = self.returning_sql(&columns, true) else {
+            return Ok(params);
+        };
+        let shown = plan(format!("SELECT {returning}{}", self.from_where())).await?;
+        datafusion::logical_expr::LogicalPlanBuilder::from(shown)
+            .cross_join(params)
             .and_then(|b| b.build())
             .map_err(|e| from_datafusion(&e))
     }

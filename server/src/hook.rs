@@ -26,6 +26,7 @@ use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use shoal_catalog::{ColumnDef, SqlType};
 use shoal_sql_functions::Cluster;
+use futures::StreamExt;
 use tracing::Instrument;
 
 use crate::copy::{copy_out, start_copy_in, CopyOptions};
@@ -82,6 +83,12 @@ enum Action {
     },
     /// UPDATE or DELETE.
     Dml(Box<crate::dml::DmlStatement>),
+    /// `INSERT ... RETURNING`: the INSERT without its RETURNING list, the list, the table.
+    InsertReturning {
+        insert: Box<Statement>,
+        returning: Vec<SelectItem>,
+        table: String,
+    },
     Refuse(PgError),
 }
 
@@ -410,6 +417,33 @@ fn classify(stmt: &Statement) -> Option<Action> {
                 ))),
             }
         }
+        Statement::Insert(ins) if ins.on.is_some() => Some(Action::Refuse(
+            PgError::new("0A000", "INSERT ... ON CONFLICT is not supported").with_hint(Some(
+                "Shoal keeps no unique index to find a conflict with: insert only the new rows \
+                 (INSERT ... SELECT ... WHERE NOT EXISTS (...)), or UPDATE the existing ones \
+                 first."
+                    .into(),
+            )),
+        )),
+        Statement::Insert(ins) if ins.returning.is_some() => {
+            let sql::TableObject::TableName(name) = &ins.table else {
+                return Some(Action::Refuse(PgError::new("0A000", "INSERT into a table function is not supported")));
+            };
+            let mut plain = ins.clone();
+            let returning = plain.returning.take().unwrap_or_default();
+            Some(Action::InsertReturning {
+                table: object_name(name),
+                insert: Box::new(Statement::Insert(plain)),
+                returning,
+            })
+        }
+        Statement::CreateView(_) => Some(Action::Refuse(
+            PgError::new("0A000", "CREATE VIEW is not supported yet").with_hint(Some(
+                "Views are not kept in Shoal's catalog yet; name the query in a WITH clause, or \
+                 materialise it with CREATE TABLE and INSERT INTO ... SELECT."
+                    .into(),
+            )),
+        )),
         Statement::Update(_) | Statement::Delete(_) => {
             crate::dml::DmlStatement::parse(stmt).map(|r| match r {
                 Ok(d) => Action::Dml(Box::new(d)),
@@ -626,6 +660,58 @@ impl ShoalHook {
                 }
                 tag("TRUNCATE TABLE")
             }
+            Action::InsertReturning {
+                insert,
+                returning,
+                table,
+            } => {
+                let info = cluster.table(&table).map_err(|e| pg(&e))?;
+                let plan = ctx
+                    .state()
+                    .statement_to_plan(datafusion::sql::parser::Statement::Statement(insert))
+                    .await
+                    .map_err(|e| PgWireErrorOf::df(&e))?;
+                let plan = plan
+                    .replace_params_with_values(params)
+                    .map_err(|e| PgWireErrorOf::df(&e))?;
+                let LogicalPlan::Dml(dml) = plan else {
+                    return Err(PgError::new("XX000", "INSERT did not plan as an insert").into_pgwire());
+                };
+                let rows = ctx
+                    .execute_logical_plan(dml.input.as_ref().clone())
+                    .await
+                    .map_err(|e| PgWireErrorOf::df(&e))?
+                    .collect()
+                    .await
+                    .map_err(|e| PgWireErrorOf::df(&e))?;
+                let schema = shoal_sql_functions::types::table_schema(&info.columns);
+                let rows = rows
+                    .iter()
+                    .map(|b| crate::sink::conform(b, &schema))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| pg(&e))?;
+                let session = crate::session::current();
+                let stream = futures::stream::iter(rows.clone().into_iter().map(Ok)).boxed();
+                crate::sink::write_statement(cluster, &table, stream, session.as_ref())
+                    .await
+                    .map_err(|e| pg(&e))?;
+                let local = SessionContext::new();
+                let mem = datafusion::datasource::MemTable::try_new(Arc::clone(&schema), vec![rows])
+                    .map_err(|e| PgWireErrorOf::df(&e))?;
+                local
+                    .register_table(table.as_str(), Arc::new(mem))
+                    .map_err(|e| PgWireErrorOf::df(&e))?;
+                let list = returning_list(&returning, &info);
+                let df = local
+                    .sql(&format!("SELECT {list} FROM \"{}\"", table.replace('"', "\"\"")))
+                    .await
+                    .map_err(|e| PgWireErrorOf::df(&e))?;
+                let opts = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+                let mut resp =
+                    arrow_pg::datatypes::df::encode_dataframe(df, &format, Some(opts)).await?;
+                resp.set_command_tag("INSERT 0");
+                Ok(Response::Query(resp))
+            }
             Action::Dml(stmt) => {
                 let session = crate::session::current()
                     .unwrap_or_else(|| Arc::new(crate::session::Session::new(Arc::clone(cluster))));
@@ -818,6 +904,17 @@ impl QueryHook for ShoalHook {
         session_context: &SessionContext,
         _client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
+        // Transaction control runs in the session (`crate::session`); nothing to describe.
+        if matches!(
+            statement,
+            Statement::StartTransaction { .. }
+                | Statement::Commit { .. }
+                | Statement::Rollback { .. }
+                | Statement::Savepoint { .. }
+                | Statement::ReleaseSavepoint { .. }
+        ) {
+            return Some(Ok(empty_plan()));
+        }
         let action = classify(statement)?;
         Some(match action {
             Action::Query(stmt) => session_context
@@ -841,6 +938,43 @@ impl QueryHook for ShoalHook {
                     Some(Err(e)) => Err(PgWireErrorOf::df(&e)),
                     None => Ok(empty_plan()),
                 }
+            }
+            Action::InsertReturning {
+                insert,
+                returning,
+                table,
+            } => {
+                // The RETURNING columns, and the INSERT's inputs for its parameters' types.
+                let describe = async {
+                    let info = self.cluster.table(&table).map_err(|e| from_cluster(&e))?;
+                    let state = session_context.state();
+                    let list = returning_list(&returning, &info);
+                    let shown = state
+                        .create_logical_plan(&format!(
+                            "SELECT {list} FROM \"{}\"",
+                            table.replace('"', "\"\"")
+                        ))
+                        .await
+                        .map_err(|e| from_datafusion(&e))?;
+                    let plan = state
+                        .statement_to_plan(datafusion::sql::parser::Statement::Statement(insert))
+                        .await
+                        .map_err(|e| from_datafusion(&e))?;
+                    let LogicalPlan::Dml(dml) = plan else {
+                        return Err(PgError::new("XX000", "INSERT did not plan as an insert"));
+                    };
+                    let inputs = datafusion::logical_expr::LogicalPlanBuilder::from(
+                        dml.input.as_ref().clone(),
+                    )
+                    .project(Vec::<datafusion::logical_expr::Expr>::new())
+                    .and_then(|b| b.build())
+                    .map_err(|e| from_datafusion(&e))?;
+                    datafusion::logical_expr::LogicalPlanBuilder::from(shown)
+                        .cross_join(inputs)
+                        .and_then(|b| b.build())
+                        .map_err(|e| from_datafusion(&e))
+                };
+                describe.await.map_err(PgError::into_pgwire)
             }
             Action::Dml(stmt) => match self.cluster.table(&stmt.table) {
                 Ok(info) => stmt
@@ -880,6 +1014,23 @@ impl QueryHook for ShoalHook {
                 .await,
         )
     }
+}
+
+/// A RETURNING list as SQL over the table's rows, `*` standing for its columns.
+fn returning_list(items: &[SelectItem], info: &shoal_catalog::TableInfo) -> String {
+    items
+        .iter()
+        .map(|item| match item {
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => info
+                .columns
+                .iter()
+                .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
+                .collect::<Vec<_>>()
+                .join(", "),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn empty_plan() -> LogicalPlan {

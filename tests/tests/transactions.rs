@@ -708,3 +708,88 @@ on_shoal_and_postgresql!(
     300,
     pgbench_tpcb_keeps_the_books
 );
+
+/// psycopg's transactions as applications use them: the default (non-autocommit) mode with
+/// `commit()`/`rollback()`, `transaction()` blocks that raise, nested blocks (savepoints), and
+/// bound parameters in INSERT/UPDATE/DELETE ... RETURNING.
+async fn psycopg_transactions(target: &PsqlTarget, shoal: bool) {
+    if !shoal_e2e::require_tool("psycopg") {
+        return;
+    }
+    let client = client_of(target).await;
+    create_table(&client, shoal, "py", "id bigint NOT NULL, name text", false).await;
+    let python = shoal_e2e::python_with_psycopg().expect("python with psycopg");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = shoal_e2e::write_file(
+        dir.path(),
+        "tx.py",
+        br#"
+import sys
+import psycopg
+
+conninfo = dict(host=sys.argv[1], port=int(sys.argv[2]), user=sys.argv[3], dbname=sys.argv[4])
+count = "SELECT count(*) FROM py"
+with psycopg.connect(**conninfo) as conn:
+    print("ins", conn.execute("INSERT INTO py VALUES (%s, %s), (%s, %s) RETURNING id, name",
+                              (1, "one", 2, "two")).fetchall())
+    print("upd", conn.execute("UPDATE py SET name = %s WHERE id = %s RETURNING id, name",
+                              ("uno", 1)).fetchall())
+    print("del", conn.execute("DELETE FROM py WHERE id = %s RETURNING name", (2,)).fetchall())
+    print("inside", conn.execute(count).fetchone()[0])
+    conn.rollback()
+    print("rolled back", conn.execute(count).fetchone()[0])
+    conn.commit()
+    with conn.transaction():
+        conn.execute("INSERT INTO py VALUES (%s, %s)", (10, "ten"))
+        try:
+            with conn.transaction():
+                conn.execute("INSERT INTO py VALUES (%s, %s)", (11, "eleven"))
+                conn.execute("SELECT 1 / 0")
+        except psycopg.errors.DivisionByZero:
+            print("savepoint rolled back")
+        conn.execute("UPDATE py SET name = upper(name) WHERE id = %s", (10,))
+    try:
+        with conn.transaction():
+            conn.execute("INSERT INTO py VALUES (%s, %s)", (20, "twenty"))
+            raise RuntimeError("abandon")
+    except RuntimeError:
+        print("block rolled back")
+    print("rows", conn.execute("SELECT id, name FROM py ORDER BY id").fetchall())
+"#,
+    );
+    let port = target.port.to_string();
+    let out = tokio::task::block_in_place(|| {
+        shoal_e2e::run_with_timeout(
+            std::process::Command::new(&python)
+                .arg(&script)
+                .args([&target.host, &port, &target.user, &target.dbname]),
+            None,
+            Duration::from_secs(120),
+        )
+    });
+    assert!(
+        out.status.success(),
+        "psycopg script failed:\n{}\n{}",
+        shoal_e2e::stdout_of(&out),
+        shoal_e2e::stderr_of(&out)
+    );
+    assert_eq!(
+        shoal_e2e::stdout_of(&out),
+        "ins [(1, 'one'), (2, 'two')]\n\
+         upd [(1, 'uno')]\n\
+         del [('two',)]\n\
+         inside 1\n\
+         rolled back 0\n\
+         savepoint rolled back\n\
+         block rolled back\n\
+         rows [(10, 'TEN')]\n"
+    );
+}
+
+on_shoal_and_postgresql!(
+    psycopg_transactions_on_shoal,
+    psycopg_transactions_on_postgresql,
+    2,
+    180,
+    psycopg_transactions
+);
