@@ -134,6 +134,14 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX tasks_by_state ON tasks (state, task_id);
     "#,
+    // 5: views, kept as their query's SQL; planned again whenever a query names them.
+    r#"
+    CREATE TABLE views (
+        name TEXT PRIMARY KEY,
+        query TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this binary writes.

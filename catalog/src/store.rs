@@ -593,7 +593,7 @@ impl Catalog {
             let exists: Option<i64> = tx
                 .query_row("SELECT table_id FROM tables WHERE name = ?1", [&new.name], |r| r.get(0))
                 .optional()?;
-            if exists.is_some() {
+            if exists.is_some() || view_exists(tx, &new.name)? {
                 return Err(CatalogError::TableExists { name: new.name.clone() });
             }
             tx.execute(
@@ -657,6 +657,53 @@ impl Catalog {
         })
     }
 
+    /// Stores a view's query. A table of that name, or (unless `replace`) a view, is
+    /// `TableExists`.
+    pub fn create_view(&self, name: &str, query: &str, replace: bool) -> Result<()> {
+        self.write(|tx| {
+            let table: Option<i64> = tx
+                .query_row("SELECT table_id FROM tables WHERE name = ?1", [name], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if table.is_some() || (!replace && view_exists(tx, name)?) {
+                return Err(CatalogError::TableExists {
+                    name: name.to_string(),
+                });
+            }
+            tx.execute(
+                "INSERT INTO views (name, query, created_at_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET query = excluded.query",
+                params![name, query, now_ms()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Forgets a view; whether there was one.
+    pub fn drop_view(&self, name: &str) -> Result<bool> {
+        self.write(|tx| Ok(tx.execute("DELETE FROM views WHERE name = ?1", [name])? > 0))
+    }
+
+    /// The query of the view `name`, if there is one.
+    pub fn view_query(&self, name: &str) -> Result<Option<String>> {
+        self.read(|tx| {
+            Ok(tx
+                .query_row("SELECT query FROM views WHERE name = ?1", [name], |r| {
+                    r.get(0)
+                })
+                .optional()?)
+        })
+    }
+
+    pub fn view_names(&self) -> Result<Vec<String>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare("SELECT name FROM views ORDER BY name")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<std::result::Result<Vec<String>, _>>()?)
+        })
+    }
+
     /// Drops a table; its shard directories become cleanup records.
     pub fn drop_table(&self, table_id: i64) -> Result<()> {
         self.write(|tx| {
@@ -679,6 +726,30 @@ impl Catalog {
             tx.execute(
                 "DELETE FROM files WHERE placement_id IN (SELECT placement_id FROM placements JOIN shards USING (shard_id) WHERE table_id = ?1)",
                 [table_id],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// `ALTER TABLE ... RENAME TO`: files and shards are keyed by the table's id, so only
+    /// the name changes.
+    pub fn rename_table(&self, table_id: i64, new_name: &str) -> Result<()> {
+        self.write(|tx| {
+            let taken: Option<i64> = tx
+                .query_row(
+                    "SELECT table_id FROM tables WHERE name = ?1",
+                    [new_name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if taken.is_some() || view_exists(tx, new_name)? {
+                return Err(CatalogError::TableExists {
+                    name: new_name.to_string(),
+                });
+            }
+            tx.execute(
+                "UPDATE tables SET name = ?2 WHERE table_id = ?1",
+                params![table_id, new_name],
             )?;
             Ok(())
         })
@@ -1048,6 +1119,15 @@ pub(crate) fn cleanup_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Cleanu
         file_name: r.get(4)?,
         not_before_ms: r.get(5)?,
     })
+}
+
+fn view_exists(tx: &Transaction<'_>, name: &str) -> Result<bool> {
+    let v: Option<String> = tx
+        .query_row("SELECT name FROM views WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(v.is_some())
 }
 
 fn insert_file(tx: &Transaction<'_>, placement_id: i64, f: &FileRecord, at: i64) -> Result<()> {

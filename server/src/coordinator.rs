@@ -118,6 +118,7 @@ pub fn session_context(
         .build_arc()
         .map_err(|e| ServerError::Startup(format!("query runtime: {e}")))?;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
+    let planner = Arc::new(std::sync::OnceLock::new());
     let catalog = ctx
         .catalog(DATABASE)
         .ok_or_else(|| ServerError::Startup(format!("catalog {DATABASE} missing")))?;
@@ -127,6 +128,7 @@ pub fn session_context(
             Arc::new(ShoalSchemaProvider::new(
                 Arc::clone(cluster),
                 views::compat_views(cluster),
+                Arc::clone(&planner),
             )),
         )
         .map_err(|e| ServerError::Startup(e.to_string()))?;
@@ -146,6 +148,8 @@ pub fn session_context(
         "citus_get_active_worker_nodes",
         Arc::new(ActiveWorkerNodes(Arc::clone(cluster))),
     );
+    // Views plan with everything registered above.
+    let _ = planner.set(ctx.state());
     Ok(ctx)
 }
 

@@ -24,9 +24,9 @@ use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireResult};
 use datafusion_postgres::pgwire::messages::response::NoticeResponse;
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
+use futures::StreamExt;
 use shoal_catalog::{ColumnDef, SqlType};
 use shoal_sql_functions::Cluster;
-use futures::StreamExt;
 use tracing::Instrument;
 
 use crate::copy::{copy_out, start_copy_in, CopyOptions};
@@ -60,6 +60,22 @@ enum Action {
         /// A PRIMARY KEY or UNIQUE constraint was declared: accepted, not enforced (notice).
         declares_key: bool,
     },
+    CreateView {
+        name: String,
+        query: Box<sql::Query>,
+        or_replace: bool,
+        if_not_exists: bool,
+    },
+    DropView {
+        names: Vec<String>,
+        if_exists: bool,
+    },
+    /// `CREATE TABLE name AS query`.
+    CreateTableAs {
+        name: String,
+        query: Box<sql::Query>,
+        if_not_exists: bool,
+    },
     Drop {
         names: Vec<String>,
         if_exists: bool,
@@ -71,6 +87,10 @@ enum Action {
         table: String,
         column: ColumnDef,
         if_not_exists: bool,
+    },
+    RenameTable {
+        table: String,
+        new_name: String,
     },
     CopyIn {
         table: String,
@@ -362,12 +382,17 @@ fn classify(stmt: &Statement) -> Option<Action> {
         }
         Statement::Call(f) => function_call(f).map(Action::Call),
         Statement::CreateTable(ct) => {
-            if ct.query.is_some() {
-                return Some(Action::Refuse(
-                    PgError::new("0A000", "CREATE TABLE ... AS is not supported yet").with_hint(
-                        Some("Create the table, then INSERT INTO t SELECT ...".into()),
-                    ),
-                ));
+            if let Some(query) = &ct.query {
+                if !ct.columns.is_empty() {
+                    return Some(Action::Refuse(PgError::new("0A000", "CREATE TABLE name (columns) AS ... is not supported").with_hint(Some(
+                        "Name the columns in the query: CREATE TABLE t AS SELECT a AS x, b AS y ...".into(),
+                    ))));
+                }
+                return Some(Action::CreateTableAs {
+                    name: object_name(&ct.name),
+                    query: query.clone(),
+                    if_not_exists: ct.if_not_exists,
+                });
             }
             Some(match table_columns(ct) {
                 Ok((columns, declares_key)) => Action::CreateTable {
@@ -411,6 +436,17 @@ fn classify(stmt: &Statement) -> Option<Action> {
                     },
                     Err(e) => Action::Refuse(e),
                 }),
+                AlterTableOperation::RenameTable { table_name } => {
+                    let new_name = match table_name {
+                        sql::RenameTableNameKind::As(n) | sql::RenameTableNameKind::To(n) => {
+                            object_name(n)
+                        }
+                    };
+                    Some(Action::RenameTable {
+                        table: object_name(&at.name),
+                        new_name,
+                    })
+                }
                 other => Some(Action::Refuse(PgError::new(
                     "0A000",
                     format!("ALTER TABLE ... {other} is not supported"),
@@ -427,7 +463,10 @@ fn classify(stmt: &Statement) -> Option<Action> {
         )),
         Statement::Insert(ins) if ins.returning.is_some() => {
             let sql::TableObject::TableName(name) = &ins.table else {
-                return Some(Action::Refuse(PgError::new("0A000", "INSERT into a table function is not supported")));
+                return Some(Action::Refuse(PgError::new(
+                    "0A000",
+                    "INSERT into a table function is not supported",
+                )));
             };
             let mut plain = ins.clone();
             let returning = plain.returning.take().unwrap_or_default();
@@ -437,13 +476,34 @@ fn classify(stmt: &Statement) -> Option<Action> {
                 returning,
             })
         }
-        Statement::CreateView(_) => Some(Action::Refuse(
-            PgError::new("0A000", "CREATE VIEW is not supported yet").with_hint(Some(
-                "Views are not kept in Shoal's catalog yet; name the query in a WITH clause, or \
-                 materialise it with CREATE TABLE and INSERT INTO ... SELECT."
-                    .into(),
-            )),
-        )),
+        Statement::CreateView(v) => {
+            if v.materialized || !v.columns.is_empty() {
+                return Some(Action::Refuse(
+                    PgError::new(
+                        "0A000",
+                        "materialized views and view column lists are not supported",
+                    )
+                    .with_hint(Some(
+                        "Name the columns in the query: CREATE VIEW v AS SELECT a AS x, ...".into(),
+                    )),
+                ));
+            }
+            Some(Action::CreateView {
+                name: object_name(&v.name),
+                query: v.query.clone(),
+                or_replace: v.or_replace,
+                if_not_exists: v.if_not_exists,
+            })
+        }
+        Statement::Drop {
+            object_type: ObjectType::View,
+            if_exists,
+            names,
+            ..
+        } => Some(Action::DropView {
+            names: names.iter().map(object_name).collect(),
+            if_exists: *if_exists,
+        }),
         Statement::Update(_) | Statement::Delete(_) => {
             crate::dml::DmlStatement::parse(stmt).map(|r| match r {
                 Ok(d) => Action::Dml(Box::new(d)),
@@ -609,6 +669,155 @@ impl ShoalHook {
                 }
                 tag("CREATE TABLE")
             }
+            Action::CreateView {
+                name,
+                query,
+                or_replace,
+                if_not_exists,
+            } => {
+                let exists = cluster
+                    .catalog()
+                    .view_query(&name)
+                    .map_err(|e| pg(&e.into()))?
+                    .is_some();
+                if exists && if_not_exists {
+                    notice(
+                        client,
+                        "NOTICE",
+                        &format!("relation \"{name}\" already exists, skipping"),
+                    )
+                    .await?;
+                    return tag("CREATE VIEW");
+                }
+                let mut self_reference = false;
+                let _ = sql::visit_relations(query.as_ref(), |r| {
+                    if object_name(r) == name {
+                        self_reference = true;
+                    }
+                    std::ops::ControlFlow::<()>::Continue(())
+                });
+                if self_reference {
+                    return Err(PgError::new(
+                        "42P17",
+                        format!("infinite recursion detected in rules for relation \"{name}\""),
+                    )
+                    .into_pgwire());
+                }
+                let text = query.to_string();
+                // Checked now: a view that cannot be planned is refused, not stored.
+                ctx.state()
+                    .create_logical_plan(&text)
+                    .await
+                    .map_err(|e| PgWireErrorOf::df(&e))?;
+                cluster
+                    .catalog()
+                    .create_view(&name, &text, or_replace)
+                    .map_err(|e| pg(&e.into()))?;
+                tag("CREATE VIEW")
+            }
+            Action::DropView { names, if_exists } => {
+                for n in &names {
+                    if !cluster.catalog().drop_view(n).map_err(|e| pg(&e.into()))? {
+                        if !if_exists {
+                            return Err(PgError::new(
+                                "42P01",
+                                format!("view \"{n}\" does not exist"),
+                            )
+                            .into_pgwire());
+                        }
+                        notice(
+                            client,
+                            "NOTICE",
+                            &format!("view \"{n}\" does not exist, skipping"),
+                        )
+                        .await?;
+                    }
+                }
+                tag("DROP VIEW")
+            }
+            Action::CreateTableAs {
+                name,
+                query,
+                if_not_exists,
+            } => {
+                if cluster
+                    .catalog()
+                    .table_by_name(&name)
+                    .map_err(|e| pg(&e.into()))?
+                    .is_some()
+                {
+                    if if_not_exists {
+                        notice(
+                            client,
+                            "NOTICE",
+                            &format!("relation \"{name}\" already exists, skipping"),
+                        )
+                        .await?;
+                        return tag("CREATE TABLE AS");
+                    }
+                    return Err(PgError::new(
+                        "42P07",
+                        format!("relation \"{name}\" already exists"),
+                    )
+                    .into_pgwire());
+                }
+                let df = ctx
+                    .sql(&query.to_string())
+                    .await
+                    .map_err(|e| PgWireErrorOf::df(&e))?
+                    .with_param_values(params.clone())
+                    .map_err(|e| PgWireErrorOf::df(&e))?;
+                let mut columns: Vec<ColumnDef> = Vec::new();
+                for f in df.schema().fields() {
+                    let Some(sql_type) = shoal_sql_functions::types::sql_type_of(f.data_type())
+                    else {
+                        return Err(PgError::new(
+                            "0A000",
+                            format!(
+                                "column \"{}\" has type {}, which no Shoal column holds",
+                                f.name(),
+                                f.data_type()
+                            ),
+                        )
+                        .with_hint(Some("Cast it in the query, e.g. to text.".into()))
+                        .into_pgwire());
+                    };
+                    if columns.iter().any(|c| c.name == *f.name()) {
+                        return Err(PgError::new(
+                            "42701",
+                            format!("column \"{}\" specified more than once", f.name()),
+                        )
+                        .into_pgwire());
+                    }
+                    columns.push(ColumnDef {
+                        name: f.name().clone(),
+                        sql_type,
+                        not_null: false,
+                    });
+                }
+                cluster.create_table(&name, columns).map_err(|e| pg(&e))?;
+                let stream = match df.execute_stream().await {
+                    Ok(s) => s
+                        .map(|b| b.map_err(shoal_sql_functions::ClusterError::from))
+                        .boxed(),
+                    Err(e) => {
+                        let _ = cluster.drop_table(&name, true);
+                        return Err(PgWireErrorOf::df(&e));
+                    }
+                };
+                match crate::sink::write_statement(cluster, &name, stream, None).await {
+                    Ok(rows) => Ok(Response::Execution(
+                        Tag::new("SELECT").with_rows(rows as usize),
+                    )),
+                    Err(e) => {
+                        // All or nothing: the table goes with its rows.
+                        if let Err(d) = cluster.drop_table(&name, true) {
+                            tracing::warn!(table = %name, error = %d, "CREATE TABLE AS failed and its table stays");
+                        }
+                        Err(pg(&e))
+                    }
+                }
+            }
             Action::Drop { names, if_exists } => {
                 for n in &names {
                     if !cluster.drop_table(n, if_exists).map_err(|e| pg(&e))? {
@@ -675,7 +884,9 @@ impl ShoalHook {
                     .replace_params_with_values(params)
                     .map_err(|e| PgWireErrorOf::df(&e))?;
                 let LogicalPlan::Dml(dml) = plan else {
-                    return Err(PgError::new("XX000", "INSERT did not plan as an insert").into_pgwire());
+                    return Err(
+                        PgError::new("XX000", "INSERT did not plan as an insert").into_pgwire()
+                    );
                 };
                 let rows = ctx
                     .execute_logical_plan(dml.input.as_ref().clone())
@@ -696,14 +907,18 @@ impl ShoalHook {
                     .await
                     .map_err(|e| pg(&e))?;
                 let local = SessionContext::new();
-                let mem = datafusion::datasource::MemTable::try_new(Arc::clone(&schema), vec![rows])
-                    .map_err(|e| PgWireErrorOf::df(&e))?;
+                let mem =
+                    datafusion::datasource::MemTable::try_new(Arc::clone(&schema), vec![rows])
+                        .map_err(|e| PgWireErrorOf::df(&e))?;
                 local
                     .register_table(table.as_str(), Arc::new(mem))
                     .map_err(|e| PgWireErrorOf::df(&e))?;
                 let list = returning_list(&returning, &info);
                 let df = local
-                    .sql(&format!("SELECT {list} FROM \"{}\"", table.replace('"', "\"\"")))
+                    .sql(&format!(
+                        "SELECT {list} FROM \"{}\"",
+                        table.replace('"', "\"\"")
+                    ))
                     .await
                     .map_err(|e| PgWireErrorOf::df(&e))?;
                 let opts = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
@@ -739,6 +954,12 @@ impl ShoalHook {
                         Ok(Response::Query(resp))
                     }
                 }
+            }
+            Action::RenameTable { table, new_name } => {
+                cluster
+                    .rename_table(&table, &new_name)
+                    .map_err(|e| pg(&e))?;
+                tag("ALTER TABLE")
             }
             Action::AddColumn {
                 table,

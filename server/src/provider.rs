@@ -80,11 +80,22 @@ impl TableProvider for LiveTable {
 pub struct ShoalSchemaProvider {
     cluster: Arc<Cluster>,
     views: HashMap<String, Arc<dyn TableProvider>>,
+    /// Plans the users' views (`CREATE VIEW`, kept in the catalog as SQL); set once the
+    /// session that holds this schema is complete.
+    planner: Arc<std::sync::OnceLock<datafusion::execution::SessionState>>,
 }
 
 impl ShoalSchemaProvider {
-    pub fn new(cluster: Arc<Cluster>, views: HashMap<String, Arc<dyn TableProvider>>) -> Self {
-        ShoalSchemaProvider { cluster, views }
+    pub fn new(
+        cluster: Arc<Cluster>,
+        views: HashMap<String, Arc<dyn TableProvider>>,
+        planner: Arc<std::sync::OnceLock<datafusion::execution::SessionState>>,
+    ) -> Self {
+        ShoalSchemaProvider {
+            cluster,
+            views,
+            planner,
+        }
     }
 }
 
@@ -102,6 +113,7 @@ impl SchemaProvider for ShoalSchemaProvider {
             vec![]
         });
         names.extend(self.views.keys().cloned());
+        names.extend(self.cluster.catalog().view_names().unwrap_or_default());
         names
     }
 
@@ -111,6 +123,18 @@ impl SchemaProvider for ShoalSchemaProvider {
         }
         if let Some(target) = crate::session::current().and_then(|s| s.dml_target(name)) {
             return Ok(Some(target.provider()));
+        }
+        if let Some(query) = self.cluster.catalog().view_query(name).map_err(external)? {
+            let Some(state) = self.planner.get() else {
+                return Err(DataFusionError::Plan(format!(
+                    "view \"{name}\" read before the session was ready"
+                )));
+            };
+            let plan = state.create_logical_plan(&query).await?;
+            return Ok(Some(Arc::new(datafusion::catalog::view::ViewTable::new(
+                plan,
+                Some(query),
+            ))));
         }
         let info = self
             .cluster
@@ -126,6 +150,7 @@ impl SchemaProvider for ShoalSchemaProvider {
     fn table_exist(&self, name: &str) -> bool {
         self.views.contains_key(name)
             || matches!(self.cluster.catalog().table_by_name(name), Ok(Some(_)))
+            || matches!(self.cluster.catalog().view_query(name), Ok(Some(_)))
     }
 }
 

@@ -507,6 +507,11 @@ impl Cluster {
         Ok(())
     }
 
+    pub fn rename_table(&self, name: &str, new_name: &str) -> Result<()> {
+        let t = self.table(name)?;
+        Ok(self.catalog.rename_table(t.table_id, new_name)?)
+    }
+
     pub fn add_column(&self, name: &str, column: ColumnDef) -> Result<TableInfo> {
         let t = self.table(name)?;
         Ok(self.catalog.add_column(t.table_id, &column)?)

@@ -24,6 +24,29 @@ pub fn arrow_type(t: &SqlType) -> DataType {
     }
 }
 
+/// The SQL type a query's column of this Arrow type is stored as (`CREATE TABLE ... AS`);
+/// `None` for a type no Shoal column holds.
+pub fn sql_type_of(t: &DataType) -> Option<SqlType> {
+    Some(match t {
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => SqlType::SmallInt,
+        DataType::Int32 | DataType::UInt16 => SqlType::Integer,
+        DataType::Int64 | DataType::UInt32 => SqlType::BigInt,
+        DataType::Float16 | DataType::Float32 => SqlType::Real,
+        DataType::Float64 => SqlType::Double,
+        DataType::Decimal128(p, s) if *p <= 38 => SqlType::Numeric {
+            precision: *p,
+            scale: *s,
+        },
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => SqlType::Text,
+        DataType::Boolean => SqlType::Boolean,
+        DataType::Date32 => SqlType::Date,
+        DataType::Timestamp(_, None) => SqlType::Timestamp,
+        DataType::Timestamp(_, Some(_)) => SqlType::TimestampTz,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => SqlType::Bytea,
+        _ => return None,
+    })
+}
+
 /// The Arrow schema of a table: every column nullable, in declaration order.
 pub fn table_schema(columns: &[ColumnDef]) -> SchemaRef {
     Arc::new(Schema::new(
