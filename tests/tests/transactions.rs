@@ -913,3 +913,64 @@ async fn views_survive_a_restart() {
         ["1", "3"]
     );
 }
+
+/// A transactional writer (INSERT and UPDATE of a counter in each transaction, retried on
+/// 40001) runs while two workers join and the cluster rebalances: every committed transaction
+/// is there exactly once, none that failed left anything, and moves still finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_during_a_rebalance_lose_nothing() {
+    let cluster = Cluster::start_with(1, 2).await;
+    let client = cluster.client().await;
+    create_table(&client, true, "ledger", "id bigint NOT NULL, batch bigint", false).await;
+    create_table(&client, true, "counter", "id bigint NOT NULL, n bigint", false).await;
+    exec(&client, "INSERT INTO counter VALUES (1, 0)").await;
+    exec(&client, "INSERT INTO ledger SELECT i, 0 AS batch FROM generate_series(1, 20000) AS g(i)").await;
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let target = cluster.psql_target();
+        let stop = std::sync::Arc::clone(&stop);
+        tokio::spawn(async move {
+            let client = client_of(&target).await;
+            let (mut committed, mut conflicts) = (0i64, 0u32);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let b = committed + 1;
+                let sql = format!(
+                    "BEGIN; \
+                     INSERT INTO ledger SELECT 100000 * {b} + i, {b} AS batch FROM generate_series(1, 50) AS g(i); \
+                     UPDATE counter SET n = n + 1 WHERE id = 1; \
+                     COMMIT"
+                );
+                match client.simple_query(&sql).await {
+                    Ok(_) => committed += 1,
+                    Err(e) if sqlstate(&e).as_deref() == Some("40001") => {
+                        conflicts += 1;
+                        let _ = client.simple_query("ROLLBACK").await;
+                    }
+                    Err(e) => panic!("transactional writer: {}", err_text(&e)),
+                }
+            }
+            (committed, conflicts)
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for i in [1, 2] {
+        exec(&client, &format!("SELECT citus_add_node('127.0.0.1', {})", cluster.worker_port(i))).await;
+    }
+    within(300, "rebalance", async {
+        exec(&client, "SELECT citus_rebalance_start()").await;
+        exec(&client, "SELECT citus_rebalance_wait()").await;
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (committed, _conflicts) = within(60, "writer", writer).await.expect("writer task");
+    assert!(committed > 0, "the writer committed nothing");
+    assert_eq!(scalar(&client, "SELECT n FROM counter").await, committed.to_string());
+    assert_eq!(
+        scalar(&client, "SELECT count(*), count(DISTINCT id), max(batch) FROM ledger").await,
+        format!("{}|{}|{committed}", 20000 + 50 * committed, 20000 + 50 * committed)
+    );
+    let nodes = scalar(&client, "SELECT count(DISTINCT nodeport) FROM citus_shards WHERE table_name = 'ledger'").await;
+    assert_eq!(nodes, "3", "the rebalance spread the shards");
+}
