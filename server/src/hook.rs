@@ -43,6 +43,13 @@ enum Action {
         tag: &'static str,
     },
     ShowStatementTimeout,
+    /// A setting whose value Shoal decides: its name and value.
+    ShowValue {
+        name: &'static str,
+        value: String,
+    },
+    /// A statement accepted as PostgreSQL accepts it, changing nothing Shoal has.
+    Accept(&'static str),
     Call(FunctionCall),
     /// `SELECT ... FROM cluster_function(...)`: the function's rows, then the rest of the
     /// query (`query`, which reads them as the table `fn_result`).
@@ -357,6 +364,9 @@ fn classify(stmt: &Statement) -> Option<Action> {
     if let Some(a) = statement_timeout_action(stmt) {
         return Some(a);
     }
+    if let Some(a) = transaction_setting_action(stmt) {
+        return Some(a);
+    }
     match stmt {
         Statement::Query(q) => {
             if let Some(a) = call_in_from(q) {
@@ -605,6 +615,15 @@ impl ShoalHook {
                     metadata.insert(statement_timeout::METADATA_KEY.into(), ms.to_string());
                 }
                 tag(command)
+            }
+            Action::Accept(command) => tag(command),
+            Action::ShowValue { name, value } => {
+                let batch = RecordBatch::try_new(
+                    Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)])),
+                    vec![Arc::new(StringArray::from(vec![value]))],
+                )
+                .map_err(|e| PgWireErrorOf::df(&e.into()))?;
+                rows_response(ctx, batch, client, &format).await
             }
             Action::ShowStatementTimeout => {
                 let ms = client
@@ -1133,6 +1152,7 @@ impl QueryHook for ShoalHook {
                 | Statement::Rollback { .. }
                 | Statement::Savepoint { .. }
                 | Statement::ReleaseSavepoint { .. }
+                | Statement::Set(sql::Set::SetTransaction { .. })
         ) {
             return Some(Ok(empty_plan()));
         }
@@ -1204,6 +1224,11 @@ impl QueryHook for ShoalHook {
                     .map_err(PgError::into_pgwire),
                 Err(e) => Err(pg(&e)),
             },
+            Action::ShowValue { name, .. } => session_context
+                .state()
+                .create_logical_plan(&format!("SELECT '' AS {name}"))
+                .await
+                .map_err(|e| PgWireErrorOf::df(&e)),
             Action::ShowStatementTimeout => session_context
                 .state()
                 .create_logical_plan("SELECT '' AS statement_timeout")
@@ -1259,6 +1284,83 @@ fn empty_plan() -> LogicalPlan {
         produce_one_row: false,
         schema: Arc::new(datafusion::common::DFSchema::empty()),
     })
+}
+
+/// The settings of transactions: their isolation (always snapshot isolation, reported as
+/// `repeatable read`) and read-only defaults.
+fn transaction_setting_action(stmt: &Statement) -> Option<Action> {
+    let unquoted = |v: &sql::Expr| v.to_string().trim_matches('\'').to_ascii_lowercase();
+    match stmt {
+        Statement::Set(sql::Set::SingleAssignment {
+            variable, values, ..
+        }) => {
+            let name = variable.to_string().to_ascii_lowercase();
+            let value = values.first().map(unquoted).unwrap_or_default();
+            match name.as_str() {
+                "default_transaction_isolation" | "transaction_isolation" => {
+                    Some(match value.as_str() {
+                        "read committed" | "repeatable read" | "read uncommitted" | "default" => {
+                            Action::Accept("SET")
+                        }
+                        _ => Action::Refuse(
+                            PgError::new("0A000", format!("{name} = '{value}' is not supported"))
+                                .with_hint(Some(
+                                    "Shoal transactions are REPEATABLE READ (snapshot isolation)."
+                                        .into(),
+                                )),
+                        ),
+                    })
+                }
+                "default_transaction_read_only" => Some(match value.as_str() {
+                    "off" | "false" | "0" | "default" => Action::Accept("SET"),
+                    _ => Action::Refuse(
+                        PgError::new(
+                            "0A000",
+                            "default_transaction_read_only = on is not supported",
+                        )
+                        .with_hint(Some(
+                            "Begin each read-only transaction with BEGIN READ ONLY.".into(),
+                        )),
+                    ),
+                }),
+                _ => None,
+            }
+        }
+        Statement::ShowVariable { variable } => {
+            let name = variable
+                .iter()
+                .map(|i| i.value.to_ascii_lowercase())
+                .collect::<Vec<_>>()
+                .join(" ");
+            match name.as_str() {
+                "transaction_isolation" | "transaction isolation level" => {
+                    Some(Action::ShowValue {
+                        name: "transaction_isolation",
+                        value: "repeatable read".into(),
+                    })
+                }
+                "default_transaction_isolation" => Some(Action::ShowValue {
+                    name: "default_transaction_isolation",
+                    value: "repeatable read".into(),
+                }),
+                "transaction_read_only" => Some(Action::ShowValue {
+                    name: "transaction_read_only",
+                    value: if crate::session::current().is_some_and(|s| s.read_only()) {
+                        "on"
+                    } else {
+                        "off"
+                    }
+                    .into(),
+                }),
+                "default_transaction_read_only" => Some(Action::ShowValue {
+                    name: "default_transaction_read_only",
+                    value: "off".into(),
+                }),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 /// `SET [SESSION] statement_timeout ...`, `RESET statement_timeout` and

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use datafusion::sql::sqlparser::ast::{
-    Statement, TransactionAccessMode, TransactionIsolationLevel, TransactionMode,
+    Set, Statement, TransactionAccessMode, TransactionIsolationLevel, TransactionMode,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser as SqlParser;
@@ -125,6 +125,12 @@ impl Session {
     }
 
     /// Whether writes are staged (inside a block or an implicit transaction).
+    /// Whether the transaction is READ ONLY.
+    pub fn read_only(&self) -> bool {
+        let st = self.lock();
+        st.read_only && st.mode != TxnMode::Autocommit
+    }
+
     pub fn in_transaction(&self) -> bool {
         matches!(self.mode(), TxnMode::Implicit | TxnMode::Block)
     }
@@ -456,47 +462,70 @@ async fn delete_files(cluster: &Cluster, writes: &[StagedWrite]) {
 /// A transaction control statement.
 #[derive(Debug, PartialEq)]
 enum Control {
-    Begin { read_only: bool },
+    Begin {
+        read_only: bool,
+    },
     Commit,
     Rollback,
     Savepoint(String),
     RollbackTo(String),
     Release(String),
+    /// `SET TRANSACTION ...` (`session`: `SET SESSION CHARACTERISTICS AS TRANSACTION ...`).
+    SetTransaction {
+        read_only: Option<bool>,
+        session: bool,
+    },
+}
+
+/// What `BEGIN`'s or `SET TRANSACTION`'s modes ask: `Some(read_only)` when they set the
+/// access mode. Isolation levels Shoal cannot give are refused.
+fn access_mode(modes: &[TransactionMode]) -> Result<Option<bool>, PgError> {
+    let mut read_only = None;
+    for m in modes {
+        match m {
+            TransactionMode::AccessMode(TransactionAccessMode::ReadOnly) => read_only = Some(true),
+            TransactionMode::AccessMode(TransactionAccessMode::ReadWrite) => {
+                read_only = Some(false)
+            }
+            TransactionMode::IsolationLevel(
+                TransactionIsolationLevel::ReadUncommitted
+                | TransactionIsolationLevel::ReadCommitted
+                | TransactionIsolationLevel::RepeatableRead,
+            ) => {}
+            TransactionMode::IsolationLevel(level) => {
+                return Err(PgError::new(
+                    "0A000",
+                    format!("isolation level {level} is not supported"),
+                )
+                .with_hint(Some(
+                    "Shoal transactions are REPEATABLE READ (snapshot isolation): a transaction \
+                     whose rows another one changed first fails with 40001. Use ISOLATION \
+                     LEVEL REPEATABLE READ."
+                        .into(),
+                )))
+            }
+        }
+    }
+    Ok(read_only)
 }
 
 impl Control {
     fn of(stmt: &Statement) -> Option<Result<Control, PgError>> {
         Some(Ok(match stmt {
-            Statement::StartTransaction { modes, .. } => {
-                let mut read_only = false;
-                for m in modes {
-                    match m {
-                        TransactionMode::AccessMode(TransactionAccessMode::ReadOnly) => {
-                            read_only = true
-                        }
-                        TransactionMode::AccessMode(TransactionAccessMode::ReadWrite) => {
-                            read_only = false
-                        }
-                        TransactionMode::IsolationLevel(
-                            TransactionIsolationLevel::ReadUncommitted
-                            | TransactionIsolationLevel::ReadCommitted
-                            | TransactionIsolationLevel::RepeatableRead,
-                        ) => {}
-                        TransactionMode::IsolationLevel(level) => {
-                            return Some(Err(PgError::new(
-                                "0A000",
-                                format!("isolation level {level} is not supported"),
-                            )
-                            .with_hint(Some(
-                                "Shoal transactions are REPEATABLE READ (snapshot isolation): \
-                                 a transaction whose rows another one changed first fails with \
-                                 40001 at COMMIT. Use BEGIN ISOLATION LEVEL REPEATABLE READ."
-                                    .into(),
-                            ))))
-                        }
-                    }
+            Statement::StartTransaction { modes, .. } => match access_mode(modes) {
+                Ok(read_only) => Control::Begin {
+                    read_only: read_only.unwrap_or(false),
+                },
+                Err(e) => return Some(Err(e)),
+            },
+            Statement::Set(Set::SetTransaction { modes, session, .. }) => {
+                match access_mode(modes) {
+                    Ok(read_only) => Control::SetTransaction {
+                        read_only,
+                        session: *session,
+                    },
+                    Err(e) => return Some(Err(e)),
                 }
-                Control::Begin { read_only }
             }
             Statement::Commit { .. } => Control::Commit,
             Statement::Rollback {
@@ -647,6 +676,43 @@ impl SessionQueryHandler {
                         .await
                         .map_err(PgError::into_pgwire)?;
                     Ok(Response::Execution(Tag::new("ROLLBACK")))
+                }
+            },
+            Control::SetTransaction {
+                read_only,
+                session: true,
+            } => {
+                if read_only == Some(true) {
+                    return Err(PgError::new(
+                        "0A000",
+                        "READ ONLY as the session's default is not supported",
+                    )
+                    .with_hint(Some(
+                        "Begin each read-only transaction with BEGIN READ ONLY.".into(),
+                    ))
+                    .into_pgwire());
+                }
+                Ok(Response::Execution(Tag::new("SET")))
+            }
+            Control::SetTransaction {
+                read_only,
+                session: false,
+            } => match mode {
+                TxnMode::Autocommit => {
+                    warn(
+                        client,
+                        "25P01",
+                        "SET TRANSACTION can only be used in transaction blocks",
+                    )
+                    .await?;
+                    Ok(Response::Execution(Tag::new("SET")))
+                }
+                TxnMode::Failed => Err(aborted().into_pgwire()),
+                TxnMode::Implicit | TxnMode::Block => {
+                    if let Some(ro) = read_only {
+                        session.lock().read_only = ro;
+                    }
+                    Ok(Response::Execution(Tag::new("SET")))
                 }
             },
             Control::Release(name) => match mode {

@@ -921,10 +921,28 @@ async fn views_survive_a_restart() {
 async fn transactions_during_a_rebalance_lose_nothing() {
     let cluster = Cluster::start_with(1, 2).await;
     let client = cluster.client().await;
-    create_table(&client, true, "ledger", "id bigint NOT NULL, batch bigint", false).await;
-    create_table(&client, true, "counter", "id bigint NOT NULL, n bigint", false).await;
+    create_table(
+        &client,
+        true,
+        "ledger",
+        "id bigint NOT NULL, batch bigint",
+        false,
+    )
+    .await;
+    create_table(
+        &client,
+        true,
+        "counter",
+        "id bigint NOT NULL, n bigint",
+        false,
+    )
+    .await;
     exec(&client, "INSERT INTO counter VALUES (1, 0)").await;
-    exec(&client, "INSERT INTO ledger SELECT i, 0 AS batch FROM generate_series(1, 20000) AS g(i)").await;
+    exec(
+        &client,
+        "INSERT INTO ledger SELECT i, 0 AS batch FROM generate_series(1, 20000) AS g(i)",
+    )
+    .await;
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
@@ -955,7 +973,14 @@ async fn transactions_during_a_rebalance_lose_nothing() {
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
     for i in [1, 2] {
-        exec(&client, &format!("SELECT citus_add_node('127.0.0.1', {})", cluster.worker_port(i))).await;
+        exec(
+            &client,
+            &format!(
+                "SELECT citus_add_node('127.0.0.1', {})",
+                cluster.worker_port(i)
+            ),
+        )
+        .await;
     }
     within(300, "rebalance", async {
         exec(&client, "SELECT citus_rebalance_start()").await;
@@ -966,11 +991,65 @@ async fn transactions_during_a_rebalance_lose_nothing() {
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let (committed, _conflicts) = within(60, "writer", writer).await.expect("writer task");
     assert!(committed > 0, "the writer committed nothing");
-    assert_eq!(scalar(&client, "SELECT n FROM counter").await, committed.to_string());
     assert_eq!(
-        scalar(&client, "SELECT count(*), count(DISTINCT id), max(batch) FROM ledger").await,
-        format!("{}|{}|{committed}", 20000 + 50 * committed, 20000 + 50 * committed)
+        scalar(&client, "SELECT n FROM counter").await,
+        committed.to_string()
     );
-    let nodes = scalar(&client, "SELECT count(DISTINCT nodeport) FROM citus_shards WHERE table_name = 'ledger'").await;
+    assert_eq!(
+        scalar(
+            &client,
+            "SELECT count(*), count(DISTINCT id), max(batch) FROM ledger"
+        )
+        .await,
+        format!(
+            "{}|{}|{committed}",
+            20000 + 50 * committed,
+            20000 + 50 * committed
+        )
+    );
+    let nodes = scalar(
+        &client,
+        "SELECT count(DISTINCT nodeport) FROM citus_shards WHERE table_name = 'ledger'",
+    )
+    .await;
     assert_eq!(nodes, "3", "the rebalance spread the shards");
+}
+
+/// Isolation settings say what Shoal gives (snapshot isolation, `repeatable read`) and refuse
+/// what it cannot give, instead of accepting and ignoring them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolation_settings_say_what_shoal_does() {
+    let cluster = Cluster::start(1).await;
+    let client = cluster.client().await;
+    create_table(&client, true, "w", "id bigint NOT NULL", false).await;
+    assert_eq!(
+        scalar(&client, "SHOW transaction_isolation").await,
+        "repeatable read"
+    );
+    assert_eq!(
+        scalar(&client, "SHOW TRANSACTION ISOLATION LEVEL").await,
+        "repeatable read"
+    );
+    for refused in [
+        "BEGIN ISOLATION LEVEL SERIALIZABLE",
+        "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+        "SET default_transaction_isolation = 'serializable'",
+        "SET default_transaction_read_only = on",
+    ] {
+        fails_with(&client, refused, "0A000").await;
+    }
+    exec(
+        &client,
+        "SET default_transaction_isolation = 'read committed'",
+    )
+    .await;
+    exec(&client, "BEGIN").await;
+    exec(&client, "SET TRANSACTION READ ONLY").await;
+    assert_eq!(scalar(&client, "SHOW transaction_read_only").await, "on");
+    fails_with(&client, "INSERT INTO w VALUES (1)", "25006").await;
+    exec(&client, "ROLLBACK").await;
+    exec(&client, "BEGIN ISOLATION LEVEL READ COMMITTED").await;
+    exec(&client, "INSERT INTO w VALUES (1)").await;
+    exec(&client, "COMMIT").await;
+    assert_eq!(scalar(&client, "SELECT count(*) FROM w").await, "1");
 }
