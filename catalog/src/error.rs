@@ -15,6 +15,9 @@ pub enum CatalogError {
     /// A column with this name exists already in the table.
     #[error("column \"{column}\" of relation \"{table}\" already exists")]
     ColumnExists { table: String, column: String },
+    /// No column with this name in the table.
+    #[error("column \"{column}\" of relation \"{table}\" does not exist")]
+    ColumnNotFound { table: String, column: String },
     /// `ADD COLUMN ... NOT NULL` on a table that has rows (they would hold NULL there).
     #[error("column \"{column}\" of relation \"{table}\" contains null values")]
     NullsInNotNullColumn { table: String, column: String },

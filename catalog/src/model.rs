@@ -56,6 +56,23 @@ pub struct ColumnDef {
     pub sql_type: SqlType,
     /// `NOT NULL` (or part of the primary key): writes with a NULL here fail with 23502.
     pub not_null: bool,
+    /// The column's name in the table's files. It never changes once the column exists:
+    /// `RENAME COLUMN` changes `name` only, and a column added after one was dropped gets a
+    /// stored name no file of the table has used, so the dropped column's values stay unseen.
+    pub stored_name: String,
+}
+
+impl ColumnDef {
+    /// A new column whose files will name it as the user does.
+    pub fn new(name: impl Into<String>, sql_type: SqlType, not_null: bool) -> ColumnDef {
+        let name = name.into();
+        ColumnDef {
+            stored_name: name.clone(),
+            name,
+            sql_type,
+            not_null,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

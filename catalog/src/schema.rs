@@ -142,6 +142,11 @@ const MIGRATIONS: &[&str] = &[
         created_at_ms INTEGER NOT NULL
     );
     "#,
+    // 6: a column's name in the files, apart from its SQL name (RENAME/DROP COLUMN).
+    r#"
+    ALTER TABLE columns ADD COLUMN stored_name TEXT;
+    UPDATE columns SET stored_name = name;
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -603,8 +603,8 @@ impl Catalog {
             let table_id = tx.last_insert_rowid();
             for (i, c) in new.columns.iter().enumerate() {
                 tx.execute(
-                    "INSERT INTO columns (table_id, ordinal, name, type_name, not_null) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![table_id, i as i64, c.name, c.sql_type.to_string(), c.not_null],
+                    "INSERT INTO columns (table_id, ordinal, name, type_name, not_null, stored_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![table_id, i as i64, c.name, c.sql_type.to_string(), c.not_null, c.stored_name],
                 )?;
             }
             insert_shards(tx, table_id, &new.shards)?;
@@ -731,6 +731,59 @@ impl Catalog {
         })
     }
 
+    /// `ALTER TABLE ... RENAME COLUMN`: the files keep the stored name.
+    pub fn rename_column(&self, table_id: i64, old: &str, new: &str) -> Result<TableInfo> {
+        self.write(|tx| {
+            let info = table_info_tx(tx, table_id)?;
+            if !info.columns.iter().any(|c| c.name == old) {
+                return Err(CatalogError::ColumnNotFound {
+                    table: info.name,
+                    column: old.to_string(),
+                });
+            }
+            if info.columns.iter().any(|c| c.name == new) {
+                return Err(CatalogError::ColumnExists {
+                    table: info.name,
+                    column: new.to_string(),
+                });
+            }
+            tx.execute(
+                "UPDATE columns SET name = ?3 WHERE table_id = ?1 AND name = ?2",
+                params![table_id, old, new],
+            )?;
+            tx.execute(
+                "UPDATE tables SET distribution_column = ?3 WHERE table_id = ?1 AND distribution_column = ?2",
+                params![table_id, old, new],
+            )?;
+            table_info_tx(tx, table_id)
+        })
+    }
+
+    /// `ALTER TABLE ... DROP COLUMN`: the column leaves the table; its values stay in the
+    /// files, unread, until they are rewritten.
+    pub fn drop_column(&self, table_id: i64, name: &str) -> Result<TableInfo> {
+        self.write(|tx| {
+            let info = table_info_tx(tx, table_id)?;
+            let Some(at) = info.columns.iter().position(|c| c.name == name) else {
+                return Err(CatalogError::ColumnNotFound {
+                    table: info.name,
+                    column: name.to_string(),
+                });
+            };
+            tx.execute(
+                "DELETE FROM columns WHERE table_id = ?1 AND ordinal = ?2",
+                params![table_id, at as i64],
+            )?;
+            for ordinal in at + 1..info.columns.len() {
+                tx.execute(
+                    "UPDATE columns SET ordinal = ?3 WHERE table_id = ?1 AND ordinal = ?2",
+                    params![table_id, ordinal as i64, ordinal as i64 - 1],
+                )?;
+            }
+            table_info_tx(tx, table_id)
+        })
+    }
+
     /// `ALTER TABLE ... RENAME TO`: files and shards are keyed by the table's id, so only
     /// the name changes.
     pub fn rename_table(&self, table_id: i64, new_name: &str) -> Result<()> {
@@ -773,13 +826,14 @@ impl Catalog {
                 });
             }
             tx.execute(
-                "INSERT INTO columns (table_id, ordinal, name, type_name, not_null) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO columns (table_id, ordinal, name, type_name, not_null, stored_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
                     table_id,
                     info.columns.len() as i64,
                     column.name,
                     column.sql_type.to_string(),
-                    column.not_null
+                    column.not_null,
+                    unused_stored_name(tx, &column.name)?
                 ],
             )?;
             table_info_tx(tx, table_id)
@@ -1121,6 +1175,30 @@ pub(crate) fn cleanup_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Cleanu
     })
 }
 
+/// A stored name for a column added now: one no file of any table has used (`name#n`, from
+/// a counter that only grows).
+fn unused_stored_name(tx: &Transaction<'_>, name: &str) -> Result<String> {
+    let next: i64 = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'next_column_id'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()?
+        .map(|v| {
+            v.parse::<i64>().map_err(|_| CatalogError::Invalid {
+                message: format!("next_column_id is {v:?}"),
+            })
+        })
+        .transpose()?
+        .unwrap_or(1);
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('next_column_id', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [(next + 1).to_string()],
+    )?;
+    Ok(format!("{name}#{next}"))
+}
+
 fn view_exists(tx: &Transaction<'_>, name: &str) -> Result<bool> {
     let v: Option<String> = tx
         .query_row("SELECT name FROM views WHERE name = ?1", [name], |r| {
@@ -1186,18 +1264,24 @@ fn table_info_tx(tx: &Transaction<'_>, table_id: i64) -> Result<TableInfo> {
         message: format!("unknown table kind {kind}"),
     })?;
     let mut stmt = tx.prepare(
-        "SELECT name, type_name, not_null FROM columns WHERE table_id = ?1 ORDER BY ordinal",
+        "SELECT name, type_name, not_null, stored_name FROM columns WHERE table_id = ?1 ORDER BY ordinal",
     )?;
-    let cols: Vec<(String, String, bool)> = stmt
-        .query_map([table_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+    let cols: Vec<(String, String, bool, Option<String>)> = stmt
+        .query_map([table_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
         .collect::<std::result::Result<_, _>>()?;
     let columns = cols
         .into_iter()
-        .map(|(name, t, not_null)| {
+        .map(|(name, t, not_null, stored)| {
+            let stored_name = stored.ok_or_else(|| CatalogError::Invalid {
+                message: format!("column \"{name}\" of table {table_id} has no stored name"),
+            })?;
             Ok(ColumnDef {
                 name,
                 sql_type: SqlType::parse(&t)?,
                 not_null,
+                stored_name,
             })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -374,6 +374,12 @@ impl DmlTarget {
                 ShardScanArgs {
                     table_name: self.info.name.clone(),
                     table_id: self.info.table_id,
+                    stored_names: self
+                        .info
+                        .columns
+                        .iter()
+                        .map(|c| c.stored_name.clone())
+                        .collect(),
                     table_schema: schema,
                     projection: None,
                     filters: vec![],

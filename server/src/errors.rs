@@ -68,6 +68,7 @@ pub fn from_catalog(e: &CatalogError) -> PgError {
         CatalogError::TableNotFound { .. } => PgError::new("42P01", e.to_string()),
         CatalogError::TableExists { .. } => PgError::new("42P07", e.to_string()),
         CatalogError::ColumnExists { .. } => PgError::new("42701", e.to_string()),
+        CatalogError::ColumnNotFound { .. } => PgError::new("42703", e.to_string()),
         CatalogError::NullsInNotNullColumn { .. } => PgError::new("23502", e.to_string())
             .with_hint(Some(
             "Add the column without NOT NULL: Shoal has no column defaults to fill existing rows."

@@ -99,6 +99,16 @@ enum Action {
         table: String,
         new_name: String,
     },
+    RenameColumn {
+        table: String,
+        old: String,
+        new: String,
+    },
+    DropColumns {
+        table: String,
+        columns: Vec<String>,
+        if_exists: bool,
+    },
     CopyIn {
         table: String,
         columns: Vec<String>,
@@ -145,11 +155,7 @@ fn column_def(c: &sql::ColumnDef) -> Result<ColumnDef, PgError> {
             other => return Err(unsupported_constraint(&other.to_string())),
         }
     }
-    Ok(ColumnDef {
-        name: c.name.value.clone(),
-        sql_type,
-        not_null,
-    })
+    Ok(ColumnDef::new(c.name.value.clone(), sql_type, not_null))
 }
 
 /// The columns of `CREATE TABLE`, with table-level `PRIMARY KEY (...)` making its columns
@@ -446,6 +452,32 @@ fn classify(stmt: &Statement) -> Option<Action> {
                     },
                     Err(e) => Action::Refuse(e),
                 }),
+                AlterTableOperation::RenameColumn {
+                    old_column_name,
+                    new_column_name,
+                } => Some(Action::RenameColumn {
+                    table: object_name(&at.name),
+                    old: old_column_name.value.clone(),
+                    new: new_column_name.value.clone(),
+                }),
+                AlterTableOperation::DropColumn {
+                    column_names,
+                    if_exists,
+                    drop_behavior,
+                    ..
+                } => {
+                    if matches!(drop_behavior, Some(sql::DropBehavior::Cascade)) {
+                        return Some(Action::Refuse(PgError::new(
+                            "0A000",
+                            "DROP COLUMN ... CASCADE is not supported",
+                        )));
+                    }
+                    Some(Action::DropColumns {
+                        table: object_name(&at.name),
+                        columns: column_names.iter().map(|c| c.value.clone()).collect(),
+                        if_exists: *if_exists,
+                    })
+                }
                 AlterTableOperation::RenameTable { table_name } => {
                     let new_name = match table_name {
                         sql::RenameTableNameKind::As(n) | sql::RenameTableNameKind::To(n) => {
@@ -808,11 +840,7 @@ impl ShoalHook {
                         )
                         .into_pgwire());
                     }
-                    columns.push(ColumnDef {
-                        name: f.name().clone(),
-                        sql_type,
-                        not_null: false,
-                    });
+                    columns.push(ColumnDef::new(f.name().clone(), sql_type, false));
                 }
                 cluster.create_table(&name, columns).map_err(|e| pg(&e))?;
                 let stream = match df.execute_stream().await {
@@ -973,6 +1001,62 @@ impl ShoalHook {
                         Ok(Response::Query(resp))
                     }
                 }
+            }
+            Action::RenameColumn { table, old, new } => {
+                let info = cluster.table(&table).map_err(|e| pg(&e))?;
+                cluster
+                    .catalog()
+                    .rename_column(info.table_id, &old, &new)
+                    .map_err(|e| pg(&e.into()))?;
+                tag("ALTER TABLE")
+            }
+            Action::DropColumns {
+                table,
+                columns,
+                if_exists,
+            } => {
+                let info = cluster.table(&table).map_err(|e| pg(&e))?;
+                for c in &columns {
+                    if info.distribution_column.as_deref() == Some(c.as_str()) {
+                        return Err(PgError::new("0A000", format!("cannot drop column \"{c}\": it is the distribution column of \"{table}\"")).with_hint(Some(
+                            "Create a table distributed on another column and copy the rows into it.".into(),
+                        )).into_pgwire());
+                    }
+                }
+                let kept = info
+                    .columns
+                    .iter()
+                    .filter(|c| !columns.contains(&c.name))
+                    .count();
+                if kept == 0 {
+                    return Err(PgError::new(
+                        "0A000",
+                        "a Shoal table must keep at least one column",
+                    )
+                    .into_pgwire());
+                }
+                for c in &columns {
+                    if !info.columns.iter().any(|d| d.name == *c) {
+                        if if_exists {
+                            notice(client, "NOTICE", &format!("column \"{c}\" of relation \"{table}\" does not exist, skipping")).await?;
+                            continue;
+                        }
+                        return Err(PgError::new(
+                            "42703",
+                            format!("column \"{c}\" of relation \"{table}\" does not exist"),
+                        )
+                        .into_pgwire());
+                    }
+                }
+                for c in &columns {
+                    if info.columns.iter().any(|d| d.name == *c) {
+                        cluster
+                            .catalog()
+                            .drop_column(info.table_id, c)
+                            .map_err(|e| pg(&e.into()))?;
+                    }
+                }
+                tag("ALTER TABLE")
             }
             Action::RenameTable { table, new_name } => {
                 cluster

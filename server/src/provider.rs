@@ -338,6 +338,12 @@ impl TableProvider for DistributedTable {
             ShardScanArgs {
                 table_name: self.info.name.clone(),
                 table_id: self.info.table_id,
+                stored_names: snapshot
+                    .table
+                    .columns
+                    .iter()
+                    .map(|c| c.stored_name.clone())
+                    .collect(),
                 table_schema: schema,
                 projection: projection.cloned(),
                 filters: worker_filters,

@@ -366,6 +366,12 @@ impl TableProvider for PartialAggregateScan {
             ShardScanArgs {
                 table_name: self.table.info.name.clone(),
                 table_id: self.table.info.table_id,
+                stored_names: snapshot
+                    .table
+                    .columns
+                    .iter()
+                    .map(|c| c.stored_name.clone())
+                    .collect(),
                 table_schema,
                 projection: None,
                 filters: self.filters.clone(),

@@ -28,8 +28,10 @@ pub struct ShardScanExec {
     cluster: Arc<Cluster>,
     table_name: String,
     table_id: i64,
-    table_schema: SchemaRef,
+    /// The table's schema with the stored names, as workers read the files.
+    worker_schema: SchemaRef,
     projected_schema: SchemaRef,
+    /// Stored names.
     projection: Option<Vec<String>>,
     filters: Vec<Expr>,
     aggregate: Option<PartialAggregate>,
@@ -57,6 +59,9 @@ pub struct ShardScanArgs {
     pub table_name: String,
     pub table_id: i64,
     pub table_schema: SchemaRef,
+    /// Each column's name in the files, in `table_schema`'s order: what workers are asked
+    /// for (see `ColumnDef::stored_name`).
+    pub stored_names: Vec<String>,
     pub projection: Option<Vec<usize>>,
     pub filters: Vec<Expr>,
     /// Set when the worker returns a partial aggregate instead of rows; its output schema.
@@ -69,16 +74,41 @@ pub struct ShardScanArgs {
 
 impl ShardScanExec {
     pub fn new(cluster: Arc<Cluster>, args: ShardScanArgs) -> Result<Self> {
-        let projected_schema = match (&args.aggregate, &args.projection) {
+        let projected_schema: SchemaRef = match (&args.aggregate, &args.projection) {
             (Some((_, schema)), _) => Arc::clone(schema),
             (None, Some(p)) => Arc::new(args.table_schema.project(p)?),
             (None, None) => Arc::clone(&args.table_schema),
         };
+        let stored = StoredNames::new(&args.table_schema, &args.stored_names)?;
         let projection = args.projection.as_ref().map(|p| {
             p.iter()
-                .map(|i| args.table_schema.field(*i).name().clone())
+                .map(|i| stored.of(args.table_schema.field(*i).name()))
                 .collect()
         });
+        let filters = args
+            .filters
+            .iter()
+            .map(|f| stored.rewrite(f, None))
+            .collect::<Result<Vec<_>>>()?;
+        let aggregate = match args.aggregate {
+            Some((a, schema)) => Some((
+                PartialAggregate {
+                    group_by: a
+                        .group_by
+                        .iter()
+                        .map(|e| stored.rewrite(e, Some(e.schema_name().to_string())))
+                        .collect::<Result<_>>()?,
+                    aggr: a
+                        .aggr
+                        .iter()
+                        .map(|e| stored.rewrite(e, Some(e.schema_name().to_string())))
+                        .collect::<Result<_>>()?,
+                },
+                schema,
+            )),
+            None => None,
+        };
+        let worker_schema = stored.schema(&args.table_schema)?;
         let groups = group_by_worker(&args.shards);
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&projected_schema)),
@@ -90,11 +120,11 @@ impl ShardScanExec {
             cluster,
             table_name: args.table_name,
             table_id: args.table_id,
-            table_schema: args.table_schema,
+            worker_schema,
             projected_schema,
             projection,
-            filters: args.filters,
-            aggregate: args.aggregate.map(|(a, _)| a),
+            filters,
+            aggregate: aggregate.map(|(a, _)| a),
             limit: args.limit,
             shards: args.shards,
             groups,
@@ -196,7 +226,7 @@ impl ExecutionPlan for ShardScanExec {
             base: ScanRequest {
                 table_id: self.table_id,
                 shards: vec![],
-                table_schema: Arc::clone(&self.table_schema),
+                table_schema: Arc::clone(&self.worker_schema),
                 filters: self.filters.clone(),
                 projection: self.projection.clone(),
                 aggregate: self.aggregate.clone(),
@@ -206,13 +236,90 @@ impl ExecutionPlan for ShardScanExec {
         // The stream holds the snapshot guard: DataFusion drops the plan as soon as the
         // streams exist, and the files this snapshot names must stay until they are read.
         let guard = Arc::clone(&self._snapshot);
+        let relabel = Arc::clone(&schema);
         let stream = futures::stream::once(async move { read.open(group).await })
             .try_flatten()
             .map(move |batch| {
                 let _held = &guard;
-                batch
+                // Workers name columns as the files do; the plan names them as the user.
+                match batch {
+                    Ok(b)
+                        if b.schema()
+                            .fields()
+                            .iter()
+                            .zip(relabel.fields())
+                            .any(|(a, b)| a.name() != b.name()) =>
+                    {
+                        RecordBatch::try_new(Arc::clone(&relabel), b.columns().to_vec())
+                            .map_err(|e| DataFusionError::ArrowError(Box::new(e), None))
+                    }
+                    other => other,
+                }
             });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+}
+
+/// A table's SQL column names and their stored names.
+struct StoredNames(std::collections::HashMap<String, String>);
+
+impl StoredNames {
+    fn new(table_schema: &SchemaRef, stored: &[String]) -> Result<Self> {
+        if stored.len() != table_schema.fields().len() {
+            return Err(DataFusionError::Internal(format!(
+                "{} stored names for {} columns",
+                stored.len(),
+                table_schema.fields().len()
+            )));
+        }
+        Ok(StoredNames(
+            table_schema
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .zip(stored.iter().cloned())
+                .collect(),
+        ))
+    }
+
+    fn of(&self, name: &str) -> String {
+        self.0
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_string())
+    }
+
+    fn schema(&self, table_schema: &SchemaRef) -> Result<SchemaRef> {
+        let fields: Vec<arrow::datatypes::Field> = table_schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_name(self.of(f.name())))
+            .collect();
+        Ok(Arc::new(arrow::datatypes::Schema::new(fields)))
+    }
+
+    /// `e` over stored names; named `alias` when given (so a worker's aggregate output keeps
+    /// the names the coordinator's plan expects).
+    fn rewrite(&self, e: &Expr, alias: Option<String>) -> Result<Expr> {
+        use datafusion::common::tree_node::{Transformed, TreeNode};
+        if self.0.iter().all(|(k, v)| k == v) {
+            return Ok(e.clone());
+        }
+        let out = e
+            .clone()
+            .transform(|x| {
+                Ok(match x {
+                    Expr::Column(c) => Transformed::yes(Expr::Column(
+                        datafusion::common::Column::new(c.relation.clone(), self.of(&c.name)),
+                    )),
+                    other => Transformed::no(other),
+                })
+            })?
+            .data;
+        Ok(match (alias, &out) {
+            (_, Expr::Alias(_)) | (None, _) => out,
+            (Some(a), _) => out.alias(a),
+        })
     }
 }
 

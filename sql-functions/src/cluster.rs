@@ -20,7 +20,7 @@ use tracing::{info, warn};
 use crate::error::{ClusterError, Result};
 use crate::gate::{gate_key, WriteGates, WritePermit};
 use crate::routing;
-use crate::types::{arrow_type, table_schema};
+use crate::types::{arrow_type, stored_schema};
 use crate::writer::{ShardTarget, ShardWriter, WrittenFile};
 
 #[derive(Clone, Debug)]
@@ -720,7 +720,9 @@ impl Cluster {
         layout: &[(i64, i32, i32, Vec<i64>)],
         addr_of: &HashMap<i64, String>,
     ) -> Result<Vec<NewShard>> {
-        let schema = table_schema(&table.columns);
+        let schema = stored_schema(&table.columns);
+        let distribution = distribution.map(|d| stored_name_of(table, d));
+        let distribution = distribution.as_deref();
         let targets: Vec<ShardTarget> = layout
             .iter()
             .map(|(id, _, _, nodes)| ShardTarget {
@@ -845,7 +847,7 @@ impl Cluster {
 
     /// A writer for one statement into `snapshot`'s table: every shard, every placement.
     pub fn writer_for(&self, snapshot: &TableSnapshot) -> Result<ShardWriter> {
-        let schema = table_schema(&snapshot.table.columns);
+        let schema = stored_schema(&snapshot.table.columns);
         for s in &snapshot.shards {
             if s.state == "lost" || s.placements.is_empty() {
                 return Err(ClusterError::ShardUnavailable {
@@ -871,9 +873,14 @@ impl Cluster {
             .collect();
         let clients = self.clients_for(&targets)?;
         let dist = match snapshot.table.kind {
-            TableKind::Distributed => snapshot.table.distribution_column.as_deref(),
+            TableKind::Distributed => snapshot
+                .table
+                .distribution_column
+                .as_deref()
+                .map(|d| stored_name_of(&snapshot.table, d)),
             _ => None,
         };
+        let dist = dist.as_deref();
         Ok(
             ShardWriter::new(snapshot.table.table_id, schema, dist, targets, clients)?
                 .checking_not_null(&snapshot.table),
@@ -1086,7 +1093,7 @@ impl Cluster {
         let _guard = self.begin_snapshot();
         for snap in self.catalog.snapshot_all()? {
             let key = gate_key(snap.table.colocation_id, snap.table.table_id);
-            let schema = table_schema(&snap.table.columns);
+            let schema = stored_schema(&snap.table.columns);
             for shard in &snap.shards {
                 for p in &shard.placements {
                     let small: Vec<&FileRecord> = p
@@ -1166,6 +1173,15 @@ impl Cluster {
         }
         Ok(merged)
     }
+}
+
+/// The stored name (the name in the files) of `table`'s column `name`.
+pub fn stored_name_of(table: &TableInfo, name: &str) -> String {
+    table
+        .columns
+        .iter()
+        .find(|c| c.name == name)
+        .map_or_else(|| name.to_string(), |c| c.stored_name.clone())
 }
 
 /// The catalog record of a file a worker wrote.

@@ -47,6 +47,17 @@ pub fn sql_type_of(t: &DataType) -> Option<SqlType> {
     })
 }
 
+/// The schema of a table's files: [`table_schema`] with each column's stored name. Every
+/// request to a worker (scans, writes) speaks in these names.
+pub fn stored_schema(columns: &[ColumnDef]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(&c.stored_name, arrow_type(&c.sql_type), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
 /// The Arrow schema of a table: every column nullable, in declaration order.
 pub fn table_schema(columns: &[ColumnDef]) -> SchemaRef {
     Arc::new(Schema::new(

@@ -54,9 +54,11 @@ pub struct ShardWriter {
     pending_rows: Vec<usize>,
     puts: HashMap<(usize, usize), OpenPut>,
     rows: u64,
-    /// The table's name and the indices of its NOT NULL columns.
+    /// The table's name, the indices of its NOT NULL columns and the SQL names of all of
+    /// them (the schema holds their stored names).
     table_name: String,
     not_null: Vec<usize>,
+    column_names: Vec<String>,
 }
 
 /// The first NULL in one of `columns` of `batch`: (column index, row index).
@@ -133,6 +135,7 @@ impl ShardWriter {
             rows: 0,
             table_name: String::new(),
             not_null: Vec::new(),
+            column_names: Vec::new(),
         })
     }
 
@@ -140,6 +143,7 @@ impl ShardWriter {
     pub fn checking_not_null(mut self, table: &TableInfo) -> Self {
         self.table_name = table.name.clone();
         self.not_null = not_null_columns(table);
+        self.column_names = table.columns.iter().map(|c| c.name.clone()).collect();
         self
     }
 
@@ -153,11 +157,20 @@ impl ShardWriter {
             return Ok(());
         }
         if let Some((column, _)) = first_null(&batch, &self.not_null) {
-            let name = self.schema.field(column).name();
+            let name = self
+                .column_names
+                .get(column)
+                .map_or_else(|| self.schema.field(column).name().as_str(), String::as_str);
             return Err(ClusterError::NotNull {
                 message: not_null_message(&self.table_name, name),
             });
         }
+        // The same columns, named as in the files (callers hold the table's SQL names).
+        let batch = if batch.schema().fields() == self.schema.fields() {
+            batch
+        } else {
+            RecordBatch::try_new(Arc::clone(&self.schema), batch.columns().to_vec())?
+        };
         self.rows += batch.num_rows() as u64;
         match &self.distribution {
             None => self.buffer(0, batch).await?,

@@ -57,16 +57,8 @@ impl Worker {
 
 fn columns() -> Vec<ColumnDef> {
     vec![
-        ColumnDef {
-            name: "id".into(),
-            sql_type: SqlType::BigInt,
-            not_null: false,
-        },
-        ColumnDef {
-            name: "v".into(),
-            sql_type: SqlType::Text,
-            not_null: false,
-        },
+        ColumnDef::new("id", SqlType::BigInt, false),
+        ColumnDef::new("v", SqlType::Text, false),
     ]
 }
 

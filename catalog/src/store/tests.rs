@@ -11,16 +11,8 @@ fn file(name: &str, rows: u64) -> FileRecord {
 
 fn cols() -> Vec<ColumnDef> {
     vec![
-        ColumnDef {
-            name: "id".into(),
-            sql_type: SqlType::BigInt,
-            not_null: false,
-        },
-        ColumnDef {
-            name: "kind".into(),
-            sql_type: SqlType::Text,
-            not_null: false,
-        },
+        ColumnDef::new("id", SqlType::BigInt, false),
+        ColumnDef::new("kind", SqlType::Text, false),
     ]
 }
 
@@ -157,32 +149,14 @@ fn table_lifecycle_and_snapshot() {
     );
 
     let t = c
-        .add_column(
-            t.table_id,
-            &ColumnDef {
-                name: "v".into(),
-                sql_type: SqlType::Double,
-                not_null: false,
-            },
-        )
+        .add_column(t.table_id, &ColumnDef::new("v", SqlType::Double, false))
         .unwrap();
     assert_eq!(t.columns.len(), 3);
     assert!(c
-        .add_column(
-            t.table_id,
-            &ColumnDef {
-                name: "v".into(),
-                sql_type: SqlType::Double,
-                not_null: false,
-            }
-        )
+        .add_column(t.table_id, &ColumnDef::new("v", SqlType::Double, false))
         .is_err());
     // NOT NULL is refused while rows exist (they would read NULL), accepted on an empty table.
-    let strict = ColumnDef {
-        name: "w".into(),
-        sql_type: SqlType::BigInt,
-        not_null: true,
-    };
+    let strict = ColumnDef::new("w", SqlType::BigInt, true);
     assert!(matches!(
         c.add_column(t.table_id, &strict),
         Err(CatalogError::NullsInNotNullColumn { .. })

@@ -22,11 +22,7 @@ fn setup() -> (Catalog, i64, i64, i64) {
         kind: TableKind::SingleShard,
         distribution_column: None,
         colocation_id: None,
-        columns: vec![ColumnDef {
-            name: "id".into(),
-            sql_type: SqlType::BigInt,
-            not_null: false,
-        }],
+        columns: vec![ColumnDef::new("id", SqlType::BigInt, false)],
         shards: vec![NewShard {
             shard_id: 5,
             shard_index: 0,
