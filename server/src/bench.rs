@@ -22,7 +22,9 @@ use tokio_postgres::NoTls;
 use crate::ServerError;
 
 mod rebalance;
+mod transactions;
 pub use rebalance::run as run_rebalance;
+pub use transactions::run as run_transactions;
 
 fn err(m: impl std::fmt::Display + std::fmt::Debug) -> ServerError {
     ServerError::Startup(format!("{m}: {m:?}"))
@@ -294,14 +296,11 @@ impl Drop for ScratchPg {
     }
 }
 
-pub async fn run(
-    rows: u64,
-    workers: usize,
-    pg_bin: PathBuf,
-    keep: bool,
-) -> Result<(), ServerError> {
+/// Starts `workers` workers and a coordinator (processes of this binary) under `root`, and
+/// waits until every worker is registered: the processes (killed when dropped), the
+/// coordinator's port and pid.
+async fn start_cluster(root: &Path, workers: usize) -> Result<(Vec<Proc>, u16, u32), ServerError> {
     let exe = std::env::current_exe()?;
-    let root = std::env::temp_dir().join(format!("shoal-bench-{}", std::process::id()));
     let token = "bench-token";
     let mut procs = Vec::new();
     let mut worker_addrs = Vec::new();
@@ -348,6 +347,18 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    Ok((procs, cport, coord_pid))
+}
+
+pub async fn run(
+    rows: u64,
+    workers: usize,
+    pg_bin: PathBuf,
+    keep: bool,
+) -> Result<(), ServerError> {
+    let root = std::env::temp_dir().join(format!("shoal-bench-{}", std::process::id()));
+    let (procs, cport, coord_pid) = start_cluster(&root, workers).await?;
+    let client = connect(cport, "shoal").await?;
     client.batch_execute(CREATE).await.map_err(err)?;
     client
         .batch_execute("SELECT create_distributed_table('events', 'id', shard_count => 32)")

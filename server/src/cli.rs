@@ -64,10 +64,14 @@ pub struct BenchArgs {
     /// `SHOAL_BENCH_LOG=info` logs more than warnings).
     #[arg(long)]
     keep: bool,
-    /// `core` (issue #2: COPY, GROUP BY, point query, memory) or `rebalance` (issue #3:
-    /// shard moves, a 3 -> 4 worker rebalance under load, planning).
+    /// `core` (issue #2: COPY, GROUP BY, point query, memory), `rebalance` (issue #3:
+    /// shard moves, a 3 -> 4 worker rebalance under load, planning) or `transactions`
+    /// (issue #13: 1000 INSERTs in one transaction, pgbench TPC-B-like, against PostgreSQL).
     #[arg(long, default_value = "core")]
     scenario: String,
+    /// How long the transactions scenario runs pgbench on each server, in seconds.
+    #[arg(long, default_value_t = 30)]
+    secs: u64,
     /// Data size of the rebalance scenario, in GB.
     #[arg(long, default_value_t = 2.0)]
     gb: f64,
@@ -211,8 +215,11 @@ pub fn main() -> ExitCode {
                     crate::bench::run_rebalance(a.gb, a.max_bandwidth_mb, !a.no_writer, a.keep)
                         .await
                 }
+                "transactions" => {
+                    crate::bench::run_transactions(a.workers, a.pg_bin, a.secs, a.keep).await
+                }
                 other => Err(ServerError::Startup(format!(
-                    "unknown bench scenario \"{other}\"; use core or rebalance"
+                    "unknown bench scenario \"{other}\"; use core, rebalance or transactions"
                 ))),
             },
         }

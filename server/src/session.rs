@@ -85,6 +85,8 @@ struct Pinned {
 #[derive(Default)]
 struct Txn {
     pinned: Option<Pinned>,
+    /// Rows INSERTed and not written yet, per table, with their size in bytes.
+    buffered: std::collections::BTreeMap<String, (Vec<arrow::array::RecordBatch>, usize)>,
     writes: Vec<StagedWrite>,
     /// Each savepoint's name and how many writes were staged when it was set.
     savepoints: Vec<(String, usize)>,
@@ -210,6 +212,43 @@ impl Session {
             .collect()
     }
 
+    /// Holds INSERTed rows of `table` until [`Session::flush`]; the bytes now held for it.
+    pub fn buffer(&self, table: &str, batch: arrow::array::RecordBatch) -> usize {
+        let mut st = self.lock();
+        let entry = st.txn.buffered.entry(table.to_string()).or_default();
+        entry.1 += batch.get_array_memory_size();
+        entry.0.push(batch);
+        entry.1
+    }
+
+    /// Writes the held rows (of `only` that table, or of all) to staged files. Runs before
+    /// anything that may read them, at SAVEPOINT and at COMMIT.
+    pub async fn flush(&self, only: Option<&str>) -> Result<(), ClusterError> {
+        let tables: Vec<(String, Vec<arrow::array::RecordBatch>)> = {
+            let mut st = self.lock();
+            let names: Vec<String> = st
+                .txn
+                .buffered
+                .keys()
+                .filter(|t| only.is_none_or(|o| o == t.as_str()))
+                .cloned()
+                .collect();
+            names
+                .into_iter()
+                .filter_map(|n| st.txn.buffered.remove(&n).map(|(b, _)| (n, b)))
+                .collect()
+        };
+        for (table, batches) in tables {
+            let stream = futures::stream::iter(batches.into_iter().map(Ok)).boxed();
+            crate::sink::write_files(&self.cluster, &table, stream, Some(self)).await?;
+        }
+        Ok(())
+    }
+
+    fn has_buffered(&self) -> bool {
+        !self.lock().txn.buffered.is_empty()
+    }
+
     /// Adds a statement's changes to the transaction.
     pub fn stage(&self, write: StagedWrite) {
         let mut by_shard: HashMap<i64, Vec<String>> = HashMap::new();
@@ -243,6 +282,10 @@ impl Session {
     /// Publishes everything staged in one catalog transaction. On error nothing is
     /// published and the transaction is over all the same, as in PostgreSQL.
     pub async fn commit(&self) -> Result<(), ClusterError> {
+        if let Err(e) = self.flush(None).await {
+            self.rollback().await;
+            return Err(e);
+        }
         let txn = self.end();
         self.publish(txn.writes).await
     }
@@ -352,7 +395,14 @@ impl Session {
         }
     }
 
-    fn savepoint(&self, name: &str) {
+    async fn savepoint(&self, name: &str) -> Result<(), ClusterError> {
+        // Rows held now belong before the savepoint.
+        self.flush(None).await?;
+        self.set_savepoint(name);
+        Ok(())
+    }
+
+    fn set_savepoint(&self, name: &str) {
         let mut st = self.lock();
         let at = st.txn.writes.len();
         st.txn.savepoints.push((name.to_string(), at));
@@ -375,6 +425,8 @@ impl Session {
             st.txn.savepoints.truncate(at + 1);
             let keep = st.txn.savepoints[at].1;
             st.mode = TxnMode::Block;
+            // Everything held was inserted after the savepoint (SAVEPOINT flushes).
+            st.txn.buffered.clear();
             st.txn.writes.split_off(keep)
         };
         self.discard(dropped).await;
@@ -664,7 +716,10 @@ impl SessionQueryHandler {
                 TxnMode::Autocommit => Err(outside_block("SAVEPOINT").into_pgwire()),
                 TxnMode::Failed => Err(aborted().into_pgwire()),
                 TxnMode::Implicit | TxnMode::Block => {
-                    session.savepoint(&name);
+                    session
+                        .savepoint(&name)
+                        .await
+                        .map_err(|e| errors::from_cluster(&e).into_pgwire())?;
                     Ok(Response::Execution(Tag::new("SAVEPOINT")))
                 }
             },
@@ -771,6 +826,7 @@ impl SessionQueryHandler {
         } else if session.mode() == TxnMode::Failed {
             return Err(aborted().into_pgwire());
         }
+        flush_before(session, stmt).await?;
         let inner = Arc::clone(&self.inner);
         CURRENT
             .scope(Arc::clone(session), async move {
@@ -778,6 +834,20 @@ impl SessionQueryHandler {
             })
             .await
     }
+}
+
+/// Writes the rows the session holds before a statement that may read them: anything but
+/// an `INSERT ... VALUES`.
+async fn flush_before(session: &Session, stmt: Option<&Statement>) -> PgWireResult<()> {
+    let values_only = matches!(stmt, Some(Statement::Insert(ins))
+        if ins.source.as_ref().is_some_and(|q| matches!(q.body.as_ref(), datafusion::sql::sqlparser::ast::SetExpr::Values(_))));
+    if values_only || !session.has_buffered() {
+        return Ok(());
+    }
+    session
+        .flush(None)
+        .await
+        .map_err(|e| errors::from_cluster(&e).into_pgwire())
 }
 
 async fn warn<C>(client: &mut C, code: &str, message: &str) -> PgWireResult<()>
@@ -932,6 +1002,10 @@ impl ExtendedQueryHandler for SessionQueryHandler {
             }
         } else if session.mode() == TxnMode::Failed {
             return Err(aborted().into_pgwire());
+        }
+        if let Err(e) = flush_before(&session, stmt).await {
+            session.fail();
+            return Err(e);
         }
         let inner = Arc::clone(&self.inner);
         let result = CURRENT

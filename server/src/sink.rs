@@ -54,8 +54,14 @@ impl DisplayAs for InsertSink {
     }
 }
 
+/// Inside a transaction, rows are held in the session until this many bytes of a table
+/// have gathered (or a statement that may read them runs, or COMMIT): a loop of single-row
+/// INSERTs then writes a few files, not one per row.
+const TRANSACTION_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+
 /// Writes a whole stream of rows as one atomic statement; returns the row count. Inside a
-/// transaction of `session` the files are staged in it, else committed at once.
+/// transaction of `session` the rows are held in it (see [`TRANSACTION_BUFFER_BYTES`]) and
+/// written as staged files later; else they are written and committed at once.
 pub async fn write_statement(
     cluster: &Cluster,
     table: &str,
@@ -65,10 +71,47 @@ pub async fn write_statement(
     >,
     session: Option<&Arc<Session>>,
 ) -> std::result::Result<u64, ClusterError> {
-    let session = session.filter(|s| s.in_transaction());
-    if let Some(s) = session {
-        s.check_writable("INSERT")?;
+    let Some(session) = session.filter(|s| s.in_transaction()) else {
+        return write_files(cluster, table, data, None).await;
+    };
+    session.check_writable("INSERT")?;
+    let view = match session.view(table)? {
+        Some(v) => v,
+        None => cluster.catalog().snapshot(table)?,
+    };
+    let schema = shoal_sql_functions::types::table_schema(&view.table.columns);
+    let not_null = shoal_sql_functions::not_null_columns(&view.table);
+    let mut rows = 0u64;
+    while let Some(batch) = data.next().await {
+        let batch = conform(&batch?, &schema)?;
+        // Checked now, not when the rows are written: the error belongs to this statement.
+        if let Some((column, _)) = shoal_sql_functions::first_null(&batch, &not_null) {
+            return Err(ClusterError::NotNull {
+                message: shoal_sql_functions::not_null_message(
+                    &view.table.name,
+                    &view.table.columns[column].name,
+                ),
+            });
+        }
+        rows += batch.num_rows() as u64;
+        if session.buffer(table, batch) >= TRANSACTION_BUFFER_BYTES {
+            session.flush(Some(table)).await?;
+        }
     }
+    Ok(rows)
+}
+
+/// Writes rows to new files of every shard they belong to: staged in `session`'s
+/// transaction, or (without one) committed in one catalog transaction.
+pub async fn write_files(
+    cluster: &Cluster,
+    table: &str,
+    mut data: futures::stream::BoxStream<
+        '_,
+        std::result::Result<arrow::array::RecordBatch, ClusterError>,
+    >,
+    session: Option<&Session>,
+) -> std::result::Result<u64, ClusterError> {
     // Placements are read only once admitted: a move's switch cannot happen between this
     // snapshot and the commit below (a transaction checks its placements again at COMMIT).
     let _permit = cluster.admit_write(table).await?;
