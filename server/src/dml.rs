@@ -30,7 +30,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use futures::StreamExt;
 use shoal_catalog::{FileChanges, NewFile, RemovedFile, ShardSnapshot, TableInfo, TableSnapshot};
-use shoal_sql_functions::types::table_schema;
+use shoal_sql_functions::types::{stored_names, table_schema};
 use shoal_sql_functions::{to_record, Cluster, ClusterError};
 
 use crate::errors::{from_cluster, from_datafusion, PgError};
@@ -374,12 +374,7 @@ impl DmlTarget {
                 ShardScanArgs {
                     table_name: self.info.name.clone(),
                     table_id: self.info.table_id,
-                    stored_names: self
-                        .info
-                        .columns
-                        .iter()
-                        .map(|c| c.stored_name.clone())
-                        .collect(),
+                    stored_names: stored_names(&self.info.columns),
                     table_schema: schema,
                     projection: None,
                     filters: vec![],
@@ -720,13 +715,7 @@ async fn publish(
         // not in the catalog's list and need no check.
         let staged_here: HashSet<(i64, String)> = session.staged_names();
         if let Err(e) = still_listed(cluster, snapshot, &removed, &staged_here) {
-            let garbage = added
-                .iter()
-                .map(|f| (f.addr.clone(), f.shard_id, f.file.name.clone()))
-                .collect();
-            cluster
-                .delete_unlisted(snapshot.table.table_id, garbage)
-                .await;
+            crate::session::delete_staged(cluster, snapshot.table.table_id, &added).await;
             return Err(cerr(e));
         }
         session.stage(StagedWrite {
@@ -748,13 +737,7 @@ async fn publish(
             .collect(),
     };
     if let Err(e) = cluster.commit_changes(&changes) {
-        let garbage = added
-            .iter()
-            .map(|f| (f.addr.clone(), f.shard_id, f.file.name.clone()))
-            .collect();
-        cluster
-            .delete_unlisted(snapshot.table.table_id, garbage)
-            .await;
+        crate::session::delete_staged(cluster, snapshot.table.table_id, &added).await;
         return Err(cerr(e));
     }
     Ok(())

@@ -338,12 +338,7 @@ impl TableProvider for DistributedTable {
             ShardScanArgs {
                 table_name: self.info.name.clone(),
                 table_id: self.info.table_id,
-                stored_names: snapshot
-                    .table
-                    .columns
-                    .iter()
-                    .map(|c| c.stored_name.clone())
-                    .collect(),
+                stored_names: shoal_sql_functions::types::stored_names(&snapshot.table.columns),
                 table_schema: schema,
                 projection: projection.cloned(),
                 filters: worker_filters,

@@ -366,12 +366,7 @@ impl TableProvider for PartialAggregateScan {
             ShardScanArgs {
                 table_name: self.table.info.name.clone(),
                 table_id: self.table.info.table_id,
-                stored_names: snapshot
-                    .table
-                    .columns
-                    .iter()
-                    .map(|c| c.stored_name.clone())
-                    .collect(),
+                stored_names: shoal_sql_functions::types::stored_names(&snapshot.table.columns),
                 table_schema,
                 projection: None,
                 filters: self.filters.clone(),

@@ -251,14 +251,7 @@ impl Session {
 
     /// Adds a statement's changes to the transaction.
     pub fn stage(&self, write: StagedWrite) {
-        let mut by_shard: HashMap<i64, Vec<String>> = HashMap::new();
-        for f in &write.added {
-            by_shard
-                .entry(f.shard_id)
-                .or_default()
-                .push(f.file.name.clone());
-        }
-        for (shard, names) in by_shard {
+        for (shard, names) in names_by_shard(&write.added) {
             self.cluster.hold_staged(write.table_id, shard, &names);
         }
         self.lock().txn.writes.push(write);
@@ -382,14 +375,7 @@ impl Session {
 
     fn release(&self, writes: &[StagedWrite]) {
         for w in writes {
-            let mut by_shard: HashMap<i64, Vec<String>> = HashMap::new();
-            for f in &w.added {
-                by_shard
-                    .entry(f.shard_id)
-                    .or_default()
-                    .push(f.file.name.clone());
-            }
-            for (shard, names) in by_shard {
+            for (shard, names) in names_by_shard(&w.added) {
                 self.cluster.release_staged(w.table_id, shard, &names);
             }
         }
@@ -480,6 +466,17 @@ impl Drop for Session {
     }
 }
 
+fn names_by_shard(files: &[StagedFile]) -> HashMap<i64, Vec<String>> {
+    let mut by_shard: HashMap<i64, Vec<String>> = HashMap::new();
+    for f in files {
+        by_shard
+            .entry(f.shard_id)
+            .or_default()
+            .push(f.file.name.clone());
+    }
+    by_shard
+}
+
 fn apply(snap: &mut TableSnapshot, w: &StagedWrite) {
     for shard in &mut snap.shards {
         for p in &mut shard.placements {
@@ -499,16 +496,20 @@ fn apply(snap: &mut TableSnapshot, w: &StagedWrite) {
 
 async fn delete_files(cluster: &Cluster, writes: &[StagedWrite]) {
     for w in writes {
-        if w.added.is_empty() {
-            continue;
-        }
-        let files = w
-            .added
-            .iter()
-            .map(|f| (f.addr.clone(), f.shard_id, f.file.name.clone()))
-            .collect();
-        cluster.delete_unlisted(w.table_id, files).await;
+        delete_staged(cluster, w.table_id, &w.added).await;
     }
+}
+
+/// Deletes files written for a transaction or statement that will not publish them.
+pub async fn delete_staged(cluster: &Cluster, table_id: i64, files: &[StagedFile]) {
+    if files.is_empty() {
+        return;
+    }
+    let files = files
+        .iter()
+        .map(|f| (f.addr.clone(), f.shard_id, f.file.name.clone()))
+        .collect();
+    cluster.delete_unlisted(table_id, files).await;
 }
 
 /// A transaction control statement.

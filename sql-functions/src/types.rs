@@ -58,6 +58,11 @@ pub fn stored_schema(columns: &[ColumnDef]) -> SchemaRef {
     ))
 }
 
+/// Each column's stored name, in declaration order.
+pub fn stored_names(columns: &[ColumnDef]) -> Vec<String> {
+    columns.iter().map(|c| c.stored_name.clone()).collect()
+}
+
 /// The Arrow schema of a table: every column nullable, in declaration order.
 pub fn table_schema(columns: &[ColumnDef]) -> SchemaRef {
     Arc::new(Schema::new(

@@ -7,36 +7,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use shoal_e2e::{
-    connect, copy_in, err_text, exec, lines, run_with_timeout, scalar, shoal_bin, sqlstate,
-    stderr_of, within, Cluster, PgServer, PsqlTarget,
+    client_of, copy_in, err_text, exec, lines, on_shoal_and_postgresql, run_with_timeout, scalar,
+    shoal_bin, sqlstate, stderr_of, within, Cluster, PgServer, PsqlTarget,
 };
 use tokio_postgres::Client;
-
-/// `scenario(target, shoal)` as two tests, on a cluster of `workers` workers and on the
-/// scratch PostgreSQL, each within `secs` seconds: PostgreSQL checks the expectations.
-macro_rules! on_shoal_and_postgresql {
-    ($shoal_test:ident, $pg_test:ident, $workers:expr, $secs:expr, $scenario:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $shoal_test() {
-            let cluster = Cluster::start($workers).await;
-            let target = cluster.psql_target();
-            within($secs, stringify!($scenario), $scenario(&target, true)).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $pg_test() {
-            let Some(pg) = PgServer::start() else { return };
-            let target = pg.psql_target();
-            within($secs, stringify!($scenario), $scenario(&target, false)).await;
-        }
-    };
-}
-
-async fn client_of(target: &PsqlTarget) -> Client {
-    connect(&target.host, target.port, &target.user, &target.dbname)
-        .await
-        .unwrap_or_else(|e| panic!("connect: {}", err_text(&e)))
-}
 
 /// A statement that must either answer `expected` or be refused with 54001 (too deep), and
 /// leave the server answering new connections.

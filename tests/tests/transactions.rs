@@ -7,34 +7,10 @@
 use std::time::Duration;
 
 use shoal_e2e::{
-    connect, copy_in, err_text, exec, lines, query_lines, scalar, sqlstate, within, Cluster,
-    PgServer, PsqlTarget,
+    client_of, copy_in, err_text, exec, lines, on_shoal_and_postgresql, query_lines, scalar,
+    sqlstate, within, Cluster, PgServer, PsqlTarget,
 };
 use tokio_postgres::{Client, SimpleQueryMessage};
-
-macro_rules! on_shoal_and_postgresql {
-    ($shoal_test:ident, $pg_test:ident, $workers:expr, $secs:expr, $scenario:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $shoal_test() {
-            let cluster = Cluster::start($workers).await;
-            let target = cluster.psql_target();
-            within($secs, stringify!($scenario), $scenario(&target, true)).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $pg_test() {
-            let Some(pg) = PgServer::start() else { return };
-            let target = pg.psql_target();
-            within($secs, stringify!($scenario), $scenario(&target, false)).await;
-        }
-    };
-}
-
-async fn client_of(target: &PsqlTarget) -> Client {
-    connect(&target.host, target.port, &target.user, &target.dbname)
-        .await
-        .unwrap_or_else(|e| panic!("connect: {}", err_text(&e)))
-}
 
 /// `CREATE TABLE name (columns)`; on Shoal distributed on `id` in 4 shards, or a reference
 /// table.

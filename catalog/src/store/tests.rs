@@ -164,7 +164,44 @@ fn table_lifecycle_and_snapshot() {
 
     c.truncate_table(t.table_id).unwrap();
     let t = c.add_column(t.table_id, &strict).unwrap();
-    assert_eq!(t.columns.last(), Some(&strict), "NOT NULL is kept");
+    let added = t.columns.last().cloned().unwrap();
+    assert_eq!(
+        (&added.name, &added.sql_type, added.not_null),
+        (&strict.name, &strict.sql_type, true),
+        "NOT NULL is kept"
+    );
+    // An added column's stored name is one no file of the table has used.
+    assert_ne!(added.stored_name, "w");
+
+    // RENAME COLUMN keeps the stored name; DROP then ADD of the same name gets a new one.
+    let t = c.rename_column(t.table_id, "w", "w2").unwrap();
+    assert_eq!(
+        t.columns
+            .last()
+            .map(|c| (c.name.as_str(), c.stored_name.clone())),
+        Some(("w2", added.stored_name.clone()))
+    );
+    let t = c.drop_column(t.table_id, "v").unwrap();
+    assert_eq!(
+        t.columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["id", "kind", "w2"]
+    );
+    let t = c.drop_column(t.table_id, "w2").unwrap();
+    let t = c
+        .add_column(t.table_id, &ColumnDef::new("w2", SqlType::BigInt, false))
+        .unwrap();
+    let readded = t.columns.last().cloned().unwrap();
+    assert_ne!(
+        readded.stored_name, added.stored_name,
+        "a dropped column's values stay unseen"
+    );
+    assert!(matches!(
+        c.rename_column(t.table_id, "w2", "id"),
+        Err(CatalogError::ColumnExists { .. })
+    ));
     assert_eq!(
         c.snapshot("events")
             .unwrap()
