@@ -184,7 +184,7 @@ impl DmlStatement {
         })
     }
 
-    fn from_where(&self) -> String {
+    fn source_sql(&self) -> String {
         let mut from = vec![self.target_sql.clone()];
         from.extend(self.others.iter().cloned());
         let mut sql = format!(" FROM {}", from.join(", "));
@@ -250,7 +250,7 @@ impl DmlStatement {
                 }
             }
         }
-        Ok(format!("SELECT {}{}", select.join(", "), self.from_where()))
+        Ok(format!("SELECT {}{}", select.join(", "), self.source_sql()))
     }
 
     /// A plan with the statement's parameters and its RETURNING columns (none without
@@ -278,7 +278,7 @@ impl DmlStatement {
             .collect();
         inputs.push("1".into());
         // Every parameter (SET values and WHERE), under an empty projection: no columns.
-        let params = plan(format!("SELECT {}{}", inputs.join(", "), self.from_where())).await?;
+        let params = plan(format!("SELECT {}{}", inputs.join(", "), self.source_sql())).await?;
         let params = datafusion::logical_expr::LogicalPlanBuilder::from(params)
             .project(Vec::<Expr>::new())
             .and_then(|b| b.build())
@@ -286,7 +286,7 @@ impl DmlStatement {
         let Some(returning) = self.returning_sql(&columns, true) else {
             return Ok(params);
         };
-        let shown = plan(format!("SELECT {returning}{}", self.from_where())).await?;
+        let shown = plan(format!("SELECT {returning}{}", self.source_sql())).await?;
         datafusion::logical_expr::LogicalPlanBuilder::from(shown)
             .cross_join(params)
             .and_then(|b| b.build())

@@ -1407,6 +1407,36 @@ pub fn write_file(dir: &Path, name: &str, contents: &[u8]) -> PathBuf {
     p
 }
 
+/// `scenario(target, shoal)` as two tests, on a Shoal cluster of `workers` workers and on the
+/// scratch PostgreSQL, each within `secs` seconds: PostgreSQL checks the expectations.
+#[macro_export]
+macro_rules! on_shoal_and_postgresql {
+    ($shoal_test:ident, $pg_test:ident, $workers:expr, $secs:expr, $scenario:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $shoal_test() {
+            let cluster = $crate::Cluster::start($workers).await;
+            let target = cluster.psql_target();
+            $crate::within($secs, stringify!($scenario), $scenario(&target, true)).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $pg_test() {
+            let Some(pg) = $crate::PgServer::start() else {
+                return;
+            };
+            let target = pg.psql_target();
+            $crate::within($secs, stringify!($scenario), $scenario(&target, false)).await;
+        }
+    };
+}
+
+/// A tokio-postgres client of `target` (panics when it cannot connect).
+pub async fn client_of(target: &PsqlTarget) -> Client {
+    connect(&target.host, target.port, &target.user, &target.dbname)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {}", err_text(&e)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1463,34 +1493,4 @@ mod tests {
         assert_eq!(ports.len(), 50);
         assert!(ports.iter().all(|p| (20_000..32_000).contains(p)));
     }
-}
-
-/// `scenario(target, shoal)` as two tests, on a Shoal cluster of `workers` workers and on the
-/// scratch PostgreSQL, each within `secs` seconds: PostgreSQL checks the expectations.
-#[macro_export]
-macro_rules! on_shoal_and_postgresql {
-    ($shoal_test:ident, $pg_test:ident, $workers:expr, $secs:expr, $scenario:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $shoal_test() {
-            let cluster = $crate::Cluster::start($workers).await;
-            let target = cluster.psql_target();
-            $crate::within($secs, stringify!($scenario), $scenario(&target, true)).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $pg_test() {
-            let Some(pg) = $crate::PgServer::start() else {
-                return;
-            };
-            let target = pg.psql_target();
-            $crate::within($secs, stringify!($scenario), $scenario(&target, false)).await;
-        }
-    };
-}
-
-/// A tokio-postgres client of `target` (panics when it cannot connect).
-pub async fn client_of(target: &PsqlTarget) -> Client {
-    connect(&target.host, target.port, &target.user, &target.dbname)
-        .await
-        .unwrap_or_else(|e| panic!("connect: {}", err_text(&e)))
 }
