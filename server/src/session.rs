@@ -784,6 +784,19 @@ impl SessionQueryHandler {
         }
     }
 
+    /// Before a statement runs: the transaction control it is, or why it may not run now
+    /// (an unparsed statement in a failed block is refused too).
+    fn precheck(session: &Session, stmt: Option<&Statement>) -> Result<Option<Control>, PgError> {
+        match stmt {
+            Some(s) => match Control::of(s) {
+                Some(control) => control.map(Some),
+                None => Self::refusal(session, s).map_or(Ok(None), Err),
+            },
+            None if session.mode() == TxnMode::Failed => Err(aborted()),
+            None => Ok(None),
+        }
+    }
+
     /// What a statement may not do in the session's state, checked before it runs.
     fn refusal(session: &Session, stmt: &Statement) -> Option<PgError> {
         match session.mode() {
@@ -816,16 +829,8 @@ impl SessionQueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if let Some(stmt) = stmt {
-            if let Some(control) = Control::of(stmt) {
-                let control = control.map_err(PgError::into_pgwire)?;
-                return Ok(vec![self.control(client, session, control).await?]);
-            }
-            if let Some(e) = Self::refusal(session, stmt) {
-                return Err(e.into_pgwire());
-            }
-        } else if session.mode() == TxnMode::Failed {
-            return Err(aborted().into_pgwire());
+        if let Some(control) = Self::precheck(session, stmt).map_err(PgError::into_pgwire)? {
+            return Ok(vec![self.control(client, session, control).await?]);
         }
         flush_before(session, stmt).await?;
         let inner = Arc::clone(&self.inner);
@@ -993,16 +998,8 @@ impl ExtendedQueryHandler for SessionQueryHandler {
         let session = self.session_of(client);
         session.sync(client.transaction_status());
         let stmt = portal.statement.statement.1.as_ref().map(|(s, _)| s);
-        if let Some(stmt) = stmt {
-            if let Some(control) = Control::of(stmt) {
-                let control = control.map_err(PgError::into_pgwire)?;
-                return self.control(client, &session, control).await;
-            }
-            if let Some(e) = Self::refusal(&session, stmt) {
-                return Err(e.into_pgwire());
-            }
-        } else if session.mode() == TxnMode::Failed {
-            return Err(aborted().into_pgwire());
+        if let Some(control) = Self::precheck(&session, stmt).map_err(PgError::into_pgwire)? {
+            return self.control(client, &session, control).await;
         }
         if let Err(e) = flush_before(&session, stmt).await {
             session.fail();
