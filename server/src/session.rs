@@ -90,7 +90,16 @@ struct Txn {
     writes: Vec<StagedWrite>,
     /// Each savepoint's name and how many writes were staged when it was set.
     savepoints: Vec<(String, usize)>,
+    /// Whether a statement other than transaction control has run: the isolation level
+    /// and READ WRITE can no longer be set.
+    queried: bool,
+    /// The isolation level BEGIN or SET TRANSACTION asked for (None: the default).
+    isolation: Option<TransactionIsolationLevel>,
 }
+
+/// PostgreSQL's `default_transaction_isolation`, which a transaction asks for unless it
+/// names a level.
+const DEFAULT_ISOLATION: TransactionIsolationLevel = TransactionIsolationLevel::ReadCommitted;
 
 struct State {
     mode: TxnMode,
@@ -517,6 +526,7 @@ pub async fn delete_staged(cluster: &Cluster, table_id: i64, files: &[StagedFile
 enum Control {
     Begin {
         read_only: bool,
+        isolation: Option<TransactionIsolationLevel>,
     },
     Commit,
     Rollback,
@@ -526,14 +536,25 @@ enum Control {
     /// `SET TRANSACTION ...` (`session`: `SET SESSION CHARACTERISTICS AS TRANSACTION ...`).
     SetTransaction {
         read_only: Option<bool>,
+        isolation: Option<TransactionIsolationLevel>,
         session: bool,
     },
 }
 
-/// What `BEGIN`'s or `SET TRANSACTION`'s modes ask: `Some(read_only)` when they set the
-/// access mode. Isolation levels Shoal cannot give are refused.
-fn access_mode(modes: &[TransactionMode]) -> Result<Option<bool>, PgError> {
+/// What `BEGIN`'s or `SET TRANSACTION`'s modes ask.
+struct Modes {
+    /// `Some(read_only)` when they set the access mode.
+    read_only: Option<bool>,
+    /// The level they name: every level Shoal accepts runs as REPEATABLE READ, but the
+    /// one asked for is kept so that changing it late fails as it does in PostgreSQL.
+    isolation: Option<TransactionIsolationLevel>,
+}
+
+/// What `BEGIN`'s or `SET TRANSACTION`'s modes ask. Isolation levels Shoal cannot give are
+/// refused.
+fn access_mode(modes: &[TransactionMode]) -> Result<Modes, PgError> {
     let mut read_only = None;
+    let mut isolation = None;
     for m in modes {
         match m {
             TransactionMode::AccessMode(TransactionAccessMode::ReadOnly) => read_only = Some(true),
@@ -541,10 +562,10 @@ fn access_mode(modes: &[TransactionMode]) -> Result<Option<bool>, PgError> {
                 read_only = Some(false)
             }
             TransactionMode::IsolationLevel(
-                TransactionIsolationLevel::ReadUncommitted
+                level @ (TransactionIsolationLevel::ReadUncommitted
                 | TransactionIsolationLevel::ReadCommitted
-                | TransactionIsolationLevel::RepeatableRead,
-            ) => {}
+                | TransactionIsolationLevel::RepeatableRead),
+            ) => isolation = Some(*level),
             TransactionMode::IsolationLevel(level) => {
                 return Err(PgError::new(
                     "0A000",
@@ -559,22 +580,27 @@ fn access_mode(modes: &[TransactionMode]) -> Result<Option<bool>, PgError> {
             }
         }
     }
-    Ok(read_only)
+    Ok(Modes {
+        read_only,
+        isolation,
+    })
 }
 
 impl Control {
     fn of(stmt: &Statement) -> Option<Result<Control, PgError>> {
         Some(Ok(match stmt {
             Statement::StartTransaction { modes, .. } => match access_mode(modes) {
-                Ok(read_only) => Control::Begin {
-                    read_only: read_only.unwrap_or(false),
+                Ok(m) => Control::Begin {
+                    read_only: m.read_only.unwrap_or(false),
+                    isolation: m.isolation,
                 },
                 Err(e) => return Some(Err(e)),
             },
             Statement::Set(Set::SetTransaction { modes, session, .. }) => {
                 match access_mode(modes) {
-                    Ok(read_only) => Control::SetTransaction {
-                        read_only,
+                    Ok(m) => Control::SetTransaction {
+                        read_only: m.read_only,
+                        isolation: m.isolation,
                         session: *session,
                     },
                     Err(e) => return Some(Err(e)),
@@ -670,14 +696,23 @@ impl SessionQueryHandler {
         let mode = session.mode();
         let end = |t: &str| Ok(Response::TransactionEnd(Tag::new(t)));
         match control {
-            Control::Begin { read_only } => match mode {
+            Control::Begin {
+                read_only,
+                isolation,
+            } => match mode {
                 TxnMode::Autocommit => {
                     session.begin(TxnMode::Block, read_only);
+                    session.lock().txn.isolation = isolation;
                     Ok(Response::TransactionStart(Tag::new("BEGIN")))
                 }
                 TxnMode::Implicit => {
                     // BEGIN inside a query string turns its implicit transaction into a block.
-                    session.lock().mode = TxnMode::Block;
+                    let mut st = session.lock();
+                    st.mode = TxnMode::Block;
+                    st.read_only = read_only;
+                    if isolation.is_some() {
+                        st.txn.isolation = isolation;
+                    }
                     Ok(Response::TransactionStart(Tag::new("BEGIN")))
                 }
                 TxnMode::Block => {
@@ -737,6 +772,7 @@ impl SessionQueryHandler {
             Control::SetTransaction {
                 read_only,
                 session: true,
+                ..
             } => {
                 if read_only == Some(true) {
                     return Err(PgError::new(
@@ -752,6 +788,7 @@ impl SessionQueryHandler {
             }
             Control::SetTransaction {
                 read_only,
+                isolation,
                 session: false,
             } => match mode {
                 TxnMode::Autocommit => {
@@ -765,8 +802,29 @@ impl SessionQueryHandler {
                 }
                 TxnMode::Failed => Err(aborted().into_pgwire()),
                 TxnMode::Implicit | TxnMode::Block => {
+                    let mut st = session.lock();
+                    // As in PostgreSQL: once a query has run, the level may not change and
+                    // a READ ONLY transaction may not become READ WRITE.
+                    let level = st.txn.isolation.unwrap_or(DEFAULT_ISOLATION);
+                    if st.txn.queried && isolation.is_some_and(|l| l != level) {
+                        return Err(PgError::new(
+                            "25001",
+                            "SET TRANSACTION ISOLATION LEVEL must be called before any query",
+                        )
+                        .into_pgwire());
+                    }
+                    if st.txn.queried && st.read_only && read_only == Some(false) {
+                        return Err(PgError::new(
+                            "25001",
+                            "transaction read-write mode must be set before any query",
+                        )
+                        .into_pgwire());
+                    }
                     if let Some(ro) = read_only {
-                        session.lock().read_only = ro;
+                        st.read_only = ro;
+                    }
+                    if isolation.is_some() {
+                        st.txn.isolation = isolation;
                     }
                     Ok(Response::Execution(Tag::new("SET")))
                 }
@@ -790,10 +848,19 @@ impl SessionQueryHandler {
         match stmt {
             Some(s) => match Control::of(s) {
                 Some(control) => control.map(Some),
-                None => Self::refusal(session, s).map_or(Ok(None), Err),
+                None => match Self::refusal(session, s) {
+                    Some(e) => Err(e),
+                    None => {
+                        session.lock().txn.queried = true;
+                        Ok(None)
+                    }
+                },
             },
             None if session.mode() == TxnMode::Failed => Err(aborted()),
-            None => Ok(None),
+            None => {
+                session.lock().txn.queried = true;
+                Ok(None)
+            }
         }
     }
 

@@ -77,38 +77,88 @@ fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// A Python interpreter that can `import psycopg` (psycopg 3). Debian's `python3-psycopg` is
-/// only visible to `/usr/bin/python3`, which may not be the first `python3` on `PATH`.
-pub fn python_with_psycopg() -> Option<PathBuf> {
-    static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
-    FOUND
-        .get_or_init(|| {
-            ["python3", "/usr/bin/python3", "/usr/local/bin/python3"]
-                .iter()
-                .filter_map(|c| which(c))
-                .find(|py| {
-                    Command::new(py)
-                        .args(["-c", "import psycopg"])
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .status()
-                        .map(|s| s.success())
-                        .unwrap_or(false)
-                })
+/// The Python virtual environment `.ci/run` fills with the drivers the tests use
+/// (`$SHOAL_VENV`, else `~/.cache/shoal-venv`).
+pub fn venv_dir() -> PathBuf {
+    std::env::var_os("SHOAL_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+                .join(".cache/shoal-venv")
+        })
+}
+
+/// A Python interpreter that can `import <module>`: the test venv's first, then `python3` on
+/// `PATH`, then Debian's (`python3-psycopg` is only visible to `/usr/bin/python3`).
+pub fn python_with(module: &str) -> Option<PathBuf> {
+    static FOUND: OnceLock<std::sync::Mutex<std::collections::HashMap<String, Option<PathBuf>>>> =
+        OnceLock::new();
+    let found = FOUND.get_or_init(Default::default);
+    let mut found = found.lock().unwrap_or_else(|e| e.into_inner());
+    found
+        .entry(module.to_string())
+        .or_insert_with(|| {
+            let venv = venv_dir().join("bin/python");
+            [
+                venv.to_string_lossy().into_owned(),
+                "python3".into(),
+                "/usr/bin/python3".into(),
+                "/usr/local/bin/python3".into(),
+            ]
+            .iter()
+            .filter_map(|c| which(c))
+            .find(|py| {
+                Command::new(py)
+                    .args(["-c", &format!("import {module}")])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false)
+            })
         })
         .clone()
+}
+
+/// A Python interpreter that can `import psycopg` (psycopg 3).
+pub fn python_with_psycopg() -> Option<PathBuf> {
+    python_with("psycopg")
+}
+
+/// PostgreSQL's JDBC driver: `$PGJDBC_JAR`, else Debian's `libpostgresql-jdbc-java`.
+pub fn pgjdbc_jar() -> Option<PathBuf> {
+    let jar = std::env::var_os("PGJDBC_JAR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/share/java/postgresql.jar"));
+    jar.is_file().then_some(jar)
 }
 
 /// True when the named client or server is available. When it is missing this prints
 /// `skipped: <why>` and returns false — or panics under `CI=true`.
 ///
-/// Known names: `psql`, `psycopg` (a python3 that imports psycopg 3), `java`, `postgresql`
-/// (the PostgreSQL server binaries); anything else is looked up on `PATH`.
+/// Known names: `psql`, `psycopg` (a python3 that imports psycopg 3), `asyncpg`,
+/// `sqlalchemy`, `pandas` (Python modules, found as [`python_with`] finds them), `pgjdbc`
+/// (`java` and PostgreSQL's JDBC driver), `postgresql` (the PostgreSQL server binaries);
+/// anything else is looked up on `PATH`.
 pub fn require_tool(name: &str) -> bool {
     let (ok, why) = match name {
         "psycopg" | "python3-psycopg" | "python" | "python3" => (
             python_with_psycopg().is_some(),
             "no python3 with psycopg 3 (apt-get install python3-psycopg, or pip install \"psycopg[binary]\")"
+                .to_string(),
+        ),
+        "asyncpg" | "sqlalchemy" | "pandas" => (
+            python_with(name).is_some(),
+            format!(
+                "no python3 with {name} (.ci/run installs it: python3 -m venv {venv} && \
+                 {venv}/bin/pip install {name})",
+                venv = venv_dir().display()
+            ),
+        ),
+        "pgjdbc" => (
+            which("java").is_some() && pgjdbc_jar().is_some(),
+            "java or PostgreSQL's JDBC driver missing (apt-get install default-jdk-headless \
+             libpostgresql-jdbc-java)"
                 .to_string(),
         ),
         "postgresql" | "postgres" | "initdb" => (

@@ -186,6 +186,30 @@ async fn savepoints_and_aborted_blocks(target: &PsqlTarget, shoal: bool) {
     fails_with(&client, "DELETE FROM w WHERE id = 1 AND 1 / 0 = 1", "22012").await;
     exec(&client, "ROLLBACK").await;
     assert_eq!(scalar(&client, "SELECT count(*) FROM w").await, "2");
+
+    // The isolation level and READ WRITE are set before the first query, or not at all.
+    exec(&client, "BEGIN").await;
+    exec(&client, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").await;
+    exec(&client, "SET TRANSACTION READ ONLY").await;
+    exec(&client, "SELECT 1").await;
+    exec(&client, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").await;
+    fails_with(
+        &client,
+        "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        "25001",
+    )
+    .await;
+    exec(&client, "ROLLBACK").await;
+    exec(&client, "BEGIN READ ONLY").await;
+    exec(&client, "SELECT 1").await;
+    fails_with(&client, "SET TRANSACTION READ WRITE", "25001").await;
+    exec(&client, "ROLLBACK").await;
+    exec(&client, "BEGIN").await;
+    exec(&client, "SELECT 1").await;
+    exec(&client, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED").await;
+    exec(&client, "SET TRANSACTION READ ONLY").await;
+    fails_with(&client, "INSERT INTO w VALUES (8, 8)", "25006").await;
+    exec(&client, "ROLLBACK").await;
 }
 
 on_shoal_and_postgresql!(
@@ -771,6 +795,240 @@ on_shoal_and_postgresql!(
     2,
     180,
     psycopg_transactions
+);
+
+/// Runs a client program with the target's host, port, user and database as its last four
+/// arguments; returns what it printed, failing the test when it fails.
+fn run_client(program: &std::path::Path, args: &[&str], target: &PsqlTarget) -> String {
+    let port = target.port.to_string();
+    let out = tokio::task::block_in_place(|| {
+        shoal_e2e::run_with_timeout(
+            std::process::Command::new(program).args(args).args([
+                target.host.as_str(),
+                port.as_str(),
+                target.user.as_str(),
+                target.dbname.as_str(),
+            ]),
+            None,
+            Duration::from_secs(180),
+        )
+    });
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed:\n{}\n{}",
+        program.display(),
+        shoal_e2e::stdout_of(&out),
+        shoal_e2e::stderr_of(&out)
+    );
+    shoal_e2e::stdout_of(&out)
+}
+
+/// asyncpg's transactions: `transaction()` blocks that raise, nested blocks (savepoints), a
+/// manually started transaction rolled back, prepared statements and `executemany` inside
+/// them, and an error that aborts the block.
+async fn asyncpg_transactions(target: &PsqlTarget, shoal: bool) {
+    if !shoal_e2e::require_tool("asyncpg") {
+        return;
+    }
+    let client = client_of(target).await;
+    create_table(
+        &client,
+        shoal,
+        "apg",
+        "id bigint NOT NULL, name text",
+        false,
+    )
+    .await;
+    let python = shoal_e2e::python_with("asyncpg").expect("python with asyncpg");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = shoal_e2e::write_file(
+        dir.path(),
+        "tx.py",
+        br#"
+import asyncio
+import sys
+import asyncpg
+
+COUNT = "SELECT count(*) FROM apg"
+
+async def main():
+    conn = await asyncpg.connect(host=sys.argv[1], port=int(sys.argv[2]), user=sys.argv[3],
+                                 database=sys.argv[4])
+    try:
+        async with conn.transaction():
+            await conn.execute("INSERT INTO apg VALUES ($1, $2)", 1, "one")
+            await conn.executemany("INSERT INTO apg VALUES ($1, $2)", [(2, "two"), (3, "three")])
+            print("inside", await conn.fetchval(COUNT))
+            raise RuntimeError("abandon")
+    except RuntimeError:
+        print("rolled back", await conn.fetchval(COUNT))
+    async with conn.transaction():
+        await conn.execute("INSERT INTO apg VALUES ($1, $2)", 10, "ten")
+        try:
+            async with conn.transaction():
+                await conn.execute("INSERT INTO apg VALUES ($1, $2)", 11, "eleven")
+                await conn.execute("SELECT 1 / 0")
+        except asyncpg.DivisionByZeroError:
+            print("savepoint rolled back")
+        print("updated", await conn.fetch(
+            "UPDATE apg SET name = upper(name) WHERE id = $1 RETURNING id, name", 10))
+    tr = conn.transaction()
+    await tr.start()
+    await conn.execute("DELETE FROM apg WHERE id = $1", 10)
+    print("deleted inside", await conn.fetchval(COUNT))
+    await tr.rollback()
+    tr = conn.transaction()
+    await tr.start()
+    try:
+        await conn.execute("INSERT INTO apg VALUES ($1, $2)", 12, None)
+        await conn.fetchval("SELECT 1 / 0")
+    except asyncpg.DivisionByZeroError:
+        pass
+    try:
+        await conn.fetchval(COUNT)
+    except asyncpg.InFailedSQLTransactionError as e:
+        print("aborted", e.sqlstate)
+    await tr.rollback()
+    rows = await conn.fetch("SELECT id, name FROM apg ORDER BY id")
+    print("rows", [tuple(r) for r in rows])
+    await conn.close()
+
+asyncio.run(main())
+"#,
+    );
+    let out = run_client(&python, &[script.to_string_lossy().as_ref()], target);
+    assert_eq!(
+        out,
+        "inside 3\n\
+         rolled back 0\n\
+         savepoint rolled back\n\
+         updated [<Record id=10 name='TEN'>]\n\
+         deleted inside 0\n\
+         aborted 25P02\n\
+         rows [(10, 'TEN')]\n"
+    );
+}
+
+on_shoal_and_postgresql!(
+    asyncpg_transactions_on_shoal,
+    asyncpg_transactions_on_postgresql,
+    2,
+    180,
+    asyncpg_transactions
+);
+
+/// pgjdbc's transactions: `setAutoCommit(false)` with `commit()`/`rollback()`, a batch of
+/// prepared INSERTs, a `Savepoint` rolled back to, an error that aborts the transaction, and
+/// UPDATE/DELETE through prepared statements (server-side once pgjdbc's prepare threshold
+/// is passed).
+async fn pgjdbc_transactions(target: &PsqlTarget, shoal: bool) {
+    if !shoal_e2e::require_tool("pgjdbc") {
+        return;
+    }
+    let client = client_of(target).await;
+    create_table(&client, shoal, "jt", "id bigint NOT NULL, name text", false).await;
+    let jar = shoal_e2e::pgjdbc_jar().expect("pgjdbc jar");
+    let java = shoal_e2e::which("java").expect("java");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = shoal_e2e::write_file(
+        dir.path(),
+        "Tx.java",
+        br#"
+import java.sql.*;
+
+public class Tx {
+    static long count(Connection c) throws SQLException {
+        try (Statement s = c.createStatement(); ResultSet r = s.executeQuery("SELECT count(*) FROM jt")) {
+            r.next();
+            return r.getLong(1);
+        }
+    }
+
+    static void insert(Connection c, long id, String name) throws SQLException {
+        try (PreparedStatement ps = c.prepareStatement("INSERT INTO jt VALUES (?, ?)")) {
+            ps.setLong(1, id);
+            ps.setString(2, name);
+            ps.executeUpdate();
+        }
+    }
+
+    public static void main(String[] a) throws Exception {
+        String url = "jdbc:postgresql://" + a[0] + ":" + a[1] + "/" + a[3];
+        try (Connection c = DriverManager.getConnection(url, a[2], "")) {
+            c.setAutoCommit(false);
+            try (PreparedStatement ps = c.prepareStatement("INSERT INTO jt VALUES (?, ?)")) {
+                for (long i = 1; i <= 8; i++) {
+                    ps.setLong(1, i);
+                    ps.setString(2, "r" + i);
+                    ps.addBatch();
+                }
+                ps.executeBatch();
+            }
+            System.out.println("inside " + count(c));
+            c.rollback();
+            System.out.println("rolled back " + count(c));
+            insert(c, 10, "ten");
+            Savepoint sp = c.setSavepoint();
+            insert(c, 11, "eleven");
+            c.rollback(sp);
+            try (PreparedStatement ps = c.prepareStatement("UPDATE jt SET name = upper(name) WHERE id = ?")) {
+                for (int i = 0; i < 6; i++) {
+                    ps.setLong(1, 10);
+                    ps.executeUpdate();
+                }
+            }
+            c.commit();
+            System.out.println("committed " + count(c));
+            try (PreparedStatement ps = c.prepareStatement("DELETE FROM jt WHERE id = ?")) {
+                ps.setLong(1, 10);
+                System.out.println("deleted " + ps.executeUpdate());
+            }
+            try (Statement s = c.createStatement()) {
+                s.execute("SELECT 1 / 0");
+            } catch (SQLException e) {
+                System.out.println("error " + e.getSQLState());
+            }
+            try {
+                count(c);
+            } catch (SQLException e) {
+                System.out.println("aborted " + e.getSQLState());
+            }
+            c.rollback();
+            c.setAutoCommit(true);
+            try (Statement s = c.createStatement(); ResultSet r = s.executeQuery("SELECT id, name FROM jt ORDER BY id")) {
+                while (r.next()) {
+                    System.out.println("row " + r.getLong(1) + " " + r.getString(2));
+                }
+            }
+        }
+    }
+}
+"#,
+    );
+    let cp = jar.to_string_lossy().into_owned();
+    let out = run_client(
+        &java,
+        &["-cp", &cp, source.to_string_lossy().as_ref()],
+        target,
+    );
+    assert_eq!(
+        out,
+        "inside 8\n\
+         rolled back 0\n\
+         committed 1\n\
+         deleted 1\n\
+         error 22012\n\
+         aborted 25P02\n\
+         row 10 TEN\n"
+    );
+}
+
+on_shoal_and_postgresql!(
+    pgjdbc_transactions_on_shoal,
+    pgjdbc_transactions_on_postgresql,
+    2,
+    180,
+    pgjdbc_transactions
 );
 
 /// INSERT ... RETURNING, CREATE TABLE AS, views kept across statements (and, on Shoal, a

@@ -747,9 +747,13 @@ impl DescribeResponse for DescribeStatementResponse {
         }
     }
 
-    /// Return true if the `DescribeStatementResponse` is empty/nodata
+    /// Return true if the statement returns no rows. (Shoal: the parameters do not matter;
+    /// they go in their own ParameterDescription. PostgreSQL answers a statement with
+    /// parameters that returns no rows, such as `INSERT ... VALUES ($1)`, with
+    /// ParameterDescription and NoData, and pgjdbc fails such an `executeUpdate` when it
+    /// sees an empty RowDescription instead.)
     fn is_no_data(&self) -> bool {
-        self.parameters.is_empty() && self.fields.is_empty()
+        self.fields.is_empty()
     }
 }
 
