@@ -352,6 +352,24 @@ pub fn is_cluster_function(name: &str) -> bool {
     spec(name).is_some()
 }
 
+/// Whether the function changes the cluster (nodes, tables' distribution, settings, jobs):
+/// such a change is not transactional, so it runs only outside a transaction block.
+pub fn changes_cluster(name: &str) -> bool {
+    spec(name).is_some_and(|s| {
+        !s.names.iter().any(|n| {
+            matches!(
+                *n,
+                "get_shard_id_for_distribution_column"
+                    | "rebalance_plan"
+                    | "rebalance_status"
+                    | "rebalance_wait"
+                    | "job_wait"
+                    | "citus_get_active_worker_nodes"
+            )
+        })
+    })
+}
+
 /// Whether the function returns rows (and so may stand in a FROM clause).
 pub fn returns_rows(name: &str) -> bool {
     matches!(spec(name).map(|s| s.returns), Some(Returns::Rows(_)))

@@ -219,6 +219,15 @@ fn unsupported_constraint(what: &str) -> PgError {
     ))
 }
 
+/// The cluster function a statement calls that changes the cluster (see
+/// [`functions::changes_cluster`]), if any.
+pub fn cluster_change(stmt: &Statement) -> Option<String> {
+    match classify(stmt)? {
+        Action::Call(call) if functions::changes_cluster(&call.name) => Some(call.name),
+        _ => None,
+    }
+}
+
 fn function_call(f: &sql::Function) -> Option<FunctionCall> {
     let name = object_name(&f.name).to_ascii_lowercase();
     if !functions::is_cluster_function(&name) {

@@ -868,17 +868,32 @@ impl SessionQueryHandler {
     fn refusal(session: &Session, stmt: &Statement) -> Option<PgError> {
         match session.mode() {
             TxnMode::Failed => Some(aborted()),
-            TxnMode::Block => ddl_name(stmt).map(|what| {
-                PgError::new(
-                    "25001",
-                    format!("{what} cannot run inside a transaction block"),
-                )
-                .with_hint(Some(
-                    "Shoal changes the schema only outside transactions: run it on its own \
-                     (autocommit), then begin the transaction."
-                        .into(),
-                ))
-            }),
+            TxnMode::Block => {
+                if let Some(what) = ddl_name(stmt) {
+                    return Some(
+                        PgError::new(
+                            "25001",
+                            format!("{what} cannot run inside a transaction block"),
+                        )
+                        .with_hint(Some(
+                            "Shoal changes the schema only outside transactions: run it on its \
+                             own (autocommit), then begin the transaction."
+                                .into(),
+                        )),
+                    );
+                }
+                crate::hook::cluster_change(stmt).map(|name| {
+                    PgError::new(
+                        "25001",
+                        format!("{name}() cannot run inside a transaction block"),
+                    )
+                    .with_hint(Some(
+                        "Its change to the cluster cannot be rolled back: call it on its own \
+                         (autocommit), outside BEGIN ... COMMIT."
+                            .into(),
+                    ))
+                })
+            }
             _ => None,
         }
     }
@@ -972,11 +987,15 @@ impl SimpleQueryHandler for SessionQueryHandler {
         }
         // Several statements run in one implicit transaction (a BEGIN among them turns it
         // into a block), unless one changes the schema, which never runs inside a
-        // transaction, or is a COPY, whose rows arrive after the string has ended.
+        // transaction (nor does a cluster function that changes the cluster), or is a COPY,
+        // whose rows arrive after the string has ended.
         let implicit = session.mode() == TxnMode::Autocommit
             && !statements.iter().any(|(_, s)| {
-                s.as_ref()
-                    .is_some_and(|s| ddl_name(s).is_some() || matches!(s, Statement::Copy { .. }))
+                s.as_ref().is_some_and(|s| {
+                    ddl_name(s).is_some()
+                        || matches!(s, Statement::Copy { .. })
+                        || crate::hook::cluster_change(s).is_some()
+                })
             });
         if implicit {
             session.begin(TxnMode::Implicit, false);

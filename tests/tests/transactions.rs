@@ -613,6 +613,51 @@ async fn schema_changes_in_a_block_are_refused() {
     assert_eq!(scalar(&client, "SELECT count(*) FROM w").await, "0");
     let r = query_lines(&client, "SELECT count(*) FROM other").await;
     assert!(r.is_err(), "no table was created");
+
+    // Cluster functions that change the cluster cannot be rolled back either; those that
+    // only read it run inside a block.
+    exec(&client, "CREATE TABLE later (id bigint NOT NULL)").await;
+    for call in [
+        "SELECT create_distributed_table('later', 'id')",
+        "SELECT set_cluster_setting('auto_rebalance', 'on')",
+        "SELECT rebalance_start()",
+    ] {
+        exec(&client, "BEGIN").await;
+        fails_with(&client, call, "25001").await;
+        exec(&client, "ROLLBACK").await;
+    }
+    exec(&client, "BEGIN").await;
+    exec(
+        &client,
+        "SELECT get_shard_id_for_distribution_column('w', 1)",
+    )
+    .await;
+    exec(&client, "SELECT * FROM rebalance_plan()").await;
+    exec(&client, "COMMIT").await;
+    assert_eq!(
+        scalar(
+            &client,
+            "SELECT kind FROM shoal.tables WHERE table_name = 'later'"
+        )
+        .await,
+        "single_shard",
+        "later was not distributed"
+    );
+    assert_eq!(
+        scalar(
+            &client,
+            "SELECT value FROM shoal.cluster_settings WHERE name = 'auto_rebalance'"
+        )
+        .await,
+        "off"
+    );
+    // A query string with such a call runs statement by statement, as one with DDL does.
+    exec(
+        &client,
+        "INSERT INTO later VALUES (1); SELECT create_distributed_table('later', 'id')",
+    )
+    .await;
+    assert_eq!(scalar(&client, "SELECT count(*) FROM later").await, "1");
 }
 
 /// pgbench's own TPC-B-like script, 4 clients with retries on 40001, in the simple and the
