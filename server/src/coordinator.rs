@@ -144,6 +144,7 @@ pub fn session_context(
     for udf in crate::query::pg_limits::BoundedFunction::udfs() {
         ctx.register_udf(udf);
     }
+    crate::frontend::session_functions::register(&ctx);
     ctx.register_udtf(
         "citus_get_active_worker_nodes",
         Arc::new(ActiveWorkerNodes(Arc::clone(cluster))),

@@ -183,12 +183,39 @@ fn from_arrow(e: &arrow::error::ArrowError) -> PgError {
             PgError::new("22003", m.clone())
         }
         A::CsvError(m) => PgError::new("22P04", m.clone()),
-        A::ExternalError(inner) => match inner.downcast_ref::<ClusterError>() {
-            Some(c) => from_cluster(c),
-            None => PgError::new("XX000", e.to_string()),
-        },
+        A::ExternalError(inner) => {
+            from_external(inner.as_ref()).unwrap_or_else(|| PgError::new("XX000", e.to_string()))
+        }
         _ => PgError::new("XX000", e.to_string()),
     }
+}
+
+/// The SQLSTATE of an error carried inside a DataFusion or Arrow error, when it is one of
+/// the kinds Shoal's code raises.
+fn from_external(inner: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<PgError> {
+    Some(if let Some(c) = inner.downcast_ref::<ClusterError>() {
+        from_cluster(c)
+    } else if let Some(w) = inner.downcast_ref::<ShardStoreError>() {
+        from_worker(w)
+    } else if let Some(d) = inner.downcast_ref::<DataFusionError>() {
+        from_datafusion(d)
+    } else if let Some(a) = inner.downcast_ref::<arrow::error::ArrowError>() {
+        from_arrow(a)
+    } else if let Some(l) = inner.downcast_ref::<ValueLimitError>() {
+        PgError::new("54000", l.to_string())
+    } else if let Some(p) = inner.downcast_ref::<PgWireError>() {
+        match p {
+            PgWireError::UserError(i) => PgError {
+                code: known_code(&i.code),
+                message: i.message.clone(),
+                detail: i.detail.clone(),
+                hint: i.hint.clone(),
+            },
+            _ => PgError::new("XX000", p.to_string()),
+        }
+    } else {
+        return None;
+    })
 }
 
 pub fn from_datafusion(e: &DataFusionError) -> PgError {
@@ -200,29 +227,8 @@ pub fn from_datafusion(e: &DataFusionError) -> PgError {
             Some(first) => from_datafusion(first),
             None => PgError::new("XX000", e.to_string()),
         },
-        DataFusionError::External(inner) => {
-            if let Some(c) = inner.downcast_ref::<ClusterError>() {
-                from_cluster(c)
-            } else if let Some(w) = inner.downcast_ref::<ShardStoreError>() {
-                from_worker(w)
-            } else if let Some(d) = inner.downcast_ref::<DataFusionError>() {
-                from_datafusion(d)
-            } else if let Some(l) = inner.downcast_ref::<ValueLimitError>() {
-                PgError::new("54000", l.to_string())
-            } else if let Some(p) = inner.downcast_ref::<PgWireError>() {
-                match p {
-                    PgWireError::UserError(i) => PgError {
-                        code: known_code(&i.code),
-                        message: i.message.clone(),
-                        detail: i.detail.clone(),
-                        hint: i.hint.clone(),
-                    },
-                    _ => PgError::new("XX000", p.to_string()),
-                }
-            } else {
-                PgError::new("XX000", inner.to_string())
-            }
-        }
+        DataFusionError::External(inner) => from_external(inner.as_ref())
+            .unwrap_or_else(|| PgError::new("XX000", inner.to_string())),
         DataFusionError::ArrowError(a, _) => from_arrow(a),
         DataFusionError::SQL(p, _) => PgError::new("42601", format!("syntax error: {p}")),
         DataFusionError::NotImplemented(m) => PgError::new("0A000", m.clone()),
@@ -283,14 +289,30 @@ fn plan_error(m: &str) -> PgError {
 }
 
 /// SQLSTATEs are five ASCII characters from a fixed set; map a foreign one onto ours.
+/// A SQLSTATE that arrived as text, as the `'static` code a [`PgError`] carries (`XX000`
+/// when it is not five digits or capitals). Codes come from Shoal's and its libraries' own
+/// errors, never from clients, so the interned set stays small.
 fn known_code(code: &str) -> &'static str {
-    match code {
-        "57014" => "57014",
-        "42P01" => "42P01",
-        "42601" => "42601",
-        "0A000" => "0A000",
-        "22023" => "22023",
-        _ => "XX000",
+    static CODES: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
+        std::sync::OnceLock::new();
+    let valid = code.len() == 5
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase());
+    if !valid {
+        return "XX000";
+    }
+    let mut codes = CODES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    match codes.get(code) {
+        Some(c) => c,
+        None => {
+            let c: &'static str = Box::leak(code.to_string().into_boxed_str());
+            codes.insert(c);
+            c
+        }
     }
 }
 

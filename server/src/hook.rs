@@ -31,25 +31,25 @@ use tracing::Instrument;
 
 use crate::copy::{copy_out, start_copy_in, CopyOptions};
 use crate::errors::{from_cluster, from_datafusion, PgError};
+use crate::frontend::settings;
 use crate::functions::{self, FunctionCall, Notice};
-use crate::statement_timeout;
 
 /// What a statement asks of Shoal.
 enum Action {
-    /// `SET statement_timeout` / `RESET statement_timeout`: the milliseconds (0: no limit)
-    /// and the command tag.
-    SetStatementTimeout {
-        ms: u64,
+    /// `SET [LOCAL] name = value`, `SET name TO DEFAULT` or `RESET name` (`value` None),
+    /// with the command tag.
+    Set {
+        name: String,
+        value: Option<String>,
+        local: bool,
         tag: &'static str,
     },
-    ShowStatementTimeout,
-    /// A setting whose value Shoal decides: its name and value.
-    ShowValue {
-        name: &'static str,
-        value: String,
-    },
-    /// A statement accepted as PostgreSQL accepts it, changing nothing Shoal has.
-    Accept(&'static str),
+    /// `RESET ALL`.
+    ResetAll,
+    /// `SHOW name`.
+    Show(String),
+    /// `SHOW ALL`.
+    ShowAll,
     Call(FunctionCall),
     /// `SELECT ... FROM cluster_function(...)`: the function's rows, then the rest of the
     /// query (`query`, which reads them as the table `fn_result`).
@@ -376,10 +376,7 @@ fn call_in_from(q: &sql::Query) -> Option<Action> {
 }
 
 fn classify(stmt: &Statement) -> Option<Action> {
-    if let Some(a) = statement_timeout_action(stmt) {
-        return Some(a);
-    }
-    if let Some(a) = transaction_setting_action(stmt) {
+    if let Some(a) = settings_action(stmt) {
         return Some(a);
     }
     match stmt {
@@ -648,39 +645,66 @@ impl ShoalHook {
         let tag = |t: &str| Ok(Response::Execution(Tag::new(t)));
         match action {
             Action::Refuse(e) => Err(e.into()),
-            Action::SetStatementTimeout { ms, tag: command } => {
-                let metadata = client.metadata_mut();
-                if ms == 0 {
-                    metadata.remove(statement_timeout::METADATA_KEY);
+            Action::Set {
+                name,
+                value,
+                local,
+                tag: command,
+            } => {
+                let session = current_session()?;
+                if local && !session.in_transaction() {
+                    // As PostgreSQL: checked, then without effect outside a transaction.
+                    session
+                        .check_setting(&name, value.as_deref())
+                        .map_err(PgError::into_pgwire)?;
+                    warn_code(
+                        client,
+                        "25P01",
+                        "SET LOCAL can only be used in transaction blocks",
+                    )
+                    .await?;
                 } else {
-                    metadata.insert(statement_timeout::METADATA_KEY.into(), ms.to_string());
+                    session
+                        .set_setting(&name, value.as_deref(), local)
+                        .map_err(PgError::into_pgwire)?;
                 }
                 tag(command)
             }
-            Action::Accept(command) => tag(command),
-            Action::ShowValue { name, value } => {
+            Action::ResetAll => {
+                current_session()?.reset_settings();
+                tag("RESET")
+            }
+            Action::Show(name) => {
+                let session = current_session()?;
+                let value = session
+                    .setting(&name)
+                    .map_err(PgError::into_pgwire)?
+                    .ok_or_else(|| {
+                        PgError::new(
+                            "42704",
+                            format!("unrecognized configuration parameter \"{name}\""),
+                        )
+                        .into_pgwire()
+                    })?;
+                let column = settings::display_name(&name);
                 let batch = RecordBatch::try_new(
-                    Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)])),
+                    Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, false)])),
                     vec![Arc::new(StringArray::from(vec![value]))],
                 )
                 .map_err(|e| PgWireErrorOf::df(&e.into()))?;
                 rows_response(ctx, batch, client, &format).await
             }
-            Action::ShowStatementTimeout => {
-                let ms = client
-                    .metadata()
-                    .get(statement_timeout::METADATA_KEY)
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
+            Action::ShowAll => {
+                let rows = current_session()?.all_settings();
                 let batch = RecordBatch::try_new(
-                    Arc::new(Schema::new(vec![Field::new(
-                        "statement_timeout",
-                        DataType::Utf8,
-                        false,
-                    )])),
-                    vec![Arc::new(StringArray::from(vec![statement_timeout::show(
-                        ms,
-                    )]))],
+                    show_all_schema(),
+                    vec![
+                        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+                        Arc::new(StringArray::from_iter_values(
+                            rows.iter().map(|r| r.1.as_str()),
+                        )),
+                        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2))),
+                    ],
                 )
                 .map_err(|e| PgWireErrorOf::df(&e.into()))?;
                 rows_response(ctx, batch, client, &format).await
@@ -984,8 +1008,12 @@ impl ShoalHook {
                 Ok(Response::Query(resp))
             }
             Action::Dml(stmt) => {
-                let session = crate::session::current()
-                    .unwrap_or_else(|| Arc::new(crate::session::Session::new(Arc::clone(cluster))));
+                let session = crate::session::current().unwrap_or_else(|| {
+                    Arc::new(crate::session::Session::new(
+                        Arc::clone(cluster),
+                        client.metadata(),
+                    ))
+                });
                 let outcome = crate::dml::run(cluster, ctx, &session, &stmt, params)
                     .await
                     .map_err(PgError::into_pgwire)?;
@@ -1317,14 +1345,17 @@ impl QueryHook for ShoalHook {
                     .map_err(PgError::into_pgwire),
                 Err(e) => Err(pg(&e)),
             },
-            Action::ShowValue { name, .. } => session_context
+            Action::Show(name) => session_context
                 .state()
-                .create_logical_plan(&format!("SELECT '' AS {name}"))
+                .create_logical_plan(&format!(
+                    "SELECT '' AS \"{}\"",
+                    settings::display_name(&name).replace('"', "\"\"")
+                ))
                 .await
                 .map_err(|e| PgWireErrorOf::df(&e)),
-            Action::ShowStatementTimeout => session_context
+            Action::ShowAll => session_context
                 .state()
-                .create_logical_plan("SELECT '' AS statement_timeout")
+                .create_logical_plan("SELECT '' AS name, '' AS setting, '' AS description")
                 .await
                 .map_err(|e| PgWireErrorOf::df(&e)),
             // DDL and COPY send no row description: nothing to describe.
@@ -1379,128 +1410,133 @@ fn empty_plan() -> LogicalPlan {
     })
 }
 
-/// The settings of transactions: their isolation (always snapshot isolation, reported as
-/// `repeatable read`) and read-only defaults.
-fn transaction_setting_action(stmt: &Statement) -> Option<Action> {
-    let unquoted = |v: &sql::Expr| v.to_string().trim_matches('\'').to_ascii_lowercase();
+/// `SET`, `SET LOCAL`, `SET TIME ZONE`, `SET NAMES`, `RESET` and `SHOW`: the session's
+/// settings (see [`settings`]).
+fn settings_action(stmt: &Statement) -> Option<Action> {
+    let set = |name: String, values: &[sql::Expr], local: bool| Action::Set {
+        name,
+        value: setting_value(values),
+        local,
+        tag: "SET",
+    };
     match stmt {
         Statement::Set(sql::Set::SingleAssignment {
-            variable, values, ..
-        }) => {
-            let name = variable.to_string().to_ascii_lowercase();
-            let value = values.first().map(unquoted).unwrap_or_default();
-            match name.as_str() {
-                "default_transaction_isolation" | "transaction_isolation" => {
-                    Some(match value.as_str() {
-                        "read committed" | "repeatable read" | "read uncommitted" | "default" => {
-                            Action::Accept("SET")
-                        }
-                        _ => Action::Refuse(
-                            PgError::new("0A000", format!("{name} = '{value}' is not supported"))
-                                .with_hint(Some(
-                                    "Shoal transactions are REPEATABLE READ (snapshot isolation)."
-                                        .into(),
-                                )),
-                        ),
-                    })
-                }
-                "default_transaction_read_only" => Some(match value.as_str() {
-                    "off" | "false" | "0" | "default" => Action::Accept("SET"),
-                    _ => Action::Refuse(
-                        PgError::new(
-                            "0A000",
-                            "default_transaction_read_only = on is not supported",
-                        )
-                        .with_hint(Some(
-                            "Begin each read-only transaction with BEGIN READ ONLY.".into(),
-                        )),
-                    ),
-                }),
-                _ => None,
+            scope,
+            hivevar: false,
+            variable,
+            values,
+        }) => match scope {
+            None | Some(sql::ContextModifier::Session) => {
+                Some(set(variable.to_string(), values, false))
             }
+            Some(sql::ContextModifier::Local) => Some(set(variable.to_string(), values, true)),
+            Some(other) => Some(Action::Refuse(PgError::new(
+                "42601",
+                format!("syntax error at or near \"{other}\""),
+            ))),
+        },
+        Statement::Set(sql::Set::SetTimeZone { local, value }) => {
+            Some(set("TimeZone".into(), std::slice::from_ref(value), *local))
         }
+        Statement::Set(sql::Set::SetNames { charset_name, .. }) => Some(Action::Set {
+            name: "client_encoding".into(),
+            value: Some(charset_name.value.clone()),
+            local: false,
+            tag: "SET",
+        }),
+        Statement::Set(sql::Set::SetRole { .. } | sql::Set::SetSessionAuthorization(_)) => {
+            Some(Action::Refuse(
+                PgError::new(
+                    "0A000",
+                    "SET ROLE and SET SESSION AUTHORIZATION are not supported",
+                )
+                .with_hint(Some("Log in as the user instead.".into())),
+            ))
+        }
+        Statement::Reset(r) => Some(match &r.reset {
+            sql::Reset::ALL => Action::ResetAll,
+            sql::Reset::ConfigurationParameter(name) => Action::Set {
+                name: name.to_string(),
+                value: None,
+                local: false,
+                tag: "RESET",
+            },
+        }),
         Statement::ShowVariable { variable } => {
             let name = variable
                 .iter()
                 .map(|i| i.value.to_ascii_lowercase())
                 .collect::<Vec<_>>()
                 .join(" ");
-            match name.as_str() {
-                "transaction_isolation" | "transaction isolation level" => {
-                    Some(Action::ShowValue {
-                        name: "transaction_isolation",
-                        value: "repeatable read".into(),
-                    })
-                }
-                "default_transaction_isolation" => Some(Action::ShowValue {
-                    name: "default_transaction_isolation",
-                    value: "repeatable read".into(),
-                }),
-                "transaction_read_only" => Some(Action::ShowValue {
-                    name: "transaction_read_only",
-                    value: if crate::session::current().is_some_and(|s| s.read_only()) {
-                        "on"
-                    } else {
-                        "off"
-                    }
-                    .into(),
-                }),
-                "default_transaction_read_only" => Some(Action::ShowValue {
-                    name: "default_transaction_read_only",
-                    value: "off".into(),
-                }),
-                _ => None,
-            }
+            Some(match name.as_str() {
+                "all" => Action::ShowAll,
+                "transaction isolation level" => Action::Show("transaction_isolation".into()),
+                "time zone" => Action::Show("TimeZone".into()),
+                "session authorization" => Action::Show("session_authorization".into()),
+                _ => Action::Show(
+                    variable
+                        .iter()
+                        .map(|i| i.value.clone())
+                        .collect::<Vec<_>>()
+                        .join("."),
+                ),
+            })
         }
         _ => None,
     }
 }
 
-/// `SET [SESSION] statement_timeout ...`, `RESET statement_timeout` and
-/// `SHOW statement_timeout`, answered as PostgreSQL does (see [`statement_timeout`]).
-fn statement_timeout_action(stmt: &Statement) -> Option<Action> {
-    let is_it = |name: &str| name.eq_ignore_ascii_case("statement_timeout");
-    match stmt {
-        Statement::Set(sql::Set::SingleAssignment {
-            scope: None | Some(sql::ContextModifier::Session),
-            hivevar: false,
-            variable,
-            values,
-        }) if is_it(&variable.to_string()) => Some(match values.as_slice() {
-            [value] => match statement_timeout::parse(&value.to_string()) {
-                Ok(ms) => Action::SetStatementTimeout { ms, tag: "SET" },
-                Err(e) => Action::Refuse(e),
-            },
-            _ => Action::Refuse(PgError::new(
-                "22023",
-                "SET statement_timeout takes only one argument",
-            )),
-        }),
-        // Transactions are not real yet (#13): a setting that should end with one would
-        // silently outlive it.
-        Statement::Set(sql::Set::SingleAssignment {
-            scope: Some(sql::ContextModifier::Local),
-            variable,
-            ..
-        }) if is_it(&variable.to_string()) => Some(Action::Refuse(
-            PgError::new("0A000", "SET LOCAL statement_timeout is not supported yet").with_hint(
-                Some("Use SET statement_timeout, and RESET statement_timeout afterwards.".into()),
-            ),
-        )),
-        Statement::Reset(r) => match &r.reset {
-            sql::Reset::ConfigurationParameter(name) if is_it(&name.to_string()) => {
-                Some(Action::SetStatementTimeout {
-                    ms: 0,
-                    tag: "RESET",
-                })
-            }
-            _ => None,
-        },
-        Statement::ShowVariable { variable }
-            if variable.len() == 1 && is_it(&variable[0].value) =>
-        {
-            Some(Action::ShowStatementTimeout)
+/// A `SET` value as PostgreSQL reads it: `DEFAULT` (None), or the items joined by `, `
+/// (string literals unquoted, `"quoted"` identifiers kept quoted, as `search_path` shows them).
+fn setting_value(values: &[sql::Expr]) -> Option<String> {
+    if let [sql::Expr::Identifier(i)] = values {
+        if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default") {
+            return None;
         }
-        _ => None,
     }
+    fn item(e: &sql::Expr) -> String {
+        match e {
+            sql::Expr::Value(v) => match &v.value {
+                sql::Value::SingleQuotedString(s)
+                | sql::Value::EscapedStringLiteral(s)
+                | sql::Value::DoubleQuotedString(s) => s.clone(),
+                sql::Value::Number(n, _) => n.to_string(),
+                sql::Value::Boolean(b) => if *b { "on" } else { "off" }.into(),
+                other => other.to_string(),
+            },
+            sql::Expr::Identifier(i) if i.quote_style.is_some() => format!("\"{}\"", i.value),
+            sql::Expr::Identifier(i) => i.value.clone(),
+            sql::Expr::UnaryOp {
+                op: sql::UnaryOperator::Minus,
+                expr,
+            } => format!("-{}", item(expr)),
+            other => other.to_string(),
+        }
+    }
+    Some(values.iter().map(item).collect::<Vec<_>>().join(", "))
+}
+
+/// `SHOW ALL`'s columns, as PostgreSQL names them.
+fn show_all_schema() -> arrow::datatypes::SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("setting", DataType::Utf8, false),
+        Field::new("description", DataType::Utf8, false),
+    ]))
+}
+
+/// The session of the statement being run (every client statement has one).
+fn current_session() -> PgWireResult<Arc<crate::session::Session>> {
+    crate::session::current().ok_or_else(|| {
+        PgError::new("XX000", "statement run outside a client session").into_pgwire()
+    })
+}
+
+async fn warn_code(client: &mut dyn HookClient, code: &str, message: &str) -> PgWireResult<()> {
+    let info = ErrorInfo::new("WARNING".into(), code.into(), message.into());
+    client
+        .send_message(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
+            info,
+        )))
+        .await
 }

@@ -18,6 +18,7 @@ mod copy;
 mod dev;
 mod dml;
 mod errors;
+mod frontend;
 mod functions;
 mod hook;
 mod metrics;

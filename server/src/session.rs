@@ -28,6 +28,7 @@ use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::response::{NoticeResponse, TransactionStatus};
+use datafusion_postgres::pgwire::messages::startup::ParameterStatus;
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::{DfSessionService, Parser};
 use futures::{Sink, SinkExt, StreamExt};
@@ -35,6 +36,7 @@ use shoal_catalog::{FileChanges, FileRecord, NewFile, RemovedFile, TableSnapshot
 use shoal_sql_functions::{Cluster, ClusterError, SnapshotGuard};
 
 use crate::errors::{self, PgError};
+use crate::frontend::settings::Settings;
 
 tokio::task_local! {
     static CURRENT: Arc<Session>;
@@ -88,8 +90,9 @@ struct Txn {
     /// Rows INSERTed and not written yet, per table, with their size in bytes.
     buffered: std::collections::BTreeMap<String, (Vec<arrow::array::RecordBatch>, usize)>,
     writes: Vec<StagedWrite>,
-    /// Each savepoint's name and how many writes were staged when it was set.
-    savepoints: Vec<(String, usize)>,
+    savepoints: Vec<Savepoint>,
+    /// The session's settings when the transaction began: ROLLBACK restores them.
+    settings_at_begin: Option<Settings>,
     /// Whether a statement other than transaction control has run: the isolation level
     /// and READ WRITE can no longer be set.
     queried: bool,
@@ -101,27 +104,51 @@ struct Txn {
 /// names a level.
 const DEFAULT_ISOLATION: TransactionIsolationLevel = TransactionIsolationLevel::ReadCommitted;
 
+struct Savepoint {
+    name: String,
+    /// How many writes were staged when it was set.
+    writes: usize,
+    /// The settings then: ROLLBACK TO restores them.
+    settings: Settings,
+}
+
 struct State {
     mode: TxnMode,
     read_only: bool,
     txn: Txn,
+    settings: Settings,
+    /// The reported parameters' values the client was last told (ParameterStatus).
+    reported: Vec<(&'static str, String)>,
 }
 
 pub struct Session {
     cluster: Arc<Cluster>,
+    /// The logged-in user.
+    user: String,
     state: Mutex<State>,
     /// The UPDATE or DELETE this session is planning, whose target table reads with row ids.
     dml: Mutex<Option<Arc<crate::dml::DmlTarget>>>,
 }
 
 impl Session {
-    pub fn new(cluster: Arc<Cluster>) -> Session {
+    /// A session for the client whose startup parameters are `startup` (`user` among
+    /// them); the reported parameters are those the startup sent ([`startup_parameters`]).
+    pub fn new(cluster: Arc<Cluster>, startup: &HashMap<String, String>) -> Session {
+        let user = startup
+            .get("user")
+            .cloned()
+            .unwrap_or_else(|| "shoal".to_string());
+        let settings = Settings::from_startup(&user, startup);
+        let reported = settings.reported();
         Session {
             cluster,
+            user,
             state: Mutex::new(State {
                 mode: TxnMode::Autocommit,
                 read_only: false,
                 txn: Txn::default(),
+                settings,
+                reported,
             }),
             dml: Mutex::new(None),
         }
@@ -136,14 +163,107 @@ impl Session {
     }
 
     /// Whether writes are staged (inside a block or an implicit transaction).
-    /// Whether the transaction is READ ONLY.
-    pub fn read_only(&self) -> bool {
-        let st = self.lock();
-        st.read_only && st.mode != TxnMode::Autocommit
-    }
-
     pub fn in_transaction(&self) -> bool {
         matches!(self.mode(), TxnMode::Implicit | TxnMode::Block)
+    }
+
+    /// The logged-in user.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// A setting's current value (`None`: a custom parameter never set). The transaction's
+    /// own state answers `transaction_isolation` and `transaction_read_only`.
+    pub fn setting(&self, name: &str) -> Result<Option<String>, PgError> {
+        let st = self.lock();
+        if name.eq_ignore_ascii_case("transaction_read_only") {
+            // Whether the transaction is READ ONLY.
+            let ro = st.read_only && st.mode != TxnMode::Autocommit;
+            return Ok(Some(if ro { "on" } else { "off" }.into()));
+        }
+        st.settings.get(name)
+    }
+
+    /// `SET [LOCAL]`, `RESET` (`value` None) or `set_config()`.
+    pub fn set_setting(&self, name: &str, value: Option<&str>, local: bool) -> Result<(), PgError> {
+        self.lock().settings.set(name, value, local)
+    }
+
+    /// Whether `SET name = value` would be taken, changing nothing.
+    pub fn check_setting(&self, name: &str, value: Option<&str>) -> Result<(), PgError> {
+        let mut copy = self.lock().settings.clone();
+        copy.set(name, value, false)
+    }
+
+    /// `RESET ALL`.
+    pub fn reset_settings(&self) {
+        self.lock().settings.reset_all();
+    }
+
+    /// `SHOW ALL`'s rows.
+    pub fn all_settings(&self) -> Vec<(&'static str, String, &'static str)> {
+        let rows = self.lock().settings.all();
+        rows.into_iter()
+            .map(|(name, value, description)| match self.setting(name) {
+                Ok(Some(v)) => (name, v, description),
+                _ => (name, value, description),
+            })
+            .collect()
+    }
+
+    /// After a statement: the settings pgwire and the encoders read from the connection's
+    /// metadata take their current values, and the client hears of every reported
+    /// parameter that changed (ParameterStatus, as PostgreSQL sends before ReadyForQuery).
+    async fn sync_client<C>(&self, client: &mut C) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (mirrored, changed) = {
+            let mut st = self.lock();
+            if st.mode == TxnMode::Autocommit {
+                // A statement outside a transaction was its own: its local settings end.
+                st.settings.end_local();
+            }
+            let get = |name: &str| st.settings.get(name).ok().flatten().unwrap_or_default();
+            let timeout_ms =
+                crate::statement_timeout::parse(&get("statement_timeout")).unwrap_or(0);
+            let mirrored = [
+                ("datestyle", get("DateStyle")),
+                ("intervalstyle", get("IntervalStyle")),
+                ("bytea_output", get("bytea_output")),
+                ("extra_float_digits", get("extra_float_digits")),
+                (
+                    crate::statement_timeout::METADATA_KEY,
+                    timeout_ms.to_string(),
+                ),
+            ];
+            let now = st.settings.reported();
+            let changed: Vec<(&'static str, String)> = now
+                .iter()
+                .filter(|kv| !st.reported.contains(kv))
+                .cloned()
+                .collect();
+            st.reported = now;
+            (mirrored, changed)
+        };
+        let metadata = client.metadata_mut();
+        for (key, value) in mirrored {
+            if key == crate::statement_timeout::METADATA_KEY && value == "0" {
+                metadata.remove(key);
+            } else {
+                metadata.insert(key.to_string(), value);
+            }
+        }
+        for (name, value) in changed {
+            client
+                .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                    name.to_string(),
+                    value,
+                )))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Fails with 25006 in a `READ ONLY` transaction.
@@ -270,15 +390,25 @@ impl Session {
         let mut st = self.lock();
         st.mode = mode;
         st.read_only = read_only;
-        st.txn = Txn::default();
+        st.txn = Txn {
+            settings_at_begin: Some(st.settings.clone()),
+            ..Txn::default()
+        };
     }
 
-    /// Ends the transaction, handing back what it staged.
-    fn end(&self) -> Txn {
+    /// Ends the transaction, handing back what it staged. Its settings stay if it
+    /// committed (but for `SET LOCAL`s) and are undone if not.
+    fn end(&self, committed: bool) -> Txn {
         let mut st = self.lock();
         st.mode = TxnMode::Autocommit;
         st.read_only = false;
-        std::mem::take(&mut st.txn)
+        let mut txn = std::mem::take(&mut st.txn);
+        match txn.settings_at_begin.take() {
+            Some(before) if !committed => st.settings = before,
+            _ => {}
+        }
+        st.settings.end_local();
+        txn
     }
 
     /// Publishes everything staged in one catalog transaction. On error nothing is
@@ -288,12 +418,12 @@ impl Session {
             self.rollback().await;
             return Err(e);
         }
-        let txn = self.end();
+        let txn = self.end(true);
         self.publish(txn.writes).await
     }
 
     pub async fn rollback(&self) {
-        let txn = self.end();
+        let txn = self.end(false);
         self.discard(txn.writes).await;
     }
 
@@ -399,8 +529,12 @@ impl Session {
 
     fn set_savepoint(&self, name: &str) {
         let mut st = self.lock();
-        let at = st.txn.writes.len();
-        st.txn.savepoints.push((name.to_string(), at));
+        let savepoint = Savepoint {
+            name: name.to_string(),
+            writes: st.txn.writes.len(),
+            settings: st.settings.clone(),
+        };
+        st.txn.savepoints.push(savepoint);
     }
 
     fn find_savepoint(&self, name: &str) -> Result<usize, PgError> {
@@ -408,7 +542,7 @@ impl Session {
         st.txn
             .savepoints
             .iter()
-            .rposition(|(n, _)| n == name)
+            .rposition(|s| s.name == name)
             .ok_or_else(|| PgError::new("3B001", format!("savepoint \"{name}\" does not exist")))
     }
 
@@ -418,7 +552,8 @@ impl Session {
         let dropped = {
             let mut st = self.lock();
             st.txn.savepoints.truncate(at + 1);
-            let keep = st.txn.savepoints[at].1;
+            let keep = st.txn.savepoints[at].writes;
+            st.settings = st.txn.savepoints[at].settings.clone();
             st.mode = TxnMode::Block;
             // Everything held was inserted after the savepoint (SAVEPOINT flushes).
             st.txn.buffered.clear();
@@ -679,7 +814,7 @@ impl SessionQueryHandler {
         let cluster = Arc::clone(&self.cluster);
         client
             .session_extensions()
-            .get_or_insert_with(move || Session::new(cluster))
+            .get_or_insert_with(move || Session::new(cluster, client.metadata()))
     }
 
     /// Runs a transaction control statement.
@@ -912,15 +1047,20 @@ impl SessionQueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         if let Some(control) = Self::precheck(session, stmt).map_err(PgError::into_pgwire)? {
-            return Ok(vec![self.control(client, session, control).await?]);
+            let result = self.control(client, session, control).await;
+            session.sync_client(client).await?;
+            return Ok(vec![result?]);
         }
         flush_before(session, stmt).await?;
         let inner = Arc::clone(&self.inner);
-        CURRENT
-            .scope(Arc::clone(session), async move {
+        let result = CURRENT
+            .scope(Arc::clone(session), async {
                 SimpleQueryHandler::do_query(&*inner, client, sql).await
             })
-            .await
+            .await;
+        // The next statement of the string already runs with what this one set.
+        session.sync_client(client).await?;
+        result
     }
 }
 
@@ -976,6 +1116,37 @@ impl SimpleQueryHandler for SessionQueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = self.session_of(client);
+        let result = self.simple_statements(client, &session, query).await;
+        session.sync_client(client).await?;
+        result
+    }
+
+    fn transaction_status_after<C: ClientInfo>(
+        &self,
+        client: &C,
+        _derived: TransactionStatus,
+    ) -> TransactionStatus {
+        // Every failure `do_query` saw has failed the session already; the derived status
+        // stays "failed" after a successful ROLLBACK TO, which only the session knows.
+        self.session_of(client).status()
+    }
+}
+
+impl SessionQueryHandler {
+    /// The statements of a simple query string, in the session's transaction.
+    async fn simple_statements<C>(
+        &self,
+        client: &mut C,
+        session: &Arc<Session>,
+        query: &str,
+    ) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = Arc::clone(session);
         session.sync(client.transaction_status());
         let statements = split(query);
         if let [(sql, stmt)] = statements.as_slice() {
@@ -1048,16 +1219,6 @@ impl SimpleQueryHandler for SessionQueryHandler {
         }
         Ok(out)
     }
-
-    fn transaction_status_after<C: ClientInfo>(
-        &self,
-        client: &C,
-        _derived: TransactionStatus,
-    ) -> TransactionStatus {
-        // Every failure `do_query` saw has failed the session already; the derived status
-        // stays "failed" after a successful ROLLBACK TO, which only the session knows.
-        self.session_of(client).status()
-    }
 }
 
 #[async_trait]
@@ -1082,24 +1243,29 @@ impl ExtendedQueryHandler for SessionQueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = self.session_of(client);
-        session.sync(client.transaction_status());
-        let stmt = portal.statement.statement.1.as_ref().map(|(s, _)| s);
-        if let Some(control) = Self::precheck(&session, stmt).map_err(PgError::into_pgwire)? {
-            return self.control(client, &session, control).await;
+        let result = async {
+            session.sync(client.transaction_status());
+            let stmt = portal.statement.statement.1.as_ref().map(|(s, _)| s);
+            if let Some(control) = Self::precheck(&session, stmt).map_err(PgError::into_pgwire)? {
+                return self.control(client, &session, control).await;
+            }
+            if let Err(e) = flush_before(&session, stmt).await {
+                session.fail();
+                return Err(e);
+            }
+            let inner = Arc::clone(&self.inner);
+            let result = CURRENT
+                .scope(Arc::clone(&session), async {
+                    ExtendedQueryHandler::do_query(&*inner, client, portal, max_rows).await
+                })
+                .await;
+            if result.is_err() {
+                session.fail();
+            }
+            result
         }
-        if let Err(e) = flush_before(&session, stmt).await {
-            session.fail();
-            return Err(e);
-        }
-        let inner = Arc::clone(&self.inner);
-        let result = CURRENT
-            .scope(Arc::clone(&session), async move {
-                ExtendedQueryHandler::do_query(&*inner, client, portal, max_rows).await
-            })
-            .await;
-        if result.is_err() {
-            session.fail();
-        }
+        .await;
+        session.sync_client(client).await?;
         result
     }
 

@@ -11,7 +11,7 @@ use datafusion_postgres::pgwire::api::auth::noop::NoopStartupHandler;
 use datafusion_postgres::pgwire::api::auth::sasl::scram::{gen_salted_password, ScramAuth};
 use datafusion_postgres::pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use datafusion_postgres::pgwire::api::auth::{
-    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
+    AuthSource, LoginInfo, Password, ServerParameterProvider, StartupHandler,
 };
 use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use datafusion_postgres::pgwire::api::copy::CopyHandler;
@@ -25,6 +25,7 @@ use futures::Sink;
 
 use crate::copy::ShoalCopyHandler;
 use crate::errors;
+use crate::frontend::settings::Settings;
 
 /// The one database a Shoal cluster serves.
 pub const DATABASE: &str = "shoal";
@@ -111,12 +112,42 @@ impl NoopStartupHandler for TrustStartup {
     fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
         Some(Arc::clone(&self.connections))
     }
+
+    fn startup_parameters(
+        &self,
+        client_metadata: &HashMap<String, String>,
+    ) -> Option<HashMap<String, String>> {
+        Some(startup_parameters(client_metadata))
+    }
+}
+
+/// The ParameterStatus values a new session starts with: PostgreSQL 15's reported
+/// parameters, as the client's startup packet set them (see [`Settings`]).
+fn startup_parameters(client_metadata: &HashMap<String, String>) -> HashMap<String, String> {
+    let user = client_metadata
+        .get("user")
+        .map(String::as_str)
+        .unwrap_or("");
+    Settings::from_startup(user, client_metadata)
+        .reported()
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect()
+}
+
+/// [`startup_parameters`] for the password (SCRAM) startup.
+pub struct ShoalParameters;
+
+impl ServerParameterProvider for ShoalParameters {
+    fn server_parameters<C: ClientInfo>(&self, client: &C) -> Option<HashMap<String, String>> {
+        Some(startup_parameters(client.metadata()))
+    }
 }
 
 /// How a login authenticates.
 pub enum StartupAuth {
     Trust(TrustStartup),
-    Scram(Box<SASLAuthStartupHandler<DefaultServerParameterProvider>>),
+    Scram(Box<SASLAuthStartupHandler<ShoalParameters>>),
 }
 
 /// Refuses plaintext logins where TLS is required and checks the database name, then hands
@@ -251,11 +282,9 @@ impl PgWireServerHandlers for ShoalHandlers {
                         tracing::warn!(error = %e, "channel binding unavailable");
                     }
                 }
-                let handler = SASLAuthStartupHandler::new(Arc::new(
-                    DefaultServerParameterProvider::default(),
-                ))
-                .with_scram(scram)
-                .with_connection_manager(Arc::clone(&self.connections));
+                let handler = SASLAuthStartupHandler::new(Arc::new(ShoalParameters))
+                    .with_scram(scram)
+                    .with_connection_manager(Arc::clone(&self.connections));
                 StartupAuth::Scram(Box::new(handler))
             }
         };

@@ -19,6 +19,7 @@
 //!   `/usr/lib/postgresql/15/bin`).
 
 pub mod data;
+pub mod slt;
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -91,7 +92,7 @@ pub fn venv_dir() -> PathBuf {
 /// A Python interpreter that can `import <module>`: the test venv's first, then `python3` on
 /// `PATH`, then Debian's (`python3-psycopg` is only visible to `/usr/bin/python3`).
 pub fn python_with(module: &str) -> Option<PathBuf> {
-    static FOUND: OnceLock<std::sync::Mutex<std::collections::HashMap<String, Option<PathBuf>>>> =
+    static FOUND: OnceLock<Mutex<std::collections::HashMap<String, Option<PathBuf>>>> =
         OnceLock::new();
     let found = FOUND.get_or_init(Default::default);
     let mut found = found.lock().unwrap_or_else(|e| e.into_inner());

@@ -1273,11 +1273,12 @@ async fn statement_timeout(target: &PsqlTarget, shoal: bool) {
         refused(&client, &set, "22023", "statement_timeout").await;
     }
     assert_eq!(scalar(&client, "SHOW statement_timeout").await, "0");
-    if shoal {
-        // Not accepted and ignored: transactions are not real yet.
-        let set_local = "SET LOCAL statement_timeout = '1s'";
-        refused(&client, set_local, "0A000", "not supported").await;
-    }
+    // SET LOCAL: for the rest of the transaction only.
+    exec(&client, "BEGIN").await;
+    exec(&client, "SET LOCAL statement_timeout = '1s'").await;
+    refused(&client, runaway, "57014", "statement timeout").await;
+    exec(&client, "ROLLBACK").await;
+    assert_eq!(scalar(&client, "SHOW statement_timeout").await, "0");
 
     // Cancel, with no timeout set.
     let token = client.cancel_token();

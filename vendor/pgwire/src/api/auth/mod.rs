@@ -39,6 +39,19 @@ pub trait ServerParameterProvider: Send + Sync {
         C: ClientInfo;
 }
 
+/// (Shoal) A provider that sends exactly these parameters.
+#[derive(Debug, Clone)]
+pub struct FixedServerParameters(pub HashMap<String, String>);
+
+impl ServerParameterProvider for FixedServerParameters {
+    fn server_parameters<C>(&self, _client: &C) -> Option<HashMap<String, String>>
+    where
+        C: ClientInfo,
+    {
+        Some(self.0.clone())
+    }
+}
+
 /// Default noop parameter provider.
 ///
 /// This provider responds frontend with default parameters:

@@ -27,6 +27,15 @@ pub trait NoopStartupHandler: StartupHandler {
         &*DEFAULT_PID_GENERATOR
     }
 
+    /// (Shoal) The ParameterStatus values to send after authentication, given the client's
+    /// startup parameters; `None` sends [`DefaultServerParameterProvider`]'s.
+    fn startup_parameters(
+        &self,
+        _client_metadata: &std::collections::HashMap<String, String>,
+    ) -> Option<std::collections::HashMap<String, String>> {
+        None
+    }
+
     async fn post_startup<C>(
         &self,
         _client: &mut C,
@@ -64,8 +73,22 @@ where
             if let Some(manager) = self.connection_manager() {
                 super::register_connection(client, &manager);
             }
-            super::finish_authentication0(client, &DefaultServerParameterProvider::default())
-                .await?;
+            match self.startup_parameters(client.metadata()) {
+                Some(parameters) => {
+                    super::finish_authentication0(
+                        client,
+                        &super::FixedServerParameters(parameters),
+                    )
+                    .await?
+                }
+                None => {
+                    super::finish_authentication0(
+                        client,
+                        &DefaultServerParameterProvider::default(),
+                    )
+                    .await?
+                }
+            }
 
             self.post_startup(client, message).await?;
 

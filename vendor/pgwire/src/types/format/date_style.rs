@@ -95,9 +95,9 @@ impl DateStyle {
             (DateStyleDisplayStyle::ISO, _) => "%Y-%m-%d %H:%M:%S%.6f",
 
             (DateStyleDisplayStyle::Postgres, Some(DateStyleOrder::DMY)) => {
-                "%a %e %b %H:%M:%S%.6f %Y"
+                "%a %d %b %H:%M:%S%.6f %Y"
             }
-            (DateStyleDisplayStyle::Postgres, _) => "%a %b %e %H:%M:%S%.6f %Y",
+            (DateStyleDisplayStyle::Postgres, _) => "%a %b %d %H:%M:%S%.6f %Y",
 
             (DateStyleDisplayStyle::German, _) => "%d.%m.%Y %H:%M:%S%.6f",
         }

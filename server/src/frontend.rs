@@ -1,0 +1,6 @@
+//! The PostgreSQL surface: what a session is and how it behaves as PostgreSQL's does.
+//! (The wire handlers, sessions and COPY move in here with the layout work; new frontend code
+//! starts here.)
+
+pub mod session_functions;
+pub mod settings;
