@@ -2,5 +2,7 @@
 //! (The wire handlers, sessions and COPY move in here with the layout work; new frontend code
 //! starts here.)
 
+pub mod column_names;
+pub mod prepared;
 pub mod session_functions;
 pub mod settings;

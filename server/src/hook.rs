@@ -31,7 +31,7 @@ use tracing::Instrument;
 
 use crate::copy::{copy_out, start_copy_in, CopyOptions};
 use crate::errors::{from_cluster, from_datafusion, PgError};
-use crate::frontend::settings;
+use crate::frontend::{column_names, settings};
 use crate::functions::{self, FunctionCall, Notice};
 
 /// What a statement asks of Shoal.
@@ -258,54 +258,6 @@ fn function_call(f: &sql::Function) -> Option<FunctionCall> {
     Some(FunctionCall { name, args })
 }
 
-/// PostgreSQL names an unaliased function-call column after the function (`count`, `avg`);
-/// DataFusion after the whole expression (`count(*)`, `avg(t.x)`). Rename where the name is
-/// unambiguous within the select list.
-fn with_pg_column_names(q: &sql::Query) -> Option<Statement> {
-    let SetExpr::Select(sel) = q.body.as_ref() else {
-        return None;
-    };
-    let name_of = |item: &SelectItem| -> Option<String> {
-        match item {
-            SelectItem::UnnamedExpr(sql::Expr::Function(f)) => {
-                Some(object_name(&f.name).to_ascii_lowercase())
-            }
-            SelectItem::UnnamedExpr(sql::Expr::Identifier(i)) => Some(i.value.clone()),
-            SelectItem::UnnamedExpr(sql::Expr::CompoundIdentifier(p)) => {
-                p.last().map(|i| i.value.clone())
-            }
-            SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
-            _ => None,
-        }
-    };
-    let names: Vec<Option<String>> = sel.projection.iter().map(name_of).collect();
-    let mut changed = false;
-    let mut new_sel = sel.as_ref().clone();
-    for (i, item) in new_sel.projection.iter_mut().enumerate() {
-        if let SelectItem::UnnamedExpr(sql::Expr::Function(f)) = item {
-            let n = object_name(&f.name).to_ascii_lowercase();
-            let unique = names
-                .iter()
-                .filter(|m| m.as_deref() == Some(n.as_str()))
-                .count()
-                == 1;
-            if unique && names[i].is_some() {
-                *item = SelectItem::ExprWithAlias {
-                    expr: sql::Expr::Function(f.clone()),
-                    alias: sql::Ident::new(n),
-                };
-                changed = true;
-            }
-        }
-    }
-    if !changed {
-        return None;
-    }
-    let mut new_q = q.clone();
-    new_q.body = Box::new(SetExpr::Select(Box::new(new_sel)));
-    Some(Statement::Query(Box::new(new_q)))
-}
-
 /// `SELECT ... FROM f(args)` over one cluster function that returns rows: the call, and the
 /// query rewritten to read its result from `fn_result`.
 fn call_in_from(q: &sql::Query) -> Option<Action> {
@@ -384,23 +336,24 @@ fn classify(stmt: &Statement) -> Option<Action> {
             if let Some(a) = call_in_from(q) {
                 return Some(a);
             }
-            let SetExpr::Select(sel) = q.body.as_ref() else {
-                return None;
-            };
-            if !sel.from.is_empty() || sel.projection.len() != 1 || q.order_by.is_some() {
-                return with_pg_column_names(q).map(|s| Action::Query(Box::new(s)));
+            if let SetExpr::Select(sel) = q.body.as_ref() {
+                if let ([item], true, None) =
+                    (sel.projection.as_slice(), sel.from.is_empty(), &q.order_by)
+                {
+                    let expr = match item {
+                        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                            Some(e)
+                        }
+                        _ => None,
+                    };
+                    if let Some(sql::Expr::Function(f)) = expr {
+                        if let Some(call) = function_call(f) {
+                            return Some(Action::Call(call));
+                        }
+                    }
+                }
             }
-            let expr = match &sel.projection[0] {
-                SelectItem::UnnamedExpr(e) => e,
-                SelectItem::ExprWithAlias { expr, .. } => expr,
-                _ => return None,
-            };
-            match expr {
-                sql::Expr::Function(f) => function_call(f)
-                    .map(Action::Call)
-                    .or_else(|| with_pg_column_names(q).map(|s| Action::Query(Box::new(s)))),
-                _ => with_pg_column_names(q).map(|s| Action::Query(Box::new(s))),
-            }
+            column_names::rewrite(q).map(|q| Action::Query(Box::new(Statement::Query(Box::new(q)))))
         }
         Statement::Call(f) => function_call(f).map(Action::Call),
         Statement::CreateTable(ct) => {
@@ -1274,6 +1227,10 @@ impl QueryHook for ShoalHook {
                 | Statement::Savepoint { .. }
                 | Statement::ReleaseSavepoint { .. }
                 | Statement::Set(sql::Set::SetTransaction { .. })
+                | Statement::Prepare { .. }
+                | Statement::Execute { .. }
+                | Statement::Deallocate { .. }
+                | Statement::Discard { .. }
         ) {
             return Some(Ok(empty_plan()));
         }

@@ -36,6 +36,7 @@ use shoal_catalog::{FileChanges, FileRecord, NewFile, RemovedFile, TableSnapshot
 use shoal_sql_functions::{Cluster, ClusterError, SnapshotGuard};
 
 use crate::errors::{self, PgError};
+use crate::frontend::prepared::{PreparedStatements, SessionStatement};
 use crate::frontend::settings::Settings;
 
 tokio::task_local! {
@@ -126,6 +127,8 @@ pub struct Session {
     /// The logged-in user.
     user: String,
     state: Mutex<State>,
+    /// `PREPARE`d statements.
+    prepared: Mutex<PreparedStatements>,
     /// The UPDATE or DELETE this session is planning, whose target table reads with row ids.
     dml: Mutex<Option<Arc<crate::dml::DmlTarget>>>,
 }
@@ -150,6 +153,7 @@ impl Session {
                 settings,
                 reported,
             }),
+            prepared: Mutex::new(PreparedStatements::default()),
             dml: Mutex::new(None),
         }
     }
@@ -165,6 +169,10 @@ impl Session {
     /// Whether writes are staged (inside a block or an implicit transaction).
     pub fn in_transaction(&self) -> bool {
         matches!(self.mode(), TxnMode::Implicit | TxnMode::Block)
+    }
+
+    fn prepared(&self) -> MutexGuard<'_, PreparedStatements> {
+        self.prepared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The logged-in user.
@@ -977,6 +985,85 @@ impl SessionQueryHandler {
         }
     }
 
+    /// `PREPARE`, `DEALLOCATE` and `DISCARD` (`EXECUTE` is bound and run by the caller; in
+    /// the extended protocol it is refused).
+    fn session_statement<C>(
+        &self,
+        client: &mut C,
+        session: &Session,
+        statement: SessionStatement,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore,
+        C::PortalStore: PortalStore,
+    {
+        use datafusion::sql::sqlparser::ast::DiscardObject;
+        let tag = |t: &str| Ok(Response::Execution(Tag::new(t)));
+        match statement {
+            SessionStatement::Prepare { name, prepared } => {
+                session
+                    .prepared()
+                    .prepare(&name, prepared)
+                    .map_err(PgError::into_pgwire)?;
+                tag("PREPARE")
+            }
+            SessionStatement::Execute { .. } => Err(PgError::new(
+                "0A000",
+                "EXECUTE of a prepared statement through the extended protocol is not supported",
+            )
+            .with_hint(Some(
+                "Send EXECUTE as a simple query, or bind the protocol-level prepared statement."
+                    .into(),
+            ))
+            .into_pgwire()),
+            SessionStatement::Deallocate(Some(name)) => {
+                // PostgreSQL's one namespace: PREPARE's statements and the protocol's.
+                let store = client.portal_store();
+                let in_store = store.get_statement(&name).is_some();
+                if !session.prepared().deallocate(&name) && !in_store {
+                    return Err(PgError::new(
+                        "26000",
+                        format!("prepared statement \"{name}\" does not exist"),
+                    )
+                    .into_pgwire());
+                }
+                store.rm_statement(&name);
+                tag("DEALLOCATE")
+            }
+            SessionStatement::Deallocate(None) => {
+                session.prepared().clear();
+                client.portal_store().clear_statements();
+                tag("DEALLOCATE ALL")
+            }
+            SessionStatement::Discard(DiscardObject::ALL) => {
+                if session.mode() != TxnMode::Autocommit {
+                    return Err(PgError::new(
+                        "25001",
+                        "DISCARD ALL cannot run inside a transaction block",
+                    )
+                    .into_pgwire());
+                }
+                session.prepared().clear();
+                client.portal_store().clear_statements();
+                client.portal_store().clear_portals();
+                session.reset_settings();
+                tag("DISCARD ALL")
+            }
+            // Shoal has no temporary tables or sequences: nothing to drop.
+            SessionStatement::Discard(DiscardObject::TEMP) => tag("DISCARD TEMP"),
+            SessionStatement::Discard(DiscardObject::SEQUENCES) => tag("DISCARD SEQUENCES"),
+            SessionStatement::Discard(DiscardObject::PLANS) => {
+                Err(PgError::new("0A000", "DISCARD PLANS is not supported")
+                    .with_hint(Some(
+                        "Shoal keeps a prepared statement's plan until it is deallocated: use \
+                 DEALLOCATE ALL (or DISCARD ALL) and prepare again."
+                            .into(),
+                    ))
+                    .into_pgwire())
+            }
+        }
+    }
+
     /// Before a statement runs: the transaction control it is, or why it may not run now
     /// (an unparsed statement in a failed block is refused too).
     fn precheck(session: &Session, stmt: Option<&Statement>) -> Result<Option<Control>, PgError> {
@@ -1046,6 +1133,26 @@ impl SessionQueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let bound;
+        let (sql, stmt) = match stmt.and_then(SessionStatement::of) {
+            Some(SessionStatement::Execute { name, args }) => {
+                // A failed block refuses EXECUTE before looking the name up.
+                Self::precheck(session, stmt).map_err(PgError::into_pgwire)?;
+                let statement = session
+                    .prepared()
+                    .bind(&name, &args)
+                    .map_err(PgError::into_pgwire)?;
+                bound = (statement.to_string(), statement);
+                (bound.0.as_str(), Some(&bound.1))
+            }
+            Some(other) => {
+                Self::precheck(session, stmt).map_err(PgError::into_pgwire)?;
+                let result = self.session_statement(client, session, other);
+                session.sync_client(client).await?;
+                return Ok(vec![result?]);
+            }
+            None => (sql, stmt),
+        };
         if let Some(control) = Self::precheck(session, stmt).map_err(PgError::into_pgwire)? {
             let result = self.control(client, session, control).await;
             session.sync_client(client).await?;
@@ -1246,6 +1353,10 @@ impl ExtendedQueryHandler for SessionQueryHandler {
         let result = async {
             session.sync(client.transaction_status());
             let stmt = portal.statement.statement.1.as_ref().map(|(s, _)| s);
+            if let Some(other) = stmt.and_then(SessionStatement::of) {
+                Self::precheck(&session, stmt).map_err(PgError::into_pgwire)?;
+                return self.session_statement(client, &session, other);
+            }
             if let Some(control) = Self::precheck(&session, stmt).map_err(PgError::into_pgwire)? {
                 return self.control(client, &session, control).await;
             }

@@ -46,6 +46,7 @@ enum SessionFunction {
 struct SessionUdf {
     function: SessionFunction,
     signature: Signature,
+    aliases: Vec<String>,
 }
 
 impl SessionUdf {
@@ -67,9 +68,16 @@ impl SessionUdf {
                 Volatility::Volatile,
             ),
         };
+        let aliases = match function {
+            SessionFunction::SessionUser => ["current_user", "current_role", "user"]
+                .map(String::from)
+                .to_vec(),
+            _ => vec![],
+        };
         SessionUdf {
             function,
             signature,
+            aliases,
         }
     }
 
@@ -153,6 +161,10 @@ impl ScalarUDFImpl for SessionUdf {
 
     fn signature(&self) -> &Signature {
         &self.signature
+    }
+
+    fn aliases(&self) -> &[String] {
+        &self.aliases
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {

@@ -174,6 +174,16 @@ const PARAMS: &[Param] = &[
         description: "Shows whether the current user is a superuser.",
     },
     Param {
+        name: "jit",
+        // Shoal compiles no query to machine code: `off` is the truth, `on` is refused.
+        default: "off",
+        kind: Kind::Bool {
+            refused: Some(true),
+        },
+        report: false,
+        description: "Allow JIT compilation.",
+    },
+    Param {
         name: "lock_timeout",
         // Shoal never waits for a lock (a conflicting commit fails at once with 40001), so
         // every value is honoured.
@@ -273,7 +283,6 @@ const UNSUPPORTED: &[&str] = &[
     "maintenance_work_mem",
     "row_security",
     "synchronous_commit",
-    "jit",
     "enable_seqscan",
     "enable_indexscan",
     "enable_hashjoin",
@@ -478,6 +487,8 @@ pub struct Settings {
     user: String,
     /// Session-level values that differ from the default (custom parameters included).
     session: Values,
+    /// What the startup packet set: RESET goes back to these, as in PostgreSQL.
+    startup: Values,
     /// `SET LOCAL` values, until the transaction ends.
     local: Values,
     /// Custom parameters the session has set: once set, one exists (RESET makes it empty).
@@ -500,11 +511,12 @@ impl Settings {
             if let Some(p) = param(name) {
                 if p.kind != Kind::ReadOnly {
                     if let Ok(v) = canonical(p, value) {
-                        s.session.insert(p.name.to_ascii_lowercase(), v);
+                        s.startup.insert(p.name.to_ascii_lowercase(), v);
                     }
                 }
             }
         }
+        s.session = s.startup.clone();
         s
     }
 
@@ -554,6 +566,7 @@ impl Settings {
             }
             None => return Err(unrecognized(name)),
         };
+        let value = value.or_else(|| self.startup.get(&key).cloned());
         let target = if local {
             &mut self.local
         } else {
@@ -577,7 +590,7 @@ impl Settings {
 
     /// `RESET ALL`: every settable parameter back to its default.
     pub fn reset_all(&mut self) {
-        self.session.clear();
+        self.session = self.startup.clone();
         self.local.clear();
     }
 
@@ -698,6 +711,13 @@ mod tests {
         );
         assert_eq!(s.get("application_name").unwrap().as_deref(), Some("etl"));
         assert_eq!(s.get("DateStyle").unwrap().as_deref(), Some("ISO, MDY"));
+        let mut s2 = s.clone();
+        s2.set("application_name", Some("other"), false).unwrap();
+        s2.set("application_name", None, false).unwrap();
+        assert_eq!(s2.get("application_name").unwrap().as_deref(), Some("etl"));
+        s2.set("application_name", Some("other"), false).unwrap();
+        s2.reset_all();
+        assert_eq!(s2.get("application_name").unwrap().as_deref(), Some("etl"));
         // Not honoured: left at the default, which ParameterStatus reports.
         assert_eq!(s.get("TimeZone").unwrap().as_deref(), Some("Etc/UTC"));
     }

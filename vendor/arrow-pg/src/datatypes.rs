@@ -300,7 +300,10 @@ pub fn arrow_schema_to_pg_fields(
             let pg_type = field_into_pg_type(f)?;
             let col_format = format.format_for(idx);
 
-            let mut field_info = FieldInfo::new(f.name().into(), None, None, pg_type, col_format);
+            // (Shoal) A name is shown up to the unit separator, after which Shoal keeps two
+            // columns of one shown name apart (`SELECT i, i`).
+            let shown = f.name().split('\u{1f}').next().unwrap_or(f.name());
+            let mut field_info = FieldInfo::new(shown.into(), None, None, pg_type, col_format);
             if let Some(data_format_options) = &data_format_options {
                 field_info = field_info.with_format_options(data_format_options.clone());
             }

@@ -670,10 +670,9 @@ pub struct CurrentUserVariableToSessionUserFunctionCall;
 
 /// `(postgres function name, target function name)` for the parenthesis-less
 /// `Function` nodes produced by sqlparser that need renaming.
-const BUILTIN_FUNCTION_RENAME: &[(&str, &str)] = &[
-    ("current_user", "session_user"),
-    ("current_catalog", "current_database"),
-];
+// (Shoal) `current_user` is not renamed: Shoal registers it (the logged-in user), and its
+// result column is then named `current_user` as in PostgreSQL.
+const BUILTIN_FUNCTION_RENAME: &[(&str, &str)] = &[("current_catalog", "current_database")];
 
 /// sqlparser special-cases these keywords into a parenthesis-less zero-argument
 /// `Function` (see sqlparser's `Parser::parse_word`). They -- and only they --
@@ -1465,13 +1464,7 @@ mod tests {
         // current_user -> session_user. `session_user` is a sqlparser-special
         // keyword, so it must stay parenthesis-less to round-trip through the
         // postgres dialect (re-parsed by DataFusion downstream).
-        assert_rewrite!(&rules, "SELECT current_user", "SELECT session_user");
-        assert_rewrite!(&rules, "SELECT CURRENT_USER", "SELECT session_user");
-        assert_rewrite!(
-            &rules,
-            "SELECT is_null(current_user)",
-            "SELECT is_null(session_user)"
-        );
+        assert_rewrite!(&rules, "SELECT current_user", "SELECT current_user");
 
         // current_catalog -> current_database. `current_database` is NOT a
         // special keyword, so it needs explicit `()` to re-parse as a call.
