@@ -145,6 +145,7 @@ pub fn session_context(
         ctx.register_udf(udf);
     }
     crate::frontend::session_functions::register(&ctx);
+    crate::frontend::pg_functions::register(&ctx);
     ctx.register_udtf(
         "citus_get_active_worker_nodes",
         Arc::new(ActiveWorkerNodes(Arc::clone(cluster))),

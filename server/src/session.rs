@@ -27,6 +27,7 @@ use datafusion_postgres::pgwire::api::results::{QueryResponse, Response, Tag};
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::extendedquery::Sync as PgSync;
 use datafusion_postgres::pgwire::messages::response::{NoticeResponse, TransactionStatus};
 use datafusion_postgres::pgwire::messages::startup::ParameterStatus;
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
@@ -575,6 +576,16 @@ impl Session {
         let at = self.find_savepoint(name)?;
         self.lock().txn.savepoints.truncate(at);
         Ok(())
+    }
+
+    /// A statement failed in the extended protocol: the implicit transaction of a pipeline
+    /// rolls back at once (the messages up to the Sync are skipped), a block is failed.
+    async fn fail_extended(&self) {
+        if self.mode() == TxnMode::Implicit {
+            self.rollback().await;
+        } else {
+            self.fail();
+        }
     }
 
     /// A statement of the transaction failed.
@@ -1171,6 +1182,17 @@ impl SessionQueryHandler {
     }
 }
 
+/// Statements that write rows (and so open the implicit transaction of a pipeline).
+fn is_write(stmt: &Statement) -> bool {
+    matches!(
+        stmt,
+        Statement::Insert(_)
+            | Statement::Update { .. }
+            | Statement::Delete(_)
+            | Statement::Truncate { .. }
+    )
+}
+
 /// Writes the rows the session holds before a statement that may read them: anything but
 /// an `INSERT ... VALUES`.
 async fn flush_before(session: &Session, stmt: Option<&Statement>) -> PgWireResult<()> {
@@ -1337,6 +1359,35 @@ impl ExtendedQueryHandler for SessionQueryHandler {
         self.inner.query_parser()
     }
 
+    /// A Sync ends the implicit transaction of the messages before it: its writes commit
+    /// (an error then goes before ReadyForQuery), and ReadyForQuery tells the session's state.
+    async fn on_sync<C>(&self, client: &mut C, message: PgSync) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = self.session_of(client);
+        // A statement that failed while its rows were sent is known only to pgwire's status.
+        let failed = client.transaction_status() == TransactionStatus::Error;
+        if failed && session.mode() == TxnMode::Implicit {
+            session.rollback().await;
+        }
+        session.sync(client.transaction_status());
+        if session.mode() == TxnMode::Implicit {
+            if let Err(e) = session.commit().await {
+                let info = error_info(errors::from_cluster(&e).into_pgwire());
+                client
+                    .feed(PgWireBackendMessage::ErrorResponse(info.into()))
+                    .await?;
+            }
+        }
+        session.sync_client(client).await?;
+        client.set_transaction_status(session.status());
+        ExtendedQueryHandler::on_sync(&*self.inner, client, message).await
+    }
+
     async fn do_query<C>(
         &self,
         client: &mut C,
@@ -1361,8 +1412,14 @@ impl ExtendedQueryHandler for SessionQueryHandler {
                 return self.control(client, &session, control).await;
             }
             if let Err(e) = flush_before(&session, stmt).await {
-                session.fail();
+                session.fail_extended().await;
                 return Err(e);
+            }
+            // As in PostgreSQL, the messages up to a Sync are one implicit transaction: the
+            // writes of a pipelined batch (asyncpg's executemany, a JDBC batch, psycopg's
+            // pipeline) commit together at the Sync, or not at all.
+            if session.mode() == TxnMode::Autocommit && stmt.is_some_and(is_write) {
+                session.begin(TxnMode::Implicit, false);
             }
             let inner = Arc::clone(&self.inner);
             let result = CURRENT
@@ -1371,7 +1428,7 @@ impl ExtendedQueryHandler for SessionQueryHandler {
                 })
                 .await;
             if result.is_err() {
-                session.fail();
+                session.fail_extended().await;
             }
             result
         }

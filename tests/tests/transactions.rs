@@ -884,6 +884,14 @@ async fn asyncpg_transactions(target: &PsqlTarget, shoal: bool) {
         false,
     )
     .await;
+    create_table(
+        &client,
+        shoal,
+        "apg_nn",
+        "id bigint NOT NULL, name text NOT NULL",
+        false,
+    )
+    .await;
     let python = shoal_e2e::python_with("asyncpg").expect("python with asyncpg");
     let dir = tempfile::tempdir().expect("tempdir");
     let script = shoal_e2e::write_file(
@@ -936,6 +944,16 @@ async def main():
     await tr.rollback()
     rows = await conn.fetch("SELECT id, name FROM apg ORDER BY id")
     print("rows", [tuple(r) for r in rows])
+    # executemany outside a transaction: the batch is one pipeline, all or nothing.
+    batch = [(1000 + i, "b%d" % i) for i in range(500)]
+    try:
+        await conn.executemany("INSERT INTO apg_nn VALUES ($1, $2)",
+                               batch[:250] + [(9999, None)] + batch[250:])
+    except asyncpg.NotNullViolationError as e:
+        print("batch refused", e.sqlstate)
+    print("after refused batch", await conn.fetchval("SELECT count(*) FROM apg_nn"))
+    await conn.executemany("INSERT INTO apg_nn VALUES ($1, $2)", batch)
+    print("after batch", await conn.fetchval("SELECT count(*) FROM apg_nn"))
     await conn.close()
 
 asyncio.run(main())
@@ -950,7 +968,10 @@ asyncio.run(main())
          updated [<Record id=10 name='TEN'>]\n\
          deleted inside 0\n\
          aborted 25P02\n\
-         rows [(10, 'TEN')]\n"
+         rows [(10, 'TEN')]\n\
+         batch refused 23502\n\
+         after refused batch 0\n\
+         after batch 500\n"
     );
 }
 

@@ -1,0 +1,234 @@
+//! pg_catalog functions that drivers and tools call while they introspect, answered from what
+//! Shoal is: `to_regtype` (PostgreSQL's built-in types; Shoal has no others), `pg_size_pretty`
+//! (PostgreSQL's units and rounding), `pg_get_serial_sequence` (NULL: Shoal has no
+//! sequences), and `pg_type_is_visible` / `pg_function_is_visible` (every type and function
+//! Shoal has lives in `pg_catalog`, which is always on the search path).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Int32Array, Int64Array, StringArray,
+};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::cast::as_int64_array;
+use datafusion::logical_expr::{create_udf, ColumnarValue, ScalarUDF, Volatility};
+use datafusion::prelude::SessionContext;
+
+/// PostgreSQL 15's built-in types by name (and the spellings `to_regtype` also reads),
+/// with their fixed OIDs.
+const BUILTIN_TYPES: &[(&str, i32)] = &[
+    ("bool", 16),
+    ("boolean", 16),
+    ("bytea", 17),
+    ("char", 18),
+    ("name", 19),
+    ("int8", 20),
+    ("bigint", 20),
+    ("int2", 21),
+    ("smallint", 21),
+    ("int4", 23),
+    ("int", 23),
+    ("integer", 23),
+    ("regproc", 24),
+    ("text", 25),
+    ("oid", 26),
+    ("json", 114),
+    ("xml", 142),
+    ("float4", 700),
+    ("real", 700),
+    ("float8", 701),
+    ("double precision", 701),
+    ("money", 790),
+    ("inet", 869),
+    ("cidr", 650),
+    ("bpchar", 1042),
+    ("character", 1042),
+    ("varchar", 1043),
+    ("character varying", 1043),
+    ("date", 1082),
+    ("time", 1083),
+    ("time without time zone", 1083),
+    ("timestamp", 1114),
+    ("timestamp without time zone", 1114),
+    ("timestamptz", 1184),
+    ("timestamp with time zone", 1184),
+    ("interval", 1186),
+    ("timetz", 1266),
+    ("time with time zone", 1266),
+    ("bit", 1560),
+    ("varbit", 1562),
+    ("numeric", 1700),
+    ("decimal", 1700),
+    ("regclass", 2205),
+    ("regtype", 2206),
+    ("record", 2249),
+    ("void", 2278),
+    ("uuid", 2950),
+    ("jsonb", 3802),
+    ("unknown", 705),
+    ("_bool", 1000),
+    ("_bytea", 1001),
+    ("_int2", 1005),
+    ("_int4", 1007),
+    ("_text", 1009),
+    ("_varchar", 1015),
+    ("_int8", 1016),
+    ("_float4", 1021),
+    ("_float8", 1022),
+    ("_timestamp", 1115),
+    ("_date", 1182),
+    ("_timestamptz", 1185),
+    ("_numeric", 1231),
+    ("_uuid", 2951),
+    ("_json", 199),
+    ("_jsonb", 3807),
+];
+
+/// The OID `to_regtype(name)` answers: `int4`, `integer`, `pg_catalog.int4`, `int4[]`.
+fn regtype(name: &str) -> Option<i32> {
+    let mut n = name.trim().to_ascii_lowercase();
+    if let Some(rest) = n.strip_prefix("pg_catalog.") {
+        n = rest.to_string();
+    }
+    n = n.trim_matches('"').to_string();
+    let (base, array) = match n.strip_suffix("[]") {
+        Some(b) => (b.trim().to_string(), true),
+        None => (n, false),
+    };
+    let base_oid = BUILTIN_TYPES.iter().find(|(t, _)| *t == base)?.1;
+    if !array {
+        return Some(base_oid);
+    }
+    let canonical = BUILTIN_TYPES
+        .iter()
+        .find(|(t, oid)| *oid == base_oid && !t.contains(' ') && !t.starts_with('_'))?
+        .0;
+    BUILTIN_TYPES
+        .iter()
+        .find(|(t, _)| t.strip_prefix('_') == Some(canonical))
+        .map(|(_, oid)| *oid)
+}
+
+/// `pg_size_pretty(bigint)` with PostgreSQL 15's units and half-rounding.
+pub fn size_pretty(bytes: i64) -> String {
+    const UNITS: [(&str, i64, bool, u32); 6] = [
+        ("bytes", 10 * 1024, false, 0),
+        ("kB", 20 * 1024 - 1, true, 10),
+        ("MB", 20 * 1024 - 1, true, 20),
+        ("GB", 20 * 1024 - 1, true, 30),
+        ("TB", 20 * 1024 - 1, true, 40),
+        ("PB", 20 * 1024 - 1, true, 50),
+    ];
+    let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
+    let mut size = bytes;
+    for (i, (name, limit, round, bits)) in UNITS.iter().enumerate() {
+        let last = i + 1 == UNITS.len();
+        if last || size.unsigned_abs() < *limit as u64 {
+            let shown = if *round { half_rounded(size) } else { size };
+            return format!("{shown} {name}");
+        }
+        let (_, _, next_round, next_bits) = UNITS[i + 1];
+        let shift = next_bits - bits - u32::from(next_round) + u32::from(*round);
+        size /= 1i64 << shift;
+    }
+    format!("{bytes} bytes")
+}
+
+pub fn register(ctx: &SessionContext) {
+    for udf in udfs() {
+        ctx.register_udf(udf);
+    }
+}
+
+fn udfs() -> Vec<ScalarUDF> {
+    let to_regtype = create_udf(
+        "to_regtype",
+        vec![DataType::Utf8],
+        DataType::Int32,
+        Volatility::Stable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let names = datafusion::common::cast::as_string_array(&arrays[0])?;
+            let out: Int32Array = names.iter().map(|n| n.and_then(regtype)).collect();
+            Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+        }),
+    );
+    let size_pretty_udf = create_udf(
+        "pg_size_pretty",
+        vec![DataType::Int64],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let sizes: &Int64Array = as_int64_array(&arrays[0])?;
+            let out: StringArray = sizes.iter().map(|s| s.map(size_pretty)).collect();
+            Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+        }),
+    );
+    let serial_sequence = create_udf(
+        "pg_get_serial_sequence",
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let n = arrays[0].len();
+            Ok(ColumnarValue::Array(
+                Arc::new(StringArray::new_null(n)) as ArrayRef
+            ))
+        }),
+    );
+    let visible = |name: &str| {
+        create_udf(
+            name,
+            vec![DataType::Int32],
+            DataType::Boolean,
+            Volatility::Stable,
+            Arc::new(|args: &[ColumnarValue]| {
+                let arrays = ColumnarValue::values_to_arrays(args)?;
+                let oids = &arrays[0];
+                let out: BooleanArray = (0..oids.len())
+                    .map(|i| (!oids.is_null(i)).then_some(true))
+                    .collect();
+                Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+            }),
+        )
+    };
+    vec![
+        to_regtype,
+        size_pretty_udf,
+        serial_sequence,
+        visible("pg_type_is_visible"),
+        visible("pg_function_is_visible"),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_print_as_postgresql() {
+        for (bytes, shown) in [
+            (0, "0 bytes"),
+            (10239, "10239 bytes"),
+            (10240, "10 kB"),
+            (123_456_789, "118 MB"),
+            (-10240, "-10 kB"),
+            (1_099_511_627_776, "1024 GB"),
+            (i64::MAX, "8192 PB"),
+        ] {
+            assert_eq!(size_pretty(bytes), shown, "{bytes}");
+        }
+    }
+
+    #[test]
+    fn regtypes_are_postgresqls() {
+        assert_eq!(regtype("int4"), Some(23));
+        assert_eq!(regtype("Integer"), Some(23));
+        assert_eq!(regtype("pg_catalog.text"), Some(25));
+        assert_eq!(regtype("double precision"), Some(701));
+        assert_eq!(regtype("int4[]"), Some(1007));
+        assert_eq!(regtype("hstore"), None);
+    }
+}

@@ -1,0 +1,159 @@
+//! Drivers and tools as applications use them, each scenario run on Shoal and on the scratch
+//! PostgreSQL 15 with the same expected output: SQLAlchemy 2 (psycopg) with pandas, and
+//! psycopg's automatic prepared statements across DDL (which make it send `DEALLOCATE ALL`).
+
+use std::time::Duration;
+
+use shoal_e2e::{on_shoal_and_postgresql, PsqlTarget};
+
+/// Runs a Python script with the target's host, port, user and database as arguments;
+/// returns what it printed.
+fn run_python(module: &str, script: &[u8], target: &PsqlTarget) -> Option<String> {
+    if !shoal_e2e::require_tool(module) {
+        return None;
+    }
+    let python = shoal_e2e::python_with(module).expect("python");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = shoal_e2e::write_file(dir.path(), "scenario.py", script);
+    let port = target.port.to_string();
+    let out = tokio::task::block_in_place(|| {
+        shoal_e2e::run_with_timeout(
+            std::process::Command::new(&python).arg(&path).args([
+                target.host.as_str(),
+                port.as_str(),
+                target.user.as_str(),
+                target.dbname.as_str(),
+            ]),
+            None,
+            Duration::from_secs(180),
+        )
+    });
+    assert!(
+        out.status.success(),
+        "{module} scenario failed:\n{}\n{}",
+        shoal_e2e::stdout_of(&out),
+        shoal_e2e::stderr_of(&out)
+    );
+    Some(shoal_e2e::stdout_of(&out))
+}
+
+async fn sqlalchemy_and_pandas(target: &PsqlTarget, _shoal: bool) {
+    let Some(out) = run_python(
+        "sqlalchemy",
+        br#"
+import sys
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+host, port, user, db = sys.argv[1:5]
+engine = sa.create_engine(f"postgresql+psycopg://{user}@{host}:{port}/{db}")
+with engine.connect() as c:
+    print("select", c.execute(sa.text("SELECT 1 AS one, 'x' AS two")).all())
+    print("major", c.dialect.server_version_info[0])
+    print("user", c.execute(sa.text("SELECT current_user = :u"), {"u": user}).scalar())
+autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+with autocommit.connect() as c:
+    c.execute(sa.text("DROP TABLE IF EXISTS sa_items"))
+    c.execute(sa.text("CREATE TABLE sa_items (id bigint NOT NULL, name text, price float8)"))
+df = pd.DataFrame({"id": [1, 2, 3], "name": ["a", "b", None], "price": [1.5, 2.25, 0.0]})
+print("to_sql", df.to_sql("sa_items", engine, if_exists="append", index=False))
+back = pd.read_sql("SELECT id, name, price FROM sa_items ORDER BY id", engine)
+print("read_sql", list(back.columns), back.to_dict("records"))
+print("aggregate", pd.read_sql("SELECT count(*), sum(price) FROM sa_items", engine).to_dict("records"))
+with Session(engine) as s:
+    s.execute(sa.text("INSERT INTO sa_items VALUES (4, 'd', 4.0)"))
+    s.rollback()
+    s.execute(sa.text("INSERT INTO sa_items VALUES (5, 'e', 5.0)"))
+    s.commit()
+# Past psycopg's prepare threshold, then a statement after which it deallocates them all.
+with engine.connect() as c:
+    for _ in range(7):
+        c.execute(sa.text("SELECT count(*) FROM sa_items WHERE id > :x"), {"x": 0}).scalar()
+    c.rollback()
+    print("after rollback", c.execute(sa.text("SELECT count(*) FROM sa_items WHERE id > :x"), {"x": 0}).scalar())
+insp = sa.inspect(engine)
+print("tables", sorted(t for t in insp.get_table_names() if t.startswith("sa_")))
+print("has_table", insp.has_table("sa_items"), insp.has_table("sa_nope"))
+with autocommit.connect() as c:
+    c.execute(sa.text("DROP TABLE sa_items"))
+"#,
+        target,
+    ) else {
+        return;
+    };
+    assert_eq!(
+        out,
+        "select [(1, 'x')]\n\
+         major 15\n\
+         user True\n\
+         to_sql -1\n\
+         read_sql ['id', 'name', 'price'] [{'id': 1, 'name': 'a', 'price': 1.5}, \
+         {'id': 2, 'name': 'b', 'price': 2.25}, {'id': 3, 'name': nan, 'price': 0.0}]\n\
+         aggregate [{'count': 3, 'sum': 3.75}]\n\
+         after rollback 4\n\
+         tables ['sa_items']\n\
+         has_table True False\n"
+    );
+}
+
+on_shoal_and_postgresql!(
+    sqlalchemy_and_pandas_on_shoal,
+    sqlalchemy_and_pandas_on_postgresql,
+    2,
+    240,
+    sqlalchemy_and_pandas
+);
+
+async fn psycopg_prepared_statements_across_ddl(target: &PsqlTarget, _shoal: bool) {
+    let Some(out) = run_python(
+        "psycopg",
+        br#"
+import sys
+import psycopg
+from psycopg.types import TypeInfo
+
+host, port, user, db = sys.argv[1:5]
+with psycopg.connect(host=host, port=int(port), user=user, dbname=db, autocommit=True) as conn:
+    conn.execute("DROP TABLE IF EXISTS pp")
+    conn.execute("CREATE TABLE pp (id bigint NOT NULL)")
+    conn.execute("INSERT INTO pp VALUES (1), (2)")
+    for _ in range(8):
+        n = conn.execute("SELECT count(*) FROM pp WHERE id > %s", (0,)).fetchone()[0]
+    print("prepared", n, conn.execute("SELECT count(*) FROM pp WHERE id > %s", (0,), prepare=True).fetchone()[0])
+    conn.execute("CREATE TABLE pp2 (id bigint)")
+    print("after ddl", conn.execute("SELECT count(*) FROM pp WHERE id > %s", (0,)).fetchone()[0])
+    conn.execute("DROP TABLE pp2")
+    conn.execute("DEALLOCATE ALL")
+    print("after deallocate", conn.execute("SELECT count(*) FROM pp WHERE id > %s", (1,)).fetchone()[0])
+    info = TypeInfo.fetch(conn, "int4")
+    print("typeinfo", info.oid, info.array_oid)
+    print("hstore", TypeInfo.fetch(conn, "hstore"))
+    print("status", conn.info.parameter_status("server_version").split(".")[0])
+    conn.execute("SET application_name = 'nightly'")
+    print("reported", conn.info.parameter_status("application_name"))
+    conn.execute("DROP TABLE pp")
+"#,
+        target,
+    ) else {
+        return;
+    };
+    assert_eq!(
+        out,
+        "prepared 2 2\n\
+         after ddl 2\n\
+         after deallocate 1\n\
+         typeinfo 23 1007\n\
+         hstore None\n\
+         status 15\n\
+         reported nightly\n"
+    );
+}
+
+on_shoal_and_postgresql!(
+    psycopg_prepared_statements_across_ddl_on_shoal,
+    psycopg_prepared_statements_across_ddl_on_postgresql,
+    1,
+    180,
+    psycopg_prepared_statements_across_ddl
+);
