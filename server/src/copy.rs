@@ -466,6 +466,13 @@ fn parse_stream(
                     match st.rx.recv().await {
                         Some(chunk) => {
                             st.end.observe(&chunk);
+                            // The end-of-data line `\.` may close a chunk of rows as well
+                            // as come alone (psql sends both ways).
+                            let chunk = if text_mode {
+                                strip_end_of_data(chunk)
+                            } else {
+                                chunk
+                            };
                             st.pending = match st.marker.as_mut() {
                                 Some(m) => m.process(&chunk),
                                 None => chunk,
@@ -535,6 +542,16 @@ fn copy_error(table: &str, e: arrow::error::ArrowError) -> ClusterError {
     ClusterError::BadCopyData {
         message: format!("COPY {table}: {msg}"),
     }
+}
+
+/// A text-format chunk without the `\.` end-of-data line that ends it.
+fn strip_end_of_data(chunk: Bytes) -> Bytes {
+    for end in [&b"\n\\.\n"[..], &b"\n\\.\r\n"[..]] {
+        if chunk.ends_with(end) {
+            return chunk.slice(..chunk.len() - end.len() + 1);
+        }
+    }
+    chunk
 }
 
 fn parse_bool(v: &str) -> Option<bool> {

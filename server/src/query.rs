@@ -2,4 +2,5 @@
 //! PostgreSQL where DataFusion differs.
 
 pub mod pg_aggregates;
+pub mod pg_bytea;
 pub mod pg_limits;

@@ -585,6 +585,17 @@ fn psql_scenario(db: &Db) {
         psql.ok("SELECT id, name FROM people WHERE id BETWEEN 20 AND 22 ORDER BY id"),
         "20|person 20\n21|Doe, Jane 21\n22|person 22\n"
     );
+
+    // A script with its rows inline, ended by `\.`; bytea in COPY's text format.
+    psql.ok("CREATE TABLE blobs (id bigint, b bytea)");
+    let script = write_file(
+        dir.path(),
+        "inline.sql",
+        b"\\copy blobs FROM stdin\n1\t\\\\x0a0b\n2\t\\N\n\\.\nSELECT id, b, length(b) FROM blobs ORDER BY id;\n",
+    );
+    let out = psql.run_file(&script);
+    assert!(out.status.success(), "inline \\copy: {}", stderr_of(&out));
+    assert_eq!(stdout_of(&out), "COPY 2\n1|\\x0a0b|2\n2||\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

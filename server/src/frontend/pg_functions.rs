@@ -1,17 +1,21 @@
 //! pg_catalog functions that drivers and tools call while they introspect, answered from what
-//! Shoal is: `to_regtype` (PostgreSQL's built-in types; Shoal has no others), `pg_size_pretty`
+//! Shoal is: `length` (of bytea too), `to_regtype` (PostgreSQL's built-in types; Shoal has no others), `pg_size_pretty`
 //! (PostgreSQL's units and rounding), `pg_get_serial_sequence` (NULL: Shoal has no
 //! sequences), and `pg_type_is_visible` / `pg_function_is_visible` (every type and function
 //! Shoal has lives in `pg_catalog`, which is always on the search path).
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::AsArray;
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Int32Array, Int64Array, StringArray,
 };
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::cast::as_int64_array;
-use datafusion::logical_expr::{create_udf, ColumnarValue, ScalarUDF, Volatility};
+use datafusion::logical_expr::{
+    create_udf, ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    TypeSignature, Volatility,
+};
 use datafusion::prelude::SessionContext;
 
 /// PostgreSQL 15's built-in types by name (and the spellings `to_regtype` also reads),
@@ -194,13 +198,80 @@ fn udfs() -> Vec<ScalarUDF> {
             }),
         )
     };
+    // length(bytea) counts bytes, as octet_length does; DataFusion's length() reads its
+    // argument as text (so a bytea that is not UTF-8 failed).
+    let text_or_bytes = [
+        DataType::Utf8,
+        DataType::LargeUtf8,
+        DataType::Utf8View,
+        DataType::Binary,
+        DataType::LargeBinary,
+        DataType::BinaryView,
+    ];
+    let length = ScalarUDF::new_from_impl(Length {
+        signature: Signature::one_of(
+            text_or_bytes
+                .iter()
+                .map(|t| TypeSignature::Exact(vec![t.clone()]))
+                .collect(),
+            Volatility::Immutable,
+        ),
+    });
     vec![
+        length,
         to_regtype,
         size_pretty_udf,
         serial_sequence,
         visible("pg_type_is_visible"),
         visible("pg_function_is_visible"),
     ]
+}
+
+/// `length(text)` in characters, `length(bytea)` in bytes.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Length {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Length {
+    fn name(&self) -> &str {
+        "length"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(DataType::Int32)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::common::Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let a = &arrays[0];
+        let len = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+        let out: Int32Array = match a.data_type() {
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+                let bytes = arrow::compute::cast(a, &DataType::LargeBinary)?;
+                bytes
+                    .as_binary::<i64>()
+                    .iter()
+                    .map(|v| v.map(|b| len(b.len())))
+                    .collect()
+            }
+            _ => {
+                let text = arrow::compute::cast(a, &DataType::LargeUtf8)?;
+                text.as_string::<i64>()
+                    .iter()
+                    .map(|v| v.map(|s| len(s.chars().count())))
+                    .collect()
+            }
+        };
+        Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+    }
 }
 
 #[cfg(test)]
