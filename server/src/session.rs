@@ -21,9 +21,13 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser as SqlParser;
-use datafusion_postgres::pgwire::api::portal::Portal;
+use datafusion_postgres::pgwire::api::portal::{Format as PortalFormat, Portal};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use datafusion_postgres::pgwire::api::results::{QueryResponse, Response, Tag};
+use datafusion_postgres::pgwire::api::results::{
+    DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, QueryResponse,
+    Response, Tag,
+};
+use datafusion_postgres::pgwire::api::stmt::StoredStatement;
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
@@ -37,7 +41,7 @@ use shoal_catalog::{FileChanges, FileRecord, NewFile, RemovedFile, TableSnapshot
 use shoal_sql_functions::{Cluster, ClusterError, SnapshotGuard};
 
 use crate::errors::{self, PgError};
-use crate::frontend::prepared::{PreparedStatements, SessionStatement};
+use crate::frontend::prepared::{BoundParameter, PreparedStatements, SessionStatement};
 use crate::frontend::settings::Settings;
 
 tokio::task_local! {
@@ -100,6 +104,8 @@ struct Txn {
     queried: bool,
     /// The isolation level BEGIN or SET TRANSACTION asked for (None: the default).
     isolation: Option<TransactionIsolationLevel>,
+    /// Cursors declared without WITH HOLD: they close when the transaction ends.
+    cursors: Vec<String>,
 }
 
 /// PostgreSQL's `default_transaction_isolation`, which a transaction asks for unless it
@@ -130,6 +136,8 @@ pub struct Session {
     state: Mutex<State>,
     /// `PREPARE`d statements.
     prepared: Mutex<PreparedStatements>,
+    /// Cursors of an ended transaction, to close on the connection.
+    closed_cursors: Mutex<Vec<String>>,
     /// The UPDATE or DELETE this session is planning, whose target table reads with row ids.
     dml: Mutex<Option<Arc<crate::dml::DmlTarget>>>,
 }
@@ -155,6 +163,7 @@ impl Session {
                 reported,
             }),
             prepared: Mutex::new(PreparedStatements::default()),
+            closed_cursors: Mutex::new(Vec::new()),
             dml: Mutex::new(None),
         }
     }
@@ -225,9 +234,19 @@ impl Session {
     /// parameter that changed (ParameterStatus, as PostgreSQL sends before ReadyForQuery).
     async fn sync_client<C>(&self, client: &mut C) -> PgWireResult<()>
     where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::PortalStore: PortalStore,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let closed = std::mem::take(
+            &mut *self
+                .closed_cursors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for name in closed {
+            client.portal_store().rm_portal(&name);
+        }
         let (mirrored, changed) = {
             let mut st = self.lock();
             if st.mode == TxnMode::Autocommit {
@@ -412,6 +431,10 @@ impl Session {
         st.mode = TxnMode::Autocommit;
         st.read_only = false;
         let mut txn = std::mem::take(&mut st.txn);
+        self.closed_cursors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .append(&mut txn.cursors);
         match txn.settings_at_begin.take() {
             Some(before) if !committed => st.settings = before,
             _ => {}
@@ -996,6 +1019,49 @@ impl SessionQueryHandler {
         }
     }
 
+    /// A `DECLARE ... CURSOR FOR` bound with parameters (psycopg's named cursors): the
+    /// cursor's query runs with the parameters in place. (datafusion-postgres's cursor hook
+    /// plans the query text alone, so `$1` had no value.)
+    async fn declare_with_parameters<C>(
+        &self,
+        client: &mut C,
+        session: &Arc<Session>,
+        declare: &Statement,
+        portal: &Portal<<DfSessionService as ExtendedQueryHandler>::Statement>,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let types = &portal.statement.parameter_types;
+        let params: Vec<BoundParameter<'_>> = portal
+            .parameters
+            .iter()
+            .enumerate()
+            .map(|(i, v)| BoundParameter {
+                value: v.as_deref(),
+                binary: portal.parameter_format.is_binary(i),
+                pg_type: types.get(i).and_then(|t| t.as_ref()),
+            })
+            .collect();
+        let bound = crate::frontend::prepared::bind_parameters(declare.clone(), &params)
+            .map_err(PgError::into_pgwire)?;
+        let sql = bound.to_string();
+        let inner = Arc::clone(&self.inner);
+        let mut responses = CURRENT
+            .scope(Arc::clone(session), async {
+                SimpleQueryHandler::do_query(&*inner, client, &sql).await
+            })
+            .await?;
+        match responses.pop() {
+            Some(Response::Error(e)) => Err(PgWireError::UserError(e)),
+            Some(r) => Ok(r),
+            None => Ok(Response::Execution(Tag::new("DECLARE CURSOR"))),
+        }
+    }
+
     /// `PREPARE`, `DEALLOCATE` and `DISCARD` (`EXECUTE` is bound and run by the caller; in
     /// the extended protocol it is refused).
     fn session_statement<C>(
@@ -1099,6 +1165,28 @@ impl SessionQueryHandler {
 
     /// What a statement may not do in the session's state, checked before it runs.
     fn refusal(session: &Session, stmt: &Statement) -> Option<PgError> {
+        if let Statement::Declare { stmts } = stmt {
+            for d in stmts {
+                if d.binary == Some(true) {
+                    return Some(
+                        PgError::new("0A000", "DECLARE ... BINARY CURSOR is not supported")
+                            .with_hint(Some("Declare the cursor without BINARY.".into())),
+                    );
+                }
+                let hold = d.hold == Some(true);
+                if !hold && session.mode() == TxnMode::Autocommit {
+                    return Some(PgError::new(
+                        "25P01",
+                        "DECLARE CURSOR can only be used in transaction blocks",
+                    ));
+                }
+                if !hold {
+                    if let Some(name) = d.names.first() {
+                        session.lock().txn.cursors.push(name.value.clone());
+                    }
+                }
+            }
+        }
         match session.mode() {
             TxnMode::Failed => Some(aborted()),
             TxnMode::Block => {
@@ -1180,6 +1268,56 @@ impl SessionQueryHandler {
         session.sync_client(client).await?;
         result
     }
+}
+
+/// The cursor a `FETCH` statement reads.
+fn fetched_cursor(
+    statement: &<DfSessionService as ExtendedQueryHandler>::Statement,
+) -> Option<String> {
+    match statement.1.as_ref().map(|(s, _)| s) {
+        Some(Statement::Fetch { name, .. }) => Some(name.value.clone()),
+        _ => None,
+    }
+}
+
+/// The columns of the open cursor `name`, in `format` (34000 when there is none).
+fn cursor_fields<C>(client: &C, name: &str, format: &PortalFormat) -> PgWireResult<Vec<FieldInfo>>
+where
+    C: ClientPortalStore,
+    C::PortalStore: PortalStore,
+    <C::PortalStore as PortalStore>::Statement: Clone,
+{
+    let schema = client
+        .portal_store()
+        .get_portal(name)
+        .and_then(|e| e.value().and_then(|p| p.result_schema()))
+        .ok_or_else(|| {
+            PgError::new("34000", format!("cursor \"{name}\" does not exist")).into_pgwire()
+        })?;
+    if format.is_binary(0)
+        || matches!(format, PortalFormat::Individual(codes) if codes.contains(&1))
+    {
+        return Err(PgError::new(
+            "0A000",
+            "FETCH from a cursor in binary format is not supported",
+        )
+        .with_hint(Some(
+            "Fetch in text format (psycopg: a named cursor without binary=True).".into(),
+        ))
+        .into_pgwire());
+    }
+    Ok(schema
+        .iter()
+        .map(|f| {
+            FieldInfo::new(
+                f.name().to_string(),
+                f.table_id(),
+                f.column_id(),
+                f.datatype().clone(),
+                FieldFormat::Text,
+            )
+        })
+        .collect())
 }
 
 /// Statements that write rows (and so open the implicit transaction of a pipeline).
@@ -1388,6 +1526,49 @@ impl ExtendedQueryHandler for SessionQueryHandler {
         ExtendedQueryHandler::on_sync(&*self.inner, client, message).await
     }
 
+    /// A Describe of `FETCH` answers the cursor's columns (in the formats the portal was
+    /// bound with); anything else is described by datafusion-postgres.
+    async fn do_describe_portal<C>(
+        &self,
+        client: &mut C,
+        target: &Portal<Self::Statement>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let Some(cursor) = fetched_cursor(&target.statement.statement) {
+            let fields = cursor_fields(client, &cursor, &target.result_column_format)?;
+            return Ok(DescribePortalResponse::new(fields));
+        }
+        if target.cursor {
+            // The cursor itself (psycopg describes its named cursor before fetching).
+            let fields = cursor_fields(client, &target.name, &PortalFormat::UnifiedText)?;
+            return Ok(DescribePortalResponse::new(fields));
+        }
+        ExtendedQueryHandler::do_describe_portal(&*self.inner, client, target).await
+    }
+
+    async fn do_describe_statement<C>(
+        &self,
+        client: &mut C,
+        target: &StoredStatement<Self::Statement>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let Some(cursor) = fetched_cursor(&target.statement) {
+            let fields = cursor_fields(client, &cursor, &PortalFormat::UnifiedText)?;
+            return Ok(DescribeStatementResponse::new(vec![], fields));
+        }
+        ExtendedQueryHandler::do_describe_statement(&*self.inner, client, target).await
+    }
+
     async fn do_query<C>(
         &self,
         client: &mut C,
@@ -1414,6 +1595,17 @@ impl ExtendedQueryHandler for SessionQueryHandler {
             if let Err(e) = flush_before(&session, stmt).await {
                 session.fail_extended().await;
                 return Err(e);
+            }
+            if let Some(declare @ Statement::Declare { .. }) = stmt {
+                if !portal.parameters.is_empty() {
+                    let result = self
+                        .declare_with_parameters(client, &session, declare, portal)
+                        .await;
+                    if result.is_err() {
+                        session.fail_extended().await;
+                    }
+                    return result;
+                }
             }
             // As in PostgreSQL, the messages up to a Sync are one implicit transaction: the
             // writes of a pipelined batch (asyncpg's executemany, a JDBC batch, psycopg's

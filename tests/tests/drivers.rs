@@ -157,3 +157,79 @@ on_shoal_and_postgresql!(
     180,
     psycopg_prepared_statements_across_ddl
 );
+
+/// psycopg's server-side (named) cursors: iterated in a transaction in chunks, with a bound
+/// parameter, `fetchmany` to the end, WITH HOLD outside a transaction; and SQL cursors in
+/// a block, closed by its COMMIT.
+async fn psycopg_named_cursors(target: &PsqlTarget, shoal: bool) {
+    let distribute = if shoal {
+        "SELECT create_distributed_table('nc', 'id')"
+    } else {
+        "SELECT 1"
+    };
+    let script = format!(
+        r#"
+import sys
+import psycopg
+
+host, port, user, db = sys.argv[1:5]
+args = dict(host=host, port=int(port), user=user, dbname=db)
+with psycopg.connect(**args, autocommit=True) as conn:
+    conn.execute("DROP TABLE IF EXISTS nc")
+    conn.execute("CREATE TABLE nc (id bigint NOT NULL, name text)")
+    conn.execute("{distribute}")
+    with conn.cursor().copy("COPY nc FROM STDIN") as cp:
+        for i in range(1000):
+            cp.write_row((i, f"n{{i}}"))
+with psycopg.connect(**args) as conn:
+    with conn.cursor(name="big") as cur:
+        cur.itersize = 100
+        cur.execute("SELECT id, name FROM nc ORDER BY id")
+        rows = list(cur)
+        print("iterated", len(rows), rows[0], rows[-1], [d.name for d in cur.description])
+    with conn.cursor(name="chunks") as cur:
+        cur.execute("SELECT id FROM nc WHERE id < %s AND name <> %s ORDER BY id", (25, "n3"))
+        print("fetchmany", [len(cur.fetchmany(10)) for _ in range(4)])
+    conn.commit()
+with psycopg.connect(**args, autocommit=True) as conn:
+    with conn.cursor(name="held", withhold=True) as cur:
+        cur.execute("SELECT count(*) FROM nc")
+        print("held", cur.fetchone())
+    try:
+        conn.execute("DECLARE c CURSOR FOR SELECT 1")
+    except psycopg.Error as e:
+        print("outside a block", e.sqlstate)
+with psycopg.connect(**args) as conn:
+    conn.execute("DECLARE c CURSOR FOR SELECT id FROM nc ORDER BY id")
+    cur = conn.execute("FETCH 2 FROM c")
+    print("fetch", cur.fetchall(), cur.statusmessage)
+    conn.commit()
+    try:
+        conn.execute("FETCH 2 FROM c")
+    except psycopg.Error as e:
+        print("after commit", e.sqlstate)
+with psycopg.connect(**args, autocommit=True) as conn:
+    conn.execute("DROP TABLE nc")
+"#
+    );
+    let Some(out) = run_python("psycopg", script.as_bytes(), target) else {
+        return;
+    };
+    assert_eq!(
+        out,
+        "iterated 1000 (0, 'n0') (999, 'n999') ['id', 'name']\n\
+         fetchmany [10, 10, 4, 0]\n\
+         held (1000,)\n\
+         outside a block 25P01\n\
+         fetch [(0,), (1,)] FETCH 2\n\
+         after commit 34000\n"
+    );
+}
+
+on_shoal_and_postgresql!(
+    psycopg_named_cursors_on_shoal,
+    psycopg_named_cursors_on_postgresql,
+    2,
+    180,
+    psycopg_named_cursors
+);

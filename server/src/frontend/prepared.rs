@@ -113,16 +113,9 @@ impl PreparedStatements {
     pub fn bind(&self, name: &str, args: &[Expr]) -> Result<Statement, PgError> {
         let prepared = self.0.get(name).ok_or_else(|| missing(name))?;
         let mut statement = prepared.statement.clone();
-        let index = |e: &Expr| match e {
-            Expr::Value(v) => match &v.value {
-                Value::Placeholder(p) => p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()),
-                _ => None,
-            },
-            _ => None,
-        };
         let mut highest = prepared.types.len();
         let _ = visit_expressions_mut(&mut statement, |e| {
-            if let Some(n) = index(e) {
+            if let Some(n) = placeholder(e) {
                 highest = highest.max(n);
             }
             ControlFlow::<()>::Continue(())
@@ -137,24 +130,159 @@ impl PreparedStatements {
                 args.len()
             ))));
         }
-        let _ = visit_expressions_mut(&mut statement, |e| {
-            if let Some(n) = index(e).filter(|n| *n >= 1) {
-                let arg = args[n - 1].clone();
-                *e = match prepared.types.get(n - 1) {
-                    Some(t) => Expr::Cast {
-                        kind: CastKind::Cast,
-                        expr: Box::new(arg),
-                        data_type: t.clone(),
-                        array: false,
-                        format: None,
-                    },
-                    None => Expr::Nested(Box::new(arg)),
-                };
-            }
-            ControlFlow::<()>::Continue(())
-        });
+        substitute(&mut statement, args, &prepared.types);
         Ok(statement)
     }
+}
+
+/// The number of a `$n` placeholder.
+fn placeholder(e: &Expr) -> Option<usize> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Placeholder(p) => p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Replaces each `$n` with `args[n - 1]`, cast to `types[n - 1]` where one is given.
+fn substitute(statement: &mut Statement, args: &[Expr], types: &[DataType]) {
+    let _ = visit_expressions_mut(statement, |e| {
+        if let Some(n) = placeholder(e).filter(|n| *n >= 1 && *n <= args.len()) {
+            let arg = args[n - 1].clone();
+            *e = match types.get(n - 1) {
+                Some(t) => Expr::Cast {
+                    kind: CastKind::Cast,
+                    expr: Box::new(arg),
+                    data_type: t.clone(),
+                    array: false,
+                    format: None,
+                },
+                None => Expr::Nested(Box::new(arg)),
+            };
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// A parameter bound to a `DECLARE ... CURSOR FOR` in the extended protocol, as the
+/// expression it stands for: text-format values as typed literals, binary ones decoded for
+/// the types drivers send that way.
+pub struct BoundParameter<'a> {
+    pub value: Option<&'a [u8]>,
+    pub binary: bool,
+    /// The type the client gave (`None`: unknown, read as text).
+    pub pg_type: Option<&'a datafusion_postgres::pgwire::api::Type>,
+}
+
+/// `statement` (a DECLARE) with its `$n` replaced by the bound parameters.
+pub fn bind_parameters(
+    mut statement: Statement,
+    params: &[BoundParameter<'_>],
+) -> Result<Statement, PgError> {
+    use datafusion_postgres::pgwire::api::Type;
+    let mut args = Vec::with_capacity(params.len());
+    let mut types = Vec::with_capacity(params.len());
+    for (i, p) in params.iter().enumerate() {
+        let Some(bytes) = p.value else {
+            args.push(Expr::value(Value::Null));
+            types.push(None);
+            continue;
+        };
+        let text = if p.binary {
+            let fixed = |n: usize| -> Result<&[u8], PgError> {
+                if bytes.len() == n {
+                    Ok(bytes)
+                } else {
+                    Err(PgError::new(
+                        "08P01",
+                        format!("incorrect binary data format in bind parameter {}", i + 1),
+                    ))
+                }
+            };
+            match p.pg_type {
+                Some(t) if *t == Type::INT2 => {
+                    i16::from_be_bytes([fixed(2)?[0], bytes[1]]).to_string()
+                }
+                Some(t) if *t == Type::INT4 => {
+                    i32::from_be_bytes(fixed(4)?.try_into().unwrap_or([0; 4])).to_string()
+                }
+                Some(t) if *t == Type::INT8 => {
+                    i64::from_be_bytes(fixed(8)?.try_into().unwrap_or([0; 8])).to_string()
+                }
+                Some(t) if *t == Type::FLOAT8 => {
+                    f64::from_be_bytes(fixed(8)?.try_into().unwrap_or([0; 8])).to_string()
+                }
+                Some(t) if *t == Type::BOOL => (fixed(1)?[0] != 0).to_string(),
+                Some(t) if *t == Type::TEXT || *t == Type::VARCHAR => {
+                    String::from_utf8(bytes.to_vec()).map_err(|_| {
+                        PgError::new("22021", "invalid byte sequence for encoding \"UTF8\"")
+                    })?
+                }
+                _ => {
+                    return Err(PgError::new(
+                        "0A000",
+                        format!(
+                            "a binary-format parameter of type {} for DECLARE is not supported",
+                            p.pg_type.map_or("unknown", |t| t.name())
+                        ),
+                    )
+                    .with_hint(Some("Bind the parameter in text format.".into())))
+                }
+            }
+        } else {
+            String::from_utf8(bytes.to_vec())
+                .map_err(|_| PgError::new("22021", "invalid byte sequence for encoding \"UTF8\""))?
+        };
+        args.push(Expr::value(Value::SingleQuotedString(text)));
+        types.push(p.pg_type.and_then(sql_type));
+    }
+    // A parameter without a type stays a text literal, which the query's context coerces.
+    let typed: Vec<DataType> = types
+        .iter()
+        .map(|t| t.clone().unwrap_or(DataType::Unspecified))
+        .collect();
+    let _ = visit_expressions_mut(&mut statement, |e| {
+        if let Some(n) = placeholder(e).filter(|n| *n >= 1 && *n <= args.len()) {
+            let arg = args[n - 1].clone();
+            *e = match &typed[n - 1] {
+                DataType::Unspecified => Expr::Nested(Box::new(arg)),
+                t => Expr::Cast {
+                    kind: CastKind::Cast,
+                    expr: Box::new(arg),
+                    data_type: t.clone(),
+                    array: false,
+                    format: None,
+                },
+            };
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Ok(statement)
+}
+
+/// The SQL type a parameter's PostgreSQL type is cast to.
+fn sql_type(t: &datafusion_postgres::pgwire::api::Type) -> Option<DataType> {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    if *t == datafusion_postgres::pgwire::api::Type::UNKNOWN {
+        return None;
+    }
+    let name = match t.name() {
+        "int2" => "smallint",
+        "int4" => "integer",
+        "int8" => "bigint",
+        "float4" => "real",
+        "float8" => "double precision",
+        "bool" => "boolean",
+        "bpchar" => "char",
+        other => other,
+    };
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(name)
+        .and_then(|mut p| p.parse_data_type())
+        .ok()
 }
 
 #[cfg(test)]

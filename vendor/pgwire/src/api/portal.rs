@@ -36,6 +36,11 @@ pub struct Portal<S> {
     pub parameters: Vec<Option<Bytes>>,
     pub result_column_format: Format,
     pub state: Arc<Mutex<PortalExecutionState>>,
+    /// SHOAL: whether `DECLARE` made this portal (a SQL cursor): its fetches are tagged
+    /// `FETCH n`, and its row description outlives its rows.
+    pub cursor: bool,
+    /// SHOAL: the row description of what `start` gave the portal.
+    pub row_schema: Arc<std::sync::Mutex<Option<Arc<Vec<super::results::FieldInfo>>>>>,
 }
 
 /// Execution state of a portal during extended query processing.
@@ -126,6 +131,8 @@ impl<S: Clone> Portal<S> {
             parameters: bind.parameters.clone(),
             result_column_format: result_format,
             state: Arc::new(Mutex::new(PortalExecutionState::Initial)),
+            cursor: false,
+            row_schema: Arc::default(),
         })
     }
 
@@ -142,7 +149,17 @@ impl<S: Clone> Portal<S> {
             parameters: vec![],
             result_column_format: Format::UnifiedText,
             state: Arc::new(Mutex::new(PortalExecutionState::Initial)),
+            cursor: true,
+            row_schema: Arc::default(),
         }
+    }
+
+    /// SHOAL: the row description of the portal's results, once started.
+    pub fn result_schema(&self) -> Option<Arc<Vec<super::results::FieldInfo>>> {
+        self.row_schema
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Get number of parameters
@@ -196,6 +213,7 @@ impl<S: Clone> Portal<S> {
     /// This is called by the query handler after executing the portal's
     /// statement, before calling [`fetch()`](Self::fetch) to retrieve rows.
     pub async fn start(&self, response: QueryResponse) {
+        *self.row_schema.lock().unwrap_or_else(|e| e.into_inner()) = Some(response.row_schema());
         let mut state = self.state.lock().await;
         *state = PortalExecutionState::Suspended(response);
     }
@@ -214,12 +232,25 @@ impl<S: Clone> Portal<S> {
 
         match state.deref_mut() {
             PortalExecutionState::Initial => Err(PgWireError::PortalNotStarted),
-            PortalExecutionState::Finished => Ok(FetchResult {
-                response: QueryResponse::new(Arc::new(vec![]), futures::stream::empty()),
-                suspended: false,
-            }),
+            PortalExecutionState::Finished => {
+                // SHOAL: an exhausted cursor still describes its columns (FETCH answers
+                // them with no rows, as PostgreSQL does).
+                let schema = self.result_schema().unwrap_or_default();
+                let mut response = QueryResponse::new(schema, futures::stream::empty());
+                if self.cursor {
+                    response.set_command_tag("FETCH");
+                }
+                Ok(FetchResult {
+                    response,
+                    suspended: false,
+                })
+            }
             PortalExecutionState::Suspended(response) => {
-                let command_tag = response.command_tag().to_owned();
+                let command_tag = if self.cursor {
+                    "FETCH".to_owned()
+                } else {
+                    response.command_tag().to_owned()
+                };
                 let row_schema = response.row_schema();
                 let data_rows = response.data_rows();
 
