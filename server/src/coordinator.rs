@@ -108,9 +108,12 @@ pub fn session_context(
     cluster: &Arc<Cluster>,
     memory_limit: MemoryLimit,
 ) -> Result<SessionContext, ServerError> {
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(DATABASE, "public")
         .with_information_schema(true);
+    // Sessions run in UTC (the only TimeZone Shoal takes): now() and timestamptz values
+    // carry it, so they reach clients as timestamptz, as in PostgreSQL.
+    config.options_mut().execution.time_zone = Some("UTC".into());
     // One pool for every session's operators: sorts and aggregates spill to disk when it is
     // full, anything else fails with ResourcesExhausted (53200) instead of growing unbounded.
     let runtime = RuntimeEnvBuilder::new()

@@ -62,6 +62,40 @@ async fn column_names(target: &PsqlTarget, _shoal: bool) {
     }
 }
 
+/// The types a driver sees for common expressions (the OIDs in RowDescription).
+async fn result_types(target: &PsqlTarget, _shoal: bool) {
+    use tokio_postgres::types::Type;
+    let client = client_of(target).await;
+    let cases: &[(&str, Type)] = &[
+        ("SELECT now()", Type::TIMESTAMPTZ),
+        (
+            "SELECT '2024-01-01 10:00:00+02'::timestamptz",
+            Type::TIMESTAMPTZ,
+        ),
+        ("SELECT TIMESTAMP '2024-01-01 10:00:00'", Type::TIMESTAMP),
+        ("SELECT 'x'::text", Type::TEXT),
+        ("SELECT '\\x01'::bytea", Type::BYTEA),
+        ("SELECT true", Type::BOOL),
+        ("SELECT 1.5::float8", Type::FLOAT8),
+        ("SELECT DATE '2024-01-01'", Type::DATE),
+    ];
+    for (sql, expected) in cases {
+        let prepared = client
+            .prepare(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {}", shoal_e2e::err_text(&e)));
+        assert_eq!(prepared.columns()[0].type_(), expected, "{sql}");
+    }
+}
+
+on_shoal_and_postgresql!(
+    result_types_are_postgresqls_on_shoal,
+    result_types_are_postgresqls_on_postgresql,
+    1,
+    120,
+    result_types
+);
+
 on_shoal_and_postgresql!(
     column_names_are_postgresqls_on_shoal,
     column_names_are_postgresqls_on_postgresql,

@@ -560,6 +560,15 @@ impl Settings {
                 Some(v) => Some(canonical(p, v)?),
             },
             None if UNSUPPORTED.contains(&key.as_str()) => return Err(unsupported(&key)),
+            None if key.starts_with("datafusion.") => {
+                return Err(PgError::new(
+                    "0A000",
+                    format!("parameter \"{name}\" cannot be set by a session"),
+                )
+                .with_hint(Some(
+                    "DataFusion's settings are the coordinator's, shared by every session.".into(),
+                )))
+            }
             None if is_custom(&key) => {
                 self.custom.insert(key.clone());
                 value.map(str::to_string)
