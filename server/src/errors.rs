@@ -148,6 +148,7 @@ pub fn from_cluster(e: &ClusterError) -> PgError {
         }
         ClusterError::UndefinedColumn { message } => PgError::new("42703", message),
         ClusterError::NotNull { message } => PgError::new("23502", message),
+        ClusterError::ValueTooLong { message } => PgError::new("22001", message),
         ClusterError::BadCopyData { message } => PgError::new("22P04", message),
         ClusterError::NoWorkers { message } => PgError::new("55000", message).with_hint(Some(
             "Add a worker with SELECT add_node('host', port);".into(),

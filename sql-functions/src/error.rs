@@ -39,6 +39,9 @@ pub enum ClusterError {
     /// A NULL where none is allowed (SQLSTATE 23502).
     #[error("{message}")]
     NotNull { message: String },
+    /// A string longer than its `varchar(n)` column allows (SQLSTATE 22001).
+    #[error("{message}")]
+    ValueTooLong { message: String },
     /// Bad COPY input (SQLSTATE 22P04 for format, 22P02 for values).
     #[error("{message}")]
     BadCopyData { message: String },

@@ -32,5 +32,6 @@ pub use jobs::run_scheduler;
 pub use moves::TransferMode;
 pub use rebalance::{JobStatus, PlanRow, RebalanceRequest, Scheduled};
 pub use writer::{
-    first_null, not_null_columns, not_null_message, ShardTarget, ShardWriter, WrittenFile,
+    check_lengths, first_null, length_limits, not_null_columns, not_null_message, ShardTarget,
+    ShardWriter, WrittenFile,
 };

@@ -59,6 +59,8 @@ pub struct ShardWriter {
     table_name: String,
     not_null: Vec<usize>,
     column_names: Vec<String>,
+    /// `varchar(n)` columns: (index, n).
+    length_limits: Vec<(usize, u32)>,
 }
 
 /// The first NULL in one of `columns` of `batch`: (column index, row index).
@@ -84,6 +86,59 @@ pub fn not_null_columns(table: &TableInfo) -> Vec<usize> {
         .filter(|(_, c)| c.not_null)
         .map(|(i, _)| i)
         .collect()
+}
+
+/// The `varchar(n)` columns of `table`: (index, n).
+pub fn length_limits(table: &TableInfo) -> Vec<(usize, u32)> {
+    table
+        .columns
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| match c.sql_type {
+            shoal_catalog::SqlType::Varchar { max_len: Some(n) } => Some((i, n)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// PostgreSQL's check of values written into `varchar(n)` columns: a value longer than `n`
+/// characters fails with 22001, unless only spaces are over, which are cut off.
+pub fn check_lengths(batch: RecordBatch, limits: &[(usize, u32)]) -> Result<RecordBatch> {
+    use arrow::array::{Array, AsArray, StringArray};
+    let mut columns = batch.columns().to_vec();
+    let mut changed = false;
+    for &(i, n) in limits {
+        let Some(col) = columns.get(i) else { continue };
+        let Some(strings) = col.as_string_opt::<i32>() else {
+            continue;
+        };
+        let n = n as usize;
+        let too_long = |s: &str| s.chars().nth(n).is_some();
+        if !strings.iter().any(|v| v.is_some_and(too_long)) {
+            continue;
+        }
+        let mut cut = Vec::with_capacity(strings.len());
+        for v in strings.iter() {
+            cut.push(match v {
+                Some(s) if too_long(s) => {
+                    let keep: String = s.chars().take(n).collect();
+                    if !s[keep.len()..].chars().all(|c| c == ' ') {
+                        return Err(ClusterError::ValueTooLong {
+                            message: format!("value too long for type character varying({n})"),
+                        });
+                    }
+                    Some(keep)
+                }
+                other => other.map(str::to_string),
+            });
+        }
+        columns[i] = Arc::new(StringArray::from(cut));
+        changed = true;
+    }
+    if !changed {
+        return Ok(batch);
+    }
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
 
 /// PostgreSQL's words for a NULL written into a NOT NULL column.
@@ -136,6 +191,7 @@ impl ShardWriter {
             table_name: String::new(),
             not_null: Vec::new(),
             column_names: Vec::new(),
+            length_limits: Vec::new(),
         })
     }
 
@@ -143,6 +199,7 @@ impl ShardWriter {
     pub fn checking_not_null(mut self, table: &TableInfo) -> Self {
         self.table_name = table.name.clone();
         self.not_null = not_null_columns(table);
+        self.length_limits = length_limits(table);
         self.column_names = table.columns.iter().map(|c| c.name.clone()).collect();
         self
     }
@@ -165,6 +222,7 @@ impl ShardWriter {
                 message: not_null_message(&self.table_name, name),
             });
         }
+        let batch = check_lengths(batch, &self.length_limits)?;
         // The same columns, named as in the files (callers hold the table's SQL names).
         let batch = if batch.schema().fields() == self.schema.fields() {
             batch
