@@ -353,7 +353,11 @@ fn classify(stmt: &Statement) -> Option<Action> {
                     }
                 }
             }
-            column_names::rewrite(q).map(|q| Action::Query(Box::new(Statement::Query(Box::new(q)))))
+            let named = column_names::rewrite(q);
+            let mut query = named.clone().unwrap_or_else(|| q.as_ref().clone());
+            let arithmetic = crate::query::pg_interval::rewrite(&mut query);
+            (named.is_some() || arithmetic)
+                .then(|| Action::Query(Box::new(Statement::Query(Box::new(query)))))
         }
         Statement::Call(f) => function_call(f).map(Action::Call),
         Statement::CreateTable(ct) => {

@@ -3,4 +3,5 @@
 
 pub mod pg_aggregates;
 pub mod pg_bytea;
+pub mod pg_interval;
 pub mod pg_limits;
