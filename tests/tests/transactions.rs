@@ -842,6 +842,48 @@ on_shoal_and_postgresql!(
     psycopg_transactions
 );
 
+/// psql, as a runbook drives it: INSERT, `\copy`, UPDATE, DELETE and TRUNCATE inside BEGIN
+/// ... ROLLBACK leave nothing; the same script with COMMIT keeps all of it.
+async fn psql_rolls_back_every_write_kind(target: &PsqlTarget, shoal: bool) {
+    if !shoal_e2e::require_tool("psql") {
+        return;
+    }
+    let client = client_of(target).await;
+    create_table(&client, shoal, "pw", "id bigint NOT NULL, v bigint", false).await;
+    exec(&client, "INSERT INTO pw VALUES (1, 10), (2, 20)").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (end, expected) in [("ROLLBACK", "2|30"), ("COMMIT", "0|")] {
+        let script = format!(
+            "BEGIN;\nINSERT INTO pw VALUES (3, 30);\n\\copy pw FROM stdin\n4\t40\n\\.\n\
+             UPDATE pw SET v = v + 1;\nDELETE FROM pw WHERE id = 1;\n\
+             SELECT count(*), sum(v) FROM pw;\nTRUNCATE pw;\n{end};\n\
+             SELECT count(*), sum(v) FROM pw;\n"
+        );
+        let file = shoal_e2e::write_file(dir.path(), "tx.sql", script.as_bytes());
+        let out = tokio::task::block_in_place(|| target.run_file(&file));
+        assert!(
+            out.status.success(),
+            "psql {end}: {}",
+            shoal_e2e::stderr_of(&out)
+        );
+        assert_eq!(
+            shoal_e2e::stdout_of(&out),
+            format!(
+                "BEGIN\nINSERT 0 1\nCOPY 1\nUPDATE 4\nDELETE 1\n3|93\nTRUNCATE TABLE\n{end}\n{expected}\n"
+            ),
+            "psql {end}"
+        );
+    }
+}
+
+on_shoal_and_postgresql!(
+    psql_rolls_back_every_write_kind_on_shoal,
+    psql_rolls_back_every_write_kind_on_postgresql,
+    2,
+    120,
+    psql_rolls_back_every_write_kind
+);
+
 /// Runs a client program with the target's host, port, user and database as its last four
 /// arguments; returns what it printed, failing the test when it fails.
 fn run_client(program: &std::path::Path, args: &[&str], target: &PsqlTarget) -> String {
