@@ -28,7 +28,7 @@ pub struct PreparedSql {
 pub enum SessionStatement {
     Prepare {
         name: String,
-        prepared: PreparedSql,
+        prepared: Box<PreparedSql>,
     },
     Execute {
         name: String,
@@ -48,10 +48,10 @@ impl SessionStatement {
                 statement,
             } => SessionStatement::Prepare {
                 name: name.value.clone(),
-                prepared: PreparedSql {
+                prepared: Box::new(PreparedSql {
                     types: data_types.clone(),
                     statement: statement.as_ref().clone(),
-                },
+                }),
             },
             Statement::Execute {
                 name: Some(name),
@@ -89,14 +89,14 @@ fn missing(name: &str) -> PgError {
 pub struct PreparedStatements(HashMap<String, PreparedSql>);
 
 impl PreparedStatements {
-    pub fn prepare(&mut self, name: &str, prepared: PreparedSql) -> Result<(), PgError> {
+    pub fn prepare(&mut self, name: &str, prepared: Box<PreparedSql>) -> Result<(), PgError> {
         if self.0.contains_key(name) {
             return Err(PgError::new(
                 "42P05",
                 format!("prepared statement \"{name}\" already exists"),
             ));
         }
-        self.0.insert(name.to_string(), prepared);
+        self.0.insert(name.to_string(), *prepared);
         Ok(())
     }
 
