@@ -151,6 +151,7 @@ pub fn session_context(
     crate::frontend::session_functions::register(&ctx);
     crate::frontend::pg_functions::register(&ctx);
     ctx.register_udf(crate::query::pg_interval::IntervalMul::udf());
+    ctx.register_udf(crate::query::pg_like::LikeEscape::udf());
     ctx.register_udtf(
         "citus_get_active_worker_nodes",
         Arc::new(ActiveWorkerNodes(Arc::clone(cluster))),
