@@ -1481,6 +1481,32 @@ macro_rules! on_shoal_and_postgresql {
     };
 }
 
+/// Runs a client program with the target's host, port, user and database as its last four
+/// arguments (a driver scenario); returns what it printed, failing the test when it fails.
+pub fn run_client(program: &Path, args: &[&str], target: &PsqlTarget) -> String {
+    let port = target.port.to_string();
+    let out = tokio::task::block_in_place(|| {
+        run_with_timeout(
+            Command::new(program).args(args).args([
+                target.host.as_str(),
+                port.as_str(),
+                target.user.as_str(),
+                target.dbname.as_str(),
+            ]),
+            None,
+            Duration::from_secs(180),
+        )
+    });
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed:\n{}\n{}",
+        program.display(),
+        stdout_of(&out),
+        stderr_of(&out)
+    );
+    stdout_of(&out)
+}
+
 /// A tokio-postgres client of `target` (panics when it cannot connect).
 pub async fn client_of(target: &PsqlTarget) -> Client {
     connect(&target.host, target.port, &target.user, &target.dbname)

@@ -2,12 +2,10 @@
 //! PostgreSQL 15 with the same expected output: SQLAlchemy 2 (psycopg) with pandas, and
 //! psycopg's automatic prepared statements across DDL (which make it send `DEALLOCATE ALL`).
 
-use std::time::Duration;
-
 use shoal_e2e::{on_shoal_and_postgresql, PsqlTarget};
 
-/// Runs a Python script with the target's host, port, user and database as arguments;
-/// returns what it printed.
+/// Runs a Python script that imports `module` against `target`; returns what it printed
+/// (`None`: skipped, no such Python here).
 fn run_python(module: &str, script: &[u8], target: &PsqlTarget) -> Option<String> {
     if !shoal_e2e::require_tool(module) {
         return None;
@@ -15,26 +13,11 @@ fn run_python(module: &str, script: &[u8], target: &PsqlTarget) -> Option<String
     let python = shoal_e2e::python_with(module).expect("python");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = shoal_e2e::write_file(dir.path(), "scenario.py", script);
-    let port = target.port.to_string();
-    let out = tokio::task::block_in_place(|| {
-        shoal_e2e::run_with_timeout(
-            std::process::Command::new(&python).arg(&path).args([
-                target.host.as_str(),
-                port.as_str(),
-                target.user.as_str(),
-                target.dbname.as_str(),
-            ]),
-            None,
-            Duration::from_secs(180),
-        )
-    });
-    assert!(
-        out.status.success(),
-        "{module} scenario failed:\n{}\n{}",
-        shoal_e2e::stdout_of(&out),
-        shoal_e2e::stderr_of(&out)
-    );
-    Some(shoal_e2e::stdout_of(&out))
+    Some(shoal_e2e::run_client(
+        &python,
+        &[path.to_string_lossy().as_ref()],
+        target,
+    ))
 }
 
 async fn sqlalchemy_and_pandas(target: &PsqlTarget, _shoal: bool) {

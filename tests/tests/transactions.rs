@@ -884,32 +884,6 @@ on_shoal_and_postgresql!(
     psql_rolls_back_every_write_kind
 );
 
-/// Runs a client program with the target's host, port, user and database as its last four
-/// arguments; returns what it printed, failing the test when it fails.
-fn run_client(program: &std::path::Path, args: &[&str], target: &PsqlTarget) -> String {
-    let port = target.port.to_string();
-    let out = tokio::task::block_in_place(|| {
-        shoal_e2e::run_with_timeout(
-            std::process::Command::new(program).args(args).args([
-                target.host.as_str(),
-                port.as_str(),
-                target.user.as_str(),
-                target.dbname.as_str(),
-            ]),
-            None,
-            Duration::from_secs(180),
-        )
-    });
-    assert!(
-        out.status.success(),
-        "{} {args:?} failed:\n{}\n{}",
-        program.display(),
-        shoal_e2e::stdout_of(&out),
-        shoal_e2e::stderr_of(&out)
-    );
-    shoal_e2e::stdout_of(&out)
-}
-
 /// asyncpg's transactions: `transaction()` blocks that raise, nested blocks (savepoints), a
 /// manually started transaction rolled back, prepared statements and `executemany` inside
 /// them, and an error that aborts the block.
@@ -1001,7 +975,7 @@ async def main():
 asyncio.run(main())
 "#,
     );
-    let out = run_client(&python, &[script.to_string_lossy().as_ref()], target);
+    let out = shoal_e2e::run_client(&python, &[script.to_string_lossy().as_ref()], target);
     assert_eq!(
         out,
         "inside 3\n\
@@ -1114,7 +1088,7 @@ public class Tx {
 "#,
     );
     let cp = jar.to_string_lossy().into_owned();
-    let out = run_client(
+    let out = shoal_e2e::run_client(
         &java,
         &["-cp", &cp, source.to_string_lossy().as_ref()],
         target,
