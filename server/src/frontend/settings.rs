@@ -38,6 +38,8 @@ enum Kind {
     TimeZone,
     /// `client_encoding`: Shoal sends UTF-8 only.
     Encoding,
+    /// `search_path`: Shoal's tables are all in `public`, so the path must lead there.
+    SearchPath,
     /// Shown, never set (a server property, or one the session itself decides).
     ReadOnly,
 }
@@ -202,7 +204,7 @@ const PARAMS: &[Param] = &[
     Param {
         name: "search_path",
         default: "\"$user\", public",
-        kind: Kind::Text,
+        kind: Kind::SearchPath,
         report: false,
         description: "Sets the schema search order for names that are not schema-qualified.",
     },
@@ -428,6 +430,25 @@ fn canonical(p: &Param, value: &str) -> Result<String, PgError> {
                     v,
                     "Shoal reads and shows every timestamp in UTC; set TimeZone to 'UTC' (or \
                      convert with AT TIME ZONE).",
+                ))
+            }
+        }
+        Kind::SearchPath => {
+            // `$user` names no schema here and pg_catalog is searched first anyway; what
+            // is left must be `public` alone, the only schema unqualified names resolve in.
+            let rest: Vec<String> = value
+                .split(',')
+                .map(|s| s.trim().trim_matches('"').to_string())
+                .filter(|s| !s.is_empty() && s != "$user" && !s.eq_ignore_ascii_case("pg_catalog"))
+                .collect();
+            if rest.len() == 1 && rest[0] == "public" {
+                Ok(value.trim().to_string())
+            } else {
+                Err(not_honoured(
+                    "search_path",
+                    value.trim(),
+                    "Unqualified names resolve in schema public only: keep public on the \
+                     path and qualify other schemas' names (shoal.nodes).",
                 ))
             }
         }
