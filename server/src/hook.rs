@@ -357,7 +357,8 @@ fn classify(stmt: &Statement) -> Option<Action> {
             let mut query = named.clone().unwrap_or_else(|| q.as_ref().clone());
             let arithmetic = crate::query::pg_interval::rewrite(&mut query);
             let like = crate::query::pg_like::rewrite(&mut query);
-            (named.is_some() || arithmetic || like)
+            let casts = crate::query::pg_casts::rewrite(&mut query);
+            (named.is_some() || arithmetic || like || casts)
                 .then(|| Action::Query(Box::new(Statement::Query(Box::new(query)))))
         }
         Statement::Call(f) => function_call(f).map(Action::Call),

@@ -37,6 +37,7 @@ async fn column_names(target: &PsqlTarget, _shoal: bool) {
         ),
         ("SELECT 1 UNION ALL SELECT 2", &["?column?"]),
         ("SELECT (SELECT 5 AS five)", &["five"]),
+        ("SELECT 'abcdefg'::varchar(5)", &["varchar"]),
     ];
     for (sql, expected) in cases {
         let prepared = client

@@ -1,0 +1,74 @@
+//! An explicit cast to `varchar(n)` cuts the value to `n` characters, as PostgreSQL's does
+//! (`'abcdefg'::varchar(5)` is `abcde`); DataFusion's type has no length and kept the whole
+//! value. Before planning, [`rewrite`] turns `CAST(x AS varchar(n))` into
+//! `CAST(substr(CAST(x AS varchar), 1, n) AS varchar)`. (A write into a `varchar(n)` column
+//! is checked instead, failing with 22001, by the shard writer.)
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions_mut, CastKind, CharacterLength, DataType, Expr, Function, FunctionArg,
+    FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName, Query, Value,
+};
+
+fn varchar_length(t: &DataType) -> Option<u64> {
+    match t {
+        DataType::Varchar(Some(CharacterLength::IntegerLength { length, .. }))
+        | DataType::CharacterVarying(Some(CharacterLength::IntegerLength { length, .. }))
+        | DataType::CharVarying(Some(CharacterLength::IntegerLength { length, .. })) => {
+            Some(*length)
+        }
+        _ => None,
+    }
+}
+
+fn cast(expr: Expr) -> Expr {
+    Expr::Cast {
+        kind: CastKind::Cast,
+        expr: Box::new(expr),
+        data_type: DataType::Varchar(None),
+        array: false,
+        format: None,
+    }
+}
+
+/// Rewrites the explicit `varchar(n)` casts of `q`; true when there were any.
+pub fn rewrite(q: &mut Query) -> bool {
+    let mut changed = false;
+    let _ = visit_expressions_mut(q, |e| {
+        if let Expr::Cast {
+            kind: CastKind::Cast | CastKind::DoubleColon,
+            expr,
+            data_type,
+            ..
+        } = e
+        {
+            if let Some(n) = varchar_length(data_type) {
+                let arg = |e: Expr| FunctionArg::Unnamed(FunctionArgExpr::Expr(e));
+                let number = |v: u64| Expr::value(Value::Number(v.to_string(), false));
+                let substr = Expr::Function(Function {
+                    name: ObjectName::from(vec![Ident::new("substr")]),
+                    uses_odbc_syntax: false,
+                    parameters: FunctionArguments::None,
+                    args: FunctionArguments::List(FunctionArgumentList {
+                        duplicate_treatment: None,
+                        args: vec![
+                            arg(cast(expr.as_ref().clone())),
+                            arg(number(1)),
+                            arg(number(n)),
+                        ],
+                        clauses: vec![],
+                    }),
+                    filter: None,
+                    null_treatment: None,
+                    over: None,
+                    within_group: vec![],
+                });
+                *e = cast(substr);
+                changed = true;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    changed
+}
