@@ -7,8 +7,7 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, CastKind, CharacterLength, DataType, Expr, Function, FunctionArg,
-    FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName, Query, Value,
+    visit_expressions_mut, CastKind, CharacterLength, DataType, Expr, Query, Value,
 };
 
 fn varchar_length(t: &DataType) -> Option<u64> {
@@ -44,26 +43,11 @@ pub fn rewrite(q: &mut Query) -> bool {
         } = e
         {
             if let Some(n) = varchar_length(data_type) {
-                let arg = |e: Expr| FunctionArg::Unnamed(FunctionArgExpr::Expr(e));
                 let number = |v: u64| Expr::value(Value::Number(v.to_string(), false));
-                let substr = Expr::Function(Function {
-                    name: ObjectName::from(vec![Ident::new("substr")]),
-                    uses_odbc_syntax: false,
-                    parameters: FunctionArguments::None,
-                    args: FunctionArguments::List(FunctionArgumentList {
-                        duplicate_treatment: None,
-                        args: vec![
-                            arg(cast(expr.as_ref().clone())),
-                            arg(number(1)),
-                            arg(number(n)),
-                        ],
-                        clauses: vec![],
-                    }),
-                    filter: None,
-                    null_treatment: None,
-                    over: None,
-                    within_group: vec![],
-                });
+                let substr = super::sql_call(
+                    "substr",
+                    vec![cast(expr.as_ref().clone()), number(1), number(n)],
+                );
                 *e = cast(substr);
                 changed = true;
             }

@@ -16,8 +16,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, BinaryOperator, DataType as SqlType, Expr, Function, FunctionArg,
-    FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName, Query,
+    visit_expressions_mut, BinaryOperator, DataType as SqlType, Expr, Query,
 };
 
 const NAME: &str = "shoal_interval_mul";
@@ -33,21 +32,7 @@ fn is_interval(e: &Expr) -> bool {
 }
 
 fn call(interval: Expr, factor: Expr) -> Expr {
-    let arg = |e: Expr| FunctionArg::Unnamed(FunctionArgExpr::Expr(e));
-    Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(NAME)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: vec![arg(interval), arg(factor)],
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
+    super::sql_call(NAME, vec![interval, factor])
 }
 
 /// Rewrites the interval multiplications and divisions of `q`; true when there were any.

@@ -13,10 +13,7 @@ use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
-use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, Ident, ObjectName, Query, Value,
-};
+use datafusion::sql::sqlparser::ast::{visit_expressions_mut, Expr, Query, Value};
 
 const NAME: &str = "shoal_like_escape";
 
@@ -41,24 +38,13 @@ pub fn rewrite(q: &mut Query) -> bool {
                 _ => None,
             };
             if let Some(c) = escape {
-                let arg = |e: Expr| FunctionArg::Unnamed(FunctionArgExpr::Expr(e));
-                **pattern = Expr::Function(Function {
-                    name: ObjectName::from(vec![Ident::new(NAME)]),
-                    uses_odbc_syntax: false,
-                    parameters: FunctionArguments::None,
-                    args: FunctionArguments::List(FunctionArgumentList {
-                        duplicate_treatment: None,
-                        args: vec![
-                            arg(pattern.as_ref().clone()),
-                            arg(Expr::value(Value::SingleQuotedString(c))),
-                        ],
-                        clauses: vec![],
-                    }),
-                    filter: None,
-                    null_treatment: None,
-                    over: None,
-                    within_group: vec![],
-                });
+                **pattern = super::sql_call(
+                    NAME,
+                    vec![
+                        pattern.as_ref().clone(),
+                        Expr::value(Value::SingleQuotedString(c)),
+                    ],
+                );
                 *escape_char = None;
                 changed = true;
             }
