@@ -12,6 +12,9 @@
 //!  drop / truncate / compaction ──► cleanup records ──► coordinator deletes on workers later
 //! ```
 //!
+//! Tables created or dropped inside a transaction are pending until it commits
+//! ([`TxnTables`]).
+//!
 //! All access goes through this crate so that a replicated store can replace SQLite later.
 
 mod error;
@@ -19,6 +22,7 @@ mod model;
 mod schema;
 mod sql_type;
 mod store;
+mod txn_tables;
 
 pub use error::{CatalogError, Result};
 pub use model::{
@@ -28,3 +32,4 @@ pub use model::{
 };
 pub use sql_type::SqlType;
 pub use store::{Catalog, SettingKind, SETTINGS_DEFAULTS};
+pub use txn_tables::{TableChanges, TxnTables};

@@ -139,6 +139,8 @@ pub struct NewTable {
     pub colocation_id: Option<i64>,
     pub columns: Vec<ColumnDef>,
     pub shards: Vec<NewShard>,
+    /// The uncommitted transaction that creates it ([`crate::TxnTables`]), if any.
+    pub pending_txn: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

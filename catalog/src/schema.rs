@@ -147,6 +147,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE columns ADD COLUMN stored_name TEXT;
     UPDATE columns SET stored_name = name;
     "#,
+    // 7: tables created by a transaction that has not committed: the transaction's id, and
+    // the name the table takes at COMMIT (its `name` is a placeholder until then).
+    r#"
+    ALTER TABLE tables ADD COLUMN pending_txn INTEGER;
+    ALTER TABLE tables ADD COLUMN pending_name TEXT;
+    "#,
 ];
 
 /// The schema version this binary writes.

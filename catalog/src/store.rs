@@ -12,6 +12,7 @@ use crate::error::{CatalogError, Result};
 use crate::model::*;
 use crate::schema;
 use crate::sql_type::SqlType;
+use crate::txn_tables::{TableChanges, TxnTables};
 
 /// Cluster settings with their defaults and descriptions, as `shoal.cluster_settings` lists them.
 pub const SETTINGS_DEFAULTS: &[(&str, &str, &str)] = &[
@@ -590,15 +591,18 @@ impl Catalog {
     /// Creates a table with its columns, shards, placements and any files already written.
     pub fn create_table(&self, new: &NewTable) -> Result<TableInfo> {
         self.write(|tx| {
-            let exists: Option<i64> = tx
-                .query_row("SELECT table_id FROM tables WHERE name = ?1", [&new.name], |r| r.get(0))
-                .optional()?;
-            if exists.is_some() || view_exists(tx, &new.name)? {
+            if visible_table_id(tx, &new.name)?.is_some() || view_exists(tx, &new.name)? {
                 return Err(CatalogError::TableExists { name: new.name.clone() });
             }
+            // A pending table's row keeps its name aside: no one else finds it, and the
+            // name stays free for a table committed meanwhile (COMMIT then finds the clash).
+            let (stored_name, pending_name) = match new.pending_txn {
+                Some(txn) => (pending_placeholder(txn), Some(new.name.as_str())),
+                None => (new.name.clone(), None),
+            };
             tx.execute(
-                "INSERT INTO tables (name, kind, distribution_column, colocation_id, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![new.name, new.kind.as_str(), new.distribution_column, new.colocation_id, now_ms()],
+                "INSERT INTO tables (name, kind, distribution_column, colocation_id, created_at_ms, pending_txn, pending_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![stored_name, new.kind.as_str(), new.distribution_column, new.colocation_id, now_ms(), new.pending_txn.map(|t| t as i64), pending_name],
             )?;
             let table_id = tx.last_insert_rowid();
             for (i, c) in new.columns.iter().enumerate() {
@@ -635,25 +639,111 @@ impl Catalog {
         })
     }
 
+    /// The table `name` names for the running task's transaction (see [`TxnTables`]).
     pub fn table_by_name(&self, name: &str) -> Result<Option<TableInfo>> {
-        self.read(|tx| {
-            let id: Option<i64> = tx
-                .query_row("SELECT table_id FROM tables WHERE name = ?1", [name], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            match id {
-                Some(id) => Ok(Some(table_info_tx(tx, id)?)),
-                None => Ok(None),
-            }
+        self.read(|tx| match visible_table_id(tx, name)? {
+            Some(id) => Ok(Some(table_info_tx(tx, id)?)),
+            None => Ok(None),
         })
     }
 
+    /// The names of the tables the running task's transaction sees.
     pub fn table_names(&self) -> Result<Vec<String>> {
+        let view = TxnTables::current();
+        let txn = view.as_ref().map(|v| v.txn() as i64);
+        let dropped = view.map(|v| v.changes().dropped_ids()).unwrap_or_default();
         self.read(|tx| {
-            let mut stmt = tx.prepare("SELECT name FROM tables ORDER BY name")?;
-            let rows = stmt.query_map([], |r| r.get(0))?;
-            Ok(rows.collect::<std::result::Result<Vec<String>, _>>()?)
+            let mut stmt = tx.prepare(
+                "SELECT table_id, coalesce(pending_name, name) FROM tables
+                 WHERE pending_txn IS NULL OR pending_txn = ?1 ORDER BY 2",
+            )?;
+            let rows = stmt.query_map([txn], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?)))?;
+            let mut names = Vec::new();
+            for row in rows {
+                let (id, name): (i64, String) = row?;
+                if !dropped.contains(&id) {
+                    names.push(name);
+                }
+            }
+            Ok(names)
+        })
+    }
+
+    /// Ends a transaction's table changes in one catalog transaction with its file
+    /// changes: the tables it dropped go (`TableNotFound` if another transaction dropped
+    /// one first), the tables it created take their names (`TableExists` if a table of
+    /// that name was committed meanwhile), then the files as [`Self::commit_transaction`].
+    pub fn commit_transaction_with_tables(
+        &self,
+        changes: &FileChanges,
+        txn: u64,
+        tables: &TableChanges,
+        grace_ms: i64,
+    ) -> Result<()> {
+        self.write(|tx| {
+            for (table_id, name) in &tables.dropped {
+                let table_id = *table_id;
+                let exists: Option<i64> = tx
+                    .query_row(
+                        "SELECT table_id FROM tables WHERE table_id = ?1",
+                        [table_id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if exists.is_none() {
+                    return Err(CatalogError::TableNotFound { name: name.clone() });
+                }
+                add_shard_cleanup(tx, table_id, None, "drop table")?;
+                tx.execute("DELETE FROM tables WHERE table_id = ?1", [table_id])?;
+            }
+            let pending: Vec<(i64, String)> = {
+                let mut stmt = tx.prepare(
+                    "SELECT table_id, pending_name FROM tables WHERE pending_txn = ?1",
+                )?;
+                let rows = stmt.query_map([txn as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<std::result::Result<_, _>>()?
+            };
+            for (table_id, name) in pending {
+                let taken: Option<i64> = tx
+                    .query_row(
+                        "SELECT table_id FROM tables WHERE name = ?1",
+                        [&name],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if taken.is_some() || view_exists(tx, &name)? {
+                    return Err(CatalogError::TableExists { name });
+                }
+                tx.execute(
+                    "UPDATE tables SET name = pending_name, pending_txn = NULL, pending_name = NULL WHERE table_id = ?1",
+                    [table_id],
+                )?;
+            }
+            commit_file_changes(tx, changes, grace_ms)
+        })
+    }
+
+    /// Deletes tables that uncommitted transactions created (ROLLBACK, ROLLBACK TO): `ids`,
+    /// or every one when `None` (at start-up, when no transaction is left running). Their
+    /// shard directories, staged files included, become cleanup records.
+    pub fn drop_pending_tables(&self, ids: Option<&[i64]>) -> Result<usize> {
+        self.write(|tx| {
+            let pending: Vec<i64> = {
+                let mut stmt =
+                    tx.prepare("SELECT table_id FROM tables WHERE pending_txn IS NOT NULL")?;
+                let rows = stmt.query_map([], |r| r.get(0))?;
+                rows.collect::<std::result::Result<_, _>>()?
+            };
+            let mut n = 0;
+            for id in pending
+                .into_iter()
+                .filter(|id| ids.is_none_or(|ids| ids.contains(id)))
+            {
+                add_shard_cleanup(tx, id, None, "rolled back")?;
+                tx.execute("DELETE FROM tables WHERE table_id = ?1", [id])?;
+                n += 1;
+            }
+            Ok(n)
         })
     }
 
@@ -871,50 +961,7 @@ impl Catalog {
     /// nothing is published) and every placement written to must still exist
     /// (`PlacementGone`). Removed files become cleanup records, deletable after `grace_ms`.
     pub fn commit_transaction(&self, changes: &FileChanges, grace_ms: i64) -> Result<()> {
-        self.write(|tx| {
-            let at = now_ms();
-            for r in &changes.removed {
-                let owner: Option<(i64, i64, i64)> = tx
-                    .query_row(
-                        "SELECT p.node_id, s.table_id, s.shard_id FROM placements p JOIN shards s USING (shard_id) WHERE p.placement_id = ?1",
-                        [r.placement_id],
-                        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-                    )
-                    .optional()?;
-                let Some((node_id, table_id, shard_id)) = owner else {
-                    return Err(CatalogError::PlacementGone {
-                        placement_id: r.placement_id,
-                    });
-                };
-                let n = tx.execute(
-                    "DELETE FROM files WHERE placement_id = ?1 AND name = ?2",
-                    params![r.placement_id, r.name],
-                )?;
-                if n == 0 {
-                    return Err(CatalogError::WriteConflict { table_id, shard_id });
-                }
-                tx.execute(
-                    "INSERT INTO cleanup (node_id, table_id, shard_id, file_name, not_before_ms, reason) VALUES (?1, ?2, ?3, ?4, ?5, 'rewritten')",
-                    params![node_id, table_id, shard_id, r.name, at + grace_ms],
-                )?;
-            }
-            for f in &changes.added {
-                let exists: Option<i64> = tx
-                    .query_row(
-                        "SELECT placement_id FROM placements WHERE placement_id = ?1",
-                        [f.placement_id],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if exists.is_none() {
-                    return Err(CatalogError::PlacementGone {
-                        placement_id: f.placement_id,
-                    });
-                }
-                insert_file(tx, f.placement_id, &f.file, at)?;
-            }
-            Ok(())
-        })
+        self.write(|tx| commit_file_changes(tx, changes, grace_ms))
     }
 
     /// Swaps files of one placement for a merged one (compaction). The old files become
@@ -959,6 +1006,10 @@ impl Catalog {
     pub fn snapshot(&self, table_name: &str) -> Result<TableSnapshot> {
         // Read before the transaction begins: the snapshot is at least as new as this.
         let generation = self.generation();
+        if TxnTables::current().is_some_and(|v| !v.changes().is_empty()) {
+            // The name may mean another table to this transaction than to the cache.
+            return self.read_snapshot(table_name);
+        }
         {
             let cached = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((at, snap)) = cached.get(table_name) {
@@ -980,14 +1031,8 @@ impl Catalog {
 
     fn read_snapshot(&self, table_name: &str) -> Result<TableSnapshot> {
         self.read(|tx| {
-            let id: i64 = tx
-                .query_row(
-                    "SELECT table_id FROM tables WHERE name = ?1",
-                    [table_name],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .ok_or_else(|| CatalogError::TableNotFound {
+            let id: i64 =
+                visible_table_id(tx, table_name)?.ok_or_else(|| CatalogError::TableNotFound {
                     name: table_name.to_string(),
                 })?;
             snapshot_tx(tx, id)
@@ -1010,11 +1055,18 @@ impl Catalog {
         })
     }
 
-    /// Snapshots of every table, in one transaction (for the `shoal.*` views).
+    /// The snapshot of the table `table_id` (committed or pending).
+    pub fn snapshot_of(&self, table_id: i64) -> Result<TableSnapshot> {
+        self.read(|tx| snapshot_tx(tx, table_id))
+    }
+
+    /// Snapshots of every committed table, in one transaction (for the `shoal.*` views).
     pub fn snapshot_all(&self) -> Result<Vec<TableSnapshot>> {
         self.read(|tx| {
             let ids: Vec<i64> = {
-                let mut stmt = tx.prepare("SELECT table_id FROM tables ORDER BY name")?;
+                let mut stmt = tx.prepare(
+                    "SELECT table_id FROM tables WHERE pending_txn IS NULL ORDER BY name",
+                )?;
                 let rows = stmt.query_map([], |r| r.get(0))?;
                 rows.collect::<std::result::Result<_, _>>()?
             };
@@ -1239,6 +1291,92 @@ fn insert_shards(tx: &Transaction<'_>, table_id: i64, shards: &[NewShard]) -> Re
 }
 
 /// Records every current shard directory of a table (all placements) for deletion.
+/// [`Catalog::commit_transaction`]'s work inside a catalog transaction.
+fn commit_file_changes(tx: &Transaction<'_>, changes: &FileChanges, grace_ms: i64) -> Result<()> {
+    let at = now_ms();
+    for r in &changes.removed {
+        let owner: Option<(i64, i64, i64)> = tx
+                .query_row(
+                    "SELECT p.node_id, s.table_id, s.shard_id FROM placements p JOIN shards s USING (shard_id) WHERE p.placement_id = ?1",
+                    [r.placement_id],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+                .optional()?;
+        let Some((node_id, table_id, shard_id)) = owner else {
+            return Err(CatalogError::PlacementGone {
+                placement_id: r.placement_id,
+            });
+        };
+        let n = tx.execute(
+            "DELETE FROM files WHERE placement_id = ?1 AND name = ?2",
+            params![r.placement_id, r.name],
+        )?;
+        if n == 0 {
+            return Err(CatalogError::WriteConflict { table_id, shard_id });
+        }
+        tx.execute(
+                "INSERT INTO cleanup (node_id, table_id, shard_id, file_name, not_before_ms, reason) VALUES (?1, ?2, ?3, ?4, ?5, 'rewritten')",
+                params![node_id, table_id, shard_id, r.name, at + grace_ms],
+            )?;
+    }
+    for f in &changes.added {
+        let exists: Option<i64> = tx
+            .query_row(
+                "SELECT placement_id FROM placements WHERE placement_id = ?1",
+                [f.placement_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if exists.is_none() {
+            return Err(CatalogError::PlacementGone {
+                placement_id: f.placement_id,
+            });
+        }
+        insert_file(tx, f.placement_id, &f.file, at)?;
+    }
+    Ok(())
+}
+
+/// The table `name` means to the running task's transaction (see [`TxnTables`]): its own
+/// pending table of that name, else the committed one unless the transaction dropped it.
+fn visible_table_id(tx: &Transaction<'_>, name: &str) -> Result<Option<i64>> {
+    let view = TxnTables::current();
+    let dropped = view
+        .as_ref()
+        .map(|v| v.changes().dropped_ids())
+        .unwrap_or_default();
+    if let Some(v) = &view {
+        let mut stmt = tx.prepare_cached(
+            "SELECT table_id FROM tables WHERE pending_txn = ?1 AND pending_name = ?2",
+        )?;
+        let ids = stmt.query_map(params![v.txn() as i64, name], |r| r.get::<_, i64>(0))?;
+        for id in ids {
+            let id = id?;
+            if !dropped.contains(&id) {
+                return Ok(Some(id));
+            }
+        }
+    }
+    let id: Option<i64> = tx
+        .query_row(
+            "SELECT table_id FROM tables WHERE name = ?1 AND pending_txn IS NULL",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(id.filter(|id| !dropped.contains(id)))
+}
+
+/// A pending table's stored name: no SQL name can equal it (identifiers hold no NUL), and
+/// no two pending tables share one.
+fn pending_placeholder(txn: u64) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!(
+        "\u{0}pending\u{0}{txn}\u{0}{}",
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 fn add_shard_cleanup(
     tx: &Transaction<'_>,
     table_id: i64,
@@ -1256,7 +1394,7 @@ fn add_shard_cleanup(
 
 fn table_info_tx(tx: &Transaction<'_>, table_id: i64) -> Result<TableInfo> {
     let (name, kind, dist, coloc): (String, String, Option<String>, Option<i64>) = tx.query_row(
-        "SELECT name, kind, distribution_column, colocation_id FROM tables WHERE table_id = ?1",
+        "SELECT coalesce(pending_name, name), kind, distribution_column, colocation_id FROM tables WHERE table_id = ?1",
         [table_id],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;

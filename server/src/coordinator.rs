@@ -229,6 +229,16 @@ pub async fn run_coordinator(
         Catalog::open(&opts.data_dir.join("catalog.db"))
             .map_err(|e| ServerError::Startup(format!("cannot open the catalog: {e}")))?,
     );
+    // No transaction survives a restart: the tables they created never were.
+    let rolled_back = catalog
+        .drop_pending_tables(None)
+        .map_err(|e| ServerError::Startup(format!("cannot read the catalog: {e}")))?;
+    if rolled_back > 0 {
+        tracing::info!(
+            tables = rolled_back,
+            "dropped tables created by transactions that did not commit"
+        );
+    }
     let cluster = Cluster::new(
         catalog,
         ClusterConfig {

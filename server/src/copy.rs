@@ -351,7 +351,12 @@ pub fn start_copy_in(
             }
         });
         let batches = tokio_stream::wrappers::ReceiverStream::new(batch_rx).boxed();
-        let result = write_statement(&cluster, &table_name, batches, session.as_ref()).await;
+        let write = write_statement(&cluster, &table_name, batches, session.as_ref());
+        // A table the transaction created resolves only in its scope.
+        let result = match &session {
+            Some(s) => s.scope(write).await,
+            None => write.await,
+        };
         parser.abort();
         result
     });

@@ -699,7 +699,7 @@ impl ShoalHook {
                     .await?;
                     return tag("CREATE TABLE");
                 }
-                cluster.create_table(&name, columns).map_err(|e| pg(&e))?;
+                create_table(cluster, &name, columns)?;
                 if declares_key {
                     notice(
                         client,
@@ -834,20 +834,26 @@ impl ShoalHook {
                     }
                     columns.push(ColumnDef::new(f.name().clone(), sql_type, false));
                 }
-                cluster.create_table(&name, columns).map_err(|e| pg(&e))?;
+                // In a transaction the table is pending and its rows staged: a failure
+                // fails the transaction, whose end drops both.
+                let session = crate::session::current().filter(|s| s.in_transaction());
+                create_table(cluster, &name, columns)?;
                 let stream = match df.execute_stream().await {
                     Ok(s) => s
                         .map(|b| b.map_err(shoal_sql_functions::ClusterError::from))
                         .boxed(),
                     Err(e) => {
-                        let _ = cluster.drop_table(&name, true);
+                        if session.is_none() {
+                            let _ = cluster.drop_table(&name, true);
+                        }
                         return Err(PgWireErrorOf::df(&e));
                     }
                 };
-                match crate::sink::write_statement(cluster, &name, stream, None).await {
+                match crate::sink::write_statement(cluster, &name, stream, session.as_ref()).await {
                     Ok(rows) => Ok(Response::Execution(
                         Tag::new("SELECT").with_rows(rows as usize),
                     )),
+                    Err(e) if session.is_some() => Err(pg(&e)),
                     Err(e) => {
                         // All or nothing: the table goes with its rows.
                         if let Err(d) = cluster.drop_table(&name, true) {
@@ -858,6 +864,39 @@ impl ShoalHook {
                 }
             }
             Action::Drop { names, if_exists } => {
+                let session = crate::session::current().filter(|s| s.in_transaction());
+                if let Some(session) = &session {
+                    session.check_writable("DROP TABLE").map_err(|e| pg(&e))?;
+                    // Every name is checked before any is dropped, as in one statement.
+                    let mut found = Vec::new();
+                    for n in &names {
+                        match cluster
+                            .catalog()
+                            .table_by_name(n)
+                            .map_err(|e| pg(&e.into()))?
+                        {
+                            Some(info) => found.push(info),
+                            None if if_exists => {
+                                notice(
+                                    client,
+                                    "NOTICE",
+                                    &format!("table \"{n}\" does not exist, skipping"),
+                                )
+                                .await?
+                            }
+                            None => {
+                                return Err(pg(&shoal_catalog::CatalogError::TableNotFound {
+                                    name: n.clone(),
+                                }
+                                .into()))
+                            }
+                        }
+                    }
+                    for info in found {
+                        session.drop_table(info.table_id, &info.name);
+                    }
+                    return tag("DROP TABLE");
+                }
                 for n in &names {
                     if !cluster.drop_table(n, if_exists).map_err(|e| pg(&e))? {
                         notice(
@@ -1133,6 +1172,29 @@ impl PgWireErrorOf {
     ) -> datafusion_postgres::pgwire::error::PgWireError {
         from_datafusion(e).into_pgwire()
     }
+}
+
+/// `CREATE TABLE`: committed at once in autocommit, pending until COMMIT in a transaction.
+fn create_table(
+    cluster: &Cluster,
+    name: &str,
+    columns: Vec<ColumnDef>,
+) -> PgWireResult<shoal_catalog::TableInfo> {
+    let session = crate::session::current().filter(|s| s.in_transaction());
+    if let Some(s) = &session {
+        s.check_writable("CREATE TABLE").map_err(|e| pg(&e))?;
+    }
+    let info = cluster
+        .create_table(
+            name,
+            columns,
+            session.as_ref().and_then(|s| s.pending_txn()),
+        )
+        .map_err(|e| pg(&e))?;
+    if let Some(s) = &session {
+        s.created_table(info.table_id, &info.name);
+    }
+    Ok(info)
 }
 
 fn pg(e: &shoal_sql_functions::ClusterError) -> datafusion_postgres::pgwire::error::PgWireError {

@@ -37,7 +37,9 @@ use datafusion_postgres::pgwire::messages::startup::ParameterStatus;
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::{DfSessionService, Parser};
 use futures::{Sink, SinkExt, StreamExt};
-use shoal_catalog::{FileChanges, FileRecord, NewFile, RemovedFile, TableSnapshot};
+use shoal_catalog::{
+    FileChanges, FileRecord, NewFile, RemovedFile, TableChanges, TableSnapshot, TxnTables,
+};
 use shoal_sql_functions::{Cluster, ClusterError, SnapshotGuard};
 
 use crate::errors::{self, PgError};
@@ -116,6 +118,8 @@ struct Savepoint {
     name: String,
     /// How many writes were staged when it was set.
     writes: usize,
+    /// How many tables the transaction had created and dropped then.
+    tables: (usize, usize),
     /// The settings then: ROLLBACK TO restores them.
     settings: Settings,
 }
@@ -140,6 +144,9 @@ pub struct Session {
     closed_cursors: Mutex<Vec<String>>,
     /// The UPDATE or DELETE this session is planning, whose target table reads with row ids.
     dml: Mutex<Option<Arc<crate::dml::DmlTarget>>>,
+    /// The tables the transaction created and dropped, which the catalog's look-ups by
+    /// name see while a statement of this session runs ([`Session::scope`]).
+    tables: Arc<TxnTables>,
 }
 
 impl Session {
@@ -165,7 +172,31 @@ impl Session {
             prepared: Mutex::new(PreparedStatements::default()),
             closed_cursors: Mutex::new(Vec::new()),
             dml: Mutex::new(None),
+            tables: Arc::new(TxnTables::new()),
         }
+    }
+
+    /// Runs a statement of this session: the providers find the session, and the catalog
+    /// resolves names as its transaction sees them.
+    pub async fn scope<F: std::future::Future>(self: &Arc<Self>, f: F) -> F::Output {
+        CURRENT.scope(Arc::clone(self), self.tables.scope(f)).await
+    }
+
+    /// The id a table this session's transaction creates is pending under (`None`
+    /// outside a transaction: the table is committed at once).
+    pub fn pending_txn(&self) -> Option<u64> {
+        self.in_transaction().then(|| self.tables.txn())
+    }
+
+    /// Records a table the transaction created (pending until COMMIT).
+    pub fn created_table(&self, table_id: i64, name: &str) {
+        self.tables.record_created(table_id, name);
+    }
+
+    /// `DROP TABLE` inside a transaction: the table is gone for it at once, for everyone
+    /// else at COMMIT.
+    pub fn drop_table(&self, table_id: i64, name: &str) {
+        self.tables.record_dropped(table_id, name);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -339,8 +370,12 @@ impl Session {
                 })
             }
         };
+        let changes = self.tables.changes();
         let mut snap = match pinned.tables.get(table) {
+            // The name may mean a table this transaction created, not the pinned one.
+            Some(_) if changes.changes_name(table) => self.cluster.catalog().snapshot(table)?,
             Some(s) => s.clone(),
+            None if changes.changes_name(table) => self.cluster.catalog().snapshot(table)?,
             None => {
                 // Created after the snapshot was pinned.
                 let s = self.cluster.catalog().snapshot(table)?;
@@ -395,11 +430,16 @@ impl Session {
                 .filter_map(|n| st.txn.buffered.remove(&n).map(|(b, _)| (n, b)))
                 .collect()
         };
-        for (table, batches) in tables {
-            let stream = futures::stream::iter(batches.into_iter().map(Ok)).boxed();
-            crate::sink::write_files(&self.cluster, &table, stream, Some(self)).await?;
-        }
-        Ok(())
+        // Tables resolve as the transaction sees them: it may have created them.
+        self.tables
+            .scope(async {
+                for (table, batches) in tables {
+                    let stream = futures::stream::iter(batches.into_iter().map(Ok)).boxed();
+                    crate::sink::write_files(&self.cluster, &table, stream, Some(self)).await?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     fn has_buffered(&self) -> bool {
@@ -446,20 +486,53 @@ impl Session {
     /// Publishes everything staged in one catalog transaction. On error nothing is
     /// published and the transaction is over all the same, as in PostgreSQL.
     pub async fn commit(&self) -> Result<(), ClusterError> {
-        if let Err(e) = self.flush(None).await {
-            self.rollback().await;
-            return Err(e);
-        }
-        let txn = self.end(true);
-        self.publish(txn.writes).await
+        let tables = Arc::clone(&self.tables);
+        tables
+            .scope(async {
+                if let Err(e) = self.flush(None).await {
+                    self.rollback().await;
+                    return Err(e);
+                }
+                let txn = self.end(true);
+                let changes = self.tables.take();
+                let result = self.publish(txn.writes, &changes).await;
+                if result.is_err() {
+                    self.drop_pending(&changes.created_ids());
+                }
+                result
+            })
+            .await
     }
 
     pub async fn rollback(&self) {
         let txn = self.end(false);
+        let changes = self.tables.take();
+        self.drop_pending(&changes.created_ids());
         self.discard(txn.writes).await;
     }
 
-    async fn publish(&self, writes: Vec<StagedWrite>) -> Result<(), ClusterError> {
+    /// Deletes tables this transaction created and will not commit.
+    fn drop_pending(&self, ids: &[i64]) {
+        if ids.is_empty() {
+            return;
+        }
+        if let Err(e) = self.cluster.catalog().drop_pending_tables(Some(ids)) {
+            // They stay invisible to everyone; the next start-up deletes them.
+            tracing::warn!(error = %e, "tables of a rolled-back transaction stay until restart");
+        }
+    }
+
+    async fn publish(
+        &self,
+        writes: Vec<StagedWrite>,
+        table_changes: &TableChanges,
+    ) -> Result<(), ClusterError> {
+        // Writes to a table the transaction dropped are never published.
+        let dropped = table_changes.dropped_ids();
+        let (writes, garbage): (Vec<StagedWrite>, Vec<StagedWrite>) = writes
+            .into_iter()
+            .partition(|w| !dropped.contains(&w.table_id));
+        self.discard(garbage).await;
         let removed: HashSet<(i64, String)> = writes
             .iter()
             .flat_map(|w| w.removed.iter().map(|r| (r.placement_id, r.name.clone())))
@@ -492,7 +565,12 @@ impl Session {
             }
         }
         let result = if changes.removed.is_empty() && changes.added.is_empty() {
-            Ok(())
+            if table_changes.is_empty() {
+                Ok(())
+            } else {
+                self.cluster
+                    .commit_transaction(&changes, self.tables.txn(), table_changes)
+            }
         } else {
             let mut tables: Vec<&str> = writes.iter().map(|w| w.table_name.as_str()).collect();
             tables.sort_unstable();
@@ -510,7 +588,10 @@ impl Session {
                     }
                 }
             }
-            admitted.and_then(|()| self.cluster.commit_changes(&changes))
+            admitted.and_then(|()| {
+                self.cluster
+                    .commit_transaction(&changes, self.tables.txn(), table_changes)
+            })
         };
         match result {
             Ok(()) => {
@@ -564,6 +645,7 @@ impl Session {
         let savepoint = Savepoint {
             name: name.to_string(),
             writes: st.txn.writes.len(),
+            tables: self.tables.mark(),
             settings: st.settings.clone(),
         };
         st.txn.savepoints.push(savepoint);
@@ -581,16 +663,19 @@ impl Session {
     /// `ROLLBACK TO SAVEPOINT`: undoes what was staged since, keeps the savepoint.
     async fn rollback_to(&self, name: &str) -> Result<(), PgError> {
         let at = self.find_savepoint(name)?;
-        let dropped = {
+        let (dropped, tables) = {
             let mut st = self.lock();
             st.txn.savepoints.truncate(at + 1);
             let keep = st.txn.savepoints[at].writes;
+            let tables = st.txn.savepoints[at].tables;
             st.settings = st.txn.savepoints[at].settings.clone();
             st.mode = TxnMode::Block;
             // Everything held was inserted after the savepoint (SAVEPOINT flushes).
             st.txn.buffered.clear();
-            st.txn.writes.split_off(keep)
+            (st.txn.writes.split_off(keep), tables)
         };
+        let created = self.tables.truncate(tables);
+        self.drop_pending(&created);
         self.discard(dropped).await;
         Ok(())
     }
@@ -639,6 +724,8 @@ impl Session {
 impl Drop for Session {
     /// A connection that ends inside a transaction rolls it back.
     fn drop(&mut self) {
+        let created = self.tables.take().created_ids();
+        self.drop_pending(&created);
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         let writes = std::mem::take(&mut st.txn.writes);
         if writes.is_empty() {
@@ -799,10 +886,16 @@ impl Control {
 }
 
 /// Statements that change the schema: they run only outside a transaction block.
+/// The schema changes that cannot run inside a transaction (CREATE TABLE [AS] and DROP
+/// TABLE can: their tables are pending until COMMIT).
 fn ddl_name(stmt: &Statement) -> Option<&'static str> {
+    use datafusion::sql::sqlparser::ast::ObjectType;
     Some(match stmt {
-        Statement::CreateTable(_) => "CREATE TABLE",
         Statement::AlterTable(_) => "ALTER TABLE",
+        Statement::Drop {
+            object_type: ObjectType::Table,
+            ..
+        } => return None,
         Statement::Drop { .. } => "DROP",
         Statement::CreateView(_) => "CREATE VIEW",
         Statement::CreateIndex(_) => "CREATE INDEX",
@@ -1050,10 +1143,8 @@ impl SessionQueryHandler {
             .map_err(PgError::into_pgwire)?;
         let sql = bound.to_string();
         let inner = Arc::clone(&self.inner);
-        let mut responses = CURRENT
-            .scope(Arc::clone(session), async {
-                SimpleQueryHandler::do_query(&*inner, client, &sql).await
-            })
+        let mut responses = session
+            .scope(async { SimpleQueryHandler::do_query(&*inner, client, &sql).await })
             .await?;
         match responses.pop() {
             Some(Response::Error(e)) => Err(PgWireError::UserError(e)),
@@ -1197,8 +1288,8 @@ impl SessionQueryHandler {
                             format!("{what} cannot run inside a transaction block"),
                         )
                         .with_hint(Some(
-                            "Shoal changes the schema only outside transactions: run it on its \
-                             own (autocommit), then begin the transaction."
+                            "Inside a transaction Shoal runs CREATE TABLE, CREATE TABLE AS and \
+                             DROP TABLE; run other schema changes on their own (autocommit)."
                                 .into(),
                         )),
                     );
@@ -1259,10 +1350,8 @@ impl SessionQueryHandler {
         }
         flush_before(session, stmt).await?;
         let inner = Arc::clone(&self.inner);
-        let result = CURRENT
-            .scope(Arc::clone(session), async {
-                SimpleQueryHandler::do_query(&*inner, client, sql).await
-            })
+        let result = session
+            .scope(async { SimpleQueryHandler::do_query(&*inner, client, sql).await })
             .await;
         // The next statement of the string already runs with what this one set.
         session.sync_client(client).await?;
@@ -1415,6 +1504,8 @@ impl SessionQueryHandler {
     {
         let session = Arc::clone(session);
         session.sync(client.transaction_status());
+        // The session decides: a COMMIT that failed has ended its transaction all the same.
+        client.set_transaction_status(session.status());
         let statements = split(query);
         if let [(sql, stmt)] = statements.as_slice() {
             let result = self.run_simple(client, &session, sql, stmt.as_ref()).await;
@@ -1424,8 +1515,8 @@ impl SessionQueryHandler {
             return result;
         }
         // Several statements run in one implicit transaction (a BEGIN among them turns it
-        // into a block), unless one changes the schema, which never runs inside a
-        // transaction (nor does a cluster function that changes the cluster), or is a COPY,
+        // into a block), unless one makes a schema change that cannot run inside a
+        // transaction (nor can a cluster function that changes the cluster), or is a COPY,
         // whose rows arrive after the string has ended.
         let implicit = session.mode() == TxnMode::Autocommit
             && !statements.iter().any(|(_, s)| {
@@ -1584,6 +1675,7 @@ impl ExtendedQueryHandler for SessionQueryHandler {
         let session = self.session_of(client);
         let result = async {
             session.sync(client.transaction_status());
+            client.set_transaction_status(session.status());
             let stmt = portal.statement.statement.1.as_ref().map(|(s, _)| s);
             if let Some(other) = stmt.and_then(SessionStatement::of) {
                 Self::precheck(&session, stmt).map_err(PgError::into_pgwire)?;
@@ -1614,8 +1706,8 @@ impl ExtendedQueryHandler for SessionQueryHandler {
                 session.begin(TxnMode::Implicit, false);
             }
             let inner = Arc::clone(&self.inner);
-            let result = CURRENT
-                .scope(Arc::clone(&session), async {
+            let result = session
+                .scope(async {
                     ExtendedQueryHandler::do_query(&*inner, client, portal, max_rows).await
                 })
                 .await;

@@ -175,9 +175,22 @@ impl Cluster {
         m.contains_key(key)
     }
 
-    /// Publishes a transaction's file changes (see [`Catalog::commit_transaction`]).
+    /// Publishes a statement's file changes (see [`Catalog::commit_transaction`]).
     pub fn commit_changes(&self, changes: &shoal_catalog::FileChanges) -> Result<()> {
         self.catalog.commit_transaction(changes, 0)?;
+        Ok(())
+    }
+
+    /// Publishes a transaction's file and table changes in one catalog transaction (see
+    /// [`Catalog::commit_transaction_with_tables`]).
+    pub fn commit_transaction(
+        &self,
+        changes: &shoal_catalog::FileChanges,
+        txn: u64,
+        tables: &shoal_catalog::TableChanges,
+    ) -> Result<()> {
+        self.catalog
+            .commit_transaction_with_tables(changes, txn, tables, 0)?;
         Ok(())
     }
 
@@ -455,8 +468,14 @@ impl Cluster {
         })
     }
 
-    /// `CREATE TABLE`: a single shard on the node holding the fewest placements.
-    pub fn create_table(&self, name: &str, columns: Vec<ColumnDef>) -> Result<TableInfo> {
+    /// `CREATE TABLE`: a single shard on the node holding the fewest placements; pending
+    /// (seen by that transaction alone until it commits) when `pending_txn` names one.
+    pub fn create_table(
+        &self,
+        name: &str,
+        columns: Vec<ColumnDef>,
+        pending_txn: Option<u64>,
+    ) -> Result<TableInfo> {
         if columns.is_empty() {
             return Err(ClusterError::NotSupported {
                 message: "tables without columns are not supported".into(),
@@ -487,6 +506,7 @@ impl Cluster {
                 hash_max: i32::MAX,
                 placements: vec![(node_id, vec![])],
             }],
+            pending_txn,
         })?)
     }
 

@@ -143,8 +143,8 @@ async fn orphans_are_collected_and_committed_files_kept() {
     let cluster = Cluster::new(Arc::clone(&catalog), ClusterConfig::default());
     let node_id = cluster.add_node("127.0.0.1", worker.port).await.unwrap();
 
-    let t = cluster.create_table("events", columns()).unwrap();
-    let gone = cluster.create_table("gone", columns()).unwrap();
+    let t = cluster.create_table("events", columns(), None).unwrap();
+    let gone = cluster.create_table("gone", columns(), None).unwrap();
     insert(&cluster, "events", 0..100).await;
     insert(&cluster, "gone", 0..5).await;
     // Truncate makes `gone`'s file a cleanup record: the cleanup loop's job, not ours.

@@ -216,3 +216,89 @@ on_shoal_and_postgresql!(
     180,
     psycopg_named_cursors
 );
+
+/// Schema changes the way applications send them: inside the transaction a driver opens
+/// (psycopg's default mode, SQLAlchemy's `create_all` and `drop_all`, pandas `to_sql` of a
+/// new table and with `if_exists="replace"`), rolled back or committed with it.
+async fn schema_changes_in_driver_transactions(target: &PsqlTarget, _shoal: bool) {
+    let Some(out) = run_python(
+        "sqlalchemy",
+        br#"
+import sys
+import pandas as pd
+import psycopg
+import sqlalchemy as sa
+
+host, port, user, db = sys.argv[1:5]
+with psycopg.connect(host=host, port=int(port), user=user, dbname=db) as conn:
+    conn.execute("CREATE TABLE dt_a (id bigint NOT NULL, name text)")
+    conn.execute("INSERT INTO dt_a VALUES (%s, %s)", (1, "one"))
+    print("inside", conn.execute("SELECT count(*) FROM dt_a").fetchone()[0])
+    conn.rollback()
+    try:
+        conn.execute("SELECT count(*) FROM dt_a")
+    except psycopg.errors.UndefinedTable:
+        print("rolled back: no dt_a")
+    conn.rollback()
+    conn.execute("CREATE TABLE dt_a (id bigint NOT NULL, name text)")
+    conn.execute("INSERT INTO dt_a VALUES (%s, %s)", (2, "two"))
+# Leaving the block committed it.
+with psycopg.connect(host=host, port=int(port), user=user, dbname=db) as conn:
+    print("committed", conn.execute("SELECT id, name FROM dt_a").fetchall())
+    conn.execute("DROP TABLE dt_a")
+
+engine = sa.create_engine(f"postgresql+psycopg://{user}@{host}:{port}/{db}")
+md = sa.MetaData()
+items = sa.Table(
+    "dt_items", md,
+    sa.Column("id", sa.BigInteger, nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("price", sa.Float),
+)
+md.create_all(engine)
+md.create_all(engine)  # checks first: nothing to do
+with engine.begin() as c:
+    c.execute(items.insert(), [{"id": 1, "name": "a", "price": 1.5}, {"id": 2, "name": "b", "price": 2.5}])
+with engine.connect() as c:
+    print("items", c.execute(sa.select(items.c.id, items.c.name).order_by(items.c.id)).all())
+df = pd.DataFrame({"id": [1, 2], "v": [0.5, 0.25], "label": ["x", "y"]})
+print("to_sql new", df.to_sql("dt_frame", engine, index=False))
+try:
+    df.to_sql("dt_frame", engine, index=False)
+except ValueError as e:
+    print("to_sql exists:", "already exists" in str(e))
+print("to_sql replace", df.head(1).to_sql("dt_frame", engine, index=False, if_exists="replace"))
+print("to_sql append", df.to_sql("dt_frame", engine, index=False, if_exists="append"))
+print("frame", pd.read_sql("SELECT id, v, label FROM dt_frame ORDER BY id, v", engine).to_dict("records"))
+md.drop_all(engine)
+with engine.begin() as c:
+    c.execute(sa.text("DROP TABLE dt_frame"))
+print("left", sorted(t for t in sa.inspect(engine).get_table_names() if t.startswith("dt_")))
+"#,
+        target,
+    ) else {
+        return;
+    };
+    assert_eq!(
+        out,
+        "inside 1\n\
+         rolled back: no dt_a\n\
+         committed [(2, 'two')]\n\
+         items [(1, 'a'), (2, 'b')]\n\
+         to_sql new 2\n\
+         to_sql exists: True\n\
+         to_sql replace 1\n\
+         to_sql append 2\n\
+         frame [{'id': 1, 'v': 0.5, 'label': 'x'}, {'id': 1, 'v': 0.5, 'label': 'x'}, \
+         {'id': 2, 'v': 0.25, 'label': 'y'}]\n\
+         left []\n"
+    );
+}
+
+on_shoal_and_postgresql!(
+    schema_changes_in_driver_transactions_on_shoal,
+    schema_changes_in_driver_transactions_on_postgresql,
+    2,
+    240,
+    schema_changes_in_driver_transactions
+);

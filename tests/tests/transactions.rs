@@ -593,16 +593,159 @@ async fn coordinator_crash_is_all_or_nothing() {
     );
 }
 
-/// Schema changes are refused inside a block, never half-applied.
+/// CREATE TABLE, CREATE TABLE AS and DROP TABLE inside a transaction are its own until it
+/// commits, as in PostgreSQL: rolled back by ROLLBACK, ROLLBACK TO, an error in a query
+/// string and a dropped connection; a DROP and CREATE of the same name (pandas'
+/// `if_exists="replace"`) swaps the table at COMMIT.
+async fn tables_created_and_dropped_in_transactions(target: &PsqlTarget, shoal: bool) {
+    let client = client_of(target).await;
+    let other = client_of(target).await;
+
+    // Created, written and read inside a block; no one else sees it; ROLLBACK leaves nothing.
+    exec(&client, "BEGIN").await;
+    exec(&client, "CREATE TABLE t1 (id bigint NOT NULL, v text)").await;
+    exec(&client, "INSERT INTO t1 VALUES (1, 'a'), (2, 'b')").await;
+    copy_in(&client, "COPY t1 FROM STDIN", b"3\tc\n".to_vec())
+        .await
+        .expect("COPY into a table created in the block");
+    exec(&client, "UPDATE t1 SET v = upper(v) WHERE id = 1").await;
+    assert_eq!(
+        lines(&client, "SELECT id, v FROM t1 ORDER BY id").await,
+        ["1|A", "2|b", "3|c"]
+    );
+    fails_with(&other, "SELECT * FROM t1", "42P01").await;
+    exec(&client, "ROLLBACK").await;
+    fails_with(&client, "SELECT * FROM t1", "42P01").await;
+
+    // COMMIT publishes the table and its rows together.
+    exec(&client, "BEGIN").await;
+    exec(&client, "CREATE TABLE t1 (id bigint NOT NULL, v text)").await;
+    exec(&client, "CREATE TABLE IF NOT EXISTS t1 (id bigint)").await;
+    exec(&client, "INSERT INTO t1 VALUES (1, 'a'), (2, 'b')").await;
+    fails_with(&other, "SELECT * FROM t1", "42P01").await;
+    exec(&client, "COMMIT").await;
+    assert_eq!(
+        lines(&other, "SELECT id, v FROM t1 ORDER BY id").await,
+        ["1|a", "2|b"]
+    );
+
+    // DROP TABLE is undone by ROLLBACK, and done by COMMIT.
+    exec(&client, "BEGIN").await;
+    exec(&client, "DROP TABLE t1").await;
+    fails_with(&client, "SELECT * FROM t1", "42P01").await;
+    exec(&client, "ROLLBACK").await;
+    assert_eq!(scalar(&other, "SELECT count(*) FROM t1").await, "2");
+    exec(&client, "BEGIN").await;
+    exec(&client, "DROP TABLE IF EXISTS missing, t1").await;
+    if shoal {
+        // PostgreSQL's readers wait for the dropping transaction; Shoal's read what was
+        // committed until it commits.
+        assert_eq!(scalar(&other, "SELECT count(*) FROM t1").await, "2");
+    }
+    exec(&client, "COMMIT").await;
+    fails_with(&other, "SELECT * FROM t1", "42P01").await;
+
+    // Replace a table in one transaction: readers see the old one until COMMIT.
+    exec(&client, "CREATE TABLE r (id bigint, old text)").await;
+    exec(&client, "INSERT INTO r VALUES (1, 'old')").await;
+    exec(&client, "BEGIN").await;
+    exec(&client, "DROP TABLE r").await;
+    exec(&client, "CREATE TABLE r (id bigint, new text)").await;
+    exec(&client, "INSERT INTO r VALUES (2, 'new'), (3, 'new')").await;
+    if shoal {
+        assert_eq!(lines(&other, "SELECT id, old FROM r").await, ["1|old"]);
+    }
+    assert_eq!(
+        lines(&client, "SELECT id, new FROM r ORDER BY id").await,
+        ["2|new", "3|new"]
+    );
+    exec(&client, "COMMIT").await;
+    assert_eq!(
+        lines(&other, "SELECT id, new FROM r ORDER BY id").await,
+        ["2|new", "3|new"]
+    );
+
+    // ROLLBACK TO a savepoint undoes the creates and drops after it.
+    exec(&client, "BEGIN").await;
+    exec(&client, "CREATE TABLE s1 (id bigint)").await;
+    exec(&client, "INSERT INTO s1 VALUES (1)").await;
+    exec(&client, "SAVEPOINT a").await;
+    exec(&client, "CREATE TABLE s2 (id bigint)").await;
+    exec(&client, "DROP TABLE s1").await;
+    exec(&client, "DROP TABLE r").await;
+    exec(&client, "ROLLBACK TO SAVEPOINT a").await;
+    exec(&client, "CREATE TABLE s3 AS SELECT id * 10 AS id FROM s1").await;
+    exec(&client, "COMMIT").await;
+    assert_eq!(scalar(&other, "SELECT count(*) FROM s1").await, "1");
+    assert_eq!(scalar(&other, "SELECT id FROM s3").await, "10");
+    assert_eq!(scalar(&other, "SELECT count(*) FROM r").await, "2");
+    fails_with(&other, "SELECT * FROM s2", "42P01").await;
+
+    // A query string is one implicit transaction, its CREATE TABLE included.
+    fails_with(
+        &client,
+        "CREATE TABLE q (id bigint); INSERT INTO q VALUES (1); SELECT 1 / 0",
+        "22012",
+    )
+    .await;
+    fails_with(&client, "SELECT * FROM q", "42P01").await;
+    assert_eq!(
+        tags(
+            &client,
+            "CREATE TABLE q AS SELECT 1::bigint AS id; DROP TABLE s3; INSERT INTO q VALUES (2)"
+        )
+        .await,
+        ["1", "0", "1"]
+    );
+    assert_eq!(scalar(&other, "SELECT sum(id) FROM q").await, "3");
+    fails_with(&other, "SELECT * FROM s3", "42P01").await;
+
+    // Errors as PostgreSQL's: a name taken in the transaction, a read-only transaction.
+    exec(&client, "BEGIN").await;
+    exec(&client, "CREATE TABLE d (id bigint)").await;
+    fails_with(&client, "CREATE TABLE d (id bigint)", "42P07").await;
+    exec(&client, "ROLLBACK").await;
+    exec(&client, "BEGIN READ ONLY").await;
+    fails_with(&client, "CREATE TABLE d (id bigint)", "25006").await;
+    exec(&client, "ROLLBACK").await;
+    exec(&client, "BEGIN READ ONLY").await;
+    fails_with(&client, "DROP TABLE q", "25006").await;
+    exec(&client, "ROLLBACK").await;
+    exec(&client, "BEGIN").await;
+    fails_with(&client, "DROP TABLE d", "42P01").await;
+    exec(&client, "ROLLBACK").await;
+
+    // A connection that ends inside the transaction takes its tables with it.
+    let doomed = client_of(target).await;
+    exec(&doomed, "BEGIN").await;
+    exec(&doomed, "CREATE TABLE gone (id bigint)").await;
+    exec(&doomed, "INSERT INTO gone VALUES (1)").await;
+    exec(&doomed, "DROP TABLE q").await;
+    drop(doomed);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fails_with(&other, "SELECT * FROM gone", "42P01").await;
+    assert_eq!(scalar(&other, "SELECT count(*) FROM q").await, "2");
+    exec(&other, "CREATE TABLE gone (id bigint)").await;
+}
+
+on_shoal_and_postgresql!(
+    tables_created_and_dropped_in_transactions_on_shoal,
+    tables_created_and_dropped_in_transactions_on_postgresql,
+    2,
+    120,
+    tables_created_and_dropped_in_transactions
+);
+
+/// Other schema changes are refused inside a block, never half-applied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn schema_changes_in_a_block_are_refused() {
+async fn other_schema_changes_in_a_block_are_refused() {
     let cluster = Cluster::start(2).await;
     let client = cluster.client().await;
     create_table(&client, true, "w", "id bigint NOT NULL", false).await;
     for ddl in [
-        "CREATE TABLE other (id bigint)",
-        "DROP TABLE w",
         "ALTER TABLE w ADD COLUMN x int",
+        "CREATE VIEW v AS SELECT 1",
+        "DROP VIEW IF EXISTS v",
     ] {
         exec(&client, "BEGIN").await;
         exec(&client, "INSERT INTO w VALUES (1)").await;
@@ -611,8 +754,8 @@ async fn schema_changes_in_a_block_are_refused() {
         exec(&client, "ROLLBACK").await;
     }
     assert_eq!(scalar(&client, "SELECT count(*) FROM w").await, "0");
-    let r = query_lines(&client, "SELECT count(*) FROM other").await;
-    assert!(r.is_err(), "no table was created");
+    let r = query_lines(&client, "SELECT * FROM v").await;
+    assert!(r.is_err(), "no view was created");
 
     // Cluster functions that change the cluster cannot be rolled back either; those that
     // only read it run inside a block.
@@ -651,13 +794,57 @@ async fn schema_changes_in_a_block_are_refused() {
         .await,
         "off"
     );
-    // A query string with such a call runs statement by statement, as one with DDL does.
+    // A query string with such a call runs statement by statement.
     exec(
         &client,
         "INSERT INTO later VALUES (1); SELECT create_distributed_table('later', 'id')",
     )
     .await;
     assert_eq!(scalar(&client, "SELECT count(*) FROM later").await, "1");
+
+    // A table a transaction creates is invisible to others until it commits; a table of
+    // the same name committed meanwhile makes the COMMIT fail (42P07) and publish nothing.
+    let other = cluster.client().await;
+    exec(&client, "BEGIN").await;
+    exec(&client, "CREATE TABLE race (id bigint)").await;
+    exec(&client, "INSERT INTO race VALUES (1)").await;
+    exec(&other, "CREATE TABLE race (id bigint)").await;
+    exec(&other, "INSERT INTO race VALUES (2)").await;
+    fails_with(&client, "COMMIT", "42P07").await;
+    assert_eq!(lines(&client, "SELECT id FROM race").await, ["2"]);
+
+    // Two transactions dropping the same table: the second COMMIT finds it gone (42P01).
+    exec(&client, "BEGIN").await;
+    exec(&client, "DROP TABLE race").await;
+    exec(&other, "BEGIN").await;
+    exec(&other, "DROP TABLE race").await;
+    exec(&client, "COMMIT").await;
+    fails_with(&other, "COMMIT", "42P01").await;
+}
+
+/// A coordinator killed while a transaction holds a table it created: after the restart
+/// the table never was, and its name is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinator_crash_drops_uncommitted_tables() {
+    let mut cluster = Cluster::start(2).await;
+    let client = cluster.client().await;
+    exec(&client, "CREATE TABLE kept (id bigint)").await;
+    exec(&client, "INSERT INTO kept VALUES (1)").await;
+    exec(&client, "BEGIN").await;
+    exec(&client, "CREATE TABLE pending (id bigint)").await;
+    exec(
+        &client,
+        "INSERT INTO pending SELECT * FROM generate_series(1, 1000)",
+    )
+    .await;
+    exec(&client, "DROP TABLE kept").await;
+    cluster.kill_coordinator();
+    cluster.restart_coordinator().await;
+    let client = cluster.client().await;
+    fails_with(&client, "SELECT * FROM pending", "42P01").await;
+    assert_eq!(scalar(&client, "SELECT count(*) FROM kept").await, "1");
+    exec(&client, "CREATE TABLE pending (id bigint)").await;
+    assert_eq!(scalar(&client, "SELECT count(*) FROM pending").await, "0");
 }
 
 /// pgbench's own TPC-B-like script, 4 clients with retries on 40001, in the simple and the

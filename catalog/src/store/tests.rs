@@ -31,6 +31,7 @@ fn single_shard_table(node: i64) -> NewTable {
             hash_max: i32::MAX,
             placements: vec![(node, vec![])],
         }],
+        pending_txn: None,
     }
 }
 
@@ -52,7 +53,8 @@ fn table_lifecycle_and_snapshot() {
             distribution_column: None,
             colocation_id: None,
             columns: cols(),
-            shards: vec![]
+            shards: vec![],
+            pending_txn: None,
         }),
         Err(CatalogError::TableExists { .. })
     ));
@@ -258,6 +260,7 @@ fn node_file_names_and_cleanup_names() {
                 shard(10, vec![(n1, vec![file("a.parquet", 1)]), (n2, vec![])]),
                 shard(11, vec![(n2, vec![file("b.parquet", 2)])]),
             ],
+            pending_txn: None,
         })
         .unwrap();
     let other = c
@@ -268,6 +271,7 @@ fn node_file_names_and_cleanup_names() {
             colocation_id: None,
             columns: cols(),
             shards: vec![shard(12, vec![(n1, vec![file("o.parquet", 3)])])],
+            pending_txn: None,
         })
         .unwrap();
     let snap = c.snapshot("events").unwrap();

@@ -30,6 +30,7 @@ fn setup() -> (Catalog, i64, i64, i64) {
             hash_max: i32::MAX,
             placements: vec![(n1, vec![file("a.parquet"), file("b.parquet")])],
         }],
+        pending_txn: None,
     })
     .unwrap();
     (c, n1, n2, 5)
