@@ -31,7 +31,7 @@ use datafusion_postgres::pgwire::api::stmt::StoredStatement;
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use datafusion_postgres::pgwire::messages::extendedquery::Sync as PgSync;
+use datafusion_postgres::pgwire::messages::extendedquery::{Parse, Sync as PgSync};
 use datafusion_postgres::pgwire::messages::response::{NoticeResponse, TransactionStatus};
 use datafusion_postgres::pgwire::messages::startup::ParameterStatus;
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
@@ -1588,6 +1588,21 @@ impl ExtendedQueryHandler for SessionQueryHandler {
         self.inner.query_parser()
     }
 
+    /// Parse plans the statement, naming tables as the session's transaction sees them.
+    async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = self.session_of(client);
+        let inner = Arc::clone(&self.inner);
+        session
+            .scope(ExtendedQueryHandler::on_parse(&*inner, client, message))
+            .await
+    }
+
     /// A Sync ends the implicit transaction of the messages before it: its writes commit
     /// (an error then goes before ReadyForQuery), and ReadyForQuery tells the session's state.
     async fn on_sync<C>(&self, client: &mut C, message: PgSync) -> PgWireResult<()>
@@ -1639,7 +1654,14 @@ impl ExtendedQueryHandler for SessionQueryHandler {
             let fields = cursor_fields(client, &target.name, &PortalFormat::UnifiedText)?;
             return Ok(DescribePortalResponse::new(fields));
         }
-        ExtendedQueryHandler::do_describe_portal(&*self.inner, client, target).await
+        let session = self.session_of(client);
+        session
+            .scope(ExtendedQueryHandler::do_describe_portal(
+                &*self.inner,
+                client,
+                target,
+            ))
+            .await
     }
 
     async fn do_describe_statement<C>(
@@ -1657,7 +1679,14 @@ impl ExtendedQueryHandler for SessionQueryHandler {
             let fields = cursor_fields(client, &cursor, &PortalFormat::UnifiedText)?;
             return Ok(DescribeStatementResponse::new(vec![], fields));
         }
-        ExtendedQueryHandler::do_describe_statement(&*self.inner, client, target).await
+        let session = self.session_of(client);
+        session
+            .scope(ExtendedQueryHandler::do_describe_statement(
+                &*self.inner,
+                client,
+                target,
+            ))
+            .await
     }
 
     async fn do_query<C>(
