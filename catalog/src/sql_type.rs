@@ -51,7 +51,20 @@ impl SqlType {
             "integer" | "int" | "int4" => SqlType::Integer,
             "bigint" | "int8" => SqlType::BigInt,
             "real" | "float4" => SqlType::Real,
-            "double precision" | "double" | "float8" | "float" => SqlType::Double,
+            "double precision" | "double" | "float8" => SqlType::Double,
+            // float(p) as PostgreSQL: p binary digits, real up to 24, double up to 53.
+            "float" => match nums.first() {
+                None => SqlType::Double,
+                Some(1..=24) => SqlType::Real,
+                Some(25..=53) => SqlType::Double,
+                Some(p) => {
+                    return Err(CatalogError::Invalid {
+                        message: format!(
+                            "precision for type float must be between 1 and 53 bits, not {p}"
+                        ),
+                    })
+                }
+            },
             "numeric" | "decimal" => {
                 let precision = nums.first().copied().unwrap_or(38);
                 let scale = nums

@@ -300,3 +300,77 @@ on_shoal_and_postgresql!(
     240,
     schema_changes_in_driver_transactions
 );
+
+/// SQLAlchemy's reflection, as `Table(autoload_with=...)`, Alembic and pandas
+/// `if_exists="replace"` use it: columns with their types, NOT NULL and type modifiers; keys,
+/// indexes and constraints (none here).
+async fn sqlalchemy_reflection(target: &PsqlTarget, _shoal: bool) {
+    let Some(out) = run_python(
+        "sqlalchemy",
+        br#"
+import sys
+import pandas as pd
+import sqlalchemy as sa
+
+host, port, user, db = sys.argv[1:5]
+engine = sa.create_engine(f"postgresql+psycopg://{user}@{host}:{port}/{db}")
+with engine.begin() as c:
+    c.execute(sa.text("DROP TABLE IF EXISTS rf_items"))
+    c.execute(sa.text(
+        "CREATE TABLE rf_items (id bigint NOT NULL, code varchar(20), price numeric(10,2), "
+        "ratio double precision, note text, ok boolean, at timestamp, day date, n integer NOT NULL)"))
+insp = sa.inspect(engine)
+for col in insp.get_columns("rf_items"):
+    print("column", col["name"], col["type"], col["nullable"], col["default"])
+print("pk", insp.get_pk_constraint("rf_items")["constrained_columns"])
+print("fks", insp.get_foreign_keys("rf_items"))
+print("indexes", insp.get_indexes("rf_items"))
+print("unique", insp.get_unique_constraints("rf_items"))
+print("checks", insp.get_check_constraints("rf_items"))
+t = sa.Table("rf_items", sa.MetaData(), autoload_with=engine)
+print("autoload", [(c.name, str(c.type), c.nullable) for c in t.columns])
+df = pd.DataFrame({"id": [1, 2], "label": ["a", "b"]})
+print("to_sql", df.to_sql("rf_frame", engine, index=False))
+print("replace", df.head(1).to_sql("rf_frame", engine, index=False, if_exists="replace"))
+print("frame", pd.read_sql("SELECT * FROM rf_frame", engine).to_dict("records"))
+with engine.begin() as c:
+    c.execute(sa.text("DROP TABLE rf_items"))
+    c.execute(sa.text("DROP TABLE rf_frame"))
+"#,
+        target,
+    ) else {
+        return;
+    };
+    assert_eq!(
+        out,
+        "column id BIGINT False None\n\
+         column code VARCHAR(20) True None\n\
+         column price NUMERIC(10, 2) True None\n\
+         column ratio DOUBLE PRECISION True None\n\
+         column note TEXT True None\n\
+         column ok BOOLEAN True None\n\
+         column at TIMESTAMP True None\n\
+         column day DATE True None\n\
+         column n INTEGER False None\n\
+         pk []\n\
+         fks []\n\
+         indexes []\n\
+         unique []\n\
+         checks []\n\
+         autoload [('id', 'BIGINT', False), ('code', 'VARCHAR(20)', True), \
+         ('price', 'NUMERIC(10, 2)', True), ('ratio', 'DOUBLE PRECISION', True), \
+         ('note', 'TEXT', True), ('ok', 'BOOLEAN', True), ('at', 'TIMESTAMP', True), \
+         ('day', 'DATE', True), ('n', 'INTEGER', False)]\n\
+         to_sql -1\n\
+         replace -1\n\
+         frame [{'id': 1, 'label': 'a'}]\n"
+    );
+}
+
+on_shoal_and_postgresql!(
+    sqlalchemy_reflection_on_shoal,
+    sqlalchemy_reflection_on_postgresql,
+    2,
+    240,
+    sqlalchemy_reflection
+);

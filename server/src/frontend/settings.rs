@@ -119,6 +119,18 @@ const PARAMS: &[Param] = &[
         description: "Sets the display format for date and time values.",
     },
     Param {
+        name: "default_table_access_method",
+        // Shoal's tables are its own columnar files; `heap` is what clients compare with
+        // (SQLAlchemy's table reflection) and the only method there is to choose.
+        default: "heap",
+        kind: Kind::Choice {
+            values: &["heap"],
+            refused: &[],
+        },
+        report: false,
+        description: "Sets the default table access method for new tables.",
+    },
+    Param {
         name: "default_transaction_isolation",
         default: "read committed",
         kind: Kind::Choice {

@@ -491,6 +491,87 @@ impl<C: CatalogInfo, P: PgCatalogContextProvider> PgCatalogSchemaProvider<C, P> 
 }
 
 /// A table that reads data from Avro bytes
+/// Shoal patch: the exported int2vector and oidvector columns (`pg_index.indkey`,
+/// `indoption`, `indclass`, `indcollation`) hold text such as `'1 2'`; clients `unnest` them
+/// and index them as arrays (SQLAlchemy's index and constraint reflection), so they become
+/// `smallint[]` and `oid[]` (int4 here, as every oid column of this catalog).
+fn vectors_as_arrays(
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    use datafusion::arrow::array::{ListBuilder, PrimitiveBuilder};
+    use datafusion::arrow::datatypes::{Int16Type, Schema};
+    fn element(name: &str) -> Option<DataType> {
+        match name {
+            "indkey" | "indoption" => Some(DataType::Int16),
+            "indclass" | "indcollation" => Some(DataType::Int32),
+            _ => None,
+        }
+    }
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| element(f.name()).is_some() && f.data_type() == &DataType::Utf8)
+    {
+        return Ok((schema, batches));
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match element(f.name()) {
+            Some(t) if f.data_type() == &DataType::Utf8 => Field::new(
+                f.name(),
+                DataType::List(Arc::new(Field::new_list_field(t, true))),
+                f.is_nullable(),
+            ),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    let new_schema = Arc::new(Schema::new(fields));
+    fn parse<T: datafusion::arrow::datatypes::ArrowPrimitiveType>(
+        text: &StringArray,
+    ) -> Result<ArrayRef>
+    where
+        T::Native: std::str::FromStr,
+    {
+        let mut b = ListBuilder::new(PrimitiveBuilder::<T>::new());
+        for v in text.iter() {
+            match v {
+                None => b.append_null(),
+                Some(s) => {
+                    for part in s
+                        .trim_matches(|c| matches!(c, '{' | '}' | '[' | ']'))
+                        .split(|c: char| c == ' ' || c == ',')
+                        .filter(|p| !p.is_empty())
+                    {
+                        let n = part.parse::<T::Native>().map_err(|_| {
+                            DataFusionError::Internal(format!("bad vector element {part:?}"))
+                        })?;
+                        b.values().append_value(n);
+                    }
+                    b.append(true);
+                }
+            }
+        }
+        Ok(Arc::new(b.finish()))
+    }
+    let mut out = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let mut columns = Vec::with_capacity(batch.num_columns());
+        for (i, f) in schema.fields().iter().enumerate() {
+            let col = batch.column(i);
+            let converted = match (element(f.name()), col.as_any().downcast_ref::<StringArray>()) {
+                (Some(DataType::Int16), Some(text)) => parse::<Int16Type>(text)?,
+                (Some(_), Some(text)) => parse::<Int32Type>(text)?,
+                _ => Arc::clone(col),
+            };
+            columns.push(converted);
+        }
+        out.push(RecordBatch::try_new(Arc::clone(&new_schema), columns)?);
+    }
+    Ok((new_schema, out))
+}
+
 #[derive(Debug, Clone)]
 pub struct ArrowTable {
     schema: SchemaRef,
@@ -510,11 +591,9 @@ impl ArrowTable {
         for batch in reader {
             batches.push(batch?);
         }
+        let (schema, data) = vectors_as_arrays(schema, batches)?;
 
-        Ok(Self {
-            schema,
-            data: batches,
-        })
+        Ok(Self { schema, data })
     }
 
     /// Convert the arrow data into datafusion MemTable
@@ -1420,6 +1499,49 @@ pub fn create_pg_stat_get_numscans() -> ScalarUDF {
     )
 }
 
+/// Shoal patch: `pg_get_indexdef(index_oid [, column, pretty])`. The catalog lists no index
+/// of a user table, so every oid is unknown and the answer is NULL, as PostgreSQL answers for
+/// an oid that names no index.
+pub fn create_pg_get_indexdef() -> ScalarUDF {
+    #[derive(Debug, PartialEq, Eq, Hash)]
+    struct GetIndexDefUDF {
+        signature: Signature,
+    }
+
+    impl ScalarUDFImpl for GetIndexDefUDF {
+        fn name(&self) -> &str {
+            "pg_get_indexdef"
+        }
+
+        fn signature(&self) -> &Signature {
+            &self.signature
+        }
+
+        fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+            Ok(DataType::Utf8)
+        }
+
+        fn invoke_with_args(
+            &self,
+            args: datafusion::logical_expr::ScalarFunctionArgs,
+        ) -> Result<ColumnarValue> {
+            Ok(ColumnarValue::Array(
+                datafusion::arrow::array::new_null_array(&DataType::Utf8, args.number_rows),
+            ))
+        }
+    }
+
+    ScalarUDF::new_from_impl(GetIndexDefUDF {
+        signature: Signature::one_of(
+            vec![
+                TypeSignature::Any(1),
+                TypeSignature::Any(3),
+            ],
+            Volatility::Stable,
+        ),
+    })
+}
+
 pub fn create_pg_get_constraintdef() -> ScalarUDF {
     #[derive(Debug, PartialEq, Eq, Hash)]
     struct GetConstraintDefUDF {
@@ -1547,6 +1669,7 @@ where
     session_context.register_udf(create_pg_total_relation_size_udf());
     session_context.register_udf(create_pg_stat_get_numscans());
     session_context.register_udf(create_pg_get_constraintdef());
+    session_context.register_udf(create_pg_get_indexdef());
     session_context.register_udf(create_pg_get_partition_ancestors_udf());
     session_context.register_udf(quote_ident_udf::create_quote_ident_udf());
     session_context.register_udf(quote_ident_udf::create_parse_ident_udf());

@@ -141,21 +141,35 @@ impl<C: CatalogInfo> PgAttributeTable<C> {
                                     let attnum = (column_idx + 1) as i16; // PostgreSQL column numbers start at 1
                                     let (pg_type_oid, type_len, by_val, align, storage) =
                                         Self::datafusion_to_pg_type(field.data_type());
+                                    // Shoal patch: what the table's field metadata says of the
+                                    // column beyond its Arrow type (NOT NULL, varchar(n),
+                                    // numeric(p,s), uuid, jsonb).
+                                    let meta = field.metadata();
+                                    let pg_type_oid = meta
+                                        .get("pg.atttypid")
+                                        .and_then(|t| t.parse::<i32>().ok())
+                                        .unwrap_or(pg_type_oid as i32);
+                                    let typmod = meta
+                                        .get("pg.atttypmod")
+                                        .and_then(|t| t.parse::<i32>().ok())
+                                        .unwrap_or(-1);
+                                    let not_null = !field.is_nullable()
+                                        || meta.get("pg.attnotnull").is_some_and(|v| v == "t");
 
                                     attrelids.push(table_oid as i32);
                                     attnames.push(field.name().clone());
-                                    atttypids.push(pg_type_oid as i32);
+                                    atttypids.push(pg_type_oid);
                                     attstattargets.push(-1); // Default statistics target
                                     attlens.push(type_len);
                                     attnums.push(attnum);
                                     attndimss.push(0); // No array support for now
                                     attcacheoffs.push(-1); // Not cached
-                                    atttymods.push(-1); // No type modifiers
+                                    atttymods.push(typmod);
                                     attbyvals.push(by_val);
                                     attaligns.push(align.to_string());
                                     attstorages.push(storage.to_string());
                                     attcompressions.push(None); // No compression
-                                    attnotnulls.push(!field.is_nullable());
+                                    attnotnulls.push(not_null);
                                     atthasdefs.push(false); // No default values
                                     atthasmissings.push(false); // No missing values
                                     attidentitys.push("".to_string()); // No identity columns

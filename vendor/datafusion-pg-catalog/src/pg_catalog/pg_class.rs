@@ -68,6 +68,12 @@ impl<C: CatalogInfo> PgClassTable<C> {
             Field::new("relfrozenxid", DataType::Int32, false), // All transaction IDs before this have been replaced with a permanent ("frozen") transaction ID
             Field::new("relminmxid", DataType::Int32, false), // All Multixact IDs before this have been replaced with a transaction ID
             Field::new("relpartbound", DataType::Utf8, true),
+            // Shoal patch: storage options (text[]); Shoal's relations have none.
+            Field::new(
+                "reloptions",
+                DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
+                true,
+            ),
         ]));
 
         Self {
@@ -204,6 +210,7 @@ impl<C: CatalogInfo> PgClassTable<C> {
 
         *oid_cache = swap_cache;
 
+        let n_rows = oids.len();
         // Create Arrow arrays from the collected data
         let arrays: Vec<ArrayRef> = vec![
             Arc::new(Int32Array::from(oids)),
@@ -237,6 +244,7 @@ impl<C: CatalogInfo> PgClassTable<C> {
             Arc::new(Int32Array::from(relfrozenxids)),
             Arc::new(Int32Array::from(relminmxids)),
             Arc::new(StringArray::from(relpartbound)),
+            datafusion::arrow::array::new_null_array(this.schema.field(31).data_type(), n_rows),
         ];
 
         // Create a record batch

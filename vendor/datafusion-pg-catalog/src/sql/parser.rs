@@ -16,6 +16,7 @@ use super::rules::PrependUnqualifiedPgTableName;
 use super::rules::RemoveSubqueryFromProjection;
 use super::rules::ResolveUnqualifiedIdentifier;
 use super::rules::RewriteArrayAnyAllOperation;
+use super::rules::RewriteGenerateSubscripts;
 use super::rules::RewritePgCatalogOperator;
 use super::rules::RewriteRegCastToSubquery;
 use super::rules::SqlStatementRewriteRule;
@@ -328,6 +329,7 @@ impl PostgresCompatibilityParser {
             Arc::new(RewriteRegCastToSubquery::new()),
             Arc::new(RemoveSubqueryFromProjection),
             Arc::new(FixVersionColumnName),
+            Arc::new(RewriteGenerateSubscripts),
         ];
 
         Self {

@@ -1146,7 +1146,7 @@ impl VisitorMut for RemoveSubqueryFromProjectionVisitor {
                     SelectItem::UnnamedExpr(expr) => {
                         if let Expr::Subquery(subquery) = expr {
                             if self.has_correlation(subquery) {
-                                *expr = Expr::Value(Value::Null.with_empty_span());
+                                *expr = null_keeping_placeholders(subquery);
                             } else if !self.has_limit(subquery) {
                                 subquery.limit_clause = Some(LimitClause::LimitOffset {
                                     limit: Some(Expr::Value(
@@ -1161,7 +1161,7 @@ impl VisitorMut for RemoveSubqueryFromProjectionVisitor {
                     SelectItem::ExprWithAlias { expr, .. } => {
                         if let Expr::Subquery(subquery) = expr {
                             if self.has_correlation(subquery) {
-                                *expr = Expr::Value(Value::Null.with_empty_span());
+                                *expr = null_keeping_placeholders(subquery);
                             } else if !self.has_limit(subquery) {
                                 subquery.limit_clause = Some(LimitClause::LimitOffset {
                                     limit: Some(Expr::Value(
@@ -1175,10 +1175,163 @@ impl VisitorMut for RemoveSubqueryFromProjectionVisitor {
                     }
                     _ => {}
                 }
+                // Shoal patch: a correlated subquery deeper inside a select item (in a CASE,
+                // as SQLAlchemy's column reflection asks for defaults, identity and collation)
+                // becomes NULL as well; DataFusion cannot decorrelate those shapes.
+                if let SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } =
+                    projection
+                {
+                    let mut nested = NestedCorrelatedSubqueryToNull { depth: 0 };
+                    let _ = expr.visit(&mut nested);
+                }
             }
         }
 
         ControlFlow::Continue(())
+    }
+}
+
+/// Shoal patch: the NULL a removed subquery becomes, still naming the subquery's bind
+/// parameters (`CASE WHEN $2::VARCHAR IS NULL AND ... THEN NULL END`): the parameters are
+/// listed by position, so one that vanished from the statement would shift every later
+/// parameter onto the wrong type.
+fn null_keeping_placeholders(subquery: &Query) -> Expr {
+    let mut params: Vec<Expr> = Vec::new();
+    let _ = datafusion::logical_expr::sqlparser::ast::visit_expressions(subquery, |e| {
+        let is_param = |e: &Expr| {
+            matches!(
+                e,
+                Expr::Value(ValueWithSpan {
+                    value: Value::Placeholder(_),
+                    ..
+                })
+            )
+        };
+        match e {
+            Expr::Cast { expr, .. } if is_param(expr) => params.push(e.clone()),
+            e if is_param(e) && !params.iter().any(|p| p == e) => params.push(e.clone()),
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    let null = Expr::Value(Value::Null.with_empty_span());
+    let Some(condition) = params
+        .into_iter()
+        .map(|p| Expr::IsNull(Box::new(p)))
+        .reduce(|a, b| Expr::BinaryOp {
+            left: Box::new(a),
+            op: BinaryOperator::And,
+            right: Box::new(b),
+        })
+    else {
+        return null;
+    };
+    Expr::Case {
+        case_token: datafusion::logical_expr::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+        end_token: datafusion::logical_expr::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+        operand: None,
+        conditions: vec![datafusion::logical_expr::sqlparser::ast::CaseWhen {
+            condition,
+            result: null.clone(),
+        }],
+        else_result: None,
+    }
+}
+
+/// Shoal patch: replaces correlated scalar subqueries found in an expression (not inside the
+/// subqueries themselves, which their own select items handle) with NULL.
+struct NestedCorrelatedSubqueryToNull {
+    /// How many query bodies the walk is inside.
+    depth: usize,
+}
+
+impl VisitorMut for NestedCorrelatedSubqueryToNull {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, _query: &mut Query) -> ControlFlow<Self::Break> {
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<Self::Break> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Self::Break> {
+        if self.depth == 0 {
+            if let Expr::Subquery(subquery) = expr {
+                if RemoveSubqueryFromProjectionVisitor.has_correlation(subquery) {
+                    *expr = null_keeping_placeholders(subquery);
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Shoal patch: `generate_subscripts(array, dim)` (a set-returning function PostgreSQL
+/// clients pair with `unnest` of the same array, as SQLAlchemy's index and constraint
+/// reflection does) as `unnest(generate_series(1, array_length(array, dim)))`.
+#[derive(Debug)]
+pub struct RewriteGenerateSubscripts;
+
+struct RewriteGenerateSubscriptsVisitor;
+
+fn call(name: &str, args: Vec<Expr>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                .collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
+impl VisitorMut for RewriteGenerateSubscriptsVisitor {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Self::Break> {
+        if let Expr::Function(f) = expr {
+            let is_it = f
+                .name
+                .0
+                .last()
+                .is_some_and(|p| p.to_string().eq_ignore_ascii_case("generate_subscripts"));
+            if let (true, FunctionArguments::List(list)) = (is_it, &f.args) {
+                let args: Vec<Expr> = list
+                    .args
+                    .iter()
+                    .filter_map(|a| match a {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                if let [array, dim] = args.as_slice() {
+                    let one = Expr::Value(Value::Number("1".to_string(), false).with_empty_span());
+                    let len = call("array_length", vec![array.clone(), dim.clone()]);
+                    *expr = call("unnest", vec![call("generate_series", vec![one, len])]);
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+impl SqlStatementRewriteRule for RewriteGenerateSubscripts {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        let _ = s.visit(&mut RewriteGenerateSubscriptsVisitor);
+        s
     }
 }
 
