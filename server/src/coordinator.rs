@@ -12,7 +12,6 @@ use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SessionConfig;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionContext;
-use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 use datafusion_postgres::{DfSessionService, QueryHook};
 use shoal_catalog::Catalog;
@@ -20,6 +19,7 @@ use shoal_sql_functions::{Cluster, ClusterConfig};
 use tokio::net::TcpListener;
 use tracing::{info, warn, Instrument};
 
+use crate::frontend::pg_catalog_context::PgCatalogContext;
 use crate::hook::ShoalHook;
 use crate::provider::{LiveTable, ShoalSchemaProvider};
 use crate::views;
@@ -138,7 +138,7 @@ pub fn session_context(
     catalog
         .register_schema("shoal", views::shoal_schema(cluster))
         .map_err(|e| ServerError::Startup(e.to_string()))?;
-    setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
+    setup_pg_catalog(&ctx, DATABASE, PgCatalogContext::new(cluster))
         .map_err(|e| ServerError::Startup(e.to_string()))?;
     ctx.add_optimizer_rule(Arc::new(crate::pushdown::ShardAggregatePushdownRule));
     ctx.add_analyzer_rule(crate::query::pg_bytea::PgByteaInput::rule());

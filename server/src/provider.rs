@@ -171,7 +171,7 @@ impl fmt::Debug for DistributedTable {
 
 impl DistributedTable {
     pub fn new(cluster: Arc<Cluster>, info: TableInfo) -> Self {
-        let schema = shoal_sql_functions::types::catalog_schema(&info.columns);
+        let schema = table_schema(&info.columns);
         DistributedTable {
             cluster,
             info,

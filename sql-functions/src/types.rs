@@ -47,39 +47,24 @@ pub fn sql_type_of(t: &DataType) -> Option<SqlType> {
     })
 }
 
-/// [`table_schema`] with what `pg_attribute` tells of each column and Arrow does not hold,
-/// as field metadata: `pg.attnotnull` (`t` for NOT NULL), `pg.atttypid` (the PostgreSQL type
-/// where the Arrow type alone would say text) and `pg.atttypmod` (`varchar(n)`,
-/// `numeric(p,s)`). This is the schema the query layer sees a table with.
-pub fn catalog_schema(columns: &[ColumnDef]) -> SchemaRef {
-    Arc::new(Schema::new(
-        columns
-            .iter()
-            .map(|c| {
-                let mut meta = std::collections::HashMap::new();
-                if c.not_null {
-                    meta.insert("pg.attnotnull".to_string(), "t".to_string());
-                }
-                let (typid, typmod) = match &c.sql_type {
-                    SqlType::Varchar { max_len } => (Some(1043), max_len.map(|n| i64::from(n) + 4)),
-                    SqlType::Numeric { precision, scale } => (
-                        None,
-                        Some(((i64::from(*precision) << 16) | i64::from(*scale as u8)) + 4),
-                    ),
-                    SqlType::Uuid => (Some(2950), None),
-                    SqlType::Jsonb => (Some(3802), None),
-                    _ => (None, None),
-                };
-                if let Some(t) = typid {
-                    meta.insert("pg.atttypid".to_string(), t.to_string());
-                }
-                if let Some(m) = typmod {
-                    meta.insert("pg.atttypmod".to_string(), m.to_string());
-                }
-                Field::new(&c.name, arrow_type(&c.sql_type), true).with_metadata(meta)
-            })
-            .collect::<Vec<_>>(),
-    ))
+/// What `pg_attribute` tells of a column beyond its Arrow type: NOT NULL, the PostgreSQL
+/// type where the Arrow type alone would say text (varchar, uuid, jsonb), and the declared
+/// modifier (`atttypmod` of `varchar(n)`, `numeric(p,s)`; -1 otherwise).
+pub fn pg_attributes(c: &ColumnDef) -> (bool, Option<i32>, i32) {
+    let (type_oid, typmod) = match &c.sql_type {
+        SqlType::Varchar { max_len } => (
+            Some(1043),
+            max_len.map_or(-1, |n| i32::try_from(n).unwrap_or(i32::MAX - 4) + 4),
+        ),
+        SqlType::Numeric { precision, scale } => (
+            None,
+            ((i32::from(*precision) << 16) | i32::from(*scale as u8)) + 4,
+        ),
+        SqlType::Uuid => (Some(2950), -1),
+        SqlType::Jsonb => (Some(3802), -1),
+        _ => (None, -1),
+    };
+    (c.not_null, type_oid, typmod)
 }
 
 /// The schema of a table's files: [`table_schema`] with each column's stored name. Every

@@ -431,6 +431,7 @@ impl<C: CatalogInfo, P: PgCatalogContextProvider> PgCatalogSchemaProvider<C, P> 
             PG_CATALOG_TABLE_PG_ATTRIBUTE => {
                 let table = Arc::new(pg_attribute::PgAttributeTable::new(
                     self.catalog_list.clone(),
+                    self.context_provider.column_attributes_source(),
                     self.oid_counter.clone(),
                     self.oid_cache.clone(),
                 ));

@@ -13,6 +13,27 @@ pub trait PgCatalogContextProvider: Clone + Debug + Send + Sync + 'static {
     async fn role(&self, _name: &str) -> Option<Role> {
         None
     }
+
+    /// Shoal patch: where `pg_attribute` learns what a table's Arrow schema does not hold.
+    fn column_attributes_source(&self) -> Option<Arc<dyn ColumnAttributesSource>> {
+        None
+    }
+}
+
+/// Shoal patch: what `pg_attribute` tells of a column beyond its Arrow type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnAttributes {
+    pub not_null: bool,
+    /// The PostgreSQL type, where the Arrow type alone would name another (varchar, uuid).
+    pub type_oid: Option<i32>,
+    /// `atttypmod`: -1, or the declared modifier (`varchar(n)`, `numeric(p,s)`).
+    pub typmod: i32,
+}
+
+/// Shoal patch: the columns of a table as its database declared them, in order.
+#[async_trait]
+pub trait ColumnAttributesSource: Debug + Send + Sync {
+    async fn column_attributes(&self, schema: &str, table: &str) -> Option<Vec<ColumnAttributes>>;
 }
 
 #[derive(Debug, Clone)]
@@ -33,6 +54,10 @@ where
     // retrieve database role information
     async fn role(&self, name: &str) -> Option<Role> {
         self.role(name).await
+    }
+
+    fn column_attributes_source(&self) -> Option<Arc<dyn ColumnAttributesSource>> {
+        T::column_attributes_source(self)
     }
 }
 

@@ -14,6 +14,7 @@ use postgres_types::{Oid, Type};
 use tokio::sync::RwLock;
 
 use crate::pg_catalog::catalog_info::CatalogInfo;
+use crate::pg_catalog::context::ColumnAttributesSource;
 
 use super::oid_field;
 use super::{OidCacheKey, resolve_oid};
@@ -22,6 +23,7 @@ use super::{OidCacheKey, resolve_oid};
 pub(crate) struct PgAttributeTable<C> {
     schema: SchemaRef,
     catalog_list: C,
+    attributes: Option<Arc<dyn ColumnAttributesSource>>,
     oid_counter: Arc<AtomicU32>,
     oid_cache: Arc<RwLock<HashMap<OidCacheKey, Oid>>>,
 }
@@ -29,6 +31,7 @@ pub(crate) struct PgAttributeTable<C> {
 impl<C: CatalogInfo> PgAttributeTable<C> {
     pub(crate) fn new(
         catalog_list: C,
+        attributes: Option<Arc<dyn ColumnAttributesSource>>,
         oid_counter: Arc<AtomicU32>,
         oid_cache: Arc<RwLock<HashMap<OidCacheKey, Oid>>>,
     ) -> Self {
@@ -66,6 +69,7 @@ impl<C: CatalogInfo> PgAttributeTable<C> {
         Self {
             schema,
             catalog_list,
+            attributes,
             oid_counter,
             oid_cache,
         }
@@ -135,26 +139,29 @@ impl<C: CatalogInfo> PgAttributeTable<C> {
                                 .table_schema(&catalog_name, &schema_name, &table_name)
                                 .await?
                             {
+                                let declared = match &this.attributes {
+                                    Some(source) => {
+                                        source.column_attributes(&schema_name, &table_name).await
+                                    }
+                                    None => None,
+                                }
+                                .filter(|d| d.len() == table_schema.fields().len());
                                 // Add column entries for this table
                                 for (column_idx, field) in table_schema.fields().iter().enumerate()
                                 {
                                     let attnum = (column_idx + 1) as i16; // PostgreSQL column numbers start at 1
                                     let (pg_type_oid, type_len, by_val, align, storage) =
                                         Self::datafusion_to_pg_type(field.data_type());
-                                    // Shoal patch: what the table's field metadata says of the
-                                    // column beyond its Arrow type (NOT NULL, varchar(n),
+                                    // Shoal patch: what the database declared of the column
+                                    // beyond its Arrow type (NOT NULL, varchar(n),
                                     // numeric(p,s), uuid, jsonb).
-                                    let meta = field.metadata();
-                                    let pg_type_oid = meta
-                                        .get("pg.atttypid")
-                                        .and_then(|t| t.parse::<i32>().ok())
+                                    let attrs = declared.as_ref().map(|d| &d[column_idx]);
+                                    let pg_type_oid = attrs
+                                        .and_then(|a| a.type_oid)
                                         .unwrap_or(pg_type_oid as i32);
-                                    let typmod = meta
-                                        .get("pg.atttypmod")
-                                        .and_then(|t| t.parse::<i32>().ok())
-                                        .unwrap_or(-1);
-                                    let not_null = !field.is_nullable()
-                                        || meta.get("pg.attnotnull").is_some_and(|v| v == "t");
+                                    let typmod = attrs.map_or(-1, |a| a.typmod);
+                                    let not_null =
+                                        !field.is_nullable() || attrs.is_some_and(|a| a.not_null);
 
                                     attrelids.push(table_oid as i32);
                                     attnames.push(field.name().clone());
