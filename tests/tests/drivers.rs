@@ -374,3 +374,30 @@ on_shoal_and_postgresql!(
     240,
     sqlalchemy_reflection
 );
+
+/// psql's `\d` of a table shows the types, modifiers and NOT NULL that were declared.
+async fn psql_describes_declared_columns(target: &PsqlTarget, _shoal: bool) {
+    target.ok(
+        "CREATE TABLE described (id bigint NOT NULL, code varchar(20), price numeric(10,2), \
+         note text, n integer NOT NULL, at timestamp with time zone)",
+    );
+    let out = target.ok("\\d described");
+    target.ok("DROP TABLE described");
+    assert_eq!(
+        out,
+        "id|bigint||not null|\n\
+         code|character varying(20)|||\n\
+         price|numeric(10,2)|||\n\
+         note|text|||\n\
+         n|integer||not null|\n\
+         at|timestamp with time zone|||\n"
+    );
+}
+
+on_shoal_and_postgresql!(
+    psql_describes_declared_columns_on_shoal,
+    psql_describes_declared_columns_on_postgresql,
+    2,
+    60,
+    psql_describes_declared_columns
+);
