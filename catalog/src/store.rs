@@ -935,25 +935,7 @@ impl Catalog {
     /// Commits the files one statement wrote, all or nothing. Fails with `PlacementGone` if a
     /// placement disappeared meanwhile (the statement then commits nothing).
     pub fn commit_files(&self, files: &[NewFile]) -> Result<()> {
-        self.write(|tx| {
-            let at = now_ms();
-            for f in files {
-                let exists: Option<i64> = tx
-                    .query_row(
-                        "SELECT placement_id FROM placements WHERE placement_id = ?1",
-                        [f.placement_id],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if exists.is_none() {
-                    return Err(CatalogError::PlacementGone {
-                        placement_id: f.placement_id,
-                    });
-                }
-                insert_file(tx, f.placement_id, &f.file, at)?;
-            }
-            Ok(())
-        })
+        self.write(|tx| insert_new_files(tx, files, now_ms()))
     }
 
     /// Publishes a transaction's file changes in one catalog transaction: every removed file
@@ -1319,7 +1301,12 @@ fn commit_file_changes(tx: &Transaction<'_>, changes: &FileChanges, grace_ms: i6
                 params![node_id, table_id, shard_id, r.name, at + grace_ms],
             )?;
     }
-    for f in &changes.added {
+    insert_new_files(tx, &changes.added, at)
+}
+
+/// Lists new files of placements that must still exist (`PlacementGone` otherwise).
+fn insert_new_files(tx: &Transaction<'_>, files: &[NewFile], at: i64) -> Result<()> {
+    for f in files {
         let exists: Option<i64> = tx
             .query_row(
                 "SELECT placement_id FROM placements WHERE placement_id = ?1",

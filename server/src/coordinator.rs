@@ -138,6 +138,7 @@ pub fn session_context(
     catalog
         .register_schema("shoal", views::shoal_schema(cluster))
         .map_err(|e| ServerError::Startup(e.to_string()))?;
+    crate::query::statement_scope::install();
     setup_pg_catalog(&ctx, DATABASE, PgCatalogContext::new(cluster))
         .map_err(|e| ServerError::Startup(e.to_string()))?;
     ctx.add_optimizer_rule(Arc::new(crate::pushdown::ShardAggregatePushdownRule));

@@ -7,6 +7,7 @@ pub mod pg_casts;
 pub mod pg_interval;
 pub mod pg_like;
 pub mod pg_limits;
+pub mod statement_scope;
 
 use datafusion::sql::sqlparser::ast::{
     Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,

@@ -614,8 +614,16 @@ async fn tables_created_and_dropped_in_transactions(target: &PsqlTarget, shoal: 
         ["1|A", "2|b", "3|c"]
     );
     fails_with(&other, "SELECT * FROM t1", "42P01").await;
+    // The catalog views show it to the transaction alone.
+    let in_pg_class = "SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 't1'";
+    let in_tables = "SELECT count(*) FROM information_schema.tables WHERE table_name = 't1'";
+    for (session, n) in [(&client, "1"), (&other, "0")] {
+        assert_eq!(scalar(session, in_pg_class).await, n);
+        assert_eq!(scalar(session, in_tables).await, n);
+    }
     exec(&client, "ROLLBACK").await;
     fails_with(&client, "SELECT * FROM t1", "42P01").await;
+    assert_eq!(scalar(&client, in_pg_class).await, "0");
 
     // COMMIT publishes the table and its rows together.
     exec(&client, "BEGIN").await;

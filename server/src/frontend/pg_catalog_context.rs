@@ -54,8 +54,7 @@ impl ColumnAttributesSource for DeclaredColumns {
             info.columns
                 .iter()
                 .map(|c| {
-                    let (not_null, type_oid, typmod) =
-                        shoal_sql_functions::types::pg_attributes(c);
+                    let (not_null, type_oid, typmod) = shoal_sql_functions::types::pg_attributes(c);
                     ColumnAttributes {
                         not_null,
                         type_oid,
