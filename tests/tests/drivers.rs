@@ -375,11 +375,13 @@ on_shoal_and_postgresql!(
     sqlalchemy_reflection
 );
 
-/// psql's `\d` of a table shows the types, modifiers and NOT NULL that were declared.
+/// psql's `\d` of a table shows the types, modifiers and NOT NULL that were declared
+/// (`float(p)` is real up to 24 bits).
 async fn psql_describes_declared_columns(target: &PsqlTarget, _shoal: bool) {
     target.ok(
         "CREATE TABLE described (id bigint NOT NULL, code varchar(20), price numeric(10,2), \
-         note text, n integer NOT NULL, at timestamp with time zone)",
+         note text, n integer NOT NULL, at timestamp with time zone, r float(24), \
+         d float(53), f float)",
     );
     let out = target.ok("\\d described");
     target.ok("DROP TABLE described");
@@ -390,7 +392,10 @@ async fn psql_describes_declared_columns(target: &PsqlTarget, _shoal: bool) {
          price|numeric(10,2)|||\n\
          note|text|||\n\
          n|integer||not null|\n\
-         at|timestamp with time zone|||\n"
+         at|timestamp with time zone|||\n\
+         r|real|||\n\
+         d|double precision|||\n\
+         f|double precision|||\n"
     );
 }
 
