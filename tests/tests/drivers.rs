@@ -406,3 +406,105 @@ on_shoal_and_postgresql!(
     60,
     psql_describes_declared_columns
 );
+
+/// pgjdbc's `DatabaseMetaData`, as JDBC tools (DBeaver, Metabase) browse a database, and the
+/// update counts `executeBatch` returns (Hibernate and Spring check them).
+async fn pgjdbc_metadata_and_batches(target: &PsqlTarget, _shoal: bool) {
+    if !shoal_e2e::require_tool("pgjdbc") {
+        return;
+    }
+    let jar = shoal_e2e::pgjdbc_jar().expect("pgjdbc jar");
+    let java = shoal_e2e::which("java").expect("java");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = shoal_e2e::write_file(
+        dir.path(),
+        "Meta.java",
+        br#"
+import java.sql.*;
+import java.util.Arrays;
+
+public class Meta {
+    public static void main(String[] a) throws Exception {
+        String url = "jdbc:postgresql://" + a[0] + ":" + a[1] + "/" + a[3] + "?user=" + a[2];
+        try (Connection c = DriverManager.getConnection(url)) {
+            Statement s = c.createStatement();
+            s.execute("DROP TABLE IF EXISTS mdt_items");
+            s.execute("CREATE TABLE mdt_items (id bigint NOT NULL, code varchar(20), price numeric(10,2), note text)");
+            PreparedStatement ps = c.prepareStatement("INSERT INTO mdt_items (id, code) VALUES (?, ?)");
+            for (int i = 0; i < 3; i++) { ps.setLong(1, i); ps.setString(2, "c" + i); ps.addBatch(); }
+            System.out.println("insert batch " + Arrays.toString(ps.executeBatch()));
+            PreparedStatement up = c.prepareStatement("UPDATE mdt_items SET note = ? WHERE id <= ?");
+            up.setString(1, "y"); up.setLong(2, 1); up.addBatch();
+            up.setString(1, "z"); up.setLong(2, 0); up.addBatch();
+            System.out.println("update batch " + Arrays.toString(up.executeBatch()));
+            Statement st = c.createStatement();
+            st.addBatch("INSERT INTO mdt_items (id) VALUES (10)");
+            st.addBatch("DELETE FROM mdt_items WHERE id = 2");
+            System.out.println("statement batch " + Arrays.toString(st.executeBatch()));
+
+            DatabaseMetaData md = c.getMetaData();
+            try (ResultSet rs = md.getTables(null, "public", "mdt%", new String[] {"TABLE"})) {
+                while (rs.next()) System.out.println("table " + rs.getString("TABLE_NAME") + " " + rs.getString("TABLE_TYPE"));
+            }
+            try (ResultSet rs = md.getColumns(null, "public", "mdt_items", null)) {
+                while (rs.next()) {
+                    System.out.println("column " + rs.getString("COLUMN_NAME") + " " + rs.getString("TYPE_NAME")
+                        + " size " + rs.getInt("COLUMN_SIZE") + " digits " + rs.getInt("DECIMAL_DIGITS")
+                        + " nullable " + rs.getInt("NULLABLE") + " position " + rs.getInt("ORDINAL_POSITION"));
+                }
+            }
+            try (ResultSet rs = md.getPrimaryKeys(null, "public", "mdt_items")) {
+                int n = 0; while (rs.next()) n++;
+                System.out.println("primary key columns " + n);
+            }
+            try (ResultSet rs = md.getIndexInfo(null, "public", "mdt_items", false, false)) {
+                int n = 0; while (rs.next()) n++;
+                System.out.println("indexes " + n);
+            }
+            try (ResultSet rs = md.getTypeInfo()) {
+                boolean int8 = false, text = false;
+                while (rs.next()) {
+                    int8 |= "int8".equals(rs.getString("TYPE_NAME"));
+                    text |= "text".equals(rs.getString("TYPE_NAME"));
+                }
+                System.out.println("type info int8 " + int8 + " text " + text);
+            }
+            try (ResultSet rs = md.getSchemas(null, "public")) {
+                while (rs.next()) System.out.println("schema " + rs.getString("TABLE_SCHEM"));
+            }
+            s.execute("DROP TABLE mdt_items");
+        }
+    }
+}
+"#,
+    );
+    let cp = jar.to_string_lossy().into_owned();
+    let out = shoal_e2e::run_client(
+        &java,
+        &["-cp", &cp, source.to_string_lossy().as_ref()],
+        target,
+    );
+    assert_eq!(
+        out,
+        "insert batch [1, 1, 1]\n\
+         update batch [2, 1]\n\
+         statement batch [1, 1]\n\
+         table mdt_items TABLE\n\
+         column id int8 size 19 digits 0 nullable 0 position 1\n\
+         column code varchar size 20 digits 0 nullable 1 position 2\n\
+         column price numeric size 10 digits 2 nullable 1 position 3\n\
+         column note text size 2147483647 digits 0 nullable 1 position 4\n\
+         primary key columns 0\n\
+         indexes 0\n\
+         type info int8 true text true\n\
+         schema public\n"
+    );
+}
+
+on_shoal_and_postgresql!(
+    pgjdbc_metadata_and_batches_on_shoal,
+    pgjdbc_metadata_and_batches_on_postgresql,
+    2,
+    180,
+    pgjdbc_metadata_and_batches
+);

@@ -1500,6 +1500,83 @@ pub fn create_pg_stat_get_numscans() -> ScalarUDF {
     )
 }
 
+/// Shoal patch: `pg_expandarray_list(a)`: the rows of `information_schema._pg_expandarray(a)`
+/// as a list of structs `{x: element, n: position from 1}` (see `RewritePgExpandarray`).
+pub fn create_pg_expandarray_list() -> ScalarUDF {
+    use datafusion::arrow::array::{Array, Int32Array, ListArray, StructArray};
+    use datafusion::arrow::datatypes::Fields;
+
+    fn element_fields(element: &DataType) -> Fields {
+        Fields::from(vec![
+            Field::new("x", element.clone(), true),
+            Field::new("n", DataType::Int32, false),
+        ])
+    }
+
+    #[derive(Debug, PartialEq, Eq, Hash)]
+    struct ExpandArrayUDF {
+        signature: Signature,
+    }
+
+    impl ScalarUDFImpl for ExpandArrayUDF {
+        fn name(&self) -> &str {
+            "pg_expandarray_list"
+        }
+
+        fn signature(&self) -> &Signature {
+            &self.signature
+        }
+
+        fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+            match arg_types.first() {
+                Some(DataType::List(f)) => Ok(DataType::List(Arc::new(Field::new_list_field(
+                    DataType::Struct(element_fields(f.data_type())),
+                    true,
+                )))),
+                other => Err(DataFusionError::Plan(format!(
+                    "_pg_expandarray takes an array, not {other:?}"
+                ))),
+            }
+        }
+
+        fn invoke_with_args(
+            &self,
+            args: datafusion::logical_expr::ScalarFunctionArgs,
+        ) -> Result<ColumnarValue> {
+            let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+            let list = arrays[0]
+                .as_any()
+                .downcast_ref::<ListArray>()
+                .ok_or_else(|| DataFusionError::Internal("_pg_expandarray of a non-list".into()))?;
+            let offsets = list.value_offsets();
+            let first = offsets.first().copied().unwrap_or(0) as usize;
+            let last = offsets.last().copied().unwrap_or(0) as usize;
+            let values = list.values().slice(first, last - first);
+            let mut positions = Vec::with_capacity(last - first);
+            for w in offsets.windows(2) {
+                positions.extend(1..=(w[1] - w[0]));
+            }
+            let rebased: Vec<i32> = offsets.iter().map(|o| o - first as i32).collect();
+            let structs = StructArray::try_new(
+                element_fields(values.data_type()),
+                vec![values, Arc::new(Int32Array::from(positions))],
+                None,
+            )?;
+            let field = Arc::new(Field::new_list_field(structs.data_type().clone(), true));
+            Ok(ColumnarValue::Array(Arc::new(ListArray::try_new(
+                field,
+                datafusion::arrow::buffer::OffsetBuffer::new(rebased.into()),
+                Arc::new(structs),
+                list.nulls().cloned(),
+            )?)))
+        }
+    }
+
+    ScalarUDF::new_from_impl(ExpandArrayUDF {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
+
 /// Shoal patch: `pg_get_indexdef(index_oid [, column, pretty])`. The catalog lists no index
 /// of a user table, so every oid is unknown and the answer is NULL, as PostgreSQL answers for
 /// an oid that names no index.
@@ -1671,6 +1748,7 @@ where
     session_context.register_udf(create_pg_stat_get_numscans());
     session_context.register_udf(create_pg_get_constraintdef());
     session_context.register_udf(create_pg_get_indexdef());
+    session_context.register_udf(create_pg_expandarray_list());
     session_context.register_udf(create_pg_get_partition_ancestors_udf());
     session_context.register_udf(quote_ident_udf::create_quote_ident_udf());
     session_context.register_udf(quote_ident_udf::create_parse_ident_udf());

@@ -8,6 +8,7 @@ use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion::sql::sqlparser::tokenizer::Token;
 use datafusion::sql::sqlparser::tokenizer::TokenWithSpan;
 
+use super::rules::AggregateCorrelatedFilterSubqueries;
 use super::rules::AliasDuplicatedProjectionRewrite;
 use super::rules::CurrentUserVariableToSessionUserFunctionCall;
 use super::rules::FixArrayLiteral;
@@ -17,6 +18,7 @@ use super::rules::RemoveSubqueryFromProjection;
 use super::rules::ResolveUnqualifiedIdentifier;
 use super::rules::RewriteArrayAnyAllOperation;
 use super::rules::RewriteGenerateSubscripts;
+use super::rules::RewritePgExpandarray;
 use super::rules::RewritePgCatalogOperator;
 use super::rules::RewriteRegCastToSubquery;
 use super::rules::SqlStatementRewriteRule;
@@ -330,6 +332,8 @@ impl PostgresCompatibilityParser {
             Arc::new(RemoveSubqueryFromProjection),
             Arc::new(FixVersionColumnName),
             Arc::new(RewriteGenerateSubscripts),
+            Arc::new(RewritePgExpandarray),
+            Arc::new(AggregateCorrelatedFilterSubqueries),
         ];
 
         Self {

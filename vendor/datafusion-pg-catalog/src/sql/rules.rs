@@ -1040,6 +1040,20 @@ impl VisitorMut for RewriteRegCastToSubqueryVisitor<'_> {
             && Self::is_name_operand(operand)
             && let Some(template) = self.templates.get(&Self::normalize_type_name(data_type))
         {
+            // Shoal patch: this catalog's regproc columns (`pg_type.typinput`, ...) hold
+            // function names, so a function's name compares with them as text
+            // (pgjdbc: `typinput = 'pg_catalog.array_in'::regproc`).
+            if Self::normalize_type_name(data_type) == "regproc"
+                && let Expr::Value(ValueWithSpan {
+                    value: Value::SingleQuotedString(name),
+                    ..
+                }) = operand.as_ref()
+                && Self::numeric_string_to_literal(operand).is_none()
+            {
+                let bare = name.rsplit('.').next().unwrap_or(name).to_string();
+                *expr = Expr::Value(Value::SingleQuotedString(bare).with_empty_span());
+                return ControlFlow::Continue(());
+            }
             *expr = if let Some(lit) = Self::numeric_string_to_literal(operand) {
                 lit
             } else {
@@ -1270,6 +1284,113 @@ impl VisitorMut for NestedCorrelatedSubqueryToNull {
     }
 }
 
+/// Shoal patch: a correlated scalar subquery in a catalog query's WHERE or JOIN ... ON that
+/// selects one plain value (pgjdbc's `getTypeInfo`: `(SELECT c.relkind = 'c' FROM pg_class c
+/// WHERE c.oid = t.typrelid)`) reads it through `max(...)`, which DataFusion can decorrelate;
+/// such look-ups by key find at most one row, where `max` is that row's value.
+#[derive(Debug)]
+pub struct AggregateCorrelatedFilterSubqueries;
+
+struct AggregateCorrelatedFilterSubqueriesVisitor;
+
+impl VisitorMut for AggregateCorrelatedFilterSubqueriesVisitor {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<Self::Break> {
+        if let SetExpr::Select(select) = query.body.as_mut() {
+            let mut wrap = WrapInMax { depth: 0 };
+            if let Some(selection) = select.selection.as_mut() {
+                let _ = selection.visit(&mut wrap);
+            }
+            for twj in &mut select.from {
+                for join in &mut twj.joins {
+                    use datafusion::logical_expr::sqlparser::ast::{JoinConstraint, JoinOperator};
+                    let constraint = match &mut join.join_operator {
+                        JoinOperator::Join(c)
+                        | JoinOperator::Inner(c)
+                        | JoinOperator::Left(c)
+                        | JoinOperator::LeftOuter(c)
+                        | JoinOperator::Right(c)
+                        | JoinOperator::RightOuter(c)
+                        | JoinOperator::FullOuter(c) => Some(c),
+                        _ => None,
+                    };
+                    if let Some(JoinConstraint::On(on)) = constraint {
+                        let _ = on.visit(&mut wrap);
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+struct WrapInMax {
+    /// How many query bodies the walk is inside.
+    depth: usize,
+}
+
+impl VisitorMut for WrapInMax {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, _query: &mut Query) -> ControlFlow<Self::Break> {
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<Self::Break> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Self::Break> {
+        if self.depth != 0 {
+            return ControlFlow::Continue(());
+        }
+        let Expr::Subquery(subquery) = expr else {
+            return ControlFlow::Continue(());
+        };
+        if !RemoveSubqueryFromProjectionVisitor.has_correlation(subquery)
+            || RemoveSubqueryFromProjectionVisitor.has_limit(subquery)
+        {
+            return ControlFlow::Continue(());
+        }
+        if let SetExpr::Select(select) = subquery.body.as_mut() {
+            let grouped = !matches!(
+                &select.group_by,
+                datafusion::logical_expr::sqlparser::ast::GroupByExpr::Expressions(e, _) if e.is_empty()
+            );
+            if let ([item], false) = (select.projection.as_mut_slice(), grouped) {
+                let value = match item {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+                    _ => return ControlFlow::Continue(()),
+                };
+                let aggregated = matches!(value, Expr::Function(f) if f.name.0.last().is_some_and(|p| {
+                    matches!(
+                        p.to_string().to_ascii_lowercase().as_str(),
+                        "max" | "min" | "count" | "sum" | "avg" | "bool_or" | "bool_and"
+                            | "array_agg" | "string_agg" | "every"
+                    )
+                }));
+                if !aggregated {
+                    *value = call("max", vec![value.clone()]);
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+impl SqlStatementRewriteRule for AggregateCorrelatedFilterSubqueries {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        if !reads_catalog_relations(&s) {
+            return s;
+        }
+        let _ = s.visit(&mut AggregateCorrelatedFilterSubqueriesVisitor);
+        s
+    }
+}
+
 /// Shoal patch: `generate_subscripts(array, dim)` (a set-returning function PostgreSQL
 /// clients pair with `unnest` of the same array, as SQLAlchemy's index and constraint
 /// reflection does) as `unnest(generate_series(1, array_length(array, dim)))`.
@@ -1325,6 +1446,60 @@ impl VisitorMut for RewriteGenerateSubscriptsVisitor {
             }
         }
         ControlFlow::Continue(())
+    }
+}
+
+/// Shoal patch: `information_schema._pg_expandarray(a)`, the set-returning function pgjdbc's
+/// `getPrimaryKeys` and `getIndexInfo` use (a row `(x, n)` per element and its position), as
+/// `unnest(pg_expandarray_list(a))`: a struct per element, whose `.x` and `.n` the query
+/// reads.
+#[derive(Debug)]
+pub struct RewritePgExpandarray;
+
+struct RewritePgExpandarrayVisitor;
+
+impl VisitorMut for RewritePgExpandarrayVisitor {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Self::Break> {
+        if let Expr::Function(f) = expr {
+            let is_it = f
+                .name
+                .0
+                .last()
+                .is_some_and(|p| p.to_string().eq_ignore_ascii_case("_pg_expandarray"));
+            if let (true, FunctionArguments::List(list)) = (is_it, &f.args) {
+                let args: Vec<Expr> = list
+                    .args
+                    .iter()
+                    .filter_map(|a| match a {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                if args.len() == 1 {
+                    *expr = call("unnest", vec![call("pg_expandarray_list", args)]);
+                }
+            }
+        }
+        // `(record).field`, which DataFusion plans only on a column: `get_field(record,
+        // 'field')`.
+        if let Expr::CompoundFieldAccess { root, access_chain } = expr {
+            if let (Expr::Nested(_), [datafusion::logical_expr::sqlparser::ast::AccessExpr::Dot(Expr::Identifier(field))]) =
+                (root.as_ref(), access_chain.as_slice())
+            {
+                let name = Expr::Value(Value::SingleQuotedString(field.value.clone()).with_empty_span());
+                *expr = call("get_field", vec![root.as_ref().clone(), name]);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+impl SqlStatementRewriteRule for RewritePgExpandarray {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        let _ = s.visit(&mut RewritePgExpandarrayVisitor);
+        s
     }
 }
 
