@@ -46,6 +46,9 @@ pub enum CatalogError {
     /// must copy again.
     #[error("shard {shard_id} changed during the final copy of its move: {message}")]
     MoveConflict { shard_id: i64, message: String },
+    /// A change Shoal cannot make (yet); the message says which.
+    #[error("{message}")]
+    Unsupported { message: String },
     /// The catalog file was written by a newer Shoal.
     #[error("catalog schema version {found} is newer than this binary supports ({supported})")]
     TooNew { found: i64, supported: i64 },

@@ -26,9 +26,9 @@ mod txn_tables;
 
 pub use error::{CatalogError, Result};
 pub use model::{
-    CleanupRecord, ColumnDef, FileChanges, FileRecord, GroupShardFiles, Job, NewFile, NewJob,
-    NewShard, NewTable, NewTask, Node, PlacementSnapshot, RemovedFile, ShardSnapshot, TableInfo,
-    TableKind, TableSnapshot, Task,
+    CleanupRecord, ColumnDef, ColumnDefault, FileChanges, FileRecord, GroupShardFiles, Job,
+    NewFile, NewJob, NewShard, NewTable, NewTask, Node, PlacementSnapshot, RemovedFile,
+    ShardSnapshot, TableInfo, TableKind, TableSnapshot, Task,
 };
 pub use sql_type::SqlType;
 pub use store::{Catalog, SettingKind, SETTINGS_DEFAULTS};

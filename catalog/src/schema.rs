@@ -153,6 +153,20 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE tables ADD COLUMN pending_txn INTEGER;
     ALTER TABLE tables ADD COLUMN pending_name TEXT;
     "#,
+    // 8: column defaults: an expression's SQL, or the column's own sequence (serial,
+    // identity). A sequence id is never reused, so a cache of reserved values can never
+    // outlive its sequence into another's.
+    r#"
+    ALTER TABLE columns ADD COLUMN default_expr TEXT;
+    CREATE TABLE sequences (
+        seq_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        table_id INTEGER NOT NULL REFERENCES tables (table_id) ON DELETE CASCADE,
+        column_stored_name TEXT NOT NULL,
+        name TEXT NOT NULL,
+        last_value INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (table_id, column_stored_name)
+    );
+    "#,
 ];
 
 /// The schema version this binary writes.

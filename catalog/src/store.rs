@@ -14,6 +14,9 @@ use crate::schema;
 use crate::sql_type::SqlType;
 use crate::txn_tables::{TableChanges, TxnTables};
 
+/// How many values of a sequence one catalog write reserves.
+pub const SEQUENCE_CACHE: i64 = 32;
+
 /// Cluster settings with their defaults and descriptions, as `shoal.cluster_settings` lists them.
 pub const SETTINGS_DEFAULTS: &[(&str, &str, &str)] = &[
     (
@@ -147,6 +150,9 @@ pub struct Catalog {
     /// O(files) (thousands while a writer adds small files), so between two commits the
     /// same snapshot is handed out again.
     snapshots: Mutex<HashMap<String, (u64, Arc<TableSnapshot>)>>,
+    /// Values of each sequence reserved in the catalog and not handed out yet, by `seq_id`:
+    /// (next, last).
+    sequences: Mutex<HashMap<i64, (i64, i64)>>,
     /// The last write generation that may have changed tables, shards, placements or files
     /// (every write but [`WriteKind::Progress`]): a cached snapshot at least as new as it is
     /// still the tables' state.
@@ -305,6 +311,7 @@ impl Catalog {
             readers,
             generations: Generations::default(),
             snapshots: Mutex::new(HashMap::new()),
+            sequences: Mutex::new(HashMap::new()),
             tables_changed: AtomicU64::new(0),
         })
     }
@@ -606,10 +613,7 @@ impl Catalog {
             )?;
             let table_id = tx.last_insert_rowid();
             for (i, c) in new.columns.iter().enumerate() {
-                tx.execute(
-                    "INSERT INTO columns (table_id, ordinal, name, type_name, not_null, stored_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![table_id, i as i64, c.name, c.sql_type.to_string(), c.not_null, c.stored_name],
-                )?;
+                insert_column(tx, table_id, i, c, &c.stored_name)?;
             }
             insert_shards(tx, table_id, &new.shards)?;
             table_info_tx(tx, table_id)
@@ -915,19 +919,55 @@ impl Catalog {
                     column: column.name.clone(),
                 });
             }
-            tx.execute(
-                "INSERT INTO columns (table_id, ordinal, name, type_name, not_null, stored_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    table_id,
-                    info.columns.len() as i64,
-                    column.name,
-                    column.sql_type.to_string(),
-                    column.not_null,
-                    unused_stored_name(tx, &column.name)?
-                ],
-            )?;
+            if column.default.is_some() && table_has_rows(tx, table_id)? {
+                // PostgreSQL writes the default into every existing row; Shoal's files
+                // cannot take a new column's values without being rewritten.
+                return Err(CatalogError::Unsupported {
+                    message: format!(
+                        "ADD COLUMN \"{}\" with a DEFAULT on a table that has rows is not supported",
+                        column.name
+                    ),
+                });
+            }
+            let stored = unused_stored_name(tx, &column.name)?;
+            insert_column(tx, table_id, info.columns.len(), column, &stored)?;
             table_info_tx(tx, table_id)
         })
+    }
+
+    /// The next `n` values of the sequence of column `stored_name` of table `table_id`, as
+    /// the first of `n` consecutive ones. Values are reserved in the catalog at least
+    /// [`SEQUENCE_CACHE`] at a time and handed out from memory, so a crash skips at most
+    /// that many (as PostgreSQL's sequences skip the values they logged ahead).
+    pub fn next_serial_values(&self, table_id: i64, stored_name: &str, n: i64) -> Result<i64> {
+        let seq_id: i64 = self.read(|tx| {
+            tx.query_row(
+                "SELECT seq_id FROM sequences WHERE table_id = ?1 AND column_stored_name = ?2",
+                params![table_id, stored_name],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| CatalogError::Invalid {
+                message: format!("column {stored_name} of table {table_id} has no sequence"),
+            })
+        })?;
+        let mut cache = self.sequences.lock().unwrap_or_else(|e| e.into_inner());
+        let (next, end) = cache.get(&seq_id).copied().unwrap_or((1, 0));
+        if end - next + 1 >= n {
+            cache.insert(seq_id, (next + n, end));
+            return Ok(next);
+        }
+        let reserve = n.max(SEQUENCE_CACHE);
+        let last: i64 = self.write(|tx| {
+            Ok(tx.query_row(
+                "UPDATE sequences SET last_value = last_value + ?2 WHERE seq_id = ?1 RETURNING last_value",
+                params![seq_id, reserve],
+                |r| r.get(0),
+            )?)
+        })?;
+        let first = last - reserve + 1;
+        cache.insert(seq_id, (first + n, last));
+        Ok(first)
     }
 
     // ---- files -------------------------------------------------------------------------
@@ -1324,6 +1364,32 @@ fn insert_new_files(tx: &Transaction<'_>, files: &[NewFile], at: i64) -> Result<
     Ok(())
 }
 
+/// Adds column `c` of table `table_id` at `ordinal`, with its files' name `stored_name`, and
+/// its default (an expression, or its own sequence).
+fn insert_column(
+    tx: &Transaction<'_>,
+    table_id: i64,
+    ordinal: usize,
+    c: &ColumnDef,
+    stored_name: &str,
+) -> Result<()> {
+    let default_expr = match &c.default {
+        Some(ColumnDefault::Expr(e)) => Some(e.as_str()),
+        _ => None,
+    };
+    tx.execute(
+        "INSERT INTO columns (table_id, ordinal, name, type_name, not_null, stored_name, default_expr) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![table_id, ordinal as i64, c.name, c.sql_type.to_string(), c.not_null, stored_name, default_expr],
+    )?;
+    if let Some(ColumnDefault::Serial { sequence }) = &c.default {
+        tx.execute(
+            "INSERT INTO sequences (table_id, column_stored_name, name) VALUES (?1, ?2, ?3)",
+            params![table_id, stored_name, sequence],
+        )?;
+    }
+    Ok(())
+}
+
 /// The table `name` means to the running task's transaction (see [`TxnTables`]): its own
 /// pending table of that name, else the committed one unless the transaction dropped it.
 fn visible_table_id(tx: &Transaction<'_>, name: &str) -> Result<Option<i64>> {
@@ -1389,24 +1455,55 @@ fn table_info_tx(tx: &Transaction<'_>, table_id: i64) -> Result<TableInfo> {
         message: format!("unknown table kind {kind}"),
     })?;
     let mut stmt = tx.prepare(
-        "SELECT name, type_name, not_null, stored_name FROM columns WHERE table_id = ?1 ORDER BY ordinal",
+        "SELECT c.name, c.type_name, c.not_null, c.stored_name, c.default_expr, s.name
+         FROM columns c LEFT JOIN sequences s
+           ON s.table_id = c.table_id AND s.column_stored_name = c.stored_name
+         WHERE c.table_id = ?1 ORDER BY c.ordinal",
     )?;
-    let cols: Vec<(String, String, bool, Option<String>)> = stmt
+    type ColumnRow = (
+        String,
+        String,
+        bool,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let cols: Vec<ColumnRow> = stmt
         .query_map([table_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
         })?
         .collect::<std::result::Result<_, _>>()?;
     let columns = cols
         .into_iter()
-        .map(|(name, t, not_null, stored)| {
+        .map(|(name, t, not_null, stored, default_expr, sequence)| {
             let stored_name = stored.ok_or_else(|| CatalogError::Invalid {
                 message: format!("column \"{name}\" of table {table_id} has no stored name"),
             })?;
+            let default = match (default_expr, sequence) {
+                (None, None) => None,
+                (Some(e), None) => Some(ColumnDefault::Expr(e)),
+                (None, Some(sequence)) => Some(ColumnDefault::Serial { sequence }),
+                (Some(_), Some(_)) => {
+                    return Err(CatalogError::Invalid {
+                        message: format!(
+                            "column \"{name}\" of table {table_id} has both a default expression and a sequence"
+                        ),
+                    })
+                }
+            };
             Ok(ColumnDef {
                 name,
                 sql_type: SqlType::parse(&t)?,
                 not_null,
                 stored_name,
+                default,
             })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -143,6 +143,9 @@ pub fn session_context(
         .map_err(|e| ServerError::Startup(e.to_string()))?;
     ctx.add_optimizer_rule(Arc::new(crate::pushdown::ShardAggregatePushdownRule));
     ctx.add_analyzer_rule(crate::query::pg_bytea::PgByteaInput::rule());
+    ctx.register_udf(crate::query::column_defaults::NextSerial::udf(Arc::clone(
+        cluster,
+    )));
     ctx.register_udaf(crate::query::pg_aggregates::PgSum::udaf());
     ctx.register_udaf(crate::query::pg_aggregates::PgAvg::udaf());
     ctx.register_udf(crate::query::pg_aggregates::IntegerAvgFinal::udf());

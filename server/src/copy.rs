@@ -322,6 +322,24 @@ pub fn start_copy_in(
         }
         v
     };
+    if let Some(c) = info
+        .columns
+        .iter()
+        .find(|c| c.default.is_some() && !columns.is_empty() && !columns.contains(&c.name))
+    {
+        return Err(PgError::new(
+            "0A000",
+            format!(
+                "COPY that leaves out column \"{}\", which has a default, is not supported",
+                c.name
+            ),
+        )
+        .with_hint(Some(
+            "Name every column in the COPY, or load with INSERT ... SELECT, which fills \
+             defaults."
+                .into(),
+        )));
+    }
     let input_schema = Arc::new(Schema::new(input_fields));
     let not_null = not_null_columns(&info);
     let (tx, rx) = mpsc::channel::<Bytes>(16);

@@ -71,7 +71,7 @@ pub fn from_catalog(e: &CatalogError) -> PgError {
         CatalogError::ColumnNotFound { .. } => PgError::new("42703", e.to_string()),
         CatalogError::NullsInNotNullColumn { .. } => PgError::new("23502", e.to_string())
             .with_hint(Some(
-            "Add the column without NOT NULL: Shoal has no column defaults to fill existing rows."
+            "Add the column without NOT NULL: Shoal cannot fill existing rows with a default."
                 .into(),
         )),
         CatalogError::NodeNotFound { .. } => PgError::new("22023", e.to_string()),
@@ -82,6 +82,9 @@ pub fn from_catalog(e: &CatalogError) -> PgError {
             "Another transaction changed the same rows (or compaction merged their files) and committed first; retry the transaction.".into(),
         )),
         CatalogError::Invalid { .. } => PgError::new("22023", e.to_string()),
+        CatalogError::Unsupported { .. } => PgError::new("0A000", e.to_string()).with_hint(Some(
+            "Add the column without a DEFAULT, or to a table without rows.".into(),
+        )),
         CatalogError::JobRunning { .. } => {
             let mut err = PgError::new("55000", e.to_string()).with_hint(Some(
                 "To monitor progress, run: SELECT * FROM rebalance_status();".into(),

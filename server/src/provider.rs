@@ -141,10 +141,19 @@ impl SchemaProvider for ShoalSchemaProvider {
             .catalog()
             .table_by_name(name)
             .map_err(external)?;
-        Ok(info.map(|info| {
-            Arc::new(DistributedTable::new(Arc::clone(&self.cluster), info))
-                as Arc<dyn TableProvider>
-        }))
+        let Some(info) = info else {
+            return Ok(None);
+        };
+        let mut table = DistributedTable::new(Arc::clone(&self.cluster), info);
+        if table.info.columns.iter().any(|c| c.default.is_some()) {
+            let Some(state) = self.planner.get() else {
+                return Err(DataFusionError::Plan(format!(
+                    "table \"{name}\" read before the session was ready"
+                )));
+            };
+            table.defaults = crate::query::column_defaults::default_exprs(state, &table.info)?;
+        }
+        Ok(Some(Arc::new(table) as Arc<dyn TableProvider>))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -159,6 +168,8 @@ pub struct DistributedTable {
     cluster: Arc<Cluster>,
     pub(crate) info: TableInfo,
     schema: SchemaRef,
+    /// The default expression of each column that has one (for INSERTs that omit it).
+    defaults: HashMap<String, Expr>,
 }
 
 impl fmt::Debug for DistributedTable {
@@ -176,6 +187,7 @@ impl DistributedTable {
             cluster,
             info,
             schema,
+            defaults: Default::default(),
         }
     }
 
@@ -188,6 +200,7 @@ impl DistributedTable {
             cluster: Arc::clone(&self.cluster),
             info: self.info.clone(),
             schema: Arc::clone(&self.schema),
+            defaults: self.defaults.clone(),
         }
     }
 
@@ -300,6 +313,10 @@ impl TableProvider for DistributedTable {
 
     fn table_type(&self) -> TableType {
         TableType::Base
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.defaults.get(column)
     }
 
     fn supports_filters_pushdown(

@@ -1,6 +1,7 @@
 //! The DataFusion layer's PostgreSQL semantics: functions whose behaviour Shoal takes from
 //! PostgreSQL where DataFusion differs.
 
+pub mod column_defaults;
 pub mod pg_aggregates;
 pub mod pg_bytea;
 pub mod pg_casts;

@@ -508,3 +508,71 @@ on_shoal_and_postgresql!(
     180,
     pgjdbc_metadata_and_batches
 );
+
+/// SQLAlchemy's ORM as applications use it: a model with a serial primary key and a server
+/// default, `create_all`, objects added one at a time and in a batch (whose new keys come
+/// back through `INSERT ... RETURNING`), changed, deleted, rolled back, fetched by key.
+async fn sqlalchemy_orm(target: &PsqlTarget, _shoal: bool) {
+    let Some(out) = run_python(
+        "sqlalchemy",
+        br#"
+import sys
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, Session
+
+host, port, user, db = sys.argv[1:5]
+engine = sa.create_engine(f"postgresql+psycopg://{user}@{host}:{port}/{db}")
+
+class Base(DeclarativeBase):
+    pass
+
+class Item(Base):
+    __tablename__ = "orm_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(50))
+    score: Mapped[int] = mapped_column(server_default=sa.text("0"))
+
+Base.metadata.drop_all(engine)
+Base.metadata.create_all(engine)
+with Session(engine) as s:
+    first = Item(name="ann")
+    s.add(first)
+    s.flush()
+    print("first id", first.id)
+    s.add_all([Item(name="bob"), Item(name="cy"), Item(name="di", score=5)])
+    s.commit()
+    print("items", [(i.id, i.name, i.score) for i in s.scalars(sa.select(Item).order_by(Item.id))])
+    first.name = "ann2"
+    s.delete(s.scalars(sa.select(Item).where(Item.name == "bob")).one())
+    s.commit()
+    s.add(Item(name="gone"))
+    s.flush()
+    s.rollback()
+    s.add(Item(name="eve"))
+    s.commit()
+    print("after", [(i.id, i.name, i.score) for i in s.scalars(sa.select(Item).order_by(Item.id))])
+    print("get", s.get(Item, 3).name)
+Base.metadata.drop_all(engine)
+print("dropped", sa.inspect(engine).has_table("orm_items"))
+"#,
+        target,
+    ) else {
+        return;
+    };
+    assert_eq!(
+        out,
+        "first id 1\n\
+         items [(1, 'ann', 0), (2, 'bob', 0), (3, 'cy', 0), (4, 'di', 5)]\n\
+         after [(1, 'ann2', 0), (3, 'cy', 0), (4, 'di', 5), (6, 'eve', 0)]\n\
+         get cy\n\
+         dropped False\n"
+    );
+}
+
+on_shoal_and_postgresql!(
+    sqlalchemy_orm_on_shoal,
+    sqlalchemy_orm_on_postgresql,
+    2,
+    240,
+    sqlalchemy_orm
+);
