@@ -120,6 +120,12 @@ enum Action {
     },
     /// UPDATE or DELETE.
     Dml(Box<crate::dml::DmlStatement>),
+    /// An INSERT with `DEFAULT VALUES` or `DEFAULT` among its values (filled in from the
+    /// table's defaults, then run as any INSERT), and its table.
+    InsertDefaults {
+        insert: Box<Statement>,
+        table: String,
+    },
     /// `INSERT ... RETURNING`: the INSERT without its RETURNING list, the list, the table.
     InsertReturning {
         insert: Box<Statement>,
@@ -530,6 +536,15 @@ fn classify(stmt: &Statement) -> Option<Action> {
                 table: object_name(name),
                 insert: Box::new(Statement::Insert(plain)),
                 returning,
+            })
+        }
+        Statement::Insert(ins) if crate::query::column_defaults::names_defaults(ins) => {
+            let sql::TableObject::TableName(name) = &ins.table else {
+                return None;
+            };
+            Some(Action::InsertDefaults {
+                table: object_name(name),
+                insert: Box::new(stmt.clone()),
             })
         }
         Statement::CreateView(v) => {
@@ -1003,12 +1018,40 @@ impl ShoalHook {
                 }
                 tag("TRUNCATE TABLE")
             }
+            Action::InsertDefaults { insert, table } => {
+                let insert =
+                    with_defaults(cluster, &table, *insert).map_err(PgError::into_pgwire)?;
+                let batches = ctx
+                    .sql(&insert.to_string())
+                    .await
+                    .map_err(|e| PgWireErrorOf::df(&e))?
+                    .with_param_values(params.clone())
+                    .map_err(|e| PgWireErrorOf::df(&e))?
+                    .collect()
+                    .await
+                    .map_err(|e| PgWireErrorOf::df(&e))?;
+                let rows = batches
+                    .first()
+                    .and_then(|b| {
+                        b.column(0)
+                            .as_any()
+                            .downcast_ref::<arrow::array::UInt64Array>()
+                            .map(|a| a.value(0))
+                    })
+                    .unwrap_or(0);
+                Ok(Response::Execution(
+                    Tag::new("INSERT").with_oid(0).with_rows(rows as usize),
+                ))
+            }
             Action::InsertReturning {
                 insert,
                 returning,
                 table,
             } => {
                 let info = cluster.table(&table).map_err(|e| pg(&e))?;
+                let insert = Box::new(
+                    with_defaults(cluster, &table, *insert).map_err(PgError::into_pgwire)?,
+                );
                 let plan = ctx
                     .state()
                     .statement_to_plan(datafusion::sql::parser::Statement::Statement(insert))
@@ -1235,6 +1278,18 @@ impl PgWireErrorOf {
     }
 }
 
+/// `insert` (an INSERT into `table`) with its `DEFAULT`s filled from the table's defaults.
+fn with_defaults(cluster: &Cluster, table: &str, insert: Statement) -> Result<Statement, PgError> {
+    let Statement::Insert(mut ins) = insert else {
+        return Ok(insert);
+    };
+    if crate::query::column_defaults::names_defaults(&ins) {
+        let info = cluster.table(table).map_err(|e| from_cluster(&e))?;
+        crate::query::column_defaults::fill_defaults(&mut ins, &info)?;
+    }
+    Ok(Statement::Insert(ins))
+}
+
 /// `CREATE TABLE`: committed at once in autocommit, pending until COMMIT in a transaction.
 fn create_table(
     cluster: &Cluster,
@@ -1395,6 +1450,7 @@ impl QueryHook for ShoalHook {
                 // The RETURNING columns, and the INSERT's inputs for its parameters' types.
                 let describe = async {
                     let info = self.cluster.table(&table).map_err(|e| from_cluster(&e))?;
+                    let insert = with_defaults(&self.cluster, &table, *insert)?;
                     let state = session_context.state();
                     let list = returning_list(&returning, &info);
                     let shown = state
@@ -1405,7 +1461,9 @@ impl QueryHook for ShoalHook {
                         .await
                         .map_err(|e| from_datafusion(&e))?;
                     let plan = state
-                        .statement_to_plan(datafusion::sql::parser::Statement::Statement(insert))
+                        .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
+                            insert,
+                        )))
                         .await
                         .map_err(|e| from_datafusion(&e))?;
                     let LogicalPlan::Dml(dml) = plan else {
@@ -1423,6 +1481,18 @@ impl QueryHook for ShoalHook {
                         .map_err(|e| from_datafusion(&e))
                 };
                 describe.await.map_err(PgError::into_pgwire)
+            }
+            Action::InsertDefaults { insert, table } => {
+                match with_defaults(&self.cluster, &table, *insert) {
+                    Ok(insert) => session_context
+                        .state()
+                        .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
+                            insert,
+                        )))
+                        .await
+                        .map_err(|e| PgWireErrorOf::df(&e)),
+                    Err(e) => Err(e.into_pgwire()),
+                }
             }
             Action::Dml(stmt) => match self.cluster.table(&stmt.table) {
                 Ok(info) => stmt

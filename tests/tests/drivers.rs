@@ -511,7 +511,9 @@ on_shoal_and_postgresql!(
 
 /// SQLAlchemy's ORM as applications use it: a model with a serial primary key and a server
 /// default, `create_all`, objects added one at a time and in a batch (whose new keys come
-/// back through `INSERT ... RETURNING`), changed, deleted, rolled back, fetched by key.
+/// back through `INSERT ... RETURNING`), changed, deleted, rolled back, fetched by key; objects
+/// of nothing but defaults (`INSERT ... DEFAULT VALUES`), and `DEFAULT` beside a bound
+/// parameter.
 async fn sqlalchemy_orm(target: &PsqlTarget, _shoal: bool) {
     let Some(out) = run_python(
         "sqlalchemy",
@@ -531,6 +533,11 @@ class Item(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(50))
     score: Mapped[int] = mapped_column(server_default=sa.text("0"))
+
+class Counter(Base):
+    __tablename__ = "orm_counters"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    n: Mapped[int] = mapped_column(server_default=sa.text("10"))
 
 Base.metadata.drop_all(engine)
 Base.metadata.create_all(engine)
@@ -552,6 +559,13 @@ with Session(engine) as s:
     s.commit()
     print("after", [(i.id, i.name, i.score) for i in s.scalars(sa.select(Item).order_by(Item.id))])
     print("get", s.get(Item, 3).name)
+    counters = [Counter(), Counter()]
+    s.add_all(counters)
+    s.commit()
+    print("counters", [(c.id, c.n) for c in counters])
+with engine.begin() as c:
+    c.exec_driver_sql("INSERT INTO orm_items VALUES (DEFAULT, %(name)s, DEFAULT)", {"name": "param"})
+    print("param row", c.exec_driver_sql("SELECT id, name, score FROM orm_items WHERE name = 'param'").all())
 Base.metadata.drop_all(engine)
 print("dropped", sa.inspect(engine).has_table("orm_items"))
 "#,
@@ -565,6 +579,8 @@ print("dropped", sa.inspect(engine).has_table("orm_items"))
          items [(1, 'ann', 0), (2, 'bob', 0), (3, 'cy', 0), (4, 'di', 5)]\n\
          after [(1, 'ann2', 0), (3, 'cy', 0), (4, 'di', 5), (6, 'eve', 0)]\n\
          get cy\n\
+         counters [(1, 10), (2, 10)]\n\
+         param row [(7, 'param', 0)]\n\
          dropped False\n"
     );
 }

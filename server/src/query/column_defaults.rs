@@ -17,6 +17,7 @@ use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast as sql;
 use shoal_catalog::{ColumnDefault, SqlType, TableInfo};
 use shoal_sql_functions::Cluster;
 
@@ -152,4 +153,120 @@ pub async fn check_default(ctx: &SessionContext, sql: &str, ty: &SqlType) -> Res
         .await
         .map_err(to_pg)?;
     Ok(())
+}
+
+/// Whether an INSERT names defaults the planner cannot fill by itself: `DEFAULT VALUES`, or
+/// `DEFAULT` as a value in its VALUES list.
+pub fn names_defaults(insert: &sql::Insert) -> bool {
+    match &insert.source {
+        None => true,
+        Some(q) => match q.body.as_ref() {
+            sql::SetExpr::Values(v) => v.rows.iter().any(|r| r.content.iter().any(is_default)),
+            _ => false,
+        },
+    }
+}
+
+fn is_default(e: &sql::Expr) -> bool {
+    matches!(e, sql::Expr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
+}
+
+/// The INSERT with `DEFAULT VALUES`, and each `DEFAULT` in its VALUES, replaced by the
+/// column's default expression (NULL for a column without one), as PostgreSQL reads them.
+pub fn fill_defaults(insert: &mut sql::Insert, info: &TableInfo) -> Result<(), PgError> {
+    if insert.source.is_none() {
+        // DEFAULT VALUES: every column takes its default.
+        insert.columns.clear();
+        let row = info
+            .columns
+            .iter()
+            .map(|_| sql::Expr::Identifier(sql::Ident::new("DEFAULT")))
+            .collect();
+        let values = sql::Values {
+            explicit_row: false,
+            value_keyword: false,
+            rows: vec![sql::Parens {
+                opening_token: sql::helpers::attached_token::AttachedToken::empty(),
+                content: row,
+                closing_token: sql::helpers::attached_token::AttachedToken::empty(),
+            }],
+        };
+        insert.source = Some(Box::new(sql::Query {
+            with: None,
+            body: Box::new(sql::SetExpr::Values(values)),
+            order_by: None,
+            limit_clause: None,
+            fetch: None,
+            locks: vec![],
+            for_clause: None,
+            settings: None,
+            format_clause: None,
+            pipe_operators: vec![],
+        }));
+    }
+    let targets: Vec<String> = if insert.columns.is_empty() {
+        info.columns.iter().map(|c| c.name.clone()).collect()
+    } else {
+        insert
+            .columns
+            .iter()
+            .map(crate::hook::object_name)
+            .collect()
+    };
+    let Some(source) = insert.source.as_mut() else {
+        return Ok(());
+    };
+    let sql::SetExpr::Values(values) = source.body.as_mut() else {
+        return Ok(());
+    };
+    for row in &mut values.rows {
+        for (i, value) in row.content.iter_mut().enumerate() {
+            if !is_default(value) {
+                continue;
+            }
+            let Some(column) = targets
+                .get(i)
+                .and_then(|name| info.columns.iter().find(|c| &c.name == name))
+            else {
+                return Err(PgError::new(
+                    "42601",
+                    "INSERT has more expressions than target columns",
+                ));
+            };
+            *value = match &column.default {
+                None => sql::Expr::Value(sql::Value::Null.into()),
+                Some(ColumnDefault::Expr(text)) => {
+                    sqlparser::Parser::new(&sqlparser::PostgreSqlDialect {})
+                        .try_with_sql(text)
+                        .and_then(|mut p| p.parse_expr())
+                        .map_err(|e| {
+                            PgError::new(
+                                "XX000",
+                                format!(
+                                    "the stored default of \"{}\" does not parse: {e}",
+                                    column.name
+                                ),
+                            )
+                        })?
+                }
+                Some(ColumnDefault::Serial { .. }) => crate::query::sql_call(
+                    NEXT_SERIAL,
+                    vec![
+                        sql::Expr::Value(
+                            sql::Value::Number(info.table_id.to_string(), false).into(),
+                        ),
+                        sql::Expr::Value(
+                            sql::Value::SingleQuotedString(column.stored_name.clone()).into(),
+                        ),
+                    ],
+                ),
+            };
+        }
+    }
+    Ok(())
+}
+
+mod sqlparser {
+    pub use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    pub use datafusion::sql::sqlparser::parser::Parser;
 }
