@@ -461,7 +461,7 @@ async fn copy_in_scenario(db: &Db) {
         if db.shoal {
             // Constraints Shoal does not enforce are refused rather than silently ignored.
             for sql in [
-                "CREATE TABLE d1 (id bigint, v integer DEFAULT 0)",
+                "CREATE TABLE d1 (id bigint GENERATED ALWAYS AS IDENTITY, v integer)",
                 "CREATE TABLE d2 (id bigint CHECK (id > 0))",
                 "CREATE TABLE d3 (id bigint, FOREIGN KEY (id) REFERENCES nn (id))",
             ] {
