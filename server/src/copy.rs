@@ -4,6 +4,7 @@
 //! it with arrow-csv and feeds the shard writer, so memory stays flat however large the input.
 //! The statement's files commit in one catalog transaction when the client sends CopyDone.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{new_null_array, Array, ArrayRef, AsArray, RecordBatch, StringArray};
@@ -296,6 +297,7 @@ const PARSED_AHEAD: usize = 4;
 
 pub fn start_copy_in(
     cluster: Arc<Cluster>,
+    state: &datafusion::execution::SessionState,
     client: &dyn ClientInfo,
     table: &str,
     columns: &[String],
@@ -322,24 +324,17 @@ pub fn start_copy_in(
         }
         v
     };
-    if let Some(c) = info
+    // Columns left out of the COPY that have a default take it, as in PostgreSQL.
+    let omitted_defaults = info
         .columns
         .iter()
-        .find(|c| c.default.is_some() && !columns.is_empty() && !columns.contains(&c.name))
-    {
-        return Err(PgError::new(
-            "0A000",
-            format!(
-                "COPY that leaves out column \"{}\", which has a default, is not supported",
-                c.name
-            ),
-        )
-        .with_hint(Some(
-            "Name every column in the COPY, or load with INSERT ... SELECT, which fills \
-             defaults."
-                .into(),
-        )));
-    }
+        .any(|c| c.default.is_some() && !columns.is_empty() && !columns.contains(&c.name));
+    let defaults = if omitted_defaults {
+        crate::query::column_defaults::physical_defaults(state, &info)
+            .map_err(|e| crate::errors::from_datafusion(&e))?
+    } else {
+        HashMap::new()
+    };
     let input_schema = Arc::new(Schema::new(input_fields));
     let not_null = not_null_columns(&info);
     let (tx, rx) = mpsc::channel::<Bytes>(16);
@@ -353,6 +348,7 @@ pub fn start_copy_in(
             input_schema,
             table_schema,
             not_null,
+            defaults,
             options,
             table_name.clone(),
         );
@@ -399,10 +395,12 @@ fn parse_stream(
     input_schema: SchemaRef,
     table_schema: SchemaRef,
     not_null: Vec<usize>,
+    defaults: ColumnDefaults,
     options: CopyOptions,
     table: String,
 ) -> futures::stream::BoxStream<'static, Result<RecordBatch, ClusterError>> {
     let not_null: Arc<[usize]> = not_null.into();
+    let defaults = Arc::new(defaults);
     // Booleans (t/f/yes/no/on/off) and bytea (\x hex) are spelled the PostgreSQL way; read
     // them as text and convert.
     let decode_schema = Arc::new(Schema::new(
@@ -469,6 +467,7 @@ fn parse_stream(
         let table_schema = Arc::clone(&table_schema);
         let table = table.clone();
         let not_null = Arc::clone(&not_null);
+        let defaults = Arc::clone(&defaults);
         async move {
             let widen = |b: RecordBatch, first_line: usize| {
                 widen(
@@ -476,6 +475,7 @@ fn parse_stream(
                     &input_schema,
                     &table_schema,
                     &not_null,
+                    &defaults,
                     text_mode,
                     &table,
                     first_line,
@@ -637,13 +637,34 @@ fn convert_text(
 }
 
 /// Adds NULL columns the COPY did not name, and undoes text-format backslash escapes.
-/// Puts a parsed batch into the table's schema (columns not in the COPY list read NULL) and
-/// checks its NOT NULL columns, naming the input line of the first NULL there.
+/// `n` values of a column's default, of the column's type.
+fn default_values(
+    default: &Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+    ty: &DataType,
+    n: usize,
+) -> Result<ArrayRef, ClusterError> {
+    let rows = RecordBatch::try_new_with_options(
+        Arc::new(Schema::empty()),
+        vec![],
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(n)),
+    )?;
+    let values = default.evaluate(&rows)?.into_array(n)?;
+    Ok(arrow::compute::cast(&values, ty)?)
+}
+
+/// The default of each column that has one, by name, ready to compute for a batch.
+type ColumnDefaults = HashMap<String, Arc<dyn datafusion::physical_expr::PhysicalExpr>>;
+
+/// Puts a parsed batch into the table's schema (columns not in the COPY list take their
+/// default, or NULL) and checks its NOT NULL columns, naming the input line of the first NULL
+/// there.
+#[allow(clippy::too_many_arguments)]
 fn widen(
     batch: RecordBatch,
     input: &SchemaRef,
     table: &SchemaRef,
     not_null: &[usize],
+    defaults: &ColumnDefaults,
     text_mode: bool,
     table_name: &str,
     first_line: usize,
@@ -662,7 +683,10 @@ fn widen(
                 }
                 c
             }
-            Err(_) => new_null_array(f.data_type(), n),
+            Err(_) => match defaults.get(f.name()) {
+                Some(default) => default_values(default, f.data_type(), n)?,
+                None => new_null_array(f.data_type(), n),
+            },
         });
     }
     let batch = RecordBatch::try_new(Arc::clone(table), cols)?;
@@ -953,10 +977,17 @@ mod fuzz {
                 let _ = tx.send(chunk).await;
             }
             drop(tx);
-            let batches: Vec<RecordBatch> =
-                parse_stream(rx, schema(), schema(), vec![], options, "t".into())
-                    .try_collect()
-                    .await?;
+            let batches: Vec<RecordBatch> = parse_stream(
+                rx,
+                schema(),
+                schema(),
+                vec![],
+                HashMap::new(),
+                options,
+                "t".into(),
+            )
+            .try_collect()
+            .await?;
             let mut rows = Vec::new();
             for b in batches {
                 let ids = b.column(0).as_primitive::<arrow::datatypes::Int64Type>();

@@ -1229,7 +1229,14 @@ impl ShoalHook {
                 columns,
                 options,
             } => {
-                let resp = start_copy_in(Arc::clone(cluster), &*client, &table, &columns, options)?;
+                let resp = start_copy_in(
+                    Arc::clone(cluster),
+                    &ctx.state(),
+                    &*client,
+                    &table,
+                    &columns,
+                    options,
+                )?;
                 Ok(Response::CopyIn(resp))
             }
             Action::CopyOut { query, options } => {

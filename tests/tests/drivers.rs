@@ -592,3 +592,45 @@ on_shoal_and_postgresql!(
     240,
     sqlalchemy_orm
 );
+
+/// psql's `\copy` with a column list into a table with a serial key and defaults: the
+/// columns left out take their defaults, as in PostgreSQL.
+async fn psql_copy_fills_defaults(target: &PsqlTarget, _shoal: bool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = shoal_e2e::write_file(dir.path(), "items.csv", b"name,price\nann,1.5\nbob,2\n");
+    let script = format!(
+        "CREATE TABLE cp_items (id serial, name text NOT NULL, price numeric(10,2), \
+           added date DEFAULT '2024-01-01', qty int DEFAULT 1);\n\
+         \\copy cp_items (name, price) FROM '{}' WITH (FORMAT csv, HEADER)\n\
+         INSERT INTO cp_items (name) VALUES ('cy');\n\
+         \\copy cp_items (name, qty) FROM stdin\n\
+         di\t5\n\
+         \\.\n\
+         SELECT id, name, price, added, qty FROM cp_items ORDER BY id;\n\
+         DROP TABLE cp_items;\n",
+        csv.display()
+    );
+    let file = shoal_e2e::write_file(dir.path(), "copy.sql", script.as_bytes());
+    let out = tokio::task::block_in_place(|| target.run_file(&file));
+    assert!(out.status.success(), "{}", shoal_e2e::stderr_of(&out));
+    assert_eq!(
+        shoal_e2e::stdout_of(&out),
+        "CREATE TABLE\n\
+         COPY 2\n\
+         INSERT 0 1\n\
+         COPY 1\n\
+         1|ann|1.50|2024-01-01|1\n\
+         2|bob|2.00|2024-01-01|1\n\
+         3|cy||2024-01-01|1\n\
+         4|di||2024-01-01|5\n\
+         DROP TABLE\n"
+    );
+}
+
+on_shoal_and_postgresql!(
+    psql_copy_fills_defaults_on_shoal,
+    psql_copy_fills_defaults_on_postgresql,
+    2,
+    60,
+    psql_copy_fills_defaults
+);

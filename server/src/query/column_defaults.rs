@@ -129,6 +129,17 @@ pub fn default_exprs(state: &SessionState, info: &TableInfo) -> Result<HashMap<S
     Ok(out)
 }
 
+/// [`default_exprs`] ready to compute (COPY fills the columns it leaves out with them).
+pub fn physical_defaults(
+    state: &SessionState,
+    info: &TableInfo,
+) -> Result<HashMap<String, Arc<dyn datafusion::physical_expr::PhysicalExpr>>> {
+    default_exprs(state, info)?
+        .into_iter()
+        .map(|(name, e)| Ok((name, state.create_physical_expr(e, &DFSchema::empty())?)))
+        .collect()
+}
+
 /// Refuses a `DEFAULT` expression that cannot be a value of the column's type on its own:
 /// it names a column, does not plan, or its value (computed once now, as PostgreSQL folds a
 /// constant default when the table is created) does not cast to the type.
