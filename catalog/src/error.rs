@@ -46,6 +46,9 @@ pub enum CatalogError {
     /// must copy again.
     #[error("shard {shard_id} changed during the final copy of its move: {message}")]
     MoveConflict { shard_id: i64, message: String },
+    /// No sequence with this name belongs to a table.
+    #[error("relation \"{name}\" does not exist")]
+    SequenceNotFound { name: String },
     /// A change Shoal cannot make (yet); the message says which.
     #[error("{message}")]
     Unsupported { message: String },

@@ -951,6 +951,56 @@ impl Catalog {
                 message: format!("column {stored_name} of table {table_id} has no sequence"),
             })
         })?;
+        self.sequence_values(seq_id, n)
+    }
+
+    /// The sequence named `name` (`t_id_seq`, or `public.t_id_seq`) of a table the running
+    /// task's transaction sees.
+    pub fn sequence_by_name(&self, name: &str) -> Result<i64> {
+        let bare = name
+            .strip_prefix("public.")
+            .unwrap_or(name)
+            .trim_matches('"');
+        let view = TxnTables::current();
+        let txn = view.as_ref().map(|v| v.txn() as i64);
+        let dropped = view.map(|v| v.changes().dropped_ids()).unwrap_or_default();
+        self.read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT s.seq_id, s.table_id FROM sequences s JOIN tables t USING (table_id)
+                 WHERE s.name = ?1 AND (t.pending_txn IS NULL OR t.pending_txn = ?2)",
+            )?;
+            let rows = stmt.query_map(params![bare, txn], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })?;
+            for row in rows {
+                let (seq_id, table_id) = row?;
+                if !dropped.contains(&table_id) {
+                    return Ok(seq_id);
+                }
+            }
+            Err(CatalogError::SequenceNotFound {
+                name: bare.to_string(),
+            })
+        })
+    }
+
+    /// `setval`: the sequence's next value is `value + 1` (`is_called`) or `value`.
+    pub fn set_sequence_value(&self, seq_id: i64, value: i64, is_called: bool) -> Result<()> {
+        let mut cache = self.sequences.lock().unwrap_or_else(|e| e.into_inner());
+        let last = if is_called { value } else { value - 1 };
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE sequences SET last_value = ?2 WHERE seq_id = ?1",
+                params![seq_id, last],
+            )?;
+            Ok(())
+        })?;
+        cache.remove(&seq_id);
+        Ok(())
+    }
+
+    /// The next `n` values of sequence `seq_id` (see [`Self::next_serial_values`]).
+    pub fn sequence_values(&self, seq_id: i64, n: i64) -> Result<i64> {
         let mut cache = self.sequences.lock().unwrap_or_else(|e| e.into_inner());
         let (next, end) = cache.get(&seq_id).copied().unwrap_or((1, 0));
         if end - next + 1 >= n {

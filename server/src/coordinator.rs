@@ -146,6 +146,9 @@ pub fn session_context(
     ctx.register_udf(crate::query::column_defaults::NextSerial::udf(Arc::clone(
         cluster,
     )));
+    for udf in crate::query::column_defaults::sequence_udfs(Arc::clone(cluster)) {
+        ctx.register_udf(udf);
+    }
     ctx.register_udaf(crate::query::pg_aggregates::PgSum::udaf());
     ctx.register_udaf(crate::query::pg_aggregates::PgAvg::udaf());
     ctx.register_udf(crate::query::pg_aggregates::IntegerAvgFinal::udf());

@@ -65,7 +65,9 @@ impl From<PgError> for PgWireError {
 
 pub fn from_catalog(e: &CatalogError) -> PgError {
     match e {
-        CatalogError::TableNotFound { .. } => PgError::new("42P01", e.to_string()),
+        CatalogError::TableNotFound { .. } | CatalogError::SequenceNotFound { .. } => {
+            PgError::new("42P01", e.to_string())
+        }
         CatalogError::TableExists { .. } => PgError::new("42P07", e.to_string()),
         CatalogError::ColumnExists { .. } => PgError::new("42701", e.to_string()),
         CatalogError::ColumnNotFound { .. } => PgError::new("42703", e.to_string()),
@@ -199,6 +201,8 @@ fn from_arrow(e: &arrow::error::ArrowError) -> PgError {
 fn from_external(inner: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<PgError> {
     Some(if let Some(c) = inner.downcast_ref::<ClusterError>() {
         from_cluster(c)
+    } else if let Some(c) = inner.downcast_ref::<CatalogError>() {
+        from_catalog(c)
     } else if let Some(w) = inner.downcast_ref::<ShardStoreError>() {
         from_worker(w)
     } else if let Some(d) = inner.downcast_ref::<DataFusionError>() {

@@ -1,7 +1,6 @@
 //! pg_catalog functions that drivers and tools call while they introspect, answered from what
 //! Shoal is: `length` (of bytea too), `to_regtype` (PostgreSQL's built-in types; Shoal has no others), `pg_size_pretty`
-//! (PostgreSQL's units and rounding), `pg_get_serial_sequence` (NULL: Shoal has no
-//! sequences), and `pg_type_is_visible` / `pg_function_is_visible` (every type and function
+//! (PostgreSQL's units and rounding), and `pg_type_is_visible` / `pg_function_is_visible` (every type and function
 //! Shoal has lives in `pg_catalog`, which is always on the search path).
 
 use std::sync::Arc;
@@ -169,19 +168,6 @@ fn udfs() -> Vec<ScalarUDF> {
             Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
         }),
     );
-    let serial_sequence = create_udf(
-        "pg_get_serial_sequence",
-        vec![DataType::Utf8, DataType::Utf8],
-        DataType::Utf8,
-        Volatility::Stable,
-        Arc::new(|args: &[ColumnarValue]| {
-            let arrays = ColumnarValue::values_to_arrays(args)?;
-            let n = arrays[0].len();
-            Ok(ColumnarValue::Array(
-                Arc::new(StringArray::new_null(n)) as ArrayRef
-            ))
-        }),
-    );
     let visible = |name: &str| {
         create_udf(
             name,
@@ -221,7 +207,6 @@ fn udfs() -> Vec<ScalarUDF> {
         length,
         to_regtype,
         size_pretty_udf,
-        serial_sequence,
         visible("pg_type_is_visible"),
         visible("pg_function_is_visible"),
     ]

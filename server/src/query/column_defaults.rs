@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::Int64Array;
+use arrow::array::{Array, AsArray, Int64Array};
 use arrow::datatypes::DataType;
 use datafusion::common::{DFSchema, Result, ScalarValue};
 use datafusion::error::DataFusionError;
@@ -280,4 +280,230 @@ pub fn fill_defaults(insert: &mut sql::Insert, info: &TableInfo) -> Result<(), P
 mod sqlparser {
     pub use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     pub use datafusion::sql::sqlparser::parser::Parser;
+}
+
+/// The sequence functions PostgreSQL clients call on a serial column's sequence:
+/// `nextval(name)`, `setval(name, value [, is_called])` (Django's sequence reset, pg_dump's
+/// restore, a reset after loading explicit keys) and `pg_get_serial_sequence(table,
+/// column)`. `currval` and `lastval`, which read a session's own last `nextval`, are not
+/// provided (42883).
+pub fn sequence_udfs(cluster: Arc<Cluster>) -> Vec<ScalarUDF> {
+    use datafusion::logical_expr::create_udf;
+
+    let catalog_error = |e: shoal_catalog::CatalogError| DataFusionError::External(Box::new(e));
+    let nextval = ScalarUDF::new_from_impl(Nextval {
+        cluster: Arc::clone(&cluster),
+        signature: Signature::exact(vec![DataType::Utf8], Volatility::Volatile),
+    });
+    let c = Arc::clone(&cluster);
+    let setval_impl = move |args: &[ColumnarValue]| -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let names = arrays[0].as_string::<i32>();
+        let values = arrow::compute::cast(&arrays[1], &DataType::Int64)?;
+        let values = values.as_primitive::<arrow::datatypes::Int64Type>();
+        let called = arrays.get(2).map(|a| a.as_boolean().clone());
+        let mut out = Vec::with_capacity(names.len());
+        for i in 0..names.len() {
+            if names.is_null(i) || values.is_null(i) {
+                out.push(None);
+                continue;
+            }
+            let is_called = called.as_ref().is_none_or(|c| c.is_null(i) || c.value(i));
+            let seq = c
+                .catalog()
+                .sequence_by_name(names.value(i))
+                .map_err(catalog_error)?;
+            c.catalog()
+                .set_sequence_value(seq, values.value(i), is_called)
+                .map_err(catalog_error)?;
+            out.push(Some(values.value(i)));
+        }
+        Ok(ColumnarValue::Array(Arc::new(Int64Array::from(out))))
+    };
+    let setval = ScalarUDF::new_from_impl(Setval {
+        signature: Signature::one_of(
+            vec![
+                datafusion::logical_expr::TypeSignature::Exact(vec![
+                    DataType::Utf8,
+                    DataType::Int64,
+                ]),
+                datafusion::logical_expr::TypeSignature::Exact(vec![
+                    DataType::Utf8,
+                    DataType::Int64,
+                    DataType::Boolean,
+                ]),
+            ],
+            Volatility::Volatile,
+        ),
+        f: Arc::new(setval_impl),
+    });
+    let c = Arc::clone(&cluster);
+    let serial_sequence = create_udf(
+        "pg_get_serial_sequence",
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let (tables, columns) = (arrays[0].as_string::<i32>(), arrays[1].as_string::<i32>());
+            let mut out: Vec<Option<String>> = Vec::with_capacity(tables.len());
+            for i in 0..tables.len() {
+                if tables.is_null(i) || columns.is_null(i) {
+                    out.push(None);
+                    continue;
+                }
+                out.push(serial_sequence_of(&c, tables.value(i), columns.value(i))?);
+            }
+            Ok(ColumnarValue::Array(Arc::new(
+                arrow::array::StringArray::from(out),
+            )))
+        }),
+    );
+    vec![nextval, setval, serial_sequence]
+}
+
+/// `nextval(name)`: the next value of a serial column's sequence, one per row.
+struct Nextval {
+    cluster: Arc<Cluster>,
+    signature: Signature,
+}
+
+impl std::fmt::Debug for Nextval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("nextval")
+    }
+}
+
+impl PartialEq for Nextval {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Nextval {}
+
+impl std::hash::Hash for Nextval {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "nextval".hash(state);
+    }
+}
+
+impl ScalarUDFImpl for Nextval {
+    fn name(&self) -> &str {
+        "nextval"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let names = args.args[0].to_array(n)?;
+        let names = names.as_string::<i32>();
+        let catalog = self.cluster.catalog();
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            if names.is_null(i) {
+                out.push(None);
+                continue;
+            }
+            let seq = catalog
+                .sequence_by_name(names.value(i))
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            let value = catalog
+                .sequence_values(seq, 1)
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            out.push(Some(value));
+        }
+        Ok(ColumnarValue::Array(Arc::new(Int64Array::from(out))))
+    }
+}
+
+type SetvalFn = dyn Fn(&[ColumnarValue]) -> Result<ColumnarValue> + Send + Sync;
+
+/// `setval(name, value [, is_called])`: one function of two signatures.
+struct Setval {
+    signature: Signature,
+    f: Arc<SetvalFn>,
+}
+
+impl std::fmt::Debug for Setval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("setval")
+    }
+}
+
+impl PartialEq for Setval {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Setval {}
+
+impl std::hash::Hash for Setval {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "setval".hash(state);
+    }
+}
+
+impl ScalarUDFImpl for Setval {
+    fn name(&self) -> &str {
+        "setval"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        (self.f)(&args.args)
+    }
+}
+
+/// `pg_get_serial_sequence`: `public.<sequence>` of a serial or identity column, NULL for
+/// another column (42P01/42703 when the table or column does not exist, as in PostgreSQL).
+fn serial_sequence_of(cluster: &Cluster, table: &str, column: &str) -> Result<Option<String>> {
+    // The table is read as an identifier: unquoted names fold to lower case.
+    let table = table.strip_prefix("public.").unwrap_or(table);
+    let table = match table.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(quoted) => quoted.replace("\"\"", "\""),
+        None => table.to_lowercase(),
+    };
+    let found = cluster
+        .catalog()
+        .table_by_name(&table)
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+    if found.is_none() && (table.starts_with("pg_") || table.starts_with("pg_catalog.")) {
+        // A system catalog: its columns have no sequences.
+        return Ok(None);
+    }
+    let info = found.ok_or_else(|| {
+        DataFusionError::External(Box::new(shoal_catalog::CatalogError::TableNotFound {
+            name: table.clone(),
+        }))
+    })?;
+    let c = info
+        .columns
+        .iter()
+        .find(|c| c.name == column)
+        .ok_or_else(|| {
+            DataFusionError::External(Box::new(shoal_catalog::CatalogError::ColumnNotFound {
+                table: table.clone(),
+                column: column.to_string(),
+            }))
+        })?;
+    Ok(match &c.default {
+        Some(ColumnDefault::Serial { sequence }) => Some(format!("public.{sequence}")),
+        _ => None,
+    })
 }
