@@ -204,6 +204,25 @@ pub struct TableSnapshot {
     pub shards: Vec<ShardSnapshot>,
 }
 
+impl TableSnapshot {
+    /// The table's rows: each shard counted once (its first placement).
+    pub fn row_count(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|sh| sh.placements.first().map_or(0, |p| p.rows()))
+            .sum()
+    }
+
+    /// The bytes of the table's files on all placements.
+    pub fn bytes(&self) -> u64 {
+        self.shards
+            .iter()
+            .flat_map(|sh| sh.placements.iter())
+            .map(|p| p.bytes())
+            .sum()
+    }
+}
+
 /// Files or shard directories on a worker that are no longer referenced and may be deleted
 /// once `not_before_ms` has passed (queries planned earlier may still read them).
 #[derive(Clone, Debug, PartialEq)]

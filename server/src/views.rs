@@ -206,19 +206,8 @@ pub fn shoal_schema(cluster: &Arc<Cluster>) -> Arc<dyn SchemaProvider> {
             |c| {
                 let snaps = c.catalog().snapshot_all()?;
                 // rows counted once per shard (first placement); bytes over all placements
-                let rows = |s: &shoal_catalog::TableSnapshot| -> i64 {
-                    s.shards
-                        .iter()
-                        .map(|sh| sh.placements.first().map(|p| p.rows() as i64).unwrap_or(0))
-                        .sum()
-                };
-                let bytes = |s: &shoal_catalog::TableSnapshot| -> i64 {
-                    s.shards
-                        .iter()
-                        .flat_map(|sh| sh.placements.iter())
-                        .map(|p| p.bytes() as i64)
-                        .sum()
-                };
+                let rows = |s: &shoal_catalog::TableSnapshot| s.row_count() as i64;
+                let bytes = |s: &shoal_catalog::TableSnapshot| s.bytes() as i64;
                 Ok(vec![
                     texts(snaps.iter().map(|s| Some(s.table.name.clone())).collect()),
                     texts(

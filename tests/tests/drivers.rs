@@ -634,3 +634,35 @@ on_shoal_and_postgresql!(
     60,
     psql_copy_fills_defaults
 );
+
+/// Table sizes and row counts as tools read them (`pg_class.reltuples`, `pg_table_size`,
+/// psql's `\dt+`): true, not zeros. PostgreSQL's are estimates that ANALYZE brings up to date;
+/// Shoal's come from the catalog and are always current (so only PostgreSQL is analyzed).
+async fn table_sizes_are_true(target: &PsqlTarget, shoal: bool) {
+    target.ok("CREATE TABLE sized (id bigint, v text); \
+         INSERT INTO sized SELECT i, 'value ' || i FROM generate_series(1, 5000) AS g(i)");
+    if !shoal {
+        target.ok("ANALYZE sized");
+    }
+    let stats = target.ok(
+        "SELECT c.reltuples, c.relpages > 0, pg_table_size(c.oid) > 0, \
+           pg_total_relation_size(c.oid) >= pg_table_size(c.oid), pg_indexes_size(c.oid), \
+           am.amname, pg_table_size(0) IS NULL, obj_description(c.oid, 'pg_class') IS NULL \
+         FROM pg_class c JOIN pg_am am ON am.oid = c.relam WHERE c.relname = 'sized'",
+    );
+    let listing = target.ok("\\dt+ sized");
+    target.ok("DROP TABLE sized");
+    assert_eq!(stats, "5000|t|t|t|0|heap|t|t\n");
+    assert!(
+        listing.starts_with("public|sized|table|") && listing.contains("|permanent|heap|"),
+        "{listing}"
+    );
+}
+
+on_shoal_and_postgresql!(
+    table_sizes_are_true_on_shoal,
+    table_sizes_are_true_on_postgresql,
+    2,
+    60,
+    table_sizes_are_true
+);

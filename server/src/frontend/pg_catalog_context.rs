@@ -1,24 +1,26 @@
 //! What Shoal tells datafusion-pg-catalog's `pg_catalog` tables beyond the Arrow schemas of
-//! its tables: each column's NOT NULL, PostgreSQL type and type modifier, read from the
-//! catalog (psql's `\d`, SQLAlchemy's and pgjdbc's column reflection).
+//! its tables, read from the catalog: each column's NOT NULL, PostgreSQL type and type
+//! modifier (psql's `\d`, SQLAlchemy's and pgjdbc's column reflection), and each table's rows
+//! and bytes (`pg_class.reltuples`, `pg_table_size`, psql's `\dt+`).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::{
-    ColumnAttributes, ColumnAttributesSource, PgCatalogContextProvider,
+    ColumnAttributes, ColumnAttributesSource, PgCatalogContextProvider, RelationStats,
+    RelationStatsSource,
 };
 use shoal_sql_functions::Cluster;
 
 #[derive(Clone, Debug)]
 pub struct PgCatalogContext {
-    columns: Arc<DeclaredColumns>,
+    tables: Arc<DeclaredTables>,
 }
 
 impl PgCatalogContext {
     pub fn new(cluster: &Arc<Cluster>) -> Self {
         PgCatalogContext {
-            columns: Arc::new(DeclaredColumns {
+            tables: Arc::new(DeclaredTables {
                 cluster: Arc::clone(cluster),
             }),
         }
@@ -27,23 +29,42 @@ impl PgCatalogContext {
 
 impl PgCatalogContextProvider for PgCatalogContext {
     fn column_attributes_source(&self) -> Option<Arc<dyn ColumnAttributesSource>> {
-        Some(Arc::clone(&self.columns) as Arc<dyn ColumnAttributesSource>)
+        Some(Arc::clone(&self.tables) as Arc<dyn ColumnAttributesSource>)
+    }
+
+    fn relation_stats_source(&self) -> Option<Arc<dyn RelationStatsSource>> {
+        Some(Arc::clone(&self.tables) as Arc<dyn RelationStatsSource>)
     }
 }
 
-/// The columns of Shoal's tables (schema `public`) as they were declared.
-struct DeclaredColumns {
+/// Shoal's tables (schema `public`) as they were declared, and their sizes.
+struct DeclaredTables {
     cluster: Arc<Cluster>,
 }
 
-impl std::fmt::Debug for DeclaredColumns {
+impl std::fmt::Debug for DeclaredTables {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DeclaredColumns")
+        f.write_str("DeclaredTables")
+    }
+}
+
+impl RelationStatsSource for DeclaredTables {
+    /// Rows counted once per shard, bytes of the files on every placement (as `shoal.tables`).
+    fn relation_stats(&self, schema: &str, table: &str) -> Option<RelationStats> {
+        if schema != "public" {
+            return None;
+        }
+        // Tables only (a view has no size); a catalog read error leaves PostgreSQL's NULL.
+        let snapshot = self.cluster.catalog().snapshot(table).ok()?;
+        Some(RelationStats {
+            rows: i64::try_from(snapshot.row_count()).unwrap_or(i64::MAX),
+            bytes: i64::try_from(snapshot.bytes()).unwrap_or(i64::MAX),
+        })
     }
 }
 
 #[async_trait]
-impl ColumnAttributesSource for DeclaredColumns {
+impl ColumnAttributesSource for DeclaredTables {
     async fn column_attributes(&self, schema: &str, table: &str) -> Option<Vec<ColumnAttributes>> {
         if schema != "public" {
             return None;

@@ -1,5 +1,6 @@
 //! pg_catalog functions that drivers and tools call while they introspect, answered from what
-//! Shoal is: `length` (of bytea too), `to_regtype` (PostgreSQL's built-in types; Shoal has no others), `pg_size_pretty`
+//! Shoal is: `obj_description` and the other comment functions (NULL: Shoal keeps no
+//! comments), `length` (of bytea too), `to_regtype` (PostgreSQL's built-in types; Shoal has no others), `pg_size_pretty`
 //! (PostgreSQL's units and rounding), and `pg_type_is_visible` / `pg_function_is_visible` (every type and function
 //! Shoal has lives in `pg_catalog`, which is always on the search path).
 
@@ -203,13 +204,56 @@ fn udfs() -> Vec<ScalarUDF> {
             Volatility::Immutable,
         ),
     });
+    let no_comment = |name: &'static str, arities: &[usize]| {
+        ScalarUDF::new_from_impl(NoComment {
+            name,
+            signature: Signature::one_of(
+                arities.iter().map(|n| TypeSignature::Any(*n)).collect(),
+                Volatility::Stable,
+            ),
+        })
+    };
     vec![
         length,
         to_regtype,
         size_pretty_udf,
         visible("pg_type_is_visible"),
         visible("pg_function_is_visible"),
+        no_comment("obj_description", &[1, 2]),
+        no_comment("col_description", &[2]),
+        no_comment("shobj_description", &[2]),
     ]
+}
+
+/// `obj_description`, `col_description`, `shobj_description`: NULL, the truth, since Shoal
+/// keeps no comments (`COMMENT ON` is refused with 0A000).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct NoComment {
+    name: &'static str,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for NoComment {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::common::Result<ColumnarValue> {
+        Ok(ColumnarValue::Array(
+            Arc::new(StringArray::new_null(args.number_rows)) as ArrayRef,
+        ))
+    }
 }
 
 /// `length(text)` in characters, `length(bytea)` in bytes.

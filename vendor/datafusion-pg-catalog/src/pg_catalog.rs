@@ -440,6 +440,7 @@ impl<C: CatalogInfo, P: PgCatalogContextProvider> PgCatalogSchemaProvider<C, P> 
             PG_CATALOG_TABLE_PG_CLASS => {
                 let table = Arc::new(pg_class::PgClassTable::new(
                     self.catalog_list.clone(),
+                    self.context_provider.relation_stats_source(),
                     self.oid_counter.clone(),
                     self.oid_cache.clone(),
                 ));
@@ -1431,51 +1432,67 @@ pub fn create_pg_backend_pid_udf() -> ScalarUDF {
     )
 }
 
-pub fn create_pg_relation_size_udf() -> ScalarUDF {
-    let func = move |args: &[ColumnarValue]| {
-        let args = ColumnarValue::values_to_arrays(args)?;
-        let oids = &args[0].as_primitive::<Int32Type>();
-
-        let mut builder = Int32Builder::new();
-        for _ in 0..oids.len() {
-            builder.append_value(0);
+/// Shoal patch: `pg_relation_size`, `pg_table_size`, `pg_total_relation_size` (a table's
+/// bytes, as the database reports them) and `pg_indexes_size` (0: no indexes), by oid; NULL
+/// for an oid that names no table, as in PostgreSQL. Without a stats source, NULL for all.
+fn create_relation_size_udfs(
+    oid_cache: Arc<RwLock<HashMap<OidCacheKey, Oid>>>,
+    stats: Option<Arc<dyn context::RelationStatsSource>>,
+) -> Vec<ScalarUDF> {
+    let size_of = move |indexes: bool| {
+        let oid_cache = Arc::clone(&oid_cache);
+        let stats = stats.clone();
+        move |args: &[ColumnarValue]| -> Result<ColumnarValue> {
+            use datafusion::arrow::array::Array as _;
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let oids = datafusion::arrow::compute::cast(&arrays[0], &DataType::Int64)?;
+            let oids = oids.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+            let names: HashMap<i64, (String, String)> = match oid_cache.try_read() {
+                Ok(cache) => cache
+                    .iter()
+                    .filter_map(|(k, oid)| match k {
+                        OidCacheKey::Table(_, schema, table) => {
+                            Some((i64::from(*oid), (schema.clone(), table.clone())))
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+                Err(_) => HashMap::new(),
+            };
+            let mut out = datafusion::arrow::array::Int64Builder::new();
+            for i in 0..oids.len() {
+                let found = (!oids.is_null(i))
+                    .then(|| names.get(&oids.value(i)))
+                    .flatten()
+                    .and_then(|(schema, table)| {
+                        stats.as_ref()?.relation_stats(schema, table)
+                    });
+                match found {
+                    Some(_) if indexes => out.append_value(0),
+                    Some(s) => out.append_value(s.bytes),
+                    None => out.append_null(),
+                }
+            }
+            Ok(ColumnarValue::Array(Arc::new(out.finish())))
         }
-
-        let array: ArrayRef = Arc::new(builder.finish());
-        Ok(ColumnarValue::Array(array))
     };
-
-    create_udf(
-        "pg_relation_size",
-        vec![DataType::Int32],
-        DataType::Int32,
-        Volatility::Stable,
-        Arc::new(func),
-    )
+    let udf = |name: &str, f: Arc<dyn Fn(&[ColumnarValue]) -> Result<ColumnarValue> + Send + Sync>| {
+        create_udf(
+            name,
+            vec![DataType::Int64],
+            DataType::Int64,
+            Volatility::Stable,
+            f,
+        )
+    };
+    vec![
+        udf("pg_relation_size", Arc::new(size_of(false))),
+        udf("pg_table_size", Arc::new(size_of(false))),
+        udf("pg_total_relation_size", Arc::new(size_of(false))),
+        udf("pg_indexes_size", Arc::new(size_of(true))),
+    ]
 }
 
-pub fn create_pg_total_relation_size_udf() -> ScalarUDF {
-    let func = move |args: &[ColumnarValue]| {
-        let args = ColumnarValue::values_to_arrays(args)?;
-        let oids = &args[0].as_primitive::<Int32Type>();
-
-        let mut builder = Int32Builder::new();
-        for _ in 0..oids.len() {
-            builder.append_value(0);
-        }
-
-        let array: ArrayRef = Arc::new(builder.finish());
-        Ok(ColumnarValue::Array(array))
-    };
-
-    create_udf(
-        "pg_total_relation_size",
-        vec![DataType::Int32],
-        DataType::Int32,
-        Volatility::Stable,
-        Arc::new(func),
-    )
-}
 
 pub fn create_pg_stat_get_numscans() -> ScalarUDF {
     let func = move |args: &[ColumnarValue]| {
@@ -1702,11 +1719,15 @@ where
     P: PgCatalogContextProvider,
 {
     let static_tables = Arc::new(PgCatalogStaticTables::try_new()?);
+    let stats = context_provider.relation_stats_source();
     let pg_catalog = Arc::new(PgCatalogSchemaProvider::try_new(
         session_context.state().catalog_list().clone(),
         static_tables.clone(),
         context_provider,
     )?);
+    for udf in create_relation_size_udfs(pg_catalog.oid_cache.clone(), stats) {
+        session_context.register_udf(udf);
+    }
     session_context
         .catalog(catalog_name)
         .ok_or_else(|| {
@@ -1743,8 +1764,6 @@ where
     session_context.register_udf(create_pg_get_statisticsobjdef_columns_udf());
     session_context.register_udf(create_pg_encoding_to_char_udf());
     session_context.register_udf(create_pg_backend_pid_udf());
-    session_context.register_udf(create_pg_relation_size_udf());
-    session_context.register_udf(create_pg_total_relation_size_udf());
     session_context.register_udf(create_pg_stat_get_numscans());
     session_context.register_udf(create_pg_get_constraintdef());
     session_context.register_udf(create_pg_get_indexdef());

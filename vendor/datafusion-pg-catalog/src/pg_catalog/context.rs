@@ -18,6 +18,24 @@ pub trait PgCatalogContextProvider: Clone + Debug + Send + Sync + 'static {
     fn column_attributes_source(&self) -> Option<Arc<dyn ColumnAttributesSource>> {
         None
     }
+
+    /// Shoal patch: where `pg_class` and the size functions learn a table's rows and bytes.
+    fn relation_stats_source(&self) -> Option<Arc<dyn RelationStatsSource>> {
+        None
+    }
+}
+
+/// Shoal patch: a table's size, as `pg_class.reltuples`/`relpages` and `pg_table_size`,
+/// `pg_relation_size`, `pg_total_relation_size` report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelationStats {
+    pub rows: i64,
+    pub bytes: i64,
+}
+
+/// Shoal patch: the sizes of a database's tables.
+pub trait RelationStatsSource: Debug + Send + Sync {
+    fn relation_stats(&self, schema: &str, table: &str) -> Option<RelationStats>;
 }
 
 /// Shoal patch: what `pg_attribute` tells of a column beyond its Arrow type.
@@ -58,6 +76,10 @@ where
 
     fn column_attributes_source(&self) -> Option<Arc<dyn ColumnAttributesSource>> {
         T::column_attributes_source(self)
+    }
+
+    fn relation_stats_source(&self) -> Option<Arc<dyn RelationStatsSource>> {
+        T::relation_stats_source(self)
     }
 }
 

@@ -13,6 +13,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use postgres_types::Oid;
 
+use super::context::RelationStatsSource;
 use super::oid_field;
 use tokio::sync::RwLock;
 
@@ -24,6 +25,7 @@ use super::{OidCacheKey, resolve_oid};
 pub(crate) struct PgClassTable<C> {
     schema: SchemaRef,
     catalog_list: C,
+    stats: Option<Arc<dyn RelationStatsSource>>,
     oid_counter: Arc<AtomicU32>,
     oid_cache: Arc<RwLock<HashMap<OidCacheKey, Oid>>>,
 }
@@ -31,6 +33,7 @@ pub(crate) struct PgClassTable<C> {
 impl<C: CatalogInfo> PgClassTable<C> {
     pub(crate) fn new(
         catalog_list: C,
+        stats: Option<Arc<dyn RelationStatsSource>>,
         oid_counter: Arc<AtomicU32>,
         oid_cache: Arc<RwLock<HashMap<OidCacheKey, Oid>>>,
     ) -> Self {
@@ -79,6 +82,7 @@ impl<C: CatalogInfo> PgClassTable<C> {
         Self {
             schema,
             catalog_list,
+            stats,
             oid_counter,
             oid_cache,
         }
@@ -176,11 +180,21 @@ impl<C: CatalogInfo> PgClassTable<C> {
                                 reltypes.push(0); // Simplified: we're not tracking data types
                                 reloftypes.push(None);
                                 relowners.push(0); // Simplified: no owner tracking
-                                relams.push(0); // Default access method
+                                // Shoal patch: a table's access method is heap (oid 2),
+                                // and its size what the database reports.
+                                let stats = match (&this.stats, &table_type) {
+                                    (Some(s), TableType::Base) => {
+                                        s.relation_stats(&schema_name, &table_name)
+                                    }
+                                    _ => None,
+                                };
+                                relams.push(if stats.is_some() { 2 } else { 0 });
                                 relfilenodes.push(table_oid as i32); // Use OID as filenode
                                 reltablespaces.push(0); // Default tablespace
-                                relpages.push(1); // Default page count
-                                reltuples.push(0.0); // No row count stats
+                                relpages.push(stats.map_or(1, |s| {
+                                    i32::try_from((s.bytes + 8191) / 8192).unwrap_or(i32::MAX)
+                                }));
+                                reltuples.push(stats.map_or(0.0, |s| s.rows as f64));
                                 relallvisibles.push(0);
                                 reltoastrelids.push(0);
                                 relhasindexes.push(false);
