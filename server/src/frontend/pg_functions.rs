@@ -1,5 +1,5 @@
 //! pg_catalog functions that drivers and tools call while they introspect, answered from what
-//! Shoal is: `obj_description` and the other comment functions (NULL: Shoal keeps no
+//! Shoal is: `pg_typeof`, `obj_description` and the other comment functions (NULL: Shoal keeps no
 //! comments), `length` (of bytea too), `to_regtype` (PostgreSQL's built-in types; Shoal has no others), `pg_size_pretty`
 //! (PostgreSQL's units and rounding), and `pg_type_is_visible` / `pg_function_is_visible` (every type and function
 //! Shoal has lives in `pg_catalog`, which is always on the search path).
@@ -219,10 +219,71 @@ fn udfs() -> Vec<ScalarUDF> {
         size_pretty_udf,
         visible("pg_type_is_visible"),
         visible("pg_function_is_visible"),
+        ScalarUDF::new_from_impl(PgTypeof {
+            signature: Signature::any(1, Volatility::Immutable),
+        }),
         no_comment("obj_description", &[1, 2]),
         no_comment("col_description", &[2]),
         no_comment("shobj_description", &[2]),
     ]
+}
+
+/// `pg_typeof(value)`: the PostgreSQL name of the value's type, as `regtype` prints it.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgTypeof {
+    signature: Signature,
+}
+
+/// A type's name as PostgreSQL's `format_type` prints it.
+fn pg_type_name(t: &DataType) -> String {
+    match t {
+        DataType::Boolean => "boolean".into(),
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => "smallint".into(),
+        DataType::Int32 | DataType::UInt16 => "integer".into(),
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => "bigint".into(),
+        DataType::Float16 | DataType::Float32 => "real".into(),
+        DataType::Float64 => "double precision".into(),
+        DataType::Decimal32(..)
+        | DataType::Decimal64(..)
+        | DataType::Decimal128(..)
+        | DataType::Decimal256(..) => "numeric".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "text".into(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "bytea".into(),
+        DataType::Date32 | DataType::Date64 => "date".into(),
+        DataType::Timestamp(_, None) => "timestamp without time zone".into(),
+        DataType::Timestamp(_, Some(_)) => "timestamp with time zone".into(),
+        DataType::Time32(_) | DataType::Time64(_) => "time without time zone".into(),
+        DataType::Interval(_) | DataType::Duration(_) => "interval".into(),
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            format!("{}[]", pg_type_name(f.data_type()))
+        }
+        DataType::Null => "unknown".into(),
+        _ => "record".into(),
+    }
+}
+
+impl ScalarUDFImpl for PgTypeof {
+    fn name(&self) -> &str {
+        "pg_typeof"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::common::Result<ColumnarValue> {
+        let name = pg_type_name(&args.args[0].data_type());
+        Ok(ColumnarValue::Scalar(
+            datafusion::common::ScalarValue::Utf8(Some(name)),
+        ))
+    }
 }
 
 /// `obj_description`, `col_description`, `shobj_description`: NULL, the truth, since Shoal
