@@ -1444,11 +1444,10 @@ fn insert_column(
 /// pending table of that name, else the committed one unless the transaction dropped it.
 fn visible_table_id(tx: &Transaction<'_>, name: &str) -> Result<Option<i64>> {
     let view = TxnTables::current();
-    let dropped = view
-        .as_ref()
-        .map(|v| v.changes().dropped_ids())
-        .unwrap_or_default();
-    if let Some(v) = &view {
+    let changes = view.as_ref().map(|v| v.changes()).unwrap_or_default();
+    let dropped = changes.dropped_ids();
+    // Only a transaction that created tables has pending rows to look among.
+    if let Some(v) = view.as_ref().filter(|_| !changes.created.is_empty()) {
         let mut stmt = tx.prepare_cached(
             "SELECT table_id FROM tables WHERE pending_txn = ?1 AND pending_name = ?2",
         )?;

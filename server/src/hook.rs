@@ -185,14 +185,17 @@ fn column_def(table: &str, c: &sql::ColumnDef) -> Result<ColumnDef, PgError> {
                 }
                 default = Some(ColumnDefault::Expr(expr.to_string()));
             }
+            // Identity with its sequence's defaults; options (START WITH, INCREMENT BY, ...)
+            // are refused below rather than ignored.
             sql::ColumnOption::Generated {
                 generated_as: sql::GeneratedAs::ByDefault,
                 generation_expr: None,
+                sequence_options,
                 ..
             } if matches!(
                 sql_type,
                 SqlType::SmallInt | SqlType::Integer | SqlType::BigInt
-            ) =>
+            ) && sequence_options.as_ref().is_none_or(|o| o.is_empty()) =>
             {
                 if default.is_some() {
                     return Err(PgError::new(

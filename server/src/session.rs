@@ -494,8 +494,11 @@ impl Session {
                     return Err(e);
                 }
                 let txn = self.end(true);
-                let changes = self.tables.take();
+                // The changes stay in force while publishing: the write gates resolve the
+                // tables the transaction created by name.
+                let changes = self.tables.changes();
                 let result = self.publish(txn.writes, &changes).await;
+                self.tables.take();
                 if result.is_err() {
                     self.drop_pending(&changes.created_ids());
                 }

@@ -27,35 +27,44 @@ const NEXT_SERIAL: &str = "shoal_next_serial";
 
 /// `shoal_next_serial(table_id, stored_column_name)`: as many consecutive values of the
 /// column's sequence as the batch has rows.
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct NextSerial {
-    cluster: Arc<Cluster>,
+    cluster: ClusterHandle,
     signature: Signature,
 }
 
-impl std::fmt::Debug for NextSerial {
+/// A catalog error inside a function, which the wire layer maps to its SQLSTATE.
+fn catalog_error(e: shoal_catalog::CatalogError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+/// The cluster a function reads sequences from; functions over the same cluster are equal.
+struct ClusterHandle(Arc<Cluster>);
+
+impl std::fmt::Debug for ClusterHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(NEXT_SERIAL)
+        f.write_str("Cluster")
     }
 }
 
-impl PartialEq for NextSerial {
-    fn eq(&self, _other: &Self) -> bool {
-        true
+impl PartialEq for ClusterHandle {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
-impl Eq for NextSerial {}
+impl Eq for ClusterHandle {}
 
-impl std::hash::Hash for NextSerial {
+impl std::hash::Hash for ClusterHandle {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        NEXT_SERIAL.hash(state);
+        std::ptr::hash(Arc::as_ptr(&self.0), state);
     }
 }
 
 impl NextSerial {
     pub fn udf(cluster: Arc<Cluster>) -> ScalarUDF {
         ScalarUDF::new_from_impl(NextSerial {
-            cluster,
+            cluster: ClusterHandle(cluster),
             signature: Signature::exact(
                 vec![DataType::Int64, DataType::Utf8],
                 Volatility::Volatile,
@@ -95,9 +104,10 @@ impl ScalarUDFImpl for NextSerial {
         }
         let first = self
             .cluster
+            .0
             .catalog()
             .next_serial_values(*table_id, column, n)
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            .map_err(catalog_error)?;
         Ok(ColumnarValue::Array(Arc::new(
             Int64Array::from_iter_values(first..first + n),
         )))
@@ -141,8 +151,8 @@ pub fn physical_defaults(
 }
 
 /// Refuses a `DEFAULT` expression that cannot be a value of the column's type on its own:
-/// it names a column, does not plan, or its value (computed once now, as PostgreSQL folds a
-/// constant default when the table is created) does not cast to the type.
+/// it names a column, does not plan, or its value (computed once now unless volatile, as
+/// PostgreSQL folds a constant default when the table is created) does not cast to the type.
 pub async fn check_default(ctx: &SessionContext, sql: &str, ty: &SqlType) -> Result<(), PgError> {
     let to_pg = |e: DataFusionError| {
         let err = crate::errors::from_datafusion(&e);
@@ -157,12 +167,20 @@ pub async fn check_default(ctx: &SessionContext, sql: &str, ty: &SqlType) -> Res
         SqlType::Varchar { .. } => "text".to_string(),
         other => other.to_string(),
     };
-    ctx.sql(&format!("SELECT CAST(({sql}) AS {target})"))
-        .await
-        .map_err(to_pg)?
-        .collect()
+    let df = ctx
+        .sql(&format!("SELECT CAST(({sql}) AS {target})"))
         .await
         .map_err(to_pg)?;
+    // A volatile default (`nextval(...)`, `random()`) is only planned: computing it would
+    // spend a sequence value.
+    if !df
+        .logical_plan()
+        .expressions()
+        .iter()
+        .any(|e| e.is_volatile())
+    {
+        df.collect().await.map_err(to_pg)?;
+    }
     Ok(())
 }
 
@@ -290,36 +308,10 @@ mod sqlparser {
 pub fn sequence_udfs(cluster: Arc<Cluster>) -> Vec<ScalarUDF> {
     use datafusion::logical_expr::create_udf;
 
-    let catalog_error = |e: shoal_catalog::CatalogError| DataFusionError::External(Box::new(e));
     let nextval = ScalarUDF::new_from_impl(Nextval {
-        cluster: Arc::clone(&cluster),
+        cluster: ClusterHandle(Arc::clone(&cluster)),
         signature: Signature::exact(vec![DataType::Utf8], Volatility::Volatile),
     });
-    let c = Arc::clone(&cluster);
-    let setval_impl = move |args: &[ColumnarValue]| -> Result<ColumnarValue> {
-        let arrays = ColumnarValue::values_to_arrays(args)?;
-        let names = arrays[0].as_string::<i32>();
-        let values = arrow::compute::cast(&arrays[1], &DataType::Int64)?;
-        let values = values.as_primitive::<arrow::datatypes::Int64Type>();
-        let called = arrays.get(2).map(|a| a.as_boolean().clone());
-        let mut out = Vec::with_capacity(names.len());
-        for i in 0..names.len() {
-            if names.is_null(i) || values.is_null(i) {
-                out.push(None);
-                continue;
-            }
-            let is_called = called.as_ref().is_none_or(|c| c.is_null(i) || c.value(i));
-            let seq = c
-                .catalog()
-                .sequence_by_name(names.value(i))
-                .map_err(catalog_error)?;
-            c.catalog()
-                .set_sequence_value(seq, values.value(i), is_called)
-                .map_err(catalog_error)?;
-            out.push(Some(values.value(i)));
-        }
-        Ok(ColumnarValue::Array(Arc::new(Int64Array::from(out))))
-    };
     let setval = ScalarUDF::new_from_impl(Setval {
         signature: Signature::one_of(
             vec![
@@ -335,7 +327,7 @@ pub fn sequence_udfs(cluster: Arc<Cluster>) -> Vec<ScalarUDF> {
             ],
             Volatility::Volatile,
         ),
-        f: Arc::new(setval_impl),
+        cluster: ClusterHandle(Arc::clone(&cluster)),
     });
     let c = Arc::clone(&cluster);
     let serial_sequence = create_udf(
@@ -363,29 +355,10 @@ pub fn sequence_udfs(cluster: Arc<Cluster>) -> Vec<ScalarUDF> {
 }
 
 /// `nextval(name)`: the next value of a serial column's sequence, one per row.
+#[derive(Debug, PartialEq, Eq, Hash)]
 struct Nextval {
-    cluster: Arc<Cluster>,
+    cluster: ClusterHandle,
     signature: Signature,
-}
-
-impl std::fmt::Debug for Nextval {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("nextval")
-    }
-}
-
-impl PartialEq for Nextval {
-    fn eq(&self, _other: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for Nextval {}
-
-impl std::hash::Hash for Nextval {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        "nextval".hash(state);
-    }
 }
 
 impl ScalarUDFImpl for Nextval {
@@ -405,7 +378,7 @@ impl ScalarUDFImpl for Nextval {
         let n = args.number_rows;
         let names = args.args[0].to_array(n)?;
         let names = names.as_string::<i32>();
-        let catalog = self.cluster.catalog();
+        let catalog = self.cluster.0.catalog();
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
             if names.is_null(i) {
@@ -414,42 +387,19 @@ impl ScalarUDFImpl for Nextval {
             }
             let seq = catalog
                 .sequence_by_name(names.value(i))
-                .map_err(|e| DataFusionError::External(Box::new(e)))?;
-            let value = catalog
-                .sequence_values(seq, 1)
-                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                .map_err(catalog_error)?;
+            let value = catalog.sequence_values(seq, 1).map_err(catalog_error)?;
             out.push(Some(value));
         }
         Ok(ColumnarValue::Array(Arc::new(Int64Array::from(out))))
     }
 }
 
-type SetvalFn = dyn Fn(&[ColumnarValue]) -> Result<ColumnarValue> + Send + Sync;
-
 /// `setval(name, value [, is_called])`: one function of two signatures.
+#[derive(Debug, PartialEq, Eq, Hash)]
 struct Setval {
     signature: Signature,
-    f: Arc<SetvalFn>,
-}
-
-impl std::fmt::Debug for Setval {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("setval")
-    }
-}
-
-impl PartialEq for Setval {
-    fn eq(&self, _other: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for Setval {}
-
-impl std::hash::Hash for Setval {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        "setval".hash(state);
-    }
+    cluster: ClusterHandle,
 }
 
 impl ScalarUDFImpl for Setval {
@@ -466,7 +416,28 @@ impl ScalarUDFImpl for Setval {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        (self.f)(&args.args)
+        let catalog = self.cluster.0.catalog();
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let names = arrays[0].as_string::<i32>();
+        let values = arrow::compute::cast(&arrays[1], &DataType::Int64)?;
+        let values = values.as_primitive::<arrow::datatypes::Int64Type>();
+        let called = arrays.get(2).map(|a| a.as_boolean().clone());
+        let mut out = Vec::with_capacity(names.len());
+        for i in 0..names.len() {
+            if names.is_null(i) || values.is_null(i) {
+                out.push(None);
+                continue;
+            }
+            let is_called = called.as_ref().is_none_or(|c| c.is_null(i) || c.value(i));
+            let seq = catalog
+                .sequence_by_name(names.value(i))
+                .map_err(catalog_error)?;
+            catalog
+                .set_sequence_value(seq, values.value(i), is_called)
+                .map_err(catalog_error)?;
+            out.push(Some(values.value(i)));
+        }
+        Ok(ColumnarValue::Array(Arc::new(Int64Array::from(out))))
     }
 }
 
@@ -482,25 +453,25 @@ fn serial_sequence_of(cluster: &Cluster, table: &str, column: &str) -> Result<Op
     let found = cluster
         .catalog()
         .table_by_name(&table)
-        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        .map_err(catalog_error)?;
     if found.is_none() && (table.starts_with("pg_") || table.starts_with("pg_catalog.")) {
         // A system catalog: its columns have no sequences.
         return Ok(None);
     }
     let info = found.ok_or_else(|| {
-        DataFusionError::External(Box::new(shoal_catalog::CatalogError::TableNotFound {
+        catalog_error(shoal_catalog::CatalogError::TableNotFound {
             name: table.clone(),
-        }))
+        })
     })?;
     let c = info
         .columns
         .iter()
         .find(|c| c.name == column)
         .ok_or_else(|| {
-            DataFusionError::External(Box::new(shoal_catalog::CatalogError::ColumnNotFound {
+            catalog_error(shoal_catalog::CatalogError::ColumnNotFound {
                 table: table.clone(),
                 column: column.to_string(),
-            }))
+            })
         })?;
     Ok(match &c.default {
         Some(ColumnDefault::Serial { sequence }) => Some(format!("public.{sequence}")),
