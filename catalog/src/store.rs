@@ -936,10 +936,15 @@ impl Catalog {
     }
 
     /// The next `n` values of the sequence of column `stored_name` of table `table_id`, as
-    /// the first of `n` consecutive ones. Values are reserved in the catalog at least
+    /// the sequence's id and the first of `n` consecutive ones. Values are reserved in the catalog at least
     /// [`SEQUENCE_CACHE`] at a time and handed out from memory, so a crash skips at most
     /// that many (as PostgreSQL's sequences skip the values they logged ahead).
-    pub fn next_serial_values(&self, table_id: i64, stored_name: &str, n: i64) -> Result<i64> {
+    pub fn next_serial_values(
+        &self,
+        table_id: i64,
+        stored_name: &str,
+        n: i64,
+    ) -> Result<(i64, i64)> {
         let seq_id: i64 = self.read(|tx| {
             tx.query_row(
                 "SELECT seq_id FROM sequences WHERE table_id = ?1 AND column_stored_name = ?2",
@@ -951,7 +956,7 @@ impl Catalog {
                 message: format!("column {stored_name} of table {table_id} has no sequence"),
             })
         })?;
-        self.sequence_values(seq_id, n)
+        Ok((seq_id, self.sequence_values(seq_id, n)?))
     }
 
     /// The sequence named `name` (`t_id_seq`, or `public.t_id_seq`) of a table the running

@@ -133,6 +133,11 @@ impl TxnTables {
         CURRENT.scope(Arc::clone(self), f).await
     }
 
+    /// [`Self::scope`] for one synchronous step (a poll of a result's rows).
+    pub fn sync_scope<R>(self: &Arc<Self>, f: impl FnOnce() -> R) -> R {
+        CURRENT.sync_scope(Arc::clone(self), f)
+    }
+
     /// The transaction the running task works for, if any.
     pub(crate) fn current() -> Option<Arc<TxnTables>> {
         CURRENT.try_with(Arc::clone).ok()

@@ -147,6 +147,68 @@ pub struct Session {
     /// The tables the transaction created and dropped, which the catalog's look-ups by
     /// name see while a statement of this session runs ([`Session::scope`]).
     tables: Arc<TxnTables>,
+    /// What `nextval` (and a serial column's default) last returned in this session.
+    sequences: Mutex<SequenceValues>,
+}
+
+/// The values this session's `nextval` calls returned: `currval(seq)` is the last of `seq`,
+/// `lastval()` the last of any. Not transactional, as in PostgreSQL.
+#[derive(Debug, Default)]
+pub struct SequenceValues {
+    by_sequence: HashMap<i64, i64>,
+    last: Option<i64>,
+}
+
+impl SequenceValues {
+    pub fn record(&mut self, seq_id: i64, value: i64) {
+        self.by_sequence.insert(seq_id, value);
+        self.last = Some(value);
+    }
+
+    pub fn current(&self, seq_id: i64) -> Option<i64> {
+        self.by_sequence.get(&seq_id).copied()
+    }
+
+    pub fn last(&self) -> Option<i64> {
+        self.last
+    }
+
+    /// `DISCARD SEQUENCES`.
+    pub fn clear(&mut self) {
+        *self = SequenceValues::default();
+    }
+}
+
+/// Rows are computed while pgwire sends them, after the handler returned: each poll of a
+/// result's rows runs in its session's scope, so what reads the session (`currval`, the
+/// tables a transaction created, the tasks DataFusion spawns meanwhile) sees it.
+struct ScopedRows {
+    session: Arc<Session>,
+    rows: datafusion_postgres::pgwire::api::results::SendableRowStream,
+}
+
+impl futures::Stream for ScopedRows {
+    type Item = PgWireResult<datafusion_postgres::pgwire::messages::data::DataRow>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let session = Arc::clone(&this.session);
+        session.sync_scope(|| this.rows.poll_next_unpin(cx))
+    }
+}
+
+/// Makes the rows of `response` stream in `session`'s scope.
+fn scoped_rows(session: &Arc<Session>, response: &mut Response) {
+    if let Response::Query(q) = response {
+        let rows = std::mem::replace(&mut q.data_rows, Box::pin(futures::stream::empty()));
+        q.data_rows = Box::pin(ScopedRows {
+            session: Arc::clone(session),
+            rows,
+        });
+    }
 }
 
 impl Session {
@@ -173,6 +235,7 @@ impl Session {
             closed_cursors: Mutex::new(Vec::new()),
             dml: Mutex::new(None),
             tables: Arc::new(TxnTables::new()),
+            sequences: Mutex::new(SequenceValues::default()),
         }
     }
 
@@ -180,6 +243,16 @@ impl Session {
     /// resolves names as its transaction sees them.
     pub async fn scope<F: std::future::Future>(self: &Arc<Self>, f: F) -> F::Output {
         CURRENT.scope(Arc::clone(self), self.tables.scope(f)).await
+    }
+
+    /// [`Self::scope`] for one synchronous step.
+    pub fn sync_scope<R>(self: &Arc<Self>, f: impl FnOnce() -> R) -> R {
+        CURRENT.sync_scope(Arc::clone(self), || self.tables.sync_scope(f))
+    }
+
+    /// The session's last value of each sequence (`currval`, `lastval`).
+    pub fn sequence_values(&self) -> MutexGuard<'_, SequenceValues> {
+        self.sequences.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The id a table this session's transaction creates is pending under (`None`
@@ -1218,11 +1291,15 @@ impl SessionQueryHandler {
                 client.portal_store().clear_statements();
                 client.portal_store().clear_portals();
                 session.reset_settings();
+                session.sequence_values().clear();
                 tag("DISCARD ALL")
             }
             // Shoal has no temporary tables or sequences: nothing to drop.
             SessionStatement::Discard(DiscardObject::TEMP) => tag("DISCARD TEMP"),
-            SessionStatement::Discard(DiscardObject::SEQUENCES) => tag("DISCARD SEQUENCES"),
+            SessionStatement::Discard(DiscardObject::SEQUENCES) => {
+                session.sequence_values().clear();
+                tag("DISCARD SEQUENCES")
+            }
             SessionStatement::Discard(DiscardObject::PLANS) => {
                 Err(PgError::new("0A000", "DISCARD PLANS is not supported")
                     .with_hint(Some(
@@ -1353,9 +1430,12 @@ impl SessionQueryHandler {
         }
         flush_before(session, stmt).await?;
         let inner = Arc::clone(&self.inner);
-        let result = session
+        let mut result = session
             .scope(async { SimpleQueryHandler::do_query(&*inner, client, sql).await })
             .await;
+        if let Ok(responses) = &mut result {
+            responses.iter_mut().for_each(|r| scoped_rows(session, r));
+        }
         // The next statement of the string already runs with what this one set.
         session.sync_client(client).await?;
         result
@@ -1738,11 +1818,14 @@ impl ExtendedQueryHandler for SessionQueryHandler {
                 session.begin(TxnMode::Implicit, false);
             }
             let inner = Arc::clone(&self.inner);
-            let result = session
+            let mut result = session
                 .scope(async {
                     ExtendedQueryHandler::do_query(&*inner, client, portal, max_rows).await
                 })
                 .await;
+            if let Ok(response) = &mut result {
+                scoped_rows(&session, response);
+            }
             if result.is_err() {
                 session.fail_extended().await;
             }

@@ -617,9 +617,12 @@ async fn tables_created_and_dropped_in_transactions(target: &PsqlTarget, shoal: 
     // The catalog views show it to the transaction alone.
     let in_pg_class = "SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 't1'";
     let in_tables = "SELECT count(*) FROM information_schema.tables WHERE table_name = 't1'";
+    // Also from a scalar subquery, whose scan runs while the rows are sent.
+    let in_subquery = "SELECT (SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 't1') + 0";
     for (session, n) in [(&client, "1"), (&other, "0")] {
         assert_eq!(scalar(session, in_pg_class).await, n);
         assert_eq!(scalar(session, in_tables).await, n);
+        assert_eq!(scalar(session, in_subquery).await, n);
     }
     exec(&client, "ROLLBACK").await;
     fails_with(&client, "SELECT * FROM t1", "42P01").await;

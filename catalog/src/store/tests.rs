@@ -578,15 +578,15 @@ fn sequences_hand_out_each_value_once_across_reopens_and_go_with_their_table() {
             t.columns[1].default,
             Some(ColumnDefault::Expr("'x'".into()))
         );
-        assert_eq!(c.next_serial_values(t.table_id, "id", 3).unwrap(), 1);
-        assert_eq!(c.next_serial_values(t.table_id, "id", 2).unwrap(), 4);
+        assert_eq!(c.next_serial_values(t.table_id, "id", 3).unwrap().1, 1);
+        assert_eq!(c.next_serial_values(t.table_id, "id", 2).unwrap().1, 4);
         // More than what is left of the reservation: a new one, past the old.
-        assert_eq!(c.next_serial_values(t.table_id, "id", 40).unwrap(), 33);
+        assert_eq!(c.next_serial_values(t.table_id, "id", 40).unwrap().1, 33);
         t.table_id
     };
     // Values reserved and not handed out before a restart are skipped, never repeated.
     let c = Catalog::open(&path).unwrap();
-    assert_eq!(c.next_serial_values(table_id, "id", 1).unwrap(), 73);
+    assert_eq!(c.next_serial_values(table_id, "id", 1).unwrap().1, 73);
     c.drop_table(table_id).unwrap();
     assert!(c.next_serial_values(table_id, "id", 1).is_err());
 }

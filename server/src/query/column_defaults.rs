@@ -102,12 +102,16 @@ impl ScalarUDFImpl for NextSerial {
                 Vec::<i64>::new(),
             ))));
         }
-        let first = self
+        let (seq_id, first) = self
             .cluster
             .0
             .catalog()
             .next_serial_values(*table_id, column, n)
             .map_err(catalog_error)?;
+        // As in PostgreSQL, the serial default's `nextval` sets the session's `currval`.
+        if let Some(session) = crate::session::current() {
+            session.sequence_values().record(seq_id, first + n - 1);
+        }
         Ok(ColumnarValue::Array(Arc::new(
             Int64Array::from_iter_values(first..first + n),
         )))
@@ -303,8 +307,7 @@ mod sqlparser {
 /// The sequence functions PostgreSQL clients call on a serial column's sequence:
 /// `nextval(name)`, `setval(name, value [, is_called])` (Django's sequence reset, pg_dump's
 /// restore, a reset after loading explicit keys) and `pg_get_serial_sequence(table,
-/// column)`. `currval` and `lastval`, which read a session's own last `nextval`, are not
-/// provided (42883).
+/// column)`; `currval(name)` and `lastval()`, the session's own last `nextval`.
 pub fn sequence_udfs(cluster: Arc<Cluster>) -> Vec<ScalarUDF> {
     use datafusion::logical_expr::create_udf;
 
@@ -351,7 +354,75 @@ pub fn sequence_udfs(cluster: Arc<Cluster>) -> Vec<ScalarUDF> {
             )))
         }),
     );
-    vec![nextval, setval, serial_sequence]
+    let c = Arc::clone(&cluster);
+    let currval = create_udf(
+        "currval",
+        vec![DataType::Utf8],
+        DataType::Int64,
+        Volatility::Volatile,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let names = arrays[0].as_string::<i32>();
+            let mut out = Vec::with_capacity(names.len());
+            for i in 0..names.len() {
+                if names.is_null(i) {
+                    out.push(None);
+                    continue;
+                }
+                let name = names.value(i);
+                let seq = c.catalog().sequence_by_name(name).map_err(catalog_error)?;
+                let value = crate::session::current()
+                    .and_then(|s| s.sequence_values().current(seq))
+                    .ok_or_else(|| {
+                        not_yet_defined(format!(
+                            "currval of sequence \"{}\" is not yet defined in this session",
+                            name.strip_prefix("public.").unwrap_or(name)
+                        ))
+                    })?;
+                out.push(Some(value));
+            }
+            Ok(ColumnarValue::Array(Arc::new(Int64Array::from(out))))
+        }),
+    );
+    let lastval = ScalarUDF::new_from_impl(Lastval {
+        signature: Signature::exact(vec![], Volatility::Volatile),
+    });
+    vec![nextval, setval, serial_sequence, currval, lastval]
+}
+
+/// 55000, PostgreSQL's error for `currval`/`lastval` before any `nextval`.
+fn not_yet_defined(message: String) -> DataFusionError {
+    DataFusionError::External(Box::new(PgError::new("55000", message).into_pgwire()))
+}
+
+/// `lastval()`: the value the session's last `nextval` returned, of any sequence.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Lastval {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Lastval {
+    fn name(&self) -> &str {
+        "lastval"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let value = crate::session::current()
+            .and_then(|s| s.sequence_values().last())
+            .ok_or_else(|| not_yet_defined("lastval is not yet defined in this session".into()))?;
+        Ok(ColumnarValue::Array(Arc::new(Int64Array::from(vec![
+            value;
+            args.number_rows
+        ]))))
+    }
 }
 
 /// `nextval(name)`: the next value of a serial column's sequence, one per row.
@@ -389,6 +460,9 @@ impl ScalarUDFImpl for Nextval {
                 .sequence_by_name(names.value(i))
                 .map_err(catalog_error)?;
             let value = catalog.sequence_values(seq, 1).map_err(catalog_error)?;
+            if let Some(session) = crate::session::current() {
+                session.sequence_values().record(seq, value);
+            }
             out.push(Some(value));
         }
         Ok(ColumnarValue::Array(Arc::new(Int64Array::from(out))))
@@ -435,6 +509,10 @@ impl ScalarUDFImpl for Setval {
             catalog
                 .set_sequence_value(seq, values.value(i), is_called)
                 .map_err(catalog_error)?;
+            // As in PostgreSQL, setval (when is_called) sets currval and lastval.
+            if let (true, Some(session)) = (is_called, crate::session::current()) {
+                session.sequence_values().record(seq, values.value(i));
+            }
             out.push(Some(values.value(i)));
         }
         Ok(ColumnarValue::Array(Arc::new(Int64Array::from(out))))
