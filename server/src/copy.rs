@@ -1,8 +1,11 @@
 //! `COPY ... FROM STDIN` and `COPY ... TO STDOUT`.
 //!
 //! COPY FROM streams: each CopyData chunk goes through a bounded channel to a task that parses
-//! it with arrow-csv and feeds the shard writer, so memory stays flat however large the input.
-//! The statement's files commit in one catalog transaction when the client sends CopyDone.
+//! it (text and CSV with arrow-csv, binary with [`binary::BinaryDecoder`]) and feeds the shard
+//! writer, so memory stays flat however large the input. The statement's files commit in one
+//! catalog transaction when the client sends CopyDone.
+
+mod binary;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,10 +30,18 @@ use tokio::task::JoinHandle;
 use crate::errors::{from_cluster, PgError};
 use crate::sink::write_statement;
 
+/// COPY's data formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyFormat {
+    Text,
+    Csv,
+    Binary,
+}
+
 /// COPY options as PostgreSQL defines them.
 #[derive(Clone, Debug)]
 pub struct CopyOptions {
-    pub csv: bool,
+    pub format: CopyFormat,
     pub header: bool,
     pub delimiter: u8,
     pub null: String,
@@ -41,7 +52,7 @@ pub struct CopyOptions {
 impl Default for CopyOptions {
     fn default() -> Self {
         CopyOptions {
-            csv: false,
+            format: CopyFormat::Text,
             header: false,
             delimiter: b'\t',
             null: "\\N".into(),
@@ -60,11 +71,13 @@ impl CopyOptions {
         let mut o = CopyOptions::default();
         let mut delimiter: Option<u8> = None;
         let mut null: Option<String> = None;
+        let mut quote_set = false;
         for opt in options {
             match opt {
                 O::Format(f) => match f.value.to_ascii_lowercase().as_str() {
-                    "csv" => o.csv = true,
-                    "text" => o.csv = false,
+                    "csv" => o.format = CopyFormat::Csv,
+                    "text" => o.format = CopyFormat::Text,
+                    "binary" => o.format = CopyFormat::Binary,
                     other => {
                         return Err(PgError::new(
                             "0A000",
@@ -75,8 +88,16 @@ impl CopyOptions {
                 O::Header(h) => o.header = *h,
                 O::Delimiter(c) => delimiter = Some(ascii(*c)?),
                 O::Null(s) => null = Some(s.clone()),
-                O::Quote(c) => o.quote = ascii(*c)?,
+                O::Quote(c) => {
+                    quote_set = true;
+                    o.quote = ascii(*c)?
+                }
                 O::Escape(c) => o.escape = Some(ascii(*c)?),
+                // What a table created or truncated in the transaction may skip in
+                // PostgreSQL (pgbench -i sends it); Shoal's new files are visible to
+                // everyone who may see them from their commit on, so there is nothing to
+                // skip.
+                O::Freeze(_) => {}
                 O::Encoding(e)
                     if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
                 other => {
@@ -89,7 +110,8 @@ impl CopyOptions {
         }
         for opt in legacy {
             match opt {
-                L::Csv(_) => o.csv = true,
+                L::Csv(_) => o.format = CopyFormat::Csv,
+                L::Binary => o.format = CopyFormat::Binary,
                 L::Header => o.header = true,
                 L::Delimiter(c) => delimiter = Some(ascii(*c)?),
                 L::Null(s) => null = Some(s.clone()),
@@ -101,14 +123,39 @@ impl CopyOptions {
                 }
             }
         }
-        if o.header && !o.csv {
+        if o.format == CopyFormat::Binary {
+            // PostgreSQL's refusals, word for word (42601).
+            let refuse = |what: &str| {
+                Err(PgError::new(
+                    "42601",
+                    format!("cannot specify {what} in BINARY mode"),
+                ))
+            };
+            if delimiter.is_some() {
+                return refuse("DELIMITER");
+            }
+            if null.is_some() {
+                return refuse("NULL");
+            }
+            if o.header {
+                return refuse("HEADER");
+            }
+            if quote_set || o.escape.is_some() {
+                return Err(PgError::new(
+                    "0A000",
+                    "COPY quote available only in CSV mode",
+                ));
+            }
+        }
+        if o.header && o.format != CopyFormat::Csv {
             return Err(PgError::new(
                 "0A000",
                 "COPY HEADER available only in CSV mode",
             ));
         }
-        o.delimiter = delimiter.unwrap_or(if o.csv { b',' } else { b'\t' });
-        o.null = null.unwrap_or(if o.csv { String::new() } else { "\\N".into() });
+        let csv = o.format == CopyFormat::Csv;
+        o.delimiter = delimiter.unwrap_or(if csv { b',' } else { b'\t' });
+        o.null = null.unwrap_or(if csv { String::new() } else { "\\N".into() });
         Ok(o)
     }
 }
@@ -232,7 +279,7 @@ struct InputEnd {
 impl InputEnd {
     fn new(o: &CopyOptions) -> Self {
         InputEnd {
-            quoting: o.csv.then(|| CsvQuoting::new(o)),
+            quoting: (o.format == CopyFormat::Csv).then(|| CsvQuoting::new(o)),
             last: None,
             lines: 0,
         }
@@ -339,19 +386,31 @@ pub fn start_copy_in(
     let not_null = not_null_columns(&info);
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     let ncols = input_schema.fields().len();
+    let format = options.format;
     let table_name = table.to_string();
     // A COPY inside a transaction block stages its rows there.
     let session = crate::session::current().filter(|s| s.mode() == crate::session::TxnMode::Block);
     let task = tokio::spawn(async move {
-        let mut parsed = parse_stream(
-            rx,
-            input_schema,
-            table_schema,
-            not_null,
-            defaults,
-            options,
-            table_name.clone(),
-        );
+        let mut parsed = if format == CopyFormat::Binary {
+            parse_binary_stream(
+                rx,
+                input_schema,
+                table_schema,
+                not_null,
+                defaults,
+                table_name.clone(),
+            )
+        } else {
+            parse_stream(
+                rx,
+                input_schema,
+                table_schema,
+                not_null,
+                defaults,
+                options,
+                table_name.clone(),
+            )
+        };
         // Parsing runs in its own task a few batches ahead of routing and sending, so that
         // on a multi-core coordinator the two overlap instead of taking turns. It stops when
         // the input ends, at its first error, or when the writer has gone.
@@ -386,7 +445,81 @@ pub fn start_copy_in(
         sender: Some(tx),
         task,
     });
-    Ok(CopyResponse::new(0, ncols, futures::stream::empty()))
+    let format_code = if format == CopyFormat::Binary { 1 } else { 0 };
+    Ok(CopyResponse::new(
+        format_code,
+        ncols,
+        futures::stream::empty(),
+    ))
+}
+
+/// Parses binary COPY input into batches of the table's schema.
+fn parse_binary_stream(
+    rx: mpsc::Receiver<Bytes>,
+    input_schema: SchemaRef,
+    table_schema: SchemaRef,
+    not_null: Vec<usize>,
+    defaults: ColumnDefaults,
+    table: String,
+) -> futures::stream::BoxStream<'static, Result<RecordBatch, ClusterError>> {
+    let not_null: Arc<[usize]> = not_null.into();
+    let defaults = Arc::new(defaults);
+    struct State {
+        rx: mpsc::Receiver<Bytes>,
+        decoder: binary::BinaryDecoder,
+        /// Rows before the next batch, for error messages.
+        line: usize,
+        input_ended: bool,
+    }
+    let decoder = match binary::BinaryDecoder::new(Arc::clone(&input_schema), 8192, &table) {
+        Ok(d) => d,
+        Err(e) => return futures::stream::once(async move { Err(e) }).boxed(),
+    };
+    let state = State {
+        rx,
+        decoder,
+        line: 0,
+        input_ended: false,
+    };
+    let stream = futures::stream::try_unfold(state, move |mut st| {
+        let input_schema = Arc::clone(&input_schema);
+        let table_schema = Arc::clone(&table_schema);
+        let not_null = Arc::clone(&not_null);
+        let defaults = Arc::clone(&defaults);
+        let table = table.clone();
+        async move {
+            loop {
+                let batch = if st.input_ended {
+                    st.decoder.finish()?
+                } else {
+                    st.decoder.decode()?
+                };
+                if let Some(b) = batch {
+                    let first = st.line;
+                    st.line += b.num_rows();
+                    let b = widen(
+                        b,
+                        &input_schema,
+                        &table_schema,
+                        &not_null,
+                        &defaults,
+                        false,
+                        &table,
+                        first,
+                    )?;
+                    return Ok(Some((b, st)));
+                }
+                if st.input_ended {
+                    return Ok(None);
+                }
+                match st.rx.recv().await {
+                    Some(chunk) => st.decoder.push(&chunk)?,
+                    None => st.input_ended = true,
+                }
+            }
+        }
+    });
+    stream.boxed()
 }
 
 /// Parses COPY bytes into batches of the table's schema.
@@ -417,7 +550,8 @@ fn parse_stream(
         .with_header(options.header)
         .with_delimiter(options.delimiter)
         .with_batch_size(8192);
-    if options.csv {
+    let csv = options.format == CopyFormat::Csv;
+    if csv {
         builder = builder.with_quote(options.quote);
         if let Some(e) = options.escape {
             builder = builder.with_escape(e);
@@ -426,7 +560,7 @@ fn parse_stream(
         // text format has no quoting; NUL never appears in text input
         builder = builder.with_quote(0);
     }
-    let mut marker = (options.csv && options.null.is_empty()).then(|| CsvNullMarker::new(&options));
+    let mut marker = (csv && options.null.is_empty()).then(|| CsvNullMarker::new(&options));
     let null_pattern = if marker.is_some() {
         "^\\x01$".to_string()
     } else {
@@ -438,7 +572,7 @@ fn parse_stream(
         }
     }
     let decoder = builder.build_decoder();
-    let text_mode = !options.csv;
+    let text_mode = !csv;
     struct State {
         rx: mpsc::Receiver<Bytes>,
         decoder: arrow_csv::reader::Decoder,
@@ -811,21 +945,26 @@ impl CopyHandler for ShoalCopyHandler {
     }
 }
 
-/// `COPY ... TO STDOUT`: runs the query and sends each row in text or CSV format.
+/// `COPY ... TO STDOUT`: runs the query and sends each row in text, CSV or binary format.
 pub async fn copy_out(df: DataFrame, options: CopyOptions) -> PgWireResult<CopyResponse> {
     let schema = df.schema().as_arrow().clone();
     let ncols = schema.fields().len();
+    let binary = options.format == CopyFormat::Binary;
+    let format = if binary {
+        Format::UnifiedBinary
+    } else {
+        Format::UnifiedText
+    };
     let fields = Arc::new(arrow_pg::datatypes::arrow_schema_to_pg_fields(
-        &schema,
-        &Format::UnifiedText,
-        None,
+        &schema, &format, None,
     )?);
     let stream = df
         .execute_stream()
         .await
         .map_err(|e| PgWireError::from(crate::errors::from_datafusion(&e)))?;
-    let mut header: Option<CopyData> = None;
-    if options.header {
+    let header = if binary {
+        Some(CopyData::new(binary::header()))
+    } else if options.header {
         let names: Vec<String> = schema
             .fields()
             .iter()
@@ -833,17 +972,26 @@ pub async fn copy_out(df: DataFrame, options: CopyOptions) -> PgWireResult<CopyR
             .collect();
         let mut line = names.join(&(options.delimiter as char).to_string());
         line.push('\n');
-        header = Some(CopyData::new(Bytes::from(line)));
-    }
+        Some(CopyData::new(Bytes::from(line)))
+    } else {
+        None
+    };
     let rows = stream.flat_map(move |batch| {
         let out: Vec<PgWireResult<CopyData>> = match batch {
             Err(e) => vec![Err(crate::errors::from_datafusion(&e).into())],
+            Ok(b) if binary => arrow_pg::datatypes::encode_recordbatch(Arc::clone(&fields), b)
+                .map(|row| row.map(|r| CopyData::new(binary::row(r.field_count, &r.data))))
+                .collect(),
             Ok(b) => encode_rows(&fields, b, &options),
         };
         futures::stream::iter(out)
     });
-    let data = futures::stream::iter(header.map(Ok)).chain(rows);
-    Ok(CopyResponse::new(0, ncols, data))
+    // The binary format's trailer is added by CopyResponse.
+    let response = CopyResponse::new(if binary { 1 } else { 0 }, ncols, rows);
+    Ok(match header {
+        Some(h) => response.with_header(h),
+        None => response,
+    })
 }
 
 fn encode_rows(
@@ -878,7 +1026,7 @@ fn encode_rows(
             let len = (len as usize).min(buf.len());
             let value = String::from_utf8_lossy(&buf[..len]);
             buf = &buf[len..];
-            if options.csv {
+            if options.format == CopyFormat::Csv {
                 line.push_str(&quote_csv(&value, options));
             } else {
                 escape_text(&value, options.delimiter, &mut line);
@@ -939,7 +1087,7 @@ mod fuzz {
 
     fn csv_options() -> CopyOptions {
         CopyOptions {
-            csv: true,
+            format: CopyFormat::Csv,
             delimiter: b',',
             null: String::new(),
             ..CopyOptions::default()

@@ -7,7 +7,7 @@ use datafusion_postgres::datafusion_pg_catalog::sql::TOO_DEEP_MESSAGE;
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError};
 use shoal_catalog::CatalogError;
 use shoal_shard_store::ShardStoreError;
-use shoal_sql_functions::ClusterError;
+use shoal_sql_functions::{BadValue, ClusterError};
 
 use crate::query::pg_limits::ValueLimitError;
 
@@ -155,6 +155,16 @@ pub fn from_cluster(e: &ClusterError) -> PgError {
         ClusterError::NotNull { message } => PgError::new("23502", message),
         ClusterError::ValueTooLong { message } => PgError::new("22001", message),
         ClusterError::BadCopyData { message } => PgError::new("22P04", message),
+        ClusterError::BadCopyValue { kind, message } => PgError::new(
+            match kind {
+                BadValue::BinaryFormat => "22P03",
+                BadValue::InsufficientData => "08P01",
+                BadValue::Encoding => "22021",
+                BadValue::OutOfRange => "22003",
+                BadValue::DateTimeOutOfRange => "22008",
+            },
+            message,
+        ),
         ClusterError::NoWorkers { message } => PgError::new("55000", message).with_hint(Some(
             "Add a worker with SELECT add_node('host', port);".into(),
         )),

@@ -4,6 +4,21 @@
 use shoal_catalog::CatalogError;
 use shoal_shard_store::ShardStoreError;
 
+/// What is wrong with an input value (each kind has its own SQLSTATE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadValue {
+    /// Not the binary form of the column's type (22P03).
+    BinaryFormat,
+    /// A binary field shorter than its type's form (08P01, as PostgreSQL's message reader).
+    InsufficientData,
+    /// Text that is not valid UTF-8, or holds a NUL (22021).
+    Encoding,
+    /// Beyond what the column's type holds (22003).
+    OutOfRange,
+    /// A date or timestamp beyond the range Shoal stores, or infinite (22008).
+    DateTimeOutOfRange,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     /// The catalog refused or failed.
@@ -45,6 +60,9 @@ pub enum ClusterError {
     /// Bad COPY input (SQLSTATE 22P04 for format, 22P02 for values).
     #[error("{message}")]
     BadCopyData { message: String },
+    /// A COPY value that cannot be stored, of the kind `kind` says.
+    #[error("{message}")]
+    BadCopyValue { kind: BadValue, message: String },
     /// No worker can hold the data (SQLSTATE 55000 in Citus's wording).
     #[error("{message}")]
     NoWorkers { message: String },

@@ -26,7 +26,7 @@ mod writer;
 
 pub use cluster::SnapshotGuard;
 pub use cluster::{scan_files, to_record, Cluster, ClusterConfig};
-pub use error::{ClusterError, Result};
+pub use error::{BadValue, ClusterError, Result};
 pub use gate::WritePermit;
 pub use jobs::run_scheduler;
 pub use moves::TransferMode;

@@ -666,3 +666,97 @@ on_shoal_and_postgresql!(
     60,
     table_sizes_are_true
 );
+
+/// Binary COPY as drivers send it: asyncpg's `copy_records_to_table` (every stored type,
+/// a column list, a value beyond its numeric column and a NULL into NOT NULL, which load
+/// nothing) and psycopg's binary `copy` in and out (its header arrives with the first row,
+/// and with the trailer when there is none).
+async fn binary_copy(target: &PsqlTarget, shoal: bool) {
+    let distribute = if shoal {
+        "SELECT create_distributed_table('bc', 'id')"
+    } else {
+        "SELECT 1"
+    };
+    let script = format!(
+        r#"
+import sys, asyncio, datetime, decimal
+import asyncpg, psycopg
+
+host, port, user, db = sys.argv[1:5]
+
+async def with_asyncpg():
+    conn = await asyncpg.connect(host=host, port=int(port), user=user, database=db)
+    await conn.execute("DROP TABLE IF EXISTS bc")
+    await conn.execute("CREATE TABLE bc (id bigint NOT NULL, name text, price numeric(10,2), at timestamptz, day date, ok boolean, raw bytea, n integer, f double precision)")
+    await conn.execute("{distribute}")
+    rows = [(i, f"n{{i}}" if i % 7 else None, decimal.Decimal(i) / 4,
+             datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(minutes=i),
+             datetime.date(2024, 1, 1) + datetime.timedelta(days=i), i % 2 == 0, bytes([i % 256, 0]), i * 2, i / 3)
+            for i in range(2000)]
+    print("copy", await conn.copy_records_to_table("bc", records=rows))
+    print("copy cols", await conn.copy_records_to_table("bc", records=[(5000, "x")], columns=["id", "name"]))
+    print(await conn.fetchrow("SELECT count(*), sum(id), count(name), sum(price), min(at), max(day), count(*) FILTER (WHERE ok), sum(n), sum(length(raw)) FROM bc"))
+    print(await conn.fetchrow("SELECT * FROM bc WHERE id = 1999"))
+    try:
+        await conn.copy_records_to_table("bc", records=[(1, "x", decimal.Decimal("123456789012"))], columns=["id", "name", "price"])
+    except asyncpg.PostgresError as e:
+        print("overflow", e.sqlstate)
+    try:
+        await conn.copy_records_to_table("bc", records=[(None, "x")], columns=["id", "name"])
+    except asyncpg.PostgresError as e:
+        print("null", e.sqlstate)
+    print("after errors", await conn.fetchval("SELECT count(*) FROM bc"))
+    await conn.close()
+
+asyncio.run(with_asyncpg())
+
+with psycopg.connect(host=host, port=int(port), user=user, dbname=db, autocommit=True) as conn:
+    cur = conn.cursor()
+    with cur.copy("COPY bc (id, name, price) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int8", "text", "numeric"])
+        for i in range(10000, 10100):
+            copy.write_row((i, f"p{{i}}", decimal.Decimal("1.005")))
+    print("psycopg in", cur.rowcount)
+    out = []
+    with cur.copy("COPY (SELECT id, name, price, at FROM bc WHERE id IN (3, 10001) ORDER BY id) TO STDOUT (FORMAT BINARY)") as copy:
+        copy.set_types(["int8", "text", "numeric", "timestamptz"])
+        for row in copy.rows():
+            # The zone's name is the server's TimeZone setting: print the offset.
+            out.append(row[:3] + (row[3] and row[3].isoformat(),))
+    print("psycopg out", out, cur.rowcount)
+    with cur.copy("COPY (SELECT id FROM bc WHERE id < 0) TO STDOUT (FORMAT BINARY)") as copy:
+        copy.set_types(["int8"])
+        print("psycopg none", list(copy.rows()), cur.rowcount)
+    conn.execute("DROP TABLE bc")
+"#
+    );
+    let Some(out) = run_python("asyncpg", script.as_bytes(), target) else {
+        return;
+    };
+    assert_eq!(
+        out,
+        "copy COPY 2000\n\
+         copy cols COPY 1\n\
+         <Record count=2001 sum=Decimal('2004000') count=1715 sum=Decimal('499750.00') \
+         min=datetime.datetime(2024, 1, 1, 0, 0, tzinfo=datetime.timezone.utc) \
+         max=datetime.date(2029, 6, 22) count=1000 sum=3998000 sum=4000>\n\
+         <Record id=1999 name='n1999' price=Decimal('499.75') \
+         at=datetime.datetime(2024, 1, 2, 9, 19, tzinfo=datetime.timezone.utc) \
+         day=datetime.date(2029, 6, 22) ok=False raw=b'\\xcf\\x00' n=3998 f=666.3333333333334>\n\
+         overflow 22003\n\
+         null 23502\n\
+         after errors 2001\n\
+         psycopg in 100\n\
+         psycopg out [(3, 'n3', Decimal('0.75'), '2024-01-01T00:03:00+00:00'), \
+         (10001, 'p10001', Decimal('1.01'), None)] 2\n\
+         psycopg none [] 0\n"
+    );
+}
+
+on_shoal_and_postgresql!(
+    binary_copy_on_shoal,
+    binary_copy_on_postgresql,
+    2,
+    180,
+    binary_copy
+);

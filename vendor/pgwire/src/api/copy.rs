@@ -70,12 +70,16 @@ where
     let CopyResponse {
         format,
         columns,
+        header,
         mut data_stream,
     } = resp;
     let copy_resp = CopyOutResponse::new(format, columns as i16, column_formats);
     client
         .send(PgWireBackendMessage::CopyOutResponse(copy_resp))
         .await?;
+    // The header travels in the first message, with the first row (or the binary
+    // trailer): psycopg reads a binary COPY's header and first row from one message.
+    let mut header = header;
 
     let mut rows = 0;
 
@@ -87,6 +91,14 @@ where
                     if data.data.as_ref() != [0xFF, 0xFF] {
                         rows += 1;
                     }
+                    let data = match header.take() {
+                        Some(h) => {
+                            let mut joined = bytes::BytesMut::from(h.data.as_ref());
+                            joined.extend_from_slice(&data.data);
+                            CopyData::new(joined.freeze())
+                        }
+                        None => data,
+                    };
                     client.feed(PgWireBackendMessage::CopyData(data)).await?;
                 }
             }
@@ -98,6 +110,10 @@ where
                 return Err(e);
             }
         }
+    }
+
+    if let Some(h) = header {
+        client.feed(PgWireBackendMessage::CopyData(h)).await?;
     }
 
     let copy_done = CopyDone::new();
@@ -124,8 +140,12 @@ where
     let CopyResponse {
         format,
         columns,
+        header,
         mut data_stream,
     } = resp;
+    if let Some(header) = header {
+        data_stream = Box::pin(futures::stream::once(async move { Ok(header) }).chain(data_stream));
+    }
     let copy_resp = CopyBothResponse::new(format, columns as i16, column_formats);
     client
         .send(PgWireBackendMessage::CopyBothResponse(copy_resp))

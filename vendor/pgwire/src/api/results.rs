@@ -790,6 +790,9 @@ impl DescribeResponse for DescribePortalResponse {
 pub struct CopyResponse {
     pub format: i8,
     pub columns: usize,
+    /// Sent at the head of the first data message and not counted as a row (a CSV header
+    /// line, the binary format's file header). Shoal patch.
+    pub header: Option<CopyData>,
     pub data_stream: SendableCopyDataStream,
 }
 
@@ -815,15 +818,23 @@ impl CopyResponse {
             CopyResponse {
                 format,
                 columns,
+                header: None,
                 data_stream: Box::pin(data_stream),
             }
         } else {
             CopyResponse {
                 format,
                 columns,
+                header: None,
                 data_stream: Box::pin(data_stream),
             }
         }
+    }
+
+    /// Sends `header` before the data, not counted in the COPY's row count. Shoal patch.
+    pub fn with_header(mut self, header: CopyData) -> Self {
+        self.header = Some(header);
+        self
     }
 
     /// Get mutable access to the underlying copy data stream.
