@@ -110,7 +110,9 @@ pub fn session_context(
 ) -> Result<SessionContext, ServerError> {
     let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(DATABASE, "public")
-        .with_information_schema(true);
+        // Shoal's own information_schema (PostgreSQL's columns and type names) replaces
+        // DataFusion's.
+        .with_information_schema(false);
     // Sessions run in UTC (the only TimeZone Shoal takes): now() and timestamptz values
     // carry it, so they reach clients as timestamptz, as in PostgreSQL.
     config.options_mut().execution.time_zone = Some("UTC".into());
@@ -137,6 +139,12 @@ pub fn session_context(
         .map_err(|e| ServerError::Startup(e.to_string()))?;
     catalog
         .register_schema("shoal", views::shoal_schema(cluster))
+        .map_err(|e| ServerError::Startup(e.to_string()))?;
+    catalog
+        .register_schema(
+            "information_schema",
+            crate::frontend::information_schema::schema(cluster, DATABASE),
+        )
         .map_err(|e| ServerError::Startup(e.to_string()))?;
     crate::query::statement_scope::install();
     setup_pg_catalog(&ctx, DATABASE, PgCatalogContext::new(cluster))

@@ -3,6 +3,7 @@
 //! starts here.)
 
 pub mod column_names;
+pub mod information_schema;
 pub mod pg_catalog_context;
 pub mod pg_functions;
 pub mod prepared;

@@ -416,7 +416,8 @@ fn classify(stmt: &Statement) -> Option<Action> {
             let arithmetic = crate::query::pg_interval::rewrite(&mut query);
             let like = crate::query::pg_like::rewrite(&mut query);
             let casts = crate::query::pg_casts::rewrite(&mut query);
-            (named.is_some() || arithmetic || like || casts)
+            let from_functions = crate::query::pg_from_functions::rewrite(&mut query);
+            (named.is_some() || arithmetic || like || casts || from_functions)
                 .then(|| Action::Query(Box::new(Statement::Query(Box::new(query)))))
         }
         Statement::Call(f) => function_call(f).map(Action::Call),

@@ -5,6 +5,7 @@ pub mod column_defaults;
 pub mod pg_aggregates;
 pub mod pg_bytea;
 pub mod pg_casts;
+pub mod pg_from_functions;
 pub mod pg_interval;
 pub mod pg_like;
 pub mod pg_limits;

@@ -388,7 +388,7 @@ async fn grouped_under_worker_limit(cluster: &Cluster) {
     .await;
     exec(
         &client,
-        "INSERT INTO many SELECT value AS id, value % 7 AS v FROM generate_series(1, 300000)",
+        "INSERT INTO many SELECT g AS id, g % 7 AS v FROM generate_series(1, 300000) g",
     )
     .await;
     let grouped = "SELECT count(*) AS groups, sum(n) AS rows, sum(s) AS total FROM \

@@ -248,25 +248,6 @@ const BLACKLIST_SQL_MAPPING: &[(&str, &str)] = &[
 "SELECT\n   NULL::INT AS oid,\n   NULL::INT AS total_rel_size,\n   NULL::INT AS rel_size\n WHERE false"
     ),
 
-    // grafana -- search_path membership lookup. NOTE: this is the only entry
-    // that is a *partial* replacement -- it matches just the inner subquery and
-    // substitutes the empty string `''`, so the surrounding `IN (...)` simply
-    // matches nothing and the query returns zero rows.
-    //
-    // Blocked by: missing `current_setting()` UDF -- the query resolves the
-    //   session `search_path` at runtime via `current_setting('search_path')`.
-    //   (generate_series over dynamic array bounds now works via the
-    //   CoerceIntArgsToBigInt wrapper; current_setting is the remaining gap.)
-    // Remove when: a `current_setting()` UDF is registered.
-    (r#"SELECT
-            CASE WHEN trim(s[i]) = '"$user"' THEN user ELSE trim(s[i]) END
-        FROM
-            generate_series(
-                array_lower(string_to_array(current_setting('search_path'),','),1),
-                array_upper(string_to_array(current_setting('search_path'),','),1)
-            ) as i,
-            string_to_array(current_setting('search_path'),',') s"#,
-"''")
 ];
 
 /// A parser with Postgres Compatibility for Datafusion
@@ -694,94 +675,6 @@ mod tests {
 
         let result = parser.parse(";").expect("failed to parse sql");
         assert!(result.is_empty());
-    }
-
-    #[test]
-    fn test_partial_match() {
-        let parser = PostgresCompatibilityParser::new();
-
-        // Test partial match where the beginning matches a blacklisted query
-        // Using a simpler query that doesn't have placeholders for easier testing
-        let sql = r#"SELECT
-        CASE WHEN
-              quote_ident(table_schema) IN (
-              SELECT
-                CASE WHEN trim(s[i]) = '"$user"' THEN user ELSE trim(s[i]) END
-              FROM
-                generate_series(
-                  array_lower(string_to_array(current_setting('search_path'),','),1),
-                  array_upper(string_to_array(current_setting('search_path'),','),1)
-                ) as i,
-                string_to_array(current_setting('search_path'),',') s
-              )
-          THEN quote_ident(table_name)
-          ELSE quote_ident(table_schema) || '.' || quote_ident(table_name)
-        END AS "table"
-        FROM information_schema.tables
-        WHERE quote_ident(table_schema) NOT IN ('information_schema',
-                                 'pg_catalog',
-                                 '_timescaledb_cache',
-                                 '_timescaledb_catalog',
-                                 '_timescaledb_internal',
-                                 '_timescaledb_config',
-                                 'timescaledb_information',
-                                 'timescaledb_experimental')
-        ORDER BY CASE WHEN
-              quote_ident(table_schema) IN (
-              SELECT
-                CASE WHEN trim(s[i]) = '"$user"' THEN user ELSE trim(s[i]) END
-              FROM
-                generate_series(
-                  array_lower(string_to_array(current_setting('search_path'),','),1),
-                  array_upper(string_to_array(current_setting('search_path'),','),1)
-                ) as i,
-                string_to_array(current_setting('search_path'),',') s
-              ) THEN 0 ELSE 1 END, 1"#;
-
-        let tokens = parser
-            .maybe_replace_tokens(sql)
-            .expect("failed to parse sql");
-        // Should have the beginning replaced with 'SELECT' and the rest preserved
-        assert!(tokens.len() > 0);
-
-        let expected_sql = r#"SELECT
-        CASE WHEN
-              quote_ident(table_schema) IN (
-              '')
-          THEN quote_ident(table_name)
-          ELSE quote_ident(table_schema) || '.' || quote_ident(table_name)
-        END AS "table"
-        FROM information_schema.tables
-        WHERE quote_ident(table_schema) NOT IN ('information_schema',
-                                 'pg_catalog',
-                                 '_timescaledb_cache',
-                                 '_timescaledb_catalog',
-                                 '_timescaledb_internal',
-                                 '_timescaledb_config',
-                                 'timescaledb_information',
-                                 'timescaledb_experimental')
-        ORDER BY CASE WHEN
-              quote_ident(table_schema) IN (
-              ''
-              ) THEN 0 ELSE 1 END, 1"#;
-
-        let expected_tokens = Parser::new(&PostgreSqlDialect {})
-            .try_with_sql(expected_sql)
-            .unwrap()
-            .into_tokens();
-
-        // Compare token values (ignoring spans and whitespace)
-        let actual_tokens: Vec<_> = tokens
-            .iter()
-            .filter(|t| !matches!(t, Token::Whitespace(_) | Token::SemiColon))
-            .collect();
-        let expected_token_values: Vec<_> = expected_tokens
-            .iter()
-            .map(|t| &t.token)
-            .filter(|t| !matches!(t, Token::Whitespace(_) | Token::SemiColon))
-            .collect();
-
-        assert_eq!(actual_tokens, expected_token_values);
     }
 
     #[test]

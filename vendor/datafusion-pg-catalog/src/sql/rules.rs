@@ -1160,7 +1160,9 @@ impl VisitorMut for RemoveSubqueryFromProjectionVisitor {
                     SelectItem::UnnamedExpr(expr) => {
                         if let Expr::Subquery(subquery) = expr {
                             if self.has_correlation(subquery) {
-                                *expr = null_keeping_placeholders(subquery);
+                                if !aggregated_subquery(subquery) {
+                                    *expr = null_keeping_placeholders(subquery);
+                                }
                             } else if !self.has_limit(subquery) {
                                 subquery.limit_clause = Some(LimitClause::LimitOffset {
                                     limit: Some(Expr::Value(
@@ -1175,7 +1177,9 @@ impl VisitorMut for RemoveSubqueryFromProjectionVisitor {
                     SelectItem::ExprWithAlias { expr, .. } => {
                         if let Expr::Subquery(subquery) = expr {
                             if self.has_correlation(subquery) {
-                                *expr = null_keeping_placeholders(subquery);
+                                if !aggregated_subquery(subquery) {
+                                    *expr = null_keeping_placeholders(subquery);
+                                }
                             } else if !self.has_limit(subquery) {
                                 subquery.limit_clause = Some(LimitClause::LimitOffset {
                                     limit: Some(Expr::Value(
@@ -1203,6 +1207,34 @@ impl VisitorMut for RemoveSubqueryFromProjectionVisitor {
 
         ControlFlow::Continue(())
     }
+}
+
+/// Shoal patch: whether a scalar subquery selects one aggregate and no GROUP BY
+/// (`(SELECT count(*) FROM ... WHERE c.x = t.x)`): DataFusion decorrelates those, so they
+/// keep their answer instead of becoming NULL.
+fn aggregated_subquery(subquery: &Query) -> bool {
+    let SetExpr::Select(select) = subquery.body.as_ref() else {
+        return false;
+    };
+    let grouped = !matches!(
+        &select.group_by,
+        datafusion::logical_expr::sqlparser::ast::GroupByExpr::Expressions(e, _) if e.is_empty()
+    );
+    let [item] = select.projection.as_slice() else {
+        return false;
+    };
+    let value = match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+        _ => return false,
+    };
+    !grouped
+        && subquery.limit_clause.is_none()
+        && matches!(value, Expr::Function(f) if f.name.0.last().is_some_and(|p| {
+            matches!(
+                p.to_string().to_ascii_lowercase().as_str(),
+                "max" | "min" | "count" | "sum" | "avg" | "bool_or" | "bool_and" | "every"
+            )
+        }))
 }
 
 /// Shoal patch: the NULL a removed subquery becomes, still naming the subquery's bind
@@ -1275,7 +1307,9 @@ impl VisitorMut for NestedCorrelatedSubqueryToNull {
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Self::Break> {
         if self.depth == 0 {
             if let Expr::Subquery(subquery) = expr {
-                if RemoveSubqueryFromProjectionVisitor.has_correlation(subquery) {
+                if RemoveSubqueryFromProjectionVisitor.has_correlation(subquery)
+                    && !aggregated_subquery(subquery)
+                {
                     *expr = null_keeping_placeholders(subquery);
                 }
             }
