@@ -853,6 +853,32 @@ impl Catalog {
         })
     }
 
+    /// Marks `names` NOT NULL (`not_null`), or nullable again: `ALTER TABLE ... ADD PRIMARY
+    /// KEY`, and its undoing when existing rows hold NULLs there.
+    pub fn set_not_null(
+        &self,
+        table_id: i64,
+        names: &[String],
+        not_null: bool,
+    ) -> Result<TableInfo> {
+        self.write(|tx| {
+            let info = table_info_tx(tx, table_id)?;
+            for name in names {
+                if !info.columns.iter().any(|c| &c.name == name) {
+                    return Err(CatalogError::ColumnNotFound {
+                        table: info.name,
+                        column: name.clone(),
+                    });
+                }
+                tx.execute(
+                    "UPDATE columns SET not_null = ?3 WHERE table_id = ?1 AND name = ?2",
+                    params![table_id, name, not_null],
+                )?;
+            }
+            table_info_tx(tx, table_id)
+        })
+    }
+
     /// `ALTER TABLE ... DROP COLUMN`: the column leaves the table; its values stay in the
     /// files, unread, until they are rewritten.
     pub fn drop_column(&self, table_id: i64, name: &str) -> Result<TableInfo> {

@@ -160,6 +160,31 @@ impl CopyOptions {
     }
 }
 
+/// A COPY statement with its boolean options spelled as sqlparser reads them: PostgreSQL
+/// takes `on`/`off`/`1`/`0` as well as `true`/`false` (pgbench sends `FREEZE ON`), sqlparser
+/// only the latter. Other statements come back unchanged.
+pub fn normalize_boolean_options(sql: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    use std::sync::LazyLock;
+    static COPY: LazyLock<Option<regex::Regex>> =
+        LazyLock::new(|| regex::Regex::new(r"(?i)^\s*copy\b").ok());
+    static OPTION: LazyLock<Option<regex::Regex>> =
+        LazyLock::new(|| regex::Regex::new(r"(?i)\b(freeze|header)\s+(on|off|1|0)\b").ok());
+    let (Some(copy), Some(option)) = (COPY.as_ref(), OPTION.as_ref()) else {
+        return Cow::Borrowed(sql);
+    };
+    if !copy.is_match(sql) {
+        return Cow::Borrowed(sql);
+    }
+    option.replace_all(sql, |c: &regex::Captures| {
+        let value = match c[2].to_ascii_lowercase().as_str() {
+            "on" | "1" => "TRUE",
+            _ => "FALSE",
+        };
+        format!("{} {value}", &c[1])
+    })
+}
+
 fn ascii(c: char) -> Result<u8, PgError> {
     if c.is_ascii() {
         Ok(c as u8)

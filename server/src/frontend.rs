@@ -4,6 +4,7 @@
 
 pub mod column_names;
 pub mod information_schema;
+pub mod maintenance;
 pub mod pg_catalog_context;
 pub mod pg_functions;
 pub mod prepared;

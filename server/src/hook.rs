@@ -114,6 +114,15 @@ enum Action {
         columns: Vec<String>,
         options: CopyOptions,
     },
+    /// `VACUUM` or `ANALYZE`.
+    Maintenance(crate::frontend::maintenance::Maintenance),
+    /// `ALTER TABLE ... ADD [CONSTRAINT name] PRIMARY KEY (...)` or `UNIQUE (...)`: the key's
+    /// columns must exist, a primary key's become NOT NULL (neither is enforced as unique).
+    AddKey {
+        table: String,
+        columns: Vec<String>,
+        primary: bool,
+    },
     CopyOut {
         query: String,
         options: CopyOptions,
@@ -421,6 +430,9 @@ fn classify(stmt: &Statement) -> Option<Action> {
                 .then(|| Action::Query(Box::new(Statement::Query(Box::new(query)))))
         }
         Statement::Call(f) => function_call(f).map(Action::Call),
+        Statement::Vacuum(_) | Statement::Analyze(_) => {
+            crate::frontend::maintenance::from_statement(stmt).map(Action::Maintenance)
+        }
         Statement::CreateTable(ct) => {
             if let Some(query) = &ct.query {
                 if !ct.columns.is_empty() {
@@ -511,6 +523,29 @@ fn classify(stmt: &Statement) -> Option<Action> {
                     Some(Action::RenameTable {
                         table: object_name(&at.name),
                         new_name,
+                    })
+                }
+                AlterTableOperation::AddConstraint {
+                    constraint:
+                        c @ (sql::TableConstraint::PrimaryKey(_) | sql::TableConstraint::Unique(_)),
+                    ..
+                } => {
+                    let (keys, primary) = match c {
+                        sql::TableConstraint::PrimaryKey(pk) => (&pk.columns, true),
+                        sql::TableConstraint::Unique(u) => (&u.columns, false),
+                        _ => return None,
+                    };
+                    let columns = keys
+                        .iter()
+                        .map(|k| match &k.column.expr {
+                            sql::Expr::Identifier(i) => i.value.clone(),
+                            other => other.to_string(),
+                        })
+                        .collect();
+                    Some(Action::AddKey {
+                        table: object_name(&at.name),
+                        columns,
+                        primary,
                     })
                 }
                 other => Some(Action::Refuse(PgError::new(
@@ -672,6 +707,81 @@ impl ShoalHook {
         let tag = |t: &str| Ok(Response::Execution(Tag::new(t)));
         match action {
             Action::Refuse(e) => Err(e.into()),
+            Action::AddKey {
+                table,
+                columns,
+                primary,
+            } => {
+                let info = cluster.table(&table).map_err(|e| pg(&e))?;
+                if let Some(c) = columns
+                    .iter()
+                    .find(|c| !info.columns.iter().any(|ic| &ic.name == *c))
+                {
+                    return Err(PgError::new(
+                        "42703",
+                        format!("column \"{c}\" of relation \"{table}\" does not exist"),
+                    )
+                    .into_pgwire());
+                }
+                if primary {
+                    let added = cluster
+                        .require_not_null(&table, &columns)
+                        .await
+                        .map_err(|e| pg(&e))?;
+                    // As in PostgreSQL, rows already holding a NULL there refuse the key.
+                    for c in &added {
+                        let sql = format!(
+                            "SELECT count(*) FROM {} WHERE {} IS NULL",
+                            quote_ident(&table),
+                            quote_ident(c)
+                        );
+                        let nulls = async {
+                            let batches = ctx.sql(&sql).await?.collect().await?;
+                            let n = batches
+                                .first()
+                                .and_then(|b| {
+                                    arrow::array::AsArray::as_primitive_opt::<
+                                        arrow::datatypes::Int64Type,
+                                    >(b.column(0))
+                                })
+                                .map_or(0, |a| a.value(0));
+                            Ok::<i64, datafusion::error::DataFusionError>(n)
+                        }
+                        .await;
+                        let failed = match nulls {
+                            Ok(0) => None,
+                            Ok(_) => Some(PgError::new(
+                                "23502",
+                                format!(
+                                    "column \"{c}\" of relation \"{table}\" contains null values"
+                                ),
+                            )),
+                            Err(e) => Some(from_datafusion(&e)),
+                        };
+                        if let Some(e) = failed {
+                            cluster.allow_null(&table, &added).map_err(|e| pg(&e))?;
+                            return Err(e.into_pgwire());
+                        }
+                    }
+                }
+                notice(
+                    client,
+                    "NOTICE",
+                    "PRIMARY KEY and UNIQUE constraints are not enforced: Shoal keeps no \
+                     indexes, so duplicate keys are stored as written (their columns are \
+                     NOT NULL)",
+                )
+                .await?;
+                tag("ALTER TABLE")
+            }
+            Action::Maintenance(m) => {
+                let in_transaction =
+                    current_session()?.mode() != crate::session::TxnMode::Autocommit;
+                crate::frontend::maintenance::run(cluster, &m, in_transaction)
+                    .await
+                    .map_err(PgError::into_pgwire)?;
+                tag(m.kind.tag())
+            }
             Action::Set {
                 name,
                 value,
@@ -1278,6 +1388,11 @@ impl ShoalHook {
             }
         }
     }
+}
+
+/// `name` as a quoted SQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 struct PgWireErrorOf;

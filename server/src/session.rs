@@ -1555,7 +1555,8 @@ impl SimpleQueryHandler for SessionQueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = self.session_of(client);
-        let result = self.simple_statements(client, &session, query).await;
+        let query = crate::copy::normalize_boolean_options(query);
+        let result = self.simple_statements(client, &session, &query).await;
         session.sync_client(client).await?;
         result
     }
@@ -1589,6 +1590,23 @@ impl SessionQueryHandler {
         session.sync(client.transaction_status());
         // The session decides: a COMMIT that failed has ended its transaction all the same.
         client.set_transaction_status(session.status());
+        // VACUUM and ANALYZE in PostgreSQL's forms, which sqlparser reads only in part.
+        if let Some(parsed) = crate::frontend::maintenance::parse(query) {
+            let result = async {
+                let m = parsed.map_err(PgError::into_pgwire)?;
+                Self::precheck(&session, None).map_err(PgError::into_pgwire)?;
+                let in_transaction = session.mode() != TxnMode::Autocommit;
+                crate::frontend::maintenance::run(&self.cluster, &m, in_transaction)
+                    .await
+                    .map_err(PgError::into_pgwire)?;
+                Ok(vec![Response::Execution(Tag::new(m.kind.tag()))])
+            }
+            .await;
+            if result.is_err() {
+                session.fail();
+            }
+            return result;
+        }
         let statements = split(query);
         if let [(sql, stmt)] = statements.as_slice() {
             let result = self.run_simple(client, &session, sql, stmt.as_ref()).await;
@@ -1681,6 +1699,10 @@ impl ExtendedQueryHandler for SessionQueryHandler {
     {
         let session = self.session_of(client);
         let inner = Arc::clone(&self.inner);
+        let mut message = message;
+        if let std::borrow::Cow::Owned(q) = crate::copy::normalize_boolean_options(&message.query) {
+            message.query = q;
+        }
         session
             .scope(ExtendedQueryHandler::on_parse(&*inner, client, message))
             .await

@@ -537,6 +537,45 @@ impl Cluster {
         Ok(self.catalog.add_column(t.table_id, &column)?)
     }
 
+    /// Makes `columns` of `table` NOT NULL for every write that commits from now on, and
+    /// returns those that were nullable. The catalog changes first; then the table's write
+    /// gate is fenced once, which waits for the statements that read the columns before the
+    /// change to commit or fail, so a check for NULLs after this sees every row but those
+    /// the new rule refuses.
+    pub async fn require_not_null(&self, table: &str, columns: &[String]) -> Result<Vec<String>> {
+        let t = self.table(table)?;
+        let nullable: Vec<String> = t
+            .columns
+            .iter()
+            .filter(|c| columns.contains(&c.name) && !c.not_null)
+            .map(|c| c.name.clone())
+            .collect();
+        self.catalog.set_not_null(t.table_id, columns, true)?;
+        let timeout = Duration::from_millis(
+            self.setting_f64("rebalance.write_fence_timeout_ms")?
+                .unwrap_or(5000.0)
+                .max(1.0) as u64,
+        );
+        let key = gate_key(t.colocation_id, t.table_id);
+        if self.gates.fence(key, timeout).await.is_none() {
+            self.catalog.set_not_null(t.table_id, &nullable, false)?;
+            return Err(ClusterError::Conflict {
+                message: format!(
+                    "could not add the key to \"{table}\": writes to it did not finish within {} ms",
+                    timeout.as_millis()
+                ),
+            });
+        }
+        Ok(nullable)
+    }
+
+    /// Undoes [`Self::require_not_null`] for `columns`.
+    pub fn allow_null(&self, table: &str, columns: &[String]) -> Result<()> {
+        let t = self.table(table)?;
+        self.catalog.set_not_null(t.table_id, columns, false)?;
+        Ok(())
+    }
+
     /// `create_distributed_table`: hash-distributes a table, moving its existing rows.
     pub async fn create_distributed_table(
         &self,
@@ -1108,10 +1147,19 @@ impl Cluster {
     /// own short hold of the gate, and a shard group that is moving is left alone until its move
     /// ends (the table's other placements are not).
     pub async fn compact_once(&self, min_files: usize) -> Result<usize> {
+        self.compact_tables(min_files, None).await
+    }
+
+    /// [`Self::compact_once`] over the tables `only` names (every table when `None`):
+    /// `VACUUM`.
+    pub async fn compact_tables(&self, min_files: usize, only: Option<&[i64]>) -> Result<usize> {
         let mut merged = 0;
         // Taken before the catalog read: the files merged below stay until this round ends.
         let _guard = self.begin_snapshot();
         for snap in self.catalog.snapshot_all()? {
+            if only.is_some_and(|ids| !ids.contains(&snap.table.table_id)) {
+                continue;
+            }
             let key = gate_key(snap.table.colocation_id, snap.table.table_id);
             let schema = stored_schema(&snap.table.columns);
             for shard in &snap.shards {

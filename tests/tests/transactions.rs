@@ -859,39 +859,47 @@ async fn coordinator_crash_drops_uncommitted_tables() {
 }
 
 /// pgbench's own TPC-B-like script, 4 clients with retries on 40001, in the simple and the
-/// extended protocol, on pgbench's tables (made here the way `pgbench -i -s 1` makes them:
-/// its loader needs `COPY ... WITH (FREEZE ON)` and `generate_series(...) AS bid`, which Shoal
-/// does not take yet): afterwards the account, teller and branch balances and the history
-/// deltas all sum to the same.
+/// extended protocol, on the tables `pgbench -i -s 1` makes: afterwards the account, teller
+/// and branch balances and the history deltas all sum to the same.
 async fn pgbench_tpcb_keeps_the_books(target: &PsqlTarget, shoal: bool) {
     if !shoal_e2e::require_tool("pgbench") {
         return;
     }
     let client = client_of(target).await;
-    for (table, columns, key) in [
-        (
-            "pgbench_branches",
-            "bid int NOT NULL, bbalance int, filler char(88)",
-            "bid",
-        ),
-        (
-            "pgbench_tellers",
-            "tid int NOT NULL, bid int, tbalance int, filler char(84)",
-            "tid",
-        ),
-        (
-            "pgbench_accounts",
-            "aid int NOT NULL, bid int, abalance int, filler char(84)",
-            "aid",
-        ),
-        (
-            "pgbench_history",
-            "tid int, bid int, aid int NOT NULL, delta int, mtime timestamp, filler char(22)",
-            "aid",
-        ),
-    ] {
-        exec(&client, &format!("CREATE TABLE {table} ({columns})")).await;
-        if shoal {
+    // pgbench's own loader, all of its steps: drop, create, client-side COPY ... (FREEZE ON)
+    // in a transaction, VACUUM ANALYZE, ALTER TABLE ... ADD PRIMARY KEY.
+    let port = target.port.to_string();
+    let init = tokio::task::block_in_place(|| {
+        shoal_e2e::run_with_timeout(
+            std::process::Command::new("pgbench")
+                .args(["-h", &target.host, "-p", &port, "-U", &target.user])
+                .args(["-i", "-s", "1", &target.dbname]),
+            None,
+            Duration::from_secs(120),
+        )
+    });
+    let init_err = shoal_e2e::stderr_of(&init);
+    assert!(init.status.success(), "pgbench -i:\n{init_err}");
+    for step in ["vacuuming...", "creating primary keys...", "done in"] {
+        assert!(
+            init_err.contains(step),
+            "pgbench -i did not report {step:?}:\n{init_err}"
+        );
+    }
+    assert_eq!(
+        scalar(&client, "SELECT count(*) FROM pgbench_accounts").await,
+        "100000"
+    );
+    let nullable = "SELECT is_nullable FROM information_schema.columns \
+                    WHERE table_name = 'pgbench_accounts' AND column_name = 'aid'";
+    assert_eq!(scalar(&client, nullable).await, "NO");
+    if shoal {
+        for (table, key) in [
+            ("pgbench_branches", "bid"),
+            ("pgbench_tellers", "tid"),
+            ("pgbench_accounts", "aid"),
+            ("pgbench_history", "aid"),
+        ] {
             exec(
                 &client,
                 &format!("SELECT create_distributed_table('{table}', '{key}', shard_count => 8)"),
@@ -899,16 +907,12 @@ async fn pgbench_tpcb_keeps_the_books(target: &PsqlTarget, shoal: bool) {
             .await;
         }
     }
-    exec(&client, "INSERT INTO pgbench_branches (bid, bbalance) SELECT b, 0 AS bbalance FROM generate_series(1, 1) AS g(b)").await;
-    exec(&client, "INSERT INTO pgbench_tellers (tid, bid, tbalance) SELECT t, (t - 1) / 10 + 1 AS bid, 0 AS tbalance FROM generate_series(1, 10) AS g(t)").await;
-    exec(&client, "INSERT INTO pgbench_accounts (aid, bid, abalance, filler) SELECT a, (a - 1) / 100000 + 1 AS bid, 0 AS abalance, '' AS filler FROM generate_series(1, 100000) AS g(a)").await;
     let books = "SELECT (SELECT sum(abalance) FROM pgbench_accounts), \
                  (SELECT sum(tbalance) FROM pgbench_tellers), \
                  (SELECT sum(bbalance) FROM pgbench_branches), \
                  (SELECT sum(delta) FROM pgbench_history), \
                  (SELECT count(*) FROM pgbench_history)";
     for mode in ["simple", "extended"] {
-        let port = target.port.to_string();
         let out = tokio::task::block_in_place(|| {
             shoal_e2e::run_with_timeout(
                 std::process::Command::new("pgbench")
