@@ -130,7 +130,8 @@ enum Action {
     /// UPDATE or DELETE.
     Dml(Box<crate::dml::DmlStatement>),
     /// An INSERT with `DEFAULT VALUES` or `DEFAULT` among its values (filled in from the
-    /// table's defaults, then run as any INSERT), and its table.
+    /// table's defaults, then run as any INSERT), or one whose SELECT source was rewritten
+    /// (functions in FROM), and its table.
     InsertDefaults {
         insert: Box<Statement>,
         table: String,
@@ -227,6 +228,15 @@ fn column_def(table: &str, c: &sql::ColumnDef) -> Result<ColumnDef, PgError> {
 /// The columns of `CREATE TABLE`, with table-level `PRIMARY KEY (...)` making its columns
 /// NOT NULL; and whether any PRIMARY KEY or UNIQUE constraint was declared.
 fn table_columns(ct: &sql::CreateTable) -> Result<(Vec<ColumnDef>, bool), PgError> {
+    if ct.like.is_some() {
+        return Err(
+            PgError::new("0A000", "CREATE TABLE ... (LIKE ...) is not supported").with_hint(Some(
+                "Copy the columns with CREATE TABLE new AS SELECT * FROM old LIMIT 0 (NOT NULL \
+                 and defaults are not copied), or declare them."
+                    .into(),
+            )),
+        );
+    }
     let mut columns: Vec<ColumnDef> = ct
         .columns
         .iter()
@@ -584,6 +594,27 @@ fn classify(stmt: &Statement) -> Option<Action> {
             Some(Action::InsertDefaults {
                 table: object_name(name),
                 insert: Box::new(stmt.clone()),
+            })
+        }
+        // A SELECT source calling a function in FROM as PostgreSQL reads it (pgbench's
+        // server-side loader: `... FROM generate_series(1, n) AS bid`): rewritten, then run
+        // as any INSERT.
+        Statement::Insert(ins)
+            if ins.source.as_ref().is_some_and(|q| {
+                !matches!(q.body.as_ref(), SetExpr::Values(_))
+                    && crate::query::pg_from_functions::rewrite(&mut q.as_ref().clone())
+            }) =>
+        {
+            let sql::TableObject::TableName(name) = &ins.table else {
+                return None;
+            };
+            let mut rewritten = ins.clone();
+            if let Some(q) = rewritten.source.as_mut() {
+                crate::query::pg_from_functions::rewrite(q);
+            }
+            Some(Action::InsertDefaults {
+                table: object_name(name),
+                insert: Box::new(Statement::Insert(rewritten)),
             })
         }
         Statement::CreateView(v) => {

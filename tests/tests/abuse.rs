@@ -710,7 +710,7 @@ async fn sigterm_stops_a_busy_coordinator() {
     let mut cluster = Cluster::start(1).await;
     let runaway =
         "SELECT count(*) FROM generate_series(1, 200000) a, generate_series(1, 200000) b \
-                   WHERE a.value + b.value = -1";
+                   WHERE a.a + b.b = -1";
     let port = cluster.port();
     let idle = tokio::task::spawn_blocking(move || {
         let mut c = raw_wire::Conn::ready(port, "shoal", "shoal");

@@ -2854,6 +2854,7 @@ impl<S: ContextProvider> SqlToRel<'_, S> {
         //
         // If value_indices[i] = None, it means that the value of the i-th target table's column is
         // not provided, and should be filled with a default value later.
+        let all_columns = columns.is_empty();
         let (fields, value_indices) = if columns.is_empty() {
             // Empty means we're inserting into all columns of the table
             (
@@ -2931,13 +2932,41 @@ impl<S: ContextProvider> SqlToRel<'_, S> {
         // own source; a VALUES inside a SELECT source (a derived table, a CTE) has columns of
         // its own, which SQLAlchemy's `INSERT ... SELECT p0 FROM (VALUES (...)) AS
         // imp_sen(p0, sen_counter)` relies on.
-        if matches!(source.body.as_ref(), SetExpr::Values(_)) {
+        if let SetExpr::Values(values) = source.body.as_ref() {
+            // Shoal patch: without a column list, a VALUES list of fewer columns is typed by
+            // the table's first columns.
+            let width = values.rows.first().map_or(fields.len(), |r| r.content.len());
+            if all_columns && width > fields.len() {
+                plan_err!("INSERT has more expressions than target columns")?;
+            }
+            let typed: Fields = if all_columns {
+                fields.iter().take(width).cloned().collect()
+            } else {
+                fields.clone()
+            };
             planner_context.set_table_schema(Some(DFSchemaRef::new(
-                DFSchema::from_unqualified_fields(fields.clone(), Default::default())?,
+                DFSchema::from_unqualified_fields(typed, Default::default())?,
             )));
         }
         let source = self.query_to_plan(*source, &mut planner_context)?;
-        if fields.len() != source.schema().fields().len() {
+        // Shoal patch: without a column list, PostgreSQL fills the table's first columns
+        // from a source with fewer and gives the rest their defaults
+        // (`INSERT INTO t VALUES (1)` into a table of two columns).
+        let source_width = source.schema().fields().len();
+        let (fields, value_indices) = if all_columns && source_width < fields.len() {
+            (
+                fields.iter().take(source_width).cloned().collect::<Fields>(),
+                (0..value_indices.len())
+                    .map(|i| (i < source_width).then_some(i))
+                    .collect::<Vec<_>>(),
+            )
+        } else {
+            (fields, value_indices)
+        };
+        if fields.len() < source_width {
+            plan_err!("INSERT has more expressions than target columns")?;
+        }
+        if fields.len() != source_width {
             plan_err!("Column count doesn't match insert query!")?;
         }
 
