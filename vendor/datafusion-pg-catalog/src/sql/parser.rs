@@ -17,6 +17,7 @@ use super::rules::PrependUnqualifiedPgTableName;
 use super::rules::RemoveSubqueryFromProjection;
 use super::rules::ResolveUnqualifiedIdentifier;
 use super::rules::RewriteArrayAnyAllOperation;
+use super::rules::RewriteArraySubquery;
 use super::rules::RewriteGenerateSubscripts;
 use super::rules::RewritePgExpandarray;
 use super::rules::RewritePgCatalogOperator;
@@ -310,6 +311,9 @@ impl PostgresCompatibilityParser {
             // values BEFORE RemoveSubqueryFromProjection runs, so the
             // emitted scalar subqueries it produces get its LIMIT 1 stamp.
             Arc::new(RewriteRegCastToSubquery::new()),
+            // Shoal patch: before RemoveSubqueryFromProjection, which keeps the aggregated
+            // subqueries it makes.
+            Arc::new(RewriteArraySubquery),
             Arc::new(RemoveSubqueryFromProjection),
             Arc::new(FixVersionColumnName),
             Arc::new(RewriteGenerateSubscripts),

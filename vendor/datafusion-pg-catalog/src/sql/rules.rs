@@ -1233,6 +1233,7 @@ fn aggregated_subquery(subquery: &Query) -> bool {
             matches!(
                 p.to_string().to_ascii_lowercase().as_str(),
                 "max" | "min" | "count" | "sum" | "avg" | "bool_or" | "bool_and" | "every"
+                    | "array_agg"
             )
         }))
 }
@@ -2107,5 +2108,93 @@ mod tests {
         assert_rewrite!(&rules, "SELECT 'x'::regrole", "SELECT 'x'::regrole");
         // A numeric operand cast to a non-oid type is left alone.
         assert_rewrite!(&rules, "SELECT '1'::int4", "SELECT '1'::INT4");
+    }
+}
+
+/// Shoal patch: PostgreSQL's array constructor over a subquery, `ARRAY(SELECT x FROM ...
+/// [ORDER BY ...])` (psql's `\du` and `\d+`), as `coalesce((SELECT array_agg(x ORDER BY
+/// ...) FROM ...), make_array())`: DataFusion has no `array` function, and decorrelates an
+/// aggregated scalar subquery. An empty result is an empty array, as in PostgreSQL.
+#[derive(Debug)]
+pub struct RewriteArraySubquery;
+
+struct RewriteArraySubqueryVisitor;
+
+impl VisitorMut for RewriteArraySubqueryVisitor {
+    type Break = ();
+
+    /// A bare `ARRAY(...)` select item keeps PostgreSQL's column name, `array`.
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<Self::Break> {
+        if let SetExpr::Select(select) = query.body.as_mut() {
+            for item in &mut select.projection {
+                if let SelectItem::UnnamedExpr(e @ Expr::Function(_)) = item {
+                    let is_array = matches!(e, Expr::Function(f)
+                        if matches!(f.args, FunctionArguments::Subquery(_))
+                            && matches!(f.name.0.as_slice(), [ObjectNamePart::Identifier(i)]
+                                if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("array")));
+                    if is_array {
+                        *item = SelectItem::ExprWithAlias {
+                            expr: e.clone(),
+                            alias: Ident::new("array"),
+                        };
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Self::Break> {
+        let Expr::Function(f) = expr else {
+            return ControlFlow::Continue(());
+        };
+        let named_array = matches!(f.name.0.as_slice(),
+            [ObjectNamePart::Identifier(i)] if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("array"));
+        let FunctionArguments::Subquery(query) = &f.args else {
+            return ControlFlow::Continue(());
+        };
+        if !named_array || query.limit_clause.is_some() || query.fetch.is_some() {
+            return ControlFlow::Continue(());
+        }
+        let mut query = query.as_ref().clone();
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        let [item] = select.projection.as_slice() else {
+            return ControlFlow::Continue(());
+        };
+        let value = match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
+            _ => return ControlFlow::Continue(()),
+        };
+        let mut clauses = vec![];
+        if let Some(order_by) = query.order_by.take() {
+            match order_by.kind {
+                OrderByKind::Expressions(exprs) => clauses.push(
+                    datafusion::sql::sqlparser::ast::FunctionArgumentClause::OrderBy(exprs),
+                ),
+                OrderByKind::All(_) => return ControlFlow::Continue(()),
+            }
+        }
+        let mut agg = call("array_agg", vec![value]);
+        if let Expr::Function(Function {
+            args: FunctionArguments::List(list),
+            ..
+        }) = &mut agg
+        {
+            list.clauses = clauses;
+        }
+        select.projection = vec![SelectItem::UnnamedExpr(agg)];
+        // `make_array()`: an empty array that takes the aggregate's element type.
+        let empty = call("make_array", vec![]);
+        *expr = call("coalesce", vec![Expr::Subquery(Box::new(query)), empty]);
+        ControlFlow::Continue(())
+    }
+}
+
+impl SqlStatementRewriteRule for RewriteArraySubquery {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        let _ = s.visit(&mut RewriteArraySubqueryVisitor);
+        s
     }
 }
