@@ -3,7 +3,9 @@
 //! - 1000 single-row INSERTs in one transaction (BEGIN, 1000 x INSERT, COMMIT), the way an
 //!   application's loop of inserts runs;
 //! - pgbench's built-in TPC-B-like script, scale 1, 4 clients, with `--max-tries` retrying
-//!   40001, on pgbench's tables (made the way `pgbench -i` makes them; distributed on Shoal).
+//!   40001, on pgbench's tables (made the way `pgbench -i` makes them; distributed on Shoal);
+//! - pgbench's built-in select-only script (`-S`, a point SELECT by `aid`, the distribution
+//!   column) with prepared statements (`-M prepared`), 4 clients.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -124,6 +126,45 @@ async fn pgbench_tps(
     Ok((tps, retried_share))
 }
 
+/// pgbench's select-only script (`-S`: one point SELECT by primary key per transaction)
+/// with prepared statements, 4 clients, against `port` for `secs`: its tps.
+fn point_select_tps(
+    pgbench: &Path,
+    port: u16,
+    user: &str,
+    dbname: &str,
+    secs: u64,
+) -> Result<f64, ServerError> {
+    let out = Command::new(pgbench)
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", user])
+        .args(["-n", "-S", "-c", "4", "-j", "2", "-T", &secs.to_string()])
+        .args(["-M", "prepared", dbname])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        return Err(err(format!(
+            "pgbench -S failed: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    let failed = text
+        .lines()
+        .find_map(|l| l.strip_prefix("number of failed transactions: "))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    if failed > 0 {
+        return Err(err(format!(
+            "pgbench -S: {failed} transactions failed: {text}"
+        )));
+    }
+    text.lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| err(format!("no tps in pgbench output: {text}")))
+}
+
 async fn setup(client: &tokio_postgres::Client, shoal: bool) -> Result<(), ServerError> {
     client
         .batch_execute("CREATE TABLE tx_rows (id bigint NOT NULL, name text)")
@@ -152,6 +193,14 @@ async fn setup(client: &tokio_postgres::Client, shoal: bool) -> Result<(), Serve
     for sql in LOAD {
         client.batch_execute(sql).await.map_err(err)?;
     }
+    // The keys `pgbench -i` declares: PostgreSQL's point SELECTs use their indexes (Shoal
+    // keeps none; it routes a SELECT by the distribution column to one shard).
+    for (table, _, key) in &TABLES[..3] {
+        client
+            .batch_execute(&format!("ALTER TABLE {table} ADD PRIMARY KEY ({key})"))
+            .await
+            .map_err(err)?;
+    }
     Ok(())
 }
 
@@ -178,6 +227,7 @@ pub async fn run(
     let shoal_inserts = thousand_inserts(&shoal, 5).await?;
     let (shoal_tps, shoal_retried) =
         pgbench_tps(&pgbench, &shoal, cport, "shoal", "shoal", secs).await?;
+    let shoal_select = point_select_tps(&pgbench, cport, "shoal", "shoal", secs)?;
     drop(shoal);
     drop(procs);
 
@@ -187,6 +237,7 @@ pub async fn run(
     let pg_inserts = thousand_inserts(&pgc, 5).await?;
     let (pg_tps, pg_retried) =
         pgbench_tps(&pgbench, &pgc, pg.port, "postgres", "postgres", secs).await?;
+    let pg_select = point_select_tps(&pgbench, pg.port, "postgres", "postgres", secs)?;
     drop(pgc);
     drop(pg);
 
@@ -205,6 +256,10 @@ pub async fn run(
         shoal_retried * 100.0,
         pg_retried * 100.0,
         shoal_tps / pg_tps
+    );
+    println!(
+        "| pgbench select-only, point SELECT by key, -M prepared (tps) | {shoal_select:.1} | {pg_select:.1} | {:.3}x | - |",
+        shoal_select / pg_select
     );
     if !keep {
         let _ = std::fs::remove_dir_all(&root);
