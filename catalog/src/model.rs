@@ -76,6 +76,18 @@ pub enum ColumnDefault {
     Serial { sequence: String },
 }
 
+impl ColumnDefault {
+    /// The default as PostgreSQL's `pg_get_expr` prints it (`\d`, `pg_attrdef`,
+    /// `information_schema.columns.column_default`): a serial column's
+    /// `nextval('t_id_seq'::regclass)`, else the expression as declared.
+    pub fn pg_expr(&self) -> String {
+        match self {
+            ColumnDefault::Serial { sequence } => format!("nextval('{sequence}'::regclass)"),
+            ColumnDefault::Expr(e) => e.clone(),
+        }
+    }
+}
+
 impl ColumnDef {
     /// A new column whose files will name it as the user does.
     pub fn new(name: impl Into<String>, sql_type: SqlType, not_null: bool) -> ColumnDef {

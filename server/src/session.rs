@@ -1004,6 +1004,37 @@ fn split(query: &str) -> Vec<(String, Option<Statement>)> {
     }
 }
 
+/// `MOVE ...` as the `FETCH ...` that reads the same rows (`None`: another statement).
+fn move_as_fetch(query: &str) -> Option<String> {
+    let trimmed = query.trim_start();
+    let keyword = trimmed.get(..4)?;
+    let rest = &trimmed[4..];
+    if !keyword.eq_ignore_ascii_case("move")
+        || !rest.starts_with(|c: char| c.is_whitespace() || c == ';')
+    {
+        return None;
+    }
+    let words: Vec<&str> = rest
+        .trim()
+        .trim_end_matches(';')
+        .split_whitespace()
+        .collect();
+    if words
+        .iter()
+        .any(|w| w.eq_ignore_ascii_case("from") || w.eq_ignore_ascii_case("in"))
+    {
+        return Some(format!("FETCH{rest}"));
+    }
+    // `MOVE [direction] name`: sqlparser reads FETCH's cursor only after FROM or IN.
+    let (name, direction) = words.split_last()?;
+    let direction = if direction.is_empty() {
+        "NEXT".to_string()
+    } else {
+        direction.join(" ")
+    };
+    Some(format!("FETCH {direction} FROM {name}"))
+}
+
 /// What `rewrite` makes of an error, as the client will see it.
 fn error_info(mut e: PgWireError) -> ErrorInfo {
     errors::rewrite(&mut e);
@@ -1590,6 +1621,41 @@ impl SessionQueryHandler {
         session.sync(client.transaction_status());
         // The session decides: a COMMIT that failed has ended its transaction all the same.
         client.set_transaction_status(session.status());
+        // MOVE (which sqlparser does not read) is a FETCH whose rows are counted, not sent.
+        if let Some(fetch) = move_as_fetch(query) {
+            let result = async {
+                let statements = split(&fetch);
+                let [(sql, stmt)] = statements.as_slice() else {
+                    return Err(PgError::new("42601", "syntax error in MOVE").into_pgwire());
+                };
+                if !matches!(stmt, Some(Statement::Fetch { .. })) {
+                    return Err(PgError::new("42601", "syntax error in MOVE").into_pgwire());
+                }
+                let responses = self
+                    .run_simple(client, &session, sql, stmt.as_ref())
+                    .await?;
+                let mut out = Vec::with_capacity(responses.len());
+                for r in responses {
+                    out.push(match r {
+                        Response::Query(mut q) => {
+                            let mut moved = 0;
+                            while let Some(row) = q.data_rows.next().await {
+                                row?;
+                                moved += 1;
+                            }
+                            Response::Execution(Tag::new("MOVE").with_rows(moved))
+                        }
+                        other => other,
+                    });
+                }
+                Ok(out)
+            }
+            .await;
+            if result.is_err() {
+                session.fail();
+            }
+            return result;
+        }
         // VACUUM and ANALYZE in PostgreSQL's forms, which sqlparser reads only in part.
         if let Some(parsed) = crate::frontend::maintenance::parse(query) {
             let result = async {

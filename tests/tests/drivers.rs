@@ -302,8 +302,8 @@ on_shoal_and_postgresql!(
 );
 
 /// SQLAlchemy's reflection, as `Table(autoload_with=...)`, Alembic and pandas
-/// `if_exists="replace"` use it: columns with their types, NOT NULL and type modifiers; keys,
-/// indexes and constraints (none here).
+/// `if_exists="replace"` use it: columns with their types, NOT NULL, type modifiers and
+/// defaults (a serial column is autoincrement); keys, indexes and constraints (none here).
 async fn sqlalchemy_reflection(target: &PsqlTarget, _shoal: bool) {
     let Some(out) = run_python(
         "sqlalchemy",
@@ -334,8 +334,13 @@ print("to_sql", df.to_sql("rf_frame", engine, index=False))
 print("replace", df.head(1).to_sql("rf_frame", engine, index=False, if_exists="replace"))
 print("frame", pd.read_sql("SELECT * FROM rf_frame", engine).to_dict("records"))
 with engine.begin() as c:
+    c.execute(sa.text("CREATE TABLE rf_defaults (id serial, n int DEFAULT 0, at timestamptz DEFAULT now())"))
+for col in sa.inspect(engine).get_columns("rf_defaults"):
+    print("default", col["name"], col["default"], col["autoincrement"])
+with engine.begin() as c:
     c.execute(sa.text("DROP TABLE rf_items"))
     c.execute(sa.text("DROP TABLE rf_frame"))
+    c.execute(sa.text("DROP TABLE rf_defaults"))
 "#,
         target,
     ) else {
@@ -363,7 +368,10 @@ with engine.begin() as c:
          ('day', 'DATE', True), ('n', 'INTEGER', False)]\n\
          to_sql -1\n\
          replace -1\n\
-         frame [{'id': 1, 'label': 'a'}]\n"
+         frame [{'id': 1, 'label': 'a'}]\n\
+         default id nextval('rf_defaults_id_seq'::regclass) True\n\
+         default n 0 False\n\
+         default at now() False\n"
     );
 }
 
@@ -375,15 +383,17 @@ on_shoal_and_postgresql!(
     sqlalchemy_reflection
 );
 
-/// psql's `\d` of a table shows the types, modifiers and NOT NULL that were declared
-/// (`float(p)` is real up to 24 bits).
+/// psql's `\d` of a table shows the types, modifiers, NOT NULL and defaults that were
+/// declared (`float(p)` is real up to 24 bits); `\df` and `\du` run.
 async fn psql_describes_declared_columns(target: &PsqlTarget, _shoal: bool) {
     target.ok(
         "CREATE TABLE described (id bigint NOT NULL, code varchar(20), price numeric(10,2), \
          note text, n integer NOT NULL, at timestamp with time zone, r float(24), \
-         d float(53), f float)",
+         d float(53), f float, qty integer DEFAULT 0, s serial)",
     );
     let out = target.ok("\\d described");
+    assert_eq!(target.ok("\\df"), "", "no functions of one's own");
+    target.ok("\\du");
     target.ok("DROP TABLE described");
     assert_eq!(
         out,
@@ -395,7 +405,9 @@ async fn psql_describes_declared_columns(target: &PsqlTarget, _shoal: bool) {
          at|timestamp with time zone|||\n\
          r|real|||\n\
          d|double precision|||\n\
-         f|double precision|||\n"
+         f|double precision|||\n\
+         qty|integer|||0\n\
+         s|integer||not null|nextval('described_s_seq'::regclass)\n"
     );
 }
 

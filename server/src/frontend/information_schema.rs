@@ -504,7 +504,7 @@ impl InformationSchemaView {
                                     ColumnInfo {
                                         name: c.name.clone(),
                                         not_null,
-                                        default: c.default.as_ref().map(default_text),
+                                        default: c.default.as_ref().map(ColumnDefault::pg_expr),
                                         ty: PgType::of(oid, &arrow, typmod),
                                     }
                                 })
@@ -557,15 +557,6 @@ impl InformationSchemaView {
             }
         }
         Ok(out)
-    }
-}
-
-/// A column default as PostgreSQL's `pg_get_expr` prints it: a serial column's
-/// `nextval('t_id_seq'::regclass)`, else the expression as declared.
-fn default_text(d: &ColumnDefault) -> String {
-    match d {
-        ColumnDefault::Serial { sequence } => format!("nextval('{sequence}'::regclass)"),
-        ColumnDefault::Expr(e) => e.clone(),
     }
 }
 

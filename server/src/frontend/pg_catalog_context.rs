@@ -1,5 +1,5 @@
 //! What Shoal tells datafusion-pg-catalog's `pg_catalog` tables beyond the Arrow schemas of
-//! its tables, read from the catalog: each column's NOT NULL, PostgreSQL type and type
+//! its tables, read from the catalog: each column's NOT NULL, default, PostgreSQL type and type
 //! modifier (psql's `\d`, SQLAlchemy's and pgjdbc's column reflection), and each table's rows
 //! and bytes (`pg_class.reltuples`, `pg_table_size`, psql's `\dt+`).
 
@@ -10,6 +10,7 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::{
     ColumnAttributes, ColumnAttributesSource, PgCatalogContextProvider, RelationStats,
     RelationStatsSource,
 };
+use shoal_catalog::ColumnDefault;
 use shoal_sql_functions::Cluster;
 
 #[derive(Clone, Debug)]
@@ -80,6 +81,7 @@ impl ColumnAttributesSource for DeclaredTables {
                         not_null,
                         type_oid,
                         typmod,
+                        default_expr: c.default.as_ref().map(ColumnDefault::pg_expr),
                     }
                 })
                 .collect(),

@@ -1,6 +1,6 @@
 //! pg_catalog functions that drivers and tools call while they introspect, answered from what
 //! Shoal is: `pg_typeof`, `obj_description` and the other comment functions (NULL: Shoal keeps no
-//! comments), `length` (of bytea too), `to_regtype` (PostgreSQL's built-in types; Shoal has no others), `pg_size_pretty`
+//! comments), `pg_get_function_result` / `_arguments` (NULL: Shoal defines no functions), `length` (of bytea too), `to_regtype` (PostgreSQL's built-in types; Shoal has no others), `pg_size_pretty`
 //! (PostgreSQL's units and rounding), and `pg_type_is_visible` / `pg_function_is_visible` (every type and function
 //! Shoal has lives in `pg_catalog`, which is always on the search path).
 
@@ -225,6 +225,11 @@ fn udfs() -> Vec<ScalarUDF> {
         no_comment("obj_description", &[1, 2]),
         no_comment("col_description", &[2]),
         no_comment("shobj_description", &[2]),
+        // A function's signature as text (psql's \df): Shoal defines no functions of its
+        // own, so none is listed there; a built-in's answers NULL, as an unknown oid does.
+        no_comment("pg_get_function_result", &[1]),
+        no_comment("pg_get_function_arguments", &[1]),
+        no_comment("pg_get_function_identity_arguments", &[1]),
     ]
 }
 

@@ -35,6 +35,7 @@ pub mod generate_series_arg_coercion;
 pub mod has_privilege_udf;
 pub mod oid_field;
 pub mod oid_type_planner;
+pub mod pg_attrdef;
 pub mod pg_attribute;
 pub mod pg_class;
 pub mod pg_database;
@@ -332,7 +333,16 @@ impl<C: CatalogInfo, P: PgCatalogContextProvider> PgCatalogSchemaProvider<C, P> 
                 Ok(Some(self.static_tables.pg_ts_template.clone().into()))
             }
             PG_CATALOG_TABLE_PG_TYPE => Ok(Some(self.static_tables.pg_type.clone().into())),
-            PG_CATALOG_TABLE_PG_ATTRDEF => Ok(Some(self.static_tables.pg_attrdef.clone().into())),
+            // Shoal patch: the declared defaults of the database's tables.
+            PG_CATALOG_TABLE_PG_ATTRDEF => {
+                let table = Arc::new(pg_attrdef::PgAttrdefTable::new(
+                    self.catalog_list.clone(),
+                    self.context_provider.column_attributes_source(),
+                    self.oid_counter.clone(),
+                    self.oid_cache.clone(),
+                ));
+                Ok(Some(PgCatalogTable::Dynamic(table)))
+            }
             PG_CATALOG_TABLE_PG_AUTH_MEMBERS => {
                 Ok(Some(self.static_tables.pg_auth_members.clone().into()))
             }

@@ -46,6 +46,8 @@ pub struct ColumnAttributes {
     pub type_oid: Option<i32>,
     /// `atttypmod`: -1, or the declared modifier (`varchar(n)`, `numeric(p,s)`).
     pub typmod: i32,
+    /// The column's default as SQL text (`pg_attrdef.adbin`, `atthasdef`).
+    pub default_expr: Option<String>,
 }
 
 /// Shoal patch: the columns of a table as its database declared them, in order.

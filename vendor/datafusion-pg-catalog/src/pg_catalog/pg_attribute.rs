@@ -177,7 +177,9 @@ impl<C: CatalogInfo> PgAttributeTable<C> {
                                     attstorages.push(storage.to_string());
                                     attcompressions.push(None); // No compression
                                     attnotnulls.push(not_null);
-                                    atthasdefs.push(false); // No default values
+                                    atthasdefs.push(
+                                        attrs.is_some_and(|a| a.default_expr.is_some()),
+                                    );
                                     atthasmissings.push(false); // No missing values
                                     attidentitys.push("".to_string()); // No identity columns
                                     attgenerateds.push("".to_string()); // No generated columns

@@ -55,10 +55,12 @@ impl ScalarUDFImpl for PgGetExprUDF {
         let expr = &args[0];
         let _oid = &args[1];
 
-        // For now, always return true (full access for current user)
+        // Shoal patch: an expression is stored as its SQL text (`pg_attrdef.adbin`), which
+        // is what it deparses to; NULL stays NULL. (Upstream answered '' for everything.)
+        let exprs = datafusion::common::cast::as_string_array(expr)?;
         let mut builder = StringBuilder::new();
-        for _ in 0..expr.len() {
-            builder.append_value("");
+        for value in exprs.iter() {
+            builder.append_option(value);
         }
 
         let array: ArrayRef = Arc::new(builder.finish());

@@ -1161,7 +1161,20 @@ impl VisitorMut for RemoveSubqueryFromProjectionVisitor {
                         if let Expr::Subquery(subquery) = expr {
                             if self.has_correlation(subquery) {
                                 if !aggregated_subquery(subquery) {
-                                    *expr = null_keeping_placeholders(subquery);
+                                    // The column keeps the name PostgreSQL gives it: the
+                                    // subquery's value's.
+                                    let name = subquery_output_name(subquery);
+                                    match aggregate_lookup(subquery) {
+                                        Some(lookup) => match name {
+                                            Some(alias) => {
+                                                *projection =
+                                                    SelectItem::ExprWithAlias { expr: lookup, alias };
+                                                continue;
+                                            }
+                                            None => *expr = lookup,
+                                        },
+                                        None => *expr = null_keeping_placeholders(subquery),
+                                    }
                                 }
                             } else if !self.has_limit(subquery) {
                                 subquery.limit_clause = Some(LimitClause::LimitOffset {
@@ -1178,7 +1191,8 @@ impl VisitorMut for RemoveSubqueryFromProjectionVisitor {
                         if let Expr::Subquery(subquery) = expr {
                             if self.has_correlation(subquery) {
                                 if !aggregated_subquery(subquery) {
-                                    *expr = null_keeping_placeholders(subquery);
+                                    *expr = aggregate_lookup(subquery)
+                                        .unwrap_or_else(|| null_keeping_placeholders(subquery));
                                 }
                             } else if !self.has_limit(subquery) {
                                 subquery.limit_clause = Some(LimitClause::LimitOffset {
@@ -1236,6 +1250,205 @@ fn aggregated_subquery(subquery: &Query) -> bool {
                     | "array_agg"
             )
         }))
+}
+
+/// Shoal patch: a correlated scalar subquery that selects one plain value and no GROUP BY
+/// (psql's and SQLAlchemy's `(SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d
+/// WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.atthasdef)`) as an expression
+/// DataFusion decorrelates: the value read through `max(...)` (such look-ups by key find at
+/// most one row, whose value `max` is), named as the value was, and the conditions on the
+/// outer row alone (`a.atthasdef`) moved out into `CASE WHEN ... THEN (subquery) END`.
+/// `None` for another shape, or a correlated condition other than an equality.
+fn aggregate_lookup(subquery: &Query) -> Option<Expr> {
+    if subquery.limit_clause.is_some() || subquery.fetch.is_some() || subquery.order_by.is_some() {
+        return None;
+    }
+    let mut subquery = subquery.clone();
+    let SetExpr::Select(select) = subquery.body.as_mut() else {
+        return None;
+    };
+    let grouped = !matches!(
+        &select.group_by,
+        datafusion::logical_expr::sqlparser::ast::GroupByExpr::Expressions(e, _) if e.is_empty()
+    );
+    if grouped || select.distinct.is_some() || select.having.is_some() {
+        return None;
+    }
+    let mut inner = HashSet::new();
+    for twj in &select.from {
+        RemoveSubqueryFromProjectionVisitor::collect_table_aliases_from_table_factor(
+            &twj.relation,
+            &mut inner,
+        );
+        if let TableFactor::Table { name, alias: None, .. } = &twj.relation {
+            if let Some(last) = name.0.last() {
+                inner.insert(last.to_string());
+            }
+        }
+        for join in &twj.joins {
+            RemoveSubqueryFromProjectionVisitor::collect_table_aliases_from_table_factor(
+                &join.relation,
+                &mut inner,
+            );
+            if let TableFactor::Table { name, alias: None, .. } = &join.relation {
+                if let Some(last) = name.0.last() {
+                    inner.insert(last.to_string());
+                }
+            }
+        }
+    }
+    let [item] = select.projection.as_slice() else {
+        return None;
+    };
+    let (value, name) = match item {
+        SelectItem::UnnamedExpr(e) => (e.clone(), implicit_name(e)),
+        SelectItem::ExprWithAlias { expr, alias } => (expr.clone(), Some(alias.clone())),
+        _ => return None,
+    };
+    // A set-returning or array value has no max.
+    if matches!(&value, Expr::Function(f) if f.name.0.last().is_some_and(|p| {
+        matches!(
+            p.to_string().to_ascii_lowercase().as_str(),
+            "unnest" | "generate_series" | "array_agg" | "string_to_array"
+        )
+    })) {
+        return None;
+    }
+    // Sort the WHERE's conjuncts: on the outer row alone (moved out), on the inner rows or
+    // equalities between the two (kept), other correlated conditions (no rewrite).
+    let mut kept = Vec::new();
+    let mut outer_only = Vec::new();
+    if let Some(selection) = select.selection.take() {
+        for c in conjuncts(selection) {
+            let (uses_inner, uses_outer) = references(&c, &inner);
+            match (uses_inner, uses_outer) {
+                (_, false) => kept.push(c),
+                (false, true) => outer_only.push(c),
+                (true, true) => {
+                    if matches!(&c, Expr::BinaryOp { op: BinaryOperator::Eq, .. }) {
+                        kept.push(c);
+                    } else {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+    select.selection = kept.into_iter().reduce(|a, b| Expr::BinaryOp {
+        left: Box::new(a),
+        op: BinaryOperator::And,
+        right: Box::new(b),
+    });
+    let max = call("max", vec![value]);
+    select.projection = vec![match name {
+        Some(alias) => SelectItem::ExprWithAlias { expr: max, alias },
+        None => SelectItem::UnnamedExpr(max),
+    }];
+    let lookup = Expr::Subquery(Box::new(subquery));
+    let Some(guard) = outer_only.into_iter().reduce(|a, b| Expr::BinaryOp {
+        left: Box::new(a),
+        op: BinaryOperator::And,
+        right: Box::new(b),
+    }) else {
+        return Some(lookup);
+    };
+    Some(Expr::Case {
+        case_token: datafusion::logical_expr::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+        end_token: datafusion::logical_expr::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+        operand: None,
+        conditions: vec![datafusion::logical_expr::sqlparser::ast::CaseWhen {
+            condition: guard,
+            result: lookup,
+        }],
+        else_result: None,
+    })
+}
+
+/// Whether a scalar subquery selects a column or `pg_get_expr(...)`: a look-up whose
+/// function Shoal has.
+fn plain_lookup(subquery: &Query) -> bool {
+    let SetExpr::Select(select) = subquery.body.as_ref() else {
+        return false;
+    };
+    let value = match select.projection.as_slice() {
+        [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => e,
+        _ => return false,
+    };
+    match value {
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => true,
+        Expr::Function(f) => f
+            .name
+            .0
+            .last()
+            .is_some_and(|p| p.to_string().eq_ignore_ascii_case("pg_get_expr")),
+        _ => false,
+    }
+}
+
+/// The name of a scalar subquery's one column, which PostgreSQL gives the subquery.
+fn subquery_output_name(subquery: &Query) -> Option<Ident> {
+    let SetExpr::Select(select) = subquery.body.as_ref() else {
+        return None;
+    };
+    match select.projection.as_slice() {
+        [SelectItem::UnnamedExpr(e)] => implicit_name(e),
+        [SelectItem::ExprWithAlias { alias, .. }] => Some(alias.clone()),
+        _ => None,
+    }
+}
+
+/// The name PostgreSQL gives an unaliased select item that is a column or a function call.
+fn implicit_name(e: &Expr) -> Option<Ident> {
+    match e {
+        Expr::Identifier(i) => Some(i.clone()),
+        Expr::CompoundIdentifier(parts) => parts.last().cloned(),
+        Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident().cloned()),
+        _ => None,
+    }
+}
+
+fn conjuncts(e: Expr) -> Vec<Expr> {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            let mut v = conjuncts(*left);
+            v.extend(conjuncts(*right));
+            v
+        }
+        Expr::Nested(inner) if matches!(inner.as_ref(), Expr::BinaryOp { op: BinaryOperator::And, .. }) => {
+            conjuncts(*inner)
+        }
+        other => vec![other],
+    }
+}
+
+/// Whether `e` reads columns of the subquery's own tables (`inner`: their aliases, or names
+/// when unaliased; an unqualified column is taken as theirs), and whether it reads the outer query's.
+fn references(e: &Expr, inner: &HashSet<String>) -> (bool, bool) {
+    let mut uses = (false, false);
+    let _ = datafusion::logical_expr::sqlparser::ast::visit_expressions(e, |x| {
+        match x {
+            Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                // `t.c` or `schema.t.c`: the table is the part before the column.
+                if inner.contains(&parts[parts.len() - 2].value) {
+                    uses.0 = true;
+                } else {
+                    uses.1 = true;
+                }
+            }
+            Expr::Identifier(_) => uses.0 = true,
+            Expr::Value(ValueWithSpan {
+                value: Value::Placeholder(_),
+                ..
+            }) => uses.1 = true,
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    uses
 }
 
 /// Shoal patch: the NULL a removed subquery becomes, still naming the subquery's bind
@@ -1308,10 +1521,17 @@ impl VisitorMut for NestedCorrelatedSubqueryToNull {
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Self::Break> {
         if self.depth == 0 {
             if let Expr::Subquery(subquery) = expr {
+                // Deeper in a select item (in a CASE), a look-up of a column or a default
+                // (SQLAlchemy's `CASE WHEN atthasdef THEN (SELECT pg_get_expr(...) ...)`) is
+                // read through `max` too; others (SQLAlchemy's identity options, built with
+                // functions DataFusion lacks) stay NULL.
                 if RemoveSubqueryFromProjectionVisitor.has_correlation(subquery)
                     && !aggregated_subquery(subquery)
                 {
-                    *expr = null_keeping_placeholders(subquery);
+                    *expr = plain_lookup(subquery)
+                        .then(|| aggregate_lookup(subquery))
+                        .flatten()
+                        .unwrap_or_else(|| null_keeping_placeholders(subquery));
                 }
             }
         }
