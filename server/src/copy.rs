@@ -609,6 +609,8 @@ fn parse_stream(
         end: InputEnd,
         /// The newline that finishes a last line without one has been fed.
         end_fed: bool,
+        /// The chunk in `pending` began at the start of a line.
+        at_line_start: bool,
     }
     let header_lines = usize::from(options.header);
     let state = State {
@@ -620,6 +622,7 @@ fn parse_stream(
         marker: marker.take(),
         end: InputEnd::new(&options),
         end_fed: false,
+        at_line_start: true,
     };
     let stream = futures::stream::try_unfold(state, move |mut st| {
         let input_schema = Arc::clone(&input_schema);
@@ -647,6 +650,9 @@ fn parse_stream(
                 if st.pending.is_empty() {
                     match st.rx.recv().await {
                         Some(chunk) => {
+                            // A chunk may begin mid-line: `\.` is the end-of-data line only
+                            // at the start of one (`\N\t\` + `\.\n` is a value `\.`).
+                            st.at_line_start = st.end.last.is_none_or(|b| b == b'\n');
                             st.end.observe(&chunk);
                             // The end-of-data line `\.` may close a chunk of rows as well
                             // as come alone (psql sends both ways).
@@ -680,7 +686,7 @@ fn parse_stream(
                             };
                         }
                     }
-                    if text_mode && st.pending.as_ref() == b"\\.\n" {
+                    if text_mode && st.at_line_start && st.pending.as_ref() == b"\\.\n" {
                         st.pending = Bytes::new();
                         continue;
                     }

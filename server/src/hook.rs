@@ -795,14 +795,7 @@ impl ShoalHook {
                         }
                     }
                 }
-                notice(
-                    client,
-                    "NOTICE",
-                    "PRIMARY KEY and UNIQUE constraints are not enforced: Shoal keeps no \
-                     indexes, so duplicate keys are stored as written (their columns are \
-                     NOT NULL)",
-                )
-                .await?;
+                notice(client, "NOTICE", KEYS_NOT_ENFORCED).await?;
                 tag("ALTER TABLE")
             }
             Action::Maintenance(m) => {
@@ -917,14 +910,7 @@ impl ShoalHook {
                 }
                 create_table(cluster, &name, columns)?;
                 if declares_key {
-                    notice(
-                        client,
-                        "NOTICE",
-                        "PRIMARY KEY and UNIQUE constraints are not enforced: Shoal keeps no \
-                         indexes, so duplicate keys are stored as written (their columns are \
-                         NOT NULL)",
-                    )
-                    .await?;
+                    notice(client, "NOTICE", KEYS_NOT_ENFORCED).await?;
                 }
                 tag("CREATE TABLE")
             }
@@ -1420,6 +1406,10 @@ impl ShoalHook {
         }
     }
 }
+
+/// The NOTICE a declared PRIMARY KEY or UNIQUE constraint gets.
+const KEYS_NOT_ENFORCED: &str = "PRIMARY KEY and UNIQUE constraints are not enforced: Shoal \
+     keeps no indexes, so duplicate keys are stored as written (their columns are NOT NULL)";
 
 /// `name` as a quoted SQL identifier.
 fn quote_ident(name: &str) -> String {
