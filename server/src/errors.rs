@@ -374,6 +374,17 @@ pub fn rewrite(error: &mut PgWireError) {
                 )
             }
         }
+        // datafusion-postgres's cursors scan forward only and say so with 42000;
+        // PostgreSQL's code for a cursor declared without SCROLL is 55000.
+        PgWireError::UserError(info)
+            if info.code == "42000" && info.message == "cursor can only scan forward" =>
+        {
+            Some(
+                PgError::new("55000", "cursor can only scan forward").with_hint(Some(
+                    "Shoal's cursors scan forward only (no SCROLL).".into(),
+                )),
+            )
+        }
         _ => None,
     };
     if let Some(m) = mapped {
