@@ -404,6 +404,36 @@ fn call_in_from(q: &sql::Query) -> Option<Action> {
     })
 }
 
+/// The query with PostgreSQL's semantics where DataFusion's differ (column names, interval
+/// arithmetic, LIKE escapes, `varchar(n)` casts, functions in FROM); `None` when nothing
+/// changed.
+pub(crate) fn rewrite_query(q: &sql::Query) -> Option<sql::Query> {
+    let named = column_names::rewrite(q);
+    let mut query = named.clone().unwrap_or_else(|| q.clone());
+    let arithmetic = crate::query::pg_interval::rewrite(&mut query);
+    let like = crate::query::pg_like::rewrite(&mut query);
+    let casts = crate::query::pg_casts::rewrite(&mut query);
+    let from_functions = crate::query::pg_from_functions::rewrite(&mut query);
+    (named.is_some() || arithmetic || like || casts || from_functions).then_some(query)
+}
+
+/// A `DECLARE ... CURSOR FOR query` with its query rewritten as [`rewrite_query`] rewrites
+/// any (datafusion-postgres plans a cursor's query itself); `None` when nothing changed.
+pub(crate) fn rewrite_declare(stmt: &Statement) -> Option<Statement> {
+    let Statement::Declare { stmts } = stmt else {
+        return None;
+    };
+    let mut changed = false;
+    let mut stmts = stmts.clone();
+    for d in &mut stmts {
+        if let Some(q) = d.for_query.as_ref().and_then(|q| rewrite_query(q)) {
+            d.for_query = Some(Box::new(q));
+            changed = true;
+        }
+    }
+    changed.then_some(Statement::Declare { stmts })
+}
+
 fn classify(stmt: &Statement) -> Option<Action> {
     if let Some(a) = settings_action(stmt) {
         return Some(a);
@@ -430,14 +460,7 @@ fn classify(stmt: &Statement) -> Option<Action> {
                     }
                 }
             }
-            let named = column_names::rewrite(q);
-            let mut query = named.clone().unwrap_or_else(|| q.as_ref().clone());
-            let arithmetic = crate::query::pg_interval::rewrite(&mut query);
-            let like = crate::query::pg_like::rewrite(&mut query);
-            let casts = crate::query::pg_casts::rewrite(&mut query);
-            let from_functions = crate::query::pg_from_functions::rewrite(&mut query);
-            (named.is_some() || arithmetic || like || casts || from_functions)
-                .then(|| Action::Query(Box::new(Statement::Query(Box::new(query)))))
+            rewrite_query(q).map(|query| Action::Query(Box::new(Statement::Query(Box::new(query)))))
         }
         Statement::Call(f) => function_call(f).map(Action::Call),
         Statement::Vacuum(_) | Statement::Analyze(_) => {

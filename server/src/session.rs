@@ -1248,6 +1248,7 @@ impl SessionQueryHandler {
             .collect();
         let bound = crate::frontend::prepared::bind_parameters(declare.clone(), &params)
             .map_err(PgError::into_pgwire)?;
+        let bound = crate::hook::rewrite_declare(&bound).unwrap_or(bound);
         let sql = bound.to_string();
         let inner = Arc::clone(&self.inner);
         let mut responses = session
@@ -1451,6 +1452,15 @@ impl SessionQueryHandler {
                 let result = self.session_statement(client, session, other);
                 session.sync_client(client).await?;
                 return Ok(vec![result?]);
+            }
+            None => (sql, stmt),
+        };
+        // A cursor's query gets the rewrites every query gets.
+        let declared;
+        let (sql, stmt) = match stmt.and_then(crate::hook::rewrite_declare) {
+            Some(d) => {
+                declared = (d.to_string(), d);
+                (declared.0.as_str(), Some(&declared.1))
             }
             None => (sql, stmt),
         };
