@@ -363,20 +363,7 @@ fn call_in_from(q: &sql::Query) -> Option<Action> {
     if !functions::returns_rows(&fname) || fname == "citus_get_active_worker_nodes" {
         return None;
     }
-    let f = sql::Function {
-        name: name.clone(),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(sql::FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args.args.clone(),
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    };
+    let f = crate::query::from_clause_call(name.clone(), args);
     let call = function_call(&f)?;
     let mut new_sel = sel.as_ref().clone();
     new_sel.from[0].relation = sql::TableFactor::Table {

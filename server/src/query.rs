@@ -13,7 +13,7 @@ pub mod statement_scope;
 
 use datafusion::sql::sqlparser::ast::{
     Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
-    ObjectName,
+    ObjectName, TableFunctionArgs,
 };
 
 /// The SQL expression `name(args...)`, for the rewrites that run before planning.
@@ -35,4 +35,23 @@ pub(crate) fn sql_call(name: &str, args: Vec<Expr>) -> Expr {
         over: None,
         within_group: vec![],
     })
+}
+
+/// A function called in FROM (`FROM f(args)`, a table factor with arguments) as the same call
+/// in an expression.
+pub(crate) fn from_clause_call(name: ObjectName, args: &TableFunctionArgs) -> Function {
+    Function {
+        name,
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args.args.clone(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    }
 }

@@ -13,8 +13,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Function, FunctionArgumentList, FunctionArguments, Ident, ObjectName, ObjectNamePart, Query,
-    Statement, TableAlias, TableAliasColumnDef, TableFactor, VisitMut, VisitorMut,
+    Ident, ObjectName, ObjectNamePart, Query, Statement, TableAlias, TableAliasColumnDef,
+    TableFactor, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -86,20 +86,10 @@ impl VisitorMut for ScalarInFrom {
             ),
             None => (Ident::new(&lower), Ident::new(&lower)),
         };
-        let call = datafusion::sql::sqlparser::ast::Expr::Function(Function {
-            name: ObjectName::from(vec![fname.clone()]),
-            uses_odbc_syntax: false,
-            parameters: FunctionArguments::None,
-            args: FunctionArguments::List(FunctionArgumentList {
-                duplicate_treatment: None,
-                args: args.args.clone(),
-                clauses: vec![],
-            }),
-            filter: None,
-            null_treatment: None,
-            over: None,
-            within_group: vec![],
-        });
+        let call = datafusion::sql::sqlparser::ast::Expr::Function(super::from_clause_call(
+            ObjectName::from(vec![fname.clone()]),
+            args,
+        ));
         // The one-row query, parsed from its text: the AST's constructors change with
         // every sqlparser release.
         let sql = format!("SELECT {call} AS {column}");
