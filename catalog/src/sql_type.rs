@@ -13,15 +13,23 @@ pub enum SqlType {
     BigInt,
     Real,
     Double,
-    Numeric { precision: u8, scale: i8 },
+    Numeric {
+        precision: u8,
+        scale: i8,
+    },
     Text,
-    Varchar { max_len: Option<u32> },
+    Varchar {
+        max_len: Option<u32>,
+    },
     Boolean,
     Date,
     Timestamp,
     TimestampTz,
     Bytea,
     Uuid,
+    /// `json`: the text as given, checked to be JSON.
+    Json,
+    /// `jsonb`: the value in PostgreSQL's jsonb text form (see `types::json` in sql-functions).
     Jsonb,
 }
 
@@ -91,7 +99,8 @@ impl SqlType {
             "timestamptz" | "timestamp with time zone" => SqlType::TimestampTz,
             "bytea" => SqlType::Bytea,
             "uuid" => SqlType::Uuid,
-            "jsonb" | "json" => SqlType::Jsonb,
+            "jsonb" => SqlType::Jsonb,
+            "json" => SqlType::Json,
             _ => {
                 return Err(CatalogError::Invalid {
                     message: format!("type \"{text}\" is not supported"),
@@ -120,6 +129,7 @@ impl fmt::Display for SqlType {
             SqlType::TimestampTz => write!(f, "timestamp with time zone"),
             SqlType::Bytea => write!(f, "bytea"),
             SqlType::Uuid => write!(f, "uuid"),
+            SqlType::Json => write!(f, "json"),
             SqlType::Jsonb => write!(f, "jsonb"),
         }
     }

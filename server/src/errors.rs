@@ -154,6 +154,11 @@ pub fn from_cluster(e: &ClusterError) -> PgError {
         ClusterError::UndefinedColumn { message } => PgError::new("42703", message),
         ClusterError::NotNull { message } => PgError::new("23502", message),
         ClusterError::ValueTooLong { message } => PgError::new("22001", message),
+        ClusterError::InvalidText {
+            sqlstate,
+            message,
+            detail,
+        } => PgError::new(sqlstate, message.clone()).with_detail(detail.clone()),
         ClusterError::BadCopyData { message } => PgError::new("22P04", message),
         ClusterError::BadCopyValue { kind, message } => PgError::new(
             match kind {

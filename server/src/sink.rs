@@ -81,10 +81,10 @@ pub async fn write_statement(
     };
     let schema = shoal_sql_functions::types::table_schema(&view.table.columns);
     let not_null = shoal_sql_functions::not_null_columns(&view.table);
-    let limits = shoal_sql_functions::length_limits(&view.table);
+    let checks = shoal_sql_functions::value_checks(&view.table);
     let mut rows = 0u64;
     while let Some(batch) = data.next().await {
-        let batch = shoal_sql_functions::check_lengths(conform(&batch?, &schema)?, &limits)?;
+        let batch = shoal_sql_functions::check_values(conform(&batch?, &schema)?, &checks)?;
         // Checked now, not when the rows are written: the error belongs to this statement.
         if let Some((column, _)) = shoal_sql_functions::first_null(&batch, &not_null) {
             return Err(ClusterError::NotNull {

@@ -57,6 +57,14 @@ pub enum ClusterError {
     /// A string longer than its `varchar(n)` column allows (SQLSTATE 22001).
     #[error("{message}")]
     ValueTooLong { message: String },
+    /// Text that is no value of its column's type (`sqlstate` is PostgreSQL's: 22P02 for
+    /// syntax, 22P05 for a character jsonb cannot hold).
+    #[error("{message}")]
+    InvalidText {
+        sqlstate: &'static str,
+        message: String,
+        detail: Option<String>,
+    },
     /// Bad COPY input (SQLSTATE 22P04 for format, 22P02 for values).
     #[error("{message}")]
     BadCopyData { message: String },

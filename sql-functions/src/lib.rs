@@ -32,6 +32,6 @@ pub use jobs::run_scheduler;
 pub use moves::TransferMode;
 pub use rebalance::{JobStatus, PlanRow, RebalanceRequest, Scheduled};
 pub use writer::{
-    check_lengths, first_null, length_limits, not_null_columns, not_null_message, ShardTarget,
-    ShardWriter, WrittenFile,
+    check_values, first_null, not_null_columns, not_null_message, value_checks, ShardTarget,
+    ShardWriter, ValueCheck, WrittenFile,
 };

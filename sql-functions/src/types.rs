@@ -1,4 +1,8 @@
-//! How a declared column type is stored in Arrow (and so in Parquet).
+//! How a declared column type is stored in Arrow (and so in Parquet), and the text forms
+//! PostgreSQL gives the types Shoal stores as text (`json`/`jsonb`, `uuid`).
+
+pub mod json;
+pub mod uuid;
 
 use std::sync::Arc;
 
@@ -15,7 +19,11 @@ pub fn arrow_type(t: &SqlType) -> DataType {
         SqlType::Real => DataType::Float32,
         SqlType::Double => DataType::Float64,
         SqlType::Numeric { precision, scale } => DataType::Decimal128(*precision, *scale),
-        SqlType::Text | SqlType::Varchar { .. } | SqlType::Uuid | SqlType::Jsonb => DataType::Utf8,
+        SqlType::Text
+        | SqlType::Varchar { .. }
+        | SqlType::Uuid
+        | SqlType::Json
+        | SqlType::Jsonb => DataType::Utf8,
         SqlType::Boolean => DataType::Boolean,
         SqlType::Date => DataType::Date32,
         SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
@@ -24,9 +32,21 @@ pub fn arrow_type(t: &SqlType) -> DataType {
     }
 }
 
-/// The SQL type a query's column of this Arrow type is stored as (`CREATE TABLE ... AS`);
-/// `None` for a type no Shoal column holds.
-pub fn sql_type_of(t: &DataType) -> Option<SqlType> {
+/// The SQL type a query's column is stored as (`CREATE TABLE ... AS`): by its Arrow type,
+/// or the type its [`PG_TEXT_TYPE_KEY`] names; `None` for a type no Shoal column holds.
+pub fn sql_type_of(field: &Field) -> Option<SqlType> {
+    let marked = field.metadata().get(PG_TEXT_TYPE_KEY).map(String::as_str);
+    Some(match (field.data_type(), marked) {
+        (DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View, Some("uuid")) => SqlType::Uuid,
+        (DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View, Some("json")) => SqlType::Json,
+        (DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View, Some("jsonb")) => {
+            SqlType::Jsonb
+        }
+        (t, _) => return sql_type_of_arrow(t),
+    })
+}
+
+fn sql_type_of_arrow(t: &DataType) -> Option<SqlType> {
     Some(match t {
         DataType::Int8 | DataType::Int16 | DataType::UInt8 => SqlType::SmallInt,
         DataType::Int32 | DataType::UInt16 => SqlType::Integer,
@@ -61,6 +81,7 @@ pub fn pg_attributes(c: &ColumnDef) -> (bool, Option<i32>, i32) {
             ((i32::from(*precision) << 16) | i32::from(*scale as u8)) + 4,
         ),
         SqlType::Uuid => (Some(2950), -1),
+        SqlType::Json => (Some(114), -1),
         SqlType::Jsonb => (Some(3802), -1),
         _ => (None, -1),
     };
@@ -88,7 +109,29 @@ pub fn table_schema(columns: &[ColumnDef]) -> SchemaRef {
     Arc::new(Schema::new(
         columns
             .iter()
-            .map(|c| Field::new(&c.name, arrow_type(&c.sql_type), true))
+            .map(|c| {
+                let field = Field::new(&c.name, arrow_type(&c.sql_type), true);
+                match text_type_name(&c.sql_type) {
+                    Some(name) => field
+                        .with_metadata([(PG_TEXT_TYPE_KEY.to_string(), name.to_string())].into()),
+                    None => field,
+                }
+            })
             .collect::<Vec<_>>(),
     ))
+}
+
+/// The field metadata key naming the PostgreSQL type of a text column that holds a uuid,
+/// json or jsonb; arrow-pg reads it (as `PG_TEXT_TYPE_KEY`) to describe and encode the
+/// column as that type.
+pub const PG_TEXT_TYPE_KEY: &str = "pg.text_type";
+
+/// The PostgreSQL name of a type Shoal holds as marked text.
+pub fn text_type_name(t: &SqlType) -> Option<&'static str> {
+    match t {
+        SqlType::Uuid => Some("uuid"),
+        SqlType::Json => Some("json"),
+        SqlType::Jsonb => Some("jsonb"),
+        _ => None,
+    }
 }

@@ -60,7 +60,7 @@ pub struct ShardWriter {
     not_null: Vec<usize>,
     column_names: Vec<String>,
     /// `varchar(n)` columns: (index, n).
-    length_limits: Vec<(usize, u32)>,
+    value_checks: Vec<(usize, ValueCheck)>,
 }
 
 /// The first NULL in one of `columns` of `batch`: (column index, row index).
@@ -88,52 +88,118 @@ pub fn not_null_columns(table: &TableInfo) -> Vec<usize> {
         .collect()
 }
 
-/// The `varchar(n)` columns of `table`: (index, n).
-pub fn length_limits(table: &TableInfo) -> Vec<(usize, u32)> {
+/// What a write checks of a column's values beyond NOT NULL: PostgreSQL's input checks of
+/// the types Shoal stores as text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueCheck {
+    /// `varchar(n)`: at most `n` characters (22001), trailing spaces over the limit cut.
+    MaxChars(u32),
+    /// `uuid`: canonical text (22P02 for anything else).
+    Uuid,
+    /// `json`: valid JSON text, kept as given (22P02).
+    Json,
+    /// `jsonb`: valid JSON, stored in jsonb's text form (22P02, 22P05).
+    Jsonb,
+}
+
+/// The checked columns of `table`: (index, check).
+pub fn value_checks(table: &TableInfo) -> Vec<(usize, ValueCheck)> {
+    use shoal_catalog::SqlType;
     table
         .columns
         .iter()
         .enumerate()
         .filter_map(|(i, c)| match c.sql_type {
-            shoal_catalog::SqlType::Varchar { max_len: Some(n) } => Some((i, n)),
+            SqlType::Varchar { max_len: Some(n) } => Some((i, ValueCheck::MaxChars(n))),
+            SqlType::Uuid => Some((i, ValueCheck::Uuid)),
+            SqlType::Json => Some((i, ValueCheck::Json)),
+            SqlType::Jsonb => Some((i, ValueCheck::Jsonb)),
             _ => None,
         })
         .collect()
 }
 
-/// PostgreSQL's check of values written into `varchar(n)` columns: a value longer than `n`
-/// characters fails with 22001, unless only spaces are over, which are cut off.
-pub fn check_lengths(batch: RecordBatch, limits: &[(usize, u32)]) -> Result<RecordBatch> {
-    use arrow::array::{Array, AsArray, StringArray};
+/// One value as the column stores it, or PostgreSQL's error for it; `None` when the value
+/// is stored as given.
+fn checked_value(s: &str, check: ValueCheck) -> Result<Option<String>> {
+    use crate::types::{json, uuid};
+    let json_error = |e: json::JsonError| ClusterError::InvalidText {
+        sqlstate: e.sqlstate,
+        message: e.message,
+        detail: Some(e.detail),
+    };
+    match check {
+        ValueCheck::MaxChars(n) => {
+            let n = n as usize;
+            if s.chars().nth(n).is_none() {
+                return Ok(None);
+            }
+            let keep: String = s.chars().take(n).collect();
+            if !s[keep.len()..].chars().all(|c| c == ' ') {
+                return Err(ClusterError::ValueTooLong {
+                    message: format!("value too long for type character varying({n})"),
+                });
+            }
+            Ok(Some(keep))
+        }
+        ValueCheck::Uuid => match uuid::canonical(s) {
+            Some(c) if c == s => Ok(None),
+            Some(c) => Ok(Some(c)),
+            None => Err(ClusterError::InvalidText {
+                sqlstate: "22P02",
+                message: uuid::invalid_message(s),
+                detail: None,
+            }),
+        },
+        ValueCheck::Json => json::validate(s).map(|()| None).map_err(json_error),
+        ValueCheck::Jsonb => {
+            let text = json::jsonb_text(s).map_err(json_error)?;
+            Ok((text != s).then_some(text))
+        }
+    }
+}
+
+/// PostgreSQL's input checks of values written into the `checks` columns: the batch with
+/// each value as its column stores it, or the first value's error.
+pub fn check_values(batch: RecordBatch, checks: &[(usize, ValueCheck)]) -> Result<RecordBatch> {
+    use arrow::array::{AsArray, StringArray};
     let mut columns = batch.columns().to_vec();
     let mut changed = false;
-    for &(i, n) in limits {
+    for &(i, check) in checks {
         let Some(col) = columns.get(i) else { continue };
         let Some(strings) = col.as_string_opt::<i32>() else {
             continue;
         };
-        let n = n as usize;
-        let too_long = |s: &str| s.chars().nth(n).is_some();
-        if !strings.iter().any(|v| v.is_some_and(too_long)) {
-            continue;
-        }
-        let mut cut = Vec::with_capacity(strings.len());
-        for v in strings.iter() {
-            cut.push(match v {
-                Some(s) if too_long(s) => {
-                    let keep: String = s.chars().take(n).collect();
-                    if !s[keep.len()..].chars().all(|c| c == ' ') {
-                        return Err(ClusterError::ValueTooLong {
-                            message: format!("value too long for type character varying({n})"),
-                        });
-                    }
-                    Some(keep)
+        let mut stored: Option<Vec<Option<String>>> = None;
+        for (row, v) in strings.iter().enumerate() {
+            let Some(s) = v else {
+                if let Some(out) = stored.as_mut() {
+                    out.push(None);
                 }
-                other => other.map(str::to_string),
-            });
+                continue;
+            };
+            match checked_value(s, check)? {
+                Some(new) => {
+                    let out = stored.get_or_insert_with(|| {
+                        strings
+                            .iter()
+                            .take(row)
+                            .map(|v| v.map(str::to_string))
+                            .collect()
+                    });
+                    out.push(Some(new));
+                }
+                None => {
+                    if let Some(out) = stored.as_mut() {
+                        out.push(Some(s.to_string()));
+                    }
+                }
+            }
         }
-        columns[i] = Arc::new(StringArray::from(cut));
-        changed = true;
+        if let Some(values) = stored {
+            columns[i] = Arc::new(StringArray::from(values));
+            changed = true;
+        }
     }
     if !changed {
         return Ok(batch);
@@ -191,7 +257,7 @@ impl ShardWriter {
             table_name: String::new(),
             not_null: Vec::new(),
             column_names: Vec::new(),
-            length_limits: Vec::new(),
+            value_checks: Vec::new(),
         })
     }
 
@@ -199,7 +265,7 @@ impl ShardWriter {
     pub fn checking_not_null(mut self, table: &TableInfo) -> Self {
         self.table_name = table.name.clone();
         self.not_null = not_null_columns(table);
-        self.length_limits = length_limits(table);
+        self.value_checks = value_checks(table);
         self.column_names = table.columns.iter().map(|c| c.name.clone()).collect();
         self
     }
@@ -222,7 +288,7 @@ impl ShardWriter {
                 message: not_null_message(&self.table_name, name),
             });
         }
-        let batch = check_lengths(batch, &self.length_limits)?;
+        let batch = check_values(batch, &self.value_checks)?;
         // The same columns, named as in the files (callers hold the table's SQL names).
         let batch = if batch.schema().fields() == self.schema.fields() {
             batch

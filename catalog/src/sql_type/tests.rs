@@ -18,6 +18,7 @@ fn canonical_names_round_trip() {
         "timestamp with time zone",
         "bytea",
         "uuid",
+        "json",
         "jsonb",
     ] {
         assert_eq!(SqlType::parse(t).unwrap().to_string(), t);
