@@ -171,6 +171,21 @@ pub const PG_VECTOR_TYPE_OID: u32 = 16385;
 /// pick the right encoding per result format.
 pub const PG_CHAR_KEY: &str = "pg.char";
 
+/// (Shoal) Field metadata key naming the PostgreSQL type of a UTF-8 field that holds the
+/// text form of a type Arrow has no counterpart for: `uuid`, `json` or `jsonb`. Such a
+/// column is described with that type and encoded in its binary form when asked for.
+pub const PG_TEXT_TYPE_KEY: &str = "pg.text_type";
+
+/// (Shoal) The PostgreSQL type a [`PG_TEXT_TYPE_KEY`] value names.
+pub fn pg_text_type(name: &str) -> Option<Type> {
+    Some(match name {
+        "uuid" => Type::UUID,
+        "json" => Type::JSON,
+        "jsonb" => Type::JSONB,
+        _ => return None,
+    })
+}
+
 /// Map an oid-alias kind name ([`PG_OID_ALIAS_KEY`] value) to its Postgres
 /// [`Type`], e.g. `"oid"` -> OID 26, `"regtype"` -> OID 2206.
 ///
@@ -241,6 +256,14 @@ pub fn field_into_pg_type(field: &Arc<Field>) -> PgWireResult<Type> {
     // `"char"` type (OID 18) so clients decode it as a one-byte char.
     if is_pg_char_field(field) {
         return Ok(Type::CHAR);
+    }
+
+    if let Some(ty) = field
+        .metadata()
+        .get(PG_TEXT_TYPE_KEY)
+        .and_then(|name| pg_text_type(name))
+    {
+        return Ok(ty);
     }
 
     // A pg.vector-tagged list column is reported as the pgvector `vector` type

@@ -1,8 +1,8 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-#[cfg(feature = "pgvector")]
 use bytes::BytesMut;
+use postgres_types::Type;
 
 #[cfg(not(feature = "datafusion"))]
 use arrow::{array::*, datatypes::*};
@@ -180,6 +180,85 @@ fn encode_pg_oid_binary<T: Encoder>(
     }
     let value = get_i32_value(arr, idx).unwrap_or(0) as u32;
     encoder.encode_field(&Some(value), pg_field)
+}
+
+/// (Shoal) The binary form of a uuid, json or jsonb value held as text.
+#[derive(Debug)]
+struct PgTextTypedBinary(Vec<u8>);
+
+impl postgres_types::ToSql for PgTextTypedBinary {
+    fn to_sql(
+        &self,
+        _ty: &postgres_types::Type,
+        out: &mut BytesMut,
+    ) -> Result<postgres_types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(&self.0);
+        Ok(postgres_types::IsNull::No)
+    }
+
+    fn accepts(ty: &postgres_types::Type) -> bool {
+        matches!(*ty, Type::UUID | Type::JSON | Type::JSONB)
+    }
+
+    postgres_types::to_sql_checked!();
+}
+
+impl pgwire::types::ToSqlText for PgTextTypedBinary {
+    fn to_sql_text(
+        &self,
+        _ty: &postgres_types::Type,
+        out: &mut BytesMut,
+        _format_options: &pgwire::types::format::FormatOptions,
+    ) -> Result<postgres_types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(&self.0);
+        Ok(postgres_types::IsNull::No)
+    }
+}
+
+/// (Shoal) Encode a uuid, json or jsonb value held as its text: binary uuid is its 16
+/// bytes, binary jsonb is version 1 then the text, binary json the text.
+fn encode_pg_text_typed<T: Encoder>(
+    encoder: &mut T,
+    arr: &Arc<dyn Array>,
+    idx: usize,
+    pg_field: &FieldInfo,
+) -> PgWireResult<()> {
+    if arr.is_null(idx) {
+        return encoder.encode_field(&None::<String>, pg_field);
+    }
+    let text = get_utf8_value(arr, idx).unwrap_or_default();
+    if pg_field.format() != FieldFormat::Binary {
+        return encoder.encode_field(&Some(text.to_string()), pg_field);
+    }
+    let bytes = match *pg_field.datatype() {
+        Type::UUID => {
+            let hex: Vec<u8> = text.bytes().filter(|b| *b != b'-').collect();
+            let digit = |b: u8| (b as char).to_digit(16);
+            let parsed: Option<Vec<u8>> = hex
+                .chunks(2)
+                .map(|p| match p {
+                    [hi, lo] => Some((digit(*hi)? * 16 + digit(*lo)?) as u8),
+                    _ => None,
+                })
+                .collect();
+            match parsed {
+                Some(b) if b.len() == 16 => b,
+                _ => {
+                    return Err(PgWireError::ApiError(ToSqlError::from(format!(
+                        "invalid uuid text \"{text}\""
+                    ))))
+                }
+            }
+        }
+        Type::JSONB => {
+            let mut b = Vec::with_capacity(text.len() + 1);
+            b.push(1);
+            b.extend_from_slice(text.as_bytes());
+            b
+        }
+        _ => text.as_bytes().to_vec(),
+    };
+    encoder.encode_field(&Some(PgTextTypedBinary(bytes)), pg_field)
 }
 
 /// Encode a Postgres internal `"char"` column (stored as a single-character
@@ -453,6 +532,17 @@ pub fn encode_value<T: Encoder>(
         || pg_field.datatype().oid() == crate::datatypes::PG_VECTOR_TYPE_OID
     {
         return encode_pg_vector(encoder, arr, idx, pg_field);
+    }
+
+    // (Shoal) uuid, json and jsonb held as their text: the text itself in text format,
+    // the type's own binary form in binary format.
+    if matches!(arrow_type, DataType::Utf8)
+        && matches!(
+            *pg_field.datatype(),
+            Type::UUID | Type::JSON | Type::JSONB
+        )
+    {
+        return encode_pg_text_typed(encoder, arr, idx, pg_field);
     }
 
     // Postgres internal `"char"` columns (pg.typtype, ...): wire type CHAR with

@@ -480,6 +480,46 @@ fn vector_param_to_scalar(
 ///
 /// This is a convenience wrapper that passes no server-decided parameter types
 /// (see [`deserialize_parameters_with_server_types`]).
+/// (Shoal) A uuid, json or jsonb parameter as its text.
+fn text_typed_parameter<S>(
+    portal: &Portal<S>,
+    i: usize,
+    pg_type: &Type,
+) -> PgWireResult<Option<String>> {
+    let Some(Some(bytes)) = portal.parameters.get(i) else {
+        return Ok(None);
+    };
+    let bad = |what: &str| {
+        PgWireError::FailedToParseParameter(
+            format!("invalid binary {what} parameter").into(),
+        )
+    };
+    let text = if !portal.parameter_format.is_binary(i) {
+        std::str::from_utf8(bytes).map_err(|_| bad("text"))?.to_string()
+    } else if *pg_type == Type::UUID {
+        if bytes.len() != 16 {
+            return Err(bad("uuid"));
+        }
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!(
+            "{}-{}-{}-{}-{}",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..32]
+        )
+    } else if *pg_type == Type::JSONB {
+        match bytes.split_first() {
+            Some((1, rest)) => std::str::from_utf8(rest).map_err(|_| bad("jsonb"))?.to_string(),
+            _ => return Err(bad("jsonb")),
+        }
+    } else {
+        std::str::from_utf8(bytes).map_err(|_| bad("json"))?.to_string()
+    };
+    Ok(Some(text))
+}
+
 pub fn deserialize_parameters<S>(
     portal: &Portal<S>,
     inferenced_types: &[Option<&DataType>],
@@ -761,15 +801,12 @@ where
 
                 deserialized_params.push(scalar_value);
             }
-            Type::UUID => {
-                let value = portal.parameter::<String>(i, &pg_type)?;
-                // Store UUID as string for now
-                deserialized_params.push(ScalarValue::Utf8(value));
-            }
-            Type::JSON | Type::JSONB => {
-                let value = portal.parameter::<String>(i, &pg_type)?;
-                // Store JSON as string for now
-                deserialized_params.push(ScalarValue::Utf8(value));
+            // (Shoal) uuid, json and jsonb arrive as text in the text format; their binary
+            // forms are 16 bytes, the text, and a version byte then the text.
+            Type::UUID | Type::JSON | Type::JSONB => {
+                deserialized_params.push(ScalarValue::Utf8(text_typed_parameter(
+                    portal, i, &pg_type,
+                )?));
             }
             Type::INTERVAL => {
                 let value = portal.parameter::<Interval>(i, &pg_type)?;
