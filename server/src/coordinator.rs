@@ -116,6 +116,9 @@ pub fn session_context(
     // Sessions run in UTC (the only TimeZone Shoal takes): now() and timestamptz values
     // carry it, so they reach clients as timestamptz, as in PostgreSQL.
     config.options_mut().execution.time_zone = Some("UTC".into());
+    // Statements Shoal rewrites are parsed again from their text; PostgreSQL's dialect keeps
+    // its operators (`?`, `@>`, `#>`) parseable there.
+    config.options_mut().sql_parser.dialect = datafusion::common::config::Dialect::PostgreSQL;
     // One pool for every session's operators: sorts and aggregates spill to disk when it is
     // full, anything else fails with ResourcesExhausted (53200) instead of growing unbounded.
     let runtime = RuntimeEnvBuilder::new()
@@ -149,6 +152,21 @@ pub fn session_context(
     crate::query::statement_scope::install();
     setup_pg_catalog(&ctx, DATABASE, PgCatalogContext::new(cluster))
         .map_err(|e| ServerError::Startup(e.to_string()))?;
+    {
+        // uuid, json and jsonb: their type names, operators and functions.
+        use datafusion::execution::session_state::SessionStateBuilder;
+        let state = ctx.state_ref();
+        let existing = state.read().clone();
+        let mut planners = existing.expr_planners().to_vec();
+        planners.push(Arc::new(crate::query::pg_json::JsonOperatorPlanner));
+        *state.write() = SessionStateBuilder::new_from_existing(existing)
+            .with_type_planner(Arc::new(crate::query::pg_json::PgTypePlanner))
+            .with_expr_planners(planners)
+            .build();
+    }
+    for udf in crate::query::pg_json::udfs() {
+        ctx.register_udf(udf);
+    }
     ctx.add_optimizer_rule(Arc::new(crate::pushdown::ShardAggregatePushdownRule));
     ctx.add_analyzer_rule(crate::query::pg_bytea::PgByteaInput::rule());
     ctx.register_udf(crate::query::column_defaults::NextSerial::udf(Arc::clone(

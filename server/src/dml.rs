@@ -593,10 +593,13 @@ pub async fn run(
         DmlKind::Delete => stmt.returning.as_ref().map(|_| chosen.clone()),
         DmlKind::Update => {
             let schema = table_schema(&info.columns);
+            // Checked here, not only by the writer: RETURNING shows the rows as stored.
+            let checks = shoal_sql_functions::value_checks(&info);
             let mut new_rows = Vec::new();
             for b in &chosen {
                 if b.num_rows() > 0 {
-                    new_rows.push(conform(b, &schema).map_err(cerr)?);
+                    let row = conform(b, &schema).map_err(cerr)?;
+                    new_rows.push(shoal_sql_functions::check_values(row, &checks).map_err(cerr)?);
                 }
             }
             let returning = match stmt.returning_sql(

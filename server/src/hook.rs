@@ -392,16 +392,18 @@ fn call_in_from(q: &sql::Query) -> Option<Action> {
 }
 
 /// The query with PostgreSQL's semantics where DataFusion's differ (column names, interval
-/// arithmetic, LIKE escapes, `varchar(n)` casts, functions in FROM); `None` when nothing
-/// changed.
+/// arithmetic, LIKE escapes, `varchar(n)`, uuid and json casts, functions in FROM); `None`
+/// when nothing changed.
 pub(crate) fn rewrite_query(q: &sql::Query) -> Option<sql::Query> {
     let named = column_names::rewrite(q);
     let mut query = named.clone().unwrap_or_else(|| q.clone());
     let arithmetic = crate::query::pg_interval::rewrite(&mut query);
     let like = crate::query::pg_like::rewrite(&mut query);
     let casts = crate::query::pg_casts::rewrite(&mut query);
+    let json_casts = crate::query::pg_json::rewrite_casts(&mut query);
     let from_functions = crate::query::pg_from_functions::rewrite(&mut query);
-    (named.is_some() || arithmetic || like || casts || from_functions).then_some(query)
+    (named.is_some() || arithmetic || like || casts || json_casts || from_functions)
+        .then_some(query)
 }
 
 /// A `DECLARE ... CURSOR FOR query` with its query rewritten as [`rewrite_query`] rewrites
@@ -1024,8 +1026,7 @@ impl ShoalHook {
                     .map_err(|e| PgWireErrorOf::df(&e))?;
                 let mut columns: Vec<ColumnDef> = Vec::new();
                 for f in df.schema().fields() {
-                    let Some(sql_type) = shoal_sql_functions::types::sql_type_of(f.data_type())
-                    else {
+                    let Some(sql_type) = shoal_sql_functions::types::sql_type_of(f) else {
                         return Err(PgError::new(
                             "0A000",
                             format!(
@@ -1214,9 +1215,16 @@ impl ShoalHook {
                     .await
                     .map_err(|e| PgWireErrorOf::df(&e))?;
                 let schema = shoal_sql_functions::types::table_schema(&info.columns);
+                // RETURNING shows the rows as stored (a uuid or jsonb in its canonical text).
+                let checks = shoal_sql_functions::value_checks(&info);
                 let rows = rows
                     .iter()
-                    .map(|b| crate::sink::conform(b, &schema))
+                    .map(|b| {
+                        shoal_sql_functions::check_values(
+                            crate::sink::conform(b, &schema)?,
+                            &checks,
+                        )
+                    })
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| pg(&e))?;
                 let session = crate::session::current();

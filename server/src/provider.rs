@@ -9,7 +9,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, ScalarValue};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::sink::DataSinkExec;
@@ -301,8 +301,38 @@ pub fn unqualify(e: &Expr) -> Option<Expr> {
         .ok()?
         .data;
     // Only what a worker can decode is sent; the coordinator re-checks every filter anyway.
+    // A worker knows DataFusion's own functions, not those the coordinator adds
+    // (`jsonb_contains`, `shoal_*`, pg_catalog's).
+    let mut coordinator_only = false;
+    e.apply(|e| {
+        if let Expr::ScalarFunction(f) = e {
+            if !worker_functions().contains(f.name()) {
+                coordinator_only = true;
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .ok()?;
+    if coordinator_only {
+        return None;
+    }
     e.to_bytes().ok()?;
     Some(e)
+}
+
+/// The scalar functions a worker's session has: DataFusion's defaults.
+fn worker_functions() -> &'static std::collections::HashSet<String> {
+    static NAMES: std::sync::OnceLock<std::collections::HashSet<String>> =
+        std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        datafusion::prelude::SessionContext::new()
+            .state()
+            .scalar_functions()
+            .keys()
+            .cloned()
+            .collect()
+    })
 }
 
 #[async_trait]

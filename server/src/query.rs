@@ -7,6 +7,7 @@ pub mod pg_bytea;
 pub mod pg_casts;
 pub mod pg_from_functions;
 pub mod pg_interval;
+pub mod pg_json;
 pub mod pg_like;
 pub mod pg_limits;
 pub mod statement_scope;

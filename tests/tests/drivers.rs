@@ -772,3 +772,134 @@ on_shoal_and_postgresql!(
     180,
     binary_copy
 );
+
+/// uuid, json and jsonb through the drivers: psycopg's adapters in text and binary results
+/// and binary COPY, asyncpg's uuid parameters and binary results, pgjdbc's `setObject(UUID)`
+/// and `getObject`. Each driver decodes by the type the server describes, so a column
+/// described as text would come back as a string instead of a dict or a UUID.
+async fn uuid_and_json_in_drivers(target: &PsqlTarget, shoal: bool) {
+    let distribute = if shoal {
+        "SELECT create_distributed_table('ujd', 'id')"
+    } else {
+        "SELECT 1"
+    };
+    let script = format!(
+        r#"
+import sys, asyncio, uuid
+import asyncpg, psycopg
+from psycopg.types.json import Jsonb, Json
+
+host, port, user, db = sys.argv[1:5]
+u1 = uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+
+with psycopg.connect(host=host, port=int(port), user=user, dbname=db, autocommit=True) as c:
+    c.execute("DROP TABLE IF EXISTS ujd")
+    c.execute("CREATE TABLE ujd (id int NOT NULL, u uuid, j jsonb, js json)")
+    c.execute("{distribute}")
+    c.execute("INSERT INTO ujd VALUES (%s, %s, %s, %s)", (1, u1, Jsonb({{"b": 1, "a": [1, 2]}}), Json({{"x": "y"}})))
+    c.execute("INSERT INTO ujd VALUES (%b, %b, %b, %b)", (2, uuid.UUID(int=2), Jsonb([1, None]), Json(3)))
+    for binary in (False, True):
+        cur = c.cursor(binary=binary)
+        cur.execute("SELECT id, u, j, js, j->'a' AS a, j->>'b' AS b FROM ujd ORDER BY id")
+        print("binary" if binary else "text", cur.fetchall(), [d.type_code for d in cur.description])
+    print("by uuid", c.execute("SELECT id FROM ujd WHERE u = %s", (u1,)).fetchall())
+    print("contains", c.execute("SELECT id FROM ujd WHERE j @> %s", (Jsonb({{"a": [2]}}),)).fetchall())
+    try:
+        c.execute("INSERT INTO ujd (id, u) VALUES (9, %s)", ("not-a-uuid",))
+    except psycopg.Error as e:
+        print("bad uuid", e.sqlstate)
+    with c.cursor().copy("COPY ujd (id, u, j) FROM STDIN (FORMAT BINARY)") as cp:
+        cp.set_types(["int4", "uuid", "jsonb"])
+        cp.write_row((3, u1, {{"c": True}}))
+    with c.cursor().copy("COPY (SELECT id, u, j FROM ujd ORDER BY id) TO STDOUT (FORMAT BINARY)") as cp:
+        cp.set_types(["int4", "uuid", "jsonb"])
+        print("copy out", list(cp.rows()))
+
+async def with_asyncpg():
+    conn = await asyncpg.connect(host=host, port=int(port), user=user, database=db)
+    print("asyncpg", [tuple(r) for r in await conn.fetch("SELECT id, u, j FROM ujd WHERE u = $1 ORDER BY id", u1)])
+    await conn.execute("INSERT INTO ujd (id, u, j) VALUES ($1, $2, $3)", 4, uuid.UUID(int=5), '{{"d": 1}}')
+    print("asyncpg insert", [tuple(r) for r in await conn.fetch("SELECT id, u, j FROM ujd WHERE id = 4")])
+    await conn.close()
+
+asyncio.run(with_asyncpg())
+"#
+    );
+    let Some(out) = run_python("asyncpg", script.as_bytes(), target) else {
+        return;
+    };
+    assert_eq!(
+        out,
+        "text [(1, UUID('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'), {'a': [1, 2], 'b': 1}, {'x': 'y'}, [1, 2], '1'), \
+         (2, UUID('00000000-0000-0000-0000-000000000002'), [1, None], 3, None, None)] [23, 2950, 3802, 114, 3802, 25]\n\
+         binary [(1, UUID('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'), {'a': [1, 2], 'b': 1}, {'x': 'y'}, [1, 2], '1'), \
+         (2, UUID('00000000-0000-0000-0000-000000000002'), [1, None], 3, None, None)] [23, 2950, 3802, 114, 3802, 25]\n\
+         by uuid [(1,)]\n\
+         contains [(1,)]\n\
+         bad uuid 22P02\n\
+         copy out [(1, UUID('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'), {'a': [1, 2], 'b': 1}), \
+         (2, UUID('00000000-0000-0000-0000-000000000002'), [1, None]), \
+         (3, UUID('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'), {'c': True})]\n\
+         asyncpg [(1, UUID('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'), '{\"a\": [1, 2], \"b\": 1}'), \
+         (3, UUID('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'), '{\"c\": true}')]\n\
+         asyncpg insert [(4, UUID('00000000-0000-0000-0000-000000000005'), '{\"d\": 1}')]\n"
+    );
+
+    if !shoal_e2e::require_tool("pgjdbc") {
+        return;
+    }
+    let jar = shoal_e2e::pgjdbc_jar().expect("pgjdbc jar");
+    let java = shoal_e2e::which("java").expect("java");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = shoal_e2e::write_file(
+        dir.path(),
+        "Uuids.java",
+        br#"
+import java.sql.*;
+import java.util.UUID;
+
+public class Uuids {
+    public static void main(String[] a) throws Exception {
+        String url = "jdbc:postgresql://" + a[0] + ":" + a[1] + "/" + a[3] + "?user=" + a[2];
+        try (Connection c = DriverManager.getConnection(url)) {
+            PreparedStatement ps = c.prepareStatement("INSERT INTO ujd (id, u) VALUES (?, ?)");
+            ps.setInt(1, 7); ps.setObject(2, UUID.fromString("00000000-0000-0000-0000-000000000007"));
+            System.out.println("insert " + ps.executeUpdate());
+            PreparedStatement q = c.prepareStatement("SELECT u, j FROM ujd WHERE u = ? OR id = 1 ORDER BY id");
+            q.setObject(1, UUID.fromString("00000000-0000-0000-0000-000000000007"));
+            try (ResultSet rs = q.executeQuery()) {
+                ResultSetMetaData md = rs.getMetaData();
+                System.out.println("types " + md.getColumnTypeName(1) + " " + md.getColumnTypeName(2));
+                while (rs.next()) {
+                    Object u = rs.getObject(1);
+                    System.out.println(u.getClass().getSimpleName() + " " + u + " " + rs.getString(2));
+                }
+            }
+            c.createStatement().execute("DROP TABLE ujd");
+        }
+    }
+}
+"#,
+    );
+    let cp = jar.to_string_lossy().into_owned();
+    let out = shoal_e2e::run_client(
+        &java,
+        &["-cp", &cp, source.to_string_lossy().as_ref()],
+        target,
+    );
+    assert_eq!(
+        out,
+        "insert 1\n\
+         types uuid jsonb\n\
+         UUID a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11 {\"a\": [1, 2], \"b\": 1}\n\
+         UUID 00000000-0000-0000-0000-000000000007 null\n"
+    );
+}
+
+on_shoal_and_postgresql!(
+    uuid_and_json_in_drivers_on_shoal,
+    uuid_and_json_in_drivers_on_postgresql,
+    2,
+    180,
+    uuid_and_json_in_drivers
+);

@@ -14,7 +14,7 @@ use arrow::array::{
     Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, RecordBatch,
     StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use shoal_sql_functions::{BadValue, ClusterError};
 
@@ -52,6 +52,10 @@ enum Column {
     Float64(Float64Builder),
     Boolean(BooleanBuilder),
     Text(StringBuilder),
+    /// A uuid column: 16 bytes in, the canonical text stored.
+    Uuid(StringBuilder),
+    /// A jsonb column: a version byte (1) then the text.
+    Jsonb(StringBuilder),
     Bytea(BinaryBuilder),
     Date(Date32Builder),
     Timestamp(TimestampMicrosecondBuilder, Option<Arc<str>>),
@@ -59,8 +63,14 @@ enum Column {
 }
 
 impl Column {
-    fn new(ty: &DataType) -> Result<Column, ClusterError> {
-        Ok(match ty {
+    fn new(field: &Field) -> Result<Column, ClusterError> {
+        let marked = field
+            .metadata()
+            .get(shoal_sql_functions::types::PG_TEXT_TYPE_KEY)
+            .map(String::as_str);
+        Ok(match field.data_type() {
+            DataType::Utf8 if marked == Some("uuid") => Column::Uuid(StringBuilder::new()),
+            DataType::Utf8 if marked == Some("jsonb") => Column::Jsonb(StringBuilder::new()),
             DataType::Int16 => Column::Int16(Int16Builder::new()),
             DataType::Int32 => Column::Int32(Int32Builder::new()),
             DataType::Int64 => Column::Int64(Int64Builder::new()),
@@ -90,7 +100,7 @@ impl Column {
             Column::Float32(b) => b.append_null(),
             Column::Float64(b) => b.append_null(),
             Column::Boolean(b) => b.append_null(),
-            Column::Text(b) => b.append_null(),
+            Column::Text(b) | Column::Uuid(b) | Column::Jsonb(b) => b.append_null(),
             Column::Bytea(b) => b.append_null(),
             Column::Date(b) => b.append_null(),
             Column::Timestamp(b, _) => b.append_null(),
@@ -107,6 +117,36 @@ impl Column {
             Column::Float32(b) => b.append_value(f32::from_be_bytes(fixed(v)?)),
             Column::Float64(b) => b.append_value(f64::from_be_bytes(fixed(v)?)),
             Column::Boolean(b) => b.append_value(fixed::<1>(v)?[0] != 0),
+            Column::Uuid(b) => {
+                let bytes: [u8; 16] = fixed(v)?;
+                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                b.append_value(format!(
+                    "{}-{}-{}-{}-{}",
+                    &hex[0..8],
+                    &hex[8..12],
+                    &hex[12..16],
+                    &hex[16..20],
+                    &hex[20..32]
+                ))
+            }
+            Column::Jsonb(b) => {
+                let Some((1, text)) = v.split_first() else {
+                    return Err((
+                        BadValue::BinaryFormat,
+                        format!(
+                            "unsupported jsonb version number {}",
+                            v.first().copied().unwrap_or(0)
+                        ),
+                    ));
+                };
+                let s = std::str::from_utf8(text).map_err(|_| {
+                    (
+                        BadValue::Encoding,
+                        "invalid byte sequence for encoding \"UTF8\"".to_string(),
+                    )
+                })?;
+                b.append_value(s)
+            }
             Column::Text(b) => {
                 let s = std::str::from_utf8(v).map_err(|_| {
                     (
@@ -158,7 +198,7 @@ impl Column {
             Column::Float32(b) => Arc::new(b.finish()),
             Column::Float64(b) => Arc::new(b.finish()),
             Column::Boolean(b) => Arc::new(b.finish()),
-            Column::Text(b) => Arc::new(b.finish()),
+            Column::Text(b) | Column::Uuid(b) | Column::Jsonb(b) => Arc::new(b.finish()),
             Column::Bytea(b) => Arc::new(b.finish()),
             Column::Date(b) => Arc::new(b.finish()),
             Column::Timestamp(b, tz) => Arc::new(b.finish().with_timezone_opt(tz.clone())),
@@ -174,7 +214,7 @@ impl Column {
             Column::Float32(b) => b.len(),
             Column::Float64(b) => b.len(),
             Column::Boolean(b) => b.len(),
-            Column::Text(b) => b.len(),
+            Column::Text(b) | Column::Uuid(b) | Column::Jsonb(b) => b.len(),
             Column::Bytea(b) => b.len(),
             Column::Date(b) => b.len(),
             Column::Timestamp(b, _) => b.len(),
@@ -306,7 +346,7 @@ impl BinaryDecoder {
         let columns = schema
             .fields()
             .iter()
-            .map(|f| Column::new(f.data_type()))
+            .map(|f| Column::new(f))
             .collect::<Result<_, _>>()?;
         Ok(BinaryDecoder {
             schema,

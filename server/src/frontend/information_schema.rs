@@ -675,6 +675,7 @@ impl PgType {
             }
             Some(2950) => return PgType::named("uuid", "uuid"),
             Some(3802) => return PgType::named("jsonb", "jsonb"),
+            Some(114) => return PgType::named("json", "json"),
             _ => {}
         }
         match arrow {

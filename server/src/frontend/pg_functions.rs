@@ -69,6 +69,7 @@ const BUILTIN_TYPES: &[(&str, i32)] = &[
     ("void", 2278),
     ("uuid", 2950),
     ("jsonb", 3802),
+    ("json", 114),
     ("unknown", 705),
     ("_bool", 1000),
     ("_bytea", 1001),
@@ -284,7 +285,13 @@ impl ScalarUDFImpl for PgTypeof {
         &self,
         args: ScalarFunctionArgs,
     ) -> datafusion::common::Result<ColumnarValue> {
-        let name = pg_type_name(&args.args[0].data_type());
+        // uuid, json and jsonb are text marked with their PostgreSQL type (see pg_json).
+        let marked = args.arg_fields.first().and_then(|f| {
+            f.metadata()
+                .get(arrow_pg::datatypes::PG_TEXT_TYPE_KEY)
+                .cloned()
+        });
+        let name = marked.unwrap_or_else(|| pg_type_name(&args.args[0].data_type()));
         Ok(ColumnarValue::Scalar(
             datafusion::common::ScalarValue::Utf8(Some(name)),
         ))
