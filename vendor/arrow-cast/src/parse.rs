@@ -1329,13 +1329,43 @@ impl Interval {
     /// Parse string value in traditional Postgres format such as
     /// `1 year 2 months 3 days 4 hours 5 minutes 6 seconds`
     fn parse(value: &str, config: &IntervalParseConfig) -> Result<Self, ArrowError> {
-        let components = parse_interval_components(value, config)?;
-
-        components
-            .into_iter()
-            .try_fold(Self::default(), |result, (amount, unit)| {
-                result.add(amount, unit)
-            })
+        // Shoal patch: PostgreSQL's time field (`04:05:06`, `-02:00:01.25`, `1 day 04:05`)
+        // stands for hours, minutes and seconds; the other words are read as before.
+        let mut time_nanos = None;
+        let mut words = Vec::new();
+        for word in value.split_whitespace() {
+            match time_field_nanos(word) {
+                Some(nanos) if time_nanos.is_none() => time_nanos = Some(nanos),
+                Some(_) => {
+                    return Err(ArrowError::ParseError(format!(
+                        "Invalid input syntax for type interval: {value:?}. Repeated time field"
+                    )))
+                }
+                None => words.push(word),
+            }
+        }
+        let Some(time_nanos) = time_nanos else {
+            let components = parse_interval_components(value, config)?;
+            return components
+                .into_iter()
+                .try_fold(Self::default(), |result, (amount, unit)| {
+                    result.add(amount, unit)
+                });
+        };
+        let rest = if words.is_empty() {
+            Self::default()
+        } else {
+            parse_interval_components(&words.join(" "), config)?
+                .into_iter()
+                .try_fold(Self::default(), |result, (amount, unit)| {
+                    result.add(amount, unit)
+                })?
+        };
+        Ok(Self::new(
+            rest.months,
+            rest.days,
+            rest.nanos.add_checked(time_nanos)?,
+        ))
     }
 
     /// Interval addition following Postgres behavior. Fractional units will be spilled into smaller units.
@@ -1533,6 +1563,46 @@ fn parse_interval_components(
     let result = amounts.iter().copied().zip(units.iter().copied());
 
     Ok(result.collect::<Vec<_>>())
+}
+
+/// Shoal patch: the nanoseconds of PostgreSQL's interval time field, `[+-]H:MM[:SS[.frac]]`;
+/// `None` when `word` is no such field.
+fn time_field_nanos(word: &str) -> Option<i64> {
+    let (negative, unsigned) = match word.as_bytes().first() {
+        Some(b'-') => (true, &word[1..]),
+        Some(b'+') => (false, &word[1..]),
+        _ => (false, word),
+    };
+    let mut parts = unsigned.split(':');
+    let hours = parts.next()?;
+    let minutes = parts.next()?;
+    let seconds = parts.next().unwrap_or("0");
+    if parts.next().is_some() {
+        return None;
+    }
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(hours) || !digits(minutes) || minutes.len() > 2 {
+        return None;
+    }
+    let (whole, frac) = seconds.split_once('.').unwrap_or((seconds, ""));
+    if !digits(whole) || whole.len() > 2 || !(frac.is_empty() || digits(frac)) {
+        return None;
+    }
+    let minutes: i64 = minutes.parse().ok()?;
+    let whole: i64 = whole.parse().ok()?;
+    if minutes >= 60 || whole >= 60 {
+        return None;
+    }
+    let mut frac_nanos: i64 = 0;
+    for (i, d) in frac.bytes().take(9).enumerate() {
+        frac_nanos += i64::from(d - b'0') * 10_i64.pow(8 - i as u32);
+    }
+    let nanos = hours
+        .parse::<i64>()
+        .ok()?
+        .checked_mul(3_600_000_000_000)?
+        .checked_add(minutes * 60_000_000_000 + whole * 1_000_000_000 + frac_nanos)?;
+    Some(if negative { -nanos } else { nanos })
 }
 
 /// Split an interval into a vec of amounts and units.

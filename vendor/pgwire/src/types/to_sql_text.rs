@@ -364,7 +364,8 @@ impl ToSqlText for NaiveTime {
                 ty.clone(),
             )));
         }
-        write!(out, "{}", self.format("%H:%M:%S%.6f"))?;
+        let fmt = pg_fraction_format("%H:%M:%S%.6f", chrono::Timelike::nanosecond(self));
+        write!(out, "{}", self.format(&fmt))?;
         Ok(IsNull::No)
     }
 }
@@ -497,25 +498,35 @@ impl ToSqlText for Interval {
     ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         let interval_style =
             IntervalStyle::try_from(format_options.interval_style.as_str()).map_err(Box::new)?;
-        match interval_style {
-            IntervalStyle::Postgres => {
-                out.put_slice(self.to_postgres().as_bytes());
-                Ok(IsNull::No)
-            }
-            IntervalStyle::PostgresVerbose => {
-                out.put_slice(self.to_postgres_verbose().as_bytes());
-                Ok(IsNull::No)
-            }
-            IntervalStyle::ISO8601 => {
-                out.put_slice(self.to_iso_8601().as_bytes());
-                Ok(IsNull::No)
-            }
-            IntervalStyle::SQLStandard => {
-                out.put_slice(self.to_sql().as_bytes());
-                Ok(IsNull::No)
-            }
-        }
+        let text = match interval_style {
+            IntervalStyle::Postgres => self.to_postgres(),
+            IntervalStyle::PostgresVerbose => self.to_postgres_verbose(),
+            IntervalStyle::ISO8601 => self.to_iso_8601(),
+            IntervalStyle::SQLStandard => self.to_sql(),
+        };
+        out.put_slice(trim_fractions(&text).as_bytes());
+        Ok(IsNull::No)
     }
+}
+
+/// Shoal patch: PostgreSQL prints an interval's fractional seconds without trailing zeros
+/// (`00:00:01.5`, not `00:00:01.500000`); pg_interval always prints six digits.
+fn trim_fractions(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(dot) = rest.find('.') {
+        out.push_str(&rest[..dot]);
+        let after = &rest[dot + 1..];
+        let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let kept = after[..digits].trim_end_matches('0');
+        if !kept.is_empty() {
+            out.push('.');
+            out.push_str(kept);
+        }
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
