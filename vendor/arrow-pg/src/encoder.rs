@@ -182,6 +182,14 @@ fn encode_pg_oid_binary<T: Encoder>(
     encoder.encode_field(&Some(value), pg_field)
 }
 
+/// (Shoal) A duration (what DataFusion makes of `timestamp - timestamp`) as the interval
+/// PostgreSQL's `timestamp_mi` gives: whole days split off the time, with the time's sign
+/// (`1 day 07:00:00`, not `31:00:00`).
+pub fn duration_interval(microseconds: i64) -> PgInterval {
+    const DAY: i64 = 86_400_000_000;
+    PgInterval::new(0, (microseconds / DAY) as i32, microseconds % DAY)
+}
+
 /// (Shoal) The binary form of a uuid, json or jsonb value held as text.
 #[derive(Debug)]
 struct PgTextTypedBinary(Vec<u8>);
@@ -726,7 +734,7 @@ pub fn encode_value<T: Encoder>(
                 }
                 let duration_array = arr.as_any().downcast_ref::<DurationSecondArray>().unwrap();
                 let microseconds = duration_array.value(idx) * 1_000_000i64;
-                encoder.encode_field(&PgInterval::new(0, 0, microseconds), pg_field)?;
+                encoder.encode_field(&duration_interval(microseconds), pg_field)?;
             }
             TimeUnit::Millisecond => {
                 if arr.is_null(idx) {
@@ -737,7 +745,7 @@ pub fn encode_value<T: Encoder>(
                     .downcast_ref::<DurationMillisecondArray>()
                     .unwrap();
                 let microseconds = duration_array.value(idx) * 1_000i64;
-                encoder.encode_field(&PgInterval::new(0, 0, microseconds), pg_field)?;
+                encoder.encode_field(&duration_interval(microseconds), pg_field)?;
             }
             TimeUnit::Microsecond => {
                 if arr.is_null(idx) {
@@ -748,7 +756,7 @@ pub fn encode_value<T: Encoder>(
                     .downcast_ref::<DurationMicrosecondArray>()
                     .unwrap();
                 let microseconds = duration_array.value(idx);
-                encoder.encode_field(&PgInterval::new(0, 0, microseconds), pg_field)?;
+                encoder.encode_field(&duration_interval(microseconds), pg_field)?;
             }
             TimeUnit::Nanosecond => {
                 if arr.is_null(idx) {
@@ -759,7 +767,7 @@ pub fn encode_value<T: Encoder>(
                     .downcast_ref::<DurationNanosecondArray>()
                     .unwrap();
                 let microseconds = duration_array.value(idx) / 1_000i64;
-                encoder.encode_field(&PgInterval::new(0, 0, microseconds), pg_field)?;
+                encoder.encode_field(&duration_interval(microseconds), pg_field)?;
             }
         },
         DataType::List(_) | DataType::FixedSizeList(_, _) | DataType::LargeList(_) => {
