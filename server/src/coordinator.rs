@@ -169,6 +169,8 @@ pub fn session_context(
     }
     ctx.add_optimizer_rule(Arc::new(crate::pushdown::ShardAggregatePushdownRule));
     ctx.add_analyzer_rule(crate::query::pg_bytea::PgByteaInput::rule());
+    ctx.add_analyzer_rule(crate::query::pg_text_out::PgTextOutput::rule());
+    ctx.register_udf(crate::query::pg_text_out::TextOut::udf());
     ctx.register_udf(crate::query::column_defaults::NextSerial::udf(Arc::clone(
         cluster,
     )));

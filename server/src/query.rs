@@ -10,6 +10,7 @@ pub mod pg_interval;
 pub mod pg_json;
 pub mod pg_like;
 pub mod pg_limits;
+pub mod pg_text_out;
 pub mod statement_scope;
 
 use datafusion::sql::sqlparser::ast::{

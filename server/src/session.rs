@@ -212,6 +212,13 @@ fn scoped_rows(session: &Arc<Session>, response: &mut Response) {
 }
 
 impl Session {
+    /// The session's `DateStyle` and `IntervalStyle`, as pgwire's text encoders take them.
+    pub fn output_styles(&self) -> (String, String) {
+        let st = self.lock();
+        let get = |name: &str| st.settings.get(name).ok().flatten().unwrap_or_default();
+        (get("DateStyle"), get("IntervalStyle"))
+    }
+
     /// A session for the client whose startup parameters are `startup` (`user` among
     /// them); the reported parameters are those the startup sent ([`startup_parameters`]).
     pub fn new(cluster: Arc<Cluster>, startup: &HashMap<String, String>) -> Session {
