@@ -26,8 +26,8 @@ mod txn_tables;
 
 pub use error::{CatalogError, Result};
 pub use model::{
-    CleanupRecord, ColumnDef, ColumnDefault, FileChanges, FileRecord, GroupShardFiles, Job,
-    NewFile, NewJob, NewShard, NewTable, NewTask, Node, PlacementSnapshot, RemovedFile,
+    CleanupRecord, ColumnDef, ColumnDefault, FileChanges, FileRecord, GroupShardFiles, IndexDef,
+    Job, NewFile, NewJob, NewShard, NewTable, NewTask, Node, PlacementSnapshot, RemovedFile,
     ShardSnapshot, TableInfo, TableKind, TableSnapshot, Task,
 };
 pub use sql_type::SqlType;

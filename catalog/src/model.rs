@@ -343,3 +343,15 @@ pub struct GroupShardFiles {
     /// Files of the source placement.
     pub files: Vec<FileRecord>,
 }
+
+/// An index a user declared. Shoal keeps no index structures: the record makes the name,
+/// `DROP INDEX` and `IF NOT EXISTS` behave as in PostgreSQL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexDef {
+    pub name: String,
+    pub table_id: i64,
+    pub unique: bool,
+    /// `CREATE [UNIQUE] INDEX name ON public.table USING btree (columns)`, as PostgreSQL's
+    /// `pg_indexes.indexdef` spells it.
+    pub definition: String,
+}

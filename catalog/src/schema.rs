@@ -167,6 +167,19 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (table_id, column_stored_name)
     );
     "#,
+    // 9: indexes a user declared (CREATE INDEX): kept so that their names, DROP INDEX and
+    // IF NOT EXISTS behave as in PostgreSQL; queries never use them (a scan reads the
+    // table's column files). `definition` is the statement as PostgreSQL's pg_indexes
+    // shows it.
+    r#"
+    CREATE TABLE indexes (
+        name TEXT PRIMARY KEY,
+        table_id INTEGER NOT NULL REFERENCES tables (table_id) ON DELETE CASCADE,
+        is_unique INTEGER NOT NULL,
+        definition TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this binary writes.

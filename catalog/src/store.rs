@@ -774,6 +774,68 @@ impl Catalog {
         })
     }
 
+    /// Records an index of table `table_id`. A table, view or index of that name is
+    /// `TableExists` (they share PostgreSQL's namespace of relations).
+    pub fn create_index(&self, index: &IndexDef) -> Result<()> {
+        self.write(|tx| {
+            let table: Option<i64> = tx
+                .query_row(
+                    "SELECT table_id FROM tables WHERE name = ?1",
+                    [&index.name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let index_exists = tx
+                .query_row(
+                    "SELECT 1 FROM indexes WHERE name = ?1",
+                    [&index.name],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if table.is_some() || index_exists || view_exists(tx, &index.name)? {
+                return Err(CatalogError::TableExists {
+                    name: index.name.clone(),
+                });
+            }
+            tx.execute(
+                "INSERT INTO indexes (name, table_id, is_unique, definition, created_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    index.name,
+                    index.table_id,
+                    index.unique,
+                    index.definition,
+                    now_ms()
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Forgets an index; whether there was one.
+    pub fn drop_index(&self, name: &str) -> Result<bool> {
+        self.write(|tx| Ok(tx.execute("DELETE FROM indexes WHERE name = ?1", [name])? > 0))
+    }
+
+    /// Every recorded index, by name. An index goes with its table.
+    pub fn indexes(&self) -> Result<Vec<IndexDef>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT name, table_id, is_unique, definition FROM indexes ORDER BY name",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(IndexDef {
+                    name: r.get(0)?,
+                    table_id: r.get(1)?,
+                    unique: r.get(2)?,
+                    definition: r.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        })
+    }
+
     /// Forgets a view; whether there was one.
     pub fn drop_view(&self, name: &str) -> Result<bool> {
         self.write(|tx| Ok(tx.execute("DELETE FROM views WHERE name = ?1", [name])? > 0))

@@ -3,6 +3,7 @@
 //! starts here.)
 
 pub mod column_names;
+pub mod indexes;
 pub mod information_schema;
 pub mod maintenance;
 pub mod pg_catalog_context;

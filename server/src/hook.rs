@@ -77,6 +77,11 @@ enum Action {
         names: Vec<String>,
         if_exists: bool,
     },
+    CreateIndex(Box<crate::frontend::indexes::IndexRequest>),
+    DropIndex {
+        names: Vec<String>,
+        if_exists: bool,
+    },
     /// `CREATE TABLE name AS query`.
     CreateTableAs {
         name: String,
@@ -648,6 +653,21 @@ fn classify(stmt: &Statement) -> Option<Action> {
                 if_not_exists: v.if_not_exists,
             })
         }
+        Statement::CreateIndex(ci) => Some(
+            match crate::frontend::indexes::IndexRequest::from_statement(ci) {
+                Ok(r) => Action::CreateIndex(Box::new(r)),
+                Err(e) => Action::Refuse(e),
+            },
+        ),
+        Statement::Drop {
+            object_type: ObjectType::Index,
+            if_exists,
+            names,
+            ..
+        } => Some(Action::DropIndex {
+            names: names.iter().map(object_name).collect(),
+            if_exists: *if_exists,
+        }),
         Statement::Drop {
             object_type: ObjectType::View,
             if_exists,
@@ -971,6 +991,84 @@ impl ShoalHook {
                     .create_view(&name, &text, or_replace)
                     .map_err(|e| pg(&e.into()))?;
                 tag("CREATE VIEW")
+            }
+            Action::CreateIndex(request) => {
+                let Some(info) = cluster
+                    .catalog()
+                    .table_by_name(&request.table)
+                    .map_err(|e| pg(&e.into()))?
+                else {
+                    return Err(PgError::new(
+                        "42P01",
+                        format!("relation \"{}\" does not exist", request.table),
+                    )
+                    .into_pgwire());
+                };
+                // The keys and the predicate are checked as a query over the table would be.
+                ctx.state()
+                    .create_logical_plan(&request.check_query())
+                    .await
+                    .map_err(|e| PgWireErrorOf::df(&e))?;
+                let existing: std::collections::HashSet<String> = cluster
+                    .catalog()
+                    .indexes()
+                    .map_err(|e| pg(&e.into()))?
+                    .into_iter()
+                    .map(|i| i.name)
+                    .collect();
+                let catalog = cluster.catalog();
+                let name = match &request.name {
+                    Some(n) => n.clone(),
+                    None => request.default_name(|n| {
+                        existing.contains(n)
+                            || catalog.table_by_name(n).ok().flatten().is_some()
+                            || catalog.view_query(n).ok().flatten().is_some()
+                    }),
+                };
+                if request.if_not_exists && request.name.is_some() && existing.contains(&name) {
+                    notice(
+                        client,
+                        "NOTICE",
+                        &format!("relation \"{name}\" already exists, skipping"),
+                    )
+                    .await?;
+                    return tag("CREATE INDEX");
+                }
+                catalog
+                    .create_index(&shoal_catalog::IndexDef {
+                        name: name.clone(),
+                        table_id: info.table_id,
+                        unique: request.unique,
+                        definition: request.definition(&name),
+                    })
+                    .map_err(|e| pg(&e.into()))?;
+                notice(
+                    client,
+                    "NOTICE",
+                    &crate::frontend::indexes::not_used_notice(&name, request.unique),
+                )
+                .await?;
+                tag("CREATE INDEX")
+            }
+            Action::DropIndex { names, if_exists } => {
+                for n in &names {
+                    if !cluster.catalog().drop_index(n).map_err(|e| pg(&e.into()))? {
+                        if !if_exists {
+                            return Err(PgError::new(
+                                "42704",
+                                format!("index \"{n}\" does not exist"),
+                            )
+                            .into_pgwire());
+                        }
+                        notice(
+                            client,
+                            "NOTICE",
+                            &format!("index \"{n}\" does not exist, skipping"),
+                        )
+                        .await?;
+                    }
+                }
+                tag("DROP INDEX")
             }
             Action::DropView { names, if_exists } => {
                 for n in &names {

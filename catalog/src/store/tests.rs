@@ -590,3 +590,36 @@ fn sequences_hand_out_each_value_once_across_reopens_and_go_with_their_table() {
     c.drop_table(table_id).unwrap();
     assert!(c.next_serial_values(table_id, "id", 1).is_err());
 }
+
+#[test]
+fn indexes_share_the_relation_namespace_and_go_with_their_table() {
+    let c = Catalog::open_in_memory().unwrap();
+    let (n1, _) = c.add_node("w1", 7400).unwrap();
+    let t = c.create_table(&single_shard_table(n1)).unwrap();
+    let index = |name: &str| IndexDef {
+        name: name.into(),
+        table_id: t.table_id,
+        unique: false,
+        definition: format!("CREATE INDEX {name} ON public.events USING btree (id)"),
+    };
+    c.create_index(&index("events_id_idx")).unwrap();
+    assert!(matches!(
+        c.create_index(&index("events_id_idx")),
+        Err(CatalogError::TableExists { .. })
+    ));
+    assert!(matches!(
+        c.create_index(&index("events")),
+        Err(CatalogError::TableExists { .. })
+    ));
+    c.create_view("v", "SELECT 1", false).unwrap();
+    assert!(matches!(
+        c.create_index(&index("v")),
+        Err(CatalogError::TableExists { .. })
+    ));
+    assert_eq!(c.indexes().unwrap(), vec![index("events_id_idx")]);
+    assert!(c.drop_index("events_id_idx").unwrap());
+    assert!(!c.drop_index("events_id_idx").unwrap());
+    c.create_index(&index("again")).unwrap();
+    c.drop_table(t.table_id).unwrap();
+    assert!(c.indexes().unwrap().is_empty());
+}
