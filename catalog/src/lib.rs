@@ -32,4 +32,4 @@ pub use model::{
 };
 pub use sql_type::SqlType;
 pub use store::{Catalog, SettingKind, SETTINGS_DEFAULTS};
-pub use txn_tables::{TableChanges, TxnTables};
+pub use txn_tables::{ChangesMark, IndexChange, TableChanges, TxnTables};

@@ -12,7 +12,7 @@ use crate::error::{CatalogError, Result};
 use crate::model::*;
 use crate::schema;
 use crate::sql_type::SqlType;
-use crate::txn_tables::{TableChanges, TxnTables};
+use crate::txn_tables::{IndexChange, TableChanges, TxnTables};
 
 /// How many values of a sequence one catalog write reserves.
 pub const SEQUENCE_CACHE: i64 = 32;
@@ -723,6 +723,17 @@ impl Catalog {
                     [table_id],
                 )?;
             }
+            let dropped_tables = tables.dropped_ids();
+            for change in &tables.indexes {
+                match change {
+                    // An index of a table the transaction dropped went with it.
+                    IndexChange::Created(def) if dropped_tables.contains(&def.table_id) => {}
+                    IndexChange::Created(def) => insert_index(tx, def)?,
+                    IndexChange::Dropped(name) => {
+                        tx.execute("DELETE FROM indexes WHERE name = ?1", [name])?;
+                    }
+                }
+            }
             commit_file_changes(tx, changes, grace_ms)
         })
     }
@@ -777,40 +788,7 @@ impl Catalog {
     /// Records an index of table `table_id`. A table, view or index of that name is
     /// `TableExists` (they share PostgreSQL's namespace of relations).
     pub fn create_index(&self, index: &IndexDef) -> Result<()> {
-        self.write(|tx| {
-            let table: Option<i64> = tx
-                .query_row(
-                    "SELECT table_id FROM tables WHERE name = ?1",
-                    [&index.name],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let index_exists = tx
-                .query_row(
-                    "SELECT 1 FROM indexes WHERE name = ?1",
-                    [&index.name],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some();
-            if table.is_some() || index_exists || view_exists(tx, &index.name)? {
-                return Err(CatalogError::TableExists {
-                    name: index.name.clone(),
-                });
-            }
-            tx.execute(
-                "INSERT INTO indexes (name, table_id, is_unique, definition, created_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    index.name,
-                    index.table_id,
-                    index.unique,
-                    index.definition,
-                    now_ms()
-                ],
-            )?;
-            Ok(())
-        })
+        self.write(|tx| insert_index(tx, index))
     }
 
     /// Forgets an index; whether there was one.
@@ -1414,6 +1392,42 @@ fn unused_stored_name(tx: &Transaction<'_>, name: &str) -> Result<String> {
         [(next + 1).to_string()],
     )?;
     Ok(format!("{name}#{next}"))
+}
+
+/// Records an index unless its name is a table's, a view's or another index's.
+fn insert_index(tx: &Transaction<'_>, index: &IndexDef) -> Result<()> {
+    let table: Option<i64> = tx
+        .query_row(
+            "SELECT table_id FROM tables WHERE name = ?1",
+            [&index.name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let index_exists = tx
+        .query_row(
+            "SELECT 1 FROM indexes WHERE name = ?1",
+            [&index.name],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if table.is_some() || index_exists || view_exists(tx, &index.name)? {
+        return Err(CatalogError::TableExists {
+            name: index.name.clone(),
+        });
+    }
+    tx.execute(
+        "INSERT INTO indexes (name, table_id, is_unique, definition, created_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            index.name,
+            index.table_id,
+            index.unique,
+            index.definition,
+            now_ms()
+        ],
+    )?;
+    Ok(())
 }
 
 fn view_exists(tx: &Transaction<'_>, name: &str) -> Result<bool> {

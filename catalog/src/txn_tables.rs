@@ -11,6 +11,7 @@
 //! catalog's look-ups by name, so that every layer that resolves a table by its name (the
 //! planner, the writers, the write gates) sees what the transaction sees.
 
+use crate::model::IndexDef;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -38,11 +39,42 @@ pub struct TableChanges {
     pub created: Vec<(i64, String)>,
     /// Tables it dropped (committed or its own pending ones): id and name.
     pub dropped: Vec<(i64, String)>,
+    /// Indexes it created and dropped, in order; the catalog learns of them at COMMIT.
+    pub indexes: Vec<IndexChange>,
+}
+
+/// A `CREATE INDEX` or `DROP INDEX` of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IndexChange {
+    Created(IndexDef),
+    Dropped(String),
+}
+
+/// How far a transaction's changes went when a savepoint was set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChangesMark {
+    created: usize,
+    dropped: usize,
+    indexes: usize,
 }
 
 impl TableChanges {
     pub fn is_empty(&self) -> bool {
-        self.created.is_empty() && self.dropped.is_empty()
+        self.created.is_empty() && self.dropped.is_empty() && self.indexes.is_empty()
+    }
+
+    /// The index names the transaction sees, given the committed ones.
+    pub fn visible_indexes(&self, committed: Vec<IndexDef>) -> Vec<IndexDef> {
+        let mut visible = committed;
+        for change in &self.indexes {
+            match change {
+                IndexChange::Created(def) => visible.push(def.clone()),
+                IndexChange::Dropped(name) => visible.retain(|d| &d.name != name),
+            }
+        }
+        let dropped = self.dropped_ids();
+        visible.retain(|d| !dropped.contains(&d.table_id));
+        visible
     }
 
     pub fn dropped_ids(&self) -> Vec<i64> {
@@ -97,24 +129,33 @@ impl TxnTables {
         self.lock().dropped.push((table_id, name.to_string()));
     }
 
+    pub fn record_index(&self, change: IndexChange) {
+        self.lock().indexes.push(change);
+    }
+
     pub fn is_dropped(&self, table_id: i64) -> bool {
         self.lock().dropped.iter().any(|d| d.0 == table_id)
     }
 
-    /// How many tables the transaction created and dropped so far (a savepoint's mark).
-    pub fn mark(&self) -> (usize, usize) {
+    /// How far the transaction's changes went so far (a savepoint's mark).
+    pub fn mark(&self) -> ChangesMark {
         let c = self.lock();
-        (c.created.len(), c.dropped.len())
+        ChangesMark {
+            created: c.created.len(),
+            dropped: c.dropped.len(),
+            indexes: c.indexes.len(),
+        }
     }
 
     /// Forgets the changes after `mark` (ROLLBACK TO a savepoint), handing back the ids of
     /// the tables created since, whose rows the caller deletes.
-    pub fn truncate(&self, mark: (usize, usize)) -> Vec<i64> {
+    pub fn truncate(&self, mark: ChangesMark) -> Vec<i64> {
         let mut c = self.lock();
-        c.dropped.truncate(mark.1);
-        if mark.0 < c.created.len() {
+        c.dropped.truncate(mark.dropped);
+        c.indexes.truncate(mark.indexes);
+        if mark.created < c.created.len() {
             c.created
-                .split_off(mark.0)
+                .split_off(mark.created)
                 .into_iter()
                 .map(|t| t.0)
                 .collect()

@@ -1009,39 +1009,49 @@ impl ShoalHook {
                     .create_logical_plan(&request.check_query())
                     .await
                     .map_err(|e| PgWireErrorOf::df(&e))?;
-                let existing: std::collections::HashSet<String> = cluster
-                    .catalog()
-                    .indexes()
-                    .map_err(|e| pg(&e.into()))?
-                    .into_iter()
-                    .map(|i| i.name)
-                    .collect();
+                let session = crate::session::current().filter(|s| s.in_transaction());
+                let indexes: std::collections::HashSet<String> =
+                    visible_indexes(cluster, session.as_deref())?
+                        .into_iter()
+                        .map(|i| i.name)
+                        .collect();
                 let catalog = cluster.catalog();
+                let relation_taken = |n: &str| {
+                    indexes.contains(n)
+                        || catalog.table_by_name(n).ok().flatten().is_some()
+                        || catalog.view_query(n).ok().flatten().is_some()
+                };
                 let name = match &request.name {
                     Some(n) => n.clone(),
-                    None => request.default_name(|n| {
-                        existing.contains(n)
-                            || catalog.table_by_name(n).ok().flatten().is_some()
-                            || catalog.view_query(n).ok().flatten().is_some()
-                    }),
+                    None => request.default_name(relation_taken),
                 };
-                if request.if_not_exists && request.name.is_some() && existing.contains(&name) {
-                    notice(
-                        client,
-                        "NOTICE",
-                        &format!("relation \"{name}\" already exists, skipping"),
+                if relation_taken(&name) {
+                    if request.if_not_exists {
+                        notice(
+                            client,
+                            "NOTICE",
+                            &format!("relation \"{name}\" already exists, skipping"),
+                        )
+                        .await?;
+                        return tag("CREATE INDEX");
+                    }
+                    return Err(PgError::new(
+                        "42P07",
+                        format!("relation \"{name}\" already exists"),
                     )
-                    .await?;
-                    return tag("CREATE INDEX");
+                    .into_pgwire());
                 }
-                catalog
-                    .create_index(&shoal_catalog::IndexDef {
-                        name: name.clone(),
-                        table_id: info.table_id,
-                        unique: request.unique,
-                        definition: request.definition(&name),
-                    })
-                    .map_err(|e| pg(&e.into()))?;
+                let index = shoal_catalog::IndexDef {
+                    name: name.clone(),
+                    table_id: info.table_id,
+                    unique: request.unique,
+                    definition: request.definition(&name),
+                };
+                match &session {
+                    // Recorded at COMMIT, with the transaction's tables.
+                    Some(s) => s.change_index(shoal_catalog::IndexChange::Created(index)),
+                    None => catalog.create_index(&index).map_err(|e| pg(&e.into()))?,
+                }
                 notice(
                     client,
                     "NOTICE",
@@ -1051,8 +1061,12 @@ impl ShoalHook {
                 tag("CREATE INDEX")
             }
             Action::DropIndex { names, if_exists } => {
+                let session = crate::session::current().filter(|s| s.in_transaction());
                 for n in &names {
-                    if !cluster.catalog().drop_index(n).map_err(|e| pg(&e.into()))? {
+                    let exists = visible_indexes(cluster, session.as_deref())?
+                        .iter()
+                        .any(|i| &i.name == n);
+                    if !exists {
                         if !if_exists {
                             return Err(PgError::new(
                                 "42704",
@@ -1066,6 +1080,13 @@ impl ShoalHook {
                             &format!("index \"{n}\" does not exist, skipping"),
                         )
                         .await?;
+                        continue;
+                    }
+                    match &session {
+                        Some(s) => s.change_index(shoal_catalog::IndexChange::Dropped(n.clone())),
+                        None => {
+                            cluster.catalog().drop_index(n).map_err(|e| pg(&e.into()))?;
+                        }
                     }
                 }
                 tag("DROP INDEX")
@@ -1578,6 +1599,18 @@ fn create_table(
 
 fn pg(e: &shoal_sql_functions::ClusterError) -> datafusion_postgres::pgwire::error::PgWireError {
     from_cluster(e).into_pgwire()
+}
+
+/// The indexes a statement sees: the committed ones, changed by its transaction's.
+fn visible_indexes(
+    cluster: &Arc<Cluster>,
+    session: Option<&crate::session::Session>,
+) -> PgWireResult<Vec<shoal_catalog::IndexDef>> {
+    let committed = cluster.catalog().indexes().map_err(|e| pg(&e.into()))?;
+    Ok(match session {
+        Some(s) => s.visible_indexes(committed),
+        None => committed,
+    })
 }
 
 async fn send_notice(client: &mut dyn HookClient, n: &Notice) -> PgWireResult<()> {

@@ -119,7 +119,7 @@ struct Savepoint {
     /// How many writes were staged when it was set.
     writes: usize,
     /// How many tables the transaction had created and dropped then.
-    tables: (usize, usize),
+    tables: shoal_catalog::ChangesMark,
     /// The settings then: ROLLBACK TO restores them.
     settings: Settings,
 }
@@ -277,6 +277,20 @@ impl Session {
     /// else at COMMIT.
     pub fn drop_table(&self, table_id: i64, name: &str) {
         self.tables.record_dropped(table_id, name);
+    }
+
+    /// `CREATE INDEX` or `DROP INDEX` inside a transaction: the catalog learns of it at
+    /// COMMIT; ROLLBACK forgets it.
+    pub fn change_index(&self, change: shoal_catalog::IndexChange) {
+        self.tables.record_index(change);
+    }
+
+    /// The indexes this session's transaction sees, given the committed ones.
+    pub fn visible_indexes(
+        &self,
+        committed: Vec<shoal_catalog::IndexDef>,
+    ) -> Vec<shoal_catalog::IndexDef> {
+        self.tables.changes().visible_indexes(committed)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -969,19 +983,18 @@ impl Control {
 }
 
 /// Statements that change the schema: they run only outside a transaction block.
-/// The schema changes that cannot run inside a transaction (CREATE TABLE [AS] and DROP
-/// TABLE can: their tables are pending until COMMIT).
+/// The schema changes that cannot run inside a transaction (CREATE TABLE [AS], DROP TABLE,
+/// CREATE INDEX and DROP INDEX can: they are pending until COMMIT).
 fn ddl_name(stmt: &Statement) -> Option<&'static str> {
     use datafusion::sql::sqlparser::ast::ObjectType;
     Some(match stmt {
         Statement::AlterTable(_) => "ALTER TABLE",
         Statement::Drop {
-            object_type: ObjectType::Table,
+            object_type: ObjectType::Table | ObjectType::Index,
             ..
         } => return None,
         Statement::Drop { .. } => "DROP",
         Statement::CreateView(_) => "CREATE VIEW",
-        Statement::CreateIndex(_) => "CREATE INDEX",
         Statement::CreateSchema { .. } => "CREATE SCHEMA",
         _ => return None,
     })

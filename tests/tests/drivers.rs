@@ -903,3 +903,64 @@ on_shoal_and_postgresql!(
     180,
     uuid_and_json_in_drivers
 );
+
+/// Indexes the way ORMs create them, inside their transactions: pandas `to_sql` of a new
+/// table (it indexes the frame's index column) and SQLAlchemy `create_all` with `index=True`
+/// and an explicit `Index`, then a drop and a re-create in one transaction.
+async fn indexes_from_orms(target: &PsqlTarget, _shoal: bool) {
+    let script = br#"
+import sys
+import pandas as pd
+import sqlalchemy as sa
+
+host, port, user, db = sys.argv[1:5]
+eng = sa.create_engine(f"postgresql+psycopg://{user}@{host}:{port}/{db}")
+df = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+df.to_sql("orm_frame", eng, if_exists="replace")
+print(pd.read_sql("SELECT * FROM orm_frame ORDER BY a", eng).to_dict("list"))
+df.to_sql("orm_frame", eng, if_exists="replace")
+print(pd.read_sql("SELECT count(*) AS n FROM orm_frame", eng).to_dict("list"))
+md = sa.MetaData()
+t = sa.Table("orm_indexed", md,
+             sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("name", sa.String(20), index=True),
+             sa.Index("orm_indexed_both", "id", "name"))
+md.drop_all(eng)
+md.create_all(eng)
+with eng.begin() as c:
+    c.execute(t.insert(), [{"id": 1, "name": "n"}, {"id": 2, "name": "m"}])
+with eng.begin() as c:
+    c.execute(sa.text("DROP INDEX orm_indexed_both"))
+    c.execute(sa.text("CREATE INDEX orm_indexed_both ON orm_indexed (name, id)"))
+try:
+    with eng.begin() as c:
+        c.execute(sa.text("CREATE INDEX orm_indexed_both ON orm_indexed (id)"))
+except sa.exc.DBAPIError as e:
+    print("duplicate", e.orig.sqlstate)
+with eng.connect() as c:
+    print(c.execute(sa.text("SELECT count(*) FROM orm_indexed")).scalar())
+md.drop_all(eng)
+with eng.begin() as c:
+    c.execute(sa.text("DROP TABLE orm_frame"))
+print("done")
+"#;
+    let Some(out) = run_python("sqlalchemy", script, target) else {
+        return;
+    };
+    assert_eq!(
+        out,
+        "{'index': [0, 1, 2], 'a': [1, 2, 3], 'b': ['x', 'y', 'z']}\n\
+         {'n': [3]}\n\
+         duplicate 42P07\n\
+         2\n\
+         done\n"
+    );
+}
+
+on_shoal_and_postgresql!(
+    indexes_from_orms_on_shoal,
+    indexes_from_orms_on_postgresql,
+    2,
+    180,
+    indexes_from_orms
+);
