@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::{
-    ColumnAttributes, ColumnAttributesSource, PgCatalogContextProvider, RelationStats,
-    RelationStatsSource,
+    ColumnAttributes, ColumnAttributesSource, IndexInfo, IndexSource, PgCatalogContextProvider,
+    RelationStats, RelationStatsSource,
 };
 use shoal_catalog::ColumnDefault;
 use shoal_sql_functions::Cluster;
@@ -35,6 +35,10 @@ impl PgCatalogContextProvider for PgCatalogContext {
 
     fn relation_stats_source(&self) -> Option<Arc<dyn RelationStatsSource>> {
         Some(Arc::clone(&self.tables) as Arc<dyn RelationStatsSource>)
+    }
+
+    fn index_source(&self) -> Option<Arc<dyn IndexSource>> {
+        Some(Arc::clone(&self.tables) as Arc<dyn IndexSource>)
     }
 }
 
@@ -86,5 +90,44 @@ impl ColumnAttributesSource for DeclaredTables {
                 })
                 .collect(),
         )
+    }
+}
+
+#[async_trait]
+impl IndexSource for DeclaredTables {
+    /// The indexes the running statement's transaction sees (its own CREATE and DROP INDEX
+    /// included), of the tables it sees; a catalog read error lists none.
+    async fn indexes(&self) -> Vec<IndexInfo> {
+        let catalog = self.cluster.catalog();
+        let Ok(committed) = catalog.indexes() else {
+            return Vec::new();
+        };
+        let visible = match crate::session::current().filter(|s| s.in_transaction()) {
+            Some(s) => s.visible_indexes(committed),
+            None => committed,
+        };
+        let Ok(tables) = catalog.table_names() else {
+            return Vec::new();
+        };
+        // Each table's name as this statement sees it (a transaction's own tables too).
+        let names: std::collections::HashMap<i64, String> = tables
+            .into_iter()
+            .filter_map(|t| {
+                let info = catalog.table_by_name(&t).ok().flatten()?;
+                Some((info.table_id, t))
+            })
+            .collect();
+        let mut out = Vec::new();
+        for index in visible {
+            if let Some(table) = names.get(&index.table_id) {
+                out.push(IndexInfo {
+                    schema: "public".into(),
+                    table: table.clone(),
+                    name: index.name,
+                    definition: index.definition,
+                });
+            }
+        }
+        out
     }
 }

@@ -36,6 +36,7 @@ pub mod has_privilege_udf;
 pub mod oid_field;
 pub mod oid_type_planner;
 pub mod pg_attrdef;
+pub mod pg_indexes;
 pub mod pg_attribute;
 pub mod pg_class;
 pub mod pg_database;
@@ -117,6 +118,7 @@ const PG_CATALOG_VIEW_PG_VIEWS: &str = "pg_views";
 const PG_CATALOG_VIEW_PG_MATVIEWS: &str = "pg_matviews";
 const PG_CATALOG_VIEW_PG_ROLES: &str = "pg_roles";
 const PG_CATALOG_VIEW_PG_TABLES: &str = "pg_tables";
+const PG_CATALOG_VIEW_PG_INDEXES: &str = "pg_indexes";
 const PG_CATALOG_VIEW_PG_STAT_GSSAPI: &str = "pg_stat_gssapi";
 const PG_CATALOG_VIEW_PG_STAT_USER_TABLES: &str = "pg_stat_user_tables";
 const PG_CATALOG_VIEW_PG_REPLICATION_SLOTS: &str = "pg_replication_slots";
@@ -187,6 +189,7 @@ pub const PG_CATALOG_TABLES: &[&str] = &[
     PG_CATALOG_VIEW_PG_SETTINGS,
     PG_CATALOG_VIEW_PG_STAT_GSSAPI,
     PG_CATALOG_VIEW_PG_TABLES,
+    PG_CATALOG_VIEW_PG_INDEXES,
     PG_CATALOG_VIEW_PG_VIEWS,
     PG_CATALOG_VIEW_PG_MATVIEWS,
     PG_CATALOG_VIEW_PG_STAT_USER_TABLES,
@@ -474,6 +477,13 @@ impl<C: CatalogInfo, P: PgCatalogContextProvider> PgCatalogSchemaProvider<C, P> 
             }
             PG_CATALOG_VIEW_PG_TABLES => {
                 let table = Arc::new(pg_tables::PgTablesTable::new(self.catalog_list.clone()));
+                Ok(Some(PgCatalogTable::Dynamic(table)))
+            }
+            // Shoal patch: the indexes the database declares.
+            PG_CATALOG_VIEW_PG_INDEXES => {
+                let table = Arc::new(pg_indexes::PgIndexesView::new(
+                    self.context_provider.index_source(),
+                ));
                 Ok(Some(PgCatalogTable::Dynamic(table)))
             }
             PG_CATALOG_VIEW_PG_SETTINGS => {

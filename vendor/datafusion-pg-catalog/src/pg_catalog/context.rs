@@ -23,6 +23,27 @@ pub trait PgCatalogContextProvider: Clone + Debug + Send + Sync + 'static {
     fn relation_stats_source(&self) -> Option<Arc<dyn RelationStatsSource>> {
         None
     }
+
+    /// Shoal patch: where `pg_indexes` learns the database's indexes.
+    fn index_source(&self) -> Option<Arc<dyn IndexSource>> {
+        None
+    }
+}
+
+/// Shoal patch: an index as `pg_indexes` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexInfo {
+    pub schema: String,
+    pub table: String,
+    pub name: String,
+    /// `CREATE INDEX ...` as PostgreSQL's `pg_get_indexdef` spells it.
+    pub definition: String,
+}
+
+/// Shoal patch: the indexes of a database.
+#[async_trait]
+pub trait IndexSource: Debug + Send + Sync {
+    async fn indexes(&self) -> Vec<IndexInfo>;
 }
 
 /// Shoal patch: a table's size, as `pg_class.reltuples`/`relpages` and `pg_table_size`,
@@ -82,6 +103,10 @@ where
 
     fn relation_stats_source(&self) -> Option<Arc<dyn RelationStatsSource>> {
         T::relation_stats_source(self)
+    }
+
+    fn index_source(&self) -> Option<Arc<dyn IndexSource>> {
+        T::index_source(self)
     }
 }
 
