@@ -164,6 +164,9 @@ pub fn session_context(
             .with_expr_planners(planners)
             .build();
     }
+    for udf in crate::query::pg_json::builder_udfs() {
+        ctx.register_udf(udf);
+    }
     for udf in crate::query::pg_json::udfs() {
         ctx.register_udf(udf);
     }

@@ -406,8 +406,15 @@ pub(crate) fn rewrite_query(q: &sql::Query) -> Option<sql::Query> {
     let like = crate::query::pg_like::rewrite(&mut query);
     let casts = crate::query::pg_casts::rewrite(&mut query);
     let json_casts = crate::query::pg_json::rewrite_casts(&mut query);
+    let json_aggregates = crate::query::pg_json::rewrite_aggregates(&mut query);
     let from_functions = crate::query::pg_from_functions::rewrite(&mut query);
-    (named.is_some() || arithmetic || like || casts || json_casts || from_functions)
+    (named.is_some()
+        || arithmetic
+        || like
+        || casts
+        || json_casts
+        || json_aggregates
+        || from_functions)
         .then_some(query)
 }
 

@@ -10,6 +10,8 @@
 //! - [`udfs`]: those functions, `jsonb_typeof`, `jsonb_array_length`,
 //!   `jsonb_extract_path[_text]`, and the input functions `shoal_uuid_in`, `shoal_json_in`,
 //!   `shoal_jsonb_in`, which check a value as PostgreSQL's input functions do (22P02).
+//! - [`builder_udfs`]: `to_jsonb`, `jsonb_build_object`, `jsonb_build_array` and their json
+//!   twins; with [`rewrite_aggregates`], `jsonb_agg` and `json_agg`.
 //!
 //! A function returning jsonb, json or uuid marks its result field with arrow-pg's
 //! `pg.text_type`, so the client is told the PostgreSQL type (psycopg gives a dict for a
@@ -21,7 +23,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32Array, StringArray};
 use arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::{plan_err, DFSchema, DataFusionError, Result};
+use datafusion::common::{exec_err, plan_err, DFSchema, DataFusionError, Result};
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr, TypePlanner};
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ExprSchemable, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
@@ -559,6 +561,300 @@ pub fn rewrite_casts(q: &mut sql::Query) -> bool {
                 *e = super::sql_call(&format!("shoal_{name}_in"), vec![text]);
                 changed = true;
             }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    changed
+}
+
+/// Which of the pair a builder makes: jsonb (canonical) or json (PostgreSQL's json text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Flavor {
+    Json,
+    Jsonb,
+}
+
+/// What a builder builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Build {
+    /// `to_jsonb(value)`.
+    Value,
+    /// `jsonb_build_object(k1, v1, ...)`.
+    Object,
+    /// `jsonb_build_array(v1, ...)`.
+    Array,
+    /// The end of `jsonb_agg(x)`: an array of jsonb texts (see [`rewrite_aggregates`]).
+    FromArray,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct JsonBuilder {
+    name: &'static str,
+    flavor: Flavor,
+    build: Build,
+    signature: Signature,
+}
+
+/// One SQL value as JSON, as PostgreSQL's `to_jsonb` makes it: numbers, booleans and NULL as
+/// themselves, jsonb and json values embedded, timestamps in ISO 8601 with a `T`, anything
+/// else as its text.
+fn value_json(array: &ArrayRef, field: &Field, row: usize) -> Result<Json> {
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    // A NULL literal is a NullArray, whose rows have no validity bits.
+    if array.data_type() == &DataType::Null || array.is_null(row) {
+        return Ok(Json::Null);
+    }
+    let marked = field
+        .metadata()
+        .get(arrow_pg::datatypes::PG_TEXT_TYPE_KEY)
+        .map(String::as_str);
+    let text = || -> Result<String> {
+        let options = FormatOptions::default().with_display_error(true);
+        Ok(ArrayFormatter::try_new(array.as_ref(), &options)?
+            .value(row)
+            .to_string())
+    };
+    Ok(match array.data_type() {
+        DataType::Boolean => Json::Bool(array.as_boolean().value(row)),
+        t if t.is_integer() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..)) => {
+            Json::Number(text()?)
+        }
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => {
+            let v = arrow::compute::cast(&array.slice(row, 1), &DataType::Float64)?;
+            let v = v.as_primitive::<arrow::datatypes::Float64Type>().value(0);
+            if v.is_finite() {
+                Json::Number(v.to_string())
+            } else if v.is_nan() {
+                Json::String("NaN".into())
+            } else if v > 0.0 {
+                Json::String("Infinity".into())
+            } else {
+                Json::String("-Infinity".into())
+            }
+        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            let s = arrow::compute::cast(&array.slice(row, 1), &DataType::Utf8)?;
+            let s = s.as_string::<i32>().value(0).to_string();
+            match marked {
+                Some("jsonb") | Some("json") => parse(&s)?,
+                _ => Json::String(s),
+            }
+        }
+        DataType::Timestamp(_, tz) => {
+            // ISO 8601 as PostgreSQL's JSON output: `2024-01-02T03:04:05.5+00:00`.
+            let t = text()?;
+            let t = t.trim_end_matches('Z');
+            let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+            let frac = frac.trim_end_matches('0');
+            let mut out = whole.to_string();
+            if !frac.is_empty() {
+                out.push('.');
+                out.push_str(frac);
+            }
+            if tz.is_some() {
+                out.push_str("+00:00");
+            }
+            Json::String(out)
+        }
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
+            let one = array.slice(row, 1);
+            let items = match one.data_type() {
+                DataType::List(_) => one.as_list::<i32>().value(0),
+                DataType::LargeList(_) => one.as_list::<i64>().value(0),
+                _ => one.as_fixed_size_list().value(0),
+            };
+            let item_field = match one.data_type() {
+                DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+                    f.as_ref().clone()
+                }
+                _ => Field::new("item", items.data_type().clone(), true),
+            };
+            Json::Array(
+                (0..items.len())
+                    .map(|i| value_json(&items, &item_field, i))
+                    .collect::<Result<_>>()?,
+            )
+        }
+        _ => Json::String(text()?),
+    })
+}
+
+/// `json` text as PostgreSQL's json builders write it: `{"a" : 1, "b" : [1, 2]}` at the top,
+/// members and elements as jsonb prints them.
+fn json_text(v: &Json, top: bool) -> String {
+    match v {
+        Json::Object(members) if top => {
+            let mut out = String::from("{");
+            for (i, (k, v)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                json::write_string(&mut out, k);
+                out.push_str(" : ");
+                out.push_str(&json_text(v, false));
+            }
+            out.push('}');
+            out
+        }
+        other => other.to_jsonb_text(),
+    }
+}
+
+impl JsonBuilder {
+    fn udf(name: &'static str, flavor: Flavor, build: Build) -> ScalarUDF {
+        let signature = match build {
+            Build::Value | Build::FromArray => Signature::any(1, Volatility::Stable),
+            Build::Object | Build::Array => Signature::variadic_any(Volatility::Stable),
+        };
+        ScalarUDF::new_from_impl(JsonBuilder {
+            name,
+            flavor,
+            build,
+            signature,
+        })
+    }
+}
+
+impl ScalarUDFImpl for JsonBuilder {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn return_field_from_args(&self, _args: ReturnFieldArgs) -> Result<FieldRef> {
+        let t = match self.flavor {
+            Flavor::Json => ResultType::Json,
+            Flavor::Jsonb => ResultType::Jsonb,
+        };
+        Ok(Arc::new(result_field(self.name, t)))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        if self.build == Build::Object && arrays.len() % 2 != 0 {
+            return Err(DataFusionError::External(Box::new(
+                PgError::new("22023", "argument list must have even number of elements")
+                    .with_hint(Some(format!(
+                        "The arguments of {}() must consist of alternating keys and values.",
+                        self.name
+                    )))
+                    .into_pgwire(),
+            )));
+        }
+        let mut out = Vec::with_capacity(rows);
+        for row in 0..rows {
+            let value = |i: usize| value_json(&arrays[i], &args.arg_fields[i], row);
+            let is_null =
+                |i: usize| arrays[i].data_type() == &DataType::Null || arrays[i].is_null(row);
+            let built = match self.build {
+                // Strict, as PostgreSQL's: NULL in, NULL out.
+                Build::Value if is_null(0) => {
+                    out.push(None);
+                    continue;
+                }
+                Build::Value => value(0)?,
+                Build::Array => Json::Array((0..arrays.len()).map(value).collect::<Result<_>>()?),
+                Build::Object => {
+                    let mut members = Vec::with_capacity(arrays.len() / 2);
+                    for pair in 0..arrays.len() / 2 {
+                        let key = match value(2 * pair)? {
+                            Json::Null => {
+                                return Err(pg_error(
+                                    "22023",
+                                    format!("argument {}: key must not be null", 2 * pair + 1),
+                                ))
+                            }
+                            Json::String(s) | Json::Number(s) => s,
+                            other => other.to_jsonb_text(),
+                        };
+                        members.push((key, value(2 * pair + 1)?));
+                    }
+                    Json::Object(members)
+                }
+                // The aggregated values, each already JSON text (`to_jsonb` of it, NULL for
+                // NULL).
+                Build::FromArray => {
+                    if arrays[0].is_null(row) {
+                        out.push(None);
+                        continue;
+                    }
+                    let one = arrays[0].slice(row, 1);
+                    let items = match one.data_type() {
+                        DataType::List(_) => one.as_list::<i32>().value(0),
+                        DataType::LargeList(_) => one.as_list::<i64>().value(0),
+                        other => return exec_err!("{} takes a list, not {other}", self.name),
+                    };
+                    let items = arrow::compute::cast(&items, &DataType::Utf8)?;
+                    let items = items.as_string::<i32>();
+                    Json::Array(
+                        (0..items.len())
+                            .map(|i| match items.is_null(i) {
+                                true => Ok(Json::Null),
+                                false => parse(items.value(i)),
+                            })
+                            .collect::<Result<_>>()?,
+                    )
+                }
+            };
+            out.push(Some(match self.flavor {
+                Flavor::Jsonb => built.into_jsonb().to_jsonb_text(),
+                Flavor::Json => json_text(&built, true),
+            }));
+        }
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
+    }
+}
+
+/// The json builders, to register in the session.
+pub fn builder_udfs() -> Vec<ScalarUDF> {
+    vec![
+        JsonBuilder::udf("to_jsonb", Flavor::Jsonb, Build::Value),
+        JsonBuilder::udf("to_json", Flavor::Json, Build::Value),
+        JsonBuilder::udf("jsonb_build_object", Flavor::Jsonb, Build::Object),
+        JsonBuilder::udf("json_build_object", Flavor::Json, Build::Object),
+        JsonBuilder::udf("jsonb_build_array", Flavor::Jsonb, Build::Array),
+        JsonBuilder::udf("json_build_array", Flavor::Json, Build::Array),
+        JsonBuilder::udf("shoal_jsonb_from_array", Flavor::Jsonb, Build::FromArray),
+        JsonBuilder::udf("shoal_json_from_array", Flavor::Json, Build::FromArray),
+    ]
+}
+
+/// `jsonb_agg(x ...)` and `json_agg(x ...)` become `shoal_jsonb_from_array(array_agg(x ...))`:
+/// DataFusion's `array_agg` keeps the call's ORDER BY, DISTINCT and FILTER, and an empty
+/// group gives NULL, as PostgreSQL's aggregates do. True when there were any.
+pub fn rewrite_aggregates(q: &mut sql::Query) -> bool {
+    let mut changed = false;
+    let _ = sql::visit_expressions_mut(q, |e| {
+        if let sql::Expr::Function(f) = e {
+            let name = f.name.to_string().to_ascii_lowercase();
+            let wrapper = match name.as_str() {
+                "jsonb_agg" | "pg_catalog.jsonb_agg" => "shoal_jsonb_from_array",
+                "json_agg" | "pg_catalog.json_agg" => "shoal_json_from_array",
+                _ => return ControlFlow::<()>::Continue(()),
+            };
+            if f.over.is_some() {
+                return ControlFlow::Continue(());
+            }
+            let mut inner = f.clone();
+            inner.name = sql::ObjectName::from(vec![sql::Ident::new("array_agg")]);
+            // Each value as JSON first: array_agg's list would lose a jsonb column's mark.
+            if let sql::FunctionArguments::List(list) = &mut inner.args {
+                if let Some(sql::FunctionArg::Unnamed(sql::FunctionArgExpr::Expr(arg))) =
+                    list.args.first_mut()
+                {
+                    *arg = super::sql_call("to_jsonb", vec![arg.clone()]);
+                }
+            }
+            *e = super::sql_call(wrapper, vec![sql::Expr::Function(inner)]);
+            changed = true;
         }
         ControlFlow::<()>::Continue(())
     });
