@@ -66,6 +66,10 @@ enum JsonFunction {
     Contains,
     Contained,
     Exists,
+    /// `?|`: any of the keys.
+    ExistsAny,
+    /// `?&`: all of the keys.
+    ExistsAll,
     TypeOf,
     ArrayLength,
     JsonbIn,
@@ -91,9 +95,11 @@ impl JsonFunction {
             }
             JsonFunction::JsonIn => ResultType::Json,
             JsonFunction::UuidIn => ResultType::Uuid,
-            JsonFunction::Contains | JsonFunction::Contained | JsonFunction::Exists => {
-                ResultType::Boolean
-            }
+            JsonFunction::Contains
+            | JsonFunction::Contained
+            | JsonFunction::Exists
+            | JsonFunction::ExistsAny
+            | JsonFunction::ExistsAll => ResultType::Boolean,
             JsonFunction::ArrayLength => ResultType::Integer,
             _ => ResultType::Text,
         }
@@ -135,20 +141,79 @@ fn parse(text: &str) -> Result<Json> {
     json::parse(text).map_err(json_error)
 }
 
-/// A path given as PostgreSQL's text[] literal (`'{a,2}'`), as DataFusion hands it over.
+/// A path or key list given as PostgreSQL's text[] literal (`'{a,2}'`, `'{"a b",c}'`), as
+/// DataFusion hands it over; a text[] value reaches here in the same form ([`array_text`]).
 fn path_literal(text: &str) -> Result<Vec<String>> {
+    let malformed = || pg_error("22P02", format!("malformed array literal: \"{text}\""));
     let inner = text
         .trim()
         .strip_prefix('{')
         .and_then(|t| t.strip_suffix('}'))
-        .ok_or_else(|| pg_error("22P02", format!("malformed array literal: \"{text}\"")))?;
-    if inner.trim().is_empty() {
-        return Ok(Vec::new());
+        .ok_or_else(malformed)?;
+    let mut out = Vec::new();
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let Some(&first) = chars.peek() else { break };
+        let mut item = String::new();
+        if first == '"' {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('\\') => item.push(chars.next().ok_or_else(malformed)?),
+                    Some('"') => break,
+                    Some(c) => item.push(c),
+                    None => return Err(malformed()),
+                }
+            }
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                item.push(c);
+                chars.next();
+            }
+            item = item.trim().to_string();
+        }
+        out.push(item);
+        match chars.next() {
+            None => break,
+            Some(',') => {}
+            Some(_) => return Err(malformed()),
+        }
     }
-    Ok(inner
-        .split(',')
-        .map(|s| s.trim().trim_matches('"').to_string())
-        .collect())
+    Ok(out)
+}
+
+/// A text[] value in PostgreSQL's literal form, every element quoted.
+fn array_text(items: &[Option<String>]) -> String {
+    let mut out = String::from("{");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match item {
+            Some(s) => {
+                out.push('"');
+                for c in s.chars() {
+                    if c == '"' || c == '\\' {
+                        out.push('\\');
+                    }
+                    out.push(c);
+                }
+                out.push('"');
+            }
+            None => out.push_str("NULL"),
+        }
+    }
+    out.push('}');
+    out
 }
 
 impl JsonUdf {
@@ -266,6 +331,20 @@ impl JsonUdf {
                 };
                 Some(Value::Boolean(outer.contains(&inner)))
             }
+            JsonFunction::ExistsAny | JsonFunction::ExistsAll => {
+                let Some(keys) = args.get(1).cloned().flatten() else {
+                    return Ok(None);
+                };
+                let j = parse(&first)?;
+                let keys = path_literal(&keys)?;
+                Some(Value::Boolean(
+                    if self.function == JsonFunction::ExistsAny {
+                        keys.iter().any(|k| j.has_key(k))
+                    } else {
+                        keys.iter().all(|k| j.has_key(k))
+                    },
+                ))
+            }
             JsonFunction::Exists => {
                 let Some(key) = args.get(1).cloned().flatten() else {
                     return Ok(None);
@@ -286,6 +365,30 @@ enum Value {
 enum Arg {
     Text(StringArray),
     Index(arrow::array::Int64Array),
+}
+
+/// Each row of a text[] column in PostgreSQL's literal form.
+fn list_texts(a: &ArrayRef) -> Result<StringArray> {
+    let mut out = Vec::with_capacity(a.len());
+    for row in 0..a.len() {
+        if a.is_null(row) {
+            out.push(None);
+            continue;
+        }
+        let one = a.slice(row, 1);
+        let items = match one.data_type() {
+            DataType::List(_) => one.as_list::<i32>().value(0),
+            DataType::LargeList(_) => one.as_list::<i64>().value(0),
+            _ => one.as_fixed_size_list().value(0),
+        };
+        let items = arrow::compute::cast(&items, &DataType::Utf8)?;
+        let items = items.as_string::<i32>();
+        let values: Vec<Option<String>> = (0..items.len())
+            .map(|i| (!items.is_null(i)).then(|| items.value(i).to_string()))
+            .collect();
+        out.push(Some(array_text(&values)));
+    }
+    Ok(StringArray::from(out))
 }
 
 impl ScalarUDFImpl for JsonUdf {
@@ -316,7 +419,13 @@ impl ScalarUDFImpl for JsonUdf {
                     JsonFunction::Field { .. } | JsonFunction::Delete
                 )
                 && a.data_type().is_integer();
-            columns.push(if integer_key {
+            let list = matches!(
+                a.data_type(),
+                DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..)
+            );
+            columns.push(if list {
+                Arg::Text(list_texts(a)?)
+            } else if integer_key {
                 Arg::Index(
                     arrow::compute::cast(a, &DataType::Int64)?
                         .as_primitive::<arrow::datatypes::Int64Type>()
@@ -425,6 +534,8 @@ pub fn udfs() -> Vec<ScalarUDF> {
         ("jsonb_contains", Contains),
         ("jsonb_contained", Contained),
         ("jsonb_exists", Exists),
+        ("jsonb_exists_any", ExistsAny),
+        ("jsonb_exists_all", ExistsAll),
         ("jsonb_typeof", TypeOf),
         ("json_typeof", TypeOf),
         ("jsonb_array_length", ArrayLength),
@@ -490,6 +601,8 @@ impl ExprPlanner for JsonOperatorPlanner {
                 "jsonb_contained"
             }
             BinaryOperator::Question if is_text(&expr.left)? => "jsonb_exists",
+            BinaryOperator::QuestionPipe if is_text(&expr.left)? => "jsonb_exists_any",
+            BinaryOperator::QuestionAnd if is_text(&expr.left)? => "jsonb_exists_all",
             _ => return Ok(PlannerResult::Original(expr)),
         };
         if !is_text(&expr.left)? {

@@ -6,6 +6,15 @@ fn paths_read_as_postgresqls_text_arrays() {
     assert_eq!(path_literal(" { \"a b\" , c } ").unwrap(), vec!["a b", "c"]);
     assert!(path_literal("{}").unwrap().is_empty());
     assert!(path_literal("a,b").is_err());
+    assert_eq!(
+        path_literal(r#"{"a,b","c\"d"}"#).unwrap(),
+        vec!["a,b", "c\"d"]
+    );
+    let items = [Some("x,y".to_string()), Some("q\"".to_string())];
+    assert_eq!(
+        path_literal(&array_text(&items)).unwrap(),
+        vec!["x,y", "q\""]
+    );
 }
 
 #[test]
