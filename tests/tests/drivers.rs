@@ -384,7 +384,7 @@ on_shoal_and_postgresql!(
 );
 
 /// psql's `\d` of a table shows the types, modifiers, NOT NULL and defaults that were
-/// declared (`float(p)` is real up to 24 bits); `\df` and `\du` run.
+/// declared (`float(p)` is real up to 24 bits); `\d+`, `\df` and `\du` run.
 async fn psql_describes_declared_columns(target: &PsqlTarget, _shoal: bool) {
     target.ok(
         "CREATE TABLE described (id bigint NOT NULL, code varchar(20), price numeric(10,2), \
@@ -392,9 +392,25 @@ async fn psql_describes_declared_columns(target: &PsqlTarget, _shoal: bool) {
          d float(53), f float, qty integer DEFAULT 0, s serial)",
     );
     let out = target.ok("\\d described");
+    let plus = target.ok("\\d+ described");
     assert_eq!(target.ok("\\df"), "", "no functions of one's own");
     target.ok("\\du");
     target.ok("DROP TABLE described");
+    // `\d+` adds storage, compression, statistics target and description columns.
+    assert_eq!(
+        plus,
+        "id|bigint||not null||plain|||\n\
+         code|character varying(20)||||extended|||\n\
+         price|numeric(10,2)||||main|||\n\
+         note|text||||extended|||\n\
+         n|integer||not null||plain|||\n\
+         at|timestamp with time zone||||plain|||\n\
+         r|real||||plain|||\n\
+         d|double precision||||plain|||\n\
+         f|double precision||||plain|||\n\
+         qty|integer|||0|plain|||\n\
+         s|integer||not null|nextval('described_s_seq'::regclass)|plain|||\n"
+    );
     assert_eq!(
         out,
         "id|bigint||not null|\n\

@@ -2380,6 +2380,13 @@ impl VisitorMut for RewriteArraySubqueryVisitor {
         let SetExpr::Select(select) = query.body.as_mut() else {
             return ControlFlow::Continue(());
         };
+        // Shoal patch: `ARRAY(SELECT ... FROM unnest(x.reloptions) ...)` (psql's `\d+`) is
+        // empty: `pg_class.reloptions` is NULL for every relation here, and unnest of NULL
+        // yields no row. (DataFusion cannot plan an unnest of an outer column.)
+        if unnests_reloptions(select) {
+            *expr = call("make_array", vec![]);
+            return ControlFlow::Continue(());
+        }
         let [item] = select.projection.as_slice() else {
             return ControlFlow::Continue(());
         };
@@ -2410,6 +2417,34 @@ impl VisitorMut for RewriteArraySubqueryVisitor {
         *expr = call("coalesce", vec![Expr::Subquery(Box::new(query)), empty]);
         ControlFlow::Continue(())
     }
+}
+
+/// Shoal patch: whether the query reads only `unnest(<table>.reloptions)`.
+fn unnests_reloptions(select: &datafusion::sql::sqlparser::ast::Select) -> bool {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, TableFactor};
+    let [from] = select.from.as_slice() else {
+        return false;
+    };
+    if !from.joins.is_empty() {
+        return false;
+    }
+    let TableFactor::Table {
+        name,
+        args: Some(args),
+        ..
+    } = &from.relation
+    else {
+        return false;
+    };
+    let is_unnest = name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .is_some_and(|i| i.value.eq_ignore_ascii_case("unnest"));
+    let reloptions = matches!(args.args.as_slice(),
+        [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::CompoundIdentifier(parts)))]
+            if parts.last().is_some_and(|p| p.value.eq_ignore_ascii_case("reloptions")));
+    is_unnest && reloptions
 }
 
 impl SqlStatementRewriteRule for RewriteArraySubquery {
