@@ -1481,6 +1481,25 @@ macro_rules! on_shoal_and_postgresql {
     };
 }
 
+/// Runs a single-file Java program (`file_name`, holding `source`) with pgjdbc on its class
+/// path against the target, as [`run_client`]; `None` when Java or pgjdbc is missing and the
+/// scenario is skipped (a failure under `CI=true`, see [`require_tool`]).
+pub fn run_java(file_name: &str, source: &[u8], target: &PsqlTarget) -> Option<String> {
+    if !require_tool("pgjdbc") {
+        return None;
+    }
+    let jar = pgjdbc_jar().expect("pgjdbc jar");
+    let java = which("java").expect("java");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = write_file(dir.path(), file_name, source);
+    let class_path = jar.to_string_lossy().into_owned();
+    Some(run_client(
+        &java,
+        &["-cp", &class_path, source.to_string_lossy().as_ref()],
+        target,
+    ))
+}
+
 /// Runs a client program with the target's host, port, user and database as its last four
 /// arguments (a driver scenario); returns what it printed, failing the test when it fails.
 pub fn run_client(program: &Path, args: &[&str], target: &PsqlTarget) -> String {

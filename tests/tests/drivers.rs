@@ -438,14 +438,7 @@ on_shoal_and_postgresql!(
 /// pgjdbc's `DatabaseMetaData`, as JDBC tools (DBeaver, Metabase) browse a database, and the
 /// update counts `executeBatch` returns (Hibernate and Spring check them).
 async fn pgjdbc_metadata_and_batches(target: &PsqlTarget, _shoal: bool) {
-    if !shoal_e2e::require_tool("pgjdbc") {
-        return;
-    }
-    let jar = shoal_e2e::pgjdbc_jar().expect("pgjdbc jar");
-    let java = shoal_e2e::which("java").expect("java");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let source = shoal_e2e::write_file(
-        dir.path(),
+    let Some(out) = shoal_e2e::run_java(
         "Meta.java",
         br#"
 import java.sql.*;
@@ -505,13 +498,10 @@ public class Meta {
     }
 }
 "#,
-    );
-    let cp = jar.to_string_lossy().into_owned();
-    let out = shoal_e2e::run_client(
-        &java,
-        &["-cp", &cp, source.to_string_lossy().as_ref()],
         target,
-    );
+    ) else {
+        return;
+    };
     assert_eq!(
         out,
         "insert batch [1, 1, 1]\n\
@@ -861,14 +851,7 @@ asyncio.run(with_asyncpg())
          asyncpg insert [(4, UUID('00000000-0000-0000-0000-000000000005'), '{\"d\": 1}')]\n"
     );
 
-    if !shoal_e2e::require_tool("pgjdbc") {
-        return;
-    }
-    let jar = shoal_e2e::pgjdbc_jar().expect("pgjdbc jar");
-    let java = shoal_e2e::which("java").expect("java");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let source = shoal_e2e::write_file(
-        dir.path(),
+    let Some(out) = shoal_e2e::run_java(
         "Uuids.java",
         br#"
 import java.sql.*;
@@ -896,13 +879,10 @@ public class Uuids {
     }
 }
 "#,
-    );
-    let cp = jar.to_string_lossy().into_owned();
-    let out = shoal_e2e::run_client(
-        &java,
-        &["-cp", &cp, source.to_string_lossy().as_ref()],
         target,
-    );
+    ) else {
+        return;
+    };
     assert_eq!(
         out,
         "insert 1\n\

@@ -1211,11 +1211,7 @@ async fn pgjdbc_transactions(target: &PsqlTarget, shoal: bool) {
     }
     let client = client_of(target).await;
     create_table(&client, shoal, "jt", "id bigint NOT NULL, name text", false).await;
-    let jar = shoal_e2e::pgjdbc_jar().expect("pgjdbc jar");
-    let java = shoal_e2e::which("java").expect("java");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let source = shoal_e2e::write_file(
-        dir.path(),
+    let Some(out) = shoal_e2e::run_java(
         "Tx.java",
         br#"
 import java.sql.*;
@@ -1288,13 +1284,10 @@ public class Tx {
     }
 }
 "#,
-    );
-    let cp = jar.to_string_lossy().into_owned();
-    let out = shoal_e2e::run_client(
-        &java,
-        &["-cp", &cp, source.to_string_lossy().as_ref()],
         target,
-    );
+    ) else {
+        return;
+    };
     assert_eq!(
         out,
         "inside 8\n\

@@ -119,15 +119,7 @@ impl Column {
             Column::Boolean(b) => b.append_value(fixed::<1>(v)?[0] != 0),
             Column::Uuid(b) => {
                 let bytes: [u8; 16] = fixed(v)?;
-                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                b.append_value(format!(
-                    "{}-{}-{}-{}-{}",
-                    &hex[0..8],
-                    &hex[8..12],
-                    &hex[12..16],
-                    &hex[16..20],
-                    &hex[20..32]
-                ))
+                b.append_value(shoal_sql_functions::types::uuid::from_bytes(&bytes))
             }
             Column::Jsonb(b) => {
                 let Some((1, text)) = v.split_first() else {

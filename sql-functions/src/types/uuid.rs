@@ -27,14 +27,25 @@ pub fn canonical(text: &str) -> Option<String> {
         return None;
     }
     let hex = String::from_utf8(hex).ok()?;
-    Some(format!(
+    Some(hyphenated(&hex))
+}
+
+/// The canonical text of a uuid's 16 bytes (its binary form).
+pub fn from_bytes(bytes: &[u8; 16]) -> String {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    hyphenated(&hex)
+}
+
+/// 32 lowercase hex digits as 8-4-4-4-12.
+fn hyphenated(hex: &str) -> String {
+    format!(
         "{}-{}-{}-{}-{}",
         &hex[0..8],
         &hex[8..12],
         &hex[12..16],
         &hex[16..20],
         &hex[20..32]
-    ))
+    )
 }
 
 /// The error PostgreSQL gives for text that is no uuid (SQLSTATE 22P02).

@@ -33,3 +33,15 @@ fn refuses_what_postgresql_refuses() {
         assert_eq!(canonical(text), None, "{text:?}");
     }
 }
+
+#[test]
+fn bytes_print_canonically() {
+    let bytes: [u8; 16] = [
+        0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38, 0x0a,
+        0x11,
+    ];
+    assert_eq!(
+        super::from_bytes(&bytes),
+        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+    );
+}
