@@ -20,6 +20,16 @@ fn run_python(module: &str, script: &[u8], target: &PsqlTarget) -> Option<String
     ))
 }
 
+/// What a scenario runs after creating table `table`: on Shoal it distributes the table by
+/// `column`, on PostgreSQL it does nothing (`SELECT 1`), so both run the same script.
+fn distribute_sql(shoal: bool, table: &str, column: &str) -> String {
+    if shoal {
+        format!("SELECT create_distributed_table('{table}', '{column}')")
+    } else {
+        "SELECT 1".to_string()
+    }
+}
+
 async fn sqlalchemy_and_pandas(target: &PsqlTarget, _shoal: bool) {
     let Some(out) = run_python(
         "sqlalchemy",
@@ -145,11 +155,7 @@ on_shoal_and_postgresql!(
 /// parameter, `fetchmany` to the end, WITH HOLD outside a transaction; and SQL cursors in
 /// a block, closed by its COMMIT.
 async fn psycopg_named_cursors(target: &PsqlTarget, shoal: bool) {
-    let distribute = if shoal {
-        "SELECT create_distributed_table('nc', 'id')"
-    } else {
-        "SELECT 1"
-    };
+    let distribute = distribute_sql(shoal, "nc", "id");
     let script = format!(
         r#"
 import sys
@@ -690,11 +696,7 @@ on_shoal_and_postgresql!(
 /// nothing) and psycopg's binary `copy` in and out (its header arrives with the first row,
 /// and with the trailer when there is none).
 async fn binary_copy(target: &PsqlTarget, shoal: bool) {
-    let distribute = if shoal {
-        "SELECT create_distributed_table('bc', 'id')"
-    } else {
-        "SELECT 1"
-    };
+    let distribute = distribute_sql(shoal, "bc", "id");
     let script = format!(
         r#"
 import sys, asyncio, datetime, decimal
@@ -784,11 +786,7 @@ on_shoal_and_postgresql!(
 /// and `getObject`. Each driver decodes by the type the server describes, so a column
 /// described as text would come back as a string instead of a dict or a UUID.
 async fn uuid_and_json_in_drivers(target: &PsqlTarget, shoal: bool) {
-    let distribute = if shoal {
-        "SELECT create_distributed_table('ujd', 'id')"
-    } else {
-        "SELECT 1"
-    };
+    let distribute = distribute_sql(shoal, "ujd", "id");
     let script = format!(
         r#"
 import sys, asyncio, uuid
