@@ -70,6 +70,10 @@ enum JsonFunction {
     ExistsAny,
     /// `?&`: all of the keys.
     ExistsAll,
+    /// `jsonb_set(target, path, value [, create_if_missing])`.
+    Set,
+    StripNulls,
+    Pretty,
     TypeOf,
     ArrayLength,
     JsonbIn,
@@ -90,9 +94,11 @@ impl JsonFunction {
             JsonFunction::Field { text: false } | JsonFunction::Path { text: false, .. } => {
                 ResultType::Jsonb
             }
-            JsonFunction::JsonbIn | JsonFunction::Concat | JsonFunction::Delete => {
-                ResultType::Jsonb
-            }
+            JsonFunction::JsonbIn
+            | JsonFunction::Concat
+            | JsonFunction::Delete
+            | JsonFunction::Set
+            | JsonFunction::StripNulls => ResultType::Jsonb,
             JsonFunction::JsonIn => ResultType::Json,
             JsonFunction::UuidIn => ResultType::Uuid,
             JsonFunction::Contains
@@ -219,10 +225,12 @@ fn array_text(items: &[Option<String>]) -> String {
 impl JsonUdf {
     fn udf(name: &'static str, function: JsonFunction) -> ScalarUDF {
         let signature = match function {
-            JsonFunction::Path { variadic: true, .. } => {
+            JsonFunction::Path { variadic: true, .. } | JsonFunction::Set => {
                 Signature::variadic_any(Volatility::Immutable)
             }
             JsonFunction::TypeOf
+            | JsonFunction::StripNulls
+            | JsonFunction::Pretty
             | JsonFunction::ArrayLength
             | JsonFunction::JsonbIn
             | JsonFunction::JsonIn
@@ -331,6 +339,31 @@ impl JsonUdf {
                 };
                 Some(Value::Boolean(outer.contains(&inner)))
             }
+            JsonFunction::Set => {
+                if !(3..=4).contains(&args.len()) {
+                    return Err(pg_error(
+                        "42883",
+                        "function jsonb_set takes 3 or 4 arguments".into(),
+                    ));
+                }
+                // Strict, as PostgreSQL's: a NULL argument gives NULL.
+                let (Some(path), Some(new)) = (args[1].clone(), args[2].clone()) else {
+                    return Ok(None);
+                };
+                let create = match args.get(3) {
+                    None => true,
+                    Some(None) => return Ok(None),
+                    Some(Some(flag)) => matches!(flag.as_str(), "true" | "t" | "1"),
+                };
+                let set = parse(&first)?
+                    .set_path(&path_literal(&path)?, parse(&new)?, create)
+                    .map_err(|m| pg_error("22023", m.to_string()))?;
+                Some(Value::Text(set.to_jsonb_text()))
+            }
+            JsonFunction::StripNulls => {
+                Some(Value::Text(parse(&first)?.strip_nulls().to_jsonb_text()))
+            }
+            JsonFunction::Pretty => Some(Value::Text(parse(&first)?.pretty())),
             JsonFunction::ExistsAny | JsonFunction::ExistsAll => {
                 let Some(keys) = args.get(1).cloned().flatten() else {
                     return Ok(None);
@@ -536,6 +569,9 @@ pub fn udfs() -> Vec<ScalarUDF> {
         ("jsonb_exists", Exists),
         ("jsonb_exists_any", ExistsAny),
         ("jsonb_exists_all", ExistsAll),
+        ("jsonb_set", Set),
+        ("jsonb_strip_nulls", StripNulls),
+        ("jsonb_pretty", Pretty),
         ("jsonb_typeof", TypeOf),
         ("json_typeof", TypeOf),
         ("jsonb_array_length", ArrayLength),
@@ -698,6 +734,8 @@ enum Build {
     Array,
     /// The end of `jsonb_agg(x)`: an array of jsonb texts (see [`rewrite_aggregates`]).
     FromArray,
+    /// The end of `jsonb_object_agg(k, v)`: an array of `[k, v]` jsonb texts.
+    FromPairs,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -816,7 +854,9 @@ fn json_text(v: &Json, top: bool) -> String {
 impl JsonBuilder {
     fn udf(name: &'static str, flavor: Flavor, build: Build) -> ScalarUDF {
         let signature = match build {
-            Build::Value | Build::FromArray => Signature::any(1, Volatility::Stable),
+            Build::Value | Build::FromArray | Build::FromPairs => {
+                Signature::any(1, Volatility::Stable)
+            }
             Build::Object | Build::Array => Signature::variadic_any(Volatility::Stable),
         };
         ScalarUDF::new_from_impl(JsonBuilder {
@@ -892,6 +932,36 @@ impl ScalarUDFImpl for JsonBuilder {
                     }
                     Json::Object(members)
                 }
+                Build::FromPairs => {
+                    if arrays[0].is_null(row) {
+                        out.push(None);
+                        continue;
+                    }
+                    let one = arrays[0].slice(row, 1);
+                    let pairs = match one.data_type() {
+                        DataType::List(_) => one.as_list::<i32>().value(0),
+                        other => return exec_err!("{} takes a list, not {other}", self.name),
+                    };
+                    let pairs = arrow::compute::cast(&pairs, &DataType::Utf8)?;
+                    let pairs = pairs.as_string::<i32>();
+                    let mut members = Vec::with_capacity(pairs.len());
+                    for i in 0..pairs.len() {
+                        let pair = parse(pairs.value(i))?;
+                        let Json::Array(mut kv) = pair else {
+                            return exec_err!("{} takes [key, value] pairs", self.name);
+                        };
+                        let value = kv.pop().unwrap_or(Json::Null);
+                        let key = match kv.pop() {
+                            Some(Json::String(k) | Json::Number(k)) => k,
+                            Some(Json::Null) | None => {
+                                return Err(pg_error("22023", "field name must not be null".into()))
+                            }
+                            Some(other) => other.to_jsonb_text(),
+                        };
+                        members.push((key, value));
+                    }
+                    Json::Object(members)
+                }
                 // The aggregated values, each already JSON text (`to_jsonb` of it, NULL for
                 // NULL).
                 Build::FromArray => {
@@ -917,9 +987,14 @@ impl ScalarUDFImpl for JsonBuilder {
                     )
                 }
             };
-            out.push(Some(match self.flavor {
-                Flavor::Jsonb => built.into_jsonb().to_jsonb_text(),
-                Flavor::Json => json_text(&built, true),
+            out.push(Some(match (self.flavor, &built) {
+                (Flavor::Jsonb, _) => built.into_jsonb().to_jsonb_text(),
+                // json_object_agg pads its braces: `{ "a" : 1, "b" : 2 }`.
+                (Flavor::Json, Json::Object(members)) if self.build == Build::FromPairs => {
+                    let inner = json_text(&Json::Object(members.clone()), true);
+                    format!("{{ {} }}", &inner[1..inner.len() - 1])
+                }
+                (Flavor::Json, _) => json_text(&built, true),
             }));
         }
         Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
@@ -937,10 +1012,13 @@ pub fn builder_udfs() -> Vec<ScalarUDF> {
         JsonBuilder::udf("json_build_array", Flavor::Json, Build::Array),
         JsonBuilder::udf("shoal_jsonb_from_array", Flavor::Jsonb, Build::FromArray),
         JsonBuilder::udf("shoal_json_from_array", Flavor::Json, Build::FromArray),
+        JsonBuilder::udf("shoal_jsonb_from_pairs", Flavor::Jsonb, Build::FromPairs),
+        JsonBuilder::udf("shoal_json_from_pairs", Flavor::Json, Build::FromPairs),
     ]
 }
 
-/// `jsonb_agg(x ...)` and `json_agg(x ...)` become `shoal_jsonb_from_array(array_agg(x ...))`:
+/// `jsonb_agg(x ...)` and `json_agg(x ...)` become `shoal_jsonb_from_array(array_agg(x ...))`
+/// (`jsonb_object_agg(k, v)`: `shoal_jsonb_from_pairs(array_agg(jsonb_build_array(k, v)))`):
 /// DataFusion's `array_agg` keeps the call's ORDER BY, DISTINCT and FILTER, and an empty
 /// group gives NULL, as PostgreSQL's aggregates do. True when there were any.
 pub fn rewrite_aggregates(q: &mut sql::Query) -> bool {
@@ -948,9 +1026,12 @@ pub fn rewrite_aggregates(q: &mut sql::Query) -> bool {
     let _ = sql::visit_expressions_mut(q, |e| {
         if let sql::Expr::Function(f) = e {
             let name = f.name.to_string().to_ascii_lowercase();
-            let wrapper = match name.as_str() {
-                "jsonb_agg" | "pg_catalog.jsonb_agg" => "shoal_jsonb_from_array",
-                "json_agg" | "pg_catalog.json_agg" => "shoal_json_from_array",
+            let name = name.trim_start_matches("pg_catalog.");
+            let (wrapper, pairs) = match name {
+                "jsonb_agg" => ("shoal_jsonb_from_array", false),
+                "json_agg" => ("shoal_json_from_array", false),
+                "jsonb_object_agg" => ("shoal_jsonb_from_pairs", true),
+                "json_object_agg" => ("shoal_json_from_pairs", true),
                 _ => return ControlFlow::<()>::Continue(()),
             };
             if f.over.is_some() {
@@ -958,13 +1039,25 @@ pub fn rewrite_aggregates(q: &mut sql::Query) -> bool {
             }
             let mut inner = f.clone();
             inner.name = sql::ObjectName::from(vec![sql::Ident::new("array_agg")]);
-            // Each value as JSON first: array_agg's list would lose a jsonb column's mark.
+            // Each value as JSON first: array_agg's list would lose a jsonb column's mark. A
+            // key and its value travel together, as one `[key, value]` array.
             if let sql::FunctionArguments::List(list) = &mut inner.args {
-                if let Some(sql::FunctionArg::Unnamed(sql::FunctionArgExpr::Expr(arg))) =
-                    list.args.first_mut()
-                {
-                    *arg = super::sql_call("to_jsonb", vec![arg.clone()]);
-                }
+                let values: Vec<sql::Expr> = list
+                    .args
+                    .iter()
+                    .filter_map(|a| match a {
+                        sql::FunctionArg::Unnamed(sql::FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let one = match (pairs, values.as_slice()) {
+                    (false, [v]) => super::sql_call("to_jsonb", vec![v.clone()]),
+                    (true, [k, v]) => {
+                        super::sql_call("jsonb_build_array", vec![k.clone(), v.clone()])
+                    }
+                    _ => return ControlFlow::Continue(()),
+                };
+                list.args = vec![sql::FunctionArg::Unnamed(sql::FunctionArgExpr::Expr(one))];
             }
             *e = super::sql_call(wrapper, vec![sql::Expr::Function(inner)]);
             changed = true;

@@ -591,6 +591,111 @@ impl Json {
         }
     }
 
+    /// `jsonb_set`: the value with the element at `path` replaced by `new` (or added, when
+    /// `create` and only the last step is missing: a key to an object, an element before
+    /// the start or after the end of an array); unchanged when an earlier step is missing.
+    pub fn set_path(self, path: &[String], new: Json, create: bool) -> Result<Json, &'static str> {
+        if !matches!(self, Json::Object(_) | Json::Array(_)) {
+            return Err("cannot set path in scalar");
+        }
+        Ok(self.set_at(path, new, create))
+    }
+
+    fn set_at(self, path: &[String], new: Json, create: bool) -> Json {
+        let Some((step, rest)) = path.split_first() else {
+            return new;
+        };
+        match self {
+            Json::Object(mut members) => {
+                match members.iter().position(|(k, _)| k == step) {
+                    Some(i) => {
+                        let old = std::mem::replace(&mut members[i].1, Json::Null);
+                        members[i].1 = old.set_at(rest, new, create);
+                    }
+                    None if rest.is_empty() && create => {
+                        members.push((step.clone(), new));
+                        return Json::Object(members).into_jsonb();
+                    }
+                    None => {}
+                }
+                Json::Object(members)
+            }
+            Json::Array(mut items) => {
+                let Ok(index) = step.trim().parse::<i64>() else {
+                    return Json::Array(items);
+                };
+                let len = items.len() as i64;
+                let i = if index < 0 { len + index } else { index };
+                if (0..len).contains(&i) {
+                    let old = std::mem::replace(&mut items[i as usize], Json::Null);
+                    items[i as usize] = old.set_at(rest, new, create);
+                } else if rest.is_empty() && create {
+                    if i < 0 {
+                        items.insert(0, new);
+                    } else {
+                        items.push(new);
+                    }
+                }
+                Json::Array(items)
+            }
+            scalar => scalar,
+        }
+    }
+
+    /// `jsonb_strip_nulls`: object members whose value is null removed, at every depth.
+    pub fn strip_nulls(self) -> Json {
+        match self {
+            Json::Object(members) => Json::Object(
+                members
+                    .into_iter()
+                    .filter(|(_, v)| *v != Json::Null)
+                    .map(|(k, v)| (k, v.strip_nulls()))
+                    .collect(),
+            ),
+            Json::Array(items) => Json::Array(items.into_iter().map(Json::strip_nulls).collect()),
+            scalar => scalar,
+        }
+    }
+
+    /// `jsonb_pretty`: one member or element per line, indented by four spaces.
+    pub fn pretty(&self) -> String {
+        let mut out = String::new();
+        self.write_pretty(&mut out, 0);
+        out
+    }
+
+    fn write_pretty(&self, out: &mut String, depth: usize) {
+        let indent = |out: &mut String, d: usize| out.push_str(&"    ".repeat(d));
+        // As PostgreSQL's: even an empty container spans two lines (`[` and `]`).
+        let (open, close, items): (char, char, Vec<(Option<&String>, &Json)>) = match self {
+            Json::Array(items) => ('[', ']', items.iter().map(|v| (None, v)).collect()),
+            Json::Object(members) => (
+                '{',
+                '}',
+                members.iter().map(|(k, v)| (Some(k), v)).collect(),
+            ),
+            other => return other.write_jsonb(out),
+        };
+        out.push(open);
+        out.push('\n');
+        for (i, (key, v)) in items.iter().enumerate() {
+            if i > 0 {
+                out.push_str(",\n");
+            }
+            indent(out, depth + 1);
+            if let Some(k) = key {
+                write_string(out, k);
+                out.push_str(": ");
+            }
+            v.write_pretty(out, depth + 1);
+        }
+        if !items.is_empty() {
+            out.push('\n');
+        }
+        indent(out, depth);
+        out.push(close);
+    }
+
     /// jsonb equality: as the texts, with numbers compared by value.
     pub fn equals(&self, other: &Json) -> bool {
         match (self, other) {

@@ -143,3 +143,52 @@ fn concat_and_delete_as_postgresql() {
     );
     assert!(j(r#"{"a":1}"#).delete_index(0).is_err());
 }
+
+#[test]
+fn set_strip_and_pretty_as_postgresql() {
+    let set = |a: &str, path: &[&str], v: &str, create: bool| {
+        let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        j(a).set_path(&path, j(v), create)
+            .map(|v| v.to_jsonb_text())
+    };
+    assert_eq!(
+        set(r#"{"a":{"b":1}}"#, &["a", "b"], "2", true).as_deref(),
+        Ok(r#"{"a": {"b": 2}}"#)
+    );
+    assert_eq!(
+        set(r#"{"a":1}"#, &["z"], "[1]", true).as_deref(),
+        Ok(r#"{"a": 1, "z": [1]}"#)
+    );
+    assert_eq!(
+        set(r#"{"a":1}"#, &["z"], "[1]", false).as_deref(),
+        Ok(r#"{"a": 1}"#)
+    );
+    assert_eq!(
+        set(r#"{"a":1}"#, &["x", "y"], "1", true).as_deref(),
+        Ok(r#"{"a": 1}"#)
+    );
+    assert_eq!(
+        set("[1,2,3]", &["-1"], "9", true).as_deref(),
+        Ok("[1, 2, 9]")
+    );
+    assert_eq!(
+        set("[1,2,3]", &["10"], "9", true).as_deref(),
+        Ok("[1, 2, 3, 9]")
+    );
+    assert_eq!(
+        set("[1,2,3]", &["-10"], "9", true).as_deref(),
+        Ok("[9, 1, 2, 3]")
+    );
+    assert!(set("1", &["a"], "2", true).is_err());
+    assert_eq!(
+        j(r#"{"a":null,"b":[null,{"c":null}]}"#)
+            .strip_nulls()
+            .to_jsonb_text(),
+        r#"{"b": [null, {}]}"#
+    );
+    assert_eq!(
+        j(r#"{"a":[1,{"b":[]}],"c":{}}"#).pretty(),
+        "{\n    \"a\": [\n        1,\n        {\n            \"b\": [\n            ]\n        }\n    ],\n    \"c\": {\n    }\n}"
+    );
+    assert_eq!(j("[]").pretty(), "[\n]");
+}
