@@ -400,6 +400,17 @@ enum Arg {
     Index(arrow::array::Int64Array),
 }
 
+/// The elements of row `row` of a list column (List, LargeList or FixedSizeList).
+fn list_items(list: &ArrayRef, row: usize) -> Result<ArrayRef> {
+    let one = list.slice(row, 1);
+    Ok(match one.data_type() {
+        DataType::List(_) => one.as_list::<i32>().value(0),
+        DataType::LargeList(_) => one.as_list::<i64>().value(0),
+        DataType::FixedSizeList(..) => one.as_fixed_size_list().value(0),
+        other => return exec_err!("a list was expected, not {other}"),
+    })
+}
+
 /// Each row of a text[] column in PostgreSQL's literal form.
 fn list_texts(a: &ArrayRef) -> Result<StringArray> {
     let mut out = Vec::with_capacity(a.len());
@@ -408,13 +419,7 @@ fn list_texts(a: &ArrayRef) -> Result<StringArray> {
             out.push(None);
             continue;
         }
-        let one = a.slice(row, 1);
-        let items = match one.data_type() {
-            DataType::List(_) => one.as_list::<i32>().value(0),
-            DataType::LargeList(_) => one.as_list::<i64>().value(0),
-            _ => one.as_fixed_size_list().value(0),
-        };
-        let items = arrow::compute::cast(&items, &DataType::Utf8)?;
+        let items = arrow::compute::cast(&list_items(a, row)?, &DataType::Utf8)?;
         let items = items.as_string::<i32>();
         let values: Vec<Option<String>> = (0..items.len())
             .map(|i| (!items.is_null(i)).then(|| items.value(i).to_string()))
@@ -808,13 +813,8 @@ fn value_json(array: &ArrayRef, field: &Field, row: usize) -> Result<Json> {
             Json::String(out)
         }
         DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
-            let one = array.slice(row, 1);
-            let items = match one.data_type() {
-                DataType::List(_) => one.as_list::<i32>().value(0),
-                DataType::LargeList(_) => one.as_list::<i64>().value(0),
-                _ => one.as_fixed_size_list().value(0),
-            };
-            let item_field = match one.data_type() {
+            let items = list_items(array, row)?;
+            let item_field = match array.data_type() {
                 DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
                     f.as_ref().clone()
                 }
@@ -937,12 +937,8 @@ impl ScalarUDFImpl for JsonBuilder {
                         out.push(None);
                         continue;
                     }
-                    let one = arrays[0].slice(row, 1);
-                    let pairs = match one.data_type() {
-                        DataType::List(_) => one.as_list::<i32>().value(0),
-                        other => return exec_err!("{} takes a list, not {other}", self.name),
-                    };
-                    let pairs = arrow::compute::cast(&pairs, &DataType::Utf8)?;
+                    let pairs =
+                        arrow::compute::cast(&list_items(&arrays[0], row)?, &DataType::Utf8)?;
                     let pairs = pairs.as_string::<i32>();
                     let mut members = Vec::with_capacity(pairs.len());
                     for i in 0..pairs.len() {
@@ -969,13 +965,8 @@ impl ScalarUDFImpl for JsonBuilder {
                         out.push(None);
                         continue;
                     }
-                    let one = arrays[0].slice(row, 1);
-                    let items = match one.data_type() {
-                        DataType::List(_) => one.as_list::<i32>().value(0),
-                        DataType::LargeList(_) => one.as_list::<i64>().value(0),
-                        other => return exec_err!("{} takes a list, not {other}", self.name),
-                    };
-                    let items = arrow::compute::cast(&items, &DataType::Utf8)?;
+                    let items =
+                        arrow::compute::cast(&list_items(&arrays[0], row)?, &DataType::Utf8)?;
                     let items = items.as_string::<i32>();
                     Json::Array(
                         (0..items.len())
