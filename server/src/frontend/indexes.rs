@@ -23,6 +23,12 @@ pub struct IndexRequest {
     /// The key expressions, checked against the table before the index is recorded.
     pub key_exprs: Vec<String>,
     pub method: String,
+    /// `INCLUDE (columns)`.
+    pub include: Vec<String>,
+    /// `NULLS [NOT] DISTINCT`, when written.
+    pub nulls_distinct: Option<bool>,
+    /// `WITH (name = value, ...)` storage parameters, as `name='value'`.
+    pub with: Vec<String>,
     pub predicate: Option<String>,
 }
 
@@ -47,15 +53,24 @@ impl IndexRequest {
                 .map(|c| c.column.expr.to_string())
                 .collect(),
             method,
+            include: ci.include.iter().map(|c| c.value.clone()).collect(),
+            nulls_distinct: ci.nulls_distinct,
+            with: ci.with.iter().map(storage_parameter).collect(),
             predicate: ci.predicate.as_ref().map(Expr::to_string),
         })
     }
 
     /// A query that plans only if the keys and the predicate are valid for the table.
     pub fn check_query(&self) -> String {
+        let columns: Vec<&str> = self
+            .key_exprs
+            .iter()
+            .chain(&self.include)
+            .map(String::as_str)
+            .collect();
         format!(
             "SELECT {} FROM \"{}\"{} LIMIT 0",
-            self.key_exprs.join(", "),
+            columns.join(", "),
             self.table.replace('"', "\"\""),
             self.predicate
                 .as_ref()
@@ -66,8 +81,22 @@ impl IndexRequest {
 
     /// PostgreSQL's `pg_indexes.indexdef` for the index named `name`.
     pub fn definition(&self, name: &str) -> String {
+        let include = if self.include.is_empty() {
+            String::new()
+        } else {
+            format!(" INCLUDE ({})", self.include.join(", "))
+        };
+        let nulls = match self.nulls_distinct {
+            Some(false) => " NULLS NOT DISTINCT",
+            _ => "",
+        };
+        let with = if self.with.is_empty() {
+            String::new()
+        } else {
+            format!(" WITH ({})", self.with.join(", "))
+        };
         format!(
-            "CREATE {}INDEX {name} ON public.{} USING {} ({}){}",
+            "CREATE {}INDEX {name} ON public.{} USING {} ({}){include}{nulls}{with}{}",
             if self.unique { "UNIQUE " } else { "" },
             self.table,
             self.method,
@@ -100,6 +129,28 @@ impl IndexRequest {
             .map(|n| format!("{base}{n}"))
             .find(|n| !taken(n))
             .unwrap_or(base)
+    }
+}
+
+/// A storage parameter as `pg_get_indexdef` prints it: `fillfactor='70'`.
+fn storage_parameter(e: &Expr) -> String {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, Value};
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } => {
+            let value = match right.as_ref() {
+                Expr::Value(v) => match &v.value {
+                    Value::SingleQuotedString(s) => s.clone(),
+                    other => other.to_string(),
+                },
+                other => other.to_string(),
+            };
+            format!("{left}='{}'", value.replace('\'', "''"))
+        }
+        other => other.to_string(),
     }
 }
 
