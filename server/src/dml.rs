@@ -593,8 +593,13 @@ pub async fn run(
         DmlKind::Delete => stmt.returning.as_ref().map(|_| chosen.clone()),
         DmlKind::Update => {
             let schema = table_schema(&info.columns);
-            // Checked here, not only by the writer: RETURNING shows the rows as stored.
-            let checks = shoal_sql_functions::value_checks(&info);
+            // With RETURNING, checked here too (the writer checks every write): RETURNING
+            // shows the rows as stored.
+            let checks = if stmt.returning.is_some() {
+                shoal_sql_functions::value_checks(&info)
+            } else {
+                Vec::new()
+            };
             let mut new_rows = Vec::new();
             for b in &chosen {
                 if b.num_rows() > 0 {
