@@ -27,8 +27,8 @@ mod txn_tables;
 pub use error::{CatalogError, Result};
 pub use model::{
     CleanupRecord, ColumnDef, ColumnDefault, FileChanges, FileRecord, GroupShardFiles, IndexDef,
-    Job, NewFile, NewJob, NewShard, NewTable, NewTask, Node, PlacementSnapshot, RemovedFile,
-    ShardSnapshot, TableInfo, TableKind, TableSnapshot, Task,
+    IndexUpdate, Job, KeyConstraint, NewFile, NewJob, NewShard, NewTable, NewTask, Node,
+    PlacementSnapshot, RemovedFile, ShardSnapshot, TableInfo, TableKind, TableSnapshot, Task,
 };
 pub use sql_type::SqlType;
 pub use store::{Catalog, SettingKind, SETTINGS_DEFAULTS};

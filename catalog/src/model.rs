@@ -345,7 +345,8 @@ pub struct GroupShardFiles {
 }
 
 /// An index a user declared. Shoal keeps no index structures: the record makes the name,
-/// `DROP INDEX` and `IF NOT EXISTS` behave as in PostgreSQL.
+/// `DROP INDEX` and `IF NOT EXISTS` behave as in PostgreSQL, and lets catalog readers
+/// (`pg_index`, `pg_constraint`, ORMs' reflection) see the keys a schema declares.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexDef {
     pub name: String,
@@ -354,4 +355,42 @@ pub struct IndexDef {
     /// `CREATE [UNIQUE] INDEX name ON public.table USING btree (columns)`, as PostgreSQL's
     /// `pg_indexes.indexdef` spells it.
     pub definition: String,
+    /// The PRIMARY KEY or UNIQUE constraint this index stands for (named as the index, as in
+    /// PostgreSQL); `None` for a `CREATE INDEX`.
+    pub constraint: Option<KeyConstraint>,
+}
+
+/// How a schema change alters the recorded indexes of its table, in the same catalog
+/// transaction (PostgreSQL's index definitions follow renamed columns and tables, and an
+/// index goes with a dropped column it uses).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IndexUpdate {
+    Redefine { name: String, definition: String },
+    Drop { name: String },
+}
+
+/// A key constraint a table declares. Neither is enforced: Shoal keeps no index to check
+/// uniqueness with (a PRIMARY KEY's columns are NOT NULL, which is enforced).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyConstraint {
+    PrimaryKey,
+    Unique,
+}
+
+impl KeyConstraint {
+    /// `pg_constraint.contype`, as the catalog stores it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            KeyConstraint::PrimaryKey => "p",
+            KeyConstraint::Unique => "u",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<KeyConstraint> {
+        match s {
+            "p" => Some(KeyConstraint::PrimaryKey),
+            "u" => Some(KeyConstraint::Unique),
+            _ => None,
+        }
+    }
 }

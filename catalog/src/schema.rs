@@ -180,6 +180,11 @@ const MIGRATIONS: &[&str] = &[
         created_at_ms INTEGER NOT NULL
     );
     "#,
+    // 10: the PRIMARY KEY or UNIQUE constraint an index stands for ('p', 'u'; NULL for a
+    // CREATE INDEX).
+    r#"
+    ALTER TABLE indexes ADD COLUMN constraint_type TEXT;
+    "#,
 ];
 
 /// The schema version this binary writes.

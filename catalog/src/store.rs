@@ -800,17 +800,40 @@ impl Catalog {
     pub fn indexes(&self) -> Result<Vec<IndexDef>> {
         self.read(|tx| {
             let mut stmt = tx.prepare(
-                "SELECT name, table_id, is_unique, definition FROM indexes ORDER BY name",
+                "SELECT name, table_id, is_unique, definition, constraint_type FROM indexes \
+                 ORDER BY name",
             )?;
             let rows = stmt.query_map([], |r| {
-                Ok(IndexDef {
-                    name: r.get(0)?,
-                    table_id: r.get(1)?,
-                    unique: r.get(2)?,
-                    definition: r.get(3)?,
-                })
+                Ok((
+                    IndexDef {
+                        name: r.get(0)?,
+                        table_id: r.get(1)?,
+                        unique: r.get(2)?,
+                        definition: r.get(3)?,
+                        constraint: None,
+                    },
+                    r.get::<_, Option<String>>(4)?,
+                ))
             })?;
-            Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+            let mut out = Vec::new();
+            for row in rows {
+                let (mut index, constraint) = row?;
+                index.constraint = match constraint {
+                    None => None,
+                    Some(c) => {
+                        Some(
+                            KeyConstraint::parse(&c).ok_or_else(|| CatalogError::Invalid {
+                                message: format!(
+                                    "unknown constraint type {c:?} of index {}",
+                                    index.name
+                                ),
+                            })?,
+                        )
+                    }
+                };
+                out.push(index);
+            }
+            Ok(out)
         })
     }
 
@@ -865,8 +888,15 @@ impl Catalog {
         })
     }
 
-    /// `ALTER TABLE ... RENAME COLUMN`: the files keep the stored name.
-    pub fn rename_column(&self, table_id: i64, old: &str, new: &str) -> Result<TableInfo> {
+    /// `ALTER TABLE ... RENAME COLUMN`: the files keep the stored name; `indexes` rewrites the
+    /// definitions that name the column.
+    pub fn rename_column(
+        &self,
+        table_id: i64,
+        old: &str,
+        new: &str,
+        indexes: &[IndexUpdate],
+    ) -> Result<TableInfo> {
         self.write(|tx| {
             let info = table_info_tx(tx, table_id)?;
             if !info.columns.iter().any(|c| c.name == old) {
@@ -889,6 +919,7 @@ impl Catalog {
                 "UPDATE tables SET distribution_column = ?3 WHERE table_id = ?1 AND distribution_column = ?2",
                 params![table_id, old, new],
             )?;
+            apply_index_updates(tx, indexes)?;
             table_info_tx(tx, table_id)
         })
     }
@@ -920,8 +951,13 @@ impl Catalog {
     }
 
     /// `ALTER TABLE ... DROP COLUMN`: the column leaves the table; its values stay in the
-    /// files, unread, until they are rewritten.
-    pub fn drop_column(&self, table_id: i64, name: &str) -> Result<TableInfo> {
+    /// files, unread, until they are rewritten. `indexes` drops the indexes that use it.
+    pub fn drop_column(
+        &self,
+        table_id: i64,
+        name: &str,
+        indexes: &[IndexUpdate],
+    ) -> Result<TableInfo> {
         self.write(|tx| {
             let info = table_info_tx(tx, table_id)?;
             let Some(at) = info.columns.iter().position(|c| c.name == name) else {
@@ -940,13 +976,19 @@ impl Catalog {
                     params![table_id, ordinal as i64, ordinal as i64 - 1],
                 )?;
             }
+            apply_index_updates(tx, indexes)?;
             table_info_tx(tx, table_id)
         })
     }
 
     /// `ALTER TABLE ... RENAME TO`: files and shards are keyed by the table's id, so only
-    /// the name changes.
-    pub fn rename_table(&self, table_id: i64, new_name: &str) -> Result<()> {
+    /// the name changes (and, through `indexes`, the definitions of its indexes).
+    pub fn rename_table(
+        &self,
+        table_id: i64,
+        new_name: &str,
+        indexes: &[IndexUpdate],
+    ) -> Result<()> {
         self.write(|tx| {
             let taken: Option<i64> = tx
                 .query_row(
@@ -964,7 +1006,7 @@ impl Catalog {
                 "UPDATE tables SET name = ?2 WHERE table_id = ?1",
                 params![table_id, new_name],
             )?;
-            Ok(())
+            apply_index_updates(tx, indexes)
         })
     }
 
@@ -1394,6 +1436,21 @@ fn unused_stored_name(tx: &Transaction<'_>, name: &str) -> Result<String> {
     Ok(format!("{name}#{next}"))
 }
 
+fn apply_index_updates(tx: &Transaction<'_>, updates: &[IndexUpdate]) -> Result<()> {
+    for update in updates {
+        match update {
+            IndexUpdate::Redefine { name, definition } => tx.execute(
+                "UPDATE indexes SET definition = ?2 WHERE name = ?1",
+                params![name, definition],
+            )?,
+            IndexUpdate::Drop { name } => {
+                tx.execute("DELETE FROM indexes WHERE name = ?1", [name])?
+            }
+        };
+    }
+    Ok(())
+}
+
 /// Records an index unless its name is a table's, a view's or another index's.
 fn insert_index(tx: &Transaction<'_>, index: &IndexDef) -> Result<()> {
     let table: Option<i64> = tx
@@ -1417,14 +1474,16 @@ fn insert_index(tx: &Transaction<'_>, index: &IndexDef) -> Result<()> {
         });
     }
     tx.execute(
-        "INSERT INTO indexes (name, table_id, is_unique, definition, created_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO indexes (name, table_id, is_unique, definition, created_at_ms,
+                              constraint_type)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             index.name,
             index.table_id,
             index.unique,
             index.definition,
-            now_ms()
+            now_ms(),
+            index.constraint.map(|c| c.as_str())
         ],
     )?;
     Ok(())

@@ -174,6 +174,8 @@ pub fn session_context(
     ctx.add_analyzer_rule(crate::query::pg_bytea::PgByteaInput::rule());
     ctx.add_analyzer_rule(crate::query::pg_text_out::PgTextOutput::rule());
     ctx.register_udf(crate::query::pg_text_out::TextOut::udf());
+    ctx.add_analyzer_rule(crate::query::pg_vectors::PgVectorSubscripts::rule());
+    ctx.register_udf(crate::query::pg_vectors::VectorElement::udf());
     ctx.register_udf(crate::query::column_defaults::NextSerial::udf(Arc::clone(
         cluster,
     )));

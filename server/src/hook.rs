@@ -25,7 +25,9 @@ use datafusion_postgres::pgwire::messages::response::NoticeResponse;
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use futures::StreamExt;
-use shoal_catalog::{ColumnDef, ColumnDefault, SqlType};
+use shoal_catalog::{ColumnDef, ColumnDefault, KeyConstraint, SqlType};
+
+use crate::frontend::indexes::KeyRequest;
 use shoal_sql_functions::Cluster;
 use tracing::Instrument;
 
@@ -64,8 +66,8 @@ enum Action {
         name: String,
         columns: Vec<ColumnDef>,
         if_not_exists: bool,
-        /// A PRIMARY KEY or UNIQUE constraint was declared: accepted, not enforced (notice).
-        declares_key: bool,
+        /// The PRIMARY KEY and UNIQUE constraints: recorded, not enforced (notice).
+        keys: Vec<KeyRequest>,
     },
     CreateView {
         name: String,
@@ -125,8 +127,13 @@ enum Action {
     /// columns must exist, a primary key's become NOT NULL (neither is enforced as unique).
     AddKey {
         table: String,
-        columns: Vec<String>,
-        primary: bool,
+        key: KeyRequest,
+    },
+    /// `ALTER TABLE ... DROP CONSTRAINT [IF EXISTS] name`: a PRIMARY KEY or UNIQUE one.
+    DropConstraint {
+        table: String,
+        name: String,
+        if_exists: bool,
     },
     CopyOut {
         query: String,
@@ -231,8 +238,8 @@ fn column_def(table: &str, c: &sql::ColumnDef) -> Result<ColumnDef, PgError> {
 }
 
 /// The columns of `CREATE TABLE`, with table-level `PRIMARY KEY (...)` making its columns
-/// NOT NULL; and whether any PRIMARY KEY or UNIQUE constraint was declared.
-fn table_columns(ct: &sql::CreateTable) -> Result<(Vec<ColumnDef>, bool), PgError> {
+/// NOT NULL; and the PRIMARY KEY and UNIQUE constraints it declares.
+fn table_columns(ct: &sql::CreateTable) -> Result<(Vec<ColumnDef>, Vec<KeyRequest>), PgError> {
     if ct.like.is_some() {
         return Err(
             PgError::new("0A000", "CREATE TABLE ... (LIKE ...) is not supported").with_hint(Some(
@@ -255,37 +262,123 @@ fn table_columns(ct: &sql::CreateTable) -> Result<(Vec<ColumnDef>, bool), PgErro
             ));
         }
     }
-    let mut declares_key = ct.columns.iter().any(|c| {
-        c.options.iter().any(|o| {
-            matches!(
-                o.option,
-                sql::ColumnOption::PrimaryKey(_) | sql::ColumnOption::Unique(_)
-            )
-        })
-    });
-    for constraint in &ct.constraints {
-        match constraint {
-            sql::TableConstraint::PrimaryKey(pk) => {
-                declares_key = true;
-                for key in &pk.columns {
-                    let name = match &key.column.expr {
-                        sql::Expr::Identifier(i) => i.value.clone(),
-                        other => other.to_string(),
-                    };
-                    let column = columns.iter_mut().find(|c| c.name == name).ok_or_else(|| {
-                        PgError::new(
-                            "42703",
-                            format!("column \"{name}\" named in key does not exist"),
-                        )
-                    })?;
-                    column.not_null = true;
-                }
+    let mut keys = Vec::new();
+    for c in &ct.columns {
+        for o in &c.options {
+            let constraint_name =
+                |n: &Option<sql::Ident>| o.name.as_ref().or(n.as_ref()).map(|i| i.value.clone());
+            match &o.option {
+                sql::ColumnOption::PrimaryKey(pk) => keys.push(KeyRequest {
+                    constraint: KeyConstraint::PrimaryKey,
+                    name: constraint_name(&pk.name),
+                    columns: vec![c.name.value.clone()],
+                    nulls_distinct: None,
+                }),
+                sql::ColumnOption::Unique(u) => keys.push(KeyRequest {
+                    constraint: KeyConstraint::Unique,
+                    name: constraint_name(&u.name),
+                    columns: vec![c.name.value.clone()],
+                    nulls_distinct: nulls_distinct(&u.nulls_distinct),
+                }),
+                _ => {}
             }
-            sql::TableConstraint::Unique(_) => declares_key = true,
-            other => return Err(unsupported_constraint(&other.to_string())),
         }
     }
-    Ok((columns, declares_key))
+    for constraint in &ct.constraints {
+        let key = match constraint {
+            sql::TableConstraint::PrimaryKey(_) | sql::TableConstraint::Unique(_) => {
+                key_request(constraint)
+            }
+            other => return Err(unsupported_constraint(&other.to_string())),
+        };
+        let Some(key) = key else { continue };
+        for name in &key.columns {
+            let column = columns
+                .iter_mut()
+                .find(|c| &c.name == name)
+                .ok_or_else(|| {
+                    PgError::new(
+                        "42703",
+                        format!("column \"{name}\" named in key does not exist"),
+                    )
+                })?;
+            // A primary key implies NOT NULL, as in PostgreSQL.
+            if key.constraint == KeyConstraint::PrimaryKey {
+                column.not_null = true;
+            }
+        }
+        keys.push(key);
+    }
+    if keys
+        .iter()
+        .filter(|k| k.constraint == KeyConstraint::PrimaryKey)
+        .count()
+        > 1
+    {
+        return Err(PgError::new(
+            "42P16",
+            format!(
+                "multiple primary keys for table \"{}\" are not allowed",
+                object_name(&ct.name)
+            ),
+        ));
+    }
+    // As PostgreSQL does, keys on the same columns are one: the first name written is kept,
+    // and a primary key among them makes it the primary key.
+    let mut merged: Vec<KeyRequest> = Vec::new();
+    for key in keys {
+        match merged
+            .iter_mut()
+            .find(|m| m.columns == key.columns && m.nulls_distinct == key.nulls_distinct)
+        {
+            Some(m) => {
+                if m.name.is_none() {
+                    m.name = key.name;
+                }
+                if key.constraint == KeyConstraint::PrimaryKey {
+                    m.constraint = KeyConstraint::PrimaryKey;
+                }
+            }
+            None => merged.push(key),
+        }
+    }
+    Ok((columns, merged))
+}
+
+/// `NULLS [NOT] DISTINCT` of a UNIQUE constraint, when written.
+fn nulls_distinct(o: &sql::NullsDistinctOption) -> Option<bool> {
+    match o {
+        sql::NullsDistinctOption::None => None,
+        sql::NullsDistinctOption::Distinct => Some(true),
+        sql::NullsDistinctOption::NotDistinct => Some(false),
+    }
+}
+
+/// A table-level PRIMARY KEY (...) or UNIQUE (...) constraint.
+fn key_request(c: &sql::TableConstraint) -> Option<KeyRequest> {
+    let columns = |keys: &[sql::IndexColumn]| -> Vec<String> {
+        keys.iter()
+            .map(|k| match &k.column.expr {
+                sql::Expr::Identifier(i) => i.value.clone(),
+                other => other.to_string(),
+            })
+            .collect()
+    };
+    match c {
+        sql::TableConstraint::PrimaryKey(pk) => Some(KeyRequest {
+            constraint: KeyConstraint::PrimaryKey,
+            name: pk.name.as_ref().map(|i| i.value.clone()),
+            columns: columns(&pk.columns),
+            nulls_distinct: None,
+        }),
+        sql::TableConstraint::Unique(u) => Some(KeyRequest {
+            constraint: KeyConstraint::Unique,
+            name: u.name.as_ref().map(|i| i.value.clone()),
+            columns: columns(&u.columns),
+            nulls_distinct: nulls_distinct(&u.nulls_distinct),
+        }),
+        _ => None,
+    }
 }
 
 fn unsupported_constraint(what: &str) -> PgError {
@@ -481,11 +574,11 @@ fn classify(stmt: &Statement) -> Option<Action> {
                 });
             }
             Some(match table_columns(ct) {
-                Ok((columns, declares_key)) => Action::CreateTable {
+                Ok((columns, keys)) => Action::CreateTable {
                     name: object_name(&ct.name),
                     columns,
                     if_not_exists: ct.if_not_exists,
-                    declares_key,
+                    keys,
                 },
                 Err(e) => Action::Refuse(e),
             })
@@ -563,25 +656,17 @@ fn classify(stmt: &Statement) -> Option<Action> {
                     constraint:
                         c @ (sql::TableConstraint::PrimaryKey(_) | sql::TableConstraint::Unique(_)),
                     ..
-                } => {
-                    let (keys, primary) = match c {
-                        sql::TableConstraint::PrimaryKey(pk) => (&pk.columns, true),
-                        sql::TableConstraint::Unique(u) => (&u.columns, false),
-                        _ => return None,
-                    };
-                    let columns = keys
-                        .iter()
-                        .map(|k| match &k.column.expr {
-                            sql::Expr::Identifier(i) => i.value.clone(),
-                            other => other.to_string(),
-                        })
-                        .collect();
-                    Some(Action::AddKey {
-                        table: object_name(&at.name),
-                        columns,
-                        primary,
-                    })
-                }
+                } => Some(Action::AddKey {
+                    table: object_name(&at.name),
+                    key: key_request(c)?,
+                }),
+                AlterTableOperation::DropConstraint {
+                    if_exists, name, ..
+                } => Some(Action::DropConstraint {
+                    table: object_name(&at.name),
+                    name: name.value.clone(),
+                    if_exists: *if_exists,
+                }),
                 other => Some(Action::Refuse(PgError::new(
                     "0A000",
                     format!("ALTER TABLE ... {other} is not supported"),
@@ -777,12 +862,10 @@ impl ShoalHook {
         let tag = |t: &str| Ok(Response::Execution(Tag::new(t)));
         match action {
             Action::Refuse(e) => Err(e.into()),
-            Action::AddKey {
-                table,
-                columns,
-                primary,
-            } => {
+            Action::AddKey { table, key } => {
                 let info = cluster.table(&table).map_err(|e| pg(&e))?;
+                let columns = &key.columns;
+                let primary = key.constraint == KeyConstraint::PrimaryKey;
                 if let Some(c) = columns
                     .iter()
                     .find(|c| !info.columns.iter().any(|ic| &ic.name == *c))
@@ -793,9 +876,22 @@ impl ShoalHook {
                     )
                     .into_pgwire());
                 }
+                if primary
+                    && visible_indexes(cluster, None)?.iter().any(|i| {
+                        i.table_id == info.table_id
+                            && i.constraint == Some(KeyConstraint::PrimaryKey)
+                    })
+                {
+                    return Err(PgError::new(
+                        "42P16",
+                        format!("multiple primary keys for table \"{table}\" are not allowed"),
+                    )
+                    .into_pgwire());
+                }
+                let names = key_index_names(cluster, None, &table, std::slice::from_ref(&key))?;
                 if primary {
                     let added = cluster
-                        .require_not_null(&table, &columns)
+                        .require_not_null(&table, columns)
                         .await
                         .map_err(|e| pg(&e))?;
                     // As in PostgreSQL, rows already holding a NULL there refuse the key.
@@ -834,7 +930,40 @@ impl ShoalHook {
                         }
                     }
                 }
+                record_key_indexes(cluster, None, &info, &names)?;
                 notice(client, "NOTICE", KEYS_NOT_ENFORCED).await?;
+                tag("ALTER TABLE")
+            }
+            Action::DropConstraint {
+                table,
+                name,
+                if_exists,
+            } => {
+                let info = cluster.table(&table).map_err(|e| pg(&e))?;
+                let found = visible_indexes(cluster, None)?.into_iter().any(|i| {
+                    i.table_id == info.table_id && i.name == name && i.constraint.is_some()
+                });
+                if found {
+                    cluster
+                        .catalog()
+                        .drop_index(&name)
+                        .map_err(|e| pg(&e.into()))?;
+                } else if if_exists {
+                    notice(
+                        client,
+                        "NOTICE",
+                        &format!(
+                            "constraint \"{name}\" of relation \"{table}\" does not exist, skipping"
+                        ),
+                    )
+                    .await?;
+                } else {
+                    return Err(PgError::new(
+                        "42704",
+                        format!("constraint \"{name}\" of relation \"{table}\" does not exist"),
+                    )
+                    .into_pgwire());
+                }
                 tag("ALTER TABLE")
             }
             Action::Maintenance(m) => {
@@ -923,7 +1052,7 @@ impl ShoalHook {
                 name,
                 columns,
                 if_not_exists,
-                declares_key,
+                keys,
             } => {
                 if if_not_exists
                     && cluster
@@ -947,8 +1076,11 @@ impl ShoalHook {
                             .map_err(PgError::into_pgwire)?;
                     }
                 }
-                create_table(cluster, &name, columns)?;
-                if declares_key {
+                let session = crate::session::current().filter(|s| s.in_transaction());
+                let key_names = key_index_names(cluster, session.as_deref(), &name, &keys)?;
+                let info = create_table(cluster, &name, columns)?;
+                record_key_indexes(cluster, session.as_deref(), &info, &key_names)?;
+                if !keys.is_empty() {
                     notice(client, "NOTICE", KEYS_NOT_ENFORCED).await?;
                 }
                 tag("CREATE TABLE")
@@ -1053,6 +1185,7 @@ impl ShoalHook {
                     table_id: info.table_id,
                     unique: request.unique,
                     definition: request.definition(&name),
+                    constraint: None,
                 };
                 match &session {
                     // Recorded at COMMIT, with the transaction's tables.
@@ -1070,10 +1203,36 @@ impl ShoalHook {
             Action::DropIndex { names, if_exists } => {
                 let session = crate::session::current().filter(|s| s.in_transaction());
                 for n in &names {
-                    let exists = visible_indexes(cluster, session.as_deref())?
-                        .iter()
-                        .any(|i| &i.name == n);
-                    if !exists {
+                    let visible = visible_indexes(cluster, session.as_deref())?;
+                    let found = visible.iter().find(|i| &i.name == n);
+                    if let Some(i) = found.filter(|i| i.constraint.is_some()) {
+                        let table = cluster
+                            .catalog()
+                            .table_names()
+                            .map_err(|e| pg(&e.into()))?
+                            .into_iter()
+                            .find(|t| {
+                                cluster
+                                    .catalog()
+                                    .table_by_name(t)
+                                    .ok()
+                                    .flatten()
+                                    .is_some_and(|info| info.table_id == i.table_id)
+                            })
+                            .unwrap_or_default();
+                        return Err(PgError::new(
+                            "2BP01",
+                            format!(
+                                "cannot drop index {n} because constraint {n} on table {table} \
+                                 requires it"
+                            ),
+                        )
+                        .with_hint(Some(format!(
+                            "You can drop constraint {n} on table {table} instead."
+                        )))
+                        .into_pgwire());
+                    }
+                    if found.is_none() {
                         if !if_exists {
                             return Err(PgError::new(
                                 "42704",
@@ -1413,9 +1572,15 @@ impl ShoalHook {
             }
             Action::RenameColumn { table, old, new } => {
                 let info = cluster.table(&table).map_err(|e| pg(&e))?;
+                let indexes = crate::frontend::indexes::after_rename_column(
+                    &visible_indexes(cluster, None)?,
+                    info.table_id,
+                    &old,
+                    &new,
+                );
                 cluster
                     .catalog()
-                    .rename_column(info.table_id, &old, &new)
+                    .rename_column(info.table_id, &old, &new, &indexes)
                     .map_err(|e| pg(&e.into()))?;
                 tag("ALTER TABLE")
             }
@@ -1459,17 +1624,28 @@ impl ShoalHook {
                 }
                 for c in &columns {
                     if info.columns.iter().any(|d| d.name == *c) {
+                        let indexes = crate::frontend::indexes::after_drop_column(
+                            &visible_indexes(cluster, None)?,
+                            info.table_id,
+                            c,
+                        );
                         cluster
                             .catalog()
-                            .drop_column(info.table_id, c)
+                            .drop_column(info.table_id, c, &indexes)
                             .map_err(|e| pg(&e.into()))?;
                     }
                 }
                 tag("ALTER TABLE")
             }
             Action::RenameTable { table, new_name } => {
+                let info = cluster.table(&table).map_err(|e| pg(&e))?;
+                let indexes = crate::frontend::indexes::after_rename_table(
+                    &visible_indexes(cluster, None)?,
+                    info.table_id,
+                    &new_name,
+                );
                 cluster
-                    .rename_table(&table, &new_name)
+                    .rename_table(&table, &new_name, &indexes)
                     .map_err(|e| pg(&e))?;
                 tag("ALTER TABLE")
             }
@@ -1552,8 +1728,8 @@ impl ShoalHook {
 }
 
 /// The NOTICE a declared PRIMARY KEY or UNIQUE constraint gets.
-const KEYS_NOT_ENFORCED: &str = "PRIMARY KEY and UNIQUE constraints are not enforced: Shoal \
-     keeps no indexes, so duplicate keys are stored as written (their columns are NOT NULL)";
+const KEYS_NOT_ENFORCED: &str = "PRIMARY KEY and UNIQUE constraints are recorded, not enforced: Shoal \
+     keeps no indexes, so duplicate keys are stored as written (a primary key's columns are NOT NULL)";
 
 /// `name` as a quoted SQL identifier.
 fn quote_ident(name: &str) -> String {
@@ -1606,6 +1782,59 @@ fn create_table(
 
 fn pg(e: &shoal_sql_functions::ClusterError) -> datafusion_postgres::pgwire::error::PgWireError {
     from_cluster(e).into_pgwire()
+}
+
+/// The names of the indexes that stand for `keys` of the table `table` (declared, or chosen
+/// as PostgreSQL chooses them); a declared name another relation has fails with 42P07.
+fn key_index_names<'k>(
+    cluster: &Arc<Cluster>,
+    session: Option<&crate::session::Session>,
+    table: &str,
+    keys: &'k [KeyRequest],
+) -> PgWireResult<Vec<(String, &'k KeyRequest)>> {
+    let indexes: std::collections::HashSet<String> = visible_indexes(cluster, session)?
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    let catalog = cluster.catalog();
+    let mut chosen: Vec<(String, &KeyRequest)> = Vec::new();
+    for key in keys {
+        let taken = |n: &str| {
+            n == table
+                || indexes.contains(n)
+                || chosen.iter().any(|(c, _)| c == n)
+                || catalog.table_by_name(n).ok().flatten().is_some()
+                || catalog.view_query(n).ok().flatten().is_some()
+        };
+        let name = key.name(table, taken);
+        if key.name.is_some() && taken(&name) {
+            return Err(
+                PgError::new("42P07", format!("relation \"{name}\" already exists")).into_pgwire(),
+            );
+        }
+        chosen.push((name, key));
+    }
+    Ok(chosen)
+}
+
+/// Records the indexes of a table's key constraints: at COMMIT when a transaction is open.
+fn record_key_indexes(
+    cluster: &Arc<Cluster>,
+    session: Option<&crate::session::Session>,
+    table: &shoal_catalog::TableInfo,
+    keys: &[(String, &KeyRequest)],
+) -> PgWireResult<()> {
+    for (name, key) in keys {
+        let index = key.index_def(&table.name, table.table_id, name);
+        match session {
+            Some(s) => s.change_index(shoal_catalog::IndexChange::Created(index)),
+            None => cluster
+                .catalog()
+                .create_index(&index)
+                .map_err(|e| pg(&e.into()))?,
+        }
+    }
+    Ok(())
 }
 
 /// The indexes a statement sees: the committed ones, changed by its transaction's.

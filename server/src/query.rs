@@ -11,6 +11,7 @@ pub mod pg_json;
 pub mod pg_like;
 pub mod pg_limits;
 pub mod pg_text_out;
+pub mod pg_vectors;
 pub mod statement_scope;
 
 use datafusion::sql::sqlparser::ast::{

@@ -527,9 +527,14 @@ impl Cluster {
         Ok(())
     }
 
-    pub fn rename_table(&self, name: &str, new_name: &str) -> Result<()> {
+    pub fn rename_table(
+        &self,
+        name: &str,
+        new_name: &str,
+        indexes: &[shoal_catalog::IndexUpdate],
+    ) -> Result<()> {
         let t = self.table(name)?;
-        Ok(self.catalog.rename_table(t.table_id, new_name)?)
+        Ok(self.catalog.rename_table(t.table_id, new_name, indexes)?)
     }
 
     pub fn add_column(&self, name: &str, column: ColumnDef) -> Result<TableInfo> {

@@ -323,8 +323,9 @@ engine = sa.create_engine(f"postgresql+psycopg://{user}@{host}:{port}/{db}")
 with engine.begin() as c:
     c.execute(sa.text("DROP TABLE IF EXISTS rf_items"))
     c.execute(sa.text(
-        "CREATE TABLE rf_items (id bigint NOT NULL, code varchar(20), price numeric(10,2), "
+        "CREATE TABLE rf_items (id bigint PRIMARY KEY, code varchar(20) UNIQUE, price numeric(10,2), "
         "ratio double precision, note text, ok boolean, at timestamp, day date, n integer NOT NULL)"))
+    c.execute(sa.text("CREATE INDEX rf_items_n_day_idx ON rf_items (n, day DESC)"))
 insp = sa.inspect(engine)
 for col in insp.get_columns("rf_items"):
     print("column", col["name"], col["type"], col["nullable"], col["default"])
@@ -335,6 +336,8 @@ print("unique", insp.get_unique_constraints("rf_items"))
 print("checks", insp.get_check_constraints("rf_items"))
 t = sa.Table("rf_items", sa.MetaData(), autoload_with=engine)
 print("autoload", [(c.name, str(c.type), c.nullable) for c in t.columns])
+print("autoload keys", [c.name for c in t.primary_key.columns], sorted(i.name for i in t.indexes),
+      sorted(c.name for c in t.constraints if c.name))
 df = pd.DataFrame({"id": [1, 2], "label": ["a", "b"]})
 print("to_sql", df.to_sql("rf_frame", engine, index=False))
 print("replace", df.head(1).to_sql("rf_frame", engine, index=False, if_exists="replace"))
@@ -363,15 +366,20 @@ with engine.begin() as c:
          column at TIMESTAMP True None\n\
          column day DATE True None\n\
          column n INTEGER False None\n\
-         pk []\n\
+         pk ['id']\n\
          fks []\n\
-         indexes []\n\
-         unique []\n\
+         indexes [{'name': 'rf_items_code_key', 'unique': True, 'column_names': ['code'], \
+         'duplicates_constraint': 'rf_items_code_key', 'dialect_options': {'postgresql_include': []}}, \
+         {'name': 'rf_items_n_day_idx', 'unique': False, 'column_names': ['n', 'day'], \
+         'column_sorting': {'day': ('desc',)}, 'dialect_options': {'postgresql_include': []}}]\n\
+         unique [{'column_names': ['code'], 'name': 'rf_items_code_key', 'comment': None, \
+         'dialect_options': {'postgresql_include': [], 'postgresql_nulls_not_distinct': False}}]\n\
          checks []\n\
          autoload [('id', 'BIGINT', False), ('code', 'VARCHAR(20)', True), \
          ('price', 'NUMERIC(10, 2)', True), ('ratio', 'DOUBLE PRECISION', True), \
          ('note', 'TEXT', True), ('ok', 'BOOLEAN', True), ('at', 'TIMESTAMP', True), \
          ('day', 'DATE', True), ('n', 'INTEGER', False)]\n\
+         autoload keys ['id'] ['rf_items_n_day_idx'] ['rf_items_code_key', 'rf_items_pkey']\n\
          to_sql -1\n\
          replace -1\n\
          frame [{'id': 1, 'label': 'a'}]\n\
@@ -395,13 +403,34 @@ async fn psql_describes_declared_columns(target: &PsqlTarget, _shoal: bool) {
     target.ok(
         "CREATE TABLE described (id bigint NOT NULL, code varchar(20), price numeric(10,2), \
          note text, n integer NOT NULL, at timestamp with time zone, r float(24), \
-         d float(53), f float, qty integer DEFAULT 0, s serial)",
+         d float(53), f float, qty integer DEFAULT 0, s serial, UNIQUE (code, n))",
     );
+    target.ok("CREATE INDEX described_lower ON described (lower(note)) WHERE n > 0");
     let out = target.ok("\\d described");
+    // psql's queries for the "Indexes:" footer of `\d` (not printed with -t) and `\di`.
+    let indexes = target.ok(
+        "SELECT c2.relname, i.indisprimary, i.indisunique, pg_catalog.pg_get_indexdef(i.indexrelid, 0, true), \
+         pg_catalog.pg_get_constraintdef(con.oid, true), contype \
+         FROM pg_catalog.pg_class c, pg_catalog.pg_class c2, pg_catalog.pg_index i \
+         LEFT JOIN pg_catalog.pg_constraint con ON (conrelid = i.indrelid AND conindid = i.indexrelid AND contype IN ('p','u','x')) \
+         WHERE c.oid = 'described'::regclass AND c.oid = i.indrelid AND i.indexrelid = c2.oid \
+         ORDER BY i.indisprimary DESC, c2.relname",
+    );
+    let di = target.ok("\\di described*");
     let plus = target.ok("\\d+ described");
     assert_eq!(target.ok("\\df"), "", "no functions of one's own");
     target.ok("\\du");
     target.ok("DROP TABLE described");
+    assert_eq!(
+        indexes,
+        "described_code_n_key|f|t|CREATE UNIQUE INDEX described_code_n_key ON described USING btree (code, n)|UNIQUE (code, n)|u\n\
+         described_lower|f|f|CREATE INDEX described_lower ON described USING btree (lower(note)) WHERE n > 0||\n"
+    );
+    let di: Vec<&str> = di
+        .lines()
+        .map(|l| l.split('|').nth(1).unwrap_or_default())
+        .collect();
+    assert_eq!(di, ["described_code_n_key", "described_lower"]);
     // `\d+` adds storage, compression, statistics target and description columns.
     assert_eq!(
         plus,
@@ -456,7 +485,8 @@ public class Meta {
         try (Connection c = DriverManager.getConnection(url)) {
             Statement s = c.createStatement();
             s.execute("DROP TABLE IF EXISTS mdt_items");
-            s.execute("CREATE TABLE mdt_items (id bigint NOT NULL, code varchar(20), price numeric(10,2), note text)");
+            s.execute("CREATE TABLE mdt_items (id bigint NOT NULL, code varchar(20), price numeric(10,2), note text, CONSTRAINT mdt_pk PRIMARY KEY (id, code))");
+            s.execute("CREATE INDEX mdt_note ON mdt_items (note DESC)");
             PreparedStatement ps = c.prepareStatement("INSERT INTO mdt_items (id, code) VALUES (?, ?)");
             for (int i = 0; i < 3; i++) { ps.setLong(1, i); ps.setString(2, "c" + i); ps.addBatch(); }
             System.out.println("insert batch " + Arrays.toString(ps.executeBatch()));
@@ -465,7 +495,7 @@ public class Meta {
             up.setString(1, "z"); up.setLong(2, 0); up.addBatch();
             System.out.println("update batch " + Arrays.toString(up.executeBatch()));
             Statement st = c.createStatement();
-            st.addBatch("INSERT INTO mdt_items (id) VALUES (10)");
+            st.addBatch("INSERT INTO mdt_items (id, code) VALUES (10, 'x')");
             st.addBatch("DELETE FROM mdt_items WHERE id = 2");
             System.out.println("statement batch " + Arrays.toString(st.executeBatch()));
 
@@ -481,12 +511,13 @@ public class Meta {
                 }
             }
             try (ResultSet rs = md.getPrimaryKeys(null, "public", "mdt_items")) {
-                int n = 0; while (rs.next()) n++;
-                System.out.println("primary key columns " + n);
+                while (rs.next()) System.out.println("primary key " + rs.getString("PK_NAME") + " "
+                    + rs.getString("COLUMN_NAME") + " " + rs.getInt("KEY_SEQ"));
             }
             try (ResultSet rs = md.getIndexInfo(null, "public", "mdt_items", false, false)) {
-                int n = 0; while (rs.next()) n++;
-                System.out.println("indexes " + n);
+                while (rs.next()) System.out.println("index " + rs.getString("INDEX_NAME") + " "
+                    + rs.getString("COLUMN_NAME") + " " + rs.getInt("ORDINAL_POSITION") + " non-unique "
+                    + rs.getBoolean("NON_UNIQUE") + " " + rs.getString("ASC_OR_DESC"));
             }
             try (ResultSet rs = md.getTypeInfo()) {
                 boolean int8 = false, text = false;
@@ -515,11 +546,14 @@ public class Meta {
          statement batch [1, 1]\n\
          table mdt_items TABLE\n\
          column id int8 size 19 digits 0 nullable 0 position 1\n\
-         column code varchar size 20 digits 0 nullable 1 position 2\n\
+         column code varchar size 20 digits 0 nullable 0 position 2\n\
          column price numeric size 10 digits 2 nullable 1 position 3\n\
          column note text size 2147483647 digits 0 nullable 1 position 4\n\
-         primary key columns 0\n\
-         indexes 0\n\
+         primary key mdt_pk id 1\n\
+         primary key mdt_pk code 2\n\
+         index mdt_pk id 1 non-unique false A\n\
+         index mdt_pk code 2 non-unique false A\n\
+         index mdt_note note 1 non-unique true D\n\
          type info int8 true text true\n\
          schema public\n"
     );

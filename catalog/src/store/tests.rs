@@ -176,14 +176,14 @@ fn table_lifecycle_and_snapshot() {
     assert_ne!(added.stored_name, "w");
 
     // RENAME COLUMN keeps the stored name; DROP then ADD of the same name gets a new one.
-    let t = c.rename_column(t.table_id, "w", "w2").unwrap();
+    let t = c.rename_column(t.table_id, "w", "w2", &[]).unwrap();
     assert_eq!(
         t.columns
             .last()
             .map(|c| (c.name.as_str(), c.stored_name.clone())),
         Some(("w2", added.stored_name.clone()))
     );
-    let t = c.drop_column(t.table_id, "v").unwrap();
+    let t = c.drop_column(t.table_id, "v", &[]).unwrap();
     assert_eq!(
         t.columns
             .iter()
@@ -191,7 +191,7 @@ fn table_lifecycle_and_snapshot() {
             .collect::<Vec<_>>(),
         ["id", "kind", "w2"]
     );
-    let t = c.drop_column(t.table_id, "w2").unwrap();
+    let t = c.drop_column(t.table_id, "w2", &[]).unwrap();
     let t = c
         .add_column(t.table_id, &ColumnDef::new("w2", SqlType::BigInt, false))
         .unwrap();
@@ -201,7 +201,7 @@ fn table_lifecycle_and_snapshot() {
         "a dropped column's values stay unseen"
     );
     assert!(matches!(
-        c.rename_column(t.table_id, "w2", "id"),
+        c.rename_column(t.table_id, "w2", "id", &[]),
         Err(CatalogError::ColumnExists { .. })
     ));
     assert_eq!(
@@ -601,6 +601,7 @@ fn indexes_share_the_relation_namespace_and_go_with_their_table() {
         table_id: t.table_id,
         unique: false,
         definition: format!("CREATE INDEX {name} ON public.events USING btree (id)"),
+        constraint: None,
     };
     c.create_index(&index("events_id_idx")).unwrap();
     assert!(matches!(
@@ -622,4 +623,49 @@ fn indexes_share_the_relation_namespace_and_go_with_their_table() {
     c.create_index(&index("again")).unwrap();
     c.drop_table(t.table_id).unwrap();
     assert!(c.indexes().unwrap().is_empty());
+}
+
+#[test]
+fn key_constraints_round_trip_and_follow_schema_changes() {
+    let c = Catalog::open_in_memory().unwrap();
+    let (n1, _) = c.add_node("w1", 7400).unwrap();
+    let t = c.create_table(&single_shard_table(n1)).unwrap();
+    let pkey = IndexDef {
+        name: "events_pkey".into(),
+        table_id: t.table_id,
+        unique: true,
+        definition: "CREATE UNIQUE INDEX events_pkey ON public.events USING btree (id)".into(),
+        constraint: Some(KeyConstraint::PrimaryKey),
+    };
+    c.create_index(&pkey).unwrap();
+    assert_eq!(c.indexes().unwrap(), vec![pkey.clone()]);
+    let renamed = "CREATE UNIQUE INDEX events_pkey ON public.events USING btree (ident)";
+    c.rename_column(
+        t.table_id,
+        "id",
+        "ident",
+        &[IndexUpdate::Redefine {
+            name: "events_pkey".into(),
+            definition: renamed.into(),
+        }],
+    )
+    .unwrap();
+    assert_eq!(c.indexes().unwrap()[0].definition, renamed);
+    c.drop_column(
+        t.table_id,
+        "ident",
+        &[IndexUpdate::Drop {
+            name: "events_pkey".into(),
+        }],
+    )
+    .unwrap();
+    assert!(c.indexes().unwrap().is_empty());
+    // A stored constraint type this binary does not know fails loudly.
+    c.create_index(&pkey).unwrap();
+    c.write(|tx| {
+        tx.execute("UPDATE indexes SET constraint_type = 'x'", [])?;
+        Ok(())
+    })
+    .unwrap();
+    assert!(matches!(c.indexes(), Err(CatalogError::Invalid { .. })));
 }

@@ -10,8 +10,10 @@
 //! NOT NULL and default come from Shoal's catalog; other relations (views, `pg_catalog`,
 //! `shoal.*`) are described from their Arrow schemas.
 //!
-//! Shoal records no PRIMARY KEY, UNIQUE or foreign key (it enforces none of them), so the
-//! constraint views list none; NOT NULL, which it enforces, shows in `columns.is_nullable`.
+//! The constraint views list the PRIMARY KEY and UNIQUE constraints tables declare (recorded,
+//! not enforced); Shoal has no foreign keys or CHECK constraints, and NOT NULL, which it
+//! enforces, shows in `columns.is_nullable` (PostgreSQL also lists it as a CHECK constraint
+//! named `<namespace>_<table>_<n>_not_null`; Shoal does not).
 
 use std::sync::Arc;
 
@@ -24,6 +26,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::{IndexConstraint, IndexInfo};
 use shoal_catalog::ColumnDefault;
 use shoal_sql_functions::Cluster;
 
@@ -445,12 +448,87 @@ impl InformationSchemaView {
                 }
                 rows
             }
-            View::TableConstraints
-            | View::KeyColumnUsage
-            | View::ConstraintColumnUsage
-            | View::ReferentialConstraints
-            | View::CheckConstraints => Vec::new(),
+            View::TableConstraints => self
+                .key_constraints()
+                .into_iter()
+                .map(|k| {
+                    let primary = k.constraint == Some(IndexConstraint::PrimaryKey);
+                    vec![
+                        text(db),
+                        text(&k.schema),
+                        text(&k.name),
+                        text(db),
+                        text(&k.schema),
+                        text(&k.table),
+                        text(if primary { "PRIMARY KEY" } else { "UNIQUE" }),
+                        text("NO"),
+                        text("NO"),
+                        text("YES"),
+                        if primary {
+                            null()
+                        } else {
+                            yes_no(!k.nulls_not_distinct)
+                        },
+                    ]
+                })
+                .collect(),
+            View::KeyColumnUsage => self
+                .key_constraints()
+                .into_iter()
+                .flat_map(|k| {
+                    let columns: Vec<String> =
+                        k.keys.iter().filter_map(|c| c.column.clone()).collect();
+                    columns
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            vec![
+                                text(db),
+                                text(&k.schema),
+                                text(&k.name),
+                                text(db),
+                                text(&k.schema),
+                                text(&k.table),
+                                text(c),
+                                int(i32::try_from(i + 1).ok()),
+                                int(None),
+                            ]
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect(),
+            View::ConstraintColumnUsage => self
+                .key_constraints()
+                .into_iter()
+                .flat_map(|k| {
+                    let columns: Vec<String> =
+                        k.keys.iter().filter_map(|c| c.column.clone()).collect();
+                    columns
+                        .into_iter()
+                        .map(|c| {
+                            vec![
+                                text(db),
+                                text(&k.schema),
+                                text(&k.table),
+                                text(c),
+                                text(db),
+                                text(&k.schema),
+                                text(&k.name),
+                            ]
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect(),
+            View::ReferentialConstraints | View::CheckConstraints => Vec::new(),
         })
+    }
+
+    /// The PRIMARY KEY and UNIQUE constraints the session sees.
+    fn key_constraints(&self) -> Vec<IndexInfo> {
+        crate::frontend::pg_catalog_context::visible_indexes(&self.cluster)
+            .into_iter()
+            .filter(|i| i.constraint.is_some())
+            .collect()
     }
 
     fn schema_names(&self, state: &SessionState) -> Vec<String> {

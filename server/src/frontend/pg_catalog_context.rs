@@ -93,41 +93,39 @@ impl ColumnAttributesSource for DeclaredTables {
     }
 }
 
-#[async_trait]
 impl IndexSource for DeclaredTables {
-    /// The indexes the running statement's transaction sees (its own CREATE and DROP INDEX
-    /// included), of the tables it sees; a catalog read error lists none.
-    async fn indexes(&self) -> Vec<IndexInfo> {
-        let catalog = self.cluster.catalog();
-        let Ok(committed) = catalog.indexes() else {
-            return Vec::new();
-        };
-        let visible = match crate::session::current().filter(|s| s.in_transaction()) {
-            Some(s) => s.visible_indexes(committed),
-            None => committed,
-        };
-        let Ok(tables) = catalog.table_names() else {
-            return Vec::new();
-        };
-        // Each table's name as this statement sees it (a transaction's own tables too).
-        let names: std::collections::HashMap<i64, String> = tables
-            .into_iter()
-            .filter_map(|t| {
-                let info = catalog.table_by_name(&t).ok().flatten()?;
-                Some((info.table_id, t))
-            })
-            .collect();
-        let mut out = Vec::new();
-        for index in visible {
-            if let Some(table) = names.get(&index.table_id) {
-                out.push(IndexInfo {
-                    schema: "public".into(),
-                    table: table.clone(),
-                    name: index.name,
-                    definition: index.definition,
-                });
-            }
-        }
-        out
+    fn indexes(&self) -> Vec<IndexInfo> {
+        visible_indexes(&self.cluster)
     }
+}
+
+/// The indexes the running statement's transaction sees (its own CREATE and DROP INDEX
+/// included), of the tables it sees; a catalog read error lists none.
+pub(crate) fn visible_indexes(cluster: &Cluster) -> Vec<IndexInfo> {
+    let catalog = cluster.catalog();
+    let Ok(committed) = catalog.indexes() else {
+        return Vec::new();
+    };
+    let visible = match crate::session::current().filter(|s| s.in_transaction()) {
+        Some(s) => s.visible_indexes(committed),
+        None => committed,
+    };
+    let Ok(tables) = catalog.table_names() else {
+        return Vec::new();
+    };
+    // Each table's name as this statement sees it (a transaction's own tables too).
+    let names: std::collections::HashMap<i64, String> = tables
+        .into_iter()
+        .filter_map(|t| {
+            let info = catalog.table_by_name(&t).ok().flatten()?;
+            Some((info.table_id, t))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for index in visible {
+        if let Some(table) = names.get(&index.table_id) {
+            out.push(crate::frontend::indexes::catalog_info(&index, table));
+        }
+    }
+    out
 }

@@ -182,6 +182,10 @@ pub fn pg_text_type(name: &str) -> Option<Type> {
         "uuid" => Type::UUID,
         "json" => Type::JSON,
         "jsonb" => Type::JSONB,
+        // A list of integers PostgreSQL's catalogs hold as a vector (`pg_index.indkey`):
+        // text `1 2`, binary as an array.
+        "int2vector" => Type::INT2_VECTOR,
+        "oidvector" => Type::OID_VECTOR,
         _ => return None,
     })
 }

@@ -190,7 +190,8 @@ pub fn duration_interval(microseconds: i64) -> PgInterval {
     PgInterval::new(0, (microseconds / DAY) as i32, microseconds % DAY)
 }
 
-/// (Shoal) The binary form of a uuid, json or jsonb value held as text.
+/// (Shoal) The binary form of a uuid, json or jsonb value held as text, or bytes to send
+/// as they are (an int2vector's text).
 #[derive(Debug)]
 struct PgTextTypedBinary(Vec<u8>);
 
@@ -205,7 +206,10 @@ impl postgres_types::ToSql for PgTextTypedBinary {
     }
 
     fn accepts(ty: &postgres_types::Type) -> bool {
-        matches!(*ty, Type::UUID | Type::JSON | Type::JSONB)
+        matches!(
+            *ty,
+            Type::UUID | Type::JSON | Type::JSONB | Type::INT2_VECTOR | Type::OID_VECTOR
+        )
     }
 
     postgres_types::to_sql_checked!();
@@ -220,6 +224,57 @@ impl pgwire::types::ToSqlText for PgTextTypedBinary {
     ) -> Result<postgres_types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
         out.extend_from_slice(&self.0);
         Ok(postgres_types::IsNull::No)
+    }
+}
+
+/// (Shoal) Encode an int2vector or oidvector held as a list of integers: its elements
+/// separated by spaces in text format, an array of int2 or oid in binary format.
+fn encode_int_vector<T: Encoder>(
+    encoder: &mut T,
+    arr: &Arc<dyn Array>,
+    idx: usize,
+    pg_field: &FieldInfo,
+) -> PgWireResult<()> {
+    if arr.is_null(idx) {
+        return encoder.encode_field(&None::<String>, pg_field);
+    }
+    let list = arr.as_list::<i32>().value(idx);
+    let values: Vec<i64> = match list.data_type() {
+        DataType::Int16 => list
+            .as_primitive::<Int16Type>()
+            .iter()
+            .map(|v| i64::from(v.unwrap_or(0)))
+            .collect(),
+        DataType::Int32 => list
+            .as_primitive::<Int32Type>()
+            .iter()
+            .map(|v| i64::from(v.unwrap_or(0)))
+            .collect(),
+        DataType::Int64 => list
+            .as_primitive::<Int64Type>()
+            .iter()
+            .map(|v| v.unwrap_or(0))
+            .collect(),
+        other => {
+            return Err(PgWireError::ApiError(ToSqlError::from(format!(
+                "a vector of {other} is not an int2vector or oidvector"
+            ))))
+        }
+    };
+    if pg_field.format() != FieldFormat::Binary {
+        let text: Vec<String> = values.iter().map(i64::to_string).collect();
+        // Written as it is: a string of an array type would be quoted as an element.
+        return encoder.encode_field(
+            &Some(PgTextTypedBinary(text.join(" ").into_bytes())),
+            pg_field,
+        );
+    }
+    if *pg_field.datatype() == Type::INT2_VECTOR {
+        let v: Vec<i16> = values.iter().map(|n| *n as i16).collect();
+        encoder.encode_field(&Some(v), pg_field)
+    } else {
+        let v: Vec<u32> = values.iter().map(|n| *n as u32).collect();
+        encoder.encode_field(&Some(v), pg_field)
     }
 }
 
@@ -540,6 +595,13 @@ pub fn encode_value<T: Encoder>(
         || pg_field.datatype().oid() == crate::datatypes::PG_VECTOR_TYPE_OID
     {
         return encode_pg_vector(encoder, arr, idx, pg_field);
+    }
+
+    // (Shoal) int2vector and oidvector held as lists: `1 2` in text format.
+    if matches!(arrow_type, DataType::List(_))
+        && matches!(*pg_field.datatype(), Type::INT2_VECTOR | Type::OID_VECTOR)
+    {
+        return encode_int_vector(encoder, arr, idx, pg_field);
     }
 
     // (Shoal) uuid, json and jsonb held as their text: the text itself in text format,

@@ -14,9 +14,7 @@ use datafusion::catalog::{MemTable, SchemaProvider, TableFunctionImpl};
 use datafusion::common::utils::SingleRowListArrayBuilder;
 use datafusion::datasource::TableProvider;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::{
-    ColumnarValue, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
-};
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::{Expr, SessionContext, create_udf};
 use postgres_types::Oid;
@@ -36,11 +34,12 @@ pub mod has_privilege_udf;
 pub mod oid_field;
 pub mod oid_type_planner;
 pub mod pg_attrdef;
-pub mod pg_indexes;
 pub mod pg_attribute;
 pub mod pg_class;
 pub mod pg_database;
 pub mod pg_get_expr_udf;
+pub mod pg_index;
+pub mod pg_indexes;
 pub mod pg_namespace;
 pub mod pg_replication_slot;
 pub mod pg_roles;
@@ -196,12 +195,16 @@ pub const PG_CATALOG_TABLES: &[&str] = &[
     PG_CATALOG_VIEW_PG_REPLICATION_SLOTS,
 ];
 
-#[derive(Debug, Hash, Eq, PartialEq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Hash, Eq, PartialEq, PartialOrd, Ord)]
 pub(crate) enum OidCacheKey {
     Catalog(String),
     Schema(String, String),
     /// Table by schema and table name
     Table(String, String, String),
+    /// Shoal patch: an index by catalog, schema and index name.
+    Index(String, String, String),
+    /// Shoal patch: a key constraint by catalog, schema and name (its index's).
+    Constraint(String, String, String),
 }
 
 /// Canonical OID of the `pg_catalog` namespace in every PostgreSQL cluster
@@ -351,8 +354,17 @@ impl<C: CatalogInfo, P: PgCatalogContextProvider> PgCatalogSchemaProvider<C, P> 
             }
             PG_CATALOG_TABLE_PG_AUTHID => Ok(Some(self.static_tables.pg_authid.clone().into())),
 
+            // Shoal patch: the system's rows, then the database's key constraints.
             PG_CATALOG_TABLE_PG_CONSTRAINT => {
-                Ok(Some(self.static_tables.pg_constraint.clone().into()))
+                let table = Arc::new(pg_index::UserRowsTable::new(
+                    pg_index::KeyCatalog::PgConstraint,
+                    self.static_tables.pg_constraint.clone(),
+                    self.catalog_list.clone(),
+                    self.context_provider.index_source(),
+                    self.oid_counter.clone(),
+                    self.oid_cache.clone(),
+                ));
+                Ok(Some(PgCatalogTable::Dynamic(table)))
             }
 
             PG_CATALOG_TABLE_PG_DB_ROLE_SETTING => {
@@ -381,7 +393,18 @@ impl<C: CatalogInfo, P: PgCatalogContextProvider> PgCatalogSchemaProvider<C, P> 
             PG_CATALOG_TABLE_PG_FOREIGN_TABLE => {
                 Ok(Some(self.static_tables.pg_foreign_table.clone().into()))
             }
-            PG_CATALOG_TABLE_PG_INDEX => Ok(Some(self.static_tables.pg_index.clone().into())),
+            // Shoal patch: the system's rows, then the database's indexes.
+            PG_CATALOG_TABLE_PG_INDEX => {
+                let table = Arc::new(pg_index::UserRowsTable::new(
+                    pg_index::KeyCatalog::PgIndex,
+                    self.static_tables.pg_index.clone(),
+                    self.catalog_list.clone(),
+                    self.context_provider.index_source(),
+                    self.oid_counter.clone(),
+                    self.oid_cache.clone(),
+                ));
+                Ok(Some(PgCatalogTable::Dynamic(table)))
+            }
             PG_CATALOG_TABLE_PG_INHERITS => Ok(Some(self.static_tables.pg_inherits.clone().into())),
             PG_CATALOG_TABLE_PG_INIT_PRIVS => {
                 Ok(Some(self.static_tables.pg_init_privs.clone().into()))
@@ -454,6 +477,7 @@ impl<C: CatalogInfo, P: PgCatalogContextProvider> PgCatalogSchemaProvider<C, P> 
                 let table = Arc::new(pg_class::PgClassTable::new(
                     self.catalog_list.clone(),
                     self.context_provider.relation_stats_source(),
+                    self.context_provider.index_source(),
                     self.oid_counter.clone(),
                     self.oid_cache.clone(),
                 ));
@@ -525,7 +549,7 @@ fn vectors_as_arrays(
     use datafusion::arrow::datatypes::{Int16Type, Schema};
     fn element(name: &str) -> Option<DataType> {
         match name {
-            "indkey" | "indoption" => Some(DataType::Int16),
+            "indkey" | "indoption" | "conkey" | "confkey" => Some(DataType::Int16),
             "indclass" | "indcollation" => Some(DataType::Int32),
             _ => None,
         }
@@ -537,15 +561,30 @@ fn vectors_as_arrays(
     {
         return Ok((schema, batches));
     }
+    // `pg_index`'s vectors are sent as PostgreSQL sends int2vector and oidvector (`1 2`;
+    // SQLAlchemy splits `indoption` on spaces); `pg_constraint`'s are int2[] arrays.
+    let vector_type = |name: &str| match name {
+        "indkey" | "indoption" => Some("int2vector"),
+        "indclass" | "indcollation" => Some("oidvector"),
+        _ => None,
+    };
     let fields: Vec<Field> = schema
         .fields()
         .iter()
         .map(|f| match element(f.name()) {
-            Some(t) if f.data_type() == &DataType::Utf8 => Field::new(
-                f.name(),
-                DataType::List(Arc::new(Field::new_list_field(t, true))),
-                f.is_nullable(),
-            ),
+            Some(t) if f.data_type() == &DataType::Utf8 => {
+                let field = Field::new(
+                    f.name(),
+                    DataType::List(Arc::new(Field::new_list_field(t, true))),
+                    f.is_nullable(),
+                );
+                match vector_type(f.name()) {
+                    Some(v) => {
+                        field.with_metadata([("pg.text_type".to_string(), v.to_string())].into())
+                    }
+                    None => field,
+                }
+            }
             _ => f.as_ref().clone(),
         })
         .collect();
@@ -582,7 +621,10 @@ fn vectors_as_arrays(
         let mut columns = Vec::with_capacity(batch.num_columns());
         for (i, f) in schema.fields().iter().enumerate() {
             let col = batch.column(i);
-            let converted = match (element(f.name()), col.as_any().downcast_ref::<StringArray>()) {
+            let converted = match (
+                element(f.name()),
+                col.as_any().downcast_ref::<StringArray>(),
+            ) {
                 (Some(DataType::Int16), Some(text)) => parse::<Int16Type>(text)?,
                 (Some(_), Some(text)) => parse::<Int32Type>(text)?,
                 _ => Arc::clone(col),
@@ -1484,9 +1526,7 @@ fn create_relation_size_udfs(
                 let found = (!oids.is_null(i))
                     .then(|| names.get(&oids.value(i)))
                     .flatten()
-                    .and_then(|(schema, table)| {
-                        stats.as_ref()?.relation_stats(schema, table)
-                    });
+                    .and_then(|(schema, table)| stats.as_ref()?.relation_stats(schema, table));
                 match found {
                     Some(_) if indexes => out.append_value(0),
                     Some(s) => out.append_value(s.bytes),
@@ -1496,15 +1536,16 @@ fn create_relation_size_udfs(
             Ok(ColumnarValue::Array(Arc::new(out.finish())))
         }
     };
-    let udf = |name: &str, f: Arc<dyn Fn(&[ColumnarValue]) -> Result<ColumnarValue> + Send + Sync>| {
-        create_udf(
-            name,
-            vec![DataType::Int64],
-            DataType::Int64,
-            Volatility::Stable,
-            f,
-        )
-    };
+    let udf =
+        |name: &str, f: Arc<dyn Fn(&[ColumnarValue]) -> Result<ColumnarValue> + Send + Sync>| {
+            create_udf(
+                name,
+                vec![DataType::Int64],
+                DataType::Int64,
+                Volatility::Stable,
+                f,
+            )
+        };
     vec![
         udf("pg_relation_size", Arc::new(size_of(false))),
         udf("pg_table_size", Arc::new(size_of(false))),
@@ -1512,7 +1553,6 @@ fn create_relation_size_udfs(
         udf("pg_indexes_size", Arc::new(size_of(true))),
     ]
 }
-
 
 pub fn create_pg_stat_get_numscans() -> ScalarUDF {
     let func = move |args: &[ColumnarValue]| {
@@ -1614,100 +1654,6 @@ pub fn create_pg_expandarray_list() -> ScalarUDF {
     })
 }
 
-/// Shoal patch: `pg_get_indexdef(index_oid [, column, pretty])`. The catalog lists no index
-/// of a user table, so every oid is unknown and the answer is NULL, as PostgreSQL answers for
-/// an oid that names no index.
-pub fn create_pg_get_indexdef() -> ScalarUDF {
-    #[derive(Debug, PartialEq, Eq, Hash)]
-    struct GetIndexDefUDF {
-        signature: Signature,
-    }
-
-    impl ScalarUDFImpl for GetIndexDefUDF {
-        fn name(&self) -> &str {
-            "pg_get_indexdef"
-        }
-
-        fn signature(&self) -> &Signature {
-            &self.signature
-        }
-
-        fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-            Ok(DataType::Utf8)
-        }
-
-        fn invoke_with_args(
-            &self,
-            args: datafusion::logical_expr::ScalarFunctionArgs,
-        ) -> Result<ColumnarValue> {
-            Ok(ColumnarValue::Array(
-                datafusion::arrow::array::new_null_array(&DataType::Utf8, args.number_rows),
-            ))
-        }
-    }
-
-    ScalarUDF::new_from_impl(GetIndexDefUDF {
-        signature: Signature::one_of(
-            vec![
-                TypeSignature::Any(1),
-                TypeSignature::Any(3),
-            ],
-            Volatility::Stable,
-        ),
-    })
-}
-
-pub fn create_pg_get_constraintdef() -> ScalarUDF {
-    #[derive(Debug, PartialEq, Eq, Hash)]
-    struct GetConstraintDefUDF {
-        signature: Signature,
-    }
-
-    impl GetConstraintDefUDF {
-        fn new() -> Self {
-            let type_signature = TypeSignature::OneOf(vec![
-                TypeSignature::Exact(vec![DataType::Int32]),
-                TypeSignature::Exact(vec![DataType::Int32, DataType::Boolean]),
-            ]);
-
-            let signature = Signature::new(type_signature, Volatility::Stable);
-            GetConstraintDefUDF { signature }
-        }
-    }
-
-    impl ScalarUDFImpl for GetConstraintDefUDF {
-        fn name(&self) -> &str {
-            "pg_get_constraintdef"
-        }
-
-        fn signature(&self) -> &Signature {
-            &self.signature
-        }
-
-        fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-            Ok(DataType::Utf8)
-        }
-
-        fn invoke_with_args(
-            &self,
-            args: datafusion::logical_expr::ScalarFunctionArgs,
-        ) -> Result<ColumnarValue> {
-            let args = ColumnarValue::values_to_arrays(&args.args)?;
-            let oids = &args[0].as_primitive::<Int32Type>();
-
-            let mut builder = StringBuilder::new();
-            for _ in 0..oids.len() {
-                builder.append_value("");
-            }
-
-            let array: ArrayRef = Arc::new(builder.finish());
-            Ok(ColumnarValue::Array(array))
-        }
-    }
-
-    GetConstraintDefUDF::new().into()
-}
-
 pub fn create_pg_get_partition_ancestors_udf() -> ScalarUDF {
     let func = move |args: &[ColumnarValue]| {
         let args = ColumnarValue::values_to_arrays(args)?;
@@ -1740,6 +1686,7 @@ where
 {
     let static_tables = Arc::new(PgCatalogStaticTables::try_new()?);
     let stats = context_provider.relation_stats_source();
+    let index_source = context_provider.index_source();
     let pg_catalog = Arc::new(PgCatalogSchemaProvider::try_new(
         session_context.state().catalog_list().clone(),
         static_tables.clone(),
@@ -1785,8 +1732,14 @@ where
     session_context.register_udf(create_pg_encoding_to_char_udf());
     session_context.register_udf(create_pg_backend_pid_udf());
     session_context.register_udf(create_pg_stat_get_numscans());
-    session_context.register_udf(create_pg_get_constraintdef());
-    session_context.register_udf(create_pg_get_indexdef());
+    session_context.register_udf(pg_index::create_pg_get_constraintdef(
+        pg_catalog.oid_cache.clone(),
+        index_source.clone(),
+    ));
+    session_context.register_udf(pg_index::create_pg_get_indexdef(
+        pg_catalog.oid_cache.clone(),
+        index_source,
+    ));
     session_context.register_udf(create_pg_expandarray_list());
     session_context.register_udf(create_pg_get_partition_ancestors_udf());
     session_context.register_udf(quote_ident_udf::create_quote_ident_udf());

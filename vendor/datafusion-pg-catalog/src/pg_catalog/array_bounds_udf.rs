@@ -78,6 +78,33 @@ fn extract_dims(arg: &ArrayRef) -> Result<Vec<Option<i64>>, DataFusionError> {
 ///
 /// `upper` selects the upper bound (the length at the dimension); otherwise the
 /// lower bound (always 1 for Arrow's 1-based lists) is produced.
+/// Shoal patch: whether an argument is an int2vector or oidvector (`pg_index.indkey`), whose
+/// subscripts start at 0 in PostgreSQL.
+pub fn is_zero_based_vector(field: &datafusion::arrow::datatypes::Field) -> bool {
+    field
+        .metadata()
+        .get("pg.text_type")
+        .is_some_and(|t| t == "int2vector" || t == "oidvector")
+}
+
+fn bounds_of(args: &ScalarFunctionArgs, upper: bool) -> Result<ColumnarValue, DataFusionError> {
+    let zero_based = args
+        .arg_fields
+        .first()
+        .is_some_and(|f| is_zero_based_vector(f));
+    let bounds = array_bounds_impl(&args.args, upper)?;
+    if !zero_based {
+        return Ok(bounds);
+    }
+    let bounds = bounds.to_array(args.number_rows)?;
+    let shifted: datafusion::arrow::array::Int32Array = bounds
+        .as_primitive::<Int32Type>()
+        .iter()
+        .map(|v| v.map(|b| b - 1))
+        .collect();
+    Ok(ColumnarValue::Array(Arc::new(shifted)))
+}
+
 fn array_bounds_impl(
     args: &[ColumnarValue],
     upper: bool,
@@ -185,7 +212,7 @@ impl ScalarUDFImpl for ArrayUpperUDF {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue, DataFusionError> {
-        array_bounds_impl(&args.args, true)
+        bounds_of(&args, true)
     }
 }
 
@@ -226,7 +253,7 @@ impl ScalarUDFImpl for ArrayLowerUDF {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue, DataFusionError> {
-        array_bounds_impl(&args.args, false)
+        bounds_of(&args, false)
     }
 }
 

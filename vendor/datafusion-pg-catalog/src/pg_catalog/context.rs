@@ -30,7 +30,7 @@ pub trait PgCatalogContextProvider: Clone + Debug + Send + Sync + 'static {
     }
 }
 
-/// Shoal patch: an index as `pg_indexes` shows it.
+/// Shoal patch: an index as `pg_indexes`, `pg_class`, `pg_index` and `pg_constraint` show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexInfo {
     pub schema: String,
@@ -38,12 +38,42 @@ pub struct IndexInfo {
     pub name: String,
     /// `CREATE INDEX ...` as PostgreSQL's `pg_get_indexdef` spells it.
     pub definition: String,
+    pub unique: bool,
+    /// The PRIMARY KEY or UNIQUE constraint the index stands for (named as the index).
+    pub constraint: Option<IndexConstraint>,
+    /// The key columns and expressions, in order.
+    pub keys: Vec<IndexKey>,
+    /// `INCLUDE (columns)`.
+    pub include: Vec<String>,
+    /// The `WHERE` of a partial index, as SQL text.
+    pub predicate: Option<String>,
+    pub nulls_not_distinct: bool,
+    /// The access method (`btree`, `hash`, `gin`, ...).
+    pub method: String,
 }
 
-/// Shoal patch: the indexes of a database.
-#[async_trait]
+/// Shoal patch: a key constraint, as `pg_constraint.contype` tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexConstraint {
+    PrimaryKey,
+    Unique,
+}
+
+/// Shoal patch: one key of an index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexKey {
+    /// The table column the key is, or `None` for an expression.
+    pub column: Option<String>,
+    /// The key as `pg_get_indexdef(index, n)` prints it (a column name, or an expression).
+    pub text: String,
+    pub descending: bool,
+    pub nulls_first: bool,
+}
+
+/// Shoal patch: the indexes of a database. Synchronous, as `pg_get_indexdef` and
+/// `pg_get_constraintdef` read it while a query runs.
 pub trait IndexSource: Debug + Send + Sync {
-    async fn indexes(&self) -> Vec<IndexInfo>;
+    fn indexes(&self) -> Vec<IndexInfo>;
 }
 
 /// Shoal patch: a table's size, as `pg_class.reltuples`/`relpages` and `pg_table_size`,

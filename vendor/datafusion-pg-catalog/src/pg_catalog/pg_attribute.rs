@@ -177,9 +177,8 @@ impl<C: CatalogInfo> PgAttributeTable<C> {
                                     attstorages.push(storage.to_string());
                                     attcompressions.push(None); // No compression
                                     attnotnulls.push(not_null);
-                                    atthasdefs.push(
-                                        attrs.is_some_and(|a| a.default_expr.is_some()),
-                                    );
+                                    atthasdefs
+                                        .push(attrs.is_some_and(|a| a.default_expr.is_some()));
                                     atthasmissings.push(false); // No missing values
                                     attidentitys.push("".to_string()); // No identity columns
                                     attgenerateds.push("".to_string()); // No generated columns
@@ -207,6 +206,8 @@ impl<C: CatalogInfo> PgAttributeTable<C> {
             OidCacheKey::Catalog(..) => true,
             OidCacheKey::Schema(..) => true,
             OidCacheKey::Table(..) => table_oid_cache.contains_key(key),
+            // Shoal patch: `pg_class` keeps index and constraint oids current.
+            OidCacheKey::Index(..) | OidCacheKey::Constraint(..) => true,
         });
         oid_cache.extend(table_oid_cache);
 

@@ -13,7 +13,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use postgres_types::Oid;
 
-use super::context::RelationStatsSource;
+use super::context::{IndexSource, RelationStatsSource};
 use super::oid_field;
 use tokio::sync::RwLock;
 
@@ -26,6 +26,7 @@ pub(crate) struct PgClassTable<C> {
     schema: SchemaRef,
     catalog_list: C,
     stats: Option<Arc<dyn RelationStatsSource>>,
+    indexes: Option<Arc<dyn IndexSource>>,
     oid_counter: Arc<AtomicU32>,
     oid_cache: Arc<RwLock<HashMap<OidCacheKey, Oid>>>,
 }
@@ -34,6 +35,7 @@ impl<C: CatalogInfo> PgClassTable<C> {
     pub(crate) fn new(
         catalog_list: C,
         stats: Option<Arc<dyn RelationStatsSource>>,
+        indexes: Option<Arc<dyn IndexSource>>,
         oid_counter: Arc<AtomicU32>,
         oid_cache: Arc<RwLock<HashMap<OidCacheKey, Oid>>>,
     ) -> Self {
@@ -83,6 +85,7 @@ impl<C: CatalogInfo> PgClassTable<C> {
             schema,
             catalog_list,
             stats,
+            indexes,
             oid_counter,
             oid_cache,
         }
@@ -219,6 +222,62 @@ impl<C: CatalogInfo> PgClassTable<C> {
                         }
                     }
                 }
+            }
+        }
+
+        // Shoal patch: the database's indexes, as relations of kind 'i' (psql's `\di`, the
+        // joins of `pg_index` to `pg_class` that `\d`, SQLAlchemy and pgjdbc write). Their
+        // oids, and their constraints', are kept in the cache this scan installs.
+        if let Some(source) = &this.indexes {
+            let resolved = super::pg_index::resolve_indexes(
+                &this.catalog_list,
+                source.as_ref(),
+                &oid_cache,
+                &mut swap_cache,
+                &this.oid_counter,
+            )
+            .await?;
+            for r in &resolved {
+                if let Some(at) = oids.iter().position(|o| *o == r.table_oid as i32) {
+                    relhasindexes[at] = true;
+                }
+            }
+            for r in resolved {
+                let table_rows = oids
+                    .iter()
+                    .position(|o| *o == r.table_oid as i32)
+                    .map_or(0.0, |at| reltuples[at]);
+                oids.push(r.index_oid as i32);
+                relnames.push(r.info.name.clone());
+                relnamespaces.push(r.schema_oid as i32);
+                reltypes.push(0);
+                reloftypes.push(None);
+                relowners.push(0);
+                relams.push(super::pg_index::access_method_oid(&r.info.method));
+                relfilenodes.push(r.index_oid as i32);
+                reltablespaces.push(0);
+                relpages.push(1);
+                reltuples.push(table_rows);
+                relallvisibles.push(0);
+                reltoastrelids.push(0);
+                relhasindexes.push(false);
+                relisshareds.push(false);
+                relpersistences.push("p".to_string());
+                relkinds.push("i".to_string());
+                relnattses.push(i16::try_from(r.attnums.len()).unwrap_or(i16::MAX));
+                relcheckses.push(0);
+                relhasruleses.push(false);
+                relhastriggersses.push(false);
+                relhassubclasses.push(false);
+                relrowsecurities.push(false);
+                relforcerowsecurities.push(false);
+                relispopulateds.push(true);
+                relreplidents.push("n".to_string());
+                relispartitions.push(false);
+                relrewrites.push(None);
+                relfrozenxids.push(0);
+                relminmxids.push(0);
+                relpartbound.push("".to_string());
             }
         }
 

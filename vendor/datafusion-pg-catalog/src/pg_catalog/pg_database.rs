@@ -176,7 +176,9 @@ impl<C: CatalogInfo> PgDatabaseTable<C> {
             OidCacheKey::Schema(catalog, ..) => {
                 catalog_oid_cache.contains_key(&OidCacheKey::Catalog(catalog.clone()))
             }
-            OidCacheKey::Table(catalog, ..) => {
+            OidCacheKey::Table(catalog, ..)
+            | OidCacheKey::Index(catalog, ..)
+            | OidCacheKey::Constraint(catalog, ..) => {
                 catalog_oid_cache.contains_key(&OidCacheKey::Catalog(catalog.clone()))
             }
         });

@@ -32,7 +32,7 @@ impl PgIndexesView {
 
     async fn get_data(this: Self) -> Result<RecordBatch> {
         let indexes = match &this.source {
-            Some(source) => source.indexes().await,
+            Some(source) => source.indexes(),
             None => Vec::new(),
         };
         let column = |f: &dyn Fn(&crate::pg_catalog::context::IndexInfo) -> String| {

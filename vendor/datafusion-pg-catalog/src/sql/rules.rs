@@ -1648,7 +1648,8 @@ impl SqlStatementRewriteRule for AggregateCorrelatedFilterSubqueries {
 
 /// Shoal patch: `generate_subscripts(array, dim)` (a set-returning function PostgreSQL
 /// clients pair with `unnest` of the same array, as SQLAlchemy's index and constraint
-/// reflection does) as `unnest(generate_series(1, array_length(array, dim)))`.
+/// reflection does) as `unnest(generate_series(array_lower(array, dim), array_upper(array,
+/// dim)))`: from 0 for an int2vector (`pg_index.indkey`), as in PostgreSQL.
 #[derive(Debug)]
 pub struct RewriteGenerateSubscripts;
 
@@ -1694,9 +1695,9 @@ impl VisitorMut for RewriteGenerateSubscriptsVisitor {
                     })
                     .collect();
                 if let [array, dim] = args.as_slice() {
-                    let one = Expr::Value(Value::Number("1".to_string(), false).with_empty_span());
-                    let len = call("array_length", vec![array.clone(), dim.clone()]);
-                    *expr = call("unnest", vec![call("generate_series", vec![one, len])]);
+                    let lower = call("array_lower", vec![array.clone(), dim.clone()]);
+                    let upper = call("array_upper", vec![array.clone(), dim.clone()]);
+                    *expr = call("unnest", vec![call("generate_series", vec![lower, upper])]);
                 }
             }
         }
