@@ -152,6 +152,8 @@ pub fn session_context(
     crate::query::statement_scope::install();
     setup_pg_catalog(&ctx, DATABASE, PgCatalogContext::new(cluster))
         .map_err(|e| ServerError::Startup(e.to_string()))?;
+    // The owner's name is the session's user (upstream answered `postgres` for any oid).
+    ctx.register_udf(crate::frontend::pg_catalog_context::pg_get_userbyid());
     {
         // uuid, json and jsonb: their type names, operators and functions.
         use datafusion::execution::session_state::SessionStateBuilder;

@@ -397,8 +397,9 @@ on_shoal_and_postgresql!(
     sqlalchemy_reflection
 );
 
-/// psql's `\d` of a table shows the types, modifiers, NOT NULL and defaults that were
-/// declared (`float(p)` is real up to 24 bits); `\d+`, `\df` and `\du` run.
+/// psql's `\d` of a table shows the types, modifiers, NOT NULL, defaults and indexes that
+/// were declared (`float(p)` is real up to 24 bits); `\d+` and `\df` run, `\du` lists the
+/// user, who owns the table in `\dt`.
 async fn psql_describes_declared_columns(target: &PsqlTarget, _shoal: bool) {
     target.ok(
         "CREATE TABLE described (id bigint NOT NULL, code varchar(20), price numeric(10,2), \
@@ -419,7 +420,19 @@ async fn psql_describes_declared_columns(target: &PsqlTarget, _shoal: bool) {
     let di = target.ok("\\di described*");
     let plus = target.ok("\\d+ described");
     assert_eq!(target.ok("\\df"), "", "no functions of one's own");
-    target.ok("\\du");
+    // The logged-in user is a superuser role and owns the table.
+    let me = target.ok("SELECT current_user");
+    let me = me.trim();
+    let du = target.ok("\\du");
+    assert!(
+        du.lines()
+            .any(|l| l.starts_with(&format!("{me}|Superuser"))),
+        "\\du lists {me} as a superuser: {du}"
+    );
+    assert_eq!(
+        target.ok("\\dt described"),
+        format!("public|described|table|{me}\n")
+    );
     target.ok("DROP TABLE described");
     assert_eq!(
         indexes,

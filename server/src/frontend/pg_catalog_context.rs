@@ -1,17 +1,107 @@
 //! What Shoal tells datafusion-pg-catalog's `pg_catalog` tables beyond the Arrow schemas of
 //! its tables, read from the catalog: each column's NOT NULL, default, PostgreSQL type and type
 //! modifier (psql's `\d`, SQLAlchemy's and pgjdbc's column reflection), and each table's rows
-//! and bytes (`pg_class.reltuples`, `pg_table_size`, psql's `\dt+`).
+//! and bytes (`pg_class.reltuples`, `pg_table_size`, psql's `\dt+`), its indexes and key
+//! constraints (`pg_index`, `pg_constraint`), and the role the session is (`pg_roles`,
+//! `pg_get_userbyid`: psql's `\du` and the Owner column of `\dt`).
 
 use std::sync::Arc;
 
+use arrow::datatypes::DataType;
 use async_trait::async_trait;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::{
     ColumnAttributes, ColumnAttributesSource, IndexInfo, IndexSource, PgCatalogContextProvider,
-    RelationStats, RelationStatsSource,
+    RelationStats, RelationStatsSource, Role,
 };
 use shoal_catalog::ColumnDefault;
 use shoal_sql_functions::Cluster;
+
+/// The oid of the role that owns every object (`pg_class.relowner`, `pg_namespace.nspowner`,
+/// ...): the session's user.
+pub const OWNER_OID: u32 = 10;
+
+/// The user the running statement's session logged in as.
+pub fn session_user() -> String {
+    crate::session::current().map_or_else(|| "shoal".to_string(), |s| s.user().to_string())
+}
+
+/// `pg_get_userbyid(oid)`: the session's user for the owner's oid (10), as PostgreSQL
+/// answers `unknown (OID=n)` for any other.
+pub fn pg_get_userbyid() -> ScalarUDF {
+    use arrow::array::{Array, AsArray, StringArray};
+    use arrow::datatypes::Int64Type;
+    let func = |args: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
+        let oids = ColumnarValue::values_to_arrays(args)?;
+        let oids = arrow::compute::cast(&oids[0], &DataType::Int64)?;
+        let oids = oids.as_primitive::<Int64Type>();
+        let user = session_user();
+        let names: StringArray = (0..oids.len())
+            .map(|i| {
+                (!oids.is_null(i)).then(|| match oids.value(i) {
+                    n if n == i64::from(OWNER_OID) => user.clone(),
+                    n => format!("unknown (OID={n})"),
+                })
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(names)))
+    };
+    ScalarUDF::new_from_impl(UserById {
+        signature: Signature::any(1, Volatility::Stable),
+        func: Arc::new(func),
+    })
+}
+
+type UserByIdFn =
+    dyn Fn(&[ColumnarValue]) -> datafusion::error::Result<ColumnarValue> + Send + Sync;
+
+struct UserById {
+    signature: Signature,
+    func: Arc<UserByIdFn>,
+}
+
+impl std::fmt::Debug for UserById {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("pg_get_userbyid")
+    }
+}
+
+impl PartialEq for UserById {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for UserById {}
+
+impl std::hash::Hash for UserById {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "pg_get_userbyid".hash(state);
+    }
+}
+
+impl ScalarUDFImpl for UserById {
+    fn name(&self) -> &str {
+        "pg_get_userbyid"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        (self.func)(&args.args)
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct PgCatalogContext {
@@ -28,7 +118,30 @@ impl PgCatalogContext {
     }
 }
 
+#[async_trait]
 impl PgCatalogContextProvider for PgCatalogContext {
+    /// The role the session logged in as: Shoal keeps no roles of its own, and every user
+    /// may do anything, so the one role is a superuser, owner of every object (oid 10, as
+    /// PostgreSQL's bootstrap superuser).
+    async fn roles(&self) -> Vec<String> {
+        vec![session_user()]
+    }
+
+    async fn role(&self, name: &str) -> Option<Role> {
+        (name == session_user()).then(|| Role {
+            name: name.to_string(),
+            oid: Some(OWNER_OID),
+            is_superuser: true,
+            can_login: true,
+            can_create_db: true,
+            can_create_role: true,
+            can_create_user: true,
+            can_replication: false,
+            grants: Vec::new(),
+            inherited_roles: Vec::new(),
+        })
+    }
+
     fn column_attributes_source(&self) -> Option<Arc<dyn ColumnAttributesSource>> {
         Some(Arc::clone(&self.tables) as Arc<dyn ColumnAttributesSource>)
     }

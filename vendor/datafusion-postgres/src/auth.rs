@@ -38,6 +38,7 @@ impl AuthManager {
         let mut roles = HashMap::new();
         let postgres_role = Role {
             name: "postgres".to_string(),
+            oid: Some(10),
             is_superuser: true,
             can_login: true,
             can_create_db: true,
@@ -336,6 +337,7 @@ impl AuthManager {
     pub async fn create_role(&self, config: RoleConfig) -> PgWireResult<()> {
         let role = Role {
             name: config.name.clone(),
+            oid: None,
             is_superuser: config.is_superuser,
             can_login: config.can_login,
             can_create_db: config.can_create_db,

@@ -218,6 +218,8 @@ pub struct Grant {
 #[derive(Debug, Clone)]
 pub struct Role {
     pub name: String,
+    /// Shoal patch: `pg_roles.oid` (owners' oids point at it: 10 is the bootstrap superuser).
+    pub oid: Option<u32>,
     pub is_superuser: bool,
     pub can_login: bool,
     pub can_create_db: bool,

@@ -182,7 +182,9 @@ impl<C: CatalogInfo> PgClassTable<C> {
                                 relnamespaces.push(schema_oid as i32);
                                 reltypes.push(0); // Simplified: we're not tracking data types
                                 reloftypes.push(None);
-                                relowners.push(0); // Simplified: no owner tracking
+                                // Shoal patch: owned by the bootstrap superuser (oid 10), as
+                                // every object of the database is.
+                                relowners.push(10);
                                 // Shoal patch: a table's access method is heap (oid 2),
                                 // and its size what the database reports.
                                 let stats = match (&this.stats, &table_type) {
@@ -252,7 +254,7 @@ impl<C: CatalogInfo> PgClassTable<C> {
                 relnamespaces.push(r.schema_oid as i32);
                 reltypes.push(0);
                 reloftypes.push(None);
-                relowners.push(0);
+                relowners.push(10);
                 relams.push(super::pg_index::access_method_oid(&r.info.method));
                 relfilenodes.push(r.index_oid as i32);
                 reltablespaces.push(0);

@@ -69,7 +69,10 @@ impl<P: PgCatalogContextProvider> PgRolesTable<P> {
         let mut oid: Vec<i32> = Vec::new();
 
         for role_name in &this.context_provider.roles().await {
-            let role = &this.context_provider.role(role_name).await.unwrap();
+            // Shoal patch: a role that went away between the two calls is not listed.
+            let Some(role) = &this.context_provider.role(role_name).await else {
+                continue;
+            };
             rolname.push(role.name.clone());
             rolsuper.push(role.is_superuser);
             rolinherit.push(true);
@@ -80,9 +83,9 @@ impl<P: PgCatalogContextProvider> PgRolesTable<P> {
             rolconnlimit.push(-1);
             rolpassword.push(None);
             rolvaliduntil.push(None);
-            rolbypassrls.push(None);
+            rolbypassrls.push(Some(role.is_superuser));
             rolconfig.push(None);
-            oid.push(0); // TODO: handle oid properly somehow
+            oid.push(role.oid.map_or(0, |o| o as i32));
         }
 
         let arrays: Vec<ArrayRef> = vec![
