@@ -174,6 +174,15 @@ pub fn session_context(
     }
     ctx.add_optimizer_rule(Arc::new(crate::pushdown::ShardAggregatePushdownRule));
     ctx.add_analyzer_rule(crate::query::pg_bytea::PgByteaInput::rule());
+    ctx.add_analyzer_rule(crate::query::pg_to_char::PgToChar::rule());
+    ctx.add_analyzer_rule(crate::query::pg_time_zone::PgTimeZone::rule());
+    // Bound parameters of a local time, read as timestamptz, are in the session's zone.
+    arrow_pg::datatypes::df::set_local_time_zone_source(|| {
+        crate::session::current().and_then(|s| s.time_zone())
+    });
+    ctx.register_udf(crate::query::pg_time_zone::LocalToInstant::udf());
+    ctx.register_udf(crate::query::pg_time_zone::LocalTime::udf());
+    ctx.register_udf(crate::query::pg_time_zone::AtTimeZone::udf());
     ctx.add_analyzer_rule(crate::query::pg_text_out::PgTextOutput::rule());
     ctx.register_udf(crate::query::pg_text_out::TextOut::udf());
     ctx.add_analyzer_rule(crate::query::pg_vectors::PgVectorSubscripts::rule());

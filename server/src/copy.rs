@@ -47,6 +47,9 @@ pub struct CopyOptions {
     pub null: String,
     pub quote: u8,
     pub escape: Option<u8>,
+    /// The session's `TimeZone` (`None`: UTC): the zone of a timestamptz without an offset
+    /// read in, and the one a timestamptz is written in.
+    pub time_zone: Option<String>,
 }
 
 impl Default for CopyOptions {
@@ -58,6 +61,7 @@ impl Default for CopyOptions {
             null: "\\N".into(),
             quote: b'"',
             escape: None,
+            time_zone: crate::session::current().and_then(|s| s.time_zone()),
         }
     }
 }
@@ -531,6 +535,7 @@ fn parse_binary_stream(
                         false,
                         &table,
                         first,
+                        None,
                     )?;
                     return Ok(Some((b, st)));
                 }
@@ -567,6 +572,10 @@ fn parse_stream(
             .iter()
             .map(|f| match f.data_type() {
                 DataType::Boolean | DataType::Binary => Field::new(f.name(), DataType::Utf8, true),
+                // A timestamptz without an offset is a local time in the session's zone.
+                DataType::Timestamp(_, Some(_)) if options.time_zone.is_some() => {
+                    Field::new(f.name(), DataType::Utf8, true)
+                }
                 _ => f.as_ref().clone(),
             })
             .collect::<Vec<_>>(),
@@ -598,6 +607,7 @@ fn parse_stream(
     }
     let decoder = builder.build_decoder();
     let text_mode = !csv;
+    let time_zone = options.time_zone.clone();
     struct State {
         rx: mpsc::Receiver<Bytes>,
         decoder: arrow_csv::reader::Decoder,
@@ -630,6 +640,7 @@ fn parse_stream(
         let table = table.clone();
         let not_null = Arc::clone(&not_null);
         let defaults = Arc::clone(&defaults);
+        let time_zone = time_zone.clone();
         async move {
             let widen = |b: RecordBatch, first_line: usize| {
                 widen(
@@ -641,6 +652,7 @@ fn parse_stream(
                     text_mode,
                     &table,
                     first_line,
+                    time_zone.as_deref(),
                 )
             };
             loop {
@@ -768,6 +780,7 @@ fn convert_text(
     table: &str,
     column: &str,
     first_line: usize,
+    time_zone: Option<&str>,
 ) -> Result<ArrayRef, ClusterError> {
     let s = col.as_string::<i32>();
     let bad = |i: usize, v: &str, ty: &str| ClusterError::BadCopyData {
@@ -796,6 +809,22 @@ fn convert_text(
                 });
             }
             Ok(Arc::new(arrow::array::BinaryArray::from_iter(out)))
+        }
+        DataType::Timestamp(_, Some(_)) => {
+            let zone: chrono_tz::Tz = match time_zone.map(str::parse) {
+                Some(Ok(z)) => z,
+                _ => return Ok(Arc::clone(col)),
+            };
+            let instants =
+                crate::query::pg_time_zone::text_to_instants(col, &zone).map_err(|e| {
+                    ClusterError::BadCopyData {
+                        message: format!(
+                            "COPY {table}, line {}, column {column}: {e}",
+                            first_line + 1
+                        ),
+                    }
+                })?;
+            Ok(Arc::new(instants.with_timezone("UTC")))
         }
         _ => Ok(Arc::clone(col)),
     }
@@ -833,6 +862,7 @@ fn widen(
     text_mode: bool,
     table_name: &str,
     first_line: usize,
+    time_zone: Option<&str>,
 ) -> Result<RecordBatch, ClusterError> {
     let n = batch.num_rows();
     let mut cols: Vec<ArrayRef> = Vec::with_capacity(table.fields().len());
@@ -844,7 +874,17 @@ fn widen(
                     c = unescape_text(&c);
                 }
                 if c.data_type() != f.data_type() {
-                    c = convert_text(&c, f.data_type(), table_name, f.name(), first_line)?;
+                    c = convert_text(
+                        &c,
+                        f.data_type(),
+                        table_name,
+                        f.name(),
+                        first_line,
+                        time_zone,
+                    )?;
+                    if c.data_type() != f.data_type() {
+                        c = arrow::compute::cast(&c, f.data_type())?;
+                    }
                 }
                 c
             }
@@ -986,8 +1026,11 @@ pub async fn copy_out(df: DataFrame, options: CopyOptions) -> PgWireResult<CopyR
     } else {
         Format::UnifiedText
     };
+    // Values are written as the session would receive them (DateStyle, TimeZone).
     let fields = Arc::new(arrow_pg::datatypes::arrow_schema_to_pg_fields(
-        &schema, &format, None,
+        &schema,
+        &format,
+        Some(Arc::new(crate::query::pg_text_out::session_format_options())),
     )?);
     let stream = df
         .execute_stream()

@@ -501,7 +501,9 @@ pub(crate) fn rewrite_query(q: &sql::Query) -> Option<sql::Query> {
     let json_casts = crate::query::pg_json::rewrite_casts(&mut query);
     let json_aggregates = crate::query::pg_json::rewrite_aggregates(&mut query);
     let from_functions = crate::query::pg_from_functions::rewrite(&mut query);
+    let at_time_zone = crate::query::pg_time_zone::rewrite_at_time_zone(&mut query);
     (named.is_some()
+        || at_time_zone
         || arithmetic
         || like
         || casts

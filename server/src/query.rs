@@ -11,6 +11,8 @@ pub mod pg_json;
 pub mod pg_like;
 pub mod pg_limits;
 pub mod pg_text_out;
+pub mod pg_time_zone;
+pub mod pg_to_char;
 pub mod pg_vectors;
 pub mod statement_scope;
 

@@ -219,6 +219,13 @@ impl Session {
         (get("DateStyle"), get("IntervalStyle"))
     }
 
+    /// The session's `TimeZone`: `None` for UTC (under any of its names), else an IANA
+    /// zone name, in which timestamptz values are shown and local times read.
+    pub fn time_zone(&self) -> Option<String> {
+        let zone = self.lock().settings.get("TimeZone").ok().flatten()?;
+        (!crate::frontend::settings::is_utc(&zone)).then_some(zone)
+    }
+
     /// A session for the client whose startup parameters are `startup` (`user` among
     /// them); the reported parameters are those the startup sent ([`startup_parameters`]).
     pub fn new(cluster: Arc<Cluster>, startup: &HashMap<String, String>) -> Session {
@@ -386,6 +393,7 @@ impl Session {
                 ("intervalstyle", get("IntervalStyle")),
                 ("bytea_output", get("bytea_output")),
                 ("extra_float_digits", get("extra_float_digits")),
+                ("timezone", get("TimeZone")),
                 (
                     crate::statement_timeout::METADATA_KEY,
                     timeout_ms.to_string(),

@@ -1005,3 +1005,62 @@ on_shoal_and_postgresql!(
     180,
     indexes_from_orms
 );
+
+/// A session's TimeZone through psycopg: timestamptz results (text and binary) come back
+/// in the zone, COPY reads local times there and writes in it, and a naive datetime bound
+/// where a timestamptz is wanted is a local time there.
+async fn time_zone_in_drivers(target: &PsqlTarget, _shoal: bool) {
+    let Some(out) = run_python(
+        "psycopg",
+        br#"
+import sys, datetime, psycopg
+host, port, user, db = sys.argv[1:5]
+with psycopg.connect(host=host, port=port, user=user, dbname=db, autocommit=True) as c:
+    c.execute("SET TimeZone = 'Europe/Berlin'")
+    c.execute("DROP TABLE IF EXISTS tzd")
+    c.execute("CREATE TABLE tzd (id int, at timestamptz)")
+    with c.cursor().copy("COPY tzd FROM STDIN") as cp:
+        cp.write_row((1, "2024-01-15 09:00"))
+        cp.write_row((2, "2024-06-15 09:00:00+02"))
+    for r in c.execute("SELECT id, at, at::text FROM tzd ORDER BY id"):
+        print(r[0], r[1].isoformat(), r[2])
+    cur = c.cursor(binary=True)
+    for r in cur.execute("SELECT id, at FROM tzd ORDER BY id"):
+        print("binary", r[0], r[1].isoformat())
+    c.execute("INSERT INTO tzd VALUES (3, %s)", (datetime.datetime(2024, 3, 31, 12, 0),))
+    c.execute("INSERT INTO tzd VALUES (4, %s)", (datetime.datetime(2024, 3, 31, 12, 0, tzinfo=datetime.timezone.utc),))
+    for r in c.execute("SELECT id, at::text FROM tzd WHERE id > 2 ORDER BY id"):
+        print(r[0], r[1])
+    print(c.execute("SELECT count(*) FROM tzd WHERE at < %s", (datetime.datetime(2024, 3, 31, 12, 0),)).fetchone()[0])
+    with c.cursor().copy("COPY (SELECT id, at FROM tzd ORDER BY id) TO STDOUT") as cp:
+        for row in cp.rows():
+            print("out", row)
+    c.execute("DROP TABLE tzd")
+"#,
+        target,
+    ) else {
+        return;
+    };
+    assert_eq!(
+        out,
+        "1 2024-01-15T09:00:00+01:00 2024-01-15 09:00:00+01\n\
+         2 2024-06-15T09:00:00+02:00 2024-06-15 09:00:00+02\n\
+         binary 1 2024-01-15T09:00:00+01:00\n\
+         binary 2 2024-06-15T09:00:00+02:00\n\
+         3 2024-03-31 12:00:00+02\n\
+         4 2024-03-31 14:00:00+02\n\
+         1\n\
+         out ('1', '2024-01-15 09:00:00+01')\n\
+         out ('2', '2024-06-15 09:00:00+02')\n\
+         out ('3', '2024-03-31 12:00:00+02')\n\
+         out ('4', '2024-03-31 14:00:00+02')\n"
+    );
+}
+
+on_shoal_and_postgresql!(
+    time_zone_in_drivers_on_shoal,
+    time_zone_in_drivers_on_postgresql,
+    2,
+    120,
+    time_zone_in_drivers
+);

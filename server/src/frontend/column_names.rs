@@ -110,6 +110,13 @@ fn rewrite_select(sel: &mut Select) -> bool {
     changed
 }
 
+fn unnested(e: &Expr) -> &Expr {
+    match e {
+        Expr::Nested(inner) => unnested(inner),
+        other => other,
+    }
+}
+
 /// PostgreSQL's name for an expression's column, `None` where it says `?column?`.
 fn figure(e: &Expr) -> Option<String> {
     match e {
@@ -121,9 +128,15 @@ fn figure(e: &Expr) -> Option<String> {
             .last()
             .and_then(|p| p.as_ident())
             .map(|i| i.value.to_ascii_lowercase()),
+        // As PostgreSQL's FigureColname: a cast keeps a column's or a function's name, and
+        // is named after its (outermost) type otherwise (`'x'::timestamp::timestamptz` is
+        // `timestamptz`).
         Expr::Cast {
             expr, data_type, ..
-        } => figure(expr).or_else(|| Some(type_name(data_type))),
+        } => match unnested(expr) {
+            Expr::Cast { .. } | Expr::TypedString(_) => Some(type_name(data_type)),
+            inner => figure(inner).or_else(|| Some(type_name(data_type))),
+        },
         Expr::Nested(inner) | Expr::Collate { expr: inner, .. } => figure(inner),
         Expr::Case { .. } => Some("case".into()),
         Expr::Exists { .. } => Some("exists".into()),

@@ -34,7 +34,7 @@ enum Kind {
     Bool { refused: Option<bool> },
     /// `DateStyle`: an output style and a field order.
     DateStyle,
-    /// `TimeZone`: Shoal shows every timestamp in UTC, so only UTC's names are taken.
+    /// `TimeZone`: UTC's names and IANA zone names.
     TimeZone,
     /// `client_encoding`: Shoal sends UTF-8 only.
     Encoding,
@@ -366,6 +366,19 @@ fn is_custom(name: &str) -> bool {
     matches!((parts.next(), parts.next(), parts.next()), (Some(a), Some(b), None) if !a.is_empty() && !b.is_empty())
 }
 
+/// The IANA time zone `name` names (case-insensitively), in its canonical spelling.
+fn named_zone(name: &str) -> Option<String> {
+    chrono_tz::TZ_VARIANTS
+        .iter()
+        .find(|tz| tz.name().eq_ignore_ascii_case(name))
+        .map(|tz| tz.name().to_string())
+}
+
+/// Whether `zone` (a `TimeZone` value) is UTC under one of its names.
+pub fn is_utc(zone: &str) -> bool {
+    zone.is_empty() || UTC_NAMES.iter().any(|n| n.eq_ignore_ascii_case(zone))
+}
+
 /// The canonical form of `value` for the parameter, or why it is refused.
 fn canonical(p: &Param, value: &str) -> Result<String, PgError> {
     let lower = value.trim().to_ascii_lowercase();
@@ -436,12 +449,21 @@ fn canonical(p: &Param, value: &str) -> Result<String, PgError> {
             let v = value.trim();
             if UTC_NAMES.iter().any(|n| n.eq_ignore_ascii_case(v)) || lower == "default" {
                 Ok(v.to_string())
-            } else {
+            } else if let Some(zone) = named_zone(v) {
+                Ok(zone)
+            } else if v.chars().any(|c| c.is_ascii_digit()) {
+                // PostgreSQL reads '+05' as POSIX does (five hours *west*); Shoal takes zone
+                // names only rather than guess which sign was meant.
                 Err(not_honoured(
                     "TimeZone",
                     v,
-                    "Shoal reads and shows every timestamp in UTC; set TimeZone to 'UTC' (or \
-                     convert with AT TIME ZONE).",
+                    "Shoal takes time zone names (America/New_York, Europe/Berlin, UTC); \
+                     name the zone instead of an offset.",
+                ))
+            } else {
+                Err(PgError::new(
+                    "22023",
+                    format!("invalid value for parameter \"TimeZone\": \"{v}\""),
                 ))
             }
         }

@@ -123,13 +123,17 @@ impl TextOut {
     }
 }
 
-/// The session's DateStyle and IntervalStyle (PostgreSQL's defaults outside a session).
-fn format_options() -> FormatOptions {
+/// The session's DateStyle, IntervalStyle and TimeZone (PostgreSQL's defaults outside a
+/// session).
+pub fn session_format_options() -> FormatOptions {
     let mut options = FormatOptions::default();
     if let Some(session) = crate::session::current() {
         let (date_style, interval_style) = session.output_styles();
         options.date_style = date_style;
         options.interval_style = interval_style;
+        if let Some(zone) = session.time_zone() {
+            options.time_zone = zone;
+        }
     }
     options
 }
@@ -160,7 +164,7 @@ impl ScalarUDFImpl for TextOut {
             return exec_err!("{NAME} takes one argument");
         };
         let input = value.to_array(args.number_rows)?;
-        let options = format_options();
+        let options = session_format_options();
         let mut out = StringBuilder::with_capacity(input.len(), input.len() * 24);
         match input.data_type().clone() {
             DataType::Timestamp(_, tz) => {
@@ -169,8 +173,15 @@ impl ScalarUDFImpl for TextOut {
                     &DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
                 )?;
                 let micros = micros.as_primitive::<TimestampMicrosecondType>();
+                // A timestamptz reads in the session's zone, as the value itself is sent.
                 let zone = match &tz {
                     Some(name) => {
+                        let name = if options.time_zone.is_empty() || options.time_zone == "Etc/UTC"
+                        {
+                            name.as_ref()
+                        } else {
+                            options.time_zone.as_str()
+                        };
                         Some(name.parse::<arrow::array::timezone::Tz>().map_err(|e| {
                             datafusion::error::DataFusionError::ArrowError(Box::new(e), None)
                         })?)

@@ -227,6 +227,19 @@ impl pgwire::types::ToSqlText for PgTextTypedBinary {
     }
 }
 
+/// (Shoal) The zone a timestamptz is written in: the session's `TimeZone` (from the
+/// format options) in text format, where it names a zone; else the array's own. In binary
+/// format the value is an instant and the zone does not matter.
+fn display_zone(array_zone: &str, pg_field: &FieldInfo) -> PgWireResult<Tz> {
+    let session = &pg_field.format_options().time_zone;
+    if pg_field.format() == FieldFormat::Text && !session.is_empty() {
+        if let Ok(tz) = Tz::from_str(session) {
+            return Ok(tz);
+        }
+    }
+    Tz::from_str(array_zone).map_err(|e| PgWireError::ApiError(ToSqlError::from(e)))
+}
+
 /// (Shoal) Encode an int2vector or oidvector held as a list of integers: its elements
 /// separated by spaces in text format, an array of int2 or oid in binary format.
 fn encode_int_vector<T: Encoder>(
@@ -691,7 +704,7 @@ pub fn encode_value<T: Encoder>(
                 }
                 let ts_array = arr.as_any().downcast_ref::<TimestampSecondArray>().unwrap();
                 if let Some(tz) = timezone {
-                    let tz = Tz::from_str(tz.as_ref()).map_err(ToSqlError::from)?;
+                    let tz = display_zone(tz.as_ref(), pg_field)?;
                     let value = ts_array
                         .value_as_datetime_with_tz(idx, tz)
                         .map(|d| d.fixed_offset());
@@ -711,7 +724,7 @@ pub fn encode_value<T: Encoder>(
                     .downcast_ref::<TimestampMillisecondArray>()
                     .unwrap();
                 if let Some(tz) = timezone {
-                    let tz = Tz::from_str(tz.as_ref()).map_err(ToSqlError::from)?;
+                    let tz = display_zone(tz.as_ref(), pg_field)?;
                     let value = ts_array
                         .value_as_datetime_with_tz(idx, tz)
                         .map(|d| d.fixed_offset());
@@ -730,7 +743,7 @@ pub fn encode_value<T: Encoder>(
                     .downcast_ref::<TimestampMicrosecondArray>()
                     .unwrap();
                 if let Some(tz) = timezone {
-                    let tz = Tz::from_str(tz.as_ref()).map_err(ToSqlError::from)?;
+                    let tz = display_zone(tz.as_ref(), pg_field)?;
                     let value = ts_array
                         .value_as_datetime_with_tz(idx, tz)
                         .map(|d| d.fixed_offset());
@@ -749,7 +762,7 @@ pub fn encode_value<T: Encoder>(
                     .downcast_ref::<TimestampNanosecondArray>()
                     .unwrap();
                 if let Some(tz) = timezone {
-                    let tz = Tz::from_str(tz.as_ref()).map_err(ToSqlError::from)?;
+                    let tz = display_zone(tz.as_ref(), pg_field)?;
                     let value = ts_array
                         .value_as_datetime_with_tz(idx, tz)
                         .map(|d| d.fixed_offset());

@@ -171,10 +171,56 @@ fn coerce_float_value(value: Option<f64>, target: &DataType) -> PgWireResult<Sca
     }
 }
 
+/// (Shoal) Where the session's `TimeZone` comes from: a timestamp without time zone, or
+/// timestamptz text without an offset, bound where a timestamptz is wanted is a local time
+/// there (as PostgreSQL reads it). Unset, or `None` from it: UTC.
+static LOCAL_TIME_ZONE: std::sync::OnceLock<fn() -> Option<String>> = std::sync::OnceLock::new();
+
+/// (Shoal) Sets where [`deserialize_parameters`] learns the session's `TimeZone`.
+pub fn set_local_time_zone_source(source: fn() -> Option<String>) {
+    let _ = LOCAL_TIME_ZONE.set(source);
+}
+
+/// (Shoal) `local`, a local time in the session's zone, as the UTC time of the same instant:
+/// in an hour a daylight saving change repeats, the later instant; in one it skips, the
+/// offset before the change (PostgreSQL's choices).
+fn local_to_utc(local: NaiveDateTime) -> NaiveDateTime {
+    use chrono::{LocalResult, Offset, TimeZone};
+    let Some(zone) = LOCAL_TIME_ZONE
+        .get()
+        .and_then(|f| f())
+        .and_then(|z| z.parse::<datafusion::arrow::array::timezone::Tz>().ok())
+    else {
+        return local;
+    };
+    match zone.from_local_datetime(&local) {
+        LocalResult::Single(t) => t.naive_utc(),
+        LocalResult::Ambiguous(a, b) => a.naive_utc().max(b.naive_utc()),
+        LocalResult::None => {
+            let before = zone
+                .offset_from_utc_datetime(&(local - chrono::Duration::hours(24)))
+                .fix()
+                .local_minus_utc();
+            local - chrono::Duration::seconds(i64::from(before))
+        }
+    }
+}
+
+/// (Shoal) Whether timestamptz text names its offset (`+02`, `-05:00`, `Z`).
+fn has_utc_offset(text: &str) -> bool {
+    let time = text.get(10..).unwrap_or_default();
+    text.ends_with('Z') || time.contains('+') || time.contains('-')
+}
+
 fn coerce_timestamp_value(
     value: Option<NaiveDateTime>,
     target: &DataType,
 ) -> PgWireResult<ScalarValue> {
+    // (Shoal) Bound where a timestamptz is wanted, it is a local time in the session's zone.
+    let value = match target {
+        DataType::Timestamp(_, Some(_)) => value.map(local_to_utc),
+        _ => value,
+    };
     match target {
         DataType::Timestamp(TimeUnit::Second, _) => Ok(ScalarValue::TimestampSecond(
             value.map(|t| t.and_utc().timestamp()),
@@ -759,6 +805,23 @@ where
             }
             Type::TIMESTAMPTZ => {
                 let value = portal.parameter::<DateTime<FixedOffset>>(i, &pg_type)?;
+                // (Shoal) Text without an offset is a local time in the session's zone
+                // (pgwire read it as UTC).
+                let local = !portal.parameter_format.is_binary(i)
+                    && portal
+                        .parameters
+                        .get(i)
+                        .and_then(|p| p.as_ref())
+                        .and_then(|raw| std::str::from_utf8(raw).ok())
+                        .is_some_and(|text| !has_utc_offset(text.trim()));
+                let value = match value {
+                    Some(t) if local => Some(
+                        local_to_utc(t.naive_utc())
+                            .and_utc()
+                            .fixed_offset(),
+                    ),
+                    other => other,
+                };
                 match inferenced_type {
                     Some(target) => {
                         deserialized_params.push(coerce_timestamptz_value(value, target)?);

@@ -281,8 +281,27 @@ where
             )))?,
         };
         let fmt = pg_fraction_format(fmt, chrono::Timelike::nanosecond(self));
+        // Shoal patch: the offset as PostgreSQL writes it, with minutes and seconds when the
+        // zone has them (`+05:30`); chrono's `%:::z` writes hours only.
+        let fmt = fmt.replace(
+            "%:::z",
+            &pg_utc_offset(chrono::Offset::fix(self.offset()).local_minus_utc()),
+        );
         write!(out, "{}", self.format(&fmt))?;
         Ok(IsNull::No)
+    }
+}
+
+/// Shoal patch: a UTC offset as PostgreSQL prints it: `+05`, `-03:30`, `+00:53:28`.
+#[cfg(feature = "pg-type-chrono")]
+fn pg_utc_offset(seconds: i32) -> String {
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let s = seconds.unsigned_abs();
+    let (h, m, sec) = (s / 3600, (s / 60) % 60, s % 60);
+    match (m, sec) {
+        (0, 0) => format!("{sign}{h:02}"),
+        (_, 0) => format!("{sign}{h:02}:{m:02}"),
+        _ => format!("{sign}{h:02}:{m:02}:{sec:02}"),
     }
 }
 

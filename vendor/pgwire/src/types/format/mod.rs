@@ -48,6 +48,11 @@ impl FormatOptions {
             format_options.interval_style = value.to_string();
         }
 
+        // (Shoal) The session's TimeZone, in which timestamptz text is written.
+        if let Some(value) = metadata_map.get("timezone") {
+            format_options.time_zone = value.to_string();
+        }
+
         if let Some(value) = metadata_map.get("bytea_output") {
             format_options.bytea_output = value.to_string();
         }
