@@ -60,3 +60,45 @@ pub(crate) fn from_clause_call(name: ObjectName, args: &TableFunctionArgs) -> Fu
         within_group: vec![],
     }
 }
+
+/// Rewrites every expression of `plan` and of its subqueries bottom-up with `f`, which is
+/// given the schemas an expression of a node is typed against: the node's first input's (a
+/// projection, a filter, an aggregate) and its own (a join's condition; VALUES). Top-level
+/// expressions keep their names, as DataFusion's own rewrites keep them: a group-by
+/// expression is referred to by its name above the aggregate.
+pub(crate) fn rewrite_plan_expressions<F>(
+    plan: datafusion::logical_expr::LogicalPlan,
+    f: F,
+) -> datafusion::common::Result<datafusion::logical_expr::LogicalPlan>
+where
+    F: Fn(
+        datafusion::logical_expr::Expr,
+        &datafusion::common::DFSchema,
+        &datafusion::common::DFSchema,
+    ) -> datafusion::common::Result<
+        datafusion::common::tree_node::Transformed<datafusion::logical_expr::Expr>,
+    >,
+{
+    use datafusion::common::tree_node::TreeNode;
+    use datafusion::logical_expr::expr_rewriter::NamePreserver;
+    plan.transform_up_with_subqueries(|p| {
+        let own = std::sync::Arc::clone(p.schema());
+        let input = p
+            .inputs()
+            .first()
+            .map(|i| std::sync::Arc::clone(i.schema()))
+            .unwrap_or_else(|| std::sync::Arc::clone(&own));
+        let names = NamePreserver::new(&p);
+        let rewritten = p.map_expressions(|e| {
+            let saved = names.save(&e);
+            Ok(e.transform_up(|e| f(e, &input, &own))?
+                .update_data(|e| saved.restore(e)))
+        })?;
+        if rewritten.transformed {
+            rewritten.map_data(|p| p.recompute_schema())
+        } else {
+            Ok(rewritten)
+        }
+    })
+    .map(|t| t.data)
+}

@@ -110,10 +110,13 @@ fn rewrite_select(sel: &mut Select) -> bool {
     changed
 }
 
-fn unnested(e: &Expr) -> &Expr {
+/// The name of a column or function under any casts (`id::int::text` is `id`), which a cast
+/// keeps; `None` for what PostgreSQL names weakly (a constant, `CASE`).
+fn strong_name(e: &Expr) -> Option<String> {
     match e {
-        Expr::Nested(inner) => unnested(inner),
-        other => other,
+        Expr::Nested(inner) | Expr::Cast { expr: inner, .. } => strong_name(inner),
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) | Expr::Function(_) => figure(e),
+        _ => None,
     }
 }
 
@@ -133,10 +136,7 @@ fn figure(e: &Expr) -> Option<String> {
         // `timestamptz`).
         Expr::Cast {
             expr, data_type, ..
-        } => match unnested(expr) {
-            Expr::Cast { .. } | Expr::TypedString(_) => Some(type_name(data_type)),
-            inner => figure(inner).or_else(|| Some(type_name(data_type))),
-        },
+        } => strong_name(expr).or_else(|| Some(type_name(data_type))),
         Expr::Nested(inner) | Expr::Collate { expr: inner, .. } => figure(inner),
         Expr::Case { .. } => Some("case".into()),
         Expr::Exists { .. } => Some("exists".into()),

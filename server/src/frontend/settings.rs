@@ -447,7 +447,10 @@ fn canonical(p: &Param, value: &str) -> Result<String, PgError> {
         Kind::DateStyle => date_style(&lower, value, p.default),
         Kind::TimeZone => {
             let v = value.trim();
-            if UTC_NAMES.iter().any(|n| n.eq_ignore_ascii_case(v)) || lower == "default" {
+            if lower == "default" || lower == "local" {
+                // SET TIME ZONE DEFAULT / LOCAL: the default zone.
+                Ok(p.default.to_string())
+            } else if UTC_NAMES.iter().any(|n| n.eq_ignore_ascii_case(v)) {
                 Ok(v.to_string())
             } else if let Some(zone) = named_zone(v) {
                 Ok(zone)

@@ -18,7 +18,7 @@ use arrow::datatypes::{
 };
 use bytes::BytesMut;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
@@ -59,50 +59,35 @@ impl PgTextOutput {
 
 impl AnalyzerRule for PgTextOutput {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|p| {
-            // A cast's input is typed against the node's input (a projection, a filter, an
-            // aggregate) or its own schema (a join's condition; VALUES, whose literals need
-            // none).
-            let own_schema = Arc::clone(p.schema());
-            let input_schema = p
-                .inputs()
-                .first()
-                .map(|i| Arc::clone(i.schema()))
-                .unwrap_or_else(|| Arc::clone(&own_schema));
-            p.map_expressions(|e| {
-                e.transform_up(|e| {
-                    let (inner, target) = match &e {
-                        Expr::Cast(Cast { expr, field })
-                        | Expr::TryCast(TryCast { expr, field })
-                            if is_string(field.data_type()) =>
-                        {
-                            (expr.as_ref(), field.data_type().clone())
-                        }
-                        _ => return Ok(Transformed::no(e)),
-                    };
-                    let typed = inner
-                        .get_type(&input_schema)
-                        .map(|t| (t, &input_schema))
-                        .or_else(|_| inner.get_type(&own_schema).map(|t| (t, &own_schema)));
-                    let Ok((source, schema)) = typed else {
-                        return Ok(Transformed::no(e));
-                    };
-                    if !has_pg_output(&source) {
-                        return Ok(Transformed::no(e));
-                    }
-                    let call = Expr::ScalarFunction(ScalarFunction::new_udf(
-                        Arc::new(TextOut::udf()),
-                        vec![inner.clone()],
-                    ));
-                    Ok(Transformed::yes(if target == DataType::Utf8 {
-                        call
-                    } else {
-                        call.cast_to(&target, schema.as_ref())?
-                    }))
-                })
-            })
+        super::rewrite_plan_expressions(plan, |e, input_schema, own_schema| {
+            let (inner, target) = match &e {
+                Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field })
+                    if is_string(field.data_type()) =>
+                {
+                    (expr.as_ref(), field.data_type().clone())
+                }
+                _ => return Ok(Transformed::no(e)),
+            };
+            let typed = inner
+                .get_type(input_schema)
+                .map(|t| (t, input_schema))
+                .or_else(|_| inner.get_type(own_schema).map(|t| (t, own_schema)));
+            let Ok((source, schema)) = typed else {
+                return Ok(Transformed::no(e));
+            };
+            if !has_pg_output(&source) {
+                return Ok(Transformed::no(e));
+            }
+            let call = Expr::ScalarFunction(ScalarFunction::new_udf(
+                Arc::new(TextOut::udf()),
+                vec![inner.clone()],
+            ));
+            Ok(Transformed::yes(if target == DataType::Utf8 {
+                call
+            } else {
+                call.cast_to(&target, schema)?
+            }))
         })
-        .map(|t| t.data)
     }
 
     fn name(&self) -> &str {

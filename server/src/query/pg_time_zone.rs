@@ -27,7 +27,7 @@ use arrow::datatypes::{DataType, TimeUnit};
 use arrow::datatypes::{Date32Type, TimestampMicrosecondType};
 use chrono::{NaiveDateTime, Offset, TimeZone};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{exec_err, ScalarValue};
 use datafusion::common::{DFSchema, Result};
 use datafusion::logical_expr::expr::ScalarFunction;
@@ -88,9 +88,17 @@ fn cast(e: Expr, to: &DataType) -> Expr {
 }
 
 /// `e` with its zone-dependent parts done in `zone`; `None` when nothing depends on it.
-fn rewrite(e: &Expr, schema: &DFSchema, zone: &str) -> Result<Option<Expr>> {
+/// `now` is the statement's `now()`.
+fn rewrite(e: &Expr, schema: &DFSchema, zone: &str, now: &Arc<ScalarUDF>) -> Result<Option<Expr>> {
     let type_of = |x: &Expr| x.get_type(schema);
     Ok(match e {
+        // The date of now() where the session is (DataFusion's is UTC's).
+        Expr::ScalarFunction(ScalarFunction { func, args })
+            if func.name() == "current_date" && args.is_empty() =>
+        {
+            let now = Expr::ScalarFunction(ScalarFunction::new_udf(Arc::clone(now), vec![]));
+            Some(cast(call(LocalTime::udf(), &now, zone), &DataType::Date32))
+        }
         Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) => {
             let to = field.data_type();
             let from = type_of(expr)?;
@@ -179,31 +187,19 @@ fn rewrite(e: &Expr, schema: &DFSchema, zone: &str) -> Result<Option<Expr>> {
 }
 
 impl AnalyzerRule for PgTimeZone {
-    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> Result<LogicalPlan> {
         let Some(zone) = crate::session::current().and_then(|s| s.time_zone()) else {
             return Ok(plan);
         };
-        plan.transform_up_with_subqueries(|p| {
-            // Expressions are typed against the node's input (a projection, a filter) or its
-            // own schema (a join's condition; VALUES).
-            let own_schema = Arc::clone(p.schema());
-            let input_schema = p
-                .inputs()
-                .first()
-                .map(|i| Arc::clone(i.schema()))
-                .unwrap_or_else(|| Arc::clone(&own_schema));
-            p.map_expressions(|e| {
-                e.transform_up(|e| {
-                    let done = rewrite(&e, &input_schema, &zone)
-                        .or_else(|_| rewrite(&e, &own_schema, &zone));
-                    Ok(match done {
-                        Ok(Some(new)) => Transformed::yes(new),
-                        _ => Transformed::no(e),
-                    })
-                })
+        let now = datafusion::functions::datetime::now(config);
+        super::rewrite_plan_expressions(plan, |e, input_schema, own_schema| {
+            let done = rewrite(&e, input_schema, &zone, &now)
+                .or_else(|_| rewrite(&e, own_schema, &zone, &now));
+            Ok(match done {
+                Ok(Some(new)) => Transformed::yes(new),
+                _ => Transformed::no(e),
             })
         })
-        .map(|t| t.data)
     }
 
     fn name(&self) -> &str {
@@ -434,8 +430,8 @@ pub fn rewrite_at_time_zone(q: &mut datafusion::sql::sqlparser::ast::Query) -> b
 }
 
 /// `shoal_at_time_zone(zone, x)`: PostgreSQL's `x AT TIME ZONE zone`. A timestamptz (or
-/// text read as one in the session's zone) gives its local time in `zone`; a timestamp
-/// without time zone (or a date) is read as a local time there and gives the timestamptz.
+/// text or a date, read as one in the session's zone) gives its local time in `zone`; a
+/// timestamp without time zone is read as a local time there and gives the timestamptz.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct AtTimeZone {
     signature: Signature,
@@ -474,7 +470,7 @@ impl ScalarUDFImpl for AtTimeZone {
 
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
         Ok(match args.get(1) {
-            Some(DataType::Timestamp(_, None) | DataType::Date32) => {
+            Some(DataType::Timestamp(_, None)) => {
                 DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
             }
             _ => DataType::Timestamp(TimeUnit::Microsecond, None),
@@ -494,7 +490,7 @@ impl ScalarUDFImpl for AtTimeZone {
             }
         };
         match input.data_type().clone() {
-            DataType::Timestamp(_, None) | DataType::Date32 => {
+            DataType::Timestamp(_, None) => {
                 let local = arrow::compute::cast(
                     &input,
                     &DataType::Timestamp(TimeUnit::Microsecond, None),
@@ -513,11 +509,25 @@ impl ScalarUDFImpl for AtTimeZone {
                 Ok(ColumnarValue::Array(Arc::new(out.with_timezone("UTC"))))
             }
             t => {
+                // Text and a date are read as a timestamptz, as PostgreSQL resolves them:
+                // in the session's zone.
+                let session = crate::session::current()
+                    .and_then(|s| s.time_zone())
+                    .map_or(Ok(chrono_tz::UTC), |z| parse_zone(&z))?;
                 let instants: ArrayRef = if is_string(&t) {
-                    let session = crate::session::current()
-                        .and_then(|s| s.time_zone())
-                        .map_or(Ok(chrono_tz::UTC), |z| parse_zone(&z))?;
                     Arc::new(text_to_instants(&input, &session)?)
+                } else if t == DataType::Date32 {
+                    let days = input.as_primitive::<Date32Type>();
+                    let out: TimestampMicrosecondArray = (0..days.len())
+                        .map(|i| {
+                            (!days.is_null(i))
+                                .then(|| days.value_as_date(i))
+                                .flatten()
+                                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                                .map(|local| resolve_local(&session, local))
+                        })
+                        .collect();
+                    Arc::new(out.with_timezone("UTC"))
                 } else {
                     arrow::compute::cast(
                         &input,

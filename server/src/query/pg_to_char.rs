@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
@@ -16,43 +16,76 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::AnalyzerRule;
 
-/// PostgreSQL's template patterns Shoal translates, longest first, each with its chrono
-/// format and (after `FM`) its unpadded one.
-const PATTERNS: &[(&str, &str, &str)] = &[
+/// PostgreSQL's numeric template patterns Shoal translates (in any case, as PostgreSQL reads
+/// them), each with its chrono format and (after `FM`) its unpadded one.
+const NUMERIC: &[(&str, &str, &str)] = &[
     ("HH24", "%H", "%-H"),
     ("HH12", "%I", "%-I"),
-    ("YYYY", "%Y", "%Y"),
     ("IYYY", "%G", "%G"),
-    ("Month", "", "%B"),
-    ("month", "", "%B"),
-    ("Day", "", "%A"),
-    ("day", "", "%A"),
+    ("YYYY", "%Y", "%Y"),
     ("DDD", "%j", "%-j"),
-    ("Mon", "%b", "%b"),
-    ("Dy", "%a", "%a"),
-    ("A.M.", "", ""),
-    ("P.M.", "", ""),
     ("HH", "%I", "%-I"),
     ("MI", "%M", "%-M"),
     ("SS", "%S", "%-S"),
     ("MS", "%3f", "%3f"),
     ("US", "%6f", "%6f"),
-    ("AM", "%p", "%p"),
-    ("PM", "%p", "%p"),
-    ("am", "%P", "%P"),
-    ("pm", "%P", "%P"),
     ("YY", "%y", "%y"),
     ("MM", "%m", "%-m"),
     ("DD", "%d", "%-d"),
     ("IW", "%V", "%-V"),
+];
+
+/// Name patterns Shoal translates, in the one case whose output chrono writes (`Mon` is
+/// `Mar`; `MON` and `mon` are not). An empty format: only after `FM` (PostgreSQL pads
+/// `Month` and `Day` to nine characters).
+const NAMES: &[(&str, &str, &str)] = &[
+    ("Month", "", "%B"),
+    ("Day", "", "%A"),
+    ("Mon", "%b", "%b"),
+    ("Dy", "%a", "%a"),
+    ("AM", "%p", "%p"),
+    ("PM", "%p", "%p"),
+    ("am", "%P", "%P"),
+    ("pm", "%P", "%P"),
     ("TZ", "%Z", "%Z"),
 ];
 
-/// Letters that start a PostgreSQL pattern Shoal does not translate.
-const UNSUPPORTED_START: &[&str] = &[
-    "MONTH", "MON", "DAY", "DY", "Q", "J", "WW", "W", "D", "CC", "RM", "rm", "Y,YYY", "YYY", "IYY",
-    "IY", "I", "SSSS", "OF", "TH", "th", "BC", "AD", "B.C.", "A.D.", "tz", "FF",
+/// PostgreSQL patterns Shoal does not translate (in any case).
+const UNSUPPORTED: &[&str] = &[
+    "Y,YYY", "SSSSS", "MONTH", "SSSS", "IDDD", "A.M.", "P.M.", "B.C.", "A.D.", "DAY", "MON", "TZH",
+    "TZM", "YYY", "IYY", "FF1", "FF2", "FF3", "FF4", "FF5", "FF6", "DY", "ID", "IY", "WW", "CC",
+    "RM", "OF", "TH", "BC", "AD", "AM", "PM", "TZ", "Q", "J", "W", "D", "I", "Y",
 ];
+
+/// The pattern `body` starts with: the longest of those PostgreSQL knows, with its length and
+/// its formats (`None` for one Shoal does not translate).
+fn pattern_at(body: &str) -> Option<(usize, Option<(&'static str, &'static str)>)> {
+    let starts = |t: &str, any_case: bool| {
+        body.get(..t.len()).is_some_and(|b| {
+            if any_case {
+                b.eq_ignore_ascii_case(t)
+            } else {
+                b == t
+            }
+        })
+    };
+    let supported = NUMERIC
+        .iter()
+        .filter(|(t, _, _)| starts(t, true))
+        .chain(NAMES.iter().filter(|(t, _, _)| starts(t, false)))
+        .max_by_key(|(t, _, _)| t.len());
+    let unsupported = UNSUPPORTED
+        .iter()
+        .filter(|t| starts(t, true))
+        .max_by_key(|t| t.len());
+    match (supported, unsupported) {
+        (Some((t, padded, unpadded)), u) if u.is_none_or(|u| u.len() <= t.len()) => {
+            Some((t.len(), Some((*padded, *unpadded))))
+        }
+        (_, Some(u)) => Some((u.len(), None)),
+        _ => None,
+    }
+}
 
 /// A PostgreSQL `to_char` pattern as a chrono format, or the part it cannot translate.
 pub fn translate(pattern: &str) -> std::result::Result<String, String> {
@@ -84,29 +117,24 @@ pub fn translate(pattern: &str) -> std::result::Result<String, String> {
             Some(b) => (true, b),
             None => (false, rest),
         };
-        if let Some((token, padded, unpadded)) =
-            PATTERNS.iter().find(|(t, _, _)| body.starts_with(t))
-        {
-            let format = if fill_mode { unpadded } else { padded };
-            if format.is_empty() {
-                return Err(if fill_mode {
-                    format!("FM{token}")
-                } else {
-                    (*token).to_string()
-                });
+        match pattern_at(body) {
+            Some((len, Some((padded, unpadded)))) => {
+                let format = if fill_mode { unpadded } else { padded };
+                if format.is_empty() {
+                    return Err(rest[..len + if fill_mode { 2 } else { 0 }].to_string());
+                }
+                out.push_str(format);
+                rest = &body[len..];
             }
-            out.push_str(format);
-            rest = &body[token.len()..];
-            continue;
+            Some((len, None)) => return Err(body[..len].to_string()),
+            None => {
+                let mut chars = rest.chars();
+                if let Some(c) = chars.next() {
+                    push_literal(&mut out, c);
+                }
+                rest = chars.as_str();
+            }
         }
-        if let Some(token) = UNSUPPORTED_START.iter().find(|t| body.starts_with(*t)) {
-            return Err((*token).to_string());
-        }
-        let mut chars = rest.chars();
-        if let Some(c) = chars.next() {
-            push_literal(&mut out, c);
-        }
-        rest = chars.as_str();
     }
     Ok(out)
 }
@@ -156,42 +184,38 @@ impl ScalarUDFImpl for TranslatedToChar {
 fn not_supported(token: &str) -> DataFusionError {
     DataFusionError::NotImplemented(format!(
         "to_char pattern \"{token}\" is not supported (Shoal translates YYYY, YY, MM, DD, DDD, \
-         HH24, HH12, HH, MI, SS, MS, US, AM/PM, Mon, Dy, FMMonth, FMDay, IYYY, IW and TZ)"
+         HH24, HH12, HH, MI, SS, MS, US, IYYY, IW in any case, and AM/PM, am/pm, Mon, Dy, \
+         FMMonth, FMDay and TZ as written here)"
     ))
 }
 
 impl AnalyzerRule for PgToChar {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|p| {
-            p.map_expressions(|e| {
-                e.transform_up(|e| {
-                    let Expr::ScalarFunction(ScalarFunction { func, args }) = &e else {
-                        return Ok(Transformed::no(e));
-                    };
-                    if func.name() != "to_char" || args.len() != 2 {
-                        return Ok(Transformed::no(e));
-                    }
-                    let pattern = match &args[1] {
-                        Expr::Literal(
-                            ScalarValue::Utf8(Some(p))
-                            | ScalarValue::LargeUtf8(Some(p))
-                            | ScalarValue::Utf8View(Some(p)),
-                            _,
-                        ) => p,
-                        _ => return Ok(Transformed::no(e)),
-                    };
-                    let format = translate(pattern).map_err(|t| not_supported(&t))?;
-                    let translated = ScalarUDF::new_from_impl(TranslatedToChar {
-                        inner: Arc::clone(func),
-                    });
-                    Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction {
-                        func: Arc::new(translated),
-                        args: vec![args[0].clone(), lit(format)],
-                    })))
-                })
-            })
+        super::rewrite_plan_expressions(plan, |e, _, _| {
+            let Expr::ScalarFunction(ScalarFunction { func, args }) = &e else {
+                return Ok(Transformed::no(e));
+            };
+            if func.name() != "to_char" || args.len() != 2 {
+                return Ok(Transformed::no(e));
+            }
+            let pattern = match &args[1] {
+                Expr::Literal(
+                    ScalarValue::Utf8(Some(p))
+                    | ScalarValue::LargeUtf8(Some(p))
+                    | ScalarValue::Utf8View(Some(p)),
+                    _,
+                ) => p,
+                _ => return Ok(Transformed::no(e)),
+            };
+            let format = translate(pattern).map_err(|t| not_supported(&t))?;
+            let translated = ScalarUDF::new_from_impl(TranslatedToChar {
+                inner: Arc::clone(func),
+            });
+            Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction {
+                func: Arc::new(translated),
+                args: vec![args[0].clone(), lit(format)],
+            })))
         })
-        .map(|t| t.data)
     }
 
     fn name(&self) -> &str {
@@ -212,7 +236,13 @@ mod tests {
         assert_eq!(translate("FMDD FMMonth YYYY").unwrap(), "%-d %B %Y");
         assert_eq!(translate("HH12:MI AM \"at\" Dy").unwrap(), "%I:%M %p at %a");
         assert_eq!(translate("100% MS").unwrap(), "100%% %3f");
+        assert_eq!(translate("yyyy-mm-dd hh24:mi").unwrap(), "%Y-%m-%d %H:%M");
         assert_eq!(translate("Q").unwrap_err(), "Q");
         assert_eq!(translate("Month").unwrap_err(), "Month");
+        assert_eq!(translate("FMmonth").unwrap_err(), "month");
+        // The longest pattern wins: TZH is not TZ then H, SSSS is not SS twice.
+        assert_eq!(translate("HH24:MITZH").unwrap_err(), "TZH");
+        assert_eq!(translate("SSSS").unwrap_err(), "SSSS");
+        assert_eq!(translate("Y").unwrap_err(), "Y");
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, Int64Array};
 use arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{exec_err, Result, ScalarValue};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
@@ -34,43 +34,30 @@ impl PgVectorSubscripts {
 
 impl AnalyzerRule for PgVectorSubscripts {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|p| {
-            // A subscript's array is typed against the node's input (a projection, a filter)
-            // or its own schema (a join's condition).
-            let own_schema = Arc::clone(p.schema());
-            let input_schema = p
-                .inputs()
-                .first()
-                .map(|i| Arc::clone(i.schema()))
-                .unwrap_or_else(|| Arc::clone(&own_schema));
-            p.map_expressions(|e| {
-                e.transform_up(|e| {
-                    let Expr::ScalarFunction(ScalarFunction { func, args }) = &e else {
-                        return Ok(Transformed::no(e));
-                    };
-                    if func.name() != "array_element" || args.len() != 2 {
-                        return Ok(Transformed::no(e));
-                    }
-                    let field = args[0]
-                        .to_field(&input_schema)
-                        .or_else(|_| args[0].to_field(&own_schema));
-                    if !field.is_ok_and(|(_, f)| is_zero_based_vector(&f)) {
-                        return Ok(Transformed::no(e));
-                    }
-                    let index = args[1]
-                        .clone()
-                        .cast_to(&DataType::Int64, &input_schema)
-                        .or_else(|_| args[1].clone().cast_to(&DataType::Int64, &own_schema))?;
-                    Ok(Transformed::yes(Expr::ScalarFunction(
-                        ScalarFunction::new_udf(
-                            Arc::new(VectorElement::udf()),
-                            vec![args[0].clone(), index],
-                        ),
-                    )))
-                })
-            })
+        super::rewrite_plan_expressions(plan, |e, input_schema, own_schema| {
+            let Expr::ScalarFunction(ScalarFunction { func, args }) = &e else {
+                return Ok(Transformed::no(e));
+            };
+            if func.name() != "array_element" || args.len() != 2 {
+                return Ok(Transformed::no(e));
+            }
+            let field = args[0]
+                .to_field(input_schema)
+                .or_else(|_| args[0].to_field(own_schema));
+            if !field.is_ok_and(|(_, f)| is_zero_based_vector(&f)) {
+                return Ok(Transformed::no(e));
+            }
+            let index = args[1]
+                .clone()
+                .cast_to(&DataType::Int64, input_schema)
+                .or_else(|_| args[1].clone().cast_to(&DataType::Int64, own_schema))?;
+            Ok(Transformed::yes(Expr::ScalarFunction(
+                ScalarFunction::new_udf(
+                    Arc::new(VectorElement::udf()),
+                    vec![args[0].clone(), index],
+                ),
+            )))
         })
-        .map(|t| t.data)
     }
 
     fn name(&self) -> &str {

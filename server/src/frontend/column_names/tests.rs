@@ -18,6 +18,13 @@ fn names_columns_as_postgresql() {
         "SELECT count(*) AS \"count\", 1 + 2 AS \"?column?\", '1'::INT AS \"int4\", \
          a::TEXT AS \"a\", CASE WHEN true THEN 1 END AS \"case\" FROM t"
     );
+    // A chain of casts keeps a column's or a function's name, and is named after its
+    // outermost type otherwise (PostgreSQL's FigureColname).
+    assert_eq!(
+        names("SELECT a::int::text, now()::timestamp::date, '1'::timestamp::timestamptz FROM t"),
+        "SELECT a::INT::TEXT AS \"a\", now()::TIMESTAMP::DATE AS \"now\", \
+         '1'::TIMESTAMP::TIMESTAMPTZ AS \"timestamptz\" FROM t"
+    );
     let dup = names("SELECT i, i, 1, 2 FROM t");
     assert_eq!(
         dup,

@@ -276,8 +276,9 @@ fn pg_index_rows(schema: &SchemaRef, rows: &[ResolvedIndex]) -> Result<RecordBat
         constant(true),  // indislive
         constant(false), // indisreplident
         int16_list(rows.iter().map(|r| r.attnums.clone())),
-        int32_list(rows.iter().map(|r| vec![0; r.attnums.len()])),
-        int32_list(rows.iter().map(|r| vec![0; r.attnums.len()])),
+        // indcollation, indclass: one per key column (INCLUDE columns have none).
+        int32_list(rows.iter().map(|r| vec![0; r.info.keys.len()])),
+        int32_list(rows.iter().map(|r| vec![0; r.info.keys.len()])),
         // indoption: bit 0 DESC, bit 1 NULLS FIRST, per key.
         int16_list(rows.iter().map(|r| {
             r.info
@@ -391,7 +392,17 @@ fn index_by_oid(
     let Some(source) = source else {
         return HashMap::new();
     };
-    let names: HashMap<(String, String), i64> = match oid_cache.try_read() {
+    // Another statement's catalog scan may hold the cache for a moment: wait for it (bounded)
+    // rather than answer NULL.
+    let mut guard = oid_cache.try_read();
+    for _ in 0..200 {
+        if guard.is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        guard = oid_cache.try_read();
+    }
+    let names: HashMap<(String, String), i64> = match guard {
         Ok(cache) => cache
             .iter()
             .filter_map(|(k, oid)| match (k, constraint) {
