@@ -162,20 +162,12 @@ impl IndexRequest {
             })
             .collect();
         IndexInfo {
-            schema: "public".into(),
-            table: table.to_string(),
-            name: index.name.clone(),
-            definition: index.definition.clone(),
-            unique: index.unique,
-            constraint: index.constraint.map(|c| match c {
-                KeyConstraint::PrimaryKey => IndexConstraint::PrimaryKey,
-                KeyConstraint::Unique => IndexConstraint::Unique,
-            }),
             keys,
             include: self.include.clone(),
             predicate: self.predicate.clone(),
             nulls_not_distinct: self.nulls_distinct == Some(false),
             method: self.method.clone(),
+            ..recorded_info(index, table)
         }
     }
 }
@@ -445,22 +437,28 @@ pub fn parse_definition(definition: &str) -> Option<(CreateIndex, IndexRequest)>
 pub fn catalog_info(index: &IndexDef, table: &str) -> IndexInfo {
     match parse_definition(&index.definition) {
         Some((_, request)) => request.catalog_info(index, table),
-        None => IndexInfo {
-            schema: "public".into(),
-            table: table.to_string(),
-            name: index.name.clone(),
-            definition: index.definition.clone(),
-            unique: index.unique,
-            constraint: index.constraint.map(|c| match c {
-                KeyConstraint::PrimaryKey => IndexConstraint::PrimaryKey,
-                KeyConstraint::Unique => IndexConstraint::Unique,
-            }),
-            keys: Vec::new(),
-            include: Vec::new(),
-            predicate: None,
-            nulls_not_distinct: false,
-            method: "btree".into(),
-        },
+        None => recorded_info(index, table),
+    }
+}
+
+/// What the record itself tells of an index of `table` (no keys: those come from its
+/// definition).
+fn recorded_info(index: &IndexDef, table: &str) -> IndexInfo {
+    IndexInfo {
+        schema: "public".into(),
+        table: table.to_string(),
+        name: index.name.clone(),
+        definition: index.definition.clone(),
+        unique: index.unique,
+        constraint: index.constraint.map(|c| match c {
+            KeyConstraint::PrimaryKey => IndexConstraint::PrimaryKey,
+            KeyConstraint::Unique => IndexConstraint::Unique,
+        }),
+        keys: Vec::new(),
+        include: Vec::new(),
+        predicate: None,
+        nulls_not_distinct: false,
+        method: "btree".into(),
     }
 }
 

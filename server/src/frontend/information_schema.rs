@@ -472,55 +472,48 @@ impl InformationSchemaView {
                     ]
                 })
                 .collect(),
-            View::KeyColumnUsage => self
-                .key_constraints()
-                .into_iter()
-                .flat_map(|k| {
-                    let columns: Vec<String> =
-                        k.keys.iter().filter_map(|c| c.column.clone()).collect();
-                    columns
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, c)| {
-                            vec![
-                                text(db),
-                                text(&k.schema),
-                                text(&k.name),
-                                text(db),
-                                text(&k.schema),
-                                text(&k.table),
-                                text(c),
-                                int(i32::try_from(i + 1).ok()),
-                                int(None),
-                            ]
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .collect(),
-            View::ConstraintColumnUsage => self
-                .key_constraints()
-                .into_iter()
-                .flat_map(|k| {
-                    let columns: Vec<String> =
-                        k.keys.iter().filter_map(|c| c.column.clone()).collect();
-                    columns
-                        .into_iter()
-                        .map(|c| {
-                            vec![
-                                text(db),
-                                text(&k.schema),
-                                text(&k.table),
-                                text(c),
-                                text(db),
-                                text(&k.schema),
-                                text(&k.name),
-                            ]
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .collect(),
+            View::KeyColumnUsage => self.key_column_rows(|k, position, column| {
+                vec![
+                    text(db),
+                    text(&k.schema),
+                    text(&k.name),
+                    text(db),
+                    text(&k.schema),
+                    text(&k.table),
+                    text(column),
+                    int(i32::try_from(position).ok()),
+                    int(None),
+                ]
+            }),
+            View::ConstraintColumnUsage => self.key_column_rows(|k, _, column| {
+                vec![
+                    text(db),
+                    text(&k.schema),
+                    text(&k.table),
+                    text(column),
+                    text(db),
+                    text(&k.schema),
+                    text(&k.name),
+                ]
+            }),
             View::ReferentialConstraints | View::CheckConstraints => Vec::new(),
         })
+    }
+
+    /// A row per column of each key constraint, from the constraint, the column's 1-based
+    /// position in the key and its name.
+    fn key_column_rows(
+        &self,
+        row: impl Fn(&IndexInfo, usize, &str) -> Vec<Cell>,
+    ) -> Vec<Vec<Cell>> {
+        let mut rows = Vec::new();
+        for k in self.key_constraints() {
+            let columns = k.keys.iter().filter_map(|c| c.column.as_deref());
+            for (i, column) in columns.enumerate() {
+                rows.push(row(&k, i + 1, column));
+            }
+        }
+        rows
     }
 
     /// The PRIMARY KEY and UNIQUE constraints the session sees.
