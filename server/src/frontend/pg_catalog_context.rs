@@ -31,55 +31,14 @@ pub fn session_user() -> String {
 /// `pg_get_userbyid(oid)`: the session's user for the owner's oid (10), as PostgreSQL
 /// answers `unknown (OID=n)` for any other.
 pub fn pg_get_userbyid() -> ScalarUDF {
-    use arrow::array::{Array, AsArray, StringArray};
-    use arrow::datatypes::Int64Type;
-    let func = |args: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
-        let oids = ColumnarValue::values_to_arrays(args)?;
-        let oids = arrow::compute::cast(&oids[0], &DataType::Int64)?;
-        let oids = oids.as_primitive::<Int64Type>();
-        let user = session_user();
-        let names: StringArray = (0..oids.len())
-            .map(|i| {
-                (!oids.is_null(i)).then(|| match oids.value(i) {
-                    n if n == i64::from(OWNER_OID) => user.clone(),
-                    n => format!("unknown (OID={n})"),
-                })
-            })
-            .collect();
-        Ok(ColumnarValue::Array(Arc::new(names)))
-    };
     ScalarUDF::new_from_impl(UserById {
         signature: Signature::any(1, Volatility::Stable),
-        func: Arc::new(func),
     })
 }
 
-type UserByIdFn =
-    dyn Fn(&[ColumnarValue]) -> datafusion::error::Result<ColumnarValue> + Send + Sync;
-
+#[derive(Debug, PartialEq, Eq, Hash)]
 struct UserById {
     signature: Signature,
-    func: Arc<UserByIdFn>,
-}
-
-impl std::fmt::Debug for UserById {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("pg_get_userbyid")
-    }
-}
-
-impl PartialEq for UserById {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for UserById {}
-
-impl std::hash::Hash for UserById {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        "pg_get_userbyid".hash(state);
-    }
 }
 
 impl ScalarUDFImpl for UserById {
@@ -99,7 +58,21 @@ impl ScalarUDFImpl for UserById {
         &self,
         args: ScalarFunctionArgs,
     ) -> datafusion::error::Result<ColumnarValue> {
-        (self.func)(&args.args)
+        use arrow::array::{Array, AsArray, StringArray};
+        use arrow::datatypes::Int64Type;
+        let oids = args.args[0].to_array(args.number_rows)?;
+        let oids = arrow::compute::cast(&oids, &DataType::Int64)?;
+        let oids = oids.as_primitive::<Int64Type>();
+        let user = session_user();
+        let names: StringArray = (0..oids.len())
+            .map(|i| {
+                (!oids.is_null(i)).then(|| match oids.value(i) {
+                    n if n == i64::from(OWNER_OID) => user.clone(),
+                    n => format!("unknown (OID={n})"),
+                })
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(names)))
     }
 }
 

@@ -102,10 +102,9 @@ impl SessionUdf {
         let current = session::current();
         match self.function {
             SessionFunction::Version => Ok(Some(settings::VERSION.to_string())),
-            SessionFunction::SessionUser => Ok(Some(match &current {
-                Some(s) => s.user().to_string(),
-                None => "shoal".to_string(),
-            })),
+            SessionFunction::SessionUser => {
+                Ok(Some(crate::frontend::pg_catalog_context::session_user()))
+            }
             SessionFunction::CurrentSetting => {
                 let Some(name) = text(0)? else {
                     return Ok(None);

@@ -368,10 +368,15 @@ fn is_custom(name: &str) -> bool {
 
 /// The IANA time zone `name` names (case-insensitively), in its canonical spelling.
 fn named_zone(name: &str) -> Option<String> {
+    zone_named(name).map(|tz| tz.name().to_string())
+}
+
+/// The IANA time zone `name` names, case-insensitively.
+pub fn zone_named(name: &str) -> Option<chrono_tz::Tz> {
     chrono_tz::TZ_VARIANTS
         .iter()
         .find(|tz| tz.name().eq_ignore_ascii_case(name))
-        .map(|tz| tz.name().to_string())
+        .copied()
 }
 
 /// Whether `zone` (a `TimeZone` value) is UTC under one of its names.

@@ -450,11 +450,8 @@ fn parse_zone(name: &str) -> Result<chrono_tz::Tz> {
     if crate::frontend::settings::is_utc(name.trim()) {
         return Ok(chrono_tz::UTC);
     }
-    match chrono_tz::TZ_VARIANTS
-        .iter()
-        .find(|tz| tz.name().eq_ignore_ascii_case(name.trim()))
-    {
-        Some(tz) => Ok(*tz),
+    match crate::frontend::settings::zone_named(name.trim()) {
+        Some(tz) => Ok(tz),
         None => exec_err!("time zone \"{name}\" not recognized"),
     }
 }
