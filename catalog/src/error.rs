@@ -35,6 +35,9 @@ pub enum CatalogError {
     /// A stored value could not be understood (a column type, a setting).
     #[error("invalid catalog value: {message}")]
     Invalid { message: String },
+    /// A type's modifier is out of its range (`char(0)`, `numeric(50,2)`).
+    #[error("{message}")]
+    TypeModifier { message: String },
     /// A rebalance or drain job is active already; only one may run at a time.
     #[error("A rebalance is already running as job {job_id}")]
     JobRunning { job_id: i64 },

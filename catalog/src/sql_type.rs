@@ -21,6 +21,11 @@ pub enum SqlType {
     Varchar {
         max_len: Option<u32>,
     },
+    /// `character(n)` (`char(n)`, `bpchar(n)`): held without its trailing spaces, so that
+    /// comparisons ignore them as PostgreSQL's do, and padded to `len` characters on output.
+    Char {
+        len: u32,
+    },
     Boolean,
     Date,
     Timestamp,
@@ -66,7 +71,7 @@ impl SqlType {
                 Some(1..=24) => SqlType::Real,
                 Some(25..=53) => SqlType::Double,
                 Some(p) => {
-                    return Err(CatalogError::Invalid {
+                    return Err(CatalogError::TypeModifier {
                         message: format!(
                             "precision for type float must be between 1 and 53 bits, not {p}"
                         ),
@@ -80,7 +85,7 @@ impl SqlType {
                     .copied()
                     .unwrap_or(if nums.is_empty() { 10 } else { 0 });
                 if !(1..=38).contains(&precision) || scale < 0 || scale > precision {
-                    return Err(CatalogError::Invalid {
+                    return Err(CatalogError::TypeModifier {
                         message: format!("NUMERIC precision {precision} must be between 1 and 38 and scale {scale} between 0 and precision"),
                     });
                 }
@@ -90,8 +95,27 @@ impl SqlType {
                 }
             }
             "text" => SqlType::Text,
-            "varchar" | "character varying" | "char" | "character" | "bpchar" => SqlType::Varchar {
-                max_len: nums.first().map(|n| *n as u32),
+            "varchar" | "character varying" => SqlType::Varchar {
+                max_len: nums
+                    .first()
+                    .map(|n| char_length("varchar", *n))
+                    .transpose()?,
+            },
+            // `char` alone is char(1), as in PostgreSQL.
+            "char" | "character" => SqlType::Char {
+                len: char_length("char", nums.first().copied().unwrap_or(1))?,
+            },
+            "bpchar" => match nums.first() {
+                Some(n) => SqlType::Char {
+                    len: char_length("char", *n)?,
+                },
+                None => {
+                    return Err(CatalogError::Invalid {
+                        message:
+                            "type bpchar without a length is not supported: use char(n) or text"
+                                .into(),
+                    })
+                }
             },
             "boolean" | "bool" => SqlType::Boolean,
             "date" => SqlType::Date,
@@ -111,6 +135,22 @@ impl SqlType {
     }
 }
 
+/// A declared `varchar(n)` or `char(n)` length, checked as PostgreSQL checks it.
+fn char_length(type_name: &str, n: i64) -> Result<u32> {
+    const MAX: i64 = 10 * 1024 * 1024;
+    if n < 1 {
+        return Err(CatalogError::TypeModifier {
+            message: format!("length for type {type_name} must be at least 1"),
+        });
+    }
+    if n > MAX {
+        return Err(CatalogError::TypeModifier {
+            message: format!("length for type {type_name} cannot exceed {MAX}"),
+        });
+    }
+    Ok(n as u32)
+}
+
 impl fmt::Display for SqlType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -123,6 +163,7 @@ impl fmt::Display for SqlType {
             SqlType::Text => write!(f, "text"),
             SqlType::Varchar { max_len: Some(n) } => write!(f, "character varying({n})"),
             SqlType::Varchar { max_len: None } => write!(f, "character varying"),
+            SqlType::Char { len } => write!(f, "character({len})"),
             SqlType::Boolean => write!(f, "boolean"),
             SqlType::Date => write!(f, "date"),
             SqlType::Timestamp => write!(f, "timestamp without time zone"),

@@ -83,7 +83,9 @@ pub fn from_catalog(e: &CatalogError) -> PgError {
         CatalogError::WriteConflict { .. } => PgError::new("40001", e.to_string()).with_hint(Some(
             "Another transaction changed the same rows (or compaction merged their files) and committed first; retry the transaction.".into(),
         )),
-        CatalogError::Invalid { .. } => PgError::new("22023", e.to_string()),
+        CatalogError::Invalid { .. } | CatalogError::TypeModifier { .. } => {
+            PgError::new("22023", e.to_string())
+        }
         CatalogError::Unsupported { .. } => PgError::new("0A000", e.to_string()).with_hint(Some(
             "Add the column without a DEFAULT, or to a table without rows.".into(),
         )),

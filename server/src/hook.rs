@@ -181,10 +181,12 @@ fn column_def(table: &str, c: &sql::ColumnDef) -> Result<ColumnDef, PgError> {
     };
     let sql_type = match serial_type {
         Some(t) => t,
-        None => SqlType::parse(&type_text)
-        .map_err(|_| PgError::new("0A000", format!("type \"{}\" is not supported", c.data_type)).with_hint(Some(
-            "Supported: smallint, integer, bigint, serial, bigserial, real, double precision, numeric(p,s), text, varchar(n), boolean, date, timestamp, timestamptz, bytea, uuid, jsonb.".into(),
-        )))?,
+        None => SqlType::parse(&type_text).map_err(|e| match e {
+            shoal_catalog::CatalogError::TypeModifier { .. } => crate::errors::from_catalog(&e),
+            _ => PgError::new("0A000", format!("type \"{}\" is not supported", c.data_type)).with_hint(Some(
+                "Supported: smallint, integer, bigint, serial, bigserial, real, double precision, numeric(p,s), text, varchar(n), char(n), boolean, date, timestamp, timestamptz, bytea, uuid, json, jsonb.".into(),
+            )),
+        })?,
     };
     let mut not_null = serial_type.is_some();
     let mut default = serial_type.map(|_| sequence());
@@ -490,7 +492,7 @@ fn call_in_from(q: &sql::Query) -> Option<Action> {
 }
 
 /// The query with PostgreSQL's semantics where DataFusion's differ (column names, interval
-/// arithmetic, LIKE escapes, `varchar(n)`, uuid and json casts, functions in FROM); `None`
+/// arithmetic, LIKE escapes, `varchar(n)` and `char(n)`, uuid and json casts, functions in FROM); `None`
 /// when nothing changed.
 pub(crate) fn rewrite_query(q: &sql::Query) -> Option<sql::Query> {
     let named = column_names::rewrite(q);
@@ -498,6 +500,7 @@ pub(crate) fn rewrite_query(q: &sql::Query) -> Option<sql::Query> {
     let arithmetic = crate::query::pg_interval::rewrite(&mut query);
     let like = crate::query::pg_like::rewrite(&mut query);
     let casts = crate::query::pg_casts::rewrite(&mut query);
+    let char_casts = crate::query::pg_bpchar::rewrite_casts(&mut query);
     let json_casts = crate::query::pg_json::rewrite_casts(&mut query);
     let json_aggregates = crate::query::pg_json::rewrite_aggregates(&mut query);
     let from_functions = crate::query::pg_from_functions::rewrite(&mut query);
@@ -507,6 +510,7 @@ pub(crate) fn rewrite_query(q: &sql::Query) -> Option<sql::Query> {
         || arithmetic
         || like
         || casts
+        || char_casts
         || json_casts
         || json_aggregates
         || from_functions)

@@ -24,11 +24,11 @@ use datafusion::sql::sqlparser::parser::Parser as SqlParser;
 use datafusion_postgres::pgwire::api::portal::{Format as PortalFormat, Portal};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use datafusion_postgres::pgwire::api::results::{
-    DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, QueryResponse,
-    Response, Tag,
+    DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag,
 };
 use datafusion_postgres::pgwire::api::stmt::StoredStatement;
 use datafusion_postgres::pgwire::api::store::PortalStore;
+use datafusion_postgres::pgwire::api::DEFAULT_NAME;
 use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::extendedquery::{Parse, Sync as PgSync};
@@ -1032,35 +1032,39 @@ fn split(query: &str) -> Vec<(String, Option<Statement>)> {
     }
 }
 
-/// `MOVE ...` as the `FETCH ...` that reads the same rows (`None`: another statement).
-fn move_as_fetch(query: &str) -> Option<String> {
-    let trimmed = query.trim_start();
-    let keyword = trimmed.get(..4)?;
-    let rest = &trimmed[4..];
-    if !keyword.eq_ignore_ascii_case("move")
-        || !rest.starts_with(|c: char| c.is_whitespace() || c == ';')
-    {
+/// A `FETCH` or `MOVE` as the `FETCH` sqlparser reads, `FETCH [direction] FROM name`
+/// (PostgreSQL also takes `FETCH name`, `FETCH 2 name` and `MOVE`, which sqlparser does not
+/// read); `moved` when it is a MOVE, whose rows are counted instead of sent. `None`: another
+/// statement, or more than one.
+struct CursorStep {
+    fetch: String,
+    moved: bool,
+}
+
+fn cursor_step(query: &str) -> Option<CursorStep> {
+    let trimmed = query.trim();
+    let body = trimmed.strip_suffix(';').unwrap_or(trimmed);
+    let (keyword, rest) = body.split_once(char::is_whitespace).unwrap_or((body, ""));
+    let moved = keyword.eq_ignore_ascii_case("move");
+    if !(moved || keyword.eq_ignore_ascii_case("fetch")) || rest.contains(';') {
         return None;
     }
-    let words: Vec<&str> = rest
-        .trim()
-        .trim_end_matches(';')
-        .split_whitespace()
-        .collect();
-    if words
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let fetch = if words
         .iter()
         .any(|w| w.eq_ignore_ascii_case("from") || w.eq_ignore_ascii_case("in"))
     {
-        return Some(format!("FETCH{rest}"));
-    }
-    // `MOVE [direction] name`: sqlparser reads FETCH's cursor only after FROM or IN.
-    let (name, direction) = words.split_last()?;
-    let direction = if direction.is_empty() {
-        "NEXT".to_string()
+        format!("FETCH {rest}")
     } else {
-        direction.join(" ")
+        let (name, direction) = words.split_last()?;
+        let direction = if direction.is_empty() {
+            "NEXT".to_string()
+        } else {
+            direction.join(" ")
+        };
+        format!("FETCH {direction} FROM {name}")
     };
-    Some(format!("FETCH {direction} FROM {name}"))
+    Some(CursorStep { fetch, moved })
 }
 
 /// What `rewrite` makes of an error, as the client will see it.
@@ -1398,12 +1402,6 @@ impl SessionQueryHandler {
     fn refusal(session: &Session, stmt: &Statement) -> Option<PgError> {
         if let Statement::Declare { stmts } = stmt {
             for d in stmts {
-                if d.binary == Some(true) {
-                    return Some(
-                        PgError::new("0A000", "DECLARE ... BINARY CURSOR is not supported")
-                            .with_hint(Some("Declare the cursor without BINARY.".into())),
-                    );
-                }
                 let hold = d.hold == Some(true);
                 if !hold && session.mode() == TxnMode::Autocommit {
                     return Some(PgError::new(
@@ -1515,10 +1513,34 @@ impl SessionQueryHandler {
 fn fetched_cursor(
     statement: &<DfSessionService as ExtendedQueryHandler>::Statement,
 ) -> Option<String> {
+    if is_move(statement) {
+        return None;
+    }
     match statement.1.as_ref().map(|(s, _)| s) {
         Some(Statement::Fetch { name, .. }) => Some(name.value.clone()),
         _ => None,
     }
+}
+
+/// Whether a parsed statement is a `MOVE` (planned as a FETCH, see `on_parse`).
+fn is_move(statement: &<DfSessionService as ExtendedQueryHandler>::Statement) -> bool {
+    matches!(statement.1, Some((Statement::Fetch { .. }, _)))
+        && cursor_step(&statement.0).is_some_and(|step| step.moved)
+}
+
+/// A FETCH's rows counted as the `MOVE` that skips them.
+async fn counted_as_move(response: Response) -> PgWireResult<Response> {
+    Ok(match response {
+        Response::Query(mut q) => {
+            let mut moved = 0;
+            while let Some(row) = q.data_rows.next().await {
+                row?;
+                moved += 1;
+            }
+            Response::Execution(Tag::new("MOVE").with_rows(moved))
+        }
+        other => other,
+    })
 }
 
 /// The columns of the open cursor `name`, in `format` (34000 when there is none).
@@ -1531,34 +1553,11 @@ where
     let schema = client
         .portal_store()
         .get_portal(name)
-        .and_then(|e| e.value().and_then(|p| p.result_schema()))
+        .and_then(|e| e.value().and_then(|p| p.result_schema_in(format)))
         .ok_or_else(|| {
             PgError::new("34000", format!("cursor \"{name}\" does not exist")).into_pgwire()
         })?;
-    if format.is_binary(0)
-        || matches!(format, PortalFormat::Individual(codes) if codes.contains(&1))
-    {
-        return Err(PgError::new(
-            "0A000",
-            "FETCH from a cursor in binary format is not supported",
-        )
-        .with_hint(Some(
-            "Fetch in text format (psycopg: a named cursor without binary=True).".into(),
-        ))
-        .into_pgwire());
-    }
-    Ok(schema
-        .iter()
-        .map(|f| {
-            FieldInfo::new(
-                f.name().to_string(),
-                f.table_id(),
-                f.column_id(),
-                f.datatype().clone(),
-                FieldFormat::Text,
-            )
-        })
-        .collect())
+    Ok(schema.as_ref().clone())
 }
 
 /// Statements that write rows (and so open the implicit transaction of a pipeline).
@@ -1659,10 +1658,11 @@ impl SessionQueryHandler {
         session.sync(client.transaction_status());
         // The session decides: a COMMIT that failed has ended its transaction all the same.
         client.set_transaction_status(session.status());
-        // MOVE (which sqlparser does not read) is a FETCH whose rows are counted, not sent.
-        if let Some(fetch) = move_as_fetch(query) {
+        // FETCH in PostgreSQL's short forms, and MOVE: a FETCH whose rows are counted.
+        let step = cursor_step(query);
+        if let Some(CursorStep { fetch, moved: true }) = &step {
             let result = async {
-                let statements = split(&fetch);
+                let statements = split(fetch);
                 let [(sql, stmt)] = statements.as_slice() else {
                     return Err(PgError::new("42601", "syntax error in MOVE").into_pgwire());
                 };
@@ -1674,17 +1674,7 @@ impl SessionQueryHandler {
                     .await?;
                 let mut out = Vec::with_capacity(responses.len());
                 for r in responses {
-                    out.push(match r {
-                        Response::Query(mut q) => {
-                            let mut moved = 0;
-                            while let Some(row) = q.data_rows.next().await {
-                                row?;
-                                moved += 1;
-                            }
-                            Response::Execution(Tag::new("MOVE").with_rows(moved))
-                        }
-                        other => other,
-                    });
+                    out.push(counted_as_move(r).await?);
                 }
                 Ok(out)
             }
@@ -1694,6 +1684,10 @@ impl SessionQueryHandler {
             }
             return result;
         }
+        let query = match &step {
+            Some(step) => step.fetch.as_str(),
+            None => query,
+        };
         // VACUUM and ANALYZE in PostgreSQL's forms, which sqlparser reads only in part.
         if let Some(parsed) = crate::frontend::maintenance::parse(query) {
             let result = async {
@@ -1807,9 +1801,40 @@ impl ExtendedQueryHandler for SessionQueryHandler {
         if let std::borrow::Cow::Owned(q) = crate::copy::normalize_boolean_options(&message.query) {
             message.query = q;
         }
+        // MOVE (which sqlparser does not read) is planned as the FETCH that reads the same
+        // rows; the stored statement keeps the MOVE's text, which tells Execute to count the
+        // rows instead of sending them.
+        let moved = match cursor_step(&message.query) {
+            Some(CursorStep { fetch, moved }) => {
+                let text = std::mem::replace(&mut message.query, fetch);
+                moved.then(|| {
+                    let name = message
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_NAME.to_owned());
+                    (name, text)
+                })
+            }
+            None => None,
+        };
         session
             .scope(ExtendedQueryHandler::on_parse(&*inner, client, message))
-            .await
+            .await?;
+        if let Some((name, text)) = moved {
+            let store = client.portal_store();
+            if let Some(stored) = store.get_statement(&name).and_then(|e| e.value().cloned()) {
+                let (_, parsed) = &stored.statement;
+                if !matches!(parsed, Some((Statement::Fetch { .. }, _))) {
+                    return Err(PgError::new("42601", "syntax error in MOVE").into_pgwire());
+                }
+                store.put_statement(Arc::new(StoredStatement::new(
+                    stored.id.clone(),
+                    (text, parsed.clone()),
+                    stored.parameter_types.clone(),
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// A Sync ends the implicit transaction of the messages before it: its writes commit
@@ -1860,7 +1885,7 @@ impl ExtendedQueryHandler for SessionQueryHandler {
         }
         if target.cursor {
             // The cursor itself (psycopg describes its named cursor before fetching).
-            let fields = cursor_fields(client, &target.name, &PortalFormat::UnifiedText)?;
+            let fields = cursor_fields(client, &target.name, &target.result_column_format)?;
             return Ok(DescribePortalResponse::new(fields));
         }
         let session = self.session_of(client);
@@ -1952,6 +1977,11 @@ impl ExtendedQueryHandler for SessionQueryHandler {
             if let Ok(response) = &mut result {
                 scoped_rows(&session, response);
             }
+            if is_move(&portal.statement.statement) {
+                if let Ok(response) = result {
+                    result = counted_as_move(response).await;
+                }
+            }
             if result.is_err() {
                 session.fail_extended().await;
             }
@@ -1972,3 +2002,6 @@ impl ExtendedQueryHandler for SessionQueryHandler {
         self.session_of(client).status()
     }
 }
+
+#[cfg(test)]
+mod tests;

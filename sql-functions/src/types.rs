@@ -21,6 +21,7 @@ pub fn arrow_type(t: &SqlType) -> DataType {
         SqlType::Numeric { precision, scale } => DataType::Decimal128(*precision, *scale),
         SqlType::Text
         | SqlType::Varchar { .. }
+        | SqlType::Char { .. }
         | SqlType::Uuid
         | SqlType::Json
         | SqlType::Jsonb => DataType::Utf8,
@@ -41,6 +42,12 @@ pub fn sql_type_of(field: &Field) -> Option<SqlType> {
         (DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View, Some("json")) => SqlType::Json,
         (DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View, Some("jsonb")) => {
             SqlType::Jsonb
+        }
+        (DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View, Some("bpchar")) => {
+            match char_length(field) {
+                Some(len) => SqlType::Char { len },
+                None => SqlType::Text,
+            }
         }
         (t, _) => return sql_type_of_arrow(t),
     })
@@ -80,6 +87,7 @@ pub fn pg_attributes(c: &ColumnDef) -> (bool, Option<i32>, i32) {
             None,
             ((i32::from(*precision) << 16) | i32::from(*scale as u8)) + 4,
         ),
+        SqlType::Char { len } => (Some(1042), char_typmod(*len)),
         SqlType::Uuid => (Some(2950), -1),
         SqlType::Json => (Some(114), -1),
         SqlType::Jsonb => (Some(3802), -1),
@@ -110,12 +118,7 @@ pub fn table_schema(columns: &[ColumnDef]) -> SchemaRef {
         columns
             .iter()
             .map(|c| {
-                let field = Field::new(&c.name, arrow_type(&c.sql_type), true);
-                match text_type_name(&c.sql_type) {
-                    Some(name) => field
-                        .with_metadata([(PG_TEXT_TYPE_KEY.to_string(), name.to_string())].into()),
-                    None => field,
-                }
+                Field::new(&c.name, arrow_type(&c.sql_type), true).with_metadata(marks(&c.sql_type))
             })
             .collect::<Vec<_>>(),
     ))
@@ -126,12 +129,42 @@ pub fn table_schema(columns: &[ColumnDef]) -> SchemaRef {
 /// column as that type.
 pub const PG_TEXT_TYPE_KEY: &str = "pg.text_type";
 
+/// The field metadata key holding the `atttypmod` of a marked `bpchar` column (its length
+/// plus 4); arrow-pg reads it (as `PG_TYPMOD_KEY`) to describe the column and to pad its
+/// values to that length.
+pub const PG_TYPMOD_KEY: &str = "pg.typmod";
+
 /// The PostgreSQL name of a type Shoal holds as marked text.
 pub fn text_type_name(t: &SqlType) -> Option<&'static str> {
     match t {
         SqlType::Uuid => Some("uuid"),
         SqlType::Json => Some("json"),
         SqlType::Jsonb => Some("jsonb"),
+        SqlType::Char { .. } => Some("bpchar"),
         _ => None,
     }
+}
+
+/// The field metadata that tells arrow-pg (and `sql_type_of`) the PostgreSQL type of a
+/// column held as text: its [`text_type_name`], and a `char(n)`'s typmod.
+pub fn marks(t: &SqlType) -> std::collections::HashMap<String, String> {
+    let mut marks = std::collections::HashMap::new();
+    if let Some(name) = text_type_name(t) {
+        marks.insert(PG_TEXT_TYPE_KEY.to_string(), name.to_string());
+    }
+    if let SqlType::Char { len } = t {
+        marks.insert(PG_TYPMOD_KEY.to_string(), char_typmod(*len).to_string());
+    }
+    marks
+}
+
+/// The `atttypmod` of `char(len)`.
+pub fn char_typmod(len: u32) -> i32 {
+    i32::try_from(len).unwrap_or(i32::MAX - 4).saturating_add(4)
+}
+
+/// The length of a field marked `bpchar`, from its typmod; `None` when it has none.
+pub fn char_length(field: &Field) -> Option<u32> {
+    let typmod: i64 = field.metadata().get(PG_TYPMOD_KEY)?.parse().ok()?;
+    u32::try_from(typmod - 4).ok().filter(|n| *n > 0)
 }

@@ -94,6 +94,9 @@ pub fn not_null_columns(table: &TableInfo) -> Vec<usize> {
 pub enum ValueCheck {
     /// `varchar(n)`: at most `n` characters (22001), trailing spaces over the limit cut.
     MaxChars(u32),
+    /// `char(n)`: at most `n` characters besides trailing spaces (22001), stored without
+    /// its trailing spaces (see `SqlType::Char`).
+    Char(u32),
     /// `uuid`: canonical text (22P02 for anything else).
     Uuid,
     /// `json`: valid JSON text, kept as given (22P02).
@@ -111,6 +114,7 @@ pub fn value_checks(table: &TableInfo) -> Vec<(usize, ValueCheck)> {
         .enumerate()
         .filter_map(|(i, c)| match c.sql_type {
             SqlType::Varchar { max_len: Some(n) } => Some((i, ValueCheck::MaxChars(n))),
+            SqlType::Char { len } => Some((i, ValueCheck::Char(len))),
             SqlType::Uuid => Some((i, ValueCheck::Uuid)),
             SqlType::Json => Some((i, ValueCheck::Json)),
             SqlType::Jsonb => Some((i, ValueCheck::Jsonb)),
@@ -141,6 +145,15 @@ fn checked_value(s: &str, check: ValueCheck) -> Result<Option<String>> {
                 });
             }
             Ok(Some(keep))
+        }
+        ValueCheck::Char(n) => {
+            let kept = s.trim_end_matches(' ');
+            if kept.chars().nth(n as usize).is_some() {
+                return Err(ClusterError::ValueTooLong {
+                    message: format!("value too long for type character({n})"),
+                });
+            }
+            Ok((kept.len() != s.len()).then(|| kept.to_string()))
         }
         ValueCheck::Uuid => match uuid::canonical(s) {
             Some(c) if c == s => Ok(None),

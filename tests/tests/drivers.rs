@@ -223,6 +223,142 @@ on_shoal_and_postgresql!(
     psycopg_named_cursors
 );
 
+/// Cursors in binary: psycopg's binary named cursor (FETCH bound for binary results),
+/// `DECLARE ... BINARY` fetched by a simple query (raw bytes, as libpq hands them over) and
+/// through the extended protocol in text; `MOVE` through the extended protocol (prepared, and
+/// in a pipeline), as pgjdbc and psycopg send it.
+async fn binary_cursors_and_move(target: &PsqlTarget, shoal: bool) {
+    let distribute = distribute_sql(shoal, "bc", "id");
+    let script = format!(
+        r#"
+import sys
+import psycopg
+
+host, port, user, db = sys.argv[1:5]
+args = dict(host=host, port=int(port), user=user, dbname=db)
+with psycopg.connect(**args, autocommit=True) as conn:
+    conn.execute("DROP TABLE IF EXISTS bc")
+    conn.execute("CREATE TABLE bc (id bigint NOT NULL, name text, score double precision, at timestamptz)")
+    conn.execute("{distribute}")
+    with conn.cursor().copy("COPY bc FROM STDIN") as cp:
+        for i in range(50):
+            cp.write_row((i, f"n{{i}}", i / 4, f"2024-01-01 00:00:{{i:02d}}+00"))
+with psycopg.connect(**args) as conn:
+    with conn.cursor(name="bin", binary=True) as cur:
+        cur.execute("SELECT id, name, score, at FROM bc WHERE id >= %s ORDER BY id", (40,))
+        first = [(*r[:3], r[3].isoformat()) for r in cur.fetchmany(3)]
+        print("binary", first, [d.type_code for d in cur.description])
+        cur.scroll(2)
+        print("after scroll", cur.fetchone()[:3])
+        print("rest", len(cur.fetchall()))
+    pg = conn.pgconn
+    pg.exec_(b"DECLARE b BINARY CURSOR FOR SELECT id, name FROM bc WHERE id < 3 ORDER BY id")
+    res = pg.exec_(b"FETCH 2 FROM b")
+    print("declared binary", psycopg.pq.ExecStatus(res.status).name, res.nfields, [res.fformat(i) for i in range(res.nfields)],
+          [[res.get_value(r, c) for c in range(res.nfields)] for r in range(res.ntuples)])
+    cur = conn.execute("FETCH 1 FROM b", prepare=True)
+    print("fetched as text", cur.fetchall(), cur.statusmessage)
+    conn.execute("DECLARE m CURSOR FOR SELECT id FROM bc ORDER BY id")
+    cur = conn.execute("MOVE FORWARD 5 FROM m", prepare=True)
+    print("move", cur.statusmessage, cur.rowcount, cur.description)
+    cur = conn.execute("MOVE 3 IN m", prepare=True)
+    print("move again", cur.statusmessage)
+    print("next", conn.execute("FETCH NEXT FROM m").fetchall())
+    with conn.pipeline():
+        conn.execute("MOVE 10 FROM m")
+        cur = conn.execute("FETCH 2 FROM m")
+    print("pipeline", cur.fetchall())
+    try:
+        conn.execute("MOVE 1 FROM nosuch", prepare=True)
+    except psycopg.Error as e:
+        print("no cursor", e.sqlstate)
+    conn.rollback()
+with psycopg.connect(**args, autocommit=True) as conn:
+    conn.execute("DROP TABLE bc")
+"#
+    );
+    let Some(out) = run_python("psycopg", script.as_bytes(), target) else {
+        return;
+    };
+    assert_eq!(
+        out,
+        "binary [(40, 'n40', 10.0, '2024-01-01T00:00:40+00:00'), (41, 'n41', 10.25, '2024-01-01T00:00:41+00:00'), \
+         (42, 'n42', 10.5, '2024-01-01T00:00:42+00:00')] [20, 25, 701, 1184]\n\
+         after scroll (45, 'n45', 11.25)\n\
+         rest 4\n\
+         declared binary TUPLES_OK 2 [1, 1] [[b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00', b'n0'], \
+         [b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x01', b'n1']]\n\
+         fetched as text [(2, 'n2')] FETCH 1\n\
+         move MOVE 5 5 None\n\
+         move again MOVE 3\n\
+         next [(8,)]\n\
+         pipeline [(19,), (20,)]\n\
+         no cursor 34000\n"
+    );
+}
+
+on_shoal_and_postgresql!(
+    binary_cursors_and_move_on_shoal,
+    binary_cursors_and_move_on_postgresql,
+    2,
+    180,
+    binary_cursors_and_move
+);
+
+/// `char(n)` values come out padded to n characters, as PostgreSQL sends them: in text and
+/// binary results, a cursor's rows and COPY TO; the column is described as bpchar with its
+/// length.
+async fn char_padding_in_drivers(target: &PsqlTarget, shoal: bool) {
+    let distribute = distribute_sql(shoal, "cp", "id");
+    let script = format!(
+        r#"
+import sys
+import psycopg
+
+host, port, user, db = sys.argv[1:5]
+args = dict(host=host, port=int(port), user=user, dbname=db)
+with psycopg.connect(**args, autocommit=True) as conn:
+    conn.execute("DROP TABLE IF EXISTS cp")
+    conn.execute("CREATE TABLE cp (id bigint NOT NULL, code char(5), flag char)")
+    conn.execute("{distribute}")
+    conn.execute("INSERT INTO cp VALUES (1, 'ab', 'y'), (2, 'abcde', NULL), (3, NULL, 'n')")
+    cur = conn.execute("SELECT code, flag, 'x'::char(3) AS lit FROM cp ORDER BY id")
+    print("text", cur.fetchall(), [(d.name, d.type_code, d.display_size) for d in cur.description])
+    cur = conn.cursor(binary=True)
+    cur.execute("SELECT code FROM cp WHERE id = %s", (1,))
+    print("binary", cur.fetchall())
+    print("param", conn.execute("SELECT id FROM cp WHERE code = %s", ("ab   ",)).fetchall())
+    with conn.transaction():
+        with conn.cursor(name="cc") as cur:
+            cur.execute("SELECT code FROM cp ORDER BY id")
+            print("cursor", cur.fetchall())
+    with conn.cursor().copy("COPY (SELECT id, code FROM cp ORDER BY id) TO STDOUT") as cp:
+        print("copy", b"".join(bytes(b) for b in cp).decode().replace(" ", "_").splitlines())
+    conn.execute("DROP TABLE cp")
+"#
+    );
+    let Some(out) = run_python("psycopg", script.as_bytes(), target) else {
+        return;
+    };
+    assert_eq!(
+        out,
+        "text [('ab   ', 'y', 'x  '), ('abcde', None, 'x  '), (None, 'n', 'x  ')] \
+         [('code', 1042, 5), ('flag', 1042, 1), ('lit', 1042, 3)]\n\
+         binary [('ab   ',)]\n\
+         param [(1,)]\n\
+         cursor [('ab   ',), ('abcde',), (None,)]\n\
+         copy ['1\\tab___', '2\\tabcde', '3\\t\\\\N']\n"
+    );
+}
+
+on_shoal_and_postgresql!(
+    char_padding_in_drivers_on_shoal,
+    char_padding_in_drivers_on_postgresql,
+    2,
+    120,
+    char_padding_in_drivers
+);
+
 /// Schema changes the way applications send them: inside the transaction a driver opens
 /// (psycopg's default mode, SQLAlchemy's `create_all` and `drop_all`, pandas `to_sql` of a
 /// new table), rolled back or committed with it.

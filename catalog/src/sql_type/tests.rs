@@ -12,6 +12,7 @@ fn canonical_names_round_trip() {
         "text",
         "character varying(20)",
         "character varying",
+        "character(3)",
         "boolean",
         "date",
         "timestamp without time zone",
@@ -28,6 +29,14 @@ fn canonical_names_round_trip() {
         SqlType::parse("varchar(3)").unwrap(),
         SqlType::Varchar { max_len: Some(3) }
     );
+    assert_eq!(SqlType::parse("char").unwrap(), SqlType::Char { len: 1 });
+    assert_eq!(
+        SqlType::parse("bpchar(4)").unwrap(),
+        SqlType::Char { len: 4 }
+    );
+    assert!(SqlType::parse("bpchar").is_err());
+    assert!(SqlType::parse("char(0)").is_err());
+    assert!(SqlType::parse("varchar(0)").is_err());
     assert!(SqlType::parse("point").is_err());
     assert!(SqlType::parse("numeric(50,2)").is_err());
 }

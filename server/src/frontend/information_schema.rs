@@ -733,7 +733,7 @@ impl PgType {
     }
 
     /// The type of a column: `oid` where the catalog declares one beyond the Arrow type
-    /// (varchar, uuid, jsonb), `typmod` as `pg_attribute.atttypmod`.
+    /// (varchar, char, uuid, jsonb), `typmod` as `pg_attribute.atttypmod`.
     fn of(oid: Option<i32>, arrow: &DataType, typmod: i32) -> PgType {
         match oid {
             Some(1043) => {
@@ -742,6 +742,14 @@ impl PgType {
                     char_max_len: n,
                     char_octet_len: Some(n.map_or(UNBOUNDED_OCTETS, |n| n.saturating_mul(4))),
                     ..PgType::named("character varying", "varchar")
+                };
+            }
+            Some(1042) => {
+                let n = (typmod >= 4).then(|| typmod - 4);
+                return PgType {
+                    char_max_len: n,
+                    char_octet_len: Some(n.map_or(UNBOUNDED_OCTETS, |n| n.saturating_mul(4))),
+                    ..PgType::named("character", "bpchar")
                 };
             }
             Some(2950) => return PgType::named("uuid", "uuid"),

@@ -291,7 +291,12 @@ impl ScalarUDFImpl for PgTypeof {
                 .get(arrow_pg::datatypes::PG_TEXT_TYPE_KEY)
                 .cloned()
         });
-        let name = marked.unwrap_or_else(|| pg_type_name(&args.args[0].data_type()));
+        // A regtype reads as format_type's name: `character` for bpchar.
+        let name = match marked.as_deref() {
+            Some("bpchar") => "character".to_string(),
+            Some(other) => other.to_string(),
+            None => pg_type_name(&args.args[0].data_type()),
+        };
         Ok(ColumnarValue::Scalar(
             datafusion::common::ScalarValue::Utf8(Some(name)),
         ))

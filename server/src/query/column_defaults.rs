@@ -168,7 +168,7 @@ pub async fn check_default(ctx: &SessionContext, sql: &str, ty: &SqlType) -> Res
     };
     // DataFusion casts to varchar without a length only; the length is checked on write.
     let target = match ty {
-        SqlType::Varchar { .. } => "text".to_string(),
+        SqlType::Varchar { .. } | SqlType::Char { .. } => "text".to_string(),
         other => other.to_string(),
     };
     let df = ctx

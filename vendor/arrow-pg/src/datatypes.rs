@@ -176,12 +176,18 @@ pub const PG_CHAR_KEY: &str = "pg.char";
 /// column is described with that type and encoded in its binary form when asked for.
 pub const PG_TEXT_TYPE_KEY: &str = "pg.text_type";
 
+/// (Shoal) Field metadata key holding a column's `atttypmod` (a `char(n)`'s is `n + 4`):
+/// described in the RowDescription, and a `bpchar` value is padded to `n` characters.
+pub const PG_TYPMOD_KEY: &str = "pg.typmod";
+
 /// (Shoal) The PostgreSQL type a [`PG_TEXT_TYPE_KEY`] value names.
 pub fn pg_text_type(name: &str) -> Option<Type> {
     Some(match name {
         "uuid" => Type::UUID,
         "json" => Type::JSON,
         "jsonb" => Type::JSONB,
+        // `char(n)`, held without its trailing spaces; [`PG_TYPMOD_KEY`] gives `n`.
+        "bpchar" => Type::BPCHAR,
         // A list of integers PostgreSQL's catalogs hold as a vector (`pg_index.indkey`):
         // text `1 2`, binary as an array.
         "int2vector" => Type::INT2_VECTOR,
@@ -331,6 +337,13 @@ pub fn arrow_schema_to_pg_fields(
             // columns of one shown name apart (`SELECT i, i`).
             let shown = f.name().split('\u{1f}').next().unwrap_or(f.name());
             let mut field_info = FieldInfo::new(shown.into(), None, None, pg_type, col_format);
+            if let Some(typmod) = f
+                .metadata()
+                .get(PG_TYPMOD_KEY)
+                .and_then(|t| t.parse::<i32>().ok())
+            {
+                field_info = field_info.with_type_modifier(typmod);
+            }
             if let Some(data_format_options) = &data_format_options {
                 field_info = field_info.with_format_options(data_format_options.clone());
             }

@@ -337,6 +337,26 @@ fn encode_pg_text_typed<T: Encoder>(
     encoder.encode_field(&Some(PgTextTypedBinary(bytes)), pg_field)
 }
 
+/// (Shoal) A `char(n)` value padded with spaces to `n` characters (`n` from the field's
+/// type modifier, `n + 4`; none leaves the value as it is).
+fn encode_bpchar<T: Encoder>(
+    encoder: &mut T,
+    arr: &Arc<dyn Array>,
+    idx: usize,
+    pg_field: &FieldInfo,
+) -> PgWireResult<()> {
+    if arr.is_null(idx) {
+        return encoder.encode_field(&None::<String>, pg_field);
+    }
+    let text = get_utf8_value(arr, idx).unwrap_or_default();
+    let len = usize::try_from(pg_field.type_modifier() - 4).unwrap_or(0);
+    let chars = text.chars().count();
+    let mut padded = String::with_capacity(text.len() + len.saturating_sub(chars));
+    padded.push_str(text);
+    padded.extend(std::iter::repeat_n(' ', len.saturating_sub(chars)));
+    encoder.encode_field(&Some(padded), pg_field)
+}
+
 /// Encode a Postgres internal `"char"` column (stored as a single-character
 /// UTF-8 string tagged with the `pg.char` metadata).
 ///
@@ -626,6 +646,12 @@ pub fn encode_value<T: Encoder>(
         )
     {
         return encode_pg_text_typed(encoder, arr, idx, pg_field);
+    }
+
+    // (Shoal) `char(n)` is held without its trailing spaces and padded to `n` characters
+    // here, in both formats, as PostgreSQL sends it.
+    if matches!(arrow_type, DataType::Utf8) && *pg_field.datatype() == Type::BPCHAR {
+        return encode_bpchar(encoder, arr, idx, pg_field);
     }
 
     // Postgres internal `"char"` columns (pg.typtype, ...): wire type CHAR with

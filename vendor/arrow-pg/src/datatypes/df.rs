@@ -11,7 +11,8 @@ use datafusion::scalar::ScalarValue;
 use futures::{StreamExt, stream};
 use pg_interval::Interval;
 use pgwire::api::Type;
-use pgwire::api::portal::{Format, Portal};
+use pgwire::api::portal::{CursorFormat, Format, Portal, in_format};
+use pgwire::api::results::FieldInfo;
 use pgwire::api::results::QueryResponse;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
@@ -20,6 +21,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
 use super::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
+use crate::row_encoder::RowEncoder;
 
 pub async fn encode_dataframe(
     df: DataFrame,
@@ -49,6 +51,69 @@ pub async fn encode_dataframe(
         })
         .flatten();
     Ok(QueryResponse::new(fields, pg_row_stream))
+}
+
+/// (Shoal) A cursor's rows, streamed as they are fetched: each row is encoded when it is
+/// pulled, in the result formats `format` holds then, so every FETCH gets the format it asks
+/// for (a `DECLARE ... BINARY` cursor, or a FETCH bound for binary results).
+pub async fn encode_cursor(
+    df: DataFrame,
+    format: CursorFormat,
+    data_format_options: Option<Arc<FormatOptions>>,
+) -> PgWireResult<QueryResponse> {
+    let declared = format.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let fields = Arc::new(arrow_schema_to_pg_fields(
+        df.schema().as_arrow(),
+        &declared,
+        data_format_options,
+    )?);
+    let batches = df
+        .execute_stream()
+        .await
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    struct Rows {
+        batches: datafusion::physical_plan::SendableRecordBatchStream,
+        /// The batch being sent and the index of its next row.
+        batch: Option<(RecordBatch, usize)>,
+        /// The rows of `batch` from its next one on, in `encoded_in`.
+        encoder: Option<RowEncoder>,
+        encoded_in: Format,
+        fields: Arc<Vec<FieldInfo>>,
+        format: CursorFormat,
+    }
+    let state = Rows {
+        batches,
+        batch: None,
+        encoder: None,
+        encoded_in: declared,
+        fields: Arc::clone(&fields),
+        format,
+    };
+    let rows = stream::unfold(state, |mut s| async move {
+        loop {
+            if let Some((batch, next)) = &mut s.batch {
+                if *next < batch.num_rows() {
+                    let wanted = s.format.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    if s.encoder.is_none() || wanted != s.encoded_in {
+                        s.fields = in_format(&s.fields, &wanted);
+                        s.encoded_in = wanted;
+                        let rest = batch.slice(*next, batch.num_rows() - *next);
+                        s.encoder = Some(RowEncoder::new(rest, Arc::clone(&s.fields)));
+                    }
+                    *next += 1;
+                    let row = s.encoder.as_mut().and_then(RowEncoder::next_row)?;
+                    return Some((row, s));
+                }
+            }
+            s.batch = None;
+            s.encoder = None;
+            match s.batches.next().await? {
+                Ok(batch) => s.batch = Some((batch, 0)),
+                Err(e) => return Some((Err(PgWireError::ApiError(Box::new(e))), s)),
+            }
+        }
+    });
+    Ok(QueryResponse::new(fields, rows))
 }
 
 fn invalid_parameter_error(msg: impl Into<String>) -> PgWireError {

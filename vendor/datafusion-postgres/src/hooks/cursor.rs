@@ -7,7 +7,9 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser;
 use datafusion::sql::sqlparser::ast::{CloseCursor, DeclareType, FetchDirection};
 use pgwire::api::ClientInfo;
-use pgwire::api::portal::{Format, Portal};
+use pgwire::api::portal::{ExecutingPortal, Format, Portal};
+use pgwire::api::DEFAULT_NAME;
+use pgwire::types::format::FormatOptions;
 use pgwire::api::results::{Response, Tag};
 use pgwire::api::stmt::StoredStatement;
 use pgwire::api::store::{MemPortalStore, PortalStore};
@@ -30,15 +32,18 @@ impl QueryHook for CursorStatementHook {
         session_context: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
+        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let store = client.portal_store();
 
         match statement {
             sqlparser::ast::Statement::Declare { stmts } => {
-                Some(handle_declare(store, stmts, session_context).await)
+                Some(handle_declare(store, stmts, session_context, options).await)
             }
+            // SHOAL: as in PostgreSQL's simple protocol, a FETCH gets the cursor's own
+            // format (binary for a BINARY cursor).
             sqlparser::ast::Statement::Fetch {
                 name, direction, ..
-            } => Some(handle_fetch(store, name, direction).await),
+            } => Some(handle_fetch(store, name, direction, None).await),
             sqlparser::ast::Statement::Close { cursor } => Some(handle_close(store, cursor)),
             _ => None,
         }
@@ -71,25 +76,42 @@ impl QueryHook for CursorStatementHook {
         session_context: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
+        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        let format = executing_portal_format(client);
         let store = client.portal_store();
 
         match statement {
             sqlparser::ast::Statement::Declare { stmts } => {
-                Some(handle_declare(store, stmts, session_context).await)
+                Some(handle_declare(store, stmts, session_context, options).await)
             }
+            // SHOAL: as in PostgreSQL's extended protocol, a FETCH's rows come in the
+            // formats its own Bind asked for, whatever the cursor was declared with.
             sqlparser::ast::Statement::Fetch {
                 name, direction, ..
-            } => Some(handle_fetch(store, name, direction).await),
+            } => Some(handle_fetch(store, name, direction, Some(&format)).await),
             sqlparser::ast::Statement::Close { cursor } => Some(handle_close(store, cursor)),
             _ => None,
         }
     }
 }
 
+/// SHOAL: the result formats the client bound the portal being executed with (pgwire names
+/// it in the session extensions; the unnamed portal is `DEFAULT_NAME`).
+fn executing_portal_format(client: &dyn HookClient) -> Format {
+    let executing = client.session_extensions().get::<ExecutingPortal>();
+    let name = executing.as_ref().map_or(DEFAULT_NAME, |p| p.0.as_str());
+    client
+        .portal_store()
+        .get_portal(name)
+        .and_then(|entry| entry.value().map(|p| p.result_column_format.clone()))
+        .unwrap_or(Format::UnifiedText)
+}
+
 async fn handle_declare(
     store: &MemPortalStore<DfStatement>,
     stmts: &[datafusion::sql::sqlparser::ast::Declare],
     session_context: &SessionContext,
+    options: Arc<FormatOptions>,
 ) -> PgWireResult<Response> {
     for declare in stmts {
         if declare.declare_type != Some(DeclareType::Cursor) {
@@ -133,15 +155,24 @@ async fn handle_declare(
             .await
             .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
 
-        let query_response = df::encode_dataframe(df, &Format::UnifiedText, None).await?;
-
         let stored_stmt = Arc::new(StoredStatement::new(
             cursor_name.clone(),
             (for_query, None),
             vec![],
         ));
 
-        let portal = Portal::new_cursor(cursor_name.clone(), stored_stmt);
+        // SHOAL: rows are encoded as they are fetched, in the session's text formats (time
+        // zone, DateStyle) and in the format each FETCH asks for; BINARY makes binary the
+        // cursor's own.
+        let format = if declare.binary == Some(true) {
+            Format::UnifiedBinary
+        } else {
+            Format::UnifiedText
+        };
+        let portal = Portal::new_cursor(cursor_name.clone(), stored_stmt, format);
+        let query_response =
+            df::encode_cursor(df, Arc::clone(&portal.cursor_format), Some(Arc::clone(&options)))
+                .await?;
 
         portal.start(query_response).await;
 
@@ -155,6 +186,7 @@ async fn handle_fetch(
     store: &MemPortalStore<DfStatement>,
     name: &datafusion::sql::sqlparser::ast::Ident,
     direction: &FetchDirection,
+    format: Option<&Format>,
 ) -> PgWireResult<Response> {
     let cursor_name = &name.value;
 
@@ -215,7 +247,7 @@ async fn handle_fetch(
         }
     };
 
-    let fetch_result = portal.fetch(max_rows.unwrap_or(0)).await?;
+    let fetch_result = portal.fetch_in(max_rows.unwrap_or(0), format).await?;
 
     Ok(Response::Query(fetch_result.response))
 }

@@ -41,7 +41,14 @@ pub struct Portal<S> {
     pub cursor: bool,
     /// SHOAL: the row description of what `start` gave the portal.
     pub row_schema: Arc<std::sync::Mutex<Option<Arc<Vec<super::results::FieldInfo>>>>>,
+    /// SHOAL: for a cursor, the result formats its next rows are encoded in. The stream a
+    /// cursor is started with encodes each row as it is pulled, in the format this holds
+    /// then, so that each FETCH gets its rows in the format it asks for.
+    pub cursor_format: CursorFormat,
 }
+
+/// SHOAL: the result formats a cursor's rows are encoded in (see [`Portal::cursor_format`]).
+pub type CursorFormat = Arc<std::sync::Mutex<Format>>;
 
 /// Execution state of a portal during extended query processing.
 #[derive(Default, Debug)]
@@ -61,7 +68,7 @@ pub struct FetchResult {
 }
 
 /// Column format specification for parameters or result columns.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Format {
     #[default]
     UnifiedText,
@@ -85,7 +92,8 @@ impl Format {
         match self {
             Format::UnifiedText => FieldFormat::Text,
             Format::UnifiedBinary => FieldFormat::Binary,
-            Format::Individual(fv) => FieldFormat::from(fv[idx]),
+            // SHOAL: no code for a column reads as text, never a panic.
+            Format::Individual(fv) => fv.get(idx).copied().map_or(FieldFormat::Text, FieldFormat::from),
         }
     }
 
@@ -133,6 +141,7 @@ impl<S: Clone> Portal<S> {
             state: Arc::new(Mutex::new(PortalExecutionState::Initial)),
             cursor: false,
             row_schema: Arc::default(),
+            cursor_format: Arc::default(),
         })
     }
 
@@ -141,17 +150,26 @@ impl<S: Clone> Portal<S> {
     /// The portal starts in `Initial` state. The first call to [`fetch()`](Self::fetch)
     /// after [`start()`](Self::start) will begin returning rows.
     /// Use [`start()`](Self::start) to provide a `QueryResponse` before fetching.
-    pub fn new_cursor(name: String, statement: Arc<StoredStatement<S>>) -> Self {
+    ///
+    /// SHOAL: `format` is the cursor's own result format (binary for `DECLARE ... BINARY`),
+    /// which a FETCH that asks for none gets.
+    pub fn new_cursor(name: String, statement: Arc<StoredStatement<S>>, format: Format) -> Self {
         Portal {
             name,
             statement,
             parameter_format: Format::UnifiedText,
             parameters: vec![],
-            result_column_format: Format::UnifiedText,
+            result_column_format: format.clone(),
             state: Arc::new(Mutex::new(PortalExecutionState::Initial)),
             cursor: true,
             row_schema: Arc::default(),
+            cursor_format: Arc::new(std::sync::Mutex::new(format)),
         }
+    }
+
+    /// SHOAL: the row description of the portal's results in `format`, once started.
+    pub fn result_schema_in(&self, format: &Format) -> Option<Arc<Vec<super::results::FieldInfo>>> {
+        self.result_schema().map(|fields| in_format(&fields, format))
     }
 
     /// SHOAL: the row description of the portal's results, once started.
@@ -228,14 +246,31 @@ impl<S: Clone> Portal<S> {
     /// Returns an error if the portal is in `Initial` state (call
     /// [`start()`](Self::start) first) or if the stream yields an error.
     pub async fn fetch(&self, max_rows: usize) -> PgWireResult<FetchResult> {
+        self.fetch_in(max_rows, None).await
+    }
+
+    /// SHOAL: [`fetch`](Self::fetch) of a cursor's rows in `format` (`None`: the cursor's
+    /// own format). The rows and their description are in that format.
+    pub async fn fetch_in(&self, max_rows: usize, format: Option<&Format>) -> PgWireResult<FetchResult> {
         let mut state = self.state.lock().await;
+        let format = format.unwrap_or(&self.result_column_format);
+        if self.cursor {
+            *self.cursor_format.lock().unwrap_or_else(|e| e.into_inner()) = format.clone();
+        }
+        let described = |schema: Arc<Vec<super::results::FieldInfo>>| {
+            if self.cursor {
+                in_format(&schema, format)
+            } else {
+                schema
+            }
+        };
 
         match state.deref_mut() {
             PortalExecutionState::Initial => Err(PgWireError::PortalNotStarted),
             PortalExecutionState::Finished => {
                 // SHOAL: an exhausted cursor still describes its columns (FETCH answers
                 // them with no rows, as PostgreSQL does).
-                let schema = self.result_schema().unwrap_or_default();
+                let schema = described(self.result_schema().unwrap_or_default());
                 let mut response = QueryResponse::new(schema, futures::stream::empty());
                 if self.cursor {
                     response.set_command_tag("FETCH");
@@ -251,7 +286,7 @@ impl<S: Clone> Portal<S> {
                 } else {
                     response.command_tag().to_owned()
                 };
-                let row_schema = response.row_schema();
+                let row_schema = described(response.row_schema());
                 let data_rows = response.data_rows();
 
                 let mut rows = Vec::with_capacity(if max_rows == 0 { 256 } else { max_rows });
@@ -282,6 +317,27 @@ impl<S: Clone> Portal<S> {
             }
         }
     }
+}
+
+/// SHOAL: `fields` encoded in `format`.
+pub fn in_format(
+    fields: &Arc<Vec<super::results::FieldInfo>>,
+    format: &Format,
+) -> Arc<Vec<super::results::FieldInfo>> {
+    if fields
+        .iter()
+        .enumerate()
+        .all(|(i, f)| f.format() == format.format_for(i))
+    {
+        return Arc::clone(fields);
+    }
+    Arc::new(
+        fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| f.clone().with_format(format.format_for(i)))
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -196,6 +196,13 @@ impl FieldInfo {
         self.format
     }
 
+    /// SHOAL: the same field in another encoding (a cursor's rows are encoded in the format
+    /// each FETCH asks for).
+    pub fn with_format(mut self, format: FieldFormat) -> Self {
+        self.format = format;
+        self
+    }
+
     /// Get the format options for text encoding.
     pub fn format_options(&self) -> &Arc<FormatOptions> {
         &self.format_options

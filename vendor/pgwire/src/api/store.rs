@@ -3,6 +3,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use super::portal::Portal;
+#[cfg(test)]
+use super::portal::Format;
 use super::stmt::StoredStatement;
 
 /// An entry stored in a [`PortalStore`] under a statement or portal name:
@@ -188,7 +190,7 @@ mod tests {
             "select 1".to_owned(),
             vec![],
         ));
-        let portal = Portal::new_cursor("p".to_owned(), statement);
+        let portal = Portal::new_cursor("p".to_owned(), statement, Format::UnifiedText);
 
         store.put_portal(Arc::new(portal));
         assert!(store.get_portal("p").unwrap().value().is_some());
