@@ -203,6 +203,7 @@ pub fn session_context(
         ctx.register_udf(udf);
     }
     crate::frontend::session_functions::register(&ctx);
+    crate::frontend::session_functions::register_current_schemas(&ctx);
     crate::frontend::pg_functions::register(&ctx);
     ctx.register_udf(crate::query::pg_interval::IntervalMul::udf());
     ctx.register_udf(crate::query::pg_like::LikeEscape::udf());

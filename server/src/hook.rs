@@ -123,6 +123,11 @@ enum Action {
     },
     /// `VACUUM` or `ANALYZE`.
     Maintenance(crate::frontend::maintenance::Maintenance),
+    /// `LOCK TABLE names IN ACCESS SHARE MODE` (what pg_dump takes): the tables are
+    /// checked; the transaction's snapshot already keeps what it reads.
+    LockShared {
+        tables: Vec<String>,
+    },
     /// `ALTER TABLE ... ADD [CONSTRAINT name] PRIMARY KEY (...)` or `UNIQUE (...)`: the key's
     /// columns must exist, a primary key's become NOT NULL (neither is enforced as unique).
     AddKey {
@@ -563,6 +568,28 @@ fn classify(stmt: &Statement) -> Option<Action> {
             rewrite_query(q).map(|query| Action::Query(Box::new(Statement::Query(Box::new(query)))))
         }
         Statement::Call(f) => function_call(f).map(Action::Call),
+        Statement::Lock(lock) => Some(match lock.lock_mode {
+            Some(sql::LockTableMode::AccessShare) => Action::LockShared {
+                tables: lock.tables.iter().map(|t| object_name(&t.name)).collect(),
+            },
+            _ => Action::Refuse(
+                PgError::new(
+                    "0A000",
+                    format!(
+                        "LOCK TABLE IN {} MODE is not supported",
+                        lock.lock_mode
+                            .as_ref()
+                            .map_or("ACCESS EXCLUSIVE".to_string(), |m| m.to_string())
+                    ),
+                )
+                .with_hint(Some(
+                    "Shoal takes no table locks: a transaction reads one snapshot, and of two \
+                     that change the same rows the second to commit fails with 40001. \
+                     ACCESS SHARE is taken (it blocks nothing a Shoal reader needs)."
+                        .into(),
+                )),
+            ),
+        }),
         Statement::Vacuum(_) | Statement::Analyze(_) => {
             crate::frontend::maintenance::from_statement(stmt).map(Action::Maintenance)
         }
@@ -971,6 +998,19 @@ impl ShoalHook {
                     .into_pgwire());
                 }
                 tag("ALTER TABLE")
+            }
+            Action::LockShared { tables } => {
+                if !current_session()?.in_transaction() {
+                    return Err(PgError::new(
+                        "25P01",
+                        "LOCK TABLE can only be used in transaction blocks",
+                    )
+                    .into_pgwire());
+                }
+                for t in &tables {
+                    cluster.table(t).map_err(|e| pg(&e))?;
+                }
+                tag("LOCK TABLE")
             }
             Action::Maintenance(m) => {
                 let in_transaction =

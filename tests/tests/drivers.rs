@@ -1200,3 +1200,119 @@ on_shoal_and_postgresql!(
     120,
     time_zone_in_drivers
 );
+
+/// `pg_dump --schema-only` of a database: the same script from Shoal as from PostgreSQL
+/// (tables with their declared types, keys, indexes, owner), without Shoal's own views,
+/// which belong to its built-in `shoal` extension as Citus's belong to `citus`.
+async fn pg_dump_schema_only(target: &PsqlTarget, shoal: bool) {
+    if !shoal_e2e::require_tool("pg_dump") {
+        return;
+    }
+    target.ok(
+        "CREATE TABLE dump_orders (id bigint NOT NULL PRIMARY KEY, customer varchar(40) NOT NULL, \
+         code char(3), amount numeric(12,2), placed timestamptz, note text, UNIQUE (customer, code))",
+    );
+    target.ok(&distribute_sql(shoal, "dump_orders", "id"));
+    target.ok("CREATE INDEX dump_orders_placed ON dump_orders (placed DESC)");
+    let out = std::process::Command::new("pg_dump")
+        .args(["--schema-only", "-w", "-h", &target.host, "-p"])
+        .arg(target.port.to_string())
+        .args(["-U", &target.user, &target.dbname])
+        .output()
+        .expect("pg_dump runs");
+    assert!(
+        out.status.success(),
+        "pg_dump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What names the server and pg_dump's own version, and the per-run restrict key.
+    let dump: String = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| {
+            !l.starts_with("\\restrict")
+                && !l.starts_with("\\unrestrict")
+                && !l.starts_with("-- Dumped from")
+                && !l.starts_with("-- Dumped by")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let owner = &target.user;
+    let expected = format!(
+        "--
+-- PostgreSQL database dump
+--
+
+
+
+SET statement_timeout = 0;
+SET lock_timeout = 0;
+SET idle_in_transaction_session_timeout = 0;
+SET client_encoding = 'UTF8';
+SET standard_conforming_strings = on;
+SELECT pg_catalog.set_config('search_path', '', false);
+SET check_function_bodies = false;
+SET xmloption = content;
+SET client_min_messages = warning;
+SET row_security = off;
+
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: dump_orders; Type: TABLE; Schema: public; Owner: {owner}
+--
+
+CREATE TABLE public.dump_orders (
+    id bigint NOT NULL,
+    customer character varying(40) NOT NULL,
+    code character(3),
+    amount numeric(12,2),
+    placed timestamp with time zone,
+    note text
+);
+
+
+ALTER TABLE public.dump_orders OWNER TO {owner};
+
+--
+-- Name: dump_orders dump_orders_customer_code_key; Type: CONSTRAINT; Schema: public; Owner: {owner}
+--
+
+ALTER TABLE ONLY public.dump_orders
+    ADD CONSTRAINT dump_orders_customer_code_key UNIQUE (customer, code);
+
+
+--
+-- Name: dump_orders dump_orders_pkey; Type: CONSTRAINT; Schema: public; Owner: {owner}
+--
+
+ALTER TABLE ONLY public.dump_orders
+    ADD CONSTRAINT dump_orders_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: dump_orders_placed; Type: INDEX; Schema: public; Owner: {owner}
+--
+
+CREATE INDEX dump_orders_placed ON public.dump_orders USING btree (placed DESC);
+
+
+--
+-- PostgreSQL database dump complete
+--
+
+
+"
+    );
+    assert_eq!(dump, expected);
+    target.ok("DROP TABLE dump_orders");
+}
+
+on_shoal_and_postgresql!(
+    pg_dump_schema_only_on_shoal,
+    pg_dump_schema_only_on_postgresql,
+    2,
+    120,
+    pg_dump_schema_only
+);

@@ -14,7 +14,7 @@ use datafusion::logical_expr::{
 };
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::{
     ColumnAttributes, ColumnAttributesSource, IndexInfo, IndexSource, PgCatalogContextProvider,
-    RelationStats, RelationStatsSource, Role,
+    RelationStats, RelationStatsSource, Role, ViewInfo, ViewSource,
 };
 use shoal_catalog::ColumnDefault;
 use shoal_sql_functions::Cluster;
@@ -23,13 +23,29 @@ use shoal_sql_functions::Cluster;
 /// ...): the session's user.
 pub const OWNER_OID: u32 = 10;
 
+/// PostgreSQL 15's predefined role that owns schema `public` (so does Shoal's, as pg_dump
+/// expects of a fresh database).
+pub const DATABASE_OWNER_ROLE: (&str, u32) = ("pg_database_owner", 6171);
+
+/// The name of the role `oid`, as `pg_get_userbyid` and `acldefault` show it; `None` for
+/// an oid that names no role.
+pub fn role_name(oid: i64) -> Option<String> {
+    if oid == i64::from(OWNER_OID) {
+        Some(session_user())
+    } else if oid == i64::from(DATABASE_OWNER_ROLE.1) {
+        Some(DATABASE_OWNER_ROLE.0.to_string())
+    } else {
+        None
+    }
+}
+
 /// The user the running statement's session logged in as.
 pub fn session_user() -> String {
     crate::session::current().map_or_else(|| "shoal".to_string(), |s| s.user().to_string())
 }
 
-/// `pg_get_userbyid(oid)`: the session's user for the owner's oid (10), as PostgreSQL
-/// answers `unknown (OID=n)` for any other.
+/// `pg_get_userbyid(oid)`: the session's user for the owner's oid (10), pg_database_owner
+/// for its own; as PostgreSQL, `unknown (OID=n)` for any other.
 pub fn pg_get_userbyid() -> ScalarUDF {
     ScalarUDF::new_from_impl(UserById {
         signature: Signature::any(1, Volatility::Stable),
@@ -63,12 +79,11 @@ impl ScalarUDFImpl for UserById {
         let oids = args.args[0].to_array(args.number_rows)?;
         let oids = arrow::compute::cast(&oids, &DataType::Int64)?;
         let oids = oids.as_primitive::<Int64Type>();
-        let user = session_user();
         let names: StringArray = (0..oids.len())
             .map(|i| {
-                (!oids.is_null(i)).then(|| match oids.value(i) {
-                    n if n == i64::from(OWNER_OID) => user.clone(),
-                    n => format!("unknown (OID={n})"),
+                (!oids.is_null(i)).then(|| {
+                    let n = oids.value(i);
+                    role_name(n).unwrap_or_else(|| format!("unknown (OID={n})"))
                 })
             })
             .collect();
@@ -97,10 +112,24 @@ impl PgCatalogContextProvider for PgCatalogContext {
     /// may do anything, so the one role is a superuser, owner of every object (oid 10, as
     /// PostgreSQL's bootstrap superuser).
     async fn roles(&self) -> Vec<String> {
-        vec![session_user()]
+        vec![session_user(), DATABASE_OWNER_ROLE.0.to_string()]
     }
 
     async fn role(&self, name: &str) -> Option<Role> {
+        if name == DATABASE_OWNER_ROLE.0 {
+            return Some(Role {
+                name: name.to_string(),
+                oid: Some(DATABASE_OWNER_ROLE.1),
+                is_superuser: false,
+                can_login: false,
+                can_create_db: false,
+                can_create_role: false,
+                can_create_user: false,
+                can_replication: false,
+                grants: Vec::new(),
+                inherited_roles: Vec::new(),
+            });
+        }
         (name == session_user()).then(|| Role {
             name: name.to_string(),
             oid: Some(OWNER_OID),
@@ -125,6 +154,32 @@ impl PgCatalogContextProvider for PgCatalogContext {
 
     fn index_source(&self) -> Option<Arc<dyn IndexSource>> {
         Some(Arc::clone(&self.tables) as Arc<dyn IndexSource>)
+    }
+
+    fn view_source(&self) -> Option<Arc<dyn ViewSource>> {
+        Some(Arc::clone(&self.tables) as Arc<dyn ViewSource>)
+    }
+
+    /// Shoal's own views belong to the `shoal` extension, as Citus's to `citus`: pg_dump
+    /// leaves them out, and `\dx` lists it.
+    fn system_extension(&self) -> Option<(String, String)> {
+        Some(("shoal".to_string(), env!("CARGO_PKG_VERSION").to_string()))
+    }
+
+    fn system_objects(&self) -> (Vec<(String, String)>, Vec<String>) {
+        let cluster = &self.tables.cluster;
+        let mut relations: Vec<(String, String)> = crate::views::compat_views(cluster)
+            .into_keys()
+            .map(|name| ("public".to_string(), name))
+            .collect();
+        relations.extend(
+            crate::views::shoal_schema(cluster)
+                .table_names()
+                .into_iter()
+                .map(|name| ("shoal".to_string(), name)),
+        );
+        relations.sort();
+        (relations, vec!["shoal".to_string()])
     }
 }
 
@@ -176,6 +231,30 @@ impl ColumnAttributesSource for DeclaredTables {
                 })
                 .collect(),
         )
+    }
+}
+
+impl ViewSource for DeclaredTables {
+    /// The committed views (a view is created and dropped only outside a transaction
+    /// block); a catalog read error lists none.
+    fn views(&self) -> Vec<ViewInfo> {
+        let catalog = self.cluster.catalog();
+        let Ok(names) = catalog.view_names() else {
+            return Vec::new();
+        };
+        let owner = session_user();
+        names
+            .into_iter()
+            .filter_map(|name| {
+                let definition = catalog.view_query(&name).ok().flatten()?;
+                Some(ViewInfo {
+                    schema: "public".to_string(),
+                    name,
+                    owner: owner.clone(),
+                    definition,
+                })
+            })
+            .collect()
     }
 }
 

@@ -231,7 +231,134 @@ fn udfs() -> Vec<ScalarUDF> {
         no_comment("pg_get_function_result", &[1]),
         no_comment("pg_get_function_arguments", &[1]),
         no_comment("pg_get_function_identity_arguments", &[1]),
+        // Shoal has no triggers, so no oid names one (pg_dump asks for each table's).
+        no_comment("pg_get_triggerdef", &[1, 2]),
+        ScalarUDF::new_from_impl(AclDefault {
+            signature: Signature::any(2, Volatility::Stable),
+        }),
+        create_udf(
+            "quote_literal",
+            vec![DataType::Utf8],
+            DataType::Utf8,
+            Volatility::Immutable,
+            Arc::new(|args: &[ColumnarValue]| {
+                let arrays = ColumnarValue::values_to_arrays(args)?;
+                let text = arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
+                let text = datafusion::common::cast::as_string_array(&text)?;
+                let out: StringArray = text.iter().map(|v| v.map(quote_literal)).collect();
+                Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+            }),
+        ),
+        // A Shoal coordinator is never a standby in recovery.
+        create_udf(
+            "pg_is_in_recovery",
+            vec![],
+            DataType::Boolean,
+            Volatility::Stable,
+            Arc::new(|_: &[ColumnarValue]| {
+                Ok(ColumnarValue::Scalar(
+                    datafusion::common::ScalarValue::Boolean(Some(false)),
+                ))
+            }),
+        ),
     ]
+}
+
+/// `quote_literal(text)` as PostgreSQL writes it: in single quotes, doubled inside, and as
+/// an `E'...'` string with doubled backslashes when it holds a backslash.
+fn quote_literal(s: &str) -> String {
+    let quoted = s.replace('\'', "''");
+    if s.contains('\\') {
+        format!("E'{}'", quoted.replace('\\', "\\\\"))
+    } else {
+        format!("'{quoted}'")
+    }
+}
+
+/// `acldefault(objtype, owner)`: the privileges PostgreSQL 15 gives an object of this kind
+/// when its ACL is NULL (every object of Shoal's), as aclitem text (`shoal=arwdDxt/shoal`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct AclDefault {
+    signature: Signature,
+}
+
+/// The default ACL of an object of `kind` owned by `owner`.
+fn default_acl(kind: &str, owner: &str) -> Option<Vec<String>> {
+    let (public, owners) = match kind {
+        "c" => return Some(Vec::new()),
+        "r" => (None, "arwdDxt"),
+        "s" => (None, "rwU"),
+        "d" => (Some("Tc"), "CTc"),
+        "f" => (Some("X"), "X"),
+        "l" => (Some("U"), "U"),
+        "L" => (None, "rw"),
+        "n" => (None, "UC"),
+        "t" => (None, "C"),
+        "F" | "S" => (None, "U"),
+        "T" => (Some("U"), "U"),
+        "p" => return Some(Vec::new()),
+        _ => return None,
+    };
+    let mut acl = Vec::new();
+    if let Some(p) = public {
+        acl.push(format!("={p}/{owner}"));
+    }
+    acl.push(format!("{owner}={owners}/{owner}"));
+    Some(acl)
+}
+
+impl ScalarUDFImpl for AclDefault {
+    fn name(&self) -> &str {
+        "acldefault"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(DataType::List(Arc::new(
+            arrow::datatypes::Field::new_list_field(DataType::Utf8, true),
+        )))
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::common::Result<ColumnarValue> {
+        use arrow::array::{AsArray, ListBuilder, StringBuilder};
+        let rows = args.number_rows;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let kinds = arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
+        let kinds = kinds.as_string::<i32>();
+        let owners = arrow::compute::cast(&arrays[1], &DataType::Int64)?;
+        let owners = owners.as_primitive::<arrow::datatypes::Int64Type>();
+        let mut out = ListBuilder::new(StringBuilder::new());
+        for i in 0..rows {
+            if kinds.is_null(i) || owners.is_null(i) {
+                out.append_null();
+                continue;
+            }
+            // Roles are shown by name (an unknown one by its oid, as aclitem prints it).
+            let owner = super::pg_catalog_context::role_name(owners.value(i))
+                .unwrap_or_else(|| owners.value(i).to_string());
+            match default_acl(kinds.value(i), &owner) {
+                Some(items) => {
+                    for item in items {
+                        out.values().append_value(item);
+                    }
+                    out.append(true);
+                }
+                None => {
+                    return Err(datafusion::error::DataFusionError::Execution(format!(
+                        "unrecognized object type abbreviation: {}",
+                        kinds.value(i)
+                    )))
+                }
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
 }
 
 /// `pg_typeof(value)`: the PostgreSQL name of the value's type, as `regtype` prints it.

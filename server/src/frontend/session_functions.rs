@@ -208,3 +208,73 @@ impl ScalarUDFImpl for SessionUdf {
         )))
     }
 }
+
+/// `current_schemas(include_implicit)`: the schemas of the session's `search_path` that
+/// unqualified names resolve in (`public` only, in Shoal), after `pg_catalog` when implicit
+/// schemas are asked for, as PostgreSQL lists them (pg_dump reads it back after setting an
+/// empty path).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CurrentSchemas {
+    signature: Signature,
+}
+
+fn current_schemas(include_implicit: bool) -> Result<Vec<String>> {
+    let path = match session::current() {
+        Some(s) => s.setting("search_path"),
+        None => settings::Settings::default().get("search_path"),
+    }
+    .map_err(pg)?
+    .unwrap_or_default();
+    let mut schemas = Vec::new();
+    if include_implicit {
+        schemas.push("pg_catalog".to_string());
+    }
+    for entry in path.split(',').map(|s| s.trim().trim_matches('"')) {
+        if entry == "public" && !schemas.iter().any(|s| s == "public") {
+            schemas.push("public".to_string());
+        }
+    }
+    Ok(schemas)
+}
+
+impl ScalarUDFImpl for CurrentSchemas {
+    fn name(&self) -> &str {
+        "current_schemas"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::List(std::sync::Arc::new(
+            arrow::datatypes::Field::new_list_field(DataType::Utf8, true),
+        )))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::array::{Array, AsArray, ListBuilder, StringBuilder};
+        let flags = args.args[0].to_array(args.number_rows)?;
+        let flags = flags.as_boolean();
+        let mut out = ListBuilder::new(StringBuilder::new());
+        for i in 0..args.number_rows {
+            if flags.is_null(i) {
+                out.append_null();
+                continue;
+            }
+            for s in current_schemas(flags.value(i))? {
+                out.values().append_value(s);
+            }
+            out.append(true);
+        }
+        Ok(ColumnarValue::Array(std::sync::Arc::new(out.finish())))
+    }
+}
+
+/// Registers `current_schemas` (replacing pg_catalog's, which lists `public` whatever the
+/// path).
+pub fn register_current_schemas(ctx: &SessionContext) {
+    ctx.register_udf(ScalarUDF::new_from_impl(CurrentSchemas {
+        signature: Signature::exact(vec![DataType::Boolean], Volatility::Stable),
+    }));
+}

@@ -24,6 +24,8 @@ enum Kind {
     Int { min: i64, max: i64 },
     /// Milliseconds, written with or without a unit and shown as PostgreSQL shows them.
     Millis,
+    /// A timeout Shoal does not enforce: only 0 (disabled), in any spelling of `Millis`.
+    DisabledMillis,
     /// One of these values (any case); shown as written here. Values PostgreSQL has that
     /// Shoal does not honour are in `refused`.
     Choice {
@@ -157,6 +159,13 @@ const PARAMS: &[Param] = &[
         description: "Sets the number of digits displayed for floating-point values.",
     },
     Param {
+        name: "idle_in_transaction_session_timeout",
+        default: "0",
+        kind: Kind::DisabledMillis,
+        report: false,
+        description: "Sets the maximum allowed idle time between queries, when in a transaction.",
+    },
+    Param {
         name: "in_hot_standby",
         default: "off",
         kind: Kind::ReadOnly,
@@ -214,6 +223,14 @@ const PARAMS: &[Param] = &[
         description: "Shows the maximum identifier length.",
     },
     Param {
+        name: "row_security",
+        // Shoal has no row security policies, so both values read every row.
+        default: "on",
+        kind: Kind::Bool { refused: None },
+        report: false,
+        description: "Enable row security.",
+    },
+    Param {
         name: "search_path",
         default: "\"$user\", public",
         kind: Kind::SearchPath,
@@ -263,6 +280,16 @@ const PARAMS: &[Param] = &[
         kind: Kind::Millis,
         report: false,
         description: "Sets the maximum allowed duration of any statement.",
+    },
+    Param {
+        name: "synchronize_seqscans",
+        // Shoal's scans do not join one another's: `off` is the truth, `on` is refused.
+        default: "off",
+        kind: Kind::Bool {
+            refused: Some(true),
+        },
+        report: false,
+        description: "Enable synchronized sequential scans.",
     },
     Param {
         name: "TimeZone",
@@ -415,6 +442,17 @@ fn canonical(p: &Param, value: &str) -> Result<String, PgError> {
             let ms = statement_timeout::parse(value).map_err(|_| invalid(p.name, value))?;
             Ok(statement_timeout::show(ms))
         }
+        Kind::DisabledMillis => {
+            let ms = statement_timeout::parse(value).map_err(|_| invalid(p.name, value))?;
+            if ms != 0 {
+                return Err(not_honoured(
+                    p.name,
+                    value.trim(),
+                    "Shoal does not enforce this timeout; only 0 (disabled) is taken.",
+                ));
+            }
+            Ok(statement_timeout::show(ms))
+        }
         Kind::Choice { values, refused } => {
             if let Some(v) = values.iter().find(|v| **v == lower) {
                 return Ok((*v).to_string());
@@ -483,7 +521,9 @@ fn canonical(p: &Param, value: &str) -> Result<String, PgError> {
                 .map(|s| s.trim().trim_matches('"').to_string())
                 .filter(|s| !s.is_empty() && s != "$user" && !s.eq_ignore_ascii_case("pg_catalog"))
                 .collect();
-            if rest.len() == 1 && rest[0] == "public" {
+            // An empty path (what pg_dump sets, qualifying every name it sends) leaves
+            // unqualified names in public too.
+            if rest.is_empty() || (rest.len() == 1 && rest[0] == "public") {
                 Ok(value.trim().to_string())
             } else {
                 Err(not_honoured(

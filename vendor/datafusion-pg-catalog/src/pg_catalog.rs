@@ -7,14 +7,16 @@ use datafusion::arrow::array::{
     ArrayRef, AsArray, BooleanBuilder, Int32Builder, RecordBatch, StringArray, StringBuilder,
     as_boolean_array,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Int32Type, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use datafusion::arrow::ipc::reader::FileReader;
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::catalog::{MemTable, SchemaProvider, TableFunctionImpl};
 use datafusion::common::utils::SingleRowListArrayBuilder;
 use datafusion::datasource::TableProvider;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::{ColumnarValue, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
+};
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::{Expr, SessionContext, create_udf};
 use postgres_types::Oid;
@@ -28,6 +30,7 @@ pub mod array_bounds_udf;
 pub mod catalog_info;
 pub mod context;
 pub mod empty_table;
+pub(crate) mod system_extension;
 pub mod format_type;
 pub mod generate_series_arg_coercion;
 pub mod has_privilege_udf;
@@ -100,6 +103,9 @@ const PG_CATALOG_TABLE_PG_PUBLICATION_REL: &str = "pg_publication_rel";
 const PG_CATALOG_TABLE_PG_REPLICATION_ORIGIN: &str = "pg_replication_origin";
 const PG_CATALOG_TABLE_PG_REWRITE: &str = "pg_rewrite";
 const PG_CATALOG_TABLE_PG_SECLABEL: &str = "pg_seclabel";
+// Shoal patch: what pg_dump reads; empty, as Shoal has no transforms or security labels.
+const PG_CATALOG_TABLE_PG_TRANSFORM: &str = "pg_transform";
+const PG_CATALOG_VIEW_PG_SECLABELS: &str = "pg_seclabels";
 const PG_CATALOG_TABLE_PG_SEQUENCE: &str = "pg_sequence";
 const PG_CATALOG_TABLE_PG_SHDEPEND: &str = "pg_shdepend";
 const PG_CATALOG_TABLE_PG_SHDESCRIPTION: &str = "pg_shdescription";
@@ -172,6 +178,8 @@ pub const PG_CATALOG_TABLES: &[&str] = &[
     PG_CATALOG_TABLE_PG_REPLICATION_ORIGIN,
     PG_CATALOG_TABLE_PG_REWRITE,
     PG_CATALOG_TABLE_PG_SECLABEL,
+    PG_CATALOG_TABLE_PG_TRANSFORM,
+    PG_CATALOG_VIEW_PG_SECLABELS,
     PG_CATALOG_TABLE_PG_SEQUENCE,
     PG_CATALOG_TABLE_PG_SHDEPEND,
     PG_CATALOG_TABLE_PG_SHDESCRIPTION,
@@ -214,7 +222,7 @@ pub(crate) enum OidCacheKey {
 /// reference 11, so `pg_namespace`/`pg_class` must report the same OID or a
 /// client can't join a system object back to its namespace (e.g. DBeaver
 /// resolving a column's data type). See #390.
-const PG_CATALOG_NAMESPACE_OID: Oid = 11;
+pub(crate) const PG_CATALOG_NAMESPACE_OID: Oid = 11;
 
 /// Returns the fixed canonical OID for a catalog object, if it has one.
 ///
@@ -232,6 +240,11 @@ const PG_CATALOG_NAMESPACE_OID: Oid = 11;
 pub(crate) fn fixed_oid(key: &OidCacheKey) -> Option<Oid> {
     match key {
         OidCacheKey::Schema(_, schema) if schema == "pg_catalog" => Some(PG_CATALOG_NAMESPACE_OID),
+        // Shoal patch: `public` has PostgreSQL's fixed oid, and `information_schema` the one
+        // the static catalog rows were exported with (its types and functions name it), so
+        // that every namespace a row refers to is in `pg_namespace` (pg_dump checks).
+        OidCacheKey::Schema(_, schema) if schema == "public" => Some(2200),
+        OidCacheKey::Schema(_, schema) if schema == "information_schema" => Some(13283),
         _ => None,
     }
 }
@@ -373,7 +386,16 @@ impl<C: CatalogInfo, P: PgCatalogContextProvider> PgCatalogSchemaProvider<C, P> 
             PG_CATALOG_TABLE_PG_DEFAULT_ACL => {
                 Ok(Some(self.static_tables.pg_default_acl.clone().into()))
             }
-            PG_CATALOG_TABLE_PG_DEPEND => Ok(Some(self.static_tables.pg_depend.clone().into())),
+            // Shoal patch: the exported rows, then the system extension's members.
+            PG_CATALOG_TABLE_PG_DEPEND => Ok(Some(PgCatalogTable::Dynamic(Arc::new(
+                system_extension::PgDependTable::new(
+                    self.static_tables.pg_depend.clone(),
+                    self.catalog_list.clone(),
+                    self.context_provider.clone(),
+                    self.oid_counter.clone(),
+                    self.oid_cache.clone(),
+                ),
+            )))),
             PG_CATALOG_TABLE_PG_DESCRIPTION => {
                 Ok(Some(self.static_tables.pg_description.clone().into()))
             }
@@ -381,9 +403,12 @@ impl<C: CatalogInfo, P: PgCatalogContextProvider> PgCatalogSchemaProvider<C, P> 
             PG_CATALOG_TABLE_PG_EVENT_TRIGGER => {
                 Ok(Some(self.static_tables.pg_event_trigger.clone().into()))
             }
-            PG_CATALOG_TABLE_PG_EXTENSION => {
-                Ok(Some(self.static_tables.pg_extension.clone().into()))
-            }
+            PG_CATALOG_TABLE_PG_EXTENSION => Ok(Some(PgCatalogTable::Dynamic(Arc::new(
+                system_extension::PgExtensionTable::new(
+                    self.static_tables.pg_extension.clone(),
+                    self.context_provider.clone(),
+                ),
+            )))),
             PG_CATALOG_TABLE_PG_FOREIGN_DATA_WRAPPER => Ok(Some(
                 self.static_tables.pg_foreign_data_wrapper.clone().into(),
             )),
@@ -431,7 +456,12 @@ impl<C: CatalogInfo, P: PgCatalogContextProvider> PgCatalogSchemaProvider<C, P> 
             PG_CATALOG_TABLE_PG_REPLICATION_ORIGIN => Ok(Some(
                 self.static_tables.pg_replication_origin.clone().into(),
             )),
-            PG_CATALOG_TABLE_PG_REWRITE => Ok(Some(self.static_tables.pg_rewrite.clone().into())),
+            // Shoal patch: no rows. The exported rows are the rules of PostgreSQL's own
+            // system views, which this pg_class does not list (pg_dump refuses a rule whose
+            // table is missing); a Shoal view is planned from its query, not a rule.
+            PG_CATALOG_TABLE_PG_REWRITE => Ok(Some(
+                empty_table::EmptyTable::new(self.static_tables.pg_rewrite.schema()).into(),
+            )),
             PG_CATALOG_TABLE_PG_SECLABEL => Ok(Some(self.static_tables.pg_seclabel.clone().into())),
             PG_CATALOG_TABLE_PG_SEQUENCE => Ok(Some(self.static_tables.pg_sequence.clone().into())),
             PG_CATALOG_TABLE_PG_SHDEPEND => Ok(Some(self.static_tables.pg_shdepend.clone().into())),
@@ -524,12 +554,37 @@ impl<C: CatalogInfo, P: PgCatalogContextProvider> PgCatalogSchemaProvider<C, P> 
                 Ok(Some(PgCatalogTable::Dynamic(table)))
             }
 
-            PG_CATALOG_VIEW_PG_VIEWS => Ok(Some(pg_views::pg_views().into())),
+            PG_CATALOG_VIEW_PG_VIEWS => Ok(Some(PgCatalogTable::Dynamic(Arc::new(
+                pg_views::PgViewsTable::new(self.context_provider.view_source()),
+            )))),
             PG_CATALOG_VIEW_PG_MATVIEWS => Ok(Some(pg_views::pg_matviews().into())),
             PG_CATALOG_VIEW_PG_STAT_USER_TABLES => Ok(Some(pg_views::pg_stat_user_tables().into())),
             PG_CATALOG_VIEW_PG_REPLICATION_SLOTS => {
                 Ok(Some(pg_replication_slot::pg_replication_slots().into()))
             }
+            PG_CATALOG_TABLE_PG_TRANSFORM => Ok(Some(
+                empty_table::EmptyTable::new(Arc::new(Schema::new(vec![
+                    Field::new("oid", DataType::Int32, false),
+                    Field::new("trftype", DataType::Int32, false),
+                    Field::new("trflang", DataType::Int32, false),
+                    Field::new("trffromsql", DataType::Int32, false),
+                    Field::new("trftosql", DataType::Int32, false),
+                ])))
+                .into(),
+            )),
+            PG_CATALOG_VIEW_PG_SECLABELS => Ok(Some(
+                empty_table::EmptyTable::new(Arc::new(Schema::new(vec![
+                    Field::new("objoid", DataType::Int32, false),
+                    Field::new("classoid", DataType::Int32, false),
+                    Field::new("objsubid", DataType::Int32, false),
+                    Field::new("objtype", DataType::Utf8, true),
+                    Field::new("objnamespace", DataType::Int32, true),
+                    Field::new("objname", DataType::Utf8, true),
+                    Field::new("provider", DataType::Utf8, true),
+                    Field::new("label", DataType::Utf8, true),
+                ])))
+                .into(),
+            )),
 
             _ => Ok(None),
         }
@@ -549,8 +604,13 @@ fn vectors_as_arrays(
     use datafusion::arrow::datatypes::{Int16Type, Schema};
     fn element(name: &str) -> Option<DataType> {
         match name {
-            "indkey" | "indoption" | "conkey" | "confkey" => Some(DataType::Int16),
-            "indclass" | "indcollation" => Some(DataType::Int32),
+            "indkey" | "indoption" | "conkey" | "confkey" | "prattrs" => Some(DataType::Int16),
+            "indclass" | "indcollation" | "polroles" => Some(DataType::Int32),
+            // text[] and aclitem[] columns (privileges, options), read as lists of text.
+            "evttags" | "nspacl" | "typacl" | "lanacl" | "proacl" | "fdwacl" | "srvacl"
+            | "defaclacl" | "datacl" | "spcacl" | "initprivs" | "fdwoptions" | "srvoptions"
+            | "umoptions" | "ftoptions" | "setconfig" | "parameter_acl" | "paracl"
+            | "lomacl" => Some(DataType::Utf8),
             _ => None,
         }
     }
@@ -564,7 +624,7 @@ fn vectors_as_arrays(
     // `pg_index`'s vectors are sent as PostgreSQL sends int2vector and oidvector (`1 2`;
     // SQLAlchemy splits `indoption` on spaces); `pg_constraint`'s are int2[] arrays.
     let vector_type = |name: &str| match name {
-        "indkey" | "indoption" => Some("int2vector"),
+        "indkey" | "indoption" | "prattrs" => Some("int2vector"),
         "indclass" | "indcollation" => Some("oidvector"),
         _ => None,
     };
@@ -626,6 +686,25 @@ fn vectors_as_arrays(
                 col.as_any().downcast_ref::<StringArray>(),
             ) {
                 (Some(DataType::Int16), Some(text)) => parse::<Int16Type>(text)?,
+                (Some(DataType::Utf8), Some(text)) => {
+                    let mut b = ListBuilder::new(StringBuilder::new());
+                    for v in text.iter() {
+                        match v {
+                            None => b.append_null(),
+                            Some(s) => {
+                                for part in s
+                                    .trim_matches(|c| matches!(c, '{' | '}'))
+                                    .split(',')
+                                    .filter(|p| !p.is_empty())
+                                {
+                                    b.values().append_value(part);
+                                }
+                                b.append(true);
+                            }
+                        }
+                    }
+                    Arc::new(b.finish())
+                }
                 (Some(_), Some(text)) => parse::<Int32Type>(text)?,
                 _ => Arc::clone(col),
             };
@@ -672,6 +751,11 @@ impl ArrowTable {
 
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+
+    /// Shoal patch: the schema, borrowed (a `PartitionStream` returns it so).
+    pub fn schema_ref(&self) -> &SchemaRef {
+        &self.schema
     }
 }
 
@@ -1494,6 +1578,164 @@ pub fn create_pg_backend_pid_udf() -> ScalarUDF {
     )
 }
 
+/// Shoal patch: `pg_regproc_oid(regproc)`: the oid of a function named as a `regproc`
+/// column of the system catalogs holds it (`int48eq`, or the oid itself where the name is
+/// overloaded, as PostgreSQL's regproc output writes it), for `oprcode::oid`; `-` (no
+/// function) is 0.
+fn create_pg_regproc_oid_udf(pg_proc: &ArrowTable) -> Result<ScalarUDF> {
+    use datafusion::arrow::array::Array as _;
+    let mut oids: HashMap<String, Option<i32>> = HashMap::new();
+    for batch in pg_proc.data() {
+        let (Some(oid), Some(name)) = (batch.column_by_name("oid"), batch.column_by_name("proname"))
+        else {
+            continue;
+        };
+        let oid = datafusion::arrow::compute::cast(oid, &DataType::Int32)?;
+        let oid = oid.as_primitive::<Int32Type>();
+        let name = datafusion::arrow::compute::cast(name, &DataType::Utf8)?;
+        let name = name.as_string::<i32>();
+        for i in 0..batch.num_rows() {
+            if oid.is_null(i) || name.is_null(i) {
+                continue;
+            }
+            // An overloaded name has no one oid.
+            oids.entry(name.value(i).to_string())
+                .and_modify(|o| *o = None)
+                .or_insert(Some(oid.value(i)));
+        }
+    }
+    let func = move |args: &[ColumnarValue]| -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let text = datafusion::arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
+        let text = text.as_string::<i32>();
+        let out: datafusion::arrow::array::Int32Array = text
+            .iter()
+            .map(|v| {
+                let v = v?.trim();
+                if v == "-" {
+                    return Some(0);
+                }
+                v.parse::<i32>().ok().or_else(|| oids.get(v).copied().flatten())
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    };
+    Ok(create_udf(
+        "pg_regproc_oid",
+        vec![DataType::Utf8],
+        DataType::Int32,
+        Volatility::Immutable,
+        Arc::new(func),
+    ))
+}
+
+/// Shoal patch: the (schema, name) of each relation the oid cache holds, by oid. Another
+/// statement's catalog scan may hold the cache for a moment: wait for it (bounded) rather
+/// than answer NULL for a relation that exists.
+fn table_names_by_oid(
+    oid_cache: &RwLock<HashMap<OidCacheKey, Oid>>,
+) -> HashMap<i64, (String, String)> {
+    let mut guard = oid_cache.try_read();
+    for _ in 0..200 {
+        if guard.is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        guard = oid_cache.try_read();
+    }
+    match guard {
+        Ok(cache) => cache
+            .iter()
+            .filter_map(|(k, oid)| match k {
+                OidCacheKey::Table(_, schema, table) => {
+                    Some((i64::from(*oid), (schema.clone(), table.clone())))
+                }
+                _ => None,
+            })
+            .collect(),
+        Err(_) => HashMap::new(),
+    }
+}
+
+/// Shoal patch: `pg_get_viewdef(oid [, pretty])`: the view's query (see
+/// `pg_views::view_definition`); NULL for an oid that names no view.
+fn create_pg_get_viewdef_udf(
+    oid_cache: Arc<RwLock<HashMap<OidCacheKey, Oid>>>,
+    source: Option<Arc<dyn context::ViewSource>>,
+) -> ScalarUDF {
+    let func = move |args: &[ColumnarValue]| -> Result<ColumnarValue> {
+        use datafusion::arrow::array::Array as _;
+        let arrays = ColumnarValue::values_to_arrays(&args[..1])?;
+        let oids = datafusion::arrow::compute::cast(&arrays[0], &DataType::Int64)?;
+        let oids = oids.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let views = source.as_ref().map(|s| s.views()).unwrap_or_default();
+        let names = table_names_by_oid(&oid_cache);
+        let out: StringArray = (0..oids.len())
+            .map(|i| {
+                let (schema, name) = names.get(&oids.value(i)).filter(|_| !oids.is_null(i))?;
+                views
+                    .iter()
+                    .find(|v| &v.schema == schema && &v.name == name)
+                    .map(|v| pg_views::view_definition(&v.definition))
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    };
+    ScalarUDF::new_from_impl(PgGetViewdef {
+        signature: Signature::one_of(
+            vec![
+                TypeSignature::Any(1),
+                TypeSignature::Any(2),
+            ],
+            Volatility::Stable,
+        ),
+        func: Arc::new(func),
+    })
+}
+
+struct PgGetViewdef {
+    signature: Signature,
+    func: Arc<dyn Fn(&[ColumnarValue]) -> Result<ColumnarValue> + Send + Sync>,
+}
+
+impl std::fmt::Debug for PgGetViewdef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PgGetViewdef")
+    }
+}
+
+impl PartialEq for PgGetViewdef {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for PgGetViewdef {}
+
+impl std::hash::Hash for PgGetViewdef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "pg_get_viewdef".hash(state);
+    }
+}
+
+impl ScalarUDFImpl for PgGetViewdef {
+    fn name(&self) -> &str {
+        "pg_get_viewdef"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: datafusion::logical_expr::ScalarFunctionArgs) -> Result<ColumnarValue> {
+        (self.func)(&args.args)
+    }
+}
+
 /// Shoal patch: `pg_relation_size`, `pg_table_size`, `pg_total_relation_size` (a table's
 /// bytes, as the database reports them) and `pg_indexes_size` (0: no indexes), by oid; NULL
 /// for an oid that names no table, as in PostgreSQL. Without a stats source, NULL for all.
@@ -1509,18 +1751,7 @@ fn create_relation_size_udfs(
             let arrays = ColumnarValue::values_to_arrays(args)?;
             let oids = datafusion::arrow::compute::cast(&arrays[0], &DataType::Int64)?;
             let oids = oids.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
-            let names: HashMap<i64, (String, String)> = match oid_cache.try_read() {
-                Ok(cache) => cache
-                    .iter()
-                    .filter_map(|(k, oid)| match k {
-                        OidCacheKey::Table(_, schema, table) => {
-                            Some((i64::from(*oid), (schema.clone(), table.clone())))
-                        }
-                        _ => None,
-                    })
-                    .collect(),
-                Err(_) => HashMap::new(),
-            };
+            let names = table_names_by_oid(&oid_cache);
             let mut out = datafusion::arrow::array::Int64Builder::new();
             for i in 0..oids.len() {
                 let found = (!oids.is_null(i))
@@ -1687,6 +1918,7 @@ where
     let static_tables = Arc::new(PgCatalogStaticTables::try_new()?);
     let stats = context_provider.relation_stats_source();
     let index_source = context_provider.index_source();
+    let view_source = context_provider.view_source();
     let pg_catalog = Arc::new(PgCatalogSchemaProvider::try_new(
         session_context.state().catalog_list().clone(),
         static_tables.clone(),
@@ -1739,6 +1971,11 @@ where
     session_context.register_udf(pg_index::create_pg_get_indexdef(
         pg_catalog.oid_cache.clone(),
         index_source,
+    ));
+    session_context.register_udf(create_pg_regproc_oid_udf(&static_tables.pg_proc)?);
+    session_context.register_udf(create_pg_get_viewdef_udf(
+        pg_catalog.oid_cache.clone(),
+        view_source,
     ));
     session_context.register_udf(create_pg_expandarray_list());
     session_context.register_udf(create_pg_get_partition_ancestors_udf());

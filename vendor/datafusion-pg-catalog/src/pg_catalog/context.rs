@@ -28,6 +28,38 @@ pub trait PgCatalogContextProvider: Clone + Debug + Send + Sync + 'static {
     fn index_source(&self) -> Option<Arc<dyn IndexSource>> {
         None
     }
+
+    /// Shoal patch: where `pg_views` and `pg_get_viewdef` learn the database's views.
+    fn view_source(&self) -> Option<Arc<dyn ViewSource>> {
+        None
+    }
+
+    /// Shoal patch: the name and version of the extension the database system's own
+    /// objects belong to (`pg_extension`), if it has one.
+    fn system_extension(&self) -> Option<(String, String)> {
+        None
+    }
+
+    /// Shoal patch: the system extension's member relations (schema, name) and schemas.
+    fn system_objects(&self) -> (Vec<(String, String)>, Vec<String>) {
+        (Vec::new(), Vec::new())
+    }
+}
+
+/// Shoal patch: a view, as `pg_views` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewInfo {
+    pub schema: String,
+    pub name: String,
+    pub owner: String,
+    /// The view's query, as `pg_get_viewdef` answers it.
+    pub definition: String,
+}
+
+/// Shoal patch: the views of a database. Synchronous, as `pg_get_viewdef` reads it while a
+/// query runs.
+pub trait ViewSource: Debug + Send + Sync {
+    fn views(&self) -> Vec<ViewInfo>;
 }
 
 /// Shoal patch: an index as `pg_indexes`, `pg_class`, `pg_index` and `pg_constraint` show it.
@@ -137,6 +169,18 @@ where
 
     fn index_source(&self) -> Option<Arc<dyn IndexSource>> {
         T::index_source(self)
+    }
+
+    fn view_source(&self) -> Option<Arc<dyn ViewSource>> {
+        T::view_source(self)
+    }
+
+    fn system_extension(&self) -> Option<(String, String)> {
+        T::system_extension(self)
+    }
+
+    fn system_objects(&self) -> (Vec<(String, String)>, Vec<String>) {
+        T::system_objects(self)
     }
 }
 

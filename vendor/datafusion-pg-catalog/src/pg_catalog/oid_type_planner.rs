@@ -223,6 +223,19 @@ impl TypePlanner for PgOidTypePlanner {
         if let Some(dt) = Self::pg_catalog_builtin(sql_type) {
             return Ok(Some(Arc::new(Field::new("", dt, true))));
         }
+        // 3. (Shoal) `"char"`, PostgreSQL's one-byte internal type (`'r'::"char"`, as
+        //    pg_dump writes it): text marked as arrow-pg's `pg.char`.
+        if let SQLDataType::Custom(name, args) = sql_type {
+            if let ([ObjectNamePart::Identifier(i)], true) = (name.0.as_slice(), args.is_empty())
+            {
+                if i.quote_style == Some('"') && i.value == "char" {
+                    return Ok(Some(Arc::new(
+                        Field::new("", DataType::Utf8, true)
+                            .with_metadata([("pg.char".to_string(), "char".to_string())].into()),
+                    )));
+                }
+            }
+        }
         Ok(None)
     }
 }

@@ -60,9 +60,21 @@ impl<C: CatalogInfo> PgAttributeTable<C> {
             Field::new("attislocal", DataType::Boolean, false), // True if column is local to this relation
             Field::new("attinhcount", DataType::Int32, false), // Number of direct inheritance ancestors
             Field::new("attcollation", DataType::Int32, false), // OID of collation
-            Field::new("attacl", DataType::Utf8, true),        // Access privileges
-            Field::new("attoptions", DataType::Utf8, true),    // Attribute-level options
-            Field::new("attfdwoptions", DataType::Utf8, true), // Foreign data wrapper options
+            Field::new(
+                "attacl",
+                DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
+                true,
+            ), // Access privileges (Shoal patch: text[], as in PostgreSQL; always NULL)
+            Field::new(
+                "attoptions",
+                DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
+                true,
+            ), // Attribute-level options (Shoal patch: text[], as in PostgreSQL; always NULL)
+            Field::new(
+                "attfdwoptions",
+                DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
+                true,
+            ), // Foreign data wrapper options (Shoal patch: text[], as in PostgreSQL; always NULL)
             Field::new("attmissingval", DataType::Utf8, true), // Missing value for added columns
         ]));
 
@@ -235,9 +247,9 @@ impl<C: CatalogInfo> PgAttributeTable<C> {
             Arc::new(BooleanArray::from(attislocals)),
             Arc::new(Int32Array::from(attinhcounts)),
             Arc::new(Int32Array::from(attcollations)),
-            Arc::new(StringArray::from_iter(attacls.into_iter())),
-            Arc::new(StringArray::from_iter(attoptions.into_iter())),
-            Arc::new(StringArray::from_iter(attfdwoptions.into_iter())),
+            null_text_arrays(attacls.len()),
+            null_text_arrays(attoptions.len()),
+            null_text_arrays(attfdwoptions.len()),
             Arc::new(StringArray::from_iter(attmissingvals.into_iter())),
         ];
 
@@ -282,4 +294,12 @@ impl<C: CatalogInfo> PartitionStream for PgAttributeTable<C> {
             futures::stream::once(async move { Self::get_data(this).await }),
         ))
     }
+}
+
+/// Shoal patch: a column of `rows` NULL `text[]` values (no privileges or options).
+fn null_text_arrays(rows: usize) -> ArrayRef {
+    datafusion::arrow::array::new_null_array(
+        &DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
+        rows,
+    )
 }

@@ -79,6 +79,13 @@ impl<C: CatalogInfo> PgClassTable<C> {
                 DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
                 true,
             ),
+            // Shoal patch: access privileges (aclitem[]); NULL, the owner's default, as
+            // Shoal keeps no privileges.
+            Field::new(
+                "relacl",
+                DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
+                true,
+            ),
         ]));
 
         Self {
@@ -320,6 +327,7 @@ impl<C: CatalogInfo> PgClassTable<C> {
             Arc::new(Int32Array::from(relminmxids)),
             Arc::new(StringArray::from(relpartbound)),
             datafusion::arrow::array::new_null_array(this.schema.field(31).data_type(), n_rows),
+            datafusion::arrow::array::new_null_array(this.schema.field(32).data_type(), n_rows),
         ];
 
         // Create a record batch

@@ -73,8 +73,19 @@ impl<C: CatalogInfo> PgNamespaceTable<C> {
 
                     oids.push(schema_oid as i32);
                     nspnames.push(schema_name.clone());
-                    nspowners.push(10); // Default owner
-                    nspacls.push(None);
+                    // Shoal patch: `public` as PostgreSQL 15's initdb makes it, owned by
+                    // the predefined role pg_database_owner (6171), which pg_dump takes for
+                    // the default; every other schema is the bootstrap superuser's.
+                    if schema_name == "public" {
+                        nspowners.push(6171);
+                        nspacls.push(Some(
+                            "{pg_database_owner=UC/pg_database_owner,=U/pg_database_owner}"
+                                .to_string(),
+                        ));
+                    } else {
+                        nspowners.push(10);
+                        nspacls.push(None);
+                    }
                     options.push(None);
                 }
             }

@@ -1,17 +1,67 @@
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
 
+use super::context::ViewSource;
 use super::empty_table::EmptyTable;
 
-pub fn pg_views() -> EmptyTable {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("schemaname", DataType::Utf8, true),
-        Field::new("viewname", DataType::Utf8, true),
-        Field::new("viewowner", DataType::Utf8, true),
-        Field::new("definition", DataType::Utf8, true),
-    ]));
-    EmptyTable::new(schema)
+/// Shoal patch: `pg_views`, the database's views (it was always empty).
+#[derive(Debug, Clone)]
+pub(crate) struct PgViewsTable {
+    schema: SchemaRef,
+    source: Option<Arc<dyn ViewSource>>,
+}
+
+impl PgViewsTable {
+    pub(crate) fn new(source: Option<Arc<dyn ViewSource>>) -> Self {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("schemaname", DataType::Utf8, true),
+            Field::new("viewname", DataType::Utf8, true),
+            Field::new("viewowner", DataType::Utf8, true),
+            Field::new("definition", DataType::Utf8, true),
+        ]));
+        Self { schema, source }
+    }
+
+    fn batch(&self) -> datafusion::error::Result<RecordBatch> {
+        let views = self.source.as_ref().map(|s| s.views()).unwrap_or_default();
+        let column = |f: fn(&super::context::ViewInfo) -> String| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values(views.iter().map(f)))
+        };
+        Ok(RecordBatch::try_new(
+            self.schema.clone(),
+            vec![
+                column(|v| v.schema.clone()),
+                column(|v| v.name.clone()),
+                column(|v| v.owner.clone()),
+                column(|v| view_definition(&v.definition)),
+            ],
+        )?)
+    }
+}
+
+impl PartitionStream for PgViewsTable {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let batch = self.batch();
+        Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            futures::stream::once(async move { batch }),
+        ))
+    }
+}
+
+/// A view's query as `pg_get_viewdef` and `pg_views.definition` show it: after a space and
+/// ending in `;`, as PostgreSQL's (which also reformats the query; this keeps it as given).
+pub(crate) fn view_definition(query: &str) -> String {
+    format!(" {};", query.trim().trim_end_matches(';'))
 }
 
 pub fn pg_matviews() -> EmptyTable {

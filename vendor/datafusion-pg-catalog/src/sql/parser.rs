@@ -10,6 +10,11 @@ use datafusion::sql::sqlparser::tokenizer::TokenWithSpan;
 
 use super::rules::AggregateCorrelatedFilterSubqueries;
 use super::rules::AliasDuplicatedProjectionRewrite;
+use super::rules::ResolveCatalogTableOid;
+use super::rules::ResolveRegprocColumns;
+use super::rules::EmptyOptionsToTable;
+use super::rules::CatalogArrayLiteralComparison;
+use super::rules::NameSubscript;
 use super::rules::CurrentUserVariableToSessionUserFunctionCall;
 use super::rules::FixArrayLiteral;
 use super::rules::FixVersionColumnName;
@@ -299,6 +304,12 @@ impl PostgresCompatibilityParser {
             // these rules, so by the time they see the statement any
             // blacklisted fragment has already been replaced.
             Arc::new(AliasDuplicatedProjectionRewrite),
+            // Shoal patch: before anything renames or moves a catalog table's columns.
+            Arc::new(ResolveCatalogTableOid),
+            Arc::new(ResolveRegprocColumns),
+            Arc::new(EmptyOptionsToTable),
+            Arc::new(CatalogArrayLiteralComparison),
+            Arc::new(NameSubscript),
             Arc::new(ResolveUnqualifiedIdentifier),
             Arc::new(RewriteArrayAnyAllOperation),
             Arc::new(PrependUnqualifiedPgTableName),

@@ -1054,6 +1054,21 @@ impl VisitorMut for RewriteRegCastToSubqueryVisitor<'_> {
                 *expr = Expr::Value(Value::SingleQuotedString(bare).with_empty_span());
                 return ControlFlow::Continue(());
             }
+            // Shoal patch: a system catalog's name (`'pg_proc'::regclass`, as pg_dump
+            // matches pg_depend and pg_init_privs rows) is its fixed oid; this pg_class
+            // lists the database's own relations only.
+            if Self::normalize_type_name(data_type) == "regclass"
+                && let Expr::Value(ValueWithSpan {
+                    value: Value::SingleQuotedString(name),
+                    ..
+                }) = operand.as_ref()
+            {
+                let bare = name.strip_prefix("pg_catalog.").unwrap_or(name);
+                if let Some((_, oid)) = CATALOG_TABLE_OIDS.iter().find(|(n, _)| *n == bare) {
+                    *expr = oid_literal(*oid);
+                    return ControlFlow::Continue(());
+                }
+            }
             *expr = if let Some(lit) = Self::numeric_string_to_literal(operand) {
                 lit
             } else {
@@ -1230,6 +1245,27 @@ fn aggregated_subquery(subquery: &Query) -> bool {
     let SetExpr::Select(select) = subquery.body.as_ref() else {
         return false;
     };
+    // A table function over a column (pg_dump's `generate_series(0, array_upper(
+    // pr.prattrs, 1))`) cannot be planned for each outer row: not decorrelated either.
+    let column_function = select
+        .from
+        .iter()
+        .flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)))
+        .any(|f| {
+            matches!(f, TableFactor::Table { args: Some(args), .. } if args.args.iter().any(|a| {
+                let mut found = false;
+                let _ = datafusion::sql::sqlparser::ast::visit_expressions(a, |e| {
+                    if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                        found = true;
+                    }
+                    ControlFlow::<()>::Continue(())
+                });
+                found
+            }))
+        });
+    if column_function {
+        return false;
+    }
     let grouped = !matches!(
         &select.group_by,
         datafusion::logical_expr::sqlparser::ast::GroupByExpr::Expressions(e, _) if e.is_empty()
@@ -1525,7 +1561,14 @@ impl VisitorMut for NestedCorrelatedSubqueryToNull {
                 // (SQLAlchemy's `CASE WHEN atthasdef THEN (SELECT pg_get_expr(...) ...)`) is
                 // read through `max` too; others (SQLAlchemy's identity options, built with
                 // functions DataFusion lacks) stay NULL.
-                if RemoveSubqueryFromProjectionVisitor.has_correlation(subquery)
+                // A plain look-up correlated by an unqualified outer column (pg_dump's
+                // `(SELECT relkind FROM pg_class WHERE oid = typrelid)`) looks uncorrelated
+                // here; it is read through `max` as well (at most one row has the key).
+                let filtered_lookup = plain_lookup(subquery)
+                    && subquery.limit_clause.is_none()
+                    && subquery.order_by.is_none()
+                    && matches!(subquery.body.as_ref(), SetExpr::Select(s) if s.selection.is_some());
+                if (RemoveSubqueryFromProjectionVisitor.has_correlation(subquery) || filtered_lookup)
                     && !aggregated_subquery(subquery)
                 {
                     *expr = plain_lookup(subquery)
@@ -2384,7 +2427,7 @@ impl VisitorMut for RewriteArraySubqueryVisitor {
         // Shoal patch: `ARRAY(SELECT ... FROM unnest(x.reloptions) ...)` (psql's `\d+`) is
         // empty: `pg_class.reloptions` is NULL for every relation here, and unnest of NULL
         // yields no row. (DataFusion cannot plan an unnest of an outer column.)
-        if unnests_reloptions(select) {
+        if unnests_reloptions(select) || reads_policy_roles(select) {
             *expr = call("make_array", vec![]);
             return ControlFlow::Continue(());
         }
@@ -2421,6 +2464,26 @@ impl VisitorMut for RewriteArraySubqueryVisitor {
 }
 
 /// Shoal patch: whether the query reads only `unnest(<table>.reloptions)`.
+/// Shoal patch: whether an ARRAY subquery filters by a policy's roles (pg_dump's
+/// `... WHERE oid = ANY(pol.polroles)`): Shoal has no row security policies, so
+/// `pg_policy` has no row for which it is read (and DataFusion cannot plan `= ANY` of an
+/// outer column).
+fn reads_policy_roles(select: &datafusion::sql::sqlparser::ast::Select) -> bool {
+    let mut found = false;
+    if let Some(selection) = &select.selection {
+        let _ = datafusion::sql::sqlparser::ast::visit_expressions(selection, |e| {
+            let named = |i: &Ident| i.value.eq_ignore_ascii_case("polroles");
+            match e {
+                Expr::Identifier(i) if named(i) => found = true,
+                Expr::CompoundIdentifier(parts) if parts.last().is_some_and(named) => found = true,
+                _ => {}
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    found
+}
+
 fn unnests_reloptions(select: &datafusion::sql::sqlparser::ast::Select) -> bool {
     use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, TableFactor};
     let [from] = select.from.as_slice() else {
@@ -2428,6 +2491,13 @@ fn unnests_reloptions(select: &datafusion::sql::sqlparser::ast::Select) -> bool 
     };
     if !from.joins.is_empty() {
         return false;
+    }
+    // `unnest(x) AS t(v)` parses as its own table factor.
+    if let TableFactor::UNNEST { array_exprs, .. } = &from.relation {
+        return matches!(array_exprs.as_slice(),
+            [Expr::Identifier(i)] if i.value.eq_ignore_ascii_case("evttags") || i.value.eq_ignore_ascii_case("reloptions"))
+            || matches!(array_exprs.as_slice(),
+            [Expr::CompoundIdentifier(parts)] if parts.last().is_some_and(|i| i.value.eq_ignore_ascii_case("evttags") || i.value.eq_ignore_ascii_case("reloptions")));
     }
     let TableFactor::Table {
         name,
@@ -2442,15 +2512,501 @@ fn unnests_reloptions(select: &datafusion::sql::sqlparser::ast::Select) -> bool 
         .last()
         .and_then(|p| p.as_ident())
         .is_some_and(|i| i.value.eq_ignore_ascii_case("unnest"));
-    let reloptions = matches!(args.args.as_slice(),
-        [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::CompoundIdentifier(parts)))]
-            if parts.last().is_some_and(|p| p.value.eq_ignore_ascii_case("reloptions")));
+    // `reloptions` is NULL for every relation; `evttags` belongs to event triggers, of
+    // which Shoal has none.
+    let always_null = |i: &Ident| {
+        i.value.eq_ignore_ascii_case("reloptions") || i.value.eq_ignore_ascii_case("evttags")
+    };
+    let reloptions = match args.args.as_slice() {
+        [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::CompoundIdentifier(parts)))] => {
+            parts.last().is_some_and(always_null)
+        }
+        [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Identifier(i)))] => always_null(i),
+        _ => false,
+    };
     is_unnest && reloptions
 }
 
 impl SqlStatementRewriteRule for RewriteArraySubquery {
     fn rewrite(&self, mut s: Statement) -> Statement {
         let _ = s.visit(&mut RewriteArraySubqueryVisitor);
+        s
+    }
+}
+
+/// (Shoal) `tableoid`, the system column every PostgreSQL table has, on the catalog tables:
+/// the oid of the catalog table the row is in, a constant per table (pg_dump reads
+/// `c.tableoid`, `tableoid` on each). `alias.tableoid` resolves through the statement's
+/// aliases, a bare `tableoid` through its own SELECT's only table.
+#[derive(Debug)]
+pub struct ResolveCatalogTableOid;
+
+/// The oids of PostgreSQL 15's catalog tables.
+const CATALOG_TABLE_OIDS: &[(&str, u32)] = &[
+    ("pg_aggregate", 2600), ("pg_am", 2601), ("pg_amop", 2602), ("pg_amproc", 2603),
+    ("pg_attrdef", 2604), ("pg_attribute", 1249), ("pg_auth_members", 1261),
+    ("pg_authid", 1260), ("pg_cast", 2605), ("pg_class", 1259), ("pg_collation", 3456),
+    ("pg_constraint", 2606), ("pg_conversion", 2607), ("pg_database", 1262),
+    ("pg_db_role_setting", 2964), ("pg_default_acl", 826), ("pg_depend", 2608),
+    ("pg_description", 2609), ("pg_enum", 3501), ("pg_event_trigger", 3466),
+    ("pg_extension", 3079), ("pg_foreign_data_wrapper", 2328), ("pg_foreign_server", 1417),
+    ("pg_foreign_table", 3118), ("pg_index", 2610), ("pg_inherits", 2611),
+    ("pg_init_privs", 3394), ("pg_language", 2612), ("pg_largeobject", 2613),
+    ("pg_largeobject_metadata", 2995), ("pg_namespace", 2615), ("pg_opclass", 2616),
+    ("pg_operator", 2617), ("pg_opfamily", 2753), ("pg_parameter_acl", 6243),
+    ("pg_partitioned_table", 3350), ("pg_policy", 3256), ("pg_proc", 1255),
+    ("pg_publication", 6104), ("pg_publication_namespace", 6237),
+    ("pg_publication_rel", 6106), ("pg_range", 3541), ("pg_replication_origin", 6000),
+    ("pg_rewrite", 2618), ("pg_seclabel", 3596), ("pg_sequence", 2224),
+    ("pg_shdepend", 1214), ("pg_shdescription", 2396), ("pg_shseclabel", 3592),
+    ("pg_statistic", 2619), ("pg_statistic_ext", 3381), ("pg_statistic_ext_data", 3429),
+    ("pg_subscription", 6100), ("pg_subscription_rel", 6102), ("pg_tablespace", 1213),
+    ("pg_transform", 3576), ("pg_trigger", 2620), ("pg_ts_config", 3602),
+    ("pg_ts_config_map", 3603), ("pg_ts_dict", 3600), ("pg_ts_parser", 3601),
+    ("pg_ts_template", 3764), ("pg_type", 1247), ("pg_user_mapping", 1418),
+];
+
+/// The catalog table a FROM item reads, with the name it is referred to by.
+fn catalog_table(factor: &TableFactor) -> Option<(String, u32)> {
+    let TableFactor::Table { name, alias, .. } = factor else {
+        return None;
+    };
+    let parts: Vec<String> = name.0.iter().map(|p| p.to_string()).collect();
+    let (schema, table) = match parts.as_slice() {
+        [table] => (None, table.as_str()),
+        [schema, table] => (Some(schema.as_str()), table.as_str()),
+        _ => return None,
+    };
+    if schema.is_some_and(|s| s != "pg_catalog") {
+        return None;
+    }
+    let oid = CATALOG_TABLE_OIDS
+        .iter()
+        .find(|(n, _)| *n == table)
+        .map(|(_, oid)| *oid)?;
+    let shown = alias
+        .as_ref()
+        .map_or_else(|| table.to_string(), |a| a.name.value.clone());
+    Some((shown, oid))
+}
+
+fn select_catalog_tables(select: &Select) -> Vec<(String, u32)> {
+    select
+        .from
+        .iter()
+        .flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)))
+        .filter_map(catalog_table)
+        .collect()
+}
+
+fn oid_literal(oid: u32) -> Expr {
+    Expr::Value(Value::Number(oid.to_string(), false).with_empty_span())
+}
+
+struct ResolveCatalogTableOidVisitor {
+    /// Every catalog table the statement names, by alias (or name).
+    aliases: HashMap<String, u32>,
+}
+
+impl VisitorMut for ResolveCatalogTableOidVisitor {
+    type Break = ();
+
+    // After its subqueries, so that a bare `tableoid` there is theirs.
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<Self::Break> {
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        let own = select_catalog_tables(select);
+        let only = match (own.as_slice(), select.from.len()) {
+            ([(_, oid)], 1) if select.from[0].joins.is_empty() => Some(*oid),
+            _ => None,
+        };
+        let aliases = &self.aliases;
+        // A select item that is the column keeps its name, `tableoid`.
+        for item in &mut select.projection {
+            if let SelectItem::UnnamedExpr(e) = item {
+                let named = match e {
+                    Expr::Identifier(id) => id.value == "tableoid" && only.is_some(),
+                    Expr::CompoundIdentifier(parts) => {
+                        parts.len() == 2
+                            && parts[1].value == "tableoid"
+                            && aliases.contains_key(&parts[0].value)
+                    }
+                    _ => false,
+                };
+                if named {
+                    *item = SelectItem::ExprWithAlias {
+                        expr: e.clone(),
+                        alias: Ident::new("tableoid"),
+                    };
+                }
+            }
+        }
+        let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(
+            select.as_mut(),
+            |e| {
+                match e {
+                    Expr::Identifier(id) if id.value == "tableoid" => {
+                        if let Some(oid) = only {
+                            *e = oid_literal(oid);
+                        }
+                    }
+                    Expr::CompoundIdentifier(parts)
+                        if parts.len() == 2 && parts[1].value == "tableoid" =>
+                    {
+                        if let Some(oid) = aliases.get(&parts[0].value) {
+                            *e = oid_literal(*oid);
+                        }
+                    }
+                    _ => {}
+                }
+                ControlFlow::<()>::Continue(())
+            },
+        );
+        ControlFlow::Continue(())
+    }
+}
+
+struct CatalogAliases(HashMap<String, u32>);
+
+impl Visitor for CatalogAliases {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<Self::Break> {
+        if let Some((name, oid)) = catalog_table(factor) {
+            self.0.insert(name, oid);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+impl SqlStatementRewriteRule for ResolveCatalogTableOid {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        let mut aliases = CatalogAliases(HashMap::new());
+        let _ = datafusion::sql::sqlparser::ast::Visit::visit(&s, &mut aliases);
+        if aliases.0.is_empty() {
+            return s;
+        }
+        let _ = VisitMut::visit(&mut s, &mut ResolveCatalogTableOidVisitor { aliases: aliases.0 });
+        s
+    }
+}
+
+/// (Shoal) The `regproc` columns of the system catalogs, which hold a function's name (as
+/// PostgreSQL displays them): cast to `oid` they are looked up (`pg_regproc_oid`), cast to
+/// `regproc` they stay as they are.
+pub struct ResolveRegprocColumns;
+
+impl Debug for ResolveRegprocColumns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResolveRegprocColumns")
+    }
+}
+
+const REGPROC_COLUMNS: &[&str] = &[
+    "oprcode", "oprrest", "oprjoin", "amhandler", "prsstart", "prstoken", "prsend",
+    "prsheadline", "prslextype", "tmplinit", "tmpllexize", "typinput", "typoutput",
+    "typreceive", "typsend", "typmodin", "typmodout", "typanalyze", "typsubscript",
+    "aggfnoid", "aggtransfn", "aggfinalfn", "aggcombinefn", "aggserialfn", "aggdeserialfn",
+    "aggmtransfn", "aggminvtransfn", "aggmfinalfn", "fdwhandler", "fdwvalidator",
+    "trffromsql", "trftosql", "prosupport", "rngcanonical", "rngsubdiff", "oprcom",
+];
+
+fn regproc_column(e: &Expr) -> bool {
+    let name = match e {
+        Expr::Identifier(id) => &id.value,
+        Expr::CompoundIdentifier(parts) => match parts.last() {
+            Some(id) => &id.value,
+            None => return false,
+        },
+        _ => return false,
+    };
+    REGPROC_COLUMNS.contains(&name.as_str())
+}
+
+fn type_name(t: &DataType) -> Option<String> {
+    match t {
+        DataType::Custom(name, _) => name.0.last().map(|p| p.to_string().to_ascii_lowercase()),
+        DataType::Int(_) | DataType::Integer(_) => Some("int4".into()),
+        _ => None,
+    }
+}
+
+struct ResolveRegprocColumnsVisitor;
+
+impl VisitorMut for ResolveRegprocColumnsVisitor {
+    type Break = ();
+
+    /// A select item that is such a cast keeps the column's name, as in PostgreSQL.
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<Self::Break> {
+        if let SetExpr::Select(select) = query.body.as_mut() {
+            for item in &mut select.projection {
+                let SelectItem::UnnamedExpr(e @ Expr::Cast { .. }) = item else {
+                    continue;
+                };
+                let Expr::Cast { expr: inner, .. } = &*e else {
+                    continue;
+                };
+                let name = match inner.as_ref() {
+                    Expr::Identifier(id) => Some(id.clone()),
+                    Expr::CompoundIdentifier(parts) => parts.last().cloned(),
+                    _ => None,
+                };
+                if let (true, Some(alias)) = (regproc_column(inner), name) {
+                    *item = SelectItem::ExprWithAlias {
+                        expr: e.clone(),
+                        alias,
+                    };
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Self::Break> {
+        if let Expr::Cast {
+            expr: inner,
+            data_type,
+            ..
+        } = expr
+        {
+            if regproc_column(inner) {
+                match type_name(data_type).as_deref() {
+                    Some("regproc") => *expr = inner.as_ref().clone(),
+                    Some("oid" | "int4") => {
+                        *expr = call("pg_regproc_oid", vec![inner.as_ref().clone()]);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+impl SqlStatementRewriteRule for ResolveRegprocColumns {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        let _ = VisitMut::visit(&mut s, &mut ResolveRegprocColumnsVisitor);
+        s
+    }
+}
+
+/// (Shoal) `pg_options_to_table(column)` in FROM: every options column of Shoal's catalogs
+/// (`attfdwoptions`, `reloptions`, `srvoptions`, ...) is NULL, for which the function
+/// returns no rows; it reads as an empty table of its two columns. (An argument that is
+/// not a column is left for the planner, which has no such function.)
+#[derive(Debug)]
+pub struct EmptyOptionsToTable;
+
+struct EmptyOptionsToTableVisitor;
+
+impl VisitorMut for EmptyOptionsToTableVisitor {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<Self::Break> {
+        let TableFactor::Table {
+            name,
+            args: Some(args),
+            alias,
+            ..
+        } = factor
+        else {
+            return ControlFlow::Continue(());
+        };
+        let is_it = name
+            .0
+            .last()
+            .is_some_and(|p| p.to_string().eq_ignore_ascii_case("pg_options_to_table"));
+        let column_arg = matches!(
+            args.args.as_slice(),
+            [FunctionArg::Unnamed(FunctionArgExpr::Expr(
+                Expr::Identifier(_) | Expr::CompoundIdentifier(_)
+            ))]
+        );
+        if !(is_it && column_arg) {
+            return ControlFlow::Continue(());
+        }
+        let alias = alias
+            .as_ref()
+            .map_or("pg_options_to_table".to_string(), |a| a.name.value.clone());
+        let sql = format!(
+            "SELECT * FROM (SELECT CAST(NULL AS TEXT) AS option_name, \
+             CAST(NULL AS TEXT) AS option_value WHERE false) AS \"{alias}\""
+        );
+        if let Ok(mut stmts) = Parser::parse_sql(&PostgreSqlDialect {}, &sql) {
+            if let Some(Statement::Query(q)) = stmts.pop() {
+                if let SetExpr::Select(select) = *q.body {
+                    if let Some(from) = select.from.into_iter().next() {
+                        *factor = from.relation;
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+impl SqlStatementRewriteRule for EmptyOptionsToTable {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        let _ = VisitMut::visit(&mut s, &mut EmptyOptionsToTableVisitor);
+        s
+    }
+}
+
+/// (Shoal) An array column of the catalogs compared with an array literal
+/// (`pol.polroles = '{0}'`, as pg_dump writes it): the literal as an `ARRAY[...]` of its
+/// numbers, as PostgreSQL reads it for the column's type (DataFusion cannot compare a list
+/// with text).
+#[derive(Debug)]
+pub struct CatalogArrayLiteralComparison;
+
+const CATALOG_OID_ARRAY_COLUMNS: &[&str] = &["polroles"];
+
+struct CatalogArrayLiteralComparisonVisitor;
+
+fn oid_array_literal(e: &Expr) -> Option<Expr> {
+    let Expr::Value(v) = e else { return None };
+    let Value::SingleQuotedString(text) = &v.value else {
+        return None;
+    };
+    let inner = text.strip_prefix('{')?.strip_suffix('}')?;
+    let elems: Option<Vec<Expr>> = inner
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            p.trim()
+                .parse::<i64>()
+                .ok()
+                .map(|n| Expr::Value(Value::Number(n.to_string(), false).with_empty_span()))
+        })
+        .collect();
+    Some(Expr::Array(Array {
+        elem: elems?,
+        named: true,
+    }))
+}
+
+/// `'{a,b}'` as `make_array('a', 'b')`.
+fn text_array_literal(e: &Expr) -> Option<Expr> {
+    let Expr::Value(v) = e else { return None };
+    let Value::SingleQuotedString(text) = &v.value else {
+        return None;
+    };
+    let inner = text.strip_prefix('{')?.strip_suffix('}')?;
+    let elems = inner
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| Expr::Value(Value::SingleQuotedString(p.to_string()).with_empty_span()))
+        .collect();
+    Some(call("make_array", elems))
+}
+
+impl VisitorMut for CatalogArrayLiteralComparisonVisitor {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Self::Break> {
+        // `CASE ... THEN acldefault(...) ELSE '{}' END` (pg_dump): the literal is an
+        // aclitem[] like the function's result.
+        if let Expr::Case {
+            conditions,
+            else_result,
+            ..
+        } = expr
+        {
+            let acl_call = |e: &Expr| {
+                matches!(e, Expr::Function(f) if f.name.0.last().is_some_and(|p| p.to_string().eq_ignore_ascii_case("acldefault")))
+            };
+            if conditions.iter().any(|c| acl_call(&c.result))
+                || else_result.as_deref().is_some_and(acl_call)
+            {
+                for c in conditions.iter_mut() {
+                    if let Some(a) = text_array_literal(&c.result) {
+                        c.result = a;
+                    }
+                }
+                if let Some(e) = else_result.as_mut() {
+                    if let Some(a) = text_array_literal(e) {
+                        **e = a;
+                    }
+                }
+            }
+        }
+        if let Expr::BinaryOp { left, op, right } = expr {
+            if matches!(op, BinaryOperator::Eq | BinaryOperator::NotEq) {
+                let array_column = |e: &Expr| match e {
+                    Expr::Identifier(id) => CATALOG_OID_ARRAY_COLUMNS.contains(&id.value.as_str()),
+                    Expr::CompoundIdentifier(parts) => parts
+                        .last()
+                        .is_some_and(|id| CATALOG_OID_ARRAY_COLUMNS.contains(&id.value.as_str())),
+                    _ => false,
+                };
+                if array_column(left) {
+                    if let Some(a) = oid_array_literal(right) {
+                        **right = a;
+                    }
+                } else if array_column(right) {
+                    if let Some(a) = oid_array_literal(left) {
+                        **left = a;
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+impl SqlStatementRewriteRule for CatalogArrayLiteralComparison {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        let _ = VisitMut::visit(&mut s, &mut CatalogArrayLiteralComparisonVisitor);
+        s
+    }
+}
+
+/// (Shoal) A subscripted `name` column (`typname[0] = '_'`, as pg_dump tests for an array
+/// type): PostgreSQL reads a name as an array of its characters from 0; here it is
+/// `substr(name, n + 1, 1)`.
+#[derive(Debug)]
+pub struct NameSubscript;
+
+const NAME_COLUMNS: &[&str] = &["typname", "relname", "proname", "attname", "nspname", "conname"];
+
+struct NameSubscriptVisitor;
+
+impl VisitorMut for NameSubscriptVisitor {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Self::Break> {
+        use datafusion::sql::sqlparser::ast::{AccessExpr, Subscript};
+        let Expr::CompoundFieldAccess { root, access_chain } = expr else {
+            return ControlFlow::Continue(());
+        };
+        let name_column = match root.as_ref() {
+            Expr::Identifier(id) => NAME_COLUMNS.contains(&id.value.as_str()),
+            Expr::CompoundIdentifier(parts) => parts
+                .last()
+                .is_some_and(|id| NAME_COLUMNS.contains(&id.value.as_str())),
+            _ => false,
+        };
+        let index = match access_chain.as_slice() {
+            [AccessExpr::Subscript(Subscript::Index { index: Expr::Value(v) })] => {
+                match &v.value {
+                    Value::Number(n, _) => n.parse::<i64>().ok(),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if let (true, Some(n)) = (name_column, index) {
+            let number = |n: i64| Expr::Value(Value::Number(n.to_string(), false).with_empty_span());
+            *expr = call("substr", vec![root.as_ref().clone(), number(n + 1), number(1)]);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+impl SqlStatementRewriteRule for NameSubscript {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        let _ = VisitMut::visit(&mut s, &mut NameSubscriptVisitor);
         s
     }
 }
