@@ -96,18 +96,15 @@ impl SqlType {
             }
             "text" => SqlType::Text,
             "varchar" | "character varying" => SqlType::Varchar {
-                max_len: nums
-                    .first()
-                    .map(|n| char_length("varchar", *n))
-                    .transpose()?,
+                max_len: nums.first().map(|n| length(text, *n)).transpose()?,
             },
             // `char` alone is char(1), as in PostgreSQL.
             "char" | "character" => SqlType::Char {
-                len: char_length("char", nums.first().copied().unwrap_or(1))?,
+                len: length(text, nums.first().copied().unwrap_or(1))?,
             },
             "bpchar" => match nums.first() {
                 Some(n) => SqlType::Char {
-                    len: char_length("char", *n)?,
+                    len: length(text, *n)?,
                 },
                 None => {
                     return Err(CatalogError::Invalid {
@@ -135,20 +132,38 @@ impl SqlType {
     }
 }
 
-/// A declared `varchar(n)` or `char(n)` length, checked as PostgreSQL checks it.
-fn char_length(type_name: &str, n: i64) -> Result<u32> {
-    const MAX: i64 = 10 * 1024 * 1024;
-    if n < 1 {
-        return Err(CatalogError::TypeModifier {
-            message: format!("length for type {type_name} must be at least 1"),
-        });
+/// A `varchar(n)` or `char(n)` length as a number (its bounds are `check_declared`'s, so
+/// that a catalog an older version wrote still reads).
+fn length(text: &str, n: i64) -> Result<u32> {
+    u32::try_from(n).map_err(|_| CatalogError::TypeModifier {
+        message: format!("bad type modifier in \"{text}\""),
+    })
+}
+
+/// PostgreSQL's bound of a `varchar(n)` or `char(n)` length.
+const MAX_CHAR_LENGTH: u32 = 10 * 1024 * 1024;
+
+impl SqlType {
+    /// Checks a type a statement declares (a column, a cast) as PostgreSQL does: a
+    /// `varchar(n)` or `char(n)` length is between 1 and 10485760 (22023 otherwise).
+    pub fn check_declared(&self) -> Result<()> {
+        let (name, n) = match self {
+            SqlType::Varchar { max_len: Some(n) } => ("varchar", *n),
+            SqlType::Char { len } => ("char", *len),
+            _ => return Ok(()),
+        };
+        if n < 1 {
+            return Err(CatalogError::TypeModifier {
+                message: format!("length for type {name} must be at least 1"),
+            });
+        }
+        if n > MAX_CHAR_LENGTH {
+            return Err(CatalogError::TypeModifier {
+                message: format!("length for type {name} cannot exceed {MAX_CHAR_LENGTH}"),
+            });
+        }
+        Ok(())
     }
-    if n > MAX {
-        return Err(CatalogError::TypeModifier {
-            message: format!("length for type {type_name} cannot exceed {MAX}"),
-        });
-    }
-    Ok(n as u32)
 }
 
 impl fmt::Display for SqlType {

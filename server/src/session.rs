@@ -1805,6 +1805,15 @@ impl ExtendedQueryHandler for SessionQueryHandler {
         // rows; the stored statement keeps the MOVE's text, which tells Execute to count the
         // rows instead of sending them.
         let moved = match cursor_step(&message.query) {
+            Some(CursorStep { moved: true, fetch })
+                if !matches!(
+                    split(&fetch).as_slice(),
+                    [(_, Some(Statement::Fetch { .. }))]
+                ) =>
+            {
+                // Refused before the inner handler answers ParseComplete.
+                return Err(PgError::new("42601", "syntax error in MOVE").into_pgwire());
+            }
             Some(CursorStep { fetch, moved }) => {
                 let text = std::mem::replace(&mut message.query, fetch);
                 moved.then(|| {
@@ -1824,9 +1833,6 @@ impl ExtendedQueryHandler for SessionQueryHandler {
             let store = client.portal_store();
             if let Some(stored) = store.get_statement(&name).and_then(|e| e.value().cloned()) {
                 let (_, parsed) = &stored.statement;
-                if !matches!(parsed, Some((Statement::Fetch { .. }, _))) {
-                    return Err(PgError::new("42601", "syntax error in MOVE").into_pgwire());
-                }
                 store.put_statement(Arc::new(StoredStatement::new(
                     stored.id.clone(),
                     (text, parsed.clone()),

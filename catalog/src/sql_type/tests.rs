@@ -35,8 +35,20 @@ fn canonical_names_round_trip() {
         SqlType::Char { len: 4 }
     );
     assert!(SqlType::parse("bpchar").is_err());
-    assert!(SqlType::parse("char(0)").is_err());
-    assert!(SqlType::parse("varchar(0)").is_err());
+    // Bounds are checked where a statement declares the type; a stored one still reads.
+    assert!(SqlType::parse("char(0)").unwrap().check_declared().is_err());
+    assert!(SqlType::parse("varchar(0)")
+        .unwrap()
+        .check_declared()
+        .is_err());
+    assert!(SqlType::parse("char(10485761)")
+        .unwrap()
+        .check_declared()
+        .is_err());
+    assert!(SqlType::parse("char(10485760)")
+        .unwrap()
+        .check_declared()
+        .is_ok());
     assert!(SqlType::parse("point").is_err());
     assert!(SqlType::parse("numeric(50,2)").is_err());
 }

@@ -146,6 +146,19 @@ fn placeholder(e: &Expr) -> Option<usize> {
     }
 }
 
+/// A parameter's type without its length: PostgreSQL ignores a parameter type's modifier
+/// (`PREPARE p(char(2))` takes `'abcd'` whole), where a cast to `char(n)` or `varchar(n)`
+/// would cut the value.
+fn without_length(t: &DataType) -> DataType {
+    match t {
+        DataType::Char(_) | DataType::Character(_) => DataType::Text,
+        DataType::Varchar(_) | DataType::CharacterVarying(_) | DataType::CharVarying(_) => {
+            DataType::Varchar(None)
+        }
+        other => other.clone(),
+    }
+}
+
 /// Replaces each `$n` with `args[n - 1]`, cast to `types[n - 1]` where one is given.
 fn substitute(statement: &mut Statement, args: &[Expr], types: &[DataType]) {
     let _ = visit_expressions_mut(statement, |e| {
@@ -155,7 +168,7 @@ fn substitute(statement: &mut Statement, args: &[Expr], types: &[DataType]) {
                 Some(t) => Expr::Cast {
                     kind: CastKind::Cast,
                     expr: Box::new(arg),
-                    data_type: t.clone(),
+                    data_type: without_length(t),
                     array: false,
                     format: None,
                 },
@@ -251,7 +264,7 @@ pub fn bind_parameters(
                 t => Expr::Cast {
                     kind: CastKind::Cast,
                     expr: Box::new(arg),
-                    data_type: t.clone(),
+                    data_type: without_length(t),
                     array: false,
                     format: None,
                 },
@@ -276,7 +289,8 @@ fn sql_type(t: &datafusion_postgres::pgwire::api::Type) -> Option<DataType> {
         "float4" => "real",
         "float8" => "double precision",
         "bool" => "boolean",
-        "bpchar" => "char",
+        // A bpchar parameter has no length (`char` alone would be char(1) and cut it).
+        "bpchar" => "text",
         other => other,
     };
     Parser::new(&PostgreSqlDialect {})

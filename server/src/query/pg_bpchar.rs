@@ -190,6 +190,24 @@ impl AnalyzerRule for PgBpchar {
                         Transformed::no(e)
                     })
                 }
+                Expr::Between(between) if is_bpchar(&between.expr, schemas) => {
+                    let low = as_bpchar_operand(&between.low);
+                    let high = as_bpchar_operand(&between.high);
+                    let changed = low.is_some() || high.is_some();
+                    let mut between = between;
+                    if let Some(low) = low {
+                        between.low = Box::new(low);
+                    }
+                    if let Some(high) = high {
+                        between.high = Box::new(high);
+                    }
+                    let e = Expr::Between(between);
+                    Ok(if changed {
+                        Transformed::yes(e)
+                    } else {
+                        Transformed::no(e)
+                    })
+                }
                 other => Ok(Transformed::no(other)),
             }
         })?;
@@ -255,11 +273,20 @@ impl ScalarUDFImpl for ToBpchar {
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
         let len = match args.scalar_arguments.get(1) {
-            Some(Some(ScalarValue::Int64(Some(n)))) => u32::try_from(*n).ok().filter(|n| *n > 0),
-            _ => None,
+            Some(Some(ScalarValue::Int64(Some(n)))) => *n,
+            _ => 0,
         };
-        let Some(len) = len else {
-            return exec_err!("length for type char must be at least 1");
+        // PostgreSQL's bounds (`char(0)`, `char(20000000)` fail with 22023).
+        let len = match shoal_catalog::SqlType::parse(&format!("char({len})"))
+            .and_then(|t| t.check_declared().map(|()| t))
+        {
+            Ok(shoal_catalog::SqlType::Char { len }) => len,
+            Ok(_) => return exec_err!("char({len}) is not a character type"),
+            Err(e) => {
+                return Err(datafusion::error::DataFusionError::External(Box::new(
+                    crate::errors::from_catalog(&e).into_pgwire(),
+                )))
+            }
         };
         let field = Field::new(self.name(), DataType::Utf8, true);
         Ok(Arc::new(field.with_metadata(marks(

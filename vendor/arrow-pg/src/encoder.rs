@@ -349,7 +349,10 @@ fn encode_bpchar<T: Encoder>(
         return encoder.encode_field(&None::<String>, pg_field);
     }
     let text = get_utf8_value(arr, idx).unwrap_or_default();
-    let len = usize::try_from(pg_field.type_modifier() - 4).unwrap_or(0);
+    // PostgreSQL's largest char(n) is 10485760 characters; a larger typmod pads no further.
+    let len = usize::try_from(pg_field.type_modifier() - 4)
+        .unwrap_or(0)
+        .min(10 * 1024 * 1024);
     let chars = text.chars().count();
     let mut padded = String::with_capacity(text.len() + len.saturating_sub(chars));
     padded.push_str(text);

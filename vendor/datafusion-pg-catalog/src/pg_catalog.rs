@@ -1579,9 +1579,9 @@ pub fn create_pg_backend_pid_udf() -> ScalarUDF {
 }
 
 /// Shoal patch: `pg_regproc_oid(regproc)`: the oid of a function named as a `regproc`
-/// column of the system catalogs holds it (`int48eq`, or the oid itself where the name is
-/// overloaded, as PostgreSQL's regproc output writes it), for `oprcode::oid`; `-` (no
-/// function) is 0.
+/// column of the system catalogs holds it (`int48eq`, `pg_catalog.int48eq`, or a number),
+/// for `oprcode::oid`; `-` (no function) is 0; NULL for an overloaded name, which names no
+/// one function.
 fn create_pg_regproc_oid_udf(pg_proc: &ArrowTable) -> Result<ScalarUDF> {
     use datafusion::arrow::array::Array as _;
     let mut oids: HashMap<String, Option<i32>> = HashMap::new();
@@ -1615,7 +1615,8 @@ fn create_pg_regproc_oid_udf(pg_proc: &ArrowTable) -> Result<ScalarUDF> {
                 if v == "-" {
                     return Some(0);
                 }
-                v.parse::<i32>().ok().or_else(|| oids.get(v).copied().flatten())
+                let bare = v.strip_prefix("pg_catalog.").unwrap_or(v);
+                v.parse::<i32>().ok().or_else(|| oids.get(bare).copied().flatten())
             })
             .collect();
         Ok(ColumnarValue::Array(Arc::new(out)))

@@ -11,7 +11,7 @@ use datafusion::scalar::ScalarValue;
 use futures::{StreamExt, stream};
 use pg_interval::Interval;
 use pgwire::api::Type;
-use pgwire::api::portal::{CursorFormat, Format, Portal, in_format};
+use pgwire::api::portal::{CursorFormat, CursorOptions, Format, Portal, in_format};
 use pgwire::api::results::FieldInfo;
 use pgwire::api::results::QueryResponse;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
@@ -59,6 +59,7 @@ pub async fn encode_dataframe(
 pub async fn encode_cursor(
     df: DataFrame,
     format: CursorFormat,
+    options: CursorOptions,
     data_format_options: Option<Arc<FormatOptions>>,
 ) -> PgWireResult<QueryResponse> {
     let declared = format.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -78,24 +79,44 @@ pub async fn encode_cursor(
         /// The rows of `batch` from its next one on, in `encoded_in`.
         encoder: Option<RowEncoder>,
         encoded_in: Format,
+        /// The options `fields` carry, when a FETCH gave them.
+        options_in: Option<Arc<FormatOptions>>,
         fields: Arc<Vec<FieldInfo>>,
         format: CursorFormat,
+        options: CursorOptions,
     }
     let state = Rows {
         batches,
         batch: None,
         encoder: None,
         encoded_in: declared,
+        options_in: None,
         fields: Arc::clone(&fields),
         format,
+        options,
     };
     let rows = stream::unfold(state, |mut s| async move {
         loop {
             if let Some((batch, next)) = &mut s.batch {
                 if *next < batch.num_rows() {
                     let wanted = s.format.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                    if s.encoder.is_none() || wanted != s.encoded_in {
+                    let options = s.options.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    let options_changed = match (&options, &s.options_in) {
+                        (Some(now), Some(then)) => !Arc::ptr_eq(now, then),
+                        (Some(_), None) => true,
+                        _ => false,
+                    };
+                    if s.encoder.is_none() || wanted != s.encoded_in || options_changed {
                         s.fields = in_format(&s.fields, &wanted);
+                        if let Some(o) = &options {
+                            s.fields = Arc::new(
+                                s.fields
+                                    .iter()
+                                    .map(|f| f.clone().with_format_options(Arc::clone(o)))
+                                    .collect(),
+                            );
+                        }
+                        s.options_in = options;
                         s.encoded_in = wanted;
                         let rest = batch.slice(*next, batch.num_rows() - *next);
                         s.encoder = Some(RowEncoder::new(rest, Arc::clone(&s.fields)));

@@ -125,8 +125,9 @@ impl<C: CatalogInfo, P: PgCatalogContextProvider> PgDependTable<C, P> {
         let (relations, schemas) = this.provider.system_objects();
         let mut members: Vec<(i32, i32)> = Vec::new();
         if this.provider.system_extension().is_some() {
+            let catalogs = this.catalog_list.catalog_names().await?;
             let mut cache = this.oid_cache.write().await;
-            for catalog in this.catalog_list.catalog_names().await? {
+            for catalog in catalogs {
                 let mut oid_of = |key: OidCacheKey| {
                     let oid = resolve_oid(&key, &cache, &this.oid_counter);
                     cache.insert(key, oid);

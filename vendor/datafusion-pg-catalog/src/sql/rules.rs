@@ -1567,7 +1567,10 @@ impl VisitorMut for NestedCorrelatedSubqueryToNull {
                 let filtered_lookup = plain_lookup(subquery)
                     && subquery.limit_clause.is_none()
                     && subquery.order_by.is_none()
-                    && matches!(subquery.body.as_ref(), SetExpr::Select(s) if s.selection.is_some());
+                    && matches!(subquery.body.as_ref(), SetExpr::Select(s)
+                        if s.selection.is_some()
+                            && !s.from.is_empty()
+                            && s.from.iter().all(|t| t.joins.is_empty() && catalog_table(&t.relation).is_some()));
                 if (RemoveSubqueryFromProjectionVisitor.has_correlation(subquery) || filtered_lookup)
                     && !aggregated_subquery(subquery)
                 {
@@ -2382,7 +2385,10 @@ mod tests {
 #[derive(Debug)]
 pub struct RewriteArraySubquery;
 
-struct RewriteArraySubqueryVisitor;
+struct RewriteArraySubqueryVisitor {
+    /// Whether the statement reads the catalogs (name-keyed shapes are theirs only).
+    catalog: bool,
+}
 
 impl VisitorMut for RewriteArraySubqueryVisitor {
     type Break = ();
@@ -2427,7 +2433,7 @@ impl VisitorMut for RewriteArraySubqueryVisitor {
         // Shoal patch: `ARRAY(SELECT ... FROM unnest(x.reloptions) ...)` (psql's `\d+`) is
         // empty: `pg_class.reloptions` is NULL for every relation here, and unnest of NULL
         // yields no row. (DataFusion cannot plan an unnest of an outer column.)
-        if unnests_reloptions(select) || reads_policy_roles(select) {
+        if unnests_reloptions(select) || (self.catalog && reads_policy_roles(select)) {
             *expr = call("make_array", vec![]);
             return ControlFlow::Continue(());
         }
@@ -2529,7 +2535,8 @@ fn unnests_reloptions(select: &datafusion::sql::sqlparser::ast::Select) -> bool 
 
 impl SqlStatementRewriteRule for RewriteArraySubquery {
     fn rewrite(&self, mut s: Statement) -> Statement {
-        let _ = s.visit(&mut RewriteArraySubqueryVisitor);
+        let catalog = reads_catalog_relations(&s);
+        let _ = s.visit(&mut RewriteArraySubqueryVisitor { catalog });
         s
     }
 }
@@ -2622,14 +2629,15 @@ impl VisitorMut for ResolveCatalogTableOidVisitor {
             _ => None,
         };
         let aliases = &self.aliases;
+        let is_tableoid = |id: &Ident| id.value.eq_ignore_ascii_case("tableoid");
         // A select item that is the column keeps its name, `tableoid`.
         for item in &mut select.projection {
             if let SelectItem::UnnamedExpr(e) = item {
                 let named = match e {
-                    Expr::Identifier(id) => id.value == "tableoid" && only.is_some(),
+                    Expr::Identifier(id) => is_tableoid(id) && only.is_some(),
                     Expr::CompoundIdentifier(parts) => {
                         parts.len() == 2
-                            && parts[1].value == "tableoid"
+                            && is_tableoid(&parts[1])
                             && aliases.contains_key(&parts[0].value)
                     }
                     _ => false,
@@ -2642,27 +2650,56 @@ impl VisitorMut for ResolveCatalogTableOidVisitor {
                 }
             }
         }
-        let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(
-            select.as_mut(),
-            |e| {
-                match e {
-                    Expr::Identifier(id) if id.value == "tableoid" => {
-                        if let Some(oid) = only {
-                            *e = oid_literal(oid);
-                        }
-                    }
-                    Expr::CompoundIdentifier(parts)
-                        if parts.len() == 2 && parts[1].value == "tableoid" =>
-                    {
-                        if let Some(oid) = aliases.get(&parts[0].value) {
-                            *e = oid_literal(*oid);
-                        }
-                    }
-                    _ => {}
+        // This SELECT's own expressions only: its subqueries were resolved in their scope.
+        let mut own = TableOidInScope {
+            depth: 0,
+            only,
+            aliases,
+        };
+        let _ = VisitMut::visit(select.as_mut(), &mut own);
+        ControlFlow::Continue(())
+    }
+}
+
+/// Replaces `tableoid` references outside nested queries (`depth` 0).
+struct TableOidInScope<'a> {
+    depth: usize,
+    only: Option<u32>,
+    aliases: &'a HashMap<String, u32>,
+}
+
+impl VisitorMut for TableOidInScope<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, _query: &mut Query) -> ControlFlow<Self::Break> {
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<Self::Break> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<Self::Break> {
+        if self.depth > 0 {
+            return ControlFlow::Continue(());
+        }
+        match e {
+            Expr::Identifier(id) if id.value.eq_ignore_ascii_case("tableoid") => {
+                if let Some(oid) = self.only {
+                    *e = oid_literal(oid);
                 }
-                ControlFlow::<()>::Continue(())
-            },
-        );
+            }
+            Expr::CompoundIdentifier(parts)
+                if parts.len() == 2 && parts[1].value.eq_ignore_ascii_case("tableoid") =>
+            {
+                if let Some(oid) = self.aliases.get(&parts[0].value) {
+                    *e = oid_literal(*oid);
+                }
+            }
+            _ => {}
+        }
         ControlFlow::Continue(())
     }
 }
@@ -2786,6 +2823,10 @@ impl VisitorMut for ResolveRegprocColumnsVisitor {
 
 impl SqlStatementRewriteRule for ResolveRegprocColumns {
     fn rewrite(&self, mut s: Statement) -> Statement {
+        // Keyed on catalog column names: only a statement over the catalogs is meant.
+        if !reads_catalog_relations(&s) {
+            return s;
+        }
         let _ = VisitMut::visit(&mut s, &mut ResolveRegprocColumnsVisitor);
         s
     }
@@ -2826,12 +2867,22 @@ impl VisitorMut for EmptyOptionsToTableVisitor {
         if !(is_it && column_arg) {
             return ControlFlow::Continue(());
         }
-        let alias = alias
-            .as_ref()
-            .map_or("pg_options_to_table".to_string(), |a| a.name.value.clone());
+        let (name, columns) = match alias {
+            Some(a) => (
+                a.name.value.clone(),
+                a.columns.iter().map(|c| c.name.value.clone()).collect::<Vec<_>>(),
+            ),
+            None => ("pg_options_to_table".to_string(), Vec::new()),
+        };
+        let column = |i: usize, default: &str| {
+            columns.get(i).cloned().unwrap_or_else(|| default.to_string()).replace('"', "\"\"")
+        };
         let sql = format!(
-            "SELECT * FROM (SELECT CAST(NULL AS TEXT) AS option_name, \
-             CAST(NULL AS TEXT) AS option_value WHERE false) AS \"{alias}\""
+            "SELECT * FROM (SELECT CAST(NULL AS TEXT) AS \"{}\", CAST(NULL AS TEXT) AS \"{}\" \
+             WHERE false) AS \"{}\"",
+            column(0, "option_name"),
+            column(1, "option_value"),
+            name.replace('"', "\"\"")
         );
         if let Ok(mut stmts) = Parser::parse_sql(&PostgreSqlDialect {}, &sql) {
             if let Some(Statement::Query(q)) = stmts.pop() {
@@ -2848,6 +2899,10 @@ impl VisitorMut for EmptyOptionsToTableVisitor {
 
 impl SqlStatementRewriteRule for EmptyOptionsToTable {
     fn rewrite(&self, mut s: Statement) -> Statement {
+        // Keyed on catalog column names: only a statement over the catalogs is meant.
+        if !reads_catalog_relations(&s) {
+            return s;
+        }
         let _ = VisitMut::visit(&mut s, &mut EmptyOptionsToTableVisitor);
         s
     }
@@ -2957,6 +3012,10 @@ impl VisitorMut for CatalogArrayLiteralComparisonVisitor {
 
 impl SqlStatementRewriteRule for CatalogArrayLiteralComparison {
     fn rewrite(&self, mut s: Statement) -> Statement {
+        // Keyed on catalog column names: only a statement over the catalogs is meant.
+        if !reads_catalog_relations(&s) {
+            return s;
+        }
         let _ = VisitMut::visit(&mut s, &mut CatalogArrayLiteralComparisonVisitor);
         s
     }
@@ -2996,9 +3055,9 @@ impl VisitorMut for NameSubscriptVisitor {
             }
             _ => None,
         };
-        if let (true, Some(n)) = (name_column, index) {
+        if let (true, Some(n)) = (name_column, index.and_then(|n| n.checked_add(1))) {
             let number = |n: i64| Expr::Value(Value::Number(n.to_string(), false).with_empty_span());
-            *expr = call("substr", vec![root.as_ref().clone(), number(n + 1), number(1)]);
+            *expr = call("substr", vec![root.as_ref().clone(), number(n), number(1)]);
         }
         ControlFlow::Continue(())
     }
@@ -3006,6 +3065,10 @@ impl VisitorMut for NameSubscriptVisitor {
 
 impl SqlStatementRewriteRule for NameSubscript {
     fn rewrite(&self, mut s: Statement) -> Statement {
+        // Keyed on catalog column names: only a statement over the catalogs is meant.
+        if !reads_catalog_relations(&s) {
+            return s;
+        }
         let _ = VisitMut::visit(&mut s, &mut NameSubscriptVisitor);
         s
     }

@@ -37,13 +37,13 @@ impl QueryHook for CursorStatementHook {
 
         match statement {
             sqlparser::ast::Statement::Declare { stmts } => {
-                Some(handle_declare(store, stmts, session_context, options).await)
+                Some(handle_declare(store, stmts, session_context, Arc::clone(&options)).await)
             }
             // SHOAL: as in PostgreSQL's simple protocol, a FETCH gets the cursor's own
             // format (binary for a BINARY cursor).
             sqlparser::ast::Statement::Fetch {
                 name, direction, ..
-            } => Some(handle_fetch(store, name, direction, None).await),
+            } => Some(handle_fetch(store, name, direction, None, options).await),
             sqlparser::ast::Statement::Close { cursor } => Some(handle_close(store, cursor)),
             _ => None,
         }
@@ -82,13 +82,13 @@ impl QueryHook for CursorStatementHook {
 
         match statement {
             sqlparser::ast::Statement::Declare { stmts } => {
-                Some(handle_declare(store, stmts, session_context, options).await)
+                Some(handle_declare(store, stmts, session_context, Arc::clone(&options)).await)
             }
             // SHOAL: as in PostgreSQL's extended protocol, a FETCH's rows come in the
             // formats its own Bind asked for, whatever the cursor was declared with.
             sqlparser::ast::Statement::Fetch {
                 name, direction, ..
-            } => Some(handle_fetch(store, name, direction, Some(&format)).await),
+            } => Some(handle_fetch(store, name, direction, Some(&format), options).await),
             sqlparser::ast::Statement::Close { cursor } => Some(handle_close(store, cursor)),
             _ => None,
         }
@@ -170,9 +170,13 @@ async fn handle_declare(
             Format::UnifiedText
         };
         let portal = Portal::new_cursor(cursor_name.clone(), stored_stmt, format);
-        let query_response =
-            df::encode_cursor(df, Arc::clone(&portal.cursor_format), Some(Arc::clone(&options)))
-                .await?;
+        let query_response = df::encode_cursor(
+            df,
+            Arc::clone(&portal.cursor_format),
+            Arc::clone(&portal.cursor_options),
+            Some(Arc::clone(&options)),
+        )
+        .await?;
 
         portal.start(query_response).await;
 
@@ -187,6 +191,7 @@ async fn handle_fetch(
     name: &datafusion::sql::sqlparser::ast::Ident,
     direction: &FetchDirection,
     format: Option<&Format>,
+    options: Arc<FormatOptions>,
 ) -> PgWireResult<Response> {
     let cursor_name = &name.value;
 
@@ -247,7 +252,20 @@ async fn handle_fetch(
         }
     };
 
-    let fetch_result = portal.fetch_in(max_rows.unwrap_or(0), format).await?;
+    // SHOAL: `fetch_in` reads 0 as "every row"; PostgreSQL's FETCH 0 is the current row
+    // again, which a forward-only cursor does not keep.
+    if max_rows == Some(0) {
+        return Err(PgWireError::UserError(Box::new(
+            pgwire::error::ErrorInfo::new(
+                "ERROR".to_string(),
+                "0A000".to_string(),
+                "FETCH 0 and MOVE 0 (the current row) are not supported".to_string(),
+            ),
+        )));
+    }
+    let fetch_result = portal
+        .fetch_in(max_rows.unwrap_or(0), format, Some(options))
+        .await?;
 
     Ok(Response::Query(fetch_result.response))
 }

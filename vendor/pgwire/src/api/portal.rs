@@ -45,7 +45,14 @@ pub struct Portal<S> {
     /// cursor is started with encodes each row as it is pulled, in the format this holds
     /// then, so that each FETCH gets its rows in the format it asks for.
     pub cursor_format: CursorFormat,
+    /// SHOAL: for a cursor, the text format options (TimeZone, DateStyle) its next rows are
+    /// encoded with: the session's at each FETCH, as PostgreSQL formats them then.
+    pub cursor_options: CursorOptions,
 }
+
+/// SHOAL: the format options a cursor's rows are encoded with (see
+/// [`Portal::cursor_options`]); `None` keeps those it was declared with.
+pub type CursorOptions = Arc<std::sync::Mutex<Option<Arc<FormatOptions>>>>;
 
 /// SHOAL: the result formats a cursor's rows are encoded in (see [`Portal::cursor_format`]).
 pub type CursorFormat = Arc<std::sync::Mutex<Format>>;
@@ -142,6 +149,7 @@ impl<S: Clone> Portal<S> {
             cursor: false,
             row_schema: Arc::default(),
             cursor_format: Arc::default(),
+            cursor_options: Arc::default(),
         })
     }
 
@@ -164,6 +172,7 @@ impl<S: Clone> Portal<S> {
             cursor: true,
             row_schema: Arc::default(),
             cursor_format: Arc::new(std::sync::Mutex::new(format)),
+            cursor_options: Arc::default(),
         }
     }
 
@@ -246,16 +255,25 @@ impl<S: Clone> Portal<S> {
     /// Returns an error if the portal is in `Initial` state (call
     /// [`start()`](Self::start) first) or if the stream yields an error.
     pub async fn fetch(&self, max_rows: usize) -> PgWireResult<FetchResult> {
-        self.fetch_in(max_rows, None).await
+        self.fetch_in(max_rows, None, None).await
     }
 
     /// SHOAL: [`fetch`](Self::fetch) of a cursor's rows in `format` (`None`: the cursor's
-    /// own format). The rows and their description are in that format.
-    pub async fn fetch_in(&self, max_rows: usize, format: Option<&Format>) -> PgWireResult<FetchResult> {
+    /// own format), with the text format `options` of the session now (`None`: as
+    /// declared). The rows and their description are in that format.
+    pub async fn fetch_in(
+        &self,
+        max_rows: usize,
+        format: Option<&Format>,
+        options: Option<Arc<FormatOptions>>,
+    ) -> PgWireResult<FetchResult> {
         let mut state = self.state.lock().await;
         let format = format.unwrap_or(&self.result_column_format);
         if self.cursor {
             *self.cursor_format.lock().unwrap_or_else(|e| e.into_inner()) = format.clone();
+            if options.is_some() {
+                *self.cursor_options.lock().unwrap_or_else(|e| e.into_inner()) = options;
+            }
         }
         let described = |schema: Arc<Vec<super::results::FieldInfo>>| {
             if self.cursor {
