@@ -473,6 +473,22 @@ async fn errors_and_notices_of_the_contract() {
         "hint: {}",
         err_text(&e)
     );
+    // A drain refused while the job runs changes nothing: the node still takes shards.
+    let p1 = cluster.worker_port(1);
+    let e = client
+        .simple_query(&format!("SELECT drain_node('127.0.0.1', {p1})"))
+        .await
+        .expect_err("drain during a rebalance");
+    assert_eq!(sqlstate(&e).as_deref(), Some("55000"), "{}", err_text(&e));
+    let takes = scalar(
+        &client,
+        &format!(
+            "SELECT CASE WHEN should_have_shards THEN 'yes' ELSE 'no' END FROM shoal.nodes \
+             WHERE port = {p1}"
+        ),
+    )
+    .await;
+    assert_eq!(takes, "yes", "a refused drain left the node draining");
     // Stop it while a move runs (moves start at once; at 5 KB/s each takes seconds).
     let deadline = Instant::now() + Duration::from_secs(30);
     while scalar(
@@ -915,4 +931,88 @@ async fn compaction_continues_beside_a_move() {
         scalar(&client, "SELECT count(*), sum(id) FROM blobs").await,
         format!("{}|{}", next - 1, (next - 1) * next / 2)
     );
+}
+
+/// A rebalance's moves land only on nodes that take shards when each move starts: a node
+/// disallowed while the job runs gets none of the moves that had not started yet (they fail
+/// and the job says so), and every row stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moves_do_not_land_on_a_node_disallowed_mid_job() {
+    let cluster = Cluster::start_with(1, 1).await;
+    let client = cluster.client().await;
+    create_blobs(&client, 8, 400).await;
+    for setting in [
+        "SELECT set_cluster_setting('rebalance.max_bandwidth_mb', '0.003')",
+        "SELECT set_cluster_setting('rebalance.retry_backoff_ms', '200')",
+        "SELECT set_cluster_setting('rebalance.task_retries', '1')",
+    ] {
+        exec(&client, setting).await;
+    }
+    let p1 = cluster.worker_port(1);
+    exec(&client, &format!("SELECT add_node('127.0.0.1', {p1})")).await;
+    let job = scalar(&client, "SELECT rebalance_start()").await;
+    let running =
+        format!("SELECT count(*) FROM shoal.tasks WHERE job_id = {job} AND state = 'running'");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while scalar(&client, &running).await == "0" {
+        assert!(Instant::now() < deadline, "no move of job {job} started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    exec(
+        &client,
+        &format!("SELECT set_node_property('127.0.0.1', {p1}, 'should_have_shards', false)"),
+    )
+    .await;
+    let waiting = lines(
+        &client,
+        &format!(
+            "SELECT task_id FROM shoal.tasks WHERE job_id = {job} AND state IN ('runnable', 'blocked') ORDER BY task_id"
+        ),
+    )
+    .await;
+    assert!(!waiting.is_empty(), "the job has moves still to start");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let state = scalar(
+            &client,
+            &format!("SELECT state FROM shoal.jobs WHERE job_id = {job}"),
+        )
+        .await;
+        if matches!(state.as_str(), "finished" | "failed" | "cancelled") {
+            assert_eq!(
+                state, "failed",
+                "moves onto the disallowed node were refused"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "job {job} still {state}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut refused = 0;
+    for task in &waiting {
+        let (state, message) = match lines(
+            &client,
+            &format!("SELECT state, message FROM shoal.tasks WHERE task_id = {task}"),
+        )
+        .await
+        .first()
+        .and_then(|l| {
+            l.split_once('|')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        }) {
+            Some(sm) => sm,
+            None => panic!("task {task} is gone"),
+        };
+        assert_ne!(
+            state, "done",
+            "task {task} moved a shard onto the disallowed node"
+        );
+        // The first to start is refused; the job fails then, and the rest never start.
+        if message.contains("no longer takes shards") {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 1, "a waiting move was refused with the reason");
+    let rows = scalar(&client, "SELECT count(*) FROM blobs").await;
+    assert_eq!(rows, "400");
 }

@@ -159,14 +159,30 @@ pub(super) async fn call(
             let host = a.text("host")?;
             let port = a.port()?;
             let node = super::node_at(cluster, &host, port)?;
-            // Kept even if the drain fails, as Citus does: no new shards land here.
+            // No new shards land here from now on; a drain that is refused (another job
+            // runs, nowhere to put the shards) changes nothing, as Citus's does, whose
+            // transaction rolls the flag back. Once the job runs the flag stays, also if
+            // it fails later.
             cluster
                 .catalog()
                 .set_should_have_shards(node.node_id, false)
                 .map_err(ClusterError::from)?;
             let mut req = request(a);
             req.drain_node = Some(node.node_id);
-            let s = cluster.start_rebalance(&req, "drain").await?;
+            let s = match cluster.start_rebalance(&req, "drain").await {
+                Ok(s) => s,
+                Err(e) => {
+                    if node.should_have_shards {
+                        if let Err(restore) =
+                            cluster.catalog().set_should_have_shards(node.node_id, true)
+                        {
+                            tracing::error!(node = node.node_id, error = %restore,
+                                "could not restore should_have_shards after a refused drain");
+                        }
+                    }
+                    return Err(e.into());
+                }
+            };
             let Some(job_id) = s.job_id else {
                 notices.push(Notice::info(format!(
                     "node {host}:{port} holds no shards to move"

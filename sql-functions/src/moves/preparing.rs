@@ -1,7 +1,8 @@
 //! `preparing`: checks that the move can happen and records, before anything is copied, how
 //! to undo it.
 //!
-//! - → `copying` once: the source and target are known, live nodes; no earlier deferred
+//! - → `copying` once: the source and target are known, live nodes (for a rebalance or a
+//!   drain, the target still takes shards: not drained or disallowed since); no earlier deferred
 //!   delete is pending for these shards on the target; the on-failure cleanup records for the
 //!   target exist; the target has room for the group (10% of its free space stays free).
 //!   In `block_writes` mode the write fence closes here and stays closed until the switch.
@@ -26,6 +27,27 @@ pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
     };
     let source = node(run.task.source_node_id, "source")?;
     let target = node(run.task.target_node_id, "target")?;
+    // A planned move (rebalance, drain) lands only on a node that takes shards at the time
+    // it starts: the node may have been drained or disallowed since the plan was made. An
+    // explicit move_shard names its target and may go anywhere live.
+    let job_type = catalog.job(run.task.job_id)?.job_type;
+    if crate::rebalance::REBALANCE_JOB_TYPES.contains(&job_type.as_str())
+        && (!target.should_have_shards || !target.is_live)
+    {
+        return Err(ClusterError::NotInState {
+            message: format!(
+                "the target {} of the move of shard {} no longer takes shards ({})",
+                target.addr(),
+                run.task.shard_id,
+                if target.is_live {
+                    "it is draining or disallowed"
+                } else {
+                    "it is not live"
+                }
+            ),
+            hint: Some("Run rebalance_start() again to plan the moves anew.".into()),
+        });
+    }
     let group = run.group()?;
     if group
         .iter()
