@@ -30,6 +30,6 @@ pub use model::{
     IndexUpdate, Job, KeyConstraint, NewFile, NewJob, NewShard, NewTable, NewTask, Node,
     PlacementSnapshot, RemovedFile, ShardSnapshot, TableInfo, TableKind, TableSnapshot, Task,
 };
-pub use sql_type::SqlType;
+pub use sql_type::{ArrayElement, SqlType};
 pub use store::{Catalog, SettingKind, SETTINGS_DEFAULTS};
 pub use txn_tables::{ChangesMark, IndexChange, TableChanges, TxnTables};

@@ -36,12 +36,73 @@ pub enum SqlType {
     Json,
     /// `jsonb`: the value in PostgreSQL's jsonb text form (see `types::json` in sql-functions).
     Jsonb,
+    /// A one-dimensional array (`bigint[]`, `text[]`, ...).
+    Array {
+        element: ArrayElement,
+    },
+}
+
+/// The element type of an array column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArrayElement {
+    SmallInt,
+    Integer,
+    BigInt,
+    Real,
+    Double,
+    Text,
+    Boolean,
+}
+
+impl ArrayElement {
+    /// The element's SQL type.
+    pub fn sql_type(self) -> SqlType {
+        match self {
+            ArrayElement::SmallInt => SqlType::SmallInt,
+            ArrayElement::Integer => SqlType::Integer,
+            ArrayElement::BigInt => SqlType::BigInt,
+            ArrayElement::Real => SqlType::Real,
+            ArrayElement::Double => SqlType::Double,
+            ArrayElement::Text => SqlType::Text,
+            ArrayElement::Boolean => SqlType::Boolean,
+        }
+    }
+
+    fn of(t: SqlType) -> Option<ArrayElement> {
+        Some(match t {
+            SqlType::SmallInt => ArrayElement::SmallInt,
+            SqlType::Integer => ArrayElement::Integer,
+            SqlType::BigInt => ArrayElement::BigInt,
+            SqlType::Real => ArrayElement::Real,
+            SqlType::Double => ArrayElement::Double,
+            SqlType::Text => ArrayElement::Text,
+            SqlType::Boolean => ArrayElement::Boolean,
+            _ => return None,
+        })
+    }
 }
 
 impl SqlType {
     /// Parses a canonical or common PostgreSQL spelling (`int4`, `character varying(20)`, ...).
     pub fn parse(text: &str) -> Result<SqlType> {
         let t = text.trim().to_ascii_lowercase();
+        // `bigint[]` (also `_int8`, PostgreSQL's name of the array type).
+        let element = t
+            .strip_suffix("[]")
+            .or_else(|| t.strip_prefix('_').filter(|e| !e.contains('(')));
+        if let Some(element) = element {
+            let unsupported = || CatalogError::Invalid {
+                message: format!("type \"{text}\" is not supported"),
+            };
+            if element.ends_with("[]") {
+                return Err(unsupported());
+            }
+            return SqlType::parse(element)
+                .ok()
+                .and_then(ArrayElement::of)
+                .map(|element| SqlType::Array { element })
+                .ok_or_else(unsupported);
+        }
         let (base, args) = match t.find('(') {
             Some(i) => {
                 let inner = t[i + 1..].trim_end_matches(')').to_string();
@@ -187,6 +248,7 @@ impl fmt::Display for SqlType {
             SqlType::Uuid => write!(f, "uuid"),
             SqlType::Json => write!(f, "json"),
             SqlType::Jsonb => write!(f, "jsonb"),
+            SqlType::Array { element } => write!(f, "{}[]", element.sql_type()),
         }
     }
 }

@@ -185,6 +185,7 @@ pub fn session_context(
     ctx.register_udf(crate::query::pg_time_zone::AtTimeZone::udf());
     ctx.add_analyzer_rule(crate::query::pg_text_out::PgTextOutput::rule());
     ctx.add_analyzer_rule(crate::query::pg_bpchar::PgBpchar::rule());
+    ctx.add_analyzer_rule(crate::query::pg_arrays::PgArrayLiterals::rule());
     ctx.register_udf(crate::query::pg_bpchar::ToBpchar::udf());
     ctx.register_udf(crate::query::pg_bpchar::BpcharText::udf());
     ctx.register_udf(crate::query::pg_text_out::TextOut::udf());

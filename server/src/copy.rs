@@ -571,7 +571,9 @@ fn parse_stream(
             .fields()
             .iter()
             .map(|f| match f.data_type() {
-                DataType::Boolean | DataType::Binary => Field::new(f.name(), DataType::Utf8, true),
+                DataType::Boolean | DataType::Binary | DataType::List(_) => {
+                    Field::new(f.name(), DataType::Utf8, true)
+                }
                 // A timestamptz without an offset is a local time in the session's zone.
                 DataType::Timestamp(_, Some(_)) if options.time_zone.is_some() => {
                     Field::new(f.name(), DataType::Utf8, true)
@@ -809,6 +811,18 @@ fn convert_text(
                 });
             }
             Ok(Arc::new(arrow::array::BinaryArray::from_iter(out)))
+        }
+        // An array's text (`{1,2}`), read as PostgreSQL reads it.
+        DataType::List(f) => {
+            shoal_sql_functions::types::array::list_column(s.iter(), f.data_type()).map_err(|e| {
+                ClusterError::BadCopyData {
+                    message: format!(
+                        "COPY {table}, line {}, column {column}: {}",
+                        first_line + 1,
+                        e.message
+                    ),
+                }
+            })
         }
         DataType::Timestamp(_, Some(_)) => {
             let zone: chrono_tz::Tz = match time_zone.map(str::parse) {

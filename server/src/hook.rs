@@ -189,7 +189,7 @@ fn column_def(table: &str, c: &sql::ColumnDef) -> Result<ColumnDef, PgError> {
         None => SqlType::parse(&type_text).and_then(|t| t.check_declared().map(|()| t)).map_err(|e| match e {
             shoal_catalog::CatalogError::TypeModifier { .. } => crate::errors::from_catalog(&e),
             _ => PgError::new("0A000", format!("type \"{}\" is not supported", c.data_type)).with_hint(Some(
-                "Supported: smallint, integer, bigint, serial, bigserial, real, double precision, numeric(p,s), text, varchar(n), char(n), boolean, date, timestamp, timestamptz, bytea, uuid, json, jsonb.".into(),
+                "Supported: smallint, integer, bigint, serial, bigserial, real, double precision, numeric(p,s), text, varchar(n), char(n), boolean, date, timestamp, timestamptz, bytea, uuid, json, jsonb, and one-dimensional arrays of smallint, integer, bigint, real, double precision, text or boolean.".into(),
             )),
         })?,
     };

@@ -3,6 +3,7 @@
 
 pub mod column_defaults;
 pub mod pg_aggregates;
+pub mod pg_arrays;
 pub mod pg_bpchar;
 pub mod pg_bytea;
 pub mod pg_casts;

@@ -4,7 +4,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::array::ArrayRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::datasource::sink::DataSink;
 use datafusion::error::Result;
@@ -198,12 +199,25 @@ pub(crate) fn conform(
         .columns()
         .iter()
         .zip(schema.fields())
-        .map(|(c, f)| {
+        .map(|(c, f)| -> std::result::Result<ArrayRef, ClusterError> {
             if c.data_type() == f.data_type() {
-                Ok(Arc::clone(c))
-            } else {
-                arrow::compute::cast(c, f.data_type())
+                return Ok(Arc::clone(c));
             }
+            // Text into an array column is an array's text (`'{1,2}'`); Arrow's cast would
+            // wrap the whole text as one element.
+            if let (DataType::Utf8, DataType::List(element)) = (c.data_type(), f.data_type()) {
+                use arrow::array::AsArray;
+                return shoal_sql_functions::types::array::list_column(
+                    c.as_string::<i32>().iter(),
+                    element.data_type(),
+                )
+                .map_err(|e| ClusterError::InvalidText {
+                    sqlstate: e.sqlstate,
+                    message: e.message,
+                    detail: None,
+                });
+            }
+            Ok(arrow::compute::cast(c, f.data_type())?)
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(arrow::array::RecordBatch::try_new(

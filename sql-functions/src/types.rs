@@ -1,13 +1,14 @@
 //! How a declared column type is stored in Arrow (and so in Parquet), and the text forms
 //! PostgreSQL gives the types Shoal stores as text (`json`/`jsonb`, `uuid`).
 
+pub mod array;
 pub mod json;
 pub mod uuid;
 
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use shoal_catalog::{ColumnDef, SqlType};
+use shoal_catalog::{ArrayElement, ColumnDef, SqlType};
 
 /// The Arrow type a column of this SQL type holds. Strings stay `Utf8` (not views) so that
 /// batches from workers, COPY and INSERT all agree on one schema.
@@ -30,6 +31,10 @@ pub fn arrow_type(t: &SqlType) -> DataType {
         SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
         SqlType::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         SqlType::Bytea => DataType::Binary,
+        SqlType::Array { element } => DataType::List(Arc::new(Field::new_list_field(
+            arrow_type(&element.sql_type()),
+            true,
+        ))),
     }
 }
 
@@ -70,6 +75,19 @@ fn sql_type_of_arrow(t: &DataType) -> Option<SqlType> {
         DataType::Timestamp(_, None) => SqlType::Timestamp,
         DataType::Timestamp(_, Some(_)) => SqlType::TimestampTz,
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => SqlType::Bytea,
+        DataType::List(f) | DataType::LargeList(f) => {
+            let element = match sql_type_of_arrow(f.data_type())? {
+                SqlType::SmallInt => ArrayElement::SmallInt,
+                SqlType::Integer => ArrayElement::Integer,
+                SqlType::BigInt => ArrayElement::BigInt,
+                SqlType::Real => ArrayElement::Real,
+                SqlType::Double => ArrayElement::Double,
+                SqlType::Text => ArrayElement::Text,
+                SqlType::Boolean => ArrayElement::Boolean,
+                _ => return None,
+            };
+            SqlType::Array { element }
+        }
         _ => return None,
     })
 }
@@ -89,6 +107,18 @@ pub fn pg_attributes(c: &ColumnDef) -> (bool, Option<i32>, i32) {
         ),
         SqlType::Char { len } => (Some(1042), char_typmod(*len)),
         SqlType::Uuid => (Some(2950), -1),
+        SqlType::Array { element } => (
+            Some(match element {
+                ArrayElement::SmallInt => 1005,
+                ArrayElement::Integer => 1007,
+                ArrayElement::BigInt => 1016,
+                ArrayElement::Real => 1021,
+                ArrayElement::Double => 1022,
+                ArrayElement::Text => 1009,
+                ArrayElement::Boolean => 1000,
+            }),
+            -1,
+        ),
         SqlType::Json => (Some(114), -1),
         SqlType::Jsonb => (Some(3802), -1),
         _ => (None, -1),

@@ -1316,3 +1316,54 @@ on_shoal_and_postgresql!(
     120,
     pg_dump_schema_only
 );
+
+/// Array columns from a driver: Python lists as parameters (psycopg sends them typed, in
+/// text or binary), read back as lists in both formats, and COPY in and out in text format.
+async fn arrays_in_drivers(target: &PsqlTarget, shoal: bool) {
+    let distribute = distribute_sql(shoal, "ad", "id");
+    let script = format!(
+        r#"
+import sys
+import psycopg
+
+host, port, user, db = sys.argv[1:5]
+args = dict(host=host, port=int(port), user=user, dbname=db)
+with psycopg.connect(**args, autocommit=True) as conn:
+    conn.execute("DROP TABLE IF EXISTS ad")
+    conn.execute("CREATE TABLE ad (id bigint NOT NULL, nums bigint[], tags text[])")
+    conn.execute("{distribute}")
+    conn.execute("INSERT INTO ad VALUES (%s, %s, %s)", (1, [1, 2, None], ["a", "b,c", None]))
+    with conn.cursor(binary=True) as cur:
+        cur.execute("INSERT INTO ad VALUES (%s, %s, %s)", (2, [3], []))
+    with conn.cursor().copy("COPY ad FROM STDIN") as cp:
+        cp.write_row((3, [7, 8], ["q r"]))
+    cur = conn.execute("SELECT id, nums, tags FROM ad ORDER BY id")
+    print("text", cur.fetchall(), [d.type_code for d in cur.description])
+    cur = conn.cursor(binary=True)
+    cur.execute("SELECT nums, tags FROM ad WHERE id = %s", (1,))
+    print("binary", cur.fetchall())
+    print("any", conn.execute("SELECT id FROM ad WHERE %s = ANY(nums) ORDER BY id", (8,)).fetchall())
+    with conn.cursor().copy("COPY (SELECT id, nums, tags FROM ad ORDER BY id) TO STDOUT") as cp:
+        print("copy", b"".join(bytes(b) for b in cp).decode().splitlines())
+    conn.execute("DROP TABLE ad")
+"#
+    );
+    let Some(out) = run_python("psycopg", script.as_bytes(), target) else {
+        return;
+    };
+    assert_eq!(
+        out,
+        "text [(1, [1, 2, None], ['a', 'b,c', None]), (2, [3], []), (3, [7, 8], ['q r'])] [20, 1016, 1009]\n\
+         binary [([1, 2, None], ['a', 'b,c', None])]\n\
+         any [(3,)]\n\
+         copy ['1\\t{1,2,NULL}\\t{a,\"b,c\",NULL}', '2\\t{3}\\t{}', '3\\t{7,8}\\t{\"q r\"}']\n"
+    );
+}
+
+on_shoal_and_postgresql!(
+    arrays_in_drivers_on_shoal,
+    arrays_in_drivers_on_postgresql,
+    2,
+    120,
+    arrays_in_drivers
+);

@@ -21,6 +21,10 @@ fn canonical_names_round_trip() {
         "uuid",
         "json",
         "jsonb",
+        "bigint[]",
+        "text[]",
+        "double precision[]",
+        "boolean[]",
     ] {
         assert_eq!(SqlType::parse(t).unwrap().to_string(), t);
     }
@@ -50,5 +54,13 @@ fn canonical_names_round_trip() {
         .check_declared()
         .is_ok());
     assert!(SqlType::parse("point").is_err());
+    assert_eq!(
+        SqlType::parse("_int4").unwrap(),
+        SqlType::Array {
+            element: ArrayElement::Integer
+        }
+    );
+    assert!(SqlType::parse("int[][]").is_err());
+    assert!(SqlType::parse("jsonb[]").is_err());
     assert!(SqlType::parse("numeric(50,2)").is_err());
 }

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use datafusion::sql::sqlparser::ast::{
-    DataType, Expr, Ident, Query, Select, SelectItem, SetExpr, TableFactor,
+    ArrayElemTypeDef, DataType, Expr, Ident, Query, Select, SelectItem, SetExpr, TableFactor,
 };
 
 /// Separates a column's shown name from the suffix that keeps it unique (U+001F, the unit
@@ -151,6 +151,8 @@ fn figure(e: &Expr) -> Option<String> {
         Expr::Floor { .. } => Some("floor".into()),
         Expr::Overlay { .. } => Some("overlay".into()),
         Expr::AtTimeZone { .. } => Some("timezone".into()),
+        // `nums[1]` is named after the array, as PostgreSQL names an indirection.
+        Expr::CompoundFieldAccess { root, .. } => figure(root),
         Expr::Subquery(q) => match q.body.as_ref() {
             SetExpr::Select(s) => match s.projection.as_slice() {
                 [SelectItem::ExprWithAlias { alias, .. }] => Some(alias.value.clone()),
@@ -185,6 +187,10 @@ fn type_name(t: &DataType) -> String {
             }
         }
         DataType::Time(_, _) => "time".into(),
+        // An array cast is named after its element type (`'{1}'::int[]` is `int4`).
+        DataType::Array(
+            ArrayElemTypeDef::SquareBracket(element, _) | ArrayElemTypeDef::AngleBracket(element),
+        ) => type_name(element),
         DataType::Custom(name, _) => name
             .0
             .last()

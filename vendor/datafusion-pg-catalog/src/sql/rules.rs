@@ -565,6 +565,12 @@ impl VisitorMut for FixArrayLiteralVisitor {
 
 impl SqlStatementRewriteRule for FixArrayLiteral {
     fn rewrite(&self, mut s: Statement) -> Statement {
+        // Shoal patch: only catalog queries (pgjdbc's, psql's); elsewhere Shoal reads array
+        // literals as PostgreSQL's array_in does (quotes, escapes, NULL), which this split
+        // on commas does not.
+        if !reads_catalog_relations(&s) {
+            return s;
+        }
         let mut visitor = FixArrayLiteralVisitor;
 
         let _ = s.visit(&mut visitor);
