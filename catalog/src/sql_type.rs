@@ -68,7 +68,8 @@ impl ArrayElement {
         }
     }
 
-    fn of(t: SqlType) -> Option<ArrayElement> {
+    /// The element type an array of `t` has, if Shoal stores such arrays.
+    pub fn of(t: SqlType) -> Option<ArrayElement> {
         Some(match t {
             SqlType::SmallInt => ArrayElement::SmallInt,
             SqlType::Integer => ArrayElement::Integer,

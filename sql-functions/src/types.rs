@@ -75,19 +75,9 @@ fn sql_type_of_arrow(t: &DataType) -> Option<SqlType> {
         DataType::Timestamp(_, None) => SqlType::Timestamp,
         DataType::Timestamp(_, Some(_)) => SqlType::TimestampTz,
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => SqlType::Bytea,
-        DataType::List(f) | DataType::LargeList(f) => {
-            let element = match sql_type_of_arrow(f.data_type())? {
-                SqlType::SmallInt => ArrayElement::SmallInt,
-                SqlType::Integer => ArrayElement::Integer,
-                SqlType::BigInt => ArrayElement::BigInt,
-                SqlType::Real => ArrayElement::Real,
-                SqlType::Double => ArrayElement::Double,
-                SqlType::Text => ArrayElement::Text,
-                SqlType::Boolean => ArrayElement::Boolean,
-                _ => return None,
-            };
-            SqlType::Array { element }
-        }
+        DataType::List(f) | DataType::LargeList(f) => SqlType::Array {
+            element: ArrayElement::of(sql_type_of_arrow(f.data_type())?)?,
+        },
         _ => return None,
     })
 }
