@@ -505,7 +505,6 @@ pub(crate) fn rewrite_query(q: &sql::Query) -> Option<sql::Query> {
     let arithmetic = crate::query::pg_interval::rewrite(&mut query);
     let like = crate::query::pg_like::rewrite(&mut query);
     let casts = crate::query::pg_casts::rewrite(&mut query);
-    let char_casts = crate::query::pg_bpchar::rewrite_casts(&mut query);
     let json_casts = crate::query::pg_json::rewrite_casts(&mut query);
     let json_aggregates = crate::query::pg_json::rewrite_aggregates(&mut query);
     let from_functions = crate::query::pg_from_functions::rewrite(&mut query);
@@ -515,7 +514,6 @@ pub(crate) fn rewrite_query(q: &sql::Query) -> Option<sql::Query> {
         || arithmetic
         || like
         || casts
-        || char_casts
         || json_casts
         || json_aggregates
         || from_functions)

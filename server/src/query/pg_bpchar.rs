@@ -3,7 +3,7 @@
 //! typmod, so that arrow-pg describes it as `character(n)` and pads it on output. What that
 //! leaves to queries, as PostgreSQL does it:
 //!
-//! - [`rewrite_casts`]: an explicit `CAST(x AS char(n))` / `x::char(n)` becomes
+//! - `pg_casts::rewrite`: an explicit `CAST(x AS char(n))` / `x::char(n)` becomes
 //!   `shoal_bpchar(CAST(x AS varchar), n)` ([`ToBpchar`]): trailing spaces dropped, cut to `n`
 //!   characters, the result marked `character(n)` (`'ab'::char(3)` is `ab ` on output).
 //! - [`PgBpchar`], an analyzer rule: an untyped literal or a parameter compared with a
@@ -11,7 +11,6 @@
 //!   (`c = 'ab  '` holds for `ab`); a cast of a `char(n)` value to text is text, without the
 //!   padding (DataFusion's cast would keep the column's marks).
 
-use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, StringBuilder};
@@ -25,17 +24,14 @@ use datafusion::logical_expr::{
     ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TryCast, Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
-use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, CastKind, CharacterLength, DataType as SqlDataType, Expr as SqlExpr,
-    Query, Value,
-};
+use datafusion::sql::sqlparser::ast::{CharacterLength, DataType as SqlDataType};
 use shoal_sql_functions::types::{char_length, marks, PG_TEXT_TYPE_KEY};
 
-const TO_BPCHAR: &str = "shoal_bpchar";
+pub(crate) const TO_BPCHAR: &str = "shoal_bpchar";
 const AS_TEXT: &str = "shoal_bpchar_text";
 
 /// The length of an explicit cast's `char(n)` type (`char` alone is `char(1)`).
-fn char_cast_length(t: &SqlDataType) -> Option<u64> {
+pub(crate) fn char_cast_length(t: &SqlDataType) -> Option<u64> {
     match t {
         SqlDataType::Char(len) | SqlDataType::Character(len) => match len {
             None => Some(1),
@@ -44,35 +40,6 @@ fn char_cast_length(t: &SqlDataType) -> Option<u64> {
         },
         _ => None,
     }
-}
-
-/// Rewrites the explicit `char(n)` casts of `q`; true when there were any.
-pub fn rewrite_casts(q: &mut Query) -> bool {
-    let mut changed = false;
-    let _ = visit_expressions_mut(q, |e| {
-        if let SqlExpr::Cast {
-            kind: CastKind::Cast | CastKind::DoubleColon,
-            expr,
-            data_type,
-            ..
-        } = e
-        {
-            if let Some(n) = char_cast_length(data_type) {
-                let text = SqlExpr::Cast {
-                    kind: CastKind::Cast,
-                    expr: expr.clone(),
-                    data_type: SqlDataType::Varchar(None),
-                    array: false,
-                    format: None,
-                };
-                let length = SqlExpr::value(Value::Number(n.to_string(), false));
-                *e = super::sql_call(TO_BPCHAR, vec![text, length]);
-                changed = true;
-            }
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    changed
 }
 
 /// Whether `e` is a `char(n)` value (a column or a cast marked `bpchar`).

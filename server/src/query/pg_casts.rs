@@ -1,4 +1,5 @@
-//! An explicit cast to `varchar(n)` cuts the value to `n` characters, as PostgreSQL's does
+//! An explicit cast to `char(n)` becomes `shoal_bpchar(CAST(x AS varchar), n)` (see
+//! `pg_bpchar`). An explicit cast to `varchar(n)` cuts the value to `n` characters, as PostgreSQL's does
 //! (`'abcdefg'::varchar(5)` is `abcde`); DataFusion's type has no length and kept the whole
 //! value. Before planning, [`rewrite`] turns `CAST(x AS varchar(n))` into
 //! `CAST(substr(CAST(x AS varchar), 1, n) AS varchar)`. (A write into a `varchar(n)` column
@@ -42,7 +43,15 @@ pub fn rewrite(q: &mut Query) -> bool {
             ..
         } = e
         {
-            if let Some(n) = varchar_length(data_type) {
+            if let Some(n) = super::pg_bpchar::char_cast_length(data_type) {
+                // char(n): see pg_bpchar.
+                let length = Expr::value(Value::Number(n.to_string(), false));
+                *e = super::sql_call(
+                    super::pg_bpchar::TO_BPCHAR,
+                    vec![cast(expr.as_ref().clone()), length],
+                );
+                changed = true;
+            } else if let Some(n) = varchar_length(data_type) {
                 let number = |v: u64| Expr::value(Value::Number(v.to_string(), false));
                 let substr = super::sql_call(
                     "substr",

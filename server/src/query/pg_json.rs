@@ -150,51 +150,15 @@ fn parse(text: &str) -> Result<Json> {
 /// A path or key list given as PostgreSQL's text[] literal (`'{a,2}'`, `'{"a b",c}'`), as
 /// DataFusion hands it over; a text[] value reaches here in the same form ([`array_text`]).
 fn path_literal(text: &str) -> Result<Vec<String>> {
-    let malformed = || pg_error("22P02", format!("malformed array literal: \"{text}\""));
-    let inner = text
-        .trim()
-        .strip_prefix('{')
-        .and_then(|t| t.strip_suffix('}'))
-        .ok_or_else(malformed)?;
-    let mut out = Vec::new();
-    let mut chars = inner.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let Some(&first) = chars.peek() else { break };
-        let mut item = String::new();
-        if first == '"' {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('\\') => item.push(chars.next().ok_or_else(malformed)?),
-                    Some('"') => break,
-                    Some(c) => item.push(c),
-                    None => return Err(malformed()),
-                }
-            }
-            while chars.peek().is_some_and(|c| c.is_whitespace()) {
-                chars.next();
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c == ',' {
-                    break;
-                }
-                item.push(c);
-                chars.next();
-            }
-            item = item.trim().to_string();
-        }
-        out.push(item);
-        match chars.next() {
-            None => break,
-            Some(',') => {}
-            Some(_) => return Err(malformed()),
-        }
-    }
-    Ok(out)
+    // An unquoted NULL element stays the text `NULL`, a key like any other.
+    shoal_sql_functions::types::array::elements(text)
+        .map(|items| {
+            items
+                .into_iter()
+                .map(|e| e.unwrap_or_else(|| "NULL".to_string()))
+                .collect()
+        })
+        .map_err(|e| pg_error(e.sqlstate, e.message))
 }
 
 /// A text[] value in PostgreSQL's literal form, every element quoted.

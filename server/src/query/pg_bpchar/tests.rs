@@ -8,7 +8,7 @@ fn rewritten(sql: &str) -> String {
     let datafusion::sql::sqlparser::ast::Statement::Query(q) = &mut stmts[0] else {
         panic!("not a query: {sql}");
     };
-    rewrite_casts(q);
+    crate::query::pg_casts::rewrite(q);
     q.to_string()
 }
 
