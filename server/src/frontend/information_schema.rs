@@ -310,6 +310,19 @@ enum Cell {
     Int(Option<i32>),
 }
 
+/// The first columns of `table_constraints` and `key_column_usage`: the constraint's
+/// catalog, schema and name, then its table's.
+fn constraint_and_table(db: &str, k: &IndexInfo) -> Vec<Cell> {
+    vec![
+        text(db),
+        text(&k.schema),
+        text(&k.name),
+        text(db),
+        text(&k.schema),
+        text(&k.table),
+    ]
+}
+
 fn text(v: impl Into<String>) -> Cell {
     Cell::Text(Some(v.into()))
 }
@@ -453,13 +466,8 @@ impl InformationSchemaView {
                 .into_iter()
                 .map(|k| {
                     let primary = k.constraint == Some(IndexConstraint::PrimaryKey);
-                    vec![
-                        text(db),
-                        text(&k.schema),
-                        text(&k.name),
-                        text(db),
-                        text(&k.schema),
-                        text(&k.table),
+                    let mut row = constraint_and_table(db, &k);
+                    row.extend([
                         text(if primary { "PRIMARY KEY" } else { "UNIQUE" }),
                         text("NO"),
                         text("NO"),
@@ -469,21 +477,14 @@ impl InformationSchemaView {
                         } else {
                             yes_no(!k.nulls_not_distinct)
                         },
-                    ]
+                    ]);
+                    row
                 })
                 .collect(),
             View::KeyColumnUsage => self.key_column_rows(|k, position, column| {
-                vec![
-                    text(db),
-                    text(&k.schema),
-                    text(&k.name),
-                    text(db),
-                    text(&k.schema),
-                    text(&k.table),
-                    text(column),
-                    int(i32::try_from(position).ok()),
-                    int(None),
-                ]
+                let mut row = constraint_and_table(db, k);
+                row.extend([text(column), int(i32::try_from(position).ok()), int(None)]);
+                row
             }),
             View::ConstraintColumnUsage => self.key_column_rows(|k, _, column| {
                 vec![
