@@ -27,10 +27,10 @@ use crate::integrity::{DamagedFile, FileToVerify};
 use crate::protocol::{
     cast_batch_to, commit_marker, from_json, json_bytes, AdoptStagedBody, DeleteFilesBody,
     DiscardStagingBody, DropShardsBody, FileChunk, FileMeta, FileTicket, HandshakeBody,
-    PullFilesReport, PullFilesRequest, PutCommand, ScanRequest, StoredFile, WorkerInfo,
-    ACTION_ADOPT_STAGED, ACTION_DELETE_FILES, ACTION_DISCARD_STAGING, ACTION_DROP_SHARDS,
-    ACTION_HANDSHAKE, ACTION_HEALTH, ACTION_LIST_FILES, ACTION_LIST_STAGING, ACTION_PULL_FILES,
-    ACTION_VERIFY_FILES,
+    PullFilesReport, PullFilesRequest, PullProgressBody, PullProgressReport, PutCommand,
+    ScanRequest, StoredFile, WorkerInfo, ACTION_ADOPT_STAGED, ACTION_DELETE_FILES,
+    ACTION_DISCARD_STAGING, ACTION_DROP_SHARDS, ACTION_HANDSHAKE, ACTION_HEALTH, ACTION_LIST_FILES,
+    ACTION_LIST_STAGING, ACTION_PULL_FILES, ACTION_PULL_PROGRESS, ACTION_VERIFY_FILES,
 };
 use crate::service::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 
@@ -345,6 +345,15 @@ impl WorkerClient {
     pub async fn pull_files(&self, req: &PullFilesRequest) -> Result<PullFilesReport> {
         let body = self.action(ACTION_PULL_FILES, json_bytes(req)?).await?;
         from_json("pull_files result", &body)
+    }
+
+    /// Bytes received so far by the running [`pull_files`](Self::pull_files) call of move
+    /// `task_id` on this worker (`None` when none runs), files not yet verified included.
+    pub async fn pull_progress(&self, task_id: i64) -> Result<Option<u64>> {
+        let body = json_bytes(&PullProgressBody { task_id })?;
+        let body = self.action(ACTION_PULL_PROGRESS, body).await?;
+        let report: PullProgressReport = from_json("pull_progress result", &body)?;
+        Ok(report.bytes_received)
     }
 
     /// Moves the named files staged by move `task_id` into the live directory

@@ -43,7 +43,7 @@ pub use client::WorkerClient;
 pub use error::{Result, ShardStoreError};
 pub use integrity::{DamagedFile, FileCheck, FileToVerify};
 pub use protocol::{
-    FileChunk, FileMeta, PartialAggregate, PullFilesReport, PullFilesRequest, ScanRequest,
-    ShardFiles, StoredFile, WorkerInfo,
+    FileChunk, FileMeta, PartialAggregate, PullFilesReport, PullFilesRequest, PullProgressReport,
+    ScanRequest, ShardFiles, StoredFile, WorkerInfo,
 };
 pub use service::{serve_worker, serve_worker_with_listener, WorkerConfig};

@@ -16,7 +16,8 @@
 //!     `[DamagedFile]`: re-reads each file and compares it with the catalog's record.
 //!   - moves, on the target worker: `pull_files` ([`PullFilesRequest`] → [`PullFilesReport`])
 //!     fetches files from the source worker over the file DoGet into
-//!     `staging/move-<task_id>/`; `adopt_staged` moves staged files into the live shard
+//!     `staging/move-<task_id>/`; `pull_progress` → [`PullProgressReport`] says how many bytes
+//!     its running call has received; `adopt_staged` moves staged files into the live shard
 //!     directory; `discard_staging` deletes a task's staging; `list_staging` (empty body) →
 //!     `[task_id]` of the tasks that have a staging directory.
 
@@ -361,6 +362,20 @@ pub struct PullFilesReport {
     pub files_skipped: usize,
 }
 
+/// Body of the `pull_progress` action.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct PullProgressBody {
+    pub task_id: i64,
+}
+
+/// Answer of `pull_progress`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullProgressReport {
+    /// Bytes the running `pull_files` call of the task has received so far, including those
+    /// of files not verified yet; `None` when no call of the task runs.
+    pub bytes_received: Option<u64>,
+}
+
 /// Body of the `adopt_staged` action.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct AdoptStagedBody {
@@ -410,6 +425,7 @@ pub(crate) const ACTION_DELETE_FILES: &str = "delete_files";
 pub(crate) const ACTION_DROP_SHARDS: &str = "drop_shards";
 pub(crate) const ACTION_LIST_FILES: &str = "list_files";
 pub(crate) const ACTION_PULL_FILES: &str = "pull_files";
+pub(crate) const ACTION_PULL_PROGRESS: &str = "pull_progress";
 pub(crate) const ACTION_ADOPT_STAGED: &str = "adopt_staged";
 pub(crate) const ACTION_DISCARD_STAGING: &str = "discard_staging";
 pub(crate) const ACTION_LIST_STAGING: &str = "list_staging";

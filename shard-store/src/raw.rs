@@ -25,7 +25,7 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -523,6 +523,8 @@ pub(crate) struct RawReceiver {
     piece: u64,
     failpoints: Arc<FailpointSet>,
     cancelled: Arc<AtomicBool>,
+    /// Bytes received by the whole `pull_files` call, shared by its transfers (progress).
+    received: Arc<AtomicU64>,
 }
 
 impl RawReceiver {
@@ -534,6 +536,7 @@ impl RawReceiver {
         limiter: Option<Arc<Mutex<TokenBucket>>>,
         failpoints: Arc<FailpointSet>,
         cancelled: Arc<AtomicBool>,
+        received: Arc<AtomicU64>,
     ) -> Self {
         let piece = match &limiter {
             Some(limiter) => (lock(limiter).rate_bytes_per_s() / RATE_LIMITED_READS_PER_S)
@@ -552,6 +555,7 @@ impl RawReceiver {
             piece,
             failpoints,
             cancelled,
+            received,
         }
     }
 
@@ -621,6 +625,7 @@ impl PullSource for RawReceiver {
             }
         }
         self.left -= filled as u64;
+        self.received.fetch_add(filled as u64, Ordering::Relaxed);
         if let Some(limiter) = &self.limiter {
             let wait = lock(limiter).debit(filled, Instant::now());
             if let Some(wait) = wait {

@@ -42,15 +42,16 @@ use crate::files::{blocking, FileStore, PutMsg};
 use crate::integrity::{DamagedFile, FileToVerify};
 use crate::protocol::{
     from_json, is_commit_marker, json_bytes, AdoptStagedBody, DeleteFilesBody, DiscardStagingBody,
-    DropShardsBody, FileMeta, FileTicket, HandshakeBody, PullFilesRequest, PutCommand, ScanRequest,
-    WorkerInfo, ACTION_ADOPT_STAGED, ACTION_DELETE_FILES, ACTION_DISCARD_STAGING,
-    ACTION_DROP_SHARDS, ACTION_HANDSHAKE, ACTION_HEALTH, ACTION_LIST_FILES, ACTION_LIST_STAGING,
-    ACTION_PULL_FILES, ACTION_VERIFY_FILES,
+    DropShardsBody, FileMeta, FileTicket, HandshakeBody, PullFilesRequest, PullProgressBody,
+    PullProgressReport, PutCommand, ScanRequest, WorkerInfo, ACTION_ADOPT_STAGED,
+    ACTION_DELETE_FILES, ACTION_DISCARD_STAGING, ACTION_DROP_SHARDS, ACTION_HANDSHAKE,
+    ACTION_HEALTH, ACTION_LIST_FILES, ACTION_LIST_STAGING, ACTION_PULL_FILES, ACTION_PULL_PROGRESS,
+    ACTION_VERIFY_FILES,
 };
 use crate::raw::{split_incoming, RawFileServer};
 use crate::scan::execute_scan;
 use crate::transfer::{
-    pull_files, serve_file, SourceClients, TaskLocks, FAILPOINT_DISK_FREE_BYTES,
+    pull_files, serve_file, PullProgress, SourceClients, TaskLocks, FAILPOINT_DISK_FREE_BYTES,
 };
 
 /// Largest gRPC message accepted or sent (a Flight batch is split near 2 MiB, but one huge
@@ -243,6 +244,8 @@ struct WorkerService {
     failpoints: Arc<FailpointSet>,
     /// One call at a time per move task.
     task_locks: TaskLocks,
+    /// Bytes received by the running `pull_files` calls.
+    pull_progress: Arc<PullProgress>,
 }
 
 impl WorkerService {
@@ -270,6 +273,7 @@ impl WorkerService {
             sources: SourceClients::new(cluster_token),
             failpoints,
             task_locks: TaskLocks::default(),
+            pull_progress: Arc::default(),
         })
     }
 
@@ -386,9 +390,23 @@ impl WorkerService {
             ACTION_PULL_FILES => {
                 let body: PullFilesRequest = from_json("pull_files body", &action.body)?;
                 let guard = self.task_locks.lock(body.task_id).await;
-                let report =
-                    pull_files(&self.store, &self.sources, &self.failpoints, guard, body).await?;
+                let report = pull_files(
+                    &self.store,
+                    &self.sources,
+                    &self.failpoints,
+                    &self.pull_progress,
+                    guard,
+                    body,
+                )
+                .await?;
                 Ok(Some(json_bytes(&report)?))
+            }
+            ACTION_PULL_PROGRESS => {
+                let body: PullProgressBody = from_json("pull_progress body", &action.body)?;
+                let progress = PullProgressReport {
+                    bytes_received: self.pull_progress.received(body.task_id),
+                };
+                Ok(Some(json_bytes(&progress)?))
             }
             ACTION_ADOPT_STAGED => {
                 let body: AdoptStagedBody = from_json("adopt_staged body", &action.body)?;
@@ -570,6 +588,11 @@ impl FlightService for WorkerService {
                 ACTION_PULL_FILES,
                 "move target: fetch files of a shard from the source worker into staging, \
                  verified against size and CRC-32C (idempotent); returns PullFilesReport (JSON)",
+            ),
+            (
+                ACTION_PULL_PROGRESS,
+                "move target: bytes received so far by the running pull_files call of a task; \
+                 returns PullProgressReport (JSON)",
             ),
             (
                 ACTION_ADOPT_STAGED,

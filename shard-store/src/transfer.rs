@@ -146,6 +146,53 @@ impl TaskLocks {
     }
 }
 
+/// Bytes received so far by the running `pull_files` call of each move task on this worker
+/// (calls of one task run one at a time, under its [`TaskLocks`] lock), so that the
+/// coordinator can show progress while a file streams rather than only when a call ends.
+#[derive(Debug, Default)]
+pub(crate) struct PullProgress {
+    running: Mutex<HashMap<i64, Arc<AtomicU64>>>,
+}
+
+impl PullProgress {
+    /// Counts the bytes of a call of `task_id` until the returned handle is dropped.
+    fn start(self: &Arc<Self>, task_id: i64) -> PullCounter {
+        let received = Arc::new(AtomicU64::new(0));
+        lock(&self.running).insert(task_id, Arc::clone(&received));
+        PullCounter {
+            progress: Arc::clone(self),
+            task_id,
+            received,
+        }
+    }
+
+    /// Bytes received by the running call of `task_id`; `None` when no call runs.
+    pub(crate) fn received(&self, task_id: i64) -> Option<u64> {
+        lock(&self.running)
+            .get(&task_id)
+            .map(|r| r.load(Ordering::Relaxed))
+    }
+}
+
+/// The byte count of one running `pull_files` call; unregistered when dropped.
+struct PullCounter {
+    progress: Arc<PullProgress>,
+    task_id: i64,
+    received: Arc<AtomicU64>,
+}
+
+impl Drop for PullCounter {
+    fn drop(&mut self) {
+        let mut running = lock(&self.progress.running);
+        if running
+            .get(&self.task_id)
+            .is_some_and(|r| Arc::ptr_eq(r, &self.received))
+        {
+            running.remove(&self.task_id);
+        }
+    }
+}
+
 /// The clients a target uses to reach move sources, one per address, kept between calls so
 /// that a move pulling one file per call does not pay a new connection each time; and what
 /// it knows of the sources' raw file channels.
@@ -231,6 +278,7 @@ pub(crate) async fn pull_files(
     store: &Arc<FileStore>,
     sources: &SourceClients,
     failpoints: &Arc<FailpointSet>,
+    progress: &Arc<PullProgress>,
     guard: TaskGuard,
     req: PullFilesRequest,
 ) -> Result<PullFilesReport> {
@@ -254,6 +302,7 @@ pub(crate) async fn pull_files(
             dup.name
         )));
     }
+    let counter = progress.start(task_id);
     let source = sources.get(&source_addr)?;
     let (dir, todo) = {
         let store = Arc::clone(store);
@@ -298,6 +347,7 @@ pub(crate) async fn pull_files(
         limiter: max_bytes_per_s.map(|rate| Arc::new(Mutex::new(TokenBucket::new(rate)))),
         failpoints,
         guard,
+        received: Arc::clone(&counter.received),
     };
     // On the first error the other transfers are dropped: their receiving threads see the
     // transfer cancelled (or the stream end without `Done`) and remove their part files
@@ -358,6 +408,8 @@ struct Pull<'a> {
     limiter: Option<Arc<Mutex<TokenBucket>>>,
     failpoints: &'a Arc<FailpointSet>,
     guard: TaskGuard,
+    /// Bytes received by the call so far, over all its transfers.
+    received: Arc<AtomicU64>,
 }
 
 impl Pull<'_> {
@@ -414,6 +466,7 @@ impl Pull<'_> {
             self.limiter.clone(),
             Arc::clone(self.failpoints),
             cancel.flag(),
+            Arc::clone(&self.received),
         );
         let store = Arc::clone(self.store);
         let dir = self.dir.to_path_buf();
@@ -471,6 +524,7 @@ impl Pull<'_> {
             }
             let len = chunk.bytes.len();
             next_offset += len as u64;
+            self.received.fetch_add(len as u64, Ordering::Relaxed);
             if let Some(limiter) = &self.limiter {
                 let wait = limiter
                     .lock()

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::integrity::DamageRegistry;
+use crate::transfer_rate::TransferMeter;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use futures::StreamExt;
@@ -117,6 +118,8 @@ pub struct Cluster {
     /// holders: the catalog lists none of them until COMMIT, and the orphan collector must
     /// not take them for garbage however long the transaction stays open.
     staged: Mutex<HashMap<(i64, i64, String), usize>>,
+    /// Transfer rates of the jobs this coordinator runs (for their ETA).
+    transfer_meter: Arc<TransferMeter>,
 }
 
 /// Files at least this large are left alone by compaction (see [`Cluster::compact_once`]).
@@ -145,7 +148,12 @@ impl Cluster {
             cleanup_running: tokio::sync::Mutex::new(()),
             damage: DamageRegistry::default(),
             staged: Mutex::new(HashMap::new()),
+            transfer_meter: Arc::default(),
         })
+    }
+
+    pub(crate) fn transfer_meter(&self) -> &Arc<TransferMeter> {
+        &self.transfer_meter
     }
 
     /// Marks files an open transaction wrote (see [`Cluster::staged`]).

@@ -52,10 +52,18 @@ impl Cluster {
         tokio::spawn(
             async move {
                 let task_id = task.task_id;
+                let job_id = task.job_id;
                 let retries = task.retries;
                 let outcome = moves::run(&cluster, task).await;
                 if let Err(e) = cluster.finish_task(task_id, retries, outcome) {
                     warn!(task_id, error = %e, "could not record the end of a task");
+                }
+                if cluster
+                    .catalog()
+                    .job(job_id)
+                    .is_ok_and(|job| job.is_terminal())
+                {
+                    cluster.transfer_meter().forget(job_id);
                 }
                 cluster.running_tasks().remove(&task_id);
                 cluster.jobs_changed();

@@ -21,6 +21,7 @@ mod moves;
 pub mod planner;
 mod rebalance;
 pub mod routing;
+mod transfer_rate;
 pub mod types;
 mod writer;
 

@@ -136,7 +136,12 @@ fn bytes_per_s(mb: Option<f64>) -> Option<u64> {
         .map(|mb| (mb * 1_000_000.0) as u64)
 }
 
-/// Bytes per `pull_files` call (progress and cancellation are checked between calls).
+/// How often a running `pull_files` call is checked for a cancel and asked for its progress
+/// (which is then saved: a progress write neither waits for an fsync nor invalidates cached
+/// table snapshots).
+const PULL_WATCH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Bytes per `pull_files` call (the files a call staged are verified when it ends).
 const PULL_BATCH_BYTES: u64 = 64 << 20;
 /// A delta this small may be copied under the fence; larger ones get another catch-up round.
 const FENCE_DELTA_BYTES: u64 = 8 << 20;
@@ -201,7 +206,9 @@ impl MoveRun {
             gate_key: gate_key(task.colocation_id, table_id),
             fence: None,
             staged: HashMap::new(),
-            bytes_done: task.bytes_done,
+            // Bytes the target had received of files it had not verified yet are not
+            // counted again: the resumed move copies those files anew.
+            bytes_done: task.bytes_verified,
             bytes_total: task.bytes_total,
             catch_up_rounds: 0,
             fence_attempts: 0,
@@ -292,11 +299,7 @@ impl MoveRun {
         }
         let mut copied = 0;
         for ((table_id, shard_id), batch, _) in batches {
-            if self.cancel_requested()? {
-                return Err(ClusterError::Cancelled {
-                    message: "the move was cancelled".into(),
-                });
-            }
+            self.check_cancel()?;
             let req = PullFilesRequest {
                 task_id: self.task_id(),
                 source_addr: self.task.source.clone(),
@@ -313,7 +316,7 @@ impl MoveRun {
                     .collect(),
                 max_bytes_per_s: self.pull_rate(),
             };
-            let batch = match self.target.pull_files(&req).await {
+            let batch = match self.pull_call(&req).await? {
                 Ok(_) => batch,
                 Err(ShardStoreError::FileMissing { .. }) => {
                     // A compaction that committed before this move began may have merged
@@ -331,7 +334,7 @@ impl MoveRun {
                         .collect();
                     let mut retry = req;
                     retry.files.retain(|f| listed.contains(&f.name));
-                    self.target.pull_files(&retry).await?;
+                    self.pull_call(&retry).await??;
                     still
                 }
                 Err(e) => return Err(e.into()),
@@ -341,20 +344,84 @@ impl MoveRun {
             self.bytes_done += bytes;
             let staged = self.staged.entry(shard_id).or_default();
             staged.extend(batch.into_iter().map(|f| f.name));
-            self.save_progress()?;
+            self.save_progress(0)?;
         }
         Ok(copied)
     }
 
-    /// Every byte counted as done was verified by the target as it was staged.
-    fn save_progress(&self) -> Result<()> {
+    fn check_cancel(&self) -> Result<()> {
+        if self.cancel_requested()? {
+            return Err(ClusterError::Cancelled {
+                message: "the move was cancelled".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// One `pull_files` call, watched while it runs: every [`PULL_WATCH_INTERVAL`] a cancel
+    /// ends it (dropping the call stops the transfer on the target, whose receiving threads
+    /// remove their part files), and the bytes it has received so far are counted as
+    /// progress and in the job's transfer rate. The outer error ends the watch (a cancel, the
+    /// catalog), the inner one is the call's.
+    async fn pull_call(
+        &mut self,
+        req: &PullFilesRequest,
+    ) -> Result<std::result::Result<(), ShardStoreError>> {
+        let meter = Arc::clone(self.cluster.transfer_meter());
+        let _activity = meter.pull_started(self.task.job_id);
+        let target = self.target.clone();
+        let call = target.pull_files(req);
+        tokio::pin!(call);
+        let mut watch = tokio::time::interval(PULL_WATCH_INTERVAL);
+        watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut counted = 0u64;
+        loop {
+            tokio::select! {
+                result = &mut call => {
+                    if let Ok(report) = &result {
+                        meter.received(self.task.job_id, report.bytes_copied.saturating_sub(counted));
+                    }
+                    return Ok(result.map(drop));
+                }
+                _ = watch.tick() => {
+                    self.check_cancel()?;
+                    // A slow answer only delays the next look; the call goes on regardless.
+                    let asked = tokio::time::timeout(
+                        PULL_WATCH_INTERVAL,
+                        self.target.pull_progress(req.task_id),
+                    )
+                    .await;
+                    if let Ok(Ok(Some(received))) = asked {
+                        if received > counted {
+                            meter.received(self.task.job_id, received - counted);
+                            counted = received;
+                            self.save_progress(counted)?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Saves the move's progress: `bytes_verified` counts only files the target verified as
+    /// it staged them (a resumed move starts from there); `bytes_done` adds `in_flight`, the
+    /// bytes of the running call so far.
+    fn save_progress(&self, in_flight: u64) -> Result<()> {
+        let done = self.bytes_done + in_flight;
         self.cluster.catalog().set_task_progress(
             self.task_id(),
-            self.bytes_total.max(self.bytes_done),
-            self.bytes_done,
+            self.bytes_total.max(done),
+            done,
             self.bytes_done,
         )?;
         Ok(())
+    }
+
+    /// A rollback discards the staged copy: none of its bytes count as done any more.
+    fn discard_progress(&mut self) -> Result<()> {
+        self.bytes_done = 0;
+        self.staged.clear();
+        self.save_progress(0)
     }
 
     async fn take_fence(&mut self) -> bool {

@@ -77,8 +77,11 @@ pub struct JobStatus {
     pub tasks: Vec<Task>,
     pub bytes_total: u64,
     pub bytes_done: u64,
-    /// Measured over the job's running time; `None` before any byte moved.
+    /// Measured over the job's last seconds of actual transfer (see `transfer_rate`), or
+    /// over its running time when this coordinator has not seen it transfer (it restarted);
+    /// `None` before any byte moved.
     pub rate_bytes_per_s: Option<f64>,
+    /// The bytes left in the tasks still to run or running, over that rate.
     pub eta_seconds: Option<f64>,
     pub last_error: Option<String>,
 }
@@ -742,14 +745,20 @@ impl Cluster {
             .any(|g| g.source_placement.is_some()))
     }
 
-    /// The status of a job, with bytes from the catalog and a rate measured over its running
-    /// time.
+    /// The status of a job: bytes from the catalog (a cancelled or rolled-back task's bytes
+    /// were discarded and count for nothing), the rate from this coordinator's meter.
     pub fn job_status(&self, job: Job) -> Result<JobStatus> {
         let tasks = self.catalog().tasks(Some(job.job_id))?;
         let bytes_total: u64 = tasks
             .iter()
             .filter(|t| t.state != "cancelled" || t.bytes_done > 0)
             .map(|t| t.bytes_total.max(t.bytes_done))
+            .sum();
+        // What is left to copy: tasks that will still run (not ended, not being cancelled).
+        let bytes_left: u64 = tasks
+            .iter()
+            .filter(|t| matches!(t.state.as_str(), "blocked" | "runnable" | "running"))
+            .map(|t| t.bytes_total.saturating_sub(t.bytes_done))
             .sum();
         let bytes_done: u64 = tasks
             .iter()
@@ -765,13 +774,14 @@ impl Cluster {
             .started_at_ms
             .map(|s| job.finished_at_ms.unwrap_or_else(now_ms) - s)
             .unwrap_or(0);
-        let rate = (bytes_done > 0 && elapsed_ms > 0)
-            .then(|| bytes_done as f64 * 1000.0 / elapsed_ms as f64);
+        let rate = self.transfer_meter().rate(job.job_id).or_else(|| {
+            (bytes_done > 0 && elapsed_ms > 0)
+                .then(|| bytes_done as f64 * 1000.0 / elapsed_ms as f64)
+        });
         let eta = if job.is_terminal() {
             Some(0.0)
         } else {
-            rate.filter(|r| *r > 0.0)
-                .map(|r| bytes_total.saturating_sub(bytes_done) as f64 / r)
+            rate.filter(|r| *r > 0.0).map(|r| bytes_left as f64 / r)
         };
         let last_error = tasks
             .iter()

@@ -1016,3 +1016,202 @@ async fn moves_do_not_land_on_a_node_disallowed_mid_job() {
     let rows = scalar(&client, "SELECT count(*) FROM blobs").await;
     assert_eq!(rows, "400");
 }
+
+/// One look at `rebalance_status()`: when, progress, ETA, state.
+struct StatusSample {
+    at: Instant,
+    progress: f64,
+    eta: Option<f64>,
+    state: String,
+}
+
+/// `rebalance_status()` tells the truth about a throttled job: its bytes move while a file
+/// streams (not only at file boundaries), and after the first 20% its ETA is within 25% of
+/// the time the job really took to end. Also, a session sitting in `rebalance_wait()` and one
+/// polling the status are not clients' statements: the moves keep their full rate instead of
+/// yielding (at a tenth of it here, the job would take minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_progress_and_eta_follow_a_throttled_job() {
+    let cluster = Cluster::start_with(1, 1).await;
+    let client = cluster.client().await;
+    create_blobs(&client, 6, 24_000).await;
+    const RATE_MB: f64 = 0.1;
+    for setting in [
+        format!("SELECT set_cluster_setting('rebalance.max_bandwidth_mb', '{RATE_MB}')"),
+        format!(
+            "SELECT set_cluster_setting('rebalance.yield_bandwidth_mb', '{}')",
+            RATE_MB / 10.0
+        ),
+    ] {
+        exec(&client, &setting).await;
+    }
+    let p1 = cluster.worker_port(1);
+    exec(&client, &format!("SELECT add_node('127.0.0.1', {p1})")).await;
+    // The INSERT above was a client's statement: the first move would yield for it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let started = Instant::now();
+    let job = scalar(&client, "SELECT rebalance_start()").await;
+    let waiter = {
+        let wclient = cluster.client().await;
+        tokio::spawn(async move {
+            exec(&wclient, "SELECT rebalance_wait()").await;
+            Instant::now()
+        })
+    };
+    let mut samples = Vec::new();
+    let deadline = started + Duration::from_secs(120);
+    loop {
+        let row = scalar(
+            &client,
+            "SELECT progress, coalesce(eta_seconds, -1), state FROM rebalance_status()",
+        )
+        .await;
+        let at = Instant::now();
+        let sample = match row.split('|').collect::<Vec<_>>()[..] {
+            [progress, eta, state] => StatusSample {
+                at,
+                progress: progress.parse().expect("progress"),
+                eta: Some(eta.parse::<f64>().expect("eta")).filter(|e| *e >= 0.0),
+                state: state.to_string(),
+            },
+            _ => panic!("rebalance_status(): {row}"),
+        };
+        let ended = sample.state != "running";
+        samples.push(sample);
+        if ended {
+            break;
+        }
+        assert!(Instant::now() < deadline, "job {job} still running");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let waited_until = waiter.await.expect("rebalance_wait session");
+    let last = samples.last().expect("a sample");
+    assert_eq!(last.state, "finished", "job {job}");
+    // The job ended between the last running sample and the first finished one.
+    let end = samples[samples.len().saturating_sub(2)].at;
+    assert!(waited_until >= end, "rebalance_wait() returned early");
+
+    let bytes: f64 = scalar(&client, "SELECT bytes_done FROM rebalance_status()")
+        .await
+        .parse()
+        .expect("bytes_done");
+    let took = end.duration_since(started).as_secs_f64();
+    let at_full_rate = bytes / (RATE_MB * 1e6);
+    let trace: Vec<String> = samples
+        .iter()
+        .map(|s| {
+            format!(
+                "t={:.1} progress={:.3} eta={:?}",
+                s.at.duration_since(started).as_secs_f64(),
+                s.progress,
+                s.eta.map(|e| (e * 10.0).round() / 10.0)
+            )
+        })
+        .collect();
+    println!("{bytes} bytes in {took:.1} s:\n{}", trace.join("\n"));
+    assert!(
+        at_full_rate > 6.0,
+        "the job moved only {bytes} bytes ({at_full_rate:.1} s at the limit)"
+    );
+    assert!(
+        took < at_full_rate * 1.5,
+        "the job took {took:.1} s, at the full rate {at_full_rate:.1} s: waiting sessions made it yield"
+    );
+
+    // Progress moves while files stream: between 10% and 90% no two looks a second apart
+    // see the same progress.
+    let middle: Vec<&StatusSample> = samples
+        .iter()
+        .filter(|s| s.state == "running" && s.progress > 0.1 && s.progress < 0.9)
+        .collect();
+    for pair in middle.windows(6) {
+        assert!(
+            pair[5].progress > pair[0].progress,
+            "progress stood still for a second:\n{}",
+            trace.join("\n")
+        );
+    }
+    // The ETA after the first 20%, while more than 2 s are left (closer to the end, a poll's
+    // 0.2 s are a large part of what is left).
+    let mut checked = 0;
+    for s in samples.iter().filter(|s| s.state == "running") {
+        let left = end.duration_since(s.at).as_secs_f64();
+        if s.progress < 0.2 || left < 2.0 {
+            continue;
+        }
+        let eta = s
+            .eta
+            .unwrap_or_else(|| panic!("no ETA at {:.0}%", s.progress * 100.0));
+        assert!(
+            (eta - left).abs() <= 0.25 * left,
+            "ETA {eta:.1} s with {left:.1} s left:\n{}",
+            trace.join("\n")
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 10,
+        "only {checked} samples checked:\n{}",
+        trace.join("\n")
+    );
+    let rows = scalar(&client, "SELECT count(*) FROM blobs").await;
+    assert_eq!(rows, "24000");
+}
+
+/// `rebalance_stop()` returns within a second even while a throttled file is in flight (it
+/// used to wait for the file), the move rolls back, and the bytes it had copied are not
+/// counted as done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebalance_stop_returns_at_once_and_discards_progress() {
+    let cluster = Cluster::start_with(1, 1).await;
+    let client = cluster.client().await;
+    create_blobs(&client, 2, 8_000).await;
+    exec(
+        &client,
+        "SELECT set_cluster_setting('rebalance.max_bandwidth_mb', '0.02')",
+    )
+    .await;
+    let p1 = cluster.worker_port(1);
+    exec(&client, &format!("SELECT add_node('127.0.0.1', {p1})")).await;
+    let job = scalar(&client, "SELECT rebalance_start()").await;
+    // Until some bytes of the file in flight count as done.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let done: u64 = scalar(&client, "SELECT bytes_done FROM rebalance_status()")
+            .await
+            .parse()
+            .expect("bytes_done");
+        if done > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "job {job} shows no progress");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let t = Instant::now();
+    exec(&client, "SELECT rebalance_stop()").await;
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "rebalance_stop() took {took:?}"
+    );
+    let status = scalar(
+        &client,
+        "SELECT state, bytes_done, progress FROM rebalance_status()",
+    )
+    .await;
+    assert_eq!(status, "cancelled|0|0");
+    let tasks = lines(
+        &client,
+        &format!("SELECT state, bytes_done FROM shoal.tasks WHERE job_id = {job}"),
+    )
+    .await;
+    assert_eq!(tasks, vec!["cancelled|0".to_string()]);
+    let placements = scalar(
+        &client,
+        &format!("SELECT count(*) FROM shoal.shards WHERE table_name = 'blobs' AND port = {p1}"),
+    )
+    .await;
+    assert_eq!(placements, "0");
+    let rows = scalar(&client, "SELECT count(*) FROM blobs").await;
+    assert_eq!(rows, "8000");
+}

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::protocol::{FileMeta, PullFilesRequest};
 use crate::service::{serve, WorkerConfig};
-use crate::transfer::{pull_files, SourceClients, TaskLocks};
+use crate::transfer::{pull_files, PullProgress, SourceClients, TaskLocks};
 use crate::WorkerClient;
 
 const TOKEN: &str = "raw-token";
@@ -101,6 +101,7 @@ struct Target {
     sources: SourceClients,
     failpoints: Arc<FailpointSet>,
     locks: TaskLocks,
+    progress: Arc<PullProgress>,
 }
 
 impl Target {
@@ -113,6 +114,7 @@ impl Target {
             sources: SourceClients::new(Some(TOKEN.into())),
             failpoints: Arc::new(FailpointSet::new(failpoints.iter().map(|f| f.to_string()))),
             locks: TaskLocks::default(),
+            progress: Arc::default(),
         }
     }
 
@@ -126,9 +128,16 @@ impl Target {
             max_bytes_per_s: None,
         };
         let guard = self.locks.lock(task_id).await;
-        pull_files(&self.store, &self.sources, &self.failpoints, guard, req)
-            .await
-            .map(|report| report.bytes_copied)
+        pull_files(
+            &self.store,
+            &self.sources,
+            &self.failpoints,
+            &self.progress,
+            guard,
+            req,
+        )
+        .await
+        .map(|report| report.bytes_copied)
     }
 
     fn staged(&self, task_id: i64, name: &str) -> Vec<u8> {
@@ -360,6 +369,8 @@ async fn an_older_source_is_pulled_over_flight() {
     source.stop().await;
 }
 
+/// While a call streams, the worker reports the bytes received so far (the coordinator's
+/// progress); once it ends, no call of the task runs.
 #[tokio::test]
 async fn a_cancelled_pull_leaves_no_part_file() {
     let source_dir = tempfile::tempdir().unwrap();
@@ -380,10 +391,23 @@ async fn a_cancelled_pull_leaves_no_part_file() {
         &target.store,
         &target.sources,
         &target.failpoints,
+        &target.progress,
         guard,
         req,
     );
-    assert!(timeout(Duration::from_millis(500), pull).await.is_err());
+    let watch = async {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        target.progress.received(9)
+    };
+    let (pulled, received) = tokio::join!(timeout(Duration::from_millis(1000), pull), watch);
+    assert!(pulled.is_err());
+    // At 1 MiB/s, some of the 4 MiB arrived after 0.7 s, and far from all of it.
+    let received = received.unwrap();
+    assert!(
+        received > 0 && received < 3 * 1024 * 1024,
+        "received {received} bytes"
+    );
+    assert_eq!(target.progress.received(9), None);
     // The receiving thread holds the task lock until it has removed its part file.
     let _again = timeout(Duration::from_secs(5), target.locks.lock(9))
         .await

@@ -12,7 +12,7 @@ pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
     let group = run.group()?;
     let (delta, bytes) = run.delta(&group);
     run.bytes_total = run.bytes_done + bytes;
-    run.save_progress()?;
+    run.save_progress(0)?;
     run.pull(delta).await?;
     Ok(Phase::CatchingUp)
 }

@@ -104,7 +104,7 @@ pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
         });
     }
     run.bytes_total = bytes;
-    run.save_progress()?;
+    run.save_progress(0)?;
     if run.mode == TransferMode::BlockWrites && !run.take_fence().await {
         return Err(ClusterError::NotInState {
             message: format!(

@@ -44,5 +44,6 @@ pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
     if let Err(e) = run.target.discard_staging(run.task_id()).await {
         warn!(task_id = run.task_id(), error = %e, "staging not removed; the worker removes it later");
     }
+    run.discard_progress()?;
     Ok(Phase::Aborted)
 }
