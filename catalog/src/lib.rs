@@ -26,9 +26,10 @@ mod txn_tables;
 
 pub use error::{CatalogError, Result};
 pub use model::{
-    CleanupRecord, ColumnDef, ColumnDefault, FileChanges, FileRecord, GroupShardFiles, IndexDef,
-    IndexUpdate, Job, KeyConstraint, NewFile, NewJob, NewShard, NewTable, NewTask, Node,
-    PlacementSnapshot, RemovedFile, ShardSnapshot, TableInfo, TableKind, TableSnapshot, Task,
+    CleanupRecord, ColumnDef, ColumnDefault, DrainQueued, FileChanges, FileRecord, GroupShardFiles,
+    IndexDef, IndexUpdate, Job, KeyConstraint, NewFile, NewJob, NewShard, NewTable, NewTask, Node,
+    PlacementSnapshot, QueuedDrain, RemovedFile, ShardSnapshot, TableInfo, TableKind,
+    TableSnapshot, Task,
 };
 pub use sql_type::{ArrayElement, SqlType};
 pub use store::{Catalog, SettingKind, SETTINGS_DEFAULTS};

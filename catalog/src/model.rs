@@ -262,6 +262,11 @@ pub struct Job {
     pub created_at_ms: i64,
     pub started_at_ms: Option<i64>,
     pub finished_at_ms: Option<i64>,
+    /// Set while the job is a drain queued behind another job: what it is planned for when
+    /// that one ends (it has no tasks until then).
+    pub queued: Option<QueuedDrain>,
+    /// Why the job failed before it had tasks (its plan was refused when it came to start).
+    pub error: Option<String>,
 }
 
 impl Job {
@@ -269,6 +274,25 @@ impl Job {
     pub fn is_terminal(&self) -> bool {
         matches!(self.state.as_str(), "finished" | "cancelled" | "failed")
     }
+}
+
+/// A drain waiting for the job ahead of it: the nodes to drain, planned together when it
+/// starts, and the strategy of the call that queued it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueuedDrain {
+    pub node_ids: Vec<i64>,
+    pub strategy: Option<String>,
+}
+
+/// What [`Catalog::queue_drain`](crate::Catalog::queue_drain) did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DrainQueued {
+    /// A new job waits for `behind` to end.
+    Queued { job_id: i64, behind: i64 },
+    /// The node joined drain job `job_id`, which was waiting already.
+    Merged { job_id: i64 },
+    /// No job runs any more: plan the drain now.
+    NothingAhead,
 }
 
 /// One task of a job: the move (or copy) of one shard group's placement.

@@ -185,6 +185,14 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE indexes ADD COLUMN constraint_type TEXT;
     "#,
+    // 11: drains queued behind a running rebalance or drain: the node ids (comma-separated)
+    // and strategy a job is planned for when it starts (NULL once planned); and why a job
+    // failed before it had tasks.
+    r#"
+    ALTER TABLE jobs ADD COLUMN queued_drain TEXT;
+    ALTER TABLE jobs ADD COLUMN queued_strategy TEXT;
+    ALTER TABLE jobs ADD COLUMN error TEXT;
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -84,7 +84,9 @@ impl Cluster {
                         if t.retries == 1 { "y" } else { "ies" },
                         t.message
                     ),
-                    _ => String::new(),
+                    // A note such as where a retargeted move went instead.
+                    Some(t) => t.message,
+                    None => String::new(),
                 };
                 catalog.end_task(task_id, "done", &note)?;
                 info!(task_id, "task done");
@@ -202,7 +204,9 @@ impl Cluster {
             .max_by_key(|t| t.finished_at_ms.unwrap_or(0));
         let cancelled = job.state == "cancelled";
         let mut message = format!("job {} ({}) {}", job.job_id, job.job_type, job.state);
-        if let Some(t) = &last {
+        if let Some(error) = &job.error {
+            message.push_str(&format!(": {error}"));
+        } else if let Some(t) = &last {
             message.push_str(&format!(
                 ": task {} (shard {} from {} to {}) {}",
                 t.task_id, t.shard_id, t.source, t.target, t.message
@@ -235,6 +239,9 @@ pub async fn run_scheduler(cluster: Arc<Cluster>) {
         let changed = cluster.job_events();
         tokio::pin!(changed);
         changed.as_mut().enable();
+        if let Err(e) = cluster.start_queued_job().await {
+            warn!(error = %e, "could not start a queued job");
+        }
         if let Err(e) = cluster.schedule_tasks_once() {
             warn!(error = %e, "task scheduling failed");
         }

@@ -27,7 +27,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shoal_catalog::{FileRecord, GroupShardFiles, Task};
+use shoal_catalog::{FileRecord, GroupShardFiles, Node, Task};
 use shoal_shard_store::{FileMeta, PullFilesRequest, ShardStoreError, WorkerClient};
 use tracing::{info, warn};
 
@@ -220,6 +220,17 @@ impl MoveRun {
 
     fn task_id(&self) -> i64 {
         self.task.task_id
+    }
+
+    /// The move goes to `node` instead of its planned target (nothing was copied yet).
+    fn retarget(&mut self, node: &Node) -> Result<()> {
+        self.target = self.cluster.worker(&node.addr())?;
+        self.task.target_node_id = node.node_id;
+        self.task.target = node.addr();
+        if let Some(entry) = self.cluster.running_tasks().get_mut(&self.task.task_id) {
+            entry.1 = node.node_id;
+        }
+        Ok(())
     }
 
     /// The limit for the next `pull_files` call: `max_bytes_per_s`, lowered to

@@ -183,8 +183,9 @@ pub struct PlanOptions {
     pub improvement_threshold: Option<f64>,
     /// Only move placements off nodes where they are not allowed (no phase 2).
     pub drain_only: bool,
-    /// Drain this node: treat it as should_have_shards=false and move only its placements.
-    pub drain_node: Option<i64>,
+    /// Drain these nodes: treat them as should_have_shards=false and move only their
+    /// placements (none: no drain).
+    pub drain_nodes: Vec<i64>,
     pub max_shard_moves: usize,
     /// Added to every group's bytes by `by_disk_size`.
     pub base_cost_bytes: u64,
@@ -202,7 +203,7 @@ impl PlanOptions {
             threshold: None,
             improvement_threshold: None,
             drain_only: false,
-            drain_node: None,
+            drain_nodes: Vec::new(),
             max_shard_moves: DEFAULT_MAX_SHARD_MOVES,
             base_cost_bytes: DEFAULT_BASE_COST_BYTES,
             max_logged_ignored_moves: 5,
@@ -511,7 +512,8 @@ struct Planner<'a> {
     /// Group indices in group-id order.
     group_order: Vec<usize>,
     colocation: Vec<i64>,
-    drain: Option<usize>,
+    /// Indices of the drained nodes (empty: no drain).
+    drain: Vec<usize>,
     threshold: f64,
     improvement: f64,
     max_moves: usize,
@@ -569,19 +571,21 @@ impl<'a> Planner<'a> {
                 });
             }
         }
-        let drain = match opts.drain_node {
-            Some(id) => Some(
-                *index
-                    .get(&id)
-                    .ok_or(PlanError::UnknownDrainNode { node_id: id })?,
-            ),
-            None => None,
-        };
+        let drain: Vec<usize> = opts
+            .drain_nodes
+            .iter()
+            .map(|id| {
+                index
+                    .get(id)
+                    .copied()
+                    .ok_or(PlanError::UnknownDrainNode { node_id: *id })
+            })
+            .collect::<Result<_, _>>()?;
         let infos: Vec<NodeInfo<'a>> = nodes
             .iter()
             .enumerate()
             .map(|(i, n)| {
-                let drained = drain == Some(i);
+                let drained = drain.contains(&i);
                 let allowed = n.is_live && n.should_have_shards && !drained;
                 NodeInfo {
                     id: n.node_id,
@@ -589,7 +593,7 @@ impl<'a> Planner<'a> {
                     port: n.port,
                     live: n.is_live,
                     allowed,
-                    pinned: !n.is_live || (drain.is_some() && !allowed && !drained),
+                    pinned: !n.is_live || (!drain.is_empty() && !allowed && !drained),
                     capacity: if allowed { n.capacity } else { 0.0 },
                     disk_limit: n
                         .disk_free_bytes
@@ -1028,9 +1032,10 @@ impl<'a> Planner<'a> {
         let mut todo: Vec<(u32, usize)> = Vec::new();
         for (r, ranked) in st.ranks.iter().enumerate() {
             for &n in &self.groups[ranked.group].nodes {
-                let disallowed = match self.drain {
-                    Some(d) => n == d,
-                    None => !self.nodes[n].pinned && !self.statically_allowed(ranked.group, n),
+                let disallowed = if self.drain.is_empty() {
+                    !self.nodes[n].pinned && !self.statically_allowed(ranked.group, n)
+                } else {
+                    self.drain.contains(&n)
                 };
                 if disallowed {
                     todo.push((r as u32, n));

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_catalog::{CatalogError, Job, NewJob, NewTask, Node, TableKind, Task};
+use shoal_catalog::{CatalogError, DrainQueued, Job, NewJob, NewTask, Node, TableKind, Task};
 use tracing::{info, warn};
 
 use crate::cluster::{now_ms, Cluster};
@@ -31,8 +31,8 @@ pub struct RebalanceRequest {
     pub transfer_mode: String,
     pub max_bandwidth_mb: Option<f64>,
     pub max_concurrent_moves: Option<i64>,
-    /// A drain of this node: only its placements move.
-    pub drain_node: Option<i64>,
+    /// A drain of these nodes: only their placements move (empty: not a drain).
+    pub drain_nodes: Vec<i64>,
 }
 
 impl Default for RebalanceRequest {
@@ -45,7 +45,7 @@ impl Default for RebalanceRequest {
             transfer_mode: "auto".into(),
             max_bandwidth_mb: None,
             max_concurrent_moves: None,
-            drain_node: None,
+            drain_nodes: Vec::new(),
         }
     }
 }
@@ -97,6 +97,17 @@ impl JobStatus {
         }
         (self.bytes_done as f64 / self.bytes_total as f64).clamp(0.0, 1.0)
     }
+}
+
+/// A plan checked and turned into tasks, not scheduled yet.
+struct PreparedJob {
+    job_type: String,
+    description: String,
+    /// Empty when there is nothing to move.
+    tasks: Vec<NewTask>,
+    /// Moves among the tasks (reference-table copies are not counted).
+    moves: usize,
+    notices: Vec<PlanNotice>,
 }
 
 /// A shard group as the catalog has it, with what a task needs to find its members again.
@@ -224,8 +235,8 @@ impl Cluster {
         let mut opts = PlanOptions::new(strategy);
         opts.threshold = req.threshold;
         opts.improvement_threshold = req.improvement_threshold;
-        opts.drain_only = req.drain_only || req.drain_node.is_some();
-        opts.drain_node = req.drain_node;
+        opts.drain_only = req.drain_only || !req.drain_nodes.is_empty();
+        opts.drain_nodes = req.drain_nodes.clone();
         let mut plan = planner::plan(&plan_nodes, &groups, &opts).map_err(plan_error)?;
         plan.notices.splice(0..0, lost_notices);
         Ok((plan, nodes, info))
@@ -263,7 +274,10 @@ impl Cluster {
     }
 
     /// `rebalance_start` (job type `rebalance`) and `drain_node` (job type `drain`): plans,
-    /// checks that the plan can complete, and schedules it as one background job.
+    /// checks that the plan can complete, and schedules it as one background job. A drain
+    /// asked for while another rebalance or drain runs is not refused: once the plan shows
+    /// it could complete now, it waits behind that job (joining a drain already waiting
+    /// there) and is planned anew when it starts.
     pub async fn start_rebalance(
         self: &Arc<Self>,
         req: &RebalanceRequest,
@@ -271,10 +285,118 @@ impl Cluster {
     ) -> Result<Scheduled> {
         TransferMode::parse(&req.transfer_mode)?;
         if let Some(j) = self.catalog().active_job(REBALANCE_JOB_TYPES)? {
-            return Err(CatalogError::JobRunning { job_id: j.job_id }.into());
+            let [node_id] = req.drain_nodes[..] else {
+                return Err(CatalogError::JobRunning { job_id: j.job_id }.into());
+            };
+            if job_type != "drain" {
+                return Err(CatalogError::JobRunning { job_id: j.job_id }.into());
+            }
+            // Refused now if it could not complete now (nowhere to go, a node down).
+            let prepared = self.prepare_job(req, job_type).await?;
+            let job = NewJob {
+                job_type: job_type.to_string(),
+                description: prepared.description.clone(),
+                transfer_mode: req.transfer_mode.clone(),
+                max_bandwidth_mb: req.max_bandwidth_mb,
+                max_concurrent_moves: req.max_concurrent_moves,
+                tasks: Vec::new(),
+            };
+            let queued = self.catalog().queue_drain(
+                &job,
+                node_id,
+                req.strategy.as_deref(),
+                REBALANCE_JOB_TYPES,
+            )?;
+            let (job_id, message) = match queued {
+                DrainQueued::Queued { job_id, behind } => (
+                    job_id,
+                    format!("The drain waits for job {behind} to end, as job {job_id}"),
+                ),
+                DrainQueued::Merged { job_id } => (
+                    job_id,
+                    format!("The drain joins job {job_id}, which waits for the running job to end"),
+                ),
+                // The job ahead ended meanwhile.
+                DrainQueued::NothingAhead => return self.schedule_prepared(prepared, req),
+            };
+            self.jobs_changed();
+            info!(job_id, node_id, "drain queued");
+            return Ok(Scheduled {
+                job_id: Some(job_id),
+                notices: vec![PlanNotice {
+                    level: NoticeLevel::Notice,
+                    message,
+                    detail: Some(
+                        "Drain queued as background job; it is planned when it starts".into(),
+                    ),
+                    hint: Some("To monitor progress, run: SELECT * FROM shoal.jobs;".into()),
+                }],
+            });
         }
+        let prepared = self.prepare_job(req, job_type).await?;
+        self.schedule_prepared(prepared, req)
+    }
+
+    /// Creates the job of a prepared plan (or says there is nothing to move).
+    fn schedule_prepared(
+        self: &Arc<Self>,
+        prepared: PreparedJob,
+        req: &RebalanceRequest,
+    ) -> Result<Scheduled> {
+        let PreparedJob {
+            job_type,
+            description,
+            tasks,
+            moves,
+            mut notices,
+        } = prepared;
+        if tasks.is_empty() {
+            notices.push(notice(
+                NoticeLevel::Notice,
+                "No moves available for rebalancing".into(),
+            ));
+            return Ok(Scheduled {
+                job_id: None,
+                notices,
+            });
+        }
+        let job_id = self.catalog().create_job(
+            &NewJob {
+                job_type: job_type.clone(),
+                description,
+                transfer_mode: req.transfer_mode.clone(),
+                max_bandwidth_mb: req.max_bandwidth_mb,
+                max_concurrent_moves: req.max_concurrent_moves,
+                tasks,
+            },
+            REBALANCE_JOB_TYPES,
+        )?;
+        self.jobs_changed();
+        info!(job_id, moves, job_type, "job scheduled");
+        notices.push(PlanNotice {
+            level: NoticeLevel::Notice,
+            message: format!("Scheduled {moves} moves as job {job_id}"),
+            detail: Some(format!(
+                "{} scheduled as background job",
+                if job_type == "drain" {
+                    "Drain"
+                } else {
+                    "Rebalance"
+                }
+            )),
+            hint: Some("To monitor progress, run: SELECT * FROM rebalance_status();".into()),
+        });
+        Ok(Scheduled {
+            job_id: Some(job_id),
+            notices,
+        })
+    }
+
+    /// Plans a job and checks that the plan can complete: every group has somewhere to go
+    /// and every node that takes part answers now, not halfway through.
+    async fn prepare_job(&self, req: &RebalanceRequest, job_type: &str) -> Result<PreparedJob> {
         let (plan, nodes, info) = self.make_plan(req)?;
-        let mut notices = plan.notices.clone();
+        let notices = plan.notices.clone();
         let node = |id: i64| nodes.iter().find(|n| n.node_id == id);
         if !plan.problems.is_empty() {
             let lines: Vec<String> = plan
@@ -318,17 +440,27 @@ impl Cluster {
                 }
             });
         }
+        let drained: Vec<String> = req
+            .drain_nodes
+            .iter()
+            .filter_map(|id| node(*id))
+            .map(|n| n.addr())
+            .collect();
+        let description = match (job_type, drained.len()) {
+            ("drain", 1) => format!("Drain node {}", drained[0]),
+            ("drain", _) => format!("Drain nodes {}", drained.join(", ")),
+            _ => "Rebalance all colocation groups".to_string(),
+        };
+        let mut prepared = PreparedJob {
+            job_type: job_type.to_string(),
+            description,
+            tasks: Vec::new(),
+            moves: 0,
+            notices,
+        };
         if plan.steps.is_empty() {
-            notices.push(notice(
-                NoticeLevel::Notice,
-                "No moves available for rebalancing".into(),
-            ));
-            return Ok(Scheduled {
-                job_id: None,
-                notices,
-            });
+            return Ok(prepared);
         }
-        // Every node that takes part must answer now, not halfway through.
         let mut involved: Vec<i64> = plan
             .steps
             .iter()
@@ -357,46 +489,89 @@ impl Cluster {
                 }
             }
         }
-        let tasks = self.tasks_for(&plan, &nodes, &info)?;
-        let moves = plan
+        prepared.tasks = self.tasks_for(&plan, &nodes, &info)?;
+        prepared.moves = plan
             .steps
             .iter()
             .filter(|s| s.reason != StepReason::ReferenceCopy)
             .count();
-        let description = match (job_type, req.drain_node.and_then(node)) {
-            ("drain", Some(n)) => format!("Drain node {}", n.addr()),
-            _ => "Rebalance all colocation groups".to_string(),
+        Ok(prepared)
+    }
+
+    /// Where a planned move goes when its target no longer takes shards (drained,
+    /// disallowed or down since the plan): the live node that takes shards, holds no
+    /// placement of the group, has room for it, and holds the fewest bytes. `None` if no
+    /// node qualifies.
+    pub(crate) fn replacement_target(&self, task: &Task) -> Result<Option<Node>> {
+        let (nodes, groups, _) = self.plan_inputs()?;
+        let Some(group) = groups.iter().find(|g| g.group_id == task.shard_id) else {
+            return Ok(None);
         };
-        let job_id = self.catalog().create_job(
-            &NewJob {
-                job_type: job_type.to_string(),
-                description,
-                transfer_mode: req.transfer_mode.clone(),
-                max_bandwidth_mb: req.max_bandwidth_mb,
-                max_concurrent_moves: req.max_concurrent_moves,
-                tasks,
-            },
-            REBALANCE_JOB_TYPES,
-        )?;
-        self.jobs_changed();
-        info!(job_id, moves, job_type, "job scheduled");
-        notices.push(PlanNotice {
-            level: NoticeLevel::Notice,
-            message: format!("Scheduled {moves} moves as job {job_id}"),
-            detail: Some(format!(
-                "{} scheduled as background job",
-                if job_type == "drain" {
-                    "Drain"
-                } else {
-                    "Rebalance"
+        let mut load: HashMap<i64, u64> = HashMap::new();
+        for g in &groups {
+            for node in &g.placements {
+                *load.entry(*node).or_default() += g.bytes;
+            }
+        }
+        Ok(nodes
+            .into_iter()
+            .filter(|n| {
+                n.is_live
+                    && n.should_have_shards
+                    && n.node_id != task.source_node_id
+                    && n.node_id != task.target_node_id
+                    && !group.placements.contains(&n.node_id)
+                    // As the planner: 10% of the free disk stays free.
+                    && n.disk_free_bytes.is_none_or(|free| {
+                        group.bytes as f64 <= free as f64 * 0.9
+                    })
+            })
+            .min_by_key(|n| (load.get(&n.node_id).copied().unwrap_or(0), n.node_id)))
+    }
+
+    /// Plans the oldest queued drain once the jobs ahead of it have ended: it gets its tasks
+    /// (all its nodes drained by one plan), or fails with the reason its plan was refused.
+    /// Returns the job planned, if any.
+    pub(crate) async fn start_queued_job(self: &Arc<Self>) -> Result<Option<i64>> {
+        let Some(job) = self.catalog().due_queued_job(REBALANCE_JOB_TYPES)? else {
+            return Ok(None);
+        };
+        let Some(queued) = job.queued.clone() else {
+            return Ok(None);
+        };
+        let req = RebalanceRequest {
+            strategy: queued.strategy.clone(),
+            transfer_mode: job.transfer_mode.clone(),
+            max_bandwidth_mb: job.max_bandwidth_mb,
+            max_concurrent_moves: job.max_concurrent_moves,
+            drain_nodes: queued.node_ids.clone(),
+            ..RebalanceRequest::default()
+        };
+        match self.prepare_job(&req, &job.job_type).await {
+            Ok(prepared) => {
+                let planned = NewJob {
+                    job_type: job.job_type.clone(),
+                    description: prepared.description,
+                    transfer_mode: job.transfer_mode.clone(),
+                    max_bandwidth_mb: job.max_bandwidth_mb,
+                    max_concurrent_moves: job.max_concurrent_moves,
+                    tasks: prepared.tasks,
+                };
+                if self.catalog().plan_queued_job(job.job_id, &planned)? {
+                    info!(
+                        job_id = job.job_id,
+                        moves = prepared.moves,
+                        "queued drain planned"
+                    );
                 }
-            )),
-            hint: Some("To monitor progress, run: SELECT * FROM rebalance_status();".into()),
-        });
-        Ok(Scheduled {
-            job_id: Some(job_id),
-            notices,
-        })
+            }
+            Err(e) => {
+                warn!(job_id = job.job_id, error = %e, "queued drain refused");
+                self.catalog().fail_queued_job(job.job_id, &e.to_string())?;
+            }
+        }
+        self.jobs_changed();
+        Ok(Some(job.job_id))
     }
 
     /// Tasks for a plan, with Citus's dependencies: a move waits for the previous move of its
@@ -790,7 +965,8 @@ impl Cluster {
                     && (t.state == "error" || (t.retries > 0 && t.state != "done"))
             })
             .max_by_key(|t| (t.finished_at_ms.unwrap_or(0), t.task_id))
-            .map(|t| t.message.clone());
+            .map(|t| t.message.clone())
+            .or_else(|| job.error.clone());
         Ok(JobStatus {
             job,
             tasks,

@@ -1215,3 +1215,145 @@ async fn rebalance_stop_returns_at_once_and_discards_progress() {
     let rows = scalar(&client, "SELECT count(*) FROM blobs").await;
     assert_eq!(rows, "8000");
 }
+
+/// Placements of `blobs` per worker port, in the order of `ports`.
+async fn blob_placements(client: &Client, ports: &[u16]) -> Vec<u64> {
+    let mut out = Vec::new();
+    for port in ports {
+        let n = scalar(
+            client,
+            &format!(
+                "SELECT count(*) FROM shoal.shards WHERE table_name = 'blobs' AND port = {port}"
+            ),
+        )
+        .await;
+        out.push(n.parse().expect("count"));
+    }
+    out
+}
+
+/// Three workers drained from three sessions at once: the first drain runs, the second
+/// waits behind it as a queued job and the third joins that one; moves of the first job
+/// planned onto the nodes drained since go to the node left instead; every session gets
+/// its answer, all three nodes end empty, and every row stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_drains_queue_into_one_job_and_all_nodes_end_empty() {
+    let cluster = Cluster::start_with(4, 0).await;
+    let client = cluster.client().await;
+    // Three shards a worker: the first drain sends one to each other worker, one at a time.
+    create_blobs(&client, 12, 8_000).await;
+    // ~1.3 s a move: the next drains are asked for well before the first move ends.
+    exec(
+        &client,
+        "SELECT set_cluster_setting('rebalance.max_bandwidth_mb', '0.05')",
+    )
+    .await;
+    let ports = cluster.worker_ports();
+    assert_eq!(blob_placements(&client, &ports).await, vec![3, 3, 3, 3]);
+    let (w1, w2, w3) = (ports[0], ports[1], ports[2]);
+
+    let first = {
+        let c = cluster.client().await;
+        tokio::spawn(async move {
+            c.query_one(&format!("SELECT drain_node('127.0.0.1', {w1})"), &[])
+                .await
+                .map(|row| row.get::<_, i64>(0))
+        })
+    };
+    let running = "SELECT job_id FROM shoal.jobs WHERE state = 'running'";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let first_job = loop {
+        if let Some(job) = lines(&client, running).await.first() {
+            break job.clone();
+        }
+        assert!(Instant::now() < deadline, "the first drain did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Moves of the first job that have not started yet, onto the nodes drained next.
+    let waiting_onto_drained = lines(
+        &client,
+        &format!(
+            "SELECT task_id FROM shoal.tasks WHERE job_id = {first_job} AND state IN ('runnable', 'blocked') \
+             AND (target LIKE '%:{w2}' OR target LIKE '%:{w3}')"
+        ),
+    )
+    .await;
+    assert!(
+        !waiting_onto_drained.is_empty(),
+        "no move of the first drain waits to go to a node drained next"
+    );
+
+    let (second, notices) = psql_ok(
+        &cluster,
+        &format!("SELECT drain_node('127.0.0.1', {w2}, wait => false)"),
+    )
+    .await;
+    assert!(
+        notices.contains(&format!("The drain waits for job {first_job} to end")),
+        "notices: {notices}"
+    );
+    let (third, notices) = psql_ok(
+        &cluster,
+        &format!("SELECT drain_node('127.0.0.1', {w3}, wait => false)"),
+    )
+    .await;
+    assert_eq!(
+        third.trim(),
+        second.trim(),
+        "the third drain joins the queued one"
+    );
+    assert!(notices.contains("joins job"), "notices: {notices}");
+    let queued = second.trim().to_string();
+    assert_eq!(
+        scalar(
+            &client,
+            &format!("SELECT state, description FROM shoal.jobs WHERE job_id = {queued}")
+        )
+        .await,
+        format!("scheduled|Drain nodes 127.0.0.1:{w2}, 127.0.0.1:{w3}")
+    );
+    // Another rebalance meanwhile is refused, as with any job running.
+    let e = client
+        .simple_query("SELECT rebalance_start()")
+        .await
+        .expect_err("a rebalance beside the drains");
+    assert!(err_text(&e).contains("already running"), "{}", err_text(&e));
+
+    let first_result = within(180, "the first drain session", first)
+        .await
+        .expect("first drain session");
+    let first_result = first_result.unwrap_or_else(|e| panic!("first drain: {}", err_text(&e)));
+    assert_eq!(first_result.to_string(), first_job);
+    psql_ok(&cluster, &format!("SELECT job_wait({queued})")).await;
+    let states = lines(
+        &client,
+        &format!(
+            "SELECT state FROM shoal.jobs WHERE job_id IN ({first_job}, {queued}) ORDER BY job_id"
+        ),
+    )
+    .await;
+    assert_eq!(states, vec!["finished", "finished"]);
+    assert_eq!(blob_placements(&client, &ports).await, vec![0, 0, 0, 12]);
+    for task in &waiting_onto_drained {
+        let row = scalar(
+            &client,
+            &format!("SELECT state, target, message FROM shoal.tasks WHERE task_id = {task}"),
+        )
+        .await;
+        assert!(
+            row.starts_with(&format!("done|127.0.0.1:{}|planned for", ports[3])),
+            "task {task}: {row}"
+        );
+    }
+    println!(
+        "tasks of job {first_job}:\n{}",
+        lines(
+            &client,
+            &format!("SELECT task_id, state, target, message FROM shoal.tasks WHERE job_id = {first_job}")
+        )
+        .await
+        .join("\n")
+    );
+    let rows = scalar(&client, "SELECT count(*) FROM blobs").await;
+    assert_eq!(rows, "8000");
+}

@@ -8,9 +8,11 @@ use rusqlite::{params, OptionalExtension, Row, Transaction};
 
 use super::{cleanup_from_row, insert_file, now_ms, Catalog};
 use crate::error::{CatalogError, Result};
-use crate::model::{CleanupRecord, FileRecord, GroupShardFiles, Job, NewJob, Task};
+use crate::model::{
+    CleanupRecord, DrainQueued, FileRecord, GroupShardFiles, Job, NewJob, QueuedDrain, Task,
+};
 
-const JOB_COLUMNS: &str = "job_id, job_type, state, description, transfer_mode, max_bandwidth_mb, max_concurrent_moves, created_at_ms, started_at_ms, finished_at_ms";
+const JOB_COLUMNS: &str = "job_id, job_type, state, description, transfer_mode, max_bandwidth_mb, max_concurrent_moves, created_at_ms, started_at_ms, finished_at_ms, queued_drain, queued_strategy, error";
 const TASK_COLUMNS: &str = "task_id, job_id, kind, state, phase, shard_id, colocation_id, shard_index, source_node_id, target_node_id, source, target, bytes_total, bytes_done, bytes_verified, retries, not_before_ms, message, started_at_ms, finished_at_ms, context";
 
 /// Reason of the cleanup record a move writes for its target before copying anything: on
@@ -31,7 +33,55 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
         created_at_ms: r.get(7)?,
         started_at_ms: r.get(8)?,
         finished_at_ms: r.get(9)?,
+        queued: match r.get::<_, Option<String>>(10)? {
+            Some(ids) => Some(QueuedDrain {
+                node_ids: parse_node_ids(&ids).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        10,
+                        rusqlite::types::Type::Text,
+                        e.into(),
+                    )
+                })?,
+                strategy: r.get(11)?,
+            }),
+            None => None,
+        },
+        error: r.get(12)?,
     })
+}
+
+/// `jobs.queued_drain`: node ids, comma-separated; anything else is a damaged catalog.
+fn parse_node_ids(text: &str) -> std::result::Result<Vec<i64>, String> {
+    text.split(',')
+        .map(|id| {
+            id.parse::<i64>()
+                .map_err(|_| format!("jobs.queued_drain holds {text:?}, not node ids"))
+        })
+        .collect()
+}
+
+fn node_ids_text(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// "Drain node h:p" or "Drain nodes h:p, h2:p2", from the nodes table.
+fn drain_description(tx: &Transaction<'_>, node_ids: &[i64]) -> Result<String> {
+    let mut addrs = Vec::with_capacity(node_ids.len());
+    for id in node_ids {
+        let addr: Option<String> = tx
+            .query_row(
+                "SELECT host || ':' || port FROM nodes WHERE node_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        addrs.push(addr.unwrap_or_else(|| format!("#{id}")));
+    }
+    Ok(format!(
+        "Drain node{} {}",
+        if addrs.len() == 1 { "" } else { "s" },
+        addrs.join(", ")
+    ))
 }
 
 fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
@@ -201,6 +251,117 @@ impl Catalog {
         })
     }
 
+    /// Queues a drain of `node_id` behind the active job of `types`, in one transaction: it
+    /// joins a drain job already waiting there (one plan drains all its nodes), or becomes
+    /// a new job (with `job`'s settings and no tasks) that the scheduler plans when the jobs
+    /// ahead of it have ended. With no active job, nothing is written.
+    pub fn queue_drain(
+        &self,
+        job: &NewJob,
+        node_id: i64,
+        strategy: Option<&str>,
+        types: &[&str],
+    ) -> Result<DrainQueued> {
+        self.write(|tx| {
+            let waiting = tx
+                .query_row(
+                    &format!(
+                        "SELECT {JOB_COLUMNS} FROM jobs WHERE queued_drain IS NOT NULL AND state = 'scheduled' ORDER BY job_id LIMIT 1"
+                    ),
+                    [],
+                    job_from_row,
+                )
+                .optional()?;
+            if let Some(waiting) = waiting {
+                let mut ids = waiting.queued.map(|q| q.node_ids).unwrap_or_default();
+                if !ids.contains(&node_id) {
+                    ids.push(node_id);
+                }
+                tx.execute(
+                    "UPDATE jobs SET queued_drain = ?2, description = ?3 WHERE job_id = ?1",
+                    params![waiting.job_id, node_ids_text(&ids), drain_description(tx, &ids)?],
+                )?;
+                return Ok(DrainQueued::Merged {
+                    job_id: waiting.job_id,
+                });
+            }
+            let Some(ahead) = active_job_tx(tx, types)? else {
+                return Ok(DrainQueued::NothingAhead);
+            };
+            tx.execute(
+                "INSERT INTO jobs (job_type, description, transfer_mode, max_bandwidth_mb, max_concurrent_moves, created_at_ms, queued_drain, queued_strategy) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    job.job_type,
+                    drain_description(tx, &[node_id])?,
+                    job.transfer_mode,
+                    job.max_bandwidth_mb,
+                    job.max_concurrent_moves,
+                    now_ms(),
+                    node_id.to_string(),
+                    strategy
+                ],
+            )?;
+            Ok(DrainQueued::Queued {
+                job_id: tx.last_insert_rowid(),
+                behind: ahead.job_id,
+            })
+        })
+    }
+
+    /// The oldest queued drain, once no job of `types` that has its tasks is still active.
+    pub fn due_queued_job(&self, types: &[&str]) -> Result<Option<Job>> {
+        self.read(|tx| {
+            let sql = format!(
+                "SELECT count(*) FROM jobs WHERE state IN ('scheduled', 'running', 'cancelling', 'failing') AND queued_drain IS NULL AND job_type IN ({})",
+                placeholders(types.len())
+            );
+            let ahead: i64 = tx.query_row(&sql, rusqlite::params_from_iter(types), |r| r.get(0))?;
+            if ahead > 0 {
+                return Ok(None);
+            }
+            Ok(tx
+                .query_row(
+                    &format!(
+                        "SELECT {JOB_COLUMNS} FROM jobs WHERE queued_drain IS NOT NULL AND state = 'scheduled' ORDER BY job_id LIMIT 1"
+                    ),
+                    [],
+                    job_from_row,
+                )
+                .optional()?)
+        })
+    }
+
+    /// Gives a queued job its tasks (planned now): it runs from here like any other job, and
+    /// with no tasks it is finished. False if it is no longer queued (cancelled meanwhile).
+    pub fn plan_queued_job(&self, job_id: i64, job: &NewJob) -> Result<bool> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE jobs SET queued_drain = NULL, queued_strategy = NULL, description = ?2
+                 WHERE job_id = ?1 AND queued_drain IS NOT NULL AND state = 'scheduled'",
+                params![job_id, job.description],
+            )?;
+            if n == 0 {
+                return Ok(false);
+            }
+            insert_tasks(tx, job_id, job)?;
+            Ok(true)
+        })
+    }
+
+    /// A queued job whose plan was refused when it came to start: failed, with the reason.
+    pub fn fail_queued_job(&self, job_id: i64, error: &str) -> Result<()> {
+        self.write(|tx| {
+            let now = now_ms();
+            tx.execute(
+                "UPDATE jobs SET state = 'failed', queued_drain = NULL, queued_strategy = NULL, error = ?2,
+                     started_at_ms = coalesce(started_at_ms, ?3), finished_at_ms = ?3
+                 WHERE job_id = ?1 AND queued_drain IS NOT NULL AND state = 'scheduled'",
+                params![job_id, error, now],
+            )?;
+            Ok(())
+        })
+    }
+
     /// The newest job of these types that has not ended.
     pub fn active_job(&self, types: &[&str]) -> Result<Option<Job>> {
         self.read(|tx| active_job_tx(tx, types))
@@ -352,6 +513,19 @@ impl Catalog {
         })
     }
 
+    /// Points a move that has not begun copying at another target (its planned one no longer
+    /// takes shards). False if the task has gone past `preparing`.
+    pub fn retarget_task(&self, task_id: i64, node_id: i64, addr: &str) -> Result<bool> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE tasks SET target_node_id = ?2, target = ?3
+                 WHERE task_id = ?1 AND phase IN ('planned', 'preparing')",
+                params![task_id, node_id, addr],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
     /// Records a task's byte counts: a progress record, as [`Self::set_task_phase`].
     pub fn set_task_progress(
         &self,
@@ -439,6 +613,15 @@ impl Catalog {
                 .optional()?;
             if exists.is_none() {
                 return Err(CatalogError::JobNotFound { job_id });
+            }
+            // A queued drain has no tasks yet: it just never starts.
+            let queued = tx.execute(
+                "UPDATE jobs SET state = 'cancelled', queued_drain = NULL, queued_strategy = NULL, finished_at_ms = ?2
+                 WHERE job_id = ?1 AND queued_drain IS NOT NULL AND state = 'scheduled'",
+                params![job_id, now_ms()],
+            )?;
+            if queued > 0 {
+                return Ok(0);
             }
             tx.execute(
                 "UPDATE tasks SET state = 'cancelled', finished_at_ms = ?2
@@ -798,6 +981,12 @@ fn insert_job(tx: &Transaction<'_>, job: &NewJob) -> Result<i64> {
         ],
     )?;
     let job_id = tx.last_insert_rowid();
+    insert_tasks(tx, job_id, job)?;
+    Ok(job_id)
+}
+
+/// Inserts `job`'s tasks into job `job_id` and sets the job's state from them.
+fn insert_tasks(tx: &Transaction<'_>, job_id: i64, job: &NewJob) -> Result<()> {
     let mut ids: Vec<i64> = Vec::with_capacity(job.tasks.len());
     for t in &job.tasks {
         let state = if t.depends_on.is_empty() {
@@ -836,8 +1025,7 @@ fn insert_job(tx: &Transaction<'_>, job: &NewJob) -> Result<i64> {
         }
         ids.push(task_id);
     }
-    refresh_job_state(tx, job_id)?;
-    Ok(job_id)
+    refresh_job_state(tx, job_id)
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ fn request(a: &Args) -> RebalanceRequest {
             .unwrap_or_else(|| "auto".into()),
         max_bandwidth_mb: a.opt_real("max_bandwidth_mb"),
         max_concurrent_moves: a.opt_int("max_concurrent_moves"),
-        drain_node: None,
+        drain_nodes: Vec::new(),
     }
 }
 
@@ -129,16 +129,27 @@ pub(super) async fn call(
             status_batch(function == "citus_rebalance_status", status.as_ref())
         }
         "rebalance_stop" => {
-            let job = cluster
+            // The newest first: a drain queued behind the running job must not start when
+            // that one is cancelled.
+            let mut stopped = 0;
+            while let Some(job) = cluster
                 .catalog()
                 .active_job(REBALANCE_TYPES)
                 .map_err(ClusterError::from)?
-                .ok_or_else(|| PgError::new("55000", "no ongoing rebalance that can be stopped"))?;
-            let ended = cluster.cancel_job(job.job_id).await?;
-            notices.push(Notice::info(format!(
-                "job {} is {}; finished moves stay, the running ones were rolled back",
-                ended.job_id, ended.state
-            )));
+            {
+                let ended = cluster.cancel_job(job.job_id).await?;
+                notices.push(Notice::info(format!(
+                    "job {} is {}; finished moves stay, the running ones were rolled back",
+                    ended.job_id, ended.state
+                )));
+                stopped += 1;
+            }
+            if stopped == 0 {
+                return Err(PgError::new(
+                    "55000",
+                    "no ongoing rebalance that can be stopped",
+                ));
+            }
             void(name)
         }
         "rebalance_wait" => {
@@ -168,7 +179,7 @@ pub(super) async fn call(
                 .set_should_have_shards(node.node_id, false)
                 .map_err(ClusterError::from)?;
             let mut req = request(a);
-            req.drain_node = Some(node.node_id);
+            req.drain_nodes = vec![node.node_id];
             let s = match cluster.start_rebalance(&req, "drain").await {
                 Ok(s) => s,
                 Err(e) => {

@@ -2,18 +2,22 @@
 //! to undo it.
 //!
 //! - → `copying` once: the source and target are known, live nodes (for a rebalance or a
-//!   drain, the target still takes shards: not drained or disallowed since); no earlier deferred
+//!   drain, the target still takes shards: one drained, disallowed or down since the plan is
+//!   replaced by the node the planner would pick now, if any); no earlier deferred
 //!   delete is pending for these shards on the target; the on-failure cleanup records for the
 //!   target exist; the target has room for the group (10% of its free space stays free).
 //!   In `block_writes` mode the write fence closes here and stays closed until the switch.
 //! - → error (rolled back, retried by the scheduler) otherwise. Every check re-reads reality,
 //!   so running this twice is harmless.
 
+use tracing::info;
+
 use super::{MoveRun, Phase, TransferMode};
 use crate::error::{ClusterError, Result};
 
 pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
-    let catalog = run.cluster.catalog();
+    let cluster = std::sync::Arc::clone(&run.cluster);
+    let catalog = cluster.catalog();
     let nodes = catalog.list_nodes()?;
     let node = |id: i64, what: &str| {
         nodes
@@ -26,14 +30,29 @@ pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
             })
     };
     let source = node(run.task.source_node_id, "source")?;
-    let target = node(run.task.target_node_id, "target")?;
+    let mut target = node(run.task.target_node_id, "target")?;
     // A planned move (rebalance, drain) lands only on a node that takes shards at the time
-    // it starts: the node may have been drained or disallowed since the plan was made. An
-    // explicit move_shard names its target and may go anywhere live.
+    // it starts: the node may have been drained or disallowed since the plan was made; the
+    // move then goes to the node the planner would pick now. An explicit move_shard names
+    // its target and may go anywhere live.
     let job_type = catalog.job(run.task.job_id)?.job_type;
-    if crate::rebalance::REBALANCE_JOB_TYPES.contains(&job_type.as_str())
-        && (!target.should_have_shards || !target.is_live)
-    {
+    let planned = crate::rebalance::REBALANCE_JOB_TYPES.contains(&job_type.as_str());
+    if planned && (!target.should_have_shards || !target.is_live) {
+        if let Some(other) = run.cluster.replacement_target(&run.task)? {
+            if catalog.retarget_task(run.task_id(), other.node_id, &other.addr())? {
+                let note = format!(
+                    "planned for {}, which no longer takes shards; moved to {} instead",
+                    target.addr(),
+                    other.addr()
+                );
+                info!(task_id = run.task_id(), from = %target.addr(), to = %other.addr(), "move retargeted");
+                catalog.set_task_message(run.task_id(), &note)?;
+                run.retarget(&other)?;
+                target = other;
+            }
+        }
+    }
+    if planned && (!target.should_have_shards || !target.is_live) {
         return Err(ClusterError::NotInState {
             message: format!(
                 "the target {} of the move of shard {} no longer takes shards ({})",

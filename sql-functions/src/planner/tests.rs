@@ -721,7 +721,7 @@ fn by_disk_size_adds_the_base_cost() {
 
 fn drain_opts(node: i64) -> PlanOptions {
     PlanOptions {
-        drain_node: Some(node),
+        drain_nodes: vec![node],
         drain_only: true,
         ..PlanOptions::new(Strategy::ByShardCount)
     }
@@ -999,7 +999,7 @@ fn invalid_inputs_are_errors() {
     ));
     assert_eq!(
         with(PlanOptions {
-            drain_node: Some(9),
+            drain_nodes: vec![9],
             ..base.clone()
         }),
         PlanError::UnknownDrainNode { node_id: 9 }
@@ -1176,10 +1176,10 @@ fn clusters(knobs: Knobs) -> impl PStrategy<Value = Cluster> {
         .prop_map(move |(ns, gs)| build(knobs, ns, gs))
 }
 
-fn allowed_nodes(nodes: &[PlanNode], drain: Option<i64>) -> Vec<i64> {
+fn allowed_nodes(nodes: &[PlanNode], drain: &[i64]) -> Vec<i64> {
     nodes
         .iter()
-        .filter(|n| n.is_live && n.should_have_shards && Some(n.node_id) != drain)
+        .filter(|n| n.is_live && n.should_have_shards && !drain.contains(&n.node_id))
         .map(|n| n.node_id)
         .collect()
 }
@@ -1192,7 +1192,7 @@ fn plan_or_refusal(c: &Cluster, opts: &PlanOptions) -> Result<Option<Plan>, Test
             replication_factor,
             allowed_nodes: a,
         }) => {
-            prop_assert_eq!(a, allowed_nodes(&c.nodes, opts.drain_node).len());
+            prop_assert_eq!(a, allowed_nodes(&c.nodes, &opts.drain_nodes).len());
             prop_assert!(replication_factor > a);
             Ok(None)
         }
@@ -1239,13 +1239,16 @@ proptest! {
     fn plans_are_safe(
         c in clusters(Knobs { dead_nodes: true, disk: true, capacities: true }),
         by_disk in prop::bool::ANY,
-        drain_pick in prop::option::of(0usize..12),
+        drain_picks in prop::collection::vec(0usize..12, 0..3),
         drain_only in prop::bool::ANY,
         max_moves in prop::sample::select(vec![0usize, 1, 3, 10, 1_000_000]),
     ) {
-        let drain = drain_pick.map(|i| c.nodes[i % c.nodes.len()].node_id);
+        let mut drain: Vec<i64> =
+            drain_picks.iter().map(|i| c.nodes[i % c.nodes.len()].node_id).collect();
+        drain.sort_unstable();
+        drain.dedup();
         let opts = PlanOptions {
-            drain_node: drain,
+            drain_nodes: drain.clone(),
             drain_only,
             max_shard_moves: max_moves,
             base_cost_bytes: 100,
@@ -1267,13 +1270,13 @@ proptest! {
             let (Some(src), Some(tgt)) = (node(s.source_node), node(s.target_node)) else {
                 return Err(TestCaseError::fail(format!("unknown node in {s:?}")));
             };
-            prop_assert!(tgt.is_live && tgt.should_have_shards && drain != Some(tgt.node_id), "{:?}", s);
+            prop_assert!(tgt.is_live && tgt.should_have_shards && !drain.contains(&tgt.node_id), "{:?}", s);
             prop_assert!(src.is_live, "{:?}", s);
             *incoming.entry(s.target_node).or_default() += s.bytes;
             let is_ref = c.groups.iter().any(|g| g.group_id == s.group_id && g.is_reference);
             prop_assert!(!(is_ref && s.kind == StepKind::Move), "reference group moved: {:?}", s);
-            if let (Some(d), StepReason::Disallowed) = (drain, s.reason) {
-                prop_assert_eq!(s.source_node, d, "a drain moved another node's placement");
+            if !drain.is_empty() && s.reason == StepReason::Disallowed {
+                prop_assert!(drain.contains(&s.source_node), "a drain moved another node's placement: {:?}", s);
             }
             prop_assert!(!(drain_only && s.reason == StepReason::Balance), "{:?}", s);
         }
@@ -1303,7 +1306,7 @@ proptest! {
         let Some(p) = plan_or_refusal(&c, &opts)? else { return Ok(()) };
         prop_assert!(!notices(&p).contains(&STOPPED.to_string()));
         let after = apply(&c.groups, &p.steps).map_err(TestCaseError::fail)?;
-        let allowed = allowed_nodes(&c.nodes, None);
+        let allowed = allowed_nodes(&c.nodes, &[]);
 
         // (3)
         let by_id: HashMap<i64, &PlanShardGroup> = after.iter().map(|g| (g.group_id, g)).collect();

@@ -253,3 +253,108 @@ fn force_remove_marks_unreplicated_shards_lost() {
     assert!(snap.shards[0].placements.is_empty());
     assert!(c.list_nodes().unwrap().iter().all(|n| n.node_id != n1));
 }
+
+/// A drain asked for while a job runs waits behind it; later drains join the waiting one;
+/// it gets its tasks only once nothing is ahead of it, and a cancelled one never starts.
+#[test]
+fn drains_queue_behind_the_running_job_and_merge_while_waiting() {
+    let (c, n1, n2, s) = setup();
+    let (n3, _) = c.add_node("w3", 7400).unwrap();
+    let types = ["rebalance", "drain"];
+    let drain = |n: i64| {
+        c.queue_drain(
+            &NewJob {
+                job_type: "drain".into(),
+                ..job(vec![])
+            },
+            n,
+            Some("by_shard_count"),
+            &types,
+        )
+        .unwrap()
+    };
+    assert_eq!(drain(n2), DrainQueued::NothingAhead);
+    assert!(
+        c.jobs().unwrap().is_empty(),
+        "nothing ahead: nothing written"
+    );
+
+    let running = c
+        .create_job(&job(vec![move_task(s, n1, n2, vec![])]), &types)
+        .unwrap();
+    let DrainQueued::Queued {
+        job_id: queued,
+        behind,
+    } = drain(n2)
+    else {
+        panic!("not queued");
+    };
+    assert_eq!(behind, running);
+    assert_eq!(drain(n3), DrainQueued::Merged { job_id: queued });
+    assert_eq!(drain(n3), DrainQueued::Merged { job_id: queued });
+    let q = c.job(queued).unwrap();
+    assert_eq!(q.state, "scheduled");
+    assert_eq!(q.description, "Drain nodes w2:7400, w3:7400");
+    assert_eq!(
+        q.queued,
+        Some(QueuedDrain {
+            node_ids: vec![n2, n3],
+            strategy: Some("by_shard_count".into()),
+        })
+    );
+    assert_eq!(c.active_job(&types).unwrap().unwrap().job_id, queued);
+    assert_eq!(
+        c.due_queued_job(&types).unwrap(),
+        None,
+        "job ahead still runs"
+    );
+
+    let t = c.runnable_tasks().unwrap()[0].task_id;
+    assert!(c.start_task(t).unwrap());
+    c.end_task(t, "done", "").unwrap();
+    assert_eq!(c.due_queued_job(&types).unwrap().unwrap().job_id, queued);
+    let planned = NewJob {
+        job_type: "drain".into(),
+        description: "Drain nodes w2:7400, w3:7400".into(),
+        ..job(vec![move_task(s, n2, n1, vec![])])
+    };
+    assert!(c.plan_queued_job(queued, &planned).unwrap());
+    assert!(
+        !c.plan_queued_job(queued, &planned).unwrap(),
+        "planned once"
+    );
+    let q = c.job(queued).unwrap();
+    assert_eq!((q.state.as_str(), q.queued.is_none()), ("scheduled", true));
+    assert_eq!(c.tasks(Some(queued)).unwrap().len(), 1);
+    assert_eq!(c.due_queued_job(&types).unwrap(), None);
+
+    // Queued behind that one, then cancelled: it ends without tasks.
+    let DrainQueued::Queued { job_id: later, .. } = drain(n1) else {
+        panic!("not queued");
+    };
+    assert_eq!(c.cancel_job(later).unwrap(), 0);
+    let l = c.job(later).unwrap();
+    assert_eq!((l.state.as_str(), l.queued.is_none()), ("cancelled", true));
+    assert!(l.finished_at_ms.is_some());
+
+    // Once nothing runs, a drain is planned at once; one whose plan is refused when it
+    // comes to start fails with the reason.
+    let t = c.runnable_tasks().unwrap()[0].task_id;
+    assert!(c.start_task(t).unwrap());
+    c.end_task(t, "done", "").unwrap();
+    assert_eq!(drain(n1), DrainQueued::NothingAhead);
+    c.create_job(&job(vec![move_task(s, n1, n2, vec![])]), &types)
+        .unwrap();
+    let DrainQueued::Queued {
+        job_id: refused, ..
+    } = drain(n1)
+    else {
+        panic!("not queued");
+    };
+    c.fail_queued_job(refused, "nowhere to go").unwrap();
+    let r = c.job(refused).unwrap();
+    assert_eq!(
+        (r.state.as_str(), r.error.as_deref()),
+        ("failed", Some("nowhere to go"))
+    );
+}
