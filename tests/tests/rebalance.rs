@@ -473,22 +473,35 @@ async fn errors_and_notices_of_the_contract() {
         "hint: {}",
         err_text(&e)
     );
-    // A drain refused while the job runs changes nothing: the node still takes shards.
+    // A drain asked for while the job runs waits behind it as a job of its own.
     let p1 = cluster.worker_port(1);
-    let e = client
-        .simple_query(&format!("SELECT drain_node('127.0.0.1', {p1})"))
-        .await
-        .expect_err("drain during a rebalance");
-    assert_eq!(sqlstate(&e).as_deref(), Some("55000"), "{}", err_text(&e));
-    let takes = scalar(
-        &client,
-        &format!(
-            "SELECT CASE WHEN should_have_shards THEN 'yes' ELSE 'no' END FROM shoal.nodes \
-             WHERE port = {p1}"
-        ),
+    let takes = |port: u16| {
+        let client = &client;
+        async move {
+            scalar(
+                client,
+                &format!(
+                    "SELECT CASE WHEN should_have_shards THEN 'yes' ELSE 'no' END FROM shoal.nodes \
+                     WHERE port = {port}"
+                ),
+            )
+            .await
+        }
+    };
+    let (out, notices) = psql_ok(
+        &cluster,
+        &format!("SELECT drain_node('127.0.0.1', {p1}, wait => false)"),
     )
     .await;
-    assert_eq!(takes, "yes", "a refused drain left the node draining");
+    let drain_job: i64 = out.trim().parse().expect("drain job id");
+    assert!(drain_job > job, "{out}");
+    assert!(
+        notices.contains(&format!(
+            "The drain waits for job {job} to end, as job {drain_job}"
+        )),
+        "{notices}"
+    );
+    assert_eq!(takes(p1).await, "no");
     // Stop it while a move runs (moves start at once; at 5 KB/s each takes seconds).
     let deadline = Instant::now() + Duration::from_secs(30);
     while scalar(
@@ -501,13 +514,43 @@ async fn errors_and_notices_of_the_contract() {
         assert!(Instant::now() < deadline, "no move of job {job} started");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // rebalance_stop stops the queued drain too, so it never starts.
     exec(&client, "SELECT rebalance_stop()").await;
+    let states = lines(
+        &client,
+        &format!(
+            "SELECT state FROM shoal.jobs WHERE job_id IN ({job}, {drain_job}) ORDER BY job_id"
+        ),
+    )
+    .await;
+    assert_eq!(states, vec!["cancelled", "cancelled"]);
     let state = scalar(&client, "SELECT state FROM rebalance_status()").await;
     assert_eq!(state, "cancelled");
     let (n, s) = count_sum(&client).await.expect("count");
     assert_eq!((n, s), (INITIAL_ROWS, prefix_sum(INITIAL_ROWS)));
     let dup = scalar(&client, "SELECT count(*) FROM (SELECT shard_id FROM shoal.shards WHERE table_name = 'events' GROUP BY shard_id HAVING count(*) <> 1) d").await;
     assert_eq!(dup, "0", "exactly one placement per shard after the stop");
+    // A drain refused (nowhere to go: the other nodes take no shards) changes nothing.
+    exec(
+        &client,
+        &format!("SELECT set_node_property('127.0.0.1', {p2}, 'should_have_shards', false)"),
+    )
+    .await;
+    let p0 = cluster.worker_port(0);
+    let e = client
+        .simple_query(&format!("SELECT drain_node('127.0.0.1', {p0})"))
+        .await
+        .expect_err("a drain with nowhere to go");
+    assert!(
+        err_text(&e).contains("number of nodes with should_have_shards=true (0)"),
+        "{}",
+        err_text(&e)
+    );
+    assert_eq!(
+        takes(p0).await,
+        "yes",
+        "a refused drain left the node draining"
+    );
     let e = client
         .simple_query("SELECT job_wait(999999)")
         .await
