@@ -2,6 +2,7 @@
 //! (positional and named arguments, defaults, Citus aliases), argument binding and coercion
 //! (bound parameters included), and what each one does.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
@@ -158,8 +159,14 @@ static SPECS: &[Spec] = &[
             req(HOST, ArgType::Text),
             req(PORT, ArgType::Int),
             opt(&["force"], ArgType::Bool, false_),
+            opt(&["drop_data"], ArgType::Bool, false_),
         ],
         returns: Returns::Void,
+    },
+    Spec {
+        names: &["remove_node_plan"],
+        params: &[req(HOST, ArgType::Text), req(PORT, ArgType::Int)],
+        returns: Returns::Rows(views::remove_node_plan_schema),
     },
     Spec {
         names: &["set_node_property", "citus_set_node_property"],
@@ -361,6 +368,7 @@ pub fn changes_cluster(name: &str) -> bool {
                 *n,
                 "get_shard_id_for_distribution_column"
                     | "rebalance_plan"
+                    | "remove_node_plan"
                     | "rebalance_status"
                     | "rebalance_wait"
                     | "job_wait"
@@ -683,7 +691,38 @@ pub async fn call(
                 .map_err(ClusterError::from)?;
             if n > 0 {
                 if a.bool("force")? {
+                    // force is for a node that is gone; dropping a live node's data needs
+                    // a second, explicit yes.
+                    let live = cluster.worker_answers(&node.addr()).await;
+                    if live && !a.bool("drop_data")? {
+                        let at_risk = cluster.placements_at_risk(node.node_id)?;
+                        let only = at_risk.iter().filter(|p| p.other_placements == 0).count();
+                        return Err(PgError::new(
+                            "55000",
+                            format!(
+                                "node {host}:{port} is running and holds {} shard placements, {only} of them the only copy of their shard; force => true is for a node that is gone",
+                                at_risk.len()
+                            ),
+                        )
+                        .with_hint(Some(format!(
+                            "Drain it first: SELECT drain_node('{host}', {port}); SELECT * FROM remove_node_plan('{host}', {port}) lists what removing it would drop. To drop that data, pass drop_data => true as well."
+                        ))));
+                    }
+                    // Its files, to delete from it once the catalog forgets them.
+                    let mut files: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
+                    if live {
+                        for (table_id, shard_id, _) in cluster
+                            .catalog()
+                            .node_file_names(node.node_id)
+                            .map_err(ClusterError::from)?
+                        {
+                            files.entry(table_id).or_default().insert(shard_id);
+                        }
+                    }
                     let lost = cluster.force_remove_node(node.node_id)?;
+                    if live {
+                        drop_removed_node_files(cluster, &node.addr(), files, notices).await;
+                    }
                     if !lost.is_empty() {
                         let list: Vec<String> =
                             lost.iter().map(|(t, s)| format!("{t} shard {s}")).collect();
@@ -717,6 +756,13 @@ pub async fn call(
             // Only reference-table copies that other nodes hold are left: drop them with it.
             cluster.force_remove_node(node.node_id)?;
             void(name)
+        }
+        "remove_node_plan" => {
+            let host = a.text("host")?;
+            let port = a.port()?;
+            let node = node_at(cluster, &host, port)?;
+            let rows = cluster.placements_at_risk(node.node_id)?;
+            Ok(views::remove_node_plan_batch(&rows)?)
         }
         "set_node_property" => {
             let host = a.text("host")?;
@@ -802,3 +848,34 @@ pub async fn call(
 mod jobs;
 #[cfg(test)]
 mod tests;
+
+/// Deletes the shard directories a live node held once a forced `remove_node` took them out
+/// of the catalog (no query reads them any more: the node is gone from every snapshot). A
+/// failure is a warning: the node is removed either way, and its files are garbage.
+async fn drop_removed_node_files(
+    cluster: &Arc<Cluster>,
+    addr: &str,
+    files: BTreeMap<i64, BTreeSet<i64>>,
+    notices: &mut Vec<Notice>,
+) {
+    let client = match cluster.worker(addr) {
+        Ok(c) => c,
+        Err(e) => {
+            notices.push(Notice::warning(format!(
+                "the files of the removed node {addr} were not deleted: {e}"
+            )));
+            return;
+        }
+    };
+    for (table_id, shards) in files {
+        if let Err(e) = client
+            .drop_shards(table_id, shards.into_iter().collect())
+            .await
+        {
+            notices.push(Notice::warning(format!(
+                "the files of the removed node {addr} were not all deleted: {e}"
+            )));
+            return;
+        }
+    }
+}

@@ -630,6 +630,41 @@ pub fn rebalance_plan_schema() -> SchemaRef {
     ])
 }
 
+/// `remove_node_plan(host, port)` rows: what a forced `remove_node` would drop.
+pub fn remove_node_plan_schema() -> SchemaRef {
+    schema(&[
+        ("table_name", DataType::Utf8),
+        ("shard_id", DataType::Int64),
+        ("rows", DataType::Int64),
+        ("bytes", DataType::Int64),
+        ("other_placements", DataType::Int64),
+        ("lost", DataType::Boolean),
+    ])
+}
+
+pub fn remove_node_plan_batch(
+    rows: &[shoal_sql_functions::PlacementAtRisk],
+) -> Result<RecordBatch, ClusterError> {
+    RecordBatch::try_new(
+        remove_node_plan_schema(),
+        vec![
+            texts(rows.iter().map(|r| Some(r.table_name.clone())).collect()),
+            ints(rows.iter().map(|r| Some(r.shard_id)).collect()),
+            ints(rows.iter().map(|r| Some(r.rows as i64)).collect()),
+            ints(rows.iter().map(|r| Some(r.bytes as i64)).collect()),
+            ints(
+                rows.iter()
+                    .map(|r| Some(r.other_placements as i64))
+                    .collect(),
+            ),
+            bools(rows.iter().map(|r| Some(r.other_placements == 0)).collect()),
+        ],
+    )
+    .map_err(|e| ClusterError::Internal {
+        message: format!("remove_node_plan rows: {e}"),
+    })
+}
+
 /// `get_rebalance_table_shards_plan()` rows, with Citus's column names.
 pub fn citus_rebalance_plan_schema() -> SchemaRef {
     schema(&[

@@ -99,6 +99,17 @@ impl JobStatus {
     }
 }
 
+/// A placement on a node about to be removed: what removing the node would drop.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlacementAtRisk {
+    pub table_name: String,
+    pub shard_id: i64,
+    pub rows: u64,
+    pub bytes: u64,
+    /// Placements of the shard on other nodes; 0: removing the node loses the shard.
+    pub other_placements: usize,
+}
+
 /// A plan checked and turned into tasks, not scheduled yet.
 struct PreparedJob {
     job_type: String,
@@ -496,6 +507,41 @@ impl Cluster {
             .filter(|s| s.reason != StepReason::ReferenceCopy)
             .count();
         Ok(prepared)
+    }
+
+    /// Every placement on `node_id`, by table name and shard id, with its rows and bytes and
+    /// how many other placements its shard has (`remove_node_plan`, and what a forced
+    /// `remove_node` drops).
+    pub fn placements_at_risk(&self, node_id: i64) -> Result<Vec<PlacementAtRisk>> {
+        let mut out = Vec::new();
+        for snap in self.catalog().snapshot_all()? {
+            for shard in &snap.shards {
+                let Some(here) = shard.placements.iter().find(|p| p.node_id == node_id) else {
+                    continue;
+                };
+                out.push(PlacementAtRisk {
+                    table_name: snap.table.name.clone(),
+                    shard_id: shard.shard_id,
+                    rows: here.rows(),
+                    bytes: here.bytes(),
+                    other_placements: shard.placements.len() - 1,
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.table_name, a.shard_id).cmp(&(&b.table_name, b.shard_id)));
+        Ok(out)
+    }
+
+    /// Whether the worker at `addr` answers a health check now (within 2 s). The catalog's
+    /// liveness lags a stop by up to the worker timeout; removing a node by force asks this.
+    pub async fn worker_answers(&self, addr: &str) -> bool {
+        let Ok(client) = self.worker(addr) else {
+            return false;
+        };
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), client.health()).await,
+            Ok(Ok(_))
+        )
     }
 
     /// Where a planned move goes when its target no longer takes shards (drained,

@@ -1400,3 +1400,146 @@ async fn concurrent_drains_queue_into_one_job_and_all_nodes_end_empty() {
     let rows = scalar(&client, "SELECT count(*) FROM blobs").await;
     assert_eq!(rows, "8000");
 }
+
+/// Parquet files under a worker's `shards/` directory.
+fn shard_files_in(dir: &std::path::Path) -> usize {
+    fn walk(p: &std::path::Path, n: &mut usize) {
+        let Ok(entries) = std::fs::read_dir(p) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path, n);
+            } else if path.extension().is_some_and(|x| x == "parquet") {
+                *n += 1;
+            }
+        }
+    }
+    let mut n = 0;
+    walk(&dir.join("shards"), &mut n);
+    n
+}
+
+/// `remove_node(..., force => true)` is for a node that is gone: on a running worker it is
+/// refused (nothing changes) unless `drop_data => true` says its data may go, and
+/// `remove_node_plan` lists beforehand what would be dropped — each placement with its rows
+/// and bytes, and whether it is the shard's only copy. Dropped, the worker's files go too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_remove_of_a_live_worker_needs_drop_data() {
+    let cluster = Cluster::start_with(3, 0).await;
+    let client = cluster.client().await;
+    exec(&client, "CREATE TABLE r2 (id bigint, v text)").await;
+    exec(
+        &client,
+        "SELECT create_distributed_table('r2', 'id', shard_count => 6, replication_factor => 2)",
+    )
+    .await;
+    exec(&client, "CREATE TABLE r1 (id bigint, v text)").await;
+    exec(
+        &client,
+        "SELECT create_distributed_table('r1', 'id', shard_count => 6, colocate_with => 'none')",
+    )
+    .await;
+    let values: Vec<String> = (1..=600).map(|i| format!("({i}, 'v{i}')")).collect();
+    for t in ["r1", "r2"] {
+        exec(
+            &client,
+            &format!("INSERT INTO {t} VALUES {}", values.join(",")),
+        )
+        .await;
+    }
+    let p2 = cluster.worker_port(2);
+    let plan = lines(
+        &client,
+        &format!(
+            "SELECT table_name, count(*), sum(rows), bool_and(lost), bool_or(lost), min(other_placements) \
+             FROM remove_node_plan('127.0.0.1', {p2}) GROUP BY table_name ORDER BY table_name"
+        ),
+    )
+    .await;
+    let expected_rows = |table: &str| {
+        let client = &client;
+        let table = table.to_string();
+        async move {
+            scalar(
+                client,
+                &format!(
+                    "SELECT count(*) FROM shoal.shards WHERE table_name = '{table}' AND port = {p2}"
+                ),
+            )
+            .await
+        }
+    };
+    let (r1_shards, r2_shards) = (expected_rows("r1").await, expected_rows("r2").await);
+    assert_eq!(plan.len(), 2, "{plan:?}");
+    assert!(
+        plan[0].starts_with(&format!("r1|{r1_shards}|")) && plan[0].ends_with("|t|t|0"),
+        "{plan:?}"
+    );
+    assert!(
+        plan[1].starts_with(&format!("r2|{r2_shards}|")) && plan[1].ends_with("|f|f|1"),
+        "{plan:?}"
+    );
+    let at_risk_rows: u64 = scalar(
+        &client,
+        &format!("SELECT sum(rows) FROM remove_node_plan('127.0.0.1', {p2}) WHERE lost"),
+    )
+    .await
+    .parse()
+    .expect("rows");
+    assert!(at_risk_rows > 0);
+
+    let e = client
+        .simple_query(&format!(
+            "SELECT remove_node('127.0.0.1', {p2}, force => true)"
+        ))
+        .await
+        .expect_err("force on a running worker");
+    assert_eq!(sqlstate(&e).as_deref(), Some("55000"), "{}", err_text(&e));
+    assert!(
+        err_text(&e).contains(&format!("node 127.0.0.1:{p2} is running")),
+        "{}",
+        err_text(&e)
+    );
+    assert!(
+        err_text(&e).contains("drop_data => true"),
+        "{}",
+        err_text(&e)
+    );
+    assert_eq!(
+        expected_rows("r1").await,
+        r1_shards,
+        "a refused remove changed nothing"
+    );
+    assert_eq!(scalar(&client, "SELECT count(*) FROM r1").await, "600");
+    assert!(shard_files_in(cluster.worker_data_dir(2)) > 0);
+
+    let (_, notices) = psql_ok(
+        &cluster,
+        &format!("SELECT remove_node('127.0.0.1', {p2}, force => true, drop_data => true)"),
+    )
+    .await;
+    assert!(notices.contains("lost their only placement"), "{notices}");
+    assert_eq!(
+        scalar(
+            &client,
+            &format!("SELECT count(*) FROM shoal.nodes WHERE port = {p2}")
+        )
+        .await,
+        "0"
+    );
+    assert_eq!(scalar(&client, "SELECT count(*) FROM r2").await, "600");
+    assert_eq!(
+        shard_files_in(cluster.worker_data_dir(2)),
+        0,
+        "its files were dropped"
+    );
+    let e = client
+        .simple_query(&format!(
+            "SELECT * FROM remove_node_plan('127.0.0.1', {p2})"
+        ))
+        .await
+        .expect_err("plan for a removed node");
+    assert!(err_text(&e).contains("does not exist"), "{}", err_text(&e));
+}
