@@ -396,10 +396,33 @@ pub async fn run_coordinator(
     Ok(())
 }
 
-/// Adds the `--worker` nodes (retrying until they answer; each only once in the catalog's
-/// life, so a node removed later stays removed across restarts), then heartbeats, cleans up,
-/// compacts and collects orphan files forever.
+/// Heartbeats every 2 s, and beside them: adds the `--worker` nodes, cleans up, compacts,
+/// scrubs and collects orphan files forever.
 async fn upkeep(cluster: Arc<Cluster>, workers: Vec<String>) {
+    tokio::join!(
+        heartbeats(Arc::clone(&cluster)),
+        housekeeping(cluster, workers)
+    );
+}
+
+/// Liveness has its own loop: a cleanup round waiting on a dead worker, a compaction or a
+/// scrub would otherwise hold back the news that a worker is back (it stayed `unreachable`
+/// for ~25 s after it answered again).
+async fn heartbeats(cluster: Arc<Cluster>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(2));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(e) = cluster.heartbeat_once().await {
+            warn!(error = %e, "heartbeat round failed");
+        }
+    }
+}
+
+/// Adds the `--worker` nodes (retrying until they answer; each only once in the catalog's
+/// life, so a node removed later stays removed across restarts), then cleans up, compacts,
+/// scrubs and collects orphan files forever.
+async fn housekeeping(cluster: Arc<Cluster>, workers: Vec<String>) {
     let mut pending: Vec<(String, u16)> = workers
         .iter()
         .filter_map(|w| {
@@ -442,9 +465,6 @@ async fn upkeep(cluster: Arc<Cluster>, workers: Vec<String>) {
             }
         }
         pending = still;
-        if let Err(e) = cluster.heartbeat_once().await {
-            warn!(error = %e, "heartbeat round failed");
-        }
         if tick.is_multiple_of(3) {
             if let Err(e) = cluster.cleanup_once().await {
                 warn!(error = %e, "cleanup round failed");

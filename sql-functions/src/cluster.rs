@@ -427,11 +427,20 @@ impl Cluster {
         clients.remove(addr);
     }
 
-    /// One heartbeat round: records liveness, free disk and bytes of every node.
+    /// One heartbeat round: records liveness, free disk and bytes of every node. The nodes
+    /// are asked at once, so that one that does not answer delays no other's news (a worker
+    /// back from a restart is live after the round that first reaches it).
     pub async fn heartbeat_once(&self) -> Result<()> {
-        for node in self.catalog.list_nodes()? {
+        let nodes = self.catalog.list_nodes()?;
+        let mut asks = Vec::with_capacity(nodes.len());
+        for node in &nodes {
             let client = self.worker(&node.addr())?;
-            let res = tokio::time::timeout(Duration::from_secs(3), client.health()).await;
+            asks.push(async move {
+                tokio::time::timeout(Duration::from_secs(3), client.health()).await
+            });
+        }
+        let answers = futures::future::join_all(asks).await;
+        for (node, res) in nodes.into_iter().zip(answers) {
             match res {
                 Ok(Ok(info)) => {
                     if !node.is_live {

@@ -791,11 +791,18 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// In a drain, a group with no placement on a drained node is none of its business: it
+    /// neither gets copies nor stops the drain with a problem (a worker down elsewhere must
+    /// not block draining this one).
+    fn outside_drain(&self, g: usize) -> bool {
+        !self.drain.is_empty() && !self.groups[g].nodes.iter().any(|n| self.drain.contains(n))
+    }
+
     /// Reference groups go to every allowed node that lacks them, before anything moves.
     fn copy_reference_groups(&mut self) {
         for gi in 0..self.group_order.len() {
             let g = self.group_order[gi];
-            if !self.groups[g].is_reference {
+            if !self.groups[g].is_reference || self.outside_drain(g) {
                 continue;
             }
             let Some(source) = self.first_live(g) else {
@@ -988,6 +995,9 @@ impl<'a> Planner<'a> {
         }
         for gi in 0..self.group_order.len() {
             let g = self.group_order[gi];
+            if self.outside_drain(g) {
+                continue;
+            }
             let Some(st) = states.get_mut(state_of[g]) else {
                 continue;
             };

@@ -1543,3 +1543,54 @@ async fn force_remove_of_a_live_worker_needs_drop_data() {
         .expect_err("plan for a removed node");
     assert!(err_text(&e).contains("does not exist"), "{}", err_text(&e));
 }
+
+/// Waits (bounded) until `shoal.nodes` says the worker at `port` is live or not; returns how
+/// long that took.
+async fn wait_node_live(client: &Client, port: u16, live: bool, limit: Duration) -> Duration {
+    let t = Instant::now();
+    let want = if live { "t" } else { "f" };
+    loop {
+        let now = scalar(
+            client,
+            &format!("SELECT is_live FROM shoal.nodes WHERE port = {port}"),
+        )
+        .await;
+        if now == want {
+            return t.elapsed();
+        }
+        assert!(
+            t.elapsed() < limit,
+            "worker {port} still is_live={now} after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// With a worker down, draining another one moves that one's shard groups and is not refused
+/// for the down worker's groups (which have no live placement but are none of the drain's
+/// business); the down worker, started again, is live within a heartbeat or two of answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_beside_a_down_worker_and_its_quick_return() {
+    let mut cluster = Cluster::start_with(3, 0).await;
+    let client = cluster.client().await;
+    create_blobs(&client, 6, 600).await;
+    let ports = cluster.worker_ports();
+    assert_eq!(blob_placements(&client, &ports).await, vec![2, 2, 2]);
+    cluster.kill_worker(2);
+    wait_node_live(&client, ports[2], false, Duration::from_secs(30)).await;
+
+    psql_ok(
+        &cluster,
+        &format!("SELECT drain_node('127.0.0.1', {})", ports[1]),
+    )
+    .await;
+    assert_eq!(blob_placements(&client, &ports).await, vec![4, 0, 2]);
+
+    cluster.restart_worker(2).await;
+    let took = wait_node_live(&client, ports[2], true, Duration::from_secs(30)).await;
+    assert!(
+        took < Duration::from_secs(5),
+        "the restarted worker was live only after {took:?}"
+    );
+    assert_eq!(scalar(&client, "SELECT count(*) FROM blobs").await, "600");
+}

@@ -799,6 +799,27 @@ fn drain_below_the_replication_factor_is_an_error() {
     );
 }
 
+/// A worker down elsewhere (its shard with no live placement, a replica missing) does not
+/// concern a drain of another node: it moves that node's groups and reports nothing else.
+#[test]
+fn a_drain_considers_only_the_groups_on_the_drained_node() {
+    let nodes = [host(1), host(2), dead(host(3)), host(4)];
+    let groups = [
+        shard(1, 1),
+        shard(2, 3),
+        replicated(3, 1, &[2, 3]),
+        replicated(4, 1, &[1, 3]),
+    ];
+    let p = plan(&nodes, &groups, &drain_opts(1)).unwrap();
+    assert!(p.problems.is_empty(), "{:?}", p.problems);
+    // Group 4, on the drained node, gets its missing replica back; group 3 does not.
+    assert_eq!(copies(&p), [(4, 1, 4)]);
+    assert_eq!(moves(&p), [(1, 1, 2), (4, 1, 2)]);
+    // Without a drain the same cluster reports the lost group and re-creates the replica.
+    let p = plan(&nodes, &groups, &PlanOptions::new(Strategy::ByShardCount)).unwrap();
+    assert!(!p.problems.is_empty());
+}
+
 #[test]
 fn draining_a_dead_node_reports_what_cannot_move() {
     let nodes = [dead(host(1)), host(2), host(3)];
