@@ -536,7 +536,6 @@ impl RawReceiver {
         limiter: Option<Arc<Mutex<TokenBucket>>>,
         failpoints: Arc<FailpointSet>,
         cancelled: Arc<AtomicBool>,
-        received: Arc<AtomicU64>,
     ) -> Self {
         let piece = match &limiter {
             Some(limiter) => (lock(limiter).rate_bytes_per_s() / RATE_LIMITED_READS_PER_S)
@@ -555,8 +554,14 @@ impl RawReceiver {
             piece,
             failpoints,
             cancelled,
-            received,
+            received: Arc::default(),
         }
+    }
+
+    /// Adds the bytes received to `received` (shared by the transfers of one call).
+    pub(crate) fn counting_into(mut self, received: Arc<AtomicU64>) -> Self {
+        self.received = received;
+        self
     }
 
     fn is_cancelled(&self) -> bool {

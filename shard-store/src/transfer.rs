@@ -466,8 +466,8 @@ impl Pull<'_> {
             self.limiter.clone(),
             Arc::clone(self.failpoints),
             cancel.flag(),
-            Arc::clone(&self.received),
-        );
+        )
+        .counting_into(Arc::clone(&self.received));
         let store = Arc::clone(self.store);
         let dir = self.dir.to_path_buf();
         let expected = file.clone();

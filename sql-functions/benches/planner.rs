@@ -56,7 +56,7 @@ struct Case {
 fn cases() -> Vec<Case> {
     let add = |s| PlanOptions::new(s);
     let drain = |s| PlanOptions {
-        drain_node: Some(1),
+        drain_nodes: vec![1],
         drain_only: true,
         ..PlanOptions::new(s)
     };
