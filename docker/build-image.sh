@@ -3,6 +3,8 @@
 # with no network access: the image is FROM scratch, so `docker build` pulls nothing.
 #
 #   docker/build-image.sh              # cargo build --release -p shoal, then the image
+#                                      # (reusing ./target or ~/.cache/shoal-target, whichever
+#                                      # already holds the build; CARGO_TARGET_DIR wins)
 #   docker/build-image.sh --debug      # use the debug build (what the tests use: no 2nd build)
 #   SHOAL_BUILD_PROFILE=debug docker/build-image.sh
 #   SHOAL_BIN=/path/to/shoal docker/build-image.sh   # package this binary, build nothing
@@ -16,7 +18,7 @@
 set -euo pipefail
 
 usage() {
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -51,7 +53,19 @@ if [ -n "${SHOAL_BIN:-}" ]; then
     bin="$SHOAL_BIN"
     log "using SHOAL_BIN=$bin (no cargo build)"
 else
-    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shoal-target}"
+    # Build where the binary was already built: the README's `cargo run --release` (no
+    # CARGO_TARGET_DIR) leaves it in ./target, the tests in ~/.cache/shoal-target. Another
+    # target dir would mean a second ~30-minute build of the whole stack.
+    if [ -z "${CARGO_TARGET_DIR:-}" ]; then
+        CARGO_TARGET_DIR="$HOME/.cache/shoal-target"
+        for dir in "$repo/target" "$HOME/.cache/shoal-target"; do
+            if [ -x "$dir/$profile/shoal" ]; then
+                CARGO_TARGET_DIR="$dir"
+                break
+            fi
+        done
+    fi
+    export CARGO_TARGET_DIR
     cargo_args=(build -p shoal --bin shoal --manifest-path "$repo/Cargo.toml")
     if [ "$profile" = release ]; then
         cargo_args+=(--release)
