@@ -114,6 +114,9 @@ pub struct DevArgs {
     /// Password for user `shoal` (SCRAM); without it, loopback logins need no password.
     #[arg(long, env = "SHOAL_PASSWORD")]
     password: Option<String>,
+    /// Serve Prometheus metrics on http://ADDR/metrics.
+    #[arg(long, env = "SHOAL_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Args, Debug)]
@@ -205,7 +208,9 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Dev(a) => crate::dev::run(a.workers, a.port, a.data_dir, a.password).await,
+            Command::Dev(a) => {
+                crate::dev::run(a.workers, a.port, a.data_dir, a.password, a.metrics_listen).await
+            }
             Command::Coordinator(a) => coordinator(a).await,
             Command::Worker(a) => worker(a).await,
             Command::Healthcheck(a) => healthcheck(a).await,

@@ -333,6 +333,7 @@ pub async fn run_coordinator(
         .map_err(|e| ServerError::Startup(e.to_string()))?;
     info!(%addr, tls = tls.is_some(), require_tls, "coordinator listening");
 
+    datafusion_postgres::pgwire::observe::set_error_observer(crate::metrics::error_sent);
     let upkeep = tokio::spawn(upkeep(Arc::clone(&cluster), opts.workers.clone()));
     let scheduler = tokio::spawn(shoal_sql_functions::run_scheduler(Arc::clone(&cluster)));
     let metrics = opts.metrics_listen.map(|addr| {
@@ -357,6 +358,7 @@ pub async fn run_coordinator(
                     let shutdown = Some(shutdown_rx.clone());
                     connections.spawn(
                         async move {
+                            let _open = crate::metrics::ConnectionGauge::open();
                             if let Err(e) =
                                 datafusion_postgres::pgwire::tokio::process_socket_until(
                                     socket, tls, h, shutdown,

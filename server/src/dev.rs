@@ -62,6 +62,7 @@ pub async fn run(
     port: u16,
     data_dir: PathBuf,
     password: Option<String>,
+    metrics_listen: Option<SocketAddr>,
 ) -> Result<(), ServerError> {
     std::fs::create_dir_all(&data_dir)?;
     let cluster = load_or_create(&data_dir, workers)?;
@@ -112,7 +113,7 @@ pub async fn run(
         insecure: false,
         tls: None,
         require_tls: None,
-        metrics_listen: None,
+        metrics_listen,
         memory_limit: MemoryLimit::HalfOfMemory,
         worker_timeout: DEFAULT_WORKER_TIMEOUT,
     };
@@ -122,6 +123,9 @@ pub async fn run(
     );
     println!("Data in {}", data_dir.display());
     println!("Connect with:  psql -h 127.0.0.1 -p {port} -U shoal shoal");
+    if let Some(addr) = metrics_listen {
+        println!("Metrics on:    http://{addr}/metrics");
+    }
     println!("Press Ctrl-C to stop.");
     let coordinator = tokio::spawn(run_coordinator(opts, Some(listener), stopped()));
 

@@ -2,9 +2,11 @@
 //! HTTP/1.1 responder — one GET, one answer, connection closed — so that no web framework is
 //! pulled in for a handful of gauges.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use shoal_sql_functions::Cluster;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -13,30 +15,166 @@ use tracing::{info, warn};
 
 use crate::ServerError;
 
-/// The metrics text: node, job, move and cleanup gauges, and the write-fence durations of
-/// moves.
+/// What the PostgreSQL frontend counts: statements, errors sent by SQLSTATE class, and open
+/// connections. Process-wide (one coordinator per process; pgwire reports errors through a
+/// plain function).
+struct WireCounters {
+    statements: AtomicU64,
+    connections: AtomicI64,
+    errors_by_class: Mutex<BTreeMap<String, u64>>,
+}
+
+static WIRE: WireCounters = WireCounters {
+    statements: AtomicU64::new(0),
+    connections: AtomicI64::new(0),
+    errors_by_class: Mutex::new(BTreeMap::new()),
+};
+
+/// A client statement begins (each of a simple-query batch, each Execute).
+pub fn statement_started() {
+    WIRE.statements.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The pgwire observer of every ErrorResponse sent (see `pgwire::observe`).
+pub fn error_sent(code: &str) {
+    let class = code.get(..2).unwrap_or(code).to_string();
+    let mut errors = WIRE
+        .errors_by_class
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    *errors.entry(class).or_default() += 1;
+}
+
+/// Counts a client connection while it lives.
+pub struct ConnectionGauge(());
+
+impl ConnectionGauge {
+    pub fn open() -> Self {
+        WIRE.connections.fetch_add(1, Ordering::Relaxed);
+        ConnectionGauge(())
+    }
+}
+
+impl Drop for ConnectionGauge {
+    fn drop(&mut self) {
+        WIRE.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: String) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+    );
+}
+
+/// A label value as the text format wants it.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The metrics text: the frontend's counters; node, job, move and cleanup gauges; and the
+/// write-fence durations of moves as a histogram.
 pub fn render(cluster: &Cluster) -> String {
     let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, value: String| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-        );
-    };
+    let _ = writeln!(
+        out,
+        "# HELP shoal_statements_total Client statements begun (each of a simple-query batch, each Execute).\n\
+         # TYPE shoal_statements_total counter\n\
+         shoal_statements_total {}",
+        WIRE.statements.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP shoal_errors_total Errors sent to clients, by SQLSTATE class (the code's first two characters).\n\
+         # TYPE shoal_errors_total counter"
+    );
+    {
+        let errors = WIRE
+            .errors_by_class
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (class, n) in errors.iter() {
+            let _ = writeln!(out, "shoal_errors_total{{class=\"{}\"}} {n}", label(class));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP shoal_connections Client connections open now.\n\
+         # TYPE shoal_connections gauge\n\
+         shoal_connections {}",
+        WIRE.connections.load(Ordering::Relaxed)
+    );
     match cluster.catalog().list_nodes() {
         Ok(nodes) => {
             gauge(
+                &mut out,
                 "shoal_nodes",
                 "Worker nodes in the catalog.",
                 nodes.len().to_string(),
             );
             gauge(
+                &mut out,
                 "shoal_nodes_live",
                 "Worker nodes that answered the last heartbeat.",
                 nodes.iter().filter(|n| n.is_live).count().to_string(),
             );
         }
         Err(e) => warn!(error = %e, "metrics: nodes unavailable"),
+    }
+    match per_node(cluster) {
+        Ok(nodes) => {
+            let _ = writeln!(
+                out,
+                "# HELP shoal_node_shards Shard placements on each worker.\n\
+                 # TYPE shoal_node_shards gauge"
+            );
+            for (node, (shards, _)) in &nodes {
+                let _ = writeln!(
+                    out,
+                    "shoal_node_shards{{node=\"{}\"}} {shards}",
+                    label(node)
+                );
+            }
+            let _ = writeln!(
+                out,
+                "# HELP shoal_node_bytes Bytes of the committed shard files on each worker.\n\
+                 # TYPE shoal_node_bytes gauge"
+            );
+            for (node, (_, bytes)) in &nodes {
+                let _ = writeln!(out, "shoal_node_bytes{{node=\"{}\"}} {bytes}", label(node));
+            }
+        }
+        Err(e) => warn!(error = %e, "metrics: placements unavailable"),
+    }
+    match cluster.catalog().unfinished_running_tasks() {
+        Ok(tasks) => {
+            let running: Vec<_> = tasks.iter().filter(|t| t.state == "running").collect();
+            gauge(
+                &mut out,
+                "shoal_move_in_progress_bytes_done",
+                "Bytes the running moves have copied so far.",
+                running
+                    .iter()
+                    .map(|t| t.bytes_done)
+                    .sum::<u64>()
+                    .to_string(),
+            );
+            gauge(
+                &mut out,
+                "shoal_move_in_progress_bytes_total",
+                "Bytes the running moves copy in all.",
+                running
+                    .iter()
+                    .map(|t| t.bytes_total.max(t.bytes_done))
+                    .sum::<u64>()
+                    .to_string(),
+            );
+        }
+        Err(e) => warn!(error = %e, "metrics: running tasks unavailable"),
     }
     match cluster.catalog().task_totals() {
         Ok(totals) => {
@@ -63,13 +201,14 @@ pub fn render(cluster: &Cluster) -> String {
                     total("done").1,
                 ),
             ] {
-                gauge(name, help, value.to_string());
+                gauge(&mut out, name, help, value.to_string());
             }
         }
         Err(e) => warn!(error = %e, "metrics: tasks unavailable"),
     }
     match cluster.catalog().pending_cleanup_count() {
         Ok(n) => gauge(
+                &mut out,
             "shoal_cleanup_pending",
             "Deferred deletes of files or shard directories on workers not carried out yet (waiting for older queries to end, for their time, or for their worker).",
             n.to_string(),
@@ -77,35 +216,51 @@ pub fn render(cluster: &Cluster) -> String {
         Err(e) => warn!(error = %e, "metrics: cleanup records unavailable"),
     }
     gauge(
+                &mut out,
         "shoal_damaged_files",
         "Shard files on workers that do not match the size or CRC-32C the catalog recorded, as reads and the scrubber found them (see shoal.damaged_files).",
         cluster.damaged_files().len().to_string(),
     );
-    let mut fences = cluster.fence_durations_ms();
-    fences.sort_unstable();
-    let q = |p: f64| -> u64 {
-        if fences.is_empty() {
-            return 0;
-        }
-        let i = ((fences.len() as f64 * p).ceil() as usize).clamp(1, fences.len()) - 1;
-        fences[i]
-    };
+    let fences = cluster.fence_histogram();
     let _ = writeln!(
         out,
         "# HELP shoal_move_write_fence_milliseconds How long each move held writes to its shard group (since start).\n\
-         # TYPE shoal_move_write_fence_milliseconds summary\n\
-         shoal_move_write_fence_milliseconds{{quantile=\"0.5\"}} {}\n\
-         shoal_move_write_fence_milliseconds{{quantile=\"0.99\"}} {}\n\
-         shoal_move_write_fence_milliseconds{{quantile=\"1\"}} {}\n\
+         # TYPE shoal_move_write_fence_milliseconds histogram"
+    );
+    for (le, n) in &fences.buckets {
+        let _ = writeln!(
+            out,
+            "shoal_move_write_fence_milliseconds_bucket{{le=\"{le}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "shoal_move_write_fence_milliseconds_bucket{{le=\"+Inf\"}} {}\n\
          shoal_move_write_fence_milliseconds_sum {}\n\
          shoal_move_write_fence_milliseconds_count {}",
-        q(0.5),
-        q(0.99),
-        q(1.0),
-        fences.iter().sum::<u64>(),
-        fences.len()
+        fences.count, fences.sum, fences.count
     );
     out
+}
+
+/// Shard placements and bytes per node (`host:port`), from one catalog snapshot.
+fn per_node(
+    cluster: &Cluster,
+) -> Result<BTreeMap<String, (u64, u64)>, shoal_sql_functions::ClusterError> {
+    let mut nodes: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for n in cluster.catalog().list_nodes()? {
+        nodes.insert(n.addr(), (0, 0));
+    }
+    for table in cluster.catalog().snapshot_all()? {
+        for shard in &table.shards {
+            for p in &shard.placements {
+                let entry = nodes.entry(p.addr()).or_default();
+                entry.0 += 1;
+                entry.1 += p.bytes();
+            }
+        }
+    }
+    Ok(nodes)
 }
 
 /// Serves `/metrics` on `listen` until the task is dropped.

@@ -1461,6 +1461,7 @@ impl SessionQueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        crate::metrics::statement_started();
         let bound;
         let (sql, stmt) = match stmt.and_then(SessionStatement::of) {
             Some(SessionStatement::Execute { name, args }) => {
@@ -1941,6 +1942,7 @@ impl ExtendedQueryHandler for SessionQueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        crate::metrics::statement_started();
         let session = self.session_of(client);
         let result = async {
             session.sync(client.transaction_status());

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::histogram::{Histogram, HistogramSnapshot, FENCE_BUCKETS_MS};
 use crate::integrity::DamageRegistry;
 use crate::transfer_rate::TransferMeter;
 use arrow::datatypes::SchemaRef;
@@ -95,8 +96,8 @@ pub struct Cluster {
     gates: WriteGates,
     /// Tasks this coordinator is running now, with the nodes they involve.
     running_tasks: Mutex<HashMap<i64, (i64, i64)>>,
-    /// How long each switch held writes fenced, in ms (for `shoal bench`).
-    fence_ms: Mutex<Vec<u64>>,
+    /// How long each switch held writes fenced, in ms.
+    fence_ms: Histogram,
     /// Shard groups with a move in progress, as (gate key, shard index), with a count of
     /// moves: compaction leaves them alone so that the source's file list only grows while it
     /// is copied. Only those: a rebalance moves one group after another for minutes, and the
@@ -142,7 +143,7 @@ impl Cluster {
             foreground: Arc::new(Foreground::default()),
             gates: WriteGates::default(),
             running_tasks: Mutex::new(HashMap::new()),
-            fence_ms: Mutex::new(Vec::new()),
+            fence_ms: Histogram::new(FENCE_BUCKETS_MS),
             moving_groups: Mutex::new(HashMap::new()),
             job_events: tokio::sync::Notify::new(),
             cleanup_running: tokio::sync::Mutex::new(()),
@@ -268,16 +269,12 @@ impl Cluster {
     }
 
     pub(crate) fn record_fence_ms(&self, ms: u64) {
-        let mut v = self.fence_ms.lock().unwrap_or_else(|e| e.into_inner());
-        v.push(ms);
+        self.fence_ms.observe(ms);
     }
 
-    /// How long each switch so far held writes fenced, in ms.
-    pub fn fence_durations_ms(&self) -> Vec<u64> {
-        self.fence_ms
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// How long the switches so far held writes fenced, in ms.
+    pub fn fence_histogram(&self) -> HistogramSnapshot {
+        self.fence_ms.snapshot()
     }
 
     pub(crate) fn running_tasks(&self) -> std::sync::MutexGuard<'_, HashMap<i64, (i64, i64)>> {

@@ -15,6 +15,7 @@ mod cluster;
 mod error;
 pub mod failpoints;
 mod gate;
+pub mod histogram;
 pub mod integrity;
 mod jobs;
 mod moves;

@@ -1331,3 +1331,72 @@ on_shoal_and_postgresql!(
     120,
     statement_timeout
 );
+
+/// `shoal --log-format json dev --metrics-listen ADDR`: every log line is a JSON object with a
+/// level and a message, and the dev cluster serves `/metrics` (its workers live, the frontend
+/// counters there).
+#[test]
+fn dev_serves_metrics_and_logs_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, metrics) = (shoal_e2e::free_port(), shoal_e2e::free_port());
+    let log = dir.path().join("log");
+    let mut child = Command::new(shoal_bin())
+        .args(["--log-format", "json", "dev", "--workers", "2", "--port"])
+        .arg(port.to_string())
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--metrics-listen")
+        .arg(format!("127.0.0.1:{metrics}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start shoal dev");
+    let scrape = || -> Option<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", metrics)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        Some(body)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let body = loop {
+        if let Some(body) = scrape().filter(|b| b.contains("\nshoal_nodes_live 2\n")) {
+            break body;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "shoal dev exited ({status}): {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no /metrics with two live workers: {:?}",
+            scrape()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        body.contains("# TYPE shoal_statements_total counter"),
+        "{body}"
+    );
+    assert!(body.contains("shoal_connections 0"), "{body}");
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).expect("log");
+    let mut lines = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(value.get("level").is_some(), "no level: {line}");
+        assert!(
+            value.pointer("/fields/message").is_some(),
+            "no message: {line}"
+        );
+        lines += 1;
+    }
+    assert!(lines >= 3, "only {lines} log lines:\n{text}");
+}

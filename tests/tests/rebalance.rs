@@ -801,8 +801,9 @@ async fn wait_for_metric(cluster: &Cluster, name: &str, ok: impl Fn(f64) -> bool
     }
 }
 
-/// `/metrics` counts finished moves, their write fences and bytes, and the deferred deletes
-/// still to do: a move's source files go once no older query runs; a dropped table's
+/// `/metrics` counts statements, errors by SQLSTATE class and connections; placements and
+/// bytes per node; finished moves, their write fences (a histogram) and bytes, and the
+/// deferred deletes still to do: a move's source files go once no older query runs; a dropped table's
 /// directories on a dead worker wait for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_report_moves_fences_and_pending_deletes() {
@@ -856,6 +857,70 @@ async fn metrics_report_moves_fences_and_pending_deletes() {
         cluster.metric("shoal_move_write_fence_milliseconds_count"),
         Some(1.0)
     );
+    assert_eq!(
+        cluster.metric("shoal_move_write_fence_milliseconds_bucket{le=\"+Inf\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        cluster.metric("shoal_move_in_progress_bytes_total"),
+        Some(0.0)
+    );
+    // Placements and bytes per node add up to the catalog's.
+    let node = |port: u16| format!("{{node=\"127.0.0.1:{port}\"}}");
+    for port in cluster.worker_ports() {
+        let (shards, bytes) = match scalar(
+            &client,
+            &format!(
+                "SELECT count(*), coalesce(sum(bytes), 0) FROM shoal.shards WHERE port = {port}"
+            ),
+        )
+        .await
+        .split_once('|')
+        {
+            Some((s, b)) => (
+                s.parse::<f64>().expect("count"),
+                b.parse::<f64>().expect("bytes"),
+            ),
+            None => panic!("shoal.shards per port"),
+        };
+        assert_eq!(
+            cluster.metric(&format!("shoal_node_shards{}", node(port))),
+            Some(shards)
+        );
+        assert_eq!(
+            cluster.metric(&format!("shoal_node_bytes{}", node(port))),
+            Some(bytes)
+        );
+    }
+    // The frontend: statements, errors by SQLSTATE class, open connections.
+    let statements = cluster
+        .metric("shoal_statements_total")
+        .expect("statements");
+    let undefined = cluster
+        .metric("shoal_errors_total{class=\"42\"}")
+        .unwrap_or(0.0);
+    for _ in 0..3 {
+        client
+            .simple_query("SELECT * FROM no_such_table")
+            .await
+            .expect_err("an undefined table");
+    }
+    assert_eq!(
+        cluster.metric("shoal_errors_total{class=\"42\"}"),
+        Some(undefined + 3.0)
+    );
+    assert!(
+        cluster
+            .metric("shoal_statements_total")
+            .expect("statements")
+            >= statements + 3.0
+    );
+    let open = cluster.metric("shoal_connections").expect("connections");
+    assert!(open >= 1.0, "{open} connections");
+    let extra = cluster.client().await;
+    assert_eq!(cluster.metric("shoal_connections"), Some(open + 1.0));
+    drop(extra);
+    wait_for_metric(&cluster, "shoal_connections", |n| n == open).await;
     // The source's files are deleted in the background after the move.
     wait_for_metric(&cluster, "shoal_cleanup_pending", |n| n == 0.0).await;
 

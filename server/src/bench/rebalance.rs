@@ -125,20 +125,45 @@ fn sample(body: &str, key: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Write-fence p50, p99 (ms) and count of the moves so far.
+/// Write-fence p50, p99 (ms) and count of the moves so far. The quantiles come from the
+/// histogram's buckets as Prometheus's `histogram_quantile` computes them (linear within the
+/// bucket), so they are upper-bounded by its bucket bounds rather than exact.
 async fn scrape_fence(metrics: &str) -> Result<(f64, f64, u64), ServerError> {
     let body = scrape(metrics).await?;
+    let buckets: Vec<(f64, f64)> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("shoal_move_write_fence_milliseconds_bucket{le=\""))
+        .filter_map(|l| l.split_once("\"} "))
+        .filter_map(|(le, n)| Some((le.parse::<f64>().ok()?, n.parse::<f64>().ok()?)))
+        .collect();
+    let count = sample(&body, "shoal_move_write_fence_milliseconds_count");
     Ok((
-        sample(
-            &body,
-            "shoal_move_write_fence_milliseconds{quantile=\"0.5\"}",
-        ),
-        sample(
-            &body,
-            "shoal_move_write_fence_milliseconds{quantile=\"0.99\"}",
-        ),
-        sample(&body, "shoal_move_write_fence_milliseconds_count") as u64,
+        histogram_quantile(&buckets, count, 0.5),
+        histogram_quantile(&buckets, count, 0.99),
+        count as u64,
     ))
+}
+
+/// Prometheus's `histogram_quantile` over finite (upper bound, cumulative count) buckets;
+/// observations above the last bound count as that bound.
+fn histogram_quantile(buckets: &[(f64, f64)], count: f64, q: f64) -> f64 {
+    if count <= 0.0 {
+        return 0.0;
+    }
+    let rank = q * count;
+    let (mut lower, mut below) = (0.0, 0.0);
+    for &(le, n) in buckets {
+        if n >= rank {
+            let within = n - below;
+            return if within > 0.0 {
+                lower + (le - lower) * (rank - below) / within
+            } else {
+                le
+            };
+        }
+        (lower, below) = (le, n);
+    }
+    lower
 }
 
 /// Waits until no deferred delete is pending (`shoal_cleanup_pending`), so that the deletes a

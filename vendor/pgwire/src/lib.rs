@@ -113,6 +113,8 @@ pub mod api;
 pub mod error;
 /// the protocol layer.
 pub mod messages;
+/// SHOAL: observers of what the server sends (metrics).
+pub mod observe;
 /// server entry-point for tokio based application.
 #[cfg(any(feature = "server-api", feature = "client-api"))]
 pub mod tokio;

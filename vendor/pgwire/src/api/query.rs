@@ -186,6 +186,7 @@ pub trait SimpleQueryHandler: Send + Sync {
                         transaction_status = transaction_status.to_idle_state();
                     }
                     Response::Error(e) => {
+                        crate::observe::error_sent(&e.code);
                         client
                             .feed(PgWireBackendMessage::ErrorResponse((*e).into()))
                             .await?;
@@ -434,6 +435,7 @@ pub trait ExtendedQueryHandler: Send + Sync {
                     false
                 }
                 Response::Error(err) => {
+                    crate::observe::error_sent(&err.code);
                     client
                         .send(PgWireBackendMessage::ErrorResponse((*err).into()))
                         .await?;

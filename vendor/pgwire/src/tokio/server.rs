@@ -323,6 +323,7 @@ where
 {
     let error_info: ErrorInfo = error.into();
     let is_fatal = error_info.is_fatal();
+    crate::observe::error_sent(&error_info.code);
     socket
         .send(PgWireBackendMessage::ErrorResponse(error_info.into()))
         .await?;
