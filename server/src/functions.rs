@@ -134,6 +134,9 @@ fn false_() -> ScalarValue {
 fn true_() -> ScalarValue {
     ScalarValue::Boolean(Some(true))
 }
+fn zero() -> ScalarValue {
+    ScalarValue::Int64(Some(0))
+}
 fn auto() -> ScalarValue {
     ScalarValue::Utf8(Some("auto".into()))
 }
@@ -252,6 +255,17 @@ static SPECS: &[Spec] = &[
         returns: Returns::Rows(views::rebalance_plan_schema),
     },
     Spec {
+        names: &["rebalance_simulate"],
+        params: &[
+            opt(&["add_nodes"], ArgType::Int, zero),
+            opt(&["drain"], ArgType::Text, null),
+            opt(&["rebalance_strategy"], ArgType::Text, null),
+            opt(&["threshold"], ArgType::Real, null),
+            opt(&["improvement_threshold"], ArgType::Real, null),
+        ],
+        returns: Returns::Rows(views::rebalance_simulate_schema),
+    },
+    Spec {
         names: &["get_rebalance_table_shards_plan"],
         params: &[
             opt(&["relation"], ArgType::Text, null),
@@ -368,6 +382,7 @@ pub fn changes_cluster(name: &str) -> bool {
                 *n,
                 "get_shard_id_for_distribution_column"
                     | "rebalance_plan"
+                    | "rebalance_simulate"
                     | "remove_node_plan"
                     | "rebalance_status"
                     | "rebalance_wait"
@@ -827,6 +842,7 @@ pub async fn call(
         "citus_get_active_worker_nodes" => Ok(views::active_worker_nodes(cluster)?),
         "rebalance_start"
         | "rebalance_plan"
+        | "rebalance_simulate"
         | "get_rebalance_table_shards_plan"
         | "rebalance_status"
         | "citus_rebalance_status"

@@ -630,6 +630,43 @@ pub fn rebalance_plan_schema() -> SchemaRef {
     ])
 }
 
+/// `rebalance_simulate(...)` rows: each node's load before and after the plan.
+pub fn rebalance_simulate_schema() -> SchemaRef {
+    schema(&[
+        ("node", DataType::Utf8),
+        ("shards_before", DataType::Int64),
+        ("shards_after", DataType::Int64),
+        ("bytes_before", DataType::Int64),
+        ("bytes_after", DataType::Int64),
+        ("moves_in", DataType::Int64),
+        ("moves_out", DataType::Int64),
+    ])
+}
+
+pub fn rebalance_simulate_batch(
+    sim: &shoal_sql_functions::Simulation,
+) -> Result<RecordBatch, ClusterError> {
+    let n = &sim.nodes;
+    let col = |f: fn(&shoal_sql_functions::SimulatedNode) -> u64| {
+        ints(n.iter().map(|r| Some(f(r) as i64)).collect())
+    };
+    RecordBatch::try_new(
+        rebalance_simulate_schema(),
+        vec![
+            texts(n.iter().map(|r| Some(r.node.clone())).collect()),
+            col(|r| r.shards_before),
+            col(|r| r.shards_after),
+            col(|r| r.bytes_before),
+            col(|r| r.bytes_after),
+            col(|r| r.moves_in),
+            col(|r| r.moves_out),
+        ],
+    )
+    .map_err(|e| ClusterError::Internal {
+        message: format!("rebalance_simulate rows: {e}"),
+    })
+}
+
 /// `remove_node_plan(host, port)` rows: what a forced `remove_node` would drop.
 pub fn remove_node_plan_schema() -> SchemaRef {
     schema(&[

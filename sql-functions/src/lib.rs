@@ -32,7 +32,9 @@ pub use error::{BadValue, ClusterError, Result};
 pub use gate::WritePermit;
 pub use jobs::run_scheduler;
 pub use moves::TransferMode;
-pub use rebalance::{JobStatus, PlacementAtRisk, PlanRow, RebalanceRequest, Scheduled};
+pub use rebalance::{
+    JobStatus, PlacementAtRisk, PlanRow, RebalanceRequest, Scheduled, SimulatedNode, Simulation,
+};
 pub use writer::{
     check_values, first_null, not_null_columns, not_null_message, value_checks, ShardTarget,
     ShardWriter, ValueCheck, WrittenFile,

@@ -31,8 +31,11 @@ pub struct RebalanceRequest {
     pub transfer_mode: String,
     pub max_bandwidth_mb: Option<f64>,
     pub max_concurrent_moves: Option<i64>,
-    /// A drain of these nodes: only their placements move (empty: not a drain).
+    /// Drained nodes: treated as taking no shards, and with `drain_only` only their
+    /// placements move (a drain job); without it the rest is balanced too (a simulation).
     pub drain_nodes: Vec<i64>,
+    /// Nodes that do not exist, added to the plan's input (`rebalance_simulate`).
+    pub hypothetical_nodes: usize,
 }
 
 impl Default for RebalanceRequest {
@@ -46,6 +49,7 @@ impl Default for RebalanceRequest {
             max_bandwidth_mb: None,
             max_concurrent_moves: None,
             drain_nodes: Vec::new(),
+            hypothetical_nodes: 0,
         }
     }
 }
@@ -97,6 +101,46 @@ impl JobStatus {
         }
         (self.bytes_done as f64 / self.bytes_total as f64).clamp(0.0, 1.0)
     }
+}
+
+/// The `i`-th (from 1) node of a simulation that does not exist: id `-i`, host `new-<i>`.
+fn hypothetical_node(i: usize) -> Node {
+    Node {
+        node_id: -(i as i64),
+        host: format!("new-{i}"),
+        port: 0,
+        should_have_shards: true,
+        state: "active".into(),
+        is_live: true,
+        disk_free_bytes: None,
+        data_bytes: None,
+        last_heartbeat_ms: None,
+    }
+}
+
+/// One node in a `rebalance_simulate` answer: its load before and after the plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimulatedNode {
+    /// `host:port`, or `new-<i>` for a node the simulation adds.
+    pub node: String,
+    pub shards_before: u64,
+    pub shards_after: u64,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    pub moves_in: u64,
+    pub moves_out: u64,
+}
+
+/// What a plan would do, before doing it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Simulation {
+    pub nodes: Vec<SimulatedNode>,
+    pub moves: usize,
+    pub bytes_to_move: u64,
+    /// Bytes per second the last finished moves reached (`None`: nothing measured yet and no
+    /// bandwidth limit set).
+    pub rate_bytes_per_s: Option<f64>,
+    pub notices: Vec<PlanNotice>,
 }
 
 /// A placement on a node about to be removed: what removing the node would drop.
@@ -231,7 +275,7 @@ impl Cluster {
                 )
             })
             .collect();
-        let plan_nodes: Vec<PlanNode> = nodes
+        let mut plan_nodes: Vec<PlanNode> = nodes
             .iter()
             .map(|n| PlanNode {
                 node_id: n.node_id,
@@ -243,14 +287,125 @@ impl Cluster {
                 disk_free_bytes: n.disk_free_bytes,
             })
             .collect();
+        let mut nodes = nodes;
+        for i in 1..=req.hypothetical_nodes {
+            let node = hypothetical_node(i);
+            plan_nodes.push(PlanNode {
+                node_id: node.node_id,
+                host: node.host.clone(),
+                port: node.port,
+                should_have_shards: true,
+                is_live: true,
+                capacity: 1.0,
+                disk_free_bytes: None,
+            });
+            nodes.push(node);
+        }
         let mut opts = PlanOptions::new(strategy);
         opts.threshold = req.threshold;
         opts.improvement_threshold = req.improvement_threshold;
-        opts.drain_only = req.drain_only || !req.drain_nodes.is_empty();
+        opts.drain_only = req.drain_only;
         opts.drain_nodes = req.drain_nodes.clone();
         let mut plan = planner::plan(&plan_nodes, &groups, &opts).map_err(plan_error)?;
         plan.notices.splice(0..0, lost_notices);
         Ok((plan, nodes, info))
+    }
+
+    /// `rebalance_simulate`: the plan for the cluster with `req.hypothetical_nodes` more
+    /// nodes and `req.drain_nodes` drained, applied to the placements on paper: per node, its
+    /// shards and bytes before and after; the moves, their bytes, and the rate to expect.
+    pub fn simulate(&self, req: &RebalanceRequest) -> Result<Simulation> {
+        let (plan, nodes, _) = self.make_plan(req)?;
+        let (_, groups, _) = self.plan_inputs()?;
+        let mut rows: Vec<SimulatedNode> = nodes
+            .iter()
+            .map(|n| SimulatedNode {
+                node: if n.node_id < 0 {
+                    n.host.clone()
+                } else {
+                    n.addr()
+                },
+                shards_before: 0,
+                shards_after: 0,
+                bytes_before: 0,
+                bytes_after: 0,
+                moves_in: 0,
+                moves_out: 0,
+            })
+            .collect();
+        let index: HashMap<i64, usize> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.node_id, i))
+            .collect();
+        let bytes_of: HashMap<i64, u64> = groups.iter().map(|g| (g.group_id, g.bytes)).collect();
+        for g in &groups {
+            for node in &g.placements {
+                if let Some(r) = index.get(node).and_then(|i| rows.get_mut(*i)) {
+                    r.shards_before += 1;
+                    r.bytes_before += g.bytes;
+                    r.shards_after += 1;
+                    r.bytes_after += g.bytes;
+                }
+            }
+        }
+        let mut bytes_to_move = 0;
+        for step in &plan.steps {
+            let bytes = bytes_of.get(&step.group_id).copied().unwrap_or(step.bytes);
+            bytes_to_move += bytes;
+            if let Some(t) = index.get(&step.target_node).and_then(|i| rows.get_mut(*i)) {
+                t.shards_after += 1;
+                t.bytes_after += bytes;
+                t.moves_in += 1;
+            }
+            if step.kind == StepKind::Move {
+                if let Some(s) = index.get(&step.source_node).and_then(|i| rows.get_mut(*i)) {
+                    s.shards_after = s.shards_after.saturating_sub(1);
+                    s.bytes_after = s.bytes_after.saturating_sub(bytes);
+                    s.moves_out += 1;
+                }
+            }
+        }
+        let mut notices = plan.notices.clone();
+        for p in &plan.problems {
+            notices.push(notice(
+                NoticeLevel::Warning,
+                format!(
+                    "shard group {} could not be placed: {}",
+                    p.group_id, p.reason
+                ),
+            ));
+        }
+        let rate = self.measured_move_rate()?.or(self
+            .setting_f64("rebalance.max_bandwidth_mb")?
+            .filter(|mb| *mb > 0.0)
+            .map(|mb| mb * 1e6));
+        Ok(Simulation {
+            nodes: rows,
+            moves: plan.steps.len(),
+            bytes_to_move,
+            rate_bytes_per_s: rate,
+            notices,
+        })
+    }
+
+    /// The rate the most recent job with finished moves reached (a rebalance, a drain or a
+    /// `move_shard`): their bytes over the time from the first move's start to the last
+    /// one's end.
+    fn measured_move_rate(&self) -> Result<Option<f64>> {
+        for job in self.catalog().jobs()?.iter().rev().take(10) {
+            let tasks = self.catalog().tasks(Some(job.job_id))?;
+            let done: Vec<&Task> = tasks.iter().filter(|t| t.state == "done").collect();
+            let start = done.iter().filter_map(|t| t.started_at_ms).min();
+            let end = done.iter().filter_map(|t| t.finished_at_ms).max();
+            let bytes: u64 = done.iter().map(|t| t.bytes_total.max(t.bytes_done)).sum();
+            if let (Some(start), Some(end)) = (start, end) {
+                if end > start && bytes > 0 {
+                    return Ok(Some(bytes as f64 * 1000.0 / (end - start) as f64));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// `rebalance_plan`: the rows of the moves `rebalance_start` would schedule, in order.
@@ -591,6 +746,7 @@ impl Cluster {
             max_bandwidth_mb: job.max_bandwidth_mb,
             max_concurrent_moves: job.max_concurrent_moves,
             drain_nodes: queued.node_ids.clone(),
+            drain_only: true,
             ..RebalanceRequest::default()
         };
         match self.prepare_job(&req, &job.job_type).await {

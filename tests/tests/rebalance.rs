@@ -1659,3 +1659,96 @@ async fn a_drain_beside_a_down_worker_and_its_quick_return() {
     );
     assert_eq!(scalar(&client, "SELECT count(*) FROM blobs").await, "600");
 }
+
+/// `rebalance_simulate`: "what if I add two workers and drain a third" answered without
+/// touching anything — each node's shards and bytes before and after, the moves, and the time
+/// they would take at the rate the last moves reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebalance_simulate_answers_what_if_without_acting() {
+    if !require_tool("psql") {
+        return;
+    }
+    let cluster = Cluster::start_with(3, 0).await;
+    let client = cluster.client().await;
+    create_blobs(&client, 6, 1200).await;
+    let ports = cluster.worker_ports();
+    let placements = blob_placements(&client, &ports).await;
+    assert_eq!(placements, vec![2, 2, 2]);
+    let w3 = ports[2];
+    let query = format!(
+        "SELECT node, shards_before, shards_after, bytes_before, bytes_after, moves_in, moves_out \
+         FROM rebalance_simulate(add_nodes => 2, drain => '127.0.0.1:{w3}', rebalance_strategy => 'by_shard_count') ORDER BY node"
+    );
+    let (out, notices) = psql_ok(&cluster, &query).await;
+    assert!(
+        notices.contains("no move has been measured yet"),
+        "{notices}"
+    );
+    let rows: Vec<Vec<i64>> = out
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            l.split('|')
+                .skip(1)
+                .map(|v| v.parse().expect("number"))
+                .collect()
+        })
+        .collect();
+    let names: Vec<&str> = out.lines().filter_map(|l| l.split('|').next()).collect();
+    assert_eq!(names.len(), 5, "{out}");
+    assert_eq!(names[3..], ["new-1", "new-2"], "{out}");
+    let sum = |i: usize| rows.iter().map(|r| r[i]).sum::<i64>();
+    assert_eq!((sum(0), sum(1)), (6, 6), "shards before and after:\n{out}");
+    assert_eq!(sum(2), sum(3), "bytes before and after:\n{out}");
+    assert_eq!(sum(4), sum(5), "moves in and out:\n{out}");
+    let drained = names
+        .iter()
+        .position(|n| *n == format!("127.0.0.1:{w3}"))
+        .expect("the drained node");
+    assert_eq!(rows[drained][1], 0, "drained:\n{out}");
+    assert!(
+        rows[3][1] >= 1 && rows[4][1] >= 1,
+        "new nodes get shards:\n{out}"
+    );
+    assert!(rows[3][0] == 0 && rows[4][0] == 0, "{out}");
+    // Nothing changed.
+    assert_eq!(blob_placements(&client, &ports).await, placements);
+    assert_eq!(
+        scalar(&client, "SELECT count(*) FROM shoal.nodes").await,
+        "3"
+    );
+    assert_eq!(
+        scalar(&client, "SELECT count(*) FROM shoal.jobs").await,
+        "0"
+    );
+
+    // After a move, the estimate uses the rate it reached.
+    let shard = scalar(
+        &client,
+        &format!(
+            "SELECT min(shard_id) FROM shoal.shards WHERE table_name = 'blobs' AND port = {}",
+            ports[0]
+        ),
+    )
+    .await;
+    exec(
+        &client,
+        &format!("SELECT move_shard({shard}, '127.0.0.1', {w3})"),
+    )
+    .await;
+    let (_, notices) = psql_ok(&cluster, &query).await;
+    assert!(notices.contains("s at "), "{notices}");
+
+    for (drain, error) in [
+        ("nonsense", "is not host:port"),
+        ("127.0.0.1:1", "does not exist"),
+    ] {
+        let e = client
+            .simple_query(&format!(
+                "SELECT * FROM rebalance_simulate(drain => '{drain}')"
+            ))
+            .await
+            .expect_err("a bad drain list");
+        assert!(err_text(&e).contains(error), "{}", err_text(&e));
+    }
+}

@@ -58,6 +58,7 @@ fn request(a: &Args) -> RebalanceRequest {
         max_bandwidth_mb: a.opt_real("max_bandwidth_mb"),
         max_concurrent_moves: a.opt_int("max_concurrent_moves"),
         drain_nodes: Vec::new(),
+        hypothetical_nodes: 0,
     }
 }
 
@@ -81,6 +82,55 @@ pub(super) async fn call(
             let s = cluster.start_rebalance(&request(a), "rebalance").await?;
             notices.extend(s.notices.iter().map(Notice::from_plan));
             bigint(name, s.job_id)
+        }
+        "rebalance_simulate" => {
+            let add = a.opt_int("add_nodes").unwrap_or(0);
+            if !(0..=1000).contains(&add) {
+                return Err(PgError::new(
+                    "22023",
+                    format!("add_nodes must be between 0 and 1000, not {add}"),
+                ));
+            }
+            let mut req = request(a);
+            req.hypothetical_nodes = add as usize;
+            for addr in a
+                .opt_text("drain")
+                .iter()
+                .flat_map(|list| list.split(','))
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
+                let (host, port) = addr
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+                    .ok_or_else(|| {
+                        PgError::new(
+                            "22023",
+                            format!("drain lists \"{addr}\", which is not host:port"),
+                        )
+                        .with_hint(Some(
+                            "Name the nodes to drain as 'host:port', separated by commas.".into(),
+                        ))
+                    })?;
+                req.drain_nodes
+                    .push(super::node_at(cluster, host, port)?.node_id);
+            }
+            let sim = cluster.simulate(&req)?;
+            notices.extend(sim.notices.iter().map(Notice::from_plan));
+            let eta = match sim.rate_bytes_per_s {
+                Some(rate) if rate > 0.0 => format!(
+                    "about {:.0} s at {:.1} MB/s (the last moves' rate, or rebalance.max_bandwidth_mb)",
+                    sim.bytes_to_move as f64 / rate,
+                    rate / 1e6
+                ),
+                _ => "no move has been measured yet to estimate the time".into(),
+            };
+            notices.push(Notice::info(format!(
+                "{} moves of {}; {eta}",
+                sim.moves,
+                pretty(sim.bytes_to_move)
+            )));
+            Ok(views::rebalance_simulate_batch(&sim)?)
         }
         "rebalance_plan" | "get_rebalance_table_shards_plan" => {
             let (rows, plan_notices) = cluster.rebalance_plan(&request(a))?;
@@ -180,6 +230,7 @@ pub(super) async fn call(
                 .map_err(ClusterError::from)?;
             let mut req = request(a);
             req.drain_nodes = vec![node.node_id];
+            req.drain_only = true;
             let s = match cluster.start_rebalance(&req, "drain").await {
                 Ok(s) => s,
                 Err(e) => {
