@@ -16,7 +16,9 @@
 //! ([`TxnTables`]).
 //!
 //! All access goes through this crate so that a replicated store can replace SQLite later.
+//! Backups of the catalog file and restoring one: [`backup_catalog`], [`restore_catalog`].
 
+mod backup;
 mod error;
 mod model;
 mod schema;
@@ -24,6 +26,7 @@ mod sql_type;
 mod store;
 mod txn_tables;
 
+pub use backup::{backup_catalog, restore_catalog, BACKUP_FILE};
 pub use error::{CatalogError, Result};
 pub use model::{
     CleanupRecord, ColumnDef, ColumnDefault, DrainQueued, FileChanges, FileRecord, GroupShardFiles,

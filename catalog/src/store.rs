@@ -64,6 +64,11 @@ pub const SETTINGS_DEFAULTS: &[(&str, &str, &str)] = &[
         "4",
         "MB/s of shard files the scrubber re-reads to check their CRC-32C; 0: off",
     ),
+    (
+        "cleanup.retain_deleted_ms",
+        "0",
+        "how long replaced and dropped files stay on the workers before they are deleted; longer than the interval of catalog backups, so that restoring the last one finds every file",
+    ),
 ];
 
 /// What values a cluster setting takes.
@@ -89,9 +94,10 @@ impl SettingKind {
             "rebalance.max_concurrent_moves"
             | "rebalance.max_moves_per_node"
             | "rebalance.write_fence_timeout_ms" => SettingKind::Positive,
-            "rebalance.task_retries" | "rebalance.retry_backoff_ms" | "scrub.rate_mb" => {
-                SettingKind::NonNegative
-            }
+            "rebalance.task_retries"
+            | "rebalance.retry_backoff_ms"
+            | "scrub.rate_mb"
+            | "cleanup.retain_deleted_ms" => SettingKind::NonNegative,
             _ => return None,
         })
     }

@@ -49,6 +49,30 @@ enum Command {
     Healthcheck(HealthcheckArgs),
     /// Side-by-side benchmarks (COPY vs PostgreSQL, queries vs DataFusion); prints a table.
     Bench(BenchArgs),
+    /// Copy the coordinator's catalog to DIR/catalog.db while the coordinator runs.
+    Backup(BackupArgs),
+    /// Replace the catalog of a stopped coordinator with a backup.
+    Restore(RestoreArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// The coordinator's data directory (it holds catalog.db).
+    #[arg(long, env = "SHOAL_DATA_DIR")]
+    data_dir: PathBuf,
+    /// A new (or empty) directory for the backup.
+    #[arg(long)]
+    to: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// The directory a `shoal backup` wrote.
+    #[arg(long)]
+    from: PathBuf,
+    /// The data directory of the coordinator to restore (stopped).
+    #[arg(long, env = "SHOAL_DATA_DIR")]
+    data_dir: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -214,6 +238,8 @@ pub fn main() -> ExitCode {
             Command::Coordinator(a) => coordinator(a).await,
             Command::Worker(a) => worker(a).await,
             Command::Healthcheck(a) => healthcheck(a).await,
+            Command::Backup(a) => backup(a),
+            Command::Restore(a) => restore(a),
             Command::Bench(a) => match a.scenario.as_str() {
                 "core" => crate::bench::run(a.rows, a.workers, a.pg_bin, a.keep).await,
                 "rebalance" => {
@@ -324,6 +350,29 @@ fn read_passwords(path: &Option<PathBuf>) -> Result<Option<Passwords>, ServerErr
                 .map_err(|e| ServerError::Startup(format!("{}: {e}", p.display())))
         }
     }
+}
+
+/// `shoal backup`: an online copy of the catalog (`VACUUM INTO` reads one snapshot while the
+/// coordinator goes on writing).
+fn backup(a: BackupArgs) -> Result<(), ServerError> {
+    let db = a.data_dir.join("catalog.db");
+    let copy = shoal_catalog::backup_catalog(&db, &a.to)
+        .map_err(|e| ServerError::Startup(format!("backup failed: {e}")))?;
+    println!("catalog backed up to {}", copy.display());
+    Ok(())
+}
+
+/// `shoal restore`: puts a backup in place of a stopped coordinator's catalog.
+fn restore(a: RestoreArgs) -> Result<(), ServerError> {
+    let _lock = crate::coordinator::lock_data_dir(&a.data_dir)
+        .map_err(|e| ServerError::Startup(format!("{e}; stop the coordinator before restoring")))?;
+    let replaced = shoal_catalog::restore_catalog(&a.from, &a.data_dir.join("catalog.db"))
+        .map_err(|e| ServerError::Startup(format!("restore failed: {e}")))?;
+    println!("catalog restored from {}", a.from.display());
+    if let Some(old) = replaced {
+        println!("the catalog it replaced is kept as {}", old.display());
+    }
+    Ok(())
 }
 
 async fn coordinator(a: CoordinatorArgs) -> Result<(), ServerError> {

@@ -247,6 +247,31 @@ fn tls_acceptor(cert: &PathBuf, key: &PathBuf) -> Result<tokio_rustls::TlsAccept
 const CONNECTIONS_CLOSE_WITHIN: Duration = Duration::from_secs(2);
 
 /// Runs the coordinator until `shutdown` resolves.
+/// Takes the coordinator data directory's lock (`coordinator.lock`, an advisory file lock
+/// the OS releases when the process ends, however it ends).
+pub fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, ServerError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| ServerError::Startup(format!("cannot create {}: {e}", dir.display())))?;
+    let path = dir.join("coordinator.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| ServerError::Startup(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ServerError::Startup(format!(
+            "another coordinator is using {}",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(ServerError::Startup(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 pub async fn run_coordinator(
     opts: CoordinatorOptions,
     listener: Option<TcpListener>,
@@ -281,6 +306,8 @@ pub async fn run_coordinator(
     std::fs::create_dir_all(&opts.data_dir).map_err(|e| {
         ServerError::Startup(format!("cannot create {}: {e}", opts.data_dir.display()))
     })?;
+    // Held until the coordinator stops: no second coordinator, and no restore, under it.
+    let _data_dir_lock = lock_data_dir(&opts.data_dir)?;
     let catalog = Arc::new(
         Catalog::open(&opts.data_dir.join("catalog.db"))
             .map_err(|e| ServerError::Startup(format!("cannot open the catalog: {e}")))?,

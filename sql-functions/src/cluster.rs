@@ -987,9 +987,26 @@ impl Cluster {
         self.run_cleanup_records(&due).await
     }
 
-    /// Runs the given cleanup records that are due and that no running query still needs;
-    /// returns how many ran. A record whose worker cannot be reached stays for later.
+    /// Runs the given cleanup records that are due, that no running query still needs, and
+    /// that are older than `cleanup.retain_deleted_ms` (so that a catalog backup younger than
+    /// that still finds every file it names); returns how many ran. A record whose worker
+    /// cannot be reached stays for later.
     pub async fn run_cleanup_records(&self, records: &[CleanupRecord]) -> Result<usize> {
+        let retain_ms = self
+            .setting_f64("cleanup.retain_deleted_ms")?
+            .unwrap_or(0.0)
+            .max(0.0) as i64;
+        self.run_cleanup(records, retain_ms).await
+    }
+
+    /// [`Self::run_cleanup_records`] without the retention: for the deletes that must
+    /// happen before a move lands on a node (file names are kept, so a pending delete of an
+    /// earlier placement there would remove the new copy).
+    pub(crate) async fn run_cleanup_records_now(&self, records: &[CleanupRecord]) -> Result<usize> {
+        self.run_cleanup(records, 0).await
+    }
+
+    async fn run_cleanup(&self, records: &[CleanupRecord], retain_ms: i64) -> Result<usize> {
         let _running = self.cleanup_running.lock().await;
         let oldest = self.oldest_snapshot_ms();
         let nodes: HashMap<i64, Node> = self
@@ -1005,7 +1022,9 @@ impl Cluster {
         let mut files: BTreeMap<(i64, i64, i64), Vec<&CleanupRecord>> = BTreeMap::new();
         let mut shard_dirs = Vec::new();
         for rec in records {
-            if rec.not_before_ms > now_ms() || oldest.is_some_and(|o| o <= rec.not_before_ms) {
+            if rec.not_before_ms.saturating_add(retain_ms) > now_ms()
+                || oldest.is_some_and(|o| o <= rec.not_before_ms)
+            {
                 continue;
             }
             if !nodes.contains_key(&rec.node_id) {

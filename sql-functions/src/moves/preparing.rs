@@ -90,7 +90,7 @@ pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
     let shard_ids: Vec<i64> = group.iter().map(|g| g.shard_id).collect();
     let pending = catalog.pending_cleanup_for(target.node_id, &shard_ids)?;
     if !pending.is_empty() {
-        run.cluster.run_cleanup_records(&pending).await?;
+        run.cluster.run_cleanup_records_now(&pending).await?;
         if !catalog
             .pending_cleanup_for(target.node_id, &shard_ids)?
             .is_empty()
