@@ -409,6 +409,22 @@ async fn worker(a: WorkerArgs) -> Result<(), ServerError> {
             a.listen
         )));
     }
+    // Shared flags the worker has no use for yet: refused rather than ignored, so that no one
+    // believes the node-to-node traffic is encrypted or logins are checked there.
+    if a.security.tls_cert.is_some() || a.security.tls_key.is_some() {
+        return Err(ServerError::Startup(
+            "workers do not serve TLS yet: traffic between coordinator and workers is plaintext \
+             (authenticated by --cluster-token); keep it on a private network, and drop \
+             --tls-cert/--tls-key from the worker"
+                .into(),
+        ));
+    }
+    if a.security.password_file.is_some() {
+        return Err(ServerError::Startup(
+            "--password-file is for the coordinator's clients; a worker takes only --cluster-token"
+                .into(),
+        ));
+    }
     tracing::info!(listen = %a.listen, advertise = ?a.advertise, "worker starting");
     serve_worker(
         WorkerConfig {

@@ -77,6 +77,10 @@ pub struct WorkerInfo {
     pub disk_free_bytes: u64,
     /// Total size of all files under `shards/`.
     pub data_bytes: u64,
+    /// Whether the worker refuses calls without its cluster token (absent from a worker
+    /// that predates the field: it says nothing, which counts as no).
+    #[serde(default)]
+    pub token_required: bool,
 }
 
 /// A partial aggregation run on the worker, evaluated like

@@ -279,12 +279,14 @@ impl WorkerService {
 
     async fn worker_info(&self) -> Result<WorkerInfo> {
         let store = Arc::clone(&self.store);
+        let token_required = self.sources.has_token();
         let fake_free: Option<u64> = self
             .failpoints
             .value(FAILPOINT_DISK_FREE_BYTES)
             .and_then(|v| v.parse().ok());
         blocking(move || {
             Ok(WorkerInfo {
+                token_required,
                 cluster_id: store.cluster_id(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 disk_free_bytes: match fake_free {

@@ -232,6 +232,11 @@ impl SourceClients {
         )
     }
 
+    /// Whether this worker has a cluster token (and so refuses calls without it).
+    pub(crate) fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
     /// Is the raw channel of the source at `addr` worth trying?
     fn try_raw(&self, addr: &str) -> bool {
         let mut no_raw = lock(&self.no_raw);

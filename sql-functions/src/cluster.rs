@@ -395,6 +395,19 @@ impl Cluster {
         }
         let cluster_id = self.catalog.cluster_id()?;
         let client = self.worker(&addr)?;
+        // A worker started without the cluster's token would take calls from anyone: refused
+        // before it is bound to the cluster. (One with another token fails the call itself.)
+        if self.config.cluster_token.is_some() && !client.health().await?.token_required {
+            return Err(ClusterError::NotInState {
+                message: format!(
+                    "worker {addr} accepts calls without the cluster token; it is not added"
+                ),
+                hint: Some(
+                    "Start the worker with the coordinator's --cluster-token (SHOAL_CLUSTER_TOKEN), then add it again."
+                        .into(),
+                ),
+            });
+        }
         let info = client.handshake(&cluster_id).await?;
         let (id, _) = self.catalog.add_node(host, port)?;
         self.catalog.set_node_health(

@@ -1400,3 +1400,67 @@ fn dev_serves_metrics_and_logs_json() {
     }
     assert!(lines >= 3, "only {lines} log lines:\n{text}");
 }
+
+/// What a worker cannot secure is refused, never ignored: TLS flags on a worker (it serves no
+/// TLS yet) stop it at start-up, and `add_node` refuses a worker that takes calls without the
+/// cluster's token (it would serve anyone), changing nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_refuse_what_they_cannot_secure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(shoal_bin())
+        .args(["worker", "--listen"])
+        .arg(format!("127.0.0.1:{}", shoal_e2e::free_port()))
+        .arg("--data-dir")
+        .arg(dir.path().join("tls-worker"))
+        .args([
+            "--tls-cert",
+            "/nonexistent.pem",
+            "--tls-key",
+            "/nonexistent.key",
+        ])
+        .output()
+        .expect("start a worker");
+    assert!(!out.status.success(), "a worker with TLS flags started");
+    assert!(
+        stderr_of(&out).contains("workers do not serve TLS yet"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    let cluster = Cluster::start(1).await;
+    let client = cluster.client().await;
+    let port = shoal_e2e::free_port();
+    let mut open = Command::new(shoal_bin())
+        .args(["worker", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir.path().join("open-worker"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start a worker without a token");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let e = client
+        .simple_query(&format!("SELECT add_node('127.0.0.1', {port})"))
+        .await
+        .expect_err("a worker without the token");
+    let _ = open.kill();
+    let _ = open.wait();
+    assert_eq!(sqlstate(&e).as_deref(), Some("55000"), "{}", err_text(&e));
+    assert!(
+        err_text(&e).contains("accepts calls without the cluster token"),
+        "{}",
+        err_text(&e)
+    );
+    assert_eq!(
+        scalar(&client, "SELECT count(*) FROM shoal.nodes").await,
+        "1"
+    );
+}
