@@ -310,6 +310,16 @@ static SPECS: &[Spec] = &[
         returns: Returns::BigInt,
     },
     Spec {
+        names: &["drain_nodes"],
+        params: &[
+            req(&["nodes"], ArgType::Text),
+            opt(&["wait"], ArgType::Bool, true_),
+            opt(&["shard_transfer_mode"], ArgType::Text, auto),
+            opt(&["rebalance_strategy"], ArgType::Text, null),
+        ],
+        returns: Returns::BigInt,
+    },
+    Spec {
         names: &["citus_drain_node"],
         params: &[
             req(HOST, ArgType::Text),
@@ -849,6 +859,7 @@ pub async fn call(
         | "rebalance_stop"
         | "rebalance_wait"
         | "drain_node"
+        | "drain_nodes"
         | "citus_drain_node"
         | "move_shard"
         | "citus_move_shard_placement"

@@ -451,10 +451,7 @@ impl Cluster {
     ) -> Result<Scheduled> {
         TransferMode::parse(&req.transfer_mode)?;
         if let Some(j) = self.catalog().active_job(REBALANCE_JOB_TYPES)? {
-            let [node_id] = req.drain_nodes[..] else {
-                return Err(CatalogError::JobRunning { job_id: j.job_id }.into());
-            };
-            if job_type != "drain" {
+            if job_type != "drain" || req.drain_nodes.is_empty() {
                 return Err(CatalogError::JobRunning { job_id: j.job_id }.into());
             }
             // Refused now if it could not complete now (nowhere to go, a node down).
@@ -469,7 +466,7 @@ impl Cluster {
             };
             let queued = self.catalog().queue_drain(
                 &job,
-                node_id,
+                &req.drain_nodes,
                 req.strategy.as_deref(),
                 REBALANCE_JOB_TYPES,
             )?;
@@ -486,7 +483,7 @@ impl Cluster {
                 DrainQueued::NothingAhead => return self.schedule_prepared(prepared, req),
             };
             self.jobs_changed();
-            info!(job_id, node_id, "drain queued");
+            info!(job_id, nodes = ?req.drain_nodes, "drain queued");
             return Ok(Scheduled {
                 job_id: Some(job_id),
                 notices: vec![PlanNotice {

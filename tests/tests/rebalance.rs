@@ -1863,3 +1863,50 @@ async fn catalog_backup_under_writes_and_moves_restores_a_committed_prefix() {
     let dup = scalar(&client, "SELECT count(*) FROM (SELECT shard_id FROM shoal.shards WHERE table_name = 'events' GROUP BY shard_id HAVING count(*) <> 1) d").await;
     assert_eq!(dup, "0", "one placement per shard");
 }
+
+/// `drain_nodes('h:p, h:p')` drains several nodes in one job: one plan, no shard moved onto a
+/// node that is drained with it, all of them empty at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_nodes_empties_several_nodes_in_one_job() {
+    let cluster = Cluster::start_with(4, 0).await;
+    let client = cluster.client().await;
+    create_blobs(&client, 8, 800).await;
+    let ports = cluster.worker_ports();
+    let (w2, w3) = (ports[1], ports[2]);
+    let job = scalar(
+        &client,
+        &format!("SELECT drain_nodes('127.0.0.1:{w2}, 127.0.0.1:{w3}')"),
+    )
+    .await;
+    assert_eq!(
+        scalar(
+            &client,
+            &format!("SELECT state, description FROM shoal.jobs WHERE job_id = {job}")
+        )
+        .await,
+        format!("finished|Drain nodes 127.0.0.1:{w2}, 127.0.0.1:{w3}")
+    );
+    assert_eq!(
+        scalar(&client, "SELECT count(*) FROM shoal.jobs").await,
+        "1"
+    );
+    let onto_drained = scalar(
+        &client,
+        &format!(
+            "SELECT count(*) FROM shoal.tasks WHERE job_id = {job} \
+             AND (target LIKE '%:{w2}' OR target LIKE '%:{w3}')"
+        ),
+    )
+    .await;
+    assert_eq!(onto_drained, "0");
+    assert_eq!(blob_placements(&client, &ports).await, vec![4, 0, 0, 4]);
+    assert_eq!(scalar(&client, "SELECT count(*) FROM blobs").await, "800");
+    for (list, error) in [("", "at least one node"), ("127.0.0.1", "is not host:port")] {
+        let e = client
+            .simple_query(&format!("SELECT drain_nodes('{list}')"))
+            .await
+            .expect_err("a bad node list");
+        assert_eq!(sqlstate(&e).as_deref(), Some("22023"), "{}", err_text(&e));
+        assert!(err_text(&e).contains(error), "{}", err_text(&e));
+    }
+}

@@ -251,14 +251,14 @@ impl Catalog {
         })
     }
 
-    /// Queues a drain of `node_id` behind the active job of `types`, in one transaction: it
+    /// Queues a drain of `node_ids` behind the active job of `types`, in one transaction: it
     /// joins a drain job already waiting there (one plan drains all its nodes), or becomes
     /// a new job (with `job`'s settings and no tasks) that the scheduler plans when the jobs
     /// ahead of it have ended. With no active job, nothing is written.
     pub fn queue_drain(
         &self,
         job: &NewJob,
-        node_id: i64,
+        node_ids: &[i64],
         strategy: Option<&str>,
         types: &[&str],
     ) -> Result<DrainQueued> {
@@ -274,8 +274,10 @@ impl Catalog {
                 .optional()?;
             if let Some(waiting) = waiting {
                 let mut ids = waiting.queued.map(|q| q.node_ids).unwrap_or_default();
-                if !ids.contains(&node_id) {
-                    ids.push(node_id);
+                for id in node_ids {
+                    if !ids.contains(id) {
+                        ids.push(*id);
+                    }
                 }
                 tx.execute(
                     "UPDATE jobs SET queued_drain = ?2, description = ?3 WHERE job_id = ?1",
@@ -292,12 +294,12 @@ impl Catalog {
                 "INSERT INTO jobs (job_type, description, transfer_mode, max_bandwidth_mb, max_concurrent_moves, created_at_ms, queued_drain, queued_strategy) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     job.job_type,
-                    drain_description(tx, &[node_id])?,
+                    drain_description(tx, node_ids)?,
                     job.transfer_mode,
                     job.max_bandwidth_mb,
                     job.max_concurrent_moves,
                     now_ms(),
-                    node_id.to_string(),
+                    node_ids_text(node_ids),
                     strategy
                 ],
             )?;

@@ -100,18 +100,7 @@ pub(super) async fn call(
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
             {
-                let (host, port) = addr
-                    .rsplit_once(':')
-                    .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
-                    .ok_or_else(|| {
-                        PgError::new(
-                            "22023",
-                            format!("drain lists \"{addr}\", which is not host:port"),
-                        )
-                        .with_hint(Some(
-                            "Name the nodes to drain as 'host:port', separated by commas.".into(),
-                        ))
-                    })?;
+                let (host, port) = parse_addr(addr)?;
                 req.drain_nodes
                     .push(super::node_at(cluster, host, port)?.node_id);
             }
@@ -216,25 +205,47 @@ pub(super) async fn call(
             cluster.wait_job(job.job_id, true).await?;
             void(name)
         }
-        "drain_node" | "citus_drain_node" => {
-            let host = a.text("host")?;
-            let port = a.port()?;
-            let node = super::node_at(cluster, &host, port)?;
-            // No new shards land here from now on; a drain that is refused (another job
-            // runs, nowhere to put the shards) changes nothing, as Citus's does, whose
-            // transaction rolls the flag back. Once the job runs the flag stays, also if
-            // it fails later.
-            cluster
-                .catalog()
-                .set_should_have_shards(node.node_id, false)
-                .map_err(ClusterError::from)?;
+        "drain_node" | "citus_drain_node" | "drain_nodes" => {
+            let nodes = if function == "drain_nodes" {
+                let list = a.text("nodes")?;
+                let mut nodes = Vec::new();
+                for addr in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let (host, port) = parse_addr(addr)?;
+                    let node = super::node_at(cluster, host, port)?;
+                    if !nodes
+                        .iter()
+                        .any(|n: &shoal_catalog::Node| n.node_id == node.node_id)
+                    {
+                        nodes.push(node);
+                    }
+                }
+                if nodes.is_empty() {
+                    return Err(PgError::new("22023", "drain_nodes needs at least one node")
+                        .with_hint(Some(
+                            "Name them as 'host:port', separated by commas.".into(),
+                        )));
+                }
+                nodes
+            } else {
+                vec![super::node_at(cluster, &a.text("host")?, a.port()?)?]
+            };
+            let names: Vec<String> = nodes.iter().map(|n| n.addr()).collect();
+            // No new shards land there from now on; a drain that is refused (nowhere to put
+            // the shards, a node down) changes nothing, as Citus's does, whose transaction
+            // rolls the flag back. Once the job exists the flag stays, also if it fails later.
+            for node in &nodes {
+                cluster
+                    .catalog()
+                    .set_should_have_shards(node.node_id, false)
+                    .map_err(ClusterError::from)?;
+            }
             let mut req = request(a);
-            req.drain_nodes = vec![node.node_id];
+            req.drain_nodes = nodes.iter().map(|n| n.node_id).collect();
             req.drain_only = true;
             let s = match cluster.start_rebalance(&req, "drain").await {
                 Ok(s) => s,
                 Err(e) => {
-                    if node.should_have_shards {
+                    for node in nodes.iter().filter(|n| n.should_have_shards) {
                         if let Err(restore) =
                             cluster.catalog().set_should_have_shards(node.node_id, true)
                         {
@@ -247,12 +258,18 @@ pub(super) async fn call(
             };
             let Some(job_id) = s.job_id else {
                 notices.push(Notice::info(format!(
-                    "node {host}:{port} holds no shards to move"
+                    "{} {} no shards to move",
+                    if names.len() == 1 { "node" } else { "nodes" },
+                    if names.len() == 1 {
+                        format!("{} holds", names[0])
+                    } else {
+                        format!("{} hold", names.join(", "))
+                    }
                 )));
-                return if function == "drain_node" {
-                    bigint(name, None)
-                } else {
+                return if function == "citus_drain_node" {
                     void(name)
+                } else {
+                    bigint(name, None)
                 };
             };
             notices.extend(
@@ -271,10 +288,10 @@ pub(super) async fn call(
                         .map(Notice::from_plan),
                 );
             }
-            if function == "drain_node" {
-                bigint(name, Some(job_id))
-            } else {
+            if function == "citus_drain_node" {
                 void(name)
+            } else {
+                bigint(name, Some(job_id))
             }
         }
         "move_shard" | "citus_move_shard_placement" => {
@@ -335,6 +352,17 @@ pub(super) async fn call(
             format!("function {other} has no implementation"),
         )),
     }
+}
+
+/// `host:port` of a node list (`drain_nodes`, `rebalance_simulate(drain => ...)`).
+fn parse_addr(addr: &str) -> Result<(&str, u16), PgError> {
+    addr.rsplit_once(':')
+        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+        .ok_or_else(|| {
+            PgError::new("22023", format!("\"{addr}\" is not host:port")).with_hint(Some(
+                "Name the nodes as 'host:port', separated by commas.".into(),
+            ))
+        })
 }
 
 /// Size as `pg_size_pretty` prints it.

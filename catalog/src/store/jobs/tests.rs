@@ -267,7 +267,7 @@ fn drains_queue_behind_the_running_job_and_merge_while_waiting() {
                 job_type: "drain".into(),
                 ..job(vec![])
             },
-            n,
+            &[n],
             Some("by_shard_count"),
             &types,
         )
