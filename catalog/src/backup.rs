@@ -53,7 +53,7 @@ pub fn backup_catalog(db: &Path, dir: &Path) -> Result<PathBuf> {
 
 /// Replaces the catalog at `db` with the backup in `dir`. The coordinator must be stopped
 /// (the caller holds its data directory's lock). The catalog replaced is kept beside it as
-/// `catalog.db.replaced-<ms>`; returns that path, if there was one.
+/// `catalog.db.replaced-<ms>` (checkpointed: whole); returns that path, if there was one.
 pub fn restore_catalog(dir: &Path, db: &Path) -> Result<Option<PathBuf>> {
     let source = dir.join(BACKUP_FILE);
     // A backup that is not a catalog, or of a newer Shoal, is refused before anything moves.
@@ -94,15 +94,29 @@ pub fn restore_catalog(dir: &Path, db: &Path) -> Result<Option<PathBuf>> {
         .map_err(|e| io(&incoming, e))?;
     let mut replaced = None;
     if db.exists() {
-        let keep = parent.join(format!("catalog.db.replaced-{}", crate::store::now_ms()));
-        // Checkpoint the old catalog's WAL into it first, so the copy kept is whole.
-        if let Ok(conn) = Connection::open(db) {
-            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        // Everything the old catalog committed goes into its main file first: its WAL is
+        // removed below (SQLite would replay it onto the new file). A failed checkpoint
+        // stops the restore with the old catalog untouched.
+        {
+            let conn = Connection::open(db)?;
+            let (busy, _, _): (i64, i64, i64) =
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+            if busy != 0 {
+                return Err(invalid(format!(
+                    "{} is in use (its WAL could not be checkpointed); stop the coordinator",
+                    db.display()
+                )));
+            }
         }
-        fs::rename(db, &keep).map_err(|e| io(db, e))?;
+        // A second name for the old file; `db` itself is replaced atomically below, so a
+        // crash leaves either the old catalog or the new one there, never none.
+        let keep = parent.join(format!("catalog.db.replaced-{}", crate::store::now_ms()));
+        fs::hard_link(db, &keep).map_err(|e| io(&keep, e))?;
         replaced = Some(keep);
     }
-    // WAL and shared-memory files of the old catalog would be replayed onto the new one.
+    // Empty after the checkpoint; stale WAL frames must not meet the new file.
     for suffix in ["-wal", "-shm"] {
         let side = PathBuf::from(format!("{}{suffix}", db.display()));
         match fs::remove_file(&side) {

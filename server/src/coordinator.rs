@@ -428,10 +428,16 @@ pub async fn run_coordinator(
 /// Heartbeats every 2 s, and beside them: adds the `--worker` nodes, cleans up, compacts,
 /// scrubs and collects orphan files forever.
 async fn upkeep(cluster: Arc<Cluster>, workers: Vec<String>) {
-    tokio::join!(
-        heartbeats(Arc::clone(&cluster)),
-        housekeeping(cluster, workers)
-    );
+    // A task of its own, so that nothing synchronous in housekeeping delays it; it ends with
+    // this one (dropped when the coordinator stops).
+    struct AbortOnDrop(tokio::task::JoinHandle<()>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let _heartbeats = AbortOnDrop(tokio::spawn(heartbeats(Arc::clone(&cluster))));
+    housekeeping(cluster, workers).await;
 }
 
 /// Liveness has its own loop: a cleanup round waiting on a dead worker, a compaction or a

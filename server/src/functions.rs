@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -744,9 +745,11 @@ pub async fn call(
                             files.entry(table_id).or_default().insert(shard_id);
                         }
                     }
+                    let removed_at = shoal_sql_functions::now_ms();
                     let lost = cluster.force_remove_node(node.node_id)?;
                     if live {
-                        drop_removed_node_files(cluster, &node.addr(), files, notices).await;
+                        drop_removed_node_files(cluster, &node.addr(), removed_at, files, notices)
+                            .await?;
                     }
                     if !lost.is_empty() {
                         let list: Vec<String> =
@@ -877,21 +880,41 @@ mod jobs;
 mod tests;
 
 /// Deletes the shard directories a live node held once a forced `remove_node` took them out
-/// of the catalog (no query reads them any more: the node is gone from every snapshot). A
-/// failure is a warning: the node is removed either way, and its files are garbage.
+/// of the catalog: after the queries that began before (`removed_at`) have ended, and not
+/// while `cleanup.retain_deleted_ms` keeps replaced files for catalog backups. What is not
+/// deleted is said in a warning: the node is removed either way, and its files are garbage.
 async fn drop_removed_node_files(
     cluster: &Arc<Cluster>,
     addr: &str,
+    removed_at: i64,
     files: BTreeMap<i64, BTreeSet<i64>>,
     notices: &mut Vec<Notice>,
-) {
+) -> Result<(), PgError> {
+    if cluster
+        .setting_f64("cleanup.retain_deleted_ms")?
+        .is_some_and(|ms| ms > 0.0)
+    {
+        notices.push(Notice::warning(format!(
+            "the files of the removed node {addr} are left in place: cleanup.retain_deleted_ms keeps replaced files for catalog backups; delete the worker's data directory once no backup needs them"
+        )));
+        return Ok(());
+    }
+    if !cluster
+        .wait_for_queries_before(removed_at, Duration::from_secs(30))
+        .await
+    {
+        notices.push(Notice::warning(format!(
+            "the files of the removed node {addr} are left in place: queries that began before the removal still read them; delete the worker's data directory later"
+        )));
+        return Ok(());
+    }
     let client = match cluster.worker(addr) {
         Ok(c) => c,
         Err(e) => {
             notices.push(Notice::warning(format!(
                 "the files of the removed node {addr} were not deleted: {e}"
             )));
-            return;
+            return Ok(());
         }
     };
     for (table_id, shards) in files {
@@ -902,7 +925,8 @@ async fn drop_removed_node_files(
             notices.push(Notice::warning(format!(
                 "the files of the removed node {addr} were not all deleted: {e}"
             )));
-            return;
+            return Ok(());
         }
     }
+    Ok(())
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::histogram::{Histogram, HistogramSnapshot, FENCE_BUCKETS_MS};
 use crate::integrity::DamageRegistry;
@@ -126,7 +126,8 @@ pub struct Cluster {
 /// Files at least this large are left alone by compaction (see [`Cluster::compact_once`]).
 pub const SMALL_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
-pub(crate) fn now_ms() -> i64 {
+/// Milliseconds since the Unix epoch: the clock of the catalog's timestamps.
+pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -361,6 +362,23 @@ impl Cluster {
             id,
             registry: Arc::clone(&self.snapshots),
             foreground: None,
+        }
+    }
+
+    /// Waits (at most `limit`) until every query that may read the catalog as it was before
+    /// `since_ms` has ended; false if some still runs then.
+    pub async fn wait_for_queries_before(&self, since_ms: i64, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.oldest_snapshot_ms() {
+                None => return true,
+                Some(t) if t > since_ms => return true,
+                Some(_) => {}
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

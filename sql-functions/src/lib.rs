@@ -27,7 +27,7 @@ pub mod types;
 mod writer;
 
 pub use cluster::SnapshotGuard;
-pub use cluster::{scan_files, to_record, Cluster, ClusterConfig};
+pub use cluster::{now_ms, scan_files, to_record, Cluster, ClusterConfig};
 pub use error::{BadValue, ClusterError, Result};
 pub use gate::WritePermit;
 pub use jobs::run_scheduler;

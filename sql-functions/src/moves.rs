@@ -206,9 +206,9 @@ impl MoveRun {
             gate_key: gate_key(task.colocation_id, table_id),
             fence: None,
             staged: HashMap::new(),
-            // Bytes the target had received of files it had not verified yet are not
-            // counted again: the resumed move copies those files anew.
-            bytes_done: task.bytes_verified,
+            // A resumed move counts from 0: it lists every file again (the target skips
+            // those it staged and verified before, and they are counted once then).
+            bytes_done: 0,
             bytes_total: task.bytes_total,
             catch_up_rounds: 0,
             fence_attempts: 0,
@@ -395,7 +395,12 @@ impl MoveRun {
                     return Ok(result.map(drop));
                 }
                 _ = watch.tick() => {
-                    self.check_cancel()?;
+                    // A catalog hiccup here must not abort a transfer: the next look retries.
+                    match self.cancel_requested() {
+                        Ok(true) => self.check_cancel()?,
+                        Ok(false) => {}
+                        Err(e) => warn!(task_id = self.task_id(), error = %e, "cancel check failed"),
+                    }
                     // A slow answer only delays the next look; the call goes on regardless.
                     let asked = tokio::time::timeout(
                         PULL_WATCH_INTERVAL,
@@ -406,7 +411,9 @@ impl MoveRun {
                         if received > counted {
                             meter.received(self.task.job_id, received - counted);
                             counted = received;
-                            self.save_progress(counted)?;
+                            if let Err(e) = self.save_progress(counted) {
+                                warn!(task_id = self.task_id(), error = %e, "progress not saved");
+                            }
                         }
                     }
                 }
@@ -415,8 +422,7 @@ impl MoveRun {
     }
 
     /// Saves the move's progress: `bytes_verified` counts only files the target verified as
-    /// it staged them (a resumed move starts from there); `bytes_done` adds `in_flight`, the
-    /// bytes of the running call so far.
+    /// it staged them; `bytes_done` adds `in_flight`, the bytes of the running call so far.
     fn save_progress(&self, in_flight: u64) -> Result<()> {
         let done = self.bytes_done + in_flight;
         self.cluster.catalog().set_task_progress(

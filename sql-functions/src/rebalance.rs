@@ -479,8 +479,11 @@ impl Cluster {
                     job_id,
                     format!("The drain joins job {job_id}, which waits for the running job to end"),
                 ),
-                // The job ahead ended meanwhile.
-                DrainQueued::NothingAhead => return self.schedule_prepared(prepared, req),
+                // The job ahead ended meanwhile, after the plan above: plan again.
+                DrainQueued::NothingAhead => {
+                    let prepared = self.prepare_job(req, job_type).await?;
+                    return self.schedule_prepared(prepared, req);
+                }
             };
             self.jobs_changed();
             info!(job_id, nodes = ?req.drain_nodes, "drain queued");
@@ -698,8 +701,9 @@ impl Cluster {
 
     /// Where a planned move goes when its target no longer takes shards (drained,
     /// disallowed or down since the plan): the live node that takes shards, holds no
-    /// placement of the group, has room for it, and holds the fewest bytes. `None` if no
-    /// node qualifies.
+    /// placement of the group, has room for it, and holds the fewest bytes counting those
+    /// that unfinished moves bring it (a greedy pick, not a new plan). `None` if no node
+    /// qualifies.
     pub(crate) fn replacement_target(&self, task: &Task) -> Result<Option<Node>> {
         let (nodes, groups, _) = self.plan_inputs()?;
         let Some(group) = groups.iter().find(|g| g.group_id == task.shard_id) else {
@@ -709,6 +713,12 @@ impl Cluster {
         for g in &groups {
             for node in &g.placements {
                 *load.entry(*node).or_default() += g.bytes;
+            }
+        }
+        // And what moves still bring them: retargeted moves must not all pile onto one node.
+        for t in self.catalog().unfinished_tasks()? {
+            if t.task_id != task.task_id {
+                *load.entry(t.target_node_id).or_default() += t.bytes_total;
             }
         }
         Ok(nodes
@@ -756,11 +766,19 @@ impl Cluster {
                     max_concurrent_moves: job.max_concurrent_moves,
                     tasks: prepared.tasks,
                 };
-                if self.catalog().plan_queued_job(job.job_id, &planned)? {
+                if self
+                    .catalog()
+                    .plan_queued_job(job.job_id, &queued.node_ids, &planned)?
+                {
                     info!(
                         job_id = job.job_id,
                         moves = prepared.moves,
                         "queued drain planned"
+                    );
+                } else {
+                    info!(
+                        job_id = job.job_id,
+                        "queued drain changed while it was planned; planning again"
                     );
                 }
             }
@@ -1084,20 +1102,18 @@ impl Cluster {
     /// reference copies left); returns the shards (table name, shard id) that lost their only
     /// placement. Refused while a job moves shards to or from the node.
     pub fn force_remove_node(&self, node_id: i64) -> Result<Vec<(String, i64)>> {
-        if let Some(j) = self.catalog().active_job(&["rebalance", "drain", "move"])? {
-            // Moves to or from the node cannot finish; stop them first so nothing is half done.
-            let involved = self.catalog().tasks(Some(j.job_id))?.iter().any(|t| {
-                !matches!(
-                    t.state.as_str(),
-                    "done" | "cancelled" | "error" | "unscheduled"
-                ) && (t.source_node_id == node_id || t.target_node_id == node_id)
+        // Moves to or from the node cannot finish; stop them first so nothing is half done.
+        // Every job's (a drain may be queued behind the one that moves).
+        if let Some(t) = self
+            .catalog()
+            .unfinished_tasks()?
+            .into_iter()
+            .find(|t| t.source_node_id == node_id || t.target_node_id == node_id)
+        {
+            return Err(ClusterError::NotInState {
+                message: format!("job {} moves shards to or from this node", t.job_id),
+                hint: Some("Stop it first: SELECT rebalance_stop();".into()),
             });
-            if involved {
-                return Err(ClusterError::NotInState {
-                    message: format!("job {} moves shards to or from this node", j.job_id),
-                    hint: Some("Stop it first: SELECT rebalance_stop();".into()),
-                });
-            }
         }
         let lost = self.catalog().force_remove_node(node_id)?;
         info!(node_id, lost = lost.len(), "node removed by force");

@@ -116,7 +116,7 @@ fn placeholders(n: usize) -> String {
 
 fn active_job_tx(tx: &Transaction<'_>, types: &[&str]) -> Result<Option<Job>> {
     let sql = format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ('scheduled', 'running', 'cancelling', 'failing') AND job_type IN ({}) ORDER BY job_id DESC LIMIT 1",
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ('scheduled', 'running', 'cancelling', 'failing') AND job_type IN ({}) ORDER BY queued_drain IS NOT NULL, job_id DESC LIMIT 1",
         placeholders(types.len())
     );
     Ok(tx
@@ -333,14 +333,16 @@ impl Catalog {
         })
     }
 
-    /// Gives a queued job its tasks (planned now): it runs from here like any other job, and
-    /// with no tasks it is finished. False if it is no longer queued (cancelled meanwhile).
-    pub fn plan_queued_job(&self, job_id: i64, job: &NewJob) -> Result<bool> {
+    /// Gives a queued job its tasks, planned for `planned_for` (the nodes it listed when the
+    /// plan was made): it runs from here like any other job, and with no tasks it is
+    /// finished. False if it is no longer queued for exactly those nodes (cancelled, or
+    /// another drain joined it meanwhile: plan it again).
+    pub fn plan_queued_job(&self, job_id: i64, planned_for: &[i64], job: &NewJob) -> Result<bool> {
         self.write(|tx| {
             let n = tx.execute(
                 "UPDATE jobs SET queued_drain = NULL, queued_strategy = NULL, description = ?2
-                 WHERE job_id = ?1 AND queued_drain IS NOT NULL AND state = 'scheduled'",
-                params![job_id, job.description],
+                 WHERE job_id = ?1 AND queued_drain = ?3 AND state = 'scheduled'",
+                params![job_id, job.description, node_ids_text(planned_for)],
             )?;
             if n == 0 {
                 return Ok(false);
@@ -364,16 +366,18 @@ impl Catalog {
         })
     }
 
-    /// The newest job of these types that has not ended.
+    /// The newest job of these types that has not ended; one that has its tasks comes before a
+    /// drain queued behind it (which moves nothing yet).
     pub fn active_job(&self, types: &[&str]) -> Result<Option<Job>> {
         self.read(|tx| active_job_tx(tx, types))
     }
 
-    /// The newest job of these types, whatever its state.
+    /// The newest job of these types, whatever its state; a drain still queued comes after
+    /// the job it waits for (whose progress is what moves).
     pub fn latest_job(&self, types: &[&str]) -> Result<Option<Job>> {
         self.read(|tx| {
             let sql = format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE job_type IN ({}) ORDER BY job_id DESC LIMIT 1",
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE job_type IN ({}) ORDER BY queued_drain IS NOT NULL, job_id DESC LIMIT 1",
                 placeholders(types.len())
             );
             Ok(tx

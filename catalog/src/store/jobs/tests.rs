@@ -302,7 +302,12 @@ fn drains_queue_behind_the_running_job_and_merge_while_waiting() {
             strategy: Some("by_shard_count".into()),
         })
     );
-    assert_eq!(c.active_job(&types).unwrap().unwrap().job_id, queued);
+    assert_eq!(
+        c.active_job(&types).unwrap().unwrap().job_id,
+        running,
+        "the job that moves comes before the queued one"
+    );
+    assert_eq!(c.latest_job(&types).unwrap().unwrap().job_id, running);
     assert_eq!(
         c.due_queued_job(&types).unwrap(),
         None,
@@ -318,9 +323,13 @@ fn drains_queue_behind_the_running_job_and_merge_while_waiting() {
         description: "Drain nodes w2:7400, w3:7400".into(),
         ..job(vec![move_task(s, n2, n1, vec![])])
     };
-    assert!(c.plan_queued_job(queued, &planned).unwrap());
     assert!(
-        !c.plan_queued_job(queued, &planned).unwrap(),
+        !c.plan_queued_job(queued, &[n2], &planned).unwrap(),
+        "a plan for fewer nodes than the job lists now is refused"
+    );
+    assert!(c.plan_queued_job(queued, &[n2, n3], &planned).unwrap());
+    assert!(
+        !c.plan_queued_job(queued, &[n2, n3], &planned).unwrap(),
         "planned once"
     );
     let q = c.job(queued).unwrap();
