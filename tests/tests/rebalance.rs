@@ -562,33 +562,35 @@ async fn errors_and_notices_of_the_contract() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn force_remove_of_a_dead_worker() {
-    let mut cluster = Cluster::start_with(3, 0).await;
-    let client = cluster.client().await;
-    exec(&client, "CREATE TABLE r2 (id bigint, v text)").await;
+/// `r2` (replication factor 2) and `r1` (one placement per shard), 6 shards and 600 rows each.
+async fn create_r1_r2(client: &Client) {
+    exec(client, "CREATE TABLE r2 (id bigint, v text)").await;
     exec(
-        &client,
+        client,
         "SELECT create_distributed_table('r2', 'id', shard_count => 6, replication_factor => 2)",
     )
     .await;
-    exec(&client, "CREATE TABLE r1 (id bigint, v text)").await;
+    exec(client, "CREATE TABLE r1 (id bigint, v text)").await;
     exec(
-        &client,
+        client,
         "SELECT create_distributed_table('r1', 'id', shard_count => 6, colocate_with => 'none')",
     )
     .await;
     let values: Vec<String> = (1..=600).map(|i| format!("({i}, 'v{i}')")).collect();
-    exec(
-        &client,
-        &format!("INSERT INTO r2 VALUES {}", values.join(",")),
-    )
-    .await;
-    exec(
-        &client,
-        &format!("INSERT INTO r1 VALUES {}", values.join(",")),
-    )
-    .await;
+    for t in ["r1", "r2"] {
+        exec(
+            client,
+            &format!("INSERT INTO {t} VALUES {}", values.join(",")),
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_remove_of_a_dead_worker() {
+    let mut cluster = Cluster::start_with(3, 0).await;
+    let client = cluster.client().await;
+    create_r1_r2(&client).await;
     let p2 = cluster.worker_port(2);
     let on_dead = scalar(
         &client,
@@ -1494,26 +1496,7 @@ fn shard_files_in(dir: &std::path::Path) -> usize {
 async fn force_remove_of_a_live_worker_needs_drop_data() {
     let cluster = Cluster::start_with(3, 0).await;
     let client = cluster.client().await;
-    exec(&client, "CREATE TABLE r2 (id bigint, v text)").await;
-    exec(
-        &client,
-        "SELECT create_distributed_table('r2', 'id', shard_count => 6, replication_factor => 2)",
-    )
-    .await;
-    exec(&client, "CREATE TABLE r1 (id bigint, v text)").await;
-    exec(
-        &client,
-        "SELECT create_distributed_table('r1', 'id', shard_count => 6, colocate_with => 'none')",
-    )
-    .await;
-    let values: Vec<String> = (1..=600).map(|i| format!("({i}, 'v{i}')")).collect();
-    for t in ["r1", "r2"] {
-        exec(
-            &client,
-            &format!("INSERT INTO {t} VALUES {}", values.join(",")),
-        )
-        .await;
-    }
+    create_r1_r2(&client).await;
     let p2 = cluster.worker_port(2);
     let plan = lines(
         &client,
