@@ -249,6 +249,15 @@ impl Cluster {
         &self,
         req: &RebalanceRequest,
     ) -> Result<(Plan, Vec<Node>, HashMap<i64, GroupInfo>)> {
+        self.plan_from(req, self.plan_inputs()?)
+    }
+
+    /// [`Self::make_plan`] on inputs already read.
+    fn plan_from(
+        &self,
+        req: &RebalanceRequest,
+        (nodes, all_groups, info): PlanInputs,
+    ) -> Result<(Plan, Vec<Node>, HashMap<i64, GroupInfo>)> {
         let strategy: Strategy = req
             .strategy
             .as_deref()
@@ -258,7 +267,6 @@ impl Cluster {
                 message: e.to_string(),
                 hint: Some("Strategies: by_shard_count, by_disk_size.".into()),
             })?;
-        let (nodes, all_groups, info) = self.plan_inputs()?;
         // A lost shard (no placement left) cannot be planned for; say so and plan the rest.
         let (lost, groups): (Vec<PlanShardGroup>, Vec<PlanShardGroup>) = all_groups
             .into_iter()
@@ -315,8 +323,10 @@ impl Cluster {
     /// nodes and `req.drain_nodes` drained, applied to the placements on paper: per node, its
     /// shards and bytes before and after; the moves, their bytes, and the rate to expect.
     pub fn simulate(&self, req: &RebalanceRequest) -> Result<Simulation> {
-        let (plan, nodes, _) = self.make_plan(req)?;
-        let (_, groups, _) = self.plan_inputs()?;
+        // One catalog read: the plan and the loads before it come from the same state.
+        let inputs = self.plan_inputs()?;
+        let groups = inputs.1.clone();
+        let (plan, nodes, _) = self.plan_from(req, inputs)?;
         let mut rows: Vec<SimulatedNode> = nodes
             .iter()
             .map(|n| SimulatedNode {
