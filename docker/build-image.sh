@@ -15,10 +15,14 @@
 # /etc/nsswitch.conf, an empty /data owned by 10001 and /tmp. It runs as 10001:10001 with
 # ENTRYPOINT ["/usr/local/bin/shoal"]. `shoal healthcheck --target 127.0.0.1:PORT` is the
 # container health check (see compose.yaml).
+#
+# compose.yaml runs every node with TLS: when docker/certs has no cluster CA yet (and
+# SHOAL_CERTS names no other directory), this also runs docker/make-certs.sh, which makes the
+# CA and the certificates of coordinator and worker1..worker4 there.
 set -euo pipefail
 
 usage() {
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -164,3 +168,8 @@ docker build --quiet -t "$image" "${labels[@]}" "$ctx" >/dev/null
 size="$(docker image inspect -f '{{.Size}}' "$image")"
 human="$(numfmt --to=iec-i --suffix=B "$size" 2>/dev/null || echo "$size bytes")"
 echo "built image $image ($profile, $human)"
+
+if [ -z "${SHOAL_CERTS:-}" ] && [ ! -f "$repo/docker/certs/ca.pem" ]; then
+    log "no certificates for compose.yaml yet: docker/make-certs.sh"
+    "$repo/docker/make-certs.sh"
+fi

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use shoal_shard_store::{serve_worker, WorkerClient, WorkerConfig};
+use shoal_shard_store::{serve_worker, ClusterTls, ClusterTlsFiles, WorkerClient, WorkerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::coordinator::{run_coordinator, CoordinatorOptions, MemoryLimit};
@@ -119,6 +119,10 @@ pub struct SecurityArgs {
     /// TLS private key (PEM).
     #[arg(long, env = "SHOAL_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// The cluster's CA certificate (PEM): traffic between coordinator and workers is then
+    /// TLS, both ways verified (each presents --tls-cert, which this CA must have signed).
+    #[arg(long, env = "SHOAL_TLS_CA", requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
     /// Shared secret carried by every coordinator↔worker call.
     #[arg(long, env = "SHOAL_CLUSTER_TOKEN", value_parser = cluster_token)]
     cluster_token: Option<String>,
@@ -197,6 +201,14 @@ pub struct HealthcheckArgs {
     target: String,
     #[arg(long, env = "SHOAL_CLUSTER_TOKEN", value_parser = cluster_token)]
     cluster_token: Option<String>,
+    /// For a worker with node-to-node TLS: the cluster CA, and the certificate and key to
+    /// present to it.
+    #[arg(long, env = "SHOAL_TLS_CA", requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<PathBuf>,
+    #[arg(long, env = "SHOAL_TLS_CERT", requires = "tls_ca")]
+    tls_cert: Option<PathBuf>,
+    #[arg(long, env = "SHOAL_TLS_KEY", requires = "tls_ca")]
+    tls_key: Option<PathBuf>,
 }
 
 fn init_logging(level: &str, format: LogFormat) {
@@ -384,6 +396,7 @@ async fn coordinator(a: CoordinatorArgs) -> Result<(), ServerError> {
         passwords: read_passwords(&a.security.password_file)?,
         insecure: a.security.insecure,
         tls: a.security.tls_cert.zip(a.security.tls_key),
+        tls_ca: a.security.tls_ca,
         require_tls: a.require_tls,
         metrics_listen: a.metrics_listen,
         memory_limit: memory_limit(a.memory_limit_mb),
@@ -409,16 +422,22 @@ async fn worker(a: WorkerArgs) -> Result<(), ServerError> {
             a.listen
         )));
     }
-    // Shared flags the worker has no use for yet: refused rather than ignored, so that no one
-    // believes the node-to-node traffic is encrypted or logins are checked there.
-    if a.security.tls_cert.is_some() || a.security.tls_key.is_some() {
-        return Err(ServerError::Startup(
-            "workers do not serve TLS yet: traffic between coordinator and workers is plaintext \
-             (authenticated by --cluster-token); keep it on a private network, and drop \
-             --tls-cert/--tls-key from the worker"
-                .into(),
-        ));
-    }
+    // A worker's TLS is mutual: without the CA it could neither check who calls it nor the
+    // workers it pulls from.
+    let tls = match (a.security.tls_ca, a.security.tls_cert, a.security.tls_key) {
+        (Some(ca), Some(cert), Some(key)) => Some(
+            ClusterTls::load(&ClusterTlsFiles { ca, cert, key })
+                .map_err(|e| ServerError::Startup(e.to_string()))?,
+        ),
+        (None, None, None) => None,
+        _ => {
+            return Err(ServerError::Startup(
+                "a worker's TLS needs all of --tls-ca, --tls-cert and --tls-key: it verifies \
+                 the coordinator and the other workers with the cluster CA, as they verify it"
+                    .into(),
+            ))
+        }
+    };
     if a.security.password_file.is_some() {
         return Err(ServerError::Startup(
             "--password-file is for the coordinator's clients; a worker takes only --cluster-token"
@@ -433,6 +452,7 @@ async fn worker(a: WorkerArgs) -> Result<(), ServerError> {
             cluster_token: a.security.cluster_token,
             failpoints: WorkerConfig::failpoints_from_env(),
             memory_limit: Some(memory_limit(a.memory_limit_mb).bytes()?),
+            tls,
         },
         shutdown_signal(),
     )
@@ -443,7 +463,14 @@ async fn worker(a: WorkerArgs) -> Result<(), ServerError> {
 /// Ready means: a worker answers its health call, or a coordinator answers the Postgres
 /// SSLRequest handshake.
 async fn healthcheck(a: HealthcheckArgs) -> Result<(), ServerError> {
-    if let Ok(c) = WorkerClient::new(&a.target, a.cluster_token.clone()) {
+    let tls = match (a.tls_ca, a.tls_cert, a.tls_key) {
+        (Some(ca), Some(cert), Some(key)) => Some(
+            ClusterTls::load(&ClusterTlsFiles { ca, cert, key })
+                .map_err(|e| ServerError::Startup(e.to_string()))?,
+        ),
+        _ => None,
+    };
+    if let Ok(c) = WorkerClient::connect(&a.target, a.cluster_token.clone(), tls.as_ref()) {
         if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(3), c.health()).await {
             return Ok(());
         }

@@ -15,6 +15,7 @@ use datafusion::prelude::SessionContext;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 use datafusion_postgres::{DfSessionService, QueryHook};
 use shoal_catalog::Catalog;
+use shoal_shard_store::{ClusterTls, ClusterTlsFiles};
 use shoal_sql_functions::{Cluster, ClusterConfig};
 use tokio::net::TcpListener;
 use tracing::{info, warn, Instrument};
@@ -35,6 +36,9 @@ pub struct CoordinatorOptions {
     pub passwords: Option<Passwords>,
     pub insecure: bool,
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// The cluster CA: workers are called over TLS and verified with it, and the coordinator
+    /// presents `tls`'s certificate to them (which it must have signed).
+    pub tls_ca: Option<PathBuf>,
     /// Refuse plaintext clients; `None`: only when `tls` is set and `listen` is not loopback.
     pub require_tls: Option<bool>,
     /// Where to serve `/metrics` (Prometheus text), if anywhere.
@@ -283,6 +287,24 @@ pub async fn run_coordinator(
             opts.listen
         )));
     }
+    let cluster_tls = match (&opts.tls_ca, &opts.tls) {
+        (Some(ca), Some((cert, key))) => Some(
+            ClusterTls::load(&ClusterTlsFiles {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            })
+            .map_err(|e| ServerError::Startup(e.to_string()))?,
+        ),
+        (Some(_), None) => {
+            return Err(ServerError::Startup(
+                "--tls-ca needs --tls-cert and --tls-key: the coordinator presents that \
+                 certificate to the workers"
+                    .into(),
+            ))
+        }
+        (None, _) => None,
+    };
     let tls = match &opts.tls {
         Some((cert, key)) => Some(tls_acceptor(cert, key)?),
         None => None,
@@ -327,6 +349,7 @@ pub async fn run_coordinator(
         ClusterConfig {
             cluster_token: opts.cluster_token.clone(),
             worker_timeout: opts.worker_timeout,
+            tls: cluster_tls,
         },
     );
     let ctx = Arc::new(session_context(&cluster, opts.memory_limit)?);

@@ -91,6 +91,7 @@ pub async fn run(
             failpoints: Vec::new(),
             // The workers share the machine with the coordinator: a quarter of it each at most.
             memory_limit: Some(MemoryLimit::HalfOfMemory.bytes()? / 2),
+            tls: None,
         };
         worker_addrs.push(addr.to_string());
         tasks.push(tokio::spawn(serve_worker_with_listener(
@@ -112,6 +113,7 @@ pub async fn run(
         passwords: password.as_deref().map(|p| Passwords::single("shoal", p)),
         insecure: false,
         tls: None,
+        tls_ca: None,
         require_tls: None,
         metrics_listen,
         memory_limit: MemoryLimit::HalfOfMemory,

@@ -698,7 +698,10 @@ pub async fn call(
                         ),
                     )
                     .with_hint(Some(
-                        "Start the worker first, and check the host name and port.".into(),
+                        "Start the worker first, and check the host name and port. With \
+                         node-to-node TLS, the worker needs --tls-ca, --tls-cert and --tls-key \
+                         from the cluster's CA, its certificate naming this host."
+                            .into(),
                     )),
                     other => other.into(),
                 })?;

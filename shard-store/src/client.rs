@@ -33,6 +33,7 @@ use crate::protocol::{
     ACTION_LIST_STAGING, ACTION_PULL_FILES, ACTION_PULL_PROGRESS, ACTION_VERIFY_FILES,
 };
 use crate::service::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
+use crate::tls::{host_of, ClusterTls};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// HTTP/2 pings find a dead worker in the middle of a long call.
@@ -79,16 +80,24 @@ impl WorkerClient {
     /// `authorization: Bearer <token>` when `token` is `Some`. Connect timeout 3 s.
     /// Must be called inside a tokio runtime.
     pub fn new(addr: &str, token: Option<String>) -> Result<Self> {
-        Self::with_liveness(addr, token, KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT)
+        Self::connect(addr, token, None)
     }
 
-    /// [`WorkerClient::new`] that pings the worker every `ping_interval` and drops the
+    /// [`WorkerClient::new`] over TLS when `tls` is given: the worker must present a
+    /// certificate from the cluster CA naming the host of `addr`, and this process presents
+    /// its own.
+    pub fn connect(addr: &str, token: Option<String>, tls: Option<&ClusterTls>) -> Result<Self> {
+        Self::with_liveness(addr, token, tls, KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT)
+    }
+
+    /// [`WorkerClient::connect`] that pings the worker every `ping_interval` and drops the
     /// connection, failing every call on it with [`ShardStoreError::Unavailable`], when a ping
     /// is not answered within `ping_timeout`: a stopped or partitioned worker fails queries in
     /// bounded time instead of hanging them, however long a healthy call may run.
     pub fn with_liveness(
         addr: &str,
         token: Option<String>,
+        tls: Option<&ClusterTls>,
         ping_interval: Duration,
         ping_timeout: Duration,
     ) -> Result<Self> {
@@ -97,15 +106,16 @@ impl WorkerClient {
                 message: "WorkerClient::new must be called inside a tokio runtime".into(),
             });
         }
-        let uri = if addr.contains("://") {
-            addr.to_string()
-        } else {
-            format!("http://{addr}")
+        let host_port = match addr.split_once("://") {
+            Some((_, rest)) => rest.trim_end_matches('/'),
+            None => addr,
         };
-        let endpoint = Endpoint::from_shared(uri)
-            .map_err(|e| ShardStoreError::Config {
-                message: format!("invalid worker address {addr:?}: {e}"),
-            })?
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let invalid = |e: &dyn fmt::Display| ShardStoreError::Config {
+            message: format!("invalid worker address {addr:?}: {e}"),
+        };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{host_port}"))
+            .map_err(|e| invalid(&e))?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(ping_interval)
@@ -113,6 +123,11 @@ impl WorkerClient {
             .keep_alive_while_idle(true)
             .http2_adaptive_window(true)
             .max_frame_size(MAX_FRAME_BYTES);
+        if let Some(tls) = tls {
+            endpoint = endpoint
+                .tls_config(tls.flight_client(host_of(host_port)))
+                .map_err(|e| invalid(&e))?;
+        }
         let value = token
             .map(|t| format!("Bearer {t}").parse::<MetadataValue<Ascii>>())
             .transpose()

@@ -220,9 +220,21 @@ impl ShardStoreError {
         // A status with a local source was made by tonic on this side from a transport
         // failure (connect refused, reset, broken h2 stream): the worker is unreachable.
         if status.code() == Code::Unavailable || std::error::Error::source(&status).is_some() {
+            // tonic's message is often just "transport error": the innermost cause says what
+            // happened (refused, reset, a TLS alert).
+            let mut message = status.message().to_string();
+            let mut source = std::error::Error::source(&status);
+            let mut innermost = None;
+            while let Some(e) = source {
+                innermost = Some(e.to_string());
+                source = e.source();
+            }
+            if let Some(cause) = innermost.filter(|c| !message.contains(c.as_str())) {
+                message = format!("{message}: {cause}");
+            }
             return ShardStoreError::Unavailable {
                 addr: addr.to_string(),
-                message: status.message().to_string(),
+                message,
             };
         }
         if status.code() == Code::Unauthenticated {

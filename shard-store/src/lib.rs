@@ -37,6 +37,7 @@ mod protocol;
 mod raw;
 mod scan;
 mod service;
+mod tls;
 mod transfer;
 
 pub use client::WorkerClient;
@@ -47,3 +48,4 @@ pub use protocol::{
     ScanRequest, ShardFiles, StoredFile, WorkerInfo,
 };
 pub use service::{serve_worker, serve_worker_with_listener, WorkerConfig};
+pub use tls::{ClusterTls, ClusterTlsFiles};

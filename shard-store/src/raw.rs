@@ -34,10 +34,12 @@ use bytes::Bytes;
 use futures::Stream;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
+use tokio_rustls::rustls::{ClientConnection, ServerConnection, StreamOwned};
+use tonic::transport::server::{Connected, TcpConnectInfo};
 use tonic::{Code, Status};
 use tracing::{debug, info, warn};
 
@@ -46,6 +48,7 @@ use crate::failpoints::FailpointSet;
 use crate::files::{blocking, FileStore, PullSource};
 use crate::protocol::FileTicket;
 use crate::service::{failed, TokenCheck};
+use crate::tls::{ClusterTls, ALPN_H2, ALPN_RAW};
 use crate::transfer::{TokenBucket, CHUNK_BYTES, FAILPOINT_PULL_CORRUPT_ONCE};
 
 /// First bytes of a raw request and of its answer; the digit is the protocol version. Its
@@ -126,15 +129,97 @@ impl RawResponse {
 // Listener: one port, two protocols.
 // ---------------------------------------------------------------------------------------
 
+/// One connection of the worker's port handed to tonic: plain TCP, or TLS once the handshake
+/// chose HTTP/2.
+pub(crate) enum WorkerConn {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl WorkerConn {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            WorkerConn::Plain(s) => s,
+            WorkerConn::Tls(s) => s.get_ref().0,
+        }
+    }
+}
+
+impl Connected for WorkerConn {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        self.tcp().connect_info()
+    }
+}
+
+impl AsyncRead for WorkerConn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WorkerConn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            WorkerConn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for WorkerConn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            WorkerConn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            WorkerConn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            WorkerConn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            WorkerConn::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            WorkerConn::Plain(s) => s.is_write_vectored(),
+            WorkerConn::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WorkerConn::Plain(s) => Pin::new(s).poll_flush(cx),
+            WorkerConn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WorkerConn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            WorkerConn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 /// The connections for tonic. Accepting runs in a task of its own; dropping this (tonic does
 /// when shutdown starts) stops it and closes the listening socket.
 pub(crate) struct Http2Incoming {
-    rx: mpsc::Receiver<TcpStream>,
+    rx: mpsc::Receiver<WorkerConn>,
     accept: tokio::task::JoinHandle<()>,
 }
 
 impl Stream for Http2Incoming {
-    type Item = io::Result<TcpStream>;
+    type Item = io::Result<WorkerConn>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.rx.poll_recv(cx).map(|stream| stream.map(Ok))
@@ -147,19 +232,29 @@ impl Drop for Http2Incoming {
     }
 }
 
-/// Accepts the connections of `listener`: raw file requests are served by `raw`, the rest
-/// (HTTP/2) is handed to tonic through the returned stream.
-pub(crate) fn split_incoming(listener: TcpListener, raw: Arc<RawFileServer>) -> Http2Incoming {
+/// How the port routes a new connection.
+#[derive(Clone)]
+pub(crate) struct PortRouting {
+    /// Serves raw file requests; without it, everything goes to tonic (a worker from before
+    /// the raw channel, for tests of the fallback).
+    pub(crate) raw: Option<Arc<RawFileServer>>,
+    /// With TLS, every connection must complete a TLS handshake first (see `tls.rs`).
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// Accepts the connections of `listener`: raw file requests are served by `routing.raw`,
+/// the rest (HTTP/2) is handed to tonic through the returned stream.
+pub(crate) fn split_incoming(listener: TcpListener, routing: PortRouting) -> Http2Incoming {
     let (tx, rx) = mpsc::channel(HTTP2_BACKLOG);
-    let accept = tokio::spawn(accept_loop(listener, tx, raw));
+    let accept = tokio::spawn(accept_loop(listener, tx, routing));
     Http2Incoming { rx, accept }
 }
 
-async fn accept_loop(listener: TcpListener, tx: mpsc::Sender<TcpStream>, raw: Arc<RawFileServer>) {
+async fn accept_loop(listener: TcpListener, tx: mpsc::Sender<WorkerConn>, routing: PortRouting) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                tokio::spawn(route(stream, peer, tx.clone(), Arc::clone(&raw)));
+                tokio::spawn(route(stream, peer, tx.clone(), routing.clone()));
             }
             Err(e) => {
                 // Out of file descriptors and the like: wait instead of spinning.
@@ -170,27 +265,58 @@ async fn accept_loop(listener: TcpListener, tx: mpsc::Sender<TcpStream>, raw: Ar
     }
 }
 
-/// Sends one new connection where its first byte says. Only the first byte is peeked:
-/// `peek` returns whatever has arrived, so waiting for more bytes would mean polling, while
-/// one byte already tells the two protocols apart. A raw request's full magic is then read and
-/// checked; anything else goes to tonic untouched (which refuses what is not HTTP/2, as
-/// before).
+/// Sends one new connection where it belongs. With TLS, the handshake comes first (a peer
+/// that does not complete it, plaintext included, is dropped) and its ALPN protocol decides.
+/// Without, only the first byte is peeked: `peek` returns whatever has arrived, so waiting
+/// for more bytes would mean polling, while one byte already tells the two protocols apart.
+/// A raw request's full magic is then read and checked; anything else goes to tonic
+/// untouched (which refuses what is not HTTP/2).
 async fn route(
     stream: TcpStream,
     peer: SocketAddr,
-    tx: mpsc::Sender<TcpStream>,
-    raw: Arc<RawFileServer>,
+    tx: mpsc::Sender<WorkerConn>,
+    routing: PortRouting,
 ) {
     if let Err(e) = stream.set_nodelay(true) {
         debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
+    if let Some(acceptor) = &routing.tls {
+        let stream = match timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                warn!(%peer, error = %e, "refused a connection: TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                debug!(%peer, "refused a connection: no TLS handshake in time");
+                return;
+            }
+        };
+        let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+        match (alpn.as_deref(), &routing.raw) {
+            (Some(ALPN_RAW), Some(raw)) => raw.serve(stream, peer).await,
+            (Some(ALPN_H2), _) => {
+                let _ = tx.send(WorkerConn::Tls(Box::new(stream))).await;
+            }
+            (other, _) => warn!(
+                %peer,
+                alpn = ?other.map(String::from_utf8_lossy),
+                "refused a TLS connection: unknown protocol"
+            ),
+        }
+        return;
+    }
     let mut first = [0u8; 1];
     match timeout(HEADER_TIMEOUT, stream.peek(&mut first)).await {
         Ok(Ok(0)) => debug!(%peer, "connection closed before its first byte"),
-        Ok(Ok(_)) if first[0] == RAW_MAGIC[0] => raw.serve(stream, peer).await,
+        Ok(Ok(_)) if first[0] == RAW_MAGIC[0] && routing.raw.is_some() => {
+            if let Some(raw) = &routing.raw {
+                raw.serve(stream, peer).await
+            }
+        }
         Ok(Ok(_)) => {
             // Fails only once the server is shutting down: the connection is then dropped.
-            let _ = tx.send(stream).await;
+            let _ = tx.send(WorkerConn::Plain(stream)).await;
         }
         Ok(Err(e)) => debug!(%peer, error = %e, "connection failed before its first byte"),
         Err(_) => debug!(%peer, "connection sent nothing; closed"),
@@ -214,7 +340,7 @@ impl RawFileServer {
 
     /// Serves one raw connection: reads the request, answers, and leaves the sending of
     /// the bytes to a thread of its own.
-    async fn serve(&self, mut stream: TcpStream, peer: SocketAddr) {
+    async fn serve<S: RawConn>(&self, mut stream: S, peer: SocketAddr) {
         let request = match timeout(HEADER_TIMEOUT, read_request(&mut stream)).await {
             Ok(Ok(request)) => request,
             Ok(Err(e)) => {
@@ -250,7 +376,7 @@ impl RawFileServer {
                 return;
             }
         }
-        let socket = match blocking_socket(stream, SocketTimeout::Write) {
+        let socket = match stream.into_sender() {
             Ok(socket) => socket,
             Err(e) => {
                 warn!(%peer, error = %e, "raw transfer: cannot set up the socket");
@@ -260,7 +386,7 @@ impl RawFileServer {
         let spawned = spawn_transfer_thread("shoal-sendfile", move || {
             lower_priority();
             let started = Instant::now();
-            match send_file(&file, &socket, offset, bytes) {
+            match socket.send(&file, offset, bytes) {
                 Ok(()) => debug!(
                     %peer,
                     path = %path.display(),
@@ -325,7 +451,7 @@ impl RawFileServer {
     }
 }
 
-async fn read_request(stream: &mut TcpStream) -> io::Result<RawRequest> {
+async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<RawRequest> {
     let mut magic = [0u8; RAW_MAGIC.len()];
     stream.read_exact(&mut magic).await?;
     if &magic != RAW_MAGIC {
@@ -338,7 +464,7 @@ async fn read_request(stream: &mut TcpStream) -> io::Result<RawRequest> {
 }
 
 /// Reads a length-prefixed JSON value.
-async fn read_body<T: DeserializeOwned>(stream: &mut TcpStream) -> io::Result<T> {
+async fn read_body<T: DeserializeOwned, S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<T> {
     let len = stream.read_u32_le().await?;
     if len > MAX_HEADER_BYTES {
         return Err(io::Error::new(
@@ -352,7 +478,10 @@ async fn read_body<T: DeserializeOwned>(stream: &mut TcpStream) -> io::Result<T>
 }
 
 /// Writes [`RAW_MAGIC`] and a length-prefixed JSON value in one write.
-async fn write_frame<T: Serialize>(stream: &mut TcpStream, value: &T) -> io::Result<()> {
+async fn write_frame<T: Serialize, S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    value: &T,
+) -> io::Result<()> {
     let json = serde_json::to_vec(value).map_err(io::Error::other)?;
     let len = u32::try_from(json.len())
         .ok()
@@ -363,6 +492,70 @@ async fn write_frame<T: Serialize>(stream: &mut TcpStream, value: &T) -> io::Res
     frame.extend_from_slice(&len.to_le_bytes());
     frame.extend_from_slice(&json);
     stream.write_all(&frame).await
+}
+
+/// A raw connection of the source, in its request/answer phase (async).
+pub(crate) trait RawConn: AsyncRead + AsyncWrite + Unpin + Send {
+    /// The connection as a blocking one, for the thread that sends the file.
+    fn into_sender(self) -> io::Result<FileSender>;
+}
+
+impl RawConn for TcpStream {
+    fn into_sender(self) -> io::Result<FileSender> {
+        Ok(FileSender::Plain(blocking_socket(
+            self,
+            SocketTimeout::Write,
+        )?))
+    }
+}
+
+impl RawConn for tokio_rustls::server::TlsStream<TcpStream> {
+    fn into_sender(self) -> io::Result<FileSender> {
+        // Whatever rustls holds already (records read ahead, plaintext not yet written) stays
+        // in the connection and goes on through the blocking stream.
+        let (tcp, conn) = self.into_inner();
+        let socket = blocking_socket(tcp, SocketTimeout::Write)?;
+        Ok(FileSender::Tls(Box::new(StreamOwned::new(conn, socket))))
+    }
+}
+
+/// The source's end of a raw transfer, blocking, for its sending thread.
+pub(crate) enum FileSender {
+    Plain(std::net::TcpStream),
+    Tls(Box<StreamOwned<ServerConnection, std::net::TcpStream>>),
+}
+
+impl FileSender {
+    /// Sends `bytes` bytes of `file` from `offset`, then ends the stream.
+    fn send(self, file: &File, offset: u64, bytes: u64) -> io::Result<()> {
+        match self {
+            FileSender::Plain(socket) => send_file(file, &socket, offset, bytes),
+            // TLS encrypts in this process: the bytes go through a buffer.
+            FileSender::Tls(mut tls) => {
+                use std::io::Write;
+                use std::os::unix::fs::FileExt;
+                let mut buf =
+                    vec![0u8; usize::try_from(bytes).map_or(CHUNK_BYTES, |b| min(b, CHUNK_BYTES))];
+                let (mut at, mut left) = (offset, bytes);
+                while left > 0 {
+                    let want = usize::try_from(left).map_or(buf.len(), |l| min(l, buf.len()));
+                    let n = file.read_at(&mut buf[..want], at)?;
+                    if n == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("the file ended {left} bytes early"),
+                        ));
+                    }
+                    tls.write_all(&buf[..n])?;
+                    at += n as u64;
+                    left -= n as u64;
+                }
+                tls.conn.send_close_notify();
+                tls.flush()?;
+                tls.sock.shutdown(std::net::Shutdown::Write)
+            }
+        }
+    }
 }
 
 /// Sends `bytes` bytes of `file` from `offset` with `sendfile(2)`: from the page cache to
@@ -421,32 +614,81 @@ fn sendfile(
 pub(crate) enum Opened {
     /// The source is sending the file: exactly `bytes` bytes follow on `socket` (blocking,
     /// with a read timeout).
-    Sending {
-        socket: std::net::TcpStream,
-        bytes: u64,
-    },
+    Sending { socket: RawSocket, bytes: u64 },
     /// The raw channel is not available: use Flight. `older` when the source answered, but
     /// not in this protocol (a worker from before the raw channel).
     Unavailable { reason: String, older: bool },
 }
 
-/// Asks the worker at `addr` (`host:port` or `http://host:port`) for `file` over the raw
-/// channel, presenting `authorization` (`Bearer <token>`). A refusal is the error the Flight
-/// call would have returned (`Unauthenticated`, `FileMissing`, `Protocol`, ...).
+/// The target's end of a raw transfer, blocking, for its receiving thread.
+pub(crate) enum RawSocket {
+    Plain(std::net::TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, std::net::TcpStream>>),
+}
+
+impl RawSocket {
+    /// The TCP socket under it (to shut it down from another thread).
+    fn tcp(&self) -> &std::net::TcpStream {
+        match self {
+            RawSocket::Plain(s) => s,
+            RawSocket::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for RawSocket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            RawSocket::Plain(s) => s.read(buf),
+            RawSocket::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+/// A raw connection of the target, in its request/answer phase (async).
+trait RawClientConn: AsyncRead + AsyncWrite + Unpin + Send {
+    fn into_socket(self) -> io::Result<RawSocket>;
+}
+
+impl RawClientConn for TcpStream {
+    fn into_socket(self) -> io::Result<RawSocket> {
+        Ok(RawSocket::Plain(blocking_socket(
+            self,
+            SocketTimeout::Read,
+        )?))
+    }
+}
+
+impl RawClientConn for tokio_rustls::client::TlsStream<TcpStream> {
+    fn into_socket(self) -> io::Result<RawSocket> {
+        let (tcp, conn) = self.into_inner();
+        let socket = blocking_socket(tcp, SocketTimeout::Read)?;
+        Ok(RawSocket::Tls(Box::new(StreamOwned::new(conn, socket))))
+    }
+}
+
+/// Asks the worker at `addr` (`host:port` or `http(s)://host:port`) for `file` over the raw
+/// channel, presenting `authorization` (`Bearer <token>`), over TLS when `tls` is given. A
+/// refusal is the error the Flight call would have returned (`Unauthenticated`,
+/// `FileMissing`, `Protocol`, ...).
 pub(crate) async fn open(
     addr: &str,
     authorization: Option<&str>,
+    tls: Option<&ClusterTls>,
     file: &FileTicket,
 ) -> Result<Opened> {
     let unavailable = |reason: String, older: bool| Ok(Opened::Unavailable { reason, older });
-    let host_port = match addr.strip_prefix("http://") {
+    let host_port = match addr
+        .strip_prefix("http://")
+        .or_else(|| addr.strip_prefix("https://"))
+    {
         Some(rest) => rest.trim_end_matches('/'),
         None if addr.contains("://") => {
             return unavailable(format!("{addr} is not a plain TCP address"), false)
         }
         None => addr,
     };
-    let mut stream = match timeout(CONNECT_TIMEOUT, TcpStream::connect(host_port)).await {
+    let stream = match timeout(CONNECT_TIMEOUT, TcpStream::connect(host_port)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return unavailable(format!("cannot connect: {e}"), false),
         Err(_) => return unavailable("connecting timed out".into(), false),
@@ -458,13 +700,32 @@ pub(crate) async fn open(
         authorization: authorization.map(String::from),
         file: file.clone(),
     };
-    let exchange = async {
-        write_frame(&mut stream, &request).await?;
+    let Some(tls) = tls else {
+        return exchange(stream, addr, &request).await;
+    };
+    let name = crate::tls::server_name(host_port)?;
+    match timeout(HEADER_TIMEOUT, tls.raw_connector().connect(name, stream)).await {
+        Ok(Ok(stream)) => exchange(stream, addr, &request).await,
+        // Flight, tried next, fails the same way and says so to the caller.
+        Ok(Err(e)) => unavailable(format!("TLS handshake failed: {e}"), false),
+        Err(_) => unavailable("the TLS handshake timed out".into(), false),
+    }
+}
+
+/// Sends `request` and reads the source's answer.
+async fn exchange<S: RawClientConn>(
+    mut stream: S,
+    addr: &str,
+    request: &RawRequest,
+) -> Result<Opened> {
+    let unavailable = |reason: String, older: bool| Ok(Opened::Unavailable { reason, older });
+    let sent = async {
+        write_frame(&mut stream, request).await?;
         let mut magic = [0u8; RAW_MAGIC.len()];
         stream.read_exact(&mut magic).await?;
         Ok::<_, io::Error>(magic)
     };
-    match timeout(HEADER_TIMEOUT, exchange).await {
+    match timeout(HEADER_TIMEOUT, sent).await {
         Ok(Ok(magic)) if &magic == RAW_MAGIC => {}
         Ok(Ok(_)) => return unavailable("the source answered in another protocol".into(), true),
         Ok(Err(e)) => {
@@ -492,7 +753,7 @@ pub(crate) async fn open(
     };
     match response {
         RawResponse::Sending { bytes } => {
-            let socket = blocking_socket(stream, SocketTimeout::Read).map_err(|e| {
+            let socket = stream.into_socket().map_err(|e| {
                 ShardStoreError::internal(format!("cannot set up a raw transfer socket: {e}"))
             })?;
             Ok(Opened::Sending { socket, bytes })
@@ -510,7 +771,7 @@ pub(crate) async fn open(
 
 /// The file bytes arriving on a raw socket, for [`FileStore::receive_staged_from`].
 pub(crate) struct RawReceiver {
-    socket: std::net::TcpStream,
+    socket: RawSocket,
     /// The source's address and the file's name, for errors.
     addr: String,
     name: String,
@@ -529,7 +790,7 @@ pub(crate) struct RawReceiver {
 
 impl RawReceiver {
     pub(crate) fn new(
-        socket: std::net::TcpStream,
+        socket: RawSocket,
         bytes: u64,
         addr: &str,
         name: &str,
@@ -662,8 +923,8 @@ pub(crate) struct CancelOnDrop {
 
 impl CancelOnDrop {
     /// For the transfer on `socket` (a second handle is kept to shut it down).
-    pub(crate) fn new(socket: &std::net::TcpStream) -> Result<Self> {
-        let socket = socket.try_clone().map_err(|e| {
+    pub(crate) fn new(socket: &RawSocket) -> Result<Self> {
+        let socket = socket.tcp().try_clone().map_err(|e| {
             ShardStoreError::internal(format!("cannot set up a raw transfer socket: {e}"))
         })?;
         Ok(CancelOnDrop {

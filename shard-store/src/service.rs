@@ -31,7 +31,6 @@ use tokio::sync::mpsc;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
@@ -48,8 +47,9 @@ use crate::protocol::{
     ACTION_HEALTH, ACTION_LIST_FILES, ACTION_LIST_STAGING, ACTION_PULL_FILES, ACTION_PULL_PROGRESS,
     ACTION_VERIFY_FILES,
 };
-use crate::raw::{split_incoming, RawFileServer};
+use crate::raw::{split_incoming, PortRouting, RawFileServer};
 use crate::scan::execute_scan;
+use crate::tls::ClusterTls;
 use crate::transfer::{
     pull_files, serve_file, PullProgress, SourceClients, TaskLocks, FAILPOINT_DISK_FREE_BYTES,
 };
@@ -85,6 +85,10 @@ pub struct WorkerConfig {
     /// tables): at the limit a partial aggregate emits its groups early, anything else fails
     /// with ResourcesExhausted (53200 at the client). `None`: no limit.
     pub memory_limit: Option<usize>,
+    /// Node-to-node TLS: with it, the port accepts only TLS connections from peers whose
+    /// certificate the cluster CA signed, and this worker presents its certificate when it
+    /// pulls from another worker (see [`crate::tls`]).
+    pub tls: Option<ClusterTls>,
 }
 
 impl WorkerConfig {
@@ -143,6 +147,7 @@ pub(crate) async fn serve(
         cfg.cluster_token.clone(),
         Arc::new(FailpointSet::new(cfg.failpoints.iter().cloned())),
         cfg.memory_limit,
+        cfg.tls.clone(),
     )?;
     let flight = FlightServiceServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -152,23 +157,21 @@ pub(crate) async fn serve(
         addr = ?local,
         data_dir = %cfg.data_dir.display(),
         token = cfg.cluster_token.is_some(),
+        tls = cfg.tls.is_some(),
         "worker serving"
     );
     let router = Server::builder()
         .max_frame_size(MAX_FRAME_BYTES)
         .add_service(InterceptedService::new(flight, auth));
-    let served = if raw_channel {
-        // One port for both: raw file requests are served by `raw`, HTTP/2 goes to tonic
-        // (with TCP_NODELAY, as tonic's own listener sets it).
-        router
-            .serve_with_incoming_shutdown(split_incoming(listener, raw), shutdown)
-            .await
-    } else {
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        router
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await
+    // One port for all: raw file requests are served by `raw`, HTTP/2 goes to tonic (with
+    // TCP_NODELAY, as tonic's own listener sets it); with TLS, only after the handshake.
+    let routing = PortRouting {
+        raw: raw_channel.then_some(raw),
+        tls: cfg.tls.as_ref().map(ClusterTls::acceptor),
     };
+    let served = router
+        .serve_with_incoming_shutdown(split_incoming(listener, routing), shutdown)
+        .await;
     served.map_err(|e| ShardStoreError::internal(format!("worker server failed: {e}")))?;
     info!(addr = ?local, "worker stopped");
     Ok(())
@@ -254,6 +257,7 @@ impl WorkerService {
         cluster_token: Option<String>,
         failpoints: Arc<FailpointSet>,
         memory_limit: Option<usize>,
+        tls: Option<ClusterTls>,
     ) -> Result<Self> {
         // Strings and bytes are read as views (DataFusion's default, see `scan::read_schema`):
         // cheaper to decode, filter and group than contiguous Utf8; results are cast to the
@@ -270,7 +274,7 @@ impl WorkerService {
             store,
             ctx,
             functions,
-            sources: SourceClients::new(cluster_token),
+            sources: SourceClients::new(cluster_token, tls),
             failpoints,
             task_locks: TaskLocks::default(),
             pull_progress: Arc::default(),

@@ -45,6 +45,7 @@ use crate::failpoints::FailpointSet;
 use crate::files::{blocking, send_file_chunks, FileStore, PullMsg};
 use crate::protocol::{FileMeta, FileTicket, PullFilesReport, PullFilesRequest};
 use crate::raw::{self, CancelOnDrop, Opened, RawReceiver};
+use crate::tls::ClusterTls;
 
 /// Size of the chunks a source sends. A move is bound by CPU time per byte (copies, syscalls,
 /// HTTP/2 frames); on loopback 1 MiB chunks (with 1 MiB HTTP/2 frames) moved about 1.5x the
@@ -203,6 +204,8 @@ pub(crate) struct SourceClients {
     /// The same, as the raw channel presents it: `Bearer <token>`.
     authorization: Option<String>,
     clients: Mutex<HashMap<String, WorkerClient>>,
+    /// This worker's node-to-node TLS, which the sources require too.
+    tls: Option<ClusterTls>,
     /// Sources that answered a raw request in another protocol, and when.
     no_raw: Mutex<HashMap<String, Instant>>,
     /// Files whose transfer started over the raw channel and over Flight since the worker
@@ -212,11 +215,12 @@ pub(crate) struct SourceClients {
 }
 
 impl SourceClients {
-    pub(crate) fn new(token: Option<String>) -> Self {
+    pub(crate) fn new(token: Option<String>, tls: Option<ClusterTls>) -> Self {
         SourceClients {
             authorization: token.as_ref().map(|t| format!("Bearer {t}")),
             token,
             clients: Mutex::new(HashMap::new()),
+            tls,
             no_raw: Mutex::new(HashMap::new()),
             raw_files: AtomicU64::new(0),
             flight_files: AtomicU64::new(0),
@@ -271,7 +275,7 @@ impl SourceClients {
         if let Some(client) = clients.get(addr) {
             return Ok(client.clone());
         }
-        let client = WorkerClient::new(addr, self.token.clone())?;
+        let client = WorkerClient::connect(addr, self.token.clone(), self.tls.as_ref())?;
         clients.insert(addr.to_string(), client.clone());
         Ok(client)
     }
@@ -442,6 +446,7 @@ impl Pull<'_> {
         let opened = raw::open(
             self.source_addr,
             self.sources.authorization.as_deref(),
+            self.sources.tls.as_ref(),
             &ticket,
         )
         .await

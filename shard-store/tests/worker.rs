@@ -45,6 +45,7 @@ impl Worker {
             cluster_token: token.map(String::from),
             failpoints: failpoints.iter().map(|f| f.to_string()).collect(),
             memory_limit: None,
+            tls: None,
         };
         let handle = tokio::spawn(serve_worker_with_listener(cfg, listener, async {
             let _ = stopped.await;

@@ -16,7 +16,7 @@ use shoal_catalog::{
     Catalog, CleanupRecord, ColumnDef, FileRecord, NewFile, NewShard, NewTable, Node, TableInfo,
     TableKind, TableSnapshot,
 };
-use shoal_shard_store::{FileCheck, ScanRequest, ShardFiles, WorkerClient};
+use shoal_shard_store::{ClusterTls, FileCheck, ScanRequest, ShardFiles, WorkerClient};
 use tracing::{info, warn};
 
 use crate::error::{ClusterError, Result};
@@ -32,6 +32,9 @@ pub struct ClusterConfig {
     /// How long a worker may leave a liveness ping unanswered before calls on it fail (a
     /// stopped or partitioned worker); pings go every second.
     pub worker_timeout: Duration,
+    /// Node-to-node TLS: workers are called over TLS, verified with the cluster CA, and this
+    /// process presents its certificate to them.
+    pub tls: Option<ClusterTls>,
 }
 
 impl Default for ClusterConfig {
@@ -40,6 +43,7 @@ impl Default for ClusterConfig {
         ClusterConfig {
             cluster_token: None,
             worker_timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -309,6 +313,7 @@ impl Cluster {
         let c = WorkerClient::with_liveness(
             addr,
             self.config.cluster_token.clone(),
+            self.config.tls.as_ref(),
             Duration::from_secs(1).min(self.config.worker_timeout),
             self.config.worker_timeout,
         )?;

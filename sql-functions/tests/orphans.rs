@@ -34,6 +34,7 @@ impl Worker {
             cluster_token: None,
             failpoints: Vec::new(),
             memory_limit: None,
+            tls: None,
         };
         let handle = tokio::spawn(serve_worker_with_listener(cfg, listener, async {
             let _ = stopped.await;

@@ -179,6 +179,28 @@ pub fn require_tool(name: &str) -> bool {
     }
 }
 
+/// Runs `docker/make-certs.sh --out DIR NAME...` (the script operators use): a cluster CA in
+/// DIR and a certificate per name. False (after [`skip`]) without openssl.
+pub fn make_certs(dir: &Path, names: &[&str]) -> bool {
+    if !require_tool("openssl") {
+        return false;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docker/make-certs.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .arg("--out")
+        .arg(dir)
+        .args(names)
+        .output()
+        .expect("run docker/make-certs.sh");
+    assert!(
+        out.status.success(),
+        "make-certs.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    true
+}
+
 // ---------------------------------------------------------------------------------------------
 // The shoal binary
 // ---------------------------------------------------------------------------------------------
@@ -618,6 +640,29 @@ impl Cluster {
     /// the coordinator (for `add_node` in scale-out tests). Spare workers come after the
     /// registered ones in the worker index order.
     pub async fn start_with(workers: usize, spare: usize) -> Cluster {
+        Self::start_inner(workers, spare, None).await
+    }
+
+    /// Like [`Self::start_with`], with node-to-node TLS: every node gets `--tls-ca
+    /// DIR/ca.pem --tls-cert DIR/127.0.0.1.pem --tls-key DIR/127.0.0.1-key.pem`, as made by
+    /// [`make_certs`]`(DIR, &["127.0.0.1"])` (the coordinator's clients may still connect
+    /// without TLS: it listens on loopback).
+    pub async fn start_tls(workers: usize, spare: usize, certs: &Path) -> Cluster {
+        Self::start_inner(workers, spare, Some(certs)).await
+    }
+
+    async fn start_inner(workers: usize, spare: usize, certs: Option<&Path>) -> Cluster {
+        let tls_args: Vec<String> = match certs {
+            Some(dir) => vec![
+                "--tls-ca".into(),
+                dir.join("ca.pem").display().to_string(),
+                "--tls-cert".into(),
+                dir.join("127.0.0.1.pem").display().to_string(),
+                "--tls-key".into(),
+                dir.join("127.0.0.1-key.pem").display().to_string(),
+            ],
+            None => Vec::new(),
+        };
         let registered = workers;
         let workers = workers + spare;
         let bin = tokio::task::spawn_blocking(shoal_bin)
@@ -640,7 +685,7 @@ impl Cluster {
         for i in 0..workers {
             let port = free_port();
             let dir = root_path.join(format!("worker{i}"));
-            let args = vec![
+            let mut args = vec![
                 "worker".to_string(),
                 "--listen".into(),
                 format!("127.0.0.1:{port}"),
@@ -649,6 +694,7 @@ impl Cluster {
                 "--cluster-token".into(),
                 token.clone(),
             ];
+            args.extend(tls_args.iter().cloned());
             nodes.push(Node {
                 name: format!("worker{i} (127.0.0.1:{port})"),
                 port,
@@ -673,6 +719,7 @@ impl Cluster {
             "--cluster-token".into(),
             token.clone(),
         ];
+        cargs.extend(tls_args.iter().cloned());
         for w in nodes.iter().take(registered) {
             cargs.push("--worker".into());
             cargs.push(format!("127.0.0.1:{}", w.port));

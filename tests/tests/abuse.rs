@@ -1401,32 +1401,11 @@ fn dev_serves_metrics_and_logs_json() {
     assert!(lines >= 3, "only {lines} log lines:\n{text}");
 }
 
-/// What a worker cannot secure is refused, never ignored: TLS flags on a worker (it serves no
-/// TLS yet) stop it at start-up, and `add_node` refuses a worker that takes calls without the
-/// cluster's token (it would serve anyone), changing nothing.
+/// `add_node` refuses a worker that takes calls without the cluster's token (it would serve
+/// anyone), changing nothing. (TLS material a worker cannot use: `node_tls.rs`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_refuse_what_they_cannot_secure() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(shoal_bin())
-        .args(["worker", "--listen"])
-        .arg(format!("127.0.0.1:{}", shoal_e2e::free_port()))
-        .arg("--data-dir")
-        .arg(dir.path().join("tls-worker"))
-        .args([
-            "--tls-cert",
-            "/nonexistent.pem",
-            "--tls-key",
-            "/nonexistent.key",
-        ])
-        .output()
-        .expect("start a worker");
-    assert!(!out.status.success(), "a worker with TLS flags started");
-    assert!(
-        stderr_of(&out).contains("workers do not serve TLS yet"),
-        "{}",
-        stderr_of(&out)
-    );
-
     let cluster = Cluster::start(1).await;
     let client = cluster.client().await;
     let port = shoal_e2e::free_port();

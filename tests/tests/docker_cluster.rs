@@ -168,6 +168,8 @@ struct Project {
     port: u16,
     password: String,
     token: String,
+    /// The TLS certificates of every node (`docker/make-certs.sh`), as `SHOAL_CERTS`.
+    certs: PathBuf,
     started: Instant,
 }
 
@@ -186,6 +188,7 @@ impl Project {
             .env("SHOAL_IMAGE", &self.image)
             .env("SHOAL_PASSWORD", &self.password)
             .env("SHOAL_CLUSTER_TOKEN", &self.token)
+            .env("SHOAL_CERTS", &self.certs)
             .env("SHOAL_LOG", "info")
             .env_remove("COMPOSE_PROFILES")
             .env_remove("COMPOSE_PROJECT_NAME")
@@ -593,8 +596,23 @@ fn compose_cluster_end_to_end() {
     log(started, "image built");
     let cluster_started = Instant::now();
 
+    // Node-to-node TLS as compose.yaml runs it, with certificates from the operators' script
+    // (a directory of this run's own, so the checkout's docker/certs is left alone).
+    let certs = tempfile::tempdir().expect("tempdir");
+    let made = Command::new("bash")
+        .arg(repo_root().join("docker/make-certs.sh"))
+        .arg("--out")
+        .arg(certs.path())
+        .output()
+        .expect("run docker/make-certs.sh");
+    assert!(
+        made.status.success(),
+        "docker/make-certs.sh failed: {}",
+        text(&made.stderr)
+    );
     let project = Project {
         name: format!("shoal-e2e-{pid}"),
+        certs: certs.path().to_path_buf(),
         compose_file: repo_root().join("compose.yaml"),
         image,
         port: free_port(),
@@ -949,6 +967,53 @@ fn check_no_lost_or_duplicate_shards(project: &Project) {
     );
 }
 
+/// Issue 16's 3 a.m. case: `docker kill` worker1 and start it again, then at once drain
+/// worker2. The drain decides from worker2's shard groups only (worker1 may still be marked
+/// unreachable then), worker1 is live again within a few heartbeats of answering, worker2
+/// ends empty and no row is lost. worker2 then takes shards again and a rebalance evens the
+/// cluster out for the next steps.
+fn kill_restart_then_drain_another(project: &Project, expected: &Expected) {
+    let worker1 = project.container("worker1");
+    project.log("docker kill worker1, docker start worker1, then drain_node('worker2') at once");
+    docker_ok(&["kill", &worker1]);
+    project.compose_ok(&["start", "worker1"]);
+    project.psql_ok("SELECT drain_node('worker2', 7400)");
+    let w2 = project.node("worker2").expect("worker2 listed");
+    assert_eq!(
+        w2.3, 0,
+        "worker2 must hold no shard after the drain: {w2:?}"
+    );
+    // Back within a few heartbeats of its container answering its health check.
+    let t0 = Instant::now();
+    while project.health(&worker1) != "running/healthy" {
+        assert!(
+            t0.elapsed() < LIVE_AGAIN_WITHIN,
+            "worker1's container is not healthy: {}",
+            project.health(&worker1)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let took = project.wait_nodes("worker1 live again", Duration::from_secs(8), |nodes| {
+        nodes.iter().any(|n| n.0 == "worker1" && n.2)
+    });
+    project.log(&format!(
+        "worker1 live {took:.1?} after its container was healthy"
+    ));
+    assert_eq!(
+        project.count_sum(),
+        expected.pair(),
+        "count and sum after the drain beside a restarted worker"
+    );
+    project.psql_ok("SELECT set_node_property('worker2', 7400, 'should_have_shards', true)");
+    project.psql_ok("SELECT rebalance_start()");
+    let (state, err) = wait_job(project, "rebalance after worker2 takes shards again");
+    assert!(
+        state == "finished" || state.is_empty(),
+        "the rebalance ended {state}: {err}"
+    );
+    check_no_lost_or_duplicate_shards(project);
+}
+
 /// The README's scale-out and scale-in runbook, step by step as written, then a `docker kill`
 /// in the middle of a rebalance. Runs only once issue 3's functions exist.
 fn scaling_runbook(project: &Project, expected: &Expected) {
@@ -974,6 +1039,8 @@ fn scaling_runbook(project: &Project, expected: &Expected) {
         "count and sum after scaling out"
     );
     check_no_lost_or_duplicate_shards(project);
+
+    kill_restart_then_drain_another(project, expected);
 
     // -- scale in: drain worker3, remove it, stop its container ----------------------------
     project.log("runbook: drain_node('worker3', 7400)");

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use crate::protocol::{FileMeta, PullFilesRequest};
 use crate::service::{serve, WorkerConfig};
+use crate::tls::tests::{files, make_certs};
 use crate::transfer::{pull_files, PullProgress, SourceClients, TaskLocks};
 use crate::WorkerClient;
 
@@ -19,6 +20,15 @@ struct Worker {
 impl Worker {
     /// A worker with the raw channel, or (`raw_channel` false) one as before it.
     async fn start(dir: &Path, raw_channel: bool) -> Worker {
+        Self::start_with(dir, raw_channel, None).await
+    }
+
+    /// A worker with the raw channel and node-to-node TLS.
+    async fn start_tls(dir: &Path, tls: ClusterTls) -> Worker {
+        Self::start_with(dir, true, Some(tls)).await
+    }
+
+    async fn start_with(dir: &Path, raw_channel: bool, tls: Option<ClusterTls>) -> Worker {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let listen = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -28,6 +38,7 @@ impl Worker {
             cluster_token: Some(TOKEN.into()),
             failpoints: Vec::new(),
             memory_limit: None,
+            tls,
         };
         let shutdown = async {
             let _ = stopped.await;
@@ -84,10 +95,10 @@ fn bearer() -> Option<&'static str> {
 }
 
 /// Everything the source sends after its answer.
-async fn read_all(socket: std::net::TcpStream) -> Vec<u8> {
+async fn read_all(mut socket: RawSocket) -> Vec<u8> {
     tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
-        (&socket).read_to_end(&mut out).unwrap();
+        socket.read_to_end(&mut out).unwrap();
         out
     })
     .await
@@ -106,12 +117,16 @@ struct Target {
 
 impl Target {
     fn new(failpoints: &[&str]) -> Target {
+        Self::with_tls(failpoints, None)
+    }
+
+    fn with_tls(failpoints: &[&str], tls: Option<ClusterTls>) -> Target {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(FileStore::open(dir.path()).unwrap());
         Target {
             dir,
             store,
-            sources: SourceClients::new(Some(TOKEN.into())),
+            sources: SourceClients::new(Some(TOKEN.into()), tls),
             failpoints: Arc::new(FailpointSet::new(failpoints.iter().map(|f| f.to_string()))),
             locks: TaskLocks::default(),
             progress: Arc::default(),
@@ -158,7 +173,7 @@ async fn raw_transfer_is_byte_identical_and_flight_shares_the_port() {
     let bytes = std::fs::read(source_dir.path().join("shards/1/2/a.parquet")).unwrap();
 
     for offset in [0u64, 1, 1_048_576, meta.bytes] {
-        let opened = open(&source.addr, bearer(), &ticket("a.parquet", offset))
+        let opened = open(&source.addr, bearer(), None, &ticket("a.parquet", offset))
             .await
             .unwrap();
         let Opened::Sending { socket, bytes: len } = opened else {
@@ -175,6 +190,7 @@ async fn raw_transfer_is_byte_identical_and_flight_shares_the_port() {
     let opened = open(
         &format!("http://{}", source.addr),
         bearer(),
+        None,
         &ticket("a.parquet", 0),
     )
     .await
@@ -226,7 +242,7 @@ async fn wrong_or_missing_token_is_refused() {
     let source = Worker::start(source_dir.path(), true).await;
     shard_file(source_dir.path(), "a.parquet", 100);
     for authorization in [Some("Bearer guess"), Some("raw-token"), None] {
-        let err = open(&source.addr, authorization, &ticket("a.parquet", 0))
+        let err = open(&source.addr, authorization, None, &ticket("a.parquet", 0))
             .await
             .err()
             .unwrap();
@@ -237,7 +253,7 @@ async fn wrong_or_missing_token_is_refused() {
     }
     // A target with another token pulls nothing, and learns that the source refused it.
     let target = Target {
-        sources: SourceClients::new(Some("other".into())),
+        sources: SourceClients::new(Some("other".into()), None),
         ..Target::new(&[])
     };
     let meta = shard_file(source_dir.path(), "b.parquet", 100);
@@ -264,7 +280,7 @@ async fn names_outside_the_shard_directory_are_refused() {
         "a.parquet/",
         "",
     ] {
-        let err = open(&source.addr, bearer(), &ticket(name, 0))
+        let err = open(&source.addr, bearer(), None, &ticket(name, 0))
             .await
             .err()
             .unwrap();
@@ -273,7 +289,7 @@ async fn names_outside_the_shard_directory_are_refused() {
             "{name:?}: {err:?}"
         );
     }
-    let err = open(&source.addr, bearer(), &ticket("nope.parquet", 0))
+    let err = open(&source.addr, bearer(), None, &ticket("nope.parquet", 0))
         .await
         .err()
         .unwrap();
@@ -281,7 +297,7 @@ async fn names_outside_the_shard_directory_are_refused() {
         matches!(&err, ShardStoreError::FileMissing { name, .. } if name == "nope.parquet"),
         "{err:?}"
     );
-    let err = open(&source.addr, bearer(), &ticket("a.parquet", 101))
+    let err = open(&source.addr, bearer(), None, &ticket("a.parquet", 101))
         .await
         .err()
         .unwrap();
@@ -353,7 +369,7 @@ async fn an_older_source_is_pulled_over_flight() {
         shard_file(source_dir.path(), "a.parquet", 1000),
         shard_file(source_dir.path(), "b.parquet", 2 * 1024 * 1024),
     ];
-    let opened = open(&source.addr, bearer(), &ticket("a.parquet", 0))
+    let opened = open(&source.addr, bearer(), None, &ticket("a.parquet", 0))
         .await
         .unwrap();
     assert!(
@@ -414,5 +430,134 @@ async fn a_cancelled_pull_leaves_no_part_file() {
         .unwrap();
     let staged = target.dir.path().join("staging/move-9/1/2");
     assert_eq!(std::fs::read_dir(&staged).unwrap().count(), 0);
+    source.stop().await;
+}
+
+/// Node-to-node TLS on one worker port: Flight and the raw channel both need a certificate
+/// from the cluster CA and the token; plaintext, another CA and no client certificate are
+/// refused; a move's pull goes over the raw channel, encrypted, byte-identical.
+#[tokio::test]
+async fn tls_port_serves_only_cluster_peers_and_moves_files_over_raw() {
+    let certs = tempfile::tempdir().unwrap();
+    let strangers = tempfile::tempdir().unwrap();
+    if make_certs(certs.path(), &["127.0.0.1"]).is_none()
+        || make_certs(strangers.path(), &["127.0.0.1"]).is_none()
+    {
+        return;
+    }
+    let tls = ClusterTls::load(&files(certs.path(), "127.0.0.1")).unwrap();
+    let stranger = ClusterTls::load(&files(strangers.path(), "127.0.0.1")).unwrap();
+    let source_dir = tempfile::tempdir().unwrap();
+    let source = Worker::start_tls(source_dir.path(), tls.clone()).await;
+    let meta = shard_file(source_dir.path(), "a.parquet", 2 * 1024 * 1024 + 5);
+
+    // Flight: a peer with the cluster's certificate and token is served.
+    let peer = WorkerClient::connect(&source.addr, Some(TOKEN.into()), Some(&tls)).unwrap();
+    peer.health().await.unwrap();
+    // Plaintext, another cluster's CA, and a peer without the token are refused.
+    let plain = WorkerClient::new(&source.addr, Some(TOKEN.into())).unwrap();
+    let err = plain.health().await.unwrap_err();
+    assert!(err.is_unavailable(), "plaintext Flight: {err:?}");
+    let foreign = WorkerClient::connect(&source.addr, Some(TOKEN.into()), Some(&stranger)).unwrap();
+    let err = foreign.health().await.unwrap_err();
+    assert!(err.is_unavailable(), "another CA: {err:?}");
+    let tokenless = WorkerClient::connect(&source.addr, None, Some(&tls)).unwrap();
+    let err = tokenless.health().await.unwrap_err();
+    assert!(
+        matches!(err, ShardStoreError::Unauthenticated { .. }),
+        "no token: {err:?}"
+    );
+
+    // Raw channel: plaintext gets no answer in the raw protocol; over TLS, the token is
+    // still required; a peer of another cluster cannot open it.
+    let opened = open(&source.addr, bearer(), None, &ticket("a.parquet", 0))
+        .await
+        .unwrap();
+    assert!(
+        matches!(opened, Opened::Unavailable { .. }),
+        "plaintext raw request was answered"
+    );
+    let err = open(&source.addr, None, Some(&tls), &ticket("a.parquet", 0))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, ShardStoreError::Unauthenticated { .. }),
+        "{err:?}"
+    );
+    let opened = open(
+        &source.addr,
+        bearer(),
+        Some(&stranger),
+        &ticket("a.parquet", 0),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(opened, Opened::Unavailable { .. }),
+        "another CA opened a raw transfer"
+    );
+
+    // A client that trusts the CA but has no certificate of its own: the handshake may
+    // complete on its side (TLS 1.3), but the worker answers nothing.
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut io::BufReader::new(
+        std::fs::read(certs.path().join("ca.pem"))
+            .unwrap()
+            .as_slice(),
+    )) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut anonymous = tokio_rustls::rustls::ClientConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    anonymous.alpn_protocols = vec![ALPN_RAW.to_vec()];
+    let tcp = TcpStream::connect(&source.addr).await.unwrap();
+    let name = crate::tls::server_name(&source.addr).unwrap();
+    let answered = async {
+        let mut stream = tokio_rustls::TlsConnector::from(Arc::new(anonymous))
+            .connect(name, tcp)
+            .await?;
+        let request = RawRequest {
+            authorization: bearer().map(String::from),
+            file: ticket("a.parquet", 0),
+        };
+        write_frame(&mut stream, &request).await?;
+        let mut magic = [0u8; RAW_MAGIC.len()];
+        stream.read_exact(&mut magic).await?;
+        Ok::<_, io::Error>(magic)
+    };
+    assert!(
+        answered.await.is_err(),
+        "a peer without a certificate was answered"
+    );
+
+    // A move's pull over TLS: the raw channel, byte-identical.
+    let target = Target::with_tls(&[], Some(tls.clone()));
+    let copied = target
+        .pull(&source.addr, 7, std::slice::from_ref(&meta))
+        .await
+        .unwrap();
+    assert_eq!(copied, meta.bytes);
+    assert_eq!(
+        target.staged(7, "a.parquet"),
+        std::fs::read(source_dir.path().join("shards/1/2/a.parquet")).unwrap()
+    );
+    assert_eq!(
+        target.sources.files_received(),
+        (1, 0),
+        "(raw, flight) files"
+    );
+    // A target without TLS cannot pull from it at all.
+    let plain_target = Target::new(&[]);
+    let err = plain_target
+        .pull(&source.addr, 8, &[meta])
+        .await
+        .unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
     source.stop().await;
 }
