@@ -558,11 +558,26 @@ fn compose_cluster_end_to_end() {
         ),
     );
 
+    // Node-to-node TLS as compose.yaml runs it, with certificates from the operators' script
+    // (a directory of this run's own, so the checkout's docker/certs is left alone).
+    let certs = tempfile::tempdir().expect("tempdir");
+    let made = Command::new("bash")
+        .arg(repo_root().join("docker/make-certs.sh"))
+        .arg("--out")
+        .arg(certs.path())
+        .output()
+        .expect("run docker/make-certs.sh");
+    assert!(
+        made.status.success(),
+        "docker/make-certs.sh failed: {}",
+        text(&made.stderr)
+    );
     // ---- the image ------------------------------------------------------------------------
     let pid = std::process::id();
     let image = format!("shoal:e2e-{pid}");
     let mut build = Command::new("bash");
     build
+        .env("SHOAL_CERTS", certs.path())
         .arg(repo_root().join("docker/build-image.sh"))
         .arg("--tag")
         .arg(&image);
@@ -596,20 +611,6 @@ fn compose_cluster_end_to_end() {
     log(started, "image built");
     let cluster_started = Instant::now();
 
-    // Node-to-node TLS as compose.yaml runs it, with certificates from the operators' script
-    // (a directory of this run's own, so the checkout's docker/certs is left alone).
-    let certs = tempfile::tempdir().expect("tempdir");
-    let made = Command::new("bash")
-        .arg(repo_root().join("docker/make-certs.sh"))
-        .arg("--out")
-        .arg(certs.path())
-        .output()
-        .expect("run docker/make-certs.sh");
-    assert!(
-        made.status.success(),
-        "docker/make-certs.sh failed: {}",
-        text(&made.stderr)
-    );
     let project = Project {
         name: format!("shoal-e2e-{pid}"),
         certs: certs.path().to_path_buf(),
