@@ -17,9 +17,12 @@
 //!
 //! All access goes through this crate so that a replicated store can replace SQLite later.
 //! Backups of the catalog file and restoring one: [`backup_catalog`], [`restore_catalog`].
+//! Every state write is also handed to a [`CommitJournal`] (the coordinator keeps one on the
+//! workers), from which [`rebuild_catalog`] makes the catalog again when its disk is lost.
 
 mod backup;
 mod error;
+mod journal;
 mod model;
 mod schema;
 mod sql_type;
@@ -28,6 +31,7 @@ mod txn_tables;
 
 pub use backup::{backup_catalog, restore_catalog, BACKUP_FILE};
 pub use error::{CatalogError, Result};
+pub use journal::{rebuild_catalog, CommitJournal, RebuildSummary};
 pub use model::{
     CleanupRecord, ColumnDef, ColumnDefault, DrainQueued, FileChanges, FileRecord, GroupShardFiles,
     IndexDef, IndexUpdate, Job, KeyConstraint, NewFile, NewJob, NewShard, NewTable, NewTask, Node,

@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::error::{CatalogError, Result};
+use crate::journal::{self, CommitJournal};
 use crate::model::*;
 use crate::schema;
 use crate::sql_type::SqlType;
@@ -163,6 +164,10 @@ pub struct Catalog {
     /// (every write but [`WriteKind::Progress`]): a cached snapshot at least as new as it is
     /// still the tables' state.
     tables_changed: AtomicU64,
+    /// Where committed state writes go, once set (see [`crate::journal`]).
+    journal: std::sync::OnceLock<Arc<dyn CommitJournal>>,
+    /// The number of the last journal entry; changes only under the write lock.
+    journal_seq: AtomicU64,
 }
 
 /// Write transactions of this process, numbered: generation `g` is the `g`-th. Writes are
@@ -298,6 +303,7 @@ impl Catalog {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         schema::migrate(&mut conn)?;
+        journal::install_change_log(&conn)?;
         let tx = conn.transaction()?;
         let existing: Option<String> = tx
             .query_row("SELECT value FROM meta WHERE key = 'cluster_id'", [], |r| {
@@ -319,6 +325,8 @@ impl Catalog {
             snapshots: Mutex::new(HashMap::new()),
             sequences: Mutex::new(HashMap::new()),
             tables_changed: AtomicU64::new(0),
+            journal: std::sync::OnceLock::new(),
+            journal_seq: AtomicU64::new(0),
         })
     }
 
@@ -343,6 +351,33 @@ impl Catalog {
             Some(i64::MIN)
         } else {
             began.ms.get((generation - began.first) as usize).copied()
+        }
+    }
+
+    /// Sends every later state write to `journal` (see [`crate::journal`]). Once per
+    /// catalog; a second call fails.
+    pub fn set_journal(&self, journal: Arc<dyn CommitJournal>) -> Result<()> {
+        self.journal
+            .set(journal)
+            .map_err(|_| CatalogError::Invalid {
+                message: "the catalog's journal is set already".into(),
+            })
+    }
+
+    /// The whole catalog as of journal entry `seq` (an SQLite database image), and `seq`:
+    /// the base a journal's later entries apply to.
+    pub fn journal_base(&self) -> Result<(u64, Vec<u8>)> {
+        let take = || {
+            let conn = self.lock();
+            let seq = self.journal_seq.load(Ordering::SeqCst);
+            let image = conn.serialize(rusqlite::MAIN_DB)?;
+            Ok((seq, image.to_vec()))
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(take)
+            }
+            _ => take(),
         }
     }
 
@@ -372,20 +407,47 @@ impl Catalog {
         kind: WriteKind,
         f: impl FnOnce(&Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
+        let journal = match kind {
+            WriteKind::State => self.journal.get(),
+            WriteKind::Progress => None,
+        };
         let commit = || {
             let mut conn = self.lock();
             let generation = self.generations.begin();
+            let mut journaled = None;
             let result = (|| {
                 if kind == WriteKind::Progress {
                     conn.pragma_update(None, "synchronous", "NORMAL")?;
                 }
-                let tx =
-                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let out = f(&tx);
-                let committed = out.and_then(|out| {
-                    tx.commit()?;
-                    Ok(out)
-                });
+                let committed = match journal {
+                    None => {
+                        let tx = conn
+                            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                        let out = f(&tx);
+                        out.and_then(|out| {
+                            // Not journaled (progress, or no journal): the log starts empty
+                            // for the next write.
+                            journal::discard_changes(&tx)?;
+                            tx.commit()?;
+                            Ok(out)
+                        })
+                    }
+                    Some(journal) => {
+                        let tx = conn
+                            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                        let out = f(&tx);
+                        out.and_then(|out| {
+                            let changes = journal::take_changes(&tx)?;
+                            tx.commit()?;
+                            if !changes.is_empty() {
+                                let seq = self.journal_seq.fetch_add(1, Ordering::SeqCst) + 1;
+                                journal.committed(seq, changes);
+                                journaled = Some((journal, seq));
+                            }
+                            Ok(out)
+                        })
+                    }
+                };
                 if kind == WriteKind::Progress {
                     // Back to the default before anything else commits on this connection.
                     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -397,6 +459,11 @@ impl Catalog {
                 self.tables_changed.store(generation, Ordering::SeqCst);
             }
             self.generations.end(generation);
+            drop(conn);
+            // Outside the lock: the writes behind this one commit (and ship) meanwhile.
+            if let Some((journal, seq)) = journaled {
+                journal.wait_durable(seq);
+            }
             result
         };
         match tokio::runtime::Handle::try_current() {

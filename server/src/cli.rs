@@ -53,6 +53,33 @@ enum Command {
     Backup(BackupArgs),
     /// Replace the catalog of a stopped coordinator with a backup.
     Restore(RestoreArgs),
+    /// Rebuild a lost coordinator catalog from the copies of its journal the workers keep.
+    RecoverCatalog(RecoverArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RecoverArgs {
+    /// The coordinator's data directory, without a catalog.db (the catalog is made there).
+    #[arg(long, env = "SHOAL_DATA_DIR")]
+    data_dir: PathBuf,
+    /// A worker to ask, as HOST:PORT; repeatable. The workers the newest copy lists are asked
+    /// too.
+    #[arg(
+        long = "worker",
+        env = "SHOAL_WORKER",
+        value_delimiter = ',',
+        required = true
+    )]
+    workers: Vec<String>,
+    #[arg(long, env = "SHOAL_CLUSTER_TOKEN", value_parser = cluster_token)]
+    cluster_token: Option<String>,
+    /// With node-to-node TLS: the cluster CA, and the certificate and key to present.
+    #[arg(long, env = "SHOAL_TLS_CA", requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<PathBuf>,
+    #[arg(long, env = "SHOAL_TLS_CERT", requires = "tls_ca")]
+    tls_cert: Option<PathBuf>,
+    #[arg(long, env = "SHOAL_TLS_KEY", requires = "tls_ca")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -252,6 +279,22 @@ pub fn main() -> ExitCode {
             Command::Healthcheck(a) => healthcheck(a).await,
             Command::Backup(a) => backup(a),
             Command::Restore(a) => restore(a),
+            Command::RecoverCatalog(a) => {
+                let tls = match (a.tls_ca, a.tls_cert, a.tls_key) {
+                    (Some(ca), Some(cert), Some(key)) => Some(
+                        ClusterTls::load(&ClusterTlsFiles { ca, cert, key })
+                            .map_err(|e| ServerError::Startup(e.to_string()))?,
+                    ),
+                    _ => None,
+                };
+                crate::recover::recover_catalog(crate::recover::RecoverOptions {
+                    data_dir: a.data_dir,
+                    workers: a.workers,
+                    token: a.cluster_token,
+                    tls,
+                })
+                .await
+            }
             Command::Bench(a) => match a.scenario.as_str() {
                 "core" => crate::bench::run(a.rows, a.workers, a.pg_bin, a.keep).await,
                 "rebalance" => {

@@ -352,6 +352,9 @@ pub async fn run_coordinator(
             tls: cluster_tls,
         },
     );
+    cluster
+        .start_catalog_journal()
+        .map_err(|e| ServerError::Startup(format!("cannot start the catalog journal: {e}")))?;
     let ctx = Arc::new(session_context(&cluster, opts.memory_limit)?);
     let hooks: Vec<Arc<dyn QueryHook>> = vec![
         Arc::new(ShoalHook::new(Arc::clone(&cluster))),

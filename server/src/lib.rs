@@ -25,6 +25,7 @@ mod metrics;
 mod provider;
 mod pushdown;
 mod query;
+mod recover;
 mod scan;
 mod session;
 mod sink;

@@ -221,6 +221,52 @@ pub fn render(cluster: &Cluster) -> String {
         "Shard files on workers that do not match the size or CRC-32C the catalog recorded, as reads and the scrubber found them (see shoal.damaged_files).",
         cluster.damaged_files().len().to_string(),
     );
+    if let Some(journal) = cluster.catalog_journal_stats() {
+        for (name, help, value) in [
+            (
+                "shoal_catalog_journal_seq",
+                "Catalog writes numbered since the coordinator started (the catalog journal's last entry).",
+                journal.last_seq,
+            ),
+            (
+                "shoal_catalog_journal_durable_seq",
+                "The last catalog journal entry that at least one worker holds on disk.",
+                journal.durable_seq,
+            ),
+            (
+                "shoal_catalog_journal_workers_healthy",
+                "Workers whose copy of the catalog journal took the last call.",
+                journal.workers_healthy as u64,
+            ),
+        ] {
+            gauge(&mut out, name, help, value.to_string());
+        }
+        let _ = writeln!(
+            out,
+            "# HELP shoal_catalog_journal_unshipped_total Catalog writes that returned before any worker held their journal entry (none reachable, or none within 10 s).\n\
+             # TYPE shoal_catalog_journal_unshipped_total counter\n\
+             shoal_catalog_journal_unshipped_total {}",
+            journal.unshipped
+        );
+        let _ = writeln!(
+            out,
+            "# HELP shoal_catalog_journal_wait_microseconds How long each catalog write waited for a worker to hold its journal entry.\n\
+             # TYPE shoal_catalog_journal_wait_microseconds histogram"
+        );
+        for (le, n) in &journal.waits.buckets {
+            let _ = writeln!(
+                out,
+                "shoal_catalog_journal_wait_microseconds_bucket{{le=\"{le}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "shoal_catalog_journal_wait_microseconds_bucket{{le=\"+Inf\"}} {}\n\
+             shoal_catalog_journal_wait_microseconds_sum {}\n\
+             shoal_catalog_journal_wait_microseconds_count {}",
+            journal.waits.count, journal.waits.sum, journal.waits.count
+        );
+    }
     let fences = cluster.fence_histogram();
     let _ = writeln!(
         out,

@@ -24,6 +24,9 @@ use tracing::debug;
 
 use crate::error::{Result, ShardStoreError};
 use crate::integrity::{DamagedFile, FileToVerify};
+use crate::journal::{
+    frame, unframe, AppendHeader, BaseHeader, JournalCopy, JournalStatus, ReadHeader,
+};
 use crate::protocol::{
     cast_batch_to, commit_marker, from_json, json_bytes, AdoptStagedBody, DeleteFilesBody,
     DiscardStagingBody, DropShardsBody, FileChunk, FileMeta, FileTicket, HandshakeBody,
@@ -31,6 +34,9 @@ use crate::protocol::{
     ScanRequest, StoredFile, WorkerInfo, ACTION_ADOPT_STAGED, ACTION_DELETE_FILES,
     ACTION_DISCARD_STAGING, ACTION_DROP_SHARDS, ACTION_HANDSHAKE, ACTION_HEALTH, ACTION_LIST_FILES,
     ACTION_LIST_STAGING, ACTION_PULL_FILES, ACTION_PULL_PROGRESS, ACTION_VERIFY_FILES,
+};
+use crate::protocol::{
+    ACTION_JOURNAL_APPEND, ACTION_JOURNAL_BASE, ACTION_JOURNAL_READ, ACTION_JOURNAL_STATUS,
 };
 use crate::service::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 use crate::tls::{host_of, ClusterTls};
@@ -403,6 +409,83 @@ impl WorkerClient {
     pub async fn list_staging(&self) -> Result<Vec<i64>> {
         let body = self.action(ACTION_LIST_STAGING, Bytes::new()).await?;
         from_json("list_staging result", &body)
+    }
+
+    /// Replaces the worker's copy of the catalog journal with a base: the catalog `image` of
+    /// cluster `cluster_id` as of entry `seq` of coordinator run `epoch`. A worker bound to
+    /// another cluster refuses it ([`ShardStoreError::WrongCluster`]).
+    pub async fn journal_base(
+        &self,
+        cluster_id: &str,
+        epoch: &str,
+        seq: u64,
+        image: &[u8],
+    ) -> Result<JournalStatus> {
+        let header = BaseHeader {
+            cluster_id: cluster_id.to_string(),
+            epoch: epoch.to_string(),
+            seq,
+        };
+        let body = self
+            .action(ACTION_JOURNAL_BASE, Bytes::from(frame(&header, &[image])?))
+            .await?;
+        from_json("journal_base result", &body)
+    }
+
+    /// Appends catalog journal entries `first_seq ..` of `epoch`, durably. Refused
+    /// ([`ShardStoreError::Protocol`], "journal gap") unless they follow the worker's last
+    /// entry of that epoch: it then needs a new base.
+    pub async fn journal_append(
+        &self,
+        epoch: &str,
+        first_seq: u64,
+        entries: &[&[u8]],
+    ) -> Result<JournalStatus> {
+        let header = AppendHeader {
+            epoch: epoch.to_string(),
+            first_seq,
+            lengths: entries.iter().map(|e| e.len() as u64).collect(),
+        };
+        let body = self
+            .action(ACTION_JOURNAL_APPEND, Bytes::from(frame(&header, entries)?))
+            .await?;
+        from_json("journal_append result", &body)
+    }
+
+    /// Where the worker's catalog journal stands; `None` if it has none.
+    pub async fn journal_status(&self) -> Result<Option<JournalStatus>> {
+        let body = self.action(ACTION_JOURNAL_STATUS, Bytes::new()).await?;
+        from_json("journal_status result", &body)
+    }
+
+    /// The worker's whole catalog journal; `None` if it has none.
+    pub async fn journal_read(&self) -> Result<Option<JournalCopy>> {
+        let body = self.action(ACTION_JOURNAL_READ, Bytes::new()).await?;
+        if body.is_empty() {
+            return Ok(None);
+        }
+        let (header, mut at) = unframe::<ReadHeader>("journal_read result", &body)?;
+        let mut take = |len: u64| {
+            let end = usize::try_from(len)
+                .ok()
+                .and_then(|len| at.checked_add(len))
+                .filter(|end| *end <= body.len())
+                .ok_or_else(|| ShardStoreError::protocol("journal_read result: truncated"))?;
+            let part = body[at..end].to_vec();
+            at = end;
+            Ok::<_, ShardStoreError>(part)
+        };
+        let base = take(header.base_bytes)?;
+        let entries = header
+            .lengths
+            .iter()
+            .map(|len| take(*len))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(JournalCopy {
+            status: header.status,
+            base,
+            entries,
+        }))
     }
 
     /// Runs an action and returns the body of its first result (empty if none).

@@ -124,6 +124,11 @@ pub(crate) struct FileStore {
 
 impl FileStore {
     /// Opens (creating if needed) the data directory and removes leftovers of a crash.
+    /// The worker's data directory.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
     pub(crate) fn open(root: &Path) -> Result<Self> {
         let root = &std::path::absolute(root).map_err(|e| ShardStoreError::io(root, e))?;
         // Scans hand file paths to DataFusion as strings, where these characters start a glob.

@@ -33,6 +33,7 @@ mod error;
 pub mod failpoints;
 mod files;
 mod integrity;
+mod journal;
 mod protocol;
 mod raw;
 mod scan;
@@ -43,6 +44,7 @@ mod transfer;
 pub use client::WorkerClient;
 pub use error::{Result, ShardStoreError};
 pub use integrity::{DamagedFile, FileCheck, FileToVerify};
+pub use journal::{JournalCopy, JournalStatus};
 pub use protocol::{
     FileChunk, FileMeta, PartialAggregate, PullFilesReport, PullFilesRequest, PullProgressReport,
     ScanRequest, ShardFiles, StoredFile, WorkerInfo,

@@ -434,6 +434,10 @@ pub(crate) const ACTION_ADOPT_STAGED: &str = "adopt_staged";
 pub(crate) const ACTION_DISCARD_STAGING: &str = "discard_staging";
 pub(crate) const ACTION_LIST_STAGING: &str = "list_staging";
 pub(crate) const ACTION_VERIFY_FILES: &str = "verify_files";
+pub(crate) const ACTION_JOURNAL_BASE: &str = "journal_base";
+pub(crate) const ACTION_JOURNAL_APPEND: &str = "journal_append";
+pub(crate) const ACTION_JOURNAL_STATUS: &str = "journal_status";
+pub(crate) const ACTION_JOURNAL_READ: &str = "journal_read";
 
 /// `app_metadata` of the message that ends a complete DoPut. The worker commits a file only
 /// after seeing it: a put stream that simply ends (a client whose input failed half-closes

@@ -39,13 +39,15 @@ use crate::error::{Result, ShardStoreError};
 use crate::failpoints::{self, FailpointSet};
 use crate::files::{blocking, FileStore, PutMsg};
 use crate::integrity::{DamagedFile, FileToVerify};
+use crate::journal::{frame, unframe, AppendHeader, BaseHeader, JournalStore, ReadHeader};
 use crate::protocol::{
     from_json, is_commit_marker, json_bytes, AdoptStagedBody, DeleteFilesBody, DiscardStagingBody,
     DropShardsBody, FileMeta, FileTicket, HandshakeBody, PullFilesRequest, PullProgressBody,
     PullProgressReport, PutCommand, ScanRequest, WorkerInfo, ACTION_ADOPT_STAGED,
     ACTION_DELETE_FILES, ACTION_DISCARD_STAGING, ACTION_DROP_SHARDS, ACTION_HANDSHAKE,
-    ACTION_HEALTH, ACTION_LIST_FILES, ACTION_LIST_STAGING, ACTION_PULL_FILES, ACTION_PULL_PROGRESS,
-    ACTION_VERIFY_FILES,
+    ACTION_HEALTH, ACTION_JOURNAL_APPEND, ACTION_JOURNAL_BASE, ACTION_JOURNAL_READ,
+    ACTION_JOURNAL_STATUS, ACTION_LIST_FILES, ACTION_LIST_STAGING, ACTION_PULL_FILES,
+    ACTION_PULL_PROGRESS, ACTION_VERIFY_FILES,
 };
 use crate::raw::{split_incoming, PortRouting, RawFileServer};
 use crate::scan::execute_scan;
@@ -249,6 +251,8 @@ struct WorkerService {
     task_locks: TaskLocks,
     /// Bytes received by the running `pull_files` calls.
     pull_progress: Arc<PullProgress>,
+    /// This worker's copy of the catalog journal.
+    journal: Arc<JournalStore>,
 }
 
 impl WorkerService {
@@ -263,6 +267,7 @@ impl WorkerService {
         // cheaper to decode, filter and group than contiguous Utf8; results are cast to the
         // wire types only at the end, and aggregates send few rows.
         let config = SessionConfig::new();
+        let journal = Arc::new(JournalStore::new(store.root()));
         let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new();
         if let Some(bytes) = memory_limit {
             runtime = runtime.with_memory_limit(bytes, 1.0);
@@ -278,6 +283,7 @@ impl WorkerService {
             failpoints,
             task_locks: TaskLocks::default(),
             pull_progress: Arc::default(),
+            journal,
         })
     }
 
@@ -440,6 +446,48 @@ impl WorkerService {
                 let store = Arc::clone(&self.store);
                 let tasks = blocking(move || store.list_staging()).await?;
                 Ok(Some(json_bytes(&tasks)?))
+            }
+            ACTION_JOURNAL_BASE => {
+                let journal = Arc::clone(&self.journal);
+                let store = Arc::clone(&self.store);
+                let status = blocking(move || {
+                    let (header, at) = unframe::<BaseHeader>("journal_base body", &action.body)?;
+                    // Only the catalog of the cluster this worker belongs to.
+                    store.bind_cluster(&header.cluster_id)?;
+                    journal.put_base(header, &action.body[at..])
+                })
+                .await?;
+                Ok(Some(json_bytes(&status)?))
+            }
+            ACTION_JOURNAL_APPEND => {
+                let journal = Arc::clone(&self.journal);
+                let status = blocking(move || {
+                    let (header, at) =
+                        unframe::<AppendHeader>("journal_append body", &action.body)?;
+                    journal.append(header, &action.body[at..])
+                })
+                .await?;
+                Ok(Some(json_bytes(&status)?))
+            }
+            ACTION_JOURNAL_STATUS => {
+                let journal = Arc::clone(&self.journal);
+                let status = blocking(move || journal.status()).await?;
+                Ok(Some(json_bytes(&status)?))
+            }
+            ACTION_JOURNAL_READ => {
+                let journal = Arc::clone(&self.journal);
+                let copy = blocking(move || journal.read()).await?;
+                let Some(copy) = copy else {
+                    return Ok(None);
+                };
+                let header = ReadHeader {
+                    status: copy.status,
+                    base_bytes: copy.base.len() as u64,
+                    lengths: copy.entries.iter().map(|e| e.len() as u64).collect(),
+                };
+                let mut parts: Vec<&[u8]> = vec![&copy.base];
+                parts.extend(copy.entries.iter().map(Vec::as_slice));
+                Ok(Some(Bytes::from(frame(&header, &parts)?)))
             }
             other => Err(ShardStoreError::protocol(format!(
                 "unknown action {other:?}"
@@ -611,6 +659,25 @@ impl FlightService for WorkerService {
             (
                 ACTION_LIST_STAGING,
                 "list the move tasks that have a staging directory; returns [task_id] (JSON)",
+            ),
+            (
+                ACTION_JOURNAL_BASE,
+                "catalog journal: replace this worker's copy with a new base (framed header + \
+                 catalog image); returns JournalStatus (JSON)",
+            ),
+            (
+                ACTION_JOURNAL_APPEND,
+                "catalog journal: append entries that follow the last one, fsynced; returns \
+                 JournalStatus (JSON)",
+            ),
+            (
+                ACTION_JOURNAL_STATUS,
+                "catalog journal: epoch and entries held; returns JournalStatus or null (JSON)",
+            ),
+            (
+                ACTION_JOURNAL_READ,
+                "catalog journal: the base and every entry after it (framed), for \
+                 shoal recover-catalog",
             ),
         ]
         .map(|(name, description)| {

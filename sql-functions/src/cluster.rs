@@ -19,6 +19,7 @@ use shoal_catalog::{
 use shoal_shard_store::{ClusterTls, FileCheck, ScanRequest, ShardFiles, WorkerClient};
 use tracing::{info, warn};
 
+use crate::catalog_journal::{JournalStats, WorkerJournal};
 use crate::error::{ClusterError, Result};
 use crate::gate::{gate_key, WriteGates, WritePermit};
 use crate::routing;
@@ -117,6 +118,8 @@ pub struct Cluster {
     /// the new copy); with this, a delete call still in flight from the cleanup loop or from
     /// an earlier move's cleanup step has landed before the move checks that none is pending.
     cleanup_running: tokio::sync::Mutex<()>,
+    /// The copy of the catalog's writes on the workers, once started.
+    journal: std::sync::OnceLock<WorkerJournal>,
     /// Damaged files found by reads and the scrubber.
     damage: DamageRegistry,
     /// Files written by open transactions, as (table id, shard id, name), with how many
@@ -152,6 +155,7 @@ impl Cluster {
             moving_groups: Mutex::new(HashMap::new()),
             job_events: tokio::sync::Notify::new(),
             cleanup_running: tokio::sync::Mutex::new(()),
+            journal: std::sync::OnceLock::new(),
             damage: DamageRegistry::default(),
             staged: Mutex::new(HashMap::new()),
             transfer_meter: Arc::default(),
@@ -302,6 +306,22 @@ impl Cluster {
 
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.catalog
+    }
+
+    /// Starts copying every catalog write to the workers (see [`crate::catalog_journal`]).
+    pub fn start_catalog_journal(&self) -> std::io::Result<()> {
+        let journal = WorkerJournal::start(
+            &self.catalog,
+            self.config.cluster_token.clone(),
+            self.config.tls.clone(),
+        )?;
+        let _ = self.journal.set(journal);
+        Ok(())
+    }
+
+    /// Where the catalog journal stands; `None` before it started.
+    pub fn catalog_journal_stats(&self) -> Option<JournalStats> {
+        self.journal.get().map(WorkerJournal::stats)
     }
 
     /// A (cached) client for the worker at `addr`.

@@ -10,6 +10,12 @@ pub const FENCE_BUCKETS_MS: &[u64] = &[
     1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 30_000,
 ];
 
+/// Upper bounds (µs) of the catalog journal's wait: a worker's fsynced append takes a
+/// millisecond or a few; [`crate::catalog_journal::WAIT_LIMIT`] is the most a write waits.
+pub const JOURNAL_WAIT_BUCKETS_US: &[u64] = &[
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 1_000_000, 10_000_000,
+];
+
 #[derive(Debug)]
 pub struct Histogram {
     bounds: &'static [u64],

@@ -11,6 +11,7 @@
 //!       ──► Catalog::commit_files (all files of the statement in one tx)
 //! ```
 
+pub mod catalog_journal;
 mod cluster;
 mod error;
 pub mod failpoints;
