@@ -170,6 +170,9 @@ struct RowChange {
 /// (also rows that foreign-key cascades delete). Temporary objects belong to this connection:
 /// the catalog file's schema does not change, and readers never see them.
 pub(crate) fn install_change_log(conn: &Connection) -> Result<()> {
+    // Rows that `INSERT OR REPLACE` removes fire delete triggers only with this on; without
+    // it the log would miss the delete and the insert would not replay.
+    conn.pragma_update(None, "recursive_triggers", "ON")?;
     conn.execute_batch(
         "CREATE TEMP TABLE journal_log (id INTEGER PRIMARY KEY, change TEXT NOT NULL)",
     )?;
@@ -177,7 +180,18 @@ pub(crate) fn install_change_log(conn: &Connection) -> Result<()> {
         let values = |row: &str| {
             columns
                 .iter()
-                .map(|c| format!("{row}.\"{c}\""))
+                .map(|(c, real)| {
+                    if *real {
+                        // JSON renders a REAL with 15 digits; 17 round-trip exactly, and the
+                        // column's REAL affinity turns the text back into the same number.
+                        format!(
+                            "CASE WHEN typeof({row}.\"{c}\") = 'real' \
+                             THEN printf('%!.17g', {row}.\"{c}\") ELSE {row}.\"{c}\" END"
+                        )
+                    } else {
+                        format!("{row}.\"{c}\"")
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -231,8 +245,11 @@ pub(crate) fn discard_changes(tx: &Transaction<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Every table of the catalog (but SQLite's own) with its columns in order.
-fn table_columns(conn: &Connection) -> Result<Vec<(String, Vec<String>)>> {
+/// A table's name and its columns in order, each with whether its declared type is REAL.
+type TableColumns = (String, Vec<(String, bool)>);
+
+/// Every table of the catalog (but SQLite's own) with its columns.
+fn table_columns(conn: &Connection) -> Result<Vec<TableColumns>> {
     let tables: Vec<String> = conn
         .prepare(
             "SELECT name FROM main.sqlite_master
@@ -242,9 +259,12 @@ fn table_columns(conn: &Connection) -> Result<Vec<(String, Vec<String>)>> {
         .collect::<rusqlite::Result<_>>()?;
     let mut out = Vec::with_capacity(tables.len());
     for table in tables {
-        let columns: Vec<String> = conn
-            .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")?
-            .query_map([&table], |r| r.get(0))?
+        let columns: Vec<(String, bool)> = conn
+            .prepare(
+                "SELECT name, upper(type) IN ('REAL', 'DOUBLE', 'FLOAT')
+                 FROM pragma_table_info(?1) ORDER BY cid",
+            )?
+            .query_map([&table], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
         out.push((table, columns));
     }
@@ -252,11 +272,7 @@ fn table_columns(conn: &Connection) -> Result<Vec<(String, Vec<String>)>> {
 }
 
 /// Applies one journal entry.
-fn apply_changes(
-    tx: &Transaction<'_>,
-    columns: &[(String, Vec<String>)],
-    entry: &[u8],
-) -> Result<()> {
+fn apply_changes(tx: &Transaction<'_>, columns: &[TableColumns], entry: &[u8]) -> Result<()> {
     let changes: Vec<RowChange> =
         serde_json::from_slice(entry).map_err(|e| invalid(format!("not a journal entry: {e}")))?;
     for change in changes {
@@ -276,7 +292,10 @@ fn apply_changes(
             }
             change.v.iter().map(sql_value).collect()
         };
-        let list = cols.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>();
+        let list = cols
+            .iter()
+            .map(|(c, _)| format!("\"{c}\""))
+            .collect::<Vec<_>>();
         let table = &change.t;
         let changed = match change.o {
             'I' => {

@@ -317,6 +317,8 @@ impl Catalog {
                 [id],
             )?;
         }
+        // Before any journal: the first base holds this.
+        journal::discard_changes(&tx)?;
         tx.commit()?;
         Ok(Catalog {
             conn: Mutex::new(conn),
@@ -364,6 +366,26 @@ impl Catalog {
             })
     }
 
+    /// Numbers a new run of the coordinator (1, 2, ...; kept in the catalog), which orders the
+    /// journal copies of different runs whatever the machines' clocks say.
+    pub fn next_journal_run(&self) -> Result<u64> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('journal_run', '1')
+                 ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+                [],
+            )?;
+            let run: String = tx.query_row(
+                "SELECT value FROM meta WHERE key = 'journal_run'",
+                [],
+                |r| r.get(0),
+            )?;
+            run.parse().map_err(|_| CatalogError::Invalid {
+                message: format!("meta journal_run is {run:?}, not a number"),
+            })
+        })
+    }
+
     /// The whole catalog as of journal entry `seq` (an SQLite database image), and `seq`:
     /// the base a journal's later entries apply to.
     pub fn journal_base(&self) -> Result<(u64, Vec<u8>)> {
@@ -407,12 +429,13 @@ impl Catalog {
         kind: WriteKind,
         f: impl FnOnce(&Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
-        let journal = match kind {
-            WriteKind::State => self.journal.get(),
-            WriteKind::Progress => None,
-        };
         let commit = || {
             let mut conn = self.lock();
+            // Read under the lock: a write either is in the first base or is journaled.
+            let journal = match kind {
+                WriteKind::State => self.journal.get(),
+                WriteKind::Progress => None,
+            };
             let generation = self.generations.begin();
             let mut journaled = None;
             let result = (|| {
@@ -530,7 +553,8 @@ impl Catalog {
     pub fn mark_worker_flag_registered(&self, addr: &str) -> Result<()> {
         self.write(|tx| {
             tx.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 params![format!("worker_flag:{addr}"), now_ms().to_string()],
             )?;
             Ok(())

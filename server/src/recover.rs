@@ -80,24 +80,53 @@ pub async fn recover_catalog(opts: RecoverOptions) -> Result<(), ServerError> {
         // The nodes of the newest copy: workers not named may hold a newer one.
         let probe = opts.data_dir.join("catalog.db.probe");
         let _ = std::fs::remove_file(&probe);
-        rebuild_from(&addr, &probe, &opts).await?;
-        let nodes = tokio::task::spawn_blocking({
-            let probe = probe.clone();
-            move || Catalog::open(&probe).and_then(|c| c.list_nodes())
-        })
-        .await
-        .map_err(|e| fail(format!("reading the rebuilt catalog failed: {e}")))?
-        .map_err(|e| fail(format!("the rebuilt catalog does not open: {e}")))?;
+        let nodes = match rebuild_from(&addr, &probe, &opts).await {
+            Ok(_) => tokio::task::spawn_blocking({
+                let probe = probe.clone();
+                move || Catalog::open(&probe).and_then(|c| c.list_nodes())
+            })
+            .await
+            .map_err(|e| fail(format!("reading the rebuilt catalog failed: {e}")))?
+            .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
         remove_catalog_files(&probe);
-        to_ask = nodes.iter().map(|n| n.addr()).collect();
+        match nodes {
+            Ok(nodes) => to_ask = nodes.iter().map(|n| n.addr()).collect(),
+            Err(e) => {
+                println!("worker {addr}: cannot list the cluster's nodes from its copy ({e})")
+            }
+        }
     }
-    let Some((addr, status)) = newest(&copies) else {
+    if copies.is_empty() {
         return Err(fail(format!(
             "no worker of {} has a catalog journal: nothing to recover from",
             asked.into_iter().collect::<Vec<_>>().join(", ")
         )));
+    }
+    // Newest first; a copy that cannot be read or replayed gives way to the next.
+    copies.sort_by(|a, b| (&b.1.epoch, b.1.last_seq).cmp(&(&a.1.epoch, a.1.last_seq)));
+    let mut rebuilt = None;
+    for (addr, status) in &copies {
+        match rebuild_from(addr, &target, &opts).await {
+            Ok(summary) => {
+                rebuilt = Some((addr.clone(), status.clone(), summary));
+                break;
+            }
+            Err(e) => println!("worker {addr}: its copy cannot be used ({e}); trying the next"),
+        }
+    }
+    let Some((addr, status, summary)) = rebuilt else {
+        return Err(fail(
+            "no copy of the catalog journal could be rebuilt".into(),
+        ));
     };
-    let summary = rebuild_from(&addr, &target, &opts).await?;
+    if (&status.epoch, status.last_seq) < (&copies[0].1.epoch, copies[0].1.last_seq) {
+        println!(
+            "warning: rebuilt from an older copy than worker {}'s: writes after entry {} of run {} are not in it",
+            copies[0].0, status.last_seq, status.epoch
+        );
+    }
     println!(
         "catalog rebuilt from worker {addr} (run {}, entry {}): {} tables, {} files, {} nodes, in {}",
         status.epoch,

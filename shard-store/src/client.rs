@@ -460,7 +460,18 @@ impl WorkerClient {
 
     /// The worker's whole catalog journal; `None` if it has none.
     pub async fn journal_read(&self) -> Result<Option<JournalCopy>> {
-        let body = self.action(ACTION_JOURNAL_READ, Bytes::new()).await?;
+        // The answer comes in pieces of one framed body.
+        let mut stream = self
+            .inner
+            .clone()
+            .do_action(Action::new(ACTION_JOURNAL_READ, Bytes::new()))
+            .await
+            .map_err(|s| self.status_error(s))?
+            .into_inner();
+        let mut body = Vec::new();
+        while let Some(piece) = stream.message().await.map_err(|s| self.status_error(s))? {
+            body.extend_from_slice(&piece.body);
+        }
         if body.is_empty() {
             return Ok(None);
         }

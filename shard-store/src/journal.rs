@@ -102,6 +102,9 @@ impl JournalStore {
     /// Replaces the journal with a new base.
     pub(crate) fn put_base(&self, header: BaseHeader, image: &[u8]) -> Result<JournalStatus> {
         let mut open = self.lock();
+        // Whatever happens below, what is in memory may no longer be what is on disk: it is
+        // read again from disk at the next call unless this one succeeds.
+        *open = None;
         fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
         let json = serde_json::to_vec(&header)
             .map_err(|e| ShardStoreError::internal(format!("journal header: {e}")))?;
@@ -243,12 +246,18 @@ impl JournalStore {
         };
         let (entries, log_len) = self.read_log(&header)?;
         let path = self.log_path(&header.epoch, header.seq);
+        let existed = path.exists();
         let log = OpenOptions::new()
             .create(true)
             .write(true)
             .truncate(false)
             .open(&path)
             .map_err(|e| io(&path, e))?;
+        if !existed {
+            // A crash between the base's rename and its log's creation: the new file's name
+            // must be durable before an append to it is acknowledged.
+            sync_dir(&self.dir)?;
+        }
         Ok(Some(Open {
             status: JournalStatus {
                 last_seq: header.seq + entries.len() as u64,

@@ -491,7 +491,9 @@ async fn write_frame<T: Serialize, S: AsyncWrite + Unpin>(
     frame.extend_from_slice(RAW_MAGIC);
     frame.extend_from_slice(&len.to_le_bytes());
     frame.extend_from_slice(&json);
-    stream.write_all(&frame).await
+    stream.write_all(&frame).await?;
+    // TLS may hold the last record back until flushed.
+    stream.flush().await
 }
 
 /// A raw connection of the source, in its request/answer phase (async).

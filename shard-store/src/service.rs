@@ -65,6 +65,9 @@ pub(crate) const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 /// which matters for the CPU time of a move.
 pub(crate) const MAX_FRAME_BYTES: u32 = 1024 * 1024;
 
+/// Largest piece of a `journal_read` answer.
+const JOURNAL_PIECE_BYTES: usize = 8 << 20;
+
 /// Batches queued between the network and the Parquet writer thread of one put.
 const PUT_QUEUE: usize = 4;
 
@@ -366,6 +369,29 @@ impl WorkerService {
         }
     }
 
+    /// The worker's whole catalog journal as `journal_read` sends it: one framed body (header,
+    /// base, entries) cut into pieces of at most [`JOURNAL_PIECE_BYTES`]; none without a
+    /// journal.
+    async fn journal_read(&self) -> Result<Vec<Bytes>> {
+        let journal = Arc::clone(&self.journal);
+        let copy = blocking(move || journal.read()).await?;
+        let Some(copy) = copy else {
+            return Ok(Vec::new());
+        };
+        let header = ReadHeader {
+            status: copy.status,
+            base_bytes: copy.base.len() as u64,
+            lengths: copy.entries.iter().map(|e| e.len() as u64).collect(),
+        };
+        let mut parts: Vec<&[u8]> = vec![&copy.base];
+        parts.extend(copy.entries.iter().map(Vec::as_slice));
+        let body = Bytes::from(frame(&header, &parts)?);
+        Ok((0..body.len())
+            .step_by(JOURNAL_PIECE_BYTES)
+            .map(|at| body.slice(at..(at + JOURNAL_PIECE_BYTES).min(body.len())))
+            .collect())
+    }
+
     async fn action(&self, action: Action) -> Result<Option<Bytes>> {
         match action.r#type.as_str() {
             ACTION_HANDSHAKE => {
@@ -473,21 +499,6 @@ impl WorkerService {
                 let journal = Arc::clone(&self.journal);
                 let status = blocking(move || journal.status()).await?;
                 Ok(Some(json_bytes(&status)?))
-            }
-            ACTION_JOURNAL_READ => {
-                let journal = Arc::clone(&self.journal);
-                let copy = blocking(move || journal.read()).await?;
-                let Some(copy) = copy else {
-                    return Ok(None);
-                };
-                let header = ReadHeader {
-                    status: copy.status,
-                    base_bytes: copy.base.len() as u64,
-                    lengths: copy.entries.iter().map(|e| e.len() as u64).collect(),
-                };
-                let mut parts: Vec<&[u8]> = vec![&copy.base];
-                parts.extend(copy.entries.iter().map(Vec::as_slice));
-                Ok(Some(Bytes::from(frame(&header, &parts)?)))
             }
             other => Err(ShardStoreError::protocol(format!(
                 "unknown action {other:?}"
@@ -613,6 +624,14 @@ impl FlightService for WorkerService {
     async fn do_action(&self, request: Request<Action>) -> RpcResult<Self::DoActionStream> {
         let action = request.into_inner();
         let name = action.r#type.clone();
+        if name == ACTION_JOURNAL_READ {
+            // A whole journal may exceed one message: it goes in pieces.
+            let pieces = self.journal_read().await.map_err(|e| failed(&name, e))?;
+            let results = pieces
+                .into_iter()
+                .map(|body| Ok(arrow_flight::Result { body }));
+            return Ok(Response::new(futures::stream::iter(results).boxed()));
+        }
         let body = self.action(action).await.map_err(|e| failed(&name, e))?;
         let results = body.map(|body| Ok(arrow_flight::Result { body }));
         Ok(Response::new(futures::stream::iter(results).boxed()))

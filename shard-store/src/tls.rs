@@ -21,6 +21,7 @@ use tokio_rustls::rustls::client::WebPkiServerVerifier;
 use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::version::TLS13;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
@@ -112,7 +113,7 @@ impl ClusterTls {
             ))
         };
         let mut server = ServerConfig::builder_with_provider(Arc::clone(&provider))
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(&[&TLS13])
             .map_err(|e| config(format!("TLS: {e}")))?
             .with_client_cert_verifier(client_verifier)
             .with_single_cert(chain.clone(), key.clone_key())
@@ -124,7 +125,7 @@ impl ClusterTls {
                 .build()
                 .map_err(|e| config(format!("--tls-ca {}: {e}", files.ca.display())))?;
         let mut raw_client = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(&[&TLS13])
             .map_err(|e| config(format!("TLS: {e}")))?
             .with_webpki_verifier(server_verifier)
             .with_client_auth_cert(chain, key)

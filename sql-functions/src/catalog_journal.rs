@@ -34,8 +34,10 @@ use tracing::{debug, info, warn};
 
 /// Longest a catalog write waits for a worker to hold its entry.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(10);
-/// Entries kept queued for senders that are behind; a sender further behind rebases.
+/// Entries and bytes kept queued for senders that are behind; a sender further behind
+/// rebases.
 const QUEUE_LIMIT: usize = 20_000;
+const QUEUE_BYTES: usize = 256 << 20;
 /// Entries sent in one append at most.
 const BATCH_ENTRIES: usize = 512;
 /// Bytes sent in one append at most (one entry may exceed it alone).
@@ -53,9 +55,10 @@ pub struct WorkerJournal {
 }
 
 struct Shared {
-    /// This coordinator run: later runs have greater epochs.
+    /// This coordinator run: `<run number>-<ms>-<random>`, in hex of fixed width, so a later
+    /// run's epoch is greater as a string.
     epoch: String,
-    queue: Mutex<VecDeque<(u64, Arc<[u8]>)>>,
+    queue: Mutex<Queue>,
     queued: Notify,
     durable: Mutex<Durable>,
     durable_changed: Condvar,
@@ -64,6 +67,21 @@ struct Shared {
     unshipped: AtomicU64,
     /// How long writes waited for their entry, in µs.
     waits: Histogram,
+}
+
+/// Entries not yet held by every worker, oldest first, and their bytes.
+#[derive(Default)]
+struct Queue {
+    entries: VecDeque<(u64, Arc<[u8]>)>,
+    bytes: usize,
+}
+
+impl Queue {
+    fn pop_front(&mut self) {
+        if let Some((_, entry)) = self.entries.pop_front() {
+            self.bytes -= entry.len();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -104,9 +122,13 @@ impl WorkerJournal {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or(0);
+        // The run number orders epochs (clocks may disagree); time and chance make it unique.
+        let run = catalog
+            .next_journal_run()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         let shared = Arc::new(Shared {
-            epoch: format!("{now:016x}{:08x}", random_u32()),
-            queue: Mutex::new(VecDeque::new()),
+            epoch: format!("{run:016x}-{now:016x}-{:08x}", random_u32()),
+            queue: Mutex::new(Queue::default()),
             queued: Notify::new(),
             durable: Mutex::new(Durable::default()),
             durable_changed: Condvar::new(),
@@ -146,8 +168,9 @@ impl WorkerJournal {
 impl CommitJournal for WorkerJournal {
     fn committed(&self, seq: u64, changeset: Vec<u8>) {
         let mut queue = lock(&self.shared.queue);
-        queue.push_back((seq, Arc::from(changeset)));
-        if queue.len() > QUEUE_LIMIT {
+        queue.bytes += changeset.len();
+        queue.entries.push_back((seq, Arc::from(changeset)));
+        while queue.entries.len() > QUEUE_LIMIT || queue.bytes > QUEUE_BYTES {
             queue.pop_front();
         }
         drop(queue);
@@ -224,7 +247,11 @@ impl Shared {
         // What every worker holds need not stay queued.
         if let Some(slowest) = slowest {
             let mut queue = lock(&self.queue);
-            while queue.front().is_some_and(|(seq, _)| *seq <= slowest) {
+            while queue
+                .entries
+                .front()
+                .is_some_and(|(seq, _)| *seq <= slowest)
+            {
                 queue.pop_front();
             }
         }
@@ -350,6 +377,7 @@ async fn send(shared: Weak<Shared>, catalog: Weak<Catalog>, client: WorkerClient
             let queue = lock(&shared.queue);
             let mut bytes = 0usize;
             queue
+                .entries
                 .iter()
                 .filter(|(seq, _)| *seq > from)
                 .take_while(|(_, entry)| {
@@ -384,9 +412,15 @@ async fn send(shared: Weak<Shared>, catalog: Weak<Catalog>, client: WorkerClient
             }
             Err(e) => {
                 // A gap (the worker restarted from an older copy, or lost its journal): a new
-                // base brings it up to date.
+                // base brings it up to date. Anything else (its disk is full) is not healthy
+                // either, and a base is tried again only after a pause.
+                let gap = e.to_string().contains("journal gap");
                 info!(worker = %addr, error = %e, "catalog journal: sending the worker a new base");
                 acked = None;
+                if !gap {
+                    shared.report(&addr, None);
+                    tokio::time::sleep(RETRY).await;
+                }
             }
         }
     }

@@ -1396,6 +1396,21 @@ pub async fn exec(client: &Client, sql: &str) {
     }
 }
 
+/// [`exec`] that retries a statement failing with 40001 (another transaction or a compaction
+/// committed first), as a client must (panics on any other failure, or after 20 tries).
+pub async fn exec_retrying(client: &Client, sql: &str) {
+    for _ in 0..20 {
+        match client.simple_query(sql).await {
+            Ok(_) => return,
+            Err(e) if sqlstate(&e).as_deref() == Some("40001") => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("statement failed: {sql}\n  {}", err_text(&e)),
+        }
+    }
+    panic!("statement failed 20 times with 40001: {sql}");
+}
+
 /// The SQLSTATE of a server error, if the error came from the server.
 pub fn sqlstate(err: &tokio_postgres::Error) -> Option<String> {
     err.code().map(|c| c.code().to_string())

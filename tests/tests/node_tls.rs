@@ -131,6 +131,42 @@ async fn rebalance_over_tls_and_plaintext_refused_on_every_channel() {
         scalar(&client, "SELECT count(*) FROM events").await,
         ROWS.to_string()
     );
+
+    // The catalog journal went over TLS too: with the coordinator's disk gone, the catalog
+    // comes back from the workers, asked over TLS.
+    drop(client);
+    cluster.kill_coordinator();
+    let data_dir = cluster.coordinator_data_dir().to_path_buf();
+    std::fs::remove_dir_all(&data_dir).expect("lose the coordinator's disk");
+    let out = Command::new(shoal_bin())
+        .args(["recover-catalog", "--data-dir"])
+        .arg(&data_dir)
+        .args([
+            "--worker",
+            &cluster.worker_addr(0),
+            "--cluster-token",
+            cluster.token(),
+        ])
+        .arg("--tls-ca")
+        .arg(certs.path().join("ca.pem"))
+        .arg("--tls-cert")
+        .arg(certs.path().join("127.0.0.1.pem"))
+        .arg("--tls-key")
+        .arg(certs.path().join("127.0.0.1-key.pem"))
+        .output()
+        .expect("shoal recover-catalog");
+    assert!(
+        out.status.success(),
+        "recover-catalog over TLS: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr_of(&out)
+    );
+    cluster.restart_coordinator().await;
+    let client = cluster.client().await;
+    assert_eq!(
+        scalar(&client, "SELECT count(*) || '/' || sum(id) FROM events").await,
+        format!("{ROWS}/{}", ROWS * (ROWS + 1) / 2)
+    );
 }
 
 /// A worker with a certificate of another CA cannot join: `add_node` fails saying why, and

@@ -773,6 +773,18 @@ fn journal_base_and_changesets_rebuild_the_same_catalog() {
     let dropped = c.create_table(&other).unwrap();
     c.drop_table(dropped.table_id).unwrap();
     c.set_setting("rebalance.max_bandwidth_mb", "40").unwrap();
+    // A REPLACE (its delete is logged too) and a REAL that JSON's 15 digits would round.
+    c.write(|tx| {
+        tx.execute("INSERT INTO meta (key, value) VALUES ('replaced', 'a')", [])?;
+        tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('replaced', 'b')", [])?;
+        tx.execute(
+            "INSERT INTO jobs (job_type, description, transfer_mode, max_bandwidth_mb, created_at_ms)
+             VALUES ('rebalance', 'd', 'auto', 0.1 + 0.2, 1)",
+            [],
+        )?;
+        Ok(())
+    })
+    .unwrap();
     // A state write, a progress write of the same row, and a state write after it.
     c.write(|tx| {
         tx.execute(

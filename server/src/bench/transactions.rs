@@ -2,6 +2,8 @@
 //! 15 on the same machine, in one run:
 //! - 1000 single-row INSERTs in one transaction (BEGIN, 1000 x INSERT, COMMIT), the way an
 //!   application's loop of inserts runs;
+//! - 200 single-row INSERTs in autocommit, each its own catalog commit (and catalog journal
+//!   entry);
 //! - pgbench's built-in TPC-B-like script, scale 1, 4 clients, with `--max-tries` retrying
 //!   40001, on pgbench's tables (made the way `pgbench -i` makes them; distributed on Shoal);
 //! - pgbench's built-in select-only script (`-S`, a point SELECT by `aid`, the distribution
@@ -66,6 +68,35 @@ async fn thousand_inserts(
         if run > 0 {
             // the first run warms up
             t.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    t.sort_by(|a, b| a.total_cmp(b));
+    Ok(t[t.len() / 2])
+}
+
+/// The median of `runs` timings of `n` single-row INSERTs, each its own transaction
+/// (autocommit), in ms per INSERT: every one commits in the catalog (and, on Shoal, waits
+/// for a worker to hold the catalog journal's entry).
+async fn autocommit_inserts(
+    client: &tokio_postgres::Client,
+    n: usize,
+    runs: usize,
+) -> Result<f64, ServerError> {
+    let mut t = Vec::new();
+    for run in 0..runs + 1 {
+        let start = Instant::now();
+        for i in 0..n {
+            let id = 1_000_000 + run * n + i;
+            client
+                .execute(
+                    "INSERT INTO tx_rows (id, name) VALUES ($1, $2)",
+                    &[&(id as i64), &format!("row {id}")],
+                )
+                .await
+                .map_err(err)?;
+        }
+        if run > 0 {
+            t.push(start.elapsed().as_secs_f64() * 1000.0 / n as f64);
         }
     }
     t.sort_by(|a, b| a.total_cmp(b));
@@ -225,6 +256,7 @@ pub async fn run(
     let shoal = connect(cport, "shoal").await?;
     setup(&shoal, true).await?;
     let shoal_inserts = thousand_inserts(&shoal, 5).await?;
+    let shoal_autocommit = autocommit_inserts(&shoal, 200, 3).await?;
     let (shoal_tps, shoal_retried) =
         pgbench_tps(&pgbench, &shoal, cport, "shoal", "shoal", secs).await?;
     let shoal_select = point_select_tps(&pgbench, cport, "shoal", "shoal", secs)?;
@@ -235,6 +267,7 @@ pub async fn run(
     let pgc = connect(pg.port, "postgres").await?;
     setup(&pgc, false).await?;
     let pg_inserts = thousand_inserts(&pgc, 5).await?;
+    let pg_autocommit = autocommit_inserts(&pgc, 200, 3).await?;
     let (pg_tps, pg_retried) =
         pgbench_tps(&pgbench, &pgc, pg.port, "postgres", "postgres", secs).await?;
     let pg_select = point_select_tps(&pgbench, pg.port, "postgres", "postgres", secs)?;
@@ -250,6 +283,10 @@ pub async fn run(
     println!(
         "| 1000 single-row INSERTs in one transaction (ms, median of 5) | {shoal_inserts:.0} | {pg_inserts:.0} | {:.1}x | <= 10x |",
         shoal_inserts / pg_inserts
+    );
+    println!(
+        "| 200 single-row INSERTs, autocommit (ms per INSERT, median of 3) | {shoal_autocommit:.2} | {pg_autocommit:.2} | {:.1}x | - |",
+        shoal_autocommit / pg_autocommit
     );
     println!(
         "| pgbench TPC-B-like (tps) | {shoal_tps:.1} ({:.0}% retried) | {pg_tps:.1} ({:.0}% retried) | {:.3}x | - |",
