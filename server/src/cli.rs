@@ -73,13 +73,8 @@ pub struct RecoverArgs {
     workers: Vec<String>,
     #[arg(long, env = "SHOAL_CLUSTER_TOKEN", value_parser = cluster_token)]
     cluster_token: Option<String>,
-    /// With node-to-node TLS: the cluster CA, and the certificate and key to present.
-    #[arg(long, env = "SHOAL_TLS_CA", requires_all = ["tls_cert", "tls_key"])]
-    tls_ca: Option<PathBuf>,
-    #[arg(long, env = "SHOAL_TLS_CERT", requires = "tls_ca")]
-    tls_cert: Option<PathBuf>,
-    #[arg(long, env = "SHOAL_TLS_KEY", requires = "tls_ca")]
-    tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    tls: ClusterTlsArgs,
 }
 
 #[derive(Args, Debug)]
@@ -228,14 +223,47 @@ pub struct HealthcheckArgs {
     target: String,
     #[arg(long, env = "SHOAL_CLUSTER_TOKEN", value_parser = cluster_token)]
     cluster_token: Option<String>,
-    /// For a worker with node-to-node TLS: the cluster CA, and the certificate and key to
-    /// present to it.
+    #[command(flatten)]
+    tls: ClusterTlsArgs,
+}
+
+/// Node-to-node TLS of a command that calls workers: the cluster CA, and the certificate and
+/// key to present to them.
+#[derive(Args, Debug)]
+pub struct ClusterTlsArgs {
     #[arg(long, env = "SHOAL_TLS_CA", requires_all = ["tls_cert", "tls_key"])]
     tls_ca: Option<PathBuf>,
     #[arg(long, env = "SHOAL_TLS_CERT", requires = "tls_ca")]
     tls_cert: Option<PathBuf>,
     #[arg(long, env = "SHOAL_TLS_KEY", requires = "tls_ca")]
     tls_key: Option<PathBuf>,
+}
+
+impl ClusterTlsArgs {
+    fn load(self) -> Result<Option<ClusterTls>, ServerError> {
+        cluster_tls(self.tls_ca, self.tls_cert, self.tls_key)
+    }
+}
+
+/// The node-to-node TLS of `--tls-ca`, `--tls-cert` and `--tls-key`: all three, checked, or
+/// none; some but not all is refused (a worker could verify neither its callers nor the
+/// workers it pulls from).
+fn cluster_tls(
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<Option<ClusterTls>, ServerError> {
+    match (ca, cert, key) {
+        (Some(ca), Some(cert), Some(key)) => ClusterTls::load(&ClusterTlsFiles { ca, cert, key })
+            .map(Some)
+            .map_err(|e| ServerError::Startup(e.to_string())),
+        (None, None, None) => Ok(None),
+        _ => Err(ServerError::Startup(
+            "node-to-node TLS needs all of --tls-ca, --tls-cert and --tls-key: a worker verifies \
+             the coordinator and the other workers with the cluster CA, as they verify it"
+                .into(),
+        )),
+    }
 }
 
 fn init_logging(level: &str, format: LogFormat) {
@@ -280,13 +308,7 @@ pub fn main() -> ExitCode {
             Command::Backup(a) => backup(a),
             Command::Restore(a) => restore(a),
             Command::RecoverCatalog(a) => {
-                let tls = match (a.tls_ca, a.tls_cert, a.tls_key) {
-                    (Some(ca), Some(cert), Some(key)) => Some(
-                        ClusterTls::load(&ClusterTlsFiles { ca, cert, key })
-                            .map_err(|e| ServerError::Startup(e.to_string()))?,
-                    ),
-                    _ => None,
-                };
+                let tls = a.tls.load()?;
                 crate::recover::recover_catalog(crate::recover::RecoverOptions {
                     data_dir: a.data_dir,
                     workers: a.workers,
@@ -467,20 +489,7 @@ async fn worker(a: WorkerArgs) -> Result<(), ServerError> {
     }
     // A worker's TLS is mutual: without the CA it could neither check who calls it nor the
     // workers it pulls from.
-    let tls = match (a.security.tls_ca, a.security.tls_cert, a.security.tls_key) {
-        (Some(ca), Some(cert), Some(key)) => Some(
-            ClusterTls::load(&ClusterTlsFiles { ca, cert, key })
-                .map_err(|e| ServerError::Startup(e.to_string()))?,
-        ),
-        (None, None, None) => None,
-        _ => {
-            return Err(ServerError::Startup(
-                "a worker's TLS needs all of --tls-ca, --tls-cert and --tls-key: it verifies \
-                 the coordinator and the other workers with the cluster CA, as they verify it"
-                    .into(),
-            ))
-        }
-    };
+    let tls = cluster_tls(a.security.tls_ca, a.security.tls_cert, a.security.tls_key)?;
     if a.security.password_file.is_some() {
         return Err(ServerError::Startup(
             "--password-file is for the coordinator's clients; a worker takes only --cluster-token"
@@ -506,13 +515,7 @@ async fn worker(a: WorkerArgs) -> Result<(), ServerError> {
 /// Ready means: a worker answers its health call, or a coordinator answers the Postgres
 /// SSLRequest handshake.
 async fn healthcheck(a: HealthcheckArgs) -> Result<(), ServerError> {
-    let tls = match (a.tls_ca, a.tls_cert, a.tls_key) {
-        (Some(ca), Some(cert), Some(key)) => Some(
-            ClusterTls::load(&ClusterTlsFiles { ca, cert, key })
-                .map_err(|e| ServerError::Startup(e.to_string()))?,
-        ),
-        _ => None,
-    };
+    let tls = a.tls.load()?;
     if let Ok(c) = WorkerClient::connect(&a.target, a.cluster_token.clone(), tls.as_ref()) {
         if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(3), c.health()).await {
             return Ok(());

@@ -123,6 +123,13 @@ pub fn session_context(
     // Statements Shoal rewrites are parsed again from their text; PostgreSQL's dialect keeps
     // its operators (`?`, `@>`, `#>`) parseable there.
     config.options_mut().sql_parser.dialect = datafusion::common::config::Dialect::PostgreSQL;
+    // A view's (or derived table's) ORDER BY holds for a query that selects from it, as in
+    // PostgreSQL; DataFusion drops it (without a LIMIT) unless told not to. Where the order
+    // cannot matter (a join's build side, an aggregate) the physical optimizer still drops it.
+    config
+        .options_mut()
+        .sql_parser
+        .enable_subquery_sort_elimination = false;
     // One pool for every session's operators: sorts and aggregates spill to disk when it is
     // full, anything else fails with ResourcesExhausted (53200) instead of growing unbounded.
     let runtime = RuntimeEnvBuilder::new()

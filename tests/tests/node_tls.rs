@@ -285,9 +285,12 @@ async fn bad_certificates_stop_every_process_at_start() {
     let data = tempfile::tempdir().expect("tempdir");
     let data = data.path().display().to_string();
     let listen = format!("127.0.0.1:{}", free_port());
-    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+    // (command, what, TLS flags, what stderr must say). The coordinator checks the same
+    // material as a worker (and its client-facing certificate).
+    let cases: Vec<(&str, &str, Vec<&str>, &str)> = vec![
         (
-            "worker: missing certificate file",
+            "worker",
+            "missing certificate file",
             vec![
                 "--tls-ca",
                 &ca,
@@ -299,12 +302,14 @@ async fn bad_certificates_stop_every_process_at_start() {
             "--tls-cert /nonexistent.pem",
         ),
         (
-            "worker: certificate without the CA",
+            "worker",
+            "certificate without the CA",
             vec!["--tls-cert", &cert, "--tls-key", &key],
             "needs all of --tls-ca, --tls-cert and --tls-key",
         ),
         (
-            "worker: the key of another certificate",
+            "worker",
+            "the key of another certificate",
             vec![
                 "--tls-ca",
                 &ca,
@@ -316,7 +321,8 @@ async fn bad_certificates_stop_every_process_at_start() {
             "does not fit --tls-cert",
         ),
         (
-            "worker: a certificate the cluster CA did not sign",
+            "worker",
+            "a certificate the cluster CA did not sign",
             vec![
                 "--tls-ca",
                 &ca,
@@ -327,22 +333,9 @@ async fn bad_certificates_stop_every_process_at_start() {
             ],
             "is not accepted by the cluster CA",
         ),
-    ];
-    for (what, tls, expect) in &cases {
-        let mut args = vec!["worker", "--listen", &listen, "--data-dir", &data];
-        args.extend(tls.iter().copied());
-        let out = run_shoal(&args);
-        assert!(!out.status.success(), "{what}: started");
-        assert!(
-            stderr_of(&out).contains(expect),
-            "{what}: {}",
-            stderr_of(&out)
-        );
-    }
-    // The coordinator checks the same material (and its client-facing certificate).
-    let coordinator_cases: Vec<(&str, Vec<&str>, &str)> = vec![
         (
-            "coordinator: missing CA file",
+            "coordinator",
+            "missing CA file",
             vec![
                 "--tls-ca",
                 "/nonexistent-ca.pem",
@@ -354,7 +347,8 @@ async fn bad_certificates_stop_every_process_at_start() {
             "--tls-ca /nonexistent-ca.pem",
         ),
         (
-            "coordinator: a certificate the cluster CA did not sign",
+            "coordinator",
+            "a certificate the cluster CA did not sign",
             vec![
                 "--tls-ca",
                 &ca,
@@ -366,14 +360,14 @@ async fn bad_certificates_stop_every_process_at_start() {
             "is not accepted by the cluster CA",
         ),
     ];
-    for (what, tls, expect) in &coordinator_cases {
-        let mut args = vec!["coordinator", "--listen", &listen, "--data-dir", &data];
+    for (command, what, tls, expect) in &cases {
+        let mut args = vec![*command, "--listen", &listen, "--data-dir", &data];
         args.extend(tls.iter().copied());
         let out = run_shoal(&args);
-        assert!(!out.status.success(), "{what}: started");
+        assert!(!out.status.success(), "{command}, {what}: started");
         assert!(
             stderr_of(&out).contains(expect),
-            "{what}: {}",
+            "{command}, {what}: {}",
             stderr_of(&out)
         );
     }

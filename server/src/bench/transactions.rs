@@ -45,6 +45,18 @@ const LOAD: [&str; 3] = [
     "INSERT INTO pgbench_accounts (aid, bid, abalance, filler) SELECT a, (a - 1) / 100000 + 1 AS bid, 0 AS abalance, '' AS filler FROM generate_series(1, 100000) AS g(a)",
 ];
 
+/// One single-row INSERT into `tx_rows`, as an application's loop sends it.
+async fn insert_row(client: &tokio_postgres::Client, id: usize) -> Result<(), ServerError> {
+    client
+        .execute(
+            "INSERT INTO tx_rows (id, name) VALUES ($1, $2)",
+            &[&(id as i64), &format!("row {id}")],
+        )
+        .await
+        .map_err(err)?;
+    Ok(())
+}
+
 /// The median of `runs` timings of 1000 single-row INSERTs in one transaction, in ms.
 async fn thousand_inserts(
     client: &tokio_postgres::Client,
@@ -56,13 +68,7 @@ async fn thousand_inserts(
         client.batch_execute("BEGIN").await.map_err(err)?;
         for i in 0..1000 {
             let id = run * 1000 + i;
-            client
-                .execute(
-                    "INSERT INTO tx_rows (id, name) VALUES ($1, $2)",
-                    &[&(id as i64), &format!("row {id}")],
-                )
-                .await
-                .map_err(err)?;
+            insert_row(client, id).await?;
         }
         client.batch_execute("COMMIT").await.map_err(err)?;
         if run > 0 {
@@ -87,13 +93,7 @@ async fn autocommit_inserts(
         let start = Instant::now();
         for i in 0..n {
             let id = 1_000_000 + run * n + i;
-            client
-                .execute(
-                    "INSERT INTO tx_rows (id, name) VALUES ($1, $2)",
-                    &[&(id as i64), &format!("row {id}")],
-                )
-                .await
-                .map_err(err)?;
+            insert_row(client, id).await?;
         }
         if run > 0 {
             t.push(start.elapsed().as_secs_f64() * 1000.0 / n as f64);

@@ -61,7 +61,11 @@ fn hash_values_are_pinned() {
     ] {
         assert_eq!(hash_i64(v), h, "hash of {v}");
     }
-    for (s, h) in [("", -1_014_924_287), ("abc", 702_753_796), ("shoal", 404_930_211)] {
+    for (s, h) in [
+        ("", -1_014_924_287),
+        ("abc", 702_753_796),
+        ("shoal", 404_930_211),
+    ] {
         assert_eq!(hash_bytes(s.as_bytes()), h, "hash of {s:?}");
         let scalar = hash_scalar(&ScalarValue::Utf8(Some(s.into())), &DataType::Utf8, "x");
         assert_eq!(scalar.unwrap(), h, "hash of the scalar {s:?}");
