@@ -1,6 +1,7 @@
 //! Shoal's worker side: immutable Parquet shard files on disk, the worker's Arrow Flight gRPC
-//! service, the client the coordinator uses to call it, CRC-32C checksums and cluster-token
-//! auth.
+//! service, the client the coordinator uses to call it, CRC-32C checksums, cluster-token auth,
+//! node-to-node mutual TLS ([`ClusterTls`]), and the worker's copy of the coordinator's catalog
+//! journal (`journal_*` actions; read back by `shoal recover-catalog`).
 //!
 //! Entry points: [`serve_worker`] / [`serve_worker_with_listener`] run a worker (see
 //! [`WorkerConfig`]); [`WorkerClient`] calls one; [`ScanRequest`] is the sub-plan a scan
@@ -25,7 +26,8 @@
 //! WorkerClient::{discard_staging, list_staging} ─► rm -r staging/move-<task>/, readdir
 //! ```
 //!
-//! Every call carries `authorization: Bearer <cluster token>` when the worker has one. Errors
+//! Every call carries `authorization: Bearer <cluster token>` when the worker has one; with
+//! TLS configured the port takes only TLS connections from peers of the cluster CA. Errors
 //! cross the wire as gRPC statuses and come back as the same [`ShardStoreError`] variant.
 
 mod client;

@@ -1,6 +1,7 @@
 //! The cluster-management surface of Shoal and its logic: nodes, tables and their shard
 //! layout (`create_distributed_table`, reference tables), the write path that routes rows to
-//! shards, and the background upkeep (heartbeats, cleanup, compaction).
+//! shards, the background upkeep (heartbeats, cleanup, compaction), moves and rebalancing, and
+//! the catalog journal's copies on the workers ([`catalog_journal`]).
 //!
 //! Entry point: [`Cluster`], shared by every session of the coordinator.
 //!
