@@ -73,6 +73,10 @@ pub struct RecoverArgs {
     workers: Vec<String>,
     #[arg(long, env = "SHOAL_CLUSTER_TOKEN", value_parser = cluster_token)]
     cluster_token: Option<String>,
+    /// Rebuild from the copies that answered even if some workers could not be asked (the
+    /// writes only they hold are then lost).
+    #[arg(long)]
+    ignore_unreachable: bool,
     #[command(flatten)]
     tls: ClusterTlsArgs,
 }
@@ -314,6 +318,7 @@ pub fn main() -> ExitCode {
                     workers: a.workers,
                     token: a.cluster_token,
                     tls,
+                    ignore_unreachable: a.ignore_unreachable,
                 })
                 .await
             }

@@ -3,8 +3,9 @@
 //!
 //! Asks every worker given, and then every worker the newest copy names, where its copy stands;
 //! rebuilds from the newest (the latest coordinator run, the most entries). Every write that
-//! returned to a client is in the copy of at least one worker that took it; a worker that was
-//! down or behind has an older copy, and is only used when none newer answers.
+//! returned to a client is in the copy of at least one worker; so unless told otherwise
+//! (`--ignore-unreachable`), it refuses while a worker cannot be asked. A worker that was
+//! down or behind has an older copy, and is only used when none newer can be read.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,8 @@ pub struct RecoverOptions {
     pub workers: Vec<String>,
     pub token: Option<String>,
     pub tls: Option<ClusterTls>,
+    /// Rebuild even when some workers could not be asked (one may hold a newer copy).
+    pub ignore_unreachable: bool,
 }
 
 pub async fn recover_catalog(opts: RecoverOptions) -> Result<(), ServerError> {
@@ -53,6 +56,7 @@ pub async fn recover_catalog(opts: RecoverOptions) -> Result<(), ServerError> {
     let mut asked = BTreeSet::new();
     let mut copies: Vec<(String, JournalStatus)> = Vec::new();
     let mut to_ask: Vec<String> = opts.workers.clone();
+    let mut unreachable: Vec<String> = Vec::new();
     // First the workers given, then those the newest copy lists.
     for round in 0..2 {
         for addr in std::mem::take(&mut to_ask) {
@@ -68,7 +72,10 @@ pub async fn recover_catalog(opts: RecoverOptions) -> Result<(), ServerError> {
                     copies.push((addr, status));
                 }
                 Ok(None) => println!("worker {addr}: no catalog journal"),
-                Err(e) => println!("worker {addr}: not asked ({e})"),
+                Err(e) => {
+                    println!("worker {addr}: not asked ({e})");
+                    unreachable.push(addr);
+                }
             }
         }
         if round == 1 {
@@ -102,6 +109,16 @@ pub async fn recover_catalog(opts: RecoverOptions) -> Result<(), ServerError> {
         return Err(fail(format!(
             "no worker of {} has a catalog journal: nothing to recover from",
             asked.into_iter().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    if !unreachable.is_empty() && !opts.ignore_unreachable {
+        // A write returns once one worker holds it: the one not asked may hold the last ones.
+        return Err(fail(format!(
+            "worker(s) {} could not be asked, and may hold a newer copy than those that \
+             answered: start them and run recover-catalog again, or pass \
+             --ignore-unreachable to rebuild from the copies that answered (writes only an \
+             unreachable worker holds are then lost)",
+            unreachable.join(", ")
         )));
     }
     // Newest first; a copy that cannot be read or replayed gives way to the next.

@@ -16,9 +16,10 @@
 //! worker over from a new base. Senders run on a thread of their own, so a catalog write may
 //! wait for them from any runtime.
 //!
-//! Writes wait while at least one sender is healthy (its last call succeeded, or it has not
-//! tried yet), and at most [`WAIT_LIMIT`]: with every worker unreachable, the catalog commits
-//! without a copy, which the log and `shoal_catalog_journal_unshipped_total` say.
+//! Writes wait at most [`WAIT_LIMIT`], and at most [`UNREACHABLE_WAIT`] while no sender is
+//! healthy (its last call succeeded, or it has not tried yet): with every worker unreachable,
+//! the catalog commits without a copy, which the log and
+//! `shoal_catalog_journal_unshipped_total` say.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,8 +46,14 @@ const BATCH_BYTES: usize = 8 << 20;
 /// A worker's journal starts over from a new base after this many entries, which bounds what
 /// a recovery replays and what a worker keeps.
 const REBASE_AFTER: u64 = 20_000;
-/// Pause of a sender whose worker is unreachable, and of the node list's refresh.
+/// Pause of the node list's refresh, and of a sender between two looks at an empty queue.
 const RETRY: Duration = Duration::from_secs(1);
+/// Pause of a sender whose worker did not take a call: short, so that a worker back from a
+/// restart holds the writes waiting for it soon.
+const WORKER_RETRY: Duration = Duration::from_millis(250);
+/// How long a write waits when no worker took the last call (each may be back at its next
+/// try) before it returns without a copy.
+const UNREACHABLE_WAIT: Duration = Duration::from_secs(2);
 
 /// What the catalog hands committed entries to. Cheap to clone.
 #[derive(Clone)]
@@ -180,7 +187,7 @@ impl CommitJournal for WorkerJournal {
 
     fn wait_durable(&self, seq: u64) {
         let started = Instant::now();
-        self.wait_until_durable(seq, started + WAIT_LIMIT);
+        self.wait_until_durable(seq, started);
         self.shared
             .waits
             .observe(started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64);
@@ -188,7 +195,7 @@ impl CommitJournal for WorkerJournal {
 }
 
 impl WorkerJournal {
-    fn wait_until_durable(&self, seq: u64, deadline: Instant) {
+    fn wait_until_durable(&self, seq: u64, started: Instant) {
         let mut durable = lock(&self.shared.durable);
         loop {
             if durable.seq >= seq {
@@ -198,25 +205,25 @@ impl WorkerJournal {
                 // No worker yet: the base each one gets first will hold this write.
                 return;
             }
-            if !durable.senders.values().any(|s| s.healthy) {
-                self.shared.unshipped.fetch_add(1, Ordering::SeqCst);
-                debug!(seq, "no worker reachable: catalog write not copied yet");
-                return;
-            }
-            let now = Instant::now();
-            if now >= deadline {
+            let waited = started.elapsed();
+            let limit = if durable.senders.values().any(|s| s.healthy) {
+                WAIT_LIMIT
+            } else {
+                UNREACHABLE_WAIT
+            };
+            if waited >= limit {
                 self.shared.unshipped.fetch_add(1, Ordering::SeqCst);
                 warn!(
                     seq,
-                    "no worker took the catalog journal entry within {WAIT_LIMIT:?}: \
-                     the write committed, its copy follows later"
+                    "no worker took the catalog journal entry within {limit:?}: the write \
+                     committed without a copy (one follows when a worker is back)"
                 );
                 return;
             }
             durable = self
                 .shared
                 .durable_changed
-                .wait_timeout(durable, deadline - now)
+                .wait_timeout(durable, limit - waited)
                 .map(|(guard, _)| guard)
                 .unwrap_or_else(|e| e.into_inner().0);
         }
@@ -360,7 +367,7 @@ async fn send(shared: Weak<Shared>, catalog: Weak<Catalog>, client: WorkerClient
                     debug!(worker = %addr, error = %e, "catalog journal: base not sent");
                     shared.report(&addr, None);
                     drop(shared);
-                    tokio::time::sleep(RETRY).await;
+                    tokio::time::sleep(WORKER_RETRY).await;
                 }
             }
             continue;
@@ -408,7 +415,7 @@ async fn send(shared: Weak<Shared>, catalog: Weak<Catalog>, client: WorkerClient
             Err(e) if e.is_unavailable() => {
                 debug!(worker = %addr, error = %e, "catalog journal: worker unreachable");
                 shared.report(&addr, None);
-                tokio::time::sleep(RETRY).await;
+                tokio::time::sleep(WORKER_RETRY).await;
             }
             Err(e) => {
                 // A gap (the worker restarted from an older copy, or lost its journal): a new
@@ -419,7 +426,7 @@ async fn send(shared: Weak<Shared>, catalog: Weak<Catalog>, client: WorkerClient
                 acked = None;
                 if !gap {
                     shared.report(&addr, None);
-                    tokio::time::sleep(RETRY).await;
+                    tokio::time::sleep(WORKER_RETRY).await;
                 }
             }
         }

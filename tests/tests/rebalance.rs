@@ -2028,3 +2028,124 @@ async fn catalog_recovered_from_the_workers_after_the_coordinator_disk_is_lost()
         "t"
     );
 }
+
+/// Waits until `n` workers are live in the coordinator's view.
+async fn wait_live_workers(client: &Client, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let live = scalar(client, "SELECT count(*) FROM shoal.nodes WHERE is_live").await;
+        if live == n.to_string() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{live} workers live, want {n}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The catalog journal through failures. The coordinator restarts (a new run: every worker
+/// gets a new base); a worker is down while catalog writes go on and comes back (it catches
+/// up with what is still queued); then the other worker dies and the next write waits until
+/// the one left holds it. With the coordinator's disk gone and the first worker still down,
+/// `recover-catalog` refuses (that worker may hold newer writes) until told to go on without
+/// it, rebuilds from the one that answers, and the cluster has every row and the last
+/// setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_journal_survives_outages_and_recovers_from_the_worker_left() {
+    let mut cluster = Cluster::start_with(2, 0).await;
+    let client = cluster.client().await;
+    exec(
+        &client,
+        "CREATE TABLE j (id bigint, v text);
+         SELECT create_distributed_table('j', 'id', shard_count => 4);
+         INSERT INTO j SELECT g, 'a' FROM generate_series(1, 100) g;",
+    )
+    .await;
+    drop(client);
+    cluster.restart_coordinator().await;
+    let client = cluster.client().await;
+    // Worker 1 misses catalog writes, then comes back.
+    cluster.kill_worker(1);
+    for value in ["11", "22"] {
+        exec(
+            &client,
+            &format!("SELECT set_cluster_setting('rebalance.yield_bandwidth_mb', '{value}')"),
+        )
+        .await;
+    }
+    cluster.restart_worker(1).await;
+    wait_live_workers(&client, 2).await;
+    exec(
+        &client,
+        "INSERT INTO j SELECT g, 'b' FROM generate_series(101, 150) g",
+    )
+    .await;
+    // Worker 0 dies: the next write returns once worker 1 holds it.
+    cluster.kill_worker(0);
+    exec(
+        &client,
+        "SELECT set_cluster_setting('rebalance.yield_bandwidth_mb', '55')",
+    )
+    .await;
+    drop(client);
+
+    cluster.kill_coordinator();
+    let data_dir = cluster.coordinator_data_dir().to_path_buf();
+    std::fs::remove_dir_all(&data_dir).expect("lose the coordinator's disk");
+    let recover = |extra: &[&str]| {
+        std::process::Command::new(shoal_e2e::shoal_bin())
+            .args(["recover-catalog", "--data-dir"])
+            .arg(&data_dir)
+            .args(["--worker", &cluster.worker_addr(0)])
+            .args(["--worker", &cluster.worker_addr(1)])
+            .args(["--cluster-token", cluster.token()])
+            .args(extra)
+            .output()
+            .expect("shoal recover-catalog")
+    };
+    // Worker 0 might hold a newer copy: refused until told to go on without it.
+    let refused = recover(&[]);
+    assert!(
+        !refused.status.success(),
+        "recovered without asking worker 0"
+    );
+    assert!(
+        stderr_of(&refused).contains("--ignore-unreachable")
+            && stderr_of(&refused).contains(&cluster.worker_addr(0)),
+        "{}",
+        stderr_of(&refused)
+    );
+    assert!(!data_dir.join("catalog.db").exists());
+    let out = recover(&["--ignore-unreachable"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "recover-catalog: {stdout}{}",
+        stderr_of(&out)
+    );
+    assert!(
+        stdout.contains(&format!("worker {}: not asked", cluster.worker_addr(0))),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "catalog rebuilt from worker {}",
+            cluster.worker_addr(1)
+        )),
+        "{stdout}"
+    );
+    cluster.restart_worker(0).await;
+    cluster.restart_coordinator().await;
+    let client = cluster.client().await;
+    assert_eq!(
+        scalar(&client, "SELECT count(*) || '/' || sum(id) FROM j").await,
+        format!("150/{}", 150 * 151 / 2)
+    );
+    assert_eq!(
+        scalar(
+            &client,
+            "SELECT value FROM shoal.cluster_settings WHERE name = 'rebalance.yield_bandwidth_mb'"
+        )
+        .await,
+        "55"
+    );
+}
