@@ -1,7 +1,7 @@
 //! Wire messages between the coordinator (or another worker) and a worker.
 //!
 //! - DoGet, two kinds of ticket told apart by their magic prefix:
-//!   - `SHOALSCAN1…`: an encoded [`ScanRequest`] (see [`ScanRequest::to_ticket`]); the worker
+//!   - `SHOALSCAN2…`: an encoded [`ScanRequest`] (see [`ScanRequest::to_ticket`]); the worker
 //!     answers with the output schema, then Arrow IPC batches.
 //!   - `SHOALFILE1` + JSON [`FileTicket`]: the raw bytes of one committed shard file, from
 //!     `offset` to its end, for a move. Each `FlightData` carries one chunk in `data_body`
