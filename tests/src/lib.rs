@@ -1012,6 +1012,26 @@ impl Cluster {
     }
 
     /// Where psql connects for this cluster.
+    /// The coordinator's disk is lost: kill -9 it and delete its data directory.
+    pub fn lose_coordinator_disk(&mut self) {
+        self.kill_coordinator();
+        let dir = self.coordinator.data_dir.clone();
+        fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("cannot delete {}: {e}", dir.display()));
+    }
+
+    /// Runs `shoal recover-catalog` into the coordinator's data directory, naming the workers
+    /// `workers` (indexes) and passing the cluster token and `extra` arguments.
+    pub fn recover_catalog(&self, workers: &[usize], extra: &[&std::ffi::OsStr]) -> Output {
+        let mut cmd = Command::new(shoal_bin());
+        cmd.args(["recover-catalog", "--data-dir"])
+            .arg(&self.coordinator.data_dir)
+            .args(["--cluster-token", &self.token]);
+        for i in workers {
+            cmd.args(["--worker", &self.worker_addr(*i)]);
+        }
+        cmd.args(extra).output().expect("run shoal recover-catalog")
+    }
+
     pub fn psql_target(&self) -> PsqlTarget {
         PsqlTarget {
             host: "127.0.0.1".into(),

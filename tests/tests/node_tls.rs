@@ -135,26 +135,23 @@ async fn rebalance_over_tls_and_plaintext_refused_on_every_channel() {
     // The catalog journal went over TLS too: with the coordinator's disk gone, the catalog
     // comes back from the workers, asked over TLS.
     drop(client);
-    cluster.kill_coordinator();
-    let data_dir = cluster.coordinator_data_dir().to_path_buf();
-    std::fs::remove_dir_all(&data_dir).expect("lose the coordinator's disk");
-    let out = Command::new(shoal_bin())
-        .args(["recover-catalog", "--data-dir"])
-        .arg(&data_dir)
-        .args([
-            "--worker",
-            &cluster.worker_addr(0),
-            "--cluster-token",
-            cluster.token(),
-        ])
-        .arg("--tls-ca")
-        .arg(certs.path().join("ca.pem"))
-        .arg("--tls-cert")
-        .arg(certs.path().join("127.0.0.1.pem"))
-        .arg("--tls-key")
-        .arg(certs.path().join("127.0.0.1-key.pem"))
-        .output()
-        .expect("shoal recover-catalog");
+    cluster.lose_coordinator_disk();
+    let (ca, cert, key) = (
+        certs.path().join("ca.pem"),
+        certs.path().join("127.0.0.1.pem"),
+        certs.path().join("127.0.0.1-key.pem"),
+    );
+    let out = cluster.recover_catalog(
+        &[0],
+        &[
+            "--tls-ca".as_ref(),
+            ca.as_os_str(),
+            "--tls-cert".as_ref(),
+            cert.as_os_str(),
+            "--tls-key".as_ref(),
+            key.as_os_str(),
+        ],
+    );
     assert!(
         out.status.success(),
         "recover-catalog over TLS: {}{}",

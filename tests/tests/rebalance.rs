@@ -1976,19 +1976,8 @@ async fn catalog_recovered_from_the_workers_after_the_coordinator_disk_is_lost()
     assert_ne!(moved, "0", "the scale-out moved nothing");
     drop(client);
 
-    cluster.kill_coordinator();
-    let data_dir = cluster.coordinator_data_dir().to_path_buf();
-    std::fs::remove_dir_all(&data_dir).expect("lose the coordinator's disk");
-    let recover = |dir: &std::path::Path| {
-        std::process::Command::new(shoal_e2e::shoal_bin())
-            .args(["recover-catalog", "--data-dir"])
-            .arg(dir)
-            .args(["--worker", &cluster.worker_addr(0)])
-            .args(["--cluster-token", cluster.token()])
-            .output()
-            .expect("shoal recover-catalog")
-    };
-    let out = recover(&data_dir);
+    cluster.lose_coordinator_disk();
+    let out = cluster.recover_catalog(&[0], &[]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -2003,7 +1992,7 @@ async fn catalog_recovered_from_the_workers_after_the_coordinator_disk_is_lost()
             "worker {i} not asked: {stdout}"
         );
     }
-    let again = recover(&data_dir);
+    let again = cluster.recover_catalog(&[0], &[]);
     assert!(
         !again.status.success(),
         "a second recovery overwrote the catalog"
@@ -2088,22 +2077,10 @@ async fn catalog_journal_survives_outages_and_recovers_from_the_worker_left() {
     .await;
     drop(client);
 
-    cluster.kill_coordinator();
+    cluster.lose_coordinator_disk();
     let data_dir = cluster.coordinator_data_dir().to_path_buf();
-    std::fs::remove_dir_all(&data_dir).expect("lose the coordinator's disk");
-    let recover = |extra: &[&str]| {
-        std::process::Command::new(shoal_e2e::shoal_bin())
-            .args(["recover-catalog", "--data-dir"])
-            .arg(&data_dir)
-            .args(["--worker", &cluster.worker_addr(0)])
-            .args(["--worker", &cluster.worker_addr(1)])
-            .args(["--cluster-token", cluster.token()])
-            .args(extra)
-            .output()
-            .expect("shoal recover-catalog")
-    };
     // Worker 0 might hold a newer copy: refused until told to go on without it.
-    let refused = recover(&[]);
+    let refused = cluster.recover_catalog(&[0, 1], &[]);
     assert!(
         !refused.status.success(),
         "recovered without asking worker 0"
@@ -2115,7 +2092,7 @@ async fn catalog_journal_survives_outages_and_recovers_from_the_worker_left() {
         stderr_of(&refused)
     );
     assert!(!data_dir.join("catalog.db").exists());
-    let out = recover(&["--ignore-unreachable"]);
+    let out = cluster.recover_catalog(&[0, 1], &["--ignore-unreachable".as_ref()]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
