@@ -165,7 +165,8 @@ struct RowChange {
     v: Vec<serde_json::Value>,
 }
 
-/// Creates, on the write connection only, the temporary table `journal_log` and, on every
+/// Creates (when a journal is set), on the write connection only, the temporary table
+/// `journal_log` and, on every
 /// table of the catalog, triggers that append each row inserted, updated or deleted to it
 /// (also rows that foreign-key cascades delete). Temporary objects belong to this connection:
 /// the catalog file's schema does not change, and readers never see them.

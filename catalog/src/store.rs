@@ -303,7 +303,6 @@ impl Catalog {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         schema::migrate(&mut conn)?;
-        journal::install_change_log(&conn)?;
         let tx = conn.transaction()?;
         let existing: Option<String> = tx
             .query_row("SELECT value FROM meta WHERE key = 'cluster_id'", [], |r| {
@@ -317,8 +316,6 @@ impl Catalog {
                 [id],
             )?;
         }
-        // Before any journal: the first base holds this.
-        journal::discard_changes(&tx)?;
         tx.commit()?;
         Ok(Catalog {
             conn: Mutex::new(conn),
@@ -359,11 +356,17 @@ impl Catalog {
     /// Sends every later state write to `journal` (see [`crate::journal`]). Once per
     /// catalog; a second call fails.
     pub fn set_journal(&self, journal: Arc<dyn CommitJournal>) -> Result<()> {
-        self.journal
-            .set(journal)
-            .map_err(|_| CatalogError::Invalid {
+        // Under the write lock: every write is either before the change log exists (and in
+        // the first base) or logged and journaled.
+        let conn = self.lock();
+        if self.journal.get().is_some() {
+            return Err(CatalogError::Invalid {
                 message: "the catalog's journal is set already".into(),
-            })
+            });
+        }
+        journal::install_change_log(&conn)?;
+        let _ = self.journal.set(journal);
+        Ok(())
     }
 
     /// Numbers a new run of the coordinator (1, 2, ...; kept in the catalog), which orders the
@@ -432,45 +435,33 @@ impl Catalog {
         let commit = || {
             let mut conn = self.lock();
             // Read under the lock: a write either is in the first base or is journaled.
-            let journal = match kind {
-                WriteKind::State => self.journal.get(),
-                WriteKind::Progress => None,
-            };
+            let journal = self.journal.get();
             let generation = self.generations.begin();
             let mut journaled = None;
             let result = (|| {
                 if kind == WriteKind::Progress {
                     conn.pragma_update(None, "synchronous", "NORMAL")?;
                 }
-                let committed = match journal {
-                    None => {
-                        let tx = conn
-                            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                        let out = f(&tx);
-                        out.and_then(|out| {
-                            // Not journaled (progress, or no journal): the log starts empty
-                            // for the next write.
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let committed = f(&tx).and_then(|out| {
+                    // The change log exists once a journal is set; progress is not journaled.
+                    let changes = match (journal, kind) {
+                        (Some(_), WriteKind::State) => journal::take_changes(&tx)?,
+                        (Some(_), WriteKind::Progress) => {
                             journal::discard_changes(&tx)?;
-                            tx.commit()?;
-                            Ok(out)
-                        })
+                            Vec::new()
+                        }
+                        (None, _) => Vec::new(),
+                    };
+                    tx.commit()?;
+                    if let (Some(journal), false) = (journal, changes.is_empty()) {
+                        let seq = self.journal_seq.fetch_add(1, Ordering::SeqCst) + 1;
+                        journal.committed(seq, changes);
+                        journaled = Some((journal, seq));
                     }
-                    Some(journal) => {
-                        let tx = conn
-                            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                        let out = f(&tx);
-                        out.and_then(|out| {
-                            let changes = journal::take_changes(&tx)?;
-                            tx.commit()?;
-                            if !changes.is_empty() {
-                                let seq = self.journal_seq.fetch_add(1, Ordering::SeqCst) + 1;
-                                journal.committed(seq, changes);
-                                journaled = Some((journal, seq));
-                            }
-                            Ok(out)
-                        })
-                    }
-                };
+                    Ok(out)
+                });
                 if kind == WriteKind::Progress {
                     // Back to the default before anything else commits on this connection.
                     conn.pragma_update(None, "synchronous", "FULL")?;

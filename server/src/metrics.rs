@@ -238,6 +238,11 @@ pub fn render(cluster: &Cluster) -> String {
                 "Workers whose copy of the catalog journal took the last call.",
                 journal.workers_healthy as u64,
             ),
+            (
+                "shoal_catalog_journal_workers",
+                "Workers the catalog journal is copied to.",
+                journal.workers as u64,
+            ),
         ] {
             gauge(&mut out, name, help, value.to_string());
         }

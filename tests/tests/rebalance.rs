@@ -1975,6 +1975,18 @@ async fn catalog_recovered_from_the_workers_after_the_coordinator_disk_is_lost()
     .await;
     assert_ne!(moved, "0", "the scale-out moved nothing");
     drop(client);
+    // Every write so far is held by a worker, and all three take the copies.
+    let seq = wait_for_metric(&cluster, "shoal_catalog_journal_seq", |v| v > 0.0).await;
+    wait_for_metric(&cluster, "shoal_catalog_journal_durable_seq", |v| v >= seq).await;
+    assert_eq!(cluster.metric("shoal_catalog_journal_workers"), Some(3.0));
+    wait_for_metric(&cluster, "shoal_catalog_journal_workers_healthy", |v| {
+        v == 3.0
+    })
+    .await;
+    assert_eq!(
+        cluster.metric("shoal_catalog_journal_unshipped_total"),
+        Some(0.0)
+    );
 
     cluster.lose_coordinator_disk();
     let out = cluster.recover_catalog(&[0], &[]);
