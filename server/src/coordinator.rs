@@ -123,6 +123,10 @@ pub fn session_context(
     // Statements Shoal rewrites are parsed again from their text; PostgreSQL's dialect keeps
     // its operators (`?`, `@>`, `#>`) parseable there.
     config.options_mut().sql_parser.dialect = datafusion::common::config::Dialect::PostgreSQL;
+    // A literal with a decimal point or exponent is PostgreSQL's `numeric` (`pg_typeof(1.5)`),
+    // exact in arithmetic and sent to drivers as numeric; an integer literal is `integer`,
+    // or `bigint` when it does not fit (the vendored datafusion-sql's `parse_sql_number`).
+    config.options_mut().sql_parser.parse_float_as_decimal = true;
     // A view's (or derived table's) ORDER BY holds for a query that selects from it, as in
     // PostgreSQL; DataFusion drops it (without a LIMIT) unless told not to. Where the order
     // cannot matter (a join's build side, an aggregate) the physical optimizer still drops it.
@@ -197,6 +201,7 @@ pub fn session_context(
     ctx.add_analyzer_rule(crate::query::pg_text_out::PgTextOutput::rule());
     ctx.add_analyzer_rule(crate::query::pg_bpchar::PgBpchar::rule());
     ctx.add_analyzer_rule(crate::query::pg_arrays::PgArrayLiterals::rule());
+    ctx.add_analyzer_rule(crate::query::pg_numeric::PgNumericDivision::rule());
     ctx.register_udf(crate::query::pg_bpchar::ToBpchar::udf());
     ctx.register_udf(crate::query::pg_bpchar::BpcharText::udf());
     ctx.register_udf(crate::query::pg_text_out::TextOut::udf());

@@ -12,6 +12,7 @@ pub mod pg_interval;
 pub mod pg_json;
 pub mod pg_like;
 pub mod pg_limits;
+pub mod pg_numeric;
 pub mod pg_text_out;
 pub mod pg_time_zone;
 pub mod pg_to_char;

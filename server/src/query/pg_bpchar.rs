@@ -21,7 +21,7 @@ use datafusion::common::{exec_err, DFSchema, Result, ScalarValue};
 use datafusion::logical_expr::expr::{InList, ScalarFunction};
 use datafusion::logical_expr::{
     BinaryExpr, Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ReturnFieldArgs,
-    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TryCast, Volatility,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TryCast, TypeSignature, Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::ast::{CharacterLength, DataType as SqlDataType};
@@ -217,8 +217,13 @@ pub struct ToBpchar {
 impl ToBpchar {
     pub fn udf() -> ScalarUDF {
         ScalarUDF::new_from_impl(ToBpchar {
-            signature: Signature::exact(
-                vec![DataType::Utf8, DataType::Int64],
+            // The length is read from its literal when the result is typed: it must reach
+            // the call uncast (an `integer` literal, or `bigint` when it does not fit).
+            signature: Signature::one_of(
+                vec![
+                    TypeSignature::Exact(vec![DataType::Utf8, DataType::Int32]),
+                    TypeSignature::Exact(vec![DataType::Utf8, DataType::Int64]),
+                ],
                 Volatility::Immutable,
             ),
         })
@@ -241,6 +246,7 @@ impl ScalarUDFImpl for ToBpchar {
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
         let len = match args.scalar_arguments.get(1) {
             Some(Some(ScalarValue::Int64(Some(n)))) => *n,
+            Some(Some(ScalarValue::Int32(Some(n)))) => i64::from(*n),
             _ => 0,
         };
         // PostgreSQL's bounds (`char(0)`, `char(20000000)` fail with 22023).

@@ -576,7 +576,7 @@ fn get_time64_nanosecond_value(arr: &Arc<dyn Array>, idx: usize) -> Option<Naive
 fn get_numeric_128_value(
     arr: &Arc<dyn Array>,
     idx: usize,
-    scale: u32,
+    scale: i8,
 ) -> PgWireResult<Option<crate::numeric::PgNumeric>> {
     // SHOAL: exact for every Decimal128 value (see numeric.rs).
     if arr.is_null(idx) {
@@ -587,10 +587,9 @@ fn get_numeric_128_value(
             format!("expected a Decimal128 array, got {}", arr.data_type()).into(),
         ));
     };
-    Ok(Some(crate::numeric::PgNumeric {
-        value: array.value(idx),
-        scale,
-    }))
+    crate::numeric::PgNumeric::from_decimal128(array.value(idx), scale)
+        .map(Some)
+        .ok_or_else(|| PgWireError::ApiError("numeric value out of range".into()))
 }
 
 pub fn encode_value<T: Encoder>(
@@ -696,7 +695,7 @@ pub fn encode_value<T: Encoder>(
         DataType::Float32 => encoder.encode_field(&get_f32_value(arr, idx), pg_field)?,
         DataType::Float64 => encoder.encode_field(&get_f64_value(arr, idx), pg_field)?,
         DataType::Decimal128(_, s) => {
-            encoder.encode_field(&get_numeric_128_value(arr, idx, *s as u32)?, pg_field)?
+            encoder.encode_field(&get_numeric_128_value(arr, idx, *s)?, pg_field)?
         }
         DataType::Utf8 => encoder.encode_field(&get_utf8_value(arr, idx), pg_field)?,
         DataType::Utf8View => encoder.encode_field(&get_utf8_view_value(arr, idx), pg_field)?,

@@ -159,13 +159,21 @@ pub fn encode_list<T: Encoder>(
             Ok(())
         }
         DataType::Decimal128(_, s) => {
-            let value: Vec<_> = arr
+            // SHOAL: exact at any scale (rust_decimal panicked above scale 28 or below 0).
+            let value = arr
                 .as_any()
                 .downcast_ref::<Decimal128Array>()
                 .unwrap()
                 .iter()
-                .map(|ov| ov.map(|v| Decimal::from_i128_with_scale(v, *s as u32)))
-                .collect();
+                .map(|ov| {
+                    ov.map(|v| {
+                        crate::numeric::PgNumeric::from_decimal128(v, *s).ok_or_else(|| {
+                            PgWireError::ApiError("numeric value out of range".into())
+                        })
+                    })
+                    .transpose()
+                })
+                .collect::<PgWireResult<Vec<_>>>()?;
             encoder.encode_field(&value, pg_field)
         }
         DataType::Utf8 => {
@@ -428,6 +436,12 @@ pub fn encode_list<T: Encoder>(
             // Convert Decimal256 to string representation for now
             // since rust_decimal doesn't support 256-bit decimals
             let decimal_array = arr.as_any().downcast_ref::<Decimal256Array>().unwrap();
+            // SHOAL: a negative scale asked for billions of leading zeros below.
+            if *s < 0 {
+                return Err(PgWireError::ApiError(
+                    format!("numeric scale {s} is not supported").into(),
+                ));
+            }
             let value: Vec<Option<String>> = (0..decimal_array.len())
                 .map(|i| {
                     if decimal_array.is_null(i) {

@@ -20,6 +20,24 @@ pub struct PgNumeric {
 }
 
 impl PgNumeric {
+    /// A `Decimal128` value at its Arrow scale. A negative scale (the literal `1e3` is 1 at
+    /// scale -3) is multiplied out to scale 0, as PostgreSQL shows `1000`; `None` when that
+    /// value does not fit in an `i128`. (A scale taken `as u32` from a negative `i8` asked
+    /// the formatter for billions of digits and panicked.)
+    pub fn from_decimal128(value: i128, scale: i8) -> Option<PgNumeric> {
+        if scale >= 0 {
+            return Some(PgNumeric {
+                value,
+                scale: u32::from(scale.unsigned_abs()),
+            });
+        }
+        let factor = 10i128.checked_pow(u32::from(scale.unsigned_abs()))?;
+        Some(PgNumeric {
+            value: value.checked_mul(factor)?,
+            scale: 0,
+        })
+    }
+
     /// The digits of `|value|` split at the decimal point (the fraction `scale` digits long).
     fn parts(&self) -> (String, String) {
         let digits = self.value.unsigned_abs().to_string();

@@ -250,9 +250,14 @@ pub(crate) fn resolve_positions_to_exprs(
     expr: Expr,
     select_exprs: &[Expr],
 ) -> Result<Expr> {
+    // sql_expr_to_logical_expr maps a number to i32 when it fits, else to i64
+    let expr = match expr {
+        Expr::Literal(ScalarValue::Int32(Some(position)), meta) => {
+            Expr::Literal(ScalarValue::Int64(Some(i64::from(position))), meta)
+        }
+        other => other,
+    };
     match expr {
-        // sql_expr_to_logical_expr maps number to i64
-        // https://github.com/apache/datafusion/blob/8d175c759e17190980f270b5894348dc4cff9bbf/datafusion/src/sql/planner.rs#L882-L887
         Expr::Literal(ScalarValue::Int64(Some(position)), _)
             if position > 0_i64 && position <= select_exprs.len() as i64 =>
         {

@@ -97,7 +97,12 @@ impl<S: ContextProvider> SqlToRel<'_, S> {
             &signed_number
         };
 
-        // Try to parse as i64 first, then u64 if negative is false, then decimal or f64
+        // Try to parse as i32 first (PostgreSQL types an integer literal that fits as
+        // `integer`), then i64, then u64 if negative is false, then decimal or f64
+
+        if let Ok(n) = signed_number.parse::<i32>() {
+            return Ok(lit(n));
+        }
 
         if let Ok(n) = signed_number.parse::<i64>() {
             return Ok(lit(n));
@@ -385,8 +390,19 @@ fn parse_decimal(unsigned_number: &str, negative: bool) -> Result<Expr> {
         dec = dec.neg();
     }
 
-    let digits = dec.digits();
-    let (int_val, scale) = dec.into_bigint_and_exponent();
+    let mut digits = dec.digits();
+    let (mut int_val, mut scale) = dec.into_bigint_and_exponent();
+    // SHOAL: `1e3` is 1 at scale -3; PostgreSQL's numeric literal is 1000 at scale 0, and
+    // a negative scale is not a numeric any client reads.
+    if scale < 0 {
+        let shift = scale.unsigned_abs();
+        if shift > DECIMAL256_MAX_PRECISION as u64 {
+            return not_impl_err!("Decimal literal {unsigned_number} has too many digits");
+        }
+        int_val *= BigInt::from(10u8).pow(shift as u32);
+        digits += shift;
+        scale = 0;
+    }
     if scale < i8::MIN as i64 {
         return not_impl_err!(
             "Decimal scale {} exceeds the minimum supported scale: {}",

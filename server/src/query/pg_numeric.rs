@@ -1,0 +1,104 @@
+//! `numeric` division with PostgreSQL's precision. A literal such as `1.0` is `numeric`, as in
+//! PostgreSQL; Arrow divides decimals at the dividend's scale plus 4, so the everyday ratio
+//! `1.0 * a / b` kept 5 fractional digits (`0.33333`) where PostgreSQL keeps at least 16
+//! significant ones. [`PgNumericDivision`] is an analyzer rule (after type coercion) that
+//! widens the dividend's scale to 12 when its declared digits leave room, so the quotient
+//! has 16 fractional digits (`10.0 / 4` is `2.5000000000000000`, as PostgreSQL prints it;
+//! PostgreSQL sizes the scale per value and shows `1.0 / 3` with 20 digits).
+
+use std::sync::Arc;
+
+use arrow::datatypes::DataType;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, Result};
+use datafusion::logical_expr::{BinaryExpr, Cast, Expr, ExprSchemable, LogicalPlan, Operator};
+use datafusion::optimizer::AnalyzerRule;
+
+/// The dividend's scale the rule widens to: Arrow adds 4 to it for the quotient.
+const DIVIDEND_SCALE: i8 = 12;
+const MAX_PRECISION: u8 = 38;
+
+#[derive(Debug, Default)]
+pub struct PgNumericDivision;
+
+impl PgNumericDivision {
+    pub fn rule() -> Arc<dyn AnalyzerRule + Send + Sync> {
+        Arc::new(PgNumericDivision)
+    }
+}
+
+/// The type to cast a `Decimal128(p, s)` dividend to, if its scale can grow within 38
+/// digits (its integer digits stay as declared).
+fn widened(t: &DataType) -> Option<DataType> {
+    let DataType::Decimal128(p, s) = *t else {
+        return None;
+    };
+    if s >= DIVIDEND_SCALE {
+        return None;
+    }
+    let grow = (DIVIDEND_SCALE - s).min(MAX_PRECISION.saturating_sub(p) as i8);
+    (grow > 0).then(|| DataType::Decimal128(p + grow as u8, s + grow))
+}
+
+fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    let Expr::BinaryExpr(BinaryExpr {
+        left,
+        op: Operator::Divide,
+        right,
+    }) = e
+    else {
+        return Ok(Transformed::no(e));
+    };
+    let decimal = |x: &Expr| {
+        x.get_type(schema)
+            .ok()
+            .filter(|t| matches!(t, DataType::Decimal128(..)))
+    };
+    let (Some(lt), Some(_)) = (decimal(&left), decimal(&right)) else {
+        return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Divide,
+            right,
+        })));
+    };
+    let Some(wide) = widened(&lt) else {
+        return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Divide,
+            right,
+        })));
+    };
+    Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr {
+        left: Box::new(Expr::Cast(Cast::new(left, wide))),
+        op: Operator::Divide,
+        right,
+    })))
+}
+
+impl AnalyzerRule for PgNumericDivision {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|p| {
+            // Expressions are typed against the node's inputs; the node's own schema is
+            // computed again when a quotient's type changed.
+            let schema = match p.inputs().as_slice() {
+                [input] => Arc::clone(input.schema()),
+                _ => Arc::new(p.schema().as_ref().clone()),
+            };
+            let t = p.map_expressions(|e| e.transform_up(|e| rewrite(e, &schema)))?;
+            if t.transformed {
+                t.map_data(|p| p.recompute_schema())
+            } else {
+                Ok(t)
+            }
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "pg_numeric_division"
+    }
+}
+
+#[cfg(test)]
+mod tests;

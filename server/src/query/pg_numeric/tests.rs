@@ -1,0 +1,40 @@
+use super::*;
+
+#[test]
+fn a_dividend_widens_to_scale_12_within_38_digits() {
+    assert_eq!(
+        widened(&DataType::Decimal128(2, 1)),
+        Some(DataType::Decimal128(13, 12))
+    );
+    // Only as far as 38 digits allow: its integer digits stay.
+    assert_eq!(
+        widened(&DataType::Decimal128(33, 2)),
+        Some(DataType::Decimal128(38, 7))
+    );
+    assert_eq!(widened(&DataType::Decimal128(38, 4)), None);
+    assert_eq!(widened(&DataType::Decimal128(20, 12)), None);
+    assert_eq!(widened(&DataType::Float64), None);
+}
+
+#[tokio::test]
+async fn numeric_quotients_keep_sixteen_digits() {
+    let mut config = datafusion::prelude::SessionConfig::new();
+    config.options_mut().sql_parser.parse_float_as_decimal = true;
+    let ctx = datafusion::prelude::SessionContext::new_with_config(config);
+    ctx.add_analyzer_rule(PgNumericDivision::rule());
+    let batches = ctx
+        .sql("SELECT 10.0 / 4 AS a, 1.0 / 3 AS b, 7.5 / 2.5 AS c, 1 / 3 AS d")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
+    assert!(text.contains("2.5000000000000000"), "{text}");
+    assert!(text.contains("0.3333333333333333"), "{text}");
+    assert!(text.contains("3.0000000000000000"), "{text}");
+    // Integers still divide as integers.
+    assert!(text.contains("| 0 "), "{text}");
+}
