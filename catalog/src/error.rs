@@ -35,6 +35,10 @@ pub enum CatalogError {
     /// A stored value could not be understood (a column type, a setting).
     #[error("invalid catalog value: {message}")]
     Invalid { message: String },
+    /// A cluster setting that does not exist, or a value it does not take
+    /// (`set_cluster_setting`).
+    #[error("{message}")]
+    InvalidSetting { message: String },
     /// A type's modifier is out of its range (`char(0)`, `numeric(50,2)`).
     #[error("{message}")]
     TypeModifier { message: String },
@@ -58,6 +62,36 @@ pub enum CatalogError {
     /// The catalog file was written by a newer Shoal.
     #[error("catalog schema version {found} is newer than this binary supports ({supported})")]
     TooNew { found: i64, supported: i64 },
+}
+
+impl CatalogError {
+    /// Whether the same operation can succeed later without anyone changing anything: the
+    /// storage was busy or failed, or another writer got there first. A missing object, a
+    /// refused value or a catalog this binary cannot read stay as they are.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            // SQLite itself failed (busy, I/O, a full disk); a value it could not convert
+            // (a state this version does not know) stays unreadable.
+            CatalogError::Sqlite(e) => matches!(e, rusqlite::Error::SqliteFailure(..)),
+            CatalogError::PlacementGone { .. }
+            | CatalogError::WriteConflict { .. }
+            | CatalogError::JobRunning { .. }
+            | CatalogError::MoveConflict { .. } => true,
+            CatalogError::TableNotFound { .. }
+            | CatalogError::TableExists { .. }
+            | CatalogError::ColumnExists { .. }
+            | CatalogError::ColumnNotFound { .. }
+            | CatalogError::NullsInNotNullColumn { .. }
+            | CatalogError::NodeNotFound { .. }
+            | CatalogError::Invalid { .. }
+            | CatalogError::InvalidSetting { .. }
+            | CatalogError::TypeModifier { .. }
+            | CatalogError::JobNotFound { .. }
+            | CatalogError::SequenceNotFound { .. }
+            | CatalogError::Unsupported { .. }
+            | CatalogError::TooNew { .. } => false,
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, CatalogError>;

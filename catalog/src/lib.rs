@@ -25,7 +25,9 @@ mod error;
 mod journal;
 mod model;
 mod schema;
+mod settings;
 mod sql_type;
+mod states;
 mod store;
 mod txn_tables;
 
@@ -38,6 +40,11 @@ pub use model::{
     PlacementSnapshot, QueuedDrain, RemovedFile, ShardSnapshot, TableInfo, TableKind,
     TableSnapshot, Task,
 };
+pub use settings::{ClusterSettings, SettingKind, SETTINGS_DEFAULTS};
 pub use sql_type::{ArrayElement, SqlType};
-pub use store::{Catalog, SettingKind, SETTINGS_DEFAULTS};
+pub use states::{
+    JobState, JobType, MovePhase, NodeState, ShardState, TaskKind, TaskState, TransferMode,
+    UnknownValue,
+};
+pub use store::Catalog;
 pub use txn_tables::{ChangesMark, IndexChange, TableChanges, TxnTables};

@@ -1,6 +1,9 @@
 //! Plain records read from and written to the catalog.
 
 use crate::sql_type::SqlType;
+use crate::states::{
+    JobState, JobType, MovePhase, NodeState, ShardState, TaskKind, TaskState, TransferMode,
+};
 
 /// A worker node as registered in the catalog.
 #[derive(Clone, Debug, PartialEq)]
@@ -9,8 +12,7 @@ pub struct Node {
     pub host: String,
     pub port: u16,
     pub should_have_shards: bool,
-    /// `active` or `draining`.
-    pub state: String,
+    pub state: NodeState,
     pub is_live: bool,
     pub disk_free_bytes: Option<u64>,
     pub data_bytes: Option<u64>,
@@ -203,8 +205,7 @@ pub struct ShardSnapshot {
     pub shard_index: i64,
     pub hash_min: i32,
     pub hash_max: i32,
-    /// `active`, `moving` or `lost`.
-    pub state: String,
+    pub state: ShardState,
     pub placements: Vec<PlacementSnapshot>,
 }
 
@@ -252,11 +253,10 @@ pub struct CleanupRecord {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Job {
     pub job_id: i64,
-    pub job_type: String,
-    /// scheduled, running, cancelling, cancelled, finished, failing, failed (as Citus).
-    pub state: String,
+    pub job_type: JobType,
+    pub state: JobState,
     pub description: String,
-    pub transfer_mode: String,
+    pub transfer_mode: TransferMode,
     pub max_bandwidth_mb: Option<f64>,
     pub max_concurrent_moves: Option<i64>,
     pub created_at_ms: i64,
@@ -272,7 +272,7 @@ pub struct Job {
 impl Job {
     /// Finished, cancelled and failed jobs never change again.
     pub fn is_terminal(&self) -> bool {
-        matches!(self.state.as_str(), "finished" | "cancelled" | "failed")
+        self.state.is_terminal()
     }
 }
 
@@ -300,12 +300,10 @@ pub enum DrainQueued {
 pub struct Task {
     pub task_id: i64,
     pub job_id: i64,
-    /// `move` or `copy` (a copy keeps the source placement).
-    pub kind: String,
-    /// blocked, runnable, running, done, cancelling, error, unscheduled, cancelled (as Citus).
-    pub state: String,
-    /// The move state machine's persisted state (`planned` ... `done`, `aborted`).
-    pub phase: String,
+    pub kind: TaskKind,
+    pub state: TaskState,
+    /// The move state machine's persisted state.
+    pub phase: MovePhase,
     /// The representative shard of the group.
     pub shard_id: i64,
     pub colocation_id: Option<i64>,
@@ -331,7 +329,7 @@ pub struct Task {
 /// A task to schedule with a new job. `depends_on` holds indexes into the job's task list.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewTask {
-    pub kind: String,
+    pub kind: TaskKind,
     pub shard_id: i64,
     pub colocation_id: Option<i64>,
     pub shard_index: i64,
@@ -346,9 +344,9 @@ pub struct NewTask {
 /// A new job with its tasks.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewJob {
-    pub job_type: String,
+    pub job_type: JobType,
     pub description: String,
-    pub transfer_mode: String,
+    pub transfer_mode: TransferMode,
     pub max_bandwidth_mb: Option<f64>,
     pub max_concurrent_moves: Option<i64>,
     pub tasks: Vec<NewTask>,

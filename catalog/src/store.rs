@@ -12,136 +12,12 @@ use crate::error::{CatalogError, Result};
 use crate::journal::{self, CommitJournal};
 use crate::model::*;
 use crate::schema;
+use crate::settings::{ClusterSettings, SettingKind, SETTINGS_DEFAULTS};
 use crate::sql_type::SqlType;
 use crate::txn_tables::{IndexChange, TableChanges, TxnTables};
 
 /// How many values of a sequence one catalog write reserves.
 pub const SEQUENCE_CACHE: i64 = 32;
-
-/// Cluster settings with their defaults and descriptions, as `shoal.cluster_settings` lists them.
-pub const SETTINGS_DEFAULTS: &[(&str, &str, &str)] = &[
-    (
-        "auto_rebalance",
-        "off",
-        "start a rebalance when add_node registers a worker",
-    ),
-    (
-        "rebalance.max_bandwidth_mb",
-        "unlimited",
-        "per-move transfer limit in MB/s",
-    ),
-    (
-        "rebalance.yield_bandwidth_mb",
-        "50",
-        "per-move transfer limit in MB/s while queries or writes run (below max_bandwidth_mb); unlimited: never yield",
-    ),
-    (
-        "rebalance.max_concurrent_moves",
-        "2",
-        "moves running at once in a rebalance job",
-    ),
-    (
-        "rebalance.max_moves_per_node",
-        "1",
-        "moves touching one node at once",
-    ),
-    (
-        "rebalance.write_fence_timeout_ms",
-        "5000",
-        "longest a move may hold writes to a shard group",
-    ),
-    (
-        "rebalance.task_retries",
-        "10",
-        "failed attempts of a move before it stops retrying and its job fails",
-    ),
-    (
-        "rebalance.retry_backoff_ms",
-        "5000",
-        "wait before the first retry of a failed move; x4 per further retry, at most 60 s",
-    ),
-    (
-        "scrub.rate_mb",
-        "4",
-        "MB/s of shard files the scrubber re-reads to check their CRC-32C; 0: off",
-    ),
-    (
-        "cleanup.retain_deleted_ms",
-        "0",
-        "how long replaced and dropped files stay on the workers before they are deleted; longer than the interval of catalog backups, so that restoring the last one finds every file",
-    ),
-];
-
-/// What values a cluster setting takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SettingKind {
-    /// `on`/`off` (also `true`/`false`, `yes`/`no`, `1`/`0`).
-    Bool,
-    /// A rate in MB/s above zero, or `unlimited`.
-    RateOrUnlimited,
-    /// A whole number at least 1.
-    Positive,
-    /// A whole number at least 0.
-    NonNegative,
-}
-
-impl SettingKind {
-    pub fn of(name: &str) -> Option<SettingKind> {
-        Some(match name {
-            "auto_rebalance" => SettingKind::Bool,
-            "rebalance.max_bandwidth_mb" | "rebalance.yield_bandwidth_mb" => {
-                SettingKind::RateOrUnlimited
-            }
-            "rebalance.max_concurrent_moves"
-            | "rebalance.max_moves_per_node"
-            | "rebalance.write_fence_timeout_ms" => SettingKind::Positive,
-            "rebalance.task_retries"
-            | "rebalance.retry_backoff_ms"
-            | "scrub.rate_mb"
-            | "cleanup.retain_deleted_ms" => SettingKind::NonNegative,
-            _ => return None,
-        })
-    }
-
-    fn expected(self) -> &'static str {
-        match self {
-            SettingKind::Bool => "on or off",
-            SettingKind::RateOrUnlimited => "a number of MB/s above 0, or unlimited",
-            SettingKind::Positive => "a whole number of at least 1",
-            SettingKind::NonNegative => "a whole number of at least 0",
-        }
-    }
-
-    /// The value in its stored spelling, or `None` if it is not one of this kind's values.
-    pub fn canonical(self, value: &str) -> Option<String> {
-        let v = value.trim();
-        // Whole numbers up to a day in ms or a million moves: anything larger is a typo.
-        let whole = |min: u64| {
-            v.parse::<u64>()
-                .ok()
-                .filter(|n| *n >= min && *n <= 1_000_000_000)
-                .map(|n| n.to_string())
-        };
-        match self {
-            SettingKind::Bool => match v.to_ascii_lowercase().as_str() {
-                "on" | "true" | "yes" | "1" => Some("on".into()),
-                "off" | "false" | "no" | "0" => Some("off".into()),
-                _ => None,
-            },
-            SettingKind::RateOrUnlimited => {
-                if v.eq_ignore_ascii_case("unlimited") {
-                    return Some("unlimited".into());
-                }
-                v.parse::<f64>()
-                    .ok()
-                    .filter(|r| r.is_finite() && *r > 0.0 && *r <= 1e9)
-                    .map(|r| r.to_string())
-            }
-            SettingKind::Positive => whole(1),
-            SettingKind::NonNegative => whole(0),
-        }
-    }
-}
 
 /// The catalog. Cheap to share behind an `Arc`. Writes are serialised on one connection, which
 /// is what SQLite does anyway for writers; reads use connections of their own (WAL mode lets
@@ -1422,6 +1298,12 @@ impl Catalog {
         })
     }
 
+    /// Every cluster setting, typed; fails if a stored value is not one its kind takes.
+    pub fn cluster_settings(&self) -> Result<ClusterSettings> {
+        let values = self.settings()?;
+        ClusterSettings::parse(values.iter().map(|(n, v, _)| (n.as_str(), v.as_str())))
+    }
+
     pub fn setting(&self, name: &str) -> Result<String> {
         self.settings()?
             .into_iter()
@@ -1435,15 +1317,17 @@ impl Catalog {
     /// Stores a setting after checking its value against the setting's kind (stored in its
     /// canonical spelling), so that every later read of it parses.
     pub fn set_setting(&self, name: &str, value: &str) -> Result<()> {
-        let kind = SettingKind::of(name).ok_or_else(|| CatalogError::Invalid {
+        let kind = SettingKind::of(name).ok_or_else(|| CatalogError::InvalidSetting {
             message: format!("unrecognized cluster setting \"{name}\""),
         })?;
-        let value = kind.canonical(value).ok_or_else(|| CatalogError::Invalid {
-            message: format!(
-                "invalid value for cluster setting \"{name}\": \"{value}\" (expected {})",
-                kind.expected()
-            ),
-        })?;
+        let value = kind
+            .canonical(value)
+            .ok_or_else(|| CatalogError::InvalidSetting {
+                message: format!(
+                    "invalid value for cluster setting \"{name}\": \"{value}\" (expected {})",
+                    kind.expected()
+                ),
+            })?;
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",

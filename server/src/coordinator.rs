@@ -503,15 +503,9 @@ async fn housekeeping(cluster: Arc<Cluster>, workers: Vec<String>) {
             Some((h.to_string(), p.parse().ok()?))
         })
         .collect();
-    // How old a file no catalog row names must be before it is deleted as an orphan.
-    const DEFAULT_ORPHAN_GRACE_MS: u64 = 3_600_000;
-    let orphan_grace_ms = match std::env::var("SHOAL_ORPHAN_GRACE_MS") {
-        Ok(v) => v.trim().parse().unwrap_or_else(|_| {
-            warn!(value = %v, "invalid SHOAL_ORPHAN_GRACE_MS; using {DEFAULT_ORPHAN_GRACE_MS}");
-            DEFAULT_ORPHAN_GRACE_MS
-        }),
-        Err(_) => DEFAULT_ORPHAN_GRACE_MS,
-    };
+    // How old a file no catalog row names must be before it is deleted as an orphan: far
+    // longer than any statement runs, since a statement's files are young until it commits.
+    const ORPHAN_GRACE_MS: u64 = 3_600_000;
     let mut tick: u64 = 0;
     loop {
         let mut still = Vec::new();
@@ -566,7 +560,7 @@ async fn housekeeping(cluster: Arc<Cluster>, workers: Vec<String>) {
             }
         }
         if tick % 30 == 29 {
-            match cluster.collect_orphans(orphan_grace_ms).await {
+            match cluster.collect_orphans(ORPHAN_GRACE_MS).await {
                 Ok(n) if n > 0 => info!(files = n, "deleted orphan files"),
                 Ok(_) => {}
                 Err(e) => warn!(error = %e, "orphan collection round failed"),
@@ -579,11 +573,9 @@ async fn housekeeping(cluster: Arc<Cluster>, workers: Vec<String>) {
 
 /// The scrubber's rate in MB/s (0 = off), as stored by `set_cluster_setting`.
 fn scrub_rate(cluster: &Cluster) -> Result<u64, String> {
-    let value = cluster
+    cluster
         .catalog()
-        .setting("scrub.rate_mb")
-        .map_err(|e| e.to_string())?;
-    value
-        .parse()
-        .map_err(|_| format!("stored value {value:?} is not a whole number"))
+        .cluster_settings()
+        .map(|s| s.scrub_rate_mb)
+        .map_err(|e| e.to_string())
 }

@@ -83,7 +83,9 @@ pub fn from_catalog(e: &CatalogError) -> PgError {
         CatalogError::WriteConflict { .. } => PgError::new("40001", e.to_string()).with_hint(Some(
             "Another transaction changed the same rows (or compaction merged their files) and committed first; retry the transaction.".into(),
         )),
-        CatalogError::Invalid { .. } | CatalogError::TypeModifier { .. } => {
+        CatalogError::Invalid { .. }
+        | CatalogError::InvalidSetting { .. }
+        | CatalogError::TypeModifier { .. } => {
             PgError::new("22023", e.to_string())
         }
         CatalogError::Unsupported { .. } => PgError::new("0A000", e.to_string()).with_hint(Some(
@@ -145,7 +147,8 @@ pub fn from_cluster(e: &ClusterError) -> PgError {
         ClusterError::InvalidArgument { message, hint } => {
             PgError::new("22023", message).with_hint(hint.clone())
         }
-        ClusterError::NotInState { message, hint } => {
+        ClusterError::NotInState { message, hint }
+        | ClusterError::MoveDeferred { message, hint } => {
             PgError::new("55000", message).with_hint(hint.clone())
         }
         ClusterError::NotSupported { message } => PgError::new("0A000", message),

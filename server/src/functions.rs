@@ -187,9 +187,7 @@ static SPECS: &[Spec] = &[
         params: &[
             req(&["table_name"], ArgType::Text),
             req(&["distribution_column"], ArgType::Text),
-            opt(&["shard_count"], ArgType::Int, || {
-                ScalarValue::Int64(Some(32))
-            }),
+            opt(&["shard_count"], ArgType::Int, null),
             opt(&["replication_factor"], ArgType::Int, || {
                 ScalarValue::Int64(Some(1))
             }),
@@ -826,7 +824,7 @@ pub async fn call(
                 .create_distributed_table(
                     &table,
                     &a.text("distribution_column")?,
-                    a.int("shard_count")?,
+                    a.opt_int("shard_count"),
                     a.int("replication_factor")?,
                     &a.text("colocate_with")?,
                 )
@@ -894,8 +892,11 @@ async fn drop_removed_node_files(
     notices: &mut Vec<Notice>,
 ) -> Result<(), PgError> {
     if cluster
-        .setting_f64("cleanup.retain_deleted_ms")?
-        .is_some_and(|ms| ms > 0.0)
+        .catalog()
+        .cluster_settings()
+        .map_err(ClusterError::from)?
+        .retain_deleted_ms
+        > 0
     {
         notices.push(Notice::warning(format!(
             "the files of the removed node {addr} are left in place: cleanup.retain_deleted_ms keeps replaced files for catalog backups; delete the worker's data directory once no backup needs them"

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use shoal_catalog::TaskState;
 use shoal_sql_functions::Cluster;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -152,7 +153,10 @@ pub fn render(cluster: &Cluster) -> String {
     }
     match cluster.catalog().unfinished_running_tasks() {
         Ok(tasks) => {
-            let running: Vec<_> = tasks.iter().filter(|t| t.state == "running").collect();
+            let running: Vec<_> = tasks
+                .iter()
+                .filter(|t| t.state == TaskState::Running)
+                .collect();
             gauge(
                 &mut out,
                 "shoal_move_in_progress_bytes_done",
@@ -178,27 +182,27 @@ pub fn render(cluster: &Cluster) -> String {
     }
     match cluster.catalog().task_totals() {
         Ok(totals) => {
-            let total = |state: &str| totals.get(state).copied().unwrap_or((0, 0));
+            let total = |state: TaskState| totals.get(&state).copied().unwrap_or((0, 0));
             for (name, help, value) in [
                 (
                     "shoal_move_tasks_running",
                     "Move tasks running now.",
-                    total("running").0,
+                    total(TaskState::Running).0,
                 ),
                 (
                     "shoal_move_tasks_done",
                     "Move tasks finished successfully.",
-                    total("done").0,
+                    total(TaskState::Done).0,
                 ),
                 (
                     "shoal_move_tasks_failed",
                     "Move tasks that gave up.",
-                    total("error").0,
+                    total(TaskState::Error).0,
                 ),
                 (
                     "shoal_move_bytes_done",
                     "Bytes of finished moves.",
-                    total("done").1,
+                    total(TaskState::Done).1,
                 ),
             ] {
                 gauge(&mut out, name, help, value.to_string());

@@ -342,7 +342,7 @@ fn group_by_worker(shards: &[ShardSnapshot]) -> Vec<ScanGroup> {
         // live placements first; the catalog's order (primary first) otherwise
         shard.placements.sort_by_key(|p| !p.is_live);
         let worker = match shard.placements.first() {
-            Some(p) if shard.state != "lost" => Some(p.addr()),
+            Some(p) if shard.state != shoal_catalog::ShardState::Lost => Some(p.addr()),
             _ => None,
         };
         match groups

@@ -9,7 +9,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
-use shoal_catalog::TableKind;
+use shoal_catalog::{JobType, ShardState, TableKind, TaskKind, TaskState};
 use shoal_sql_functions::{Cluster, ClusterError};
 
 use crate::provider::{LiveTable, ViewFn};
@@ -63,7 +63,7 @@ struct PlacementRow {
     shard_index: i64,
     hash_min: i32,
     hash_max: i32,
-    state: String,
+    state: ShardState,
     placement_id: Option<i64>,
     node_id: Option<i64>,
     host: Option<String>,
@@ -85,7 +85,7 @@ fn placement_rows(c: &Cluster) -> Result<Vec<PlacementRow>, ClusterError> {
                 shard_index: s.shard_index,
                 hash_min: s.hash_min,
                 hash_max: s.hash_max,
-                state: s.state.clone(),
+                state: s.state,
                 placement_id: p.map(|p| p.placement_id),
                 node_id: p.map(|p| p.node_id),
                 host: p.map(|p| p.host.clone()),
@@ -131,12 +131,15 @@ pub fn shoal_schema(cluster: &Arc<Cluster>) -> Arc<dyn SchemaProvider> {
             |c| {
                 let nodes = c.catalog().list_nodes()?;
                 let rows = placement_rows(c)?;
-                let draining: Vec<i64> = match c.catalog().active_job(&["drain", "rebalance"])? {
+                let draining: Vec<i64> = match c
+                    .catalog()
+                    .active_job(&[JobType::Drain, JobType::Rebalance])?
+                {
                     Some(j) => c
                         .catalog()
                         .tasks(Some(j.job_id))?
                         .iter()
-                        .filter(|t| t.kind == "move")
+                        .filter(|t| t.kind == TaskKind::Move)
                         .map(|t| t.source_node_id)
                         .collect(),
                     None => Vec::new(),
@@ -161,7 +164,7 @@ pub fn shoal_schema(cluster: &Arc<Cluster>) -> Arc<dyn SchemaProvider> {
                                 } else if !n.should_have_shards && draining.contains(&n.node_id) {
                                     "draining".to_string()
                                 } else {
-                                    n.state.clone()
+                                    n.state.to_string()
                                 })
                             })
                             .collect(),
@@ -334,7 +337,7 @@ pub fn shoal_schema(cluster: &Arc<Cluster>) -> Arc<dyn SchemaProvider> {
                     .catalog()
                     .unfinished_running_tasks()?
                     .into_iter()
-                    .filter(|t| t.kind == "move")
+                    .filter(|t| t.kind == TaskKind::Move)
                     .collect();
                 let state = |r: &PlacementRow| -> String {
                     let is_moving = moving.iter().any(|t| {
@@ -346,10 +349,10 @@ pub fn shoal_schema(cluster: &Arc<Cluster>) -> Arc<dyn SchemaProvider> {
                                 None => r.shard_id == t.shard_id,
                             }
                     });
-                    if is_moving && r.state == "active" {
+                    if is_moving && r.state == ShardState::Active {
                         "moving".into()
                     } else {
-                        r.state.clone()
+                        r.state.to_string()
                     }
                 };
                 Ok(vec![
@@ -393,8 +396,12 @@ pub fn shoal_schema(cluster: &Arc<Cluster>) -> Arc<dyn SchemaProvider> {
                 }
                 Ok(vec![
                     ints(st.iter().map(|s| Some(s.job.job_id)).collect()),
-                    texts(st.iter().map(|s| Some(s.job.job_type.clone())).collect()),
-                    texts(st.iter().map(|s| Some(s.job.state.clone())).collect()),
+                    texts(
+                        st.iter()
+                            .map(|s| Some(s.job.job_type.to_string()))
+                            .collect(),
+                    ),
+                    texts(st.iter().map(|s| Some(s.job.state.to_string())).collect()),
                     texts(st.iter().map(|s| Some(s.job.description.clone())).collect()),
                     timestamps(st.iter().map(|s| s.job.started_at_ms).collect()),
                     timestamps(st.iter().map(|s| s.job.finished_at_ms).collect()),
@@ -402,7 +409,12 @@ pub fn shoal_schema(cluster: &Arc<Cluster>) -> Arc<dyn SchemaProvider> {
                     ints(
                         st.iter()
                             .map(|s| {
-                                Some(s.tasks.iter().filter(|t| t.state == "done").count() as i64)
+                                Some(
+                                    s.tasks
+                                        .iter()
+                                        .filter(|t| t.state == TaskState::Done)
+                                        .count() as i64,
+                                )
                             })
                             .collect(),
                     ),
@@ -438,11 +450,11 @@ pub fn shoal_schema(cluster: &Arc<Cluster>) -> Arc<dyn SchemaProvider> {
                 Ok(vec![
                     ints(t.iter().map(|t| Some(t.job_id)).collect()),
                     ints(t.iter().map(|t| Some(t.task_id)).collect()),
-                    texts(t.iter().map(|t| Some(t.state.clone())).collect()),
+                    texts(t.iter().map(|t| Some(t.state.to_string())).collect()),
                     ints(t.iter().map(|t| Some(t.shard_id)).collect()),
                     texts(t.iter().map(|t| Some(t.source.clone())).collect()),
                     texts(t.iter().map(|t| Some(t.target.clone())).collect()),
-                    texts(t.iter().map(|t| Some(t.phase.clone())).collect()),
+                    texts(t.iter().map(|t| Some(t.phase.to_string())).collect()),
                     ints(t.iter().map(|t| Some(t.bytes_total as i64)).collect()),
                     ints(t.iter().map(|t| Some(t.bytes_done as i64)).collect()),
                     ints(t.iter().map(|t| Some(t.bytes_verified as i64)).collect()),
@@ -546,7 +558,7 @@ pub fn compat_views(cluster: &Arc<Cluster>) -> HashMap<String, Arc<dyn TableProv
                     // Citus: 1 = active, 3 = to be deleted / lost
                     ints(
                         r.iter()
-                            .map(|r| Some(if r.state == "lost" { 3 } else { 1 }))
+                            .map(|r| Some(if r.state == ShardState::Lost { 3 } else { 1 }))
                             .collect(),
                     ),
                     ints(r.iter().map(|r| Some(r.bytes)).collect()),

@@ -133,6 +133,35 @@ pub enum ShardStoreError {
 }
 
 impl ShardStoreError {
+    /// Whether the same call can succeed later without anyone changing anything: the worker
+    /// was down or busy, a transfer was damaged in transit, a disk was full, a file moved. A
+    /// wrong token or cluster, a damaged file at its source, a name conflict, a bad
+    /// configuration and our own bugs stay as they are.
+    pub fn is_retryable(&self) -> bool {
+        use datafusion::error::DataFusionError as DF;
+        match self {
+            ShardStoreError::Unavailable { .. }
+            | ShardStoreError::FileMissing { .. }
+            | ShardStoreError::ChecksumMismatch { .. }
+            | ShardStoreError::DiskFull { .. }
+            | ShardStoreError::Io { .. }
+            | ShardStoreError::Protocol { .. }
+            | ShardStoreError::Remote { .. } => true,
+            ShardStoreError::DataFusion(e) => {
+                matches!(e, DF::ResourcesExhausted(_) | DF::IoError(_))
+            }
+            ShardStoreError::Unauthenticated { .. }
+            | ShardStoreError::FileDamaged { .. }
+            | ShardStoreError::FileConflict { .. }
+            | ShardStoreError::WrongCluster { .. }
+            | ShardStoreError::Bind { .. }
+            | ShardStoreError::Arrow(_)
+            | ShardStoreError::Parquet(_)
+            | ShardStoreError::Config { .. }
+            | ShardStoreError::Internal { .. } => false,
+        }
+    }
+
     /// True when the worker could not be reached or the connection failed: the call may be
     /// retried on another placement, and the worker may be marked unreachable.
     pub fn is_unavailable(&self) -> bool {

@@ -13,8 +13,8 @@ use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use futures::StreamExt;
 use shoal_catalog::{
-    Catalog, CleanupRecord, ColumnDef, FileRecord, NewFile, NewShard, NewTable, Node, TableInfo,
-    TableKind, TableSnapshot,
+    Catalog, CleanupRecord, ColumnDef, FileRecord, NewFile, NewShard, NewTable, Node, ShardState,
+    TableInfo, TableKind, TableSnapshot,
 };
 use shoal_shard_store::{ClusterTls, FileCheck, ScanRequest, ShardFiles, WorkerClient};
 use tracing::{info, warn};
@@ -66,6 +66,10 @@ struct Foreground {
     last_started_ms: AtomicI64,
 }
 
+/// Shards of a table distributed without `shard_count` (Citus's `citus.shard_count`).
+const DEFAULT_SHARD_COUNT: i64 = 32;
+/// The most shards a table may have (Citus's bound).
+const MAX_SHARD_COUNT: i64 = 64000;
 /// A statement started within this long counts as foreground activity even once it ended:
 /// a client issuing short queries back to back is busy between them too.
 const FOREGROUND_RECENT_MS: i64 = 1000;
@@ -288,20 +292,6 @@ impl Cluster {
 
     pub(crate) fn running_tasks(&self) -> std::sync::MutexGuard<'_, HashMap<i64, (i64, i64)>> {
         self.running_tasks.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A numeric cluster setting; `None` for `unlimited` (or empty).
-    pub fn setting_f64(&self, name: &str) -> Result<Option<f64>> {
-        let v = self.catalog.setting(name)?;
-        let v = v.trim();
-        if v.is_empty() || v.eq_ignore_ascii_case("unlimited") {
-            return Ok(None);
-        }
-        v.parse::<f64>().map(Some).map_err(|_| {
-            ClusterError::invalid(format!(
-                "cluster setting {name} has a non-numeric value \"{v}\""
-            ))
-        })
     }
 
     pub fn catalog(&self) -> &Arc<Catalog> {
@@ -626,11 +616,8 @@ impl Cluster {
             .map(|c| c.name.clone())
             .collect();
         self.catalog.set_not_null(t.table_id, columns, true)?;
-        let timeout = Duration::from_millis(
-            self.setting_f64("rebalance.write_fence_timeout_ms")?
-                .unwrap_or(5000.0)
-                .max(1.0) as u64,
-        );
+        let timeout =
+            Duration::from_millis(self.catalog.cluster_settings()?.write_fence_timeout_ms);
         let key = gate_key(t.colocation_id, t.table_id);
         if self.gates.fence(key, timeout).await.is_none() {
             self.catalog.set_not_null(t.table_id, &nullable, false)?;
@@ -656,7 +643,7 @@ impl Cluster {
         &self,
         table_name: &str,
         column: &str,
-        shard_count: i64,
+        shard_count: Option<i64>,
         replication_factor: i64,
         colocate_with: &str,
     ) -> Result<TableInfo> {
@@ -674,9 +661,17 @@ impl Cluster {
             .ok_or_else(|| ClusterError::UndefinedColumn {
                 message: format!("column \"{column}\" of relation \"{table_name}\" does not exist"),
             })?;
-        if !(1..=64000).contains(&shard_count) {
+        // As Citus: a table to colocate with fixes the shard count, so naming both is an
+        // error rather than one of them silently ignored.
+        if shard_count.is_some() && !matches!(colocate_with, "default" | "none") {
+            return Err(ClusterError::invalid(
+                "Cannot use colocate_with with a table and shard_count at the same time",
+            ));
+        }
+        let shard_count = shard_count.unwrap_or(DEFAULT_SHARD_COUNT);
+        if !(1..=MAX_SHARD_COUNT).contains(&shard_count) {
             return Err(ClusterError::invalid(format!(
-                "shard_count {shard_count} must be between 1 and 64000"
+                "{shard_count} is outside the valid range for parameter \"shard_count\" (1 .. {MAX_SHARD_COUNT})"
             )));
         }
         if replication_factor < 1 {
@@ -857,16 +852,21 @@ impl Cluster {
         let schema = stored_schema(&table.columns);
         let distribution = distribution.map(|d| stored_name_of(table, d));
         let distribution = distribution.as_deref();
+        let addr = |n: &i64| -> Result<(i64, String)> {
+            let a = addr_of.get(n).ok_or_else(|| ClusterError::Internal {
+                message: format!("node {n} of the new layout is unknown"),
+            })?;
+            Ok((*n, a.clone()))
+        };
         let targets: Vec<ShardTarget> = layout
             .iter()
-            .map(|(id, _, _, nodes)| ShardTarget {
-                shard_id: *id,
-                placements: nodes
-                    .iter()
-                    .map(|n| (*n, addr_of.get(n).cloned().unwrap_or_default()))
-                    .collect(),
+            .map(|(id, _, _, nodes)| {
+                Ok(ShardTarget {
+                    shard_id: *id,
+                    placements: nodes.iter().map(addr).collect::<Result<_>>()?,
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let clients = self.clients_for(&targets)?;
         let mut writer = ShardWriter::new(
             table.table_id,
@@ -983,7 +983,7 @@ impl Cluster {
     pub fn writer_for(&self, snapshot: &TableSnapshot) -> Result<ShardWriter> {
         let schema = stored_schema(&snapshot.table.columns);
         for s in &snapshot.shards {
-            if s.state == "lost" || s.placements.is_empty() {
+            if s.state == ShardState::Lost || s.placements.is_empty() {
                 return Err(ClusterError::ShardUnavailable {
                     message: format!(
                         "shard {} of table \"{}\" is lost: its only placement was removed",
@@ -1048,10 +1048,8 @@ impl Cluster {
     /// that still finds every file it names); returns how many ran. A record whose worker
     /// cannot be reached stays for later.
     pub async fn run_cleanup_records(&self, records: &[CleanupRecord]) -> Result<usize> {
-        let retain_ms = self
-            .setting_f64("cleanup.retain_deleted_ms")?
-            .unwrap_or(0.0)
-            .max(0.0) as i64;
+        let retain_ms =
+            i64::try_from(self.catalog.cluster_settings()?.retain_deleted_ms).unwrap_or(i64::MAX);
         self.run_cleanup(records, retain_ms).await
     }
 

@@ -107,9 +107,60 @@ pub enum ClusterError {
     /// Our bug (SQLSTATE XX000).
     #[error("internal error: {message}")]
     Internal { message: String },
+    /// A move could not finish now because writers held its shard group (the write fence
+    /// could not be taken, or the fenced copy would have held them too long, or writes
+    /// outpaced the copy). What it copied stays staged for its retry (SQLSTATE 55000).
+    #[error("{message}")]
+    MoveDeferred {
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 impl ClusterError {
+    /// Whether the same operation can succeed later without anyone changing anything (a
+    /// worker back, a disk freed, writers gone, a conflicting writer done). The scheduler
+    /// retries a failed move only then; a bad argument, an unsupported request or our own
+    /// bug fails it at once.
+    pub fn is_retryable(&self) -> bool {
+        use datafusion::error::DataFusionError as DF;
+        match self {
+            ClusterError::Catalog(e) => e.is_retryable(),
+            ClusterError::Worker(e) => e.is_retryable(),
+            ClusterError::DataFusion(e) => match e {
+                DF::ResourcesExhausted(_) | DF::IoError(_) => true,
+                DF::External(inner) => inner
+                    .downcast_ref::<ShardStoreError>()
+                    .is_some_and(ShardStoreError::is_retryable),
+                _ => false,
+            },
+            ClusterError::NotInState { .. }
+            | ClusterError::NoWorkers { .. }
+            | ClusterError::ShardUnavailable { .. }
+            | ClusterError::DiskFull { .. }
+            | ClusterError::Conflict { .. }
+            | ClusterError::MoveDeferred { .. } => true,
+            ClusterError::Arrow(_)
+            | ClusterError::InvalidArgument { .. }
+            | ClusterError::NotSupported { .. }
+            | ClusterError::UndefinedColumn { .. }
+            | ClusterError::NotNull { .. }
+            | ClusterError::ValueTooLong { .. }
+            | ClusterError::InvalidText { .. }
+            | ClusterError::BadCopyData { .. }
+            | ClusterError::BadCopyValue { .. }
+            | ClusterError::Cancelled { .. }
+            | ClusterError::JobFailed { .. }
+            | ClusterError::ReadOnly { .. }
+            | ClusterError::Internal { .. } => false,
+        }
+    }
+
+    /// A move failed this way keeps its staged copy for the retry instead of rolling back.
+    pub fn keeps_staged_copy(&self) -> bool {
+        matches!(self, ClusterError::MoveDeferred { .. })
+    }
+
     pub fn invalid(message: impl Into<String>) -> Self {
         ClusterError::InvalidArgument {
             message: message.into(),
@@ -119,3 +170,6 @@ impl ClusterError {
 }
 
 pub type Result<T> = std::result::Result<T, ClusterError>;
+
+#[cfg(test)]
+mod tests;

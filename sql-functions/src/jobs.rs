@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_catalog::{Job, Task};
+use shoal_catalog::{Job, JobState, Task, TaskState};
 use tracing::{info, warn, Instrument};
 
 use crate::cluster::{now_ms, Cluster};
@@ -25,17 +25,6 @@ const SCHEDULE_INTERVAL: Duration = Duration::from_millis(200);
 const WAIT_INTERVAL: Duration = Duration::from_millis(200);
 
 impl Cluster {
-    fn setting_i64(&self, name: &str, default: i64) -> i64 {
-        match self.setting_f64(name) {
-            Ok(Some(v)) if v >= 0.0 => v as i64,
-            Ok(_) => default,
-            Err(e) => {
-                warn!(setting = name, error = %e, "using the default");
-                default
-            }
-        }
-    }
-
     /// Starts a task on this coordinator in the background.
     fn spawn_task(self: &Arc<Self>, task: Task) {
         let span = tracing::info_span!(
@@ -88,38 +77,59 @@ impl Cluster {
                     Some(t) => t.message,
                     None => String::new(),
                 };
-                catalog.end_task(task_id, "done", &note)?;
+                catalog.end_task(task_id, TaskState::Done, &note)?;
                 info!(task_id, "task done");
             }
             Outcome::Cancelled => {
-                catalog.end_task(task_id, "cancelled", "cancelled; rolled back")?;
+                catalog.end_task(task_id, TaskState::Cancelled, "cancelled; rolled back")?;
                 info!(task_id, "task cancelled");
             }
-            Outcome::Failed(message) => {
+            Outcome::Failed(error) => {
+                let message = error.to_string();
                 let cancelling = catalog
                     .task(task_id)?
-                    .is_some_and(|t| t.state == "cancelling");
-                let max = self.setting_i64("rebalance.task_retries", 10);
+                    .is_some_and(|t| t.state == TaskState::Cancelling);
+                let max =
+                    i64::try_from(catalog.cluster_settings()?.task_retries).unwrap_or(i64::MAX);
                 if cancelling {
-                    catalog.end_task(task_id, "cancelled", &message)?;
+                    catalog.end_task(task_id, TaskState::Cancelled, &message)?;
+                } else if !error.is_retryable() {
+                    warn!(task_id, error = %message, "task failed; retrying cannot help");
+                    catalog.end_task(task_id, TaskState::Error, &message)?;
                 } else if retries >= max {
                     warn!(task_id, retries, error = %message, "task failed for good");
-                    catalog.end_task(task_id, "error", &message)?;
+                    catalog.end_task(task_id, TaskState::Error, &message)?;
                 } else {
-                    let base = self.setting_i64("rebalance.retry_backoff_ms", 5000);
-                    let backoff = base
-                        .saturating_mul(4_i64.saturating_pow(retries.clamp(0, 10) as u32))
-                        .min(60_000.max(base));
+                    let backoff = self.retry_backoff_ms(retries)?;
                     warn!(task_id, retry = retries + 1, backoff_ms = backoff, error = %message, "task failed; will retry");
                     catalog.retry_task(task_id, &message, now_ms() + backoff)?;
                 }
+            }
+            Outcome::Deferred(error) => {
+                // Its phase and staged copy stay; a cancel that comes before the retry runs
+                // it once more, to roll back (see `schedule_tasks_once`).
+                let message = error.to_string();
+                let backoff = self.retry_backoff_ms(retries)?;
+                warn!(task_id, retry = retries + 1, backoff_ms = backoff, error = %message, "move deferred; will resume");
+                catalog.defer_task(task_id, &message, now_ms() + backoff)?;
             }
         }
         Ok(())
     }
 
-    /// Resumes the tasks that a previous coordinator left running or cancelling: each picks
-    /// up at its persisted phase.
+    /// The wait before retry `retries + 1`: `rebalance.retry_backoff_ms`, four times longer
+    /// for each retry before, at most a minute (or the setting, if longer).
+    fn retry_backoff_ms(&self, retries: i64) -> Result<i64> {
+        let base =
+            i64::try_from(self.catalog().cluster_settings()?.retry_backoff_ms).unwrap_or(i64::MAX);
+        Ok(base
+            .saturating_mul(4_i64.saturating_pow(retries.clamp(0, 10) as u32))
+            .min(60_000.max(base)))
+    }
+
+    /// Runs the tasks marked running or cancelling that no runner of this coordinator holds:
+    /// those a previous coordinator left, a deferred task cancelled while it waited, one
+    /// whose runner could not record its end. Each picks up at its persisted phase.
     pub fn resume_tasks(self: &Arc<Self>) -> Result<usize> {
         let tasks = self.catalog().unfinished_running_tasks()?;
         let n = tasks.len();
@@ -135,8 +145,9 @@ impl Cluster {
 
     /// One scheduling round; returns how many tasks were started.
     pub fn schedule_tasks_once(self: &Arc<Self>) -> Result<usize> {
-        let global_default = self.setting_i64("rebalance.max_concurrent_moves", 2).max(1);
-        let per_node = self.setting_i64("rebalance.max_moves_per_node", 1).max(1) as usize;
+        let settings = self.catalog().cluster_settings()?;
+        let global_default = i64::try_from(settings.max_concurrent_moves).unwrap_or(i64::MAX);
+        let per_node = usize::try_from(settings.max_moves_per_node).unwrap_or(usize::MAX);
         let mut started = 0;
         let mut jobs: std::collections::HashMap<i64, Job> = std::collections::HashMap::new();
         for task in self.catalog().runnable_tasks()? {
@@ -186,7 +197,7 @@ impl Cluster {
             changed.as_mut().enable();
             let job = self.catalog().job(job_id)?;
             if job.is_terminal() {
-                if raise && job.state != "finished" {
+                if raise && job.state != JobState::Finished {
                     return Err(self.job_error(&job)?);
                 }
                 return Ok(job);
@@ -200,9 +211,9 @@ impl Cluster {
             .catalog()
             .tasks(Some(job.job_id))?
             .into_iter()
-            .filter(|t| !t.message.is_empty() && t.state != "done")
+            .filter(|t| !t.message.is_empty() && t.state != TaskState::Done)
             .max_by_key(|t| t.finished_at_ms.unwrap_or(0));
-        let cancelled = job.state == "cancelled";
+        let cancelled = job.state == JobState::Cancelled;
         let mut message = format!("job {} ({}) {}", job.job_id, job.job_type, job.state);
         if let Some(error) = &job.error {
             message.push_str(&format!(": {error}"));
@@ -232,13 +243,13 @@ impl Cluster {
 
 /// The scheduler loop of a coordinator: resumes interrupted tasks, then starts runnable ones.
 pub async fn run_scheduler(cluster: Arc<Cluster>) {
-    if let Err(e) = cluster.resume_tasks() {
-        warn!(error = %e, "could not resume tasks");
-    }
     loop {
         let changed = cluster.job_events();
         tokio::pin!(changed);
         changed.as_mut().enable();
+        if let Err(e) = cluster.resume_tasks() {
+            warn!(error = %e, "could not resume tasks");
+        }
         if let Err(e) = cluster.start_queued_job().await {
             warn!(error = %e, "could not start a queued job");
         }

@@ -33,7 +33,7 @@ pub use cluster::{now_ms, scan_files, to_record, Cluster, ClusterConfig};
 pub use error::{BadValue, ClusterError, Result};
 pub use gate::WritePermit;
 pub use jobs::run_scheduler;
-pub use moves::TransferMode;
+pub use moves::parse_transfer_mode;
 pub use rebalance::{
     JobStatus, PlacementAtRisk, PlanRow, RebalanceRequest, Scheduled, SimulatedNode, Simulation,
 };

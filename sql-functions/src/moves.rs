@@ -3,8 +3,16 @@
 //!
 //! ```text
 //! planned → preparing → copying → catching_up ⟲ → fenced → final_sync → switched → cleanup → done
-//! any state before switched ──(error, cancel, fence timeout)──→ rolling_back → aborted
+//! any state before switched ──(error, cancel)──→ rolling_back → aborted
+//! any state before switched ──(writers held the group: MoveDeferred)──→ waits, catching_up
 //! ```
+//!
+//! A deferred move is not rolled back: the task goes back to the scheduler with its phase
+//! (`catching_up`, or `planned` when nothing was staged) and its staged copy on the target,
+//! and resumes from there; only the files committed meanwhile are copied again. Every other
+//! failure before the switch rolls back; the scheduler retries what
+//! [`ClusterError::is_retryable`] says can succeed later, and fails the task at once
+//! otherwise.
 //!
 //! One file per state under `moves/`; each handler's doc lists its transitions. What is
 //! persisted is only the phase (and the task's progress counters); everything else — worker
@@ -27,7 +35,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shoal_catalog::{FileRecord, GroupShardFiles, Node, Task};
+use shoal_catalog::{FileRecord, GroupShardFiles, Node, Task, TaskKind, TaskState, TransferMode};
 use shoal_shard_store::{FileMeta, PullFilesRequest, ShardStoreError, WorkerClient};
 use tracing::{info, warn};
 
@@ -36,98 +44,41 @@ use crate::error::{ClusterError, Result};
 use crate::failpoints;
 use crate::gate::{gate_key, Fence};
 
-/// The persisted states. Their tags (`as_str`) are stored in the catalog: never rename one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Phase {
-    Planned,
-    Preparing,
-    Copying,
-    CatchingUp,
-    Fenced,
-    FinalSync,
-    Switched,
-    Cleanup,
-    Done,
-    RollingBack,
-    Aborted,
+/// The persisted states (the catalog's [`MovePhase`], whose spellings are pinned there).
+pub(crate) use shoal_catalog::MovePhase as Phase;
+
+/// Before the switch a move can still be undone; after it, only finished.
+fn before_switch(phase: Phase) -> bool {
+    matches!(
+        phase,
+        Phase::Planned
+            | Phase::Preparing
+            | Phase::Copying
+            | Phase::CatchingUp
+            | Phase::Fenced
+            | Phase::FinalSync
+    )
 }
 
-impl Phase {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Phase::Planned => "planned",
-            Phase::Preparing => "preparing",
-            Phase::Copying => "copying",
-            Phase::CatchingUp => "catching_up",
-            Phase::Fenced => "fenced",
-            Phase::FinalSync => "final_sync",
-            Phase::Switched => "switched",
-            Phase::Cleanup => "cleanup",
-            Phase::Done => "done",
-            Phase::RollingBack => "rolling_back",
-            Phase::Aborted => "aborted",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Option<Phase> {
-        Some(match s {
-            "planned" => Phase::Planned,
-            "preparing" => Phase::Preparing,
-            "copying" => Phase::Copying,
-            "catching_up" => Phase::CatchingUp,
-            "fenced" => Phase::Fenced,
-            "final_sync" => Phase::FinalSync,
-            "switched" => Phase::Switched,
-            "cleanup" => Phase::Cleanup,
-            "done" => Phase::Done,
-            "rolling_back" => Phase::RollingBack,
-            "aborted" => Phase::Aborted,
-            _ => return None,
-        })
-    }
-
-    /// Before the switch a move can still be undone; after it, only finished.
-    fn before_switch(self) -> bool {
-        matches!(
-            self,
-            Phase::Planned
-                | Phase::Preparing
-                | Phase::Copying
-                | Phase::CatchingUp
-                | Phase::Fenced
-                | Phase::FinalSync
-        )
-    }
-}
-
-/// How a move keeps writes flowing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TransferMode {
-    /// Copy while writes continue; fence only the final catch-up and the switch.
-    Auto,
-    /// Fence writes to the group for the whole copy.
-    BlockWrites,
-}
-
-impl TransferMode {
-    pub fn parse(s: &str) -> Result<TransferMode> {
-        match s {
-            "auto" | "force_logical" => Ok(TransferMode::Auto),
-            "block_writes" => Ok(TransferMode::BlockWrites),
-            other => Err(ClusterError::InvalidArgument {
-                message: format!("invalid shard_transfer_mode \"{other}\""),
-                hint: Some("Use 'auto', 'force_logical' or 'block_writes'.".into()),
-            }),
-        }
-    }
+/// Reads a `shard_transfer_mode` argument (Citus's values).
+pub fn parse_transfer_mode(text: &str) -> Result<TransferMode> {
+    TransferMode::parse(text).map_err(|_| ClusterError::InvalidArgument {
+        message: format!("invalid shard_transfer_mode \"{text}\""),
+        hint: Some("Use 'auto', 'force_logical' or 'block_writes'.".into()),
+    })
 }
 
 /// How one run of a task ended.
 pub(crate) enum Outcome {
     Done,
     Cancelled,
-    /// Rolled back after this error; the scheduler decides whether to retry.
-    Failed(String),
+    /// Rolled back after this error (or failed after the switch, with nothing to undo); the
+    /// scheduler retries it if the error [`is retryable`](ClusterError::is_retryable).
+    Failed(ClusterError),
+    /// Stopped before the switch for a reason that passes ([`ClusterError::MoveDeferred`]),
+    /// not rolled back: its persisted phase is `catching_up` (or `planned` if nothing was
+    /// staged yet) and the staged copy waits on the target for the retry.
+    Deferred(ClusterError),
 }
 
 /// A setting in MB/s as bytes per second; `None` (no limit) for unlimited or not positive.
@@ -162,6 +113,8 @@ pub(crate) struct MoveRun {
     /// The limit while clients' statements run (`rebalance.yield_bandwidth_mb`), if lower.
     yield_bytes_per_s: Option<u64>,
     fence_timeout: Duration,
+    /// Failed attempts a task may have before it stops retrying (`rebalance.task_retries`).
+    task_retries: u64,
     target: WorkerClient,
     gate_key: i64,
     fence: Option<Fence>,
@@ -172,7 +125,7 @@ pub(crate) struct MoveRun {
     catch_up_rounds: u32,
     fence_attempts: u32,
     /// The error that sent the move to `rolling_back`, if any.
-    failure: Option<String>,
+    failure: Option<ClusterError>,
     /// Held like a query's: files the move reads from the source (listed after it began)
     /// are not deleted by deferred cleanup (compaction, truncate) until the move ends.
     /// Released at `cleanup`, when the move reads nothing more from the source.
@@ -182,26 +135,25 @@ pub(crate) struct MoveRun {
 impl MoveRun {
     fn new(cluster: &Arc<Cluster>, task: Task) -> Result<MoveRun> {
         let job = cluster.catalog().job(task.job_id)?;
-        let mode = TransferMode::parse(&job.transfer_mode)?;
-        let bandwidth_mb = match job.max_bandwidth_mb {
-            Some(mb) => Some(mb),
-            None => cluster.setting_f64("rebalance.max_bandwidth_mb")?,
-        };
-        let yield_mb = cluster.setting_f64("rebalance.yield_bandwidth_mb")?;
-        let fence_ms = cluster
-            .setting_f64("rebalance.write_fence_timeout_ms")?
-            .unwrap_or(5000.0);
+        let mode = job.transfer_mode;
+        let settings = cluster.catalog().cluster_settings()?;
+        let bandwidth_mb = job.max_bandwidth_mb.or(settings.max_bandwidth_mb);
+        // The gate fenced is the table's: a shard whose table is gone cannot be moved.
         let table_id = cluster
             .catalog()
             .shard_table_id(task.shard_id)?
-            .unwrap_or_default();
+            .ok_or_else(|| ClusterError::NotInState {
+                message: format!("shard {} no longer exists", task.shard_id),
+                hint: None,
+            })?;
         Ok(MoveRun {
             cluster: Arc::clone(cluster),
-            keep_source: task.kind == "copy",
+            keep_source: task.kind == TaskKind::Copy,
             mode,
             max_bytes_per_s: bytes_per_s(bandwidth_mb),
-            yield_bytes_per_s: bytes_per_s(yield_mb),
-            fence_timeout: Duration::from_millis(fence_ms.max(1.0) as u64),
+            yield_bytes_per_s: bytes_per_s(settings.yield_bandwidth_mb),
+            fence_timeout: Duration::from_millis(settings.write_fence_timeout_ms),
+            task_retries: settings.task_retries,
             target: cluster.worker(&task.target)?,
             gate_key: gate_key(task.colocation_id, table_id),
             fence: None,
@@ -268,12 +220,17 @@ impl MoveRun {
         )?)
     }
 
+    /// Whether the scheduler will run this task again if this attempt fails.
+    fn may_retry(&self) -> bool {
+        u64::try_from(self.task.retries).is_ok_and(|r| r < self.task_retries)
+    }
+
     fn cancel_requested(&self) -> Result<bool> {
         Ok(self
             .cluster
             .catalog()
             .task(self.task_id())?
-            .is_some_and(|t| t.state == "cancelling"))
+            .is_some_and(|t| t.state == TaskState::Cancelling))
     }
 
     /// Files of `group` not yet staged on the target, and their bytes.
@@ -471,10 +428,10 @@ impl MoveRun {
 /// Runs (or resumes) one task to its end. Never panics on worker or catalog failures: they
 /// roll the move back (before the switch) and come back as [`Outcome::Failed`].
 pub(crate) async fn run(cluster: &Arc<Cluster>, task: Task) -> Outcome {
-    let phase = Phase::parse(&task.phase).unwrap_or(Phase::Planned);
+    let phase = task.phase;
     let mut run = match MoveRun::new(cluster, task) {
         Ok(r) => r,
-        Err(e) => return Outcome::Failed(e.to_string()),
+        Err(e) => return Outcome::Failed(e),
     };
     run.cluster
         .set_moving(run.gate_key, run.task.shard_index, true);
@@ -491,18 +448,18 @@ async fn drive(run: &mut MoveRun, mut phase: Phase) -> Outcome {
         if matches!(phase, Phase::Done | Phase::Aborted) {
             break;
         }
-        if phase.before_switch() {
+        if before_switch(phase) {
             match run.cancel_requested() {
                 Ok(true) => {
                     cancelled = true;
                     phase = Phase::RollingBack;
                     if let Err(e) = persist(run, phase) {
-                        return Outcome::Failed(e.to_string());
+                        return Outcome::Failed(e);
                     }
                     continue;
                 }
                 Ok(false) => {}
-                Err(e) => return Outcome::Failed(e.to_string()),
+                Err(e) => return Outcome::Failed(e),
             }
         }
         let step = match phase {
@@ -522,7 +479,7 @@ async fn drive(run: &mut MoveRun, mut phase: Phase) -> Outcome {
                 if let Err(e) = persist(run, next) {
                     warn!(task_id, error = %e, "could not persist the move's state");
                     run.open_fence();
-                    return Outcome::Failed(e.to_string());
+                    return Outcome::Failed(e);
                 }
                 info!(
                     task_id,
@@ -533,29 +490,58 @@ async fn drive(run: &mut MoveRun, mut phase: Phase) -> Outcome {
                 failpoints::crash_after_phase(next.as_str());
                 phase = next;
             }
-            Err(ClusterError::Cancelled { .. }) if phase.before_switch() => {
+            Err(ClusterError::Cancelled { .. }) if before_switch(phase) => {
                 cancelled = true;
                 run.open_fence();
                 phase = Phase::RollingBack;
                 if let Err(e) = persist(run, phase) {
-                    return Outcome::Failed(e.to_string());
+                    return Outcome::Failed(e);
                 }
             }
-            Err(e) if phase.before_switch() => {
+            Err(e) if before_switch(phase) && e.keeps_staged_copy() && run.may_retry() => {
+                // Writers held the group: keep what is staged and let the scheduler run the
+                // move again later from the catch-up, unless a cancel came meanwhile.
+                run.open_fence();
+                match run.cancel_requested() {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        cancelled = true;
+                        phase = Phase::RollingBack;
+                        if let Err(e) = persist(run, phase) {
+                            return Outcome::Failed(e);
+                        }
+                        continue;
+                    }
+                    Err(e) => return Outcome::Failed(e),
+                }
+                let resume = if matches!(phase, Phase::Planned | Phase::Preparing) {
+                    Phase::Planned
+                } else {
+                    Phase::CatchingUp
+                };
+                warn!(task_id, phase = phase.as_str(), resume = resume.as_str(), error = %e, "move deferred; its staged copy is kept");
+                if let Err(e2) = persist(run, resume) {
+                    return Outcome::Failed(e2);
+                }
+                return Outcome::Deferred(e);
+            }
+            Err(e) if before_switch(phase) => {
                 warn!(task_id, phase = phase.as_str(), error = %e, "move step failed; rolling back");
                 run.open_fence();
-                run.failure = Some(e.to_string());
                 phase = Phase::RollingBack;
                 if let Err(e2) = persist(run, phase) {
-                    return Outcome::Failed(format!("{e}; then: {e2}"));
+                    // The move could not even record its rollback: it is resumed as it
+                    // stands (the first error is in the log above).
+                    return Outcome::Failed(e2);
                 }
+                run.failure = Some(e);
             }
             Err(e) => {
                 // After the switch the move has happened; what is left (cleanup, rollback of
                 // staging) is retried by the scheduler without undoing anything.
                 warn!(task_id, phase = phase.as_str(), error = %e, "move step failed");
                 run.open_fence();
-                return Outcome::Failed(e.to_string());
+                return Outcome::Failed(e);
             }
         }
     }
@@ -568,9 +554,11 @@ async fn drive(run: &mut MoveRun, mut phase: Phase) -> Outcome {
             // Resumed in rolling_back after a crash: the reason was the crash, or a cancel.
             None => match run.cancel_requested() {
                 Ok(true) => Outcome::Cancelled,
-                _ => Outcome::Failed(
-                    "the move was interrupted (coordinator restart) and rolled back".into(),
-                ),
+                _ => Outcome::Failed(ClusterError::NotInState {
+                    message: "the move was interrupted (coordinator restart) and rolled back"
+                        .into(),
+                    hint: None,
+                }),
             },
         },
     }
@@ -583,6 +571,6 @@ fn persist(run: &MoveRun, phase: Phase) -> Result<()> {
     }
     run.cluster
         .catalog()
-        .set_task_phase(run.task_id(), phase.as_str(), None)?;
+        .set_task_phase(run.task_id(), phase, None)?;
     Ok(())
 }

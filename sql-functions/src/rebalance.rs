@@ -6,20 +6,22 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_catalog::{CatalogError, DrainQueued, Job, NewJob, NewTask, Node, TableKind, Task};
+use shoal_catalog::{
+    CatalogError, DrainQueued, Job, JobState, JobType, NewJob, NewTask, Node, NodeState, TableKind,
+    Task, TaskKind, TaskState, TransferMode,
+};
 use tracing::{info, warn};
 
 use crate::cluster::{now_ms, Cluster};
 use crate::error::{ClusterError, Result};
 use crate::gate::gate_key;
-use crate::moves::TransferMode;
 use crate::planner::{
     self, NoticeLevel, Plan, PlanNode, PlanNotice, PlanOptions, PlanShardGroup, StepKind,
     StepReason, Strategy,
 };
 
 /// Job types that exclude each other: one rebalance or drain at a time.
-pub(crate) const REBALANCE_JOB_TYPES: &[&str] = &["rebalance", "drain"];
+pub(crate) const REBALANCE_JOB_TYPES: &[JobType] = &[JobType::Rebalance, JobType::Drain];
 
 /// What `rebalance_start`, `rebalance_plan` and `drain_node` ask for.
 #[derive(Clone, Debug)]
@@ -28,7 +30,7 @@ pub struct RebalanceRequest {
     pub drain_only: bool,
     pub threshold: Option<f64>,
     pub improvement_threshold: Option<f64>,
-    pub transfer_mode: String,
+    pub transfer_mode: TransferMode,
     pub max_bandwidth_mb: Option<f64>,
     pub max_concurrent_moves: Option<i64>,
     /// Drained nodes: treated as taking no shards, and with `drain_only` only their
@@ -45,7 +47,7 @@ impl Default for RebalanceRequest {
             drain_only: false,
             threshold: None,
             improvement_threshold: None,
-            transfer_mode: "auto".into(),
+            transfer_mode: TransferMode::Auto,
             max_bandwidth_mb: None,
             max_concurrent_moves: None,
             drain_nodes: Vec::new(),
@@ -93,7 +95,7 @@ pub struct JobStatus {
 impl JobStatus {
     /// `bytes_done / bytes_total` in [0, 1]; a finished job is 1.
     pub fn progress(&self) -> f64 {
-        if self.job.state == "finished" {
+        if self.job.state == JobState::Finished {
             return 1.0;
         }
         if self.bytes_total == 0 {
@@ -110,7 +112,7 @@ fn hypothetical_node(i: usize) -> Node {
         host: format!("new-{i}"),
         port: 0,
         should_have_shards: true,
-        state: "active".into(),
+        state: NodeState::Active,
         is_live: true,
         disk_free_bytes: None,
         data_bytes: None,
@@ -156,7 +158,7 @@ pub struct PlacementAtRisk {
 
 /// A plan checked and turned into tasks, not scheduled yet.
 struct PreparedJob {
-    job_type: String,
+    job_type: JobType,
     description: String,
     /// Empty when there is nothing to move.
     tasks: Vec<NewTask>,
@@ -387,8 +389,9 @@ impl Cluster {
             ));
         }
         let rate = self.measured_move_rate()?.or(self
-            .setting_f64("rebalance.max_bandwidth_mb")?
-            .filter(|mb| *mb > 0.0)
+            .catalog()
+            .cluster_settings()?
+            .max_bandwidth_mb
             .map(|mb| mb * 1e6));
         Ok(Simulation {
             nodes: rows,
@@ -405,7 +408,10 @@ impl Cluster {
     fn measured_move_rate(&self) -> Result<Option<f64>> {
         for job in self.catalog().jobs()?.iter().rev().take(10) {
             let tasks = self.catalog().tasks(Some(job.job_id))?;
-            let done: Vec<&Task> = tasks.iter().filter(|t| t.state == "done").collect();
+            let done: Vec<&Task> = tasks
+                .iter()
+                .filter(|t| t.state == TaskState::Done)
+                .collect();
             let start = done.iter().filter_map(|t| t.started_at_ms).min();
             let end = done.iter().filter_map(|t| t.finished_at_ms).max();
             let bytes: u64 = done.iter().map(|t| t.bytes_total.max(t.bytes_done)).sum();
@@ -457,19 +463,18 @@ impl Cluster {
     pub async fn start_rebalance(
         self: &Arc<Self>,
         req: &RebalanceRequest,
-        job_type: &str,
+        job_type: JobType,
     ) -> Result<Scheduled> {
-        TransferMode::parse(&req.transfer_mode)?;
         if let Some(j) = self.catalog().active_job(REBALANCE_JOB_TYPES)? {
-            if job_type != "drain" || req.drain_nodes.is_empty() {
+            if job_type != JobType::Drain || req.drain_nodes.is_empty() {
                 return Err(CatalogError::JobRunning { job_id: j.job_id }.into());
             }
             // Refused now if it could not complete now (nowhere to go, a node down).
             let prepared = self.prepare_job(req, job_type).await?;
             let job = NewJob {
-                job_type: job_type.to_string(),
+                job_type,
                 description: prepared.description.clone(),
-                transfer_mode: req.transfer_mode.clone(),
+                transfer_mode: req.transfer_mode,
                 max_bandwidth_mb: req.max_bandwidth_mb,
                 max_concurrent_moves: req.max_concurrent_moves,
                 tasks: Vec::new(),
@@ -538,9 +543,9 @@ impl Cluster {
         }
         let job_id = self.catalog().create_job(
             &NewJob {
-                job_type: job_type.clone(),
+                job_type,
                 description,
-                transfer_mode: req.transfer_mode.clone(),
+                transfer_mode: req.transfer_mode,
                 max_bandwidth_mb: req.max_bandwidth_mb,
                 max_concurrent_moves: req.max_concurrent_moves,
                 tasks,
@@ -548,13 +553,13 @@ impl Cluster {
             REBALANCE_JOB_TYPES,
         )?;
         self.jobs_changed();
-        info!(job_id, moves, job_type, "job scheduled");
+        info!(job_id, moves, %job_type, "job scheduled");
         notices.push(PlanNotice {
             level: NoticeLevel::Notice,
             message: format!("Scheduled {moves} moves as job {job_id}"),
             detail: Some(format!(
                 "{} scheduled as background job",
-                if job_type == "drain" {
+                if job_type == JobType::Drain {
                     "Drain"
                 } else {
                     "Rebalance"
@@ -570,7 +575,7 @@ impl Cluster {
 
     /// Plans a job and checks that the plan can complete: every group has somewhere to go
     /// and every node that takes part answers now, not halfway through.
-    async fn prepare_job(&self, req: &RebalanceRequest, job_type: &str) -> Result<PreparedJob> {
+    async fn prepare_job(&self, req: &RebalanceRequest, job_type: JobType) -> Result<PreparedJob> {
         let (plan, nodes, info) = self.make_plan(req)?;
         let notices = plan.notices.clone();
         let node = |id: i64| nodes.iter().find(|n| n.node_id == id);
@@ -588,7 +593,7 @@ impl Cluster {
                 })
                 .collect();
             let disk = plan.problems.iter().any(|p| p.reason.contains("disk"));
-            let verb = if job_type == "drain" {
+            let verb = if job_type == JobType::Drain {
                 "drain"
             } else {
                 "rebalance"
@@ -623,12 +628,12 @@ impl Cluster {
             .map(|n| n.addr())
             .collect();
         let description = match (job_type, drained.len()) {
-            ("drain", 1) => format!("Drain node {}", drained[0]),
-            ("drain", _) => format!("Drain nodes {}", drained.join(", ")),
+            (JobType::Drain, 1) => format!("Drain node {}", drained[0]),
+            (JobType::Drain, _) => format!("Drain nodes {}", drained.join(", ")),
             _ => "Rebalance all colocation groups".to_string(),
         };
         let mut prepared = PreparedJob {
-            job_type: job_type.to_string(),
+            job_type,
             description,
             tasks: Vec::new(),
             moves: 0,
@@ -759,19 +764,19 @@ impl Cluster {
         };
         let req = RebalanceRequest {
             strategy: queued.strategy.clone(),
-            transfer_mode: job.transfer_mode.clone(),
+            transfer_mode: job.transfer_mode,
             max_bandwidth_mb: job.max_bandwidth_mb,
             max_concurrent_moves: job.max_concurrent_moves,
             drain_nodes: queued.node_ids.clone(),
             drain_only: true,
             ..RebalanceRequest::default()
         };
-        match self.prepare_job(&req, &job.job_type).await {
+        match self.prepare_job(&req, job.job_type).await {
             Ok(prepared) => {
                 let planned = NewJob {
-                    job_type: job.job_type.clone(),
+                    job_type: job.job_type,
                     description: prepared.description,
-                    transfer_mode: job.transfer_mode.clone(),
+                    transfer_mode: job.transfer_mode,
                     max_bandwidth_mb: job.max_bandwidth_mb,
                     max_concurrent_moves: job.max_concurrent_moves,
                     tasks: prepared.tasks,
@@ -810,12 +815,16 @@ impl Cluster {
         nodes: &[Node],
         info: &HashMap<i64, GroupInfo>,
     ) -> Result<Vec<NewTask>> {
-        let addr = |id: i64| {
+        // A task names the nodes it moves between: a plan step on a node the catalog does
+        // not list is refused, never scheduled towards an empty address.
+        let addr = |id: i64| -> Result<String> {
             nodes
                 .iter()
                 .find(|n| n.node_id == id)
                 .map(|n| n.addr())
-                .unwrap_or_default()
+                .ok_or_else(|| ClusterError::Internal {
+                    message: format!("planned node {id} is unknown"),
+                })
         };
         let mut tasks: Vec<NewTask> = Vec::with_capacity(plan.steps.len());
         let mut last_in_colocation: HashMap<i64, usize> = HashMap::new();
@@ -835,7 +844,7 @@ impl Cluster {
                     depends_on.push(*i);
                 }
                 for (i, t) in tasks.iter().enumerate() {
-                    if t.kind == "move" && t.source_node_id == step.target_node {
+                    if t.kind == TaskKind::Move && t.source_node_id == step.target_node {
                         depends_on.push(i);
                     }
                 }
@@ -848,16 +857,16 @@ impl Cluster {
             }
             tasks.push(NewTask {
                 kind: match step.kind {
-                    StepKind::Move => "move".into(),
-                    StepKind::Copy => "copy".into(),
+                    StepKind::Move => TaskKind::Move,
+                    StepKind::Copy => TaskKind::Copy,
                 },
                 shard_id: step.group_id,
                 colocation_id: g.colocation_id,
                 shard_index: g.shard_index,
                 source_node_id: step.source_node,
                 target_node_id: step.target_node,
-                source: addr(step.source_node),
-                target: addr(step.target_node),
+                source: addr(step.source_node)?,
+                target: addr(step.target_node)?,
                 bytes_total: step.bytes,
                 depends_on,
             });
@@ -872,9 +881,8 @@ impl Cluster {
         shard_id: i64,
         target_host: &str,
         target_port: u16,
-        transfer_mode: &str,
+        transfer_mode: TransferMode,
     ) -> Result<(Option<i64>, Vec<PlanNotice>)> {
-        TransferMode::parse(transfer_mode)?;
         let target_addr = format!("{target_host}:{target_port}");
         let target = self
             .catalog()
@@ -969,16 +977,16 @@ impl Cluster {
         }
         let job_id = self.catalog().create_job(
             &NewJob {
-                job_type: "move".into(),
+                job_type: JobType::Move,
                 description: format!(
                     "Move shard {shard_id} from {} to {target_addr}",
                     source.addr()
                 ),
-                transfer_mode: transfer_mode.to_string(),
+                transfer_mode,
                 max_bandwidth_mb: None,
                 max_concurrent_moves: None,
                 tasks: vec![NewTask {
-                    kind: "move".into(),
+                    kind: TaskKind::Move,
                     shard_id: group.group_id,
                     colocation_id: gi.colocation_id,
                     shard_index: gi.shard_index,
@@ -1066,17 +1074,17 @@ impl Cluster {
                 .filter(|id| bad.contains(&(node.addr(), *id)))
                 .collect();
             let job = NewJob {
-                job_type: "repair".into(),
+                job_type: JobType::Repair,
                 description: format!(
                     "Repair shard {shard_id} on {} from {}",
                     node.addr(),
                     source.addr()
                 ),
-                transfer_mode: "auto".into(),
+                transfer_mode: TransferMode::Auto,
                 max_bandwidth_mb: None,
                 max_concurrent_moves: None,
                 tasks: vec![NewTask {
-                    kind: "copy".into(),
+                    kind: TaskKind::Copy,
                     shard_id: group.group_id,
                     colocation_id: gi.colocation_id,
                     shard_index: gi.shard_index,
@@ -1151,19 +1159,19 @@ impl Cluster {
         let tasks = self.catalog().tasks(Some(job.job_id))?;
         let bytes_total: u64 = tasks
             .iter()
-            .filter(|t| t.state != "cancelled" || t.bytes_done > 0)
+            .filter(|t| t.state != TaskState::Cancelled || t.bytes_done > 0)
             .map(|t| t.bytes_total.max(t.bytes_done))
             .sum();
         // What is left to copy: tasks that will still run (not ended, not being cancelled).
         let bytes_left: u64 = tasks
             .iter()
-            .filter(|t| matches!(t.state.as_str(), "blocked" | "runnable" | "running"))
+            .filter(|t| t.state.is_pending())
             .map(|t| t.bytes_total.saturating_sub(t.bytes_done))
             .sum();
         let bytes_done: u64 = tasks
             .iter()
             .map(|t| {
-                if t.state == "done" {
+                if t.state == TaskState::Done {
                     t.bytes_total.max(t.bytes_done)
                 } else {
                     t.bytes_done
@@ -1187,7 +1195,8 @@ impl Cluster {
             .iter()
             .filter(|t| {
                 !t.message.is_empty()
-                    && (t.state == "error" || (t.retries > 0 && t.state != "done"))
+                    && (t.state == TaskState::Error
+                        || (t.retries > 0 && t.state != TaskState::Done))
             })
             .max_by_key(|t| (t.finished_at_ms.unwrap_or(0), t.task_id))
             .map(|t| t.message.clone())

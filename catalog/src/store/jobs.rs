@@ -11,6 +11,7 @@ use crate::error::{CatalogError, Result};
 use crate::model::{
     CleanupRecord, DrainQueued, FileRecord, GroupShardFiles, Job, NewJob, QueuedDrain, Task,
 };
+use crate::states::{JobState, JobType, MovePhase, TaskState};
 
 const JOB_COLUMNS: &str = "job_id, job_type, state, description, transfer_mode, max_bandwidth_mb, max_concurrent_moves, created_at_ms, started_at_ms, finished_at_ms, queued_drain, queued_strategy, error";
 const TASK_COLUMNS: &str = "task_id, job_id, kind, state, phase, shard_id, colocation_id, shard_index, source_node_id, target_node_id, source, target, bytes_total, bytes_done, bytes_verified, retries, not_before_ms, message, started_at_ms, finished_at_ms, context";
@@ -114,7 +115,7 @@ fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
-fn active_job_tx(tx: &Transaction<'_>, types: &[&str]) -> Result<Option<Job>> {
+fn active_job_tx(tx: &Transaction<'_>, types: &[JobType]) -> Result<Option<Job>> {
     let sql = format!(
         "SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ('scheduled', 'running', 'cancelling', 'failing') AND job_type IN ({}) ORDER BY queued_drain IS NOT NULL, job_id DESC LIMIT 1",
         placeholders(types.len())
@@ -124,45 +125,57 @@ fn active_job_tx(tx: &Transaction<'_>, types: &[&str]) -> Result<Option<Job>> {
         .optional()?)
 }
 
-/// Recomputes a job's state from its tasks, in Citus's order (`UpdateBackgroundJob`).
+/// A job's state from how many of its tasks are in each state, in Citus's order
+/// (`UpdateBackgroundJob`).
+pub(crate) fn job_state_from_tasks(count: impl Fn(TaskState) -> i64) -> JobState {
+    let pending =
+        count(TaskState::Blocked) + count(TaskState::Runnable) + count(TaskState::Running);
+    let failed = count(TaskState::Error) + count(TaskState::Unscheduled);
+    if count(TaskState::Cancelling) > 0 {
+        JobState::Cancelling
+    } else if count(TaskState::Cancelled) > 0 {
+        JobState::Cancelled
+    } else if pending + failed == 0 {
+        JobState::Finished
+    } else if failed > 0 {
+        if pending > 0 {
+            JobState::Failing
+        } else {
+            JobState::Failed
+        }
+    } else if count(TaskState::Running) > 0 || count(TaskState::Done) > 0 {
+        JobState::Running
+    } else {
+        JobState::Scheduled
+    }
+}
+
+/// Recomputes a job's state from its tasks.
 fn refresh_job_state(tx: &Transaction<'_>, job_id: i64) -> Result<()> {
-    let mut counts = HashMap::<String, i64>::new();
+    let mut counts = HashMap::<TaskState, i64>::new();
     {
         let mut stmt =
             tx.prepare("SELECT state, count(*) FROM tasks WHERE job_id = ?1 GROUP BY state")?;
-        let rows = stmt.query_map([job_id], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
+        let rows = stmt.query_map([job_id], |r| Ok((r.get::<_, TaskState>(0)?, r.get(1)?)))?;
         for row in rows {
             let (s, n) = row?;
             counts.insert(s, n);
         }
     }
-    let c = |s: &str| counts.get(s).copied().unwrap_or(0);
-    let pending = c("blocked") + c("runnable") + c("running");
-    let state = if c("cancelling") > 0 {
-        "cancelling"
-    } else if c("cancelled") > 0 {
-        "cancelled"
-    } else if pending + c("error") + c("unscheduled") == 0 {
-        "finished"
-    } else if c("error") + c("unscheduled") > 0 {
-        if pending > 0 {
-            "failing"
-        } else {
-            "failed"
-        }
-    } else if c("running") > 0 || c("done") > 0 {
-        "running"
-    } else {
-        "scheduled"
-    };
-    let terminal = matches!(state, "finished" | "cancelled" | "failed");
+    let state = job_state_from_tasks(|s| counts.get(&s).copied().unwrap_or(0));
     let now = now_ms();
     tx.execute(
         "UPDATE jobs SET state = ?2,
-            started_at_ms = CASE WHEN started_at_ms IS NULL AND ?2 <> 'scheduled' THEN ?3 ELSE started_at_ms END,
+            started_at_ms = CASE WHEN started_at_ms IS NULL AND ?5 THEN ?3 ELSE started_at_ms END,
             finished_at_ms = CASE WHEN finished_at_ms IS NULL AND ?4 THEN ?3 ELSE finished_at_ms END
          WHERE job_id = ?1",
-        params![job_id, state, now, terminal],
+        params![
+            job_id,
+            state,
+            now,
+            state.is_terminal(),
+            state != JobState::Scheduled
+        ],
     )?;
     Ok(())
 }
@@ -183,7 +196,7 @@ fn unschedule_dependents(tx: &Transaction<'_>, task_id: i64) -> Result<()> {
 impl Catalog {
     /// Creates a job with its tasks in one transaction. When `exclusive_types` is not empty
     /// and a job of one of those types is active, nothing is created and the error names it.
-    pub fn create_job(&self, job: &NewJob, exclusive_types: &[&str]) -> Result<i64> {
+    pub fn create_job(&self, job: &NewJob, exclusive_types: &[JobType]) -> Result<i64> {
         self.write(|tx| {
             if !exclusive_types.is_empty() {
                 if let Some(j) = active_job_tx(tx, exclusive_types)? {
@@ -260,7 +273,7 @@ impl Catalog {
         job: &NewJob,
         node_ids: &[i64],
         strategy: Option<&str>,
-        types: &[&str],
+        types: &[JobType],
     ) -> Result<DrainQueued> {
         self.write(|tx| {
             let waiting = tx
@@ -311,7 +324,7 @@ impl Catalog {
     }
 
     /// The oldest queued drain, once no job of `types` that has its tasks is still active.
-    pub fn due_queued_job(&self, types: &[&str]) -> Result<Option<Job>> {
+    pub fn due_queued_job(&self, types: &[JobType]) -> Result<Option<Job>> {
         self.read(|tx| {
             let sql = format!(
                 "SELECT count(*) FROM jobs WHERE state IN ('scheduled', 'running', 'cancelling', 'failing') AND queued_drain IS NULL AND job_type IN ({})",
@@ -368,13 +381,13 @@ impl Catalog {
 
     /// The newest job of these types that has not ended; one that has its tasks comes before a
     /// drain queued behind it (which moves nothing yet).
-    pub fn active_job(&self, types: &[&str]) -> Result<Option<Job>> {
+    pub fn active_job(&self, types: &[JobType]) -> Result<Option<Job>> {
         self.read(|tx| active_job_tx(tx, types))
     }
 
     /// The newest job of these types, whatever its state; a drain still queued comes after
     /// the job it waits for (whose progress is what moves).
-    pub fn latest_job(&self, types: &[&str]) -> Result<Option<Job>> {
+    pub fn latest_job(&self, types: &[JobType]) -> Result<Option<Job>> {
         self.read(|tx| {
             let sql = format!(
                 "SELECT {JOB_COLUMNS} FROM jobs WHERE job_type IN ({}) ORDER BY queued_drain IS NOT NULL, job_id DESC LIMIT 1",
@@ -448,14 +461,14 @@ impl Catalog {
 
     /// Tasks by state, with the sum of their `bytes_total`, in one pass over the table (for
     /// `/metrics`, which must not read every task a cluster keeps as history on each scrape).
-    pub fn task_totals(&self) -> Result<HashMap<String, (u64, u64)>> {
+    pub fn task_totals(&self) -> Result<HashMap<TaskState, (u64, u64)>> {
         self.read(|tx| {
             let mut stmt = tx.prepare(
                 "SELECT state, count(*), coalesce(sum(bytes_total), 0) FROM tasks GROUP BY state",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
+                    r.get::<_, TaskState>(0)?,
                     (r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64),
                 ))
             })?;
@@ -465,16 +478,21 @@ impl Catalog {
 
     /// Tasks that are not finished: blocked, runnable, running or cancelling.
     pub fn unfinished_tasks(&self) -> Result<Vec<Task>> {
-        self.tasks_in_states(&["blocked", "runnable", "running", "cancelling"])
+        self.tasks_in_states(&[
+            TaskState::Blocked,
+            TaskState::Runnable,
+            TaskState::Running,
+            TaskState::Cancelling,
+        ])
     }
 
     /// Tasks a coordinator was running (or cancelling) when it stopped.
     pub fn unfinished_running_tasks(&self) -> Result<Vec<Task>> {
-        self.tasks_in_states(&["running", "cancelling"])
+        self.tasks_in_states(&[TaskState::Running, TaskState::Cancelling])
     }
 
     /// Tasks in any of `states`, by id (through the `tasks_by_state` index).
-    fn tasks_in_states(&self, states: &[&str]) -> Result<Vec<Task>> {
+    fn tasks_in_states(&self, states: &[TaskState]) -> Result<Vec<Task>> {
         self.read(|tx| {
             let mut stmt = tx.prepare(&format!(
                 "SELECT {TASK_COLUMNS} FROM tasks WHERE state IN ({}) ORDER BY task_id",
@@ -509,7 +527,12 @@ impl Catalog {
     /// (see `WriteKind::Progress`), not synced on its own: every side effect of a move is
     /// authorised by a synced record (the target's cleanup records, the switch), and a state
     /// lost with the machine resumes the move from an earlier one.
-    pub fn set_task_phase(&self, task_id: i64, phase: &str, context: Option<&str>) -> Result<()> {
+    pub fn set_task_phase(
+        &self,
+        task_id: i64,
+        phase: MovePhase,
+        context: Option<&str>,
+    ) -> Result<()> {
         self.write_progress(|tx| {
             tx.execute(
                 "UPDATE tasks SET phase = ?2, context = coalesce(?3, context) WHERE task_id = ?1",
@@ -562,7 +585,15 @@ impl Catalog {
 
     /// A task ends: `done`, `cancelled` (after a clean rollback) or `error` (gave up; its
     /// dependents become unscheduled). Blocked dependents of a done task become runnable.
-    pub fn end_task(&self, task_id: i64, state: &str, message: &str) -> Result<()> {
+    pub fn end_task(&self, task_id: i64, state: TaskState, message: &str) -> Result<()> {
+        if !matches!(
+            state,
+            TaskState::Done | TaskState::Cancelled | TaskState::Error
+        ) {
+            return Err(CatalogError::Invalid {
+                message: format!("a task cannot end as {state}"),
+            });
+        }
         self.write(|tx| {
             let job_id: i64 = tx
                 .query_row("SELECT job_id FROM tasks WHERE task_id = ?1", [task_id], |r| {
@@ -577,7 +608,7 @@ impl Catalog {
                 params![task_id, state, message, now_ms()],
             )?;
             match state {
-                "done" => {
+                TaskState::Done => {
                     tx.execute(
                         "UPDATE tasks SET state = 'runnable'
                          WHERE state = 'blocked' AND task_id IN (SELECT task_id FROM task_depends WHERE depends_on = ?1)
@@ -586,7 +617,7 @@ impl Catalog {
                         [task_id],
                     )?;
                 }
-                "error" => unschedule_dependents(tx, task_id)?,
+                TaskState::Error => unschedule_dependents(tx, task_id)?,
                 _ => {}
             }
             refresh_job_state(tx, job_id)?;
@@ -608,8 +639,25 @@ impl Catalog {
         })
     }
 
+    /// A move stopped before its switch for a reason that passes (writers held its group):
+    /// back to runnable after `not_before_ms` like [`Self::retry_task`], but its phase,
+    /// context and the target's staged copy stay, so the retry resumes where it stopped.
+    pub fn defer_task(&self, task_id: i64, message: &str, not_before_ms: i64) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE tasks SET state = 'runnable', retries = retries + 1,
+                        message = ?2, not_before_ms = ?3
+                 WHERE task_id = ?1 AND state = 'running'",
+                params![task_id, message, not_before_ms],
+            )?;
+            Ok(())
+        })
+    }
+
     /// Cancels a job: tasks not started become cancelled, running ones cancelling (their
-    /// runner rolls back, then marks them cancelled). Returns how many are still running.
+    /// runner rolls back, then marks them cancelled), and so do waiting ones that hold a
+    /// staged copy from an earlier attempt ([`Self::defer_task`]: the scheduler runs them
+    /// once more to roll back). Returns how many are still to roll back.
     pub fn cancel_job(&self, job_id: i64) -> Result<usize> {
         self.write(|tx| {
             let exists: Option<i64> = tx
@@ -629,14 +677,15 @@ impl Catalog {
             if queued > 0 {
                 return Ok(0);
             }
+            let running = tx.execute(
+                "UPDATE tasks SET state = 'cancelling'
+                 WHERE job_id = ?1 AND (state = 'running' OR (state = 'runnable' AND phase <> 'planned'))",
+                [job_id],
+            )?;
             tx.execute(
                 "UPDATE tasks SET state = 'cancelled', finished_at_ms = ?2
                  WHERE job_id = ?1 AND state IN ('blocked', 'runnable')",
                 params![job_id, now_ms()],
-            )?;
-            let running = tx.execute(
-                "UPDATE tasks SET state = 'cancelling' WHERE job_id = ?1 AND state = 'running'",
-                [job_id],
             )?;
             refresh_job_state(tx, job_id)?;
             Ok(running)
@@ -996,9 +1045,9 @@ fn insert_tasks(tx: &Transaction<'_>, job_id: i64, job: &NewJob) -> Result<()> {
     let mut ids: Vec<i64> = Vec::with_capacity(job.tasks.len());
     for t in &job.tasks {
         let state = if t.depends_on.is_empty() {
-            "runnable"
+            TaskState::Runnable
         } else {
-            "blocked"
+            TaskState::Blocked
         };
         tx.execute(
             "INSERT INTO tasks (job_id, kind, state, shard_id, colocation_id, shard_index, source_node_id, target_node_id, source, target, bytes_total) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",

@@ -5,14 +5,17 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
-use shoal_sql_functions::{Cluster, ClusterError, JobStatus, RebalanceRequest};
+use shoal_catalog::{JobType, TaskState};
+use shoal_sql_functions::{
+    parse_transfer_mode, Cluster, ClusterError, JobStatus, RebalanceRequest,
+};
 
 use super::{bigint, void, Args, Notice};
 use crate::errors::PgError;
 use crate::views;
 
 /// Job types `rebalance_status`, `rebalance_stop` and `rebalance_wait` look at.
-const REBALANCE_TYPES: &[&str] = &["rebalance", "drain"];
+const REBALANCE_TYPES: &[JobType] = &[JobType::Rebalance, JobType::Drain];
 
 fn batch(schema: arrow::datatypes::SchemaRef, cols: Vec<ArrayRef>) -> Result<RecordBatch, PgError> {
     RecordBatch::try_new(schema, cols).map_err(|e| PgError::new("XX000", e.to_string()))
@@ -23,18 +26,15 @@ pub(super) async fn after_add_node(
     cluster: &Arc<Cluster>,
     notices: &mut Vec<Notice>,
 ) -> Result<(), PgError> {
-    let on = cluster
+    let settings = cluster
         .catalog()
-        .setting("auto_rebalance")
+        .cluster_settings()
         .map_err(ClusterError::from)?;
-    if !matches!(
-        on.trim().to_ascii_lowercase().as_str(),
-        "on" | "true" | "1" | "yes"
-    ) {
+    if !settings.auto_rebalance {
         return Ok(());
     }
     match cluster
-        .start_rebalance(&RebalanceRequest::default(), "rebalance")
+        .start_rebalance(&RebalanceRequest::default(), JobType::Rebalance)
         .await
     {
         Ok(s) => notices.extend(s.notices.iter().map(Notice::from_plan)),
@@ -46,20 +46,26 @@ pub(super) async fn after_add_node(
     Ok(())
 }
 
-fn request(a: &Args) -> RebalanceRequest {
-    RebalanceRequest {
+/// The `shard_transfer_mode` argument (default `auto`).
+fn transfer_mode(a: &Args) -> Result<shoal_catalog::TransferMode, PgError> {
+    match a.opt_text("shard_transfer_mode") {
+        Some(text) => Ok(parse_transfer_mode(&text)?),
+        None => Ok(shoal_catalog::TransferMode::Auto),
+    }
+}
+
+fn request(a: &Args) -> Result<RebalanceRequest, PgError> {
+    Ok(RebalanceRequest {
         strategy: a.opt_text("rebalance_strategy"),
         drain_only: a.bool("drain_only").unwrap_or(false),
         threshold: a.opt_real("threshold"),
         improvement_threshold: a.opt_real("improvement_threshold"),
-        transfer_mode: a
-            .opt_text("shard_transfer_mode")
-            .unwrap_or_else(|| "auto".into()),
+        transfer_mode: transfer_mode(a)?,
         max_bandwidth_mb: a.opt_real("max_bandwidth_mb"),
         max_concurrent_moves: a.opt_int("max_concurrent_moves"),
         drain_nodes: Vec::new(),
         hypothetical_nodes: 0,
-    }
+    })
 }
 
 pub(super) async fn call(
@@ -79,7 +85,9 @@ pub(super) async fn call(
                     ));
                 }
             }
-            let s = cluster.start_rebalance(&request(a), "rebalance").await?;
+            let s = cluster
+                .start_rebalance(&request(a)?, JobType::Rebalance)
+                .await?;
             notices.extend(s.notices.iter().map(Notice::from_plan));
             bigint(name, s.job_id)
         }
@@ -91,7 +99,7 @@ pub(super) async fn call(
                     format!("add_nodes must be between 0 and 1000, not {add}"),
                 ));
             }
-            let mut req = request(a);
+            let mut req = request(a)?;
             req.hypothetical_nodes = add as usize;
             for addr in a
                 .opt_text("drain")
@@ -122,7 +130,7 @@ pub(super) async fn call(
             Ok(views::rebalance_simulate_batch(&sim)?)
         }
         "rebalance_plan" | "get_rebalance_table_shards_plan" => {
-            let (rows, plan_notices) = cluster.rebalance_plan(&request(a))?;
+            let (rows, plan_notices) = cluster.rebalance_plan(&request(a)?)?;
             notices.extend(plan_notices.iter().map(Notice::from_plan));
             let schema = if function == "rebalance_plan" {
                 views::rebalance_plan_schema()
@@ -239,10 +247,10 @@ pub(super) async fn call(
                     .set_should_have_shards(node.node_id, false)
                     .map_err(ClusterError::from)?;
             }
-            let mut req = request(a);
+            let mut req = request(a)?;
             req.drain_nodes = nodes.iter().map(|n| n.node_id).collect();
             req.drain_only = true;
-            let s = match cluster.start_rebalance(&req, "drain").await {
+            let s = match cluster.start_rebalance(&req, JobType::Drain).await {
                 Ok(s) => s,
                 Err(e) => {
                     for node in nodes.iter().filter(|n| n.should_have_shards) {
@@ -319,10 +327,8 @@ pub(super) async fn call(
                     )));
                 }
             }
-            let mode = a
-                .opt_text("shard_transfer_mode")
-                .unwrap_or_else(|| "auto".into());
-            let (_, plan_notices) = cluster.move_shard(shard_id, &host, port, &mode).await?;
+            let mode = transfer_mode(a)?;
+            let (_, plan_notices) = cluster.move_shard(shard_id, &host, port, mode).await?;
             notices.extend(plan_notices.iter().map(Notice::from_plan));
             void(name)
         }
@@ -331,7 +337,7 @@ pub(super) async fn call(
             let desired = a.opt_text("desired_status");
             let job = cluster.wait_job(job_id, desired.is_none()).await?;
             if let Some(d) = desired {
-                if job.state != d {
+                if job.state.as_str() != d {
                     return Err(PgError::new(
                         "55000",
                         format!(
@@ -411,12 +417,12 @@ fn details(s: &JobStatus) -> String {
     for t in s
         .tasks
         .iter()
-        .filter(|t| t.state == "running" || t.state == "cancelling")
+        .filter(|t| matches!(t.state, TaskState::Running | TaskState::Cancelling))
     {
         tasks.push(json!({
-            "state": t.state,
+            "state": t.state.as_str(),
             "retried": t.retries,
-            "phase": t.phase,
+            "phase": t.phase.as_str(),
             "message": t.message,
             "command": format!("SELECT move_shard({}, '{}', ...)", t.shard_id, t.target),
             "task_id": t.task_id,
@@ -424,13 +430,11 @@ fn details(s: &JobStatus) -> String {
             "size": {"source": pretty(t.bytes_total), "target": pretty(t.bytes_done)},
         }));
     }
-    for t in s
-        .tasks
-        .iter()
-        .filter(|t| t.state == "error" || (t.state == "runnable" && t.retries > 0))
-    {
+    for t in s.tasks.iter().filter(|t| {
+        t.state == TaskState::Error || (t.state == TaskState::Runnable && t.retries > 0)
+    }) {
         tasks.push(json!({
-            "state": t.state,
+            "state": t.state.as_str(),
             "retried": t.retries,
             "message": t.message,
             "command": format!("SELECT move_shard({}, '{}', ...)", t.shard_id, t.target),
@@ -439,8 +443,11 @@ fn details(s: &JobStatus) -> String {
     }
     let mut counts = Map::new();
     for t in &s.tasks {
-        let n = counts.get(&t.state).and_then(Value::as_i64).unwrap_or(0);
-        counts.insert(t.state.clone(), Value::from(n + 1));
+        let n = counts
+            .get(t.state.as_str())
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        counts.insert(t.state.to_string(), Value::from(n + 1));
     }
     jsonb_text(&json!({"tasks": tasks, "task_state_counts": Value::Object(counts)}))
 }
@@ -461,8 +468,8 @@ fn status_batch(citus: bool, s: Option<&JobStatus>) -> Result<RecordBatch, PgErr
     let j = &s.job;
     let mut cols: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from(vec![j.job_id])),
-        Arc::new(StringArray::from(vec![j.state.clone()])),
-        Arc::new(StringArray::from(vec![j.job_type.clone()])),
+        Arc::new(StringArray::from(vec![j.state.to_string()])),
+        Arc::new(StringArray::from(vec![j.job_type.to_string()])),
         Arc::new(StringArray::from(vec![j.description.clone()])),
         ts(j.started_at_ms),
         ts(j.finished_at_ms),

@@ -5,8 +5,8 @@
 //!   `rebalance.write_fence_timeout_ms` (at most 8 MiB, less under a bandwidth limit), or at
 //!   once when the fence is already closed (`block_writes`).
 //! - → `catching_up` after copying a larger delta.
-//! - → error (rolled back, retried later) when writers keep outpacing the copy for many rounds,
-//!   or as in `copying`.
+//! - → deferred ([`ClusterError::MoveDeferred`], resumed here later with the staged copy
+//!   kept) when writers keep outpacing the copy for many rounds; → error as in `copying`.
 
 use super::{MoveRun, Phase, MAX_CATCH_UP_ROUNDS};
 use crate::error::{ClusterError, Result};
@@ -22,7 +22,7 @@ pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
     }
     run.catch_up_rounds += 1;
     if run.catch_up_rounds > MAX_CATCH_UP_ROUNDS {
-        return Err(ClusterError::NotInState {
+        return Err(ClusterError::MoveDeferred {
             message: format!(
                 "writes to shard {} outpace its copy: {} bytes still to copy after {} rounds",
                 run.task.shard_id, bytes, MAX_CATCH_UP_ROUNDS

@@ -4,7 +4,8 @@
 //! - → `final_sync` with the fence held.
 //! - → `catching_up` when the fence could not be taken within
 //!   `rebalance.write_fence_timeout_ms` (writers are never held longer); after a few such
-//!   attempts → error, and the scheduler retries the move later.
+//!   attempts → deferred ([`ClusterError::MoveDeferred`]): the scheduler resumes the move in
+//!   `catching_up` later, its staged copy kept.
 //!
 //! After a coordinator crash in this state the fence is gone with the process; resuming here
 //! simply takes it again.
@@ -18,7 +19,7 @@ pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
     }
     run.fence_attempts += 1;
     if run.fence_attempts >= MAX_FENCE_ATTEMPTS {
-        return Err(ClusterError::NotInState {
+        return Err(ClusterError::MoveDeferred {
             message: format!(
                 "could not fence writes to shard {} within {} ms ({} attempts)",
                 run.task.shard_id,

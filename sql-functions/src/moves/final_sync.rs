@@ -6,6 +6,8 @@
 //! - → `catching_up`, fence opened, when the fenced work would outlast
 //!   `rebalance.write_fence_timeout_ms`: writers are never held longer; the files copied so
 //!   far stay staged for the next round.
+//!   After a few such rounds → deferred ([`ClusterError::MoveDeferred`]), the staged copy
+//!   kept for the retry.
 //! - → error (rolled back) on a failed copy or a conflicting change of the source's files.
 //!
 //! Without the fence (a resumed move) this state first takes it again.
@@ -59,7 +61,7 @@ pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
             run.open_fence();
             run.fence_attempts += 1;
             if run.fence_attempts >= MAX_FENCE_ATTEMPTS {
-                return Err(ClusterError::NotInState {
+                return Err(ClusterError::MoveDeferred {
                     message: format!(
                         "the final copy of shard {} outlasted the write fence timeout ({} ms) {} times",
                         run.task.shard_id,

@@ -12,7 +12,7 @@
 
 use tracing::info;
 
-use super::{MoveRun, Phase, TransferMode};
+use super::{MoveRun, Phase};
 use crate::error::{ClusterError, Result};
 
 pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
@@ -36,7 +36,7 @@ pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
     // move then goes to the node the planner would pick now. An explicit move_shard names
     // its target and may go anywhere live.
     let job_type = catalog.job(run.task.job_id)?.job_type;
-    let planned = crate::rebalance::REBALANCE_JOB_TYPES.contains(&job_type.as_str());
+    let planned = crate::rebalance::REBALANCE_JOB_TYPES.contains(&job_type);
     if planned && (!target.should_have_shards || !target.is_live) {
         if let Some(other) = run.cluster.replacement_target(&run.task)? {
             if catalog.retarget_task(run.task_id(), other.node_id, &other.addr())? {
@@ -124,8 +124,8 @@ pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
     }
     run.bytes_total = bytes;
     run.save_progress(0)?;
-    if run.mode == TransferMode::BlockWrites && !run.take_fence().await {
-        return Err(ClusterError::NotInState {
+    if run.mode.blocks_writes() && !run.take_fence().await {
+        return Err(ClusterError::MoveDeferred {
             message: format!(
                 "could not block writes to shard {} within {} ms",
                 run.task.shard_id,

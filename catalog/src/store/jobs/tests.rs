@@ -2,6 +2,7 @@ use super::super::Catalog;
 use crate::error::CatalogError;
 use crate::model::*;
 use crate::sql_type::SqlType;
+use crate::states::*;
 
 fn file(name: &str) -> FileRecord {
     FileRecord {
@@ -38,7 +39,7 @@ fn setup() -> (Catalog, i64, i64, i64) {
 
 fn move_task(shard: i64, from: i64, to: i64, depends_on: Vec<usize>) -> NewTask {
     NewTask {
-        kind: "move".into(),
+        kind: TaskKind::Move,
         shard_id: shard,
         colocation_id: None,
         shard_index: 0,
@@ -53,9 +54,9 @@ fn move_task(shard: i64, from: i64, to: i64, depends_on: Vec<usize>) -> NewTask 
 
 fn job(tasks: Vec<NewTask>) -> NewJob {
     NewJob {
-        job_type: "rebalance".into(),
+        job_type: JobType::Rebalance,
         description: "test".into(),
-        transfer_mode: "auto".into(),
+        transfer_mode: TransferMode::Auto,
         max_bandwidth_mb: None,
         max_concurrent_moves: None,
         tasks,
@@ -71,18 +72,18 @@ fn job_state_follows_its_tasks_as_citus_derives_it() {
                 move_task(s, n1, n2, vec![]),
                 move_task(s, n2, n1, vec![0]),
             ]),
-            &["rebalance"],
+            &[JobType::Rebalance],
         )
         .unwrap();
-    assert_eq!(c.job(id).unwrap().state, "scheduled");
+    assert_eq!(c.job(id).unwrap().state, JobState::Scheduled);
     // Only the first is runnable; the second waits for it.
     let runnable = c.runnable_tasks().unwrap();
     assert_eq!(runnable.len(), 1);
     let (t1, t2) = (runnable[0].task_id, runnable[0].task_id + 1);
-    assert_eq!(c.task(t2).unwrap().unwrap().state, "blocked");
+    assert_eq!(c.task(t2).unwrap().unwrap().state, TaskState::Blocked);
     // A second rebalance is refused while this one is active.
     assert!(matches!(
-        c.create_job(&job(vec![]), &["rebalance", "drain"]),
+        c.create_job(&job(vec![]), &[JobType::Rebalance, JobType::Drain]),
         Err(CatalogError::JobRunning { job_id }) if job_id == id
     ));
     assert!(c.start_task(t1).unwrap());
@@ -91,10 +92,10 @@ fn job_state_follows_its_tasks_as_citus_derives_it() {
         "a running task cannot start twice"
     );
     let j = c.job(id).unwrap();
-    assert_eq!(j.state, "running");
+    assert_eq!(j.state, JobState::Running);
     assert!(j.started_at_ms.is_some());
     // A retry keeps the error and resets the state machine.
-    c.set_task_phase(t1, "copying", None).unwrap();
+    c.set_task_phase(t1, MovePhase::Copying, None).unwrap();
     c.retry_task(t1, "boom", 0).unwrap();
     let t = c.task(t1).unwrap().unwrap();
     assert_eq!(
@@ -107,16 +108,16 @@ fn job_state_follows_its_tasks_as_citus_derives_it() {
         ("runnable", "planned", 1, "boom")
     );
     assert!(c.start_task(t1).unwrap());
-    c.end_task(t1, "done", "").unwrap();
+    c.end_task(t1, TaskState::Done, "").unwrap();
     assert_eq!(
         c.task(t2).unwrap().unwrap().state,
-        "runnable",
+        TaskState::Runnable,
         "its dependent is unblocked"
     );
     assert!(c.start_task(t2).unwrap());
-    c.end_task(t2, "error", "gave up").unwrap();
+    c.end_task(t2, TaskState::Error, "gave up").unwrap();
     let j = c.job(id).unwrap();
-    assert_eq!(j.state, "failed");
+    assert_eq!(j.state, JobState::Failed);
     assert!(j.is_terminal() && j.finished_at_ms.is_some());
 }
 
@@ -142,12 +143,12 @@ fn a_failed_task_unschedules_its_dependents_and_the_job_is_failing_then_failed()
     );
     c.start_task(tasks[0].task_id).unwrap();
     c.start_task(tasks[3].task_id).unwrap();
-    c.end_task(tasks[0].task_id, "error", "x").unwrap();
-    let states: Vec<String> = c
+    c.end_task(tasks[0].task_id, TaskState::Error, "x").unwrap();
+    let states: Vec<&str> = c
         .tasks(Some(id))
         .unwrap()
         .into_iter()
-        .map(|t| t.state)
+        .map(|t| t.state.as_str())
         .collect();
     assert_eq!(states, ["error", "unscheduled", "unscheduled", "running"]);
     let unfinished = |c: &Catalog| -> Vec<i64> {
@@ -158,15 +159,15 @@ fn a_failed_task_unschedules_its_dependents_and_the_job_is_failing_then_failed()
             .collect()
     };
     assert_eq!(unfinished(&c), [tasks[3].task_id]);
-    assert_eq!(c.job(id).unwrap().state, "failing");
-    c.end_task(tasks[3].task_id, "done", "").unwrap();
-    assert_eq!(c.job(id).unwrap().state, "failed");
+    assert_eq!(c.job(id).unwrap().state, JobState::Failing);
+    c.end_task(tasks[3].task_id, TaskState::Done, "").unwrap();
+    assert_eq!(c.job(id).unwrap().state, JobState::Failed);
     assert!(unfinished(&c).is_empty());
     let totals = c.task_totals().unwrap();
     assert_eq!(totals.len(), 3, "{totals:?}");
-    assert_eq!(totals["error"], (1, 200));
-    assert_eq!(totals["unscheduled"], (2, 400));
-    assert_eq!(totals["done"], (1, 200));
+    assert_eq!(totals[&TaskState::Error], (1, 200));
+    assert_eq!(totals[&TaskState::Unscheduled], (2, 400));
+    assert_eq!(totals[&TaskState::Done], (1, 200));
 }
 
 #[test]
@@ -184,11 +185,11 @@ fn cancel_marks_waiting_tasks_cancelled_and_running_ones_cancelling() {
     let tasks = c.tasks(Some(id)).unwrap();
     c.start_task(tasks[0].task_id).unwrap();
     assert_eq!(c.cancel_job(id).unwrap(), 1);
-    assert_eq!(c.job(id).unwrap().state, "cancelling");
+    assert_eq!(c.job(id).unwrap().state, JobState::Cancelling);
     assert_eq!(c.unfinished_running_tasks().unwrap().len(), 1);
-    c.end_task(tasks[0].task_id, "cancelled", "rolled back")
+    c.end_task(tasks[0].task_id, TaskState::Cancelled, "rolled back")
         .unwrap();
-    assert_eq!(c.job(id).unwrap().state, "cancelled");
+    assert_eq!(c.job(id).unwrap().state, JobState::Cancelled);
     assert!(matches!(
         c.cancel_job(999),
         Err(CatalogError::JobNotFound { job_id: 999 })
@@ -228,7 +229,7 @@ fn switch_moves_the_placement_and_defers_the_source_files() {
         .collect();
     assert_eq!(placements, vec![n2], "exactly one placement, on the target");
     assert_eq!(snap.shards[0].placements[0].files.len(), 2);
-    assert_eq!(c.task(task).unwrap().unwrap().phase, "switched");
+    assert_eq!(c.task(task).unwrap().unwrap().phase, MovePhase::Switched);
     assert!(c.move_target_records(task).unwrap().is_empty());
     let deferred = c.node_cleanup_names(n1).unwrap();
     assert_eq!(
@@ -249,7 +250,7 @@ fn force_remove_marks_unreplicated_shards_lost() {
     let lost = c.force_remove_node(n1).unwrap();
     assert_eq!(lost, vec![("t".to_string(), s)]);
     let snap = c.snapshot("t").unwrap();
-    assert_eq!(snap.shards[0].state, "lost");
+    assert_eq!(snap.shards[0].state, ShardState::Lost);
     assert!(snap.shards[0].placements.is_empty());
     assert!(c.list_nodes().unwrap().iter().all(|n| n.node_id != n1));
 }
@@ -260,11 +261,11 @@ fn force_remove_marks_unreplicated_shards_lost() {
 fn drains_queue_behind_the_running_job_and_merge_while_waiting() {
     let (c, n1, n2, s) = setup();
     let (n3, _) = c.add_node("w3", 7400).unwrap();
-    let types = ["rebalance", "drain"];
+    let types = [JobType::Rebalance, JobType::Drain];
     let drain = |n: i64| {
         c.queue_drain(
             &NewJob {
-                job_type: "drain".into(),
+                job_type: JobType::Drain,
                 ..job(vec![])
             },
             &[n],
@@ -293,7 +294,7 @@ fn drains_queue_behind_the_running_job_and_merge_while_waiting() {
     assert_eq!(drain(n3), DrainQueued::Merged { job_id: queued });
     assert_eq!(drain(n3), DrainQueued::Merged { job_id: queued });
     let q = c.job(queued).unwrap();
-    assert_eq!(q.state, "scheduled");
+    assert_eq!(q.state, JobState::Scheduled);
     assert_eq!(q.description, "Drain nodes w2:7400, w3:7400");
     assert_eq!(
         q.queued,
@@ -316,10 +317,10 @@ fn drains_queue_behind_the_running_job_and_merge_while_waiting() {
 
     let t = c.runnable_tasks().unwrap()[0].task_id;
     assert!(c.start_task(t).unwrap());
-    c.end_task(t, "done", "").unwrap();
+    c.end_task(t, TaskState::Done, "").unwrap();
     assert_eq!(c.due_queued_job(&types).unwrap().unwrap().job_id, queued);
     let planned = NewJob {
-        job_type: "drain".into(),
+        job_type: JobType::Drain,
         description: "Drain nodes w2:7400, w3:7400".into(),
         ..job(vec![move_task(s, n2, n1, vec![])])
     };
@@ -350,7 +351,7 @@ fn drains_queue_behind_the_running_job_and_merge_while_waiting() {
     // comes to start fails with the reason.
     let t = c.runnable_tasks().unwrap()[0].task_id;
     assert!(c.start_task(t).unwrap());
-    c.end_task(t, "done", "").unwrap();
+    c.end_task(t, TaskState::Done, "").unwrap();
     assert_eq!(drain(n1), DrainQueued::NothingAhead);
     c.create_job(&job(vec![move_task(s, n1, n2, vec![])]), &types)
         .unwrap();
@@ -366,4 +367,101 @@ fn drains_queue_behind_the_running_job_and_merge_while_waiting() {
         (r.state.as_str(), r.error.as_deref()),
         ("failed", Some("nowhere to go"))
     );
+}
+
+/// A job's state from its tasks' states, in Citus's order.
+#[test]
+fn job_state_from_task_counts_in_citus_order() {
+    use super::job_state_from_tasks;
+    let of = |tasks: &[TaskState]| {
+        job_state_from_tasks(|s| tasks.iter().filter(|t| **t == s).count() as i64)
+    };
+    assert_eq!(of(&[]), JobState::Finished);
+    assert_eq!(
+        of(&[TaskState::Runnable, TaskState::Blocked]),
+        JobState::Scheduled
+    );
+    assert_eq!(
+        of(&[TaskState::Done, TaskState::Blocked]),
+        JobState::Running
+    );
+    assert_eq!(of(&[TaskState::Done, TaskState::Done]), JobState::Finished);
+    assert_eq!(
+        of(&[TaskState::Error, TaskState::Running]),
+        JobState::Failing
+    );
+    assert_eq!(
+        of(&[TaskState::Error, TaskState::Unscheduled]),
+        JobState::Failed
+    );
+    assert_eq!(
+        of(&[TaskState::Cancelling, TaskState::Error]),
+        JobState::Cancelling
+    );
+    assert_eq!(
+        of(&[TaskState::Cancelled, TaskState::Done]),
+        JobState::Cancelled
+    );
+}
+
+/// A task state this version does not know is refused when read, not reinterpreted.
+#[test]
+fn an_unknown_task_state_in_the_catalog_is_refused() {
+    let (c, n1, n2, s) = setup();
+    let id = c
+        .create_job(&job(vec![move_task(s, n1, n2, vec![])]), &[])
+        .unwrap();
+    c.write(|tx| {
+        tx.execute("UPDATE tasks SET phase = 'merging' WHERE job_id = ?1", [id])?;
+        Ok(())
+    })
+    .unwrap();
+    let err = c.tasks(Some(id)).unwrap_err().to_string();
+    assert!(err.contains("move phase \"merging\""), "{err}");
+}
+
+/// A deferred move keeps its phase and context; cancelled while it waits, it is handed back
+/// for a rollback instead of being dropped with its staged copy on the target.
+#[test]
+fn a_deferred_task_keeps_its_phase_and_is_rolled_back_when_cancelled() {
+    let (c, n1, n2, s) = setup();
+    let id = c
+        .create_job(
+            &job(vec![
+                move_task(s, n1, n2, vec![]),
+                move_task(s, n2, n1, vec![]),
+            ]),
+            &[],
+        )
+        .unwrap();
+    let tasks = c.tasks(Some(id)).unwrap();
+    let (deferred, fresh) = (tasks[0].task_id, tasks[1].task_id);
+    assert!(c.start_task(deferred).unwrap());
+    c.set_task_phase(deferred, MovePhase::CatchingUp, Some(r#"{"k":1}"#))
+        .unwrap();
+    c.defer_task(deferred, "writers held the group", 0).unwrap();
+    let t = c.task(deferred).unwrap().unwrap();
+    assert_eq!(
+        (t.state, t.phase, t.retries, t.context.as_str()),
+        (TaskState::Runnable, MovePhase::CatchingUp, 1, r#"{"k":1}"#)
+    );
+    assert_eq!(
+        c.cancel_job(id).unwrap(),
+        1,
+        "the deferred one is to roll back"
+    );
+    assert_eq!(
+        c.task(deferred).unwrap().unwrap().state,
+        TaskState::Cancelling
+    );
+    assert_eq!(c.task(fresh).unwrap().unwrap().state, TaskState::Cancelled);
+    assert_eq!(
+        c.unfinished_running_tasks()
+            .unwrap()
+            .iter()
+            .map(|t| t.task_id)
+            .collect::<Vec<_>>(),
+        [deferred]
+    );
+    assert_eq!(c.job(id).unwrap().state, JobState::Cancelling);
 }
