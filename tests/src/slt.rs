@@ -1,4 +1,4 @@
-//! sqllogictest files (`tests/slt/*.slt`) run through tokio-postgres's simple-query protocol,
+//! sqllogictest files (`tests/slt/*.slt`, and on Shoal `tests/slt/shoal/*.slt`) run through tokio-postgres's simple-query protocol,
 //! each on a connection of its own, against Shoal and against the scratch PostgreSQL.
 //!
 //! Values arrive as PostgreSQL's text (NULL as `NULL`, an empty string as `(empty)`); an
@@ -88,15 +88,25 @@ impl AsyncDB for SltConnection {
     }
 }
 
-/// The `.slt` files under `tests/slt`, in name order.
-pub fn slt_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("slt");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "slt"))
-        .collect();
-    files.sort();
+/// The `.slt` files `engine` runs, in name order: those under `tests/slt` (on Shoal and on
+/// PostgreSQL), and on Shoal also those under `tests/slt/shoal` (Shoal's own contract:
+/// cluster functions, settings and views PostgreSQL does not have).
+pub fn slt_files(engine: &str) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("slt");
+    let mut dirs = vec![root.clone()];
+    if engine == "shoal" {
+        dirs.push(root.join("shoal"));
+    }
+    let mut files = Vec::new();
+    for dir in dirs {
+        let mut in_dir: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "slt"))
+            .collect();
+        in_dir.sort();
+        files.extend(in_dir);
+    }
     files
 }
 
@@ -104,7 +114,7 @@ pub fn slt_files() -> Vec<PathBuf> {
 /// `onlyif`/`skipif` name); panics listing each file that failed and why.
 pub async fn run_slt_files(target: &PsqlTarget, engine: &str) {
     let mut failures = Vec::new();
-    for file in slt_files() {
+    for file in slt_files(engine) {
         let t = target.clone();
         let mut runner = Runner::new(move || {
             let t = t.clone();

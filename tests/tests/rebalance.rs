@@ -1186,7 +1186,8 @@ async fn status_progress_and_eta_follow_a_throttled_job() {
             },
             _ => panic!("rebalance_status(): {row}"),
         };
-        let ended = sample.state != "running";
+        // A job is `scheduled` until the scheduler starts its first task.
+        let ended = !matches!(sample.state.as_str(), "scheduled" | "running");
         samples.push(sample);
         if ended {
             break;
@@ -2137,4 +2138,206 @@ async fn catalog_journal_survives_outages_and_recovers_from_the_worker_left() {
         .await,
         "55"
     );
+}
+
+/// Files under `dir`, recursively (0 when it does not exist).
+fn files_under(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                files_under(&p)
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+/// A move whose write fence cannot be taken — a COPY keeps the shard group's writes open —
+/// is deferred, not rolled back: the task waits for its retry in `catching_up` with its
+/// staged copy kept on the target; once the COPY commits, the retry resumes there and the
+/// move completes with every row, the COPY's included. A job cancelled while its task waits
+/// like that still rolls the staged copy back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_held_off_by_writers_keeps_its_staged_copy() {
+    use futures::SinkExt;
+
+    let cluster = Cluster::start_with(2, 0).await;
+    let client = cluster.client().await;
+    create_blobs(&client, 1, 3000).await;
+    for (name, value) in [
+        ("rebalance.write_fence_timeout_ms", "200"),
+        ("rebalance.retry_backoff_ms", "300"),
+    ] {
+        exec(
+            &client,
+            &format!("SELECT set_cluster_setting('{name}', '{value}')"),
+        )
+        .await;
+    }
+    let row = scalar(
+        &client,
+        "SELECT shard_id, port FROM shoal.shards WHERE table_name = 'blobs'",
+    )
+    .await;
+    let (shard, holder) = row.split_once('|').expect("shard row");
+    let holder: u16 = holder.parse().expect("port");
+    let target = (0..cluster.worker_count())
+        .find(|i| cluster.worker_port(*i) != holder)
+        .expect("a second worker");
+    let target_port = cluster.worker_port(target);
+
+    // Deferred while the COPY is open, then completed once it commits.
+    let writer = cluster.client().await;
+    let sink = writer
+        .copy_in("COPY blobs FROM STDIN")
+        .await
+        .unwrap_or_else(|e| panic!("COPY: {}", err_text(&e)));
+    let mut sink = Box::pin(sink);
+    sink.send(bytes::Bytes::from("100001\tlast\n100002\tlast\n"))
+        .await
+        .expect("COPY rows");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mover = cluster.client().await;
+    let move_sql = format!("SELECT move_shard({shard}, '127.0.0.1', {target_port})");
+    let moving = tokio::spawn(async move { mover.simple_query(&move_sql).await.map(|_| ()) });
+    let task_id = within(60, "the move is deferred", async {
+        loop {
+            let rows = lines(
+                &client,
+                "SELECT task_id, state, phase, retries FROM shoal.tasks ORDER BY task_id DESC LIMIT 1",
+            )
+            .await;
+            let row = rows.first().cloned().unwrap_or_default();
+            let f: Vec<&str> = row.split('|').collect();
+            if f.len() == 4 && f[1] == "runnable" && f[3] != "0" {
+                assert_eq!(f[2], "catching_up", "{row}");
+                break f[0].parse::<i64>().expect("task id");
+            }
+            assert_ne!(f.get(1), Some(&"error"), "{row}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let staging = cluster
+        .worker_data_dir(target)
+        .join("staging")
+        .join(format!("move-{task_id}"));
+    assert!(
+        files_under(&staging) > 0,
+        "the staged copy is kept in {}",
+        staging.display()
+    );
+    let message = scalar(
+        &client,
+        &format!("SELECT message FROM shoal.tasks WHERE task_id = {task_id}"),
+    )
+    .await;
+    assert!(message.contains("could not fence writes"), "{message}");
+    assert_eq!(sink.as_mut().finish().await.expect("COPY commits"), 2);
+    within(60, "the deferred move completes", async {
+        moving
+            .await
+            .expect("join")
+            .unwrap_or_else(|e| panic!("move_shard: {}", err_text(&e)))
+    })
+    .await;
+    assert_eq!(
+        scalar(
+            &client,
+            &format!("SELECT port FROM shoal.shards WHERE shard_id = {shard}")
+        )
+        .await,
+        target_port.to_string()
+    );
+    assert_eq!(scalar(&client, "SELECT count(*) FROM blobs").await, "3002");
+    let done = scalar(
+        &client,
+        &format!("SELECT state, message FROM shoal.tasks WHERE task_id = {task_id}"),
+    )
+    .await;
+    assert!(done.starts_with("done|done after"), "{done}");
+    assert_eq!(files_under(&staging), 0, "adopted: {}", staging.display());
+
+    // Cancelled while it waits for its retry: the staged copy goes, the shard stays.
+    exec(
+        &client,
+        "SELECT set_cluster_setting('rebalance.retry_backoff_ms', '600000')",
+    )
+    .await;
+    let sink = writer
+        .copy_in("COPY blobs FROM STDIN")
+        .await
+        .unwrap_or_else(|e| panic!("COPY: {}", err_text(&e)));
+    let mut sink = Box::pin(sink);
+    sink.send(bytes::Bytes::from("100003\tlast\n"))
+        .await
+        .expect("COPY rows");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mover = cluster.client().await;
+    let move_sql = format!("SELECT move_shard({shard}, '127.0.0.1', {holder})");
+    let moving = tokio::spawn(async move { mover.simple_query(&move_sql).await.map(|_| ()) });
+    let (task_id, job_id) = within(60, "the move back is deferred", async {
+        loop {
+            let rows = lines(
+                &client,
+                &format!("SELECT task_id, job_id, state, retries FROM shoal.tasks WHERE task_id > {task_id} ORDER BY task_id DESC LIMIT 1"),
+            )
+            .await;
+            let row = rows.first().cloned().unwrap_or_default();
+            let f: Vec<&str> = row.split('|').collect();
+            if f.len() == 4 && f[2] == "runnable" && f[3] != "0" {
+                break (f[0].to_string(), f[1].to_string());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let holder_index = (0..cluster.worker_count())
+        .find(|i| cluster.worker_port(*i) == holder)
+        .expect("the first holder");
+    let staging = cluster
+        .worker_data_dir(holder_index)
+        .join("staging")
+        .join(format!("move-{task_id}"));
+    assert!(files_under(&staging) > 0, "{}", staging.display());
+    exec(&client, &format!("SELECT job_cancel({job_id})")).await;
+    within(60, "the deferred move is rolled back", async {
+        while scalar(
+            &client,
+            &format!("SELECT state FROM shoal.tasks WHERE task_id = {task_id}"),
+        )
+        .await
+            != "cancelled"
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        files_under(&staging),
+        0,
+        "rolled back: {}",
+        staging.display()
+    );
+    let e = moving
+        .await
+        .expect("join")
+        .expect_err("move_shard of a cancelled job");
+    assert_eq!(sqlstate(&e).as_deref(), Some("57014"), "{}", err_text(&e));
+    assert_eq!(sink.as_mut().finish().await.expect("COPY commits"), 1);
+    assert_eq!(
+        scalar(
+            &client,
+            &format!("SELECT port FROM shoal.shards WHERE shard_id = {shard}")
+        )
+        .await,
+        target_port.to_string()
+    );
+    assert_eq!(scalar(&client, "SELECT count(*) FROM blobs").await, "3003");
 }
