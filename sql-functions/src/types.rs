@@ -188,3 +188,6 @@ pub fn char_length(field: &Field) -> Option<u32> {
     let typmod: i64 = field.metadata().get(PG_TYPMOD_KEY)?.parse().ok()?;
     u32::try_from(typmod - 4).ok().filter(|n| *n > 0)
 }
+
+#[cfg(test)]
+mod tests;
