@@ -11,7 +11,7 @@ use shoal_shard_store::{serve_worker, ClusterTls, ClusterTlsFiles, WorkerClient,
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::coordinator::{run_coordinator, CoordinatorOptions, MemoryLimit};
-use crate::wire::Passwords;
+use crate::frontend::wire::Passwords;
 use crate::ServerError;
 
 #[derive(Parser, Debug)]

@@ -20,11 +20,11 @@ use shoal_sql_functions::{Cluster, ClusterConfig};
 use tokio::net::TcpListener;
 use tracing::{info, warn, Instrument};
 
+use crate::frontend::hook::ShoalHook;
 use crate::frontend::pg_catalog_context::PgCatalogContext;
-use crate::hook::ShoalHook;
-use crate::provider::{LiveTable, ShoalSchemaProvider};
-use crate::views;
-use crate::wire::{Passwords, ShoalHandlers, TlsPolicy, DATABASE};
+use crate::frontend::wire::{Passwords, ShoalHandlers, TlsPolicy, DATABASE};
+use crate::query::provider::{LiveTable, ShoalSchemaProvider};
+use crate::query::views;
 use crate::ServerError;
 
 #[derive(Clone, Debug)]
@@ -187,13 +187,13 @@ pub fn session_context(
     for udf in crate::query::pg_json::udfs() {
         ctx.register_udf(udf);
     }
-    ctx.add_optimizer_rule(Arc::new(crate::pushdown::ShardAggregatePushdownRule));
+    ctx.add_optimizer_rule(Arc::new(crate::query::pushdown::ShardAggregatePushdownRule));
     ctx.add_analyzer_rule(crate::query::pg_bytea::PgByteaInput::rule());
     ctx.add_analyzer_rule(crate::query::pg_to_char::PgToChar::rule());
     ctx.add_analyzer_rule(crate::query::pg_time_zone::PgTimeZone::rule());
     // Bound parameters of a local time, read as timestamptz, are in the session's zone.
     arrow_pg::datatypes::df::set_local_time_zone_source(|| {
-        crate::session::current().and_then(|s| s.time_zone())
+        crate::frontend::session::current().and_then(|s| s.time_zone())
     });
     ctx.register_udf(crate::query::pg_time_zone::LocalToInstant::udf());
     ctx.register_udf(crate::query::pg_time_zone::LocalTime::udf());
@@ -374,7 +374,7 @@ pub async fn run_coordinator(
         Arc::new(datafusion_postgres::hooks::transactions::TransactionStatementHook),
         Arc::new(datafusion_postgres::hooks::cursor::CursorStatementHook),
     ];
-    let session = Arc::new(crate::session::SessionQueryHandler::new(
+    let session = Arc::new(crate::frontend::session::SessionQueryHandler::new(
         Arc::new(DfSessionService::new_with_hooks(ctx, hooks)),
         Arc::clone(&cluster),
     ));

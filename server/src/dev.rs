@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use crate::coordinator::{
     run_coordinator, CoordinatorOptions, MemoryLimit, DEFAULT_WORKER_TIMEOUT,
 };
-use crate::wire::Passwords;
+use crate::frontend::wire::Passwords;
 use crate::ServerError;
 
 #[derive(Serialize, Deserialize)]

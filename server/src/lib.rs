@@ -1,40 +1,27 @@
-//! The `shoal` binary: command line, coordinator (Postgres wire frontend, sessions, auth,
-//! distributed planning and execution over the catalog), worker start-up and the `dev`
-//! launcher.
+//! The `shoal` binary. The process: command line (`cli`), coordinator start-up
+//! (`coordinator`), the `dev` launcher, `recover-catalog`, `/metrics`; the PostgreSQL surface
+//! (`frontend`); the DataFusion layer (`query`); `shoal bench` (`bench`).
 //!
 //! ```text
-//!  psql / driver ──pgwire──► wire::ShoalHandlers ──► session (the connection's transaction)
-//!                                   ├─► hook::ShoalHook (DDL, COPY, UPDATE/DELETE, cluster fns)
-//!                                   │          └─► dml, sql-functions::Cluster
-//!                                   └─► DataFusion ──► provider::DistributedTable
-//!                                            ├─ scan ─► scan::ShardScanExec ─Flight─► workers
-//!                                            └─ insert ─► sink::InsertSink ─Flight─► workers
+//!  psql / driver ──pgwire──► frontend::wire ──► frontend::session (the connection's transaction)
+//!                              ├─► frontend::hook (DDL, COPY, UPDATE/DELETE, cluster fns)
+//!                              │          └─► query::dml, sql-functions::Cluster
+//!                              └─► DataFusion ──► query::provider::DistributedTable
+//!                                       ├─ scan ─► query::scan::ShardScanExec ─Flight─► workers
+//!                                       └─ insert ─► query::sink::InsertSink ─Flight─► workers
 //! ```
 
 mod bench;
 pub mod cli;
 mod coordinator;
-mod copy;
 mod dev;
-mod dml;
-mod errors;
 mod frontend;
-mod functions;
-mod hook;
 mod metrics;
-mod provider;
-mod pushdown;
 mod query;
 mod recover;
-mod scan;
-mod session;
-mod sink;
-mod statement_timeout;
-mod views;
-mod wire;
 
 pub use coordinator::{run_coordinator, session_context, CoordinatorOptions, MemoryLimit};
-pub use wire::Passwords;
+pub use frontend::wire::Passwords;
 
 /// Why a `shoal` process could not start or stopped.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,11 @@
-//! The DataFusion layer's PostgreSQL semantics: functions whose behaviour Shoal takes from
-//! PostgreSQL where DataFusion differs.
+//! The DataFusion layer: the table providers (`provider`), the execution nodes (`scan`:
+//! shard scans on the workers, `sink`: INSERT, `dml`: UPDATE and DELETE), the optimizer rule
+//! that pushes partial aggregates to the workers (`pushdown`), Shoal's views (`views`), and
+//! the rules and functions whose behaviour Shoal takes from PostgreSQL where DataFusion
+//! differs (`pg_*`).
 
 pub mod column_defaults;
+pub mod dml;
 pub mod pg_aggregates;
 pub mod pg_arrays;
 pub mod pg_bpchar;
@@ -17,7 +21,12 @@ pub mod pg_text_out;
 pub mod pg_time_zone;
 pub mod pg_to_char;
 pub mod pg_vectors;
+pub mod provider;
+pub mod pushdown;
+pub mod scan;
+pub mod sink;
 pub mod statement_scope;
+pub mod views;
 
 use datafusion::sql::sqlparser::ast::{
     Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,

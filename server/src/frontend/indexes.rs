@@ -14,7 +14,7 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::{
 };
 use shoal_catalog::{IndexDef, IndexUpdate, KeyConstraint};
 
-use crate::errors::PgError;
+use crate::frontend::errors::PgError;
 
 /// A `CREATE INDEX` as Shoal records it.
 #[derive(Debug, Clone)]
@@ -50,8 +50,8 @@ impl IndexRequest {
             Some(m) => m.to_string().to_ascii_lowercase(),
         };
         Ok(IndexRequest {
-            table: crate::hook::object_name(&ci.table_name),
-            name: ci.name.as_ref().map(crate::hook::object_name),
+            table: crate::frontend::hook::object_name(&ci.table_name),
+            name: ci.name.as_ref().map(crate::frontend::hook::object_name),
             unique: ci.unique,
             if_not_exists: ci.if_not_exists,
             keys: ci.columns.iter().map(|c| c.to_string()).collect(),

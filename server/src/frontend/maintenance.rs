@@ -18,7 +18,7 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use shoal_sql_functions::Cluster;
 
-use crate::errors::PgError;
+use crate::frontend::errors::PgError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MaintenanceKind {
@@ -254,7 +254,7 @@ pub async fn run(cluster: &Cluster, m: &Maintenance, in_transaction: bool) -> Re
         let info = cluster
             .catalog()
             .table_by_name(&t.name)
-            .map_err(|e| crate::errors::from_catalog(&e))?
+            .map_err(|e| crate::frontend::errors::from_catalog(&e))?
             .ok_or_else(|| {
                 PgError::new("42P01", format!("relation \"{}\" does not exist", t.name))
             })?;
@@ -273,7 +273,7 @@ pub async fn run(cluster: &Cluster, m: &Maintenance, in_transaction: bool) -> Re
         let merged = cluster
             .compact_tables(2, only)
             .await
-            .map_err(|e| crate::errors::from_cluster(&e))?;
+            .map_err(|e| crate::frontend::errors::from_cluster(&e))?;
         tracing::info!(merged, "VACUUM merged small files");
     }
     Ok(())

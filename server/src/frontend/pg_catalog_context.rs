@@ -41,7 +41,8 @@ pub fn role_name(oid: i64) -> Option<String> {
 
 /// The user the running statement's session logged in as.
 pub fn session_user() -> String {
-    crate::session::current().map_or_else(|| "shoal".to_string(), |s| s.user().to_string())
+    crate::frontend::session::current()
+        .map_or_else(|| "shoal".to_string(), |s| s.user().to_string())
 }
 
 /// `pg_get_userbyid(oid)`: the session's user for the owner's oid (10), pg_database_owner
@@ -168,12 +169,12 @@ impl PgCatalogContextProvider for PgCatalogContext {
 
     fn system_objects(&self) -> (Vec<(String, String)>, Vec<String>) {
         let cluster = &self.tables.cluster;
-        let mut relations: Vec<(String, String)> = crate::views::compat_views(cluster)
+        let mut relations: Vec<(String, String)> = crate::query::views::compat_views(cluster)
             .into_keys()
             .map(|name| ("public".to_string(), name))
             .collect();
         relations.extend(
-            crate::views::shoal_schema(cluster)
+            crate::query::views::shoal_schema(cluster)
                 .table_names()
                 .into_iter()
                 .map(|name| ("shoal".to_string(), name)),
@@ -271,7 +272,7 @@ pub(crate) fn visible_indexes(cluster: &Cluster) -> Vec<IndexInfo> {
     let Ok(committed) = catalog.indexes() else {
         return Vec::new();
     };
-    let visible = match crate::session::current().filter(|s| s.in_transaction()) {
+    let visible = match crate::frontend::session::current().filter(|s| s.in_transaction()) {
         Some(s) => s.visible_indexes(committed),
         None => committed,
     };

@@ -13,7 +13,7 @@ use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, CastKind, DataType, DiscardObject, Expr, Statement, Value,
 };
 
-use crate::errors::PgError;
+use crate::frontend::errors::PgError;
 
 /// A statement kept by `PREPARE`.
 #[derive(Clone, Debug)]

@@ -3,7 +3,7 @@
 //! `set_config()`.
 //!
 //! DataFusion plans every connection's statements on one shared context, so these read the
-//! session of the statement being planned ([`crate::session::current`]) and fold into a
+//! session of the statement being planned ([`crate::frontend::session::current`]) and fold into a
 //! literal while the plan is simplified (arguments must be constants, as they are in every
 //! driver's and tool's use). `set_config` changes the setting then, once per execution of the
 //! statement: the optimizer simplifies each plan once before it runs.
@@ -17,9 +17,9 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
-use crate::errors::PgError;
+use crate::frontend::errors::PgError;
+use crate::frontend::session;
 use crate::frontend::settings;
-use crate::session;
 
 /// Registers the functions on the shared context (replacing pg_catalog's and DataFusion's
 /// versions, which answer `postgres` and `Apache DataFusion ...`).

@@ -12,8 +12,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::errors::PgError;
-use crate::statement_timeout;
+use crate::frontend::errors::PgError;
+use crate::frontend::statement_timeout;
 
 /// What a parameter takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

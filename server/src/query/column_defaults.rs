@@ -21,7 +21,7 @@ use datafusion::sql::sqlparser::ast as sql;
 use shoal_catalog::{ColumnDefault, SqlType, TableInfo};
 use shoal_sql_functions::Cluster;
 
-use crate::errors::PgError;
+use crate::frontend::errors::PgError;
 
 const NEXT_SERIAL: &str = "shoal_next_serial";
 
@@ -109,7 +109,7 @@ impl ScalarUDFImpl for NextSerial {
             .next_serial_values(*table_id, column, n)
             .map_err(catalog_error)?;
         // As in PostgreSQL, the serial default's `nextval` sets the session's `currval`.
-        if let Some(session) = crate::session::current() {
+        if let Some(session) = crate::frontend::session::current() {
             session.sequence_values().record(seq_id, first + n - 1);
         }
         Ok(ColumnarValue::Array(Arc::new(
@@ -159,7 +159,7 @@ pub fn physical_defaults(
 /// PostgreSQL folds a constant default when the table is created) does not cast to the type.
 pub async fn check_default(ctx: &SessionContext, sql: &str, ty: &SqlType) -> Result<(), PgError> {
     let to_pg = |e: DataFusionError| {
-        let err = crate::errors::from_datafusion(&e);
+        let err = crate::frontend::errors::from_datafusion(&e);
         if err.code == "42703" {
             PgError::new("0A000", "cannot use column reference in DEFAULT expression")
         } else {
@@ -243,7 +243,7 @@ pub fn fill_defaults(insert: &mut sql::Insert, info: &TableInfo) -> Result<(), P
         insert
             .columns
             .iter()
-            .map(crate::hook::object_name)
+            .map(crate::frontend::hook::object_name)
             .collect()
     };
     let Some(source) = insert.source.as_mut() else {
@@ -371,7 +371,7 @@ pub fn sequence_udfs(cluster: Arc<Cluster>) -> Vec<ScalarUDF> {
                 }
                 let name = names.value(i);
                 let seq = c.catalog().sequence_by_name(name).map_err(catalog_error)?;
-                let value = crate::session::current()
+                let value = crate::frontend::session::current()
                     .and_then(|s| s.sequence_values().current(seq))
                     .ok_or_else(|| {
                         not_yet_defined(format!(
@@ -415,7 +415,7 @@ impl ScalarUDFImpl for Lastval {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let value = crate::session::current()
+        let value = crate::frontend::session::current()
             .and_then(|s| s.sequence_values().last())
             .ok_or_else(|| not_yet_defined("lastval is not yet defined in this session".into()))?;
         Ok(ColumnarValue::Array(Arc::new(Int64Array::from(vec![
@@ -460,7 +460,7 @@ impl ScalarUDFImpl for Nextval {
                 .sequence_by_name(names.value(i))
                 .map_err(catalog_error)?;
             let value = catalog.sequence_values(seq, 1).map_err(catalog_error)?;
-            if let Some(session) = crate::session::current() {
+            if let Some(session) = crate::frontend::session::current() {
                 session.sequence_values().record(seq, value);
             }
             out.push(Some(value));
@@ -510,7 +510,7 @@ impl ScalarUDFImpl for Setval {
                 .set_sequence_value(seq, values.value(i), is_called)
                 .map_err(catalog_error)?;
             // As in PostgreSQL, setval (when is_called) sets currval and lastval.
-            if let (true, Some(session)) = (is_called, crate::session::current()) {
+            if let (true, Some(session)) = (is_called, crate::frontend::session::current()) {
                 session.sequence_values().record(seq, values.value(i));
             }
             out.push(Some(values.value(i)));

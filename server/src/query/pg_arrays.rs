@@ -13,7 +13,7 @@ use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::{Cast, Expr, LogicalPlan, TryCast};
 use datafusion::optimizer::AnalyzerRule;
 
-use crate::errors::PgError;
+use crate::frontend::errors::PgError;
 
 #[derive(Debug, Default)]
 pub struct PgArrayLiterals;

@@ -257,7 +257,7 @@ impl ScalarUDFImpl for ToBpchar {
             Ok(_) => return exec_err!("char({len}) is not a character type"),
             Err(e) => {
                 return Err(datafusion::error::DataFusionError::External(Box::new(
-                    crate::errors::from_catalog(&e).into_pgwire(),
+                    crate::frontend::errors::from_catalog(&e).into_pgwire(),
                 )))
             }
         };

@@ -34,7 +34,7 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::oid_type_planner::Pg
 use shoal_sql_functions::types::json::{self, Json, JsonError};
 use shoal_sql_functions::types::uuid;
 
-use crate::errors::PgError;
+use crate::frontend::errors::PgError;
 
 /// The PostgreSQL type a function's text result is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

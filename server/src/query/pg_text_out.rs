@@ -112,7 +112,7 @@ impl TextOut {
 /// session).
 pub fn session_format_options() -> FormatOptions {
     let mut options = FormatOptions::default();
-    if let Some(session) = crate::session::current() {
+    if let Some(session) = crate::frontend::session::current() {
         let (date_style, interval_style) = session.output_styles();
         options.date_style = date_style;
         options.interval_style = interval_style;

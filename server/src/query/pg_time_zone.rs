@@ -188,7 +188,7 @@ fn rewrite(e: &Expr, schema: &DFSchema, zone: &str, now: &Arc<ScalarUDF>) -> Res
 
 impl AnalyzerRule for PgTimeZone {
     fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> Result<LogicalPlan> {
-        let Some(zone) = crate::session::current().and_then(|s| s.time_zone()) else {
+        let Some(zone) = crate::frontend::session::current().and_then(|s| s.time_zone()) else {
             return Ok(plan);
         };
         let now = datafusion::functions::datetime::now(config);
@@ -508,7 +508,7 @@ impl ScalarUDFImpl for AtTimeZone {
             t => {
                 // Text and a date are read as a timestamptz, as PostgreSQL resolves them:
                 // in the session's zone.
-                let session = crate::session::current()
+                let session = crate::frontend::session::current()
                     .and_then(|s| s.time_zone())
                     .map_or(Ok(chrono_tz::UTC), |z| parse_zone(&z))?;
                 let instants: ArrayRef = if is_string(&t) {

@@ -1,6 +1,6 @@
 //! The running statement's session reaches the tasks DataFusion spawns for it.
 //!
-//! The session travels in task-locals ([`crate::session::current`], and the catalog's view
+//! The session travels in task-locals ([`crate::frontend::session::current`], and the catalog's view
 //! of the session's transaction), which a spawned task does not inherit. DataFusion spawns
 //! every task of a plan through its `SpawnedTask`/`JoinSet`, which hand each future to one
 //! global tracer at spawn time, in the spawning task: there the session is read and the
@@ -20,7 +20,7 @@ impl JoinSetTracer for StatementScope {
         &self,
         fut: BoxFuture<'static, Box<dyn Any + Send>>,
     ) -> BoxFuture<'static, Box<dyn Any + Send>> {
-        match crate::session::current() {
+        match crate::frontend::session::current() {
             Some(session) => async move { session.scope(fut).await }.boxed(),
             None => fut,
         }

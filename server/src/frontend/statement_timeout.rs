@@ -6,7 +6,7 @@
 //! stored the same key but disabled the timeout for any value it could not parse (`'1h'`,
 //! `'abc'`, `-1`) and failed `RESET`; these statements are answered here instead.
 
-use crate::errors::PgError;
+use crate::frontend::errors::PgError;
 
 /// The session metadata key (shared with the vendored pgwire and datafusion-postgres).
 pub const METADATA_KEY: &str = "statement_timeout_ms";

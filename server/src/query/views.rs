@@ -12,7 +12,7 @@ use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
 use shoal_catalog::{JobType, ShardState, TableKind, TaskKind, TaskState};
 use shoal_sql_functions::{Cluster, ClusterError};
 
-use crate::provider::{LiveTable, ViewFn};
+use crate::query::provider::{LiveTable, ViewFn};
 
 fn schema(cols: &[(&str, DataType)]) -> SchemaRef {
     Arc::new(Schema::new(

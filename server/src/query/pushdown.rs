@@ -36,9 +36,9 @@ use datafusion::prelude::SessionContext;
 use shoal_shard_store::PartialAggregate;
 use shoal_sql_functions::Cluster;
 
-use crate::provider::{external, unqualify, DistributedTable};
 use crate::query::pg_aggregates::{integer_sum_type, IntegerAvgFinal, BIGINT_SUM_TYPE};
-use crate::scan::{ShardScanArgs, ShardScanExec};
+use crate::query::provider::{external, unqualify, DistributedTable};
+use crate::query::scan::{ShardScanArgs, ShardScanExec};
 
 #[derive(Debug, Default)]
 pub struct ShardAggregatePushdownRule;
@@ -356,7 +356,7 @@ impl TableProvider for PartialAggregateScan {
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let guard = Arc::new(self.cluster.begin_statement());
-        let snapshot = crate::provider::statement_snapshot(&self.cluster, &self.table.info)
+        let snapshot = crate::query::provider::statement_snapshot(&self.cluster, &self.table.info)
             .map_err(external)?;
         let total = snapshot.shards.len();
         let table_schema = shoal_sql_functions::types::table_schema(&snapshot.table.columns);

@@ -15,8 +15,8 @@ use datafusion::sql::sqlparser::ast as sql;
 use shoal_sql_functions::planner::{NoticeLevel, PlanNotice};
 use shoal_sql_functions::{Cluster, ClusterError};
 
-use crate::errors::PgError;
-use crate::views;
+use crate::frontend::errors::PgError;
+use crate::query::views;
 
 /// A call as written: the function name and its (optionally named) argument expressions.
 pub struct FunctionCall {

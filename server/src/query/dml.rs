@@ -33,11 +33,11 @@ use shoal_catalog::{FileChanges, NewFile, RemovedFile, ShardSnapshot, TableInfo,
 use shoal_sql_functions::types::{stored_names, table_schema};
 use shoal_sql_functions::{to_record, Cluster, ClusterError};
 
-use crate::errors::{from_cluster, from_datafusion, PgError};
-use crate::provider::{statement_snapshot, DistributedTable};
-use crate::scan::{ShardScanArgs, ShardScanExec};
-use crate::session::{Session, StagedWrite};
-use crate::sink::{conform, staged_files};
+use crate::frontend::errors::{from_cluster, from_datafusion, PgError};
+use crate::frontend::session::{Session, StagedWrite};
+use crate::query::provider::{statement_snapshot, DistributedTable};
+use crate::query::scan::{ShardScanArgs, ShardScanExec};
+use crate::query::sink::{conform, staged_files};
 
 /// The hidden columns the target table has while its UPDATE or DELETE is planned.
 const SHARD_COL: &str = "__shoal_shard";
@@ -92,7 +92,7 @@ fn target_of(t: &TableWithJoins) -> Result<(String, String, String), PgError> {
             "the target of UPDATE or DELETE must be a table",
         ));
     };
-    let table = crate::hook::object_name(name);
+    let table = crate::frontend::hook::object_name(name);
     let qualifier = alias
         .as_ref()
         .map_or(table.clone(), |a| a.name.value.clone());
@@ -134,7 +134,7 @@ impl DmlStatement {
                     "Assign each column on its own: SET a = ..., b = ...".into(),
                 )));
             };
-            let column = crate::hook::object_name(name);
+            let column = crate::frontend::hook::object_name(name);
             if assignments.iter().any(|(c, _)| *c == column) {
                 return Err(PgError::new(
                     "42601",
@@ -723,7 +723,7 @@ async fn publish(
         // not in the catalog's list and need no check.
         let staged_here: HashSet<(i64, String)> = session.staged_names();
         if let Err(e) = still_listed(cluster, snapshot, &removed, &staged_here) {
-            crate::session::delete_staged(cluster, snapshot.table.table_id, &added).await;
+            crate::frontend::session::delete_staged(cluster, snapshot.table.table_id, &added).await;
             return Err(cerr(e));
         }
         session.stage(StagedWrite {
@@ -745,7 +745,7 @@ async fn publish(
             .collect(),
     };
     if let Err(e) = cluster.commit_changes(&changes) {
-        crate::session::delete_staged(cluster, snapshot.table.table_id, &added).await;
+        crate::frontend::session::delete_staged(cluster, snapshot.table.table_id, &added).await;
         return Err(cerr(e));
     }
     Ok(())

@@ -31,10 +31,10 @@ use crate::frontend::indexes::KeyRequest;
 use shoal_sql_functions::Cluster;
 use tracing::Instrument;
 
-use crate::copy::{copy_out, start_copy_in, CopyOptions};
-use crate::errors::{from_cluster, from_datafusion, PgError};
+use crate::frontend::copy::{copy_out, start_copy_in, CopyOptions};
+use crate::frontend::errors::{from_cluster, from_datafusion, PgError};
+use crate::frontend::functions::{self, FunctionCall, Notice};
 use crate::frontend::{column_names, settings};
-use crate::functions::{self, FunctionCall, Notice};
 
 /// What a statement asks of Shoal.
 enum Action {
@@ -145,7 +145,7 @@ enum Action {
         options: CopyOptions,
     },
     /// UPDATE or DELETE.
-    Dml(Box<crate::dml::DmlStatement>),
+    Dml(Box<crate::query::dml::DmlStatement>),
     /// An INSERT with `DEFAULT VALUES` or `DEFAULT` among its values (filled in from the
     /// table's defaults, then run as any INSERT), or one whose SELECT source was rewritten
     /// (functions in FROM), and its table.
@@ -187,7 +187,7 @@ fn column_def(table: &str, c: &sql::ColumnDef) -> Result<ColumnDef, PgError> {
     let sql_type = match serial_type {
         Some(t) => t,
         None => SqlType::parse(&type_text).and_then(|t| t.check_declared().map(|()| t)).map_err(|e| match e {
-            shoal_catalog::CatalogError::TypeModifier { .. } => crate::errors::from_catalog(&e),
+            shoal_catalog::CatalogError::TypeModifier { .. } => crate::frontend::errors::from_catalog(&e),
             _ => PgError::new("0A000", format!("type \"{}\" is not supported", c.data_type)).with_hint(Some(
                 "Supported: smallint, integer, bigint, serial, bigserial, real, double precision, numeric(p,s), text, varchar(n), char(n), boolean, date, timestamp, timestamptz, bytea, uuid, json, jsonb, and one-dimensional arrays of smallint, integer, bigint, real, double precision, text or boolean.".into(),
             )),
@@ -800,12 +800,11 @@ fn classify(stmt: &Statement) -> Option<Action> {
             names: names.iter().map(object_name).collect(),
             if_exists: *if_exists,
         }),
-        Statement::Update(_) | Statement::Delete(_) => {
-            crate::dml::DmlStatement::parse(stmt).map(|r| match r {
+        Statement::Update(_) | Statement::Delete(_) => crate::query::dml::DmlStatement::parse(stmt)
+            .map(|r| match r {
                 Ok(d) => Action::Dml(Box::new(d)),
                 Err(e) => Action::Refuse(e),
-            })
-        }
+            }),
         Statement::Copy {
             source,
             to,
@@ -1012,7 +1011,7 @@ impl ShoalHook {
             }
             Action::Maintenance(m) => {
                 let in_transaction =
-                    current_session()?.mode() != crate::session::TxnMode::Autocommit;
+                    current_session()?.mode() != crate::frontend::session::TxnMode::Autocommit;
                 crate::frontend::maintenance::run(cluster, &m, in_transaction)
                     .await
                     .map_err(PgError::into_pgwire)?;
@@ -1120,7 +1119,7 @@ impl ShoalHook {
                             .map_err(PgError::into_pgwire)?;
                     }
                 }
-                let session = crate::session::current().filter(|s| s.in_transaction());
+                let session = crate::frontend::session::current().filter(|s| s.in_transaction());
                 let key_names = key_index_names(cluster, session.as_deref(), &name, &keys)?;
                 let info = create_table(cluster, &name, columns)?;
                 record_key_indexes(cluster, session.as_deref(), &info, &key_names)?;
@@ -1192,7 +1191,7 @@ impl ShoalHook {
                     .create_logical_plan(&request.check_query())
                     .await
                     .map_err(|e| PgWireErrorOf::df(&e))?;
-                let session = crate::session::current().filter(|s| s.in_transaction());
+                let session = crate::frontend::session::current().filter(|s| s.in_transaction());
                 let indexes: std::collections::HashSet<String> =
                     visible_indexes(cluster, session.as_deref())?
                         .into_iter()
@@ -1245,7 +1244,7 @@ impl ShoalHook {
                 tag("CREATE INDEX")
             }
             Action::DropIndex { names, if_exists } => {
-                let session = crate::session::current().filter(|s| s.in_transaction());
+                let session = crate::frontend::session::current().filter(|s| s.in_transaction());
                 for n in &names {
                     let visible = visible_indexes(cluster, session.as_deref())?;
                     let found = visible.iter().find(|i| &i.name == n);
@@ -1378,7 +1377,7 @@ impl ShoalHook {
                 }
                 // In a transaction the table is pending and its rows staged: a failure
                 // fails the transaction, whose end drops both.
-                let session = crate::session::current().filter(|s| s.in_transaction());
+                let session = crate::frontend::session::current().filter(|s| s.in_transaction());
                 create_table(cluster, &name, columns)?;
                 let stream = match df.execute_stream().await {
                     Ok(s) => s
@@ -1391,7 +1390,9 @@ impl ShoalHook {
                         return Err(PgWireErrorOf::df(&e));
                     }
                 };
-                match crate::sink::write_statement(cluster, &name, stream, session.as_ref()).await {
+                match crate::query::sink::write_statement(cluster, &name, stream, session.as_ref())
+                    .await
+                {
                     Ok(rows) => Ok(Response::Execution(
                         Tag::new("SELECT").with_rows(rows as usize),
                     )),
@@ -1406,7 +1407,7 @@ impl ShoalHook {
                 }
             }
             Action::Drop { names, if_exists } => {
-                let session = crate::session::current().filter(|s| s.in_transaction());
+                let session = crate::frontend::session::current().filter(|s| s.in_transaction());
                 if let Some(session) = &session {
                     session.check_writable("DROP TABLE").map_err(|e| pg(&e))?;
                     // Every name is checked before any is dropped, as in one statement.
@@ -1452,7 +1453,7 @@ impl ShoalHook {
                 tag("DROP TABLE")
             }
             Action::Truncate { names } => {
-                match crate::session::current().filter(|s| s.in_transaction()) {
+                match crate::frontend::session::current().filter(|s| s.in_transaction()) {
                     // Staged like a DELETE of every row, published at COMMIT.
                     Some(session) => {
                         session
@@ -1460,7 +1461,7 @@ impl ShoalHook {
                             .map_err(|e| pg(&e))?;
                         for n in &names {
                             let info = cluster.table(n).map_err(|e| pg(&e))?;
-                            let view = crate::provider::statement_snapshot(cluster, &info)
+                            let view = crate::query::provider::statement_snapshot(cluster, &info)
                                 .map_err(|e| pg(&e))?;
                             let removed = view
                                 .shards
@@ -1473,7 +1474,7 @@ impl ShoalHook {
                                     })
                                 })
                                 .collect();
-                            session.stage(crate::session::StagedWrite {
+                            session.stage(crate::frontend::session::StagedWrite {
                                 table_id: info.table_id,
                                 table_name: info.name.clone(),
                                 added: vec![],
@@ -1550,15 +1551,15 @@ impl ShoalHook {
                     .iter()
                     .map(|b| {
                         shoal_sql_functions::check_values(
-                            crate::sink::conform(b, &schema)?,
+                            crate::query::sink::conform(b, &schema)?,
                             &checks,
                         )
                     })
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| pg(&e))?;
-                let session = crate::session::current();
+                let session = crate::frontend::session::current();
                 let stream = futures::stream::iter(rows.clone().into_iter().map(Ok)).boxed();
-                crate::sink::write_statement(cluster, &table, stream, session.as_ref())
+                crate::query::sink::write_statement(cluster, &table, stream, session.as_ref())
                     .await
                     .map_err(|e| pg(&e))?;
                 let local = SessionContext::new();
@@ -1583,13 +1584,13 @@ impl ShoalHook {
                 Ok(Response::Query(resp))
             }
             Action::Dml(stmt) => {
-                let session = crate::session::current().unwrap_or_else(|| {
-                    Arc::new(crate::session::Session::new(
+                let session = crate::frontend::session::current().unwrap_or_else(|| {
+                    Arc::new(crate::frontend::session::Session::new(
                         Arc::clone(cluster),
                         client.metadata(),
                     ))
                 });
-                let outcome = crate::dml::run(cluster, ctx, &session, &stmt, params)
+                let outcome = crate::query::dml::run(cluster, ctx, &session, &stmt, params)
                     .await
                     .map_err(PgError::into_pgwire)?;
                 match outcome.returning {
@@ -1807,7 +1808,7 @@ fn create_table(
     name: &str,
     columns: Vec<ColumnDef>,
 ) -> PgWireResult<shoal_catalog::TableInfo> {
-    let session = crate::session::current().filter(|s| s.in_transaction());
+    let session = crate::frontend::session::current().filter(|s| s.in_transaction());
     if let Some(s) = &session {
         s.check_writable("CREATE TABLE").map_err(|e| pg(&e))?;
     }
@@ -1832,7 +1833,7 @@ fn pg(e: &shoal_sql_functions::ClusterError) -> datafusion_postgres::pgwire::err
 /// as PostgreSQL chooses them); a declared name another relation has fails with 42P07.
 fn key_index_names<'k>(
     cluster: &Arc<Cluster>,
-    session: Option<&crate::session::Session>,
+    session: Option<&crate::frontend::session::Session>,
     table: &str,
     keys: &'k [KeyRequest],
 ) -> PgWireResult<Vec<(String, &'k KeyRequest)>> {
@@ -1864,7 +1865,7 @@ fn key_index_names<'k>(
 /// Records the indexes of a table's key constraints: at COMMIT when a transaction is open.
 fn record_key_indexes(
     cluster: &Arc<Cluster>,
-    session: Option<&crate::session::Session>,
+    session: Option<&crate::frontend::session::Session>,
     table: &shoal_catalog::TableInfo,
     keys: &[(String, &KeyRequest)],
 ) -> PgWireResult<()> {
@@ -1884,7 +1885,7 @@ fn record_key_indexes(
 /// The indexes a statement sees: the committed ones, changed by its transaction's.
 fn visible_indexes(
     cluster: &Arc<Cluster>,
-    session: Option<&crate::session::Session>,
+    session: Option<&crate::frontend::session::Session>,
 ) -> PgWireResult<Vec<shoal_catalog::IndexDef>> {
     let committed = cluster.catalog().indexes().map_err(|e| pg(&e.into()))?;
     Ok(match session {
@@ -1978,7 +1979,7 @@ impl QueryHook for ShoalHook {
         session_context: &SessionContext,
         _client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
-        // Transaction control runs in the session (`crate::session`); nothing to describe.
+        // Transaction control runs in the session (`crate::frontend::session`); nothing to describe.
         if matches!(
             statement,
             Statement::StartTransaction { .. }
@@ -2258,8 +2259,8 @@ fn show_all_schema() -> arrow::datatypes::SchemaRef {
 }
 
 /// The session of the statement being run (every client statement has one).
-fn current_session() -> PgWireResult<Arc<crate::session::Session>> {
-    crate::session::current().ok_or_else(|| {
+fn current_session() -> PgWireResult<Arc<crate::frontend::session::Session>> {
+    crate::frontend::session::current().ok_or_else(|| {
         PgError::new("XX000", "statement run outside a client session").into_pgwire()
     })
 }

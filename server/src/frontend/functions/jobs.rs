@@ -11,8 +11,8 @@ use shoal_sql_functions::{
 };
 
 use super::{bigint, void, Args, Notice};
-use crate::errors::PgError;
-use crate::views;
+use crate::frontend::errors::PgError;
+use crate::query::views;
 
 /// Job types `rebalance_status`, `rebalance_stop` and `rebalance_wait` look at.
 const REBALANCE_TYPES: &[JobType] = &[JobType::Rebalance, JobType::Drain];

@@ -23,8 +23,8 @@ use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use futures::Sink;
 
-use crate::copy::ShoalCopyHandler;
-use crate::errors;
+use crate::frontend::copy::ShoalCopyHandler;
+use crate::frontend::errors;
 use crate::frontend::settings::Settings;
 
 /// The one database a Shoal cluster serves.
@@ -226,7 +226,7 @@ impl ErrorHandler for ShoalErrorHandler {
 /// Everything a connection needs; one per server, handlers made per connection where state
 /// must not be shared (SCRAM).
 pub struct ShoalHandlers {
-    pub session: Arc<crate::session::SessionQueryHandler>,
+    pub session: Arc<crate::frontend::session::SessionQueryHandler>,
     pub passwords: Option<Arc<Passwords>>,
     tls: TlsPolicy,
     connections: Arc<ConnectionManager>,
@@ -236,7 +236,7 @@ pub struct ShoalHandlers {
 impl ShoalHandlers {
     /// Fails when the certificate cannot be used for channel binding.
     pub fn new(
-        session: Arc<crate::session::SessionQueryHandler>,
+        session: Arc<crate::frontend::session::SessionQueryHandler>,
         passwords: Option<Arc<Passwords>>,
         tls: TlsPolicy,
     ) -> Result<Self, crate::ServerError> {

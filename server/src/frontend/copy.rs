@@ -27,8 +27,8 @@ use shoal_sql_functions::{first_null, not_null_columns, not_null_message, Cluste
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::errors::{from_cluster, PgError};
-use crate::sink::write_statement;
+use crate::frontend::errors::{from_cluster, PgError};
+use crate::query::sink::write_statement;
 
 /// COPY's data formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +61,7 @@ impl Default for CopyOptions {
             null: "\\N".into(),
             quote: b'"',
             escape: None,
-            time_zone: crate::session::current().and_then(|s| s.time_zone()),
+            time_zone: crate::frontend::session::current().and_then(|s| s.time_zone()),
         }
     }
 }
@@ -407,7 +407,7 @@ pub fn start_copy_in(
         .any(|c| c.default.is_some() && !columns.is_empty() && !columns.contains(&c.name));
     let defaults = if omitted_defaults {
         crate::query::column_defaults::physical_defaults(state, &info)
-            .map_err(|e| crate::errors::from_datafusion(&e))?
+            .map_err(|e| crate::frontend::errors::from_datafusion(&e))?
     } else {
         HashMap::new()
     };
@@ -418,7 +418,8 @@ pub fn start_copy_in(
     let format = options.format;
     let table_name = table.to_string();
     // A COPY inside a transaction block stages its rows there.
-    let session = crate::session::current().filter(|s| s.mode() == crate::session::TxnMode::Block);
+    let session = crate::frontend::session::current()
+        .filter(|s| s.mode() == crate::frontend::session::TxnMode::Block);
     let task = tokio::spawn(async move {
         let mut parsed = if format == CopyFormat::Binary {
             parse_binary_stream(
@@ -1049,7 +1050,7 @@ pub async fn copy_out(df: DataFrame, options: CopyOptions) -> PgWireResult<CopyR
     let stream = df
         .execute_stream()
         .await
-        .map_err(|e| PgWireError::from(crate::errors::from_datafusion(&e)))?;
+        .map_err(|e| PgWireError::from(crate::frontend::errors::from_datafusion(&e)))?;
     let header = if binary {
         Some(CopyData::new(binary::header()))
     } else if options.header {
@@ -1066,7 +1067,7 @@ pub async fn copy_out(df: DataFrame, options: CopyOptions) -> PgWireResult<CopyR
     };
     let rows = stream.flat_map(move |batch| {
         let out: Vec<PgWireResult<CopyData>> = match batch {
-            Err(e) => vec![Err(crate::errors::from_datafusion(&e).into())],
+            Err(e) => vec![Err(crate::frontend::errors::from_datafusion(&e).into())],
             Ok(b) if binary => arrow_pg::datatypes::encode_recordbatch(Arc::clone(&fields), b)
                 .map(|row| row.map(|r| CopyData::new(binary::row(r.field_count, &r.data))))
                 .collect(),

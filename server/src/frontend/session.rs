@@ -42,7 +42,7 @@ use shoal_catalog::{
 };
 use shoal_sql_functions::{Cluster, ClusterError, SnapshotGuard};
 
-use crate::errors::{self, PgError};
+use crate::frontend::errors::{self, PgError};
 use crate::frontend::prepared::{BoundParameter, PreparedStatements, SessionStatement};
 use crate::frontend::settings::Settings;
 
@@ -143,7 +143,7 @@ pub struct Session {
     /// Cursors of an ended transaction, to close on the connection.
     closed_cursors: Mutex<Vec<String>>,
     /// The UPDATE or DELETE this session is planning, whose target table reads with row ids.
-    dml: Mutex<Option<Arc<crate::dml::DmlTarget>>>,
+    dml: Mutex<Option<Arc<crate::query::dml::DmlTarget>>>,
     /// The tables the transaction created and dropped, which the catalog's look-ups by
     /// name see while a statement of this session runs ([`Session::scope`]).
     tables: Arc<TxnTables>,
@@ -387,7 +387,7 @@ impl Session {
             }
             let get = |name: &str| st.settings.get(name).ok().flatten().unwrap_or_default();
             let timeout_ms =
-                crate::statement_timeout::parse(&get("statement_timeout")).unwrap_or(0);
+                crate::frontend::statement_timeout::parse(&get("statement_timeout")).unwrap_or(0);
             let mirrored = [
                 ("datestyle", get("DateStyle")),
                 ("intervalstyle", get("IntervalStyle")),
@@ -395,7 +395,7 @@ impl Session {
                 ("extra_float_digits", get("extra_float_digits")),
                 ("timezone", get("TimeZone")),
                 (
-                    crate::statement_timeout::METADATA_KEY,
+                    crate::frontend::statement_timeout::METADATA_KEY,
                     timeout_ms.to_string(),
                 ),
             ];
@@ -410,7 +410,7 @@ impl Session {
         };
         let metadata = client.metadata_mut();
         for (key, value) in mirrored {
-            if key == crate::statement_timeout::METADATA_KEY && value == "0" {
+            if key == crate::frontend::statement_timeout::METADATA_KEY && value == "0" {
                 metadata.remove(key);
             } else {
                 metadata.insert(key.to_string(), value);
@@ -438,12 +438,12 @@ impl Session {
         Ok(())
     }
 
-    pub(crate) fn dml_target(&self, table: &str) -> Option<Arc<crate::dml::DmlTarget>> {
+    pub(crate) fn dml_target(&self, table: &str) -> Option<Arc<crate::query::dml::DmlTarget>> {
         let d = self.dml.lock().unwrap_or_else(|e| e.into_inner());
         d.as_ref().filter(|t| t.table_name() == table).cloned()
     }
 
-    pub(crate) fn set_dml_target(&self, target: Option<Arc<crate::dml::DmlTarget>>) {
+    pub(crate) fn set_dml_target(&self, target: Option<Arc<crate::query::dml::DmlTarget>>) {
         *self.dml.lock().unwrap_or_else(|e| e.into_inner()) = target;
     }
 
@@ -537,7 +537,8 @@ impl Session {
             .scope(async {
                 for (table, batches) in tables {
                     let stream = futures::stream::iter(batches.into_iter().map(Ok)).boxed();
-                    crate::sink::write_files(&self.cluster, &table, stream, Some(self)).await?;
+                    crate::query::sink::write_files(&self.cluster, &table, stream, Some(self))
+                        .await?;
                 }
                 Ok(())
             })
@@ -1280,7 +1281,7 @@ impl SessionQueryHandler {
             .collect();
         let bound = crate::frontend::prepared::bind_parameters(declare.clone(), &params)
             .map_err(PgError::into_pgwire)?;
-        let bound = crate::hook::rewrite_declare(&bound).unwrap_or(bound);
+        let bound = crate::frontend::hook::rewrite_declare(&bound).unwrap_or(bound);
         let sql = bound.to_string();
         let inner = Arc::clone(&self.inner);
         let mut responses = session
@@ -1432,7 +1433,7 @@ impl SessionQueryHandler {
                         )),
                     );
                 }
-                crate::hook::cluster_change(stmt).map(|name| {
+                crate::frontend::hook::cluster_change(stmt).map(|name| {
                     PgError::new(
                         "25001",
                         format!("{name}() cannot run inside a transaction block"),
@@ -1484,7 +1485,7 @@ impl SessionQueryHandler {
         };
         // A cursor's query gets the rewrites every query gets.
         let declared;
-        let (sql, stmt) = match stmt.and_then(crate::hook::rewrite_declare) {
+        let (sql, stmt) = match stmt.and_then(crate::frontend::hook::rewrite_declare) {
             Some(d) => {
                 declared = (d.to_string(), d);
                 (declared.0.as_str(), Some(&declared.1))
@@ -1624,7 +1625,7 @@ impl SimpleQueryHandler for SessionQueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = self.session_of(client);
-        let query = crate::copy::normalize_boolean_options(query);
+        let query = crate::frontend::copy::normalize_boolean_options(query);
         let result = self.simple_statements(client, &session, &query).await;
         session.sync_client(client).await?;
         result
@@ -1723,7 +1724,7 @@ impl SessionQueryHandler {
                 s.as_ref().is_some_and(|s| {
                     ddl_name(s).is_some()
                         || matches!(s, Statement::Copy { .. })
-                        || crate::hook::cluster_change(s).is_some()
+                        || crate::frontend::hook::cluster_change(s).is_some()
                 })
             });
         if implicit {
@@ -1799,7 +1800,9 @@ impl ExtendedQueryHandler for SessionQueryHandler {
         let session = self.session_of(client);
         let inner = Arc::clone(&self.inner);
         let mut message = message;
-        if let std::borrow::Cow::Owned(q) = crate::copy::normalize_boolean_options(&message.query) {
+        if let std::borrow::Cow::Owned(q) =
+            crate::frontend::copy::normalize_boolean_options(&message.query)
+        {
             message.query = q;
         }
         // MOVE (which sqlparser does not read) is planned as the FETCH that reads the same

@@ -15,9 +15,9 @@ use futures::StreamExt;
 use shoal_catalog::TableSnapshot;
 use shoal_sql_functions::{to_record, Cluster, ClusterError, WrittenFile};
 
-use crate::session::{Session, StagedFile, StagedWrite};
+use crate::frontend::session::{Session, StagedFile, StagedWrite};
 
-use crate::provider::external;
+use crate::query::provider::external;
 
 pub struct InsertSink {
     cluster: Arc<Cluster>,

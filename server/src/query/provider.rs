@@ -24,8 +24,8 @@ use shoal_catalog::{ShardSnapshot, TableInfo, TableKind};
 use shoal_sql_functions::types::{arrow_type, table_schema};
 use shoal_sql_functions::{routing, Cluster, ClusterError};
 
-use crate::scan::{ShardScanArgs, ShardScanExec};
-use crate::sink::InsertSink;
+use crate::query::scan::{ShardScanArgs, ShardScanExec};
+use crate::query::sink::InsertSink;
 
 pub fn external(e: impl Into<ClusterError>) -> DataFusionError {
     DataFusionError::External(Box::new(e.into()))
@@ -121,7 +121,7 @@ impl SchemaProvider for ShoalSchemaProvider {
         if let Some(v) = self.views.get(name) {
             return Ok(Some(Arc::clone(v)));
         }
-        if let Some(target) = crate::session::current().and_then(|s| s.dml_target(name)) {
+        if let Some(target) = crate::frontend::session::current().and_then(|s| s.dml_target(name)) {
             return Ok(Some(target.provider()));
         }
         if let Some(query) = self.cluster.catalog().view_query(name).map_err(external)? {
@@ -272,7 +272,7 @@ pub fn statement_snapshot(
     cluster: &Cluster,
     info: &TableInfo,
 ) -> std::result::Result<shoal_catalog::TableSnapshot, ClusterError> {
-    if let Some(session) = crate::session::current() {
+    if let Some(session) = crate::frontend::session::current() {
         if let Some(view) = session.view(&info.name)? {
             if view.table.table_id != info.table_id {
                 return Err(ClusterError::Conflict {
@@ -413,7 +413,7 @@ impl TableProvider for DistributedTable {
             Arc::clone(&self.cluster),
             self.info.name.clone(),
             Arc::clone(&self.schema),
-            crate::session::current(),
+            crate::frontend::session::current(),
         );
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
