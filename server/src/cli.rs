@@ -323,13 +323,15 @@ pub fn main() -> ExitCode {
                 .await
             }
             Command::Bench(a) => match a.scenario.as_str() {
-                "core" => crate::bench::run(a.rows, a.workers, a.pg_bin, a.keep).await,
+                "core" => Ok(shoal_bench::run(a.rows, a.workers, a.pg_bin, a.keep).await?),
                 "rebalance" => {
-                    crate::bench::run_rebalance(a.gb, a.max_bandwidth_mb, !a.no_writer, a.keep)
-                        .await
+                    Ok(
+                        shoal_bench::run_rebalance(a.gb, a.max_bandwidth_mb, !a.no_writer, a.keep)
+                            .await?,
+                    )
                 }
                 "transactions" => {
-                    crate::bench::run_transactions(a.workers, a.pg_bin, a.secs, a.keep).await
+                    Ok(shoal_bench::run_transactions(a.workers, a.pg_bin, a.secs, a.keep).await?)
                 }
                 other => Err(ServerError::Startup(format!(
                     "unknown bench scenario \"{other}\"; use core, rebalance or transactions"

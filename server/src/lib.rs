@@ -1,6 +1,7 @@
 //! The `shoal` binary. The process: command line (`cli`), coordinator start-up
 //! (`coordinator`), the `dev` launcher, `recover-catalog`, `/metrics`; the PostgreSQL surface
-//! (`frontend`); the DataFusion layer (`query`); `shoal bench` (`bench`).
+//! (`frontend`); the DataFusion layer (`query`). `shoal bench` runs the `shoal-bench` crate
+//! (`server/bench`), which is not part of the server's code.
 //!
 //! ```text
 //!  psql / driver ──pgwire──► frontend::wire ──► frontend::session (the connection's transaction)
@@ -11,7 +12,6 @@
 //!                                       └─ insert ─► query::sink::InsertSink ─Flight─► workers
 //! ```
 
-mod bench;
 pub mod cli;
 mod coordinator;
 mod dev;
@@ -32,6 +32,9 @@ pub enum ServerError {
     /// The worker service failed.
     #[error(transparent)]
     Worker(#[from] shoal_shard_store::ShardStoreError),
+    /// A `shoal bench` scenario could not run to its end.
+    #[error(transparent)]
+    Bench(#[from] shoal_bench::BenchError),
     /// An I/O error outside any client request.
     #[error(transparent)]
     Io(#[from] std::io::Error),

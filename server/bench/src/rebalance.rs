@@ -20,7 +20,7 @@ use futures::SinkExt;
 use shoal_sql_functions::planner::{self, PlanNode, PlanOptions, PlanShardGroup, Strategy};
 
 use super::{bench_log_file, bench_log_filter, connect, err, free_port, spawn_worker, Proc};
-use crate::ServerError;
+use crate::BenchError;
 
 /// Payload characters per row: hex of a pseudo-random stream, so Parquet cannot shrink it
 /// much and the data has a real size on disk.
@@ -93,7 +93,7 @@ fn dir_bytes(dir: &Path) -> u64 {
 
 /// The first column of the first row as an integer (text protocol, so any integer or numeric
 /// type works); 0 for NULL or no row.
-async fn scalar_i64(client: &tokio_postgres::Client, sql: &str) -> Result<i64, ServerError> {
+async fn scalar_i64(client: &tokio_postgres::Client, sql: &str) -> Result<i64, BenchError> {
     let msgs = client.simple_query(sql).await.map_err(err)?;
     let value = msgs.iter().find_map(|m| match m {
         tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
@@ -106,7 +106,7 @@ async fn scalar_i64(client: &tokio_postgres::Client, sql: &str) -> Result<i64, S
 }
 
 /// The coordinator's `/metrics` text.
-async fn scrape(metrics: &str) -> Result<String, ServerError> {
+async fn scrape(metrics: &str) -> Result<String, BenchError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(metrics).await?;
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -128,7 +128,7 @@ fn sample(body: &str, key: &str) -> f64 {
 /// Write-fence p50, p99 (ms) and count of the moves so far. The quantiles come from the
 /// histogram's buckets as Prometheus's `histogram_quantile` computes them (linear within the
 /// bucket), so they are upper-bounded by its bucket bounds rather than exact.
-async fn scrape_fence(metrics: &str) -> Result<(f64, f64, u64), ServerError> {
+async fn scrape_fence(metrics: &str) -> Result<(f64, f64, u64), BenchError> {
     let body = scrape(metrics).await?;
     let buckets: Vec<(f64, f64)> = body
         .lines()
@@ -169,7 +169,7 @@ fn histogram_quantile(buckets: &[(f64, f64)], count: f64, q: f64) -> f64 {
 /// Waits until no deferred delete is pending (`shoal_cleanup_pending`), so that the deletes a
 /// load's compaction or the moves before leave behind (unlinking hundreds of MB) do not run
 /// under the next measurement: before this, they sometimes fell into the idle reads.
-async fn wait_for_cleanup(metrics: &str) -> Result<(), ServerError> {
+async fn wait_for_cleanup(metrics: &str) -> Result<(), BenchError> {
     let since = Instant::now();
     while sample(&scrape(metrics).await?, "shoal_cleanup_pending") > 0.0 {
         if since.elapsed() > Duration::from_secs(120) {
@@ -181,7 +181,7 @@ async fn wait_for_cleanup(metrics: &str) -> Result<(), ServerError> {
 }
 
 /// Plans 100,000 shard groups on 100 nodes (99 full, one new) and returns the best of 3.
-fn plan_100k() -> Result<(Duration, usize), ServerError> {
+fn plan_100k() -> Result<(Duration, usize), BenchError> {
     let nodes: Vec<PlanNode> = (1..=100)
         .map(|id| PlanNode::new(id, format!("worker-{id}"), 7400))
         .collect();
@@ -212,7 +212,7 @@ pub async fn run(
     max_bandwidth_mb: Option<f64>,
     with_writer: bool,
     keep: bool,
-) -> Result<(), ServerError> {
+) -> Result<(), BenchError> {
     let exe = std::env::current_exe()?;
     let root: PathBuf =
         std::env::temp_dir().join(format!("shoal-bench-rebalance-{}", std::process::id()));

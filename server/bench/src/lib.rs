@@ -1,4 +1,9 @@
-//! `shoal bench`: the side-by-side benchmarks of issue #2, printed as a table.
+//! `shoal bench`: side-by-side benchmark scenarios, each printed as a table beside its
+//! baseline in one run. A crate of its own so that the server's code holds no benchmark; the
+//! `shoal` binary calls it for its `bench` command, and every cluster it measures runs as
+//! separate processes of that binary.
+//!
+//! `core` (issue #2's targets):
 //!
 //! Starts a real cluster (coordinator and workers as separate processes of this binary), then
 //! measures in one run:
@@ -19,15 +24,24 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::SinkExt;
 use tokio_postgres::NoTls;
 
-use crate::ServerError;
-
 mod rebalance;
 mod transactions;
+
+/// Why a benchmark could not run to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// A step failed: a process that did not start, a query that failed, a missing tool.
+    #[error("{0}")]
+    Failed(String),
+    /// An I/O error (data directories, log files, the binary's own path).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
 pub use rebalance::run as run_rebalance;
 pub use transactions::run as run_transactions;
 
-fn err(m: impl std::fmt::Display + std::fmt::Debug) -> ServerError {
-    ServerError::Startup(format!("{m}: {m:?}"))
+fn err(m: impl std::fmt::Display + std::fmt::Debug) -> BenchError {
+    BenchError::Failed(format!("{m}: {m:?}"))
 }
 
 const KINDS: [&str; 8] = [
@@ -72,7 +86,7 @@ impl Drop for Proc {
 }
 
 /// A `shoal worker` process of this binary on `127.0.0.1:port`, killed when dropped.
-fn spawn_worker(exe: &Path, port: u16, dir: &Path, token: &str) -> Result<Proc, ServerError> {
+fn spawn_worker(exe: &Path, port: u16, dir: &Path, token: &str) -> Result<Proc, BenchError> {
     let child = Command::new(exe)
         .args([
             "worker",
@@ -95,7 +109,7 @@ fn bench_log_filter() -> String {
 }
 
 /// Where a bench process started on `dir` logs: `<dir>.log` beside it (kept with `--keep`).
-fn bench_log_file(dir: &Path) -> Result<Stdio, ServerError> {
+fn bench_log_file(dir: &Path) -> Result<Stdio, BenchError> {
     if let Some(parent) = dir.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -104,7 +118,7 @@ fn bench_log_file(dir: &Path) -> Result<Stdio, ServerError> {
     )?))
 }
 
-fn free_port() -> Result<u16, ServerError> {
+fn free_port() -> Result<u16, BenchError> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
@@ -121,7 +135,7 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-async fn connect(port: u16, user: &str) -> Result<tokio_postgres::Client, ServerError> {
+async fn connect(port: u16, user: &str) -> Result<tokio_postgres::Client, BenchError> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match tokio_postgres::connect(
@@ -158,7 +172,7 @@ fn events_input(rows: u64) -> Vec<Bytes> {
 async fn copy_rows(
     client: &tokio_postgres::Client,
     input: &[Bytes],
-) -> Result<Duration, ServerError> {
+) -> Result<Duration, BenchError> {
     let sink = client
         .copy_in("COPY events FROM STDIN")
         .await
@@ -174,8 +188,8 @@ async fn copy_rows(
 
 async fn median_ms(
     runs: usize,
-    mut f: impl AsyncFnMut() -> Result<(), ServerError>,
-) -> Result<f64, ServerError> {
+    mut f: impl AsyncFnMut() -> Result<(), BenchError>,
+) -> Result<f64, BenchError> {
     f().await?; // warm-up
     let mut t = Vec::new();
     for _ in 0..runs {
@@ -210,7 +224,7 @@ struct ScratchPg {
 }
 
 impl ScratchPg {
-    fn run(&self, bin: &Path, args: &[&str]) -> Result<(), ServerError> {
+    fn run(&self, bin: &Path, args: &[&str]) -> Result<(), BenchError> {
         let mut cmd = if self.as_postgres {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--"]).arg(bin);
@@ -233,7 +247,7 @@ impl ScratchPg {
         Ok(())
     }
 
-    fn start(bin_dir: &Path) -> Result<ScratchPg, ServerError> {
+    fn start(bin_dir: &Path) -> Result<ScratchPg, BenchError> {
         let as_postgres = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
             || std::fs::read_to_string("/proc/self/status")
                 .map(|s| {
@@ -299,7 +313,7 @@ impl Drop for ScratchPg {
 /// Starts `workers` workers and a coordinator (processes of this binary) under `root`, and
 /// waits until every worker is registered: the processes (killed when dropped), the
 /// coordinator's port and pid.
-async fn start_cluster(root: &Path, workers: usize) -> Result<(Vec<Proc>, u16, u32), ServerError> {
+async fn start_cluster(root: &Path, workers: usize) -> Result<(Vec<Proc>, u16, u32), BenchError> {
     let exe = std::env::current_exe()?;
     let token = "bench-token";
     let mut procs = Vec::new();
@@ -350,12 +364,7 @@ async fn start_cluster(root: &Path, workers: usize) -> Result<(Vec<Proc>, u16, u
     Ok((procs, cport, coord_pid))
 }
 
-pub async fn run(
-    rows: u64,
-    workers: usize,
-    pg_bin: PathBuf,
-    keep: bool,
-) -> Result<(), ServerError> {
+pub async fn run(rows: u64, workers: usize, pg_bin: PathBuf, keep: bool) -> Result<(), BenchError> {
     let root = std::env::temp_dir().join(format!("shoal-bench-{}", std::process::id()));
     let (procs, cport, coord_pid) = start_cluster(&root, workers).await?;
     let client = connect(cport, "shoal").await?;

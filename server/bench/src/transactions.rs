@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use super::{connect, err, start_cluster, ScratchPg};
-use crate::ServerError;
+use crate::BenchError;
 
 const TABLES: [(&str, &str, &str); 4] = [
     (
@@ -46,7 +46,7 @@ const LOAD: [&str; 3] = [
 ];
 
 /// One single-row INSERT into `tx_rows`, as an application's loop sends it.
-async fn insert_row(client: &tokio_postgres::Client, id: usize) -> Result<(), ServerError> {
+async fn insert_row(client: &tokio_postgres::Client, id: usize) -> Result<(), BenchError> {
     client
         .execute(
             "INSERT INTO tx_rows (id, name) VALUES ($1, $2)",
@@ -58,10 +58,7 @@ async fn insert_row(client: &tokio_postgres::Client, id: usize) -> Result<(), Se
 }
 
 /// The median of `runs` timings of 1000 single-row INSERTs in one transaction, in ms.
-async fn thousand_inserts(
-    client: &tokio_postgres::Client,
-    runs: usize,
-) -> Result<f64, ServerError> {
+async fn thousand_inserts(client: &tokio_postgres::Client, runs: usize) -> Result<f64, BenchError> {
     let mut t = Vec::new();
     for run in 0..runs + 1 {
         let start = Instant::now();
@@ -87,7 +84,7 @@ async fn autocommit_inserts(
     client: &tokio_postgres::Client,
     n: usize,
     runs: usize,
-) -> Result<f64, ServerError> {
+) -> Result<f64, BenchError> {
     let mut t = Vec::new();
     for run in 0..runs + 1 {
         let start = Instant::now();
@@ -112,7 +109,7 @@ async fn pgbench_tps(
     user: &str,
     dbname: &str,
     secs: u64,
-) -> Result<(f64, f64), ServerError> {
+) -> Result<(f64, f64), BenchError> {
     let out = Command::new(pgbench)
         .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", user])
         .args(["-n", "-c", "4", "-j", "2", "-T", &secs.to_string()])
@@ -165,7 +162,7 @@ fn point_select_tps(
     user: &str,
     dbname: &str,
     secs: u64,
-) -> Result<f64, ServerError> {
+) -> Result<f64, BenchError> {
     let out = Command::new(pgbench)
         .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", user])
         .args(["-n", "-S", "-c", "4", "-j", "2", "-T", &secs.to_string()])
@@ -196,7 +193,7 @@ fn point_select_tps(
         .ok_or_else(|| err(format!("no tps in pgbench output: {text}")))
 }
 
-async fn setup(client: &tokio_postgres::Client, shoal: bool) -> Result<(), ServerError> {
+async fn setup(client: &tokio_postgres::Client, shoal: bool) -> Result<(), BenchError> {
     client
         .batch_execute("CREATE TABLE tx_rows (id bigint NOT NULL, name text)")
         .await
@@ -235,12 +232,7 @@ async fn setup(client: &tokio_postgres::Client, shoal: bool) -> Result<(), Serve
     Ok(())
 }
 
-pub async fn run(
-    workers: usize,
-    pg_bin: PathBuf,
-    secs: u64,
-    keep: bool,
-) -> Result<(), ServerError> {
+pub async fn run(workers: usize, pg_bin: PathBuf, secs: u64, keep: bool) -> Result<(), BenchError> {
     let pgbench = [pg_bin.join("pgbench"), PathBuf::from("/usr/bin/pgbench")]
         .into_iter()
         .find(|p| p.exists())
