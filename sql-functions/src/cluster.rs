@@ -860,9 +860,10 @@ impl Cluster {
         };
         let targets: Vec<ShardTarget> = layout
             .iter()
-            .map(|(id, _, _, nodes)| {
+            .map(|(id, min, max, nodes)| {
                 Ok(ShardTarget {
                     shard_id: *id,
+                    hash_range: (*min, *max),
                     placements: nodes.iter().map(addr).collect::<Result<_>>()?,
                 })
             })
@@ -961,10 +962,9 @@ impl Cluster {
                         message: format!("distribution column {col} missing"),
                     })?;
                 let h = routing::hash_scalar(value, &arrow_type(&def.sql_type), &col)?;
-                snap.shards
-                    .iter()
-                    .find(|s| s.hash_min <= h && h <= s.hash_max)
-                    .map(|s| s.shard_id)
+                routing::ShardRanges::new(snap.shards.iter().map(|s| (s.hash_min, s.hash_max)))
+                    .shard_of(h)
+                    .map(|i| snap.shards[i].shard_id)
                     .ok_or_else(|| ClusterError::Internal {
                         message: format!("no shard covers hash {h}"),
                     })
@@ -998,6 +998,7 @@ impl Cluster {
             .iter()
             .map(|s| ShardTarget {
                 shard_id: s.shard_id,
+                hash_range: (s.hash_min, s.hash_max),
                 placements: s
                     .placements
                     .iter()

@@ -151,11 +151,36 @@ pub fn shard_range(i: usize, n: usize) -> (i32, i32) {
     (min as i32, max as i32)
 }
 
-/// The index of the shard whose range holds `hash`, for shards made by [`shard_range`].
-pub fn shard_index(hash: i32, n: usize) -> usize {
-    let width = (1u64 << 32) / n as u64;
-    let idx = ((hash as i64 - i32::MIN as i64) as u64 / width) as usize;
-    idx.min(n - 1)
+/// A table's shards by the hash ranges the catalog holds for them: the one way a value's
+/// shard is found, for writes (rows routed to shards), reads (shards pruned by a filter) and
+/// `get_shard_id_for_distribution_column`. [`shard_range`] only makes a new table's layout.
+#[derive(Clone, Debug)]
+pub struct ShardRanges {
+    /// `(hash_min, hash_max, position)`, sorted by `hash_min`; `position` is the shard's
+    /// place in the list the ranges were given in.
+    sorted: Vec<(i32, i32, usize)>,
+}
+
+impl ShardRanges {
+    /// The ranges of a table's shards, in the caller's order (the positions
+    /// [`Self::shard_of`] returns).
+    pub fn new(ranges: impl IntoIterator<Item = (i32, i32)>) -> ShardRanges {
+        let mut sorted: Vec<(i32, i32, usize)> = ranges
+            .into_iter()
+            .enumerate()
+            .map(|(i, (min, max))| (min, max, i))
+            .collect();
+        sorted.sort_unstable();
+        ShardRanges { sorted }
+    }
+
+    /// The position of the shard whose range holds `hash`; `None` if none does (a catalog
+    /// whose ranges leave a gap).
+    pub fn shard_of(&self, hash: i32) -> Option<usize> {
+        let after = self.sorted.partition_point(|(min, _, _)| *min <= hash);
+        let (_, max, position) = *self.sorted.get(after.checked_sub(1)?)?;
+        (hash <= max).then_some(position)
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,8 @@ const TARGET_BATCH_ROWS: usize = 16 * 1024;
 #[derive(Clone, Debug)]
 pub struct ShardTarget {
     pub shard_id: i64,
+    /// The shard's hash range, as the catalog holds it (rows are routed by it).
+    pub hash_range: (i32, i32),
     /// Each placement: a key the caller chooses (placement id or node id) and the worker
     /// address.
     pub placements: Vec<(i64, String)>,
@@ -49,6 +51,8 @@ pub struct ShardWriter {
     schema: SchemaRef,
     distribution: Option<(usize, String)>,
     targets: Vec<ShardTarget>,
+    /// The targets' hash ranges: a row goes to the target whose range holds its hash.
+    ranges: routing::ShardRanges,
     clients: HashMap<String, WorkerClient>,
     pending: Vec<Vec<RecordBatch>>,
     pending_rows: Vec<usize>,
@@ -257,10 +261,12 @@ impl ShardWriter {
             });
         }
         let n = targets.len();
+        let ranges = routing::ShardRanges::new(targets.iter().map(|t| t.hash_range));
         Ok(ShardWriter {
             table_id,
             schema,
             distribution,
+            ranges,
             targets,
             clients,
             pending: vec![Vec::new(); n],
@@ -312,11 +318,16 @@ impl ShardWriter {
         match &self.distribution {
             None => self.buffer(0, batch).await?,
             Some((idx, name)) => {
-                let n = self.targets.len();
                 let hashes = routing::hash_column(batch.column(*idx), name)?;
-                let mut per_shard: Vec<Vec<u32>> = vec![Vec::new(); n];
+                let mut per_shard: Vec<Vec<u32>> = vec![Vec::new(); self.targets.len()];
                 for (row, h) in hashes.iter().enumerate() {
-                    per_shard[routing::shard_index(*h, n)].push(row as u32);
+                    let shard = self
+                        .ranges
+                        .shard_of(*h)
+                        .ok_or_else(|| ClusterError::Internal {
+                            message: format!("no shard of table {} covers hash {h}", self.table_id),
+                        })?;
+                    per_shard[shard].push(row as u32);
                 }
                 for (shard, rows) in per_shard.into_iter().enumerate() {
                     if rows.is_empty() {

@@ -259,9 +259,14 @@ impl DistributedTable {
                 Err(_) => return shards, // cannot tell: read everything
             }
         }
+        let ranges = routing::ShardRanges::new(shards.iter().map(|s| (s.hash_min, s.hash_max)));
+        let wanted: std::collections::HashSet<usize> =
+            hashes.iter().filter_map(|h| ranges.shard_of(*h)).collect();
         shards
             .into_iter()
-            .filter(|s| hashes.iter().any(|h| s.hash_min <= *h && *h <= s.hash_max))
+            .enumerate()
+            .filter(|(i, _)| wanted.contains(i))
+            .map(|(_, s)| s)
             .collect()
     }
 }

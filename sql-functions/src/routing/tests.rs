@@ -5,18 +5,34 @@ use std::sync::Arc;
 fn ranges_cover_the_hash_space_and_index_agrees() {
     for n in [1usize, 2, 3, 7, 32] {
         let mut prev: Option<i32> = None;
+        let ranges = ShardRanges::new((0..n).map(|i| shard_range(i, n)));
         for i in 0..n {
             let (lo, hi) = shard_range(i, n);
             match prev {
                 None => assert_eq!(lo, i32::MIN),
                 Some(p) => assert_eq!(lo as i64, p as i64 + 1),
             }
-            assert_eq!(shard_index(lo, n), i);
-            assert_eq!(shard_index(hi, n), i);
+            assert_eq!(ranges.shard_of(lo), Some(i));
+            assert_eq!(ranges.shard_of(hi), Some(i));
             prev = Some(hi);
         }
         assert_eq!(prev, Some(i32::MAX));
     }
+}
+
+/// Positions are the caller's order, whatever the order of the ranges; a hash no range
+/// holds has no shard.
+#[test]
+fn shard_ranges_find_the_range_in_any_order_and_report_gaps() {
+    let ranges = ShardRanges::new([(0, 99), (i32::MIN, -1), (200, i32::MAX)]);
+    assert_eq!(ranges.shard_of(i32::MIN), Some(1));
+    assert_eq!(ranges.shard_of(-1), Some(1));
+    assert_eq!(ranges.shard_of(0), Some(0));
+    assert_eq!(ranges.shard_of(99), Some(0));
+    assert_eq!(ranges.shard_of(100), None);
+    assert_eq!(ranges.shard_of(199), None);
+    assert_eq!(ranges.shard_of(i32::MAX), Some(2));
+    assert_eq!(ShardRanges::new([]).shard_of(5), None);
 }
 
 #[test]
@@ -37,8 +53,9 @@ fn hash_is_stable_and_type_consistent() {
         (0..10_000i64).collect::<Vec<_>>(),
     ));
     let mut counts = [0usize; 8];
+    let ranges = ShardRanges::new((0..8).map(|i| shard_range(i, 8)));
     for h in hash_column(&ids, "id").unwrap() {
-        counts[shard_index(h, 8)] += 1;
+        counts[ranges.shard_of(h).unwrap()] += 1;
     }
     assert!(
         counts.iter().all(|c| *c > 1_000 && *c < 1_500),
