@@ -73,7 +73,18 @@ pub struct PlanRow {
 #[derive(Clone, Debug)]
 pub struct Scheduled {
     pub job_id: Option<i64>,
+    /// What the plan says (and a queued drain's place in line).
     pub notices: Vec<PlanNotice>,
+    /// "Scheduled N moves as job J", when a job was created: a call that waits for the job
+    /// does not send it.
+    pub scheduled: Option<PlanNotice>,
+}
+
+impl Scheduled {
+    /// Every notice, the scheduling one last.
+    pub fn all_notices(&self) -> impl Iterator<Item = &PlanNotice> {
+        self.notices.iter().chain(self.scheduled.iter())
+    }
 }
 
 /// A job with what its status functions report.
@@ -504,6 +515,7 @@ impl Cluster {
             info!(job_id, nodes = ?req.drain_nodes, "drain queued");
             return Ok(Scheduled {
                 job_id: Some(job_id),
+                scheduled: None,
                 notices: vec![PlanNotice {
                     level: NoticeLevel::Notice,
                     message,
@@ -516,6 +528,33 @@ impl Cluster {
         }
         let prepared = self.prepare_job(req, job_type).await?;
         self.schedule_prepared(prepared, req)
+    }
+
+    /// `drain_node`: the nodes take no new shards from now on, and a drain job moves every
+    /// placement off them (queued behind a running rebalance or drain). A drain that is
+    /// refused (nowhere to put the shards, a node down) changes nothing, as Citus's does,
+    /// whose transaction rolls the flag back; once the job exists the flag stays, also if
+    /// the job fails later.
+    pub async fn drain_nodes(
+        self: &Arc<Self>,
+        nodes: &[Node],
+        mut req: RebalanceRequest,
+    ) -> Result<Scheduled> {
+        for node in nodes {
+            self.catalog().set_should_have_shards(node.node_id, false)?;
+        }
+        req.drain_nodes = nodes.iter().map(|n| n.node_id).collect();
+        req.drain_only = true;
+        let result = self.start_rebalance(&req, JobType::Drain).await;
+        if result.is_err() {
+            for node in nodes.iter().filter(|n| n.should_have_shards) {
+                if let Err(restore) = self.catalog().set_should_have_shards(node.node_id, true) {
+                    tracing::error!(node = node.node_id, error = %restore,
+                        "could not restore should_have_shards after a refused drain");
+                }
+            }
+        }
+        result
     }
 
     /// Creates the job of a prepared plan (or says there is nothing to move).
@@ -539,6 +578,7 @@ impl Cluster {
             return Ok(Scheduled {
                 job_id: None,
                 notices,
+                scheduled: None,
             });
         }
         let job_id = self.catalog().create_job(
@@ -554,7 +594,7 @@ impl Cluster {
         )?;
         self.jobs_changed();
         info!(job_id, moves, %job_type, "job scheduled");
-        notices.push(PlanNotice {
+        let scheduled = PlanNotice {
             level: NoticeLevel::Notice,
             message: format!("Scheduled {moves} moves as job {job_id}"),
             detail: Some(format!(
@@ -566,10 +606,11 @@ impl Cluster {
                 }
             )),
             hint: Some("To monitor progress, run: SELECT * FROM rebalance_status();".into()),
-        });
+        };
         Ok(Scheduled {
             job_id: Some(job_id),
             notices,
+            scheduled: Some(scheduled),
         })
     }
 

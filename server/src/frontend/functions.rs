@@ -109,7 +109,18 @@ enum Returns {
 struct Spec {
     names: &'static [&'static str],
     params: &'static [Param],
+    effect: Effect,
     returns: Returns,
+}
+
+/// Whether a function changes the cluster (nodes, tables' distribution, settings, jobs).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    /// Reads only: runs anywhere, also in a transaction block.
+    ReadsCluster,
+    /// Not transactional (a node added, a job started cannot be rolled back), so it runs only
+    /// outside a transaction block.
+    ChangesCluster,
 }
 
 const fn req(names: &'static [&'static str], ty: ArgType) -> Param {
@@ -155,6 +166,7 @@ static SPECS: &[Spec] = &[
             opt(&["noderole"], ArgType::Text, null),
             opt(&["nodecluster"], ArgType::Text, null),
         ],
+        effect: Effect::ChangesCluster,
         returns: Returns::BigInt,
     },
     Spec {
@@ -165,11 +177,13 @@ static SPECS: &[Spec] = &[
             opt(&["force"], ArgType::Bool, false_),
             opt(&["drop_data"], ArgType::Bool, false_),
         ],
+        effect: Effect::ChangesCluster,
         returns: Returns::Void,
     },
     Spec {
         names: &["remove_node_plan"],
         params: &[req(HOST, ArgType::Text), req(PORT, ArgType::Int)],
+        effect: Effect::ReadsCluster,
         returns: Returns::Rows(views::remove_node_plan_schema),
     },
     Spec {
@@ -180,6 +194,7 @@ static SPECS: &[Spec] = &[
             req(&["property"], ArgType::Text),
             req(&["value"], ArgType::Bool),
         ],
+        effect: Effect::ChangesCluster,
         returns: Returns::Void,
     },
     Spec {
@@ -198,11 +213,13 @@ static SPECS: &[Spec] = &[
                 ScalarValue::Utf8(Some("hash".into()))
             }),
         ],
+        effect: Effect::ChangesCluster,
         returns: Returns::Void,
     },
     Spec {
         names: &["create_reference_table"],
         params: &[req(&["table_name"], ArgType::Text)],
+        effect: Effect::ChangesCluster,
         returns: Returns::Void,
     },
     Spec {
@@ -211,6 +228,7 @@ static SPECS: &[Spec] = &[
             req(&["table_name"], ArgType::Text),
             opt(&["value", "distribution_value"], ArgType::Any, null),
         ],
+        effect: Effect::ReadsCluster,
         returns: Returns::BigInt,
     },
     Spec {
@@ -219,6 +237,7 @@ static SPECS: &[Spec] = &[
             req(&["name"], ArgType::Text),
             req(&["value"], ArgType::Text),
         ],
+        effect: Effect::ChangesCluster,
         returns: Returns::Void,
     },
     Spec {
@@ -241,6 +260,7 @@ static SPECS: &[Spec] = &[
                 false_,
             ),
         ],
+        effect: Effect::ChangesCluster,
         returns: Returns::BigInt,
     },
     Spec {
@@ -251,6 +271,7 @@ static SPECS: &[Spec] = &[
             opt(&["threshold"], ArgType::Real, null),
             opt(&["improvement_threshold"], ArgType::Real, null),
         ],
+        effect: Effect::ReadsCluster,
         returns: Returns::Rows(views::rebalance_plan_schema),
     },
     Spec {
@@ -262,6 +283,7 @@ static SPECS: &[Spec] = &[
             opt(&["threshold"], ArgType::Real, null),
             opt(&["improvement_threshold"], ArgType::Real, null),
         ],
+        effect: Effect::ReadsCluster,
         returns: Returns::Rows(views::rebalance_simulate_schema),
     },
     Spec {
@@ -275,26 +297,31 @@ static SPECS: &[Spec] = &[
             opt(&["rebalance_strategy"], ArgType::Text, null),
             opt(&["improvement_threshold"], ArgType::Real, null),
         ],
+        effect: Effect::ReadsCluster,
         returns: Returns::Rows(views::citus_rebalance_plan_schema),
     },
     Spec {
         names: &["rebalance_status"],
         params: &[],
+        effect: Effect::ReadsCluster,
         returns: Returns::Rows(views::rebalance_status_schema),
     },
     Spec {
         names: &["citus_rebalance_status"],
         params: &[opt(&["raw"], ArgType::Bool, false_)],
+        effect: Effect::ReadsCluster,
         returns: Returns::Rows(views::citus_rebalance_status_schema),
     },
     Spec {
         names: &["rebalance_stop", "citus_rebalance_stop"],
         params: &[],
+        effect: Effect::ChangesCluster,
         returns: Returns::Void,
     },
     Spec {
         names: &["rebalance_wait", "citus_rebalance_wait"],
         params: &[],
+        effect: Effect::ReadsCluster,
         returns: Returns::Void,
     },
     Spec {
@@ -306,6 +333,7 @@ static SPECS: &[Spec] = &[
             opt(&["shard_transfer_mode"], ArgType::Text, auto),
             opt(&["rebalance_strategy"], ArgType::Text, null),
         ],
+        effect: Effect::ChangesCluster,
         returns: Returns::BigInt,
     },
     Spec {
@@ -316,6 +344,7 @@ static SPECS: &[Spec] = &[
             opt(&["shard_transfer_mode"], ArgType::Text, auto),
             opt(&["rebalance_strategy"], ArgType::Text, null),
         ],
+        effect: Effect::ChangesCluster,
         returns: Returns::BigInt,
     },
     Spec {
@@ -327,6 +356,7 @@ static SPECS: &[Spec] = &[
             opt(&["rebalance_strategy"], ArgType::Text, null),
             opt(&["wait"], ArgType::Bool, true_),
         ],
+        effect: Effect::ChangesCluster,
         returns: Returns::Void,
     },
     Spec {
@@ -337,6 +367,7 @@ static SPECS: &[Spec] = &[
             req(&["target_port", "target_node_port"], ArgType::Int),
             opt(&["shard_transfer_mode"], ArgType::Text, auto),
         ],
+        effect: Effect::ChangesCluster,
         returns: Returns::Void,
     },
     Spec {
@@ -349,6 +380,7 @@ static SPECS: &[Spec] = &[
             req(&["target_port", "target_node_port"], ArgType::Int),
             opt(&["shard_transfer_mode"], ArgType::Text, auto),
         ],
+        effect: Effect::ChangesCluster,
         returns: Returns::Void,
     },
     Spec {
@@ -357,11 +389,13 @@ static SPECS: &[Spec] = &[
             req(&["job_id", "jobid"], ArgType::Int),
             opt(&["desired_status"], ArgType::Text, null),
         ],
+        effect: Effect::ReadsCluster,
         returns: Returns::Void,
     },
     Spec {
         names: &["job_cancel", "citus_job_cancel"],
         params: &[req(&["job_id", "jobid"], ArgType::Int)],
+        effect: Effect::ChangesCluster,
         returns: Returns::Void,
     },
     Spec {
@@ -370,6 +404,7 @@ static SPECS: &[Spec] = &[
             "master_get_active_worker_nodes",
         ],
         params: &[],
+        effect: Effect::ReadsCluster,
         returns: Returns::Rows(views::active_worker_nodes_schema),
     },
 ];
@@ -385,21 +420,7 @@ pub fn is_cluster_function(name: &str) -> bool {
 /// Whether the function changes the cluster (nodes, tables' distribution, settings, jobs):
 /// such a change is not transactional, so it runs only outside a transaction block.
 pub fn changes_cluster(name: &str) -> bool {
-    spec(name).is_some_and(|s| {
-        !s.names.iter().any(|n| {
-            matches!(
-                *n,
-                "get_shard_id_for_distribution_column"
-                    | "rebalance_plan"
-                    | "rebalance_simulate"
-                    | "remove_node_plan"
-                    | "rebalance_status"
-                    | "rebalance_wait"
-                    | "job_wait"
-                    | "citus_get_active_worker_nodes"
-            )
-        })
-    })
+    spec(name).is_some_and(|s| s.effect == Effect::ChangesCluster)
 }
 
 /// Whether the function returns rows (and so may stand in a FROM clause).

@@ -37,7 +37,7 @@ pub(super) async fn after_add_node(
         .start_rebalance(&RebalanceRequest::default(), JobType::Rebalance)
         .await
     {
-        Ok(s) => notices.extend(s.notices.iter().map(Notice::from_plan)),
+        Ok(s) => notices.extend(s.all_notices().map(Notice::from_plan)),
         // The node is added either way; say why no rebalance started.
         Err(e) => notices.push(Notice::warning(format!(
             "auto_rebalance: no rebalance was started: {e}"
@@ -88,7 +88,7 @@ pub(super) async fn call(
             let s = cluster
                 .start_rebalance(&request(a)?, JobType::Rebalance)
                 .await?;
-            notices.extend(s.notices.iter().map(Notice::from_plan));
+            notices.extend(s.all_notices().map(Notice::from_plan));
             bigint(name, s.job_id)
         }
         "rebalance_simulate" => {
@@ -238,32 +238,7 @@ pub(super) async fn call(
                 vec![super::node_at(cluster, &a.text("host")?, a.port()?)?]
             };
             let names: Vec<String> = nodes.iter().map(|n| n.addr()).collect();
-            // No new shards land there from now on; a drain that is refused (nowhere to put
-            // the shards, a node down) changes nothing, as Citus's does, whose transaction
-            // rolls the flag back. Once the job exists the flag stays, also if it fails later.
-            for node in &nodes {
-                cluster
-                    .catalog()
-                    .set_should_have_shards(node.node_id, false)
-                    .map_err(ClusterError::from)?;
-            }
-            let mut req = request(a)?;
-            req.drain_nodes = nodes.iter().map(|n| n.node_id).collect();
-            req.drain_only = true;
-            let s = match cluster.start_rebalance(&req, JobType::Drain).await {
-                Ok(s) => s,
-                Err(e) => {
-                    for node in nodes.iter().filter(|n| n.should_have_shards) {
-                        if let Err(restore) =
-                            cluster.catalog().set_should_have_shards(node.node_id, true)
-                        {
-                            tracing::error!(node = node.node_id, error = %restore,
-                                "could not restore should_have_shards after a refused drain");
-                        }
-                    }
-                    return Err(e.into());
-                }
-            };
+            let s = cluster.drain_nodes(&nodes, request(a)?).await?;
             let Some(job_id) = s.job_id else {
                 notices.push(Notice::info(format!(
                     "{} {} no shards to move",
@@ -280,21 +255,11 @@ pub(super) async fn call(
                     bigint(name, None)
                 };
             };
-            notices.extend(
-                s.notices
-                    .iter()
-                    .filter(|n| !n.message.starts_with("Scheduled"))
-                    .map(Notice::from_plan),
-            );
+            notices.extend(s.notices.iter().map(Notice::from_plan));
             if a.bool("wait").unwrap_or(true) {
                 cluster.wait_job(job_id, true).await?;
             } else {
-                notices.extend(
-                    s.notices
-                        .iter()
-                        .filter(|n| n.message.starts_with("Scheduled"))
-                        .map(Notice::from_plan),
-                );
+                notices.extend(s.scheduled.iter().map(Notice::from_plan));
             }
             if function == "citus_drain_node" {
                 void(name)
