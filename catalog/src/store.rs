@@ -192,6 +192,7 @@ impl Catalog {
                 [id],
             )?;
         }
+        repair_settings(&tx)?;
         tx.commit()?;
         Ok(Catalog {
             conn: Mutex::new(conn),
@@ -1336,6 +1337,39 @@ impl Catalog {
             Ok(())
         })
     }
+}
+
+/// Settings stored before `set_cluster_setting` checked values (a `0` where at least 1 is
+/// needed, a rate of `0`) would make every typed read of the settings fail, stopping moves,
+/// cleanup and the scrubber: once, when the catalog opens, each such value goes back to its
+/// default, saying so in the log; a value in another spelling of its kind is stored in the
+/// one spelling reads expect.
+fn repair_settings(tx: &Transaction<'_>) -> Result<()> {
+    let stored: Vec<(String, String)> = {
+        let mut stmt = tx.prepare("SELECT name, value FROM settings")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<std::result::Result<_, _>>()?
+    };
+    for (name, value) in stored {
+        let Some(kind) = SettingKind::of(&name) else {
+            continue;
+        };
+        match kind.canonical(&value) {
+            Some(canonical) if canonical == value => {}
+            Some(canonical) => {
+                tx.execute(
+                    "UPDATE settings SET value = ?2 WHERE name = ?1",
+                    params![name, canonical],
+                )?;
+            }
+            None => {
+                tracing::warn!(setting = %name, value = %value, expected = kind.expected(),
+                    "stored cluster setting is not a value it takes; back to its default");
+                tx.execute("DELETE FROM settings WHERE name = ?1", [&name])?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn random_u64() -> u64 {

@@ -23,6 +23,9 @@ use crate::moves::{self, Outcome};
 const SCHEDULE_INTERVAL: Duration = Duration::from_millis(200);
 /// How often a waiter polls a job's state when nothing wakes it.
 const WAIT_INTERVAL: Duration = Duration::from_millis(200);
+/// How long a runner that could not record its task's end waits before it lets the task be
+/// resumed.
+const UNRECORDED_END_BACKOFF: Duration = Duration::from_secs(5);
 
 impl Cluster {
     /// Starts a task on this coordinator in the background.
@@ -46,6 +49,9 @@ impl Cluster {
                 let outcome = moves::run(&cluster, task).await;
                 if let Err(e) = cluster.finish_task(task_id, retries, outcome) {
                     warn!(task_id, error = %e, "could not record the end of a task");
+                    // It is still marked running: the scheduler resumes it once this runner
+                    // leaves the map, not at once (the catalog may be failing).
+                    tokio::time::sleep(UNRECORDED_END_BACKOFF).await;
                 }
                 if cluster
                     .catalog()
@@ -131,10 +137,14 @@ impl Cluster {
     /// those a previous coordinator left, a deferred task cancelled while it waited, one
     /// whose runner could not record its end. Each picks up at its persisted phase.
     pub fn resume_tasks(self: &Arc<Self>) -> Result<usize> {
+        // Which tasks have a runner is read *before* the catalog: a runner that ends
+        // meanwhile has recorded its end by the time it leaves the map, so a task that was
+        // running in the catalog read below had its runner in this copy.
+        let held: std::collections::HashSet<i64> = self.running_tasks().keys().copied().collect();
         let tasks = self.catalog().unfinished_running_tasks()?;
         let n = tasks.len();
         for t in tasks {
-            if self.running_tasks().contains_key(&t.task_id) {
+            if held.contains(&t.task_id) || self.running_tasks().contains_key(&t.task_id) {
                 continue;
             }
             info!(task_id = t.task_id, phase = %t.phase, "resuming task");
@@ -151,6 +161,11 @@ impl Cluster {
         let mut started = 0;
         let mut jobs: std::collections::HashMap<i64, Job> = std::collections::HashMap::new();
         for task in self.catalog().runnable_tasks()? {
+            // Its previous runner has recorded its end but not left the map yet: starting it
+            // now would let that runner's exit remove the new run's entry.
+            if self.running_tasks().contains_key(&task.task_id) {
+                continue;
+            }
             let job = match jobs.get(&task.job_id) {
                 Some(j) => j.clone(),
                 None => {

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! A deferred move is not rolled back: the task goes back to the scheduler with its phase
-//! (`catching_up`, or `planned` when nothing was staged) and its staged copy on the target,
+//! (`catching_up`; `preparing` when it stopped there, before anything was staged) and its
+//! staged copy on the target,
 //! and resumes from there; only the files committed meanwhile are copied again. Every other
 //! failure before the switch rolls back; the scheduler retries what
 //! [`ClusterError::is_retryable`] says can succeed later, and fails the task at once
@@ -76,8 +77,8 @@ pub(crate) enum Outcome {
     /// scheduler retries it if the error [`is retryable`](ClusterError::is_retryable).
     Failed(ClusterError),
     /// Stopped before the switch for a reason that passes ([`ClusterError::MoveDeferred`]),
-    /// not rolled back: its persisted phase is `catching_up` (or `planned` if nothing was
-    /// staged yet) and the staged copy waits on the target for the retry.
+    /// not rolled back: its persisted phase is `catching_up` (`preparing` if it stopped
+    /// before copying) and the staged copy waits on the target for the retry.
     Deferred(ClusterError),
 }
 
@@ -138,14 +139,18 @@ impl MoveRun {
         let mode = job.transfer_mode;
         let settings = cluster.catalog().cluster_settings()?;
         let bandwidth_mb = job.max_bandwidth_mb.or(settings.max_bandwidth_mb);
-        // The gate fenced is the table's: a shard whose table is gone cannot be moved.
-        let table_id = cluster
-            .catalog()
-            .shard_table_id(task.shard_id)?
-            .ok_or_else(|| ClusterError::NotInState {
-                message: format!("shard {} no longer exists", task.shard_id),
-                hint: None,
-            })?;
+        // The gate fenced is the table's: a shard whose table is gone cannot be moved. After
+        // the switch no fence is taken, and a table dropped since leaves only the cleanup.
+        let table_id = match cluster.catalog().shard_table_id(task.shard_id)? {
+            Some(id) => id,
+            None if !before_switch(task.phase) => 0,
+            None => {
+                return Err(ClusterError::NotInState {
+                    message: format!("shard {} no longer exists", task.shard_id),
+                    hint: None,
+                })
+            }
+        };
         Ok(MoveRun {
             cluster: Arc::clone(cluster),
             keep_source: task.kind == TaskKind::Copy,
@@ -514,10 +519,12 @@ async fn drive(run: &mut MoveRun, mut phase: Phase) -> Outcome {
                     }
                     Err(e) => return Outcome::Failed(e),
                 }
-                let resume = if matches!(phase, Phase::Planned | Phase::Preparing) {
-                    Phase::Planned
-                } else {
-                    Phase::CatchingUp
+                // `preparing` may have written the target's on-failure records: it resumes
+                // there (and a cancel rolls it back); after it, the catch-up copies only
+                // what is not staged yet.
+                let resume = match phase {
+                    Phase::Planned | Phase::Preparing => phase,
+                    _ => Phase::CatchingUp,
                 };
                 warn!(task_id, phase = phase.as_str(), resume = resume.as_str(), error = %e, "move deferred; its staged copy is kept");
                 if let Err(e2) = persist(run, resume) {

@@ -844,3 +844,31 @@ fn journal_base_and_changesets_rebuild_the_same_catalog() {
     assert!(rebuild_catalog(&elsewhere, &base, base_seq, &twice).is_err());
     assert!(!elsewhere.exists());
 }
+
+/// A value stored before settings were checked goes back to its default when the catalog
+/// opens (every typed read would fail on it), and another spelling becomes the one spelling.
+#[test]
+fn settings_stored_unchecked_are_repaired_when_the_catalog_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    {
+        let c = Catalog::open(&path).unwrap();
+        c.write(|tx| {
+            tx.execute_batch(
+                "INSERT INTO settings (name, value) VALUES
+                     ('rebalance.max_concurrent_moves', '0'),
+                     ('auto_rebalance', 'YES'),
+                     ('rebalance.task_retries', '3')",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        assert!(c.cluster_settings().is_err());
+    }
+    let c = Catalog::open(&path).unwrap();
+    let s = c.cluster_settings().unwrap();
+    assert_eq!(s.max_concurrent_moves, 2, "back to the default");
+    assert!(s.auto_rebalance);
+    assert_eq!(s.task_retries, 3, "a good value stays");
+    assert_eq!(c.setting("auto_rebalance").unwrap(), "on");
+}

@@ -28,17 +28,25 @@ impl PgNumericDivision {
     }
 }
 
-/// The type to cast a `Decimal128(p, s)` dividend to, if its scale can grow within 38
-/// digits (its integer digits stay as declared).
-fn widened(t: &DataType) -> Option<DataType> {
+/// The type to cast a `Decimal128(p, s)` dividend to, if its scale can grow: Arrow
+/// multiplies the dividend by `10^(4 + divisor's scale)` in 128 bits, so its declared digits
+/// plus that must stay within 38 (its integer digits stay as declared).
+fn widened(t: &DataType, divisor_scale: i8) -> Option<DataType> {
     let DataType::Decimal128(p, s) = *t else {
         return None;
     };
-    if s >= DIVIDEND_SCALE {
+    if s < 0 {
+        // Not a scale PostgreSQL has (Shoal's literals never make one); left as Arrow types it.
         return None;
     }
-    let grow = (DIVIDEND_SCALE - s).min(MAX_PRECISION.saturating_sub(p) as i8);
-    (grow > 0).then(|| DataType::Decimal128(p + grow as u8, s + grow))
+    let room = i16::from(MAX_PRECISION) - i16::from(p) - 4 - i16::from(divisor_scale.max(0));
+    let grow = (i16::from(DIVIDEND_SCALE) - i16::from(s)).min(room);
+    if grow <= 0 {
+        return None;
+    }
+    let p = u8::try_from(i16::from(p) + grow).ok()?;
+    let s = i8::try_from(i16::from(s) + grow).ok()?;
+    Some(DataType::Decimal128(p, s))
 }
 
 fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
@@ -55,14 +63,16 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             .ok()
             .filter(|t| matches!(t, DataType::Decimal128(..)))
     };
-    let (Some(lt), Some(_)) = (decimal(&left), decimal(&right)) else {
+    let (Some(lt), Some(DataType::Decimal128(_, divisor_scale))) =
+        (decimal(&left), decimal(&right))
+    else {
         return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
             left,
             op: Operator::Divide,
             right,
         })));
     };
-    let Some(wide) = widened(&lt) else {
+    let Some(wide) = widened(&lt, divisor_scale) else {
         return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
             left,
             op: Operator::Divide,

@@ -3,17 +3,19 @@ use super::*;
 #[test]
 fn a_dividend_widens_to_scale_12_within_38_digits() {
     assert_eq!(
-        widened(&DataType::Decimal128(2, 1)),
+        widened(&DataType::Decimal128(2, 1), 0),
         Some(DataType::Decimal128(13, 12))
     );
-    // Only as far as 38 digits allow: its integer digits stay.
+    // Only as far as Arrow's multiplication by 10^(4 + divisor scale) stays within 38 digits.
     assert_eq!(
-        widened(&DataType::Decimal128(33, 2)),
-        Some(DataType::Decimal128(38, 7))
+        widened(&DataType::Decimal128(21, 1), 6),
+        Some(DataType::Decimal128(28, 8))
     );
-    assert_eq!(widened(&DataType::Decimal128(38, 4)), None);
-    assert_eq!(widened(&DataType::Decimal128(20, 12)), None);
-    assert_eq!(widened(&DataType::Float64), None);
+    assert_eq!(widened(&DataType::Decimal128(33, 2), 2), None);
+    assert_eq!(widened(&DataType::Decimal128(38, 4), 0), None);
+    assert_eq!(widened(&DataType::Decimal128(20, 12), 0), None);
+    assert_eq!(widened(&DataType::Decimal128(5, -120), 0), None);
+    assert_eq!(widened(&DataType::Float64, 0), None);
 }
 
 #[tokio::test]
@@ -23,7 +25,7 @@ async fn numeric_quotients_keep_sixteen_digits() {
     let ctx = datafusion::prelude::SessionContext::new_with_config(config);
     ctx.add_analyzer_rule(PgNumericDivision::rule());
     let batches = ctx
-        .sql("SELECT 10.0 / 4 AS a, 1.0 / 3 AS b, 7.5 / 2.5 AS c, 1 / 3 AS d")
+        .sql("SELECT 10.0 / 4 AS a, 1.0 / 3 AS b, 7.5 / 2.5 AS c, 1 / 3 AS d, 12345678901234567890.5 / 0.000001 AS e")
         .await
         .unwrap()
         .collect()
@@ -35,6 +37,8 @@ async fn numeric_quotients_keep_sixteen_digits() {
     assert!(text.contains("2.5000000000000000"), "{text}");
     assert!(text.contains("0.3333333333333333"), "{text}");
     assert!(text.contains("3.0000000000000000"), "{text}");
+    // A large dividend over a small divisor still fits (the widening leaves it room).
+    assert!(text.contains("12345678901234567890500000."), "{text}");
     // Integers still divide as integers.
     assert!(text.contains("| 0 "), "{text}");
 }
