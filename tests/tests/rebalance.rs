@@ -2158,6 +2158,67 @@ fn files_under(dir: &std::path::Path) -> usize {
         .sum()
 }
 
+/// A COPY into `blobs` with `rows` sent and left open: it holds the group's writes.
+async fn open_copy(
+    writer: &Client,
+    rows: &'static str,
+) -> std::pin::Pin<Box<tokio_postgres::CopyInSink<bytes::Bytes>>> {
+    use futures::SinkExt;
+    let sink = writer
+        .copy_in("COPY blobs FROM STDIN")
+        .await
+        .unwrap_or_else(|e| panic!("COPY: {}", err_text(&e)));
+    let mut sink = Box::pin(sink);
+    sink.send(bytes::Bytes::from(rows))
+        .await
+        .expect("COPY rows");
+    // The COPY holds the gate from its first rows on.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sink
+}
+
+/// `move_shard(shard, port)` on a connection of its own, in the background.
+async fn spawn_move(
+    cluster: &Cluster,
+    shard: &str,
+    port: u16,
+) -> tokio::task::JoinHandle<Result<(), tokio_postgres::Error>> {
+    let mover = cluster.client().await;
+    let sql = format!("SELECT move_shard({shard}, '127.0.0.1', {port})");
+    tokio::spawn(async move { mover.simple_query(&sql).await.map(|_| ()) })
+}
+
+/// Waits until the newest task after `after` waits for a retry (runnable, retried);
+/// returns its task id, job id and phase.
+async fn wait_deferred(client: &Client, after: i64) -> (i64, i64, String) {
+    within(60, "the move is deferred", async {
+        loop {
+            let rows = lines(
+                client,
+                &format!(
+                    "SELECT task_id, job_id, state, phase, retries FROM shoal.tasks \
+                     WHERE task_id > {after} ORDER BY task_id DESC LIMIT 1"
+                ),
+            )
+            .await;
+            let row = rows.first().cloned().unwrap_or_default();
+            let f: Vec<&str> = row.split('|').collect();
+            if let [task, job, "runnable", phase, retries] = f[..] {
+                if retries != "0" {
+                    return (
+                        task.parse().expect("task id"),
+                        job.parse().expect("job id"),
+                        phase.to_string(),
+                    );
+                }
+            }
+            assert_ne!(f.get(2), Some(&"error"), "{row}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}
+
 /// A move whose write fence cannot be taken — a COPY keeps the shard group's writes open —
 /// is deferred, not rolled back: the task waits for its retry in `catching_up` with its
 /// staged copy kept on the target; once the COPY commits, the retry resumes there and the
@@ -2165,8 +2226,6 @@ fn files_under(dir: &std::path::Path) -> usize {
 /// like that still rolls the staged copy back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_held_off_by_writers_keeps_its_staged_copy() {
-    use futures::SinkExt;
-
     let cluster = Cluster::start_with(2, 0).await;
     let client = cluster.client().await;
     create_blobs(&client, 1, 3000).await;
@@ -2194,36 +2253,10 @@ async fn a_move_held_off_by_writers_keeps_its_staged_copy() {
 
     // Deferred while the COPY is open, then completed once it commits.
     let writer = cluster.client().await;
-    let sink = writer
-        .copy_in("COPY blobs FROM STDIN")
-        .await
-        .unwrap_or_else(|e| panic!("COPY: {}", err_text(&e)));
-    let mut sink = Box::pin(sink);
-    sink.send(bytes::Bytes::from("100001\tlast\n100002\tlast\n"))
-        .await
-        .expect("COPY rows");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mover = cluster.client().await;
-    let move_sql = format!("SELECT move_shard({shard}, '127.0.0.1', {target_port})");
-    let moving = tokio::spawn(async move { mover.simple_query(&move_sql).await.map(|_| ()) });
-    let task_id = within(60, "the move is deferred", async {
-        loop {
-            let rows = lines(
-                &client,
-                "SELECT task_id, state, phase, retries FROM shoal.tasks ORDER BY task_id DESC LIMIT 1",
-            )
-            .await;
-            let row = rows.first().cloned().unwrap_or_default();
-            let f: Vec<&str> = row.split('|').collect();
-            if f.len() == 4 && f[1] == "runnable" && f[3] != "0" {
-                assert_eq!(f[2], "catching_up", "{row}");
-                break f[0].parse::<i64>().expect("task id");
-            }
-            assert_ne!(f.get(1), Some(&"error"), "{row}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    let mut sink = open_copy(&writer, "100001\tlast\n100002\tlast\n").await;
+    let moving = spawn_move(&cluster, shard, target_port).await;
+    let (task_id, _, phase) = wait_deferred(&client, 0).await;
+    assert_eq!(phase, "catching_up");
     let staging = cluster
         .worker_data_dir(target)
         .join("staging")
@@ -2270,34 +2303,9 @@ async fn a_move_held_off_by_writers_keeps_its_staged_copy() {
         "SELECT set_cluster_setting('rebalance.retry_backoff_ms', '600000')",
     )
     .await;
-    let sink = writer
-        .copy_in("COPY blobs FROM STDIN")
-        .await
-        .unwrap_or_else(|e| panic!("COPY: {}", err_text(&e)));
-    let mut sink = Box::pin(sink);
-    sink.send(bytes::Bytes::from("100003\tlast\n"))
-        .await
-        .expect("COPY rows");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mover = cluster.client().await;
-    let move_sql = format!("SELECT move_shard({shard}, '127.0.0.1', {holder})");
-    let moving = tokio::spawn(async move { mover.simple_query(&move_sql).await.map(|_| ()) });
-    let (task_id, job_id) = within(60, "the move back is deferred", async {
-        loop {
-            let rows = lines(
-                &client,
-                &format!("SELECT task_id, job_id, state, retries FROM shoal.tasks WHERE task_id > {task_id} ORDER BY task_id DESC LIMIT 1"),
-            )
-            .await;
-            let row = rows.first().cloned().unwrap_or_default();
-            let f: Vec<&str> = row.split('|').collect();
-            if f.len() == 4 && f[2] == "runnable" && f[3] != "0" {
-                break (f[0].to_string(), f[1].to_string());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    let mut sink = open_copy(&writer, "100003\tlast\n").await;
+    let moving = spawn_move(&cluster, shard, holder).await;
+    let (task_id, job_id, _) = wait_deferred(&client, task_id).await;
     let holder_index = (0..cluster.worker_count())
         .find(|i| cluster.worker_port(*i) == holder)
         .expect("the first holder");
