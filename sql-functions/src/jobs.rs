@@ -95,8 +95,8 @@ impl Cluster {
                 let cancelling = catalog
                     .task(task_id)?
                     .is_some_and(|t| t.state == TaskState::Cancelling);
-                let max =
-                    i64::try_from(catalog.cluster_settings()?.task_retries).unwrap_or(i64::MAX);
+                let settings = catalog.cluster_settings()?;
+                let max = i64::try_from(settings.task_retries).unwrap_or(i64::MAX);
                 if cancelling {
                     catalog.end_task(task_id, TaskState::Cancelled, &message)?;
                 } else if !error.is_retryable() {
@@ -106,31 +106,21 @@ impl Cluster {
                     warn!(task_id, retries, error = %message, "task failed for good");
                     catalog.end_task(task_id, TaskState::Error, &message)?;
                 } else {
-                    let backoff = self.retry_backoff_ms(retries)?;
+                    let backoff = retry_backoff_ms(&settings, retries);
                     warn!(task_id, retry = retries + 1, backoff_ms = backoff, error = %message, "task failed; will retry");
                     catalog.retry_task(task_id, &message, now_ms() + backoff)?;
                 }
             }
             Outcome::Deferred(error) => {
-                // Its phase and staged copy stay; a cancel that comes before the retry runs
-                // it once more, to roll back (see `schedule_tasks_once`).
+                // Its phase and staged copy stay; a cancel that comes before the retry marks
+                // it cancelling and `resume_tasks` runs it once more, to roll back.
                 let message = error.to_string();
-                let backoff = self.retry_backoff_ms(retries)?;
+                let backoff = retry_backoff_ms(&catalog.cluster_settings()?, retries);
                 warn!(task_id, retry = retries + 1, backoff_ms = backoff, error = %message, "move deferred; will resume");
                 catalog.defer_task(task_id, &message, now_ms() + backoff)?;
             }
         }
         Ok(())
-    }
-
-    /// The wait before retry `retries + 1`: `rebalance.retry_backoff_ms`, four times longer
-    /// for each retry before, at most a minute (or the setting, if longer).
-    fn retry_backoff_ms(&self, retries: i64) -> Result<i64> {
-        let base =
-            i64::try_from(self.catalog().cluster_settings()?.retry_backoff_ms).unwrap_or(i64::MAX);
-        Ok(base
-            .saturating_mul(4_i64.saturating_pow(retries.clamp(0, 10) as u32))
-            .min(60_000.max(base)))
     }
 
     /// Runs the tasks marked running or cancelling that no runner of this coordinator holds:
@@ -273,4 +263,12 @@ pub async fn run_scheduler(cluster: Arc<Cluster>) {
         }
         let _ = tokio::time::timeout(SCHEDULE_INTERVAL, changed).await;
     }
+}
+
+/// The wait before retry `retries + 1`: `rebalance.retry_backoff_ms`, four times longer for
+/// each retry before, at most a minute (or the setting, if longer).
+fn retry_backoff_ms(settings: &shoal_catalog::ClusterSettings, retries: i64) -> i64 {
+    let base = i64::try_from(settings.retry_backoff_ms).unwrap_or(i64::MAX);
+    base.saturating_mul(4_i64.saturating_pow(retries.clamp(0, 10) as u32))
+        .min(60_000.max(base))
 }

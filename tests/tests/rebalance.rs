@@ -2188,6 +2188,22 @@ async fn spawn_move(
     tokio::spawn(async move { mover.simple_query(&sql).await.map(|_| ()) })
 }
 
+/// The `blobs` shard is on `port` and the table holds `rows` rows.
+async fn assert_shard_and_rows(client: &Client, shard: &str, port: u16, rows: u64) {
+    assert_eq!(
+        scalar(
+            client,
+            &format!("SELECT port FROM shoal.shards WHERE shard_id = {shard}")
+        )
+        .await,
+        port.to_string()
+    );
+    assert_eq!(
+        scalar(client, "SELECT count(*) FROM blobs").await,
+        rows.to_string()
+    );
+}
+
 /// Waits until the newest task after `after` waits for a retry (runnable, retried);
 /// returns its task id, job id and phase.
 async fn wait_deferred(client: &Client, after: i64) -> (i64, i64, String) {
@@ -2280,15 +2296,7 @@ async fn a_move_held_off_by_writers_keeps_its_staged_copy() {
             .unwrap_or_else(|e| panic!("move_shard: {}", err_text(&e)))
     })
     .await;
-    assert_eq!(
-        scalar(
-            &client,
-            &format!("SELECT port FROM shoal.shards WHERE shard_id = {shard}")
-        )
-        .await,
-        target_port.to_string()
-    );
-    assert_eq!(scalar(&client, "SELECT count(*) FROM blobs").await, "3002");
+    assert_shard_and_rows(&client, shard, target_port, 3002).await;
     let done = scalar(
         &client,
         &format!("SELECT state, message FROM shoal.tasks WHERE task_id = {task_id}"),
@@ -2339,13 +2347,5 @@ async fn a_move_held_off_by_writers_keeps_its_staged_copy() {
         .expect_err("move_shard of a cancelled job");
     assert_eq!(sqlstate(&e).as_deref(), Some("57014"), "{}", err_text(&e));
     assert_eq!(sink.as_mut().finish().await.expect("COPY commits"), 1);
-    assert_eq!(
-        scalar(
-            &client,
-            &format!("SELECT port FROM shoal.shards WHERE shard_id = {shard}")
-        )
-        .await,
-        target_port.to_string()
-    );
-    assert_eq!(scalar(&client, "SELECT count(*) FROM blobs").await, "3003");
+    assert_shard_and_rows(&client, shard, target_port, 3003).await;
 }
