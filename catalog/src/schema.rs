@@ -193,6 +193,13 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE jobs ADD COLUMN queued_strategy TEXT;
     ALTER TABLE jobs ADD COLUMN error TEXT;
     "#,
+    // 12: a move persists only the phases it recovers from differently: the catch-up, the
+    // fence and the final copy resume as the copy does (the fence died with the process, the
+    // target skips what it staged), and `cleanup` as `switched` (the switch is done).
+    r#"
+    UPDATE tasks SET phase = 'copying' WHERE phase IN ('catching_up', 'fenced', 'final_sync');
+    UPDATE tasks SET phase = 'switched' WHERE phase = 'cleanup';
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -156,17 +156,23 @@ impl TaskState {
 }
 
 catalog_enum! {
-    /// The move state machine's persisted state (a task's `phase`).
+    /// The move state machine's persisted state (a task's `phase`): only the states a move
+    /// recovers from differently after a crash. The steps within one (the catch-up rounds, the
+    /// fence and the final copy within `copying`) live in the coordinator's memory.
     MovePhase, "move phase" {
+        /// Nothing done yet.
         Planned => "planned",
+        /// The target's on-failure records may exist: resumed by checking again, and a cancel
+        /// rolls it back.
         Preparing => "preparing",
+        /// Files may be staged (and adopted) on the target: resumed by copying what the target
+        /// does not hold verified yet, then fencing and switching.
         Copying => "copying",
-        CatchingUp => "catching_up",
-        Fenced => "fenced",
-        FinalSync => "final_sync",
+        /// The catalog names the target (written by the switch transaction itself): only the
+        /// cleanup of the source is left.
         Switched => "switched",
-        Cleanup => "cleanup",
         Done => "done",
+        /// Resumed by undoing the target's copies again.
         RollingBack => "rolling_back",
         Aborted => "aborted",
     }

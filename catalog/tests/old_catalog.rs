@@ -3,7 +3,8 @@
 //! version 4, 2026-11-26): two nodes (the second not taking shards), a distributed table of two
 //! shards and a reference table with their files, two settings, and a drain job whose first
 //! move failed in `catching_up` (its dependent unscheduled). Opening migrates it in place;
-//! every value below is what that version wrote.
+//! every value below is what that version wrote, but for that phase, which version 12 made
+//! `copying`.
 
 use shoal_catalog::*;
 
@@ -140,7 +141,9 @@ fn a_version_4_catalog_opens_and_reads_as_it_was_written() {
             (
                 TaskKind::Move,
                 TaskState::Error,
-                MovePhase::CatchingUp,
+                // Written as `catching_up`; since schema version 12 the catch-up is a step
+                // within the persisted `copying`.
+                MovePhase::Copying,
                 "worker w1:7400 is unavailable".to_string()
             ),
             (

@@ -3,6 +3,8 @@
 //!
 //! - `crash_after:<phase>`: the coordinator aborts right after persisting that move phase,
 //!   as a `kill -9` there would.
+//! - `crash_before:<step>`: the same, just before a move runs that step (the steps within a
+//!   persisted phase, such as the fence or the switch, are crash points too).
 
 use std::sync::LazyLock;
 
@@ -23,6 +25,14 @@ pub fn enabled(name: &str) -> bool {
 pub(crate) fn crash_after_phase(phase: &str) {
     if enabled(&format!("crash_after:{phase}")) {
         tracing::error!(phase, "failpoint crash_after reached: aborting");
+        std::process::abort();
+    }
+}
+
+/// Aborts the process if `crash_before:<step>` is set.
+pub(crate) fn crash_before_step(step: &str) {
+    if enabled(&format!("crash_before:{step}")) {
+        tracing::error!(step, "failpoint crash_before reached: aborting");
         std::process::abort();
     }
 }

@@ -1,43 +1,53 @@
-//! The shard-move state machine, persisted in the catalog (`tasks.phase`), idempotent at every
-//! step and resumed after a coordinator restart:
+//! The shard-move state machine. A move is a sequence of [`Step`]s, each an idempotent
+//! function of the move's context that returns the next step (one file per step under
+//! `moves/`, whose doc lists its transitions). Only the phases a move recovers from
+//! differently are persisted (`tasks.phase`, [`MovePhase`]); the steps within one live in
+//! memory:
 //!
 //! ```text
-//! planned → preparing → copying → catching_up ⟲ → fenced → final_sync → switched → cleanup → done
-//! any state before switched ──(error, cancel)──→ rolling_back → aborted
-//! any state before switched ──(writers held the group: MoveDeferred)──→ waits, catching_up
+//! persisted  planned → preparing → copying ─────────────────────────────→ switched → done
+//! steps                 prepare  → copy → catch_up ⟲ → fence → switch  →  cleanup
+//! any step before the switch ──(error, cancel)──→ rolling_back: roll_back → aborted
+//! any step before the switch ──(writers held the group: MoveDeferred)──→ waits in copying
 //! ```
 //!
-//! A deferred move is not rolled back: the task goes back to the scheduler with its phase
-//! (`catching_up`; `preparing` when it stopped there, before anything was staged) and its
-//! staged copy on the target,
-//! and resumes from there; only the files committed meanwhile are copied again. Every other
+//! After a crash a move resumes at the first step of its persisted phase: `copying` copies
+//! what the target does not hold verified yet (the fence died with the process), `switched`
+//! cleans up. A deferred move is not rolled back: the task goes back to the scheduler in
+//! `copying` (`preparing` when it stopped there, before anything was staged) with its staged
+//! copy on the target, and only the files committed meanwhile are copied again. Every other
 //! failure before the switch rolls back; the scheduler retries what
 //! [`ClusterError::is_retryable`] says can succeed later, and fails the task at once
 //! otherwise.
 //!
-//! One file per state under `moves/`; each handler's doc lists its transitions. What is
-//! persisted is only the phase (and the task's progress counters); everything else — worker
-//! clients, the set of files already staged, the write fence — is rebuilt after a crash,
-//! because every step first re-reads reality (the catalog's file lists, the target's staging)
-//! instead of trusting the last record. The target pulls files from the source
-//! (`pull_files`, rate-limited, size and CRC-32C verified); the source's files are deleted
-//! only by the deferred cleanup records the switch writes, once no older query runs.
+//! A move's context is split as GreptimeDB's procedures split theirs: the persisted part is
+//! the catalog's [`Task`] (ids, addresses, phase, byte counts); [`MoveSettings`] are read once
+//! per run; [`Volatile`] (the target's client, the set of files known staged, the write
+//! fence, round counters) is rebuilt after a crash, because every step first re-reads reality
+//! (the catalog's file lists, the target's staging) instead of trusting the last record. The
+//! target pulls files from the source (`pull_files`, rate-limited, size and CRC-32C
+//! verified); the source's files are deleted only by the deferred cleanup records the switch
+//! writes, once no older query runs.
 
-mod catching_up;
+mod catch_up;
 mod cleanup;
-mod copying;
-mod fenced;
-mod final_sync;
-mod preparing;
-mod rolling_back;
-mod switched;
+mod copy;
+mod fence;
+mod prepare;
+mod roll_back;
+mod switch;
+mod target;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shoal_catalog::{FileRecord, GroupShardFiles, Node, Task, TaskKind, TaskState, TransferMode};
-use shoal_shard_store::{FileMeta, PullFilesRequest, ShardStoreError, WorkerClient};
+use shoal_catalog::{
+    FileRecord, GroupShardFiles, MovePhase, Node, Task, TaskKind, TaskState, TransferMode,
+};
+use shoal_shard_store::{FileMeta, PullFilesRequest, ShardStoreError};
 use tracing::{info, warn};
 
 use crate::cluster::{Cluster, SnapshotGuard};
@@ -45,19 +55,91 @@ use crate::error::{ClusterError, Result};
 use crate::failpoints;
 use crate::gate::{gate_key, Fence};
 
-/// The persisted states (the catalog's [`MovePhase`], whose spellings are pinned there).
-pub(crate) use shoal_catalog::MovePhase as Phase;
+pub(crate) use target::{ConnectTarget, MoveTarget};
 
-/// Before the switch a move can still be undone; after it, only finished.
-fn before_switch(phase: Phase) -> bool {
+/// One step of a move. Several steps share a persisted [`MovePhase`] ([`Step::phase`]): a
+/// crash anywhere within it resumes at its first step ([`Step::resume`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    Prepare,
+    Copy,
+    CatchUp,
+    Fence,
+    Switch,
+    Cleanup,
+    RollBack,
+    Done,
+    Aborted,
+}
+
+impl Step {
+    #[cfg(test)]
+    pub(crate) const ALL: [Step; 9] = [
+        Step::Prepare,
+        Step::Copy,
+        Step::CatchUp,
+        Step::Fence,
+        Step::Switch,
+        Step::Cleanup,
+        Step::RollBack,
+        Step::Done,
+        Step::Aborted,
+    ];
+
+    /// The persisted phase this step belongs to.
+    pub(crate) fn phase(self) -> MovePhase {
+        match self {
+            Step::Prepare => MovePhase::Preparing,
+            Step::Copy | Step::CatchUp | Step::Fence | Step::Switch => MovePhase::Copying,
+            Step::Cleanup => MovePhase::Switched,
+            Step::RollBack => MovePhase::RollingBack,
+            Step::Done => MovePhase::Done,
+            Step::Aborted => MovePhase::Aborted,
+        }
+    }
+
+    /// Where a move whose persisted phase is `phase` resumes.
+    pub(crate) fn resume(phase: MovePhase) -> Step {
+        match phase {
+            MovePhase::Planned | MovePhase::Preparing => Step::Prepare,
+            MovePhase::Copying => Step::Copy,
+            MovePhase::Switched => Step::Cleanup,
+            MovePhase::Done => Step::Done,
+            MovePhase::RollingBack => Step::RollBack,
+            MovePhase::Aborted => Step::Aborted,
+        }
+    }
+
+    /// Before the switch a move can still be undone; after it, only finished.
+    pub(crate) fn before_switch(self) -> bool {
+        before_switch(self.phase())
+    }
+
+    /// The name in logs and in the `crash_before:<step>` failpoint.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Step::Prepare => "prepare",
+            Step::Copy => "copy",
+            Step::CatchUp => "catch_up",
+            Step::Fence => "fence",
+            Step::Switch => "switch",
+            Step::Cleanup => "cleanup",
+            Step::RollBack => "roll_back",
+            Step::Done => "done",
+            Step::Aborted => "aborted",
+        }
+    }
+
+    fn is_final(self) -> bool {
+        matches!(self, Step::Done | Step::Aborted)
+    }
+}
+
+/// Whether a move in `phase` has not switched yet.
+fn before_switch(phase: MovePhase) -> bool {
     matches!(
         phase,
-        Phase::Planned
-            | Phase::Preparing
-            | Phase::Copying
-            | Phase::CatchingUp
-            | Phase::Fenced
-            | Phase::FinalSync
+        MovePhase::Planned | MovePhase::Preparing | MovePhase::Copying
     )
 }
 
@@ -70,6 +152,7 @@ pub fn parse_transfer_mode(text: &str) -> Result<TransferMode> {
 }
 
 /// How one run of a task ended.
+#[derive(Debug)]
 pub(crate) enum Outcome {
     Done,
     Cancelled,
@@ -77,8 +160,8 @@ pub(crate) enum Outcome {
     /// scheduler retries it if the error [`is retryable`](ClusterError::is_retryable).
     Failed(ClusterError),
     /// Stopped before the switch for a reason that passes ([`ClusterError::MoveDeferred`]),
-    /// not rolled back: its persisted phase is `catching_up` (`preparing` if it stopped
-    /// before copying) and the staged copy waits on the target for the retry.
+    /// not rolled back: its persisted phase is `copying` (`preparing` if it stopped before
+    /// copying) and the staged copy waits on the target for the retry.
     Deferred(ClusterError),
 }
 
@@ -104,10 +187,8 @@ const MAX_CATCH_UP_ROUNDS: u32 = 20;
 /// is retried later.
 const MAX_FENCE_ATTEMPTS: u32 = 3;
 
-/// Everything a running move needs that is not persisted; rebuilt after a crash.
-pub(crate) struct MoveRun {
-    cluster: Arc<Cluster>,
-    task: Task,
+/// What a run of a move reads once when it starts: the job's and the cluster's settings.
+pub(crate) struct MoveSettings {
     keep_source: bool,
     mode: TransferMode,
     max_bytes_per_s: Option<u64>,
@@ -116,27 +197,13 @@ pub(crate) struct MoveRun {
     fence_timeout: Duration,
     /// Failed attempts a task may have before it stops retrying (`rebalance.task_retries`).
     task_retries: u64,
-    target: WorkerClient,
+    /// The write gate fenced: the shard group's.
     gate_key: i64,
-    fence: Option<Fence>,
-    /// Files known to be staged and verified on the target, by shard.
-    staged: HashMap<i64, HashSet<String>>,
-    bytes_done: u64,
-    bytes_total: u64,
-    catch_up_rounds: u32,
-    fence_attempts: u32,
-    /// The error that sent the move to `rolling_back`, if any.
-    failure: Option<ClusterError>,
-    /// Held like a query's: files the move reads from the source (listed after it began)
-    /// are not deleted by deferred cleanup (compaction, truncate) until the move ends.
-    /// Released at `cleanup`, when the move reads nothing more from the source.
-    snapshot: Option<SnapshotGuard>,
 }
 
-impl MoveRun {
-    fn new(cluster: &Arc<Cluster>, task: Task) -> Result<MoveRun> {
+impl MoveSettings {
+    fn read(cluster: &Cluster, task: &Task) -> Result<MoveSettings> {
         let job = cluster.catalog().job(task.job_id)?;
-        let mode = job.transfer_mode;
         let settings = cluster.catalog().cluster_settings()?;
         let bandwidth_mb = job.max_bandwidth_mb.or(settings.max_bandwidth_mb);
         // The gate fenced is the table's: a shard whose table is gone cannot be moved. After
@@ -151,27 +218,72 @@ impl MoveRun {
                 })
             }
         };
-        Ok(MoveRun {
-            cluster: Arc::clone(cluster),
+        Ok(MoveSettings {
             keep_source: task.kind == TaskKind::Copy,
-            mode,
+            mode: job.transfer_mode,
             max_bytes_per_s: bytes_per_s(bandwidth_mb),
             yield_bytes_per_s: bytes_per_s(settings.yield_bandwidth_mb),
             fence_timeout: Duration::from_millis(settings.write_fence_timeout_ms),
             task_retries: settings.task_retries,
-            target: cluster.worker(&task.target)?,
             gate_key: gate_key(task.colocation_id, table_id),
+        })
+    }
+}
+
+/// What a running move holds that is not persisted; rebuilt (empty) after a crash.
+pub(crate) struct Volatile {
+    target: Arc<dyn MoveTarget>,
+    fence: Option<Fence>,
+    /// Files known to be staged and verified on the target, by shard.
+    staged: HashMap<i64, HashSet<String>>,
+    /// Bytes copied by this run. A resumed move counts from 0: it lists every file again (the
+    /// target skips those it staged and verified before, and they are counted once then).
+    bytes_done: u64,
+    catch_up_rounds: u32,
+    fence_attempts: u32,
+    /// The error that sent the move to `rolling_back`, if any.
+    failure: Option<ClusterError>,
+    /// Held like a query's: files the move reads from the source (listed after it began)
+    /// are not deleted by deferred cleanup (compaction, truncate) until the move ends.
+    /// Released at `cleanup`, when the move reads nothing more from the source.
+    snapshot: Option<SnapshotGuard>,
+}
+
+/// One run of a move: its persisted context (the catalog's task), its settings and what it
+/// holds in memory.
+pub(crate) struct MoveRun {
+    cluster: Arc<Cluster>,
+    connect: ConnectTarget,
+    /// The persisted context, as the catalog holds it (kept in step with it: `phase`,
+    /// `bytes_total` and, after a retarget, the target).
+    task: Task,
+    settings: MoveSettings,
+    volatile: Volatile,
+}
+
+impl MoveRun {
+    pub(crate) fn new(
+        cluster: &Arc<Cluster>,
+        connect: ConnectTarget,
+        task: Task,
+    ) -> Result<MoveRun> {
+        let settings = MoveSettings::read(cluster, &task)?;
+        let volatile = Volatile {
+            target: connect(&task.target)?,
             fence: None,
             staged: HashMap::new(),
-            // A resumed move counts from 0: it lists every file again (the target skips
-            // those it staged and verified before, and they are counted once then).
             bytes_done: 0,
-            bytes_total: task.bytes_total,
             catch_up_rounds: 0,
             fence_attempts: 0,
             failure: None,
             snapshot: Some(cluster.begin_snapshot()),
+        };
+        Ok(MoveRun {
+            cluster: Arc::clone(cluster),
+            connect,
             task,
+            settings,
+            volatile,
         })
     }
 
@@ -181,7 +293,7 @@ impl MoveRun {
 
     /// The move goes to `node` instead of its planned target (nothing was copied yet).
     fn retarget(&mut self, node: &Node) -> Result<()> {
-        self.target = self.cluster.worker(&node.addr())?;
+        self.volatile.target = (self.connect)(&node.addr())?;
         self.task.target_node_id = node.node_id;
         self.task.target = node.addr();
         if let Some(entry) = self.cluster.running_tasks().get_mut(&self.task.task_id) {
@@ -195,8 +307,11 @@ impl MoveRun {
     /// shares CPU and disk with them, a full-speed copy costs every query latency — except
     /// under the write fence, where writers wait for the copy to end.
     fn pull_rate(&self) -> Option<u64> {
-        let yielding = self.fence.is_none() && self.cluster.foreground_active();
-        match (self.max_bytes_per_s, self.yield_bytes_per_s) {
+        let yielding = self.volatile.fence.is_none() && self.cluster.foreground_active();
+        match (
+            self.settings.max_bytes_per_s,
+            self.settings.yield_bytes_per_s,
+        ) {
             (cap, Some(y)) if yielding => Some(cap.map_or(y, |c| c.min(y))),
             (cap, _) => cap,
         }
@@ -205,9 +320,9 @@ impl MoveRun {
     /// The largest delta copied under the fence: 8 MiB, and under a bandwidth limit no more
     /// than a quarter of the fence timeout's worth, so the fenced copy fits in the timeout.
     fn fence_delta_bytes(&self) -> u64 {
-        match self.max_bytes_per_s {
+        match self.settings.max_bytes_per_s {
             Some(rate) => {
-                let budget = rate as f64 * self.fence_timeout.as_secs_f64() / 4.0;
+                let budget = rate as f64 * self.settings.fence_timeout.as_secs_f64() / 4.0;
                 FENCE_DELTA_BYTES.min(budget as u64)
             }
             None => FENCE_DELTA_BYTES,
@@ -227,7 +342,7 @@ impl MoveRun {
 
     /// Whether the scheduler will run this task again if this attempt fails.
     fn may_retry(&self) -> bool {
-        u64::try_from(self.task.retries).is_ok_and(|r| r < self.task_retries)
+        u64::try_from(self.task.retries).is_ok_and(|r| r < self.settings.task_retries)
     }
 
     fn cancel_requested(&self) -> Result<bool> {
@@ -243,7 +358,7 @@ impl MoveRun {
         let mut out = Vec::new();
         let mut bytes = 0;
         for g in group {
-            let staged = self.staged.get(&g.shard_id);
+            let staged = self.volatile.staged.get(&g.shard_id);
             for f in &g.files {
                 if !staged.is_some_and(|s| s.contains(&f.name)) {
                     bytes += f.bytes;
@@ -290,7 +405,7 @@ impl MoveRun {
                 max_bytes_per_s: self.pull_rate(),
             };
             let batch = match self.pull_call(&req).await? {
-                Ok(_) => batch,
+                Ok(()) => batch,
                 Err(ShardStoreError::FileMissing { .. }) => {
                     // A compaction that committed before this move began may have merged
                     // files away: copy what the catalog still lists, once; a file that is
@@ -314,8 +429,8 @@ impl MoveRun {
             };
             let bytes: u64 = batch.iter().map(|f| f.bytes).sum();
             copied += bytes;
-            self.bytes_done += bytes;
-            let staged = self.staged.entry(shard_id).or_default();
+            self.volatile.bytes_done += bytes;
+            let staged = self.volatile.staged.entry(shard_id).or_default();
             staged.extend(batch.into_iter().map(|f| f.name));
             self.save_progress(0)?;
         }
@@ -342,7 +457,7 @@ impl MoveRun {
     ) -> Result<std::result::Result<(), ShardStoreError>> {
         let meter = Arc::clone(self.cluster.transfer_meter());
         let _activity = meter.pull_started(self.task.job_id);
-        let target = self.target.clone();
+        let target = Arc::clone(&self.volatile.target);
         let call = target.pull_files(req);
         tokio::pin!(call);
         let mut watch = tokio::time::interval(PULL_WATCH_INTERVAL);
@@ -351,8 +466,8 @@ impl MoveRun {
         loop {
             tokio::select! {
                 result = &mut call => {
-                    if let Ok(report) = &result {
-                        meter.received(self.task.job_id, report.bytes_copied.saturating_sub(counted));
+                    if let Ok(copied) = &result {
+                        meter.received(self.task.job_id, copied.saturating_sub(counted));
                     }
                     return Ok(result.map(drop));
                 }
@@ -366,7 +481,7 @@ impl MoveRun {
                     // A slow answer only delays the next look; the call goes on regardless.
                     let asked = tokio::time::timeout(
                         PULL_WATCH_INTERVAL,
-                        self.target.pull_progress(req.task_id),
+                        target.pull_progress(req.task_id),
                     )
                     .await;
                     if let Ok(Ok(Some(received))) = asked {
@@ -386,177 +501,193 @@ impl MoveRun {
     /// Saves the move's progress: `bytes_verified` counts only files the target verified as
     /// it staged them; `bytes_done` adds `in_flight`, the bytes of the running call so far.
     fn save_progress(&self, in_flight: u64) -> Result<()> {
-        let done = self.bytes_done + in_flight;
+        let done = self.volatile.bytes_done + in_flight;
         self.cluster.catalog().set_task_progress(
             self.task_id(),
-            self.bytes_total.max(done),
+            self.task.bytes_total.max(done),
             done,
-            self.bytes_done,
+            self.volatile.bytes_done,
         )?;
         Ok(())
     }
 
     /// A rollback discards the staged copy: none of its bytes count as done any more.
     fn discard_progress(&mut self) -> Result<()> {
-        self.bytes_done = 0;
-        self.staged.clear();
+        self.volatile.bytes_done = 0;
+        self.volatile.staged.clear();
         self.save_progress(0)
     }
 
     async fn take_fence(&mut self) -> bool {
-        if self.fence.is_some() {
+        if self.volatile.fence.is_some() {
             return true;
         }
         let started = Instant::now();
-        self.fence = self
+        self.volatile.fence = self
             .cluster
             .gates()
-            .fence(self.gate_key, self.fence_timeout)
+            .fence(self.settings.gate_key, self.settings.fence_timeout)
             .await;
-        if self.fence.is_some() {
+        if self.volatile.fence.is_some() {
             info!(
                 task_id = self.task_id(),
                 wait_ms = started.elapsed().as_millis() as u64,
                 "writes fenced"
             );
         }
-        self.fence.is_some()
+        self.volatile.fence.is_some()
     }
 
     fn open_fence(&mut self) {
-        if self.fence.take().is_some() {
+        if self.volatile.fence.take().is_some() {
             info!(task_id = self.task_id(), "write fence opened");
         }
+    }
+
+    /// Runs one step and returns the next.
+    async fn step(&mut self, step: Step) -> Result<Step> {
+        match step {
+            Step::Prepare => prepare::run(self).await,
+            Step::Copy => copy::run(self).await,
+            Step::CatchUp => catch_up::run(self).await,
+            Step::Fence => fence::run(self).await,
+            Step::Switch => switch::run(self).await,
+            Step::Cleanup => cleanup::run(self).await,
+            Step::RollBack => roll_back::run(self).await,
+            Step::Done | Step::Aborted => Ok(step),
+        }
+    }
+
+    /// Records `phase` in the catalog. (`switched` is also written by the switch transaction;
+    /// writing it again covers a switch found done by `prepare`.)
+    fn persist(&mut self, phase: MovePhase) -> Result<()> {
+        self.cluster
+            .catalog()
+            .set_task_phase(self.task_id(), phase, None)?;
+        self.task.phase = phase;
+        Ok(())
+    }
+
+    /// Persists the rollback; the caller goes on with [`Step::RollBack`].
+    fn begin_rollback(&mut self) -> Result<Step> {
+        self.open_fence();
+        self.persist(MovePhase::RollingBack)?;
+        Ok(Step::RollBack)
     }
 }
 
 /// Runs (or resumes) one task to its end. Never panics on worker or catalog failures: they
 /// roll the move back (before the switch) and come back as [`Outcome::Failed`].
 pub(crate) async fn run(cluster: &Arc<Cluster>, task: Task) -> Outcome {
-    let phase = task.phase;
-    let mut run = match MoveRun::new(cluster, task) {
+    let workers = Arc::clone(cluster);
+    let connect: ConnectTarget =
+        Arc::new(move |addr| Ok(Arc::new(workers.worker(addr)?) as Arc<dyn MoveTarget>));
+    let mut run = match MoveRun::new(cluster, connect, task) {
         Ok(r) => r,
         Err(e) => return Outcome::Failed(e),
     };
-    run.cluster
-        .set_moving(run.gate_key, run.task.shard_index, true);
-    let outcome = drive(&mut run, phase).await;
-    run.cluster
-        .set_moving(run.gate_key, run.task.shard_index, false);
+    let (gate, shard_index) = (run.settings.gate_key, run.task.shard_index);
+    run.cluster.set_moving(gate, shard_index, true);
+    let outcome = drive(&mut run).await;
+    run.cluster.set_moving(gate, shard_index, false);
     outcome
 }
 
-async fn drive(run: &mut MoveRun, mut phase: Phase) -> Outcome {
+/// Runs the steps from the task's persisted phase to `done` or `aborted`, persisting each
+/// phase as it is entered.
+pub(crate) async fn drive(run: &mut MoveRun) -> Outcome {
     let task_id = run.task_id();
+    let mut step = Step::resume(run.task.phase);
     let mut cancelled = false;
     loop {
-        if matches!(phase, Phase::Done | Phase::Aborted) {
+        if step.phase() != run.task.phase {
+            if let Err(e) = run.persist(step.phase()) {
+                warn!(task_id, error = %e, "could not persist the move's state");
+                run.open_fence();
+                return Outcome::Failed(e);
+            }
+            failpoints::crash_after_phase(step.phase().as_str());
+        }
+        if step.is_final() {
             break;
         }
-        if before_switch(phase) {
+        failpoints::crash_before_step(step.as_str());
+        if step.before_switch() {
             match run.cancel_requested() {
+                Ok(false) => {}
                 Ok(true) => {
                     cancelled = true;
-                    phase = Phase::RollingBack;
-                    if let Err(e) = persist(run, phase) {
-                        return Outcome::Failed(e);
-                    }
+                    step = match run.begin_rollback() {
+                        Ok(next) => next,
+                        Err(e) => return Outcome::Failed(e),
+                    };
                     continue;
                 }
-                Ok(false) => {}
                 Err(e) => return Outcome::Failed(e),
             }
         }
-        let step = match phase {
-            Phase::Planned => Ok(Phase::Preparing),
-            Phase::Preparing => preparing::run(run).await,
-            Phase::Copying => copying::run(run).await,
-            Phase::CatchingUp => catching_up::run(run).await,
-            Phase::Fenced => fenced::run(run).await,
-            Phase::FinalSync => final_sync::run(run).await,
-            Phase::Switched => switched::run(run).await,
-            Phase::Cleanup => cleanup::run(run).await,
-            Phase::RollingBack => rolling_back::run(run).await,
-            Phase::Done | Phase::Aborted => Ok(phase),
-        };
-        match step {
+        match run.step(step).await {
             Ok(next) => {
-                if let Err(e) = persist(run, next) {
-                    warn!(task_id, error = %e, "could not persist the move's state");
-                    run.open_fence();
-                    return Outcome::Failed(e);
-                }
                 info!(
                     task_id,
-                    from = phase.as_str(),
+                    from = step.as_str(),
                     to = next.as_str(),
                     "move step"
                 );
-                failpoints::crash_after_phase(next.as_str());
-                phase = next;
+                step = next;
             }
-            Err(ClusterError::Cancelled { .. }) if before_switch(phase) => {
+            Err(ClusterError::Cancelled { .. }) if step.before_switch() => {
                 cancelled = true;
-                run.open_fence();
-                phase = Phase::RollingBack;
-                if let Err(e) = persist(run, phase) {
-                    return Outcome::Failed(e);
-                }
+                step = match run.begin_rollback() {
+                    Ok(next) => next,
+                    Err(e) => return Outcome::Failed(e),
+                };
             }
-            Err(e) if before_switch(phase) && e.keeps_staged_copy() && run.may_retry() => {
+            Err(e) if step.before_switch() && e.keeps_staged_copy() && run.may_retry() => {
                 // Writers held the group: keep what is staged and let the scheduler run the
-                // move again later from the catch-up, unless a cancel came meanwhile.
+                // move again later from its persisted phase (`preparing` may have written the
+                // target's on-failure records, so a cancel must roll it back; after it, the
+                // copy skips what is staged), unless a cancel came meanwhile.
                 run.open_fence();
                 match run.cancel_requested() {
                     Ok(false) => {}
                     Ok(true) => {
                         cancelled = true;
-                        phase = Phase::RollingBack;
-                        if let Err(e) = persist(run, phase) {
-                            return Outcome::Failed(e);
-                        }
+                        step = match run.begin_rollback() {
+                            Ok(next) => next,
+                            Err(e) => return Outcome::Failed(e),
+                        };
                         continue;
                     }
                     Err(e) => return Outcome::Failed(e),
                 }
-                // `preparing` may have written the target's on-failure records: it resumes
-                // there (and a cancel rolls it back); after it, the catch-up copies only
-                // what is not staged yet.
-                let resume = match phase {
-                    Phase::Planned | Phase::Preparing => phase,
-                    _ => Phase::CatchingUp,
-                };
-                warn!(task_id, phase = phase.as_str(), resume = resume.as_str(), error = %e, "move deferred; its staged copy is kept");
-                if let Err(e2) = persist(run, resume) {
-                    return Outcome::Failed(e2);
-                }
+                warn!(task_id, step = step.as_str(), phase = run.task.phase.as_str(), error = %e, "move deferred; its staged copy is kept");
                 return Outcome::Deferred(e);
             }
-            Err(e) if before_switch(phase) => {
-                warn!(task_id, phase = phase.as_str(), error = %e, "move step failed; rolling back");
-                run.open_fence();
-                phase = Phase::RollingBack;
-                if let Err(e2) = persist(run, phase) {
+            Err(e) if step.before_switch() => {
+                warn!(task_id, step = step.as_str(), error = %e, "move step failed; rolling back");
+                step = match run.begin_rollback() {
+                    Ok(next) => next,
                     // The move could not even record its rollback: it is resumed as it
                     // stands (the first error is in the log above).
-                    return Outcome::Failed(e2);
-                }
-                run.failure = Some(e);
+                    Err(e2) => return Outcome::Failed(e2),
+                };
+                run.volatile.failure = Some(e);
             }
             Err(e) => {
                 // After the switch the move has happened; what is left (cleanup, rollback of
                 // staging) is retried by the scheduler without undoing anything.
-                warn!(task_id, phase = phase.as_str(), error = %e, "move step failed");
+                warn!(task_id, step = step.as_str(), error = %e, "move step failed");
                 run.open_fence();
                 return Outcome::Failed(e);
             }
         }
     }
     run.open_fence();
-    match phase {
-        Phase::Done => Outcome::Done,
+    match step {
+        Step::Done => Outcome::Done,
         _ if cancelled => Outcome::Cancelled,
-        _ => match run.failure.take() {
+        _ => match run.volatile.failure.take() {
             Some(e) => Outcome::Failed(e),
             // Resumed in rolling_back after a crash: the reason was the crash, or a cancel.
             None => match run.cancel_requested() {
@@ -569,15 +700,4 @@ async fn drive(run: &mut MoveRun, mut phase: Phase) -> Outcome {
             },
         },
     }
-}
-
-fn persist(run: &MoveRun, phase: Phase) -> Result<()> {
-    if phase == Phase::Switched {
-        // The switch transaction itself recorded it.
-        return Ok(());
-    }
-    run.cluster
-        .catalog()
-        .set_task_phase(run.task_id(), phase, None)?;
-    Ok(())
 }

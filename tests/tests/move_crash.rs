@@ -148,23 +148,23 @@ async fn coordinator_killed_at_every_move_state_resumes_and_finishes() {
     let mut cluster = Cluster::start_with(2, 0).await;
     let mut client = setup(&cluster, 4, ROWS, false).await;
     let ports = [cluster.worker_port(0), cluster.worker_port(1)];
-    let phases = [
-        "preparing",
-        "copying",
-        "catching_up",
-        "fenced",
-        "final_sync",
-        "switched",
-        "cleanup",
+    // After every persisted phase, and before the steps within `copying` (the catch-up with
+    // files staged, the fence, the switch with the fence held).
+    let failpoints = [
+        "crash_after:preparing",
+        "crash_after:copying",
+        "crash_before:catch_up",
+        "crash_before:fence",
+        "crash_before:switch",
+        "crash_after:switched",
     ];
-    for (i, phase) in phases.iter().enumerate() {
+    for (i, failpoint) in failpoints.iter().enumerate() {
         let (from, to) = (i % 2, (i + 1) % 2);
-        let failpoint = format!("crash_after:{phase}");
-        cluster.set_coordinator_env(&[("SHOAL_FAILPOINTS", failpoint.as_str())]);
+        cluster.set_coordinator_env(&[("SHOAL_FAILPOINTS", failpoint)]);
         cluster.restart_coordinator_any().await;
         client = cluster.client().await;
         let shard = shard_on(&client, ports[from]).await;
-        eprintln!("[e2e] moving shard {shard} to worker{to}, crashing after {phase}");
+        eprintln!("[e2e] moving shard {shard} to worker{to}, with {failpoint}");
         let res = client
             .simple_query(&format!(
                 "SELECT move_shard({shard}, '127.0.0.1', {})",
@@ -173,13 +173,13 @@ async fn coordinator_killed_at_every_move_state_resumes_and_finishes() {
             .await;
         assert!(
             res.is_err(),
-            "the coordinator should have died after {phase}"
+            "the coordinator should have died at {failpoint}"
         );
         let deadline = Instant::now() + Duration::from_secs(20);
         while !cluster.coordinator_exited() {
             assert!(
                 Instant::now() < deadline,
-                "coordinator still running after {phase}"
+                "coordinator still running at {failpoint}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -187,7 +187,7 @@ async fn coordinator_killed_at_every_move_state_resumes_and_finishes() {
         cluster.restart_coordinator_any().await;
         client = cluster.client().await;
         let (state, msg) = wait_last_job(&client, 60).await;
-        assert_eq!(state, "finished", "after a crash after {phase}: {msg}");
+        assert_eq!(state, "finished", "after a crash at {failpoint}: {msg}");
         assert_eq!(port_of(&client, shard).await, ports[to].to_string());
         assert_rows_once(&client, ROWS).await;
         eventually_no_files(cluster.worker_data_dir(from), shard).await;

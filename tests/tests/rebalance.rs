@@ -2236,7 +2236,7 @@ async fn wait_deferred(client: &Client, after: i64) -> (i64, i64, String) {
 }
 
 /// A move whose write fence cannot be taken — a COPY keeps the shard group's writes open —
-/// is deferred, not rolled back: the task waits for its retry in `catching_up` with its
+/// is deferred, not rolled back: the task waits for its retry in `copying` with its
 /// staged copy kept on the target; once the COPY commits, the retry resumes there and the
 /// move completes with every row, the COPY's included. A job cancelled while its task waits
 /// like that still rolls the staged copy back.
@@ -2272,7 +2272,7 @@ async fn a_move_held_off_by_writers_keeps_its_staged_copy() {
     let mut sink = open_copy(&writer, "100001\tlast\n100002\tlast\n").await;
     let moving = spawn_move(&cluster, shard, target_port).await;
     let (task_id, _, phase) = wait_deferred(&client, 0).await;
-    assert_eq!(phase, "catching_up");
+    assert_eq!(phase, "copying");
     let staging = cluster
         .worker_data_dir(target)
         .join("staging")

@@ -1,7 +1,7 @@
-//! `cleanup`: starts, in the background, the removal of the target's staging directory and the
-//! deferred deletes of the source's files of this group that are already allowed (no query
-//! older than the switch runs): the move is complete at the switch, and its caller does not
-//! wait for the unlinks (as Citus defers the drop of the source placement). Deletes still held
+//! `cleanup` (phase `switched`): starts, in the background, the removal of the target's staging
+//! directory and the deferred deletes of the source's files of this group that are already allowed
+//! (no query older than the switch runs): the move is complete at the switch, and its caller does
+//! not wait for the unlinks (as Citus defers the drop of the source placement). Deletes still held
 //! by a running query, one that fails, and everything else due are left to the cleanup loop.
 //!
 //! - → `done`; a failure here is retried without undoing the move.
@@ -10,17 +10,17 @@ use std::sync::Arc;
 
 use tracing::{warn, Instrument};
 
-use super::{MoveRun, Phase};
+use super::{MoveRun, Step};
 use crate::error::Result;
 
-pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
+pub(super) async fn run(run: &mut MoveRun) -> Result<Step> {
     // The move reads nothing from the source any more: its snapshot no longer needs to hold
     // back the deletes of the source's files.
-    run.snapshot = None;
+    run.volatile.snapshot = None;
     let shard_ids = run
         .group()
         .map(|group| group.iter().map(|g| g.shard_id).collect::<Vec<i64>>());
-    let (cluster, target) = (Arc::clone(&run.cluster), run.target.clone());
+    let (cluster, target) = (Arc::clone(&run.cluster), Arc::clone(&run.volatile.target));
     let (task_id, source_node_id) = (run.task_id(), run.task.source_node_id);
     tokio::spawn(
         async move {
@@ -44,5 +44,5 @@ pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
         }
         .in_current_span(),
     );
-    Ok(Phase::Done)
+    Ok(Step::Done)
 }

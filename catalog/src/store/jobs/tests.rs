@@ -437,13 +437,13 @@ fn a_deferred_task_keeps_its_phase_and_is_rolled_back_when_cancelled() {
     let tasks = c.tasks(Some(id)).unwrap();
     let (deferred, fresh) = (tasks[0].task_id, tasks[1].task_id);
     assert!(c.start_task(deferred).unwrap());
-    c.set_task_phase(deferred, MovePhase::CatchingUp, Some(r#"{"k":1}"#))
+    c.set_task_phase(deferred, MovePhase::Copying, Some(r#"{"k":1}"#))
         .unwrap();
     c.defer_task(deferred, "writers held the group", 0).unwrap();
     let t = c.task(deferred).unwrap().unwrap();
     assert_eq!(
         (t.state, t.phase, t.retries, t.context.as_str()),
-        (TaskState::Runnable, MovePhase::CatchingUp, 1, r#"{"k":1}"#)
+        (TaskState::Runnable, MovePhase::Copying, 1, r#"{"k":1}"#)
     );
     assert_eq!(
         c.cancel_job(id).unwrap(),

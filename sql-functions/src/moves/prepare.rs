@@ -1,7 +1,7 @@
-//! `preparing`: checks that the move can happen and records, before anything is copied, how
-//! to undo it.
+//! `prepare` (phase `preparing`): checks that the move can happen and records, before anything is
+//! copied, how to undo it.
 //!
-//! - → `copying` once: the source and target are known, live nodes (for a rebalance or a
+//! - → `copy` once: the source and target are known, live nodes (for a rebalance or a
 //!   drain, the target still takes shards: one drained, disallowed or down since the plan is
 //!   replaced by the node the planner would pick now, if any); no earlier deferred
 //!   delete is pending for these shards on the target; the on-failure cleanup records for the
@@ -12,10 +12,10 @@
 
 use tracing::info;
 
-use super::{MoveRun, Phase};
+use super::{MoveRun, Step};
 use crate::error::{ClusterError, Result};
 
-pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
+pub(super) async fn run(run: &mut MoveRun) -> Result<Step> {
     let cluster = std::sync::Arc::clone(&run.cluster);
     let catalog = cluster.catalog();
     let nodes = catalog.list_nodes()?;
@@ -70,10 +70,10 @@ pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
     let group = run.group()?;
     if group
         .iter()
-        .all(|g| g.on_target && (run.keep_source || g.source_placement.is_none()))
+        .all(|g| g.on_target && (run.settings.keep_source || g.source_placement.is_none()))
     {
         // Switched by an earlier run whose state was lost: nothing to copy.
-        return Ok(Phase::Cleanup);
+        return Ok(Step::Cleanup);
     }
     if group.iter().all(|g| g.source_placement.is_none()) {
         return Err(ClusterError::NotInState {
@@ -108,31 +108,31 @@ pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
     let shards: Vec<(i64, i64)> = group.iter().map(|g| (g.table_id, g.shard_id)).collect();
     catalog.add_move_target_records(run.task_id(), target.node_id, &shards)?;
     let bytes: u64 = group.iter().flat_map(|g| &g.files).map(|f| f.bytes).sum();
-    let info = run.target.health().await?;
-    let reserve = info.disk_free_bytes / 10;
-    if bytes.saturating_add(reserve) > info.disk_free_bytes {
+    let disk_free_bytes = run.volatile.target.disk_free_bytes().await?;
+    let reserve = disk_free_bytes / 10;
+    if bytes.saturating_add(reserve) > disk_free_bytes {
         return Err(ClusterError::DiskFull {
             message: format!(
                 "not enough disk space on {} for shard {}: {} bytes needed, {} bytes free (10% must stay free)",
                 target.addr(),
                 run.task.shard_id,
                 bytes,
-                info.disk_free_bytes
+                disk_free_bytes
             ),
             hint: Some("Free disk space on the target, or move the shard elsewhere.".into()),
         });
     }
-    run.bytes_total = bytes;
+    run.task.bytes_total = bytes;
     run.save_progress(0)?;
-    if run.mode.blocks_writes() && !run.take_fence().await {
+    if run.settings.mode.blocks_writes() && !run.take_fence().await {
         return Err(ClusterError::MoveDeferred {
             message: format!(
                 "could not block writes to shard {} within {} ms",
                 run.task.shard_id,
-                run.fence_timeout.as_millis()
+                run.settings.fence_timeout.as_millis()
             ),
             hint: Some("Long-running statements hold the shard group; the move is retried.".into()),
         });
     }
-    Ok(Phase::Copying)
+    Ok(Step::Copy)
 }

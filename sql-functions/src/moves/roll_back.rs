@@ -1,16 +1,16 @@
-//! `rolling_back`: undoes a move that did not switch. The fence opens, the target's staging
-//! and any adopted copies are removed (its on-failure cleanup records say which shard
-//! directories), and the source stays the only authoritative placement.
+//! `roll_back` (phase `rolling_back`): undoes a move that did not switch. The fence opens, the
+//! target's staging and any adopted copies are removed (its on-failure cleanup records say which
+//! shard directories), and the source stays the only authoritative placement.
 //!
 //! - → `aborted`. When the target cannot be reached, its records become due now and the
 //!   cleanup loop deletes the copies once it answers again.
 
 use tracing::warn;
 
-use super::{MoveRun, Phase};
+use super::{MoveRun, Step};
 use crate::error::Result;
 
-pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
+pub(super) async fn run(run: &mut MoveRun) -> Result<Step> {
     run.open_fence();
     let catalog = run.cluster.catalog();
     let records = catalog.move_target_records(run.task_id())?;
@@ -26,6 +26,7 @@ pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
             continue;
         }
         match run
+            .volatile
             .target
             .drop_shards(rec.table_id, vec![rec.shard_id])
             .await
@@ -41,9 +42,9 @@ pub(super) async fn run(run: &mut MoveRun) -> Result<Phase> {
     if !reachable {
         catalog.release_move_target_records(run.task_id())?;
     }
-    if let Err(e) = run.target.discard_staging(run.task_id()).await {
+    if let Err(e) = run.volatile.target.discard_staging(run.task_id()).await {
         warn!(task_id = run.task_id(), error = %e, "staging not removed; the worker removes it later");
     }
     run.discard_progress()?;
-    Ok(Phase::Aborted)
+    Ok(Step::Aborted)
 }
