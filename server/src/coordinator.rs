@@ -16,7 +16,7 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 use datafusion_postgres::{DfSessionService, QueryHook};
 use shoal_catalog::Catalog;
 use shoal_shard_store::{ClusterTls, ClusterTlsFiles};
-use shoal_sql_functions::{Cluster, ClusterConfig};
+use shoal_sql_functions::{functions, Cluster, ClusterConfig};
 use tokio::net::TcpListener;
 use tracing::{info, warn, Instrument};
 
@@ -100,8 +100,8 @@ impl TableFunctionImpl for ActiveWorkerNodes {
     fn call_with_args(&self, _args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
         let c = Arc::clone(&self.0);
         Ok(LiveTable::new(
-            views::active_worker_nodes_schema(),
-            Arc::new(move || views::active_worker_nodes(&c)),
+            functions::active_worker_nodes_schema(),
+            Arc::new(move || functions::active_worker_nodes(&c)),
         ))
     }
 }

@@ -1,13 +1,12 @@
 //! The PostgreSQL surface: the wire handlers (`wire`), sessions and their transactions,
 //! settings and prepared statements (`session`, `settings`, `prepared`), the statements Shoal
-//! answers itself (`hook`: DDL, COPY, cursors, cluster functions through `functions`), COPY
+//! answers itself (`hook`: DDL, COPY, cursors, cluster functions, routed to `shoal_sql_functions::functions`), COPY
 //! (`copy`), the pg_catalog and information_schema answers, and the one mapping of errors to
 //! SQLSTATEs (`errors`).
 
 pub mod column_names;
 pub mod copy;
 pub mod errors;
-pub mod functions;
 pub mod hook;
 pub mod indexes;
 pub mod information_schema;

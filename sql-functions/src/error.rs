@@ -104,6 +104,21 @@ pub enum ClusterError {
     /// A write in a READ ONLY transaction (SQLSTATE 25006).
     #[error("{message}")]
     ReadOnly { message: String },
+    /// No cluster function of that name takes these arguments (SQLSTATE 42883).
+    #[error("{message}")]
+    UndefinedFunction {
+        message: String,
+        hint: Option<String>,
+    },
+    /// A cluster function's argument is NULL where a value is required (SQLSTATE 22004).
+    #[error("{message}")]
+    NullArgument { message: String },
+    /// A worker named by the call does not answer (SQLSTATE 08006).
+    #[error("{message}")]
+    WorkerUnreachable {
+        message: String,
+        hint: Option<String>,
+    },
     /// Our bug (SQLSTATE XX000).
     #[error("internal error: {message}")]
     Internal { message: String },
@@ -139,6 +154,7 @@ impl ClusterError {
             | ClusterError::ShardUnavailable { .. }
             | ClusterError::DiskFull { .. }
             | ClusterError::Conflict { .. }
+            | ClusterError::WorkerUnreachable { .. }
             | ClusterError::MoveDeferred { .. } => true,
             ClusterError::Arrow(_)
             | ClusterError::InvalidArgument { .. }
@@ -152,6 +168,8 @@ impl ClusterError {
             | ClusterError::Cancelled { .. }
             | ClusterError::JobFailed { .. }
             | ClusterError::ReadOnly { .. }
+            | ClusterError::UndefinedFunction { .. }
+            | ClusterError::NullArgument { .. }
             | ClusterError::Internal { .. } => false,
         }
     }
@@ -166,6 +184,24 @@ impl ClusterError {
             message: message.into(),
             hint: None,
         }
+    }
+
+    pub fn not_in_state(message: impl Into<String>) -> Self {
+        ClusterError::NotInState {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// The same error with `hint`, for the kinds that carry one (others are returned as
+    /// they are).
+    pub fn with_hint(mut self, hint: Option<String>) -> Self {
+        if let ClusterError::InvalidArgument { hint: h, .. }
+        | ClusterError::NotInState { hint: h, .. } = &mut self
+        {
+            *h = hint;
+        }
+        self
     }
 }
 

@@ -16,6 +16,7 @@ pub mod catalog_journal;
 mod cluster;
 mod error;
 pub mod failpoints;
+pub mod functions;
 mod gate;
 pub mod histogram;
 pub mod integrity;
@@ -38,6 +39,6 @@ pub use rebalance::{
     JobStatus, PlacementAtRisk, PlanRow, RebalanceRequest, Scheduled, SimulatedNode, Simulation,
 };
 pub use writer::{
-    check_values, first_null, not_null_columns, not_null_message, value_checks, ShardTarget,
-    ShardWriter, ValueCheck, WrittenFile,
+    check_values, conform, first_null, not_null_columns, not_null_message, placement_addr,
+    value_checks, Publish, ShardTarget, ShardWriter, ValueCheck, WrittenFile,
 };

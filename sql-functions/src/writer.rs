@@ -19,6 +19,9 @@ use tracing::{debug, warn};
 use crate::error::{ClusterError, Result};
 use crate::routing;
 
+mod statement;
+pub use statement::{conform, placement_addr, Publish};
+
 /// Rows per batch sent to a worker; small per-shard slices are gathered up to this.
 const TARGET_BATCH_ROWS: usize = 16 * 1024;
 

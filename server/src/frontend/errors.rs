@@ -191,6 +191,13 @@ pub fn from_cluster(e: &ClusterError) -> PgError {
             hint,
         } => PgError::new(if *cancelled { "57014" } else { "55000" }, message)
             .with_hint(hint.clone()),
+        ClusterError::UndefinedFunction { message, hint } => {
+            PgError::new("42883", message).with_hint(hint.clone())
+        }
+        ClusterError::NullArgument { message } => PgError::new("22004", message),
+        ClusterError::WorkerUnreachable { message, hint } => {
+            PgError::new("08006", message).with_hint(hint.clone())
+        }
         ClusterError::Internal { message } => {
             PgError::new("XX000", format!("internal error: {message}")).with_hint(Some(
                 "This is a bug in Shoal; please report it with the coordinator log.".into(),

@@ -28,12 +28,12 @@ use futures::StreamExt;
 use shoal_catalog::{ColumnDef, ColumnDefault, KeyConstraint, SqlType};
 
 use crate::frontend::indexes::KeyRequest;
+use shoal_sql_functions::functions::{self, FunctionCall, Notice, NoticeLevel};
 use shoal_sql_functions::Cluster;
 use tracing::Instrument;
 
 use crate::frontend::copy::{copy_out, start_copy_in, CopyOptions};
 use crate::frontend::errors::{from_cluster, from_datafusion, PgError};
-use crate::frontend::functions::{self, FunctionCall, Notice};
 use crate::frontend::{column_names, settings};
 
 /// What a statement asks of Shoal.
@@ -1551,7 +1551,7 @@ impl ShoalHook {
                     .iter()
                     .map(|b| {
                         shoal_sql_functions::check_values(
-                            crate::query::sink::conform(b, &schema)?,
+                            shoal_sql_functions::conform(b, &schema)?,
                             &checks,
                         )
                     })
@@ -1745,7 +1745,7 @@ impl ShoalHook {
                 for n in &notices {
                     send_notice(client, n).await?;
                 }
-                let batch = result.map_err(PgError::into_pgwire)?;
+                let batch = result.map_err(|e| PgError::from(e).into_pgwire())?;
                 rows_response(ctx, batch, client, &format).await
             }
             Action::CallFrom { call, query } => {
@@ -1754,7 +1754,7 @@ impl ShoalHook {
                 for n in &notices {
                     send_notice(client, n).await?;
                 }
-                let batch = result.map_err(PgError::into_pgwire)?;
+                let batch = result.map_err(|e| PgError::from(e).into_pgwire())?;
                 let local = SessionContext::new();
                 local
                     .register_batch("fn_result", batch)
@@ -1895,12 +1895,11 @@ fn visible_indexes(
 }
 
 async fn send_notice(client: &mut dyn HookClient, n: &Notice) -> PgWireResult<()> {
-    let code = if n.severity == "WARNING" {
-        "01000"
-    } else {
-        "00000"
+    let (severity, code) = match n.level {
+        NoticeLevel::Warning => ("WARNING", "01000"),
+        NoticeLevel::Notice => ("NOTICE", "00000"),
     };
-    let mut info = ErrorInfo::new(n.severity.to_string(), code.to_string(), n.message.clone());
+    let mut info = ErrorInfo::new(severity.to_string(), code.to_string(), n.message.clone());
     info.detail = n.detail.clone();
     info.hint = n.hint.clone();
     client
@@ -2004,7 +2003,7 @@ impl QueryHook for ShoalHook {
                 .map_err(|e| PgWireErrorOf::df(&e)),
             Action::Call(call) => functions::describe(session_context, &call)
                 .await
-                .map_err(PgError::into_pgwire),
+                .map_err(|e| PgError::from(e).into_pgwire()),
             Action::CallFrom { call, query } => {
                 let local = SessionContext::new();
                 let registered = functions::result_schema(&call.name)

@@ -37,7 +37,8 @@ use crate::frontend::errors::{from_cluster, from_datafusion, PgError};
 use crate::frontend::session::{Session, StagedWrite};
 use crate::query::provider::{statement_snapshot, DistributedTable};
 use crate::query::scan::{ShardScanArgs, ShardScanExec};
-use crate::query::sink::{conform, staged_files};
+use crate::query::sink::staged_files;
+use shoal_sql_functions::conform;
 
 /// The hidden columns the target table has while its UPDATE or DELETE is planned.
 const SHARD_COL: &str = "__shoal_shard";
@@ -715,7 +716,7 @@ async fn publish(
         }
         files = writer.finish().await.map_err(cerr)?;
     }
-    let added = staged_files(snapshot, &files);
+    let added = staged_files(snapshot, &files).map_err(cerr)?;
     if in_txn {
         // Another transaction that already replaced one of these files makes COMMIT fail;
         // fail now instead, as PostgreSQL's REPEATABLE READ does at the UPDATE. (One that

@@ -4,8 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::ArrayRef;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::datasource::sink::DataSink;
 use datafusion::error::Result;
@@ -13,7 +12,9 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::StreamExt;
 use shoal_catalog::TableSnapshot;
-use shoal_sql_functions::{to_record, Cluster, ClusterError, WrittenFile};
+use shoal_sql_functions::{
+    conform, placement_addr, to_record, Cluster, ClusterError, Publish, WrittenFile,
+};
 
 use crate::frontend::session::{Session, StagedFile, StagedWrite};
 
@@ -103,127 +104,56 @@ pub async fn write_statement(
     Ok(rows)
 }
 
-/// Writes rows to new files of every shard they belong to: staged in `session`'s
-/// transaction, or (without one) committed in one catalog transaction.
+/// Writes rows to new files of every shard they belong to (the protocol is
+/// [`Cluster::write_statement_rows`]): staged in `session`'s transaction, or (without one)
+/// committed in one catalog transaction.
 pub async fn write_files(
     cluster: &Cluster,
     table: &str,
-    mut data: futures::stream::BoxStream<
+    data: futures::stream::BoxStream<
         '_,
         std::result::Result<arrow::array::RecordBatch, ClusterError>,
     >,
     session: Option<&Session>,
 ) -> std::result::Result<u64, ClusterError> {
-    // Placements are read only once admitted: a move's switch cannot happen between this
-    // snapshot and the commit below (a transaction checks its placements again at COMMIT).
-    let _permit = cluster.admit_write(table).await?;
-    // Counts as a client's statement: moves yield bandwidth to it.
-    let _statement = cluster.begin_statement();
-    let snapshot = match session {
-        Some(s) => match s.view(table)? {
-            Some(v) => v,
-            None => cluster.catalog().snapshot(table)?,
-        },
-        None => cluster.catalog().snapshot(table)?,
+    // A transaction sees its own uncommitted changes of the table.
+    let snapshot = || match session.map(|s| s.view(table)).transpose()?.flatten() {
+        Some(v) => Ok(v),
+        None => Ok(cluster.catalog().snapshot(table)?),
     };
-    let mut writer = cluster.writer_for(&snapshot)?;
-    let schema = Arc::clone(writer.schema());
-    while let Some(batch) = data.next().await {
-        let step = match batch {
-            Ok(b) => match conform(&b, &schema) {
-                Ok(b) => writer.write(b).await,
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
-        if let Err(e) = step {
-            // Dropped unfinished: its workers discard the files.
-            drop(writer);
-            return Err(e);
-        }
-    }
-    // Rows, not files: a reference table's row lands on every placement but is one row.
-    let rows = writer.rows();
-    let files = writer.finish().await?;
-    match session {
-        Some(s) => s.stage(StagedWrite {
-            table_id: snapshot.table.table_id,
-            table_name: snapshot.table.name.clone(),
-            added: staged_files(&snapshot, &files),
-            removed: vec![],
-        }),
-        None => {
-            cluster.commit(&files)?;
-        }
-    }
-    Ok(rows)
+    let publish = match session {
+        Some(s) => Publish::Stage(Box::new(move |snapshot: &TableSnapshot, files| {
+            s.stage(StagedWrite {
+                table_id: snapshot.table.table_id,
+                table_name: snapshot.table.name.clone(),
+                added: staged_files(snapshot, &files)?,
+                removed: vec![],
+            });
+            Ok(())
+        })),
+        None => Publish::Commit,
+    };
+    cluster
+        .write_statement_rows(table, snapshot, data, publish)
+        .await
 }
 
 /// Written files with the address of the placement each went to.
-pub fn staged_files(snapshot: &TableSnapshot, files: &[WrittenFile]) -> Vec<StagedFile> {
+pub fn staged_files(
+    snapshot: &TableSnapshot,
+    files: &[WrittenFile],
+) -> std::result::Result<Vec<StagedFile>, ClusterError> {
     files
         .iter()
         .map(|f| {
-            let addr = snapshot
-                .shards
-                .iter()
-                .flat_map(|s| s.placements.iter())
-                .find(|p| p.placement_id == f.placement_key)
-                .map(|p| p.addr())
-                .unwrap_or_default();
-            StagedFile {
-                addr,
+            Ok(StagedFile {
+                addr: placement_addr(snapshot, f.placement_key)?,
                 shard_id: f.shard_id,
                 placement_id: f.placement_key,
                 file: to_record(f),
-            }
+            })
         })
         .collect()
-}
-
-/// Casts a batch to the table's exact schema (column names and types).
-pub(crate) fn conform(
-    batch: &arrow::array::RecordBatch,
-    schema: &SchemaRef,
-) -> std::result::Result<arrow::array::RecordBatch, ClusterError> {
-    if batch.schema().fields().len() != schema.fields().len() {
-        return Err(ClusterError::Internal {
-            message: format!(
-                "insert produced {} columns for a table of {}",
-                batch.num_columns(),
-                schema.fields().len()
-            ),
-        });
-    }
-    let cols = batch
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(c, f)| -> std::result::Result<ArrayRef, ClusterError> {
-            if c.data_type() == f.data_type() {
-                return Ok(Arc::clone(c));
-            }
-            // Text into an array column is an array's text (`'{1,2}'`); Arrow's cast would
-            // wrap the whole text as one element.
-            if let (DataType::Utf8, DataType::List(element)) = (c.data_type(), f.data_type()) {
-                use arrow::array::AsArray;
-                return shoal_sql_functions::types::array::list_column(
-                    c.as_string::<i32>().iter(),
-                    element.data_type(),
-                )
-                .map_err(|e| ClusterError::InvalidText {
-                    sqlstate: e.sqlstate,
-                    message: e.message,
-                    detail: None,
-                });
-            }
-            Ok(arrow::compute::cast(c, f.data_type())?)
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(arrow::array::RecordBatch::try_new(
-        Arc::clone(schema),
-        cols,
-    )?)
 }
 
 #[async_trait]

@@ -4,40 +4,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
-};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::array::{ArrayRef, RecordBatch, TimestampMillisecondArray};
+use arrow::datatypes::DataType;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
 use shoal_catalog::{JobType, ShardState, TableKind, TaskKind, TaskState};
 use shoal_sql_functions::{Cluster, ClusterError};
 
+use shoal_sql_functions::functions::rows::{bools, ints, schema, texts, timestamps, ts};
+
 use crate::query::provider::{LiveTable, ViewFn};
-
-fn schema(cols: &[(&str, DataType)]) -> SchemaRef {
-    Arc::new(Schema::new(
-        cols.iter()
-            .map(|(n, t)| Field::new(*n, t.clone(), true))
-            .collect::<Vec<_>>(),
-    ))
-}
-
-fn ts() -> DataType {
-    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
-}
-
-fn texts(v: Vec<Option<String>>) -> ArrayRef {
-    Arc::new(StringArray::from(v))
-}
-fn ints(v: Vec<Option<i64>>) -> ArrayRef {
-    Arc::new(Int64Array::from(v))
-}
-fn timestamps(v: Vec<Option<i64>>) -> ArrayRef {
-    Arc::new(TimestampMillisecondArray::from(v).with_timezone("UTC"))
-}
-fn bools(v: Vec<Option<bool>>) -> ArrayRef {
-    Arc::new(BooleanArray::from(v))
-}
 
 fn view(
     cluster: &Arc<Cluster>,
@@ -603,164 +578,4 @@ pub fn compat_views(cluster: &Arc<Cluster>) -> HashMap<String, Arc<dyn TableProv
         ),
     );
     m
-}
-
-/// `citus_get_active_worker_nodes()` rows: live nodes.
-pub fn active_worker_nodes(cluster: &Cluster) -> Result<RecordBatch, ClusterError> {
-    let nodes: Vec<_> = cluster
-        .catalog()
-        .list_nodes()?
-        .into_iter()
-        .filter(|n| n.is_live)
-        .collect();
-    Ok(RecordBatch::try_new(
-        active_worker_nodes_schema(),
-        vec![
-            texts(nodes.iter().map(|n| Some(n.host.clone())).collect()),
-            ints(nodes.iter().map(|n| Some(n.port as i64)).collect()),
-        ],
-    )?)
-}
-
-pub fn active_worker_nodes_schema() -> SchemaRef {
-    schema(&[
-        ("node_name", DataType::Utf8),
-        ("node_port", DataType::Int64),
-    ])
-}
-
-/// `rebalance_plan()` rows.
-pub fn rebalance_plan_schema() -> SchemaRef {
-    schema(&[
-        ("table_name", DataType::Utf8),
-        ("shard_id", DataType::Int64),
-        ("shard_size", DataType::Int64),
-        ("source_host", DataType::Utf8),
-        ("source_port", DataType::Int64),
-        ("target_host", DataType::Utf8),
-        ("target_port", DataType::Int64),
-    ])
-}
-
-/// `rebalance_simulate(...)` rows: each node's load before and after the plan.
-pub fn rebalance_simulate_schema() -> SchemaRef {
-    schema(&[
-        ("node", DataType::Utf8),
-        ("shards_before", DataType::Int64),
-        ("shards_after", DataType::Int64),
-        ("bytes_before", DataType::Int64),
-        ("bytes_after", DataType::Int64),
-        ("moves_in", DataType::Int64),
-        ("moves_out", DataType::Int64),
-    ])
-}
-
-pub fn rebalance_simulate_batch(
-    sim: &shoal_sql_functions::Simulation,
-) -> Result<RecordBatch, ClusterError> {
-    let n = &sim.nodes;
-    let col = |f: fn(&shoal_sql_functions::SimulatedNode) -> u64| {
-        ints(n.iter().map(|r| Some(f(r) as i64)).collect())
-    };
-    RecordBatch::try_new(
-        rebalance_simulate_schema(),
-        vec![
-            texts(n.iter().map(|r| Some(r.node.clone())).collect()),
-            col(|r| r.shards_before),
-            col(|r| r.shards_after),
-            col(|r| r.bytes_before),
-            col(|r| r.bytes_after),
-            col(|r| r.moves_in),
-            col(|r| r.moves_out),
-        ],
-    )
-    .map_err(|e| ClusterError::Internal {
-        message: format!("rebalance_simulate rows: {e}"),
-    })
-}
-
-/// `remove_node_plan(host, port)` rows: what a forced `remove_node` would drop.
-pub fn remove_node_plan_schema() -> SchemaRef {
-    schema(&[
-        ("table_name", DataType::Utf8),
-        ("shard_id", DataType::Int64),
-        ("rows", DataType::Int64),
-        ("bytes", DataType::Int64),
-        ("other_placements", DataType::Int64),
-        ("lost", DataType::Boolean),
-    ])
-}
-
-pub fn remove_node_plan_batch(
-    rows: &[shoal_sql_functions::PlacementAtRisk],
-) -> Result<RecordBatch, ClusterError> {
-    RecordBatch::try_new(
-        remove_node_plan_schema(),
-        vec![
-            texts(rows.iter().map(|r| Some(r.table_name.clone())).collect()),
-            ints(rows.iter().map(|r| Some(r.shard_id)).collect()),
-            ints(rows.iter().map(|r| Some(r.rows as i64)).collect()),
-            ints(rows.iter().map(|r| Some(r.bytes as i64)).collect()),
-            ints(
-                rows.iter()
-                    .map(|r| Some(r.other_placements as i64))
-                    .collect(),
-            ),
-            bools(rows.iter().map(|r| Some(r.other_placements == 0)).collect()),
-        ],
-    )
-    .map_err(|e| ClusterError::Internal {
-        message: format!("remove_node_plan rows: {e}"),
-    })
-}
-
-/// `get_rebalance_table_shards_plan()` rows, with Citus's column names.
-pub fn citus_rebalance_plan_schema() -> SchemaRef {
-    schema(&[
-        ("table_name", DataType::Utf8),
-        ("shardid", DataType::Int64),
-        ("shard_size", DataType::Int64),
-        ("sourcename", DataType::Utf8),
-        ("sourceport", DataType::Int64),
-        ("targetname", DataType::Utf8),
-        ("targetport", DataType::Int64),
-    ])
-}
-
-const STATUS_COLUMNS: [&str; 7] = [
-    "job_id",
-    "state",
-    "job_type",
-    "description",
-    "started_at",
-    "finished_at",
-    "details",
-];
-
-fn status_field(name: &str) -> (&str, DataType) {
-    match name {
-        "job_id" => (name, DataType::Int64),
-        "started_at" | "finished_at" => (name, ts()),
-        _ => (name, DataType::Utf8),
-    }
-}
-
-/// `rebalance_status()` rows.
-pub fn rebalance_status_schema() -> SchemaRef {
-    let mut cols: Vec<(&str, DataType)> = STATUS_COLUMNS.iter().map(|n| status_field(n)).collect();
-    cols.extend([
-        ("progress", DataType::Float64),
-        ("bytes_total", DataType::Int64),
-        ("bytes_done", DataType::Int64),
-        ("rate_bytes_per_s", DataType::Float64),
-        ("eta_seconds", DataType::Float64),
-        ("last_error", DataType::Utf8),
-    ]);
-    schema(&cols)
-}
-
-/// `citus_rebalance_status()` rows: the first seven columns.
-pub fn citus_rebalance_status_schema() -> SchemaRef {
-    let cols: Vec<(&str, DataType)> = STATUS_COLUMNS.iter().map(|n| status_field(n)).collect();
-    schema(&cols)
 }
