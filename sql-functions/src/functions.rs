@@ -116,15 +116,7 @@ pub async fn call(
             bigint(name, Some(id))
         }
         Function::RemoveNode => {
-            nodes::remove_node(
-                cluster,
-                &a.text("host")?,
-                a.port()?,
-                a.bool("force")?,
-                a.bool("drop_data")?,
-                notices,
-            )
-            .await?;
+            nodes::remove_node(cluster, &a, notices).await?;
             void(name)
         }
         Function::RemoveNodePlan => {
@@ -132,13 +124,7 @@ pub async fn call(
             rows::remove_node_plan_batch(&cluster.placements_at_risk(node.node_id)?)
         }
         Function::SetNodeProperty => {
-            nodes::set_node_property(
-                cluster,
-                &a.text("host")?,
-                a.port()?,
-                &a.text("property")?,
-                a.bool("value")?,
-            )?;
+            nodes::set_node_property(cluster, &a)?;
             void(name)
         }
         Function::CreateDistributedTable => {

@@ -8,7 +8,7 @@
 //! persisted  planned → preparing → copying ─────────────────────────────→ switched → done
 //! steps                 prepare  → copy → catch_up ⟲ → fence → switch  →  cleanup
 //! any step before the switch ──(error, cancel)──→ rolling_back: roll_back → aborted
-//! any step before the switch ──(writers held the group: MoveDeferred)──→ waits in copying
+//! any step before the switch ──(writers held the group: MoveDeferred)──→ waits in its phase
 //! ```
 //!
 //! After a crash a move resumes at the first step of its persisted phase: `copying` copies

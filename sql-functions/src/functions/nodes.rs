@@ -1,7 +1,8 @@
 //! The node functions and their policies: `add_node` (and the automatic rebalance it may
-//! start), `remove_node` (refused while the node holds the only copies of shards; forced only
-//! for a node that is gone, or with `drop_data` as a second, explicit yes), and
-//! `set_node_property`.
+//! start), `remove_node` (refused while the node holds shard placements other than
+//! reference-table copies that other nodes also hold; forced only for a node that is gone, or
+//! with `drop_data` as a second, explicit yes), and `set_node_property`. An argument is read
+//! only where the policy needs it, so a NULL `force` does not matter for an empty node.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use shoal_catalog::Node;
 
+use super::args::Args;
 use super::{jobs, notice, warning, Notice, NoticeLevel};
 use crate::cluster::Cluster;
 use crate::error::{ClusterError, Result};
@@ -53,13 +55,11 @@ pub(super) async fn add_node(
 /// needs `drop_data`, and then deletes its files once the queries that may read them end.
 pub(super) async fn remove_node(
     cluster: &Arc<Cluster>,
-    host: &str,
-    port: u16,
-    force: bool,
-    drop_data: bool,
+    a: &Args,
     notices: &mut Vec<Notice>,
 ) -> Result<()> {
-    let node = node_at(cluster, host, port)?;
+    let (host, port) = (a.text("host")?, a.port()?);
+    let node = node_at(cluster, &host, port)?;
     let n = cluster
         .catalog()
         .placements_blocking_removal(node.node_id)?;
@@ -68,7 +68,7 @@ pub(super) async fn remove_node(
         cluster.force_remove_node(node.node_id)?;
         return Ok(());
     }
-    if !force {
+    if !a.bool("force")? {
         return Err(ClusterError::NotInState {
             message: format!("cannot remove node {host}:{port} because it holds {n} shard placements"),
             hint: Some(format!(
@@ -79,7 +79,7 @@ pub(super) async fn remove_node(
     // force is for a node that is gone; dropping a live node's data needs a second, explicit
     // yes.
     let live = cluster.worker_answers(&node.addr()).await;
-    if live && !drop_data {
+    if live && !a.bool("drop_data")? {
         let at_risk = cluster.placements_at_risk(node.node_id)?;
         let only = at_risk.iter().filter(|p| p.other_placements == 0).count();
         return Err(ClusterError::NotInState {
@@ -127,23 +127,18 @@ pub(super) async fn remove_node(
 }
 
 /// `set_node_property(host, port, 'should_have_shards', value)`.
-pub(super) fn set_node_property(
-    cluster: &Cluster,
-    host: &str,
-    port: u16,
-    property: &str,
-    value: bool,
-) -> Result<()> {
-    if !matches!(property, "should_have_shards" | "shouldhaveshards") {
+pub(super) fn set_node_property(cluster: &Cluster, a: &Args) -> Result<()> {
+    let (host, port, property) = (a.text("host")?, a.port()?, a.text("property")?);
+    if !matches!(property.as_str(), "should_have_shards" | "shouldhaveshards") {
         return Err(ClusterError::InvalidArgument {
             message: format!("unrecognized node property \"{property}\""),
             hint: Some("The only node property is should_have_shards.".into()),
         });
     }
-    let node = node_at(cluster, host, port)?;
+    let node = node_at(cluster, &host, port)?;
     cluster
         .catalog()
-        .set_should_have_shards(node.node_id, value)?;
+        .set_should_have_shards(node.node_id, a.bool("value")?)?;
     Ok(())
 }
 

@@ -7,8 +7,9 @@
 //!   attempts → deferred ([`ClusterError::MoveDeferred`]): the scheduler resumes the move at
 //!   `copy` later, its staged copy kept.
 //!
-//! After a coordinator crash the fence is gone with the process; the move resumes at `copy`,
-//! which finds the delta small and comes back here.
+//! After a coordinator crash the fence is gone with the process; the move resumes at `copy`
+//! (which lists every file again; the target skips those it staged), then `catch_up` finds
+//! the delta small and comes back here.
 
 use super::{MoveRun, Step, MAX_FENCE_ATTEMPTS};
 use crate::error::{ClusterError, Result};
