@@ -159,6 +159,8 @@ enum Action {
         returning: Vec<SelectItem>,
         table: String,
     },
+    /// `EXPLAIN` of a cluster-function call: the call is shown, never run.
+    ExplainCall(FunctionCall),
     Refuse(PgError),
 }
 
@@ -566,6 +568,9 @@ fn classify(stmt: &Statement) -> Option<Action> {
             rewrite_query(q).map(|query| Action::Query(Box::new(Statement::Query(Box::new(query)))))
         }
         Statement::Call(f) => function_call(f).map(Action::Call),
+        Statement::Explain {
+            statement, analyze, ..
+        } => explain(statement, *analyze),
         Statement::Lock(lock) => Some(match lock.lock_mode {
             Some(sql::LockTableMode::AccessShare) => Action::LockShared {
                 tables: lock.tables.iter().map(|t| object_name(&t.name)).collect(),
@@ -924,6 +929,10 @@ impl ShoalHook {
             Action::ResetAll => {
                 current_session()?.reset_settings();
                 tag("RESET")
+            }
+            Action::ExplainCall(call) => {
+                let batch = explain_call_batch(&call).map_err(|e| PgWireErrorOf::df(&e.into()))?;
+                rows_response(ctx, batch, client, &format).await
             }
             Action::Show(name) => self.show_setting(name, ctx, client, &format).await,
             Action::ShowAll => self.show_all_settings(ctx, client, &format).await,
@@ -1333,6 +1342,11 @@ impl QueryHook for ShoalHook {
                 .create_logical_plan("SELECT '' AS name, '' AS setting, '' AS description")
                 .await
                 .map_err(|e| PgWireErrorOf::df(&e)),
+            Action::ExplainCall(_) => session_context
+                .state()
+                .create_logical_plan("SELECT '' AS plan_type, '' AS plan")
+                .await
+                .map_err(|e| PgWireErrorOf::df(&e)),
             // DDL and COPY send no row description: nothing to describe.
             _ => Ok(empty_plan()),
         })
@@ -1492,6 +1506,87 @@ fn setting_value(values: &[sql::Expr]) -> Option<String> {
 }
 
 /// `SHOW ALL`'s columns, as PostgreSQL names them.
+/// `EXPLAIN [ANALYZE] statement`. A cluster function's call is shown and never run (`ANALYZE`
+/// would run it: refused); PostgreSQL explains only queries, DML, `EXECUTE`, `DECLARE` and
+/// `CREATE TABLE AS`, and its grammar refuses the rest, so Shoal does too. Everything else is
+/// DataFusion's EXPLAIN, which plans without performing.
+fn explain(statement: &Statement, analyze: bool) -> Option<Action> {
+    match classify(statement) {
+        Some(Action::Call(call) | Action::CallFrom { call, .. }) => {
+            return Some(if analyze {
+                Action::Refuse(
+                    PgError::new(
+                        "0A000",
+                        format!(
+                            "EXPLAIN ANALYZE of the cluster function {} is not supported: it would run it",
+                            call.name
+                        ),
+                    )
+                    .with_hint(Some(
+                        "EXPLAIN without ANALYZE shows the call; rebalance_plan() and rebalance_simulate() show what a rebalance would do."
+                            .into(),
+                    )),
+                )
+            } else {
+                Action::ExplainCall(call)
+            });
+        }
+        Some(Action::Refuse(e)) => return Some(Action::Refuse(e)),
+        _ => {}
+    }
+    let explainable = match statement {
+        Statement::Query(_)
+        | Statement::Insert(_)
+        | Statement::Update { .. }
+        | Statement::Delete(_)
+        | Statement::Merge { .. }
+        | Statement::Execute { .. }
+        | Statement::Declare { .. } => true,
+        Statement::CreateTable(t) => t.query.is_some(),
+        Statement::CreateView(v) => v.materialized,
+        _ => false,
+    };
+    if explainable {
+        return None;
+    }
+    let text = statement.to_string();
+    let word = text.split_whitespace().next().unwrap_or_default();
+    Some(Action::Refuse(PgError::new(
+        "42601",
+        format!("syntax error at or near \"{word}\""),
+    )))
+}
+
+/// The rows `EXPLAIN` shows for a cluster-function call, in DataFusion's shape.
+fn explain_call_batch(
+    call: &FunctionCall,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let args: Vec<String> = call
+        .args
+        .iter()
+        .map(|(name, e)| match name {
+            Some(n) => format!("{n} => {e}"),
+            None => e.to_string(),
+        })
+        .collect();
+    let shown = format!("{}({})", call.name, args.join(", "));
+    RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("plan_type", DataType::Utf8, false),
+            Field::new("plan", DataType::Utf8, false),
+        ])),
+        vec![
+            Arc::new(StringArray::from(vec!["logical_plan", "physical_plan"])),
+            Arc::new(StringArray::from(vec![
+                format!("ClusterFunction: {shown}"),
+                format!(
+                    "ClusterFunctionExec: {shown} (runs on the coordinator; not run by EXPLAIN)"
+                ),
+            ])),
+        ],
+    )
+}
+
 fn show_all_schema() -> arrow::datatypes::SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("name", DataType::Utf8, false),
