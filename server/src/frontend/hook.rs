@@ -1558,9 +1558,7 @@ fn explain(statement: &Statement, analyze: bool) -> Option<Action> {
 }
 
 /// The rows `EXPLAIN` shows for a cluster-function call, in DataFusion's shape.
-fn explain_call_batch(
-    call: &FunctionCall,
-) -> Result<RecordBatch, arrow::error::ArrowError> {
+fn explain_call_batch(call: &FunctionCall) -> Result<RecordBatch, arrow::error::ArrowError> {
     let args: Vec<String> = call
         .args
         .iter()

@@ -270,6 +270,15 @@ impl Fixture {
             .unwrap();
     }
 
+    /// A run that copied every file in `copying` and then died with its process: nothing of
+    /// it is left in memory; the target's staging and the catalog's phase stay.
+    async fn crash_after_copy(&self) {
+        let mut run = self.run();
+        steps(&mut run, Step::Prepare, Step::Copy).await;
+        run.persist(MovePhase::Copying).unwrap();
+        run.step(Step::Copy).await.unwrap();
+    }
+
     /// Holds the group's write gate as a writing statement does.
     async fn writer(&self, run: &MoveRun) -> crate::gate::WritePermit {
         self.cluster.gates().admit(run.settings.gate_key).await
@@ -551,12 +560,7 @@ async fn a_move_persists_only_its_recovery_phases_on_the_way_to_done() {
 #[tokio::test]
 async fn a_move_resumed_in_copying_copies_only_what_the_target_lacks() {
     let f = Fixture::new(TransferMode::Auto);
-    let mut run = f.run();
-    steps(&mut run, Step::Prepare, Step::Copy).await;
-    run.persist(MovePhase::Copying).unwrap();
-    run.step(Step::Copy).await.unwrap();
-    drop(run);
-    // A new process: nothing in memory, the target's staging is still there.
+    f.crash_after_copy().await;
     f.commit_file("c.parquet", 100);
     let mut resumed = f.run();
     assert!(matches!(drive(&mut resumed).await, Outcome::Done));
@@ -588,11 +592,7 @@ async fn a_move_held_off_by_writers_is_deferred_in_copying_with_its_staged_copy(
 #[tokio::test]
 async fn a_cancelled_move_rolls_back_from_wherever_it_was() {
     let f = Fixture::new(TransferMode::Auto);
-    let mut run = f.run();
-    steps(&mut run, Step::Prepare, Step::Copy).await;
-    run.persist(MovePhase::Copying).unwrap();
-    run.step(Step::Copy).await.unwrap();
-    drop(run);
+    f.crash_after_copy().await;
     f.catalog().cancel_job(f.task().job_id).unwrap();
     let mut resumed = f.run();
     assert!(matches!(drive(&mut resumed).await, Outcome::Cancelled));

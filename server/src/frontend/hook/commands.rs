@@ -106,14 +106,25 @@ impl ShoalHook {
         params: &ParamValues,
         format: &Format,
     ) -> PgWireResult<Response> {
-        let cluster = &self.cluster;
+        let batch = self.run_function(&call, ctx, client, params).await?;
+        rows_response(ctx, batch, client, format).await
+    }
+
+    /// Runs a cluster function: its notices go to the client first (also when it then
+    /// fails), then its rows or its error.
+    async fn run_function(
+        &self,
+        call: &FunctionCall,
+        ctx: &SessionContext,
+        client: &mut dyn HookClient,
+        params: &ParamValues,
+    ) -> PgWireResult<RecordBatch> {
         let mut notices: Vec<Notice> = Vec::new();
-        let result = functions::call(cluster, ctx, &call, params, &mut notices).await;
+        let result = functions::call(&self.cluster, ctx, call, params, &mut notices).await;
         for n in &notices {
             send_notice(client, n).await?;
         }
-        let batch = result.map_err(|e| PgError::from(e).into_pgwire())?;
-        rows_response(ctx, batch, client, format).await
+        result.map_err(|e| PgError::from(e).into_pgwire())
     }
 
     /// A query over a cluster function's rows (`SELECT ... FROM f(...)`).
@@ -126,13 +137,7 @@ impl ShoalHook {
         params: &ParamValues,
         format: &Format,
     ) -> PgWireResult<Response> {
-        let cluster = &self.cluster;
-        let mut notices: Vec<Notice> = Vec::new();
-        let result = functions::call(cluster, ctx, &call, params, &mut notices).await;
-        for n in &notices {
-            send_notice(client, n).await?;
-        }
-        let batch = result.map_err(|e| PgError::from(e).into_pgwire())?;
+        let batch = self.run_function(&call, ctx, client, params).await?;
         let local = SessionContext::new();
         local
             .register_batch("fn_result", batch)
