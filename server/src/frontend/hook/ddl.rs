@@ -2,6 +2,26 @@
 
 use super::*;
 
+/// A CREATE whose relation exists already: with IF NOT EXISTS a NOTICE and the command's tag,
+/// as PostgreSQL; else 42P07.
+async fn relation_exists(
+    client: &mut dyn HookClient,
+    name: &str,
+    if_not_exists: bool,
+    command: &str,
+) -> PgWireResult<Response> {
+    if if_not_exists {
+        notice(
+            client,
+            "NOTICE",
+            &format!("relation \"{name}\" already exists, skipping"),
+        )
+        .await?;
+        return tag(command);
+    }
+    Err(PgError::new("42P07", format!("relation \"{name}\" already exists")).into_pgwire())
+}
+
 impl ShoalHook {
     /// `ALTER TABLE ... ADD PRIMARY KEY | UNIQUE`: recorded as an index (not enforced, with a NOTICE); a primary key makes its columns NOT NULL, refused if rows hold NULLs there.
     pub(super) async fn add_key(
@@ -252,18 +272,7 @@ impl ShoalHook {
             None => request.default_name(relation_taken),
         };
         if relation_taken(&name) {
-            if request.if_not_exists {
-                notice(
-                    client,
-                    "NOTICE",
-                    &format!("relation \"{name}\" already exists, skipping"),
-                )
-                .await?;
-                return tag("CREATE INDEX");
-            }
-            return Err(
-                PgError::new("42P07", format!("relation \"{name}\" already exists")).into_pgwire(),
-            );
+            return relation_exists(client, &name, request.if_not_exists, "CREATE INDEX").await;
         }
         let index = shoal_catalog::IndexDef {
             name: name.clone(),
@@ -393,18 +402,7 @@ impl ShoalHook {
             .map_err(|e| pg(&e.into()))?
             .is_some()
         {
-            if if_not_exists {
-                notice(
-                    client,
-                    "NOTICE",
-                    &format!("relation \"{name}\" already exists, skipping"),
-                )
-                .await?;
-                return tag("CREATE TABLE AS");
-            }
-            return Err(
-                PgError::new("42P07", format!("relation \"{name}\" already exists")).into_pgwire(),
-            );
+            return relation_exists(client, &name, if_not_exists, "CREATE TABLE AS").await;
         }
         let df = ctx
             .sql(&query.to_string())
