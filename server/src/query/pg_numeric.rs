@@ -4,7 +4,10 @@
 //! significant ones. [`PgNumericDivision`] is an analyzer rule (after type coercion) that
 //! widens the dividend's scale to 12 when its declared digits leave room, so the quotient
 //! has 16 fractional digits (`10.0 / 4` is `2.5000000000000000`, as PostgreSQL prints it;
-//! PostgreSQL sizes the scale per value and shows `1.0 / 3` with 20 digits).
+//! PostgreSQL sizes the scale per value and shows `1.0 / 3` with 20 digits). Arrow's quotient
+//! is truncated; PostgreSQL's is rounded, so the rule divides with one more digit and casts
+//! back to the quotient's type, which rounds half away from zero (`2.0 / 3` is
+//! `0.6666666666666667`, TPC-H Q8's market share `0.01825028`, not `...27`).
 
 use std::sync::Arc;
 
@@ -49,6 +52,23 @@ fn widened(t: &DataType, divisor_scale: i8) -> Option<DataType> {
     Some(DataType::Decimal128(p, s))
 }
 
+/// The dividend's type with one more fractional digit, so that the quotient has one too:
+/// precision grows with it up to 38. (At 38 the dividend loses an integer digit; a value that
+/// no longer fits would have overflowed Arrow's division, which multiplies the dividend by at
+/// least `10^4`, anyway.)
+fn one_more_digit(t: &DataType) -> Option<DataType> {
+    let DataType::Decimal128(p, s) = *t else {
+        return None;
+    };
+    if !(0..38).contains(&s) {
+        return None;
+    }
+    Some(DataType::Decimal128(
+        p.saturating_add(1).min(MAX_PRECISION),
+        s + 1,
+    ))
+}
+
 fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let Expr::BinaryExpr(BinaryExpr {
         left,
@@ -72,18 +92,29 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             right,
         })));
     };
-    let Some(wide) = widened(&lt, divisor_scale) else {
-        return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
-            left,
+    let dividend = widened(&lt, divisor_scale).unwrap_or(lt);
+    let divide = |dividend_type: DataType| {
+        Expr::BinaryExpr(BinaryExpr {
+            left: Box::new(Expr::Cast(Cast::new(left.clone(), dividend_type))),
             op: Operator::Divide,
-            right,
-        })));
+            right: right.clone(),
+        })
     };
-    Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr {
-        left: Box::new(Expr::Cast(Cast::new(left, wide))),
-        op: Operator::Divide,
-        right,
-    })))
+    let quotient = divide(dividend.clone());
+    let quotient_type = quotient.get_type(schema)?;
+    let Some(finer) = one_more_digit(&dividend) else {
+        return Ok(Transformed::yes(quotient));
+    };
+    let finer_quotient = divide(finer);
+    match (finer_quotient.get_type(schema)?, &quotient_type) {
+        (DataType::Decimal128(_, fs), DataType::Decimal128(_, qs)) if fs > *qs => {
+            Ok(Transformed::yes(Expr::Cast(Cast::new(
+                Box::new(finer_quotient),
+                quotient_type,
+            ))))
+        }
+        _ => Ok(Transformed::yes(quotient)),
+    }
 }
 
 impl AnalyzerRule for PgNumericDivision {

@@ -25,7 +25,7 @@ async fn numeric_quotients_keep_sixteen_digits() {
     let ctx = datafusion::prelude::SessionContext::new_with_config(config);
     ctx.add_analyzer_rule(PgNumericDivision::rule());
     let batches = ctx
-        .sql("SELECT 10.0 / 4 AS a, 1.0 / 3 AS b, 7.5 / 2.5 AS c, 1 / 3 AS d, 12345678901234567890.5 / 0.000001 AS e")
+        .sql("SELECT 10.0 / 4 AS a, 1.0 / 3 AS b, 7.5 / 2.5 AS c, 1 / 3 AS d, 12345678901234567890.5 / 0.000001 AS e, 2.0 / 3 AS f, -2.0 / 3 AS g, CAST(2.00 AS decimal(38,4)) / CAST(3 AS decimal(38,4)) AS h")
         .await
         .unwrap()
         .collect()
@@ -39,6 +39,11 @@ async fn numeric_quotients_keep_sixteen_digits() {
     assert!(text.contains("3.0000000000000000"), "{text}");
     // A large dividend over a small divisor still fits (the widening leaves it room).
     assert!(text.contains("12345678901234567890500000."), "{text}");
+    // Rounded half away from zero, as PostgreSQL rounds (Arrow truncates), also where the
+    // dividend has no room to widen (h: 8 digits, as Arrow types it).
+    assert!(text.contains("| 0.6666666666666667 "), "{text}");
+    assert!(text.contains("| -0.6666666666666667 "), "{text}");
+    assert!(text.contains("| 0.66666667 "), "{text}");
     // Integers still divide as integers.
     assert!(text.contains("| 0 "), "{text}");
 }
