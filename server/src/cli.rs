@@ -115,13 +115,21 @@ pub struct BenchArgs {
     #[arg(long)]
     keep: bool,
     /// `core` (issue #2: COPY, GROUP BY, point query, memory), `rebalance` (issue #3:
-    /// shard moves, a 3 -> 4 worker rebalance under load, planning) or `transactions`
-    /// (issue #13: 1000 INSERTs in one transaction, pgbench TPC-B-like, against PostgreSQL).
+    /// shard moves, a 3 -> 4 worker rebalance under load, planning), `transactions`
+    /// (issue #13: 1000 INSERTs in one transaction, pgbench TPC-B-like, against PostgreSQL) or
+    /// `tpch` (issue #15: the 22 TPC-H queries against single-process DataFusion and
+    /// PostgreSQL, with the rows the coordinator receives).
     #[arg(long, default_value = "core")]
     scenario: String,
     /// How long the transactions scenario runs pgbench on each server, in seconds.
     #[arg(long, default_value_t = 30)]
     secs: u64,
+    /// Scale factor of the tpch scenario.
+    #[arg(long, default_value_t = 1.0)]
+    sf: f64,
+    /// Seconds PostgreSQL may take for one TPC-H query in the tpch scenario.
+    #[arg(long, default_value_t = 120)]
+    pg_timeout_s: u64,
     /// Data size of the rebalance scenario, in GB.
     #[arg(long, default_value_t = 2.0)]
     gb: f64,
@@ -333,8 +341,16 @@ pub fn main() -> ExitCode {
                 "transactions" => {
                     Ok(shoal_bench::run_transactions(a.workers, a.pg_bin, a.secs, a.keep).await?)
                 }
+                "tpch" => Ok(shoal_bench::run_tpch(
+                    a.sf,
+                    a.workers,
+                    a.pg_bin,
+                    a.pg_timeout_s,
+                    a.keep,
+                )
+                .await?),
                 other => Err(ServerError::Startup(format!(
-                    "unknown bench scenario \"{other}\"; use core, rebalance or transactions"
+                    "unknown bench scenario \"{other}\"; use core, rebalance, transactions or tpch"
                 ))),
             },
         }

@@ -31,6 +31,17 @@ static WIRE: WireCounters = WireCounters {
     errors_by_class: Mutex::new(BTreeMap::new()),
 };
 
+/// Rows and bytes (Arrow's in-memory size) the coordinator's shard scans received from
+/// workers: what distributed execution is meant to shrink.
+static SCAN_ROWS: AtomicU64 = AtomicU64::new(0);
+static SCAN_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// A shard scan received a batch of `rows` rows, `bytes` in memory.
+pub fn scan_received(rows: usize, bytes: usize) {
+    SCAN_ROWS.fetch_add(rows as u64, Ordering::Relaxed);
+    SCAN_BYTES.fetch_add(bytes as u64, Ordering::Relaxed);
+}
+
 /// A client statement begins (each of a simple-query batch, each Execute).
 pub fn statement_started() {
     WIRE.statements.fetch_add(1, Ordering::Relaxed);
@@ -102,6 +113,17 @@ pub fn render(cluster: &Cluster) -> String {
             let _ = writeln!(out, "shoal_errors_total{{class=\"{}\"}} {n}", label(class));
         }
     }
+    let _ = writeln!(
+        out,
+        "# HELP shoal_scan_rows_received_total Rows the coordinator's shard scans received from workers.\n\
+         # TYPE shoal_scan_rows_received_total counter\n\
+         shoal_scan_rows_received_total {}\n\
+         # HELP shoal_scan_bytes_received_total Bytes (in memory) the coordinator's shard scans received from workers.\n\
+         # TYPE shoal_scan_bytes_received_total counter\n\
+         shoal_scan_bytes_received_total {}",
+        SCAN_ROWS.load(Ordering::Relaxed),
+        SCAN_BYTES.load(Ordering::Relaxed)
+    );
     let _ = writeln!(
         out,
         "# HELP shoal_connections Client connections open now.\n\

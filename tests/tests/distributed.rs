@@ -242,6 +242,22 @@ async fn distributed_tables_views_explain_and_restart() {
             ports.iter().any(|p| plan.contains(&p.to_string())),
             "EXPLAIN names the workers (ports {ports:?}):\n{plan}"
         );
+        // EXPLAIN ANALYZE counts what the workers sent (every row here: no pushdown for a
+        // filter on a non-distribution column and a projection), and /metrics adds it up.
+        let received = |c: &Cluster| c.metric("shoal_scan_rows_received_total").unwrap_or(-1.0);
+        let before = received(&cluster);
+        let analyzed = lines(&client, "EXPLAIN ANALYZE SELECT id FROM events WHERE kind <> 'nope'")
+            .await
+            .join("\n");
+        let scan = analyzed
+            .lines()
+            .find(|l| l.contains("ShardScanExec"))
+            .unwrap_or_else(|| panic!("no shard scan in:\n{analyzed}"));
+        assert!(
+            scan.contains(&format!("output_rows={count}")) && scan.contains("bytes_received="),
+            "the shard scan reports what it received ({count} rows):\n{scan}"
+        );
+        assert_eq!(received(&cluster) - before, count as f64, "rows received on /metrics");
 
         // A filter on the distribution column returns the right row.
         let (id, dev, kind, value) = row(777);

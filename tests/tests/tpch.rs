@@ -2,141 +2,45 @@
 //! reference generator's rows) is loaded into a 3-worker Shoal cluster — lineitem and orders
 //! colocated on the order key, part and partsupp on the part key, customer distributed,
 //! nation, region and supplier reference tables — and into the scratch PostgreSQL 15; all 22
-//! queries (`tests/sql/tpch/qN.sql`, the specification's validation parameters) must give the
-//! same rows on both.
+//! queries (`server/bench/tpch/qN.sql`, the specification's validation parameters) must give
+//! the same rows on both. The schema, the distribution and the queries are the `tpch` bench
+//! scenario's (`shoal_bench::tpch`).
 //!
 //! Values are compared as psql prints them, but for numeric quotients and averages:
 //! PostgreSQL prints those with at least 16 fractional digits, Shoal with the scale its
 //! decimal type carries (README, Compatibility), so two decimals are equal when they agree
 //! rounded to the fewer fractional digits of the two.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use shoal_bench::tpch::{shoal_ddl, table_text, PG_INDEXES, QUERIES, TABLES};
 use shoal_e2e::{Cluster, PgServer, PsqlTarget};
 
 const SCALE_FACTOR: f64 = 0.1;
 
-/// The tables, their columns (string columns as varchar: the queries' results are what is
-/// compared, not char(n) padding), and how Shoal distributes them.
-const TABLES: &[(&str, &str, Distribution)] = &[
-    (
-        "nation",
-        "n_nationkey integer, n_name varchar(25), n_regionkey integer, n_comment varchar(152)",
-        Distribution::Reference,
-    ),
-    (
-        "region",
-        "r_regionkey integer, r_name varchar(25), r_comment varchar(152)",
-        Distribution::Reference,
-    ),
-    (
-        "supplier",
-        "s_suppkey bigint, s_name varchar(25), s_address varchar(40), s_nationkey integer, \
-         s_phone varchar(15), s_acctbal decimal(15,2), s_comment varchar(101)",
-        Distribution::Reference,
-    ),
-    (
-        "customer",
-        "c_custkey bigint, c_name varchar(25), c_address varchar(40), c_nationkey integer, \
-         c_phone varchar(15), c_acctbal decimal(15,2), c_mktsegment varchar(10), \
-         c_comment varchar(117)",
-        Distribution::Hash("c_custkey", None),
-    ),
-    (
-        "part",
-        "p_partkey bigint, p_name varchar(55), p_mfgr varchar(25), p_brand varchar(10), \
-         p_type varchar(25), p_size integer, p_container varchar(10), \
-         p_retailprice decimal(15,2), p_comment varchar(23)",
-        Distribution::Hash("p_partkey", None),
-    ),
-    (
-        "partsupp",
-        "ps_partkey bigint, ps_suppkey bigint, ps_availqty integer, \
-         ps_supplycost decimal(15,2), ps_comment varchar(199)",
-        Distribution::Hash("ps_partkey", Some("part")),
-    ),
-    (
-        "orders",
-        "o_orderkey bigint, o_custkey bigint, o_orderstatus varchar(1), \
-         o_totalprice decimal(15,2), o_orderdate date, o_orderpriority varchar(15), \
-         o_clerk varchar(15), o_shippriority integer, o_comment varchar(79)",
-        Distribution::Hash("o_orderkey", None),
-    ),
-    (
-        "lineitem",
-        "l_orderkey bigint, l_partkey bigint, l_suppkey bigint, l_linenumber integer, \
-         l_quantity decimal(15,2), l_extendedprice decimal(15,2), l_discount decimal(15,2), \
-         l_tax decimal(15,2), l_returnflag varchar(1), l_linestatus varchar(1), \
-         l_shipdate date, l_commitdate date, l_receiptdate date, l_shipinstruct varchar(25), \
-         l_shipmode varchar(10), l_comment varchar(44)",
-        Distribution::Hash("l_orderkey", Some("orders")),
-    ),
-];
-
-/// PostgreSQL's indexes: they change no answer, and without them the correlated subqueries
-/// of Q2, Q17, Q20 and Q21 take PostgreSQL minutes.
-const PG_INDEXES: &str = "\
-    CREATE INDEX ON lineitem (l_partkey); CREATE INDEX ON lineitem (l_orderkey); \
-    CREATE INDEX ON lineitem (l_suppkey); CREATE INDEX ON partsupp (ps_partkey); \
-    CREATE INDEX ON partsupp (ps_suppkey); CREATE INDEX ON orders (o_orderkey); \
-    CREATE INDEX ON orders (o_custkey); CREATE INDEX ON part (p_partkey); \
-    CREATE INDEX ON supplier (s_suppkey); CREATE INDEX ON customer (c_custkey); ANALYZE";
-
-#[derive(Clone, Copy)]
-enum Distribution {
-    Reference,
-    /// Distribution column, and the table to colocate with.
-    Hash(&'static str, Option<&'static str>),
-}
-
-/// One `.tbl` file per table, in the reference generator's format without the trailing `|`.
+/// One `.tbl` file per table (`|` between fields), for psql's `\copy`.
 fn generate(dir: &Path) -> Vec<(&'static str, PathBuf)> {
-    use tpchgen::generators::*;
-    fn write<T: std::fmt::Display>(
-        dir: &Path,
-        table: &'static str,
-        rows: impl Iterator<Item = T>,
-    ) -> (&'static str, PathBuf) {
-        let path = dir.join(format!("{table}.tbl"));
-        let file = std::fs::File::create(&path).expect("create .tbl");
-        let mut out = std::io::BufWriter::new(file);
-        for row in rows {
-            let line = row.to_string();
-            writeln!(out, "{}", line.strip_suffix('|').unwrap_or(&line)).expect("write .tbl");
-        }
-        out.flush().expect("flush .tbl");
-        (table, path)
-    }
-    let sf = SCALE_FACTOR;
-    vec![
-        write(dir, "nation", NationGenerator::new(sf, 1, 1).iter()),
-        write(dir, "region", RegionGenerator::new(sf, 1, 1).iter()),
-        write(dir, "supplier", SupplierGenerator::new(sf, 1, 1).iter()),
-        write(dir, "customer", CustomerGenerator::new(sf, 1, 1).iter()),
-        write(dir, "part", PartGenerator::new(sf, 1, 1).iter()),
-        write(dir, "partsupp", PartSuppGenerator::new(sf, 1, 1).iter()),
-        write(dir, "orders", OrderGenerator::new(sf, 1, 1).iter()),
-        write(dir, "lineitem", LineItemGenerator::new(sf, 1, 1).iter()),
-    ]
+    TABLES
+        .iter()
+        .map(|(table, _, _)| {
+            let path = dir.join(format!("{table}.tbl"));
+            let text: Vec<u8> = table_text(table, SCALE_FACTOR, 100_000).concat();
+            std::fs::write(&path, text).expect("write .tbl");
+            (*table, path)
+        })
+        .collect()
 }
 
 fn load(target: &PsqlTarget, files: &[(&'static str, PathBuf)], shoal: bool) {
     for (table, columns, distribution) in TABLES {
-        target.ok(&format!("CREATE TABLE {table} ({columns})"));
-        if !shoal {
-            continue;
-        }
-        target.ok(&match distribution {
-            Distribution::Reference => format!("SELECT create_reference_table('{table}')"),
-            Distribution::Hash(column, None) => {
-                format!("SELECT create_distributed_table('{table}', '{column}')")
+        if shoal {
+            for stmt in shoal_ddl(table, columns, *distribution) {
+                target.ok(&stmt);
             }
-            Distribution::Hash(column, Some(with)) => format!(
-                "SELECT create_distributed_table('{table}', '{column}', colocate_with => '{with}')"
-            ),
-        });
+        } else {
+            target.ok(&format!("CREATE TABLE {table} ({columns})"));
+        }
     }
     for (table, path) in files {
         target.ok(&format!(
@@ -147,18 +51,6 @@ fn load(target: &PsqlTarget, files: &[(&'static str, PathBuf)], shoal: bool) {
     if !shoal {
         target.ok(PG_INDEXES);
     }
-}
-
-fn queries() -> Vec<(String, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/tpch");
-    (1..=22)
-        .map(|n| {
-            let path = dir.join(format!("q{n}.sql"));
-            let text = std::fs::read_to_string(&path)
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            (format!("Q{n}"), text)
-        })
-        .collect()
 }
 
 /// Digits after the decimal point of a value psql printed as a decimal, if it is one.
@@ -288,11 +180,12 @@ async fn tpch_answers_match_postgresql() {
         );
     }
     let mut failures = Vec::new();
-    for (name, sql) in queries() {
-        let want = postgres.ok(&sql);
+    for (i, sql) in QUERIES.iter().enumerate() {
+        let name = format!("Q{}", i + 1);
+        let want = postgres.ok(sql);
         assert!(!want.trim().is_empty(), "{name} returns no rows");
         let started = Instant::now();
-        let out = shoal.run(&sql);
+        let out = shoal.run(sql);
         let took = started.elapsed();
         if !out.status.success() {
             failures.push(format!(

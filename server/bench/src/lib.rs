@@ -25,6 +25,7 @@ use futures::SinkExt;
 use tokio_postgres::NoTls;
 
 mod rebalance;
+pub mod tpch;
 mod transactions;
 
 /// Why a benchmark could not run to its end.
@@ -38,6 +39,7 @@ pub enum BenchError {
     Io(#[from] std::io::Error),
 }
 pub use rebalance::run as run_rebalance;
+pub use tpch::run as run_tpch;
 pub use transactions::run as run_transactions;
 
 fn err(m: impl std::fmt::Display + std::fmt::Debug) -> BenchError {
@@ -312,8 +314,11 @@ impl Drop for ScratchPg {
 
 /// Starts `workers` workers and a coordinator (processes of this binary) under `root`, and
 /// waits until every worker is registered: the processes (killed when dropped), the
-/// coordinator's port and pid.
-async fn start_cluster(root: &Path, workers: usize) -> Result<(Vec<Proc>, u16, u32), BenchError> {
+/// coordinator's port and pid, and the port of its `/metrics`.
+async fn start_cluster(
+    root: &Path,
+    workers: usize,
+) -> Result<(Vec<Proc>, u16, u32, u16), BenchError> {
     let exe = std::env::current_exe()?;
     let token = "bench-token";
     let mut procs = Vec::new();
@@ -325,10 +330,13 @@ async fn start_cluster(root: &Path, workers: usize) -> Result<(Vec<Proc>, u16, u
         worker_addrs.push(format!("127.0.0.1:{port}"));
     }
     let cport = free_port()?;
+    let metrics_port = free_port()?;
     let mut args = vec![
         "coordinator".to_string(),
         "--listen".into(),
         format!("127.0.0.1:{cport}"),
+        "--metrics-listen".into(),
+        format!("127.0.0.1:{metrics_port}"),
         "--data-dir".into(),
         root.join("coordinator").display().to_string(),
         "--cluster-token".into(),
@@ -361,12 +369,12 @@ async fn start_cluster(root: &Path, workers: usize) -> Result<(Vec<Proc>, u16, u
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Ok((procs, cport, coord_pid))
+    Ok((procs, cport, coord_pid, metrics_port))
 }
 
 pub async fn run(rows: u64, workers: usize, pg_bin: PathBuf, keep: bool) -> Result<(), BenchError> {
     let root = std::env::temp_dir().join(format!("shoal-bench-{}", std::process::id()));
-    let (procs, cport, coord_pid) = start_cluster(&root, workers).await?;
+    let (procs, cport, coord_pid, _) = start_cluster(&root, workers).await?;
     let client = connect(cport, "shoal").await?;
     client.batch_execute(CREATE).await.map_err(err)?;
     client

@@ -244,7 +244,7 @@ pub async fn run(workers: usize, pg_bin: PathBuf, secs: u64, keep: bool) -> Resu
         )));
     }
     let root = std::env::temp_dir().join(format!("shoal-bench-tx-{}", std::process::id()));
-    let (procs, cport, _) = start_cluster(&root, workers).await?;
+    let (procs, cport, _, _) = start_cluster(&root, workers).await?;
     let shoal = connect(cport, "shoal").await?;
     setup(&shoal, true).await?;
     let shoal_inserts = thousand_inserts(&shoal, 5).await?;

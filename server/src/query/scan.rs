@@ -13,6 +13,7 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
@@ -42,6 +43,8 @@ pub struct ShardScanExec {
     /// Shards the catalog had before pruning on the distribution column.
     total_shards: usize,
     properties: Arc<PlanProperties>,
+    /// Rows and bytes received from the workers, per partition (EXPLAIN ANALYZE).
+    metrics: ExecutionPlanMetricsSet,
     /// Keeps every file of the snapshot on disk while this plan may still read it.
     _snapshot: Arc<SnapshotGuard>,
 }
@@ -130,6 +133,7 @@ impl ShardScanExec {
             groups,
             total_shards: args.total_shards,
             properties,
+            metrics: ExecutionPlanMetricsSet::new(),
             _snapshot: args.snapshot,
         })
     }
@@ -192,6 +196,10 @@ impl ExecutionPlan for ShardScanExec {
         vec![]
     }
 
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
     fn apply_expressions(
         &self,
         _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
@@ -237,10 +245,18 @@ impl ExecutionPlan for ShardScanExec {
         // streams exist, and the files this snapshot names must stay until they are read.
         let guard = Arc::clone(&self._snapshot);
         let relabel = Arc::clone(&schema);
+        let rows = MetricBuilder::new(&self.metrics).output_rows(partition);
+        let bytes = MetricBuilder::new(&self.metrics).counter("bytes_received", partition);
         let stream = futures::stream::once(async move { read.open(group).await })
             .try_flatten()
             .map(move |batch| {
                 let _held = &guard;
+                if let Ok(b) = &batch {
+                    let size = b.get_array_memory_size();
+                    rows.add(b.num_rows());
+                    bytes.add(size);
+                    crate::metrics::scan_received(b.num_rows(), size);
+                }
                 // Workers name columns as the files do; the plan names them as the user.
                 match batch {
                     Ok(b)
