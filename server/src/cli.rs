@@ -341,14 +341,12 @@ pub fn main() -> ExitCode {
                 "transactions" => {
                     Ok(shoal_bench::run_transactions(a.workers, a.pg_bin, a.secs, a.keep).await?)
                 }
-                "tpch" => Ok(shoal_bench::run_tpch(
-                    a.sf,
-                    a.workers,
-                    a.pg_bin,
-                    a.pg_timeout_s,
-                    a.keep,
-                )
-                .await?),
+                "tpch" => {
+                    Ok(
+                        shoal_bench::run_tpch(a.sf, a.workers, a.pg_bin, a.pg_timeout_s, a.keep)
+                            .await?,
+                    )
+                }
                 other => Err(ServerError::Startup(format!(
                     "unknown bench scenario \"{other}\"; use core, rebalance, transactions or tpch"
                 ))),
