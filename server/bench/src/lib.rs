@@ -203,6 +203,17 @@ async fn median_ms(
     Ok(t[t.len() / 2])
 }
 
+/// Runs `sql` to its last row in the in-process DataFusion baseline.
+async fn run_datafusion(ctx: &SessionContext, sql: &str) -> Result<(), BenchError> {
+    ctx.sql(sql)
+        .await
+        .map_err(err)?
+        .collect()
+        .await
+        .map_err(err)?;
+    Ok(())
+}
+
 fn parquet_files(dir: &Path, out: &mut Vec<String>) {
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
@@ -423,26 +434,8 @@ pub async fn run(rows: u64, workers: usize, pg_bin: PathBuf, keep: bool) -> Resu
         .await
         .map_err(err)?;
     ctx.register_table("events", df.into_view()).map_err(err)?;
-    let df_agg = median_ms(5, async || {
-        ctx.sql(agg)
-            .await
-            .map_err(err)?
-            .collect()
-            .await
-            .map_err(err)?;
-        Ok(())
-    })
-    .await?;
-    let df_point = median_ms(20, async || {
-        ctx.sql(&point)
-            .await
-            .map_err(err)?
-            .collect()
-            .await
-            .map_err(err)?;
-        Ok(())
-    })
-    .await?;
+    let df_agg = median_ms(5, async || run_datafusion(&ctx, agg).await).await?;
+    let df_point = median_ms(20, async || run_datafusion(&ctx, &point).await).await?;
 
     // PostgreSQL 15 COPY into a heap table.
     let pg = if pg_bin.join("initdb").exists() {

@@ -18,7 +18,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::SinkExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::{connect, err, start_cluster, BenchError, ScratchPg};
+use crate::{connect, err, run_datafusion, start_cluster, BenchError, ScratchPg};
 
 /// How a table is laid out on a Shoal cluster.
 #[derive(Clone, Copy, Debug)]
@@ -337,18 +337,7 @@ pub async fn run(
     }
     let mut df_ms = Vec::new();
     for q in QUERIES {
-        df_ms.push(
-            best_ms(2, async || {
-                ctx.sql(q)
-                    .await
-                    .map_err(err)?
-                    .collect()
-                    .await
-                    .map_err(err)?;
-                Ok(())
-            })
-            .await?,
-        );
+        df_ms.push(best_ms(2, async || run_datafusion(&ctx, q).await).await?);
     }
 
     // PostgreSQL 15, each query once after loading (with a timeout).
