@@ -558,8 +558,7 @@ impl MoveRun {
         }
     }
 
-    /// Records `phase` in the catalog. (`switched` is also written by the switch transaction;
-    /// writing it again covers a switch found done by `prepare`.)
+    /// Records `phase` in the catalog.
     fn persist(&mut self, phase: MovePhase) -> Result<()> {
         self.cluster
             .catalog()
@@ -598,15 +597,21 @@ pub(crate) async fn run(cluster: &Arc<Cluster>, task: Task) -> Outcome {
 pub(crate) async fn drive(run: &mut MoveRun) -> Outcome {
     let task_id = run.task_id();
     let mut step = Step::resume(run.task.phase);
+    // The phase the loop is in; `run.task.phase` is the catalog's, which the switch
+    // transaction moves to `switched` itself (no second write then).
+    let mut phase = run.task.phase;
     let mut cancelled = false;
     loop {
-        if step.phase() != run.task.phase {
-            if let Err(e) = run.persist(step.phase()) {
-                warn!(task_id, error = %e, "could not persist the move's state");
-                run.open_fence();
-                return Outcome::Failed(e);
+        if step.phase() != phase {
+            if step.phase() != run.task.phase {
+                if let Err(e) = run.persist(step.phase()) {
+                    warn!(task_id, error = %e, "could not persist the move's state");
+                    run.open_fence();
+                    return Outcome::Failed(e);
+                }
             }
-            failpoints::crash_after_phase(step.phase().as_str());
+            phase = step.phase();
+            failpoints::crash_after_phase(phase.as_str());
         }
         if step.is_final() {
             break;

@@ -25,7 +25,9 @@ fn generate(dir: &Path) -> Vec<(&'static str, PathBuf)> {
         .iter()
         .map(|(table, _, _)| {
             let path = dir.join(format!("{table}.tbl"));
-            let text: Vec<u8> = table_text(table, SCALE_FACTOR, 100_000).concat();
+            let text: Vec<u8> = table_text(table, SCALE_FACTOR, 100_000)
+                .expect("a TPC-H table")
+                .concat();
             std::fs::write(&path, text).expect("write .tbl");
             (*table, path)
         })

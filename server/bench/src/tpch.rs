@@ -136,7 +136,11 @@ pub fn shoal_ddl(table: &str, columns: &str, distribution: Distribution) -> [Str
 
 /// A table's rows as COPY text with `|` between fields (the reference generator's format
 /// without its trailing `|`), in chunks of about `chunk_rows` rows.
-pub fn table_text(table: &str, scale_factor: f64, chunk_rows: usize) -> Vec<Bytes> {
+pub fn table_text(
+    table: &str,
+    scale_factor: f64,
+    chunk_rows: usize,
+) -> Result<Vec<Bytes>, BenchError> {
     use tpchgen::generators::*;
     fn chunks<T: std::fmt::Display>(rows: impl Iterator<Item = T>, n: usize) -> Vec<Bytes> {
         let mut out = Vec::new();
@@ -158,7 +162,7 @@ pub fn table_text(table: &str, scale_factor: f64, chunk_rows: usize) -> Vec<Byte
         out
     }
     let sf = scale_factor;
-    match table {
+    Ok(match table {
         "nation" => chunks(NationGenerator::new(sf, 1, 1).iter(), chunk_rows),
         "region" => chunks(RegionGenerator::new(sf, 1, 1).iter(), chunk_rows),
         "supplier" => chunks(SupplierGenerator::new(sf, 1, 1).iter(), chunk_rows),
@@ -167,8 +171,8 @@ pub fn table_text(table: &str, scale_factor: f64, chunk_rows: usize) -> Vec<Byte
         "partsupp" => chunks(PartSuppGenerator::new(sf, 1, 1).iter(), chunk_rows),
         "orders" => chunks(OrderGenerator::new(sf, 1, 1).iter(), chunk_rows),
         "lineitem" => chunks(LineItemGenerator::new(sf, 1, 1).iter(), chunk_rows),
-        _ => Vec::new(),
-    }
+        other => return Err(err(format!("no TPC-H table \"{other}\""))),
+    })
 }
 
 async fn copy_table(
@@ -278,10 +282,10 @@ pub async fn run(
 ) -> Result<(), BenchError> {
     let root = std::env::temp_dir().join(format!("shoal-bench-tpch-{}", std::process::id()));
     let started = Instant::now();
-    let input: Vec<(&str, Vec<Bytes>)> = TABLES
+    let input = TABLES
         .iter()
-        .map(|(t, _, _)| (*t, table_text(t, scale_factor, 50_000)))
-        .collect();
+        .map(|(t, _, _)| Ok((*t, table_text(t, scale_factor, 50_000)?)))
+        .collect::<Result<Vec<(&str, Vec<Bytes>)>, BenchError>>()?;
     eprintln!("generated SF {scale_factor} in {:?}", started.elapsed());
 
     let (procs, cport, _, metrics_port) = start_cluster(&root, workers).await?;

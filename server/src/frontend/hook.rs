@@ -569,8 +569,12 @@ fn classify(stmt: &Statement) -> Option<Action> {
         }
         Statement::Call(f) => function_call(f).map(Action::Call),
         Statement::Explain {
-            statement, analyze, ..
-        } => explain(statement, *analyze),
+            statement,
+            analyze,
+            format,
+            options,
+            ..
+        } => explain(statement, *analyze, format.is_some(), options.as_deref()),
         Statement::Lock(lock) => Some(match lock.lock_mode {
             Some(sql::LockTableMode::AccessShare) => Action::LockShared {
                 tables: lock.tables.iter().map(|t| object_name(&t.name)).collect(),
@@ -1510,9 +1514,38 @@ fn setting_value(values: &[sql::Expr]) -> Option<String> {
 /// would run it: refused); PostgreSQL explains only queries, DML, `EXECUTE`, `DECLARE` and
 /// `CREATE TABLE AS`, and its grammar refuses the rest, so Shoal does too. Everything else is
 /// DataFusion's EXPLAIN, which plans without performing.
-fn explain(statement: &Statement, analyze: bool) -> Option<Action> {
+fn explain(
+    statement: &Statement,
+    analyze: bool,
+    format: bool,
+    options: Option<&[sql::UtilityOption]>,
+) -> Option<Action> {
     match classify(statement) {
         Some(Action::Call(call) | Action::CallFrom { call, .. }) => {
+            // `EXPLAIN (ANALYZE) ...` carries ANALYZE as an option; FORMAT is not shown by the
+            // plain rows below, so it is refused rather than ignored.
+            let option = |name: &str| {
+                options
+                    .unwrap_or_default()
+                    .iter()
+                    .find(|o| o.name.value.eq_ignore_ascii_case(name))
+                    .map(|o| !matches!(&o.arg, Some(a) if matches!(a.to_string().to_ascii_lowercase().as_str(), "false" | "off" | "0")))
+            };
+            let analyze = analyze || option("analyze") == Some(true);
+            if format || option("format").is_some() {
+                return Some(Action::Refuse(
+                    PgError::new(
+                        "0A000",
+                        format!(
+                            "EXPLAIN with FORMAT of the cluster function {} is not supported",
+                            call.name
+                        ),
+                    )
+                    .with_hint(Some(
+                        "Use EXPLAIN without FORMAT: it shows the call.".into(),
+                    )),
+                ));
+            }
             return Some(if analyze {
                 Action::Refuse(
                     PgError::new(

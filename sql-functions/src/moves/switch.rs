@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use tracing::info;
 
-use super::{MoveRun, Step, MAX_FENCE_ATTEMPTS};
+use super::{MovePhase, MoveRun, Step, MAX_FENCE_ATTEMPTS};
 use crate::error::{ClusterError, Result};
 
 pub(super) async fn run(run: &mut MoveRun) -> Result<Step> {
@@ -97,6 +97,8 @@ pub(super) async fn run(run: &mut MoveRun) -> Result<Step> {
         run.task.target_node_id,
         &group,
     )?;
+    // The transaction recorded the phase with the placements.
+    run.task.phase = MovePhase::Switched;
     let fenced_ms = started.elapsed().as_millis() as u64;
     run.cluster.record_fence_ms(fenced_ms);
     run.open_fence();
