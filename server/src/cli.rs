@@ -526,6 +526,7 @@ async fn worker(a: WorkerArgs) -> Result<(), ServerError> {
             failpoints: WorkerConfig::failpoints_from_env(),
             memory_limit: Some(memory_limit(a.memory_limit_mb).bytes()?),
             tls,
+            task_session: crate::query::distributed::worker_session_hook(),
         },
         shutdown_signal(),
     )

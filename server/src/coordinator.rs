@@ -228,6 +228,15 @@ pub fn session_context(
         "citus_get_active_worker_nodes",
         Arc::new(ActiveWorkerNodes(Arc::clone(cluster))),
     );
+    {
+        // Queries that can run in stages on the workers do (datafusion-distributed).
+        let channels = cluster
+            .task_channels()
+            .map_err(|e| ServerError::Startup(format!("task channels: {e}")))?;
+        let state = ctx.state_ref();
+        let existing = state.read().clone();
+        *state.write() = crate::query::distributed::install(existing, cluster, channels);
+    }
     // Views plan with everything registered above.
     let _ = planner.set(ctx.state());
     Ok(ctx)

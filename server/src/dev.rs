@@ -92,6 +92,7 @@ pub async fn run(
             // The workers share the machine with the coordinator: a quarter of it each at most.
             memory_limit: Some(MemoryLimit::HalfOfMemory.bytes()? / 2),
             tls: None,
+            task_session: crate::query::distributed::worker_session_hook(),
         };
         worker_addrs.push(addr.to_string());
         tasks.push(tokio::spawn(serve_worker_with_listener(

@@ -5,6 +5,7 @@
 //! differs (`pg_*`).
 
 pub mod column_defaults;
+pub mod distributed;
 pub mod dml;
 pub mod pg_aggregates;
 pub mod pg_arrays;

@@ -43,8 +43,8 @@ use crate::tls::{host_of, ClusterTls};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// HTTP/2 pings find a dead worker in the middle of a long call.
-const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
-const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
+pub(crate) const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 type Inner = FlightServiceClient<InterceptedService<Channel, BearerToken>>;
 
@@ -81,6 +81,49 @@ impl Interceptor for BearerToken {
     }
 }
 
+/// The HTTP/2 endpoint of the worker at `addr` (`host:port`, or a URL): Shoal's timeouts,
+/// keep-alive pings and frame size, and TLS when `tls` is given.
+pub(crate) fn endpoint(
+    addr: &str,
+    tls: Option<&ClusterTls>,
+    ping_interval: Duration,
+    ping_timeout: Duration,
+) -> Result<Endpoint> {
+    let host_port = match addr.split_once("://") {
+        Some((_, rest)) => rest.trim_end_matches('/'),
+        None => addr,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let invalid = |e: &dyn fmt::Display| ShardStoreError::Config {
+        message: format!("invalid worker address {addr:?}: {e}"),
+    };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{host_port}"))
+        .map_err(|e| invalid(&e))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(ping_interval)
+        .keep_alive_timeout(ping_timeout)
+        .keep_alive_while_idle(true)
+        .http2_adaptive_window(true)
+        .max_frame_size(MAX_FRAME_BYTES);
+    if let Some(tls) = tls {
+        endpoint = endpoint
+            .tls_config(tls.flight_client(host_of(host_port)))
+            .map_err(|e| invalid(&e))?;
+    }
+    Ok(endpoint)
+}
+
+/// The `authorization` header value that presents `token`.
+pub(crate) fn bearer_value(token: Option<String>) -> Result<Option<MetadataValue<Ascii>>> {
+    token
+        .map(|t| format!("Bearer {t}").parse::<MetadataValue<Ascii>>())
+        .transpose()
+        .map_err(|_| ShardStoreError::Config {
+            message: "the cluster token must be printable ASCII".into(),
+        })
+}
+
 impl WorkerClient {
     /// Lazily-connecting client for the worker at `"host:port"`. Every request carries
     /// `authorization: Bearer <token>` when `token` is `Some`. Connect timeout 3 s.
@@ -112,34 +155,8 @@ impl WorkerClient {
                 message: "WorkerClient::new must be called inside a tokio runtime".into(),
             });
         }
-        let host_port = match addr.split_once("://") {
-            Some((_, rest)) => rest.trim_end_matches('/'),
-            None => addr,
-        };
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let invalid = |e: &dyn fmt::Display| ShardStoreError::Config {
-            message: format!("invalid worker address {addr:?}: {e}"),
-        };
-        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{host_port}"))
-            .map_err(|e| invalid(&e))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(ping_interval)
-            .keep_alive_timeout(ping_timeout)
-            .keep_alive_while_idle(true)
-            .http2_adaptive_window(true)
-            .max_frame_size(MAX_FRAME_BYTES);
-        if let Some(tls) = tls {
-            endpoint = endpoint
-                .tls_config(tls.flight_client(host_of(host_port)))
-                .map_err(|e| invalid(&e))?;
-        }
-        let value = token
-            .map(|t| format!("Bearer {t}").parse::<MetadataValue<Ascii>>())
-            .transpose()
-            .map_err(|_| ShardStoreError::Config {
-                message: "the cluster token must be printable ASCII".into(),
-            })?;
+        let endpoint = endpoint(addr, tls, ping_interval, ping_timeout)?;
+        let value = bearer_value(token)?;
         let inner =
             FlightServiceClient::with_interceptor(endpoint.connect_lazy(), BearerToken { value })
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)

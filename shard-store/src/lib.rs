@@ -31,6 +31,7 @@
 //! cross the wire as gRPC statuses and come back as the same [`ShardStoreError`] variant.
 
 mod client;
+mod distributed;
 mod error;
 pub mod failpoints;
 mod files;
@@ -44,6 +45,9 @@ mod tls;
 mod transfer;
 
 pub use client::WorkerClient;
+pub use distributed::{
+    ClusterChannels, LeafPlacement, LeafShard, ShardLeafCodec, ShardLeafExec, WorkerSessionHook,
+};
 pub use error::{Result, ShardStoreError};
 pub use integrity::{DamagedFile, FileCheck, FileToVerify};
 pub use journal::{JournalCopy, JournalStatus};

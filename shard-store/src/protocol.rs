@@ -243,7 +243,7 @@ impl ScanRequest {
     }
 }
 
-fn push_section(out: &mut Vec<u8>, bytes: &[u8]) -> Result<()> {
+pub(crate) fn push_section(out: &mut Vec<u8>, bytes: &[u8]) -> Result<()> {
     let len = u32::try_from(bytes.len())
         .map_err(|_| ShardStoreError::protocol("scan ticket section larger than 4 GiB"))?;
     out.extend_from_slice(&len.to_le_bytes());
@@ -252,12 +252,12 @@ fn push_section(out: &mut Vec<u8>, bytes: &[u8]) -> Result<()> {
 }
 
 /// Reader of length-prefixed ticket sections.
-struct Sections<'a> {
-    rest: &'a [u8],
+pub(crate) struct Sections<'a> {
+    pub(crate) rest: &'a [u8],
 }
 
 impl<'a> Sections<'a> {
-    fn next(&mut self) -> Result<&'a [u8]> {
+    pub(crate) fn next(&mut self) -> Result<&'a [u8]> {
         let truncated = || ShardStoreError::protocol("scan ticket is truncated");
         let (len, rest) = self.rest.split_first_chunk::<4>().ok_or_else(truncated)?;
         let len = u32::from_le_bytes(*len) as usize;
@@ -270,13 +270,13 @@ impl<'a> Sections<'a> {
     }
 }
 
-fn schema_to_ipc(schema: &Schema) -> Result<Bytes> {
+pub(crate) fn schema_to_ipc(schema: &Schema) -> Result<Bytes> {
     let options = IpcWriteOptions::default();
     let IpcMessage(bytes) = SchemaAsIpc::new(schema, &options).try_into()?;
     Ok(bytes)
 }
 
-fn schema_from_ipc(bytes: &[u8]) -> Result<Schema> {
+pub(crate) fn schema_from_ipc(bytes: &[u8]) -> Result<Schema> {
     Ok(Schema::try_from(IpcMessage(Bytes::copy_from_slice(bytes)))?)
 }
 

@@ -35,6 +35,7 @@ use tonic::transport::Server;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
+use crate::distributed::{add_task_service, ClusterChannels, LeafContext, WorkerSessionHook};
 use crate::error::{Result, ShardStoreError};
 use crate::failpoints::{self, FailpointSet};
 use crate::files::{blocking, FileStore, PutMsg};
@@ -94,6 +95,8 @@ pub struct WorkerConfig {
     /// certificate the cluster CA signed, and this worker presents its certificate when it
     /// pulls from another worker (see [`crate::tls`]).
     pub tls: Option<ClusterTls>,
+    /// The functions the tasks of distributed queries may call (the server's).
+    pub task_session: WorkerSessionHook,
 }
 
 impl WorkerConfig {
@@ -154,6 +157,12 @@ pub(crate) async fn serve(
         cfg.memory_limit,
         cfg.tls.clone(),
     )?;
+    let leaf = LeafContext::new(
+        Arc::clone(&service.store),
+        service.ctx.clone(),
+        Arc::clone(&service.sources),
+    );
+    let runtime = service.ctx.runtime_env();
     let flight = FlightServiceServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -167,7 +176,16 @@ pub(crate) async fn serve(
     );
     let router = Server::builder()
         .max_frame_size(MAX_FRAME_BYTES)
-        .add_service(InterceptedService::new(flight, auth));
+        .add_service(InterceptedService::new(flight, auth.clone()));
+    let router = add_task_service(
+        router,
+        auth,
+        leaf,
+        ClusterChannels::new(cfg.cluster_token.as_deref(), cfg.tls.clone())?,
+        cfg.task_session.clone(),
+        runtime,
+        MAX_MESSAGE_BYTES,
+    );
     // One port for all: raw file requests are served by `raw`, HTTP/2 goes to tonic (with
     // TCP_NODELAY, as tonic's own listener sets it); with TLS, only after the handshake.
     let routing = PortRouting {
@@ -247,8 +265,9 @@ struct WorkerService {
     ctx: SessionContext,
     /// Function registry used to decode expressions in tickets.
     functions: Arc<TaskContext>,
-    /// Clients of the sources of moves (carrying this worker's cluster token).
-    sources: SourceClients,
+    /// Clients of the other workers (carrying this worker's cluster token): the sources of
+    /// moves, the placements a distributed task reads remotely.
+    sources: Arc<SourceClients>,
     failpoints: Arc<FailpointSet>,
     /// One call at a time per move task.
     task_locks: TaskLocks,
@@ -282,7 +301,7 @@ impl WorkerService {
             store,
             ctx,
             functions,
-            sources: SourceClients::new(cluster_token, tls),
+            sources: Arc::new(SourceClients::new(cluster_token, tls)),
             failpoints,
             task_locks: TaskLocks::default(),
             pull_progress: Arc::default(),

@@ -267,7 +267,7 @@ impl SourceClients {
     }
 
     /// The client of the worker at `addr` (it connects lazily and reconnects by itself).
-    fn get(&self, addr: &str) -> Result<WorkerClient> {
+    pub(crate) fn get(&self, addr: &str) -> Result<WorkerClient> {
         let mut clients = self
             .clients
             .lock()

@@ -46,6 +46,7 @@ impl Worker {
             failpoints: failpoints.iter().map(|f| f.to_string()).collect(),
             memory_limit: None,
             tls: None,
+            task_session: Default::default(),
         };
         let handle = tokio::spawn(serve_worker_with_listener(cfg, listener, async {
             let _ = stopped.await;

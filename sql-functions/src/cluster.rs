@@ -314,6 +314,15 @@ impl Cluster {
         self.journal.get().map(WorkerJournal::stats)
     }
 
+    /// Channels to the nodes' task services for distributed queries, with this cluster's
+    /// token and TLS.
+    pub fn task_channels(&self) -> Result<shoal_shard_store::ClusterChannels> {
+        Ok(shoal_shard_store::ClusterChannels::new(
+            self.config.cluster_token.as_deref(),
+            self.config.tls.clone(),
+        )?)
+    }
+
     /// A (cached) client for the worker at `addr`.
     pub fn worker(&self, addr: &str) -> Result<WorkerClient> {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());

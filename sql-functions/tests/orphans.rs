@@ -35,6 +35,7 @@ impl Worker {
             failpoints: Vec::new(),
             memory_limit: None,
             tls: None,
+            task_session: Default::default(),
         };
         let handle = tokio::spawn(serve_worker_with_listener(cfg, listener, async {
             let _ = stopped.await;

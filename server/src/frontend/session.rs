@@ -226,6 +226,18 @@ impl Session {
         (!crate::frontend::settings::is_utc(&zone)).then_some(zone)
     }
 
+    /// `shoal.distributed_execution`: whether queries over distributed tables may run in
+    /// stages on the workers.
+    pub fn distributed_execution(&self) -> bool {
+        let value = self
+            .lock()
+            .settings
+            .get("shoal.distributed_execution")
+            .ok()
+            .flatten();
+        value.as_deref() != Some("off")
+    }
+
     /// A session for the client whose startup parameters are `startup` (`user` among
     /// them); the reported parameters are those the startup sent ([`startup_parameters`]).
     pub fn new(cluster: Arc<Cluster>, startup: &HashMap<String, String>) -> Session {

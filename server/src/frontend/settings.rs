@@ -266,6 +266,15 @@ const PARAMS: &[Param] = &[
         description: "Sets the session user name.",
     },
     Param {
+        name: "shoal.distributed_execution",
+        // Joins, aggregates and sorts over distributed tables run in stages on the workers
+        // (datafusion-distributed); `off` runs them on the coordinator over the scanned rows.
+        default: "on",
+        kind: Kind::Bool { refused: None },
+        report: false,
+        description: "Runs joins and aggregates of distributed tables on the workers.",
+    },
+    Param {
         name: "standard_conforming_strings",
         default: "on",
         kind: Kind::Bool {

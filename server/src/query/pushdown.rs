@@ -56,8 +56,10 @@ impl OptimizerRule for ShardAggregatePushdownRule {
         "shard_aggregate_pushdown"
     }
 
+    /// The whole plan at once: a query that runs in stages on the workers gets its partial
+    /// aggregates from DataFusion there, so nothing is pushed.
     fn apply_order(&self) -> Option<ApplyOrder> {
-        Some(ApplyOrder::TopDown)
+        None
     }
 
     fn rewrite(
@@ -65,13 +67,16 @@ impl OptimizerRule for ShardAggregatePushdownRule {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
-        match &plan {
+        if crate::query::distributed::distributes(&plan)? {
+            return Ok(Transformed::no(plan));
+        }
+        plan.transform_down_with_subqueries(|node| match &node {
             LogicalPlan::Aggregate(agg) => match try_push(agg)? {
                 Some(new) => Ok(Transformed::yes(new)),
-                None => Ok(Transformed::no(plan)),
+                None => Ok(Transformed::no(node)),
             },
-            _ => Ok(Transformed::no(plan)),
-        }
+            _ => Ok(Transformed::no(node)),
+        })
     }
 }
 

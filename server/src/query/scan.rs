@@ -20,7 +20,9 @@ use datafusion::physical_plan::{
 };
 use futures::{StreamExt, TryStreamExt};
 use shoal_catalog::ShardSnapshot;
-use shoal_shard_store::{PartialAggregate, ScanRequest, ShardStoreError};
+use shoal_shard_store::{
+    LeafPlacement, LeafShard, PartialAggregate, ScanRequest, ShardLeafExec, ShardStoreError,
+};
 use shoal_sql_functions::integrity::{DamageSource, DamagedFileReport};
 use shoal_sql_functions::{scan_files, Cluster, ClusterError, SnapshotGuard};
 
@@ -136,6 +138,75 @@ impl ShardScanExec {
             metrics: ExecutionPlanMetricsSet::new(),
             _snapshot: args.snapshot,
         })
+    }
+}
+
+impl ShardScanExec {
+    /// The workers that serve the scan's shards (its partitions): the tasks a distributed
+    /// stage reading it wants.
+    pub fn worker_groups(&self) -> usize {
+        self.groups.len().max(1)
+    }
+
+    /// Whether the workers return a partial aggregate instead of rows.
+    pub fn pushes_aggregate(&self) -> bool {
+        self.aggregate.is_some()
+    }
+
+    /// The scan split into `tasks` leaves of a distributed stage: task `i` reads the shards of
+    /// worker groups `i`, `i + tasks`, ... (each group's shards have their first live
+    /// placement on one worker, where the task is routed), each with `partitions` partitions.
+    pub fn leaf_variants(
+        &self,
+        tasks: usize,
+        partitions: usize,
+    ) -> Result<Vec<Arc<dyn ExecutionPlan>>> {
+        if self.aggregate.is_some() {
+            return Err(DataFusionError::Internal(
+                "a scan with a worker aggregate is not split into leaves".into(),
+            ));
+        }
+        let base = ScanRequest {
+            table_id: self.table_id,
+            shards: vec![],
+            table_schema: Arc::clone(&self.worker_schema),
+            filters: self.filters.clone(),
+            projection: self.projection.clone(),
+            aggregate: None,
+            limit: self.limit,
+        };
+        let tasks = tasks.max(1);
+        let mut per_task: Vec<Vec<LeafShard>> = vec![Vec::new(); tasks];
+        for (i, group) in self.groups.iter().enumerate() {
+            per_task[i % tasks].extend(group.shards.iter().map(|shard| LeafShard {
+                shard_id: shard.shard_id,
+                // a lost shard has no placement to read: its leaf fails naming it
+                placements: match shard.state {
+                    shoal_catalog::ShardState::Lost => vec![],
+                    _ => shard
+                        .placements
+                        .iter()
+                        .map(|p| LeafPlacement {
+                            addr: p.addr(),
+                            files: scan_files(shard.shard_id, &p.files),
+                        })
+                        .collect(),
+                },
+            }));
+        }
+        per_task
+            .into_iter()
+            .map(|shards| {
+                let leaf = ShardLeafExec::try_new(
+                    self.table_name.clone(),
+                    base.clone(),
+                    shards,
+                    partitions,
+                    Arc::clone(&self.projected_schema),
+                )?;
+                Ok(Arc::new(leaf) as Arc<dyn ExecutionPlan>)
+            })
+            .collect()
     }
 }
 

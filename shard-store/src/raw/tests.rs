@@ -39,6 +39,7 @@ impl Worker {
             failpoints: Vec::new(),
             memory_limit: None,
             tls,
+            task_session: Default::default(),
         };
         let shutdown = async {
             let _ = stopped.await;
