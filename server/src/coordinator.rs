@@ -232,7 +232,8 @@ pub fn session_context(
         // Queries that can run in stages on the workers do (datafusion-distributed).
         let channels = cluster
             .task_channels()
-            .map_err(|e| ServerError::Startup(format!("task channels: {e}")))?;
+            .map_err(|e| ServerError::Startup(format!("task channels: {e}")))?
+            .with_received_counter(Arc::new(crate::metrics::scan_received));
         let state = ctx.state_ref();
         let existing = state.read().clone();
         *state.write() = crate::query::distributed::install(existing, cluster, channels);

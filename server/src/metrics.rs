@@ -36,7 +36,8 @@ static WIRE: WireCounters = WireCounters {
 static SCAN_ROWS: AtomicU64 = AtomicU64::new(0);
 static SCAN_BYTES: AtomicU64 = AtomicU64::new(0);
 
-/// A shard scan received a batch of `rows` rows, `bytes` in memory.
+/// The coordinator received a batch of `rows` rows, `bytes` in memory, from a shard scan or
+/// from the tasks of a distributed query.
 pub fn scan_received(rows: usize, bytes: usize) {
     SCAN_ROWS.fetch_add(rows as u64, Ordering::Relaxed);
     SCAN_BYTES.fetch_add(bytes as u64, Ordering::Relaxed);

@@ -37,7 +37,9 @@ use crate::transfer::SourceClients;
 /// What the server adds to the session of every task a worker runs: the functions the
 /// coordinator's plans may call. Without it a task has DataFusion's built-in functions only.
 #[derive(Clone)]
-pub struct WorkerSessionHook(pub Arc<dyn Fn(SessionStateBuilder) -> SessionStateBuilder + Send + Sync>);
+pub struct WorkerSessionHook(
+    pub Arc<dyn Fn(SessionStateBuilder) -> SessionStateBuilder + Send + Sync>,
+);
 
 impl Default for WorkerSessionHook {
     fn default() -> Self {

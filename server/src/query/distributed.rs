@@ -20,25 +20,25 @@ use std::collections::HashSet;
 use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
+use datafusion::common::display::{PlanType, StringifiedPlan, ToStringifiedPlan};
+use datafusion::common::format::ExplainFormat;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::Result;
 use datafusion::datasource::source_as_provider;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::{SessionState, SessionStateBuilder};
-use datafusion::common::display::{PlanType, StringifiedPlan, ToStringifiedPlan};
-use datafusion::common::format::ExplainFormat;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_plan::explain::ExplainExec;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion_distributed::{
-    DesiredTaskCountEvent, DesiredTaskCountEventResponse, DesiredTaskCountHandler,
-    display_plan_ascii, DistributedExt, DistributedLeafExec, NetworkBoundaryExt, RouteTasksEvent,
-    RouteTasksEventResponse, ScaleUpLeafNodeEvent, ScaleUpLeafNodeEventResponse,
+    display_plan_ascii, DesiredTaskCountEvent, DesiredTaskCountEventResponse,
+    DesiredTaskCountHandler, DistributedExt, DistributedLeafExec, NetworkBoundaryExt,
+    RouteTasksEvent, RouteTasksEventResponse, ScaleUpLeafNodeEvent, ScaleUpLeafNodeEventResponse,
     SessionStateBuilderExt, WorkerResolver,
 };
-use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use shoal_shard_store::{ClusterChannels, ShardLeafCodec, ShardLeafExec, WorkerSessionHook};
 use shoal_sql_functions::Cluster;
 use url::Url;
@@ -86,8 +86,8 @@ pub fn worker_session_hook() -> WorkerSessionHook {
 static WORKER_FUNCTIONS: LazyLock<HashSet<String>> = LazyLock::new(worker_function_names);
 
 fn worker_function_names() -> HashSet<String> {
-    let state = (worker_session_hook().0)(SessionStateBuilder::new().with_default_features())
-        .build();
+    let state =
+        (worker_session_hook().0)(SessionStateBuilder::new().with_default_features()).build();
     let mut names: HashSet<String> = HashSet::new();
     names.extend(state.scalar_functions().keys().cloned());
     names.extend(state.aggregate_functions().keys().cloned());
@@ -185,8 +185,7 @@ impl QueryPlanner for DistributedGate {
 /// `shoal.distributed_execution` on (statements without a session, the server's own, do not
 /// distribute) and [`runs_on_workers`].
 pub fn distributes(plan: &LogicalPlan) -> Result<bool> {
-    let allowed =
-        crate::frontend::session::current().is_some_and(|s| s.distributed_execution());
+    let allowed = crate::frontend::session::current().is_some_and(|s| s.distributed_execution());
     Ok(allowed && runs_on_workers(plan, &WORKER_FUNCTIONS)?)
 }
 
@@ -312,10 +311,9 @@ fn route_scan_tasks(
 ) -> Option<Result<RouteTasksEventResponse>> {
     let leaf = first_shard_leaf(ev.plan)?;
     let route = || -> Result<RouteTasksEventResponse> {
-        let workers = datafusion_distributed::get_distributed_worker_resolver(
-            ev.task_ctx.session_config(),
-        )?
-        .get_urls()?;
+        let workers =
+            datafusion_distributed::get_distributed_worker_resolver(ev.task_ctx.session_config())?
+                .get_urls()?;
         let mut urls = Vec::with_capacity(ev.task_count);
         for i in 0..ev.task_count {
             let preferred = leaf

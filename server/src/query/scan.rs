@@ -178,20 +178,22 @@ impl ShardScanExec {
         let tasks = tasks.max(1);
         let mut per_task: Vec<Vec<LeafShard>> = vec![Vec::new(); tasks];
         for (i, group) in self.groups.iter().enumerate() {
-            per_task[i % tasks].extend(group.shards.iter().map(|shard| LeafShard {
-                shard_id: shard.shard_id,
-                // a lost shard has no placement to read: its leaf fails naming it
-                placements: match shard.state {
-                    shoal_catalog::ShardState::Lost => vec![],
-                    _ => shard
-                        .placements
-                        .iter()
-                        .map(|p| LeafPlacement {
-                            addr: p.addr(),
-                            files: scan_files(shard.shard_id, &p.files),
-                        })
-                        .collect(),
-                },
+            per_task[i % tasks].extend(group.shards.iter().map(|shard| {
+                LeafShard {
+                    shard_id: shard.shard_id,
+                    // a lost shard has no placement to read: its leaf fails naming it
+                    placements: match shard.state {
+                        shoal_catalog::ShardState::Lost => vec![],
+                        _ => shard
+                            .placements
+                            .iter()
+                            .map(|p| LeafPlacement {
+                                addr: p.addr(),
+                                files: scan_files(shard.shard_id, &p.files),
+                            })
+                            .collect(),
+                    },
+                }
             }));
         }
         per_task

@@ -5,16 +5,28 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use arrow::array::RecordBatch;
 use async_trait::async_trait;
+use datafusion::common::Result as DfResult;
 use datafusion::error::DataFusionError;
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion_distributed::grpc::{create_worker_client, BoxCloneSyncChannel};
-use datafusion_distributed::{ChannelResolver, WorkerChannel};
-use http::HeaderValue;
+use datafusion_distributed::{
+    ChannelResolver, CoordinatorToWorkerMsg, ExecuteTaskRequest, GetWorkerInfoRequest,
+    GetWorkerInfoResponse, SetPlanRequest, WorkerChannel, WorkerToCoordinatorMsg,
+};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use http::{HeaderMap, HeaderValue};
 use url::Url;
 
 use crate::client::{endpoint, KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT};
 use crate::error::{Result, ShardStoreError};
 use crate::tls::ClusterTls;
+
+/// Called with the rows and bytes of every batch a task stream delivers to this process.
+pub type ReceivedCounter = Arc<dyn Fn(usize, usize) + Send + Sync>;
 
 /// Channels to the nodes of one cluster, one per URL, connected lazily and reused.
 #[derive(Clone)]
@@ -22,6 +34,7 @@ pub struct ClusterChannels {
     authorization: Option<HeaderValue>,
     tls: Option<ClusterTls>,
     channels: Arc<Mutex<HashMap<Url, BoxCloneSyncChannel>>>,
+    received: Option<ReceivedCounter>,
 }
 
 impl ClusterChannels {
@@ -36,7 +49,15 @@ impl ClusterChannels {
             authorization,
             tls,
             channels: Arc::default(),
+            received: None,
         })
+    }
+
+    /// Counts what this process receives from the tasks it reads (the coordinator's rows
+    /// received).
+    pub fn with_received_counter(mut self, counter: ReceivedCounter) -> Self {
+        self.received = Some(counter);
+        self
     }
 
     /// The URL of the worker at `addr` (`host:port`) as these channels reach it.
@@ -92,6 +113,63 @@ impl ChannelResolver for ClusterChannels {
         let channel = self
             .channel(url)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        Ok(create_worker_client(channel))
+        let client = create_worker_client(channel);
+        Ok(match &self.received {
+            Some(counter) => Box::new(CountingChannel {
+                inner: client,
+                counter: Arc::clone(counter),
+            }),
+            None => client,
+        })
+    }
+}
+
+/// A worker channel that counts the batches of the task streams it opens.
+struct CountingChannel {
+    inner: Box<dyn WorkerChannel>,
+    counter: ReceivedCounter,
+}
+
+#[async_trait]
+impl WorkerChannel for CountingChannel {
+    async fn coordinator_channel(
+        &mut self,
+        headers: HeaderMap,
+        set_plan_request: SetPlanRequest,
+        c2w_stream: BoxStream<'static, CoordinatorToWorkerMsg>,
+        metrics: ExecutionPlanMetricsSet,
+        task_ctx: &Arc<TaskContext>,
+    ) -> DfResult<BoxStream<'static, DfResult<WorkerToCoordinatorMsg>>> {
+        self.inner
+            .coordinator_channel(headers, set_plan_request, c2w_stream, metrics, task_ctx)
+            .await
+    }
+
+    async fn execute_task(
+        &mut self,
+        headers: HeaderMap,
+        request: ExecuteTaskRequest,
+        metrics: ExecutionPlanMetricsSet,
+        task_ctx: &Arc<TaskContext>,
+    ) -> DfResult<Vec<BoxStream<'static, DfResult<RecordBatch>>>> {
+        let streams = self
+            .inner
+            .execute_task(headers, request, metrics, task_ctx)
+            .await?;
+        Ok(streams
+            .into_iter()
+            .map(|s| {
+                let counter = Arc::clone(&self.counter);
+                s.inspect_ok(move |b| counter(b.num_rows(), b.get_array_memory_size()))
+                    .boxed()
+            })
+            .collect())
+    }
+
+    async fn get_worker_info(
+        &mut self,
+        request: GetWorkerInfoRequest,
+    ) -> DfResult<GetWorkerInfoResponse> {
+        self.inner.get_worker_info(request).await
     }
 }

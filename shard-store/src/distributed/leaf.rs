@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{RecordBatch, RecordBatchOptions};
 use arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
@@ -220,8 +220,13 @@ impl ExecutionPlan for ShardLeafExec {
                 let batch = batch?;
                 rows.add(batch.num_rows());
                 // Workers read the stored names; the plan names columns as the user does.
-                RecordBatch::try_new(Arc::clone(&relabel), batch.columns().to_vec())
-                    .map_err(|e| DataFusionError::ArrowError(Box::new(e), None))
+                // (with the row count: `count(*)` reads no column)
+                RecordBatch::try_new_with_options(
+                    Arc::clone(&relabel),
+                    batch.columns().to_vec(),
+                    &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+                )
+                .map_err(|e| DataFusionError::ArrowError(Box::new(e), None))
             });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
