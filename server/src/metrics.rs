@@ -34,6 +34,7 @@ static WIRE: WireCounters = WireCounters {
 /// Rows and bytes (Arrow's in-memory size) the coordinator's shard scans received from
 /// workers: what distributed execution is meant to shrink.
 static SCAN_ROWS: AtomicU64 = AtomicU64::new(0);
+static DISTRIBUTED_FALLBACKS: AtomicU64 = AtomicU64::new(0);
 static SCAN_BYTES: AtomicU64 = AtomicU64::new(0);
 
 /// The coordinator received a batch of `rows` rows, `bytes` in memory, from a shard scan or
@@ -41,6 +42,11 @@ static SCAN_BYTES: AtomicU64 = AtomicU64::new(0);
 pub fn scan_received(rows: usize, bytes: usize) {
     SCAN_ROWS.fetch_add(rows as u64, Ordering::Relaxed);
     SCAN_BYTES.fetch_add(bytes as u64, Ordering::Relaxed);
+}
+
+/// A distributed query failed before its first row and ran on the coordinator instead.
+pub fn distributed_fallback() {
+    DISTRIBUTED_FALLBACKS.fetch_add(1, Ordering::Relaxed);
 }
 
 /// A client statement begins (each of a simple-query batch, each Execute).
@@ -116,14 +122,18 @@ pub fn render(cluster: &Cluster) -> String {
     }
     let _ = writeln!(
         out,
-        "# HELP shoal_scan_rows_received_total Rows the coordinator's shard scans received from workers.\n\
+        "# HELP shoal_scan_rows_received_total Rows the coordinator received from workers (shard scans and distributed tasks).\n\
          # TYPE shoal_scan_rows_received_total counter\n\
          shoal_scan_rows_received_total {}\n\
-         # HELP shoal_scan_bytes_received_total Bytes (in memory) the coordinator's shard scans received from workers.\n\
+         # HELP shoal_scan_bytes_received_total Bytes (in memory) the coordinator received from workers (shard scans and distributed tasks).\n\
          # TYPE shoal_scan_bytes_received_total counter\n\
-         shoal_scan_bytes_received_total {}",
+         shoal_scan_bytes_received_total {}\n\
+         # HELP shoal_distributed_fallbacks_total Distributed queries that failed before their first row and ran on the coordinator.\n\
+         # TYPE shoal_distributed_fallbacks_total counter\n\
+         shoal_distributed_fallbacks_total {}",
         SCAN_ROWS.load(Ordering::Relaxed),
-        SCAN_BYTES.load(Ordering::Relaxed)
+        SCAN_BYTES.load(Ordering::Relaxed),
+        DISTRIBUTED_FALLBACKS.load(Ordering::Relaxed)
     );
     let _ = writeln!(
         out,

@@ -294,6 +294,78 @@ impl ShardStoreError {
     }
 }
 
+/// Prefix of a [`ShardStoreError`] written as text by [`ShardStoreError::into_task_error`].
+const TASK_ERROR_PREFIX: &str = "shoal-worker-error:";
+
+/// A [`ShardStoreError`] raised in a task of a distributed query. datafusion-distributed
+/// sends an external error to the coordinator as its text only, so the text is the error's
+/// wire form; [`ShardStoreError::from_task_error`] reads it back there.
+#[derive(Debug)]
+struct TaskError(String);
+
+impl std::fmt::Display for TaskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TaskError {}
+
+#[derive(Serialize, Deserialize)]
+struct TaskErrorText {
+    message: String,
+    wire: Option<WireError>,
+    /// The worker the error is about, where the wire form leaves it to the receiver.
+    addr: String,
+}
+
+impl ShardStoreError {
+    /// This error as a task of a distributed query reports it: a DataFusion error stays one
+    /// (datafusion-distributed keeps its kind), any other becomes its wire form.
+    pub fn into_task_error(self) -> datafusion::error::DataFusionError {
+        use datafusion::error::DataFusionError as DF;
+        match self {
+            ShardStoreError::DataFusion(e) => e,
+            ShardStoreError::Arrow(e) => DF::ArrowError(Box::new(e), None),
+            other => {
+                let addr = match &other {
+                    ShardStoreError::FileDamaged { worker, .. } => worker.clone(),
+                    _ => String::new(),
+                };
+                let text = TaskErrorText {
+                    message: other.to_string(),
+                    wire: WireError::from_error(&other),
+                    addr,
+                };
+                match serde_json::to_string(&text) {
+                    Ok(json) => DF::External(Box::new(TaskError(format!(
+                        "{TASK_ERROR_PREFIX}{json}"
+                    )))),
+                    Err(_) => DF::External(Box::new(other)),
+                }
+            }
+        }
+    }
+
+    /// The error a task of a distributed query raised with
+    /// [`ShardStoreError::into_task_error`], from the text the coordinator received.
+    pub fn from_task_error(text: &str) -> Option<ShardStoreError> {
+        let json = text.strip_prefix(TASK_ERROR_PREFIX)?;
+        let TaskErrorText {
+            message,
+            wire,
+            addr,
+        } = serde_json::from_str(json).ok()?;
+        Some(match wire {
+            Some(wire) => wire.into_error(&addr),
+            None => ShardStoreError::Remote {
+                code: "task".into(),
+                message,
+            },
+        })
+    }
+}
+
 impl From<ShardStoreError> for Status {
     fn from(e: ShardStoreError) -> Self {
         e.to_status()

@@ -320,7 +320,11 @@ impl Cluster {
         Ok(shoal_shard_store::ClusterChannels::new(
             self.config.cluster_token.as_deref(),
             self.config.tls.clone(),
-        )?)
+        )?
+        .with_liveness(
+            Duration::from_secs(1).min(self.config.worker_timeout),
+            self.config.worker_timeout,
+        ))
     }
 
     /// A (cached) client for the worker at `addr`.

@@ -248,6 +248,9 @@ fn from_external(inner: &(dyn std::error::Error + Send + Sync + 'static)) -> Opt
             },
             _ => PgError::new("XX000", p.to_string()),
         }
+    } else if let Some(w) = ShardStoreError::from_task_error(&inner.to_string()) {
+        // raised by a task of a distributed query on a worker
+        from_worker(&w)
     } else {
         return None;
     })

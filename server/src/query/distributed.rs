@@ -16,7 +16,6 @@
 //! The coordinator's snapshot guard is held by the `ShardScanExec` inside the plan until the
 //! query's stream ends; the leaves read exactly the files of that snapshot.
 
-use std::collections::HashSet;
 use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
@@ -31,7 +30,15 @@ use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_plan::explain::ExplainExec;
-use datafusion::physical_plan::ExecutionPlan;
+use arrow::array::RecordBatch;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
+};
+use futures::{StreamExt, TryStreamExt};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion_distributed::{
     display_plan_ascii, DesiredTaskCountEvent, DesiredTaskCountEventResponse,
@@ -82,17 +89,51 @@ pub fn worker_session_hook() -> WorkerSessionHook {
     }))
 }
 
-/// The names (and aliases) of every function a worker's task can call.
-static WORKER_FUNCTIONS: LazyLock<HashSet<String>> = LazyLock::new(worker_function_names);
+/// Every function a worker's task can call, by name (and alias). A plan's function runs on a
+/// worker only if the worker's function of that name is the same function: Shoal overrides
+/// some of DataFusion's (`length` of bytea, ...), which a worker would resolve to DataFusion's.
+struct WorkerFunctions {
+    scalar: std::collections::HashMap<String, Arc<ScalarUDF>>,
+    aggregate: std::collections::HashMap<String, Arc<AggregateUDF>>,
+    window: std::collections::HashMap<String, Arc<datafusion::logical_expr::WindowUDF>>,
+}
 
-fn worker_function_names() -> HashSet<String> {
-    let state =
-        (worker_session_hook().0)(SessionStateBuilder::new().with_default_features()).build();
-    let mut names: HashSet<String> = HashSet::new();
-    names.extend(state.scalar_functions().keys().cloned());
-    names.extend(state.aggregate_functions().keys().cloned());
-    names.extend(state.window_functions().keys().cloned());
-    names
+static WORKER_FUNCTIONS: LazyLock<WorkerFunctions> = LazyLock::new(|| {
+    let state = (worker_session_hook().0)(SessionStateBuilder::new().with_default_features())
+        .build();
+    WorkerFunctions {
+        scalar: state.scalar_functions().clone(),
+        aggregate: state.aggregate_functions().clone(),
+        window: state.window_functions().clone(),
+    }
+});
+
+impl WorkerFunctions {
+    /// Whether `e` (not its children) calls a function workers do not have as the
+    /// coordinator does.
+    fn lacks(&self, e: &Expr) -> bool {
+        match e {
+            Expr::ScalarFunction(f) => self
+                .scalar
+                .get(f.func.name())
+                .is_none_or(|w| w.as_ref() != f.func.as_ref()),
+            Expr::AggregateFunction(f) => self
+                .aggregate
+                .get(f.func.name())
+                .is_none_or(|w| w.as_ref() != f.func.as_ref()),
+            Expr::WindowFunction(f) => match &f.fun {
+                datafusion::logical_expr::WindowFunctionDefinition::AggregateUDF(u) => self
+                    .aggregate
+                    .get(u.name())
+                    .is_none_or(|w| w.as_ref() != u.as_ref()),
+                datafusion::logical_expr::WindowFunctionDefinition::WindowUDF(u) => self
+                    .window
+                    .get(u.name())
+                    .is_none_or(|w| w.as_ref() != u.as_ref()),
+            },
+            _ => false,
+        }
+    }
 }
 
 /// Makes `state` plan eligible queries in stages on the workers (see the module doc).
@@ -168,10 +209,18 @@ impl QueryPlanner for DistributedGate {
                     .await;
             }
             _ if distributes(logical_plan)? => {
-                return self
+                let distributed = self
                     .distributed
                     .create_physical_plan(logical_plan, session_state)
-                    .await;
+                    .await?;
+                if !distributed.is::<DistributedExec>() {
+                    // no stage boundary was worth it: the plan runs here as it is
+                    return Ok(distributed);
+                }
+                let local = DefaultPhysicalPlanner::default()
+                    .create_physical_plan(logical_plan, session_state)
+                    .await?;
+                return Ok(Arc::new(FallbackExec::new(distributed, local)));
             }
             _ => {}
         }
@@ -189,14 +238,23 @@ pub fn distributes(plan: &LogicalPlan) -> Result<bool> {
     Ok(allowed && runs_on_workers(plan, &WORKER_FUNCTIONS)?)
 }
 
-/// Whether every part of `plan` can run on a worker: it reads at least one distributed
-/// Shoal table, no other table, and calls only functions workers have. Anything else
-/// (catalog views, DML, functions that read the session) runs on the coordinator.
-pub fn runs_on_workers(plan: &LogicalPlan, worker_functions: &HashSet<String>) -> Result<bool> {
+/// Whether `plan` gains from running in stages and every part of it can run on a worker: it
+/// reads at least one distributed Shoal table, no other table, calls only functions workers
+/// have, and joins, aggregates, sorts or windows (a scan with filters and a limit sends the
+/// workers' rows to the coordinator either way, and the shard scan does that with one
+/// request per worker). Anything else (catalog views, DML, functions that read the session)
+/// runs on the coordinator.
+fn runs_on_workers(plan: &LogicalPlan, worker_functions: &WorkerFunctions) -> Result<bool> {
     let mut shoal_tables = 0usize;
+    let mut stages = false;
     let mut ok = true;
     plan.apply_with_subqueries(|node| {
         match node {
+            LogicalPlan::Join(_)
+            | LogicalPlan::Aggregate(_)
+            | LogicalPlan::Window(_)
+            | LogicalPlan::Sort(_)
+            | LogicalPlan::Distinct(_) => stages = true,
             LogicalPlan::TableScan(scan) => {
                 let provider = source_as_provider(&scan.source)?;
                 let any: &dyn std::any::Any = provider.as_ref();
@@ -220,13 +278,7 @@ pub fn runs_on_workers(plan: &LogicalPlan, worker_functions: &HashSet<String>) -
         if ok {
             node.apply_expressions(|e| {
                 e.apply(|x| {
-                    let name = match x {
-                        Expr::ScalarFunction(f) => Some(f.func.name()),
-                        Expr::AggregateFunction(f) => Some(f.func.name()),
-                        Expr::WindowFunction(f) => Some(f.fun.name()),
-                        _ => None,
-                    };
-                    if name.is_some_and(|n| !worker_functions.contains(n)) {
+                    if worker_functions.lacks(x) {
                         ok = false;
                         return Ok(TreeNodeRecursion::Stop);
                     }
@@ -240,7 +292,7 @@ pub fn runs_on_workers(plan: &LogicalPlan, worker_functions: &HashSet<String>) -
             TreeNodeRecursion::Stop
         })
     })?;
-    Ok(ok && shoal_tables > 0)
+    Ok(ok && stages && shoal_tables > 0)
 }
 
 /// The live worker nodes, as URLs of their task service.
@@ -304,7 +356,8 @@ fn scale_up_scan(ev: ScaleUpLeafNodeEvent) -> Option<Result<ScaleUpLeafNodeEvent
 
 /// Routes the tasks of a stage that reads shards to the workers holding them: task `i` to
 /// where its leaf's shards are (the first shard leaf of the stage decides); a task without
-/// shards goes to any live worker. Other stages are routed by datafusion-distributed.
+/// shards, or whose worker is not live, goes to a live worker. Other stages are routed by
+/// datafusion-distributed.
 fn route_scan_tasks(
     ev: &RouteTasksEvent,
     channels: &ClusterChannels,
@@ -321,10 +374,14 @@ fn route_scan_tasks(
                 .get(i)
                 .and_then(|v| v.downcast_ref::<ShardLeafExec>())
                 .and_then(ShardLeafExec::preferred_addr);
-            let url = match preferred {
-                Some(addr) => channels
-                    .url_of(addr)
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?,
+            let preferred = preferred
+                .map(|addr| channels.url_of(addr))
+                .transpose()
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            // a worker the heartbeat found down gets no task: another reads its shards
+            // from their other placements
+            let url = match preferred.filter(|u| workers.contains(u)) {
+                Some(url) => url,
                 None => workers
                     .get(i % workers.len().max(1))
                     .cloned()
@@ -349,4 +406,105 @@ fn first_shard_leaf(plan: &Arc<dyn ExecutionPlan>) -> Option<&DistributedLeafExe
         return None;
     }
     plan.children().into_iter().find_map(first_shard_leaf)
+}
+
+/// A distributed plan and the coordinator's plan of the same query. When the distributed
+/// query fails before its first row with an error of the cluster — a worker unreachable, a
+/// file damaged or gone, an internal error (SQLSTATE classes 08 and XX) — and not of the
+/// query (overflow, memory, cancel), the coordinator's plan runs instead: its shard scans try
+/// every placement, record damaged files and name the worker that failed.
+/// (datafusion-distributed retries nothing: a task that fails fails the query.)
+#[derive(Debug)]
+struct FallbackExec {
+    distributed: Arc<dyn ExecutionPlan>,
+    local: Arc<dyn ExecutionPlan>,
+}
+
+impl FallbackExec {
+    fn new(distributed: Arc<dyn ExecutionPlan>, local: Arc<dyn ExecutionPlan>) -> Self {
+        let local: Arc<dyn ExecutionPlan> = if local.output_partitioning().partition_count() > 1 {
+            Arc::new(CoalescePartitionsExec::new(local))
+        } else {
+            local
+        };
+        FallbackExec { distributed, local }
+    }
+}
+
+impl DisplayAs for FallbackExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "FallbackExec")
+    }
+}
+
+impl ExecutionPlan for FallbackExec {
+    fn name(&self) -> &'static str {
+        "FallbackExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.distributed.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.distributed]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        match (children.pop(), children.is_empty()) {
+            (Some(distributed), true) => Ok(Arc::new(FallbackExec {
+                distributed,
+                local: Arc::clone(&self.local),
+            })),
+            _ => Err(DataFusionError::Internal(
+                "FallbackExec takes one child".into(),
+            )),
+        }
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let mut distributed = self.distributed.execute(partition, Arc::clone(&context))?;
+        let local = Arc::clone(&self.local);
+        let schema = self.schema();
+        let stream = futures::stream::once(async move {
+            let first = distributed.next().await;
+            let rest: BatchStream = match first {
+                None => futures::stream::empty().boxed(),
+                Some(Ok(batch)) => futures::stream::once(async { Ok(batch) })
+                    .chain(distributed)
+                    .boxed(),
+                Some(Err(e)) if cluster_failure(&e) => {
+                    tracing::warn!(error = %e, "distributed query failed before its first row; running it on the coordinator");
+                    crate::metrics::distributed_fallback();
+                    local.execute(partition, context)?.boxed()
+                }
+                Some(Err(e)) => futures::stream::once(async { Err(e) }).boxed(),
+            };
+            Ok::<_, DataFusionError>(rest)
+        })
+        .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+}
+
+type BatchStream = futures::stream::BoxStream<'static, Result<RecordBatch>>;
+
+/// An error of the cluster rather than of the query: SQLSTATE class 08 or XX.
+fn cluster_failure(e: &DataFusionError) -> bool {
+    let code = crate::frontend::errors::from_datafusion(e).code;
+    code.starts_with("08") || code.starts_with("XX")
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
@@ -35,6 +36,9 @@ pub struct ClusterChannels {
     tls: Option<ClusterTls>,
     channels: Arc<Mutex<HashMap<Url, BoxCloneSyncChannel>>>,
     received: Option<ReceivedCounter>,
+    /// HTTP/2 pings: a node that does not answer one within `ping_timeout` fails its calls.
+    ping_interval: Duration,
+    ping_timeout: Duration,
 }
 
 impl ClusterChannels {
@@ -50,7 +54,17 @@ impl ClusterChannels {
             tls,
             channels: Arc::default(),
             received: None,
+            ping_interval: KEEP_ALIVE_INTERVAL,
+            ping_timeout: KEEP_ALIVE_TIMEOUT,
         })
+    }
+
+    /// Pings every `ping_interval`; a node that does not answer within `ping_timeout` (a
+    /// stopped or partitioned worker) fails the query's calls to it instead of hanging them.
+    pub fn with_liveness(mut self, ping_interval: Duration, ping_timeout: Duration) -> Self {
+        self.ping_interval = ping_interval;
+        self.ping_timeout = ping_timeout;
+        self
     }
 
     /// Counts what this process receives from the tasks it reads (the coordinator's rows
@@ -84,8 +98,8 @@ impl ClusterChannels {
         let inner = endpoint(
             &host_port,
             self.tls.as_ref(),
-            KEEP_ALIVE_INTERVAL,
-            KEEP_ALIVE_TIMEOUT,
+            self.ping_interval,
+            self.ping_timeout,
         )?
         .connect_lazy();
         let authorization = self.authorization.clone();

@@ -43,8 +43,9 @@ pub struct LeafPlacement {
 /// Reads `shards` of one table on the worker that runs the task: a shard whose files of some
 /// placement are on this worker is read here (one DataFusion plan over all of them, as a
 /// Flight scan is), any other from its placements over Flight, the first that answers. A
-/// damaged local file sends its shard to the other placements. Rows of a shard come from
-/// exactly one placement: a placement is only left before it sent a row.
+/// local file gone since the check sends its shard to the other placements; a damaged one
+/// fails the task (the coordinator handles damage). Rows of a shard come from exactly one
+/// placement: a placement is only left before it sent a row.
 ///
 /// Partition `p` reads every `partitions`-th shard from `p`, so a task's shards are read in
 /// parallel; every variant of one leaf has the same partition count.
@@ -252,7 +253,7 @@ impl LeafRead {
     async fn open(self, shards: Vec<LeafShard>) -> Result<BatchStream> {
         let (mut here, mut elsewhere) = self.split_local(shards).await?;
         let mut streams: Vec<BatchStream> = Vec::new();
-        // One plan over the local shards; a file refused takes its shard to the other placements.
+        // One plan over the local shards.
         while !here.is_empty() {
             let mut req = self.base.clone();
             req.shards = here.iter().map(|(_, files)| files.clone()).collect();
@@ -261,19 +262,43 @@ impl LeafRead {
                     streams.push(rows.map_err(external).boxed());
                     break;
                 }
-                // Refused before any row: damaged, or gone since the check (moved away).
-                Err(
-                    e @ (ShardStoreError::FileDamaged { shard_id, .. }
-                    | ShardStoreError::FileMissing { shard_id, .. }),
-                ) if here.iter().any(|(s, _)| s.shard_id == shard_id) => {
+                // Gone since the check (moved away): its other placements have it.
+                Err(e @ ShardStoreError::FileMissing { shard_id, .. })
+                    if here.iter().any(|(s, _)| s.shard_id == shard_id) =>
+                {
                     warn!(table = %self.table_name, shard_id, error = %e,
-                        "local shard file refused, reading another placement");
+                        "local shard file gone, reading another placement");
                     if let Some(at) = here.iter().position(|(s, _)| s.shard_id == shard_id) {
-                        let (shard, files) = here.remove(at);
-                        let mut shard = shard;
+                        let (mut shard, files) = here.remove(at);
                         shard.placements.retain(|p| p.files != files);
                         elsewhere.push(shard);
                     }
+                }
+                // A damaged file fails the task before any row: the coordinator records the
+                // damage and reads the shard from another placement (see the server's
+                // distributed execution).
+                Err(ShardStoreError::FileDamaged {
+                    table_id,
+                    shard_id,
+                    name,
+                    worker: _,
+                    damage,
+                }) => {
+                    let worker = here
+                        .iter()
+                        .find(|(s, _)| s.shard_id == shard_id)
+                        .and_then(|(s, files)| {
+                            s.placements.iter().find(|p| &p.files == files)
+                        })
+                        .map(|p| p.addr.clone())
+                        .unwrap_or_default();
+                    return Err(external(ShardStoreError::FileDamaged {
+                        table_id,
+                        shard_id,
+                        name,
+                        worker,
+                        damage,
+                    }));
                 }
                 Err(e) => return Err(external(e)),
             }
@@ -353,5 +378,5 @@ impl LeafRead {
 }
 
 fn external(e: ShardStoreError) -> DataFusionError {
-    DataFusionError::External(Box::new(e))
+    e.into_task_error()
 }
