@@ -338,9 +338,9 @@ impl ShardStoreError {
                     addr,
                 };
                 match serde_json::to_string(&text) {
-                    Ok(json) => DF::External(Box::new(TaskError(format!(
-                        "{TASK_ERROR_PREFIX}{json}"
-                    )))),
+                    Ok(json) => {
+                        DF::External(Box::new(TaskError(format!("{TASK_ERROR_PREFIX}{json}"))))
+                    }
                     Err(_) => DF::External(Box::new(other)),
                 }
             }

@@ -18,6 +18,7 @@
 
 use std::sync::{Arc, LazyLock};
 
+use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use datafusion::common::display::{PlanType, StringifiedPlan, ToStringifiedPlan};
 use datafusion::common::format::ExplainFormat;
@@ -26,26 +27,25 @@ use datafusion::common::Result;
 use datafusion::datasource::source_as_provider;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::QueryPlanner;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::logical_expr::{Expr, LogicalPlan};
-use datafusion::physical_plan::explain::ExplainExec;
-use arrow::array::RecordBatch;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::explain::ExplainExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
 };
-use futures::{StreamExt, TryStreamExt};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion_distributed::{
     display_plan_ascii, DesiredTaskCountEvent, DesiredTaskCountEventResponse,
-    DesiredTaskCountHandler, DistributedExt, DistributedLeafExec, NetworkBoundaryExt,
-    RouteTasksEvent, RouteTasksEventResponse, ScaleUpLeafNodeEvent, ScaleUpLeafNodeEventResponse,
-    SessionStateBuilderExt, WorkerResolver,
+    DesiredTaskCountHandler, DistributedExec, DistributedExt, DistributedLeafExec,
+    NetworkBoundaryExt, RouteTasksEvent, RouteTasksEventResponse, ScaleUpLeafNodeEvent,
+    ScaleUpLeafNodeEventResponse, SessionStateBuilderExt, WorkerResolver,
 };
+use futures::{StreamExt, TryStreamExt};
 use shoal_shard_store::{ClusterChannels, ShardLeafCodec, ShardLeafExec, WorkerSessionHook};
 use shoal_sql_functions::Cluster;
 use url::Url;
@@ -99,8 +99,8 @@ struct WorkerFunctions {
 }
 
 static WORKER_FUNCTIONS: LazyLock<WorkerFunctions> = LazyLock::new(|| {
-    let state = (worker_session_hook().0)(SessionStateBuilder::new().with_default_features())
-        .build();
+    let state =
+        (worker_session_hook().0)(SessionStateBuilder::new().with_default_features()).build();
     WorkerFunctions {
         scalar: state.scalar_functions().clone(),
         aggregate: state.aggregate_functions().clone(),

@@ -287,9 +287,7 @@ impl LeafRead {
                     let worker = here
                         .iter()
                         .find(|(s, _)| s.shard_id == shard_id)
-                        .and_then(|(s, files)| {
-                            s.placements.iter().find(|p| &p.files == files)
-                        })
+                        .and_then(|(s, files)| s.placements.iter().find(|p| &p.files == files))
                         .map(|p| p.addr.clone())
                         .unwrap_or_default();
                     return Err(external(ShardStoreError::FileDamaged {
