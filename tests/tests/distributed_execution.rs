@@ -69,7 +69,7 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
             "CREATE TABLE orders (o_id bigint, o_cust integer, o_total numeric(12,2))",
             "SELECT create_distributed_table('orders', 'o_id', shard_count => 12)",
             "CREATE TABLE items (i_oid bigint, i_qty integer, i_price numeric(12,2))",
-            "SELECT create_distributed_table('items', 'i_oid', shard_count => 12, colocate_with => 'orders')",
+            "SELECT create_distributed_table('items', 'i_oid', colocate_with => 'orders')",
             "CREATE TABLE customers (c_id integer, c_nation integer, c_name text)",
             "SELECT create_distributed_table('customers', 'c_id', shard_count => 6)",
             "CREATE TABLE nations (n_id integer, n_name text)",

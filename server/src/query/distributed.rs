@@ -185,10 +185,7 @@ impl QueryPlanner for DistributedGate {
                     && e.logical_optimization_succeeded
                     && distributes(&e.plan)? =>
             {
-                let physical = self
-                    .distributed
-                    .create_physical_plan(&e.plan, session_state)
-                    .await?;
+                let physical = self.staged(&e.plan, session_state).await?;
                 let plans = vec![
                     e.plan.to_stringified(PlanType::FinalLogicalPlan),
                     StringifiedPlan::new(
@@ -209,12 +206,8 @@ impl QueryPlanner for DistributedGate {
                     .await;
             }
             _ if distributes(logical_plan)? => {
-                let distributed = self
-                    .distributed
-                    .create_physical_plan(logical_plan, session_state)
-                    .await?;
+                let distributed = self.staged(logical_plan, session_state).await?;
                 if !distributed.is::<DistributedExec>() {
-                    // no stage boundary was worth it: the plan runs here as it is
                     return Ok(distributed);
                 }
                 let local = DefaultPhysicalPlanner::default()
@@ -226,6 +219,32 @@ impl QueryPlanner for DistributedGate {
         }
         DefaultPhysicalPlanner::default()
             .create_physical_plan(logical_plan, session_state)
+            .await
+    }
+}
+
+impl DistributedGate {
+    /// `plan` cut into stages; when datafusion-distributed finds no stage boundary worth it
+    /// (one worker, one shard group), the plan as it runs on the coordinator, with the
+    /// aggregates the optimizer left for the stages pushed to the workers after all.
+    async fn staged(
+        &self,
+        plan: &LogicalPlan,
+        session_state: &dyn datafusion::catalog::Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let staged = self
+            .distributed
+            .create_physical_plan(plan, session_state)
+            .await?;
+        if staged.is::<DistributedExec>() {
+            return Ok(staged);
+        }
+        let pushed = crate::query::pushdown::push_aggregates(plan.clone())?;
+        if !pushed.transformed {
+            return Ok(staged);
+        }
+        DefaultPhysicalPlanner::default()
+            .create_physical_plan(&pushed.data, session_state)
             .await
     }
 }

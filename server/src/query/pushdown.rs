@@ -57,7 +57,8 @@ impl OptimizerRule for ShardAggregatePushdownRule {
     }
 
     /// The whole plan at once: a query that runs in stages on the workers gets its partial
-    /// aggregates from DataFusion there, so nothing is pushed.
+    /// aggregates from DataFusion there, so nothing is pushed (if it ends up in one stage
+    /// after all, the distributed planner pushes them: `push_aggregates`).
     fn apply_order(&self) -> Option<ApplyOrder> {
         None
     }
@@ -70,14 +71,19 @@ impl OptimizerRule for ShardAggregatePushdownRule {
         if crate::query::distributed::distributes(&plan)? {
             return Ok(Transformed::no(plan));
         }
-        plan.transform_down_with_subqueries(|node| match &node {
-            LogicalPlan::Aggregate(agg) => match try_push(agg)? {
-                Some(new) => Ok(Transformed::yes(new)),
-                None => Ok(Transformed::no(node)),
-            },
-            _ => Ok(Transformed::no(node)),
-        })
+        push_aggregates(plan)
     }
+}
+
+/// `plan` with every aggregate that can be pushed to the workers pushed.
+pub fn push_aggregates(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    plan.transform_down_with_subqueries(|node| match &node {
+        LogicalPlan::Aggregate(agg) => match try_push(agg)? {
+            Some(new) => Ok(Transformed::yes(new)),
+            None => Ok(Transformed::no(node)),
+        },
+        _ => Ok(Transformed::no(node)),
+    })
 }
 
 fn try_push(agg: &Aggregate) -> Result<Option<LogicalPlan>> {
