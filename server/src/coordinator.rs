@@ -236,7 +236,8 @@ pub fn session_context(
             .with_received_counter(Arc::new(crate::metrics::scan_received));
         let state = ctx.state_ref();
         let existing = state.read().clone();
-        *state.write() = crate::query::distributed::install(existing, cluster, channels);
+        *state.write() = crate::query::distributed::install(existing, cluster, channels)
+            .map_err(|e| ServerError::Startup(format!("distributed planner: {e}")))?;
     }
     // Views plan with everything registered above.
     let _ = planner.set(ctx.state());

@@ -141,7 +141,7 @@ pub fn install(
     state: SessionState,
     cluster: &Arc<Cluster>,
     channels: ClusterChannels,
-) -> SessionState {
+) -> Result<SessionState> {
     let distributed = SessionStateBuilder::new_from_existing(state)
         .with_distributed_worker_resolver(ShoalWorkers {
             cluster: Arc::clone(cluster),
@@ -155,13 +155,18 @@ pub fn install(
             route_scan_tasks(&ev, &channels)
         })
         .with_distributed_planner()
+        // A broadcast's producer (datafusion-distributed's BroadcastExec) keeps computing
+        // after its query is cancelled, for as long as its input lasts (a cancelled cross join
+        // burnt CPU for 20 s): joins that would broadcast their build side run in one task
+        // instead, until that is fixed upstream.
+        .with_distributed_broadcast_joins(false)?
         .build();
     let planner = Arc::clone(distributed.query_planner());
-    SessionStateBuilder::new_from_existing(distributed)
+    Ok(SessionStateBuilder::new_from_existing(distributed)
         .with_query_planner(Arc::new(DistributedGate {
             distributed: planner,
         }))
-        .build()
+        .build())
 }
 
 /// Chooses per query between datafusion-distributed's planner and DataFusion's own.
