@@ -245,11 +245,16 @@ impl DistributedGate {
             return Ok(staged);
         }
         let pushed = crate::query::pushdown::push_aggregates(plan.clone())?;
+        let Some(state) = session_state.as_any().downcast_ref::<SessionState>() else {
+            return Ok(staged);
+        };
         if !pushed.transformed {
             return Ok(staged);
         }
+        // the merge expressions the pushdown writes need the optimizer's simplification
+        let optimized = state.optimize(&pushed.data)?;
         DefaultPhysicalPlanner::default()
-            .create_physical_plan(&pushed.data, session_state)
+            .create_physical_plan(&optimized, session_state)
             .await
     }
 }
