@@ -3,8 +3,9 @@
 //! colocated on the order key, part and partsupp on the part key, customer distributed,
 //! nation, region and supplier reference tables — and into the scratch PostgreSQL 15; all 22
 //! queries (`server/bench/tpch/qN.sql`, the specification's validation parameters) must give
-//! the same rows on both. The schema, the distribution and the queries are the `tpch` bench
-//! scenario's (`shoal_bench::tpch`).
+//! the same rows on both, and each must run in stages on the workers with no join left to the
+//! coordinator (its EXPLAIN), none falling back to the coordinator. The schema, the
+//! distribution and the queries are the `tpch` bench scenario's (`shoal_bench::tpch`).
 //!
 //! Values are compared as psql prints them, but for numeric quotients and averages:
 //! PostgreSQL prints those with at least 16 fractional digits, Shoal with the scale its
@@ -156,6 +157,15 @@ fn decimals_compare_at_the_shorter_scale() {
     assert_eq!(round_decimal("99.995", 2), "100.00");
 }
 
+const RECEIVED: &str = "shoal_scan_rows_received_total";
+
+/// The lines of the stage the coordinator runs in an EXPLAIN of a distributed plan.
+fn head_stage(plan: &str) -> impl Iterator<Item = &str> {
+    plan.lines()
+        .skip_while(|l| !l.contains("DistributedExec"))
+        .take_while(|l| !l.contains('└'))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tpch_answers_match_postgresql() {
     let Some(pg) = PgServer::start() else { return };
@@ -168,6 +178,10 @@ async fn tpch_answers_match_postgresql() {
     );
     let cluster = Cluster::start(3).await;
     let shoal = cluster.psql_target();
+    assert!(
+        cluster.metric(RECEIVED).is_some(),
+        "the coordinator serves /metrics"
+    );
     let postgres = pg.psql_target();
     let started = Instant::now();
     load(&postgres, &files, false);
@@ -184,6 +198,7 @@ async fn tpch_answers_match_postgresql() {
     let mut failures = Vec::new();
     for (i, sql) in QUERIES.iter().enumerate() {
         let name = format!("Q{}", i + 1);
+        let received_before = cluster.metric(RECEIVED).unwrap_or(f64::NAN);
         let want = postgres.ok(sql);
         assert!(!want.trim().is_empty(), "{name} returns no rows");
         let started = Instant::now();
@@ -197,10 +212,27 @@ async fn tpch_answers_match_postgresql() {
             continue;
         }
         let got = shoal_e2e::stdout_of(&out);
-        eprintln!("[tpch] {name}: {} rows in {took:?}", got.lines().count());
+        let received = cluster.metric(RECEIVED).unwrap_or(f64::NAN) - received_before;
+        eprintln!(
+            "[tpch] {name}: {} rows in {took:?}, the coordinator received {received} rows",
+            got.lines().count()
+        );
         if let Some(d) = difference(&want, &got) {
             failures.push(format!("{name} differs: {d}"));
         }
+        // Every query joins or aggregates: it runs in stages, and no join is left to the
+        // coordinator (the stage the coordinator runs is the plan's first box).
+        let plan = shoal.ok(&format!("EXPLAIN {sql}"));
+        if !plan.contains("DistributedExec") {
+            failures.push(format!("{name} does not run in stages:\n{plan}"));
+        } else if head_stage(&plan).any(|l| l.contains("JoinExec")) {
+            failures.push(format!("{name} joins on the coordinator:\n{plan}"));
+        }
     }
+    assert_eq!(
+        cluster.metric("shoal_distributed_fallbacks_total"),
+        Some(0.0),
+        "no distributed query fell back to the coordinator"
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
