@@ -3,7 +3,7 @@
 //! top-k and window functions run in stages on the workers — EXPLAIN shows the stages and
 //! the worker each leaf task runs on — and answer exactly as the same queries planned on the
 //! coordinator (`shoal.distributed_execution = off`), while the coordinator receives a
-//! fraction of the rows.
+//! fraction of the rows; the join runs exactly through a move of a shard group it reads.
 
 use shoal_e2e::{exec, lines, within, Cluster};
 
@@ -129,6 +129,46 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
                 );
             }
         }
+
+        // Through a move of a colocated shard group: every answer exact, read from the
+        // snapshot each query took, and none falls back to the coordinator's plan.
+        let join = QUERIES[0].1;
+        let want = lines(&client, join).await;
+        let fallbacks = || cluster.metric("shoal_distributed_fallbacks_total");
+        let fallbacks_before = fallbacks();
+        let placed = lines(
+            &client,
+            "SELECT shard_id, port FROM shoal.shards WHERE table_name = 'orders' ORDER BY shard_id LIMIT 1",
+        )
+        .await;
+        let (shard, port) = placed[0].split_once('|').expect("shard_id|port");
+        let target = ports
+            .iter()
+            .find(|p| p.to_string() != port)
+            .expect("another worker");
+        let mover = cluster.client().await;
+        let move_sql = format!("SELECT move_shard({shard}, '127.0.0.1', {target})");
+        let moving = tokio::spawn(async move { mover.simple_query(&move_sql).await.map(|_| ()) });
+        let mut rounds = 0;
+        while !moving.is_finished() || rounds < 3 {
+            assert_eq!(lines(&client, join).await, want, "a join during a move");
+            rounds += 1;
+        }
+        moving
+            .await
+            .expect("move task")
+            .unwrap_or_else(|e| panic!("move_shard: {}", shoal_e2e::err_text(&e)));
+        assert_eq!(
+            lines(
+                &client,
+                &format!("SELECT port FROM shoal.shards WHERE shard_id = {shard}")
+            )
+            .await,
+            [target.to_string()],
+            "the shard moved"
+        );
+        assert_eq!(lines(&client, join).await, want, "the join after the move");
+        assert_eq!(fallbacks(), fallbacks_before, "no query fell back ({rounds} during the move)");
     })
     .await;
 }
