@@ -141,6 +141,19 @@ pub fn session_context(
         .build_arc()
         .map_err(|e| ServerError::Startup(format!("query runtime: {e}")))?;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
+    {
+        // Queries that can run in stages on the workers do (datafusion-distributed). First:
+        // rebuilding a state re-registers its functions in no particular order, so a
+        // built-in's alias could replace a Shoal function registered before (`length`).
+        let channels = cluster
+            .task_channels()
+            .map_err(|e| ServerError::Startup(format!("task channels: {e}")))?
+            .with_received_counter(Arc::new(crate::metrics::scan_received));
+        let state = ctx.state_ref();
+        let existing = state.read().clone();
+        *state.write() = crate::query::distributed::install(existing, cluster, channels)
+            .map_err(|e| ServerError::Startup(format!("distributed planner: {e}")))?;
+    }
     let planner = Arc::new(std::sync::OnceLock::new());
     let catalog = ctx
         .catalog(DATABASE)
@@ -228,17 +241,6 @@ pub fn session_context(
         "citus_get_active_worker_nodes",
         Arc::new(ActiveWorkerNodes(Arc::clone(cluster))),
     );
-    {
-        // Queries that can run in stages on the workers do (datafusion-distributed).
-        let channels = cluster
-            .task_channels()
-            .map_err(|e| ServerError::Startup(format!("task channels: {e}")))?
-            .with_received_counter(Arc::new(crate::metrics::scan_received));
-        let state = ctx.state_ref();
-        let existing = state.read().clone();
-        *state.write() = crate::query::distributed::install(existing, cluster, channels)
-            .map_err(|e| ServerError::Startup(format!("distributed planner: {e}")))?;
-    }
     // Views plan with everything registered above.
     let _ = planner.set(ctx.state());
     Ok(ctx)

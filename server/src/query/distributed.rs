@@ -46,7 +46,9 @@ use datafusion_distributed::{
     ScaleUpLeafNodeEventResponse, SessionStateBuilderExt, WorkerResolver,
 };
 use futures::{StreamExt, TryStreamExt};
-use shoal_shard_store::{ClusterChannels, ShardLeafCodec, ShardLeafExec, WorkerSessionHook};
+use shoal_shard_store::{
+    ClusterChannels, ShardLeafCodec, ShardLeafExec, ShardStoreError, WorkerSessionHook,
+};
 use shoal_sql_functions::Cluster;
 use url::Url;
 
@@ -438,10 +440,11 @@ fn first_shard_leaf(plan: &Arc<dyn ExecutionPlan>) -> Option<&DistributedLeafExe
 }
 
 /// A distributed plan and the coordinator's plan of the same query. When the distributed
-/// query fails before its first row with an error of the cluster — a worker unreachable, a
-/// file damaged or gone, an internal error (SQLSTATE classes 08 and XX) — and not of the
-/// query (overflow, memory, cancel), the coordinator's plan runs instead: its shard scans try
-/// every placement, record damaged files and name the worker that failed.
+/// query fails before its first row with an error of the cluster — a task's worker
+/// unreachable, a file damaged, an internal error (SQLSTATE classes 08 and XX) — and not of
+/// the query (overflow, memory, cancel) nor a shard a leaf found unreadable at every
+/// placement, the coordinator's plan runs instead: its shard scans try every placement,
+/// record damaged files and name the worker that failed.
 /// (datafusion-distributed retries nothing: a task that fails fails the query.)
 #[derive(Debug)]
 struct FallbackExec {
@@ -532,8 +535,16 @@ impl ExecutionPlan for FallbackExec {
 
 type BatchStream = futures::stream::BoxStream<'static, Result<RecordBatch>>;
 
-/// An error of the cluster rather than of the query: SQLSTATE class 08 or XX.
+/// An error of the cluster rather than of the query (SQLSTATE class 08 or XX) that the
+/// coordinator's plan may not meet: not a shard a task already tried at every placement.
 fn cluster_failure(e: &DataFusionError) -> bool {
+    if let DataFusionError::External(inner) = e.find_root() {
+        if let Some(ShardStoreError::Unavailable { .. }) =
+            ShardStoreError::from_task_error(&inner.to_string())
+        {
+            return false;
+        }
+    }
     let code = crate::frontend::errors::from_datafusion(e).code;
     code.starts_with("08") || code.starts_with("XX")
 }
