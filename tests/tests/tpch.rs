@@ -159,6 +159,12 @@ fn decimals_compare_at_the_shorter_scale() {
 
 const RECEIVED: &str = "shoal_scan_rows_received_total";
 
+/// The queries whose join runs in the coordinator's stage, reading a (small) table there:
+/// datafusion-distributed runs a join that collects its build side in one task unless it can
+/// broadcast it, and Shoal turns broadcasts off (docs/design.md): Q15 joins `supplier` with the
+/// top revenue; Q16's `NOT IN` is a null-aware anti join, one task in any case.
+const READ_ON_COORDINATOR: &[&str] = &["Q15", "Q16"];
+
 /// The lines of the stage the coordinator runs in an EXPLAIN of a distributed plan.
 fn head_stage(plan: &str) -> impl Iterator<Item = &str> {
     plan.lines()
@@ -196,6 +202,7 @@ async fn tpch_answers_match_postgresql() {
         );
     }
     let mut failures = Vec::new();
+    let mut read_here = Vec::new();
     for (i, sql) in QUERIES.iter().enumerate() {
         let name = format!("Q{}", i + 1);
         let received_before = cluster.metric(RECEIVED).unwrap_or(f64::NAN);
@@ -230,7 +237,10 @@ async fn tpch_answers_match_postgresql() {
         } else if head_stage(&plan)
             .any(|l| l.contains("ShardLeafExec") || l.contains("ShardScanExec"))
         {
-            failures.push(format!("{name} reads a table on the coordinator:\n{plan}"));
+            read_here.push(name.clone());
+            if !READ_ON_COORDINATOR.contains(&name.as_str()) {
+                failures.push(format!("{name} reads a table on the coordinator:\n{plan}"));
+            }
         }
     }
     assert_eq!(
@@ -239,4 +249,8 @@ async fn tpch_answers_match_postgresql() {
         "no distributed query fell back to the coordinator"
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(
+        read_here, READ_ON_COORDINATOR,
+        "the queries whose coordinator stage reads a table (an improvement: update the list)"
+    );
 }
