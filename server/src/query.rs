@@ -1,6 +1,7 @@
 //! The DataFusion layer: the table providers (`provider`), the execution nodes (`scan`:
 //! shard scans on the workers, `sink`: INSERT, `dml`: UPDATE and DELETE), the optimizer rule
-//! that pushes partial aggregates to the workers (`pushdown`), Shoal's views (`views`), and
+//! that pushes partial aggregates to the workers (`pushdown`), distributed execution in
+//! stages on the workers (`distributed`), Shoal's views (`views`), and
 //! the rules and functions whose behaviour Shoal takes from PostgreSQL where DataFusion
 //! differs (`pg_*`).
 

@@ -5,7 +5,8 @@
 //!
 //! Entry points: [`serve_worker`] / [`serve_worker_with_listener`] run a worker (see
 //! [`WorkerConfig`]); [`WorkerClient`] calls one; [`ScanRequest`] is the sub-plan a scan
-//! runs next to the data.
+//! runs next to the data. The same port serves datafusion-distributed's task service, whose
+//! stages read shards through [`ShardLeafExec`] (see `distributed`).
 //!
 //! ```text
 //! coordinator                              worker (DIR)
