@@ -81,6 +81,10 @@ pub fn worker_session_hook() -> WorkerSessionHook {
     WorkerSessionHook(Arc::new(|builder: SessionStateBuilder| {
         let (scalar, aggregate) = worker_functions();
         let mut builder = builder;
+        // as the coordinator's sessions (coordinator.rs): the zone of now() and timestamptz
+        if let Some(config) = builder.config() {
+            config.options_mut().execution.time_zone = Some("UTC".into());
+        }
         if let Some(fs) = builder.scalar_functions() {
             fs.extend(scalar.into_iter().map(Arc::new));
         }
@@ -206,7 +210,7 @@ impl QueryPlanner for DistributedGate {
                     e.verbose,
                 )));
             }
-            LogicalPlan::Analyze(a) if distributes(&a.input)? => {
+            LogicalPlan::Analyze(_) if distributes(logical_plan)? => {
                 return self
                     .distributed
                     .create_physical_plan(logical_plan, session_state)
@@ -265,6 +269,11 @@ impl DistributedGate {
 /// `shoal.distributed_execution` on (statements without a session, the server's own, do not
 /// distribute) and [`runs_on_workers`].
 pub fn distributes(plan: &LogicalPlan) -> Result<bool> {
+    // EXPLAIN ANALYZE runs its statement as the statement runs alone
+    let plan = match plan {
+        LogicalPlan::Analyze(a) => a.input.as_ref(),
+        other => other,
+    };
     let allowed = crate::frontend::session::current().is_some_and(|s| s.distributed_execution());
     Ok(allowed && runs_on_workers(plan, &WORKER_FUNCTIONS)?)
 }
@@ -377,7 +386,9 @@ fn scale_up_scan(ev: ScaleUpLeafNodeEvent) -> Option<Result<ScaleUpLeafNodeEvent
     if scan.pushes_aggregate() {
         return None;
     }
-    let partitions = ev.session_config.options().execution.target_partitions;
+    // Each variant keeps the scan's partition count: the plan above was planned for it (a
+    // one-task stage even executes the original scan's partitions).
+    let partitions = ev.plan.output_partitioning().partition_count();
     Some(
         scan.leaf_variants(ev.task_count, partitions)
             .and_then(|variants| DistributedLeafExec::try_new(Arc::clone(ev.plan), variants))

@@ -87,7 +87,7 @@ impl ClusterChannels {
         if let Some(c) = channels.get(url) {
             return Ok(c.clone());
         }
-        let host_port = match (url.host_str(), url.port()) {
+        let host_port = match (url.host_str(), url.port_or_known_default()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             _ => {
                 return Err(ShardStoreError::Config {

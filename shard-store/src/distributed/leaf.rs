@@ -43,9 +43,10 @@ pub struct LeafPlacement {
 /// Reads `shards` of one table on the worker that runs the task: a shard whose files of some
 /// placement are on this worker is read here (one DataFusion plan over all of them, as a
 /// Flight scan is), any other from its placements over Flight, the first that answers. A
-/// local file gone since the check sends its shard to the other placements; a damaged one
-/// fails the task (the coordinator handles damage). Rows of a shard come from exactly one
-/// placement: a placement is only left before it sent a row.
+/// local file gone since the check sends its shard to the other placements; a damaged file
+/// (here, or at every placement that did not answer otherwise) fails the task with that
+/// damage, which the coordinator records. Rows of a shard come from exactly one placement: a
+/// placement is only left before it sent a row.
 ///
 /// Partition `p` reads every `partitions`-th shard from `p`, so a task's shards are read in
 /// parallel; every variant of one leaf has the same partition count.
@@ -256,7 +257,7 @@ impl LeafRead {
         // One plan over the local shards.
         while !here.is_empty() {
             let mut req = self.base.clone();
-            req.shards = here.iter().map(|(_, files)| files.clone()).collect();
+            req.shards = here.iter().map(|(_, p)| p.files.clone()).collect();
             match execute_scan(&self.local.scan_ctx, &self.local.store, req).await {
                 Ok((_, rows)) => {
                     streams.push(rows.map_err(external).boxed());
@@ -269,8 +270,8 @@ impl LeafRead {
                     warn!(table = %self.table_name, shard_id, error = %e,
                         "local shard file gone, reading another placement");
                     if let Some(at) = here.iter().position(|(s, _)| s.shard_id == shard_id) {
-                        let (mut shard, files) = here.remove(at);
-                        shard.placements.retain(|p| p.files != files);
+                        let (mut shard, used) = here.remove(at);
+                        shard.placements.retain(|p| p.addr != used.addr);
                         elsewhere.push(shard);
                     }
                 }
@@ -287,8 +288,7 @@ impl LeafRead {
                     let worker = here
                         .iter()
                         .find(|(s, _)| s.shard_id == shard_id)
-                        .and_then(|(s, files)| s.placements.iter().find(|p| &p.files == files))
-                        .map(|p| p.addr.clone())
+                        .map(|(_, used)| used.addr.clone())
                         .unwrap_or_default();
                     return Err(external(ShardStoreError::FileDamaged {
                         table_id,
@@ -312,7 +312,7 @@ impl LeafRead {
     async fn split_local(
         &self,
         shards: Vec<LeafShard>,
-    ) -> Result<(Vec<(LeafShard, ShardFiles)>, Vec<LeafShard>)> {
+    ) -> Result<(Vec<(LeafShard, LeafPlacement)>, Vec<LeafShard>)> {
         let store = Arc::clone(&self.local.store);
         let table_id = self.base.table_id;
         blocking(move || {
@@ -324,8 +324,8 @@ impl LeafRead {
                         .existing_files(table_id, shard.shard_id, &p.files.files)
                         .is_ok()
                 });
-                match local.map(|p| p.files.clone()) {
-                    Some(files) => here.push((shard, files)),
+                match local.cloned() {
+                    Some(placement) => here.push((shard, placement)),
                     None => elsewhere.push(shard),
                 }
             }
@@ -338,6 +338,7 @@ impl LeafRead {
     /// One shard from the first of its placements that answers.
     async fn open_remote(&self, shard: &LeafShard) -> Result<BatchStream> {
         let mut failures = Vec::new();
+        let mut damaged = None;
         for p in &shard.placements {
             let mut req = self.base.clone();
             req.shards = vec![p.files.clone()];
@@ -351,8 +352,15 @@ impl LeafRead {
                     warn!(table = %self.table_name, shard_id = shard.shard_id, worker = %p.addr,
                         error = %e, "shard read failed, trying another placement");
                     failures.push(format!("{}: {e}", p.addr));
+                    if matches!(e, ShardStoreError::FileDamaged { .. }) && damaged.is_none() {
+                        damaged = Some(e);
+                    }
                 }
             }
+        }
+        // A damaged file is what the coordinator must hear of (it records it).
+        if let Some(damaged) = damaged {
+            return Err(external(damaged));
         }
         Err(external(ShardStoreError::Unavailable {
             addr: shard
