@@ -50,6 +50,13 @@ const QUERIES: &[(&str, &str, bool)] = &[
         false,
     ),
     (
+        // a null-aware anti join runs in one task: its stage reads every shard of `orders`
+        "not in",
+        "SELECT count(*), sum(o_total) FROM orders WHERE o_cust NOT IN \
+         (SELECT c_id FROM customers WHERE c_nation = 1)",
+        false,
+    ),
+    (
         "semi join",
         "SELECT count(*) FROM customers WHERE c_id IN (SELECT o_cust FROM orders WHERE o_total > 1400)",
         true,
