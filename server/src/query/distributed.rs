@@ -224,6 +224,11 @@ impl QueryPlanner for DistributedGate {
                 let local = DefaultPhysicalPlanner::default()
                     .create_physical_plan(logical_plan, session_state)
                     .await?;
+                if reads_unreachable_shard(&local)? {
+                    // its tasks would only wait on a node known to be down; the
+                    // coordinator's scans fail (or use another placement) at once
+                    return Ok(local);
+                }
                 return Ok(Arc::new(FallbackExec::new(distributed, local)));
             }
             _ => {}
@@ -436,6 +441,22 @@ fn route_scan_tasks(
         Ok(RouteTasksEventResponse::new(urls))
     };
     Some(route())
+}
+
+/// Whether a shard scan of `plan` reads a shard with no live placement.
+fn reads_unreachable_shard(plan: &Arc<dyn ExecutionPlan>) -> Result<bool> {
+    let mut found = false;
+    plan.apply(|node| {
+        if node
+            .downcast_ref::<ShardScanExec>()
+            .is_some_and(ShardScanExec::has_unreachable_shard)
+        {
+            found = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(found)
 }
 
 /// The first leaf made from a [`ShardScanExec`] in a stage's plan (not looking into the

@@ -148,6 +148,14 @@ impl ShardScanExec {
         self.groups.len().max(1)
     }
 
+    /// Whether a shard has no placement on a node the heartbeat finds live (or is lost): a
+    /// read of it fails, at once on the coordinator's path.
+    pub fn has_unreachable_shard(&self) -> bool {
+        self.shards.iter().any(|s| {
+            s.state == shoal_catalog::ShardState::Lost || !s.placements.iter().any(|p| p.is_live)
+        })
+    }
+
     /// Whether the workers return a partial aggregate instead of rows.
     pub fn pushes_aggregate(&self) -> bool {
         self.aggregate.is_some()
