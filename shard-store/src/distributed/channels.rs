@@ -22,7 +22,7 @@ use futures::{StreamExt, TryStreamExt};
 use http::{HeaderMap, HeaderValue};
 use url::Url;
 
-use crate::client::{endpoint, KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT};
+use crate::client::{bearer_value, endpoint, KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT};
 use crate::error::{Result, ShardStoreError};
 use crate::tls::ClusterTls;
 
@@ -43,8 +43,9 @@ pub struct ClusterChannels {
 
 impl ClusterChannels {
     pub fn new(token: Option<&str>, tls: Option<ClusterTls>) -> Result<Self> {
-        let authorization = token
-            .map(|t| HeaderValue::from_str(&format!("Bearer {t}")))
+        // the same header, checked the same way, as a Flight client presents
+        let authorization = bearer_value(token.map(str::to_string))?
+            .map(|v| HeaderValue::from_bytes(v.as_encoded_bytes()))
             .transpose()
             .map_err(|_| ShardStoreError::Config {
                 message: "the cluster token must be printable ASCII".into(),
