@@ -184,7 +184,25 @@ impl WorkerClient {
         schema: SchemaRef,
         batches: BoxStream<'static, Result<RecordBatch>>,
     ) -> Result<FileMeta> {
-        let command = json_bytes(&PutCommand { table_id, shard_id })?;
+        self.put_clustered(table_id, shard_id, schema, None, batches)
+            .await
+    }
+
+    /// [`Self::put_batches`], the file's rows sorted by the column `cluster_by` within each
+    /// row group (a table's distribution column: one tenant's rows then sit in few pages).
+    pub async fn put_clustered(
+        &self,
+        table_id: i64,
+        shard_id: i64,
+        schema: SchemaRef,
+        cluster_by: Option<&str>,
+        batches: BoxStream<'static, Result<RecordBatch>>,
+    ) -> Result<FileMeta> {
+        let command = json_bytes(&PutCommand {
+            table_id,
+            shard_id,
+            cluster_by: cluster_by.map(str::to_string),
+        })?;
         // An input error ends the request stream without the commit marker (so the worker
         // discards the file) and is kept here to be reported instead of the worker's answer.
         let input_error: Arc<Mutex<Option<ShardStoreError>>> = Arc::new(Mutex::new(None));

@@ -206,16 +206,19 @@ impl FileStore {
     /// Writes the batches received on `rx` as one new shard file and commits it on
     /// [`PutMsg::Commit`]. If the channel closes before `Commit`, or anything fails, the
     /// staged file is removed and nothing appears in `shards/`. A put of zero rows writes no
-    /// file and returns a `FileMeta` with an empty name.
+    /// file and returns a `FileMeta` with an empty name. With `cluster_by`, each row group's
+    /// rows are sorted by that column (see [`RowGroupSorter`]).
     pub(crate) fn write_shard_file(
         &self,
         table_id: i64,
         shard_id: i64,
+        cluster_by: Option<&str>,
         rx: mpsc::Receiver<PutMsg>,
     ) -> Result<FileMeta> {
         let id = uuid::Uuid::new_v4();
         let tmp = self.staging.join(format!("put-{id}.parquet.tmp"));
-        let result = self.write_and_commit(table_id, shard_id, &format!("{id}.parquet"), &tmp, rx);
+        let name = format!("{id}.parquet");
+        let result = self.write_and_commit(table_id, shard_id, &name, &tmp, cluster_by, rx);
         if let Err(e) = &result {
             warn!(table_id, shard_id, error = %e, "put failed; discarding staged file");
             if let Err(rm) = fs::remove_file(&tmp) {
@@ -233,9 +236,11 @@ impl FileStore {
         shard_id: i64,
         name: &str,
         tmp: &Path,
+        cluster_by: Option<&str>,
         mut rx: mpsc::Receiver<PutMsg>,
     ) -> Result<FileMeta> {
         let mut writer: Option<ArrowWriter<ChecksumWriter<File>>> = None;
+        let mut sorter: Option<RowGroupSorter> = None;
         let mut rows = 0u64;
         loop {
             match rx.blocking_recv() {
@@ -245,13 +250,27 @@ impl FileStore {
                     }
                     let w = match &mut writer {
                         Some(w) => w,
-                        None => writer.insert(new_writer(tmp, &batch)?),
+                        None => {
+                            if let Some(column) = cluster_by {
+                                sorter = Some(RowGroupSorter::new(&batch, column)?);
+                            }
+                            writer.insert(new_writer(tmp, &batch)?)
+                        }
                     };
-                    w.write(&batch)
-                        .map_err(|e| ShardStoreError::parquet_write(tmp, e))?;
                     rows += batch.num_rows() as u64;
+                    match &mut sorter {
+                        Some(sorter) => sorter.push(batch, w, tmp)?,
+                        None => w
+                            .write(&batch)
+                            .map_err(|e| ShardStoreError::parquet_write(tmp, e))?,
+                    }
                 }
-                Some(PutMsg::Commit) => break,
+                Some(PutMsg::Commit) => {
+                    if let (Some(sorter), Some(w)) = (&mut sorter, &mut writer) {
+                        sorter.finish(w, tmp)?;
+                    }
+                    break;
+                }
                 None => {
                     return Err(ShardStoreError::protocol(
                         "put stream ended without its commit marker",
@@ -722,6 +741,97 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ShardStoreError::internal(format!("worker task failed: {e}")))?
+}
+
+/// Buffers a put's rows one row group at a time and writes each group sorted by one column.
+///
+/// A hash-distributed shard holds many distribution values in every file; sorted within each
+/// row group, one value's rows fill a few consecutive pages, so a filter on it reads those
+/// pages only (the Parquet page index has each page's min/max). Sorting whole files would need
+/// the whole file in memory; one row group (`ROW_GROUP_ROWS` rows) is what the writer buffers
+/// anyway.
+struct RowGroupSorter {
+    column: usize,
+    pending: Vec<RecordBatch>,
+    rows: usize,
+}
+
+impl RowGroupSorter {
+    fn new(first: &RecordBatch, column: &str) -> Result<Self> {
+        let column = first.schema().index_of(column).map_err(|_| {
+            ShardStoreError::protocol(format!(
+                "the put's rows have no column {column:?} to cluster by"
+            ))
+        })?;
+        Ok(RowGroupSorter {
+            column,
+            pending: Vec::new(),
+            rows: 0,
+        })
+    }
+
+    /// Takes `batch`; writes a sorted row group each time a whole one is buffered.
+    fn push<W: Write + Send>(
+        &mut self,
+        batch: RecordBatch,
+        writer: &mut ArrowWriter<W>,
+        tmp: &Path,
+    ) -> Result<()> {
+        self.rows += batch.num_rows();
+        self.pending.push(batch);
+        while self.rows >= ROW_GROUP_ROWS {
+            let all = self.take_pending()?;
+            let rest = all.slice(ROW_GROUP_ROWS, all.num_rows() - ROW_GROUP_ROWS);
+            self.write_sorted(&all.slice(0, ROW_GROUP_ROWS), writer, tmp)?;
+            self.rows = rest.num_rows();
+            if self.rows > 0 {
+                self.pending.push(rest);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the rows still buffered (the last, partial row group).
+    fn finish<W: Write + Send>(&mut self, writer: &mut ArrowWriter<W>, tmp: &Path) -> Result<()> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        let all = self.take_pending()?;
+        self.rows = 0;
+        self.write_sorted(&all, writer, tmp)
+    }
+
+    fn take_pending(&mut self) -> Result<RecordBatch> {
+        let pending = std::mem::take(&mut self.pending);
+        let schema = pending
+            .first()
+            .map(RecordBatch::schema)
+            .ok_or_else(|| ShardStoreError::internal("row group sorter: nothing buffered"))?;
+        Ok(arrow::compute::concat_batches(&schema, &pending)?)
+    }
+
+    fn write_sorted<W: Write + Send>(
+        &self,
+        group: &RecordBatch,
+        writer: &mut ArrowWriter<W>,
+        tmp: &Path,
+    ) -> Result<()> {
+        // stable: rows of one value keep the order they were written in
+        let column = group.column(self.column);
+        let compare =
+            arrow::array::make_comparator(column, column, arrow::compute::SortOptions::default())?;
+        let mut order: Vec<u32> = (0..group.num_rows() as u32).collect();
+        order.sort_by(|a, b| compare(*a as usize, *b as usize));
+        let order = arrow::array::UInt32Array::from(order);
+        let sorted = arrow::compute::take_record_batch(group, &order)?;
+        writer
+            .write(&sorted)
+            .map_err(|e| ShardStoreError::parquet_write(tmp, e))?;
+        // ends the row group here, so that the next one starts with the next sorted run
+        writer
+            .flush()
+            .map_err(|e| ShardStoreError::parquet_write(tmp, e))
+    }
 }
 
 fn new_writer(tmp: &Path, first: &RecordBatch) -> Result<ArrowWriter<ChecksumWriter<File>>> {

@@ -400,6 +400,9 @@ pub(crate) struct DiscardStagingBody {
 pub(crate) struct PutCommand {
     pub table_id: i64,
     pub shard_id: i64,
+    /// Column whose values the file's rows are sorted by within each row group (the table's
+    /// distribution column), so that a filter on one value reads only the pages holding it.
+    pub cluster_by: Option<String>,
 }
 
 /// Body of the `handshake` action.

@@ -336,13 +336,15 @@ impl WorkerService {
         &self,
         table_id: i64,
         shard_id: i64,
+        cluster_by: Option<String>,
         first: FlightData,
         rest: Streaming<FlightData>,
     ) -> Result<FileMeta> {
         let (tx, rx) = mpsc::channel(PUT_QUEUE);
         let store = Arc::clone(&self.store);
-        let writer =
-            tokio::task::spawn_blocking(move || store.write_shard_file(table_id, shard_id, rx));
+        let writer = tokio::task::spawn_blocking(move || {
+            store.write_shard_file(table_id, shard_id, cluster_by.as_deref(), rx)
+        });
 
         let committed = Arc::new(AtomicBool::new(false));
         let seen = Arc::clone(&committed);
@@ -619,10 +621,13 @@ impl FlightService for WorkerService {
                 ShardStoreError::protocol("the first put message carries no descriptor"),
             )
         })?;
-        let PutCommand { table_id, shard_id } =
-            from_json("put command", &command.cmd).map_err(|e| failed("do_put", e))?;
+        let PutCommand {
+            table_id,
+            shard_id,
+            cluster_by,
+        } = from_json("put command", &command.cmd).map_err(|e| failed("do_put", e))?;
         let meta = self
-            .put(table_id, shard_id, first, stream)
+            .put(table_id, shard_id, cluster_by, first, stream)
             .await
             .map_err(|e| failed("do_put", e))?;
         let result = PutResult {

@@ -1268,6 +1268,15 @@ impl Cluster {
             }
             let key = gate_key(snap.table.colocation_id, snap.table.table_id);
             let schema = stored_schema(&snap.table.columns);
+            // the merged file is clustered as the writer clusters every put
+            let cluster_by = match snap.table.kind {
+                TableKind::Distributed => snap
+                    .table
+                    .distribution_column
+                    .as_deref()
+                    .map(|d| stored_name_of(&snap.table, d)),
+                _ => None,
+            };
             for shard in &snap.shards {
                 for p in &shard.placements {
                     let small: Vec<&FileRecord> = p
@@ -1303,10 +1312,11 @@ impl Cluster {
                         }
                     };
                     let file = client
-                        .put_batches(
+                        .put_clustered(
                             snap.table.table_id,
                             shard.shard_id,
                             Arc::clone(&schema),
+                            cluster_by.as_deref(),
                             rows,
                         )
                         .await?;

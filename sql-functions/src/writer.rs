@@ -385,9 +385,12 @@ impl ShardWriter {
             let (tx, rx) = mpsc::channel(4);
             let (table_id, shard_id, key) = (self.table_id, target.shard_id, *key);
             let schema = Arc::clone(&self.schema);
+            let cluster_by = self.distribution.as_ref().map(|(_, name)| name.clone());
             let task = tokio::spawn(async move {
                 let stream = ReceiverStream::new(rx).boxed();
-                let res = client.put_batches(table_id, shard_id, schema, stream).await;
+                let res = client
+                    .put_clustered(table_id, shard_id, schema, cluster_by.as_deref(), stream)
+                    .await;
                 (shard_id, key, res)
             });
             self.puts

@@ -1,7 +1,7 @@
 use super::*;
 use std::sync::Arc;
 
-use arrow::array::Int64Array;
+use arrow::array::{Array, Int64Array};
 use arrow::datatypes::{DataType, Field, Schema};
 
 fn batch(n: i64) -> RecordBatch {
@@ -29,7 +29,7 @@ fn put_without_commit_leaves_nothing() {
     let (tx, rx) = mpsc::channel(4);
     tx.blocking_send(PutMsg::Batch(batch(100))).unwrap();
     drop(tx);
-    let err = store.write_shard_file(1, 2, rx).unwrap_err();
+    let err = store.write_shard_file(1, 2, None, rx).unwrap_err();
     assert!(matches!(err, ShardStoreError::Protocol { .. }), "{err:?}");
     assert!(
         files_in(dir.path()).is_empty(),
@@ -46,7 +46,7 @@ fn commit_writes_a_checksummed_file() {
     tx.blocking_send(PutMsg::Batch(batch(100))).unwrap();
     tx.blocking_send(PutMsg::Batch(batch(0))).unwrap();
     tx.blocking_send(PutMsg::Commit).unwrap();
-    let meta = store.write_shard_file(1, 2, rx).unwrap();
+    let meta = store.write_shard_file(1, 2, None, rx).unwrap();
     assert_eq!(meta.rows, 100);
     let bytes = fs::read(dir.path().join("shards/1/2").join(&meta.name)).unwrap();
     assert_eq!(bytes.len() as u64, meta.bytes);
@@ -61,7 +61,7 @@ fn empty_put_writes_no_file() {
     let (tx, rx) = mpsc::channel(4);
     tx.blocking_send(PutMsg::Batch(batch(0))).unwrap();
     tx.blocking_send(PutMsg::Commit).unwrap();
-    let meta = store.write_shard_file(1, 2, rx).unwrap();
+    let meta = store.write_shard_file(1, 2, None, rx).unwrap();
     assert_eq!((meta.name.as_str(), meta.rows), ("", 0));
     assert!(files_in(dir.path()).is_empty());
 }
@@ -234,4 +234,87 @@ fn open_removes_part_files_of_moves_only() {
         ]
     );
     assert_eq!(store.list_staging().unwrap(), vec![9]);
+}
+
+/// A clustered put sorts each row group by the column (and keeps every row): one value's
+/// rows then sit in one page range, which the page index lets a filter find.
+#[test]
+fn clustered_put_sorts_each_row_group() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path()).unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("tenant", DataType::Int64, true),
+        Field::new("seq", DataType::Int64, false),
+    ]));
+    // 300k rows in batches of 10k: two full row groups and a partial one
+    let total = 300_000i64;
+    let (tx, rx) = mpsc::channel(64);
+    let meta = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| store.write_shard_file(1, 2, Some("tenant"), rx));
+        for start in (0..total).step_by(10_000) {
+            let seq: Vec<i64> = (start..start + 10_000).collect();
+            let tenant: Vec<Option<i64>> = seq
+                .iter()
+                .map(|s| (s % 7 != 0).then_some((s * 7919) % 1000))
+                .collect();
+            let b = RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![
+                    Arc::new(Int64Array::from(tenant)),
+                    Arc::new(Int64Array::from(seq)),
+                ],
+            )
+            .unwrap();
+            tx.blocking_send(PutMsg::Batch(b)).unwrap();
+        }
+        tx.blocking_send(PutMsg::Commit).unwrap();
+        writer.join().unwrap().unwrap()
+    });
+    assert_eq!(meta.rows, total as u64);
+
+    let path = dir.path().join("shards/1/2").join(&meta.name);
+    let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+    let groups: Vec<i64> = reader
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| g.num_rows())
+        .collect();
+    assert_eq!(
+        groups,
+        vec![
+            ROW_GROUP_ROWS as i64,
+            ROW_GROUP_ROWS as i64,
+            total - 2 * ROW_GROUP_ROWS as i64
+        ]
+    );
+    let file = File::open(&path).unwrap();
+    let batches = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .with_batch_size(ROW_GROUP_ROWS)
+        .build()
+        .unwrap()
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .unwrap();
+    // one batch per row group (they are exactly that long)
+    assert_eq!(batches.len(), 3);
+    let mut seen = vec![false; total as usize];
+    for b in &batches {
+        let tenant = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        let seq = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+        for i in 0..b.num_rows() {
+            // nulls first, then ascending
+            if i > 0 && tenant.is_valid(i - 1) {
+                assert!(
+                    tenant.is_valid(i) && tenant.value(i - 1) <= tenant.value(i),
+                    "row {i} of a row group not sorted"
+                );
+            }
+            let s = seq.value(i) as usize;
+            assert!(!seen[s], "row {s} written twice");
+            seen[s] = true;
+        }
+    }
+    assert!(seen.iter().all(|s| *s), "rows lost");
 }
