@@ -3,7 +3,8 @@
 //! top-k and window functions run in stages on the workers — EXPLAIN shows the stages and
 //! the worker each leaf task runs on — and answer exactly as the same queries planned on the
 //! coordinator (`shoal.distributed_execution = off`), while the coordinator receives a
-//! fraction of the rows; the join runs exactly through a move of a shard group it reads.
+//! fraction of the rows; the join runs exactly through a move of a shard group it reads; a
+//! query pinned to one shard group runs whole on the worker holding it (router execution).
 
 use shoal_e2e::{exec, lines, within, Cluster};
 
@@ -176,6 +177,68 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
         );
         assert_eq!(lines(&client, join).await, want, "the join after the move");
         assert_eq!(fallbacks(), fallbacks_before, "no query fell back ({rounds} during the move)");
+
+        // Router execution: a query its filters pin to one shard group (with a reference
+        // table) runs whole, as one task, on the worker holding that group; the coordinator
+        // receives only the answer.
+        for (what, sql, table, key) in [
+            (
+                "colocated join of one order",
+                "SELECT o_cust, count(*), sum(i_price), max(i_qty) FROM orders JOIN items \
+                 ON o_id = i_oid WHERE o_id = 4242 GROUP BY o_cust ORDER BY o_cust",
+                "orders",
+                4242,
+            ),
+            (
+                "one customer's orders by nation name",
+                "SELECT n_name, count(*), sum(c_id) FROM customers JOIN nations ON c_nation = n_id \
+                 WHERE c_id = 42 GROUP BY n_name ORDER BY n_name",
+                "customers",
+                42,
+            ),
+        ] {
+            let shard = lines(
+                &client,
+                &format!("SELECT get_shard_id_for_distribution_column('{table}', {key})"),
+            )
+            .await;
+            let port = lines(
+                &client,
+                &format!("SELECT port FROM shoal.shards WHERE shard_id = {}", shard[0]),
+            )
+            .await;
+            let plan = lines(&client, &format!("EXPLAIN {sql}")).await.join("\n");
+            let boundaries: Vec<&str> = plan.lines().filter(|l| l.contains("Network")).collect();
+            assert!(
+                plan.contains("DistributedExec")
+                    && boundaries.len() == 1
+                    && boundaries[0].contains("NetworkCoalesceExec")
+                    && boundaries[0].contains("input_tasks=1"),
+                "{what}: one stage of one task:\n{plan}"
+            );
+            let leaves: Vec<&str> = plan.lines().filter(|l| l.contains("ShardLeafExec")).collect();
+            assert!(
+                !leaves.is_empty()
+                    && leaves
+                        .iter()
+                        .all(|l| l.contains(&format!("at=127.0.0.1:{}", port[0]))),
+                "{what}: every leaf on the worker holding the shard ({port:?}):\n{plan}"
+            );
+            let before = received();
+            let routed = lines(&client, sql).await;
+            let routed_rows = received() - before;
+            exec(&client, "SET shoal.distributed_execution = off").await;
+            let local = lines(&client, sql).await;
+            exec(&client, "RESET shoal.distributed_execution").await;
+            assert!(!routed.is_empty(), "{what}: rows");
+            assert_eq!(routed, local, "{what}: the same answer both ways");
+            assert_eq!(
+                routed_rows,
+                routed.len() as f64,
+                "{what}: the coordinator receives the answer's rows only"
+            );
+        }
+        assert_eq!(fallbacks(), fallbacks_before, "no routed query fell back");
     })
     .await;
 }

@@ -7,7 +7,9 @@
 //! SQL ─► logical plan ─► DistributedGate: every table a distributed Shoal table, every
 //!        function one workers have, shoal.distributed_execution on?
 //!          no  ─► DataFusion's planner: scans bring rows, the rest runs here
-//!          yes ─► DataFusion's planner ─► datafusion-distributed cuts the plan into stages
+//!          yes ─► DataFusion's planner ─► every scan reads one shard group that one live
+//!                 worker holds? the whole plan is one task on that worker (router)
+//!               ─► else datafusion-distributed cuts the plan into stages
 //!                 at repartitions, broadcasts and merges; a ShardScanExec asks one task
 //!                 per worker that serves its shards; task i reads the shards whose first
 //!                 live placement is on worker i and is routed there
@@ -22,7 +24,7 @@ use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use datafusion::common::display::{PlanType, StringifiedPlan, ToStringifiedPlan};
 use datafusion::common::format::ExplainFormat;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::Result;
 use datafusion::datasource::source_as_provider;
 use datafusion::error::DataFusionError;
@@ -41,9 +43,10 @@ use datafusion::physical_plan::{
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion_distributed::{
     display_plan_ascii, DesiredTaskCountEvent, DesiredTaskCountEventResponse,
-    DesiredTaskCountHandler, DistributedExec, DistributedExt, DistributedLeafExec,
-    NetworkBoundaryExt, RouteTasksEvent, RouteTasksEventResponse, ScaleUpLeafNodeEvent,
-    ScaleUpLeafNodeEventResponse, SessionStateBuilderExt, WorkerResolver,
+    DesiredTaskCountHandler, DistributedConfig, DistributedExec, DistributedExt,
+    DistributedLeafExec, NetworkBoundary, NetworkBoundaryExt, NetworkCoalesceExec, RouteTasksEvent,
+    RouteTasksEventResponse, ScaleUpLeafNodeEvent, ScaleUpLeafNodeEventResponse,
+    SessionStateBuilderExt, Stage, WorkerResolver,
 };
 use futures::{StreamExt, TryStreamExt};
 use shoal_shard_store::{
@@ -196,7 +199,13 @@ impl QueryPlanner for DistributedGate {
                     && e.logical_optimization_succeeded
                     && distributes(&e.plan)? =>
             {
-                let physical = self.staged(&e.plan, session_state).await?;
+                let local = DefaultPhysicalPlanner::default()
+                    .create_physical_plan(&e.plan, session_state)
+                    .await?;
+                let physical = match router_target(&local)? {
+                    Some(worker) => route_whole(local, &worker, session_state)?,
+                    None => self.staged(&e.plan, session_state).await?,
+                };
                 let plans = vec![
                     e.plan.to_stringified(PlanType::FinalLogicalPlan),
                     StringifiedPlan::new(
@@ -217,10 +226,6 @@ impl QueryPlanner for DistributedGate {
                     .await;
             }
             _ if distributes(logical_plan)? => {
-                let distributed = self.staged(logical_plan, session_state).await?;
-                if !distributed.is::<DistributedExec>() {
-                    return Ok(distributed);
-                }
                 let local = DefaultPhysicalPlanner::default()
                     .create_physical_plan(logical_plan, session_state)
                     .await?;
@@ -228,6 +233,14 @@ impl QueryPlanner for DistributedGate {
                     // its tasks would only wait on a node known to be down; the
                     // coordinator's scans fail (or use another placement) at once
                     return Ok(local);
+                }
+                if let Some(worker) = router_target(&local)? {
+                    let routed = route_whole(Arc::clone(&local), &worker, session_state)?;
+                    return Ok(Arc::new(FallbackExec::new(routed, local)));
+                }
+                let distributed = self.staged(logical_plan, session_state).await?;
+                if !distributed.is::<DistributedExec>() {
+                    return Ok(distributed);
                 }
                 return Ok(Arc::new(FallbackExec::new(distributed, local)));
             }
@@ -441,6 +454,76 @@ fn route_scan_tasks(
         Ok(RouteTasksEventResponse::new(urls))
     };
     Some(route())
+}
+
+/// The worker a query runs on whole (router execution, as Citus does) when every shard scan
+/// of its plan reads at most one shard and one live worker holds all of those shards: a
+/// query that its filters pin to one shard group, with any reference tables. `None` when the
+/// plan reads more, or nothing.
+fn router_target(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<String>> {
+    let mut holders: Option<Vec<String>> = None;
+    let mut single = true;
+    plan.apply(|node| {
+        let Some(scan) = node.downcast_ref::<ShardScanExec>() else {
+            return Ok(TreeNodeRecursion::Continue);
+        };
+        if scan.shard_count() > 1 || scan.pushes_aggregate() {
+            single = false;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        if scan.shard_count() == 1 {
+            let theirs = scan.live_holders();
+            match &mut holders {
+                None => holders = Some(theirs),
+                Some(h) => h.retain(|a| theirs.contains(a)),
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    if !single {
+        return Ok(None);
+    }
+    Ok(holders.and_then(|h| h.into_iter().next()))
+}
+
+/// `plan` as one task on `worker`: its shard scans become leaves reading the placements
+/// there, and datafusion-distributed sends the whole plan to the worker and streams its
+/// result back (a one-task stage, which its own planner would elide as not worth a
+/// boundary).
+fn route_whole(
+    plan: Arc<dyn ExecutionPlan>,
+    worker: &str,
+    session_state: &dyn datafusion::catalog::Session,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let leaves = plan
+        .transform_up(|node| {
+            let Some(scan) = node.downcast_ref::<ShardScanExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            let partitions = node.output_partitioning().partition_count();
+            let leaf = scan.router_leaf(worker, partitions)?;
+            let leaf = DistributedLeafExec::try_new(Arc::clone(&node), [leaf])?;
+            Ok(Transformed::yes(Arc::new(leaf) as Arc<dyn ExecutionPlan>))
+        })?
+        .data;
+    let boundary = NetworkCoalesceExec::try_new(leaves, 1, 1)?;
+    // the stage's identity, as datafusion-distributed's planner stamps the stages it keeps
+    let Stage::Local(mut stage) = boundary.input_stage().clone() else {
+        return Err(DataFusionError::Internal(
+            "a new network boundary with a remote stage".into(),
+        ));
+    };
+    stage.query_id = uuid::Uuid::new_v4();
+    stage.num = 1;
+    let boundary: Arc<dyn ExecutionPlan> = boundary.with_input_stage(Stage::Local(stage))?;
+    // the coordinator merges the task's partitions (as over any stage: the boundary is
+    // never the head itself)
+    let head = Arc::new(CoalescePartitionsExec::new(boundary));
+    let metrics =
+        DistributedConfig::from_config_options(session_state.config_options())?.collect_metrics;
+    Ok(Arc::new(
+        DistributedExec::new(head).with_metrics_collection(metrics),
+    ))
 }
 
 /// Whether a shard scan of `plan` reads a shard with no live placement.

@@ -169,6 +169,19 @@ impl ShardScanExec {
         tasks: usize,
         partitions: usize,
     ) -> Result<Vec<Arc<dyn ExecutionPlan>>> {
+        let tasks = tasks.max(1);
+        let mut per_task: Vec<Vec<LeafShard>> = vec![Vec::new(); tasks];
+        for (i, group) in self.groups.iter().enumerate() {
+            per_task[i % tasks].extend(group.shards.iter().map(|shard| leaf_shard(shard, None)));
+        }
+        per_task
+            .into_iter()
+            .map(|shards| self.leaf(shards, partitions))
+            .collect()
+    }
+
+    /// A leaf reading `shards` with this scan's filters and projection.
+    fn leaf(&self, shards: Vec<LeafShard>, partitions: usize) -> Result<Arc<dyn ExecutionPlan>> {
         if self.aggregate.is_some() {
             return Err(DataFusionError::Internal(
                 "a scan with a worker aggregate is not split into leaves".into(),
@@ -183,40 +196,83 @@ impl ShardScanExec {
             aggregate: None,
             limit: self.limit,
         };
-        let tasks = tasks.max(1);
-        let mut per_task: Vec<Vec<LeafShard>> = vec![Vec::new(); tasks];
-        for (i, group) in self.groups.iter().enumerate() {
-            per_task[i % tasks].extend(group.shards.iter().map(|shard| {
-                LeafShard {
-                    shard_id: shard.shard_id,
-                    // a lost shard has no placement to read: its leaf fails naming it
-                    placements: match shard.state {
-                        shoal_catalog::ShardState::Lost => vec![],
-                        _ => shard
-                            .placements
-                            .iter()
-                            .map(|p| LeafPlacement {
-                                addr: p.addr(),
-                                files: scan_files(shard.shard_id, &p.files),
-                            })
-                            .collect(),
-                    },
-                }
-            }));
+        let leaf = ShardLeafExec::try_new(
+            self.table_name.clone(),
+            base,
+            shards,
+            partitions,
+            Arc::clone(&self.projected_schema),
+        )?;
+        Ok(Arc::new(leaf))
+    }
+
+    /// How many shards the scan reads (after pruning by the distribution column).
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The workers with a live placement of every shard the scan reads, in the order of the
+    /// first shard's placements (live first, then the catalog's: primary first).
+    pub fn live_holders(&self) -> Vec<String> {
+        let live = |shard: &ShardSnapshot| -> Vec<String> {
+            if shard.state == shoal_catalog::ShardState::Lost {
+                return Vec::new();
+            }
+            shard
+                .placements
+                .iter()
+                .filter(|p| p.is_live)
+                .map(|p| p.addr())
+                .collect()
+        };
+        let mut shards = self.groups.iter().flat_map(|g| &g.shards);
+        let Some(first) = shards.next() else {
+            return Vec::new();
+        };
+        let mut holders = live(first);
+        for shard in shards {
+            let theirs = live(shard);
+            holders.retain(|a| theirs.contains(a));
         }
-        per_task
-            .into_iter()
-            .map(|shards| {
-                let leaf = ShardLeafExec::try_new(
-                    self.table_name.clone(),
-                    base.clone(),
-                    shards,
-                    partitions,
-                    Arc::clone(&self.projected_schema),
-                )?;
-                Ok(Arc::new(leaf) as Arc<dyn ExecutionPlan>)
-            })
-            .collect()
+        holders
+    }
+
+    /// The scan as the only leaf of a one-task stage on `worker` (router execution): every
+    /// shard's placement on `worker` is read first, so the task is routed there.
+    pub fn router_leaf(&self, worker: &str, partitions: usize) -> Result<Arc<dyn ExecutionPlan>> {
+        let shards = self
+            .groups
+            .iter()
+            .flat_map(|g| &g.shards)
+            .map(|shard| leaf_shard(shard, Some(worker)))
+            .collect();
+        self.leaf(shards, partitions)
+    }
+}
+
+/// What a leaf reads of `shard`: each placement's snapshot files, the placement on `first`
+/// (if any) before the others.
+fn leaf_shard(shard: &ShardSnapshot, first: Option<&str>) -> LeafShard {
+    LeafShard {
+        shard_id: shard.shard_id,
+        // a lost shard has no placement to read: its leaf fails naming it
+        placements: match shard.state {
+            shoal_catalog::ShardState::Lost => vec![],
+            _ => {
+                let mut placements: Vec<LeafPlacement> = shard
+                    .placements
+                    .iter()
+                    .map(|p| LeafPlacement {
+                        addr: p.addr(),
+                        files: scan_files(shard.shard_id, &p.files),
+                    })
+                    .collect();
+                if let Some(first) = first {
+                    placements.sort_by_key(|p| p.addr != first);
+                }
+                placements
+            }
+        },
     }
 }
 
