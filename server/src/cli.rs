@@ -118,7 +118,8 @@ pub struct BenchArgs {
     /// shard moves, a 3 -> 4 worker rebalance under load, planning), `transactions`
     /// (issue #13: 1000 INSERTs in one transaction, pgbench TPC-B-like, against PostgreSQL) or
     /// `tpch` (issue #15: the 22 TPC-H queries against single-process DataFusion and
-    /// PostgreSQL, with the rows the coordinator receives).
+    /// PostgreSQL, with the rows the coordinator receives) or `tenant` (issue #15: one
+    /// tenant's aggregate on `--rows` events distributed by tenant).
     #[arg(long, default_value = "core")]
     scenario: String,
     /// How long the transactions scenario runs pgbench on each server, in seconds.
@@ -347,8 +348,9 @@ pub fn main() -> ExitCode {
                             .await?,
                     )
                 }
+                "tenant" => Ok(shoal_bench::run_tenant(a.rows, a.workers, a.pg_bin, a.keep).await?),
                 other => Err(ServerError::Startup(format!(
-                    "unknown bench scenario \"{other}\"; use core, rebalance, transactions or tpch"
+                    "unknown bench scenario \"{other}\"; use core, rebalance, transactions, tpch or tenant"
                 ))),
             },
         }

@@ -25,6 +25,7 @@ use futures::SinkExt;
 use tokio_postgres::NoTls;
 
 mod rebalance;
+mod tenant;
 pub mod tpch;
 mod transactions;
 
@@ -39,6 +40,7 @@ pub enum BenchError {
     Io(#[from] std::io::Error),
 }
 pub use rebalance::run as run_rebalance;
+pub use tenant::run as run_tenant;
 pub use tpch::run as run_tpch;
 pub use transactions::run as run_transactions;
 
