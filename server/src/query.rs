@@ -5,6 +5,7 @@
 //! the rules and functions whose behaviour Shoal takes from PostgreSQL where DataFusion
 //! differs (`pg_*`).
 
+pub mod colocated_join;
 pub mod column_defaults;
 pub mod distributed;
 pub mod dml;

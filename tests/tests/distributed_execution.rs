@@ -4,7 +4,9 @@
 //! the worker each leaf task runs on — and answer exactly as the same queries planned on the
 //! coordinator (`shoal.distributed_execution = off`), while the coordinator receives a
 //! fraction of the rows; the join runs exactly through a move of a shard group it reads; a
-//! query pinned to one shard group runs whole on the worker holding it (router execution).
+//! query pinned to one shard group runs whole on the worker holding it (router execution);
+//! a join of colocated tables on their distribution columns joins shard group by shard group
+//! without a shuffle.
 
 use shoal_e2e::{exec, lines, within, Cluster};
 
@@ -239,6 +241,66 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
             );
         }
         assert_eq!(fallbacks(), fallbacks_before, "no routed query fell back");
+
+        // Colocated joins: joined on both distribution columns, the tables' shard groups
+        // join partition by partition with no shuffle of either side (every leaf is marked),
+        // and answer as the same join on keys cast to numeric, which cannot be colocated.
+        for (what, sql, colocated) in [
+            (
+                "colocated join",
+                "SELECT o_cust % 10 AS k, count(*), sum(i_price) FROM orders JOIN items \
+                 ON o_id = i_oid GROUP BY 1 ORDER BY 1",
+                true,
+            ),
+            (
+                "colocated left join with a filter",
+                "SELECT count(*), count(i_oid), sum(i_price) FROM orders LEFT JOIN items \
+                 ON o_id = i_oid AND i_qty = 3 WHERE o_total > 100",
+                true,
+            ),
+            (
+                "colocated self join",
+                "SELECT count(*), sum(a.o_total - b.o_total) FROM orders a JOIN orders b \
+                 ON a.o_id = b.o_id WHERE a.o_cust = 7",
+                true,
+            ),
+            (
+                "colocated join under a join on the same key",
+                "SELECT count(*), sum(a.i_price * b.i_qty) FROM orders JOIN items a ON o_id = a.i_oid \
+                 JOIN items b ON o_id = b.i_oid WHERE o_cust < 20",
+                false,
+            ),
+            (
+                "join of distribution columns of tables not colocated",
+                "SELECT count(*), sum(o_total) FROM orders JOIN customers ON o_id = c_id",
+                false,
+            ),
+        ] {
+            let plan = lines(&client, &format!("EXPLAIN {sql}")).await.join("\n");
+            let leaves: Vec<&str> = plan.lines().filter(|l| l.contains("ShardLeafExec")).collect();
+            let marked = leaves.iter().filter(|l| l.contains("colocated join")).count();
+            if colocated {
+                assert!(
+                    !leaves.is_empty() && marked == leaves.len(),
+                    "{what}: every leaf reads shard groups of a colocated join:\n{plan}"
+                );
+            }
+            let got = lines(&client, sql).await;
+            let control = sql
+                .replace("ON o_id = i_oid", "ON CAST(o_id AS numeric) = CAST(i_oid AS numeric)")
+                .replace("ON a.o_id = b.o_id", "ON CAST(a.o_id AS numeric) = CAST(b.o_id AS numeric)")
+                .replace("ON o_id = a.i_oid", "ON CAST(o_id AS numeric) = CAST(a.i_oid AS numeric)")
+                .replace("ON o_id = b.i_oid", "ON CAST(o_id AS numeric) = CAST(b.i_oid AS numeric)")
+                .replace("ON o_id = c_id", "ON CAST(o_id AS numeric) = CAST(c_id AS numeric)");
+            assert_ne!(&control, sql, "{what}: a control query");
+            let control_plan = lines(&client, &format!("EXPLAIN {control}")).await.join("\n");
+            assert!(
+                !control_plan.contains("colocated join"),
+                "{what}: the control query is not colocated:\n{control_plan}"
+            );
+            assert_eq!(got, lines(&client, &control).await, "{what}: the same answer");
+            assert!(!got.is_empty() && got[0] != "0|0|" , "{what}: rows: {got:?}");
+        }
     })
     .await;
 }

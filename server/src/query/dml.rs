@@ -384,6 +384,7 @@ impl DmlTarget {
                     shards: vec![shard.clone()],
                     total_shards: total,
                     snapshot: Arc::new(self.cluster.begin_statement()),
+                    distribution_column: None,
                 },
             )?;
             let mut stream = exec.execute(0, task)?;

@@ -399,6 +399,10 @@ impl TableProvider for DistributedTable {
                 shards,
                 total_shards: total,
                 snapshot: guard,
+                distribution_column: match snapshot.table.kind {
+                    TableKind::Distributed => snapshot.table.distribution_column.clone(),
+                    _ => None,
+                },
             },
         )?))
     }

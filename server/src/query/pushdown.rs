@@ -386,6 +386,7 @@ impl TableProvider for PartialAggregateScan {
                 shards,
                 total_shards: total,
                 snapshot: guard,
+                distribution_column: None,
             },
         )?);
         match projection {

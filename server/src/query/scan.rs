@@ -11,6 +11,7 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
@@ -44,6 +45,10 @@ pub struct ShardScanExec {
     groups: Vec<ScanGroup>,
     /// Shards the catalog had before pruning on the distribution column.
     total_shards: usize,
+    distribution_column: Option<String>,
+    /// Set when a colocated join relies on partition `p` being shard group `p` (see
+    /// [`Self::partitioned_by_shard_group`]).
+    shard_group_partitioned: bool,
     properties: Arc<PlanProperties>,
     /// Rows and bytes received from the workers, per partition (EXPLAIN ANALYZE).
     metrics: ExecutionPlanMetricsSet,
@@ -75,6 +80,9 @@ pub struct ShardScanArgs {
     pub shards: Vec<ShardSnapshot>,
     pub total_shards: usize,
     pub snapshot: Arc<SnapshotGuard>,
+    /// The distribution column of a hash-distributed table (its name in `table_schema`);
+    /// `None` for reference and single-shard tables.
+    pub distribution_column: Option<String>,
 }
 
 impl ShardScanExec {
@@ -134,6 +142,8 @@ impl ShardScanExec {
             shards: args.shards,
             groups,
             total_shards: args.total_shards,
+            distribution_column: args.distribution_column,
+            shard_group_partitioned: false,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
             _snapshot: args.snapshot,
@@ -203,7 +213,88 @@ impl ShardScanExec {
             partitions,
             Arc::clone(&self.projected_schema),
         )?;
-        Ok(Arc::new(leaf))
+        Ok(Arc::new(if self.shard_group_partitioned {
+            leaf.in_colocated_join()
+        } else {
+            leaf
+        }))
+    }
+
+    /// The distribution column of a hash-distributed table, by its name in the scan's output.
+    pub fn distribution_column(&self) -> Option<&str> {
+        self.distribution_column.as_deref()
+    }
+
+    /// Whether the partitions of this scan and `other` read the same shard groups: partition
+    /// `p` of each is served by the same worker and holds shards of the same hash ranges, in
+    /// the same order (and so does every leaf task and partition made of them). True of
+    /// colocated tables whose shard groups are not split by a move in progress; then rows
+    /// with equal distribution values (of one type) are in equal partitions.
+    pub fn shard_groups_align(&self, other: &ShardScanExec) -> bool {
+        let ranges = |g: &ScanGroup| -> Vec<(i64, i32, i32)> {
+            g.shards
+                .iter()
+                .map(|s| (s.shard_index, s.hash_min, s.hash_max))
+                .collect()
+        };
+        self.aggregate.is_none()
+            && other.aggregate.is_none()
+            && self.distribution_column.is_some()
+            && other.distribution_column.is_some()
+            && self.groups.len() == other.groups.len()
+            && self
+                .groups
+                .iter()
+                .zip(&other.groups)
+                .all(|(a, b)| a.worker.is_some() && a.worker == b.worker && ranges(a) == ranges(b))
+    }
+
+    /// This scan declaring that its partitions are its shard groups, hash partitioned by its
+    /// distribution column (output column `column`): what a colocated join needs of both of
+    /// its inputs. Only the colocated join rule asks for it, once DataFusion's own rules have
+    /// placed every repartition (they would take a shard group for a hash partition of
+    /// theirs).
+    pub fn partitioned_by_shard_group(&self, column: usize) -> Result<ShardScanExec> {
+        let name = self
+            .projected_schema
+            .fields()
+            .get(column)
+            .map(|f| f.name().clone())
+            .filter(|n| self.distribution_column.as_ref() == Some(n))
+            .ok_or_else(|| {
+                DataFusionError::Internal(format!(
+                    "column {column} of the scan of {} is not its distribution column",
+                    self.table_name
+                ))
+            })?;
+        let partitioning = Partitioning::Hash(
+            vec![Arc::new(Column::new(&name, column))],
+            self.groups.len().max(1),
+        );
+        Ok(ShardScanExec {
+            cluster: Arc::clone(&self.cluster),
+            table_name: self.table_name.clone(),
+            table_id: self.table_id,
+            worker_schema: Arc::clone(&self.worker_schema),
+            projected_schema: Arc::clone(&self.projected_schema),
+            projection: self.projection.clone(),
+            filters: self.filters.clone(),
+            aggregate: self.aggregate.clone(),
+            limit: self.limit,
+            shards: self.shards.clone(),
+            groups: self.groups.clone(),
+            total_shards: self.total_shards,
+            distribution_column: self.distribution_column.clone(),
+            shard_group_partitioned: true,
+            properties: Arc::new(
+                self.properties
+                    .as_ref()
+                    .clone()
+                    .with_partitioning(partitioning),
+            ),
+            metrics: ExecutionPlanMetricsSet::new(),
+            _snapshot: Arc::clone(&self._snapshot),
+        })
     }
 
     /// How many shards the scan reads (after pruning by the distribution column).
@@ -304,6 +395,9 @@ impl DisplayAs for ShardScanExec {
         }
         if let Some(l) = self.limit {
             write!(f, ", worker_limit={l}")?;
+        }
+        if self.shard_group_partitioned {
+            write!(f, ", colocated join (partition = shard group)")?;
         }
         if matches!(t, DisplayFormatType::Verbose | DisplayFormatType::Default) {
             let per: Vec<String> = self

@@ -61,6 +61,9 @@ pub struct ShardLeafExec {
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
+    /// Shown in EXPLAIN: a colocated join reads this leaf's partitions as shard groups (the
+    /// coordinator's plan only; a task does not need to know).
+    colocated: bool,
 }
 
 impl fmt::Debug for ShardLeafExec {
@@ -100,7 +103,14 @@ impl ShardLeafExec {
             schema,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
+            colocated: false,
         })
+    }
+
+    /// The leaf marked (in EXPLAIN) as an input of a colocated join.
+    pub fn in_colocated_join(mut self) -> Self {
+        self.colocated = true;
+        self
     }
 
     pub fn table_name(&self) -> &str {
@@ -149,6 +159,9 @@ impl DisplayAs for ShardLeafExec {
         )?;
         if let Some(addr) = self.preferred_addr() {
             write!(f, ", at={addr}")?;
+        }
+        if self.colocated {
+            write!(f, ", colocated join (partition = shard group)")?;
         }
         Ok(())
     }
