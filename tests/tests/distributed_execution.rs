@@ -244,63 +244,205 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
 
         // Colocated joins: joined on both distribution columns, the tables' shard groups
         // join partition by partition with no shuffle of either side (every leaf is marked),
-        // and answer as the same join on keys cast to numeric, which cannot be colocated.
-        for (what, sql, colocated) in [
+        // and answer as the same join on keys cast to numeric, which cannot be colocated,
+        // with distributed execution on and off. (colocated: Some(must), None: either way)
+        exec(
+            &client,
+            "CREATE TABLE refunds (r_oid bigint, r_amount numeric(12,2))",
+        )
+        .await;
+        // the same type of distribution column, another shard count: not colocated
+        exec(
+            &client,
+            "SELECT create_distributed_table('refunds', 'r_oid', shard_count => 5)",
+        )
+        .await;
+        exec(
+            &client,
+            "INSERT INTO refunds SELECT g * 3, g % 50 FROM generate_series(1, 4000) g",
+        )
+        .await;
+        let cast = |a: &str, b: &str| format!("CAST({a} AS numeric) = CAST({b} AS numeric)");
+        for (what, sql, control, colocated) in [
             (
                 "colocated join",
                 "SELECT o_cust % 10 AS k, count(*), sum(i_price) FROM orders JOIN items \
-                 ON o_id = i_oid GROUP BY 1 ORDER BY 1",
-                true,
+                 ON o_id = i_oid GROUP BY 1 ORDER BY 1"
+                    .to_string(),
+                format!(
+                    "SELECT o_cust % 10 AS k, count(*), sum(i_price) FROM orders JOIN items \
+                     ON {} GROUP BY 1 ORDER BY 1",
+                    cast("o_id", "i_oid")
+                ),
+                Some(true),
             ),
             (
                 "colocated left join with a filter",
                 "SELECT count(*), count(i_oid), sum(i_price) FROM orders LEFT JOIN items \
-                 ON o_id = i_oid AND i_qty = 3 WHERE o_total > 100",
-                true,
+                 ON o_id = i_oid AND i_qty = 3 WHERE o_total > 100"
+                    .to_string(),
+                format!(
+                    "SELECT count(*), count(i_oid), sum(i_price) FROM orders LEFT JOIN items \
+                     ON {} AND i_qty = 3 WHERE o_total > 100",
+                    cast("o_id", "i_oid")
+                ),
+                Some(true),
+            ),
+            (
+                "colocated right join",
+                "SELECT count(*), count(o_id), sum(i_price) FROM orders RIGHT JOIN items \
+                 ON o_id = i_oid AND o_cust = 5"
+                    .to_string(),
+                format!(
+                    "SELECT count(*), count(o_id), sum(i_price) FROM orders RIGHT JOIN items \
+                     ON {} AND o_cust = 5",
+                    cast("o_id", "i_oid")
+                ),
+                None,
+            ),
+            (
+                "colocated full join",
+                "SELECT count(*), count(o.o_id), count(i.i_oid) FROM \
+                 (SELECT * FROM orders WHERE o_cust < 50) o FULL JOIN \
+                 (SELECT * FROM items WHERE i_qty = 2) i ON o.o_id = i.i_oid"
+                    .to_string(),
+                format!(
+                    "SELECT count(*), count(o.o_id), count(i.i_oid) FROM \
+                     (SELECT * FROM orders WHERE o_cust < 50) o FULL JOIN \
+                     (SELECT * FROM items WHERE i_qty = 2) i ON {}",
+                    cast("o.o_id", "i.i_oid")
+                ),
+                None,
+            ),
+            (
+                "colocated semi join",
+                "SELECT count(*), sum(o_total) FROM orders WHERE o_id IN \
+                 (SELECT i_oid FROM items WHERE i_qty = 6)"
+                    .to_string(),
+                "SELECT count(*), sum(o_total) FROM orders WHERE CAST(o_id AS numeric) IN \
+                 (SELECT CAST(i_oid AS numeric) FROM items WHERE i_qty = 6)"
+                    .to_string(),
+                None,
+            ),
+            (
+                "colocated anti join",
+                "SELECT count(*), sum(o_total) FROM orders WHERE NOT EXISTS \
+                 (SELECT 1 FROM items WHERE i_oid = o_id AND i_qty = 1)"
+                    .to_string(),
+                format!(
+                    "SELECT count(*), sum(o_total) FROM orders WHERE NOT EXISTS \
+                     (SELECT 1 FROM items WHERE {} AND i_qty = 1)",
+                    cast("i_oid", "o_id")
+                ),
+                None,
             ),
             (
                 "colocated self join",
                 "SELECT count(*), sum(a.o_total - b.o_total) FROM orders a JOIN orders b \
-                 ON a.o_id = b.o_id WHERE a.o_cust = 7",
-                true,
+                 ON a.o_id = b.o_id WHERE a.o_cust = 7"
+                    .to_string(),
+                format!(
+                    "SELECT count(*), sum(a.o_total - b.o_total) FROM orders a JOIN orders b \
+                     ON {} WHERE a.o_cust = 7",
+                    cast("a.o_id", "b.o_id")
+                ),
+                Some(true),
+            ),
+            (
+                "colocated join pruned to a few shard groups",
+                "SELECT count(*), count(i_oid), sum(i_price) FROM orders LEFT JOIN items \
+                 ON o_id = i_oid WHERE o_id IN (5, 77, 4242, 19999)"
+                    .to_string(),
+                format!(
+                    "SELECT count(*), count(i_oid), sum(i_price) FROM orders LEFT JOIN items \
+                     ON {} WHERE o_id IN (5, 77, 4242, 19999)",
+                    cast("o_id", "i_oid")
+                ),
+                None,
             ),
             (
                 "colocated join under a join on the same key",
-                "SELECT count(*), sum(a.i_price * b.i_qty) FROM orders JOIN items a ON o_id = a.i_oid \
-                 JOIN items b ON o_id = b.i_oid WHERE o_cust < 20",
-                false,
+                "SELECT count(*), sum(a.i_price * b.i_qty) FROM orders \
+                 JOIN items a ON o_id = a.i_oid JOIN items b ON o_id = b.i_oid WHERE o_cust < 20"
+                    .to_string(),
+                format!(
+                    "SELECT count(*), sum(a.i_price * b.i_qty) FROM orders \
+                     JOIN items a ON {} JOIN items b ON {} WHERE o_cust < 20",
+                    cast("o_id", "a.i_oid"),
+                    cast("o_id", "b.i_oid")
+                ),
+                None,
             ),
             (
-                "join of distribution columns of tables not colocated",
-                "SELECT count(*), sum(o_total) FROM orders JOIN customers ON o_id = c_id",
-                false,
+                "distribution columns of one type, tables not colocated",
+                "SELECT count(*), sum(o_total), sum(r_amount) FROM orders JOIN refunds \
+                 ON o_id = r_oid"
+                    .to_string(),
+                format!(
+                    "SELECT count(*), sum(o_total), sum(r_amount) FROM orders JOIN refunds \
+                     ON {}",
+                    cast("o_id", "r_oid")
+                ),
+                Some(false),
             ),
         ] {
             let plan = lines(&client, &format!("EXPLAIN {sql}")).await.join("\n");
             let leaves: Vec<&str> = plan.lines().filter(|l| l.contains("ShardLeafExec")).collect();
             let marked = leaves.iter().filter(|l| l.contains("colocated join")).count();
-            if colocated {
-                assert!(
+            match colocated {
+                Some(true) => assert!(
                     !leaves.is_empty() && marked == leaves.len(),
                     "{what}: every leaf reads shard groups of a colocated join:\n{plan}"
-                );
+                ),
+                Some(false) => assert_eq!(marked, 0, "{what}: no colocated join:\n{plan}"),
+                None => eprintln!("{what}: {marked} of {} leaves colocated", leaves.len()),
             }
-            let got = lines(&client, sql).await;
-            let control = sql
-                .replace("ON o_id = i_oid", "ON CAST(o_id AS numeric) = CAST(i_oid AS numeric)")
-                .replace("ON a.o_id = b.o_id", "ON CAST(a.o_id AS numeric) = CAST(b.o_id AS numeric)")
-                .replace("ON o_id = a.i_oid", "ON CAST(o_id AS numeric) = CAST(a.i_oid AS numeric)")
-                .replace("ON o_id = b.i_oid", "ON CAST(o_id AS numeric) = CAST(b.i_oid AS numeric)")
-                .replace("ON o_id = c_id", "ON CAST(o_id AS numeric) = CAST(c_id AS numeric)");
-            assert_ne!(&control, sql, "{what}: a control query");
             let control_plan = lines(&client, &format!("EXPLAIN {control}")).await.join("\n");
             assert!(
                 !control_plan.contains("colocated join"),
                 "{what}: the control query is not colocated:\n{control_plan}"
             );
-            assert_eq!(got, lines(&client, &control).await, "{what}: the same answer");
-            assert!(!got.is_empty() && got[0] != "0|0|" , "{what}: rows: {got:?}");
+            let got = lines(&client, &sql).await;
+            let want = lines(&client, &control).await;
+            assert!(!got.is_empty() && got[0] != "0|0|", "{what}: rows: {got:?}");
+            assert_eq!(got, want, "{what}: the same answer");
+            exec(&client, "SET shoal.distributed_execution = off").await;
+            assert_eq!(lines(&client, &sql).await, want, "{what}: the same answer, off");
+            exec(&client, "RESET shoal.distributed_execution").await;
         }
+
+        // An error a Shoal function raises in a task keeps its SQLSTATE across the workers
+        // (it is the query's answer: nothing reruns on the coordinator).
+        let fallbacks_before = fallbacks();
+        for (what, sql, code) in [
+            (
+                "a bad json input",
+                "SELECT o_cust, count(*) FROM orders WHERE \
+                 (CASE WHEN o_id = 777 THEN '{oops' ELSE '{}' END)::json IS NOT NULL \
+                 GROUP BY o_cust ORDER BY o_cust",
+                "22P02",
+            ),
+            (
+                "an lpad() over its limit",
+                "SELECT o_cust, max(lpad('x', CASE WHEN o_id = 777 THEN 2000000000 ELSE 1 END)) \
+                 FROM orders GROUP BY o_cust ORDER BY o_cust",
+                "54000",
+            ),
+        ] {
+            let plan = lines(&client, &format!("EXPLAIN {sql}")).await.join("\n");
+            assert!(plan.contains("DistributedExec"), "{what}: runs in stages:\n{plan}");
+            let e = client
+                .simple_query(sql)
+                .await
+                .expect_err("the query fails");
+            assert_eq!(
+                shoal_e2e::sqlstate(&e).as_deref(),
+                Some(code),
+                "{what}: {}",
+                shoal_e2e::err_text(&e)
+            );
+        }
+        assert_eq!(fallbacks(), fallbacks_before, "a query's own error reruns nothing");
     })
     .await;
 }

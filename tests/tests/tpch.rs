@@ -4,8 +4,9 @@
 //! nation, region and supplier reference tables — and into the scratch PostgreSQL 15; all 22
 //! queries (`server/bench/tpch/qN.sql`, the specification's validation parameters) must give
 //! the same rows on both, and each must run in stages on the workers, the coordinator reading
-//! no table itself (its EXPLAIN), none falling back to the coordinator. The schema, the
-//! distribution and the queries are the `tpch` bench scenario's (`shoal_bench::tpch`).
+//! no table itself (its EXPLAIN), the colocated joins it can push pushed, none falling back
+//! to the coordinator. The schema, the distribution and the queries are the `tpch` bench
+//! scenario's (`shoal_bench::tpch`).
 //!
 //! Values are compared as psql prints them, but for numeric quotients and averages:
 //! PostgreSQL prints those with at least 16 fractional digits, Shoal with the scale its
@@ -165,6 +166,12 @@ const RECEIVED: &str = "shoal_scan_rows_received_total";
 /// top revenue; Q16's `NOT IN` is a null-aware anti join, one task in any case.
 const READ_ON_COORDINATOR: &[&str] = &["Q15", "Q16"];
 
+/// The queries with a join of colocated tables (lineitem and orders on the order key in Q4
+/// and Q12, part and partsupp on the part key in Q2, Q16 and Q20) that runs shard group by
+/// shard group, no shuffle: where DataFusion joins the two tables' scans directly, not
+/// through another join on that key (as in Q21's).
+const COLOCATED_JOINS: &[&str] = &["Q2", "Q4", "Q12", "Q16", "Q20"];
+
 /// The lines of the stage the coordinator runs in an EXPLAIN of a distributed plan.
 fn head_stage(plan: &str) -> impl Iterator<Item = &str> {
     plan.lines()
@@ -203,6 +210,7 @@ async fn tpch_answers_match_postgresql() {
     }
     let mut failures = Vec::new();
     let mut read_here = Vec::new();
+    let mut colocated = Vec::new();
     for (i, sql) in QUERIES.iter().enumerate() {
         let name = format!("Q{}", i + 1);
         let received_before = cluster.metric(RECEIVED).unwrap_or(f64::NAN);
@@ -232,6 +240,9 @@ async fn tpch_answers_match_postgresql() {
         // workers (what may join there are the results of stages, as Q11's HAVING compares
         // per-part sums with the total).
         let plan = shoal.ok(&format!("EXPLAIN {sql}"));
+        if plan.contains("colocated join") {
+            colocated.push(name.clone());
+        }
         if !plan.contains("DistributedExec") {
             failures.push(format!("{name} does not run in stages:\n{plan}"));
         } else if head_stage(&plan)
@@ -252,5 +263,10 @@ async fn tpch_answers_match_postgresql() {
     assert_eq!(
         read_here, READ_ON_COORDINATOR,
         "the queries whose coordinator stage reads a table (an improvement: update the list)"
+    );
+    eprintln!("[tpch] colocated joins in {colocated:?}");
+    assert_eq!(
+        colocated, COLOCATED_JOINS,
+        "the queries that join colocated tables shard group by shard group"
     );
 }

@@ -82,6 +82,18 @@ pub async fn run(rows: u64, workers: usize, pg_bin: PathBuf, keep: bool) -> Resu
         Ok(())
     })
     .await?;
+    // the same without router execution: the coordinator's plan, the workers returning
+    // the tenant's rows (partial aggregates where the pushdown has them)
+    let unrouted = connect(cport, "shoal").await?;
+    unrouted
+        .batch_execute("SET shoal.distributed_execution = off")
+        .await
+        .map_err(err)?;
+    let shoal_off = per_tenant(async |sql| {
+        unrouted.simple_query(&sql).await.map_err(err)?;
+        Ok(())
+    })
+    .await?;
 
     let mut paths = Vec::new();
     parquet_files(&root, &mut paths);
@@ -136,6 +148,10 @@ pub async fn run(rows: u64, workers: usize, pg_bin: PathBuf, keep: bool) -> Resu
     println!(
         "| Shoal | {:.1} | {:.1} | median <= 10 ms |",
         shoal.0, shoal.1
+    );
+    println!(
+        "| Shoal, shoal.distributed_execution = off (no router) | {:.1} | {:.1} | - |",
+        shoal_off.0, shoal_off.1
     );
     println!(
         "| DataFusion, same files, one process | {:.1} | {:.1} | - |",

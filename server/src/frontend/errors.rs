@@ -251,6 +251,8 @@ fn from_external(inner: &(dyn std::error::Error + Send + Sync + 'static)) -> Opt
     } else if let Some(w) = ShardStoreError::from_task_error(&inner.to_string()) {
         // raised by a task of a distributed query on a worker
         from_worker(&w)
+    } else if let Some(e) = from_task_sql_error(&inner.to_string()) {
+        e
     } else {
         return None;
     })
@@ -414,3 +416,73 @@ pub fn rewrite(error: &mut PgWireError) {
 
 #[cfg(test)]
 mod tests;
+
+/// Prefix of the text of an error a Shoal function raised in a task of a distributed query
+/// ([`into_task_sql_error`]).
+const TASK_SQL_ERROR_PREFIX: &str = "shoal-task-sqlstate:";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TaskSqlErrorText {
+    code: String,
+    message: String,
+    detail: Option<String>,
+    hint: Option<String>,
+}
+
+/// An error as datafusion-distributed carries it out of a worker's task: Shoal's own error
+/// kinds (a `PgWireError` with its SQLSTATE, a value over its limit) would cross as their
+/// text only, so their text becomes the PostgreSQL error in JSON, which
+/// [`from_datafusion`] reads back on the coordinator. DataFusion's and Arrow's own kinds
+/// cross intact and stay as they are.
+pub fn into_task_sql_error(e: DataFusionError) -> DataFusionError {
+    let DataFusionError::External(inner) = e.find_root() else {
+        return e;
+    };
+    let ours = inner.downcast_ref::<PgWireError>().is_some()
+        || inner.downcast_ref::<ValueLimitError>().is_some()
+        || inner.downcast_ref::<ClusterError>().is_some();
+    if !ours {
+        return e;
+    }
+    let pg = from_datafusion(&e);
+    let text = TaskSqlErrorText {
+        code: pg.code.to_string(),
+        message: pg.message,
+        detail: pg.detail,
+        hint: pg.hint,
+    };
+    match serde_json::to_string(&text) {
+        Ok(json) => DataFusionError::External(Box::new(TaskSqlError(format!(
+            "{TASK_SQL_ERROR_PREFIX}{json}"
+        )))),
+        Err(_) => e,
+    }
+}
+
+/// The text form of [`into_task_sql_error`].
+#[derive(Debug)]
+struct TaskSqlError(String);
+
+impl std::fmt::Display for TaskSqlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TaskSqlError {}
+
+fn from_task_sql_error(text: &str) -> Option<PgError> {
+    let json = text.strip_prefix(TASK_SQL_ERROR_PREFIX)?;
+    let TaskSqlErrorText {
+        code,
+        message,
+        detail,
+        hint,
+    } = serde_json::from_str(json).ok()?;
+    Some(PgError {
+        code: known_code(&code),
+        message,
+        detail,
+        hint,
+    })
+}

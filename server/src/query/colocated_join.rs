@@ -31,8 +31,7 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::{
-    ChildSatisfactionOptions, ChildrenPropertiesMode, ExecutionPlan, Partitioning,
-    ReplaceChildrenOptions,
+    ChildSatisfactionOptions, ExecutionPlan, ExecutionPlanProperties, Partitioning,
 };
 
 use crate::query::scan::ShardScanExec;
@@ -45,9 +44,9 @@ impl PhysicalOptimizerRule for ColocatedJoinRule {
     fn optimize(
         &self,
         plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
+        config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(rewrite(plan, false)?.data)
+        Ok(rewrite(plan, false, config.execution.target_partitions)?.data)
     }
 
     fn name(&self) -> &str {
@@ -67,6 +66,7 @@ impl PhysicalOptimizerRule for ColocatedJoinRule {
 fn rewrite(
     plan: Arc<dyn ExecutionPlan>,
     constrained: bool,
+    target_partitions: usize,
 ) -> Result<Transformed<Arc<dyn ExecutionPlan>>> {
     let children_constrained = if repartitions(&plan) {
         false
@@ -75,7 +75,7 @@ fn rewrite(
     } else {
         constrained
     };
-    plan.map_children(|child| rewrite(child, children_constrained))?
+    plan.map_children(|child| rewrite(child, children_constrained, target_partitions))?
         .transform_data(|node| {
             if constrained {
                 return Ok(Transformed::no(node));
@@ -83,11 +83,18 @@ fn rewrite(
             let Some(join) = node.downcast_ref::<HashJoinExec>() else {
                 return Ok(Transformed::no(node));
             };
-            match colocated_inputs(join)? {
-                Some(children) => Ok(Transformed::yes(Arc::clone(&node).replace_children(
-                    children,
-                    ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
-                )?)),
+            match colocated_inputs(join, target_partitions)? {
+                // without its dynamic filter: the filter's bounds are picked per partition
+                // by DataFusion's hash of the key, which is not how shard groups split keys
+                // (a probe-side node evaluating it would drop rows); left unset, a pushed
+                // copy of it stays `true`
+                Some(children) => Ok(Transformed::yes(
+                    join.builder()
+                        .reset_state()
+                        .with_new_children(children)?
+                        .recompute_properties()
+                        .build_exec()?,
+                )),
                 None => Ok(Transformed::no(node)),
             }
         })
@@ -104,8 +111,12 @@ fn repartitions(plan: &Arc<dyn ExecutionPlan>) -> bool {
 /// by shard group, when the join is colocated: partitioned, not null-aware (NOT IN needs to
 /// know of a NULL anywhere on its build side), both inputs repartitioned from shard scans
 /// whose shard groups align, one of its key pairs the two tables' distribution columns, of
-/// one type, and the join's distribution requirement met by the shard groups.
-fn colocated_inputs(join: &HashJoinExec) -> Result<Option<Vec<Arc<dyn ExecutionPlan>>>> {
+/// one type, at least `target_partitions` shard groups, and the join's distribution
+/// requirement met by the shard groups.
+fn colocated_inputs(
+    join: &HashJoinExec,
+    target_partitions: usize,
+) -> Result<Option<Vec<Arc<dyn ExecutionPlan>>>> {
     // NULL keys match nothing (unless NULL = NULL is asked for, as INTERSECT does): where
     // the writer put a NULL distribution value does not matter then
     if join.mode != PartitionMode::Partitioned
@@ -130,6 +141,11 @@ fn colocated_inputs(join: &HashJoinExec) -> Result<Option<Vec<Arc<dyn ExecutionP
     };
     let left = with_partitioned_scan(&left, left_column)?;
     let right = with_partitioned_scan(&right, right_column)?;
+    // one partition per shard group (per worker): fewer than the session's partitions would
+    // join on fewer threads than the shuffle it saves would use
+    if left.output_partitioning().partition_count() < target_partitions {
+        return Ok(None);
+    }
     // what DataFusion's planner checks of the join's inputs before it runs a plan
     let required = join.input_distribution_requirements();
     let inputs = [left.as_ref(), right.as_ref()];

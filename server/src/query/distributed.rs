@@ -21,6 +21,7 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, FieldRef};
 use async_trait::async_trait;
 use datafusion::common::display::{PlanType, StringifiedPlan, ToStringifiedPlan};
 use datafusion::common::format::ExplainFormat;
@@ -31,7 +32,12 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::execution::{SessionState, SessionStateBuilder};
-use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
+use datafusion::logical_expr::interval_arithmetic::Interval;
+use datafusion::logical_expr::sort_properties::{ExprProperties, SortProperties};
+use datafusion::logical_expr::{
+    AggregateUDF, ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature,
+};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
@@ -79,10 +85,24 @@ fn worker_functions() -> (Vec<ScalarUDF>, Vec<AggregateUDF>) {
     (scalar, aggregate)
 }
 
-/// What a worker adds to the session of each task: [`worker_functions`].
+/// What a worker adds to the session of each task: [`worker_functions`], each raising its
+/// errors as [`TaskFunction`] does.
 pub fn worker_session_hook() -> WorkerSessionHook {
-    WorkerSessionHook(Arc::new(|builder: SessionStateBuilder| {
+    session_hook(true)
+}
+
+/// [`worker_session_hook`]; with `in_tasks` false, the functions as the coordinator has them
+/// (what [`WORKER_FUNCTIONS`] compares the coordinator's with).
+fn session_hook(in_tasks: bool) -> WorkerSessionHook {
+    WorkerSessionHook(Arc::new(move |builder: SessionStateBuilder| {
         let (scalar, aggregate) = worker_functions();
+        let scalar: Vec<ScalarUDF> = match in_tasks {
+            true => scalar
+                .into_iter()
+                .map(|f| ScalarUDF::new_from_impl(TaskFunction(f)))
+                .collect(),
+            false => scalar,
+        };
         let mut builder = builder;
         // as the coordinator's sessions (coordinator.rs): the zone of now() and timestamptz
         if let Some(config) = builder.config() {
@@ -98,6 +118,77 @@ pub fn worker_session_hook() -> WorkerSessionHook {
     }))
 }
 
+/// A Shoal function as a worker's task runs it: the same function, whose errors leave the
+/// task in the form that crosses datafusion-distributed with their SQLSTATE
+/// ([`crate::frontend::errors::into_task_sql_error`]: a bad json input stays 22P02, a
+/// `lpad()` over its limit 54000, also after the query's first row).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TaskFunction(ScalarUDF);
+
+impl ScalarUDFImpl for TaskFunction {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn aliases(&self) -> &[String] {
+        self.0.aliases()
+    }
+
+    fn signature(&self) -> &Signature {
+        self.0.signature()
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        self.0.return_type(arg_types)
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        self.0.return_field_from_args(args)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        self.0
+            .invoke_with_args(args)
+            .map_err(crate::frontend::errors::into_task_sql_error)
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        self.0.coerce_types(arg_types)
+    }
+
+    fn short_circuits(&self) -> bool {
+        self.0.short_circuits()
+    }
+
+    fn is_strict(&self) -> bool {
+        self.0.inner().is_strict()
+    }
+
+    fn evaluate_bounds(&self, input: &[&Interval]) -> Result<Interval> {
+        self.0.evaluate_bounds(input)
+    }
+
+    fn propagate_constraints(
+        &self,
+        interval: &Interval,
+        inputs: &[&Interval],
+    ) -> Result<Option<Vec<Interval>>> {
+        self.0.propagate_constraints(interval, inputs)
+    }
+
+    fn output_ordering(&self, inputs: &[ExprProperties]) -> Result<SortProperties> {
+        self.0.output_ordering(inputs)
+    }
+
+    fn preserves_lex_ordering(&self, inputs: &[ExprProperties]) -> Result<bool> {
+        self.0.preserves_lex_ordering(inputs)
+    }
+
+    fn strictly_order_preserving(&self, inputs: &[ExprProperties]) -> Result<bool> {
+        self.0.inner().strictly_order_preserving(inputs)
+    }
+}
+
 /// Every function a worker's task can call, by name (and alias). A plan's function runs on a
 /// worker only if the worker's function of that name is the same function: Shoal overrides
 /// some of DataFusion's (`length` of bytea, ...), which a worker would resolve to DataFusion's.
@@ -108,8 +199,7 @@ struct WorkerFunctions {
 }
 
 static WORKER_FUNCTIONS: LazyLock<WorkerFunctions> = LazyLock::new(|| {
-    let state =
-        (worker_session_hook().0)(SessionStateBuilder::new().with_default_features()).build();
+    let state = (session_hook(false).0)(SessionStateBuilder::new().with_default_features()).build();
     WorkerFunctions {
         scalar: state.scalar_functions().clone(),
         aggregate: state.aggregate_functions().clone(),
@@ -415,25 +505,32 @@ fn scale_up_scan(ev: ScaleUpLeafNodeEvent) -> Option<Result<ScaleUpLeafNodeEvent
 }
 
 /// Routes the tasks of a stage that reads shards to the workers holding them: task `i` to
-/// where its leaf's shards are (the first shard leaf of the stage decides); a task without
+/// where its leaf's shards are (the first shard leaf of the stage whose task `i` reads a
+/// shard decides); a task without
 /// shards, or whose worker is not live, goes to a live worker. Other stages are routed by
 /// datafusion-distributed.
 fn route_scan_tasks(
     ev: &RouteTasksEvent,
     channels: &ClusterChannels,
 ) -> Option<Result<RouteTasksEventResponse>> {
-    let leaf = first_shard_leaf(ev.plan)?;
+    let mut leaves = Vec::new();
+    shard_leaves(ev.plan, &mut leaves);
+    if leaves.is_empty() {
+        return None;
+    }
     let route = || -> Result<RouteTasksEventResponse> {
         let workers =
             datafusion_distributed::get_distributed_worker_resolver(ev.task_ctx.session_config())?
                 .get_urls()?;
         let mut urls = Vec::with_capacity(ev.task_count);
         for i in 0..ev.task_count {
-            let preferred = leaf
-                .variants()
-                .get(i)
-                .and_then(|v| v.downcast_ref::<ShardLeafExec>())
-                .and_then(ShardLeafExec::preferred_addr);
+            // the first leaf whose task i reads a shard decides
+            let preferred = leaves.iter().find_map(|leaf| {
+                leaf.variants()
+                    .get(i)
+                    .and_then(|v| v.downcast_ref::<ShardLeafExec>())
+                    .and_then(ShardLeafExec::preferred_addr)
+            });
             let preferred = preferred
                 .map(|addr| channels.url_of(addr))
                 .transpose()
@@ -542,16 +639,21 @@ fn reads_unreachable_shard(plan: &Arc<dyn ExecutionPlan>) -> Result<bool> {
     Ok(found)
 }
 
-/// The first leaf made from a [`ShardScanExec`] in a stage's plan (not looking into the
-/// stages it reads from).
-fn first_shard_leaf(plan: &Arc<dyn ExecutionPlan>) -> Option<&DistributedLeafExec> {
+/// The leaves made from [`ShardScanExec`]s in a stage's plan, in plan order (not looking
+/// into the stages it reads from).
+fn shard_leaves<'a>(plan: &'a Arc<dyn ExecutionPlan>, out: &mut Vec<&'a DistributedLeafExec>) {
     if let Some(leaf) = plan.downcast_ref::<DistributedLeafExec>() {
-        return leaf.original().is::<ShardScanExec>().then_some(leaf);
+        if leaf.original().is::<ShardScanExec>() {
+            out.push(leaf);
+        }
+        return;
     }
     if plan.is_network_boundary() {
-        return None;
+        return;
     }
-    plan.children().into_iter().find_map(first_shard_leaf)
+    for child in plan.children() {
+        shard_leaves(child, out);
+    }
 }
 
 /// A distributed plan and the coordinator's plan of the same query. When the distributed

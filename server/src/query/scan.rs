@@ -303,7 +303,7 @@ impl ShardScanExec {
     }
 
     /// The workers with a live placement of every shard the scan reads, in the order of the
-    /// first shard's placements (live first, then the catalog's: primary first).
+    /// first shard's live placements (the catalog's: primary first).
     pub fn live_holders(&self) -> Vec<String> {
         let live = |shard: &ShardSnapshot| -> Vec<String> {
             if shard.state == shoal_catalog::ShardState::Lost {
