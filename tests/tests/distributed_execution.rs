@@ -241,6 +241,16 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
             );
         }
         assert_eq!(fallbacks(), fallbacks_before, "no routed query fell back");
+        // one table's shard: the shard scan filters and aggregates on the worker already, in
+        // one request (cheaper than a task)
+        let one_shard = "SELECT o_cust, count(*), sum(o_total) FROM orders WHERE o_id = 4242 \
+                         GROUP BY o_cust";
+        let plan = lines(&client, &format!("EXPLAIN {one_shard}")).await.join("\n");
+        assert!(
+            !plan.contains("DistributedExec") && plan.contains("shards=1 of 12"),
+            "one shard of one table: its scan, no task:\n{plan}"
+        );
+        assert_eq!(lines(&client, one_shard).await.len(), 1);
 
         // Colocated joins: joined on both distribution columns, the tables' shard groups
         // join partition by partition with no shuffle of either side (every leaf is marked),

@@ -8,7 +8,8 @@
 //!        function one workers have, shoal.distributed_execution on?
 //!          no  ─► DataFusion's planner: scans bring rows, the rest runs here
 //!          yes ─► DataFusion's planner ─► every scan reads one shard group that one live
-//!                 worker holds? the whole plan is one task on that worker (router)
+//!                 worker holds? one table: its scan runs on the worker as it is; more
+//!                 (a join): the whole plan is one task on that worker (router)
 //!               ─► else datafusion-distributed cuts the plan into stages
 //!                 at repartitions, broadcasts and merges; a ShardScanExec asks one task
 //!                 per worker that serves its shards; task i reads the shards whose first
@@ -293,6 +294,10 @@ impl QueryPlanner for DistributedGate {
                     .create_physical_plan(&e.plan, session_state)
                     .await?;
                 let physical = match router_target(&local)? {
+                    Some(_) if shard_scans(&local)? == 1 => self
+                        .pushed_down(&e.plan, session_state)
+                        .await?
+                        .unwrap_or(local),
                     Some(worker) => route_whole(local, &worker, session_state)?,
                     None => self.staged(&e.plan, session_state).await?,
                 };
@@ -325,6 +330,15 @@ impl QueryPlanner for DistributedGate {
                     return Ok(local);
                 }
                 if let Some(worker) = router_target(&local)? {
+                    if shard_scans(&local)? == 1 {
+                        // One table's shard: its scan already filters and (where it can)
+                        // aggregates on the worker in one request, which costs less than a
+                        // task (measured: 8.8 against 12.0 ms for a tenant's aggregate).
+                        return Ok(self
+                            .pushed_down(logical_plan, session_state)
+                            .await?
+                            .unwrap_or(local));
+                    }
                     let routed = route_whole(Arc::clone(&local), &worker, session_state)?;
                     return Ok(Arc::new(FallbackExec::new(routed, local)));
                 }
@@ -358,18 +372,34 @@ impl DistributedGate {
         if staged.is::<DistributedExec>() {
             return Ok(staged);
         }
+        Ok(self
+            .pushed_down(plan, session_state)
+            .await?
+            .unwrap_or(staged))
+    }
+
+    /// `plan` as it runs on the coordinator with the partial aggregates the shard scans can
+    /// run on the workers pushed there (`ShardAggregatePushdownRule`'s rewrite), or `None`
+    /// when there is none to push.
+    async fn pushed_down(
+        &self,
+        plan: &LogicalPlan,
+        session_state: &dyn datafusion::catalog::Session,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
         let pushed = crate::query::pushdown::push_aggregates(plan.clone())?;
         let Some(state) = session_state.as_any().downcast_ref::<SessionState>() else {
-            return Ok(staged);
+            return Ok(None);
         };
         if !pushed.transformed {
-            return Ok(staged);
+            return Ok(None);
         }
         // the merge expressions the pushdown writes need the optimizer's simplification
         let optimized = state.optimize(&pushed.data)?;
-        DefaultPhysicalPlanner::default()
-            .create_physical_plan(&optimized, session_state)
-            .await
+        Ok(Some(
+            DefaultPhysicalPlanner::default()
+                .create_physical_plan(&optimized, session_state)
+                .await?,
+        ))
     }
 }
 
@@ -581,6 +611,18 @@ fn router_target(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<String>> {
         return Ok(None);
     }
     Ok(holders.and_then(|h| h.into_iter().next()))
+}
+
+/// How many shard scans `plan` has.
+fn shard_scans(plan: &Arc<dyn ExecutionPlan>) -> Result<usize> {
+    let mut n = 0;
+    plan.apply(|node| {
+        if node.is::<ShardScanExec>() {
+            n += 1;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(n)
 }
 
 /// `plan` as one task on `worker`: its shard scans become leaves reading the placements
