@@ -251,10 +251,8 @@ fn from_external(inner: &(dyn std::error::Error + Send + Sync + 'static)) -> Opt
     } else if let Some(w) = ShardStoreError::from_task_error(&inner.to_string()) {
         // raised by a task of a distributed query on a worker
         from_worker(&w)
-    } else if let Some(e) = from_task_sql_error(&inner.to_string()) {
-        e
     } else {
-        return None;
+        from_task_sql_error(&inner.to_string())?
     })
 }
 

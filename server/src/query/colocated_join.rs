@@ -237,7 +237,7 @@ fn with_partitioned_scan(
     let (_, scan_index) = scan_column(plan, index).ok_or_else(|| {
         DataFusionError::Internal("a colocated join's input lost its shard scan".into())
     })?;
-    plan.clone()
+    Arc::clone(plan)
         .transform_down(|node| match node.downcast_ref::<ShardScanExec>() {
             Some(scan) => Ok(Transformed::new(
                 Arc::new(scan.partitioned_by_shard_group(scan_index)?) as Arc<dyn ExecutionPlan>,

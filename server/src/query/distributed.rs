@@ -331,7 +331,7 @@ impl QueryPlanner for DistributedGate {
                     1 => self.pushed_down(logical_plan, session_state).await?,
                     _ => None,
                 };
-                if let Some(pushed) = pushed.filter(|p| reads_one_shard(p)) {
+                if let Some(pushed) = pushed.filter(reads_one_shard) {
                     return Ok(pushed);
                 }
                 let local = DefaultPhysicalPlanner::default()
