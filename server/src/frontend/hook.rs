@@ -745,22 +745,23 @@ fn classify(stmt: &Statement) -> Option<Action> {
                 insert: Box::new(stmt.clone()),
             })
         }
-        // A SELECT source calling a function in FROM as PostgreSQL reads it (pgbench's
-        // server-side loader: `... FROM generate_series(1, n) AS bid`): rewritten, then run
-        // as any INSERT.
+        // A SELECT source gets a query's PostgreSQL semantics ([`rewrite_query`]): a function
+        // in FROM as PostgreSQL reads it (pgbench's server-side loader: `... FROM
+        // generate_series(1, n) AS bid`), and columns of one name (`SELECT 1, 1`, `SELECT g,
+        // g`), which DataFusion refuses in a projection and an INSERT takes by position.
+        // Rewritten, then run as any INSERT.
         Statement::Insert(ins)
-            if ins.source.as_ref().is_some_and(|q| {
-                !matches!(q.body.as_ref(), SetExpr::Values(_))
-                    && crate::query::pg_from_functions::rewrite(&mut q.as_ref().clone())
-            }) =>
+            if ins
+                .source
+                .as_ref()
+                .is_some_and(|q| !matches!(q.body.as_ref(), SetExpr::Values(_))) =>
         {
             let sql::TableObject::TableName(name) = &ins.table else {
                 return None;
             };
+            let source = ins.source.as_ref().and_then(|q| rewrite_query(q))?;
             let mut rewritten = ins.clone();
-            if let Some(q) = rewritten.source.as_mut() {
-                crate::query::pg_from_functions::rewrite(q);
-            }
+            rewritten.source = Some(Box::new(source));
             Some(Action::InsertDefaults {
                 table: object_name(name),
                 insert: Box::new(Statement::Insert(rewritten)),
