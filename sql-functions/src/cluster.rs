@@ -1020,14 +1020,7 @@ impl Cluster {
             })
             .collect();
         let clients = self.clients_for(&targets)?;
-        let dist = match snapshot.table.kind {
-            TableKind::Distributed => snapshot
-                .table
-                .distribution_column
-                .as_deref()
-                .map(|d| stored_name_of(&snapshot.table, d)),
-            _ => None,
-        };
+        let dist = stored_distribution_column(&snapshot.table);
         let dist = dist.as_deref();
         Ok(
             ShardWriter::new(snapshot.table.table_id, schema, dist, targets, clients)?
@@ -1269,14 +1262,7 @@ impl Cluster {
             let key = gate_key(snap.table.colocation_id, snap.table.table_id);
             let schema = stored_schema(&snap.table.columns);
             // the merged file is clustered as the writer clusters every put
-            let cluster_by = match snap.table.kind {
-                TableKind::Distributed => snap
-                    .table
-                    .distribution_column
-                    .as_deref()
-                    .map(|d| stored_name_of(&snap.table, d)),
-                _ => None,
-            };
+            let cluster_by = stored_distribution_column(&snap.table);
             for shard in &snap.shards {
                 for p in &shard.placements {
                     let small: Vec<&FileRecord> = p
@@ -1356,6 +1342,18 @@ impl Cluster {
             }
         }
         Ok(merged)
+    }
+}
+
+/// The stored name of a hash-distributed table's distribution column (what a writer routes
+/// rows by and a put clusters them by); `None` for reference and single-shard tables.
+pub fn stored_distribution_column(table: &TableInfo) -> Option<String> {
+    match table.kind {
+        TableKind::Distributed => table
+            .distribution_column
+            .as_deref()
+            .map(|d| stored_name_of(table, d)),
+        _ => None,
     }
 }
 

@@ -13,8 +13,9 @@
 //!     ShardScanExec: b (dist. column k, colocated)
 //! ```
 //!
-//! Runs after every DataFusion rule (the sanity check included: the scans declare no hash
-//! partitioning, so no other rule can mistake a shard group for a DataFusion hash partition).
+//! Runs after every DataFusion rule, the sanity check included: only the scans this rule
+//! rewrites declare hash partitioning (by shard group), and no rule runs after it that could
+//! pair such a partition with one of DataFusion's hash partitions.
 
 use std::sync::Arc;
 
