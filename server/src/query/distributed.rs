@@ -290,19 +290,7 @@ impl QueryPlanner for DistributedGate {
                     && e.logical_optimization_succeeded
                     && distributes(&e.plan)? =>
             {
-                let local = DefaultPhysicalPlanner::default()
-                    .create_physical_plan(&e.plan, session_state)
-                    .await?;
-                let physical = match router_target(&local)? {
-                    Some(_) if shard_scans(&local)? == 1 => {
-                        match self.pushed_down(&e.plan, session_state).await? {
-                            Some(pushed) if reads_one_shard(&pushed) => pushed,
-                            _ => local,
-                        }
-                    }
-                    Some(worker) => route_whole(local, &worker, session_state)?,
-                    None => self.staged(&e.plan, session_state).await?,
-                };
+                let (physical, _) = self.choose(&e.plan, session_state).await?;
                 let plans = vec![
                     e.plan.to_stringified(PlanType::FinalLogicalPlan),
                     StringifiedPlan::new(
@@ -323,37 +311,10 @@ impl QueryPlanner for DistributedGate {
                     .await;
             }
             _ if distributes(logical_plan)? => {
-                // One table's shard: its scan filters and (where it can) aggregates on the
-                // worker in one request, which costs less than a task (measured: 8.8 against
-                // 12.0 ms for a tenant's aggregate). Planned first when the query reads one
-                // table, so that a tenant's query is planned once.
-                let pushed = match table_scans(logical_plan)? {
-                    1 => self.pushed_down(logical_plan, session_state).await?,
-                    _ => None,
-                };
-                if let Some(pushed) = pushed.filter(reads_one_shard) {
-                    return Ok(pushed);
-                }
-                let local = DefaultPhysicalPlanner::default()
-                    .create_physical_plan(logical_plan, session_state)
-                    .await?;
-                if reads_unreachable_shard(&local)? {
-                    // its tasks would only wait on a node known to be down; the
-                    // coordinator's scans fail (or use another placement) at once
-                    return Ok(local);
-                }
-                if let Some(worker) = router_target(&local)? {
-                    if shard_scans(&local)? == 1 {
-                        return Ok(local);
-                    }
-                    let routed = route_whole(Arc::clone(&local), &worker, session_state)?;
-                    return Ok(Arc::new(FallbackExec::new(routed, local)));
-                }
-                let distributed = self.staged(logical_plan, session_state).await?;
-                if !distributed.is::<DistributedExec>() {
-                    return Ok(distributed);
-                }
-                return Ok(Arc::new(FallbackExec::new(distributed, local)));
+                return Ok(match self.choose(logical_plan, session_state).await? {
+                    (on_workers, Some(local)) => Arc::new(FallbackExec::new(on_workers, local)),
+                    (plan, None) => plan,
+                });
             }
             _ => {}
         }
@@ -364,6 +325,46 @@ impl QueryPlanner for DistributedGate {
 }
 
 impl DistributedGate {
+    /// How a distributable `plan` runs: the physical plan, and when it runs on the workers
+    /// (in stages, or routed whole to one), the coordinator's plan of it to fall back to.
+    async fn choose(
+        &self,
+        plan: &LogicalPlan,
+        session_state: &dyn datafusion::catalog::Session,
+    ) -> Result<(Arc<dyn ExecutionPlan>, Option<Arc<dyn ExecutionPlan>>)> {
+        // One table's shard: its scan filters and (where it can) aggregates on the worker in
+        // one request, which costs less than a task (measured: 8.8 against 12.0 ms for a
+        // tenant's aggregate). Planned first when the query reads one table, so that a
+        // tenant's query is planned once.
+        let pushed = match table_scans(plan)? {
+            1 => self.pushed_down(plan, session_state).await?,
+            _ => None,
+        };
+        if let Some(pushed) = pushed.filter(reads_one_shard) {
+            return Ok((pushed, None));
+        }
+        let local = DefaultPhysicalPlanner::default()
+            .create_physical_plan(plan, session_state)
+            .await?;
+        if reads_unreachable_shard(&local)? {
+            // its tasks would only wait on a node known to be down; the coordinator's scans
+            // fail (or use another placement) at once
+            return Ok((local, None));
+        }
+        if let Some(worker) = router_target(&local)? {
+            if shard_scans(&local)? == 1 {
+                return Ok((local, None));
+            }
+            let routed = route_whole(Arc::clone(&local), &worker, session_state)?;
+            return Ok((routed, Some(local)));
+        }
+        let distributed = self.staged(plan, session_state).await?;
+        if !distributed.is::<DistributedExec>() {
+            return Ok((distributed, None));
+        }
+        Ok((distributed, Some(local)))
+    }
+
     /// `plan` cut into stages; when datafusion-distributed finds no stage boundary worth it
     /// (one worker, one shard group), the plan as it runs on the coordinator, with the
     /// aggregates the optimizer left for the stages pushed to the workers after all.
