@@ -1,7 +1,8 @@
 //! The DataFusion layer: the table providers (`provider`), the execution nodes (`scan`:
 //! shard scans on the workers, `sink`: INSERT, `dml`: UPDATE and DELETE), the optimizer rule
 //! that pushes partial aggregates to the workers (`pushdown`), distributed execution in
-//! stages on the workers (`distributed`), Shoal's views (`views`), and
+//! stages on the workers (`distributed`) with joins of colocated tables per shard group
+//! (`colocated_join`), Shoal's views (`views`), and
 //! the rules and functions whose behaviour Shoal takes from PostgreSQL where DataFusion
 //! differs (`pg_*`).
 
