@@ -121,8 +121,8 @@ fn session_hook(in_tasks: bool) -> WorkerSessionHook {
 
 /// A Shoal function as a worker's task runs it: the same function, whose errors leave the
 /// task in the form that crosses datafusion-distributed with their SQLSTATE
-/// ([`crate::frontend::errors::into_task_sql_error`]: a bad json input stays 22P02, a
-/// `lpad()` over its limit 54000, also after the query's first row).
+/// ([`crate::frontend::errors::into_task_sql_error`]: a bad json input stays 22P02, an
+/// `lpad()` over its limit 54000, and the query does not rerun on the coordinator).
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct TaskFunction(ScalarUDF);
 
