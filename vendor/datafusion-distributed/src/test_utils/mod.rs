@@ -1,0 +1,12 @@
+pub mod in_memory_channel_resolver;
+pub mod insta;
+pub mod localhost;
+pub mod metrics;
+pub mod mock_exec;
+pub mod parquet;
+pub mod plans;
+pub mod property_based;
+pub mod routing;
+pub mod session_context;
+pub mod test_work_unit_feed;
+pub mod work_unit_file_scan;
