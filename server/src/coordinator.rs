@@ -192,8 +192,9 @@ pub fn session_context(
         *state.write() = SessionStateBuilder::new_from_existing(existing)
             .with_type_planner(Arc::new(crate::query::pg_json::PgTypePlanner))
             .with_expr_planners(planners)
-            // last, after DataFusion's sanity check (see the rule's module)
+            // last, after DataFusion's sanity check (see the rules' modules)
             .with_physical_optimizer_rule(Arc::new(crate::query::colocated_join::ColocatedJoinRule))
+            .with_physical_optimizer_rule(Arc::new(crate::query::reference_join::ReferenceJoinRule))
             .build();
     }
     for udf in crate::query::pg_json::builder_udfs() {

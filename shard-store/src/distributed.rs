@@ -25,7 +25,7 @@ use datafusion_distributed::{DistributedExt, Worker, WorkerQueryContext};
 pub use channels::ClusterChannels;
 pub use codec::ShardLeafCodec;
 pub(crate) use leaf::LeafContext;
-pub use leaf::{LeafPlacement, LeafShard, ShardLeafExec};
+pub use leaf::{LeafPartitions, LeafPlacement, LeafShard, ShardLeafExec};
 
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::Router;

@@ -47,7 +47,8 @@ mod transfer;
 
 pub use client::WorkerClient;
 pub use distributed::{
-    ClusterChannels, LeafPlacement, LeafShard, ShardLeafCodec, ShardLeafExec, WorkerSessionHook,
+    ClusterChannels, LeafPartitions, LeafPlacement, LeafShard, ShardLeafCodec, ShardLeafExec,
+    WorkerSessionHook,
 };
 pub use error::{Result, ShardStoreError};
 pub use integrity::{DamagedFile, FileCheck, FileToVerify};

@@ -300,6 +300,15 @@ async fn abandoned_queries(cluster: &Cluster) {
     let target = cluster.psql_target();
     let client = client_of(&target).await;
     table_of_pairs(&client, "wide", 3000).await;
+    let runaway_sql = "SELECT count(*) FROM wide a, wide b, wide c WHERE a.v + b.v + c.v = -1";
+    // the joins' build sides are broadcast between workers: their producers stop too
+    let plan = lines(&client, &format!("EXPLAIN {runaway_sql}"))
+        .await
+        .join("\n");
+    assert!(
+        plan.contains("NetworkBroadcastExec"),
+        "the cross joins broadcast:\n{plan}"
+    );
 
     // The joins run on the coordinator or, in stages, on the workers: all of them count.
     let pids: Vec<u32> = std::iter::once(cluster.coordinator_pid().expect("coordinator runs"))
@@ -318,11 +327,7 @@ async fn abandoned_queries(cluster: &Cluster) {
         let connection = tokio::spawn(connection);
         // 2.7e10 rows: hours of work if nothing stops it.
         let query = tokio::spawn(async move {
-            let _ = runaway
-                .simple_query(
-                    "SELECT count(*) FROM wide a, wide b, wide c WHERE a.v + b.v + c.v = -1",
-                )
-                .await;
+            let _ = runaway.simple_query(runaway_sql).await;
         });
         connections.push((connection, query));
     }

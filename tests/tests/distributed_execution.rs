@@ -6,7 +6,8 @@
 //! fraction of the rows; the join runs exactly through a move of a shard group it reads; a
 //! query pinned to one shard group runs whole on the worker holding it (router execution);
 //! a join of colocated tables on their distribution columns joins shard group by shard group
-//! without a shuffle.
+//! without a shuffle; a join with a reference table reads it in every task, from the task's
+//! worker, without a shuffle; a join with nothing to hash on broadcasts a side.
 
 use shoal_e2e::{exec, lines, within, Cluster};
 
@@ -64,6 +65,13 @@ const QUERIES: &[(&str, &str, bool)] = &[
         "SELECT count(*) FROM customers WHERE c_id IN (SELECT o_cust FROM orders WHERE o_total > 1400)",
         true,
     ),
+    (
+        // no equality to hash on: one side is broadcast to the tasks reading the other
+        "broadcast join",
+        "SELECT c_nation, count(*), sum(o_total) FROM orders JOIN customers \
+         ON o_total > c_id * 14 AND o_cust = 3 GROUP BY c_nation ORDER BY c_nation",
+        true,
+    ),
 ];
 
 const ORDERS: i64 = 20_000;
@@ -106,11 +114,22 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
                 plan.contains("DistributedExec") && plan.contains("ShardLeafExec"),
                 "{what}: EXPLAIN shows stages with shard leaves:\n{plan}"
             );
-            // every leaf task is routed to a worker, named in the plan
-            for leaf in plan.lines().filter(|l| l.contains("ShardLeafExec")) {
+            // every leaf task is routed to a worker, named in the plan (a reference join's
+            // leaf reads the copy of whichever worker its task runs on)
+            for leaf in plan
+                .lines()
+                .filter(|l| l.contains("ShardLeafExec") && !l.contains("reference join"))
+            {
                 assert!(
                     ports.iter().any(|p| leaf.contains(&format!("at=127.0.0.1:{p}"))),
                     "{what}: a leaf names the worker it runs on ({ports:?}):\n{plan}"
+                );
+            }
+
+            if what.contains("broadcast") {
+                assert!(
+                    plan.contains("NetworkBroadcastExec"),
+                    "{what}: a side is broadcast:\n{plan}"
                 );
             }
 
@@ -421,6 +440,113 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
             exec(&client, "RESET shoal.distributed_execution").await;
         }
 
+        // Reference joins: a join with a reference table whose rows only the other side
+        // preserves reads the table whole in every task, from the copy of the worker the task
+        // runs on, in the stage that reads the other side (neither side is shuffled for it).
+        // Answers equal the same joins with a distributed copy of the table, on and off.
+        for sql in [
+            "CREATE TABLE nations_d (n_id integer, n_name text)",
+            "SELECT create_distributed_table('nations_d', 'n_id', shard_count => 3)",
+            "INSERT INTO nations_d SELECT * FROM nations",
+        ] {
+            exec(&client, sql).await;
+        }
+        for (what, sql, reference) in [
+            (
+                "inner reference join",
+                "SELECT n_name, count(*), sum(o_total) FROM orders JOIN nations \
+                 ON o_cust % 5 = n_id GROUP BY n_name ORDER BY n_name",
+                true,
+            ),
+            (
+                "reference join with the reference table first",
+                "SELECT n_name, count(*), sum(o_total) FROM nations JOIN orders \
+                 ON o_cust = n_id WHERE n_name <> 'two' GROUP BY n_name ORDER BY n_name",
+                true,
+            ),
+            (
+                "left join preserving the distributed side",
+                "SELECT count(*), count(n_id), sum(o_total) FROM orders LEFT JOIN nations \
+                 ON o_cust = n_id",
+                true,
+            ),
+            (
+                "semi join on a reference table",
+                "SELECT count(*), sum(o_total) FROM orders WHERE o_cust IN \
+                 (SELECT n_id FROM nations WHERE n_name LIKE 't%')",
+                true,
+            ),
+            (
+                "anti join on a reference table",
+                "SELECT count(*), sum(o_total) FROM orders WHERE NOT EXISTS \
+                 (SELECT 1 FROM nations WHERE n_id = o_cust)",
+                true,
+            ),
+            (
+                "reference join after a repartitioned join",
+                "SELECT n_name, count(*), sum(o_total) FROM orders JOIN customers \
+                 ON o_cust = c_id JOIN nations ON c_nation = n_id GROUP BY n_name \
+                 ORDER BY n_name",
+                true,
+            ),
+            (
+                // each task would emit the nations no order of its own matches
+                "left join preserving the reference side",
+                "SELECT n_name, count(o_id) FROM nations LEFT JOIN orders ON o_cust = n_id \
+                 AND o_total > 1400 GROUP BY n_name ORDER BY n_name",
+                false,
+            ),
+            (
+                // NOT IN must see every NULL of the other side in one place
+                "not in over a reference table",
+                "SELECT count(*) FROM orders WHERE o_cust NOT IN (SELECT n_id FROM nations)",
+                false,
+            ),
+        ] {
+            let plan = lines(&client, &format!("EXPLAIN {sql}")).await.join("\n");
+            let marked: Vec<&str> = plan
+                .lines()
+                .filter(|l| l.contains("ShardLeafExec") && l.contains("reference join"))
+                .collect();
+            if reference {
+                assert!(!marked.is_empty(), "{what}: a reference join:\n{plan}");
+                // the reference table's leaf is in the stage that reads orders (or the
+                // shuffled join of orders), not a stage of its own
+                let stages = stages_reading(&plan, "nations");
+                assert_eq!(stages.len(), 1, "{what}: one stage reads nations:\n{plan}");
+                let stage = stage_lines(&plan, &stages[0]);
+                assert!(
+                    stage.iter().any(|l| {
+                        l.contains("ShardLeafExec: table=orders,")
+                            || l.contains("NetworkShuffleExec")
+                    }),
+                    "{what}: nations is read by the tasks reading orders:\n{plan}"
+                );
+                assert!(
+                    !plan.contains("NetworkBroadcastExec"),
+                    "{what}: nothing is broadcast:\n{plan}"
+                );
+            } else {
+                assert!(marked.is_empty(), "{what}: no reference join:\n{plan}");
+            }
+            let control = sql.replace("JOIN nations", "JOIN nations_d").replace(
+                "FROM nations",
+                "FROM nations_d",
+            );
+            let control_plan = lines(&client, &format!("EXPLAIN {control}")).await.join("\n");
+            assert!(
+                !control_plan.contains("reference join"),
+                "{what}: the control query reads a distributed copy:\n{control_plan}"
+            );
+            let got = lines(&client, sql).await;
+            let want = lines(&client, &control).await;
+            assert!(!got.is_empty(), "{what}: rows");
+            assert_eq!(got, want, "{what}: the same answer");
+            exec(&client, "SET shoal.distributed_execution = off").await;
+            assert_eq!(lines(&client, sql).await, want, "{what}: the same answer, off");
+            exec(&client, "RESET shoal.distributed_execution").await;
+        }
+
         // An error a Shoal function raises in a task keeps its SQLSTATE across the workers
         // (it is the query's answer: nothing reruns on the coordinator).
         let fallbacks_before = fallbacks();
@@ -455,4 +581,34 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
         assert_eq!(fallbacks(), fallbacks_before, "a query's own error reruns nothing");
     })
     .await;
+}
+
+/// The stages (by their number in EXPLAIN) whose tasks read `table` with a shard leaf.
+fn stages_reading(plan: &str, table: &str) -> Vec<String> {
+    let mut stage = String::from("head");
+    let mut found = Vec::new();
+    for line in plan.lines() {
+        if let Some(rest) = line.split("┌───── Stage ").nth(1) {
+            stage = rest.split_whitespace().next().unwrap_or("?").to_string();
+        }
+        if line.contains(&format!("ShardLeafExec: table={table},")) && !found.contains(&stage) {
+            found.push(stage.clone());
+        }
+    }
+    found
+}
+
+/// The lines of stage `stage` in EXPLAIN (up to the next stage's header).
+fn stage_lines<'a>(plan: &'a str, stage: &str) -> Vec<&'a str> {
+    let mut current = String::from("head");
+    let mut out = Vec::new();
+    for line in plan.lines() {
+        if let Some(rest) = line.split("┌───── Stage ").nth(1) {
+            current = rest.split_whitespace().next().unwrap_or("?").to_string();
+        }
+        if current == stage {
+            out.push(line);
+        }
+    }
+    out
 }

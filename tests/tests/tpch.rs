@@ -4,7 +4,7 @@
 //! nation, region and supplier reference tables — and into the scratch PostgreSQL 15; all 22
 //! queries (`server/bench/tpch/qN.sql`, the specification's validation parameters) must give
 //! the same rows on both, and each must run in stages on the workers, the coordinator reading
-//! no table itself (its EXPLAIN), the colocated joins it can push pushed, none falling back
+//! no table itself (its EXPLAIN), the colocated and reference joins it can push pushed, none falling back
 //! to the coordinator. The schema, the distribution and the queries are the `tpch` bench
 //! scenario's (`shoal_bench::tpch`).
 //!
@@ -161,10 +161,15 @@ fn decimals_compare_at_the_shorter_scale() {
 const RECEIVED: &str = "shoal_scan_rows_received_total";
 
 /// The queries whose join runs in the coordinator's stage, reading a (small) table there:
-/// datafusion-distributed runs a join that collects its build side in one task unless it can
-/// broadcast it, and Shoal turns broadcasts off (docs/design.md): Q15 joins `supplier` with the
-/// top revenue; Q16's `NOT IN` is a null-aware anti join, one task in any case.
-const READ_ON_COORDINATOR: &[&str] = &["Q15", "Q16"];
+/// Q16's `NOT IN` is a null-aware anti join, which must see all of its build side in one task.
+const READ_ON_COORDINATOR: &[&str] = &["Q16"];
+
+/// The queries with a join of a reference table (nation, region, supplier) that reads it in
+/// the tasks reading the other side, from each worker's copy, neither side shuffled for it.
+/// Not Q16: its `NOT IN` over `supplier` is null-aware.
+const REFERENCE_JOINS: &[&str] = &[
+    "Q2", "Q5", "Q7", "Q8", "Q9", "Q10", "Q11", "Q15", "Q20", "Q21",
+];
 
 /// The queries with a join of colocated tables (lineitem and orders on the order key in Q4
 /// and Q12, part and partsupp on the part key in Q2, Q16 and Q20) that runs shard group by
@@ -211,6 +216,7 @@ async fn tpch_answers_match_postgresql() {
     let mut failures = Vec::new();
     let mut read_here = Vec::new();
     let mut colocated = Vec::new();
+    let mut reference = Vec::new();
     for (i, sql) in QUERIES.iter().enumerate() {
         let name = format!("Q{}", i + 1);
         let received_before = cluster.metric(RECEIVED).unwrap_or(f64::NAN);
@@ -243,6 +249,9 @@ async fn tpch_answers_match_postgresql() {
         if plan.contains("colocated join") {
             colocated.push(name.clone());
         }
+        if plan.contains("reference join") {
+            reference.push(name.clone());
+        }
         if !plan.contains("DistributedExec") {
             failures.push(format!("{name} does not run in stages:\n{plan}"));
         } else if head_stage(&plan)
@@ -264,7 +273,11 @@ async fn tpch_answers_match_postgresql() {
         read_here, READ_ON_COORDINATOR,
         "the queries whose coordinator stage reads a table (an improvement: update the list)"
     );
-    eprintln!("[tpch] colocated joins in {colocated:?}");
+    eprintln!("[tpch] colocated joins in {colocated:?}, reference joins in {reference:?}");
+    assert_eq!(
+        reference, REFERENCE_JOINS,
+        "the queries that join a reference table in the tasks reading the other side"
+    );
     assert_eq!(
         colocated, COLOCATED_JOINS,
         "the queries that join colocated tables shard group by shard group"

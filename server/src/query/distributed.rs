@@ -51,9 +51,9 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion_distributed::{
     display_plan_ascii, DesiredTaskCountEvent, DesiredTaskCountEventResponse,
     DesiredTaskCountHandler, DistributedConfig, DistributedExec, DistributedExt,
-    DistributedLeafExec, NetworkBoundary, NetworkBoundaryExt, NetworkCoalesceExec, RouteTasksEvent,
-    RouteTasksEventResponse, ScaleUpLeafNodeEvent, ScaleUpLeafNodeEventResponse,
-    SessionStateBuilderExt, Stage, WorkerResolver,
+    DistributedLeafExec, NetworkBoundary, NetworkBoundaryExt, NetworkCoalesceExec,
+    ReplicatedInputCheck, RouteTasksEvent, RouteTasksEventResponse, ScaleUpLeafNodeEvent,
+    ScaleUpLeafNodeEventResponse, SessionStateBuilderExt, Stage, WorkerResolver,
 };
 use futures::{StreamExt, TryStreamExt};
 use shoal_shard_store::{
@@ -242,7 +242,15 @@ pub fn install(
     cluster: &Arc<Cluster>,
     channels: ClusterChannels,
 ) -> Result<SessionState> {
+    // a reference join's build side is read by every task from its worker's copy
+    let config = state
+        .config()
+        .clone()
+        .with_extension(Arc::new(ReplicatedInputCheck(Arc::new(
+            crate::query::reference_join::read_whole_by_every_task,
+        ))));
     let distributed = SessionStateBuilder::new_from_existing(state)
+        .with_config(config)
         .with_distributed_worker_resolver(ShoalWorkers {
             cluster: Arc::clone(cluster),
             channels: channels.clone(),
@@ -255,11 +263,9 @@ pub fn install(
             route_scan_tasks(&ev, &channels)
         })
         .with_distributed_planner()
-        // A broadcast's producer (datafusion-distributed's BroadcastExec) keeps computing
-        // after its query is cancelled, for as long as its input lasts (a cancelled cross join
-        // burnt CPU for 20 s): joins that would broadcast their build side run in one task
-        // instead, until that is fixed upstream.
-        .with_distributed_broadcast_joins(false)?
+        // Broadcasts rely on vendor/datafusion-distributed's BroadcastExec, whose producer
+        // stops when every task reading it has gone (upstream's ran on after a cancel).
+        .with_distributed_broadcast_joins(true)?
         .build();
     let planner = Arc::clone(distributed.query_planner());
     Ok(SessionStateBuilder::new_from_existing(distributed)

@@ -385,6 +385,7 @@ impl DmlTarget {
                     total_shards: total,
                     snapshot: Arc::new(self.cluster.begin_statement()),
                     distribution_column: None,
+                    reference: self.info.kind == shoal_catalog::TableKind::Reference,
                 },
             )?;
             let mut stream = exec.execute(0, task)?;

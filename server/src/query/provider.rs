@@ -403,6 +403,7 @@ impl TableProvider for DistributedTable {
                     TableKind::Distributed => snapshot.table.distribution_column.clone(),
                     _ => None,
                 },
+                reference: snapshot.table.kind == TableKind::Reference,
             },
         )?))
     }

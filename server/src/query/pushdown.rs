@@ -387,6 +387,7 @@ impl TableProvider for PartialAggregateScan {
                 total_shards: total,
                 snapshot: guard,
                 distribution_column: None,
+                reference: snapshot.table.kind == shoal_catalog::TableKind::Reference,
             },
         )?);
         match projection {

@@ -22,7 +22,8 @@ use datafusion::physical_plan::{
 use futures::{StreamExt, TryStreamExt};
 use shoal_catalog::ShardSnapshot;
 use shoal_shard_store::{
-    LeafPlacement, LeafShard, PartialAggregate, ScanRequest, ShardLeafExec, ShardStoreError,
+    LeafPartitions, LeafPlacement, LeafShard, PartialAggregate, ScanRequest, ShardLeafExec,
+    ShardStoreError,
 };
 use shoal_sql_functions::integrity::{DamageSource, DamagedFileReport};
 use shoal_sql_functions::{scan_files, Cluster, ClusterError, SnapshotGuard};
@@ -49,6 +50,11 @@ pub struct ShardScanExec {
     /// Set when a colocated join relies on partition `p` being shard group `p` (see
     /// [`Self::partitioned_by_shard_group`]).
     shard_group_partitioned: bool,
+    /// A reference table's (one copy on every worker).
+    reference: bool,
+    /// Set when a reference join's every task reads the whole table (see
+    /// [`Self::whole_in_every_task`]).
+    whole_in_every_task: bool,
     properties: Arc<PlanProperties>,
     /// Rows and bytes received from the workers, per partition (EXPLAIN ANALYZE).
     metrics: ExecutionPlanMetricsSet,
@@ -83,6 +89,8 @@ pub struct ShardScanArgs {
     /// The distribution column of a hash-distributed table (its name in `table_schema`);
     /// `None` for reference and single-shard tables.
     pub distribution_column: Option<String>,
+    /// Whether the table is a reference table.
+    pub reference: bool,
 }
 
 impl ShardScanExec {
@@ -144,6 +152,8 @@ impl ShardScanExec {
             total_shards: args.total_shards,
             distribution_column: args.distribution_column,
             shard_group_partitioned: false,
+            reference: args.reference,
+            whole_in_every_task: false,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
             _snapshot: args.snapshot,
@@ -181,17 +191,34 @@ impl ShardScanExec {
     ) -> Result<Vec<Arc<dyn ExecutionPlan>>> {
         let tasks = tasks.max(1);
         let mut per_task: Vec<Vec<LeafShard>> = vec![Vec::new(); tasks];
-        for (i, group) in self.groups.iter().enumerate() {
-            per_task[i % tasks].extend(group.shards.iter().map(|shard| leaf_shard(shard, None)));
+        if self.whole_in_every_task {
+            // every task reads the whole table, from the copy of the worker it runs on
+            let all: Vec<LeafShard> = self.shards.iter().map(|s| leaf_shard(s, None)).collect();
+            per_task.fill(all);
+        } else {
+            for (i, group) in self.groups.iter().enumerate() {
+                per_task[i % tasks]
+                    .extend(group.shards.iter().map(|shard| leaf_shard(shard, None)));
+            }
         }
+        let reads = if self.whole_in_every_task {
+            LeafPartitions::EachWhole
+        } else {
+            LeafPartitions::Split
+        };
         per_task
             .into_iter()
-            .map(|shards| self.leaf(shards, partitions))
+            .map(|shards| self.leaf(shards, partitions, reads))
             .collect()
     }
 
     /// A leaf reading `shards` with this scan's filters and projection.
-    fn leaf(&self, shards: Vec<LeafShard>, partitions: usize) -> Result<Arc<dyn ExecutionPlan>> {
+    fn leaf(
+        &self,
+        shards: Vec<LeafShard>,
+        partitions: usize,
+        reads: LeafPartitions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         if self.aggregate.is_some() {
             return Err(DataFusionError::Internal(
                 "a scan with a worker aggregate is not split into leaves".into(),
@@ -211,6 +238,7 @@ impl ShardScanExec {
             base,
             shards,
             partitions,
+            reads,
             Arc::clone(&self.projected_schema),
         )?;
         Ok(Arc::new(if self.shard_group_partitioned {
@@ -272,6 +300,39 @@ impl ShardScanExec {
             self.groups.len().max(1),
         );
         Ok(ShardScanExec {
+            shard_group_partitioned: true,
+            ..self.with_partitioning(partitioning)
+        })
+    }
+
+    /// Whether the table is a reference table (one shard), read without a worker aggregate.
+    pub fn is_reference(&self) -> bool {
+        self.reference && self.aggregate.is_none() && self.groups.len() <= 1
+    }
+
+    /// Whether every task reads the whole table (see [`Self::whole_in_every_task`]).
+    pub fn read_whole_by_every_task(&self) -> bool {
+        self.whole_in_every_task
+    }
+
+    /// This reference table's scan as one partition that every task of a stage reads whole
+    /// (on a worker, from its own copy): the build side of a reference join.
+    pub fn whole_in_every_task(&self) -> Result<ShardScanExec> {
+        if !self.is_reference() {
+            return Err(DataFusionError::Internal(format!(
+                "{} is not a reference table read whole",
+                self.table_name
+            )));
+        }
+        Ok(ShardScanExec {
+            whole_in_every_task: true,
+            ..self.with_partitioning(Partitioning::UnknownPartitioning(1))
+        })
+    }
+
+    /// A copy of this scan declaring `partitioning`, with fresh metrics.
+    fn with_partitioning(&self, partitioning: Partitioning) -> ShardScanExec {
+        ShardScanExec {
             cluster: Arc::clone(&self.cluster),
             table_name: self.table_name.clone(),
             table_id: self.table_id,
@@ -285,7 +346,9 @@ impl ShardScanExec {
             groups: self.groups.clone(),
             total_shards: self.total_shards,
             distribution_column: self.distribution_column.clone(),
-            shard_group_partitioned: true,
+            shard_group_partitioned: self.shard_group_partitioned,
+            reference: self.reference,
+            whole_in_every_task: self.whole_in_every_task,
             properties: Arc::new(
                 self.properties
                     .as_ref()
@@ -294,7 +357,7 @@ impl ShardScanExec {
             ),
             metrics: ExecutionPlanMetricsSet::new(),
             _snapshot: Arc::clone(&self._snapshot),
-        })
+        }
     }
 
     /// How many shards the scan reads (after pruning by the distribution column).
@@ -329,7 +392,8 @@ impl ShardScanExec {
     }
 
     /// The scan as the only leaf of a one-task stage on `worker` (router execution): every
-    /// shard's placement on `worker` is read first, so the task is routed there.
+    /// shard's placement on `worker` is read first, so the task is routed there (a reference
+    /// table read whole by every task too: this is the only task).
     pub fn router_leaf(&self, worker: &str, partitions: usize) -> Result<Arc<dyn ExecutionPlan>> {
         let shards = self
             .groups
@@ -337,7 +401,7 @@ impl ShardScanExec {
             .flat_map(|g| &g.shards)
             .map(|shard| leaf_shard(shard, Some(worker)))
             .collect();
-        self.leaf(shards, partitions)
+        self.leaf(shards, partitions, LeafPartitions::Split)
     }
 }
 
@@ -398,6 +462,9 @@ impl DisplayAs for ShardScanExec {
         }
         if self.shard_group_partitioned {
             write!(f, ", colocated join (partition = shard group)")?;
+        }
+        if self.whole_in_every_task {
+            write!(f, ", reference join (every task reads the whole table)")?;
         }
         if matches!(t, DisplayFormatType::Verbose | DisplayFormatType::Default) {
             let per: Vec<String> = self

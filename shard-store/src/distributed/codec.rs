@@ -11,20 +11,21 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use serde::{Deserialize, Serialize};
 
-use super::leaf::{LeafShard, ShardLeafExec};
+use super::leaf::{LeafPartitions, LeafShard, ShardLeafExec};
 use crate::error::ShardStoreError;
 use crate::protocol::{
     json_bytes, push_section, schema_from_ipc, schema_to_ipc, ScanRequest, Sections,
 };
 
 /// Magic prefix; the digit is the format version.
-const LEAF_MAGIC: &[u8] = b"SHOALLEAF1";
+const LEAF_MAGIC: &[u8] = b"SHOALLEAF2";
 
 #[derive(Serialize, Deserialize)]
 struct LeafHeader {
     table_name: String,
     shards: Vec<LeafShard>,
     partitions: usize,
+    reads: LeafPartitions,
 }
 
 /// The codec of Shoal's plan nodes that cross the network in a distributed query.
@@ -68,6 +69,7 @@ fn encode(leaf: &ShardLeafExec, buf: &mut Vec<u8>) -> crate::Result<()> {
         table_name: leaf.table_name().to_string(),
         shards: leaf.shards().to_vec(),
         partitions: leaf.partitions(),
+        reads: leaf.reads(),
     };
     buf.extend_from_slice(LEAF_MAGIC);
     push_section(buf, &json_bytes(&header)?)?;
@@ -96,6 +98,7 @@ fn decode(buf: &[u8], ctx: &TaskContext) -> crate::Result<ShardLeafExec> {
         base,
         header.shards,
         header.partitions,
+        header.reads,
         schema,
     )
     .map_err(ShardStoreError::DataFusion)

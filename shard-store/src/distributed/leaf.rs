@@ -49,7 +49,9 @@ pub struct LeafPlacement {
 /// placement is only left before it sent a row.
 ///
 /// Partition `p` reads every `partitions`-th shard from `p`, so a task's shards are read in
-/// parallel; every variant of one leaf has the same partition count.
+/// parallel; every variant of one leaf has the same partition count. A leaf of a reference
+/// table joined with each partition of a distributed input ([`LeafPartitions::EachWhole`])
+/// instead reads the whole table in every partition, from this worker's copy when it has one.
 pub struct ShardLeafExec {
     table_name: String,
     /// The scan without its shards: the table's schema in stored names, filters, projection,
@@ -61,9 +63,21 @@ pub struct ShardLeafExec {
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
+    reads: LeafPartitions,
     /// Shown in EXPLAIN: a colocated join reads this leaf's partitions as shard groups (the
     /// coordinator's plan only; a task does not need to know).
     colocated: bool,
+}
+
+/// What each partition of a [`ShardLeafExec`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeafPartitions {
+    /// Partition `p` reads every `partitions`-th shard from `p`: together they read each
+    /// shard once.
+    Split,
+    /// Every partition reads every shard (a reference table's copy, joined with each
+    /// partition of the other input). The task runs wherever its other leaves are.
+    EachWhole,
 }
 
 impl fmt::Debug for ShardLeafExec {
@@ -81,6 +95,7 @@ impl ShardLeafExec {
         base: ScanRequest,
         shards: Vec<LeafShard>,
         partitions: usize,
+        reads: LeafPartitions,
         schema: SchemaRef,
     ) -> Result<Self> {
         if base.aggregate.is_some() {
@@ -103,6 +118,7 @@ impl ShardLeafExec {
             schema,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
+            reads,
             colocated: false,
         })
     }
@@ -129,9 +145,18 @@ impl ShardLeafExec {
         self.partitions
     }
 
+    pub fn reads(&self) -> LeafPartitions {
+        self.reads
+    }
+
     /// The worker that holds the first placement of most of the shards: where the task
-    /// should run so that it reads them locally. `None` without shards.
+    /// should run so that it reads them locally. `None` without shards, and for a leaf
+    /// whose every partition reads the whole table (a reference table is on every worker;
+    /// the task goes where the other input's shards are).
     pub fn preferred_addr(&self) -> Option<&str> {
+        if self.reads == LeafPartitions::EachWhole {
+            return None;
+        }
         let mut counts: Vec<(&str, usize)> = Vec::new();
         for shard in &self.shards {
             let Some(p) = shard.placements.first() else {
@@ -162,6 +187,9 @@ impl DisplayAs for ShardLeafExec {
         }
         if self.colocated {
             write!(f, ", colocated join (partition = shard group)")?;
+        }
+        if self.reads == LeafPartitions::EachWhole {
+            write!(f, ", reference join (every task reads its worker's copy)")?;
         }
         Ok(())
     }
@@ -214,13 +242,16 @@ impl ExecutionPlan for ShardLeafExec {
                 self.table_name
             )));
         };
-        let shards: Vec<LeafShard> = self
-            .shards
-            .iter()
-            .skip(partition)
-            .step_by(self.partitions)
-            .cloned()
-            .collect();
+        let shards: Vec<LeafShard> = match self.reads {
+            LeafPartitions::Split => self
+                .shards
+                .iter()
+                .skip(partition)
+                .step_by(self.partitions)
+                .cloned()
+                .collect(),
+            LeafPartitions::EachWhole => self.shards.clone(),
+        };
         let read = LeafRead {
             local,
             table_name: self.table_name.clone(),
