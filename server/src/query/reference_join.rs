@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::{JoinType, Result};
+use datafusion::physical_expr_common::physical_expr::is_volatile;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::filter::FilterExec;
@@ -34,8 +35,10 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::union::InterleaveExec;
 use datafusion::physical_plan::{
-    ChildrenPropertiesMode, Distribution, ExecutionPlan, Partitioning, ReplaceChildrenOptions,
+    ChildrenPropertiesMode, Distribution, ExecutionPlan, ExecutionPlanProperties, Partitioning,
+    ReplaceChildrenOptions,
 };
 
 use crate::query::scan::ShardScanExec;
@@ -48,10 +51,14 @@ impl PhysicalOptimizerRule for ReferenceJoinRule {
     fn optimize(
         &self,
         plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
+        config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         // whoever runs the plan merges its partitions: nothing is relied on
-        rewrite(plan, Reliance::default())
+        rewrite(
+            plan,
+            Reliance::default(),
+            config.execution.target_partitions,
+        )
     }
 
     fn name(&self) -> &str {
@@ -75,9 +82,16 @@ struct Reliance {
 
 /// Rewrites the reference joins of `plan`, top down: a join whose partitioning or ordering
 /// the plan above relies on keeps its own.
-fn rewrite(plan: Arc<dyn ExecutionPlan>, relied: Reliance) -> Result<Arc<dyn ExecutionPlan>> {
+fn rewrite(
+    plan: Arc<dyn ExecutionPlan>,
+    relied: Reliance,
+    target_partitions: usize,
+) -> Result<Arc<dyn ExecutionPlan>> {
     let free = !relied.partitioning && !relied.ordering;
-    let (plan, mut changed) = match free.then(|| reference_join(&plan)).transpose()? {
+    let rewritten = free
+        .then(|| reference_join(&plan, target_partitions))
+        .transpose()?;
+    let (plan, mut changed) = match rewritten {
         Some(Some(join)) => (join, true),
         _ => (plan, false),
     };
@@ -90,8 +104,10 @@ fn rewrite(plan: Arc<dyn ExecutionPlan>, relied: Reliance) -> Result<Arc<dyn Exe
     let mut children = Vec::with_capacity(plan.children().len());
     for (i, child) in plan.children().into_iter().enumerate() {
         let child_relied = Reliance {
+            // an interleave of unions needs its inputs' hash partitions, undeclared
             partitioning: !joins_whole
                 && ((relied.partitioning && passes_partitions)
+                    || plan.is::<InterleaveExec>()
                     || !matches!(
                         required.child_distribution(i),
                         None | Some(Distribution::UnspecifiedDistribution)
@@ -100,7 +116,7 @@ fn rewrite(plan: Arc<dyn ExecutionPlan>, relied: Reliance) -> Result<Arc<dyn Exe
                 && ((relied.ordering && passes_order)
                     || ordered.get(i).is_some_and(Option::is_some)),
         };
-        let new = rewrite(Arc::clone(child), child_relied)?;
+        let new = rewrite(Arc::clone(child), child_relied, target_partitions)?;
         changed |= !Arc::ptr_eq(&new, child);
         children.push(new);
     }
@@ -130,7 +146,10 @@ fn repartitions(plan: &Arc<dyn ExecutionPlan>) -> bool {
 /// `plan` as a reference join, when it is a hash join of a reference table (through filters
 /// and projections) with an input whose rows alone the join preserves; the reference table on
 /// the build side (the left), swapping the inputs if needed.
-fn reference_join(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+fn reference_join(
+    plan: &Arc<dyn ExecutionPlan>,
+    target_partitions: usize,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let Some(join) = plan.downcast_ref::<HashJoinExec>() else {
         return Ok(None);
     };
@@ -142,17 +161,17 @@ fn reference_join(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Execut
     // unset, a copy of it pushed below stays `true`
     let join = join.builder().reset_state().build()?;
     if build_preserving_nothing(join.join_type()) && reference_chain(join.left()) {
-        return rewrite_join(&join).map(|j| Some(j as Arc<dyn ExecutionPlan>));
+        return rewrite_join(&join, target_partitions).map(Some);
     }
     if build_preserving_nothing(&join.join_type().swap()) && reference_chain(join.right()) {
         let swapped = join.swap_inputs(PartitionMode::Partitioned)?;
         // the swapped join, under a projection restoring the column order when it needs one
         if let Some(inner) = swapped.downcast_ref::<HashJoinExec>() {
-            return rewrite_join(inner).map(|j| Some(j as Arc<dyn ExecutionPlan>));
+            return rewrite_join(inner, target_partitions).map(Some);
         }
         if let Some(projection) = swapped.downcast_ref::<ProjectionExec>() {
             if let Some(inner) = projection.input().downcast_ref::<HashJoinExec>() {
-                let join = rewrite_join(inner)?;
+                let join = rewrite_join(inner, target_partitions)?;
                 return with_children(Arc::clone(&swapped), vec![join]).map(Some);
             }
         }
@@ -174,9 +193,34 @@ fn build_preserving_nothing(join_type: &JoinType) -> bool {
 }
 
 /// Whether `plan` is a reference table's scan under nothing but filters, projections and
-/// repartitions or merges (which go).
+/// repartitions or merges (which go), with no limit and nothing volatile: every task
+/// evaluates it on its own copy, and each must get the same rows.
 fn reference_chain(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    chain_scan(plan).is_some_and(ShardScanExec::is_reference)
+    chain_scan(plan).is_some_and(|scan| scan.is_reference() && scan.reads_the_same_rows_each_time())
+        && deterministic_chain(plan)
+}
+
+/// Whether no node of the chain above the scan stops at a count of rows (a LIMIT pushed into
+/// it) or evaluates a volatile expression (`random()`).
+fn deterministic_chain(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    if plan.is::<ShardScanExec>() {
+        return true;
+    }
+    if plan.fetch().is_some() {
+        return false;
+    }
+    let volatile = if let Some(filter) = plan.downcast_ref::<FilterExec>() {
+        is_volatile(filter.predicate())
+    } else if let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
+        projection.expr().iter().any(|e| is_volatile(&e.expr))
+    } else {
+        false
+    };
+    !volatile
+        && plan
+            .children()
+            .iter()
+            .all(|child| deterministic_chain(child))
 }
 
 /// Whether `plan` is a join this rule made.
@@ -212,14 +256,21 @@ fn chain_scan(plan: &Arc<dyn ExecutionPlan>) -> Option<&ShardScanExec> {
 }
 
 /// `join` (a reference table's chain on the left) as a join collecting the whole table and
-/// probing it with its right input as it is (without a hash repartition on top).
-fn rewrite_join(join: &HashJoinExec) -> Result<Arc<dyn ExecutionPlan>> {
-    let probe = match join.right().downcast_ref::<RepartitionExec>() {
+/// probing it with its right input as it is (without a hash repartition on top; spread
+/// round-robin over `target_partitions` if it has fewer partitions, as on the coordinator).
+fn rewrite_join(join: &HashJoinExec, target_partitions: usize) -> Result<Arc<dyn ExecutionPlan>> {
+    let mut probe = match join.right().downcast_ref::<RepartitionExec>() {
         Some(r) if matches!(r.partitioning(), Partitioning::Hash(..)) && !r.preserve_order() => {
             Arc::clone(r.input())
         }
         _ => Arc::clone(join.right()),
     };
+    if probe.output_partitioning().partition_count() < target_partitions {
+        probe = Arc::new(RepartitionExec::try_new(
+            probe,
+            Partitioning::RoundRobinBatch(target_partitions),
+        )?);
+    }
     let build = read_whole(join.left())?;
     join.builder()
         .with_partition_mode(PartitionMode::CollectLeft)

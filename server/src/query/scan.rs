@@ -310,6 +310,11 @@ impl ShardScanExec {
         self.reference && self.aggregate.is_none() && self.groups.len() <= 1
     }
 
+    /// Whether two reads of the scan give the same rows: no limit, no volatile filter.
+    pub fn reads_the_same_rows_each_time(&self) -> bool {
+        self.limit.is_none() && !self.filters.iter().any(Expr::is_volatile)
+    }
+
     /// Whether every task reads the whole table (see [`Self::whole_in_every_task`]).
     pub fn read_whole_by_every_task(&self) -> bool {
         self.whole_in_every_task

@@ -14,7 +14,7 @@ use datafusion::physical_plan::{
 use futures::{Stream, StreamExt};
 use std::fmt::Formatter;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use tokio_stream::wrappers::WatchStream;
 
@@ -77,12 +77,12 @@ pub struct BroadcastExec {
     queues: Vec<OnceLockResult<StreamAndTask>>,
 }
 
-/// The consumers no task has taken yet, and the producer. The plan node holds the producer only
-/// weakly: consumer streams that were taken hold it strongly, so once every one of them is gone
-/// (cancel, disconnect, error) the producer is aborted instead of reading on for as long as the
-/// plan is cached. A consumer taken after that reads what was produced and then fails unless the
-/// producer had finished: it never sees a truncated input as a complete one.
-type StreamAndTask = (SegQueue<SendableRecordBatchStream>, Weak<SpawnedTask<()>>);
+/// The consumers no task has taken yet, and the producer, which runs while the plan node or a
+/// consumer stream lives (a task that stopped early, at a LIMIT, must not starve one that has not
+/// started). (Shoal) It reads only a little ahead of its consumers, and a worker drops the plan
+/// and fails the streams it serves when the query ends, so an abandoned broadcast stops. Should
+/// it still be dropped unfinished, a consumer fails instead of ending as if the input had ended.
+type StreamAndTask = (SegQueue<SendableRecordBatchStream>, Arc<SpawnedTask<()>>);
 
 impl BroadcastExec {
     pub fn new(input: Arc<dyn ExecutionPlan>, consumer_task_count: usize) -> Self {
@@ -169,7 +169,6 @@ impl ExecutionPlan for BroadcastExec {
 
         let input = Arc::clone(&self.input);
 
-        let mut started_task = None;
         let queue_or_err = self.queues[real_partition].get_or_init(|| {
             let queue = BroadcastQueue::new();
             let consumers = SegQueue::new();
@@ -181,8 +180,7 @@ impl ExecutionPlan for BroadcastExec {
                         Ok(Err(e)) => Err(DataFusionError::Shared(e)),
                         Err(ProducerAbandoned) => Err(DataFusionError::Execution(format!(
                             "the broadcast of partition {real_partition} was stopped before it \
-                             finished: every task reading it had ended (the query was \
-                             cancelled or failed)"
+                             finished: its query had ended (cancelled or failed)"
                         ))),
                     }),
                 )) as SendableRecordBatchStream);
@@ -215,13 +213,10 @@ impl ExecutionPlan for BroadcastExec {
                 queue.finish();
             });
 
-            let task = Arc::new(task);
-            let weak = Arc::downgrade(&task);
-            started_task = Some(task);
-            Ok::<_, Arc<DataFusionError>>((consumers, weak))
+            Ok::<_, Arc<DataFusionError>>((consumers, Arc::new(task)))
         });
         let (consumer, task) = match queue_or_err {
-            Ok((consumers, task)) => (consumers.pop(), started_task.or_else(|| task.upgrade())),
+            Ok((consumers, task)) => (consumers.pop(), Arc::clone(task)),
             Err(err) => return Err(DataFusionError::Shared(Arc::clone(err))),
         };
         let Some(consumer) = consumer else {
@@ -503,7 +498,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn broadcast_exec_late_consumer_fails_after_every_consumer_left() -> Result<()> {
+    async fn broadcast_exec_queue_survives_cancellation() -> Result<()> {
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int32, false)]));
         let execute_counts = Arc::new(vec![AtomicUsize::new(0)]);
         let permit_open = Arc::new(AtomicBool::new(false));
@@ -542,10 +537,12 @@ mod tests {
         permit_open.store(true, Ordering::SeqCst);
         permit_notify.notify_waiters();
 
-        // The only consumer that was taken is gone, so the producer was aborted: the late
-        // consumer fails rather than reading an empty input as complete.
-        let result = datafusion::physical_plan::common::collect(stream2).await;
-        assert!(result.is_err(), "{result:?}");
+        let batches: Vec<RecordBatch> = datafusion::physical_plan::common::collect(stream2).await?;
+        assert_eq!(batches.len(), 1);
+        assert_int32_batch_values(&batches[0], &[1, 2, 3]);
+
+        // Partition should only be executed a single time, second stream should've pulled from
+        // queue
         assert_eq!(execute_counts[0].load(Ordering::SeqCst), 1);
 
         Ok(())
