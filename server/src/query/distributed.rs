@@ -263,8 +263,9 @@ pub fn install(
             route_scan_tasks(&ev, &channels)
         })
         .with_distributed_planner()
-        // Broadcasts rely on vendor/datafusion-distributed's BroadcastExec, whose producer
-        // stops when every task reading it has gone (upstream's ran on after a cancel).
+        // Broadcasts rely on vendor/datafusion-distributed: its producer reads only a little
+        // ahead of the tasks reading it, and a worker stops serving a query's streams when
+        // the query ends (upstream's ran on after a cancel).
         .with_distributed_broadcast_joins(true)?
         .build();
     let planner = Arc::clone(distributed.query_planner());

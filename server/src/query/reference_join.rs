@@ -43,7 +43,7 @@ use datafusion::physical_plan::{
 
 use crate::query::scan::ShardScanExec;
 
-/// Joins reference tables to each partition of the other input (see the module doc).
+/// Joins reference tables in every task reading the other input (see the module doc).
 #[derive(Debug, Default)]
 pub struct ReferenceJoinRule;
 
@@ -180,7 +180,7 @@ fn reference_join(
 }
 
 /// Whether a join of this type emits only rows of its right (probe) input, or pairs: then
-/// its left input may be read whole by each partition.
+/// its left input may be read whole by every task.
 fn build_preserving_nothing(join_type: &JoinType) -> bool {
     matches!(
         join_type,

@@ -49,9 +49,9 @@ pub struct LeafPlacement {
 /// placement is only left before it sent a row.
 ///
 /// Partition `p` reads every `partitions`-th shard from `p`, so a task's shards are read in
-/// parallel; every variant of one leaf has the same partition count. A leaf of a reference
-/// table joined with each partition of a distributed input ([`LeafPartitions::EachWhole`])
-/// instead reads the whole table in every partition, from this worker's copy when it has one.
+/// parallel; every variant of one leaf has the same partition count. The build side of a
+/// reference join ([`LeafPartitions::EachWhole`]) instead reads the whole table in every
+/// task (and partition), from this worker's copy when it has one.
 pub struct ShardLeafExec {
     table_name: String,
     /// The scan without its shards: the table's schema in stored names, filters, projection,
@@ -75,8 +75,8 @@ pub enum LeafPartitions {
     /// Partition `p` reads every `partitions`-th shard from `p`: together they read each
     /// shard once.
     Split,
-    /// Every partition reads every shard (a reference table's copy, joined with each
-    /// partition of the other input). The task runs wherever its other leaves are.
+    /// Every partition reads every shard: a reference table's copy, read whole by every task
+    /// of a reference join. The task runs wherever its other leaves are.
     EachWhole,
 }
 
