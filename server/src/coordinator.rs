@@ -194,7 +194,7 @@ pub fn session_context(
             .with_expr_planners(planners)
             // last, after DataFusion's sanity check (see the rules' modules)
             .with_physical_optimizer_rule(Arc::new(crate::query::colocated_join::ColocatedJoinRule))
-            .with_physical_optimizer_rule(Arc::new(crate::query::reference_join::ReferenceJoinRule))
+            .with_physical_optimizer_rule(Arc::new(crate::query::collect_join::CollectJoinRule))
             .build();
     }
     for udf in crate::query::pg_json::builder_udfs() {

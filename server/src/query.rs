@@ -2,11 +2,12 @@
 //! shard scans on the workers, `sink`: INSERT, `dml`: UPDATE and DELETE), the optimizer rule
 //! that pushes partial aggregates to the workers (`pushdown`), distributed execution in
 //! stages on the workers (`distributed`) with joins of colocated tables per shard group
-//! (`colocated_join`) and of reference tables against each partition of the other side
-//! (`reference_join`), Shoal's views (`views`), and
+//! (`colocated_join`), and of reference tables and small sides collected against each
+//! partition of the other side (`collect_join`), Shoal's views (`views`), and
 //! the rules and functions whose behaviour Shoal takes from PostgreSQL where DataFusion
 //! differs (`pg_*`).
 
+pub mod collect_join;
 pub mod colocated_join;
 pub mod column_defaults;
 pub mod distributed;
@@ -28,7 +29,6 @@ pub mod pg_to_char;
 pub mod pg_vectors;
 pub mod provider;
 pub mod pushdown;
-pub mod reference_join;
 pub mod scan;
 pub mod sink;
 pub mod statement_scope;

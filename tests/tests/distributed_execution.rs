@@ -7,7 +7,8 @@
 //! query pinned to one shard group runs whole on the worker holding it (router execution);
 //! a join of colocated tables on their distribution columns joins shard group by shard group
 //! without a shuffle; a join with a reference table reads it in every task, from the task's
-//! worker, without a shuffle; a join with nothing to hash on broadcasts a side.
+//! worker, without a shuffle; a join with nothing to hash on, or with a side small by the rows
+//! the catalog counts, broadcasts a side; a join of two large sides shuffles both.
 
 use shoal_e2e::{exec, lines, within, Cluster};
 
@@ -20,9 +21,18 @@ const QUERIES: &[(&str, &str, bool)] = &[
         true,
     ),
     (
-        "repartitioned join",
+        // customers is small (by the rows the catalog counts): it is built once and
+        // broadcast to the tasks reading orders, which is read where it is
+        "broadcast of the small side",
         "SELECT c_nation, count(*), sum(o_total) FROM orders JOIN customers ON o_cust = c_id \
          GROUP BY c_nation ORDER BY c_nation",
+        true,
+    ),
+    (
+        // both sides too large to broadcast: each is shuffled by the join key
+        "repartitioned join",
+        "SELECT a.v_cust % 10 AS k, count(*), sum(b.v_amount) FROM visits a JOIN visits b \
+         ON a.v_cust = b.v_id GROUP BY 1 ORDER BY 1",
         true,
     ),
     (
@@ -83,6 +93,8 @@ const QUERIES: &[(&str, &str, bool)] = &[
 
 const ORDERS: i64 = 20_000;
 const ITEMS: i64 = 60_000;
+/// Above DataFusion's limit for a build side it collects and broadcasts (128k rows).
+const VISITS: i64 = 150_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joins_and_aggregates_run_in_stages_on_the_workers() {
@@ -107,6 +119,11 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
             ),
             "INSERT INTO customers SELECT g, g % 5, 'c' || g FROM generate_series(0, 99) g",
             "INSERT INTO nations VALUES (0, 'zero'), (1, 'one'), (2, 'two'), (3, 'three'), (4, 'four')",
+            "CREATE TABLE visits (v_id bigint, v_cust integer, v_amount numeric(12,2))",
+            "SELECT create_distributed_table('visits', 'v_id', shard_count => 6)",
+            &format!(
+                "INSERT INTO visits SELECT g, (g * 7) % {VISITS} + 1, (g % 500) * 0.5 FROM generate_series(1, {VISITS}) g"
+            ),
         ] {
             exec(&client, sql).await;
         }
@@ -137,6 +154,30 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
                 assert!(
                     plan.contains("NetworkBroadcastExec"),
                     "{what}: a side is broadcast:\n{plan}"
+                );
+            }
+            if *what == "broadcast of the small side" {
+                assert!(
+                    stage_of(&plan, "customers").iter().any(|l| l.contains(" BroadcastExec:"))
+                        && stage_of(&plan, "orders")
+                            .iter()
+                            .any(|l| l.contains("HashJoinExec: mode=CollectLeft")),
+                    "{what}: customers is broadcast to the join reading orders:\n{plan}"
+                );
+            }
+            if *what == "repartitioned join" {
+                let join = plan
+                    .lines()
+                    .position(|l| l.contains("HashJoinExec: mode=Partitioned"))
+                    .unwrap_or_else(|| panic!("{what}: a partitioned join:\n{plan}"));
+                let lines: Vec<&str> = plan.lines().collect();
+                assert!(
+                    lines[join + 1..]
+                        .iter()
+                        .take(2)
+                        .all(|l| l.contains("NetworkShuffleExec"))
+                        && !plan.contains("NetworkBroadcastExec"),
+                    "{what}: both sides are shuffled to the join:\n{plan}"
                 );
             }
 
@@ -490,9 +531,16 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
                 Some(true),
             ),
             (
-                "reference join after a repartitioned join",
+                "reference join after a broadcast join",
                 "SELECT n_name, count(*), sum(o_total) FROM orders JOIN customers \
                  ON o_cust = c_id JOIN nations ON c_nation = n_id GROUP BY n_name \
+                 ORDER BY n_name",
+                Some(true),
+            ),
+            (
+                "reference join after a repartitioned join",
+                "SELECT n_name, count(*), sum(b.v_amount) FROM visits a JOIN visits b \
+                 ON a.v_cust = b.v_id JOIN nations ON b.v_cust % 5 = n_id GROUP BY n_name \
                  ORDER BY n_name",
                 Some(true),
             ),
@@ -549,8 +597,8 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
                     "{what}: nations is read by the tasks reading orders:\n{plan}"
                 );
                 assert!(
-                    !plan.contains("NetworkBroadcastExec"),
-                    "{what}: nothing is broadcast:\n{plan}"
+                    !stage.iter().any(|l| l.contains(" BroadcastExec:")),
+                    "{what}: nations is not broadcast:\n{plan}"
                 );
             } else if reference == Some(false) {
                 assert!(marked.is_empty(), "{what}: no reference join:\n{plan}");
@@ -630,6 +678,13 @@ fn stages_reading(plan: &str, table: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// The lines of the one stage whose tasks read `table`.
+fn stage_of<'a>(plan: &'a str, table: &str) -> Vec<&'a str> {
+    let stages = stages_reading(plan, table);
+    assert_eq!(stages.len(), 1, "one stage reads {table}:\n{plan}");
+    stage_lines(plan, &stages[0])
 }
 
 /// The lines of stage `stage` in EXPLAIN (up to the next stage's header).

@@ -177,6 +177,14 @@ const REFERENCE_JOINS: &[&str] = &[
 /// through another join on that key (as in Q21's).
 const COLOCATED_JOINS: &[&str] = &["Q2", "Q4", "Q12", "Q16", "Q20"];
 
+/// The queries that broadcast a small side of a join (a table's scan with fewer rows than
+/// DataFusion's collect threshold by the catalog's count, filters estimated at 20%) to the
+/// tasks reading the other side, instead of shuffling both.
+const BROADCAST_JOINS: &[&str] = &[
+    "Q2", "Q3", "Q4", "Q5", "Q7", "Q8", "Q9", "Q10", "Q12", "Q14", "Q15", "Q16", "Q18", "Q19",
+    "Q20", "Q21",
+];
+
 /// The lines of the stage the coordinator runs in an EXPLAIN of a distributed plan.
 fn head_stage(plan: &str) -> impl Iterator<Item = &str> {
     plan.lines()
@@ -217,6 +225,7 @@ async fn tpch_answers_match_postgresql() {
     let mut read_here = Vec::new();
     let mut colocated = Vec::new();
     let mut reference = Vec::new();
+    let mut broadcast = Vec::new();
     for (i, sql) in QUERIES.iter().enumerate() {
         let name = format!("Q{}", i + 1);
         let received_before = cluster.metric(RECEIVED).unwrap_or(f64::NAN);
@@ -252,6 +261,9 @@ async fn tpch_answers_match_postgresql() {
         if plan.contains("reference join") {
             reference.push(name.clone());
         }
+        if plan.contains("NetworkBroadcastExec") {
+            broadcast.push(name.clone());
+        }
         if !plan.contains("DistributedExec") {
             failures.push(format!("{name} does not run in stages:\n{plan}"));
         } else if head_stage(&plan)
@@ -277,6 +289,10 @@ async fn tpch_answers_match_postgresql() {
     assert_eq!(
         reference, REFERENCE_JOINS,
         "the queries that join a reference table in the tasks reading the other side"
+    );
+    assert_eq!(
+        broadcast, BROADCAST_JOINS,
+        "the queries that broadcast a small side"
     );
     assert_eq!(
         colocated, COLOCATED_JOINS,

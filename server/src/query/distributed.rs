@@ -247,7 +247,7 @@ pub fn install(
         .config()
         .clone()
         .with_extension(Arc::new(ReplicatedInputCheck(Arc::new(
-            crate::query::reference_join::read_whole_by_every_task,
+            crate::query::collect_join::read_whole_by_every_task,
         ))));
     let distributed = SessionStateBuilder::new_from_existing(state)
         .with_config(config)

@@ -365,6 +365,22 @@ impl ShardScanExec {
         }
     }
 
+    /// The rows the catalog counts in the files the scan reads (each shard's first placement),
+    /// at most its limit: before its filters, which workers apply. `None` for a worker
+    /// aggregate. Not given to DataFusion as statistics (see `collect_join`'s doc).
+    pub fn catalog_rows(&self) -> Option<usize> {
+        if self.aggregate.is_some() {
+            return None;
+        }
+        let rows: u64 = self
+            .shards
+            .iter()
+            .map(|shard| shard.placements.first().map_or(0, |p| p.rows()))
+            .sum();
+        let rows = usize::try_from(rows).unwrap_or(usize::MAX);
+        Some(self.limit.map_or(rows, |limit| rows.min(limit)))
+    }
+
     /// How many shards the scan reads (after pruning by the distribution column).
     pub fn shard_count(&self) -> usize {
         self.shards.len()

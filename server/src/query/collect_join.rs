@@ -1,11 +1,20 @@
-//! Reference joins: a hash join of any input with a reference table (a copy on every worker)
-//! whose rows only the other input preserves (inner, right, semi, anti and mark joins on that
-//! side) collects the whole reference table as its build side and probes it with each
-//! partition of the other input as it is, instead of repartitioning both sides by the join
-//! key. In stages, every task reads the reference table from its own worker's copy next to
-//! the shards it joins (as Citus joins a reference table on every worker): neither side
-//! moves, and nothing is broadcast (vendor/datafusion-distributed's `ReplicatedInputCheck`
-//! tells its planner that every task reads such a build side itself).
+//! Joins that collect one side: a hash join whose other input is probed partition by
+//! partition as it is, instead of repartitioning both sides by the join key. Two kinds:
+//!
+//! - **Reference joins**: a join with a reference table (a copy on every worker) collects the
+//!   whole table as its build side. In stages, every task reads the reference table from its
+//!   own worker's copy next to the shards it joins (as Citus joins a reference table on every
+//!   worker): neither side moves, and nothing is broadcast (vendor/datafusion-distributed's
+//!   `ReplicatedInputCheck` tells its planner that every task reads such a build side itself).
+//! - **Broadcast joins of a small side**: a side that is one table's scan (through filters and
+//!   projections) with fewer rows than DataFusion's `hash_join_single_partition_threshold_rows`
+//!   — by the rows the catalog counts in the files read, times the filters' default
+//!   selectivity — is collected into one partition; datafusion-distributed computes it once in
+//!   its own stage and broadcasts it to the tasks reading the other side, which stays where
+//!   it is. The estimate is of one scan only: DataFusion's estimate of a join's output
+//!   without column statistics is the smaller input's size, far too small for the usual join
+//!   of a large table with a small one, so Shoal gives DataFusion no statistics and decides
+//!   here, where only a table's own rows count.
 //!
 //! ```text
 //! HashJoinExec: mode=Partitioned, on=[(n.k, o.k)]     HashJoinExec: mode=CollectLeft
@@ -15,9 +24,9 @@
 //!     ShardScanExec: orders
 //! ```
 //!
-//! Every task pairs its share of the other input with every row of the reference table: each
+//! Every task pairs its share of the other input with every row of the collected side: each
 //! match is found once, since each row of the other input is in one partition of one task.
-//! Rows the reference side would emit unmatched (left or full joins preserving it, semi/anti
+//! Rows the collected side would emit unmatched (left or full joins preserving it, semi/anti
 //! joins returning its rows) would come once per task, so those joins keep their
 //! repartitioning. The join no longer has DataFusion's hash partitioning: nothing above it, up
 //! to the next repartition, may rely on its partitioning or ordering.
@@ -43,31 +52,40 @@ use datafusion::physical_plan::{
 
 use crate::query::scan::ShardScanExec;
 
-/// Joins reference tables in every task reading the other input (see the module doc).
+/// Joins reference tables in every task reading the other input, and broadcasts small sides
+/// (see the module doc).
 #[derive(Debug, Default)]
-pub struct ReferenceJoinRule;
+pub struct CollectJoinRule;
 
-impl PhysicalOptimizerRule for ReferenceJoinRule {
+impl PhysicalOptimizerRule for CollectJoinRule {
     fn optimize(
         &self,
         plan: Arc<dyn ExecutionPlan>,
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         // whoever runs the plan merges its partitions: nothing is relied on
-        rewrite(
-            plan,
-            Reliance::default(),
-            config.execution.target_partitions,
-        )
+        let limits = Limits {
+            target_partitions: config.execution.target_partitions,
+            broadcast_rows: config.optimizer.hash_join_single_partition_threshold_rows,
+        };
+        rewrite(plan, Reliance::default(), limits)
     }
 
     fn name(&self) -> &str {
-        "shoal_reference_join"
+        "shoal_collect_join"
     }
 
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    /// The session's partitions: a probe side with fewer is spread over this many.
+    target_partitions: usize,
+    /// A side estimated below this many rows is broadcast.
+    broadcast_rows: usize,
 }
 
 /// What the plan above a node relies on of the node's output.
@@ -80,17 +98,15 @@ struct Reliance {
     ordering: bool,
 }
 
-/// Rewrites the reference joins of `plan`, top down: a join whose partitioning or ordering
-/// the plan above relies on keeps its own.
+/// Rewrites the joins of `plan` that can collect a side, top down: a join whose partitioning
+/// or ordering the plan above relies on keeps its own.
 fn rewrite(
     plan: Arc<dyn ExecutionPlan>,
     relied: Reliance,
-    target_partitions: usize,
+    limits: Limits,
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let free = !relied.partitioning && !relied.ordering;
-    let rewritten = free
-        .then(|| reference_join(&plan, target_partitions))
-        .transpose()?;
+    let rewritten = free.then(|| collect_join(&plan, limits)).transpose()?;
     let (plan, mut changed) = match rewritten {
         Some(Some(join)) => (join, true),
         _ => (plan, false),
@@ -116,7 +132,7 @@ fn rewrite(
                 && ((relied.ordering && passes_order)
                     || ordered.get(i).is_some_and(Option::is_some)),
         };
-        let new = rewrite(Arc::clone(child), child_relied, target_partitions)?;
+        let new = rewrite(Arc::clone(child), child_relied, limits)?;
         changed |= !Arc::ptr_eq(&new, child);
         children.push(new);
     }
@@ -143,40 +159,101 @@ fn repartitions(plan: &Arc<dyn ExecutionPlan>) -> bool {
         || plan.is::<SortPreservingMergeExec>()
 }
 
-/// `plan` as a reference join, when it is a hash join of a reference table (through filters
-/// and projections) with an input whose rows alone the join preserves; the reference table on
-/// the build side (the left), swapping the inputs if needed.
-fn reference_join(
+/// How a join's left input is collected.
+#[derive(Clone, Copy, Debug)]
+enum Collected {
+    /// A reference table that every task reads whole from its worker's copy.
+    EveryTaskReadsItsCopy,
+    /// Merged into one partition, which datafusion-distributed computes once and broadcasts.
+    Broadcast,
+}
+
+/// `plan` as a join collecting one side, when it is a partitioned hash join whose other input
+/// alone has rows the join preserves, and the side to collect is a reference table (through
+/// filters and projections) or a small scan (see the module doc); that side on the build side
+/// (the left), swapping the inputs if needed. A reference table wins over a small side, the
+/// smaller of two small sides over the other.
+fn collect_join(
     plan: &Arc<dyn ExecutionPlan>,
-    target_partitions: usize,
+    limits: Limits,
 ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let Some(join) = plan.downcast_ref::<HashJoinExec>() else {
         return Ok(None);
     };
     // NOT IN needs to know of a NULL anywhere on the other side, in one process
-    if join.null_aware || join.mode == PartitionMode::Auto || is_reference_join(plan) {
+    if join.null_aware || join.mode != PartitionMode::Partitioned {
         return Ok(None);
     }
     // the dynamic filter's bounds are per hash partition (and swapping refuses one): left
     // unset, a copy of it pushed below stays `true`
     let join = join.builder().reset_state().build()?;
-    if build_preserving_nothing(join.join_type()) && reference_chain(join.left()) {
-        return rewrite_join(&join, target_partitions).map(Some);
+    let left_may = build_preserving_nothing(join.join_type());
+    let right_may = build_preserving_nothing(&join.join_type().swap());
+    if left_may && reference_chain(join.left()) {
+        return collect_left(&join, Collected::EveryTaskReadsItsCopy, limits).map(Some);
     }
-    if build_preserving_nothing(&join.join_type().swap()) && reference_chain(join.right()) {
-        let swapped = join.swap_inputs(PartitionMode::Partitioned)?;
-        // the swapped join, under a projection restoring the column order when it needs one
-        if let Some(inner) = swapped.downcast_ref::<HashJoinExec>() {
-            return rewrite_join(inner, target_partitions).map(Some);
-        }
-        if let Some(projection) = swapped.downcast_ref::<ProjectionExec>() {
-            if let Some(inner) = projection.input().downcast_ref::<HashJoinExec>() {
-                let join = rewrite_join(inner, target_partitions)?;
-                return with_children(Arc::clone(&swapped), vec![join]).map(Some);
-            }
-        }
+    if right_may && reference_chain(join.right()) {
+        return collect_right(&join, Collected::EveryTaskReadsItsCopy, limits).map(Some);
     }
-    Ok(None)
+    let small = |may: bool, side: &Arc<dyn ExecutionPlan>| {
+        may.then(|| estimated_rows(side))
+            .flatten()
+            .filter(|rows| *rows < limits.broadcast_rows)
+    };
+    match (small(left_may, join.left()), small(right_may, join.right())) {
+        (Some(left), Some(right)) if right < left => {
+            collect_right(&join, Collected::Broadcast, limits).map(Some)
+        }
+        (Some(_), _) => collect_left(&join, Collected::Broadcast, limits).map(Some),
+        (None, Some(_)) => collect_right(&join, Collected::Broadcast, limits).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `join` with its right input collected: the inputs swapped (under a projection restoring
+/// the column order when it needs one), then [`collect_left`].
+fn collect_right(
+    join: &HashJoinExec,
+    collected: Collected,
+    limits: Limits,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let swapped = join.swap_inputs(PartitionMode::Partitioned)?;
+    if let Some(inner) = swapped.downcast_ref::<HashJoinExec>() {
+        return collect_left(inner, collected, limits);
+    }
+    if let Some(inner) = swapped
+        .downcast_ref::<ProjectionExec>()
+        .and_then(|projection| projection.input().downcast_ref::<HashJoinExec>())
+    {
+        let join = collect_left(inner, collected, limits)?;
+        return with_children(Arc::clone(&swapped), vec![join]);
+    }
+    Err(datafusion::error::DataFusionError::Internal(
+        "a swapped join is not a join".into(),
+    ))
+}
+
+/// The rows a side that is one table's scan under filters, projections, repartitions and
+/// merges is estimated to have: the rows the catalog counts in the files the scan reads (at
+/// most its limit), times each filter's default selectivity, at most any limit on the way.
+/// `None` for anything else.
+fn estimated_rows(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
+    if let Some(scan) = plan.downcast_ref::<ShardScanExec>() {
+        return scan.catalog_rows();
+    }
+    let passes = plan.is::<FilterExec>() || plan.is::<ProjectionExec>() || repartitions(plan);
+    let children = plan.children();
+    let [child] = children.as_slice() else {
+        return None;
+    };
+    if !passes {
+        return None;
+    }
+    let mut rows = estimated_rows(child)?;
+    if let Some(filter) = plan.downcast_ref::<FilterExec>() {
+        rows = rows.saturating_mul(usize::from(filter.default_selectivity())) / 100;
+    }
+    Some(plan.fetch().map_or(rows, |fetch| rows.min(fetch)))
 }
 
 /// Whether a join of this type emits only rows of its right (probe) input, or pairs: then
@@ -255,29 +332,48 @@ fn chain_scan(plan: &Arc<dyn ExecutionPlan>) -> Option<&ShardScanExec> {
     }
 }
 
-/// `join` (a reference table's chain on the left) as a join collecting the whole table and
-/// probing it with its right input as it is (without a hash repartition on top; spread
-/// round-robin over `target_partitions` if it has fewer partitions, as on the coordinator).
-fn rewrite_join(join: &HashJoinExec, target_partitions: usize) -> Result<Arc<dyn ExecutionPlan>> {
-    let mut probe = match join.right().downcast_ref::<RepartitionExec>() {
-        Some(r) if matches!(r.partitioning(), Partitioning::Hash(..)) && !r.preserve_order() => {
-            Arc::clone(r.input())
-        }
-        _ => Arc::clone(join.right()),
-    };
-    if probe.output_partitioning().partition_count() < target_partitions {
+/// `join` as a join collecting its left input as `collected` says and probing it with its
+/// right input as it is (without a hash repartition on top; spread round-robin over the
+/// session's partitions if it has fewer, as on the coordinator).
+fn collect_left(
+    join: &HashJoinExec,
+    collected: Collected,
+    limits: Limits,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let mut probe = below_hash_repartition(join.right());
+    if probe.output_partitioning().partition_count() < limits.target_partitions {
         probe = Arc::new(RepartitionExec::try_new(
             probe,
-            Partitioning::RoundRobinBatch(target_partitions),
+            Partitioning::RoundRobinBatch(limits.target_partitions),
         )?);
     }
-    let build = read_whole(join.left())?;
+    let build = match collected {
+        Collected::EveryTaskReadsItsCopy => read_whole(join.left())?,
+        Collected::Broadcast => {
+            let input = below_hash_repartition(join.left());
+            if input.output_partitioning().partition_count() > 1 {
+                Arc::new(CoalescePartitionsExec::new(input))
+            } else {
+                input
+            }
+        }
+    };
     join.builder()
         .with_partition_mode(PartitionMode::CollectLeft)
         .reset_state()
         .with_new_children(vec![build, probe])?
         .recompute_properties()
         .build_exec()
+}
+
+/// `plan` without a hash repartition on top (order-preserving ones stay).
+fn below_hash_repartition(plan: &Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
+    match plan.downcast_ref::<RepartitionExec>() {
+        Some(r) if matches!(r.partitioning(), Partitioning::Hash(..)) && !r.preserve_order() => {
+            Arc::clone(r.input())
+        }
+        _ => Arc::clone(plan),
+    }
 }
 
 /// A reference chain without its repartitions and merges, its scan one partition that every
