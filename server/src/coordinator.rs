@@ -193,8 +193,8 @@ pub fn session_context(
             .with_type_planner(Arc::new(crate::query::pg_json::PgTypePlanner))
             .with_expr_planners(planners)
             // last, after DataFusion's sanity check (see the rules' modules)
-            .with_physical_optimizer_rule(Arc::new(crate::query::colocated_join::ColocatedJoinRule))
             .with_physical_optimizer_rule(Arc::new(crate::query::collect_join::CollectJoinRule))
+            .with_physical_optimizer_rule(Arc::new(crate::query::colocated_join::ColocatedJoinRule))
             .build();
     }
     for udf in crate::query::pg_json::builder_udfs() {

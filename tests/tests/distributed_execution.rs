@@ -448,7 +448,45 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
                     cast("o_id", "a.i_oid"),
                     cast("o_id", "b.i_oid")
                 ),
-                None,
+                Some(true),
+            ),
+            (
+                // TPC-H Q21's shape: a join, a reference join, then a semi and an anti join,
+                // all but the reference join on the order key
+                "colocated joins chained through a reference join",
+                "SELECT n_name, count(*), sum(a.i_price) FROM orders JOIN items a ON o_id = a.i_oid \
+                 JOIN nations ON o_cust % 5 = n_id \
+                 WHERE EXISTS (SELECT 1 FROM items b WHERE b.i_oid = o_id AND b.i_qty <> a.i_qty) \
+                 AND NOT EXISTS (SELECT 1 FROM items c WHERE c.i_oid = o_id AND c.i_qty = 6 \
+                 AND c.i_price > a.i_price) GROUP BY n_name ORDER BY n_name"
+                    .to_string(),
+                format!(
+                    "SELECT n_name, count(*), sum(a.i_price) FROM orders JOIN items a ON {} \
+                     JOIN nations ON o_cust % 5 = n_id \
+                     WHERE EXISTS (SELECT 1 FROM items b WHERE {} AND b.i_qty <> a.i_qty) \
+                     AND NOT EXISTS (SELECT 1 FROM items c WHERE {} AND c.i_qty = 6 \
+                     AND c.i_price > a.i_price) GROUP BY n_name ORDER BY n_name",
+                    cast("o_id", "a.i_oid"),
+                    cast("b.i_oid", "o_id"),
+                    cast("c.i_oid", "o_id")
+                ),
+                Some(true),
+            ),
+            (
+                // customers is broadcast to the tasks joining orders with it; their output
+                // keeps orders' shard groups, which join items' where they are (TPC-H Q3)
+                "colocated join after a broadcast join",
+                "SELECT c_nation, count(*), sum(i_price) FROM customers JOIN orders \
+                 ON c_id = o_cust JOIN items ON o_id = i_oid WHERE c_name <> 'c7' \
+                 GROUP BY c_nation ORDER BY c_nation"
+                    .to_string(),
+                format!(
+                    "SELECT c_nation, count(*), sum(i_price) FROM customers JOIN orders \
+                     ON c_id = o_cust JOIN items ON {} WHERE c_name <> 'c7' \
+                     GROUP BY c_nation ORDER BY c_nation",
+                    cast("o_id", "i_oid")
+                ),
+                Some(true),
             ),
             (
                 "distribution columns of one type, tables not colocated",
@@ -464,7 +502,16 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
             ),
         ] {
             let plan = lines(&client, &format!("EXPLAIN {sql}")).await.join("\n");
-            let leaves: Vec<&str> = plan.lines().filter(|l| l.contains("ShardLeafExec")).collect();
+            // the leaves of the distributed tables joined on their distribution columns
+            // (customers and nations are collected by every task)
+            let leaves: Vec<&str> = plan
+                .lines()
+                .filter(|l| {
+                    ["orders", "items", "refunds"]
+                        .iter()
+                        .any(|t| l.contains(&format!("ShardLeafExec: table={t},")))
+                })
+                .collect();
             let marked = leaves.iter().filter(|l| l.contains("colocated join")).count();
             match colocated {
                 Some(true) => assert!(
@@ -473,6 +520,12 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
                 ),
                 Some(false) => assert_eq!(marked, 0, "{what}: no colocated join:\n{plan}"),
                 None => eprintln!("{what}: {marked} of {} leaves colocated", leaves.len()),
+            }
+            if what.contains("after a broadcast") {
+                assert!(
+                    stage_of(&plan, "customers").iter().any(|l| l.contains(" BroadcastExec:")),
+                    "{what}: customers is broadcast:\n{plan}"
+                );
             }
             let control_plan = lines(&client, &format!("EXPLAIN {control}")).await.join("\n");
             assert!(

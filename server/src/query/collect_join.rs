@@ -11,7 +11,8 @@
 //!   — by the rows the catalog counts in the files read, times the filters' default
 //!   selectivity — is collected into one partition; datafusion-distributed computes it once in
 //!   its own stage and broadcasts it to the tasks reading the other side, which stays where
-//!   it is. The estimate is of one scan only: DataFusion's estimate of a join's output
+//!   it is. A join of colocated tables is left to the colocated rule, which runs after this
+//!   one (and passes a shard group's partitioning through the joins this rule makes). The estimate is of one scan only: DataFusion's estimate of a join's output
 //!   without column statistics is the smaller input's size, far too small for the usual join
 //!   of a large table with a small one, so Shoal gives DataFusion no statistics and decides
 //!   here, where only a table's own rows count.
@@ -50,6 +51,7 @@ use datafusion::physical_plan::{
     ReplaceChildrenOptions,
 };
 
+use crate::query::colocated_join::is_colocated_join;
 use crate::query::scan::ShardScanExec;
 
 /// Joins reference tables in every task reading the other input, and broadcasts small sides
@@ -98,25 +100,21 @@ struct Reliance {
     ordering: bool,
 }
 
-/// Rewrites the joins of `plan` that can collect a side, top down: a join whose partitioning
-/// or ordering the plan above relies on keeps its own.
+/// Rewrites the joins of `plan` that can collect a side, bottom up (a join of colocated
+/// tables above a join this makes stays colocated, see `colocated_join`): a join whose
+/// partitioning or ordering the plan above relies on keeps its own.
 fn rewrite(
     plan: Arc<dyn ExecutionPlan>,
     relied: Reliance,
     limits: Limits,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    let free = !relied.partitioning && !relied.ordering;
-    let rewritten = free.then(|| collect_join(&plan, limits)).transpose()?;
-    let (plan, mut changed) = match rewritten {
-        Some(Some(join)) => (join, true),
-        _ => (plan, false),
-    };
     // a reference join pairs any partition of its other input with the whole table
     let joins_whole = is_reference_join(&plan);
     let required = plan.input_distribution_requirements();
     let ordered = plan.required_input_ordering();
     let passes_partitions = !repartitions(&plan);
     let passes_order = passes_partitions && !plan.is::<SortExec>();
+    let mut changed = false;
     let mut children = Vec::with_capacity(plan.children().len());
     for (i, child) in plan.children().into_iter().enumerate() {
         let child_relied = Reliance {
@@ -136,10 +134,15 @@ fn rewrite(
         changed |= !Arc::ptr_eq(&new, child);
         children.push(new);
     }
-    if !changed {
+    let plan = if changed {
+        with_children(plan, children)?
+    } else {
+        plan
+    };
+    if relied.partitioning || relied.ordering {
         return Ok(plan);
     }
-    with_children(plan, children)
+    Ok(collect_join(&plan, limits)?.unwrap_or(plan))
 }
 
 fn with_children(
@@ -194,6 +197,10 @@ fn collect_join(
     }
     if right_may && reference_chain(join.right()) {
         return collect_right(&join, Collected::EveryTaskReadsItsCopy, limits).map(Some);
+    }
+    // a colocated join moves nothing at all (its rule runs after this one)
+    if is_colocated_join(plan, limits.target_partitions)? {
+        return Ok(None);
     }
     let small = |may: bool, side: &Arc<dyn ExecutionPlan>| {
         may.then(|| estimated_rows(side))

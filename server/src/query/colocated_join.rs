@@ -1,9 +1,10 @@
-//! Colocated joins: a partitioned hash join of two hash-distributed tables on their
-//! distribution columns, whose shards line up partition by partition (colocated tables: the
-//! same hash ranges on the same workers), joins each partition with its counterpart without
+//! Colocated joins: partitioned hash joins of hash-distributed tables on their distribution
+//! columns, whose shards line up partition by partition (colocated tables: the same hash
+//! ranges on the same workers), join each partition with its counterpart without
 //! repartitioning either side — every row a key can match is in the same shard group, as
-//! Citus runs such a join per shard group. In stages, both sides' leaves are in one stage and
-//! each task reads the same shard groups of both tables on the worker holding them: no shuffle.
+//! Citus runs such a join per shard group. In stages, every side's leaves are in one stage
+//! and each task reads the same shard groups of every table on the worker holding them: no
+//! shuffle.
 //!
 //! ```text
 //! HashJoinExec: mode=Partitioned, on=[(a.k, b.k)]         HashJoinExec: mode=Partitioned
@@ -13,26 +14,38 @@
 //!     ShardScanExec: b (dist. column k, colocated)
 //! ```
 //!
-//! Runs after every DataFusion rule, the sanity check included: only the scans this rule
-//! rewrites declare hash partitioning (by shard group), and no rule runs after it that could
-//! pair such a partition with one of DataFusion's hash partitions.
+//! Joins chained on one key are rewritten together (TPC-H Q21: lineitem joined with orders,
+//! then a semi and an anti join with lineitem, all on the order key): a side may be another
+//! such join, and filters, projections and joins that collect their other side (reference
+//! joins, broadcasts of a small side: every partition of the probe side meets all of the
+//! collected side) pass a shard group's partitioning through — orders joined with a broadcast
+//! customer table still joins lineitem shard group by shard group (TPC-H Q3). Every partitioned join of the rewritten tree is checked as
+//! DataFusion's planner checks it (each input's partitioning satisfies the join's keys, the
+//! inputs are co-partitioned), with the shard groups' hash partitioning in place of
+//! DataFusion's; the tree is taken whole or not at all.
+//!
+//! Runs last, after every DataFusion rule (the sanity check included) and after the joins
+//! that collect a side are made (`collect_join`, which leaves the joins this rule takes):
+//! only the scans this rule rewrites declare hash partitioning by shard group, and no rule
+//! runs after it that could pair such a partition with one of DataFusion's hash partitions.
 
 use std::sync::Arc;
 
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{DataFusionError, NullEquality, Result};
-use datafusion::physical_expr::expressions::Column;
-use datafusion::physical_expr::PhysicalExpr;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{NullEquality, Result};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::filter::FilterExec;
-use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
+use datafusion::physical_plan::joins::{
+    CrossJoinExec, HashJoinExec, NestedLoopJoinExec, PartitionMode,
+};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::{
-    ChildSatisfactionOptions, ExecutionPlan, ExecutionPlanProperties, Partitioning,
+    ChildSatisfactionOptions, ChildrenPropertiesMode, ExecutionPlan, ExecutionPlanProperties,
+    ReplaceChildrenOptions,
 };
 
 use crate::query::scan::ShardScanExec;
@@ -47,7 +60,7 @@ impl PhysicalOptimizerRule for ColocatedJoinRule {
         plan: Arc<dyn ExecutionPlan>,
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(rewrite(plan, false, config.execution.target_partitions)?.data)
+        rewrite(plan, false, config.execution.target_partitions)
     }
 
     fn name(&self) -> &str {
@@ -59,8 +72,9 @@ impl PhysicalOptimizerRule for ColocatedJoinRule {
     }
 }
 
-/// Rewrites the colocated joins of `plan`, bottom up. `constrained`: between `plan` and the
-/// next repartition (or merge) above it, a node combines its partitions with another input's
+/// Rewrites the colocated joins of `plan`, top down: the highest join whose tree can be
+/// partitioned by shard group is rewritten whole. `constrained`: between `plan` and the next
+/// repartition (or merge) above it, a node combines its partitions with another input's
 /// partitions (a join, a union): they were planned as DataFusion's hash partitions and must
 /// stay so, so a join here keeps its repartitioning. Nodes with one input only need equal
 /// keys in one partition, which shard groups give too.
@@ -68,37 +82,40 @@ fn rewrite(
     plan: Arc<dyn ExecutionPlan>,
     constrained: bool,
     target_partitions: usize,
-) -> Result<Transformed<Arc<dyn ExecutionPlan>>> {
+) -> Result<Arc<dyn ExecutionPlan>> {
+    if !constrained && is_partitioned_join(&plan) {
+        if let Some(colocated) = colocated_tree(&plan, target_partitions)? {
+            return Ok(colocated);
+        }
+    }
     let children_constrained = if repartitions(&plan) {
         false
-    } else if plan.children().len() > 1 {
+    } else if plan.children().len() > 1 && !collects_one_side(&plan) {
         true
     } else {
         constrained
     };
-    plan.map_children(|child| rewrite(child, children_constrained, target_partitions))?
-        .transform_data(|node| {
-            if constrained {
-                return Ok(Transformed::no(node));
-            }
-            let Some(join) = node.downcast_ref::<HashJoinExec>() else {
-                return Ok(Transformed::no(node));
-            };
-            match colocated_inputs(join, target_partitions)? {
-                // without its dynamic filter: the filter's bounds are picked per partition
-                // by DataFusion's hash of the key, which is not how shard groups split keys
-                // (a probe-side node evaluating it would drop rows); left unset, a pushed
-                // copy of it stays `true`
-                Some(children) => Ok(Transformed::yes(
-                    join.builder()
-                        .reset_state()
-                        .with_new_children(children)?
-                        .recompute_properties()
-                        .build_exec()?,
-                )),
-                None => Ok(Transformed::no(node)),
-            }
-        })
+    let mut changed = false;
+    let mut children = Vec::with_capacity(plan.children().len());
+    for child in plan.children() {
+        let new = rewrite(Arc::clone(child), children_constrained, target_partitions)?;
+        changed |= !Arc::ptr_eq(&new, child);
+        children.push(new);
+    }
+    if !changed {
+        return Ok(plan);
+    }
+    with_children(plan, children)
+}
+
+/// Whether `plan` is a join that collects its left side into one partition (a reference or
+/// broadcast join, a nested-loop or cross join) and joins every partition of its right side
+/// with it: those partitions are combined with nothing, only passed on as the join's own.
+fn collects_one_side(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    plan.downcast_ref::<HashJoinExec>()
+        .is_some_and(|join| join.mode == PartitionMode::CollectLeft)
+        || plan.is::<NestedLoopJoinExec>()
+        || plan.is::<CrossJoinExec>()
 }
 
 /// Whether `plan` makes new partitions of its input's rows.
@@ -108,47 +125,139 @@ fn repartitions(plan: &Arc<dyn ExecutionPlan>) -> bool {
         || plan.is::<SortPreservingMergeExec>()
 }
 
-/// The join's inputs without their repartitioning, each reading its shard scan partitioned
-/// by shard group, when the join is colocated: partitioned, not null-aware (NOT IN needs to
-/// know of a NULL anywhere on its build side), both inputs repartitioned from shard scans
-/// whose shard groups align, one of its key pairs the two tables' distribution columns, of
-/// one type, at least `target_partitions` shard groups, and the join's distribution
-/// requirement met by the shard groups.
-fn colocated_inputs(
-    join: &HashJoinExec,
+fn with_children(
+    plan: Arc<dyn ExecutionPlan>,
+    children: Vec<Arc<dyn ExecutionPlan>>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    plan.replace_children(
+        children,
+        ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+    )
+}
+
+/// Whether `plan` is a partitioned hash join a shard group can run: not null-aware (NOT IN
+/// needs to know of a NULL anywhere on its build side), NULL keys matching nothing (unless
+/// NULL = NULL is asked for, as INTERSECT does, where the writer put a NULL distribution
+/// value does not matter).
+fn is_partitioned_join(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    plan.downcast_ref::<HashJoinExec>().is_some_and(|join| {
+        join.mode == PartitionMode::Partitioned
+            && !join.null_aware
+            && join.null_equality() == NullEquality::NullEqualsNothing
+    })
+}
+
+/// Whether `plan` is a partitioned join whose tree this rule would partition by shard group
+/// (see [`colocated_tree`]): what the broadcast of a small side leaves alone.
+pub fn is_colocated_join(plan: &Arc<dyn ExecutionPlan>, target_partitions: usize) -> Result<bool> {
+    Ok(is_partitioned_join(plan) && colocated_tree(plan, target_partitions)?.is_some())
+}
+
+/// `join`'s tree partitioned by shard group, when every partitioned join in it keeps its
+/// distribution requirement met, its scans' shard groups all align, and it has at least
+/// `target_partitions` of them (one partition per shard group of a worker: fewer than the
+/// session's partitions would join on fewer threads than the shuffle it saves would use).
+fn colocated_tree(
+    join: &Arc<dyn ExecutionPlan>,
     target_partitions: usize,
-) -> Result<Option<Vec<Arc<dyn ExecutionPlan>>>> {
-    // NULL keys match nothing (unless NULL = NULL is asked for, as INTERSECT does): where
-    // the writer put a NULL distribution value does not matter then
-    if join.mode != PartitionMode::Partitioned
-        || join.null_aware
-        || join.null_equality() != NullEquality::NullEqualsNothing
-    {
-        return Ok(None);
-    }
-    let (Some(left), Some(right)) = (
-        below_repartitions(join.left()),
-        below_repartitions(join.right()),
-    ) else {
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let Some(tree) = by_shard_group(join)? else {
         return Ok(None);
     };
-    let pair = join.on().iter().find_map(|(l, r)| {
-        let (a, a_column, a_type) = distribution_scan(&left, l.as_ref())?;
-        let (b, b_column, b_type) = distribution_scan(&right, r.as_ref())?;
-        (a_type == b_type && a.shard_groups_align(b)).then_some((a_column, b_column))
-    });
-    let Some((left_column, right_column)) = pair else {
-        return Ok(None);
-    };
-    let left = with_partitioned_scan(&left, left_column)?;
-    let right = with_partitioned_scan(&right, right_column)?;
-    // one partition per shard group (per worker): fewer than the session's partitions would
-    // join on fewer threads than the shuffle it saves would use
-    if left.output_partitioning().partition_count() < target_partitions {
+    if tree.output_partitioning().partition_count() < target_partitions {
         return Ok(None);
     }
+    let mut scans = Vec::new();
+    tree.apply(|node| {
+        if let Some(scan) = node.downcast_ref::<ShardScanExec>() {
+            if scan.is_shard_group_partitioned() {
+                scans.push(Arc::clone(node));
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    let aligned = match scans.split_first() {
+        Some((first, rest)) => {
+            let first = first.downcast_ref::<ShardScanExec>();
+            rest.iter().all(|other| {
+                first
+                    .zip(other.downcast_ref::<ShardScanExec>())
+                    .is_some_and(|(a, b)| a.shard_groups_align(b))
+            })
+        }
+        None => false,
+    };
+    Ok(aligned.then_some(tree))
+}
+
+/// `plan` with its output partitioned by shard group (hash partitioning by a distribution
+/// column, partition `p` = shard group `p`), or `None`: a shard scan declaring its shard
+/// groups (its distribution column in its output); repartitions dropped; filters,
+/// projections and joins collecting their other side (reference and broadcast joins: their
+/// probe side) over such a plan; a partitioned join of two such plans whose distribution
+/// requirement they meet.
+fn by_shard_group(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    if let Some(scan) = plan.downcast_ref::<ShardScanExec>() {
+        let schema = scan.schema();
+        let Some(column) = scan
+            .distribution_column()
+            .and_then(|name| schema.index_of(name).ok())
+        else {
+            return Ok(None);
+        };
+        return Ok(Some(Arc::new(scan.partitioned_by_shard_group(column)?)));
+    }
+    if let Some(repartition) = plan.downcast_ref::<RepartitionExec>() {
+        if repartition.preserve_order() {
+            return Ok(None);
+        }
+        return by_shard_group(repartition.input());
+    }
+    if plan.is::<FilterExec>() || plan.is::<ProjectionExec>() {
+        let children = plan.children();
+        let [child] = children.as_slice() else {
+            return Ok(None);
+        };
+        return match by_shard_group(child)? {
+            Some(child) => with_children(Arc::clone(plan), vec![child]).map(Some),
+            None => Ok(None),
+        };
+    }
+    let Some(join) = plan.downcast_ref::<HashJoinExec>() else {
+        return Ok(None);
+    };
+    if join.mode == PartitionMode::CollectLeft {
+        // a reference or broadcast join pairs any partition of its probe side with the whole
+        // collected side
+        let Some(probe) = by_shard_group(join.right())? else {
+            return Ok(None);
+        };
+        return join
+            .builder()
+            .reset_state()
+            .with_new_children(vec![Arc::clone(join.left()), probe])?
+            .recompute_properties()
+            .build_exec()
+            .map(Some);
+    }
+    if !is_partitioned_join(plan) {
+        return Ok(None);
+    }
+    let (Some(left), Some(right)) = (by_shard_group(join.left())?, by_shard_group(join.right())?)
+    else {
+        return Ok(None);
+    };
+    // without its dynamic filter: the filter's bounds are picked per partition by
+    // DataFusion's hash of the key, which is not how shard groups split keys (a probe-side
+    // node evaluating it would drop rows); left unset, a pushed copy of it stays `true`
+    let rewritten = join
+        .builder()
+        .reset_state()
+        .with_new_children(vec![Arc::clone(&left), Arc::clone(&right)])?
+        .recompute_properties()
+        .build_exec()?;
     // what DataFusion's planner checks of the join's inputs before it runs a plan
-    let required = join.input_distribution_requirements();
+    let required = rewritten.input_distribution_requirements();
     let inputs = [left.as_ref(), right.as_ref()];
     for (i, input) in inputs.iter().enumerate() {
         if !required
@@ -159,93 +268,10 @@ fn colocated_inputs(
         }
     }
     if !required
-        .unsatisfied_co_partitioned_children(join.name(), &inputs)?
+        .unsatisfied_co_partitioned_children(rewritten.name(), &inputs)?
         .is_empty()
     {
         return Ok(None);
     }
-    Ok(Some(vec![left, right]))
-}
-
-/// The input under a hash repartition (and a round-robin one below it, which only spreads a
-/// single partition), or `None` when `plan` is not a hash repartition.
-fn below_repartitions(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
-    let repartition = plan.downcast_ref::<RepartitionExec>()?;
-    if !matches!(repartition.partitioning(), Partitioning::Hash(..)) || repartition.preserve_order()
-    {
-        return None;
-    }
-    let mut input = Arc::clone(repartition.input());
-    while let Some(spread) = input.downcast_ref::<RepartitionExec>() {
-        if !matches!(spread.partitioning(), Partitioning::RoundRobinBatch(_)) {
-            return None;
-        }
-        input = Arc::clone(spread.input());
-    }
-    Some(input)
-}
-
-/// When `key` (an expression over `plan`'s output) is, through filters and projections, the
-/// distribution column of a shard scan: the scan, the column's index in `plan`'s output, and
-/// its type.
-fn distribution_scan<'a>(
-    plan: &'a Arc<dyn ExecutionPlan>,
-    key: &dyn PhysicalExpr,
-) -> Option<(&'a ShardScanExec, usize, arrow::datatypes::DataType)> {
-    let column = key.downcast_ref::<Column>()?;
-    let data_type = plan
-        .schema()
-        .fields()
-        .get(column.index())?
-        .data_type()
-        .clone();
-    let scan = scan_column(plan, column.index())?.0;
-    Some((scan, column.index(), data_type))
-}
-
-/// The shard scan that output column `index` of `plan` is the distribution column of, and
-/// the column's index in the scan's output.
-fn scan_column(plan: &Arc<dyn ExecutionPlan>, index: usize) -> Option<(&ShardScanExec, usize)> {
-    if let Some(scan) = plan.downcast_ref::<ShardScanExec>() {
-        let schema = scan.schema();
-        let name = schema.fields().get(index)?.name();
-        return (scan.distribution_column() == Some(name.as_str())).then_some((scan, index));
-    }
-    if let Some(filter) = plan.downcast_ref::<FilterExec>() {
-        let index = match filter.projection() {
-            Some(projection) => *projection.get(index)?,
-            None => index,
-        };
-        return scan_column(filter.input(), index);
-    }
-    if let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
-        let column = projection
-            .expr()
-            .get(index)?
-            .expr
-            .downcast_ref::<Column>()?;
-        return scan_column(projection.input(), column.index());
-    }
-    None
-}
-
-/// `plan` (filters and projections over a shard scan, whose output column `index` is the
-/// scan's distribution column) over that scan partitioned by shard group.
-fn with_partitioned_scan(
-    plan: &Arc<dyn ExecutionPlan>,
-    index: usize,
-) -> Result<Arc<dyn ExecutionPlan>> {
-    let (_, scan_index) = scan_column(plan, index).ok_or_else(|| {
-        DataFusionError::Internal("a colocated join's input lost its shard scan".into())
-    })?;
-    Arc::clone(plan)
-        .transform_down(|node| match node.downcast_ref::<ShardScanExec>() {
-            Some(scan) => Ok(Transformed::new(
-                Arc::new(scan.partitioned_by_shard_group(scan_index)?) as Arc<dyn ExecutionPlan>,
-                true,
-                TreeNodeRecursion::Stop,
-            )),
-            None => Ok(Transformed::no(node)),
-        })
-        .map(|t| t.data)
+    Ok(Some(rewritten))
 }

@@ -305,6 +305,11 @@ impl ShardScanExec {
         })
     }
 
+    /// Whether a colocated join relies on this scan's partitions being its shard groups.
+    pub fn is_shard_group_partitioned(&self) -> bool {
+        self.shard_group_partitioned
+    }
+
     /// Whether the table is a reference table (one shard), read without a worker aggregate.
     pub fn is_reference(&self) -> bool {
         self.reference && self.aggregate.is_none() && self.groups.len() <= 1
