@@ -754,3 +754,158 @@ fn stage_lines<'a>(plan: &'a str, stage: &str) -> Vec<&'a str> {
     }
     out
 }
+
+/// Joins that broadcast a small side, of every join type (the small side preserved or not,
+/// swapped to the build side or not, semi, anti, mark, null-aware, full, INTERSECT/EXCEPT's
+/// NULL-equal keys), over keys with NULLs and unmatched rows, answer exactly as PostgreSQL
+/// does, with distributed execution on and off (the coordinator's plan collects the same
+/// sides, so PostgreSQL is the independent answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_joins_answer_as_postgresql() {
+    let Some(pg) = shoal_e2e::PgServer::start() else {
+        return;
+    };
+    let cluster = Cluster::start(3).await;
+    let shoal = cluster.psql_target();
+    let postgres = pg.psql_target();
+    within(600, "broadcast joins against PostgreSQL", async {
+        let tables = [
+            "CREATE TABLE orders (o_id bigint, o_cust integer, o_total numeric(12,2))",
+            "CREATE TABLE customers (c_id integer, c_nation integer, c_name text)",
+        ];
+        // customers 100..119 have no row; every 97th order has no customer (NULL), every
+        // 11th customer no nation
+        let rows = [
+            "INSERT INTO orders SELECT g, CASE WHEN g % 97 = 0 THEN NULL ELSE g % 120 END, \
+             (g % 1000) * 1.5 FROM generate_series(1, 20000) g",
+            "INSERT INTO customers SELECT g, CASE WHEN g % 11 = 0 THEN NULL ELSE g % 5 END, \
+             'c' || g FROM generate_series(0, 99) g",
+        ];
+        for sql in tables.iter().chain(&rows) {
+            postgres.ok(sql);
+        }
+        for sql in tables {
+            shoal.ok(sql);
+        }
+        shoal.ok("SELECT create_distributed_table('orders', 'o_id', shard_count => 12)");
+        shoal.ok("SELECT create_distributed_table('customers', 'c_id', shard_count => 6)");
+        for sql in rows {
+            shoal.ok(sql);
+        }
+        // (what, query, whether the plan must broadcast)
+        let queries = [
+            (
+                "inner",
+                "SELECT c_nation, count(*), sum(o_total) FROM orders JOIN customers \
+                 ON o_cust = c_id GROUP BY c_nation ORDER BY c_nation",
+                true,
+            ),
+            (
+                "left join preserving the large side (the small one swapped to the build side)",
+                "SELECT count(*), count(c_id), sum(o_total), count(c_nation) FROM orders \
+                 LEFT JOIN customers ON o_cust = c_id",
+                true,
+            ),
+            (
+                "left join preserving the small side (the filtered large one broadcast)",
+                "SELECT count(*), count(o_id), sum(o_total), sum(c_id) FROM customers \
+                 LEFT JOIN orders ON o_cust = c_id AND o_total > 1400",
+                true,
+            ),
+            (
+                "right join preserving the small side",
+                "SELECT count(*), count(o_id), sum(o_total) FROM orders RIGHT JOIN customers \
+                 ON o_cust = c_id AND o_total > 1490",
+                true,
+            ),
+            (
+                "semi join",
+                "SELECT count(*), sum(o_total) FROM orders WHERE o_cust IN \
+                 (SELECT c_id FROM customers WHERE c_nation = 2)",
+                true,
+            ),
+            (
+                "semi join returning the small side's rows",
+                "SELECT c_nation, count(*) FROM customers WHERE c_id IN \
+                 (SELECT o_cust FROM orders WHERE o_total > 1400) GROUP BY c_nation \
+                 ORDER BY c_nation",
+                true,
+            ),
+            (
+                "anti join",
+                "SELECT count(*), sum(o_total) FROM orders WHERE NOT EXISTS \
+                 (SELECT 1 FROM customers WHERE c_id = o_cust AND c_nation = 1)",
+                true,
+            ),
+            (
+                "anti join returning the small side's rows",
+                "SELECT count(*), sum(c_id) FROM customers WHERE NOT EXISTS \
+                 (SELECT 1 FROM orders WHERE o_cust = c_id AND o_total > 1400)",
+                true,
+            ),
+            (
+                "mark join (EXISTS under OR)",
+                "SELECT count(*), sum(o_total) FROM orders WHERE o_total > 1400 OR EXISTS \
+                 (SELECT 1 FROM customers WHERE c_id = o_cust AND c_nation = 3)",
+                false,
+            ),
+            (
+                "NOT IN with NULLs on both sides",
+                "SELECT count(*) FROM customers WHERE c_nation NOT IN \
+                 (SELECT o_cust % 5 FROM orders WHERE o_total > 1490)",
+                false,
+            ),
+            (
+                "full join of two small sides",
+                "SELECT count(*), count(c_id), count(o_id) FROM \
+                 (SELECT * FROM orders WHERE o_total > 1450) o FULL JOIN customers \
+                 ON o_cust = c_id",
+                false,
+            ),
+            (
+                "INTERSECT (NULL equals NULL)",
+                "SELECT o_cust FROM orders INTERSECT SELECT c_nation FROM customers ORDER BY 1",
+                false,
+            ),
+            (
+                "EXCEPT (NULL equals NULL)",
+                "SELECT c_nation FROM customers EXCEPT SELECT o_cust FROM orders \
+                 WHERE o_cust > 2 ORDER BY 1",
+                false,
+            ),
+        ];
+        for (what, sql, broadcasts) in queries {
+            let plan = shoal.ok(&format!("EXPLAIN {sql}"));
+            assert!(
+                plan.contains("DistributedExec"),
+                "{what}: runs in stages:\n{plan}"
+            );
+            if broadcasts {
+                assert!(
+                    plan.contains("NetworkBroadcastExec"),
+                    "{what}: a small side is broadcast:\n{plan}"
+                );
+            }
+            let want = postgres.ok(sql);
+            assert!(!want.trim().is_empty(), "{what}: PostgreSQL returns rows");
+            assert_eq!(shoal.ok(sql), want, "{what}: as PostgreSQL answers\n{plan}");
+            let off = shoal.run_args(
+                &[
+                    "-q",
+                    "-c",
+                    "SET shoal.distributed_execution = off",
+                    "-c",
+                    sql,
+                ],
+                None,
+            );
+            assert!(
+                off.status.success(),
+                "{what}: {}",
+                shoal_e2e::stderr_of(&off)
+            );
+            assert_eq!(shoal_e2e::stdout_of(&off), want, "{what}: off");
+        }
+    })
+    .await;
+}

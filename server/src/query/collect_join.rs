@@ -108,8 +108,6 @@ fn rewrite(
     relied: Reliance,
     limits: Limits,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    // a reference join pairs any partition of its other input with the whole table
-    let joins_whole = is_reference_join(&plan);
     let required = plan.input_distribution_requirements();
     let ordered = plan.required_input_ordering();
     let passes_partitions = !repartitions(&plan);
@@ -119,16 +117,14 @@ fn rewrite(
     for (i, child) in plan.children().into_iter().enumerate() {
         let child_relied = Reliance {
             // an interleave of unions needs its inputs' hash partitions, undeclared
-            partitioning: !joins_whole
-                && ((relied.partitioning && passes_partitions)
-                    || plan.is::<InterleaveExec>()
-                    || !matches!(
-                        required.child_distribution(i),
-                        None | Some(Distribution::UnspecifiedDistribution)
-                    )),
-            ordering: !joins_whole
-                && ((relied.ordering && passes_order)
-                    || ordered.get(i).is_some_and(Option::is_some)),
+            partitioning: (relied.partitioning && passes_partitions)
+                || plan.is::<InterleaveExec>()
+                || !matches!(
+                    required.child_distribution(i),
+                    None | Some(Distribution::UnspecifiedDistribution)
+                ),
+            ordering: (relied.ordering && passes_order)
+                || ordered.get(i).is_some_and(Option::is_some),
         };
         let new = rewrite(Arc::clone(child), child_relied, limits)?;
         changed |= !Arc::ptr_eq(&new, child);
@@ -305,12 +301,6 @@ fn deterministic_chain(plan: &Arc<dyn ExecutionPlan>) -> bool {
             .children()
             .iter()
             .all(|child| deterministic_chain(child))
-}
-
-/// Whether `plan` is a join this rule made.
-fn is_reference_join(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    plan.downcast_ref::<HashJoinExec>()
-        .is_some_and(|join| read_whole_by_every_task(join.left().as_ref()))
 }
 
 /// Whether `plan` is the build side of a reference join: a reference table's scan that every
