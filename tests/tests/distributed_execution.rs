@@ -473,6 +473,18 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
                 Some(true),
             ),
             (
+                // TPC-H Q18's shape: the semi join's other side is an aggregate grouped by
+                // the distribution column, finished per shard group
+                "colocated join with an aggregate by the distribution column",
+                "SELECT count(*), sum(o_total) FROM orders WHERE o_id IN \
+                 (SELECT i_oid FROM items GROUP BY i_oid HAVING sum(i_qty) > 12)"
+                    .to_string(),
+                "SELECT count(*), sum(o_total) FROM orders WHERE CAST(o_id AS numeric) IN \
+                 (SELECT CAST(i_oid AS numeric) FROM items GROUP BY i_oid HAVING sum(i_qty) > 12)"
+                    .to_string(),
+                Some(true),
+            ),
+            (
                 // customers is broadcast to the tasks joining orders with it; their output
                 // keeps orders' shard groups, which join items' where they are (TPC-H Q3)
                 "colocated join after a broadcast join",

@@ -16,9 +16,11 @@
 //!
 //! Joins chained on one key are rewritten together (TPC-H Q21: lineitem joined with orders,
 //! then a semi and an anti join with lineitem, all on the order key): a side may be another
-//! such join, and filters, projections and joins that collect their other side (reference
-//! joins, broadcasts of a small side: every partition of the probe side meets all of the
-//! collected side) pass a shard group's partitioning through — orders joined with a broadcast
+//! such join, an aggregate grouped by the distribution column (TPC-H Q18's orders semi-joined
+//! with lineitem's totals per order) finishes per shard group, and filters, projections and
+//! joins that collect their other side (reference joins, broadcasts of a small side: every
+//! partition of the probe side meets all of the collected side) pass a shard group's
+//! partitioning through — orders joined with a broadcast
 //! customer table still joins lineitem shard group by shard group (TPC-H Q3). Every partitioned join of the rewritten tree is checked as
 //! DataFusion's planner checks it (each input's partitioning satisfies the join's keys, the
 //! inputs are co-partitioned), with the shard groups' hash partitioning in place of
@@ -35,6 +37,7 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{NullEquality, Result};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::aggregates::AggregateExec;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::joins::{
@@ -193,9 +196,10 @@ fn colocated_tree(
 /// `plan` with its output partitioned by shard group (hash partitioning by a distribution
 /// column, partition `p` = shard group `p`), or `None`: a shard scan declaring its shard
 /// groups (its distribution column in its output); repartitions dropped; filters,
-/// projections and joins collecting their other side (reference and broadcast joins: their
-/// probe side) over such a plan; a partitioned join of two such plans whose distribution
-/// requirement they meet.
+/// projections, aggregates (whose distribution requirement it meets: grouped by the
+/// distribution column) and joins collecting their other side (reference and broadcast
+/// joins: their probe side) over such a plan; a partitioned join of two such plans whose
+/// distribution requirement they meet.
 fn by_shard_group(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     if let Some(scan) = plan.downcast_ref::<ShardScanExec>() {
         let schema = scan.schema();
@@ -213,15 +217,18 @@ fn by_shard_group(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Execut
         }
         return by_shard_group(repartition.input());
     }
-    if plan.is::<FilterExec>() || plan.is::<ProjectionExec>() {
+    if plan.is::<FilterExec>() || plan.is::<ProjectionExec>() || plan.is::<AggregateExec>() {
         let children = plan.children();
         let [child] = children.as_slice() else {
             return Ok(None);
         };
-        return match by_shard_group(child)? {
-            Some(child) => with_children(Arc::clone(plan), vec![child]).map(Some),
-            None => Ok(None),
+        let Some(child) = by_shard_group(child)? else {
+            return Ok(None);
         };
+        // an aggregate by the distribution column finishes per shard group (TPC-H Q18's
+        // `GROUP BY l_orderkey`); one by anything else needs its repartition
+        let rebuilt = with_children(Arc::clone(plan), vec![child])?;
+        return Ok(meets_requirements(&rebuilt)?.then_some(rebuilt));
     }
     let Some(join) = plan.downcast_ref::<HashJoinExec>() else {
         return Ok(None);
@@ -253,25 +260,32 @@ fn by_shard_group(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Execut
     let rewritten = join
         .builder()
         .reset_state()
-        .with_new_children(vec![Arc::clone(&left), Arc::clone(&right)])?
+        .with_new_children(vec![left, right])?
         .recompute_properties()
         .build_exec()?;
-    // what DataFusion's planner checks of the join's inputs before it runs a plan
-    let required = rewritten.input_distribution_requirements();
-    let inputs = [left.as_ref(), right.as_ref()];
+    Ok(meets_requirements(&rewritten)?.then_some(rewritten))
+}
+
+/// What DataFusion's planner checks of a node's inputs before it runs a plan: each input's
+/// partitioning satisfies the node's distribution requirement (exactly: hash partitioning by
+/// the same keys, up to equivalences), the inputs that must be are co-partitioned; and no
+/// input ordering is required (shard scans declare none).
+fn meets_requirements(plan: &Arc<dyn ExecutionPlan>) -> Result<bool> {
+    if plan.required_input_ordering().iter().any(Option::is_some) {
+        return Ok(false);
+    }
+    let required = plan.input_distribution_requirements();
+    let children = plan.children();
+    let inputs: Vec<&dyn ExecutionPlan> = children.iter().map(|c| c.as_ref()).collect();
     for (i, input) in inputs.iter().enumerate() {
         if !required
             .child_satisfaction(i, *input, ChildSatisfactionOptions::new())?
             .is_satisfied()
         {
-            return Ok(None);
+            return Ok(false);
         }
     }
-    if !required
-        .unsatisfied_co_partitioned_children(rewritten.name(), &inputs)?
-        .is_empty()
-    {
-        return Ok(None);
-    }
-    Ok(Some(rewritten))
+    Ok(required
+        .unsatisfied_co_partitioned_children(plan.name(), &inputs)?
+        .is_empty())
 }
