@@ -451,7 +451,7 @@ async fn memory_hungry_query_fails_with_53200() {
     for attempt in 0.. {
         let before = fallbacks();
         match client.simple_query(grouped).await {
-            Ok(_) if attempt < 2 && fallbacks() > before => continue,
+            Ok(_) if attempt == 0 && fallbacks() > before => continue,
             Ok(rows) => panic!(
                 "{grouped} answered {} messages ({} fallbacks); expected 53200",
                 rows.len(),

@@ -485,6 +485,22 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
                 Some(true),
             ),
             (
+                // ROLLUP's grand total (i_oid NULL), kept by the left join, would come once
+                // per shard group
+                "a rolled-up aggregate by the distribution column",
+                "SELECT count(*), count(o_id), sum(x.q) FROM \
+                 (SELECT i_oid, sum(i_qty) AS q FROM items GROUP BY ROLLUP(i_oid)) x \
+                 LEFT JOIN orders ON o_id = x.i_oid"
+                    .to_string(),
+                format!(
+                    "SELECT count(*), count(o_id), sum(x.q) FROM \
+                     (SELECT i_oid, sum(i_qty) AS q FROM items GROUP BY ROLLUP(i_oid)) x \
+                     LEFT JOIN orders ON {}",
+                    cast("o_id", "x.i_oid")
+                ),
+                Some(false),
+            ),
+            (
                 // customers is broadcast to the tasks joining orders with it; their output
                 // keeps orders' shard groups, which join items' where they are (TPC-H Q3)
                 "colocated join after a broadcast join",

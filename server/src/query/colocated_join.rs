@@ -217,6 +217,14 @@ fn by_shard_group(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn Execut
         }
         return by_shard_group(repartition.input());
     }
+    // grouping sets leave the distribution column out of some groups (NULL there), which
+    // then span every shard group: such an aggregate keeps its repartition
+    if plan
+        .downcast_ref::<AggregateExec>()
+        .is_some_and(|aggregate| aggregate.group_expr().has_grouping_set())
+    {
+        return Ok(None);
+    }
     if plan.is::<FilterExec>() || plan.is::<ProjectionExec>() || plan.is::<AggregateExec>() {
         let children = plan.children();
         let [child] = children.as_slice() else {
@@ -276,6 +284,8 @@ fn meets_requirements(plan: &Arc<dyn ExecutionPlan>) -> Result<bool> {
     }
     let required = plan.input_distribution_requirements();
     let children = plan.children();
+    // exact satisfaction only (`allow_subset` stays off): a shard group's partitioning by one
+    // column must not pass for a requirement of several
     let inputs: Vec<&dyn ExecutionPlan> = children.iter().map(|c| c.as_ref()).collect();
     for (i, input) in inputs.iter().enumerate() {
         if !required
