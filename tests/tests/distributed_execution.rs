@@ -83,6 +83,15 @@ const QUERIES: &[(&str, &str, bool)] = &[
         true,
     ),
     (
+        // the subquery's one row is broadcast to the tasks reading orders (not all of
+        // orders collected where the one row is: the coordinator)
+        "scalar subquery",
+        "SELECT o_cust % 3 AS k, count(*), sum(o_total) FROM orders \
+         WHERE o_total > (SELECT avg(o_total) FROM orders WHERE o_cust = 3) \
+         GROUP BY 1 ORDER BY 1",
+        true,
+    ),
+    (
         // no equality to hash on: one side is broadcast to the tasks reading the other
         "broadcast join",
         "SELECT c_nation, count(*), sum(o_total) FROM orders JOIN customers \

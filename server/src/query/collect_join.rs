@@ -16,6 +16,9 @@
 //!   without column statistics is the smaller input's size, far too small for the usual join
 //!   of a large table with a small one, so Shoal gives DataFusion no statistics and decides
 //!   here, where only a table's own rows count.
+//! - **A scalar subquery's one row**: an inner nested-loop join whose right input is an
+//!   aggregate without GROUP BY swaps its inputs, so that the one row is collected (and
+//!   broadcast) rather than the other input, whole, where the one row is (the coordinator).
 //!
 //! ```text
 //! HashJoinExec: mode=Partitioned, on=[(n.k, o.k)]     HashJoinExec: mode=CollectLeft
@@ -38,9 +41,10 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::{JoinType, Result};
 use datafusion::physical_expr_common::physical_expr::is_volatile;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::filter::FilterExec;
-use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
+use datafusion::physical_plan::joins::{HashJoinExec, NestedLoopJoinExec, PartitionMode};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
@@ -176,6 +180,9 @@ fn collect_join(
     plan: &Arc<dyn ExecutionPlan>,
     limits: Limits,
 ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    if let Some(join) = plan.downcast_ref::<NestedLoopJoinExec>() {
+        return one_row_collected(join);
+    }
     let Some(join) = plan.downcast_ref::<HashJoinExec>() else {
         return Ok(None);
     };
@@ -210,6 +217,71 @@ fn collect_join(
         (Some(_), _) => collect_left(&join, Collected::Broadcast, limits).map(Some),
         (None, Some(_)) => collect_right(&join, Collected::Broadcast, limits).map(Some),
         (None, None) => Ok(None),
+    }
+}
+
+/// An inner nested-loop join whose right input is one row (a scalar subquery's aggregate:
+/// `c_acctbal > (SELECT avg(c_acctbal) ...)`, TPC-H Q22 and Q11) with its inputs swapped: the
+/// one row is collected (and broadcast), and the other input, no longer merged into one
+/// partition, is probed where it is. DataFusion, without statistics, collects the left input
+/// whatever its size: all of it would reach the coordinator.
+fn one_row_collected(join: &NestedLoopJoinExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    if *join.join_type() != JoinType::Inner || !one_row(join.right()) || one_row(join.left()) {
+        return Ok(None);
+    }
+    let swapped = join.swap_inputs()?;
+    let with_probe_as_is =
+        |plan: &Arc<dyn ExecutionPlan>| -> Result<Option<Arc<dyn ExecutionPlan>>> {
+            let Some(inner) = plan.downcast_ref::<NestedLoopJoinExec>() else {
+                return Ok(None);
+            };
+            let probe = without_merge(inner.right())?;
+            with_children(Arc::clone(plan), vec![Arc::clone(inner.left()), probe]).map(Some)
+        };
+    if let Some(rewritten) = with_probe_as_is(&swapped)? {
+        return Ok(Some(rewritten));
+    }
+    if let Some(projection) = swapped.downcast_ref::<ProjectionExec>() {
+        if let Some(inner) = with_probe_as_is(projection.input())? {
+            return with_children(Arc::clone(&swapped), vec![inner]).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// `plan` without the merge into one partition under its projections and filters (a merge
+/// with a fetch, a LIMIT, stays).
+fn without_merge(plan: &Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    if let Some(merge) = plan.downcast_ref::<CoalescePartitionsExec>() {
+        if merge.fetch().is_none() {
+            return Ok(Arc::clone(merge.input()));
+        }
+    }
+    if plan.is::<ProjectionExec>() || plan.is::<FilterExec>() {
+        if let [child] = plan.children().as_slice() {
+            let child = without_merge(child)?;
+            return with_children(Arc::clone(plan), vec![child]);
+        }
+    }
+    Ok(Arc::clone(plan))
+}
+
+/// Whether `plan` gives at most one row: an aggregate without GROUP BY (its final stage)
+/// under projections, filters and merges.
+fn one_row(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    if let Some(aggregate) = plan.downcast_ref::<AggregateExec>() {
+        return aggregate.group_expr().is_empty()
+            && matches!(
+                aggregate.mode(),
+                AggregateMode::Final | AggregateMode::Single
+            );
+    }
+    let passes = plan.is::<ProjectionExec>()
+        || plan.is::<FilterExec>()
+        || plan.is::<CoalescePartitionsExec>();
+    match plan.children().as_slice() {
+        [child] if passes => one_row(child),
+        _ => false,
     }
 }
 
