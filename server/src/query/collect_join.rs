@@ -48,14 +48,12 @@ use datafusion::physical_plan::joins::{HashJoinExec, NestedLoopJoinExec, Partiti
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
-use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::union::InterleaveExec;
 use datafusion::physical_plan::{
-    ChildrenPropertiesMode, Distribution, ExecutionPlan, ExecutionPlanProperties, Partitioning,
-    ReplaceChildrenOptions,
+    Distribution, ExecutionPlan, ExecutionPlanProperties, Partitioning,
 };
 
-use crate::query::colocated_join::is_colocated_join;
+use crate::query::colocated_join::{is_colocated_join, repartitions, with_children};
 use crate::query::scan::ShardScanExec;
 
 /// Joins reference tables in every task reading the other input, and broadcasts small sides
@@ -143,23 +141,6 @@ fn rewrite(
         return Ok(plan);
     }
     Ok(collect_join(&plan, limits)?.unwrap_or(plan))
-}
-
-fn with_children(
-    plan: Arc<dyn ExecutionPlan>,
-    children: Vec<Arc<dyn ExecutionPlan>>,
-) -> Result<Arc<dyn ExecutionPlan>> {
-    plan.replace_children(
-        children,
-        ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
-    )
-}
-
-/// Whether `plan` makes new partitions of its input's rows.
-fn repartitions(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    plan.is::<RepartitionExec>()
-        || plan.is::<CoalescePartitionsExec>()
-        || plan.is::<SortPreservingMergeExec>()
 }
 
 /// How a join's left input is collected.

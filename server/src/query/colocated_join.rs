@@ -122,13 +122,14 @@ fn collects_one_side(plan: &Arc<dyn ExecutionPlan>) -> bool {
 }
 
 /// Whether `plan` makes new partitions of its input's rows.
-fn repartitions(plan: &Arc<dyn ExecutionPlan>) -> bool {
+pub(crate) fn repartitions(plan: &Arc<dyn ExecutionPlan>) -> bool {
     plan.is::<RepartitionExec>()
         || plan.is::<CoalescePartitionsExec>()
         || plan.is::<SortPreservingMergeExec>()
 }
 
-fn with_children(
+/// `plan` over `children`, its properties computed again.
+pub(crate) fn with_children(
     plan: Arc<dyn ExecutionPlan>,
     children: Vec<Arc<dyn ExecutionPlan>>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
