@@ -881,6 +881,14 @@ async fn broadcast_joins_answer_as_postgresql() {
                 true,
             ),
             (
+                // the subquery's one row is broadcast, orders probed where they are
+                "scalar subquery",
+                "SELECT o_cust % 3 AS k, count(*), sum(o_total) FROM orders \
+                 WHERE o_total > (SELECT avg(o_total) FROM orders WHERE o_cust = 3) \
+                 GROUP BY 1 ORDER BY 1",
+                true,
+            ),
+            (
                 "mark join (EXISTS under OR)",
                 "SELECT count(*), sum(o_total) FROM orders WHERE o_total > 1400 OR EXISTS \
                  (SELECT 1 FROM customers WHERE c_id = o_cust AND c_nation = 3)",
