@@ -8,7 +8,8 @@
 //! a join of colocated tables on their distribution columns joins shard group by shard group
 //! without a shuffle; a join with a reference table reads it in every task, from the task's
 //! worker, without a shuffle; a join with nothing to hash on, or with a side small by the rows
-//! the catalog counts, broadcasts a side; a join of two large sides shuffles both.
+//! the catalog counts (or narrow, against an other side twice its rows), broadcasts a side; a
+//! join of two large sides shuffles both.
 
 use shoal_e2e::{exec, lines, within, Cluster};
 
@@ -26,6 +27,13 @@ const QUERIES: &[(&str, &str, bool)] = &[
         "broadcast of the small side",
         "SELECT c_nation, count(*), sum(o_total) FROM orders JOIN customers ON o_cust = c_id \
          GROUP BY c_nation ORDER BY c_nation",
+        true,
+    ),
+    (
+        // visits is above DataFusion's row limit but narrow (two columns read), clicks has
+        // more than twice its rows: visits is broadcast, clicks read where it is
+        "broadcast of a narrow side",
+        "SELECT count(*), sum(v_amount) FROM clicks JOIN visits ON k_visit = v_id",
         true,
     ),
     (
@@ -104,6 +112,8 @@ const ORDERS: i64 = 20_000;
 const ITEMS: i64 = 60_000;
 /// Above DataFusion's limit for a build side it collects and broadcasts (128k rows).
 const VISITS: i64 = 150_000;
+/// More than twice `VISITS`.
+const CLICKS: i64 = 400_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joins_and_aggregates_run_in_stages_on_the_workers() {
@@ -132,6 +142,12 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
             "SELECT create_distributed_table('visits', 'v_id', shard_count => 6)",
             &format!(
                 "INSERT INTO visits SELECT g, (g * 7) % {VISITS} + 1, (g % 500) * 0.5 FROM generate_series(1, {VISITS}) g"
+            ),
+            "CREATE TABLE clicks (k_id bigint, k_visit bigint)",
+            "SELECT create_distributed_table('clicks', 'k_id', shard_count => 6)",
+            &format!(
+                "INSERT INTO clicks SELECT g, (g * 13) % {} + 1 FROM generate_series(1, {CLICKS}) g",
+                VISITS + 1000
             ),
         ] {
             exec(&client, sql).await;
@@ -172,6 +188,15 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
                             .iter()
                             .any(|l| l.contains("HashJoinExec: mode=CollectLeft")),
                     "{what}: customers is broadcast to the join reading orders:\n{plan}"
+                );
+            }
+            if *what == "broadcast of a narrow side" {
+                assert!(
+                    stage_of(&plan, "visits").iter().any(|l| l.contains(" BroadcastExec:"))
+                        && stage_of(&plan, "clicks")
+                            .iter()
+                            .any(|l| l.contains("HashJoinExec: mode=CollectLeft")),
+                    "{what}: visits is broadcast to the join reading clicks:\n{plan}"
                 );
             }
             if *what == "repartitioned join" {

@@ -9,9 +9,9 @@
 //! - **Broadcast joins of a small side**: a side that is one table's scan (through filters and
 //!   projections) with fewer rows than DataFusion's `hash_join_single_partition_threshold_rows`
 //!   — by the rows the catalog counts in the files read, times the filters' default
-//!   selectivity — is collected into one partition; datafusion-distributed computes it once in
-//!   its own stage and broadcasts it to the tasks reading the other side, which stays where
-//!   it is. A join of colocated tables is left to the colocated rule, which runs after this
+//!   selectivity — or narrow enough to fit a few megabytes against a larger other side, is
+//!   collected into one partition; datafusion-distributed computes it once in its own stage
+//!   and broadcasts it to the tasks reading the other side, which stays where it is. A join of colocated tables is left to the colocated rule, which runs after this
 //!   one (and passes a shard group's partitioning through the joins this rule makes). The estimate is of one scan only: DataFusion's estimate of a join's output
 //!   without column statistics is the smaller input's size, far too small for the usual join
 //!   of a large table with a small one, so Shoal gives DataFusion no statistics and decides
@@ -37,6 +37,7 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::{JoinType, Result};
 use datafusion::physical_expr_common::physical_expr::is_volatile;
@@ -186,18 +187,90 @@ fn collect_join(
     if is_colocated_join(plan, limits.target_partitions)? {
         return Ok(None);
     }
-    let small = |may: bool, side: &Arc<dyn ExecutionPlan>| {
+    let small = |may: bool, side: &Arc<dyn ExecutionPlan>, other: &Arc<dyn ExecutionPlan>| {
         may.then(|| estimated_rows(side))
             .flatten()
-            .filter(|rows| *rows < limits.broadcast_rows)
+            .filter(|rows| broadcast_pays(*rows, side, other, limits))
     };
-    match (small(left_may, join.left()), small(right_may, join.right())) {
+    match (
+        small(left_may, join.left(), join.right()),
+        small(right_may, join.right(), join.left()),
+    ) {
         (Some(left), Some(right)) if right < left => {
             collect_right(&join, Collected::Broadcast, limits).map(Some)
         }
         (Some(_), _) => collect_left(&join, Collected::Broadcast, limits).map(Some),
         (None, Some(_)) => collect_right(&join, Collected::Broadcast, limits).map(Some),
         (None, None) => Ok(None),
+    }
+}
+
+/// Beyond DataFusion's row limit, a side is still broadcast when its estimated rows take at
+/// most this many bytes (by [`row_width`]) and the other side is not known to be small:
+/// customer's keys at TPC-H scale factor 1 (150k rows, a few bytes each) are cheaper sent
+/// whole to every task than the other side, millions of rows, is shuffled to meet them.
+const BROADCAST_BYTES: usize = 8 << 20;
+
+/// Whether broadcasting a side estimated at `rows` costs less than shuffling both sides: it
+/// is under DataFusion's row limit for a build side collected whole, or it is narrow
+/// ([`BROADCAST_BYTES`]) and the other side, where it can be estimated
+/// ([`estimated_output_rows`]), has at least twice its rows (each task receives the whole
+/// side: with three workers, twice the rows cross the network that a shuffle of this side
+/// would send, which the other side's shuffle must outweigh).
+fn broadcast_pays(
+    rows: usize,
+    side: &Arc<dyn ExecutionPlan>,
+    other: &Arc<dyn ExecutionPlan>,
+    limits: Limits,
+) -> bool {
+    if rows < limits.broadcast_rows {
+        return true;
+    }
+    rows.saturating_mul(row_width(side)) <= BROADCAST_BYTES
+        && estimated_output_rows(other).is_none_or(|other| other >= rows.saturating_mul(2))
+}
+
+/// Bytes a row of `plan`'s output takes in memory, roughly: fixed-width types their width, a
+/// string or anything else 32 (a guess: the catalog keeps no average length).
+fn row_width(plan: &Arc<dyn ExecutionPlan>) -> usize {
+    const VARIABLE: usize = 32;
+    plan.schema()
+        .fields()
+        .iter()
+        .map(|field| match field.data_type() {
+            DataType::Boolean => 1,
+            other => other.primitive_width().unwrap_or(VARIABLE),
+        })
+        .sum::<usize>()
+        .max(1)
+}
+
+/// The rows `plan` is estimated to give, more loosely than [`estimated_rows`] (which decides
+/// what is broadcast): also through joins, as the larger input (a join on a foreign key gives
+/// about the rows of the side holding it), and a join with one row (a scalar subquery) as
+/// its other input. `None` where nothing is known (an aggregate, a union).
+fn estimated_output_rows(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
+    if let Some(rows) = estimated_rows(plan) {
+        return Some(rows);
+    }
+    let children = plan.children();
+    if plan.is::<HashJoinExec>() || plan.is::<NestedLoopJoinExec>() {
+        let [left, right] = children.as_slice() else {
+            return None;
+        };
+        return match (one_row(left), one_row(right)) {
+            (true, _) => estimated_output_rows(right),
+            (_, true) => estimated_output_rows(left),
+            _ => Some(estimated_output_rows(left)?.max(estimated_output_rows(right)?)),
+        };
+    }
+    let passes = plan.is::<FilterExec>()
+        || plan.is::<ProjectionExec>()
+        || plan.is::<CoalescePartitionsExec>()
+        || repartitions(plan);
+    match children.as_slice() {
+        [child] if passes => estimated_output_rows(child),
+        _ => None,
     }
 }
 
