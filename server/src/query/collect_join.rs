@@ -101,6 +101,9 @@ struct Reliance {
     partitioning: bool,
     /// Its ordering: up to the next sort, something needs it (a merge of sorted partitions).
     ordering: bool,
+    /// One partition: up to the next repartition, something needs all rows in one (a sort
+    /// of all rows). A rewritten join giving more is merged on top.
+    single: bool,
 }
 
 /// Rewrites the joins of `plan` that can collect a side, bottom up (a join of colocated
@@ -125,9 +128,15 @@ fn rewrite(
                 || !matches!(
                     required.child_distribution(i),
                     None | Some(Distribution::UnspecifiedDistribution)
+                        | Some(Distribution::SinglePartition)
                 ),
             ordering: (relied.ordering && passes_order)
                 || ordered.get(i).is_some_and(Option::is_some),
+            single: (relied.single && passes_partitions)
+                || matches!(
+                    required.child_distribution(i),
+                    Some(Distribution::SinglePartition)
+                ),
         };
         let new = rewrite(Arc::clone(child), child_relied, limits)?;
         changed |= !Arc::ptr_eq(&new, child);
@@ -141,7 +150,13 @@ fn rewrite(
     if relied.partitioning || relied.ordering {
         return Ok(plan);
     }
-    Ok(collect_join(&plan, limits)?.unwrap_or(plan))
+    match collect_join(&plan, limits)? {
+        Some(join) if relied.single && join.output_partitioning().partition_count() > 1 => {
+            Ok(Arc::new(CoalescePartitionsExec::new(join)))
+        }
+        Some(join) => Ok(join),
+        None => Ok(plan),
+    }
 }
 
 /// How a join's left input is collected.

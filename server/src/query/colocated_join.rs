@@ -26,6 +26,11 @@
 //! inputs are co-partitioned), with the shard groups' hash partitioning in place of
 //! DataFusion's; the tree is taken whole or not at all.
 //!
+//! An aggregate grouped by a distribution column (among other keys) is taken the same way:
+//! it finishes per shard group over such a tree, or over one table's scan, instead of
+//! repartitioning its partial results (TPC-H Q11 by `ps_partkey`, Q3 by `l_orderkey` and
+//! two more above orders joined with lineitem).
+//!
 //! Runs last, after every DataFusion rule (the sanity check included) and after the joins
 //! that collect a side are made (`collect_join`, which leaves the joins this rule takes):
 //! only the scans this rule rewrites declare hash partitioning by shard group, and no rule
@@ -37,7 +42,7 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{NullEquality, Result};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::aggregates::AggregateExec;
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::joins::{
@@ -86,7 +91,7 @@ fn rewrite(
     constrained: bool,
     target_partitions: usize,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    if !constrained && is_partitioned_join(&plan) {
+    if !constrained && (is_partitioned_join(&plan) || is_partitioned_aggregate(&plan)) {
         if let Some(colocated) = colocated_tree(&plan, target_partitions)? {
             return Ok(colocated);
         }
@@ -137,6 +142,20 @@ pub(crate) fn with_children(
         children,
         ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
     )
+}
+
+/// Whether `plan` is an aggregate finishing partition by partition on hash partitions of its
+/// GROUP BY keys: grouped by a distribution column (among others), it can finish per shard
+/// group without its repartition (TPC-H Q11's `GROUP BY ps_partkey`, Q3's `GROUP BY
+/// l_orderkey, ...` above a colocated join).
+fn is_partitioned_aggregate(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    plan.downcast_ref::<AggregateExec>()
+        .is_some_and(|aggregate| {
+            matches!(
+                aggregate.mode(),
+                AggregateMode::FinalPartitioned | AggregateMode::SinglePartitioned
+            )
+        })
 }
 
 /// Whether `plan` is a partitioned hash join a shard group can run: not null-aware (NOT IN
@@ -285,12 +304,14 @@ fn meets_requirements(plan: &Arc<dyn ExecutionPlan>) -> Result<bool> {
     }
     let required = plan.input_distribution_requirements();
     let children = plan.children();
-    // exact satisfaction only (`allow_subset` stays off): a shard group's partitioning by one
-    // column must not pass for a requirement of several
+    // A join needs exact satisfaction: a shard group's partitioning by one column must not
+    // pass for a join on several (its other side's partitions would not pair). An aggregate
+    // only needs the rows of a group in one partition: by any of its keys will do.
+    let options = ChildSatisfactionOptions::new().with_allow_subset(plan.is::<AggregateExec>());
     let inputs: Vec<&dyn ExecutionPlan> = children.iter().map(|c| c.as_ref()).collect();
     for (i, input) in inputs.iter().enumerate() {
         if !required
-            .child_satisfaction(i, *input, ChildSatisfactionOptions::new())?
+            .child_satisfaction(i, *input, options)?
             .is_satisfied()
         {
             return Ok(false);

@@ -487,7 +487,7 @@ impl DisplayAs for ShardScanExec {
             write!(f, ", worker_limit={l}")?;
         }
         if self.shard_group_partitioned {
-            write!(f, ", colocated join (partition = shard group)")?;
+            write!(f, ", colocated (partition = shard group)")?;
         }
         if self.whole_in_every_task {
             write!(f, ", reference join (every task reads the whole table)")?;

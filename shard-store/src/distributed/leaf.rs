@@ -186,7 +186,7 @@ impl DisplayAs for ShardLeafExec {
             write!(f, ", at={addr}")?;
         }
         if self.colocated {
-            write!(f, ", colocated join (partition = shard group)")?;
+            write!(f, ", colocated (partition = shard group)")?;
         }
         if self.reads == LeafPartitions::EachWhole {
             write!(f, ", reference join (every task reads its worker's copy)")?;
