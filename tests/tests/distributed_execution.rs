@@ -37,6 +37,16 @@ const QUERIES: &[(&str, &str, bool)] = &[
         true,
     ),
     (
+        // the visits of a few customers (filtered: small by its estimate) are preserved by
+        // the anti join and cannot be broadcast; clicks, too large to broadcast, are reduced
+        // to the clicks of those visits (a semi join with their broadcast keys) before the
+        // shuffle
+        "shuffle reduced by a small side's keys",
+        "SELECT count(*), sum(v_amount) FROM visits WHERE v_cust < 700 \
+         AND NOT EXISTS (SELECT 1 FROM clicks WHERE k_visit = v_id)",
+        true,
+    ),
+    (
         // both sides too large to broadcast: each is shuffled by the join key
         "repartitioned join",
         "SELECT a.v_cust % 10 AS k, count(*), sum(b.v_amount) FROM visits a JOIN visits b \
@@ -234,6 +244,15 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
                 assert!(
                     !plan.contains("NetworkShuffleExec"),
                     "{what}: nothing is shuffled:\n{plan}"
+                );
+            }
+            if *what == "shuffle reduced by a small side's keys" {
+                let clicks = stage_of(&plan, "clicks");
+                assert!(
+                    clicks.iter().any(|l| l.contains("mode=CollectLeft, join_type=RightSemi"))
+                        && clicks.iter().any(|l| l.contains("NetworkBroadcastExec"))
+                        && clicks.iter().any(|l| l.contains("RepartitionExec")),
+                    "{what}: clicks are semi-joined with the broadcast keys before the shuffle:\n{plan}"
                 );
             }
             if *what == "repartitioned join" {
@@ -881,6 +900,8 @@ async fn broadcast_joins_answer_as_postgresql() {
             "CREATE TABLE orders (o_id bigint, o_cust integer, o_total numeric(12,2))",
             "CREATE TABLE customers (c_id integer, c_nation integer, c_name text)",
             "CREATE TABLE marks (m integer)",
+            "CREATE TABLE views (w_id bigint, w_page integer)",
+            "CREATE TABLE pages (p_id integer, p_site integer)",
         ];
         // customers 100..119 have no row; every 97th order has no customer (NULL), every
         // 11th customer no nation
@@ -890,6 +911,11 @@ async fn broadcast_joins_answer_as_postgresql() {
             "INSERT INTO customers SELECT g, CASE WHEN g % 11 = 0 THEN NULL ELSE g % 5 END, \
              'c' || g FROM generate_series(0, 99) g",
             "INSERT INTO marks VALUES (1), (7), (NULL), (30)",
+            // too large to broadcast: joins of these shuffle, reduced by small sides' keys
+            "INSERT INTO views SELECT g, CASE WHEN g % 89 = 0 THEN NULL ELSE g % 150000 END \
+             FROM generate_series(1, 400000) g",
+            "INSERT INTO pages SELECT g, CASE WHEN g % 101 = 0 THEN NULL ELSE g % 37 END \
+             FROM generate_series(1, 150000) g",
         ];
         for sql in tables.iter().chain(&rows) {
             postgres.ok(sql);
@@ -900,6 +926,8 @@ async fn broadcast_joins_answer_as_postgresql() {
         shoal.ok("SELECT create_distributed_table('orders', 'o_id', shard_count => 12)");
         shoal.ok("SELECT create_distributed_table('customers', 'c_id', shard_count => 6)");
         shoal.ok("SELECT create_reference_table('marks')");
+        shoal.ok("SELECT create_distributed_table('views', 'w_id', shard_count => 6)");
+        shoal.ok("SELECT create_distributed_table('pages', 'p_id', shard_count => 6)");
         for sql in rows {
             shoal.ok(sql);
         }
@@ -995,6 +1023,26 @@ async fn broadcast_joins_answer_as_postgresql() {
                 false,
             ),
             (
+                // a shuffled join reduced by a small side's keys (views with a NULL page
+                // match nothing): anti, left, inner under an aggregate by the key, semi
+                "anti join with a reduced shuffle",
+                "SELECT count(*), sum(p_site) FROM pages WHERE p_site = 3 AND NOT EXISTS \
+                 (SELECT 1 FROM views WHERE w_page = p_id)",
+                true,
+            ),
+            (
+                "left join with a reduced shuffle",
+                "SELECT count(*), count(w_id), sum(w_id) FROM pages LEFT JOIN views \
+                 ON w_page = p_id WHERE p_site = 5",
+                true,
+            ),
+            (
+                "inner join with a reduced shuffle, grouped by its key",
+                "SELECT p_id, count(*), sum(w_id) FROM views JOIN pages ON w_page = p_id \
+                 WHERE p_site = 7 GROUP BY p_id ORDER BY 2 DESC, 1 LIMIT 5",
+                true,
+            ),
+            (
                 "full join of two small sides",
                 "SELECT count(*), count(c_id), count(o_id) FROM \
                  (SELECT * FROM orders WHERE o_total > 1450) o FULL JOIN customers \
@@ -1023,6 +1071,13 @@ async fn broadcast_joins_answer_as_postgresql() {
                 assert!(
                     plan.contains("NetworkBroadcastExec"),
                     "{what}: a small side is broadcast:\n{plan}"
+                );
+            }
+            if what.contains("reduced shuffle") {
+                assert!(
+                    plan.contains("mode=CollectLeft, join_type=RightSemi")
+                        && plan.contains("NetworkShuffleExec"),
+                    "{what}: the shuffled views are reduced by the pages' keys:\n{plan}"
                 );
             }
             let want = postgres.ok(sql);

@@ -185,9 +185,11 @@ const COLOCATED: &[&str] = &[
 /// DataFusion's collect threshold by the catalog's count, filters estimated at 20%; Q22's
 /// scalar subquery, one row) to the tasks reading the other side, instead of shuffling both
 /// (or collecting the large side on the coordinator; Q11's HAVING against its total, one
-/// row, too).
+/// row, too), or broadcast the keys of a small filtered side to reduce the shuffle of a large
+/// one to its matching rows (Q2, Q17, Q20, Q22).
 const BROADCAST_JOINS: &[&str] = &[
-    "Q3", "Q5", "Q7", "Q8", "Q9", "Q10", "Q11", "Q14", "Q15", "Q18", "Q19", "Q22",
+    "Q2", "Q3", "Q5", "Q7", "Q8", "Q9", "Q10", "Q11", "Q14", "Q15", "Q17", "Q18", "Q19", "Q20",
+    "Q22",
 ];
 
 /// The lines of the stage the coordinator runs in an EXPLAIN of a distributed plan.

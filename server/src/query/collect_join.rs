@@ -39,6 +39,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{JoinType, Result};
 use datafusion::physical_expr_common::physical_expr::is_volatile;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -148,15 +149,143 @@ fn rewrite(
         plan
     };
     if relied.partitioning || relied.ordering {
-        return Ok(plan);
+        return Ok(shuffle_reduced(&plan, limits)?.unwrap_or(plan));
     }
     match collect_join(&plan, limits)? {
         Some(join) if relied.single && join.output_partitioning().partition_count() > 1 => {
             Ok(Arc::new(CoalescePartitionsExec::new(join)))
         }
         Some(join) => Ok(join),
-        None => Ok(plan),
+        None => Ok(shuffle_reduced(&plan, limits)?.unwrap_or(plan)),
     }
+}
+
+/// `plan`, a join that shuffles both sides, with the shuffle of a large side reduced to the
+/// rows that can matter: those whose key is among the keys of a small, filtered other side.
+/// The small side is evaluated twice — once broadcast to the tasks reading the large side,
+/// where a semi join keeps the large side's matching rows before they are shuffled, and once
+/// shuffled for the join itself — so only a filtered side small by its estimate qualifies,
+/// against a side at least [`REDUCTION_FACTOR`] times larger (or of unknown size), and only
+/// when the large side's rows without a match are not in the join's output (it is not
+/// preserved). The join still runs on both shuffles, and what relies on its partitioning still
+/// has it: TPC-H Q17 shuffled all of lineitem to meet 200 parts, Q22 all of orders to meet
+/// the customers of a few countries. (DataFusion's own dynamic filter does this within one
+/// process; it cannot cross a shuffle.)
+fn shuffle_reduced(
+    plan: &Arc<dyn ExecutionPlan>,
+    limits: Limits,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let Some(join) = plan.downcast_ref::<HashJoinExec>() else {
+        return Ok(None);
+    };
+    if join.mode != PartitionMode::Partitioned
+        || join.null_aware
+        || is_colocated_join(plan, limits.target_partitions)?
+    {
+        return Ok(None);
+    }
+    let (left, right) = (join.left(), join.right());
+    let (left_keys, right_keys): (Vec<_>, Vec<_>) = join
+        .on()
+        .iter()
+        .map(|(l, r)| (Arc::clone(l), Arc::clone(r)))
+        .unzip();
+    let join_type = *join.join_type();
+    // (small side, its keys, large side, its keys, whether the large side is the right)
+    let candidates = [
+        (left, &left_keys, right, &right_keys, true),
+        (right, &right_keys, left, &left_keys, false),
+    ];
+    for (small, small_keys, large, large_keys, large_is_right) in candidates {
+        let large_preserved = if large_is_right {
+            !matches!(
+                join_type,
+                JoinType::Inner
+                    | JoinType::Left
+                    | JoinType::LeftSemi
+                    | JoinType::LeftAnti
+                    | JoinType::LeftMark
+            )
+        } else {
+            !matches!(
+                join_type,
+                JoinType::Inner
+                    | JoinType::Right
+                    | JoinType::RightSemi
+                    | JoinType::RightAnti
+                    | JoinType::RightMark
+            )
+        };
+        let Some(shuffle) = large.downcast_ref::<RepartitionExec>() else {
+            continue;
+        };
+        if large_preserved
+            || !matches!(shuffle.partitioning(), Partitioning::Hash(..))
+            || shuffle.preserve_order()
+            || !filtered(small)
+        {
+            continue;
+        }
+        let Some(small_rows) = estimated_output_rows(small) else {
+            continue;
+        };
+        let large_enough = estimated_output_rows(large)
+            .is_none_or(|rows| rows >= small_rows.saturating_mul(REDUCTION_FACTOR));
+        if small_rows >= limits.broadcast_rows || !large_enough {
+            continue;
+        }
+        let keys = below_hash_repartition(small);
+        let keys = if keys.output_partitioning().partition_count() > 1 {
+            Arc::new(CoalescePartitionsExec::new(keys)) as Arc<dyn ExecutionPlan>
+        } else {
+            keys
+        };
+        let on = small_keys
+            .iter()
+            .zip(large_keys.iter())
+            .map(|(s, l)| (Arc::clone(s), Arc::clone(l)))
+            .collect();
+        let matching: Arc<dyn ExecutionPlan> = Arc::new(HashJoinExec::try_new(
+            keys,
+            Arc::clone(shuffle.input()),
+            on,
+            None,
+            &JoinType::RightSemi,
+            None,
+            PartitionMode::CollectLeft,
+            join.null_equality(),
+            false,
+        )?);
+        let reduced = with_children(Arc::clone(large), vec![matching])?;
+        let children = if large_is_right {
+            vec![Arc::clone(left), reduced]
+        } else {
+            vec![reduced, Arc::clone(right)]
+        };
+        return with_children(Arc::clone(plan), children).map(Some);
+    }
+    Ok(None)
+}
+
+/// How many times larger than a small side a shuffled side must be (by the estimates, if
+/// it has one) for [`shuffle_reduced`] to reduce it.
+const REDUCTION_FACTOR: usize = 4;
+
+/// Whether `plan` filters its rows somewhere: a filter over it or pushed into a scan.
+fn filtered(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    let mut found = false;
+    let _ = plan.apply(|node| {
+        found = node.is::<FilterExec>()
+            || node
+                .downcast_ref::<ShardScanExec>()
+                .is_some_and(ShardScanExec::is_filtered);
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
 }
 
 /// How a join's left input is collected.

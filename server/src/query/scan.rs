@@ -315,6 +315,11 @@ impl ShardScanExec {
         self.reference && self.aggregate.is_none() && self.groups.len() <= 1
     }
 
+    /// Whether the scan reads only the rows its pushed filters keep.
+    pub fn is_filtered(&self) -> bool {
+        !self.filters.is_empty()
+    }
+
     /// Whether two reads of the scan give the same rows: no limit, no volatile filter.
     pub fn reads_the_same_rows_each_time(&self) -> bool {
         self.limit.is_none() && !self.filters.iter().any(Expr::is_volatile)
