@@ -448,6 +448,24 @@ async fn memory_hungry_query_fails_with_53200() {
             .metric("shoal_distributed_fallbacks_total")
             .unwrap_or(0.0)
     };
+    // Until the coordinator sees the restarted worker live again it plans the aggregate on
+    // itself (the plan reads the rows, within the coordinator's limit): wait for a plan
+    // that runs it on the worker.
+    let on_worker =
+        |plan: &str| plan.contains("worker_partial_aggregate") || plan.contains("DistributedExec");
+    for wait in 0.. {
+        let plan = lines(&client, &format!("EXPLAIN {grouped}"))
+            .await
+            .join("\n");
+        if on_worker(&plan) {
+            break;
+        }
+        assert!(
+            wait < 60,
+            "the aggregate is never planned on the worker:\n{plan}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     for attempt in 0.. {
         let before = fallbacks();
         match client.simple_query(grouped).await {
