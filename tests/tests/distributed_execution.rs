@@ -47,6 +47,14 @@ const QUERIES: &[(&str, &str, bool)] = &[
         true,
     ),
     (
+        // the same with a volatile filter: two evaluations of the visits would differ, so
+        // their keys do not reduce the clicks
+        "shuffle not reduced by a volatile side",
+        "SELECT count(*) > 0 FROM visits WHERE v_cust < 700 AND random() < 2 \
+         AND NOT EXISTS (SELECT 1 FROM clicks WHERE k_visit = v_id)",
+        false,
+    ),
+    (
         // both sides too large to broadcast: each is shuffled by the join key
         "repartitioned join",
         "SELECT a.v_cust % 10 AS k, count(*), sum(b.v_amount) FROM visits a JOIN visits b \
@@ -253,6 +261,12 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
                         && clicks.iter().any(|l| l.contains("NetworkBroadcastExec"))
                         && clicks.iter().any(|l| l.contains("RepartitionExec")),
                     "{what}: clicks are semi-joined with the broadcast keys before the shuffle:\n{plan}"
+                );
+            }
+            if *what == "shuffle not reduced by a volatile side" {
+                assert!(
+                    !plan.contains("join_type=RightSemi"),
+                    "{what}: no reduction:\n{plan}"
                 );
             }
             if *what == "repartitioned join" {

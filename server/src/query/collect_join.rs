@@ -197,25 +197,13 @@ fn shuffle_reduced(
         (right, &right_keys, left, &left_keys, false),
     ];
     for (small, small_keys, large, large_keys, large_is_right) in candidates {
-        let large_preserved = if large_is_right {
-            !matches!(
-                join_type,
-                JoinType::Inner
-                    | JoinType::Left
-                    | JoinType::LeftSemi
-                    | JoinType::LeftAnti
-                    | JoinType::LeftMark
-            )
+        // the large side's unmatched rows are not in the output when the join emits only
+        // pairs or the small side's rows
+        let large_preserved = !build_preserving_nothing(&if large_is_right {
+            join_type.swap()
         } else {
-            !matches!(
-                join_type,
-                JoinType::Inner
-                    | JoinType::Right
-                    | JoinType::RightSemi
-                    | JoinType::RightAnti
-                    | JoinType::RightMark
-            )
-        };
+            join_type
+        });
         let Some(shuffle) = large.downcast_ref::<RepartitionExec>() else {
             continue;
         };
@@ -223,6 +211,7 @@ fn shuffle_reduced(
             || !matches!(shuffle.partitioning(), Partitioning::Hash(..))
             || shuffle.preserve_order()
             || !filtered(small)
+            || !same_rows_each_time(small)
         {
             continue;
         }
@@ -270,6 +259,28 @@ fn shuffle_reduced(
 /// How many times larger than a small side a shuffled side must be (by the estimates, if
 /// it has one) for [`shuffle_reduced`] to reduce it.
 const REDUCTION_FACTOR: usize = 4;
+
+/// Whether two evaluations of `plan` give the same rows (it is evaluated twice when it
+/// reduces a shuffle): nothing volatile, no limit, every scan reading all it keeps.
+fn same_rows_each_time(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    let mut repeats = true;
+    let _ = plan.apply(|node| {
+        repeats &= node.fetch().is_none()
+            && node
+                .downcast_ref::<ShardScanExec>()
+                .is_none_or(ShardScanExec::reads_the_same_rows_each_time);
+        let _ = node.apply_expressions(&mut |expr| {
+            repeats &= !is_volatile(expr);
+            Ok(TreeNodeRecursion::Continue)
+        });
+        Ok(if repeats {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    });
+    repeats
+}
 
 /// Whether `plan` filters its rows somewhere: a filter over it or pushed into a scan.
 fn filtered(plan: &Arc<dyn ExecutionPlan>) -> bool {
