@@ -214,23 +214,21 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
                     "{what}: a side is broadcast:\n{plan}"
                 );
             }
-            if *what == "broadcast of the small side" {
-                assert!(
-                    stage_of(&plan, "customers").iter().any(|l| l.contains(" BroadcastExec:"))
-                        && stage_of(&plan, "orders")
+            for (case, broadcast, probed) in [
+                ("broadcast of the small side", "customers", "orders"),
+                ("broadcast of a narrow side", "visits", "clicks"),
+            ] {
+                if *what == case {
+                    assert!(
+                        stage_of(&plan, broadcast)
                             .iter()
-                            .any(|l| l.contains("HashJoinExec: mode=CollectLeft")),
-                    "{what}: customers is broadcast to the join reading orders:\n{plan}"
-                );
-            }
-            if *what == "broadcast of a narrow side" {
-                assert!(
-                    stage_of(&plan, "visits").iter().any(|l| l.contains(" BroadcastExec:"))
-                        && stage_of(&plan, "clicks")
-                            .iter()
-                            .any(|l| l.contains("HashJoinExec: mode=CollectLeft")),
-                    "{what}: visits is broadcast to the join reading clicks:\n{plan}"
-                );
+                            .any(|l| l.contains(" BroadcastExec:"))
+                            && stage_of(&plan, probed)
+                                .iter()
+                                .any(|l| l.contains("HashJoinExec: mode=CollectLeft")),
+                        "{what}: {broadcast} is broadcast to the join reading {probed}:\n{plan}"
+                    );
+                }
             }
             if *what == "aggregate by the distribution column"
                 || *what == "having against a scalar subquery"
@@ -1034,6 +1032,32 @@ async fn broadcast_joins_answer_as_postgresql() {
                 "NOT IN an empty subquery of a reference table",
                 "SELECT count(*), count(o_cust), sum(o_total) FROM orders WHERE o_cust NOT IN \
                  (SELECT m FROM marks WHERE m > 100)",
+                false,
+            ),
+            (
+                // pages, above 128k rows but narrow, broadcast to the tasks reading views
+                "a narrow side broadcast",
+                "SELECT count(*), count(p_site), sum(w_id) FROM views JOIN pages ON w_page = p_id",
+                true,
+            ),
+            (
+                // groups by the distribution column finished per shard group, also with a
+                // HAVING against a scalar subquery and over a left join's NULLs
+                "an aggregate by the distribution column",
+                "SELECT count(*), sum(n), max(n) FROM \
+                 (SELECT w_id, count(*) AS n FROM views GROUP BY w_id) g",
+                false,
+            ),
+            (
+                "groups by the distribution column against a scalar subquery",
+                "SELECT count(*), sum(w_id) FROM (SELECT w_id FROM views GROUP BY w_id \
+                 HAVING max(w_page) > (SELECT avg(w_page) * 1.9 FROM views)) g",
+                true,
+            ),
+            (
+                "groups by the distribution column over a left join",
+                "SELECT p_id, count(w_id), count(*) FROM pages LEFT JOIN views ON w_page = p_id \
+                 WHERE p_site = 5 GROUP BY p_id ORDER BY 2 DESC, 1 LIMIT 5",
                 false,
             ),
             (
