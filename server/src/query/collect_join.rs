@@ -11,14 +11,19 @@
 //!   — by the rows the catalog counts in the files read, times the filters' default
 //!   selectivity — or narrow enough to fit a few megabytes against a larger other side, is
 //!   collected into one partition; datafusion-distributed computes it once in its own stage
-//!   and broadcasts it to the tasks reading the other side, which stays where it is. A join of colocated tables is left to the colocated rule, which runs after this
-//!   one (and passes a shard group's partitioning through the joins this rule makes). The estimate is of one scan only: DataFusion's estimate of a join's output
+//!   and broadcasts it to the tasks reading the other side, which stays where it is. A join
+//!   of colocated tables is left to the colocated rule, which runs after this one (and
+//!   passes a shard group's partitioning through the joins this rule makes). The estimate
+//!   of what is broadcast is of one scan only: DataFusion's estimate of a join's output
 //!   without column statistics is the smaller input's size, far too small for the usual join
 //!   of a large table with a small one, so Shoal gives DataFusion no statistics and decides
 //!   here, where only a table's own rows count.
 //! - **A scalar subquery's one row**: an inner nested-loop join whose right input is an
 //!   aggregate without GROUP BY swaps its inputs, so that the one row is collected (and
 //!   broadcast) rather than the other input, whole, where the one row is (the coordinator).
+//! - **Reduced shuffles**: a join that keeps shuffling both sides, with a small filtered side,
+//!   semi-joins its large side with the small side's broadcast keys before the shuffle
+//!   (`shuffle_reduced`).
 //!
 //! ```text
 //! HashJoinExec: mode=Partitioned, on=[(n.k, o.k)]     HashJoinExec: mode=CollectLeft
@@ -284,19 +289,13 @@ fn same_rows_each_time(plan: &Arc<dyn ExecutionPlan>) -> bool {
 
 /// Whether `plan` filters its rows somewhere: a filter over it or pushed into a scan.
 fn filtered(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    let mut found = false;
-    let _ = plan.apply(|node| {
-        found = node.is::<FilterExec>()
+    plan.exists(|node| {
+        Ok(node.is::<FilterExec>()
             || node
                 .downcast_ref::<ShardScanExec>()
-                .is_some_and(ShardScanExec::is_filtered);
-        Ok(if found {
-            TreeNodeRecursion::Stop
-        } else {
-            TreeNodeRecursion::Continue
-        })
-    });
-    found
+                .is_some_and(ShardScanExec::is_filtered))
+    })
+    .unwrap_or(false)
 }
 
 /// How a join's left input is collected.
@@ -419,10 +418,7 @@ fn estimated_output_rows(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
             _ => Some(estimated_output_rows(left)?.max(estimated_output_rows(right)?)),
         };
     }
-    let passes = plan.is::<FilterExec>()
-        || plan.is::<ProjectionExec>()
-        || plan.is::<CoalescePartitionsExec>()
-        || repartitions(plan);
+    let passes = plan.is::<FilterExec>() || plan.is::<ProjectionExec>() || repartitions(plan);
     match children.as_slice() {
         [child] if passes => estimated_output_rows(child),
         _ => None,
