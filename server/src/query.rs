@@ -3,7 +3,8 @@
 //! that pushes partial aggregates to the workers (`pushdown`), distributed execution in
 //! stages on the workers (`distributed`) with joins of colocated tables per shard group
 //! (`colocated_join`), and of reference tables and small sides collected against each
-//! partition of the other side (`collect_join`), Shoal's views (`views`), and
+//! partition of the other side (`collect_join`), `NOT IN` as an ordinary anti join there
+//! (`not_in`), Shoal's views (`views`), and
 //! the rules and functions whose behaviour Shoal takes from PostgreSQL where DataFusion
 //! differs (`pg_*`).
 
@@ -12,6 +13,7 @@ pub mod colocated_join;
 pub mod column_defaults;
 pub mod distributed;
 pub mod dml;
+pub mod not_in;
 pub mod pg_aggregates;
 pub mod pg_arrays;
 pub mod pg_bpchar;

@@ -161,14 +161,14 @@ fn decimals_compare_at_the_shorter_scale() {
 const RECEIVED: &str = "shoal_scan_rows_received_total";
 
 /// The queries whose join runs in the coordinator's stage, reading a (small) table there:
-/// Q16's `NOT IN` is a null-aware anti join, which must see all of its build side in one task.
-const READ_ON_COORDINATOR: &[&str] = &["Q16"];
+/// none (Q16's `NOT IN` did, as a null-aware anti join, before `not_in.rs`).
+const READ_ON_COORDINATOR: &[&str] = &[];
 
 /// The queries with a join of a reference table (nation, region, supplier) that reads it in
-/// the tasks reading the other side, from each worker's copy, neither side shuffled for it.
-/// Not Q16: its `NOT IN` over `supplier` is null-aware.
+/// the tasks reading the other side, from each worker's copy, neither side shuffled for it
+/// (Q16: its `NOT IN` over `supplier` as an ordinary anti join).
 const REFERENCE_JOINS: &[&str] = &[
-    "Q2", "Q5", "Q7", "Q8", "Q9", "Q10", "Q11", "Q15", "Q20", "Q21",
+    "Q2", "Q5", "Q7", "Q8", "Q9", "Q10", "Q11", "Q15", "Q16", "Q20", "Q21",
 ];
 
 /// The queries with a join of colocated tables (lineitem and orders on the order key, part
@@ -184,12 +184,12 @@ const COLOCATED: &[&str] = &[
 /// The queries that broadcast a small side of a join (a table's scan with fewer rows than
 /// DataFusion's collect threshold by the catalog's count, filters estimated at 20%; Q22's
 /// scalar subquery, one row) to the tasks reading the other side, instead of shuffling both
-/// (or collecting the large side on the coordinator; Q11's HAVING against its total, one
-/// row, too), or broadcast the keys of a small filtered side to reduce the shuffle of a large
+/// (or collecting the large side on the coordinator; Q11's HAVING against its total and
+/// Q16's counts of its `NOT IN` subquery, one row each, too), or broadcast the keys of a small filtered side to reduce the shuffle of a large
 /// one to its matching rows (Q2, Q17, Q20, Q22).
 const BROADCAST_JOINS: &[&str] = &[
-    "Q2", "Q3", "Q5", "Q7", "Q8", "Q9", "Q10", "Q11", "Q14", "Q15", "Q17", "Q18", "Q19", "Q20",
-    "Q22",
+    "Q2", "Q3", "Q5", "Q7", "Q8", "Q9", "Q10", "Q11", "Q14", "Q15", "Q16", "Q17", "Q18", "Q19",
+    "Q20", "Q22",
 ];
 
 /// The lines of the stage the coordinator runs in an EXPLAIN of a distributed plan.

@@ -472,7 +472,7 @@ fn without_merge(plan: &Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>
 }
 
 /// Whether `plan` gives at most one row: an aggregate without GROUP BY (its final stage)
-/// under projections, filters and merges.
+/// under projections, filters, merges and repartitions.
 fn one_row(plan: &Arc<dyn ExecutionPlan>) -> bool {
     if let Some(aggregate) = plan.downcast_ref::<AggregateExec>() {
         return aggregate.group_expr().is_empty()
@@ -481,9 +481,11 @@ fn one_row(plan: &Arc<dyn ExecutionPlan>) -> bool {
                 AggregateMode::Final | AggregateMode::Single
             );
     }
+    // a repartition spreads the one row over partitions: still one row in all
     let passes = plan.is::<ProjectionExec>()
         || plan.is::<FilterExec>()
-        || plan.is::<CoalescePartitionsExec>();
+        || plan.is::<CoalescePartitionsExec>()
+        || plan.is::<RepartitionExec>();
     match plan.children().as_slice() {
         [child] if passes => one_row(child),
         _ => false,
