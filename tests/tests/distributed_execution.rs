@@ -38,10 +38,18 @@ const QUERIES: &[(&str, &str, bool)] = &[
     ),
     (
         // the visits of a few customers (filtered: small by its estimate) are preserved by
-        // the anti join and cannot be broadcast; clicks, too large to broadcast, are reduced
+        // the left join and cannot be broadcast; clicks, too large to broadcast, are reduced
         // to the clicks of those visits (a semi join with their broadcast keys) before the
         // shuffle
         "shuffle reduced by a small side's keys",
+        "SELECT count(*), count(k_visit), sum(v_amount) FROM visits LEFT JOIN clicks \
+         ON k_visit = v_id WHERE v_cust < 700",
+        true,
+    ),
+    (
+        // the anti join returns only the visits: they stay where they are, probed against
+        // the distinct keys of the clicks that match them (reduced as above), broadcast
+        "anti join against the matching keys, broadcast",
         "SELECT count(*), sum(v_amount) FROM visits WHERE v_cust < 700 \
          AND NOT EXISTS (SELECT 1 FROM clicks WHERE k_visit = v_id)",
         true,
@@ -275,6 +283,24 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
                             .count()
                             > 1,
                     "{what}: every task reading orders probes the anti join and the counts:\n{plan}"
+                );
+            }
+            if *what == "anti join against the matching keys, broadcast" {
+                let clicks = stage_of(&plan, "clicks");
+                let visits = stages_reading(&plan, "visits")
+                    .iter()
+                    .map(|stage| stage_lines(&plan, stage))
+                    .find(|lines| lines.iter().any(|l| l.contains("join_type=RightAnti")))
+                    .unwrap_or_else(|| panic!("{what}: a stage reading visits probes:\n{plan}"));
+                assert!(
+                    clicks.iter().any(|l| l.contains("mode=CollectLeft, join_type=RightSemi"))
+                        && clicks.iter().any(|l| l.contains("AggregateExec: mode=Partial"))
+                        && clicks.iter().any(|l| l.contains(" BroadcastExec:"))
+                        && visits
+                            .iter()
+                            .any(|l| l.contains("mode=CollectLeft, join_type=RightAnti"))
+                        && !plan.contains("NetworkShuffleExec"),
+                    "{what}: the clicks' matching keys are broadcast to the visits:\n{plan}"
                 );
             }
             if *what == "shuffle not reduced by a volatile side" {
@@ -1060,6 +1086,22 @@ async fn broadcast_joins_answer_as_postgresql() {
                 true,
             ),
             (
+                // correlated by an equality: DataFusion's null-aware join takes one key, so
+                // the anti join on both and the counts per correlation value, wherever it runs
+                "correlated NOT IN",
+                "SELECT count(*), sum(o_total) FROM orders WHERE o_cust NOT IN \
+                 (SELECT c_id FROM customers WHERE c_nation = o_id % 5)",
+                false,
+            ),
+            (
+                // ... with NULLs on both sides and outer rows whose set is empty
+                "correlated NOT IN with NULLs in the sets",
+                "SELECT count(*), count(c_nation), sum(c_id) FROM customers c WHERE \
+                 (c_nation + 1) % 5 NOT IN (SELECT o_cust % 5 FROM orders \
+                 WHERE o_id % 50 = c.c_id AND o_total > 1400)",
+                false,
+            ),
+            (
                 // a LIMIT could give other rows a second time: the null-aware join as it is
                 "NOT IN a limited subquery",
                 "SELECT count(*), count(o_cust), sum(o_total) FROM orders WHERE o_cust NOT IN \
@@ -1093,14 +1135,29 @@ async fn broadcast_joins_answer_as_postgresql() {
                 false,
             ),
             (
-                // a shuffled join reduced by a small side's keys (views with a NULL page
-                // match nothing): anti, left, inner under an aggregate by the key, semi
-                "anti join with a reduced shuffle",
+                // a small side's rows probed where they are against the large side's distinct
+                // matching keys (views with a NULL page match nothing): anti, semi, anti with
+                // NULL keys on the small side
+                "anti join against the matching keys",
                 "SELECT count(*), sum(p_site) FROM pages WHERE p_site = 3 AND NOT EXISTS \
                  (SELECT 1 FROM views WHERE w_page = p_id)",
                 true,
             ),
             (
+                "semi join against the matching keys",
+                "SELECT count(*), sum(p_id) FROM pages WHERE p_site = 4 AND p_id IN \
+                 (SELECT w_page FROM views)",
+                true,
+            ),
+            (
+                "anti join with NULL keys against the matching keys",
+                "SELECT count(*), count(p_site), sum(p_id) FROM pages WHERE p_id % 50 = 1 \
+                 AND NOT EXISTS (SELECT 1 FROM views WHERE w_page = p_site)",
+                true,
+            ),
+            (
+                // a shuffled join reduced by a small side's keys: left, inner under an
+                // aggregate by the key
                 "left join with a reduced shuffle",
                 "SELECT count(*), count(w_id), sum(w_id) FROM pages LEFT JOIN views \
                  ON w_page = p_id WHERE p_site = 5",
@@ -1151,6 +1208,16 @@ async fn broadcast_joins_answer_as_postgresql() {
                     !plan.contains("null_aware"),
                     rewritten,
                     "{what}: an ordinary anti join: {rewritten}\n{plan}"
+                );
+            }
+            if what.contains("against the matching keys") {
+                assert!(
+                    plan.contains("AggregateExec: mode=Partial, gby=[")
+                        && plan.contains("mode=CollectLeft, join_type=RightSemi")
+                        && (plan.contains("join_type=RightAnti, on=[(key0@0")
+                            || plan.contains("join_type=RightSemi, on=[(key0@0"))
+                        && !plan.contains("NetworkShuffleExec"),
+                    "{what}: the large side's matching keys are broadcast:\n{plan}"
                 );
             }
             if what.contains("reduced shuffle") {

@@ -23,7 +23,9 @@
 //!   broadcast) rather than the other input, whole, where the one row is (the coordinator).
 //! - **Reduced shuffles**: a join that keeps shuffling both sides, with a small filtered side,
 //!   semi-joins its large side with the small side's broadcast keys before the shuffle
-//!   (`shuffle_reduced`).
+//!   (`shuffle_reduced`); a semi or anti join returning the small side's rows instead probes
+//!   the small side where it is with the large side's distinct matching keys, broadcast
+//!   (`matched_keys_broadcast`).
 //!
 //! ```text
 //! HashJoinExec: mode=Partitioned, on=[(n.k, o.k)]     HashJoinExec: mode=CollectLeft
@@ -46,9 +48,11 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{JoinType, Result};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr_common::physical_expr::is_volatile;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::joins::{HashJoinExec, NestedLoopJoinExec, PartitionMode};
@@ -156,7 +160,11 @@ fn rewrite(
     if relied.partitioning || relied.ordering {
         return Ok(shuffle_reduced(&plan, limits)?.unwrap_or(plan));
     }
-    match collect_join(&plan, limits)? {
+    let collected = match collect_join(&plan, limits)? {
+        Some(join) => Some(join),
+        None => matched_keys_broadcast(&plan, limits)?,
+    };
+    match collected {
         Some(join) if relied.single && join.output_partitioning().partition_count() > 1 => {
             Ok(Arc::new(CoalescePartitionsExec::new(join)))
         }
@@ -165,21 +173,25 @@ fn rewrite(
     }
 }
 
-/// `plan`, a join that shuffles both sides, with the shuffle of a large side reduced to the
-/// rows that can matter: those whose key is among the keys of a small, filtered other side.
-/// The small side is evaluated twice — once broadcast to the tasks reading the large side,
-/// where a semi join keeps the large side's matching rows before they are shuffled, and once
-/// shuffled for the join itself — so only a filtered side small by its estimate qualifies,
-/// against a side at least [`REDUCTION_FACTOR`] times larger (or of unknown size), and only
-/// when the large side's rows without a match are not in the join's output (it is not
-/// preserved). The join still runs on both shuffles, and what relies on its partitioning still
-/// has it: TPC-H Q17 shuffled all of lineitem to meet 200 parts, Q22 all of orders to meet
-/// the customers of a few countries. (DataFusion's own dynamic filter does this within one
-/// process; it cannot cross a shuffle.)
-fn shuffle_reduced(
-    plan: &Arc<dyn ExecutionPlan>,
-    limits: Limits,
-) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+/// A join that shuffles both sides, one of them (the large one) reducible by the keys of the
+/// other (the small one), as [`shuffle_reduced`] and [`matched_keys_broadcast`] use it.
+struct Reducible<'a> {
+    join: &'a HashJoinExec,
+    small: &'a Arc<dyn ExecutionPlan>,
+    small_keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// The large side, a hash repartition (`shuffle`).
+    large: &'a Arc<dyn ExecutionPlan>,
+    shuffle: &'a RepartitionExec,
+    large_keys: Vec<Arc<dyn PhysicalExpr>>,
+    large_is_right: bool,
+}
+
+/// `plan` as a [`Reducible`] join: a partitioned hash join (not null-aware, not colocated)
+/// with a filtered side estimated under the broadcast limit whose rows are the same each
+/// time (it is evaluated twice), against a hash-shuffled side at least
+/// [`REDUCTION_FACTOR`] times larger (or of unknown size) whose unmatched rows are not in the
+/// join's output (it is not preserved).
+fn reducible(plan: &Arc<dyn ExecutionPlan>, limits: Limits) -> Result<Option<Reducible<'_>>> {
     let Some(join) = plan.downcast_ref::<HashJoinExec>() else {
         return Ok(None);
     };
@@ -228,37 +240,142 @@ fn shuffle_reduced(
         if small_rows >= limits.broadcast_rows || !large_enough {
             continue;
         }
-        let keys = below_hash_repartition(small);
+        return Ok(Some(Reducible {
+            join,
+            small,
+            small_keys: small_keys.clone(),
+            large,
+            shuffle,
+            large_keys: large_keys.clone(),
+            large_is_right,
+        }));
+    }
+    Ok(None)
+}
+
+impl Reducible<'_> {
+    /// The large side's rows whose key is among the small side's (collected, broadcast to
+    /// the tasks reading the large side): a semi join in place of the large side's shuffle.
+    fn matching(&self) -> Result<Arc<dyn ExecutionPlan>> {
+        let keys = below_hash_repartition(self.small);
         let keys = if keys.output_partitioning().partition_count() > 1 {
             Arc::new(CoalescePartitionsExec::new(keys)) as Arc<dyn ExecutionPlan>
         } else {
             keys
         };
-        let on = small_keys
+        let on = self
+            .small_keys
             .iter()
-            .zip(large_keys.iter())
+            .zip(&self.large_keys)
             .map(|(s, l)| (Arc::clone(s), Arc::clone(l)))
             .collect();
-        let matching: Arc<dyn ExecutionPlan> = Arc::new(HashJoinExec::try_new(
+        Ok(Arc::new(HashJoinExec::try_new(
             keys,
-            Arc::clone(shuffle.input()),
+            Arc::clone(self.shuffle.input()),
             on,
             None,
             &JoinType::RightSemi,
             None,
             PartitionMode::CollectLeft,
-            join.null_equality(),
+            self.join.null_equality(),
             false,
-        )?);
-        let reduced = with_children(Arc::clone(large), vec![matching])?;
-        let children = if large_is_right {
-            vec![Arc::clone(left), reduced]
-        } else {
-            vec![reduced, Arc::clone(right)]
-        };
-        return with_children(Arc::clone(plan), children).map(Some);
+        )?))
     }
-    Ok(None)
+}
+
+/// `plan`, a join that shuffles both sides, with the shuffle of a large side reduced to the
+/// rows that can matter: those whose key is among the keys of a small, filtered other side
+/// ([`reducible`]). The small side is evaluated twice — once broadcast to the tasks reading
+/// the large side, where a semi join keeps the large side's matching rows before they are
+/// shuffled, and once shuffled for the join itself. The join still runs on both shuffles,
+/// and what relies on its partitioning still has it: TPC-H Q17 shuffled all of lineitem to
+/// meet 200 parts. (DataFusion's own dynamic filter does this within one process; it cannot
+/// cross a shuffle.)
+fn shuffle_reduced(
+    plan: &Arc<dyn ExecutionPlan>,
+    limits: Limits,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let Some(reducible) = reducible(plan, limits)? else {
+        return Ok(None);
+    };
+    let reduced = with_children(Arc::clone(reducible.large), vec![reducible.matching()?])?;
+    let join = reducible.join;
+    let children = if reducible.large_is_right {
+        vec![Arc::clone(join.left()), reduced]
+    } else {
+        vec![reduced, Arc::clone(join.right())]
+    };
+    with_children(Arc::clone(plan), children).map(Some)
+}
+
+/// `plan`, a [`reducible`] semi or anti join returning the small side's rows (`NOT EXISTS`,
+/// `IN`, without a filter), as a join of the small side where it is against the large
+/// side's distinct matching keys, broadcast: the matching rows (as in [`shuffle_reduced`])
+/// deduplicated in each task, at most the small side's keys per task. Neither side is
+/// shuffled: TPC-H Q22 shuffled the customers of seven countries and their orders to find
+/// those without one.
+fn matched_keys_broadcast(
+    plan: &Arc<dyn ExecutionPlan>,
+    limits: Limits,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let Some(reducible) = reducible(plan, limits)? else {
+        return Ok(None);
+    };
+    let join = reducible.join;
+    let probe_type = match (join.join_type(), reducible.large_is_right) {
+        (JoinType::LeftSemi, true) | (JoinType::RightSemi, false) => JoinType::RightSemi,
+        (JoinType::LeftAnti, true) | (JoinType::RightAnti, false) => JoinType::RightAnti,
+        _ => return Ok(None),
+    };
+    if join.filter().is_some() {
+        return Ok(None);
+    }
+    let matching = reducible.matching()?;
+    let group_by = PhysicalGroupBy::new_single(
+        reducible
+            .large_keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| (Arc::clone(key), format!("key{i}")))
+            .collect(),
+    );
+    let distinct: Arc<dyn ExecutionPlan> = Arc::new(AggregateExec::try_new(
+        AggregateMode::Partial,
+        group_by,
+        vec![],
+        vec![],
+        Arc::clone(&matching),
+        matching.schema(),
+    )?);
+    let keys = Arc::new(CoalescePartitionsExec::new(distinct)) as Arc<dyn ExecutionPlan>;
+    let mut probe = below_hash_repartition(reducible.small);
+    if probe.output_partitioning().partition_count() < limits.target_partitions {
+        probe = Arc::new(RepartitionExec::try_new(
+            probe,
+            Partitioning::RoundRobinBatch(limits.target_partitions),
+        )?);
+    }
+    let on = reducible
+        .small_keys
+        .iter()
+        .enumerate()
+        .map(|(i, small_key)| {
+            let key: Arc<dyn PhysicalExpr> = Arc::new(Column::new(&format!("key{i}"), i));
+            (key, Arc::clone(small_key))
+        })
+        .collect();
+    // the output is the small side's rows either way: the join's projection applies as is
+    Ok(Some(Arc::new(HashJoinExec::try_new(
+        keys,
+        probe,
+        on,
+        None,
+        &probe_type,
+        join.projection.as_ref().map(|p| p.to_vec()),
+        PartitionMode::CollectLeft,
+        join.null_equality(),
+        false,
+    )?)))
 }
 
 /// How many times larger than a small side a shuffled side must be (by the estimates, if

@@ -21,11 +21,18 @@
 //! The ordinary anti join can be probed partition by partition (a reference table read in
 //! every task, a small side broadcast), and the counts are one row, broadcast. S is computed
 //! twice, so the rule applies only where S gives the same rows each time (nothing volatile,
-//! no LIMIT), to a NOT IN of one column without a correlation (a join filter), and only to
-//! queries that run in stages: on the coordinator alone the null-aware join reads S once.
+//! no LIMIT), and an uncorrelated NOT IN only in queries that run in stages: on the
+//! coordinator alone the null-aware join reads S once.
+//!
+//! A correlated NOT IN (`x NOT IN (SELECT y FROM s WHERE s.c = outer.a)`), which DataFusion
+//! plans as a null-aware join on two keys and then refuses to run, is rewritten wherever it
+//! runs: the anti join on `x = y AND a = c`, the counts grouped by `c` and left-joined on
+//! `a = c`, and the test `rows IS NULL OR (x IS NOT NULL AND keys = rows)` (no group: an
+//! empty set for that row). A correlation other than equalities (a join filter) is left to
+//! DataFusion.
 
 use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
-use datafusion::common::{JoinType, Result};
+use datafusion::common::{Column, JoinType, Result};
 use datafusion::functions_aggregate::count::count_all;
 use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::logical_expr::{lit, Expr, Join, LogicalPlan, LogicalPlanBuilder};
@@ -59,11 +66,12 @@ impl OptimizerRule for NotInRewriteRule {
             &plan,
             |node| matches!(node, LogicalPlan::Join(join) if join.null_aware),
         )?;
-        if !has_not_in || !crate::query::distributed::distributes(&plan)? {
+        if !has_not_in {
             return Ok(Transformed::no(plan));
         }
+        let in_stages = crate::query::distributed::distributes(&plan)?;
         plan.transform_up_with_subqueries(|node| match &node {
-            LogicalPlan::Join(join) => match rewrite_not_in(join, config)? {
+            LogicalPlan::Join(join) => match rewrite_not_in(join, in_stages, config)? {
                 Some(rewritten) => Ok(Transformed::yes(rewritten)),
                 None => Ok(Transformed::no(node)),
             },
@@ -72,15 +80,23 @@ impl OptimizerRule for NotInRewriteRule {
     }
 }
 
-/// `join` as the plan in the module doc, when it is a null-aware anti join on one key
-/// without a filter and its right input gives the same rows each time it is read.
-fn rewrite_not_in(join: &Join, config: &dyn OptimizerConfig) -> Result<Option<LogicalPlan>> {
-    let [(x, y)] = join.on.as_slice() else {
+/// `join` as the plan in the module doc, when it is a null-aware anti join without a
+/// filter whose right input gives the same rows each time it is read: uncorrelated (one
+/// key) in a query that runs in stages, correlated (the NOT IN key first, then the
+/// correlation's equalities) always, since DataFusion's null-aware join takes one key only.
+fn rewrite_not_in(
+    join: &Join,
+    in_stages: bool,
+    config: &dyn OptimizerConfig,
+) -> Result<Option<LogicalPlan>> {
+    // DataFusion's decorrelation writes the NOT IN equality first, then the correlation's
+    let [(x, y), correlation @ ..] = join.on.as_slice() else {
         return Ok(None);
     };
     if !join.null_aware
         || join.join_type != JoinType::LeftAnti
         || join.filter.is_some()
+        || (correlation.is_empty() && !in_stages)
         || !same_rows_each_time(&join.right)?
     {
         return Ok(None);
@@ -96,19 +112,22 @@ fn rewrite_not_in(join: &Join, config: &dyn OptimizerConfig) -> Result<Option<Lo
         false,
     )?;
     let alias = config.alias_generator().next("__shoal_not_in");
+    let column = |name: &str| Expr::Column(Column::new(Some(alias.as_str()), name));
+    let group_names: Vec<String> = (0..correlation.len())
+        .map(|i| format!("__shoal_not_in_group{i}"))
+        .collect();
     let counts = LogicalPlanBuilder::from(Arc::clone(&join.right))
         .aggregate(
-            Vec::<Expr>::new(),
+            correlation
+                .iter()
+                .zip(&group_names)
+                .map(|((_, inner), name)| inner.clone().alias(name)),
             vec![count_all().alias(ROWS), count(y.clone()).alias(KEYS)],
         )?
         .alias(alias.as_str())?
         .build()?;
-    let rows = Expr::Column(datafusion::common::Column::new(Some(alias.as_str()), ROWS));
-    let keys = Expr::Column(datafusion::common::Column::new(Some(alias.as_str()), KEYS));
-    let passes = rows
-        .clone()
-        .eq(lit(0i64))
-        .or(x.clone().is_not_null().and(keys.eq(rows)));
+    let (rows, keys) = (column(ROWS), column(KEYS));
+    let no_null_in_set = x.clone().is_not_null().and(keys.eq(rows.clone()));
     let outer_columns: Vec<Expr> = join
         .left
         .schema()
@@ -116,13 +135,20 @@ fn rewrite_not_in(join: &Join, config: &dyn OptimizerConfig) -> Result<Option<Lo
         .into_iter()
         .map(Expr::Column)
         .collect();
-    // the one row on the left, the build side DataFusion collects; the anti join probed
-    LogicalPlanBuilder::from(counts)
-        .cross_join(LogicalPlan::Join(anti))?
-        .filter(passes)?
-        .project(outer_columns)?
-        .build()
-        .map(Some)
+    let filtered = if correlation.is_empty() {
+        // the one row on the left, the build side DataFusion collects; the anti join probed
+        LogicalPlanBuilder::from(counts)
+            .cross_join(LogicalPlan::Join(anti))?
+            .filter(rows.eq(lit(0i64)).or(no_null_in_set))?
+    } else {
+        // an outer row without a group of counts has an empty set
+        let outer_keys: Vec<Expr> = correlation.iter().map(|(outer, _)| outer.clone()).collect();
+        let group_keys: Vec<Expr> = group_names.iter().map(|name| column(name)).collect();
+        LogicalPlanBuilder::from(LogicalPlan::Join(anti))
+            .join_with_expr_keys(counts, JoinType::Left, (outer_keys, group_keys), None)?
+            .filter(rows.is_null().or(no_null_in_set))?
+    };
+    filtered.project(outer_columns)?.build().map(Some)
 }
 
 /// Whether `plan` gives the same rows each time it runs: no volatile expression (`random()`)
