@@ -206,6 +206,7 @@ pub fn session_context(
     ctx.add_optimizer_rule(Arc::new(crate::query::pushdown::ShardAggregatePushdownRule));
     ctx.add_optimizer_rule(Arc::new(crate::query::not_in::NotInRewriteRule));
     ctx.add_analyzer_rule(crate::query::pg_bytea::PgByteaInput::rule());
+    ctx.add_analyzer_rule(crate::query::not_in::NotInAsNotExists::rule());
     ctx.add_analyzer_rule(crate::query::pg_to_char::PgToChar::rule());
     ctx.add_analyzer_rule(crate::query::pg_time_zone::PgTimeZone::rule());
     // Bound parameters of a local time, read as timestamptz, are in the session's zone.

@@ -3,8 +3,8 @@
 //! that pushes partial aggregates to the workers (`pushdown`), distributed execution in
 //! stages on the workers (`distributed`) with joins of colocated tables per shard group
 //! (`colocated_join`), and of reference tables and small sides collected against each
-//! partition of the other side (`collect_join`), `NOT IN` as an ordinary anti join there
-//! (`not_in`), Shoal's views (`views`), and
+//! partition of the other side (`collect_join`), `NOT IN` with PostgreSQL's NULLs as NOT
+//! EXISTS or as an ordinary anti join there (`not_in`), Shoal's views (`views`), and
 //! the rules and functions whose behaviour Shoal takes from PostgreSQL where DataFusion
 //! differs (`pg_*`).
 

@@ -1086,8 +1086,21 @@ async fn broadcast_joins_answer_as_postgresql() {
                 true,
             ),
             (
-                // correlated by an equality: DataFusion's null-aware join takes one key, so
-                // the anti join on both and the counts per correlation value, wherever it runs
+                // a literal NOT IN a set with a NULL: no row (DataFusion's planning pushed the
+                // equality into the subquery and lost the NULL); as NOT EXISTS
+                "NOT IN of a literal, a NULL in the set",
+                "SELECT count(*), 'none' FROM orders WHERE 30 NOT IN (SELECT m FROM marks)",
+                false,
+            ),
+            (
+                "NOT IN of a literal, no NULL in the set",
+                "SELECT count(*), sum(o_total) FROM orders WHERE 5 NOT IN \
+                 (SELECT m FROM marks WHERE m IS NOT NULL)",
+                false,
+            ),
+            (
+                // correlated by an equality: DataFusion's null-aware join takes one key and
+                // refused two; as NOT EXISTS
                 "correlated NOT IN",
                 "SELECT count(*), sum(o_total) FROM orders WHERE o_cust NOT IN \
                  (SELECT c_id FROM customers WHERE c_nation = o_id % 5)",
@@ -1099,6 +1112,12 @@ async fn broadcast_joins_answer_as_postgresql() {
                 "SELECT count(*), count(c_nation), sum(c_id) FROM customers c WHERE \
                  (c_nation + 1) % 5 NOT IN (SELECT o_cust % 5 FROM orders \
                  WHERE o_id % 50 = c.c_id AND o_total > 1400)",
+                false,
+            ),
+            (
+                "correlated NOT IN of a literal",
+                "SELECT count(*), sum(c_id) FROM customers c WHERE 3 NOT IN \
+                 (SELECT o_cust % 5 FROM orders WHERE o_id % 50 = c.c_id AND o_total > 1400)",
                 false,
             ),
             (
@@ -1202,7 +1221,8 @@ async fn broadcast_joins_answer_as_postgresql() {
             }
             if what.contains("NOT IN") {
                 // an uncorrelated NOT IN of rows that are the same each time they are read
-                // is an ordinary anti join (`not_in.rs`); the others stay null-aware
+                // is an ordinary anti join, a correlated one or one of a literal NOT EXISTS
+                // (`not_in.rs`); one of a LIMIT stays null-aware
                 let rewritten = !what.contains("limited");
                 assert_eq!(
                     !plan.contains("null_aware"),
@@ -1247,6 +1267,23 @@ async fn broadcast_joins_answer_as_postgresql() {
             );
             assert_eq!(shoal_e2e::stdout_of(&off), want, "{what}: off");
         }
+        // a correlated NOT IN over an aggregate (one row even where nothing correlates, which
+        // DataFusion's decorrelation reads as none) is refused, not answered wrong
+        let refused = shoal.run_args(
+            &[
+                "-v",
+                "VERBOSITY=verbose",
+                "-c",
+                "SELECT count(*) FROM orders WHERE o_total NOT IN \
+                 (SELECT max(c_id) FROM customers WHERE c_nation = o_cust)",
+            ],
+            None,
+        );
+        let stderr = shoal_e2e::stderr_of(&refused);
+        assert!(
+            !refused.status.success() && stderr.contains("0A000") && stderr.contains("NOT EXISTS"),
+            "a correlated NOT IN over an aggregate is refused with 0A000: {stderr}"
+        );
     })
     .await;
 }

@@ -1,5 +1,5 @@
 //! Joins that collect one side: a hash join whose other input is probed partition by
-//! partition as it is, instead of repartitioning both sides by the join key. Two kinds:
+//! partition as it is, instead of repartitioning both sides by the join key:
 //!
 //! - **Reference joins**: a join with a reference table (a copy on every worker) collects the
 //!   whole table as its build side. In stages, every task reads the reference table from its
@@ -38,8 +38,9 @@
 //! Every task pairs its share of the other input with every row of the collected side: each
 //! match is found once, since each row of the other input is in one partition of one task.
 //! Rows the collected side would emit unmatched (left or full joins preserving it, semi/anti
-//! joins returning its rows) would come once per task, so those joins keep their
-//! repartitioning. The join no longer has DataFusion's hash partitioning: nothing above it, up
+//! joins returning its rows) would come once per task, so those joins are not collected that
+//! way (a semi or anti join of a small side may still probe the large side's matching keys,
+//! `matched_keys_broadcast`). The join no longer has DataFusion's hash partitioning: nothing above it, up
 //! to the next repartition, may rely on its partitioning or ordering.
 
 use std::sync::Arc;
@@ -55,7 +56,9 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::filter::FilterExec;
-use datafusion::physical_plan::joins::{HashJoinExec, NestedLoopJoinExec, PartitionMode};
+use datafusion::physical_plan::joins::{
+    HashJoinExec, HashJoinExecBuilder, NestedLoopJoinExec, PartitionMode,
+};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
@@ -310,8 +313,9 @@ fn shuffle_reduced(
 
 /// `plan`, a [`reducible`] semi or anti join returning the small side's rows (`NOT EXISTS`,
 /// `IN`, without a filter), as a join of the small side where it is against the large
-/// side's distinct matching keys, broadcast: the matching rows (as in [`shuffle_reduced`])
-/// deduplicated in each task, at most the small side's keys per task. Neither side is
+/// side's matching keys, broadcast: the matching rows (as in [`shuffle_reduced`]) deduplicated
+/// by a partial aggregate (per partition, and only where it reduces: duplicates left in the
+/// build side change nothing, a semi or anti join emits a probe row at most once). Neither side is
 /// shuffled: TPC-H Q22 shuffled the customers of seven countries and their orders to find
 /// those without one.
 fn matched_keys_broadcast(
@@ -364,22 +368,20 @@ fn matched_keys_broadcast(
             (key, Arc::clone(small_key))
         })
         .collect();
-    // the output is the small side's rows either way: the join's projection applies as is
-    Ok(Some(Arc::new(HashJoinExec::try_new(
-        keys,
-        probe,
-        on,
-        None,
-        &probe_type,
-        join.projection.as_ref().map(|p| p.to_vec()),
-        PartitionMode::CollectLeft,
-        join.null_equality(),
-        false,
-    )?)))
+    // the output is the small side's rows either way: the join's projection and fetch (a
+    // LIMIT pushed into it) apply as they are
+    Ok(Some(Arc::new(
+        HashJoinExecBuilder::new(keys, probe, on, probe_type)
+            .with_projection(join.projection.as_ref().map(|p| p.to_vec()))
+            .with_partition_mode(PartitionMode::CollectLeft)
+            .with_null_equality(join.null_equality())
+            .with_fetch(join.fetch())
+            .build()?,
+    )))
 }
 
 /// How many times larger than a small side a shuffled side must be (by the estimates, if
-/// it has one) for [`shuffle_reduced`] to reduce it.
+/// it has one) for [`reducible`] to take it.
 const REDUCTION_FACTOR: usize = 4;
 
 /// Whether two evaluations of `plan` give the same rows (it is evaluated twice when it
@@ -589,7 +591,7 @@ fn without_merge(plan: &Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>
 }
 
 /// Whether `plan` gives at most one row: an aggregate without GROUP BY (its final stage)
-/// under projections, filters, merges and repartitions.
+/// under projections, filters and merges.
 fn one_row(plan: &Arc<dyn ExecutionPlan>) -> bool {
     if let Some(aggregate) = plan.downcast_ref::<AggregateExec>() {
         return aggregate.group_expr().is_empty()
@@ -598,11 +600,9 @@ fn one_row(plan: &Arc<dyn ExecutionPlan>) -> bool {
                 AggregateMode::Final | AggregateMode::Single
             );
     }
-    // a repartition spreads the one row over partitions: still one row in all
     let passes = plan.is::<ProjectionExec>()
         || plan.is::<FilterExec>()
-        || plan.is::<CoalescePartitionsExec>()
-        || plan.is::<RepartitionExec>();
+        || plan.is::<CoalescePartitionsExec>();
     match plan.children().as_slice() {
         [child] if passes => one_row(child),
         _ => false,

@@ -1,11 +1,21 @@
-//! `NotInRewriteRule`: `x NOT IN (SELECT y ...)` as an ordinary anti join plus the subquery's
-//! two counts, so that it can run where the data is.
+//! `x NOT IN (SELECT y ...)` in a WHERE clause (where only true keeps a row), as PostgreSQL
+//! answers it: true exactly when the subquery's set S is empty, or x is not NULL, S holds no
+//! NULL and no y equals x. DataFusion plans it as a null-aware anti join, which takes one key
+//! and must see all of S in one process. Two rules:
 //!
-//! DataFusion plans `NOT IN` as a null-aware anti join, which must see every row of the
-//! subquery (a NULL anywhere there lets no row through) in one process: in stages, the
-//! whole outer side would be gathered into one task. In a WHERE clause (where only true
-//! keeps a row) `x NOT IN (S)` is true exactly when S is empty, or x is not NULL, S holds no
-//! NULL and no y equals x:
+//! - [`NotInAsNotExists`] (an analyzer rule, before DataFusion decorrelates anything): a NOT
+//!   IN whose equality DataFusion cannot keep as the join's key — a correlated subquery (the
+//!   null-aware join of its two keys is refused at run time), or an x without a column of
+//!   the outer query (a literal, a parameter: the equality is pushed into the subquery and
+//!   the null-aware join runs on the correlation's key, or on nothing, without NULL
+//!   semantics) — becomes `NOT EXISTS (SELECT 1 FROM (S) WHERE y = x OR y IS NULL OR x IS
+//!   NULL)`, exactly the rows for which no element of S makes `x <> y` anything but true. A
+//!   correlated S over an aggregate (`NOT IN (SELECT max(v) ... WHERE s.c = outer.a)`, one
+//!   row even for no input) DataFusion would decorrelate as if empty: refused (0A000).
+//! - [`NotInRewriteRule`] (an optimizer rule, after DataFusion's): what remains, an
+//!   uncorrelated NOT IN of an outer expression, in a query that runs in stages, becomes an
+//!   ordinary anti join plus the subquery's two counts, so that it can run where the data is
+//!   (in stages, the null-aware join would gather the whole outer side into one task):
 //!
 //! ```text
 //! Join(LeftAnti, x = y, null_aware)       Projection(L's columns)
@@ -20,24 +30,24 @@
 //!
 //! The ordinary anti join can be probed partition by partition (a reference table read in
 //! every task, a small side broadcast), and the counts are one row, broadcast. S is computed
-//! twice, so the rule applies only where S gives the same rows each time (nothing volatile,
-//! no LIMIT), and an uncorrelated NOT IN only in queries that run in stages: on the
-//! coordinator alone the null-aware join reads S once.
+//! twice, so that rule applies only where S gives the same rows each time (nothing volatile,
+//! no LIMIT); on the coordinator alone the null-aware join reads S once.
 //!
-//! A correlated NOT IN (`x NOT IN (SELECT y FROM s WHERE s.c = outer.a)`), which DataFusion
-//! plans as a null-aware join on two keys and then refuses to run, is rewritten wherever it
-//! runs: the anti join on `x = y AND a = c`, the counts grouped by `c` and left-joined on
-//! `a = c`, and the test `rows IS NULL OR (x IS NOT NULL AND keys = rows)` (no group: an
-//! empty set for that row). A correlation other than equalities (a join filter) is left to
-//! DataFusion.
+//! A NOT IN under OR or NOT is DataFusion's (a mark join), untouched.
 
-use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
-use datafusion::common::{Column, JoinType, Result};
+use std::sync::Arc;
+
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DFSchemaRef, DataFusionError, JoinType, Result};
 use datafusion::functions_aggregate::count::count_all;
 use datafusion::functions_aggregate::expr_fn::count;
-use datafusion::logical_expr::{lit, Expr, Join, LogicalPlan, LogicalPlanBuilder};
-use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
-use std::sync::Arc;
+use datafusion::logical_expr::expr::{Exists, InSubquery};
+use datafusion::logical_expr::utils::{conjunction, split_conjunction_owned};
+use datafusion::logical_expr::{
+    lit, Expr, Filter, Join, LogicalPlan, LogicalPlanBuilder, Subquery,
+};
+use datafusion::optimizer::{AnalyzerRule, ApplyOrder, OptimizerConfig, OptimizerRule};
 
 /// Rewrites null-aware anti joins (see the module doc).
 #[derive(Debug, Default)]
@@ -66,12 +76,11 @@ impl OptimizerRule for NotInRewriteRule {
             &plan,
             |node| matches!(node, LogicalPlan::Join(join) if join.null_aware),
         )?;
-        if !has_not_in {
+        if !has_not_in || !crate::query::distributed::distributes(&plan)? {
             return Ok(Transformed::no(plan));
         }
-        let in_stages = crate::query::distributed::distributes(&plan)?;
         plan.transform_up_with_subqueries(|node| match &node {
-            LogicalPlan::Join(join) => match rewrite_not_in(join, in_stages, config)? {
+            LogicalPlan::Join(join) => match rewrite_not_in(join, config)? {
                 Some(rewritten) => Ok(Transformed::yes(rewritten)),
                 None => Ok(Transformed::no(node)),
             },
@@ -80,23 +89,16 @@ impl OptimizerRule for NotInRewriteRule {
     }
 }
 
-/// `join` as the plan in the module doc, when it is a null-aware anti join without a
-/// filter whose right input gives the same rows each time it is read: uncorrelated (one
-/// key) in a query that runs in stages, correlated (the NOT IN key first, then the
-/// correlation's equalities) always, since DataFusion's null-aware join takes one key only.
-fn rewrite_not_in(
-    join: &Join,
-    in_stages: bool,
-    config: &dyn OptimizerConfig,
-) -> Result<Option<LogicalPlan>> {
-    // DataFusion's decorrelation writes the NOT IN equality first, then the correlation's
-    let [(x, y), correlation @ ..] = join.on.as_slice() else {
+/// `join` as the plan in the module doc, when it is a null-aware anti join on one key (the
+/// NOT IN equality: [`NotInAsNotExists`] has taken every other NOT IN) without a filter
+/// whose right input gives the same rows each time.
+fn rewrite_not_in(join: &Join, config: &dyn OptimizerConfig) -> Result<Option<LogicalPlan>> {
+    let [(x, y)] = join.on.as_slice() else {
         return Ok(None);
     };
     if !join.null_aware
         || join.join_type != JoinType::LeftAnti
         || join.filter.is_some()
-        || (correlation.is_empty() && !in_stages)
         || !same_rows_each_time(&join.right)?
     {
         return Ok(None);
@@ -112,22 +114,19 @@ fn rewrite_not_in(
         false,
     )?;
     let alias = config.alias_generator().next("__shoal_not_in");
-    let column = |name: &str| Expr::Column(Column::new(Some(alias.as_str()), name));
-    let group_names: Vec<String> = (0..correlation.len())
-        .map(|i| format!("__shoal_not_in_group{i}"))
-        .collect();
     let counts = LogicalPlanBuilder::from(Arc::clone(&join.right))
         .aggregate(
-            correlation
-                .iter()
-                .zip(&group_names)
-                .map(|((_, inner), name)| inner.clone().alias(name)),
+            Vec::<Expr>::new(),
             vec![count_all().alias(ROWS), count(y.clone()).alias(KEYS)],
         )?
         .alias(alias.as_str())?
         .build()?;
-    let (rows, keys) = (column(ROWS), column(KEYS));
-    let no_null_in_set = x.clone().is_not_null().and(keys.eq(rows.clone()));
+    let rows = Expr::Column(Column::new(Some(alias.as_str()), ROWS));
+    let keys = Expr::Column(Column::new(Some(alias.as_str()), KEYS));
+    let passes = rows
+        .clone()
+        .eq(lit(0i64))
+        .or(x.clone().is_not_null().and(keys.eq(rows)));
     let outer_columns: Vec<Expr> = join
         .left
         .schema()
@@ -135,20 +134,128 @@ fn rewrite_not_in(
         .into_iter()
         .map(Expr::Column)
         .collect();
-    let filtered = if correlation.is_empty() {
-        // the one row on the left, the build side DataFusion collects; the anti join probed
-        LogicalPlanBuilder::from(counts)
-            .cross_join(LogicalPlan::Join(anti))?
-            .filter(rows.eq(lit(0i64)).or(no_null_in_set))?
-    } else {
-        // an outer row without a group of counts has an empty set
-        let outer_keys: Vec<Expr> = correlation.iter().map(|(outer, _)| outer.clone()).collect();
-        let group_keys: Vec<Expr> = group_names.iter().map(|name| column(name)).collect();
-        LogicalPlanBuilder::from(LogicalPlan::Join(anti))
-            .join_with_expr_keys(counts, JoinType::Left, (outer_keys, group_keys), None)?
-            .filter(rows.is_null().or(no_null_in_set))?
+    // the one row on the left, the build side DataFusion collects; the anti join probed
+    LogicalPlanBuilder::from(counts)
+        .cross_join(LogicalPlan::Join(anti))?
+        .filter(passes)?
+        .project(outer_columns)?
+        .build()
+        .map(Some)
+}
+
+/// Rewrites, in a WHERE or HAVING clause's conjunction, the NOT IN subqueries whose equality
+/// DataFusion cannot keep as a join key as NOT EXISTS (see the module doc).
+#[derive(Debug, Default)]
+pub struct NotInAsNotExists;
+
+impl NotInAsNotExists {
+    pub fn rule() -> Arc<dyn AnalyzerRule + Send + Sync> {
+        Arc::new(NotInAsNotExists)
+    }
+}
+
+impl AnalyzerRule for NotInAsNotExists {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| match node {
+            LogicalPlan::Filter(filter) => rewrite_filter(filter),
+            other => Ok(Transformed::no(other)),
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "shoal_not_in_as_not_exists"
+    }
+}
+
+fn rewrite_filter(filter: Filter) -> Result<Transformed<LogicalPlan>> {
+    let outer = Arc::clone(filter.input.schema());
+    let mut changed = false;
+    let mut conjuncts = Vec::new();
+    for conjunct in split_conjunction_owned(filter.predicate.clone()) {
+        match conjunct {
+            Expr::InSubquery(InSubquery {
+                expr,
+                subquery,
+                negated: true,
+            }) if !keeps_its_key(&expr, &subquery) => {
+                conjuncts.push(not_exists(&expr, subquery, &outer)?);
+                changed = true;
+            }
+            other => conjuncts.push(other),
+        }
+    }
+    if !changed {
+        return Ok(Transformed::no(LogicalPlan::Filter(filter)));
+    }
+    let predicate = conjunction(conjuncts).unwrap_or_else(|| lit(true));
+    Filter::try_new(predicate, filter.input).map(|f| Transformed::yes(LogicalPlan::Filter(f)))
+}
+
+/// Whether DataFusion's decorrelation keeps `x = y` as the null-aware join's one key: the
+/// subquery is uncorrelated and x is an expression of the outer query's columns.
+fn keeps_its_key(x: &Expr, subquery: &Subquery) -> bool {
+    subquery.outer_ref_columns.is_empty() && !x.column_refs().is_empty() && !x.contains_outer()
+}
+
+/// `NOT EXISTS (SELECT 1 FROM (S) WHERE y = x OR y IS NULL OR x IS NULL)`, x's columns made
+/// references to the outer query (of schema `outer`).
+fn not_exists(x: &Expr, subquery: Subquery, outer: &DFSchemaRef) -> Result<Expr> {
+    let refuse = |why: &str| {
+        Err(DataFusionError::NotImplemented(format!(
+            "NOT IN of {why} is not supported; NOT EXISTS (SELECT 1 FROM ... WHERE y = x \
+             OR y IS NULL OR x IS NULL) is"
+        )))
     };
-    filtered.project(outer_columns)?.build().map(Some)
+    if x.contains_outer() || x.exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_))))? {
+        return refuse("an expression of an enclosing query or a subquery");
+    }
+    let correlated = !subquery.outer_ref_columns.is_empty();
+    let over_aggregate = any_node(
+        &subquery.subquery,
+        |node| matches!(node, LogicalPlan::Aggregate(a) if !a.aggr_expr.is_empty()),
+    )?;
+    if correlated && over_aggregate {
+        return refuse("a correlated subquery with an aggregate");
+    }
+    let x_outer = x
+        .clone()
+        .transform(|e| match e {
+            Expr::Column(column) => {
+                let (_, field) = outer.qualified_field_from_column(&column)?;
+                Ok(Transformed::yes(Expr::OuterReferenceColumn(
+                    Arc::clone(field),
+                    column,
+                )))
+            }
+            other => Ok(Transformed::no(other)),
+        })?
+        .data;
+    let inner = subquery.subquery.as_ref();
+    let y = Expr::Column(Column::from(inner.schema().qualified_field(0)));
+    let matches = y
+        .clone()
+        .eq(x_outer.clone())
+        .or(y.is_null())
+        .or(x_outer.clone().is_null());
+    let plan = LogicalPlanBuilder::from(inner.clone())
+        .filter(matches)?
+        .build()?;
+    let mut outer_ref_columns = subquery.outer_ref_columns.clone();
+    x_outer.apply(|e| {
+        if matches!(e, Expr::OuterReferenceColumn(..)) && !outer_ref_columns.contains(e) {
+            outer_ref_columns.push(e.clone());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(Expr::Exists(Exists {
+        subquery: Subquery {
+            subquery: Arc::new(plan),
+            outer_ref_columns,
+            spans: subquery.spans,
+        },
+        negated: true,
+    }))
 }
 
 /// Whether `plan` gives the same rows each time it runs: no volatile expression (`random()`)
