@@ -23,9 +23,7 @@
 //!   broadcast) rather than the other input, whole, where the one row is (the coordinator).
 //! - **Reduced shuffles**: a join that keeps shuffling both sides, with a small filtered side,
 //!   semi-joins its large side with the small side's broadcast keys before the shuffle
-//!   (`shuffle_reduced`); a semi or anti join returning the small side's rows instead probes
-//!   the small side where it is with the large side's distinct matching keys, broadcast
-//!   (`matched_keys_broadcast`).
+//!   (`shuffle_reduced`).
 //!
 //! ```text
 //! HashJoinExec: mode=Partitioned, on=[(n.k, o.k)]     HashJoinExec: mode=CollectLeft
@@ -38,9 +36,8 @@
 //! Every task pairs its share of the other input with every row of the collected side: each
 //! match is found once, since each row of the other input is in one partition of one task.
 //! Rows the collected side would emit unmatched (left or full joins preserving it, semi/anti
-//! joins returning its rows) would come once per task, so those joins are not collected that
-//! way (a semi or anti join of a small side may still probe the large side's matching keys,
-//! `matched_keys_broadcast`). The join no longer has DataFusion's hash partitioning: nothing above it, up
+//! joins returning its rows) would come once per task, so those joins keep their
+//! repartitioning. The join no longer has DataFusion's hash partitioning: nothing above it, up
 //! to the next repartition, may rely on its partitioning or ordering.
 
 use std::sync::Arc;
@@ -49,16 +46,13 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{JoinType, Result};
-use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr_common::physical_expr::is_volatile;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::filter::FilterExec;
-use datafusion::physical_plan::joins::{
-    HashJoinExec, HashJoinExecBuilder, NestedLoopJoinExec, PartitionMode,
-};
+use datafusion::physical_plan::joins::{HashJoinExec, NestedLoopJoinExec, PartitionMode};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
@@ -163,11 +157,7 @@ fn rewrite(
     if relied.partitioning || relied.ordering {
         return Ok(shuffle_reduced(&plan, limits)?.unwrap_or(plan));
     }
-    let collected = match collect_join(&plan, limits)? {
-        Some(join) => Some(join),
-        None => matched_keys_broadcast(&plan, limits)?,
-    };
-    match collected {
+    match collect_join(&plan, limits)? {
         Some(join) if relied.single && join.output_partitioning().partition_count() > 1 => {
             Ok(Arc::new(CoalescePartitionsExec::new(join)))
         }
@@ -177,7 +167,7 @@ fn rewrite(
 }
 
 /// A join that shuffles both sides, one of them (the large one) reducible by the keys of the
-/// other (the small one), as [`shuffle_reduced`] and [`matched_keys_broadcast`] use it.
+/// other (the small one), as [`shuffle_reduced`] uses it.
 struct Reducible<'a> {
     join: &'a HashJoinExec,
     small: &'a Arc<dyn ExecutionPlan>,
@@ -309,81 +299,6 @@ fn shuffle_reduced(
         vec![reduced, Arc::clone(join.right())]
     };
     with_children(Arc::clone(plan), children).map(Some)
-}
-
-/// `plan`, a [`reducible`] semi or anti join returning the small side's rows (`NOT EXISTS`,
-/// `IN`, without a filter), as a join of the small side where it is against the large
-/// side's matching keys, broadcast: the matching rows (as in [`shuffle_reduced`]) deduplicated
-/// by a partial aggregate (per task, and only where it reduces: duplicates left in the build
-/// side change nothing, a semi or anti join emits a probe row at most once). Neither side is
-/// shuffled: TPC-H Q22 shuffled the customers of seven countries and their orders to find
-/// those without one.
-fn matched_keys_broadcast(
-    plan: &Arc<dyn ExecutionPlan>,
-    limits: Limits,
-) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-    let Some(reducible) = reducible(plan, limits)? else {
-        return Ok(None);
-    };
-    let join = reducible.join;
-    let probe_type = match (join.join_type(), reducible.large_is_right) {
-        (JoinType::LeftSemi, true) | (JoinType::RightSemi, false) => JoinType::RightSemi,
-        (JoinType::LeftAnti, true) | (JoinType::RightAnti, false) => JoinType::RightAnti,
-        _ => return Ok(None),
-    };
-    if join.filter().is_some() {
-        return Ok(None);
-    }
-    // one partition per task (a local round robin, not a shuffle): a key's rows spread over
-    // the partitions of a task's shards are deduplicated together (TPC-H Q22: 420k matching
-    // orders gave 196k keys deduplicated per partition, 84k per task)
-    let matching: Arc<dyn ExecutionPlan> = Arc::new(RepartitionExec::try_new(
-        reducible.matching()?,
-        Partitioning::RoundRobinBatch(1),
-    )?);
-    let group_by = PhysicalGroupBy::new_single(
-        reducible
-            .large_keys
-            .iter()
-            .enumerate()
-            .map(|(i, key)| (Arc::clone(key), format!("key{i}")))
-            .collect(),
-    );
-    let distinct: Arc<dyn ExecutionPlan> = Arc::new(AggregateExec::try_new(
-        AggregateMode::Partial,
-        group_by,
-        vec![],
-        vec![],
-        Arc::clone(&matching),
-        matching.schema(),
-    )?);
-    let keys = Arc::new(CoalescePartitionsExec::new(distinct)) as Arc<dyn ExecutionPlan>;
-    let mut probe = below_hash_repartition(reducible.small);
-    if probe.output_partitioning().partition_count() < limits.target_partitions {
-        probe = Arc::new(RepartitionExec::try_new(
-            probe,
-            Partitioning::RoundRobinBatch(limits.target_partitions),
-        )?);
-    }
-    let on = reducible
-        .small_keys
-        .iter()
-        .enumerate()
-        .map(|(i, small_key)| {
-            let key: Arc<dyn PhysicalExpr> = Arc::new(Column::new(&format!("key{i}"), i));
-            (key, Arc::clone(small_key))
-        })
-        .collect();
-    // the output is the small side's rows either way: the join's projection and fetch (a
-    // LIMIT pushed into it) apply as they are
-    Ok(Some(Arc::new(
-        HashJoinExecBuilder::new(keys, probe, on, probe_type)
-            .with_projection(join.projection.as_ref().map(|p| p.to_vec()))
-            .with_partition_mode(PartitionMode::CollectLeft)
-            .with_null_equality(join.null_equality())
-            .with_fetch(join.fetch())
-            .build()?,
-    )))
 }
 
 /// How many times larger than a small side a shuffled side must be (by the estimates, if
