@@ -33,7 +33,9 @@
 //! twice, so that rule applies only where S gives the same rows each time (nothing volatile,
 //! no LIMIT); on the coordinator alone the null-aware join reads S once.
 //!
-//! A NOT IN under OR or NOT is DataFusion's (a mark join), untouched.
+//! A NOT IN under OR is rewritten as NOT EXISTS as well (DataFusion's mark join would read
+//! its NULL as false, and `x NOT IN (1, NULL) OR ...` kept rows PostgreSQL does not); under
+//! NOT, in a CASE or a select list it is refused (0A000).
 
 use std::sync::Arc;
 
@@ -42,10 +44,9 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchemaRef, DataFusionError, JoinType, Result};
 use datafusion::functions_aggregate::count::count_all;
 use datafusion::functions_aggregate::expr_fn::count;
-use datafusion::logical_expr::expr::{Exists, InSubquery};
-use datafusion::logical_expr::utils::{conjunction, split_conjunction_owned};
+use datafusion::logical_expr::expr::{BinaryExpr, Exists, InSubquery};
 use datafusion::logical_expr::{
-    lit, Expr, Filter, Join, LogicalPlan, LogicalPlanBuilder, Subquery,
+    lit, Expr, Filter, Join, LogicalPlan, LogicalPlanBuilder, Operator, Subquery,
 };
 use datafusion::optimizer::{AnalyzerRule, ApplyOrder, OptimizerConfig, OptimizerRule};
 
@@ -143,8 +144,8 @@ fn rewrite_not_in(join: &Join, config: &dyn OptimizerConfig) -> Result<Option<Lo
         .map(Some)
 }
 
-/// Rewrites, in a WHERE or HAVING clause's conjunction, the NOT IN subqueries whose equality
-/// DataFusion cannot keep as a join key as NOT EXISTS (see the module doc).
+/// Rewrites, in a WHERE or HAVING clause, the NOT IN subqueries DataFusion would answer
+/// without PostgreSQL's NULLs as NOT EXISTS, and refuses those it cannot (see the module doc).
 #[derive(Debug, Default)]
 pub struct NotInAsNotExists;
 
@@ -158,7 +159,14 @@ impl AnalyzerRule for NotInAsNotExists {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
         plan.transform_up_with_subqueries(|node| match node {
             LogicalPlan::Filter(filter) => rewrite_filter(filter),
-            other => Ok(Transformed::no(other)),
+            other => {
+                for expr in other.expressions() {
+                    if has_not_in(&expr)? {
+                        return Err(unsupported_position());
+                    }
+                }
+                Ok(Transformed::no(other))
+            }
         })
         .map(|t| t.data)
     }
@@ -171,25 +179,68 @@ impl AnalyzerRule for NotInAsNotExists {
 fn rewrite_filter(filter: Filter) -> Result<Transformed<LogicalPlan>> {
     let outer = Arc::clone(filter.input.schema());
     let mut changed = false;
-    let mut conjuncts = Vec::new();
-    for conjunct in split_conjunction_owned(filter.predicate.clone()) {
-        match conjunct {
-            Expr::InSubquery(InSubquery {
-                expr,
-                subquery,
-                negated: true,
-            }) if !keeps_its_key(&expr, &subquery) => {
-                conjuncts.push(not_exists(&expr, subquery, &outer)?);
-                changed = true;
-            }
-            other => conjuncts.push(other),
-        }
-    }
+    let predicate = rewrite_where(filter.predicate.clone(), true, &outer, &mut changed)?;
     if !changed {
         return Ok(Transformed::no(LogicalPlan::Filter(filter)));
     }
-    let predicate = conjunction(conjuncts).unwrap_or_else(|| lit(true));
     Filter::try_new(predicate, filter.input).map(|f| Transformed::yes(LogicalPlan::Filter(f)))
+}
+
+/// `predicate` with its NOT INs reached through AND and OR alone rewritten: there a NULL
+/// and false keep a row out alike, so the NOT EXISTS form (true exactly where NOT IN is)
+/// may replace it. `top`: reached through AND alone, where DataFusion's null-aware join takes
+/// a NOT IN that [`keeps_its_key`]; under OR it would be a mark join, which reads NULL as
+/// false. A NOT IN anywhere else (under NOT, in a CASE) is refused.
+fn rewrite_where(
+    predicate: Expr,
+    top: bool,
+    outer: &DFSchemaRef,
+    changed: &mut bool,
+) -> Result<Expr> {
+    match predicate {
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if matches!(op, Operator::And | Operator::Or) =>
+        {
+            let top = top && op == Operator::And;
+            let left = rewrite_where(*left, top, outer, changed)?;
+            let right = rewrite_where(*right, top, outer, changed)?;
+            Ok(Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(left),
+                op,
+                Box::new(right),
+            )))
+        }
+        Expr::InSubquery(InSubquery {
+            expr,
+            subquery,
+            negated: true,
+        }) if !(top && keeps_its_key(&expr, &subquery)) => {
+            *changed = true;
+            not_exists(&expr, subquery, outer)
+        }
+        Expr::InSubquery(not_in @ InSubquery { negated: true, .. }) => Ok(Expr::InSubquery(not_in)),
+        other if has_not_in(&other)? => Err(unsupported_position()),
+        other => Ok(other),
+    }
+}
+
+/// Whether `expr` holds a `NOT IN (subquery)` (not inside a subquery of its own).
+fn has_not_in(expr: &Expr) -> Result<bool> {
+    expr.exists(|e| {
+        Ok(matches!(
+            e,
+            Expr::InSubquery(InSubquery { negated: true, .. })
+        ))
+    })
+}
+
+fn unsupported_position() -> DataFusionError {
+    DataFusionError::NotImplemented(
+        "NOT IN (subquery) is supported in WHERE and HAVING under AND and OR only, where \
+         NULL and false mean the same; write it as NOT EXISTS (SELECT 1 FROM ... WHERE y = x \
+         OR y IS NULL OR x IS NULL) and handle NULLs explicitly"
+            .into(),
+    )
 }
 
 /// Whether DataFusion's decorrelation keeps `x = y` as the null-aware join's one key: the
