@@ -34,8 +34,9 @@
 //! no LIMIT); on the coordinator alone the null-aware join reads S once.
 //!
 //! A NOT IN under OR is rewritten as NOT EXISTS as well (DataFusion's mark join would read
-//! its NULL as false, and `x NOT IN (1, NULL) OR ...` kept rows PostgreSQL does not); under
-//! NOT, in a CASE or a select list it is refused (0A000).
+//! its NULL as false, and `x NOT IN (1, NULL) OR ...` kept rows PostgreSQL does not); in a
+//! CASE or a select list, where a NULL is not false, it is refused (0A000). (`NOT (x NOT IN
+//! S)` reaches the rules as `x IN S`.)
 
 use std::sync::Arc;
 
