@@ -46,7 +46,6 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{JoinType, Result};
-use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr_common::physical_expr::is_volatile;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
@@ -166,25 +165,21 @@ fn rewrite(
     }
 }
 
-/// A join that shuffles both sides, one of them (the large one) reducible by the keys of the
-/// other (the small one), as [`shuffle_reduced`] uses it.
-struct Reducible<'a> {
-    join: &'a HashJoinExec,
-    small: &'a Arc<dyn ExecutionPlan>,
-    small_keys: Vec<Arc<dyn PhysicalExpr>>,
-    /// The large side, a hash repartition (`shuffle`).
-    large: &'a Arc<dyn ExecutionPlan>,
-    shuffle: &'a RepartitionExec,
-    large_keys: Vec<Arc<dyn PhysicalExpr>>,
-    large_is_right: bool,
-}
-
-/// `plan` as a [`Reducible`] join: a partitioned hash join (not null-aware, not colocated)
-/// with a filtered side estimated under the broadcast limit whose rows are the same each
-/// time (it is evaluated twice), against a hash-shuffled side at least
-/// [`REDUCTION_FACTOR`] times larger (or of unknown size) whose unmatched rows are not in the
-/// join's output (it is not preserved).
-fn reducible(plan: &Arc<dyn ExecutionPlan>, limits: Limits) -> Result<Option<Reducible<'_>>> {
+/// `plan`, a join that shuffles both sides, with the shuffle of a large side reduced to the
+/// rows that can matter: those whose key is among the keys of a small, filtered other side.
+/// The small side is evaluated twice — once broadcast to the tasks reading the large side,
+/// where a semi join keeps the large side's matching rows before they are shuffled, and once
+/// shuffled for the join itself — so only a filtered side small by its estimate qualifies,
+/// against a side at least [`REDUCTION_FACTOR`] times larger (or of unknown size), and only
+/// when the large side's rows without a match are not in the join's output (it is not
+/// preserved). The join still runs on both shuffles, and what relies on its partitioning still
+/// has it: TPC-H Q17 shuffled all of lineitem to meet 200 parts, Q22 all of orders to meet
+/// the customers of a few countries. (DataFusion's own dynamic filter does this within one
+/// process; it cannot cross a shuffle.)
+fn shuffle_reduced(
+    plan: &Arc<dyn ExecutionPlan>,
+    limits: Limits,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let Some(join) = plan.downcast_ref::<HashJoinExec>() else {
         return Ok(None);
     };
@@ -233,76 +228,41 @@ fn reducible(plan: &Arc<dyn ExecutionPlan>, limits: Limits) -> Result<Option<Red
         if small_rows >= limits.broadcast_rows || !large_enough {
             continue;
         }
-        return Ok(Some(Reducible {
-            join,
-            small,
-            small_keys: small_keys.clone(),
-            large,
-            shuffle,
-            large_keys: large_keys.clone(),
-            large_is_right,
-        }));
-    }
-    Ok(None)
-}
-
-impl Reducible<'_> {
-    /// The large side's rows whose key is among the small side's (collected, broadcast to
-    /// the tasks reading the large side): a semi join in place of the large side's shuffle.
-    fn matching(&self) -> Result<Arc<dyn ExecutionPlan>> {
-        let keys = below_hash_repartition(self.small);
+        let keys = below_hash_repartition(small);
         let keys = if keys.output_partitioning().partition_count() > 1 {
             Arc::new(CoalescePartitionsExec::new(keys)) as Arc<dyn ExecutionPlan>
         } else {
             keys
         };
-        let on = self
-            .small_keys
+        let on = small_keys
             .iter()
-            .zip(&self.large_keys)
+            .zip(large_keys.iter())
             .map(|(s, l)| (Arc::clone(s), Arc::clone(l)))
             .collect();
-        Ok(Arc::new(HashJoinExec::try_new(
+        let matching: Arc<dyn ExecutionPlan> = Arc::new(HashJoinExec::try_new(
             keys,
-            Arc::clone(self.shuffle.input()),
+            Arc::clone(shuffle.input()),
             on,
             None,
             &JoinType::RightSemi,
             None,
             PartitionMode::CollectLeft,
-            self.join.null_equality(),
+            join.null_equality(),
             false,
-        )?))
+        )?);
+        let reduced = with_children(Arc::clone(large), vec![matching])?;
+        let children = if large_is_right {
+            vec![Arc::clone(left), reduced]
+        } else {
+            vec![reduced, Arc::clone(right)]
+        };
+        return with_children(Arc::clone(plan), children).map(Some);
     }
-}
-
-/// `plan`, a join that shuffles both sides, with the shuffle of a large side reduced to the
-/// rows that can matter: those whose key is among the keys of a small, filtered other side
-/// ([`reducible`]). The small side is evaluated twice — once broadcast to the tasks reading
-/// the large side, where a semi join keeps the large side's matching rows before they are
-/// shuffled, and once shuffled for the join itself. The join still runs on both shuffles,
-/// and what relies on its partitioning still has it: TPC-H Q17 shuffled all of lineitem to
-/// meet 200 parts. (DataFusion's own dynamic filter does this within one process; it cannot
-/// cross a shuffle.)
-fn shuffle_reduced(
-    plan: &Arc<dyn ExecutionPlan>,
-    limits: Limits,
-) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-    let Some(reducible) = reducible(plan, limits)? else {
-        return Ok(None);
-    };
-    let reduced = with_children(Arc::clone(reducible.large), vec![reducible.matching()?])?;
-    let join = reducible.join;
-    let children = if reducible.large_is_right {
-        vec![Arc::clone(join.left()), reduced]
-    } else {
-        vec![reduced, Arc::clone(join.right())]
-    };
-    with_children(Arc::clone(plan), children).map(Some)
+    Ok(None)
 }
 
 /// How many times larger than a small side a shuffled side must be (by the estimates, if
-/// it has one) for [`reducible`] to take it.
+/// it has one) for [`shuffle_reduced`] to reduce it.
 const REDUCTION_FACTOR: usize = 4;
 
 /// Whether two evaluations of `plan` give the same rows (it is evaluated twice when it
