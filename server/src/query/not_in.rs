@@ -161,10 +161,18 @@ impl AnalyzerRule for NotInAsNotExists {
         plan.transform_up_with_subqueries(|node| match node {
             LogicalPlan::Filter(filter) => rewrite_filter(filter),
             other => {
-                for expr in other.expressions() {
-                    if has_not_in(&expr)? {
-                        return Err(unsupported_position());
-                    }
+                // borrowed, not cloned: this runs for every statement
+                let mut found = false;
+                other.apply_expressions(|expr| {
+                    found = has_not_in(expr)?;
+                    Ok(if found {
+                        TreeNodeRecursion::Stop
+                    } else {
+                        TreeNodeRecursion::Continue
+                    })
+                })?;
+                if found {
+                    return Err(unsupported_position());
                 }
                 Ok(Transformed::no(other))
             }
@@ -178,6 +186,9 @@ impl AnalyzerRule for NotInAsNotExists {
 }
 
 fn rewrite_filter(filter: Filter) -> Result<Transformed<LogicalPlan>> {
+    if !has_not_in(&filter.predicate)? {
+        return Ok(Transformed::no(LogicalPlan::Filter(filter)));
+    }
     let outer = Arc::clone(filter.input.schema());
     let mut changed = false;
     let predicate = rewrite_where(filter.predicate.clone(), true, &outer, &mut changed)?;
