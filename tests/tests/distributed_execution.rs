@@ -1258,13 +1258,16 @@ async fn broadcast_joins_answer_as_postgresql() {
             assert_eq!(shoal_e2e::stdout_of(&off), want, "{what}: off");
         }
         // a correlated NOT IN over an aggregate (one row even where nothing correlates, which
-        // DataFusion's decorrelation reads as none) and a NOT IN in a CASE (where its NULL is
-        // not false) are refused, not answered wrong
+        // DataFusion's decorrelation reads as none), a NOT IN in a CASE (where its NULL is
+        // not false) and one of an enclosing query's column are refused, not answered wrong
         for sql in [
             "SELECT count(*) FROM orders WHERE o_total NOT IN \
              (SELECT max(c_id) FROM customers WHERE c_nation = o_cust)",
             "SELECT count(*) FROM orders WHERE CASE WHEN o_total > 100 \
              THEN o_cust NOT IN (SELECT m FROM marks) ELSE false END",
+            // x a column of the enclosing query: its equality is no key of the inner join
+            "SELECT count(*) FROM customers c WHERE EXISTS (SELECT 1 FROM orders \
+             WHERE o_cust = c.c_id AND c.c_nation NOT IN (SELECT m FROM marks))",
         ] {
             let refused = shoal.run_args(&["-v", "VERBOSITY=verbose", "-c", sql], None);
             let stderr = shoal_e2e::stderr_of(&refused);

@@ -246,13 +246,16 @@ fn has_not_in(expr: &Expr) -> Result<bool> {
     })
 }
 
-fn unsupported_position() -> DataFusionError {
-    DataFusionError::NotImplemented(
-        "NOT IN (subquery) is supported in WHERE and HAVING under AND and OR only, where \
-         NULL and false mean the same; write it as NOT EXISTS (SELECT 1 FROM ... WHERE y = x \
+/// A NOT IN Shoal cannot answer as PostgreSQL does: 0A000, naming the form that works.
+fn refused(what: &str) -> DataFusionError {
+    DataFusionError::NotImplemented(format!(
+        "{what} is not supported; write it as NOT EXISTS (SELECT 1 FROM ... WHERE y = x \
          OR y IS NULL OR x IS NULL) and handle NULLs explicitly"
-            .into(),
-    )
+    ))
+}
+
+fn unsupported_position() -> DataFusionError {
+    refused("NOT IN (subquery) outside WHERE and HAVING's AND and OR (where NULL and false mean the same)")
 }
 
 /// Whether DataFusion's decorrelation keeps `x = y` as the null-aware join's one key: the
@@ -264,14 +267,10 @@ fn keeps_its_key(x: &Expr, subquery: &Subquery) -> bool {
 /// `NOT EXISTS (SELECT 1 FROM (S) WHERE y = x OR y IS NULL OR x IS NULL)`, x's columns made
 /// references to the outer query (of schema `outer`).
 fn not_exists(x: &Expr, subquery: Subquery, outer: &DFSchemaRef) -> Result<Expr> {
-    let refuse = |why: &str| {
-        Err(DataFusionError::NotImplemented(format!(
-            "NOT IN of {why} is not supported; NOT EXISTS (SELECT 1 FROM ... WHERE y = x \
-             OR y IS NULL OR x IS NULL) is"
-        )))
-    };
     if x.contains_outer() || x.exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_))))? {
-        return refuse("an expression of an enclosing query or a subquery");
+        return Err(refused(
+            "NOT IN of an expression of an enclosing query or of a subquery",
+        ));
     }
     let correlated = !subquery.outer_ref_columns.is_empty();
     let over_aggregate = any_node(
@@ -279,7 +278,7 @@ fn not_exists(x: &Expr, subquery: Subquery, outer: &DFSchemaRef) -> Result<Expr>
         |node| matches!(node, LogicalPlan::Aggregate(a) if !a.aggr_expr.is_empty()),
     )?;
     if correlated && over_aggregate {
-        return refuse("a correlated subquery with an aggregate");
+        return Err(refused("NOT IN of a correlated subquery with an aggregate"));
     }
     let x_outer = x
         .clone()
