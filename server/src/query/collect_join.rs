@@ -46,6 +46,8 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{JoinType, Result};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr_common::physical_expr::is_volatile;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
@@ -228,16 +230,28 @@ fn shuffle_reduced(
         if small_rows >= limits.broadcast_rows || !large_enough {
             continue;
         }
-        let keys = below_hash_repartition(small);
+        // only the keys are broadcast: the semi join needs nothing else of the small side
+        let key_exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = small_keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (Arc::clone(k), format!("key{i}")))
+            .collect();
+        let keys: Arc<dyn ExecutionPlan> = Arc::new(ProjectionExec::try_new(
+            key_exprs,
+            below_hash_repartition(small),
+        )?);
         let keys = if keys.output_partitioning().partition_count() > 1 {
             Arc::new(CoalescePartitionsExec::new(keys)) as Arc<dyn ExecutionPlan>
         } else {
             keys
         };
-        let on = small_keys
+        let on = large_keys
             .iter()
-            .zip(large_keys.iter())
-            .map(|(s, l)| (Arc::clone(s), Arc::clone(l)))
+            .enumerate()
+            .map(|(i, l)| {
+                let key: Arc<dyn PhysicalExpr> = Arc::new(Column::new(&format!("key{i}"), i));
+                (key, Arc::clone(l))
+            })
             .collect();
         let matching: Arc<dyn ExecutionPlan> = Arc::new(HashJoinExec::try_new(
             keys,
