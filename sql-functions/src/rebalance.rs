@@ -20,6 +20,10 @@ use crate::planner::{
     StepReason, Strategy,
 };
 
+/// How long a job's planning waits for a node that takes part to answer its health check
+/// before refusing the job (08006): long enough for a worker restarting under its supervisor.
+const HEALTH_WAIT: Duration = Duration::from_secs(10);
+
 /// Job types that exclude each other: one rebalance or drain at a time.
 pub(crate) const REBALANCE_JOB_TYPES: &[JobType] = &[JobType::Rebalance, JobType::Drain];
 
@@ -695,20 +699,25 @@ impl Cluster {
                 message: format!("planned node {id} is unknown"),
             })?;
             let client = self.worker(&n.addr())?;
-            match tokio::time::timeout(Duration::from_secs(3), client.health()).await {
-                Ok(Ok(_)) => {}
-                _ => {
-                    return Err(ClusterError::ShardUnavailable {
-                        message: format!(
-                            "node {} is not reachable; nothing was moved",
-                            n.addr()
-                        ),
-                        hint: Some(
-                            "Start the worker, or remove it with SELECT remove_node(host, port, force => true) if it is gone for good."
-                                .into(),
-                        ),
-                    })
+            // A worker restarting (killed and started again before a heartbeat marked it
+            // unreachable) still counts as live and is planned as a target; it answers
+            // within seconds, so it is asked again for a while before the job is refused.
+            let deadline = tokio::time::Instant::now() + HEALTH_WAIT;
+            let answered = loop {
+                match tokio::time::timeout(Duration::from_secs(3), client.health()).await {
+                    Ok(Ok(_)) => break true,
+                    _ if tokio::time::Instant::now() >= deadline => break false,
+                    _ => tokio::time::sleep(Duration::from_millis(250)).await,
                 }
+            };
+            if !answered {
+                return Err(ClusterError::ShardUnavailable {
+                    message: format!("node {} is not reachable; nothing was moved", n.addr()),
+                    hint: Some(
+                        "Start the worker, or remove it with SELECT remove_node(host, port, force => true) if it is gone for good."
+                            .into(),
+                    ),
+                });
             }
         }
         prepared.tasks = self.tasks_for(&plan, &nodes, &info)?;
