@@ -268,6 +268,12 @@ async fn joins_and_aggregates_run_in_stages_on_the_workers() {
                         && clicks.iter().any(|l| l.contains("RepartitionExec")),
                     "{what}: clicks are semi-joined with the broadcast keys before the shuffle:\n{plan}"
                 );
+                // what is broadcast is the visits' join key alone
+                assert!(
+                    plan.lines()
+                        .any(|l| l.contains("ProjectionExec: expr=[v_id@") && l.contains(" as key0]")),
+                    "{what}: only the keys are broadcast:\n{plan}"
+                );
             }
             if *what == "not in" {
                 let orders = stage_of(&plan, "orders");
