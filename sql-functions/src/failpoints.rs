@@ -5,6 +5,8 @@
 //!   as a `kill -9` there would.
 //! - `crash_before:<step>`: the same, just before a move runs that step (the steps within a
 //!   persisted phase, such as the fence or the switch, are crash points too).
+//! - `job_health_check_fails_once`: a rebalance or drain job's planning counts the first
+//!   health check of each node that takes part as failed, as a worker restarting would.
 
 use std::sync::LazyLock;
 

@@ -703,9 +703,11 @@ impl Cluster {
             // unreachable) still counts as live and is planned as a target; it answers
             // within seconds, so it is asked again for a while before the job is refused.
             let deadline = tokio::time::Instant::now() + HEALTH_WAIT;
+            let mut fail_once = crate::failpoints::enabled("job_health_check_fails_once");
             let answered = loop {
-                match tokio::time::timeout(Duration::from_secs(3), client.health()).await {
-                    Ok(Ok(_)) => break true,
+                let checked = tokio::time::timeout(Duration::from_secs(3), client.health()).await;
+                match checked {
+                    Ok(Ok(_)) if !std::mem::take(&mut fail_once) => break true,
                     _ if tokio::time::Instant::now() >= deadline => break false,
                     _ => tokio::time::sleep(Duration::from_millis(250)).await,
                 }

@@ -639,6 +639,34 @@ async fn force_remove_of_a_dead_worker() {
     );
 }
 
+/// A worker that does not answer the first health check of a job's planning (as one killed
+/// and started again between two heartbeats does: still live in the catalog, planned as a
+/// target, not yet listening) is asked again; the drain goes ahead instead of failing 08006.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_waits_for_a_worker_answering_late() {
+    let mut cluster = Cluster::start_with(3, 0).await;
+    cluster.set_coordinator_env(&[("SHOAL_FAILPOINTS", "job_health_check_fails_once")]);
+    cluster.restart_coordinator_any().await;
+    let client = cluster.client().await;
+    create_r1_r2(&client).await;
+    let before = scalar(&client, "SELECT count(*), sum(id) FROM r1").await;
+    let p2 = cluster.worker_port(2);
+    client
+        .simple_query(&format!("SELECT drain_node('127.0.0.1', {p2})"))
+        .await
+        .unwrap_or_else(|e| panic!("drain: {}", err_text(&e)));
+    let left = scalar(
+        &client,
+        &format!("SELECT count(*) FROM shoal.shards WHERE port = {p2}"),
+    )
+    .await;
+    assert_eq!(left, "0", "the drained worker holds no placement");
+    assert_eq!(
+        scalar(&client, "SELECT count(*), sum(id) FROM r1").await,
+        before
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_rebalance_starts_when_a_node_is_added() {
     let cluster = Cluster::start_with(1, 1).await;
