@@ -706,11 +706,14 @@ impl Cluster {
             let mut fail_once = crate::failpoints::enabled("job_health_check_fails_once");
             let answered = loop {
                 let checked = tokio::time::timeout(Duration::from_secs(3), client.health()).await;
-                match checked {
-                    Ok(Ok(_)) if !std::mem::take(&mut fail_once) => break true,
-                    _ if tokio::time::Instant::now() >= deadline => break false,
-                    _ => tokio::time::sleep(Duration::from_millis(250)).await,
+                // (the failpoint discards the first answer)
+                if matches!(checked, Ok(Ok(_))) && !std::mem::take(&mut fail_once) {
+                    break true;
                 }
+                if tokio::time::Instant::now() >= deadline {
+                    break false;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
             };
             if !answered {
                 return Err(ClusterError::ShardUnavailable {
